@@ -1,0 +1,143 @@
+// The verdict engine: given a burst of frames and the current time, decide each packet's verdict
+// and reason exactly as DESIGN.md specifies. One Engine is shared by all threads; each thread that
+// processes packets owns one Engine::Worker.
+//
+// Thread safety: process(), sweep() and the Worker are for the owning thread only; publish(),
+// policy(), counters(), ruleHits(), forEachConnection() and eraseConnections() may be called from
+// any thread at any time (the control plane), concurrently with process() on all workers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "statewall/dataplane/packet.hpp"
+#include "statewall/dataplane/tcp_tracker.hpp"
+#include "statewall/dataplane/verdict.hpp"
+#include "statewall/rules/compiled.hpp"
+
+namespace statewall::dataplane {
+
+inline constexpr unsigned kMaxBurst = 64;
+inline constexpr unsigned kMaxWorkers = 64;
+
+struct PacketRef {
+  const uint8_t* data;
+  uint32_t len;  // captured length
+};
+
+// Per-packet flags in Verdict::flags.
+enum VerdictFlag : uint16_t {
+  kFlagNewConnection = 1 << 0,  // this packet created a connection entry
+  kFlagReply = 1 << 1,          // sent by the connection's responder (not its originator)
+  kFlagTcpInvalid = 1 << 2,     // the TCP tracker marked it INVALID (it got no help from the connection)
+  kFlagUntracked = 1 << 3,      // part of an untracked flow (AWS rule)
+  kFlagControl = 1 << 4,        // ARP or IPv6 neighbour discovery: always passes
+  kFlagFragment = 1 << 5,       // a non-first fragment, judged by its first fragment's verdict
+  kFlagMidStream = 1 << 6,      // a TCP connection picked up mid-stream (loose entry)
+  kFlagReopened = 1 << 7,       // a SYN reopened a TIME_WAIT/CLOSE connection
+  kFlagConnClosed = 1 << 8,     // the connection ended with this packet (RST, or entered TIME_WAIT/CLOSE)
+};
+
+struct Verdict {
+  Reason reason = Reason::kDenyMalformed;
+  Layer malformed_layer = Layer::kNone;  // kDenyMalformed: the layer that failed
+  uint16_t flags = 0;
+  TcpState tcp_before = TcpState::kNone;  // TCP only
+  TcpState tcp_after = TcpState::kNone;
+  // allow-rule / allow-untracked: the SG rule that allowed it (the destination side's inbound rule
+  // when that side is protected, else the source side's outbound rule); allow-tracked /
+  // allow-related: the rule that opened the connection; otherwise kNoRule.
+  rules::RuleId rule = rules::kNoRule;
+  // deny-sg: the interface and direction whose groups had no allowing rule.
+  rules::IfaceId deny_iface = rules::kNoIface;
+  rules::Direction deny_dir = rules::Direction::kInbound;
+  // deny-acl: the ACL entry (or implicit '*') that denied it.
+  rules::AclEntryId acl_entry = kNoAclEntry;
+  uint64_t conn_id = 0;  // the connection (or related connection); 0 for none
+  const char* why = nullptr;  // static detail: malformed or TCP INVALID reason
+
+  static constexpr rules::AclEntryId kNoAclEntry = 0xFFFFFFFF;
+  bool allowed() const { return reasonAllows(reason); }
+};
+
+struct EngineConfig {
+  size_t table_capacity = 1 << 20;  // IPv4 connections; IPv6 table gets table_capacity / 4
+  size_t fragment_capacity = 4096;  // datagrams whose first fragment's verdict is remembered
+  LinkType link = LinkType::kEthernet;
+  bool pass_non_ip = false;          // other EtherTypes: allow-unprotected instead of deny-malformed
+  unsigned sweep_buckets_per_burst = 8;  // incremental expiry work per process() call
+};
+
+// Counters by reason, summed over workers. Packets in = sum over reasons, always.
+struct Counters {
+  uint64_t packets[kReasonCount] = {};
+  uint64_t bytes[kReasonCount] = {};
+  uint64_t connections_created = 0;
+  uint64_t connections_expired = 0;
+  uint64_t tcp_invalid = 0;
+  uint64_t totalPackets() const;
+};
+
+// A tracked connection, as the control plane and outputs list it.
+struct ConnectionInfo {
+  uint64_t id;
+  uint8_t proto;
+  rules::IpAddr orig_src, orig_dst;  // as the originator sent its first packet
+  uint16_t orig_sport, orig_dport;   // ICMP echo: the id in both
+  TcpState tcp_state;
+  bool src_side_tracked, dst_side_tracked;
+  bool replied;
+  rules::RuleId opened_by;
+  uint64_t expires_ns;
+};
+
+class Engine {
+ public:
+  class Worker;
+
+  Engine(const EngineConfig& config, std::shared_ptr<const rules::CompiledPolicy> policy);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Creates a worker for the calling thread (at most kMaxWorkers at once). Not on the packet path.
+  std::unique_ptr<Worker> makeWorker();
+
+  // Decides verdicts for n <= kMaxBurst frames at time now_ns (monotonic or trace time; must not
+  // go backwards for one worker). Writes out[0..n), and optionally the parsed packets to
+  // parsed_out[0..n). Ends with a quiescent point: the worker holds no table references after it.
+  // No allocation, no lock, no exception.
+  void process(Worker& w, const PacketRef* pkts, unsigned n, uint64_t now_ns, Verdict* out,
+               ParsedPacket* parsed_out = nullptr) noexcept;
+
+  // Publishes a new policy with one atomic swap; packets after it use the new one. Tracked
+  // connections continue; untracked flows follow the new rules at once.
+  void publish(std::shared_ptr<const rules::CompiledPolicy> policy);
+  std::shared_ptr<const rules::CompiledPolicy> policy() const;
+  uint64_t policyVersion() const;
+
+  Counters counters() const;
+  // Hits per SG rule / ACL entry of the current policy, summed over workers.
+  std::vector<uint64_t> ruleHits() const;
+  std::vector<uint64_t> aclHits() const;
+
+  size_t connectionCount() const;
+  size_t capacity() const;
+  // Visits live connections (read-only snapshot per entry). Any thread.
+  void forEachConnection(const std::function<void(const ConnectionInfo&)>& fn) const;
+  // Removes the connections for which pred returns true; returns how many. Any thread.
+  size_t eraseConnections(const std::function<bool(const ConnectionInfo&)>& pred);
+
+  // Runs a slice of the expiry sweep (also done incrementally inside process()).
+  size_t sweep(Worker& w, uint64_t now_ns, size_t max_buckets) noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace statewall::dataplane

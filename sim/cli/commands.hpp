@@ -1,0 +1,13 @@
+// The `statewall` subcommands. Each add*Command() registers one CLI11 subcommand on `app`;
+// when that subcommand runs, its callback stores the process exit code in *exit_code
+// (0 success, 1 a negative answer such as an invalid policy or a failed expectation, 2 usage or input error).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace statewall::cli {
+
+void addCheckCommand(CLI::App& app, int* exit_code);
+void addQueryCommand(CLI::App& app, int* exit_code);
+
+}  // namespace statewall::cli
