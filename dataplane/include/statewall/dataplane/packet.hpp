@@ -1,0 +1,245 @@
+// The packet parser: one frame in, the fields the engine needs out (ParsedPacket), or the layer
+// that could not be parsed (deny-malformed). No allocation, no exceptions, every read
+// bounds-checked.
+//
+// What "malformed" means, per layer (the parser stops at the first failure; the fields of the
+// layers parsed before it stay filled in, so a deny-malformed can still be attributed to
+// addresses):
+//   link         frame shorter than the Ethernet header (14); raw IP frame empty or with a version
+//                nibble other than 4 or 6.
+//   sll          frame shorter than the SLL (16) or SLL2 (20) header.
+//   vlan         a tag cut short, or more than two tags (802.1Q inside 802.1ad/QinQ is the limit).
+//   ipv4         fewer than 20 bytes, version not 4, IHL below 5, total length below the header
+//                length or above the captured bytes (snaplen-truncated captures count as malformed:
+//                the engine cannot judge what it cannot see). The header checksum is not checked:
+//                captures taken with checksum offload carry bad ones.
+//   ipv4-options an option with a length byte missing, below 2 or running past the header.
+//   ipv6         fewer than 40 bytes, version not 6, payload length above the captured bytes.
+//   ipv6-ext     an extension header cut short or running past the payload, a hop-by-hop header
+//                anywhere but first, more than kMaxIpv6ExtHeaders headers, or a hop-by-hop /
+//                destination option that runs past its header.
+//   fragment     a non-last fragment whose payload is not a multiple of 8, a fragment that would
+//                end beyond 65535 bytes, a second IPv6 fragment header, a first fragment too short
+//                to hold the transport header (RFC 1858 / RFC 7112 tiny fragments), an IPv4 TCP
+//                fragment at offset 8 (RFC 1858 overlap attack).
+//   tcp          fewer than 20 bytes, data offset below 5 or past the segment.
+//   tcp-options  an option with a length byte missing, below 2 or running past the header, or a
+//                known option (MSS 4, WS 3, SACK-permitted 2, SACK 2+8n with n in 1..4, TS 10)
+//                with the wrong length.
+//   udp          fewer than 8 bytes, length field below 8 or above the IP payload (or, in a first
+//                fragment, below the fragment's payload). A length below the IP payload is fine:
+//                the rest is padding, as Linux treats it.
+//   icmp/icmpv6  fewer than 8 bytes (type, code, checksum and the 4-byte rest of header).
+//   icmp-quoted  an ICMP error whose quote does not hold the offending packet's IP header (20 bytes
+//                with IHL >= 5 for IPv4, 40 for IPv6) or quotes the other IP version. A quote with
+//                the IP header but fewer than 8 bytes of transport header is not malformed:
+//                QuotedHeader::has_l4 is false then.
+// Not malformed: bad IPv4/TCP/UDP/ICMP checksums, Ethernet padding beyond the IP total length,
+// ARP (L3::kArp, even if short) and other EtherTypes (L3::kOther), ESP and no-next-header (parsing
+// stops there), unknown IP protocols (no ports), TCP flag combinations (the tracker judges those).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "statewall/rules/ip.hpp"
+
+namespace statewall::dataplane {
+
+using rules::Family;
+using rules::IpAddr;
+
+// How the capture or port delivers frames (pcap DLT_EN10MB, DLT_RAW, DLT_LINUX_SLL,
+// DLT_LINUX_SLL2).
+enum class LinkType : uint8_t {
+  kEthernet,
+  kRawIp,  // IPv4 or IPv6, chosen by the version nibble
+  kLinuxSll,
+  kLinuxSll2,
+};
+
+// X(enumerator, name): the layers a deny-malformed names, in one table so that names, counters and
+// JSON codes cannot drift apart.
+#define STATEWALL_LAYERS(X)       \
+  X(kNone, "none")                \
+  X(kLink, "link")                \
+  X(kVlan, "vlan")                \
+  X(kSll, "sll")                  \
+  X(kIpv4, "ipv4")                \
+  X(kIpv4Options, "ipv4-options") \
+  X(kIpv6, "ipv6")                \
+  X(kIpv6Ext, "ipv6-ext")         \
+  X(kFragment, "fragment")        \
+  X(kTcp, "tcp")                  \
+  X(kTcpOptions, "tcp-options")   \
+  X(kUdp, "udp")                  \
+  X(kIcmp, "icmp")                \
+  X(kIcmpv6, "icmpv6")            \
+  X(kIcmpQuoted, "icmp-quoted")
+
+enum class Layer : uint8_t {
+#define STATEWALL_LAYER_ENUM(e, name) e,
+  STATEWALL_LAYERS(STATEWALL_LAYER_ENUM)
+#undef STATEWALL_LAYER_ENUM
+};
+
+inline constexpr size_t kLayerCount = 0
+#define STATEWALL_LAYER_COUNT(e, name) +1
+    STATEWALL_LAYERS(STATEWALL_LAYER_COUNT)
+#undef STATEWALL_LAYER_COUNT
+    ;
+
+inline constexpr std::array<std::string_view, kLayerCount> kLayerNames = {
+#define STATEWALL_LAYER_NAME(e, name) name,
+    STATEWALL_LAYERS(STATEWALL_LAYER_NAME)
+#undef STATEWALL_LAYER_NAME
+};
+
+constexpr std::string_view layerName(Layer l) {
+  return kLayerNames[static_cast<size_t>(l)];
+}
+
+enum class L3 : uint8_t {
+  kIpv4,
+  kIpv6,
+  kArp,
+  kOther,  // another EtherType (or an 802.3 length field): not IP
+};
+
+// TCP header flags (the low 8 bits of the flags field; NS is ignored).
+inline constexpr uint8_t kFin = 0x01;
+inline constexpr uint8_t kSyn = 0x02;
+inline constexpr uint8_t kRst = 0x04;
+inline constexpr uint8_t kPsh = 0x08;
+inline constexpr uint8_t kAck = 0x10;
+inline constexpr uint8_t kUrg = 0x20;
+inline constexpr uint8_t kEce = 0x40;
+inline constexpr uint8_t kCwr = 0x80;
+
+// IP protocol numbers the parser looks inside.
+inline constexpr uint8_t kIpProtoIcmp = 1;
+inline constexpr uint8_t kIpProtoTcp = 6;
+inline constexpr uint8_t kIpProtoUdp = 17;
+inline constexpr uint8_t kIpProtoEsp = 50;
+inline constexpr uint8_t kIpProtoAh = 51;
+inline constexpr uint8_t kIpProtoIcmpv6 = 58;
+inline constexpr uint8_t kIpProtoNoNext = 59;
+// IPv6 extension headers.
+inline constexpr uint8_t kIpv6HopByHop = 0;
+inline constexpr uint8_t kIpv6Routing = 43;
+inline constexpr uint8_t kIpv6Fragment = 44;
+inline constexpr uint8_t kIpv6DestOpts = 60;
+inline constexpr int kMaxIpv6ExtHeaders = 8;  // a longer chain is malformed (ipv6-ext)
+
+inline constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+inline constexpr uint16_t kEtherTypeArp = 0x0806;
+inline constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+inline constexpr uint16_t kEtherTypeVlan = 0x8100;   // 802.1Q
+inline constexpr uint16_t kEtherTypeQinQ = 0x88a8;   // 802.1ad
+inline constexpr uint16_t kEtherTypeQinQ1 = 0x9100;  // pre-standard QinQ outer tag
+inline constexpr int kMaxVlanTags = 2;
+
+// ICMP types the parser interprets.
+inline constexpr uint8_t kIcmpEchoReply = 0;
+inline constexpr uint8_t kIcmpDestUnreachable = 3;
+inline constexpr uint8_t kIcmpSourceQuench = 4;
+inline constexpr uint8_t kIcmpRedirect = 5;
+inline constexpr uint8_t kIcmpEchoRequest = 8;
+inline constexpr uint8_t kIcmpTimeExceeded = 11;
+inline constexpr uint8_t kIcmpParamProblem = 12;
+inline constexpr uint8_t kIcmpv6DestUnreachable = 1;
+inline constexpr uint8_t kIcmpv6PacketTooBig = 2;
+inline constexpr uint8_t kIcmpv6TimeExceeded = 3;
+inline constexpr uint8_t kIcmpv6ParamProblem = 4;
+inline constexpr uint8_t kIcmpv6EchoRequest = 128;
+inline constexpr uint8_t kIcmpv6EchoReply = 129;
+inline constexpr uint8_t kIcmpv6RouterSolicit = 133;
+inline constexpr uint8_t kIcmpv6RouterAdvert = 134;
+inline constexpr uint8_t kIcmpv6NeighborSolicit = 135;
+inline constexpr uint8_t kIcmpv6NeighborAdvert = 136;
+inline constexpr uint8_t kIcmpv6Redirect = 137;
+
+struct TcpOptions {
+  uint16_t mss = 0;    // 0: absent
+  int8_t wscale = -1;  // -1: absent; values above 14 are clamped to 14 (RFC 7323 2.3)
+  bool sack_permitted = false;
+  bool has_sack = false;
+  bool has_ts = false;
+  uint32_t tsval = 0;
+  uint32_t tsecr = 0;
+  // With has_sack: the right edge of the SACK block furthest ahead in sequence space, which the
+  // window check may use in place of the ACK number (as Linux conntrack's tcp_sack() does).
+  uint32_t sack_right_edge = 0;
+};
+
+// The offending packet quoted by an ICMP/ICMPv6 error, as sent (so its source is our side).
+struct QuotedHeader {
+  bool present = false;  // the quoted IP header was parsed
+  bool has_l4 = false;   // the first 8 bytes of its transport header were quoted too
+  uint8_t proto = 0;     // upper-layer protocol after any IPv6 extension headers
+  uint8_t icmp_type = 0;
+  Family family = Family::kV4;
+  uint16_t sport = 0;  // TCP/UDP, host order
+  uint16_t dport = 0;
+  uint16_t icmp_id = 0;  // quoted ICMP echo request/reply
+  uint32_t tcp_seq = 0;
+  IpAddr src{};
+  IpAddr dst{};
+};
+
+// Result of parsePacket(). Hot fields first: the first 64 bytes hold what a flow lookup needs
+// except the addresses.
+struct ParsedPacket {
+  Layer malformed = Layer::kNone;
+  L3 l3 = L3::kOther;
+  Family family = Family::kV4;
+  uint8_t proto = 0;  // upper-layer protocol (after IPv6 extension headers); 0 when not IP
+  uint8_t ttl_or_hlim = 0;
+  uint8_t tcp_flags = 0;
+  uint8_t icmp_type = 0;
+  uint8_t icmp_code = 0;
+
+  uint16_t sport = 0;  // host order; 0 where the protocol has none or in a non-first fragment
+  uint16_t dport = 0;
+  uint16_t window = 0;   // TCP window as sent (unscaled)
+  uint16_t icmp_id = 0;  // ICMP/ICMPv6 echo request/reply identifier
+  uint32_t seq = 0;
+  uint32_t ack = 0;
+  uint32_t ip_len = 0;  // bytes of the IP datagram (header + payload) as its header says
+  // TCP: segment payload bytes (header excluded), the length window tracking uses. UDP: the UDP
+  // length field minus 8. 0 otherwise. In a first fragment, TCP counts only this fragment's bytes.
+  uint32_t l4_payload_len = 0;
+
+  // IPv4 (MF/offset) and IPv6 (fragment header) fragments. Only the first fragment (offset 0)
+  // carries transport fields. An IPv6 atomic fragment (offset 0, M clear) is not a fragment.
+  bool is_fragment = false;
+  bool first_fragment = false;
+  bool more_fragments = false;
+  bool icmp_is_error = false;  // v4 types 3, 4, 5, 11, 12; v6 types 1..4: `quoted` is filled in
+  bool icmp_is_echo_request = false;
+  bool icmp_is_echo_reply = false;
+  bool is_nd = false;  // ICMPv6 neighbour discovery, types 133..137
+  uint8_t vlan_count = 0;
+  uint16_t frag_offset = 0;  // in 8-byte units
+  uint16_t l3_offset = 0;    // byte offset of the IP (or ARP) header in the frame
+  uint32_t frag_id = 0;      // IPv4 identification or IPv6 fragment identification
+
+  IpAddr src{};  // IP source; for ARP the sender protocol address when it is IPv4-over-Ethernet
+  IpAddr dst{};  // IP destination; for ARP the target protocol address
+  TcpOptions tcp_opt{};
+  uint16_t vlan_ids[kMaxVlanTags] = {0, 0};  // 12-bit VIDs, outermost first
+  uint16_t l4_offset = 0;                    // byte offset of the transport header (0: none)
+  // With malformed != kNone: a static string saying what was wrong, e.g.
+  // "IPv4 total length exceeds captured bytes".
+  const char* malformed_why = nullptr;
+  QuotedHeader quoted{};
+};
+
+// Parses one frame of `caplen` bytes. Returns true when every layer present parsed; false sets
+// out->malformed and out->malformed_why. Overwrites every field of *out. Thread-safe (no state);
+// reads only data[0, caplen).
+bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket* out) noexcept;
+
+}  // namespace statewall::dataplane

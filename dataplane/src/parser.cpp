@@ -1,0 +1,507 @@
+// The packet parser. Every read is preceded by a length check against the bytes that remain of the
+// enclosing layer; offsets are 32-bit and never exceed caplen, so no arithmetic can wrap.
+#include <cstdint>
+
+#include "statewall/dataplane/packet.hpp"
+
+namespace statewall::dataplane {
+namespace {
+
+// Big-endian loads from single bytes: no alignment or aliasing concerns, and GCC/Clang fold each
+// into one load plus a byte swap.
+inline uint16_t be16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+inline uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+inline uint64_t be64(const uint8_t* p) {
+  return (uint64_t{be32(p)} << 32) | be32(p + 4);
+}
+inline IpAddr v4Addr(const uint8_t* p) {
+  return IpAddr::v4(be32(p));
+}
+inline IpAddr v6Addr(const uint8_t* p) {
+  return IpAddr::v6(be64(p), be64(p + 8));
+}
+
+// Sequence-space "a is after b" (RFC 1982 serial arithmetic).
+inline bool seqAfter(uint32_t a, uint32_t b) {
+  return static_cast<int32_t>(a - b) > 0;
+}
+
+[[gnu::cold]] bool fail(ParsedPacket* out, Layer layer, const char* why) noexcept {
+  out->malformed = layer;
+  out->malformed_why = why;
+  return false;
+}
+
+inline bool isIpv4IcmpError(uint8_t type) {
+  return type == kIcmpDestUnreachable || type == kIcmpSourceQuench || type == kIcmpRedirect ||
+         type == kIcmpTimeExceeded || type == kIcmpParamProblem;
+}
+
+// Walks the type-length-value options of an IPv4 header or an IPv6 hop-by-hop/destination options
+// header. `single_byte` is the kind that has no length byte besides end-of-list (IPv4: EOL 0 and
+// NOP 1; IPv6: Pad1 0). Returns false when an option runs past `len`.
+[[gnu::noinline]] bool tlvOptionsFit(const uint8_t* p, uint32_t len, bool ipv4) noexcept {
+  uint32_t i = 0;
+  while (i < len) {
+    const uint8_t kind = p[i];
+    if (ipv4 && kind == 0) return true;  // end of option list; the rest is padding
+    if (kind == 0 || (ipv4 && kind == 1)) {
+      ++i;
+      continue;
+    }
+    if (len - i < 2) return false;
+    const uint32_t olen = p[i + 1];
+    // IPv4 option lengths count the kind and length bytes; IPv6 ones count only the data.
+    const uint32_t total = ipv4 ? olen : olen + 2;
+    if (total < 2 || total > len - i) return false;
+    i += total;
+  }
+  return true;
+}
+
+[[gnu::noinline]] bool parseTcpOptions(const uint8_t* p, uint32_t len, TcpOptions* o,
+                                       ParsedPacket* out) noexcept {
+  uint32_t i = 0;
+  while (i < len) {
+    const uint8_t kind = p[i];
+    if (kind == 0) break;  // end of option list
+    if (kind == 1) {       // NOP
+      ++i;
+      continue;
+    }
+    if (len - i < 2) return fail(out, Layer::kTcpOptions, "TCP option length byte missing");
+    const uint32_t olen = p[i + 1];
+    if (olen < 2) return fail(out, Layer::kTcpOptions, "TCP option length below 2");
+    if (olen > len - i) return fail(out, Layer::kTcpOptions, "TCP option runs past the header");
+    const uint8_t* v = p + i + 2;
+    switch (kind) {
+      case 2:
+        if (olen != 4) return fail(out, Layer::kTcpOptions, "TCP MSS option length is not 4");
+        o->mss = be16(v);
+        break;
+      case 3:
+        if (olen != 3) {
+          return fail(out, Layer::kTcpOptions, "TCP window scale option length is not 3");
+        }
+        o->wscale = static_cast<int8_t>(v[0] > 14 ? 14 : v[0]);
+        break;
+      case 4:
+        if (olen != 2) {
+          return fail(out, Layer::kTcpOptions, "TCP SACK-permitted option length is not 2");
+        }
+        o->sack_permitted = true;
+        break;
+      case 5: {
+        if (olen < 10 || olen > 34 || (olen - 2) % 8 != 0) {
+          return fail(out, Layer::kTcpOptions, "TCP SACK option length is not 2 + 8n (n 1..4)");
+        }
+        uint32_t edge = be32(v + 4);
+        for (uint32_t b = 8; b + 8 <= olen - 2; b += 8) {
+          const uint32_t right = be32(v + b + 4);
+          if (seqAfter(right, edge)) edge = right;
+        }
+        o->has_sack = true;
+        o->sack_right_edge = edge;
+        break;
+      }
+      case 8:
+        if (olen != 10) {
+          return fail(out, Layer::kTcpOptions, "TCP timestamp option length is not 10");
+        }
+        o->has_ts = true;
+        o->tsval = be32(v);
+        o->tsecr = be32(v + 4);
+        break;
+      default:
+        break;  // unknown options are skipped by their length
+    }
+    i += olen;
+  }
+  return true;
+}
+
+// Transport header of an unfragmented packet or first fragment: `p` holds `len` bytes of IP
+// payload.
+inline bool parseTcp(const uint8_t* p, uint32_t len, bool first_frag, ParsedPacket* out) noexcept {
+  if (len < 20) {
+    return first_frag ? fail(out, Layer::kFragment, "first fragment too short for the TCP header")
+                      : fail(out, Layer::kTcp, "TCP header truncated");
+  }
+  const uint32_t doff = static_cast<uint32_t>(p[12] >> 4) * 4;
+  out->sport = be16(p);
+  out->dport = be16(p + 2);
+  out->seq = be32(p + 4);
+  out->ack = be32(p + 8);
+  out->tcp_flags = p[13];
+  out->window = be16(p + 14);
+  if (doff < 20) return fail(out, Layer::kTcp, "TCP data offset below 5");
+  if (doff > len) {
+    return first_frag ? fail(out, Layer::kFragment, "first fragment too short for the TCP options")
+                      : fail(out, Layer::kTcp, "TCP data offset runs past the segment");
+  }
+  out->l4_payload_len = len - doff;
+  if (doff > 20) return parseTcpOptions(p + 20, doff - 20, &out->tcp_opt, out);
+  return true;
+}
+
+inline bool parseUdp(const uint8_t* p, uint32_t len, bool first_frag, ParsedPacket* out) noexcept {
+  if (len < 8) {
+    return first_frag ? fail(out, Layer::kFragment, "first fragment too short for the UDP header")
+                      : fail(out, Layer::kUdp, "UDP header truncated");
+  }
+  const uint32_t ulen = be16(p + 4);
+  out->sport = be16(p);
+  out->dport = be16(p + 2);
+  if (ulen < 8) return fail(out, Layer::kUdp, "UDP length below 8");
+  if (first_frag) {
+    if (ulen < len) return fail(out, Layer::kUdp, "UDP length shorter than its first fragment");
+  } else if (ulen > len) {
+    return fail(out, Layer::kUdp, "UDP length exceeds the IP payload");
+  }
+  out->l4_payload_len = ulen - 8;
+  return true;
+}
+
+// Fills q's transport fields from the `len` quoted bytes of its L4 header.
+inline void parseQuotedL4(const uint8_t* p, uint32_t len, bool v6, QuotedHeader* q) noexcept {
+  if (len < 8) return;
+  q->has_l4 = true;
+  if (q->proto == kIpProtoTcp || q->proto == kIpProtoUdp) {
+    q->sport = be16(p);
+    q->dport = be16(p + 2);
+    if (q->proto == kIpProtoTcp) q->tcp_seq = be32(p + 4);
+  } else if (q->proto == (v6 ? kIpProtoIcmpv6 : kIpProtoIcmp)) {
+    q->icmp_type = p[0];
+    const bool echo = v6 ? (p[0] == kIcmpv6EchoRequest || p[0] == kIcmpv6EchoReply)
+                         : (p[0] == kIcmpEchoRequest || p[0] == kIcmpEchoReply);
+    if (echo) q->icmp_id = be16(p + 4);
+  }
+}
+
+[[gnu::noinline]] bool parseQuotedV4(const uint8_t* p, uint32_t len, ParsedPacket* out) noexcept {
+  QuotedHeader* q = &out->quoted;
+  if (len < 20 || (p[0] >> 4) != 4 || (p[0] & 15) < 5 || (p[0] & 15) * 4u > len) {
+    return fail(out, Layer::kIcmpQuoted, "ICMP error does not quote a whole IPv4 header");
+  }
+  const uint32_t ihl = (p[0] & 15) * 4u;
+  q->present = true;
+  q->family = Family::kV4;
+  q->proto = p[9];
+  q->src = v4Addr(p + 12);
+  q->dst = v4Addr(p + 16);
+  if ((be16(p + 6) & 0x1fff) != 0) return true;  // a non-first fragment has no transport header
+  parseQuotedL4(p + ihl, len - ihl, false, q);
+  return true;
+}
+
+[[gnu::noinline]] bool parseQuotedV6(const uint8_t* p, uint32_t len, ParsedPacket* out) noexcept {
+  QuotedHeader* q = &out->quoted;
+  if (len < 40 || (p[0] >> 4) != 6) {
+    return fail(out, Layer::kIcmpQuoted, "ICMPv6 error does not quote a whole IPv6 header");
+  }
+  q->present = true;
+  q->family = Family::kV6;
+  q->src = v6Addr(p + 8);
+  q->dst = v6Addr(p + 24);
+  // Follow the quoted extension chain as far as the quote goes; a short quote only loses has_l4.
+  uint8_t nh = p[6];
+  uint32_t off = 40;
+  for (int n = 0; n <= kMaxIpv6ExtHeaders; ++n) {
+    if (nh != kIpv6HopByHop && nh != kIpv6Routing && nh != kIpv6DestOpts && nh != kIpv6Fragment &&
+        nh != kIpProtoAh) {
+      q->proto = nh;
+      parseQuotedL4(p + off, len - off, true, q);
+      return true;
+    }
+    if (n == kMaxIpv6ExtHeaders || len - off < 8) break;
+    uint32_t hlen;
+    if (nh == kIpv6Fragment) {
+      if ((be16(p + off + 2) & 0xfff8) != 0) {  // non-first fragment: no transport header
+        q->proto = p[off];
+        return true;
+      }
+      hlen = 8;
+    } else if (nh == kIpProtoAh) {
+      hlen = (uint32_t{p[off + 1]} + 2) * 4;
+    } else {
+      hlen = (uint32_t{p[off + 1]} + 1) * 8;
+    }
+    if (hlen > len - off) break;
+    nh = p[off];
+    off += hlen;
+  }
+  q->proto = nh;  // the chain did not end inside the quote
+  return true;
+}
+
+inline bool parseIcmp(const uint8_t* p, uint32_t len, bool first_frag, ParsedPacket* out) noexcept {
+  if (len < 8) {
+    return first_frag ? fail(out, Layer::kFragment, "first fragment too short for the ICMP header")
+                      : fail(out, Layer::kIcmp, "ICMP header truncated");
+  }
+  const uint8_t type = p[0];
+  out->icmp_type = type;
+  out->icmp_code = p[1];
+  if (type == kIcmpEchoRequest || type == kIcmpEchoReply) {
+    out->icmp_id = be16(p + 4);
+    out->icmp_is_echo_request = type == kIcmpEchoRequest;
+    out->icmp_is_echo_reply = type == kIcmpEchoReply;
+  } else if (isIpv4IcmpError(type)) {
+    out->icmp_is_error = true;
+    return parseQuotedV4(p + 8, len - 8, out);
+  }
+  return true;
+}
+
+inline bool parseIcmpv6(const uint8_t* p, uint32_t len, bool first_frag,
+                        ParsedPacket* out) noexcept {
+  if (len < 8) {
+    return first_frag
+               ? fail(out, Layer::kFragment, "first fragment too short for the ICMPv6 header")
+               : fail(out, Layer::kIcmpv6, "ICMPv6 header truncated");
+  }
+  const uint8_t type = p[0];
+  out->icmp_type = type;
+  out->icmp_code = p[1];
+  if (type == kIcmpv6EchoRequest || type == kIcmpv6EchoReply) {
+    out->icmp_id = be16(p + 4);
+    out->icmp_is_echo_request = type == kIcmpv6EchoRequest;
+    out->icmp_is_echo_reply = type == kIcmpv6EchoReply;
+  } else if (type >= kIcmpv6DestUnreachable && type <= kIcmpv6ParamProblem) {
+    out->icmp_is_error = true;
+    return parseQuotedV6(p + 8, len - 8, out);
+  } else if (type >= kIcmpv6RouterSolicit && type <= kIcmpv6Redirect) {
+    out->is_nd = true;
+  }
+  return true;
+}
+
+// `p` points at the transport header (frame offset `off`), `len` bytes of it belong to the
+// datagram.
+inline bool parseL4(const uint8_t* p, uint32_t off, uint32_t len, bool first_frag,
+                    ParsedPacket* out) noexcept {
+  out->l4_offset = static_cast<uint16_t>(off);
+  switch (out->proto) {
+    case kIpProtoTcp:
+      return parseTcp(p, len, first_frag, out);
+    case kIpProtoUdp:
+      return parseUdp(p, len, first_frag, out);
+    case kIpProtoIcmp:
+      if (out->family == Family::kV4) return parseIcmp(p, len, first_frag, out);
+      break;
+    case kIpProtoIcmpv6:
+      if (out->family == Family::kV6) return parseIcmpv6(p, len, first_frag, out);
+      break;
+    default:
+      break;
+  }
+  out->l4_offset = 0;  // a protocol whose header we do not read
+  return true;
+}
+
+// Checks shared by IPv4 and IPv6 fragments; `payload` is this fragment's share of the datagram.
+inline bool checkFragment(uint32_t offset_units, bool more, uint32_t payload,
+                          ParsedPacket* out) noexcept {
+  if (more && payload % 8 != 0) {
+    return fail(out, Layer::kFragment, "non-last fragment payload is not a multiple of 8");
+  }
+  if (offset_units * 8 + payload > 65535) {
+    return fail(out, Layer::kFragment, "fragment ends beyond 65535 bytes");
+  }
+  return true;
+}
+
+bool parseIpv4(const uint8_t* frame, uint32_t off, uint32_t caplen, ParsedPacket* out) noexcept {
+  const uint8_t* p = frame + off;
+  const uint32_t avail = caplen - off;
+  out->l3 = L3::kIpv4;
+  out->family = Family::kV4;
+  out->l3_offset = static_cast<uint16_t>(off);
+  if (avail < 20) return fail(out, Layer::kIpv4, "IPv4 header truncated");
+  if ((p[0] >> 4) != 4) return fail(out, Layer::kIpv4, "IPv4 version field is not 4");
+  const uint32_t ihl = (p[0] & 15) * 4u;
+  const uint32_t total = be16(p + 2);
+  out->ttl_or_hlim = p[8];
+  out->proto = p[9];
+  out->src = v4Addr(p + 12);
+  out->dst = v4Addr(p + 16);
+  out->ip_len = total;
+  if (ihl < 20) return fail(out, Layer::kIpv4, "IPv4 header length (IHL) below 5");
+  if (total < ihl) return fail(out, Layer::kIpv4, "IPv4 total length below the header length");
+  if (total > avail) return fail(out, Layer::kIpv4, "IPv4 total length exceeds captured bytes");
+  if (ihl > 20 && !tlvOptionsFit(p + 20, ihl - 20, true)) {
+    return fail(out, Layer::kIpv4Options, "IPv4 option runs past the header or has length < 2");
+  }
+  const uint16_t frag = be16(p + 6);
+  const uint32_t payload = total - ihl;
+  bool first_frag = false;
+  if ((frag & 0x3fff) != 0) {  // MF or a non-zero offset
+    const uint32_t offset_units = frag & 0x1fff;
+    const bool more = (frag & 0x2000) != 0;
+    out->is_fragment = true;
+    out->more_fragments = more;
+    out->frag_offset = static_cast<uint16_t>(offset_units);
+    out->frag_id = be16(p + 4);
+    if (!checkFragment(offset_units, more, payload, out)) return false;
+    if (offset_units != 0) {
+      if (offset_units == 1 && out->proto == kIpProtoTcp) {
+        return fail(out, Layer::kFragment, "TCP fragment at offset 8 overlaps the header");
+      }
+      return true;
+    }
+    out->first_fragment = true;
+    first_frag = true;
+  }
+  return parseL4(p + ihl, off + ihl, payload, first_frag, out);
+}
+
+bool parseIpv6(const uint8_t* frame, uint32_t off, uint32_t caplen, ParsedPacket* out) noexcept {
+  const uint8_t* p = frame + off;
+  const uint32_t avail = caplen - off;
+  out->l3 = L3::kIpv6;
+  out->family = Family::kV6;
+  out->l3_offset = static_cast<uint16_t>(off);
+  if (avail < 40) return fail(out, Layer::kIpv6, "IPv6 header truncated");
+  if ((p[0] >> 4) != 6) return fail(out, Layer::kIpv6, "IPv6 version field is not 6");
+  const uint32_t end = 40 + uint32_t{be16(p + 4)};
+  out->ttl_or_hlim = p[7];
+  out->src = v6Addr(p + 8);
+  out->dst = v6Addr(p + 24);
+  out->ip_len = end;
+  uint8_t nh = p[6];
+  out->proto = nh;
+  if (end > avail) return fail(out, Layer::kIpv6, "IPv6 payload length exceeds captured bytes");
+
+  uint32_t pos = 40;
+  bool first_frag = false;
+  bool seen_frag_header = false;
+  // The common case, an upper-layer header straight after the fixed header, skips the loop.
+  for (int count = 0;; ++count) {
+    const bool ext = nh == kIpv6HopByHop || nh == kIpv6Routing || nh == kIpv6DestOpts ||
+                     nh == kIpv6Fragment || nh == kIpProtoAh;
+    if (!ext) break;
+    const Layer short_layer = first_frag ? Layer::kFragment : Layer::kIpv6Ext;
+    const char* short_why = first_frag ? "first fragment does not hold the whole header chain"
+                                       : "IPv6 extension header truncated";
+    if (count == kMaxIpv6ExtHeaders) {
+      return fail(out, Layer::kIpv6Ext, "more than 8 IPv6 extension headers");
+    }
+    if (end - pos < 8) return fail(out, short_layer, short_why);
+    const uint8_t* h = p + pos;
+    if (nh == kIpv6Fragment) {
+      if (seen_frag_header) {
+        return fail(out, Layer::kFragment, "more than one IPv6 fragment header");
+      }
+      seen_frag_header = true;
+      const uint16_t fo = be16(h + 2);
+      const uint32_t offset_units = fo >> 3;
+      const bool more = (fo & 1) != 0;
+      nh = h[0];
+      pos += 8;
+      out->frag_id = be32(h + 4);
+      if (offset_units == 0 && !more) continue;  // atomic fragment (RFC 6946): a whole packet
+      out->is_fragment = true;
+      out->more_fragments = more;
+      out->frag_offset = static_cast<uint16_t>(offset_units);
+      if (!checkFragment(offset_units, more, end - pos, out)) return false;
+      if (offset_units != 0) {
+        out->proto = nh;  // what follows is the middle of the datagram, not headers
+        return true;
+      }
+      out->first_fragment = true;
+      first_frag = true;
+      continue;
+    }
+    if (nh == kIpv6HopByHop && count != 0) {
+      return fail(out, Layer::kIpv6Ext, "IPv6 hop-by-hop header is not the first header");
+    }
+    const uint32_t hlen = nh == kIpProtoAh ? (uint32_t{h[1]} + 2) * 4 : (uint32_t{h[1]} + 1) * 8;
+    if (hlen > end - pos) return fail(out, short_layer, short_why);
+    if ((nh == kIpv6HopByHop || nh == kIpv6DestOpts) && !tlvOptionsFit(h + 2, hlen - 2, false)) {
+      return fail(out, Layer::kIpv6Ext, "IPv6 option runs past its extension header");
+    }
+    nh = h[0];
+    pos += hlen;
+  }
+  out->proto = nh;
+  return parseL4(p + pos, off + pos, end - pos, first_frag, out);
+}
+
+inline void parseArp(const uint8_t* frame, uint32_t off, uint32_t caplen,
+                     ParsedPacket* out) noexcept {
+  const uint8_t* p = frame + off;
+  out->l3 = L3::kArp;
+  out->l3_offset = static_cast<uint16_t>(off);
+  // Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4; 28 bytes.
+  if (caplen - off >= 28 && be16(p) == 1 && be16(p + 2) == kEtherTypeIpv4 && p[4] == 6 &&
+      p[5] == 4) {
+    out->src = v4Addr(p + 14);
+    out->dst = v4Addr(p + 24);
+  }
+}
+
+inline bool isVlanTpid(uint16_t t) {
+  return t == kEtherTypeVlan || t == kEtherTypeQinQ || t == kEtherTypeQinQ1;
+}
+
+}  // namespace
+
+bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket* out) noexcept {
+  *out = ParsedPacket{};
+  uint32_t off;
+  uint16_t ethertype;
+  switch (link) {
+    case LinkType::kEthernet:
+      if (caplen < 14) return fail(out, Layer::kLink, "Ethernet header truncated");
+      ethertype = be16(data + 12);
+      off = 14;
+      break;
+    case LinkType::kRawIp:
+      if (caplen < 1) return fail(out, Layer::kLink, "empty raw IP packet");
+      if ((data[0] >> 4) == 4) return parseIpv4(data, 0, caplen, out);
+      if ((data[0] >> 4) == 6) return parseIpv6(data, 0, caplen, out);
+      return fail(out, Layer::kLink, "raw IP packet with a version other than 4 or 6");
+    case LinkType::kLinuxSll:
+      // packet type, ARPHRD type, address length, 8 address bytes, protocol.
+      if (caplen < 16) return fail(out, Layer::kSll, "Linux cooked (SLL) header truncated");
+      ethertype = be16(data + 14);
+      off = 16;
+      if (be16(data + 2) == 824) return true;  // ARPHRD_NETLINK: protocol is a netlink family
+      break;
+    case LinkType::kLinuxSll2:
+      // protocol, reserved, interface index, ARPHRD type, packet type, address length, address.
+      if (caplen < 20) return fail(out, Layer::kSll, "Linux cooked (SLL2) header truncated");
+      ethertype = be16(data);
+      off = 20;
+      if (be16(data + 8) == 824) return true;
+      break;
+    default:
+      return fail(out, Layer::kLink, "unknown link type");
+  }
+  while (isVlanTpid(ethertype))
+    [[unlikely]] {
+      if (out->vlan_count == kMaxVlanTags)
+        return fail(out, Layer::kVlan, "more than two VLAN tags");
+      if (caplen - off < 4) return fail(out, Layer::kVlan, "VLAN tag truncated");
+      out->vlan_ids[out->vlan_count++] = be16(data + off) & 0x0fff;
+      ethertype = be16(data + off + 2);
+      off += 4;
+    }
+  switch (ethertype) {
+    case kEtherTypeIpv4:
+      return parseIpv4(data, off, caplen, out);
+    case kEtherTypeIpv6:
+      return parseIpv6(data, off, caplen, out);
+    case kEtherTypeArp:
+      parseArp(data, off, caplen, out);
+      return true;
+    default:
+      return true;  // L3::kOther
+  }
+}
+
+}  // namespace statewall::dataplane
