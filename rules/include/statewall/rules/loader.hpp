@@ -7,7 +7,8 @@
 // NetworkAcls, NetworkInterfaces, Subnets or PrefixLists is AWS JSON; anything else is YAML.
 //
 // AWS JSON references prefix lists only by id (pl-...). Their entries come from a fifth document
-// shaped like the output of describe-managed-prefix-lists merged with get-managed-prefix-list-entries:
+// shaped like the output of describe-managed-prefix-lists merged with
+// get-managed-prefix-list-entries:
 //   {"PrefixLists": [{"PrefixListId": "pl-...", "PrefixListName": "office",
 //                     "Entries": [{"Cidr": "203.0.113.0/24"}]}]}
 // A prefix-list id that no loaded document defines is an error.

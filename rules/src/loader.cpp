@@ -1,0 +1,240 @@
+// Reads the documents, detects their format, merges what they define, resolves AWS ids to names
+// and validates the whole policy. A policy is returned only when nothing is an error.
+#include "statewall/rules/loader.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include "loader_internal.hpp"
+
+namespace statewall::rules {
+namespace {
+
+using internal::addError;
+using internal::addWarning;
+using internal::Fragment;
+using internal::IdRefKind;
+
+struct Merged {
+  Policy policy;
+  std::optional<SourceLoc> timeouts_at, unprotected_at, strict_at;
+  std::vector<internal::IdRef> id_refs;
+  std::vector<internal::AclAssociation> acl_associations;
+  std::vector<internal::InterfaceSubnet> interface_subnets;
+};
+
+// A policy-wide setting may come from one document only.
+bool takeSetting(const std::optional<SourceLoc>& given, std::optional<SourceLoc>& first,
+                 std::string_view what, Diagnostics& diags) {
+  if (!given) return false;
+  if (first) {
+    addError(diags, *given,
+             std::string(what) + " is set again (first at " + first->str() +
+                 "): expected it in one file only");
+    return false;
+  }
+  first = given;
+  return true;
+}
+
+template <typename T>
+void append(std::vector<T>& to, std::vector<T>& from) {
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
+void merge(Fragment& f, Merged& m, Diagnostics& diags) {
+  if (takeSetting(f.timeouts_at, m.timeouts_at, "timeouts", diags)) {
+    m.policy.timeouts = f.policy.timeouts;
+  }
+  if (takeSetting(f.unprotected_at, m.unprotected_at, "unprotected", diags)) {
+    m.policy.unprotected_allow = f.policy.unprotected_allow;
+  }
+  if (takeSetting(f.strict_at, m.strict_at, "strict", diags)) {
+    m.policy.strict = f.policy.strict;
+  }
+  const size_t group0 = m.policy.groups.size();
+  const size_t iface0 = m.policy.interfaces.size();
+  const size_t acl0 = m.policy.acls.size();
+  for (auto r : f.id_refs) {
+    r.owner += r.kind == IdRefKind::kInterfaceGroup ? iface0 : group0;
+    m.id_refs.push_back(r);
+  }
+  for (auto& a : f.acl_associations) {
+    a.acl += acl0;
+    m.acl_associations.push_back(std::move(a));
+  }
+  for (auto& s : f.interface_subnets) {
+    s.iface += iface0;
+    m.interface_subnets.push_back(std::move(s));
+  }
+  append(m.policy.prefix_lists, f.policy.prefix_lists);
+  append(m.policy.groups, f.policy.groups);
+  append(m.policy.acls, f.policy.acls);
+  append(m.policy.subnets, f.policy.subnets);
+  append(m.policy.interfaces, f.policy.interfaces);
+}
+
+template <typename T>
+std::unordered_map<std::string, size_t> indexById(const std::vector<T>& items) {
+  std::unordered_map<std::string, size_t> ids;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].id.empty())
+      ids.emplace(items[i].id, i);  // the first wins; duplicates are
+                                    // reported by validatePolicy()
+  }
+  return ids;
+}
+
+// Replaces AWS ids by names, and links ACL associations to subnets. Ids that nothing defines
+// stay as they are; validatePolicy() reports them as unknown references.
+void resolve(Merged& m, Diagnostics& diags) {
+  Policy& p = m.policy;
+  auto groups = indexById(p.groups);
+  auto prefix_lists = indexById(p.prefix_lists);
+  auto subnets = indexById(p.subnets);
+
+  for (const auto& r : m.id_refs) {
+    std::string* name = nullptr;
+    if (r.kind == IdRefKind::kInterfaceGroup) {
+      name = &p.interfaces[r.owner].groups[r.item];
+    } else {
+      auto& g = p.groups[r.owner];
+      auto& rules = r.dir == Direction::kInbound ? g.inbound : g.outbound;
+      name = &rules[r.rule].peers[r.item].name;
+    }
+    const auto& ids = r.kind == IdRefKind::kPrefixListPeer ? prefix_lists : groups;
+    if (auto it = ids.find(*name); it != ids.end()) {
+      *name = r.kind == IdRefKind::kPrefixListPeer ? p.prefix_lists[it->second].name
+                                                   : p.groups[it->second].name;
+    }
+  }
+
+  for (const auto& a : m.acl_associations) {
+    const NetworkAcl& acl = p.acls[a.acl];
+    auto it = subnets.find(a.subnet_id);
+    if (it == subnets.end()) {
+      addWarning(diags, a.loc,
+                 "network ACL '" + acl.name + "' is associated with " + a.subnet_id +
+                     ", which no loaded describe-subnets output contains; the association is "
+                     "ignored");
+      continue;
+    }
+    Subnet& s = p.subnets[it->second];
+    if (s.acl.empty()) {
+      s.acl = acl.name;
+    } else if (s.acl != acl.name) {
+      addError(diags, a.loc,
+               "subnet '" + s.name + "' is associated with two network ACLs, '" + s.acl +
+                   "' and '" + acl.name + "': expected one");
+    }
+  }
+
+  for (const auto& is : m.interface_subnets) {
+    auto it = subnets.find(is.subnet_id);
+    if (it == subnets.end()) continue;
+    const Subnet& s = p.subnets[it->second];
+    const Interface& iface = p.interfaces[is.iface];
+    for (const auto& addr : iface.addresses) {
+      bool family_seen = false, inside = false;
+      for (const auto& c : s.cidrs) {
+        family_seen = family_seen || c.family() == addr.family;
+        inside = inside || c.contains(addr);
+      }
+      if (family_seen && !inside) {
+        addWarning(diags, is.loc,
+                   "address " + addr.str() + " of interface '" + iface.name +
+                       "' is outside its subnet '" + s.name +
+                       "'; it is filtered by the subnet "
+                       "that holds it, if any");
+      }
+    }
+  }
+}
+
+// File order: the input order of the documents, then line and column within one.
+void sortDiagnostics(const std::vector<std::string>& files, Diagnostics& diags) {
+  std::unordered_map<std::string, size_t> order;
+  for (size_t i = 0; i < files.size(); ++i)
+    order.emplace(files[i], i);
+  auto key = [&](const Diagnostic& d) {
+    auto it = order.find(d.loc.file);
+    return std::make_tuple(it == order.end() ? files.size() : it->second, d.loc.line, d.loc.col);
+  };
+  std::stable_sort(diags.begin(), diags.end(),
+                   [&](const Diagnostic& a, const Diagnostic& b) { return key(a) < key(b); });
+}
+
+LoadResult loadDocuments(const std::vector<const SourceText*>& docs,
+                         const std::vector<std::string>& files, Diagnostics diags) {
+  LoadResult result;
+  Merged m;
+  m.policy.files = files;
+  if (files.empty()) {
+    addError(diags, SourceLoc{"policy", 0, 0, {}}, "no policy files given: expected at least one");
+  }
+  for (const SourceText* doc : docs) {
+    Fragment f;
+    if (!internal::tryLoadAwsJson(doc->name, doc->text, f, diags)) {
+      internal::loadYaml(doc->name, doc->text, f, diags);
+    }
+    merge(f, m, diags);
+  }
+  resolve(m, diags);
+  validatePolicy(m.policy, diags);
+  sortDiagnostics(files, diags);
+  if (!hasErrors(diags)) result.policy = std::move(m.policy);
+  result.diagnostics = std::move(diags);
+  return result;
+}
+
+}  // namespace
+
+LoadResult loadPolicyTexts(const std::vector<SourceText>& docs) {
+  std::vector<const SourceText*> ptrs;
+  std::vector<std::string> files;
+  for (const auto& d : docs) {
+    ptrs.push_back(&d);
+    files.push_back(d.name);
+  }
+  return loadDocuments(ptrs, files, {});
+}
+
+LoadResult loadPolicyFiles(const std::vector<std::string>& paths) {
+  std::vector<SourceText> texts;
+  Diagnostics diags;
+  texts.reserve(paths.size());
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      addError(diags, SourceLoc{path, 0, 0, {}}, "cannot read file: it is a directory");
+      continue;
+    }
+    errno = 0;
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream buf;
+    if (in) buf << in.rdbuf();
+    if (!in || in.bad()) {
+      int err = errno;
+      addError(diags, SourceLoc{path, 0, 0, {}},
+               std::string("cannot read file: ") +
+                   (err != 0 ? std::strerror(err) : "unknown I/O error"));
+      continue;
+    }
+    texts.push_back(SourceText{path, buf.str()});
+  }
+  std::vector<const SourceText*> ptrs;
+  for (const auto& t : texts)
+    ptrs.push_back(&t);
+  return loadDocuments(ptrs, paths, std::move(diags));
+}
+
+}  // namespace statewall::rules
