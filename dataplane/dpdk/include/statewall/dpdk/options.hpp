@@ -1,0 +1,48 @@
+// statewalld's own command line: everything after the `--` that ends the EAL arguments.
+//
+//   statewalld [EAL args] -- --policy P [--policy P2] --inside PORT --outside PORT
+//              [--lcores N] [--table-size N] [--mbufs N] [--pass-non-ip] [--stats-interval S] ...
+//
+// No DPDK here: parsing is pure and testable without an EAL.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace statewall::dpdk {
+
+struct Options {
+  std::vector<std::string> policies;  // policy files, loaded together as one policy
+  std::string inside;                 // port id ("0") or device name ("net_pcap0", "0000:03:00.0")
+  std::string outside;
+  unsigned lcores = 0;                  // forwarding lcores; 0 = every worker lcore EAL was given
+  size_t table_size = size_t{1} << 20;  // IPv4 connections (the IPv6 table gets a quarter)
+  size_t mbufs = 0;                     // mbuf pool size; 0 = derived from the rings and lcores
+  bool pass_non_ip = false;             // forward EtherTypes other than IPv4/IPv6/ARP
+  double stats_interval_s = 0;          // print a counters line every S seconds; 0 = never
+  unsigned burst = 32;                  // rx/tx burst size, 1..dataplane::kMaxBurst
+  uint16_t rx_desc = 1024;              // rx ring size per queue (the PMD may adjust it)
+  uint16_t tx_desc = 1024;              // tx ring size per queue
+  unsigned tx_retries = 8;              // tx_burst retries before the rest of a burst is dropped
+  unsigned idle_sleep_us = 0;           // sleep after an empty polling round; 0 = busy poll
+  uint32_t exit_when_idle_ms = 0;       // stop once every lcore saw no packet for this long
+                                        // (for finite inputs such as net_pcap files); 0 = never
+  std::string counters_file;            // write the final counters as JSON here at exit
+};
+
+struct ParseResult {
+  std::optional<Options> options;  // set when statewalld should run
+  int exit_code = 0;               // when options is empty: 0 for --help, 2 for a usage error
+  std::string message;             // help text or the error, for stdout / stderr
+};
+
+// Parses the application arguments. argv[0] is the program name (as rte_eal_init leaves it).
+ParseResult parseOptions(int argc, const char* const* argv);
+
+// The application usage text (also printed after the EAL usage by `statewalld --help`).
+std::string usage(const std::string& program);
+
+}  // namespace statewall::dpdk

@@ -1,0 +1,168 @@
+#include "port.hpp"
+
+#include <rte_errno.h>
+#include <rte_lcore.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace statewall::dpdk {
+namespace {
+
+// A Toeplitz key made of one repeated 16-bit pattern hashes (a, b) and (b, a) alike, so both
+// directions of a flow seen on one port land on the same queue (Woo and Park, "Scalable TCP
+// session monitoring with symmetric receive-side scaling"). Not needed for correctness (the
+// connection table is shared), but it keeps a flow's two directions on one lcore's cache.
+constexpr uint8_t kSymmetricRssKey[40] = {
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
+
+std::string errnoText(int rc) {
+  return rte_strerror(rc < 0 ? -rc : rc);
+}
+
+// What to add to a vdev's arguments to get more queues, for error messages.
+std::string queueHint(const std::string& driver) {
+  if (driver == "net_pcap") return " (net_pcap: give one rx_pcap= / tx_pcap= per queue)";
+  if (driver == "net_af_packet") return " (net_af_packet: add qpairs=N)";
+  if (driver == "net_ring") return " (net_ring: create the port with more rings)";
+  return "";
+}
+
+}  // namespace
+
+std::string portLabel(const PortSetup& s) {
+  return s.name + " (port " + std::to_string(s.port_id) + ")";
+}
+
+bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error) {
+  unsigned value = 0;
+  const char* end = spec.data() + spec.size();
+  auto [ptr, ec] = std::from_chars(spec.data(), end, value);
+  if (!spec.empty() && ec == std::errc() && ptr == end) {
+    if (value < RTE_MAX_ETHPORTS && rte_eth_dev_is_valid_port(static_cast<uint16_t>(value))) {
+      *port_id = static_cast<uint16_t>(value);
+      return true;
+    }
+  } else if (rte_eth_dev_get_port_by_name(spec.c_str(), port_id) == 0) {
+    return true;
+  }
+  std::string known;
+  uint16_t p;
+  RTE_ETH_FOREACH_DEV(p) {
+    char name[RTE_ETH_NAME_MAX_LEN];
+    if (rte_eth_dev_get_name_by_port(p, name) != 0) continue;
+    known += (known.empty() ? "" : ", ") + std::to_string(p) + " = " + name;
+  }
+  *error = "no DPDK port '" + spec + "'; available ports: " +
+           (known.empty() ? std::string("none (bind a NIC to a DPDK driver, or add --vdev=...)")
+                          : known);
+  return false;
+}
+
+bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, uint16_t rx_desc,
+                   uint16_t tx_desc, PortSetup* setup, std::string* error) {
+  PortSetup s;
+  s.role = role;
+  s.port_id = port_id;
+  char name[RTE_ETH_NAME_MAX_LEN] = {};
+  rte_eth_dev_get_name_by_port(port_id, name);
+  s.name = name;
+
+  rte_eth_dev_info info;
+  if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0) {
+    *error = role + " port " + portLabel(s) + ": cannot read device info: " + errnoText(rc);
+    return false;
+  }
+  const std::string driver = info.driver_name != nullptr ? info.driver_name : "";
+  if (info.max_tx_queues < lcores) {
+    *error = role + " port " + portLabel(s) + " has " + std::to_string(info.max_tx_queues) +
+             " tx queue(s), but each of the " + std::to_string(lcores) +
+             " forwarding lcores needs its own" + queueHint(driver) + "; or lower --lcores";
+    return false;
+  }
+  s.rx_queues = static_cast<uint16_t>(std::min<unsigned>(lcores, info.max_rx_queues));
+  s.tx_queues = static_cast<uint16_t>(lcores);
+  if (s.rx_queues == 0) {
+    *error = role + " port " + portLabel(s) + " has no rx queue";
+    return false;
+  }
+
+  rte_eth_conf conf;
+  std::memset(&conf, 0, sizeof conf);
+  const uint64_t rss_hf =
+      (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+  if (s.rx_queues > 1 && rss_hf != 0) {
+    s.rss = true;
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+    if (info.hash_key_size == sizeof kSymmetricRssKey) {
+      conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(kSymmetricRssKey);
+      conf.rx_adv_conf.rss_conf.rss_key_len = sizeof kSymmetricRssKey;
+    }
+  }
+  // Multi-segment mbufs may arrive (e.g. net_pcap with frames longer than one mbuf) and are
+  // forwarded as they are; fast free is valid because every mbuf comes from our one pool with
+  // refcnt 1.
+  s.tx_offloads =
+      info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_MULTI_SEGS | RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE);
+  conf.txmode.offloads = s.tx_offloads;
+
+  if (int rc = rte_eth_dev_configure(port_id, s.rx_queues, s.tx_queues, &conf); rc != 0) {
+    *error = role + " port " + portLabel(s) + ": cannot configure " + std::to_string(s.rx_queues) +
+             " rx / " + std::to_string(s.tx_queues) + " tx queues: " + errnoText(rc);
+    return false;
+  }
+  uint16_t nb_rx = rx_desc, nb_tx = tx_desc;
+  if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rx, &nb_tx); rc != 0) {
+    *error = role + " port " + portLabel(s) + ": cannot adjust ring sizes: " + errnoText(rc);
+    return false;
+  }
+  s.rx_desc = nb_rx;
+  s.tx_desc = nb_tx;
+  const int socket = rte_eth_dev_socket_id(port_id);
+  s.socket = socket >= 0 ? socket : static_cast<int>(rte_socket_id());
+  *setup = s;
+  return true;
+}
+
+bool setupQueues(const PortSetup& s, rte_mempool* pool, std::string* error) {
+  rte_eth_dev_info info;
+  if (int rc = rte_eth_dev_info_get(s.port_id, &info); rc != 0) {
+    *error = s.role + " port " + portLabel(s) + ": cannot read device info: " + errnoText(rc);
+    return false;
+  }
+  for (uint16_t q = 0; q < s.rx_queues; ++q) {
+    rte_eth_rxconf rxconf = info.default_rxconf;
+    if (int rc = rte_eth_rx_queue_setup(s.port_id, q, s.rx_desc, static_cast<unsigned>(s.socket),
+                                        &rxconf, pool);
+        rc != 0) {
+      *error = s.role + " port " + portLabel(s) + ": rx queue " + std::to_string(q) +
+               " setup failed: " + errnoText(rc) +
+               (rc == -ENOMEM ? " (out of memory: give EAL more memory or lower --rx-desc)" : "");
+      return false;
+    }
+  }
+  for (uint16_t q = 0; q < s.tx_queues; ++q) {
+    rte_eth_txconf txconf = info.default_txconf;
+    txconf.offloads = s.tx_offloads;
+    if (int rc = rte_eth_tx_queue_setup(s.port_id, q, s.tx_desc, static_cast<unsigned>(s.socket),
+                                        &txconf);
+        rc != 0) {
+      *error = s.role + " port " + portLabel(s) + ": tx queue " + std::to_string(q) +
+               " setup failed: " + errnoText(rc) +
+               (rc == -ENOMEM ? " (out of memory: give EAL more memory or lower --tx-desc)" : "");
+      return false;
+    }
+  }
+  // A bump in the wire forwards frames for any MAC address. Some vdevs cannot (and need not).
+  if (int rc = rte_eth_promiscuous_enable(s.port_id); rc != 0 && rc != -ENOTSUP) {
+    *error =
+        s.role + " port " + portLabel(s) + ": cannot enable promiscuous mode: " + errnoText(rc);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace statewall::dpdk

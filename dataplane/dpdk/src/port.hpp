@@ -1,0 +1,41 @@
+// Port setup for statewalld (private): resolving a port by id or name, choosing queue counts,
+// configuring RSS, rings and offloads. Main lcore only, before forwarding starts.
+#pragma once
+
+#include <rte_ethdev.h>
+#include <rte_mempool.h>
+
+#include <cstdint>
+#include <string>
+
+namespace statewall::dpdk {
+
+struct PortSetup {
+  std::string role;  // "inside" / "outside"
+  std::string name;
+  uint16_t port_id = 0;
+  uint16_t rx_queues = 0;
+  uint16_t tx_queues = 0;
+  uint16_t rx_desc = 0;  // after rte_eth_dev_adjust_nb_rx_tx_desc
+  uint16_t tx_desc = 0;
+  bool rss = false;
+  int socket = 0;  // NUMA socket of the device, or of the main lcore when unknown
+  uint64_t tx_offloads = 0;
+};
+
+// Finds a port by numeric id or by device name ("net_pcap0", "0000:03:00.0").
+bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error);
+
+// Configures the device: min(lcores, max_rx_queues) rx queues (RSS when more than one and the
+// device hashes), one tx queue per lcore (an error when the device has fewer), and the ring sizes
+// the device accepts. Fills *setup.
+bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, uint16_t rx_desc,
+                   uint16_t tx_desc, PortSetup* setup, std::string* error);
+
+// Sets up the rings of a configured port with mbufs from `pool`, and promiscuous mode.
+bool setupQueues(const PortSetup& setup, rte_mempool* pool, std::string* error);
+
+// "net_pcap0 (port 0)".
+std::string portLabel(const PortSetup& setup);
+
+}  // namespace statewall::dpdk
