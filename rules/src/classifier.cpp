@@ -20,6 +20,19 @@ inline size_t lastNotAbove(const T* base, size_t n, const Less& key_less_than) {
   return static_cast<size_t>(p - base);
 }
 
+// Cidr::contains without the out-of-line maskAddr call.
+inline bool cidrHolds(const Cidr& c, const IpAddr& a) {
+  if (a.family != c.addr.family) return false;
+  const unsigned p = c.prefix;
+  if (a.isV4()) {
+    const uint32_t mask = p == 0 ? 0u : ~0u << (32 - p);
+    return (a.v4() & mask) == c.addr.v4();
+  }
+  const uint64_t mhi = p == 0 ? 0 : (p >= 64 ? ~0ull : ~0ull << (64 - p));
+  const uint64_t mlo = p <= 64 ? 0 : (p >= 128 ? ~0ull : ~0ull << (128 - p));
+  return (a.hi & mhi) == c.addr.hi && (a.lo & mlo) == c.addr.lo;
+}
+
 inline uint16_t flowKey(const FlowSpec& f) {
   if (protoHasPorts(f.proto)) return f.dport;
   if (protoIsIcmp(f.proto)) return static_cast<uint16_t>((f.icmp_type << 8) | f.icmp_code);
@@ -40,9 +53,10 @@ IfaceId CompiledPolicy::interfaceOf(const IpAddr& a) const {
 }
 
 bool CompiledPolicy::subnetContains(SubnetId s, const IpAddr& a) const {
-  if (s >= subnets_.size()) return false;
-  for (const Cidr& c : subnets_[s].cidrs)
-    if (c.contains(a)) return true;
+  if (s >= subnet_hot_.size()) return false;
+  const SubnetHot& h = subnet_hot_[s];
+  for (size_t k = 0; k < h.n_cidrs; ++k)
+    if (cidrHolds(subnet_cidrs_[h.cidr_offset + k], a)) return true;
   return false;
 }
 
@@ -70,8 +84,8 @@ uint32_t CompiledPolicy::lookup(uint32_t m, uint16_t key, const IpAddr& a, bool*
 
 SgVerdict CompiledPolicy::classify(IfaceId i, Direction d, const FlowSpec& f) const {
   SgVerdict v;
-  if (i >= iface_group_set_.size()) return v;
-  const uint32_t m = sg_matcher_[slotIndex(iface_group_set_[i], d, f.proto, f.remote)];
+  if (i >= iface_hot_.size()) return v;
+  const uint32_t m = sg_matcher_[slotIndex(iface_hot_[i].group_set, d, f.proto, f.remote)];
   bool untracked = false;
   v.rule = lookup(m, flowKey(f), f.remote, &untracked);
   v.untracked = untracked && v.rule != kNoRule;
@@ -80,15 +94,15 @@ SgVerdict CompiledPolicy::classify(IfaceId i, Direction d, const FlowSpec& f) co
 
 AclVerdict CompiledPolicy::aclCheck(SubnetId s, Direction d, const FlowSpec& f) const {
   AclVerdict v;
-  if (s >= subnets_.size() || subnets_[s].acl == kNoAcl) {
+  if (s >= subnet_hot_.size() || subnet_hot_[s].acl == kNoAcl) {
     v.allow = true;
     return v;
   }
-  const AclId a = subnets_[s].acl;
+  const AclId a = subnet_hot_[s].acl;
   const uint32_t m = acl_matcher_[slotIndex(a, d, f.proto, f.remote)];
   bool unused = false;
   AclEntryId e = lookup(m, flowKey(f), f.remote, &unused);
-  if (e == kNoRule) e = acls_[a].default_entry[static_cast<size_t>(d)];
+  if (e == kNoRule) e = acl_default_[a][static_cast<size_t>(d)];
   const AclEntryHot& hot = acl_hot_[e];
   v.allow = hot.allow != 0;
   v.acl = a;

@@ -226,6 +226,7 @@ class PolicyCompiler {
             static_cast<AclEntryId>(out_->acl_entries_.size());
         out_->acl_entries_.push_back(std::move(star));
       }
+      out_->acl_default_.push_back(info.default_entry);
       out_->acls_.push_back(std::move(info));
     }
     for (const AclEntryInfo& e : out_->acl_entries_)
@@ -249,6 +250,9 @@ class PolicyCompiler {
           info.acl_name = p_.acls[static_cast<size_t>(a)].name;
         }
       }
+      out_->subnet_hot_.push_back({static_cast<uint32_t>(out_->subnet_cidrs_.size()),
+                                   static_cast<uint16_t>(s.cidrs.size()), info.acl});
+      out_->subnet_cidrs_.insert(out_->subnet_cidrs_.end(), s.cidrs.begin(), s.cidrs.end());
       out_->subnets_.push_back(std::move(info));
     }
   }
@@ -307,7 +311,7 @@ class PolicyCompiler {
       info.subnet = subnetFor(itf.addresses);
       auto [it, inserted] = set_ids.emplace(info.groups, static_cast<uint32_t>(group_sets_.size()));
       if (inserted) group_sets_.push_back(info.groups);
-      out_->iface_group_set_.push_back(it->second);
+      out_->iface_hot_.push_back({it->second, info.subnet});
       for (const IpAddr& a : itf.addresses)
         insertAddress(a, static_cast<IfaceId>(i), itf);
       out_->ifaces_.push_back(std::move(info));
@@ -670,8 +674,8 @@ CompiledPolicy::~CompiledPolicy() = default;
 CompiledPolicy::Stats CompiledPolicy::stats() const {
   Stats s;
   s.group_sets = 0;
-  for (uint32_t g : iface_group_set_)
-    s.group_sets = std::max<size_t>(s.group_sets, g + 1);
+  for (const IfaceHot& h : iface_hot_)
+    s.group_sets = std::max<size_t>(s.group_sets, h.group_set + 1);
   s.matchers = matchers_.size();
   s.port_intervals = interval_starts_.size();
   s.addr_tables = v4_tables_.size() + v6_tables_.size();

@@ -124,7 +124,7 @@ class CompiledPolicy {
   IfaceId interfaceOf(const IpAddr& a) const;
   // The subnet whose CIDR holds the interface's address (the most specific), or kNoSubnet.
   SubnetId subnetOfIface(IfaceId i) const {
-    return i < ifaces_.size() ? ifaces_[i].subnet : kNoSubnet;
+    return i < iface_hot_.size() ? iface_hot_[i].subnet : kNoSubnet;
   }
   bool subnetContains(SubnetId s, const IpAddr& a) const;
 
@@ -132,7 +132,7 @@ class CompiledPolicy {
   // interface id gives "not allowed".
   SgVerdict classify(IfaceId i, Direction d, const FlowSpec& f) const;
 
-  bool hasAcl(SubnetId s) const { return s < subnets_.size() && subnets_[s].acl != kNoAcl; }
+  bool hasAcl(SubnetId s) const { return s < subnet_hot_.size() && subnet_hot_[s].acl != kNoAcl; }
   // First ACL entry by rule number that matches, else the '*' deny. A subnet without an ACL
   // allows everything (acl = kNoAcl, entry = kNoAclEntry).
   AclVerdict aclCheck(SubnetId s, Direction d, const FlowSpec& f) const;
@@ -192,6 +192,16 @@ class CompiledPolicy {
     uint16_t acl = kNoAcl;
     uint8_t allow = 0;
   };
+  // Per-packet data apart from the descriptive *Info structures, so queries touch few lines.
+  struct IfaceHot {
+    uint32_t group_set = 0;
+    SubnetId subnet = kNoSubnet;
+  };
+  struct SubnetHot {
+    uint32_t cidr_offset = 0;  // into subnet_cidrs_
+    uint16_t n_cidrs = 0;
+    AclId acl = kNoAcl;
+  };
   struct HashSlot {
     IpAddr addr;
     IfaceId iface = kNoIface;
@@ -224,10 +234,13 @@ class CompiledPolicy {
   std::array<uint8_t, 256> proto_slot_{};
   size_t proto_slots_ = 5;
 
-  std::vector<uint32_t> iface_group_set_;  // per interface
-  std::vector<uint32_t> sg_matcher_;       // per slotIndex(group set, ...)
-  std::vector<uint32_t> acl_matcher_;      // per slotIndex(acl, ...)
-  std::vector<AclEntryHot> acl_hot_;       // per AclEntryId, for the hot path
+  std::vector<IfaceHot> iface_hot_;    // per interface
+  std::vector<SubnetHot> subnet_hot_;  // per subnet
+  std::vector<Cidr> subnet_cidrs_;
+  std::vector<std::array<AclEntryId, 2>> acl_default_;  // per ACL: '*' per direction
+  std::vector<uint32_t> sg_matcher_;                    // per slotIndex(group set, ...)
+  std::vector<uint32_t> acl_matcher_;                   // per slotIndex(acl, ...)
+  std::vector<AclEntryHot> acl_hot_;                    // per AclEntryId, for the hot path
 
   std::vector<Matcher> matchers_;
   std::vector<uint16_t> interval_starts_;
