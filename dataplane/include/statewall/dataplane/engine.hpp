@@ -56,11 +56,10 @@ struct Verdict {
   rules::IfaceId deny_iface = rules::kNoIface;
   rules::Direction deny_dir = rules::Direction::kInbound;
   // deny-acl: the ACL entry (or implicit '*') that denied it.
-  rules::AclEntryId acl_entry = kNoAclEntry;
+  rules::AclEntryId acl_entry = rules::kNoAclEntry;
   uint64_t conn_id = 0;  // the connection (or related connection); 0 for none
   const char* why = nullptr;  // static detail: malformed or TCP INVALID reason
 
-  static constexpr rules::AclEntryId kNoAclEntry = 0xFFFFFFFF;
   bool allowed() const { return reasonAllows(reason); }
 };
 
@@ -97,7 +96,21 @@ struct ConnectionInfo {
 
 class Engine {
  public:
-  class Worker;
+  // Per-thread state: grace-period registration, counters, burst scratch. Opaque.
+  class Worker {
+   public:
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+    unsigned index() const;  // 0 .. kMaxWorkers-1, stable while the worker lives
+    struct State;
+
+   private:
+    friend class Engine;
+    Worker();
+    std::unique_ptr<State> s_;
+  };
+  struct Impl;  // opaque
 
   Engine(const EngineConfig& config, std::shared_ptr<const rules::CompiledPolicy> policy);
   ~Engine();
@@ -105,6 +118,7 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Creates a worker for the calling thread (at most kMaxWorkers at once). Not on the packet path.
+  // Returns null when kMaxWorkers workers exist.
   std::unique_ptr<Worker> makeWorker();
 
   // Decides verdicts for n <= kMaxBurst frames at time now_ns (monotonic or trace time; must not
@@ -134,6 +148,9 @@ class Engine {
 
   // Runs a slice of the expiry sweep (also done incrementally inside process()).
   size_t sweep(Worker& w, uint64_t now_ns, size_t max_buckets) noexcept;
+  // Declares that the worker's thread will not call process() for a while (idle lcore, paused
+  // replay), so that reclamation does not wait for it. The next process() brings it back.
+  void offline(Worker& w) noexcept;
 
  private:
   struct Impl;
