@@ -1,0 +1,110 @@
+// The control-plane API of statewall, independent of sockets: requests in, JSON (or Prometheus
+// text) out. ControlServer feeds it requests from its listeners; tests and the fuzzer call it
+// directly.
+//
+// Endpoints (all JSON unless noted; errors are 4xx/5xx with {"error": ..., "detail": ...}):
+//   PUT  /v1/policy            load a policy (YAML or AWS JSON body, or a bundle of several
+//                              documents, see kBundleContentType), validate and compile it here,
+//                              then publish it with one atomic swap. A bad policy is rejected
+//                              (400, with diagnostics) and the running one stays.
+//   GET  /v1/policy            the running policy: version, load time, rules, sources if known
+//   POST /v1/policy/check      validate and compile without publishing
+//   GET  /v1/connections       tracked connections, filtered and paged (see README)
+//   DELETE /v1/connections     remove the matching connections (filters required, or all=true)
+//   GET  /v1/stats             counters by reason, rule hits, table fill, rates
+//   GET  /metrics              the same in Prometheus text format
+//   PUT  /v1/timeouts          change idle timeouts: republishes the running policy with them
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "statewall/rules/loader.hpp"
+
+namespace statewall::dataplane {
+class Engine;
+}
+
+namespace statewall::control {
+
+// Content type of a request body holding several policy documents at once:
+//   {"documents": [{"name": "groups.yaml", "text": "..."}, ...]}
+// Any other content type means the body is one document (YAML or AWS JSON, detected from its
+// content) named by the `name` query parameter (default "policy").
+inline constexpr std::string_view kBundleContentType = "application/vnd.statewall.bundle+json";
+
+struct ApiRequest {
+  std::string method;  // "GET", "PUT", ...
+  std::string target;  // origin-form: path and optional query, e.g. "/v1/connections?proto=tcp"
+  std::string content_type;
+  std::string body;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::string allow;  // 405 only: the methods the path accepts, e.g. "GET, PUT"
+};
+
+// Packet rate of one packet-processing thread (a DPDK lcore, or the replay thread).
+struct LcoreRate {
+  unsigned lcore = 0;
+  double packets_per_second = 0;
+  double bytes_per_second = 0;
+};
+
+// What the host (statewalld, statewall replay) tells the control plane. Every member is optional.
+// The callbacks run on a control thread, concurrently with packet processing.
+struct HostHooks {
+  // The engine's clock (the now_ns the host passes to Engine::process(): monotonic time, or trace
+  // time in a replay). Used to report how long a connection has left. Default: CLOCK_MONOTONIC.
+  std::function<uint64_t()> now_ns;
+  // Per-lcore packet rates, measured by the host. Without it the stats list no lcores.
+  std::function<std::vector<LcoreRate>()> lcore_rates;
+  // Called after the API published a new policy (a load or a timeout change).
+  std::function<void(uint64_t version)> on_publish;
+};
+
+struct ApiOptions {
+  size_t default_page_size = 100;  // GET /v1/connections without limit=
+  size_t max_page_size = 10000;
+  // The documents the running policy was loaded from, when the host loaded it from files; they
+  // are returned by GET /v1/policy until the next load.
+  std::vector<rules::SourceText> initial_sources;
+};
+
+// Thread safety: handle() and sampleRates() may be called from any number of threads at once.
+// Policy changes (PUT /v1/policy, PUT /v1/timeouts) are serialized among themselves; reads never
+// wait for them. Nothing here runs on, or blocks, a packet thread.
+class ControlApi {
+ public:
+  ControlApi(dataplane::Engine& engine, HostHooks hooks = {}, ApiOptions options = {});
+  ~ControlApi();
+  ControlApi(const ControlApi&) = delete;
+  ControlApi& operator=(const ControlApi&) = delete;
+
+  ApiResponse handle(const ApiRequest& request);
+
+  // Takes a counter sample; the rates in /v1/stats are the difference between the last two
+  // samples. ControlServer calls it once a second.
+  void sampleRates(std::chrono::steady_clock::time_point now);
+
+  dataplane::Engine& engine() { return engine_; }
+
+  struct State;  // opaque: defined in api.cpp
+
+ private:
+  dataplane::Engine& engine_;
+  std::unique_ptr<State> state_;
+};
+
+// One JSON error body: {"error": error, "detail": detail}.
+std::string errorBody(std::string_view error, std::string_view detail);
+
+}  // namespace statewall::control

@@ -1,0 +1,146 @@
+#include "statewall/control/client.hpp"
+
+#include <sys/un.h>
+
+#include <optional>
+
+#include <fmt/format.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "http_internal.hpp"
+#include "query.hpp"
+
+namespace statewall::control {
+namespace {
+
+namespace asio = boost::asio;
+using boost::beast::error_code;
+using Tcp = asio::ip::tcp;
+using Local = asio::local::stream_protocol;
+
+constexpr size_t kMaxUnixPath = sizeof(sockaddr_un::sun_path);
+
+// Connects, writes `req` and reads the response, all on the calling thread; the io_context runs
+// for at most options.timeout. `connect(handler)` starts the asynchronous connect.
+template <class Socket, class Connect>
+Status exchange(asio::io_context& io, Socket& socket, HttpRequest& req,
+                const ClientOptions& options, std::string_view peer, Connect connect,
+                ClientResponse* out) {
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options.max_response_bytes);
+  boost::beast::flat_buffer buffer;
+  error_code result;
+  std::string_view stage = "connect";
+
+  auto on_read = [&](error_code ec, size_t) { result = ec; };
+  auto on_write = [&](error_code ec, size_t) {
+    if (ec) {
+      result = ec;
+      return;
+    }
+    stage = "read response";
+    http::async_read(socket, buffer, parser, on_read);
+  };
+  connect([&](error_code ec, auto&&...) {
+    if (ec) {
+      result = ec;
+      return;
+    }
+    stage = "send request";
+    http::async_write(socket, req, on_write);
+  });
+  io.run_for(options.timeout);
+  if (!io.stopped()) {
+    // Timed out: abort whatever is pending and let the handlers finish.
+    error_code ignored;
+    socket.close(ignored);
+    io.run();
+    return Status::failure(
+        fmt::format("{}: no response within {} ms ({})", peer, options.timeout.count(), stage));
+  }
+  if (result) return Status::failure(fmt::format("{}: {}: {}", peer, stage, result.message()));
+  const auto& res = parser.get();
+  out->status = static_cast<int>(res.result_int());
+  auto ct = res.find(http::field::content_type);
+  out->content_type = ct == res.end() ? std::string() : std::string(ct->value());
+  out->body = res.body();
+  return Status::success();
+}
+
+}  // namespace
+
+Status parseHttpUrl(std::string_view url, std::string* host, uint16_t* port) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.substr(0, kScheme.size()) != kScheme)
+    return Status::failure(fmt::format("{}: only http://HOST:PORT URLs are supported", url));
+  std::string_view rest = url.substr(kScheme.size());
+  while (!rest.empty() && rest.back() == '/')
+    rest.remove_suffix(1);
+  if (rest.find('/') != std::string_view::npos)
+    return Status::failure(fmt::format("{}: a path prefix is not supported", url));
+  size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos ||
+      (rest.find(']') != std::string_view::npos && colon < rest.find(']')))
+    return Status::failure(fmt::format("{}: expected http://HOST:PORT", url));
+  std::string_view h = rest.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  auto p = parseUnsigned(rest.substr(colon + 1), 1, 65535);
+  if (h.empty() || !p) return Status::failure(fmt::format("{}: expected http://HOST:PORT", url));
+  *host = std::string(h);
+  *port = static_cast<uint16_t>(*p);
+  return Status::success();
+}
+
+ControlClient::ControlClient(ClientOptions options) : options_(std::move(options)) {}
+
+Status ControlClient::request(std::string_view method, std::string_view target,
+                              std::string_view body, std::string_view content_type,
+                              ClientResponse* out) const {
+  HttpRequest req;
+  req.method_string(boost::beast::string_view(method.data(), method.size()));
+  req.target(boost::beast::string_view(target.data(), target.size()));
+  req.version(11);
+  req.keep_alive(false);
+  req.set(http::field::user_agent, "statewall-ctl");
+  if (!options_.token.empty()) req.set(http::field::authorization, "Bearer " + options_.token);
+  if (!content_type.empty())
+    req.set(http::field::content_type,
+            boost::beast::string_view(content_type.data(), content_type.size()));
+  req.body() = std::string(body);
+
+  asio::io_context io;
+  if (options_.url.empty()) {
+    if (options_.unix_socket.empty()) return Status::failure("no control socket given");
+    if (options_.unix_socket.size() >= kMaxUnixPath)
+      return Status::failure(fmt::format("{}: socket path too long", options_.unix_socket));
+    req.set(http::field::host, "localhost");
+    req.prepare_payload();
+    Local::socket socket(io);
+    Local::endpoint ep(options_.unix_socket);
+    return exchange(
+        io, socket, req, options_, options_.unix_socket,
+        [&](auto handler) { socket.async_connect(ep, handler); }, out);
+  }
+  std::string host;
+  uint16_t port = 0;
+  Status s = parseHttpUrl(options_.url, &host, &port);
+  if (!s.ok()) return s;
+  req.set(http::field::host, fmt::format("{}:{}", host, port));
+  req.prepare_payload();
+  Tcp::resolver resolver(io);
+  error_code ec;
+  auto endpoints = resolver.resolve(host, std::to_string(port), ec);
+  if (ec) return Status::failure(fmt::format("{}: cannot resolve: {}", host, ec.message()));
+  Tcp::socket socket(io);
+  return exchange(
+      io, socket, req, options_, options_.url,
+      [&](auto handler) { asio::async_connect(socket, endpoints, handler); }, out);
+}
+
+}  // namespace statewall::control

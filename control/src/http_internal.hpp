@@ -1,0 +1,36 @@
+// Beast glue shared by the server, the client and handleRawRequest(). Private to control/.
+#pragma once
+
+#include <string_view>
+
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "statewall/control/api.hpp"
+#include "statewall/control/http.hpp"
+
+namespace statewall::control {
+
+namespace http = boost::beast::http;
+using HttpRequest = http::request<http::string_body>;
+using HttpResponse = http::response<http::string_body>;
+using RequestParser = http::request_parser<http::string_body>;
+
+// A parser with the server's header and body limits applied.
+void applyLimits(RequestParser& parser, const HttpLimits& limits);
+
+// Authenticates (when `token` is not empty), routes and builds the response to a complete
+// request. Keep-alive follows the request.
+HttpResponse respond(ControlApi& api, const HttpRequest& req, std::string_view token);
+
+// The response to a request that could not be read: 413 (body limit), 431 (header limit),
+// or 400. The connection must be closed after it (Connection: close is set).
+HttpResponse parseErrorResponse(const boost::beast::error_code& ec);
+
+// A JSON error response; `close` sets Connection: close.
+HttpResponse makeError(http::status status, std::string_view error, std::string_view detail,
+                       bool close);
+
+}  // namespace statewall::control
