@@ -386,6 +386,10 @@ Bytes buildIcmpEcho(const IcmpEchoSpec& s, const FrameOptions& opts) {
 Bytes buildIcmpError(const IcmpErrorSpec& s, const Bytes& offending_ip_packet,
                      const FrameOptions& opts) {
   checkFamilies(s.src, s.dst);
+  if (!offending_ip_packet.empty() && (offending_ip_packet[0] >> 4) != 4 &&
+      (offending_ip_packet[0] >> 4) != 6) {
+    die("the offending packet must start at its IP header (build it with rawIp())");
+  }
   Bytes body;
   put32(body, s.rest);
   size_t quote = offending_ip_packet.size();

@@ -1,0 +1,159 @@
+// Writes the fuzz_parser seed corpus: parser_corpus_gen DIR. Each file is one byte of link type
+// (LinkType order) followed by a builder-made frame; the name says how it must parse (see
+// corpus_test.cpp). Rerun after changing the builder and commit the result.
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "statewall/dataplane/packet_builder.hpp"
+
+using namespace statewall::dataplane;  // NOLINT: a small tool
+
+namespace {
+
+std::string g_dir;
+int g_count = 0;
+
+void write(const std::string& name, LinkType link, const Bytes& frame) {
+  std::ofstream out(g_dir + "/" + name, std::ios::binary | std::ios::trunc);
+  const char link_byte = static_cast<char>(link);
+  out.write(&link_byte, 1);
+  out.write(reinterpret_cast<const char*>(frame.data()),
+            static_cast<std::streamsize>(frame.size()));
+  ++g_count;
+}
+
+void ok(const std::string& name, const Bytes& frame, const FrameOptions& opts = {}) {
+  write("ok__" + name, opts.link, frame);
+}
+
+void bad(Layer layer, const std::string& name, const Bytes& frame, LinkType link) {
+  write("bad__" + std::string(layerName(layer)) + "__" + name, link, frame);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
+  }
+  g_dir = argv[1];
+  const IpAddr a4 = ipAddr("192.0.2.10");
+  const IpAddr b4 = ipAddr("198.51.100.20");
+  const IpAddr a6 = ipAddr("2001:db8::10");
+  const IpAddr b6 = ipAddr("2001:db8::20");
+  const auto ts = std::pair<uint32_t, uint32_t>{1000, 0};
+
+  // Every link type with TCP carrying every option.
+  const TcpSpec syn4{.src = a4,
+                     .dst = b4,
+                     .dport = 443,
+                     .flags = kSyn,
+                     .mss = 1460,
+                     .wscale = 7,
+                     .sack_permitted = true,
+                     .ts = ts};
+  const TcpSpec syn6{.src = a6,
+                     .dst = b6,
+                     .dport = 22,
+                     .flags = kSyn,
+                     .mss = 1440,
+                     .wscale = 9,
+                     .sack_permitted = true,
+                     .ts = ts};
+  for (auto [name, opts] : std::initializer_list<std::pair<const char*, FrameOptions>>{
+           {"eth", {}},
+           {"raw", {.link = LinkType::kRawIp}},
+           {"sll", {.link = LinkType::kLinuxSll}},
+           {"sll2", {.link = LinkType::kLinuxSll2}},
+           {"vlan", {.vlans = {{.vid = 100}}}},
+           {"qinq", {.vlans = {{.vid = 10, .tpid = kEtherTypeQinQ}, {.vid = 20}}}}}) {
+    ok(std::string(name) + "-tcp4-syn", buildTcp(syn4, opts), opts);
+    ok(std::string(name) + "-tcp6-syn", buildTcp(syn6, opts), opts);
+  }
+  ok("eth-tcp4-sack-data",
+     buildTcp({.src = a4, .dst = b4, .sack = {{100, 200}, {300, 400}}, .payload_len = 20}));
+  ok("eth-udp4", buildUdp({.src = a4, .dst = b4, .payload_len = 12}, {.trailer_len = 10}));
+  ok("sll2-udp6",
+     buildUdp({.src = a6, .dst = b6, .payload_len = 5}, {.link = LinkType::kLinuxSll2}),
+     {.link = LinkType::kLinuxSll2});
+  ok("eth-icmp4-echo", buildIcmpEcho({.src = a4, .dst = b4, .payload_len = 8}));
+  ok("raw-icmp6-echo-reply",
+     buildIcmpEcho({.src = a6, .dst = b6, .reply = true, .payload_len = 8}, rawIp()), rawIp());
+  ok("eth-arp", buildArp({.sender_ip = a4, .target_ip = b4}));
+  ok("eth-lldp-other", buildEthertype(0x88cc, Bytes(20, 2)));
+  ok("eth-gre4-other-proto", buildOtherProto({.src = a4, .dst = b4}));
+  ok("eth-ipv4-options-tcp", buildTcp(syn4, {.ipv4_options = {0x94, 4, 0, 0, 1, 1, 1, 0}}));
+  const FrameOptions chain{.ipv6_ext = {{.type = kIpv6HopByHop, .body = {5, 2, 0, 0}},
+                                        {.type = kIpv6Routing, .body = {4, 0}},
+                                        {.type = kIpProtoAh},
+                                        {.type = kIpv6DestOpts}}};
+  ok("eth-ipv6-ext-chain-udp", buildUdp({.src = a6, .dst = b6}, chain));
+  FrameOptions raw_chain = chain;
+  raw_chain.link = LinkType::kRawIp;
+  ok("eth-ipv6-atomic-fragment",
+     buildUdp({.src = a6, .dst = b6},
+              {.ipv6_ext = {{.type = kIpv6Fragment, .body = {0, 0, 0, 0, 0, 9}}}}));
+  ok("eth-esp6", buildOtherProto({.src = a6, .dst = b6, .proto = kIpProtoEsp, .payload_len = 16}));
+  const auto frags4 = fragment(buildUdp({.src = a4, .dst = b4, .payload_len = 100}), 60);
+  ok("eth-frag4-first", frags4.front());
+  ok("eth-frag4-last", frags4.back());
+  const auto frags6 = fragment(buildTcp({.src = a6, .dst = b6, .payload_len = 100}), 96);
+  ok("eth-frag6-first", frags6.front());
+  ok("eth-frag6-last", frags6.back());
+  ok("eth-icmp4-unreach-tcp", buildIcmpError({.src = b4, .dst = a4}, buildTcp(syn4, rawIp()), {}));
+  ok("eth-icmp4-ttl-echo",
+     buildIcmpError({.src = b4, .dst = a4, .type = kIcmpTimeExceeded, .code = 0, .max_quote = 28},
+                    buildIcmpEcho({.src = a4, .dst = b4}, rawIp())));
+  ok("eth-icmp6-ptb-udp",
+     buildIcmpError({.src = b6, .dst = a6, .type = kIcmpv6PacketTooBig, .code = 0, .rest = 1280},
+                    buildUdp({.src = a6, .dst = b6, .payload_len = 30}, raw_chain)));
+  ok("eth-nd-ns", buildNd({.link_addr = MacAddr{2, 0, 0, 0, 0, 1}}));
+  ok("eth-nd-ra", buildNd({.type = kIcmpv6RouterAdvert}));
+
+  // Malformed ones, one or more per layer.
+  bad(Layer::kLink, "eth-short", Bytes(10, 0xff), LinkType::kEthernet);
+  bad(Layer::kLink, "raw-version-9", Bytes(30, 0x90), LinkType::kRawIp);
+  bad(Layer::kSll, "sll2-short", Bytes(12, 0), LinkType::kLinuxSll2);
+  bad(Layer::kVlan, "three-tags",
+      buildUdp({}, {.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ}, {.vid = 2}, {.vid = 3}}}),
+      LinkType::kEthernet);
+  Bytes ihl4 = buildTcp({});
+  ihl4[14] = 0x44;
+  bad(Layer::kIpv4, "ihl-4", ihl4, LinkType::kEthernet);
+  Bytes cut4 = buildTcp({.payload_len = 40});
+  cut4.resize(60);
+  bad(Layer::kIpv4, "snaplen-cut", cut4, LinkType::kEthernet);
+  bad(Layer::kIpv4Options, "option-len-1", buildTcp({}, {.ipv4_options = {7, 1, 0, 0}}),
+      LinkType::kEthernet);
+  Bytes v6len = buildUdp({.src = a6, .dst = b6});
+  v6len[14 + 5] += 1;
+  bad(Layer::kIpv6, "payload-length", v6len, LinkType::kEthernet);
+  FrameOptions nine;
+  for (int i = 0; i < 9; ++i)
+    nine.ipv6_ext.push_back({.type = kIpv6DestOpts});
+  bad(Layer::kIpv6Ext, "nine-headers", buildUdp({.src = a6, .dst = b6}, nine), LinkType::kEthernet);
+  Bytes tiny = addLinkHeader(buildIpPacket(a4, b4, kIpProtoTcp, Bytes(8, 0)), kEtherTypeIpv4);
+  tiny[14 + 6] = 0x20;  // MF
+  bad(Layer::kFragment, "tiny-tcp-first-fragment", tiny, LinkType::kEthernet);
+  Bytes doff = buildTcp({});
+  doff[14 + 20 + 12] = 0xf0;
+  bad(Layer::kTcp, "data-offset-past-segment", doff, LinkType::kEthernet);
+  bad(Layer::kTcpOptions, "mss-length-3", buildTcp({.raw_options = {2, 3, 1, 0}}),
+      LinkType::kEthernet);
+  Bytes ulen = buildUdp({});
+  ulen[14 + 20 + 5] = 9;
+  bad(Layer::kUdp, "length-past-payload", ulen, LinkType::kEthernet);
+  bad(Layer::kIcmp, "seven-bytes",
+      addLinkHeader(buildIpPacket(a4, b4, kIpProtoIcmp, Bytes(7, 0)), kEtherTypeIpv4),
+      LinkType::kEthernet);
+  bad(Layer::kIcmpv6, "five-bytes",
+      addLinkHeader(buildIpPacket(a6, b6, kIpProtoIcmpv6, Bytes(5, 0)), kEtherTypeIpv6),
+      LinkType::kEthernet);
+  bad(Layer::kIcmpQuoted, "quote-19-bytes",
+      buildIcmpError({.src = b4, .dst = a4, .max_quote = 19}, buildTcp({}, rawIp())),
+      LinkType::kEthernet);
+  std::printf("wrote %d seeds to %s\n", g_count, g_dir.c_str());
+  return 0;
+}

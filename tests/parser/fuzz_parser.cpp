@@ -1,0 +1,32 @@
+// libFuzzer target for parsePacket(). The first input byte picks the link type (value % 4, in
+// LinkType order); the rest is the frame. Besides ASan/UBSan findings it traps on results that
+// break the parser's contract.
+#include <cstddef>
+#include <cstdint>
+
+#include "statewall/dataplane/packet.hpp"
+
+using statewall::dataplane::L3;
+using statewall::dataplane::Layer;
+using statewall::dataplane::LinkType;
+using statewall::dataplane::ParsedPacket;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1 || size > 65536 + 64) return 0;
+  const auto link = static_cast<LinkType>(data[0] % 4);
+  const uint32_t caplen = static_cast<uint32_t>(size - 1);
+  ParsedPacket p;
+  const bool ok = statewall::dataplane::parsePacket(data + 1, caplen, link, &p);
+  if (ok != (p.malformed == Layer::kNone)) __builtin_trap();
+  if (ok != (p.malformed_why == nullptr)) __builtin_trap();
+  if (p.vlan_count > statewall::dataplane::kMaxVlanTags) __builtin_trap();
+  if (!ok) return 0;
+  if ((p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6) && p.l3_offset + p.ip_len > caplen) __builtin_trap();
+  if (p.l4_offset > caplen) __builtin_trap();
+  // A first UDP fragment reports the whole datagram's payload; anything else fits its packet.
+  if (!p.is_fragment && p.l4_payload_len > p.ip_len) __builtin_trap();
+  if (p.tcp_opt.wscale > 14) __builtin_trap();
+  if (p.icmp_is_error && !p.quoted.present) __builtin_trap();
+  if (p.is_fragment && !p.first_fragment && (p.sport != 0 || p.dport != 0)) __builtin_trap();
+  return 0;
+}
