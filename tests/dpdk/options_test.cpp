@@ -1,0 +1,220 @@
+// statewalld's option parsing and report formats (no EAL needed).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "dpdk_test_util.hpp"
+#include "statewall/dpdk/options.hpp"
+#include "statewall/dpdk/report.hpp"
+
+namespace statewall::dpdk {
+namespace {
+
+using dpdk_test::TempDir;
+
+ParseResult parse(const std::vector<std::string>& args) {
+  std::vector<const char*> argv = {"statewalld"};
+  for (const auto& a : args)
+    argv.push_back(a.c_str());
+  return parseOptions(static_cast<int>(argv.size()), argv.data());
+}
+
+class OptionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    policy_ = dir_ / "p.yaml";
+    policy2_ = dir_ / "q.yaml";
+    dpdk_test::writeText(policy_, "version: 1\n");
+    dpdk_test::writeText(policy2_, "version: 1\n");
+  }
+  TempDir dir_;
+  std::string policy_, policy2_;
+};
+
+TEST_F(OptionsTest, Defaults) {
+  ParseResult r = parse({"--policy", policy_, "--inside", "0", "--outside", "net_pcap1"});
+  ASSERT_TRUE(r.options) << r.message;
+  const Options& o = *r.options;
+  EXPECT_EQ(o.policies, std::vector<std::string>{policy_});
+  EXPECT_EQ(o.inside, "0");
+  EXPECT_EQ(o.outside, "net_pcap1");
+  EXPECT_EQ(o.lcores, 0u);
+  EXPECT_EQ(o.table_size, size_t{1} << 20);
+  EXPECT_EQ(o.mbufs, 0u);
+  EXPECT_FALSE(o.pass_non_ip);
+  EXPECT_EQ(o.stats_interval_s, 0.0);
+  EXPECT_EQ(o.exit_when_idle_ms, 0u);
+  EXPECT_EQ(o.burst, 32u);
+}
+
+TEST_F(OptionsTest, AllFlags) {
+  ParseResult r = parse({"--policy",
+                         policy_,
+                         "--policy",
+                         policy2_,
+                         "--inside",
+                         "net_pcap0",
+                         "--outside",
+                         "net_pcap1",
+                         "--lcores",
+                         "2",
+                         "--table-size",
+                         "4096",
+                         "--mbufs",
+                         "8191",
+                         "--pass-non-ip",
+                         "--stats-interval",
+                         "0.5",
+                         "--burst",
+                         "64",
+                         "--exit-when-idle",
+                         "250",
+                         "--counters-file",
+                         "/tmp/c.json",
+                         "--idle-sleep",
+                         "10",
+                         "--rx-desc",
+                         "512",
+                         "--tx-desc",
+                         "256",
+                         "--tx-retries",
+                         "3"});
+  ASSERT_TRUE(r.options) << r.message;
+  const Options& o = *r.options;
+  EXPECT_EQ(o.policies, (std::vector<std::string>{policy_, policy2_}));
+  EXPECT_EQ(o.lcores, 2u);
+  EXPECT_EQ(o.table_size, 4096u);
+  EXPECT_EQ(o.mbufs, 8191u);
+  EXPECT_TRUE(o.pass_non_ip);
+  EXPECT_DOUBLE_EQ(o.stats_interval_s, 0.5);
+  EXPECT_EQ(o.burst, 64u);
+  EXPECT_EQ(o.exit_when_idle_ms, 250u);
+  EXPECT_EQ(o.counters_file, "/tmp/c.json");
+  EXPECT_EQ(o.idle_sleep_us, 10u);
+  EXPECT_EQ(o.rx_desc, 512u);
+  EXPECT_EQ(o.tx_desc, 256u);
+  EXPECT_EQ(o.tx_retries, 3u);
+}
+
+TEST_F(OptionsTest, Errors) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;  // in the message
+  };
+  const std::vector<Case> cases = {
+      {{"--inside", "0", "--outside", "1"}, "--policy"},
+      {{"--policy", policy_, "--outside", "1"}, "--inside"},
+      {{"--policy", policy_, "--inside", "0"}, "--outside"},
+      {{"--policy", dir_ / "missing.yaml", "--inside", "0", "--outside", "1"}, "missing.yaml"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "0"}, "different"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--burst", "65"}, "--burst"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--burst", "0"}, "--burst"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--lcores", "0"}, "--lcores"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--table-size", "x"},
+       "--table-size"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--bogus"}, "--bogus"},
+  };
+  for (const Case& c : cases) {
+    ParseResult r = parse(c.args);
+    EXPECT_FALSE(r.options) << c.expect;
+    EXPECT_EQ(r.exit_code, 2) << c.expect;
+    EXPECT_NE(r.message.find(c.expect), std::string::npos) << r.message;
+  }
+}
+
+TEST_F(OptionsTest, Help) {
+  ParseResult r = parse({"--help"});
+  EXPECT_FALSE(r.options);
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--policy", "--inside", "--outside", "--lcores", "--table-size",
+                           "--mbufs", "--pass-non-ip", "--stats-interval", "--exit-when-idle"})
+    EXPECT_NE(r.message.find(flag), std::string::npos) << flag;
+}
+
+Report sampleReport() {
+  Report r;
+  r.seconds = 2.5;
+  r.reason_packets[static_cast<size_t>(dataplane::Reason::kAllowRule)] = 3;
+  r.reason_bytes[static_cast<size_t>(dataplane::Reason::kAllowRule)] = 300;
+  r.reason_packets[static_cast<size_t>(dataplane::Reason::kAllowTracked)] = 7;
+  r.reason_packets[static_cast<size_t>(dataplane::Reason::kDenySg)] = 2;
+  r.reason_packets[static_cast<size_t>(dataplane::Reason::kDenyMalformed)] = 1;
+  r.connections_created = 3;
+  IoCounters l;
+  l.lcore = 1;
+  l.rx_packets = 13;
+  l.tx_packets = 10;
+  l.denied = 3;
+  r.lcores.push_back(l);
+  r.io += l;
+  PortReport p;
+  p.role = "inside";
+  p.name = "net_pcap0";
+  p.ipackets = 13;
+  r.ports.push_back(p);
+  r.pool = {8191, 8191};
+  r.pool_checked = true;
+  return r;
+}
+
+TEST(ReportTest, Sums) {
+  Report r = sampleReport();
+  EXPECT_EQ(r.packetsIn(), 13u);
+  EXPECT_EQ(r.allowedPackets(), 10u);
+  EXPECT_EQ(r.deniedPackets(), 3u);
+  EXPECT_TRUE(r.pool.full());
+  r.pool.available = 8190;
+  EXPECT_FALSE(r.pool.full());
+}
+
+TEST(ReportTest, TextHasEveryReason) {
+  const std::string text = formatReport(sampleReport());
+  for (std::string_view code : dataplane::kReasonCodes)
+    EXPECT_NE(text.find(std::string(code)), std::string::npos) << code;
+  EXPECT_NE(text.find("packets in"), std::string::npos);
+  EXPECT_NE(text.find("8191 of 8191 free (full)"), std::string::npos) << text;
+  EXPECT_NE(text.find("net_pcap0"), std::string::npos);
+}
+
+TEST(ReportTest, Json) {
+  const nlohmann::json j = nlohmann::json::parse(reportJson(sampleReport()));
+  EXPECT_EQ(j["packets_in"], 13);
+  EXPECT_EQ(j["allowed"], 10);
+  EXPECT_EQ(j["denied"], 3);
+  EXPECT_EQ(j["reasons"].size(), dataplane::kReasonCount);
+  EXPECT_EQ(j["reasons"]["allow-rule"]["packets"], 3);
+  EXPECT_EQ(j["reasons"]["allow-rule"]["bytes"], 300);
+  EXPECT_EQ(j["reasons"]["deny-sg"]["packets"], 2);
+  EXPECT_EQ(j["reasons"]["deny-table-full"]["packets"], 0);
+  EXPECT_EQ(j["io"]["rx_packets"], 13);
+  EXPECT_EQ(j["lcores"][0]["lcore"], 1);
+  EXPECT_EQ(j["ports"][0]["name"], "net_pcap0");
+  EXPECT_EQ(j["mbuf_pool"]["full"], true);
+  EXPECT_EQ(j["mbuf_pool"]["size"], 8191);
+}
+
+TEST(ReportTest, StatsLine) {
+  Report a = sampleReport();
+  Report b = a;
+  b.seconds = 3.5;
+  b.reason_packets[static_cast<size_t>(dataplane::Reason::kAllowTracked)] += 1000;
+  const std::string line = formatStatsLine(b, &a);
+  EXPECT_NE(line.find("(1000 pps)"), std::string::npos) << line;
+  EXPECT_NE(line.find("allow-tracked=1007"), std::string::npos) << line;
+}
+
+TEST(LcoreCountersTest, OneCacheLineEach) {
+  static_assert(alignof(LcoreCounters) == 64);
+  LcoreCounters c[2];
+  EXPECT_GE(reinterpret_cast<uintptr_t>(&c[1]) - reinterpret_cast<uintptr_t>(&c[0]), 64u);
+  LcoreCounters::add(c[0].rx_packets, 5);
+  LcoreCounters::add(c[0].rx_packets, 2);
+  IoCounters s = IoCounters::snapshot(c[0], 3);
+  EXPECT_EQ(s.rx_packets, 7u);
+  EXPECT_EQ(s.lcore, 3u);
+}
+
+}  // namespace
+}  // namespace statewall::dpdk

@@ -1,0 +1,45 @@
+// pcap files in and out for the statewalld tests (through sim's libpcap reader and writer).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "statewall/sim/pcap_io.hpp"
+
+namespace statewall::dpdk_test {
+
+using Frame = std::vector<uint8_t>;
+
+// Frames of a pcap file, in order (bytes as captured).
+inline std::vector<Frame> readPcap(const std::string& path) {
+  std::vector<Frame> frames;
+  sim::TraceError err;
+  auto r = sim::TraceReader::open(path, &err);
+  if (!r) {
+    ADD_FAILURE() << "cannot read " << path << ": " << err.str();
+    return frames;
+  }
+  sim::TracePacket p;
+  while (r->next(&p) == sim::TraceReader::Status::kPacket)
+    frames.emplace_back(p.data, p.data + p.caplen);
+  return frames;
+}
+
+// Writes frames to an Ethernet pcap, 1 ms apart from `start_ns`.
+inline void writePcap(const std::string& path, const std::vector<Frame>& frames,
+                      uint64_t start_ns = 1700000000ull * 1000000000ull) {
+  std::string err;
+  auto w = sim::PcapWriter::open(path, 1 /* DLT_EN10MB */, 262144, true, &err);
+  ASSERT_TRUE(w) << err;
+  uint64_t ts = start_ns;
+  for (const Frame& f : frames) {
+    w->write(ts, f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()));
+    ts += 1000000;
+  }
+  ASSERT_TRUE(w->close(&err)) << err;
+}
+
+}  // namespace statewall::dpdk_test
