@@ -1,0 +1,613 @@
+// `statewall query --policy P... 'tcp 198.51.100.7:50000 -> 10.0.1.10:443'`: the verdict for
+// the first packet of a flow, every rule and ACL entry that decided it on each side, and what
+// happens to the replies (tracked, untracked and needing a rule, or dropped by a stateless ACL).
+// Exit 0 allowed, 1 denied, 2 usage error, unreadable flow or a policy that does not load.
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "statewall/rules/compiled.hpp"
+#include "statewall/rules/evaluate.hpp"
+#include "statewall/rules/loader.hpp"
+
+namespace statewall::cli {
+namespace {
+
+using rules::CheckKind;
+using rules::CompiledPolicy;
+using rules::Direction;
+using rules::Evaluation;
+using rules::Flow5;
+using rules::IpAddr;
+
+struct QueryArgs {
+  std::vector<std::string> policies;
+  std::vector<std::string> flow_words;
+  bool json = false;
+};
+
+constexpr uint16_t kDefaultSourcePort = 49152;
+
+// ---- flow syntax ----
+
+bool parseNumber(std::string_view s, unsigned max, unsigned* out) {
+  if (s.empty() || s.size() > 5) return false;
+  unsigned v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (v > max) return false;
+  *out = v;
+  return true;
+}
+
+struct Endpoint {
+  IpAddr addr;
+  std::optional<uint16_t> port;
+  bool bracketed = false;
+};
+
+std::optional<Endpoint> parseEndpoint(std::string_view s, std::string* err) {
+  Endpoint ep;
+  std::string_view addr = s;
+  std::string_view port;
+  bool has_port = false;
+  if (!s.empty() && s.front() == '[') {
+    const size_t close = s.find(']');
+    if (close == std::string_view::npos) {
+      *err = fmt::format("'{}': missing ']' after an IPv6 address", s);
+      return std::nullopt;
+    }
+    addr = s.substr(1, close - 1);
+    ep.bracketed = true;
+    std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        *err = fmt::format("'{}': expected ':PORT' after ']'", s);
+        return std::nullopt;
+      }
+      port = rest.substr(1);
+      has_port = true;
+    }
+  } else if (std::count(s.begin(), s.end(), ':') == 1) {
+    const size_t colon = s.find(':');
+    addr = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    has_port = true;
+  }
+  auto a = IpAddr::parse(addr);
+  if (!a) {
+    *err = fmt::format("'{}' is not an IPv4 or IPv6 address{}", addr,
+                       std::count(s.begin(), s.end(), ':') > 1 && s.front() != '['
+                           ? " (write IPv6 addresses with a port in brackets: [2001:db8::1]:443)"
+                           : "");
+    return std::nullopt;
+  }
+  if (s.front() == '[' && a->isV4()) {
+    *err = fmt::format("'{}': brackets are for IPv6 addresses", s);
+    return std::nullopt;
+  }
+  ep.addr = *a;
+  if (has_port) {
+    unsigned p = 0;
+    if (!parseNumber(port, 65535, &p)) {
+      *err = fmt::format("'{}': the port must be a number 0..65535", s);
+      return std::nullopt;
+    }
+    ep.port = static_cast<uint16_t>(p);
+  }
+  return ep;
+}
+
+// PROTO SRC[:PORT] -> DST[:PORT] [type=T[,code=C]]
+std::optional<Flow5> parseFlow(const std::string& text, std::string* err) {
+  std::string spaced;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text.compare(i, 2, "->") == 0) {
+      spaced += " -> ";
+      ++i;
+    } else {
+      spaced += text[i] == ',' ? ' ' : text[i];
+    }
+  }
+  std::vector<std::string> tok;
+  size_t i = 0;
+  while (i < spaced.size()) {
+    while (i < spaced.size() && std::isspace(static_cast<unsigned char>(spaced[i])))
+      ++i;
+    size_t j = i;
+    while (j < spaced.size() && !std::isspace(static_cast<unsigned char>(spaced[j])))
+      ++j;
+    if (j > i) tok.push_back(spaced.substr(i, j - i));
+    i = j;
+  }
+  if (tok.size() < 4 || tok[2] != "->") {
+    *err =
+        "expected 'PROTO SRC[:PORT] -> DST[:PORT]', e.g. 'tcp 198.51.100.7:50000 -> 10.0.1.10:443'";
+    return std::nullopt;
+  }
+  Flow5 f;
+  const std::string& proto = tok[0];
+  unsigned num = 0;
+  if (proto == "tcp") {
+    f.proto = rules::kProtoTcp;
+  } else if (proto == "udp") {
+    f.proto = rules::kProtoUdp;
+  } else if (proto == "icmp") {
+    f.proto = rules::kProtoIcmp;
+  } else if (proto == "icmpv6" || proto == "icmp6") {
+    f.proto = rules::kProtoIcmpV6;
+  } else if (parseNumber(proto, 255, &num)) {
+    f.proto = static_cast<uint8_t>(num);
+  } else {
+    *err = fmt::format("unknown protocol '{}': expected tcp, udp, icmp, icmpv6 or a number 0..255",
+                       proto);
+    return std::nullopt;
+  }
+  auto src = parseEndpoint(tok[1], err);
+  if (!src) return std::nullopt;
+  auto dst = parseEndpoint(tok[3], err);
+  if (!dst) return std::nullopt;
+  if (src->addr.family != dst->addr.family) {
+    *err = "the source and the destination must both be IPv4 or both IPv6";
+    return std::nullopt;
+  }
+  f.src = src->addr;
+  f.dst = dst->addr;
+  const bool ports = rules::protoHasPorts(f.proto);
+  for (const auto& [ep, word] : {std::pair{&*src, &tok[1]}, std::pair{&*dst, &tok[3]}}) {
+    if (ports && !ep->addr.isV4() && !ep->bracketed) {
+      *err =
+          fmt::format("'{}': write IPv6 addresses of {} flows in brackets, e.g. [2001:db8::1]:443",
+                      *word, proto);
+      return std::nullopt;
+    }
+  }
+  const bool icmp = rules::protoIsIcmp(f.proto);
+  if (ports) {
+    if (!dst->port) {
+      *err = fmt::format("{} needs a destination port: DST:PORT", proto);
+      return std::nullopt;
+    }
+    f.dport = *dst->port;
+    f.sport = src->port.value_or(kDefaultSourcePort);
+  } else if (src->port || dst->port) {
+    *err = fmt::format("ports apply to tcp and udp only, not to {}", proto);
+    return std::nullopt;
+  }
+  if (icmp) {
+    f.icmp_type = f.proto == rules::kProtoIcmp ? 8 : 128;  // echo request unless told
+    f.icmp_code = 0;
+  }
+  for (size_t k = 4; k < tok.size(); ++k) {
+    const std::string& t = tok[k];
+    const size_t eq = t.find('=');
+    const std::string key = t.substr(0, eq);
+    unsigned v = 0;
+    if (eq == std::string::npos || (key != "type" && key != "code")) {
+      *err = fmt::format(
+          "unexpected '{}': after the destination only type=T,code=C (ICMP) may follow", t);
+      return std::nullopt;
+    }
+    if (!icmp) {
+      *err = fmt::format("'{}': type and code apply to icmp and icmpv6 only", t);
+      return std::nullopt;
+    }
+    if (!parseNumber(std::string_view(t).substr(eq + 1), 255, &v)) {
+      *err = fmt::format("'{}': {} must be a number 0..255", t, key);
+      return std::nullopt;
+    }
+    (key == "type" ? f.icmp_type : f.icmp_code) = static_cast<uint8_t>(v);
+  }
+  return f;
+}
+
+// ---- descriptions ----
+
+std::string protoStr(uint8_t p) {
+  return rules::protoName(p);
+}
+
+std::string endpointStr(const IpAddr& a, std::optional<uint16_t> port) {
+  if (!port) return a.str();
+  return a.isV4() ? fmt::format("{}:{}", a.str(), *port) : fmt::format("[{}]:{}", a.str(), *port);
+}
+
+std::string flowStr(const Flow5& f) {
+  const bool ports = rules::protoHasPorts(f.proto);
+  std::string s =
+      fmt::format("{} {} -> {}", protoStr(f.proto),
+                  endpointStr(f.src, ports ? std::optional<uint16_t>(f.sport) : std::nullopt),
+                  endpointStr(f.dst, ports ? std::optional<uint16_t>(f.dport) : std::nullopt));
+  if (rules::protoIsIcmp(f.proto)) s += fmt::format(" type={},code={}", f.icmp_type, f.icmp_code);
+  return s;
+}
+
+nlohmann::ordered_json flowJson(const Flow5& f) {
+  nlohmann::ordered_json j = {
+      {"proto", protoStr(f.proto)}, {"src", f.src.str()}, {"dst", f.dst.str()}};
+  if (rules::protoHasPorts(f.proto)) {
+    j["sport"] = f.sport;
+    j["dport"] = f.dport;
+  }
+  if (rules::protoIsIcmp(f.proto)) {
+    j["type"] = f.icmp_type;
+    j["code"] = f.icmp_code;
+  }
+  return j;
+}
+
+std::string ruleStr(const CompiledPolicy& cp, rules::RuleId id) {
+  const rules::RuleInfo& r = cp.rule(id);
+  std::string s =
+      fmt::format("{} {} rule {}: {}", r.group_name, rules::directionName(r.dir), r.index, r.text);
+  if (!r.description.empty()) s += fmt::format(" ({})", r.description);
+  if (!r.loc.file.empty()) s += fmt::format(" [{}]", r.loc.str());
+  return s;
+}
+
+nlohmann::ordered_json ruleJson(const CompiledPolicy& cp, rules::RuleId id) {
+  const rules::RuleInfo& r = cp.rule(id);
+  return {{"group", r.group_name},
+          {"direction", rules::directionName(r.dir)},
+          {"index", r.index},
+          {"text", r.text},
+          {"description", r.description},
+          {"location", r.loc.file.empty() ? "" : r.loc.str()}};
+}
+
+// "network ACL public-acl inbound: allow by rule 110: 110 allow tcp 443 from 0.0.0.0/0 [loc]"
+std::string aclStr(const CompiledPolicy& cp, const rules::AclVerdict& v) {
+  const rules::AclEntryInfo& e = cp.aclEntry(v.entry);
+  std::string s = fmt::format("network ACL {} {}: {} by rule ", e.acl_name,
+                              rules::directionName(e.dir), e.allow ? "allow" : "deny");
+  if (e.rule_number == 0) return s + "* (no numbered rule matches)";
+  s += fmt::format("{}: {}", e.rule_number, e.text);
+  if (!e.loc.file.empty()) s += fmt::format(" [{}]", e.loc.str());
+  return s;
+}
+
+nlohmann::ordered_json aclJson(const CompiledPolicy& cp, const rules::AclVerdict& v) {
+  const rules::AclEntryInfo& e = cp.aclEntry(v.entry);
+  return {{"acl", e.acl_name},
+          {"direction", rules::directionName(e.dir)},
+          {"rule_number", e.ruleNumberStr()},
+          {"action", e.allow ? "allow" : "deny"},
+          {"text", e.text},
+          {"location", e.loc.file.empty() ? "" : e.loc.str()}};
+}
+
+std::string groupsStr(const rules::InterfaceInfo& itf) {
+  std::string s;
+  for (const auto& g : itf.group_names)
+    s += (s.empty() ? "" : ", ") + g;
+  return s.empty() ? "no groups" : "groups " + s;
+}
+
+std::string reasonOf(const CompiledPolicy& cp, const Evaluation& e) {
+  if (e.unprotected) return e.allowed ? "allow-unprotected" : "deny-sg";
+  if (!e.allowed) {
+    return e.checks[static_cast<size_t>(e.first_deny)].kind == CheckKind::kAcl ? "deny-acl"
+                                                                               : "deny-sg";
+  }
+  (void)cp;
+  return e.untracked ? "allow-untracked" : "allow-rule";
+}
+
+// The reply of the first packet, or nullopt when the protocol has no reply (ICMP errors...).
+std::optional<Flow5> replyOf(const Flow5& f) {
+  Flow5 r = f;
+  r.src = f.dst;
+  r.dst = f.src;
+  r.sport = f.dport;
+  r.dport = f.sport;
+  if (f.proto == rules::kProtoIcmp) {
+    switch (f.icmp_type) {
+      case 8:
+        r.icmp_type = 0;
+        break;  // echo
+      case 13:
+        r.icmp_type = 14;
+        break;  // timestamp
+      case 15:
+        r.icmp_type = 16;
+        break;  // information
+      case 17:
+        r.icmp_type = 18;
+        break;  // address mask
+      default:
+        return std::nullopt;
+    }
+  } else if (f.proto == rules::kProtoIcmpV6) {
+    if (f.icmp_type != 128) return std::nullopt;
+    r.icmp_type = 129;
+  }
+  return r;
+}
+
+// What the reply meets on one side of a connection.
+struct ReplySide {
+  bool is_source = false;  // the side of the first packet's source
+  rules::IfaceId iface = rules::kNoIface;
+  bool untracked = false;
+  rules::SgVerdict sg;  // untracked only: the reply's own rule
+};
+
+struct ReplyAnalysis {
+  Flow5 flow;
+  std::vector<ReplySide> sides;
+  Evaluation acl;  // the reply's ACL checks (stateless)
+  bool allowed = true;
+};
+
+ReplyAnalysis analyseReply(const CompiledPolicy& cp, const Evaluation& first, const Flow5& reply) {
+  ReplyAnalysis r;
+  r.flow = reply;
+  auto side = [&](bool is_source, const rules::Check& c) {
+    ReplySide s;
+    s.is_source = is_source;
+    s.iface = c.iface;
+    s.untracked = c.sg.untracked;
+    if (s.untracked) {
+      // The reply leaves the first packet's destination (its outbound rules) or arrives at the
+      // first packet's source (its inbound rules).
+      const Direction d = is_source ? Direction::kInbound : Direction::kOutbound;
+      const rules::FlowSpec spec =
+          is_source ? rules::dstSideSpec(reply) : rules::srcSideSpec(reply);
+      s.sg = cp.classify(c.iface, d, spec);
+      r.allowed = r.allowed && s.sg.allowed();
+    }
+    r.sides.push_back(s);
+  };
+  for (int i = 0; i < first.n_checks; ++i) {
+    const rules::Check& c = first.checks[static_cast<size_t>(i)];
+    if (c.kind == CheckKind::kSg) side(c.dir == Direction::kOutbound, c);
+  }
+  rules::evaluate(cp, reply, rules::EvalMode::kAclOnly, &r.acl);
+  r.allowed = r.allowed && r.acl.allowed;
+  return r;
+}
+
+// ---- output ----
+
+int runQuery(const QueryArgs& a) {
+  std::string text;
+  for (const auto& w : a.flow_words)
+    text += (text.empty() ? "" : " ") + w;
+  std::string err;
+  const std::optional<Flow5> flow = parseFlow(text, &err);
+  if (!flow) {
+    std::fprintf(stderr, "statewall query: bad flow '%s': %s\n", text.c_str(), err.c_str());
+    return 2;
+  }
+  rules::LoadResult loaded = rules::loadPolicyFiles(a.policies);
+  for (const auto& d : loaded.diagnostics)
+    std::fprintf(stderr, "%s\n", d.str().c_str());
+  if (!loaded.policy) {
+    std::fprintf(stderr, "statewall query: the policy does not load (run statewall check)\n");
+    return 2;
+  }
+  rules::CompileResult compiled = rules::compile(*loaded.policy);
+  for (const auto& d : compiled.diagnostics)
+    std::fprintf(stderr, "%s\n", d.str().c_str());
+  if (!compiled.policy) return 2;
+  const CompiledPolicy& cp = *compiled.policy;
+
+  Evaluation ev;
+  rules::evaluate(cp, *flow, rules::EvalMode::kFull, &ev);
+  const std::string reason = reasonOf(cp, ev);
+  const std::optional<Flow5> reply = replyOf(*flow);
+  std::optional<ReplyAnalysis> ra;
+  if (ev.allowed && reply && !ev.unprotected) ra = analyseReply(cp, ev, *reply);
+
+  auto checksOfSide = [&](bool source) {
+    std::vector<int> idx;
+    for (int i = 0; i < ev.n_checks; ++i)
+      if ((ev.checks[static_cast<size_t>(i)].dir == Direction::kOutbound) == source)
+        idx.push_back(i);
+    return idx;
+  };
+
+  if (a.json) {
+    nlohmann::ordered_json out;
+    out["flow"] = flowJson(*flow);
+    out["verdict"] = ev.allowed ? "allow" : "deny";
+    out["reason"] = reason;
+    out["sides"] = nlohmann::ordered_json::array();
+    for (bool source : {true, false}) {
+      const IpAddr& addr = source ? flow->src : flow->dst;
+      const rules::IfaceId iface = source ? ev.src_iface : ev.dst_iface;
+      nlohmann::ordered_json s = {{"side", source ? "source" : "destination"},
+                                  {"address", addr.str()},
+                                  {"protected", iface != rules::kNoIface}};
+      if (iface != rules::kNoIface) {
+        const rules::InterfaceInfo& itf = cp.iface(iface);
+        s["interface"] = itf.name;
+        s["subnet"] = itf.subnet == rules::kNoSubnet
+                          ? nlohmann::ordered_json(nullptr)
+                          : nlohmann::ordered_json(cp.subnet(itf.subnet).name);
+        s["groups"] = itf.group_names;
+        s["checks"] = nlohmann::ordered_json::array();
+        for (int i : checksOfSide(source)) {
+          const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+          nlohmann::ordered_json cj = {{"kind", c.kind == CheckKind::kSg ? "sg" : "acl"},
+                                       {"direction", rules::directionName(c.dir)},
+                                       {"allowed", c.allowed},
+                                       {"decisive", i == ev.first_deny}};
+          if (c.kind == CheckKind::kSg) {
+            cj["rule"] = c.sg.allowed() ? ruleJson(cp, c.sg.rule) : nlohmann::ordered_json(nullptr);
+            if (c.sg.allowed()) {
+              s["tracking"] = c.sg.untracked ? "untracked" : "tracked";
+              cj["untracked"] = c.sg.untracked;
+            }
+          } else {
+            cj["entry"] = aclJson(cp, c.acl);
+          }
+          s["checks"].push_back(cj);
+        }
+      }
+      out["sides"].push_back(s);
+    }
+    nlohmann::ordered_json rj;
+    if (!ev.allowed) {
+      rj = {{"expected", false}, {"note", "the first packet is denied: no connection"}};
+    } else if (!reply) {
+      rj = {{"expected", false}, {"note", "this ICMP type has no reply"}};
+    } else if (ev.unprotected) {
+      rj = {{"expected", true},
+            {"flow", flowJson(*reply)},
+            {"verdict", "allow"},
+            {"note", "unprotected traffic: the reply passes as the first packet did"}};
+    } else {
+      rj["expected"] = true;
+      rj["flow"] = flowJson(ra->flow);
+      rj["verdict"] = ra->allowed ? "allow" : "deny";
+      rj["sides"] = nlohmann::ordered_json::array();
+      for (const ReplySide& s : ra->sides) {
+        nlohmann::ordered_json sj = {{"side", s.is_source ? "source" : "destination"},
+                                     {"interface", cp.iface(s.iface).name},
+                                     {"tracking", s.untracked ? "untracked" : "tracked"},
+                                     {"needs_rule", s.untracked}};
+        if (s.untracked) {
+          sj["allowed"] = s.sg.allowed();
+          sj["rule"] = s.sg.allowed() ? ruleJson(cp, s.sg.rule) : nlohmann::ordered_json(nullptr);
+        } else {
+          sj["allowed"] = true;
+        }
+        rj["sides"].push_back(sj);
+      }
+      rj["acl_checks"] = nlohmann::ordered_json::array();
+      for (int i = 0; i < ra->acl.n_checks; ++i) {
+        const rules::Check& c = ra->acl.checks[static_cast<size_t>(i)];
+        rj["acl_checks"].push_back({{"direction", rules::directionName(c.dir)},
+                                    {"allowed", c.allowed},
+                                    {"entry", aclJson(cp, c.acl)}});
+      }
+      rj["acl_drops"] = !ra->acl.allowed;
+    }
+    out["reply"] = rj;
+    std::printf("%s\n", out.dump(2).c_str());
+    return ev.allowed ? 0 : 1;
+  }
+
+  std::printf("%s\n", flowStr(*flow).c_str());
+  std::printf("verdict: %s (%s)\n", ev.allowed ? "allow" : "deny", reason.c_str());
+  if (ev.unprotected) {
+    std::printf(
+        "  neither %s nor %s is a protected interface address; the policy's 'unprotected: %s' "
+        "decides\n",
+        flow->src.str().c_str(), flow->dst.str().c_str(), ev.allowed ? "allow" : "deny");
+  }
+  for (bool source : {true, false}) {
+    const IpAddr& addr = source ? flow->src : flow->dst;
+    const rules::IfaceId iface = source ? ev.src_iface : ev.dst_iface;
+    const char* side = source ? "source" : "destination";
+    if (ev.unprotected) break;
+    if (iface == rules::kNoIface) {
+      std::printf("\n%s %s: not a protected interface address (no rules on this side)\n", side,
+                  addr.str().c_str());
+      continue;
+    }
+    const rules::InterfaceInfo& itf = cp.iface(iface);
+    std::printf("\n%s %s: interface %s, %s, %s\n", side, addr.str().c_str(), itf.name.c_str(),
+                itf.subnet == rules::kNoSubnet ? "no subnet"
+                                               : ("subnet " + cp.subnet(itf.subnet).name).c_str(),
+                groupsStr(itf).c_str());
+    for (int i : checksOfSide(source)) {
+      const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+      const std::string dir(rules::directionName(c.dir));
+      const char* mark = i == ev.first_deny ? "  <- decides" : "";
+      if (c.kind == CheckKind::kAcl) {
+        std::printf("  %d. %s%s\n", i + 1, aclStr(cp, c.acl).c_str(), mark);
+      } else if (c.sg.allowed()) {
+        std::printf("  %d. security groups %s: allow by %s\n", i + 1, dir.c_str(),
+                    ruleStr(cp, c.sg.rule).c_str());
+        if (c.sg.untracked) {
+          std::printf(
+              "     untracked: a matching rule allows all addresses and the %s rules of %s allow\n"
+              "     all traffic back\n",
+              source ? "inbound" : "outbound", itf.name.c_str());
+        }
+      } else {
+        std::printf("  %d. security groups %s: deny, no %s rule of %s (%s) allows it%s\n", i + 1,
+                    dir.c_str(), dir.c_str(), itf.name.c_str(), groupsStr(itf).c_str(), mark);
+      }
+    }
+  }
+
+  std::printf("\n");
+  if (!ev.allowed) {
+    std::printf("reply: none (the first packet is denied, no connection opens)\n");
+  } else if (!reply) {
+    std::printf("reply: none expected (icmp type %u has no reply)\n", flow->icmp_type);
+  } else if (ev.unprotected) {
+    std::printf("reply %s: unprotected, passes as the first packet did\n", flowStr(*reply).c_str());
+  } else {
+    std::printf("reply %s:\n", flowStr(ra->flow).c_str());
+    for (const ReplySide& s : ra->sides) {
+      const std::string& name = cp.iface(s.iface).name;
+      if (!s.untracked) {
+        std::printf("  %s: tracked, the reply passes %s's groups without a rule\n", name.c_str(),
+                    name.c_str());
+      } else if (s.sg.allowed()) {
+        std::printf("  %s: untracked, the reply needs its own %s rule: allowed by %s\n",
+                    name.c_str(), s.is_source ? "inbound" : "outbound",
+                    ruleStr(cp, s.sg.rule).c_str());
+      } else {
+        std::printf(
+            "  %s: untracked, the reply needs its own %s rule and none allows it: replies are "
+            "dropped\n",
+            name.c_str(), s.is_source ? "inbound" : "outbound");
+      }
+    }
+    for (int i = 0; i < ra->acl.n_checks; ++i) {
+      const rules::Check& c = ra->acl.checks[static_cast<size_t>(i)];
+      std::printf("  %s (stateless: it sees replies too)\n", aclStr(cp, c.acl).c_str());
+    }
+    if (ra->allowed) {
+      std::printf("  => replies pass\n");
+    } else if (!ra->acl.allowed) {
+      std::printf("  => the network ACL drops the replies: the connection cannot complete\n");
+    } else {
+      std::printf("  => replies are dropped: the connection cannot complete\n");
+    }
+  }
+  return ev.allowed ? 0 : 1;
+}
+
+}  // namespace
+
+void addQueryCommand(CLI::App& app, int* exit_code) {
+  auto args = std::make_shared<QueryArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "query", "Decide the first packet of one flow: verdict, deciding rules, reply handling");
+  cmd->footer(
+      "Flow syntax (quote it: '->' is a shell redirection otherwise):\n"
+      "  tcp|udp SRC[:PORT] -> DST:PORT        source port defaults to 49152\n"
+      "  icmp|icmpv6 SRC -> DST [type=T,code=C] default: echo request, code 0\n"
+      "  NUMBER SRC -> DST                     any other IP protocol\n"
+      "IPv6 addresses with a port go in brackets: tcp [2001:db8::1]:5000 -> [2001:db8::10]:443\n"
+      "Exit status: 0 allowed, 1 denied, 2 usage error, bad flow or a policy that does not load.");
+  cmd->add_option("--policy,-p", args->policies,
+                  "policy file (repeatable; the files together form one policy)")
+      ->required();
+  cmd->add_option("flow", args->flow_words,
+                  "the flow, e.g. 'tcp 198.51.100.7:50000 -> 10.0.1.10:443'")
+      ->required();
+  cmd->add_flag("--json", args->json,
+                "print one JSON object {flow, verdict, reason, sides, reply}");
+  cmd->callback([args, exit_code]() { *exit_code = runQuery(*args); });
+}
+
+}  // namespace statewall::cli
