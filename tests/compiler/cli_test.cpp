@@ -1,0 +1,297 @@
+// Runs the built `statewall` binary: `check` and `query` on the examples, exit codes and output.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kBinary = STATEWALL_BINARY_DIR "/sim/statewall";
+const std::string kExamples = STATEWALL_EXAMPLES_DIR;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s)
+    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/statewall-cli-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result run(const std::vector<std::string>& args) {
+    std::string cmd = quote(kBinary);
+    for (const auto& a : args)
+      cmd += " " + quote(a);
+    const std::string err_file = dir_ + "/stderr";
+    cmd += " 2>" + quote(err_file);
+    Result r;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) {
+      ADD_FAILURE() << "popen failed";
+      return r;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+      r.out.append(buf, n);
+    const int status = pclose(p);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream e(err_file);
+    std::stringstream ss;
+    ss << e.rdbuf();
+    r.err = ss.str();
+    return r;
+  }
+
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  static std::string yaml() { return kExamples + "/three-tier.yaml"; }
+  static std::vector<std::string> awsFiles() {
+    std::vector<std::string> files;
+    for (const char* f : {"security-groups.json", "network-acls.json", "network-interfaces.json",
+                          "subnets.json", "prefix-lists.json"})
+      files.push_back(kExamples + "/aws/" + f);
+    return files;
+  }
+  static std::vector<std::string> awsPolicyArgs() {
+    std::vector<std::string> args;
+    for (const auto& f : awsFiles()) {
+      args.push_back("--policy");
+      args.push_back(f);
+    }
+    return args;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(Cli, CheckValidYaml) {
+  Result r = run({"check", yaml()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("valid policy"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("security groups: 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("interfaces:      5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("network ACLs:    2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("warnings:        0"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, CheckAwsJsonGivesTheSameSummary) {
+  std::vector<std::string> args{"check"};
+  for (const auto& f : awsFiles())
+    args.push_back(f);
+  Result aws = run(args);
+  Result yml = run({"check", yaml()});
+  ASSERT_EQ(aws.exit_code, 0) << aws.err;
+  // Same counts line for line (the first line names the files).
+  EXPECT_EQ(aws.out.substr(aws.out.find('\n')), yml.out.substr(yml.out.find('\n')));
+}
+
+TEST_F(Cli, CheckJson) {
+  Result r = run({"check", "--json", yaml()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["valid"].get<bool>());
+  EXPECT_EQ(j["summary"]["groups"], 3);
+  EXPECT_EQ(j["summary"]["interfaces"], 5);
+  EXPECT_EQ(j["summary"]["subnets"], 3);
+  EXPECT_TRUE(j["errors"].empty());
+}
+
+TEST_F(Cli, CheckInvalidPrintsFileLineColErrors) {
+  const std::string bad = write("bad.yaml",
+                                "version: 1\n"
+                                "groups:\n"
+                                "  web:\n"
+                                "    inbound:\n"
+                                "      - {proto: tcp, ports: 22, from: sg:nope}\n");
+  Result r = run({"check", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(bad + ":5:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(": error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+  Result j = run({"check", "--json", bad});
+  EXPECT_EQ(j.exit_code, 1);
+  EXPECT_FALSE(nlohmann::json::parse(j.out)["valid"].get<bool>());
+}
+
+TEST_F(Cli, CheckUsageAndMissingFile) {
+  EXPECT_EQ(run({"check"}).exit_code, 2);
+  EXPECT_EQ(run({"check", "--no-such-option", yaml()}).exit_code, 2);
+  Result r = run({"check", dir_ + "/missing.yaml"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("missing.yaml"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, QueryAllowedUntrackedHttps) {
+  Result r = run({"query", "--policy", yaml(), "tcp 198.51.100.7:50000 -> 10.0.1.10:443"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("verdict: allow (allow-untracked)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("network ACL public-acl inbound: allow by rule 110"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("web inbound rule 0: tcp 443 from 0.0.0.0/0, ::/0"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("untracked, the reply needs its own outbound rule"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("=> replies pass"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, QueryDeniedByAclAndBySecurityGroups) {
+  Result acl = run({"query", "--policy", yaml(), "tcp 192.0.2.5:40000 -> 10.0.1.10:443"});
+  EXPECT_EQ(acl.exit_code, 1);
+  EXPECT_NE(acl.out.find("verdict: deny (deny-acl)"), std::string::npos) << acl.out;
+  EXPECT_NE(acl.out.find("deny by rule 90"), std::string::npos) << acl.out;
+  // db has no outbound rules.
+  Result sg = run({"query", "-p", yaml(), "tcp 10.0.3.10:40000 -> 10.0.2.10:5432"});
+  EXPECT_EQ(sg.exit_code, 1);
+  EXPECT_NE(sg.out.find("verdict: deny (deny-sg)"), std::string::npos) << sg.out;
+  EXPECT_NE(sg.out.find("no outbound rule of db-1"), std::string::npos) << sg.out;
+}
+
+TEST_F(Cli, QueryTrackedBetweenTiersAndSelfReference) {
+  Result r = run({"query", "-p", yaml(), "tcp 10.0.2.10:40000 -> 10.0.3.10:5432"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("verdict: allow (allow-rule)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("db inbound rule 0: tcp 5432 from sg:app"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("db-1: tracked"), std::string::npos) << r.out;
+  Result self = run({"query", "-p", yaml(), "udp 10.0.3.11:5000 -> 10.0.3.10:5000"});
+  EXPECT_NE(self.out.find("db inbound rule 1: all from sg:db"), std::string::npos) << self.out;
+}
+
+TEST_F(Cli, QueryReplyDroppedByStatelessAcl) {
+  // web-1 opens a connection from a low source port: the public ACL lets replies in only on
+  // 1024-65535.
+  Result r = run({"query", "-p", yaml(), "tcp 10.0.1.10:800 -> 93.184.216.34:443"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("network ACL drops the replies"), std::string::npos) << r.out;
+  Result j = run({"query", "-p", yaml(), "--json", "tcp 10.0.1.10:800 -> 93.184.216.34:443"});
+  const auto out = nlohmann::json::parse(j.out);
+  EXPECT_TRUE(out["reply"]["acl_drops"].get<bool>());
+  EXPECT_EQ(out["reply"]["verdict"], "deny");
+}
+
+TEST_F(Cli, QueryJson) {
+  Result r = run({"query", "-p", yaml(), "--json", "tcp 198.51.100.7:50000 -> 10.0.1.10:443"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["verdict"], "allow");
+  EXPECT_EQ(j["reason"], "allow-untracked");
+  ASSERT_EQ(j["sides"].size(), 2u);
+  EXPECT_FALSE(j["sides"][0]["protected"].get<bool>());
+  const auto& dst = j["sides"][1];
+  EXPECT_EQ(dst["interface"], "web-1");
+  ASSERT_EQ(dst["checks"].size(), 2u);
+  EXPECT_EQ(dst["checks"][0]["kind"], "acl");
+  EXPECT_EQ(dst["checks"][0]["entry"]["rule_number"], "110");
+  EXPECT_EQ(dst["checks"][1]["kind"], "sg");
+  EXPECT_EQ(dst["checks"][1]["rule"]["group"], "web");
+  EXPECT_EQ(dst["checks"][1]["rule"]["index"], 0);
+  EXPECT_TRUE(j["reply"]["expected"].get<bool>());
+  EXPECT_EQ(j["reply"]["sides"][0]["tracking"], "untracked");
+
+  Result deny = run({"query", "-p", yaml(), "--json", "tcp 192.0.2.5:40000 -> 10.0.1.10:443"});
+  EXPECT_EQ(deny.exit_code, 1);
+  const auto d = nlohmann::json::parse(deny.out);
+  EXPECT_EQ(d["verdict"], "deny");
+  EXPECT_EQ(d["reason"], "deny-acl");
+  EXPECT_TRUE(d["sides"][1]["checks"][0]["decisive"].get<bool>());
+
+  Result unprot = run({"query", "-p", yaml(), "--json", "udp 1.1.1.1:53 -> 8.8.8.8:53"});
+  EXPECT_EQ(nlohmann::json::parse(unprot.out)["reason"], "allow-unprotected");
+}
+
+TEST_F(Cli, QueryIcmpAndIpv6) {
+  Result ping = run({"query", "-p", yaml(), "icmp 198.51.100.7 -> 10.0.1.10 type=8,code=0"});
+  EXPECT_EQ(ping.exit_code, 0) << ping.err;
+  EXPECT_NE(ping.out.find("web inbound rule 3: icmp type 8 code any"), std::string::npos)
+      << ping.out;
+  EXPECT_NE(ping.out.find("type=0,code=0"), std::string::npos) << ping.out;  // the echo reply
+  Result v6 = run({"query", "-p", yaml(), "tcp [2001:db8::1]:5000 -> [2001:db8:1::10]:443"});
+  EXPECT_EQ(v6.exit_code, 0) << v6.err;
+  EXPECT_NE(v6.out.find("allow by rule 111"), std::string::npos) << v6.out;
+  Result ping6 = run({"query", "-p", yaml(), "icmpv6 2001:db8:ff::1 -> 2001:db8:1::10 type=128"});
+  EXPECT_EQ(ping6.exit_code, 0) << ping6.err;
+  // SSH from outside the office: denied by the ACL's '*' default.
+  Result ssh = run({"query", "-p", yaml(), "tcp 198.51.100.7:50000 -> 10.0.1.10:22"});
+  EXPECT_EQ(ssh.exit_code, 1);
+  EXPECT_NE(ssh.out.find("deny by rule *"), std::string::npos) << ssh.out;
+}
+
+TEST_F(Cli, QuerySameAnswersFromYamlAndAwsJson) {
+  const std::vector<std::string> flows = {
+      "tcp 198.51.100.7:50000 -> 10.0.1.10:443", "tcp 192.0.2.5:40000 -> 10.0.1.10:443",
+      "tcp 10.0.1.10:40000 -> 10.0.2.10:8080",   "tcp 10.0.3.10:40000 -> 10.0.2.10:5432",
+      "tcp 203.0.113.9:40000 -> 10.0.1.11:22",   "icmp 198.51.100.7 -> 10.0.1.10",
+      "tcp 10.0.1.10:800 -> 93.184.216.34:443",  "udp 10.0.3.11:5000 -> 10.0.3.10:5000"};
+  for (const auto& f : flows) {
+    std::vector<std::string> aws_args{"query", "--json"};
+    for (const auto& a : awsPolicyArgs())
+      aws_args.push_back(a);
+    aws_args.push_back(f);
+    Result a = run(aws_args);
+    Result y = run({"query", "--json", "-p", yaml(), f});
+    ASSERT_EQ(a.exit_code, y.exit_code) << f << "\n" << a.err;
+    auto ja = nlohmann::json::parse(a.out);
+    auto jy = nlohmann::json::parse(y.out);
+    EXPECT_EQ(ja["verdict"], jy["verdict"]) << f;
+    EXPECT_EQ(ja["reason"], jy["reason"]) << f;
+    EXPECT_EQ(ja["reply"]["verdict"], jy["reply"]["verdict"]) << f;
+    for (size_t s = 0; s < 2; ++s) {
+      EXPECT_EQ(ja["sides"][s]["interface"], jy["sides"][s]["interface"]) << f;
+      EXPECT_EQ(ja["sides"][s]["checks"].size(), jy["sides"][s]["checks"].size()) << f;
+    }
+  }
+}
+
+TEST_F(Cli, QueryBadFlowIsAUsageError) {
+  for (const std::string flow :
+       {"tcp 1.2.3.4 -> 10.0.1.10", "tcp 1.2.3.4:1 10.0.1.10:2", "sctp 1.2.3.4 -> 1.2.3.5",
+        "icmp 1.2.3.4:5 -> 10.0.1.10", "tcp 1.2.3.4:1 -> [2001:db8::10]:443",
+        "tcp 2001:db8::1:5000 -> [2001:db8::10]:443", "icmp 1.2.3.4 -> 1.2.3.5 type=300",
+        "tcp 1.2.3.4:99999 -> 1.2.3.5:1", "tcp 1.2.3.400:1 -> 1.2.3.5:1", ""}) {
+    Result r = run({"query", "-p", yaml(), flow});
+    EXPECT_EQ(r.exit_code, 2) << flow;
+    if (!flow.empty()) {
+      EXPECT_NE(r.err.find("bad flow"), std::string::npos) << flow << ": " << r.err;
+    }
+    EXPECT_EQ(r.out, "") << flow;
+  }
+  EXPECT_EQ(run({"query", "tcp 1.2.3.4:1 -> 1.2.3.5:2"}).exit_code, 2);  // no --policy
+}
+
+TEST_F(Cli, QueryWithABrokenPolicy) {
+  const std::string bad = write("bad.yaml", "version: 1\nbogus_key: 1\n");
+  Result r = run({"query", "-p", bad, "tcp 1.2.3.4:1 -> 1.2.3.5:2"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(bad + ":2:"), std::string::npos) << r.err;
+}
+
+}  // namespace
