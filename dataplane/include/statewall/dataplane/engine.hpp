@@ -153,7 +153,6 @@ class Engine {
   void offline(Worker& w) noexcept;
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
