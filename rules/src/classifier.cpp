@@ -60,32 +60,30 @@ bool CompiledPolicy::subnetContains(SubnetId s, const IpAddr& a) const {
   return false;
 }
 
-uint32_t CompiledPolicy::lookup(uint32_t m, uint16_t key, const IpAddr& a, bool* untracked) const {
-  const Matcher& mt = matchers_[m];
+uint32_t CompiledPolicy::lookup(const Matcher& mt, uint16_t key, const IpAddr& a,
+                                bool* untracked) const {
   const size_t i = lastNotAbove(interval_starts_.data() + mt.offset, mt.count,
                                 [key](uint16_t start) { return key < start; });
   const IntervalValue& iv = interval_values_[mt.offset + i];
   *untracked = iv.untracked != 0;
   if (a.isV4()) {
-    const AddrTable& t = v4_tables_[iv.table];
     const uint32_t x = a.v4();
-    const size_t j = lastNotAbove(v4_starts_.data() + t.offset, t.count,
+    const size_t j = lastNotAbove(v4_starts_.data() + iv.table_offset, iv.table_count,
                                   [x](uint32_t start) { return x < start; });
-    return v4_values_[t.offset + j];
+    return v4_values_[iv.table_offset + j];
   }
-  const AddrTable& t = v6_tables_[iv.table];
   const uint64_t hi = a.hi;
   const uint64_t lo = a.lo;
-  const size_t j = lastNotAbove(v6_starts_.data() + t.offset, t.count, [hi, lo](const V6Start& s) {
-    return hi < s.hi || (hi == s.hi && lo < s.lo);
-  });
-  return v6_values_[t.offset + j];
+  const size_t j =
+      lastNotAbove(v6_starts_.data() + iv.table_offset, iv.table_count,
+                   [hi, lo](const V6Start& s) { return hi < s.hi || (hi == s.hi && lo < s.lo); });
+  return v6_values_[iv.table_offset + j];
 }
 
 SgVerdict CompiledPolicy::classify(IfaceId i, Direction d, const FlowSpec& f) const {
   SgVerdict v;
   if (i >= iface_hot_.size()) return v;
-  const uint32_t m = sg_matcher_[slotIndex(iface_hot_[i].group_set, d, f.proto, f.remote)];
+  const Matcher& m = sg_matcher_[slotIndex(iface_hot_[i].group_set, d, f.proto, f.remote)];
   bool untracked = false;
   v.rule = lookup(m, flowKey(f), f.remote, &untracked);
   v.untracked = untracked && v.rule != kNoRule;
@@ -99,7 +97,7 @@ AclVerdict CompiledPolicy::aclCheck(SubnetId s, Direction d, const FlowSpec& f) 
     return v;
   }
   const AclId a = subnet_hot_[s].acl;
-  const uint32_t m = acl_matcher_[slotIndex(a, d, f.proto, f.remote)];
+  const Matcher& m = acl_matcher_[slotIndex(a, d, f.proto, f.remote)];
   bool unused = false;
   AclEntryId e = lookup(m, flowKey(f), f.remote, &unused);
   if (e == kNoRule) e = acl_default_[a][static_cast<size_t>(d)];

@@ -404,7 +404,7 @@ class PolicyCompiler {
     out_->v6_values_.push_back(kNoRule);
     out_->matchers_.push_back({0, 1});
     out_->interval_starts_.push_back(0);
-    out_->interval_values_.push_back({0, 0});
+    out_->interval_values_.push_back(CompiledPolicy::IntervalValue{});  // table 0 of either family
   }
 
   // The address-range table for the candidates `cands` (indices into `all`, in rank order).
@@ -519,9 +519,13 @@ class PolicyCompiler {
     std::sort(bounds.begin(), bounds.end());
     bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
 
+    struct Value {
+      uint32_t table;  // AddrTable index in the family's pool
+      uint32_t untracked;
+    };
     std::map<std::vector<uint32_t>, uint32_t> table_memo;
     std::vector<uint16_t> starts;
-    std::vector<CompiledPolicy::IntervalValue> values;
+    std::vector<Value> values;
     std::vector<uint32_t> covering;
     for (uint32_t b : bounds) {
       covering.clear();
@@ -535,7 +539,7 @@ class PolicyCompiler {
       auto it = table_memo.find(covering);
       if (it == table_memo.end())
         it = table_memo.emplace(covering, buildTable(cands, covering, v4)).first;
-      const CompiledPolicy::IntervalValue v{it->second, (untracked_ok && all_peer) ? 1u : 0u};
+      const Value v{it->second, (untracked_ok && all_peer) ? 1u : 0u};
       if (!values.empty() && values.back().table == v.table &&
           values.back().untracked == v.untracked)
         continue;
@@ -557,7 +561,14 @@ class PolicyCompiler {
     out_->matchers_.push_back({static_cast<uint32_t>(out_->interval_starts_.size()),
                                static_cast<uint32_t>(starts.size())});
     out_->interval_starts_.insert(out_->interval_starts_.end(), starts.begin(), starts.end());
-    out_->interval_values_.insert(out_->interval_values_.end(), values.begin(), values.end());
+    const auto& tables = v4 ? out_->v4_tables_ : out_->v6_tables_;
+    for (const Value& v : values) {
+      CompiledPolicy::IntervalValue iv;
+      iv.table_offset = tables[v.table].offset;
+      iv.table_count = tables[v.table].count & 0x7FFFFFFF;
+      iv.untracked = v.untracked;
+      out_->interval_values_.push_back(iv);
+    }
     return it->second;
   }
 
@@ -580,7 +591,7 @@ class PolicyCompiler {
 
   void buildSgMatchers() {
     const size_t n_slots = slot_proto_.size();
-    out_->sg_matcher_.assign(group_sets_.size() * 2 * n_slots * 2, 0);
+    out_->sg_matcher_.assign(group_sets_.size() * 2 * n_slots * 2, out_->matchers_[0]);
     std::vector<Candidate> cands;
     for (size_t s = 0; s < group_sets_.size(); ++s) {
       const std::vector<uint16_t>& set = group_sets_[s];
@@ -611,7 +622,7 @@ class PolicyCompiler {
             const bool untracked_ok =
                 (sp == kProtoTcp || sp == kProtoUdp) && allowsEverything(set, rev, sp, fam);
             const size_t idx = ((s * 2 + static_cast<size_t>(d)) * n_slots + slot) * 2 + fam;
-            out_->sg_matcher_[idx] = buildMatcher(cands, fam == 0, untracked_ok);
+            out_->sg_matcher_[idx] = out_->matchers_[buildMatcher(cands, fam == 0, untracked_ok)];
           }
         }
       }
@@ -620,7 +631,7 @@ class PolicyCompiler {
 
   void buildAclMatchers() {
     const size_t n_slots = slot_proto_.size();
-    out_->acl_matcher_.assign(p_.acls.size() * 2 * n_slots * 2, 0);
+    out_->acl_matcher_.assign(p_.acls.size() * 2 * n_slots * 2, out_->matchers_[0]);
     std::vector<Candidate> cands;
     for (size_t a = 0; a < p_.acls.size(); ++a) {
       for (Direction d : {Direction::kInbound, Direction::kOutbound}) {
@@ -640,7 +651,7 @@ class PolicyCompiler {
               cands.push_back(c);
             }
             const size_t idx = ((a * 2 + static_cast<size_t>(d)) * n_slots + slot) * 2 + fam;
-            out_->acl_matcher_[idx] = buildMatcher(cands, fam == 0, false);
+            out_->acl_matcher_[idx] = out_->matchers_[buildMatcher(cands, fam == 0, false)];
           }
         }
       }

@@ -178,10 +178,13 @@ class CompiledPolicy {
     uint32_t offset = 0;  // into interval_starts_ / interval_values_
     uint32_t count = 0;
   };
+  // The address-range table of one interval, inlined (offset and count into the pools of the
+  // matcher's family) to save a dependent load per query.
   struct IntervalValue {
-    uint32_t table = 0;      // AddrTable index
-    uint32_t untracked = 0;  // 1: a matching rule has the all-addresses peer and the reverse
-                             // direction allows everything (TCP/UDP only)
+    uint32_t table_offset = 0;
+    uint32_t table_count : 31 = 1;
+    uint32_t untracked : 1 = 0;  // a matching rule has the all-addresses peer and the reverse
+                                 // direction allows everything (TCP/UDP only)
   };
   struct V6Start {
     uint64_t hi = 0;
@@ -215,7 +218,7 @@ class CompiledPolicy {
            (a.isV4() ? 0 : 1);
   }
   // Finds the range of `m` holding (key, addr): the winning id (or kNoRule) and the untracked bit.
-  uint32_t lookup(uint32_t m, uint16_t key, const IpAddr& a, bool* untracked) const;
+  uint32_t lookup(const Matcher& m, uint16_t key, const IpAddr& a, bool* untracked) const;
 
   Policy source_;
 
@@ -238,11 +241,11 @@ class CompiledPolicy {
   std::vector<SubnetHot> subnet_hot_;  // per subnet
   std::vector<Cidr> subnet_cidrs_;
   std::vector<std::array<AclEntryId, 2>> acl_default_;  // per ACL: '*' per direction
-  std::vector<uint32_t> sg_matcher_;                    // per slotIndex(group set, ...)
-  std::vector<uint32_t> acl_matcher_;                   // per slotIndex(acl, ...)
+  std::vector<Matcher> sg_matcher_;                     // per slotIndex(group set, ...)
+  std::vector<Matcher> acl_matcher_;                    // per slotIndex(acl, ...)
   std::vector<AclEntryHot> acl_hot_;                    // per AclEntryId, for the hot path
 
-  std::vector<Matcher> matchers_;
+  std::vector<Matcher> matchers_;  // distinct matchers (compile time and stats)
   std::vector<uint16_t> interval_starts_;
   std::vector<IntervalValue> interval_values_;
   std::vector<AddrTable> v4_tables_;
