@@ -249,7 +249,10 @@ void reportPolicy(benchmark::State& state, const CompiledPolicy& cp) {
   const CompiledPolicy::Stats s = cp.stats();
   state.counters["rules"] = static_cast<double>(cp.ruleCount());
   state.counters["ifaces"] = static_cast<double>(cp.ifaceCount());
+  state.counters["group_sets"] = static_cast<double>(s.group_sets);
   state.counters["matchers"] = static_cast<double>(s.matchers);
+  state.counters["intervals"] = static_cast<double>(s.port_intervals);
+  state.counters["addr_tables"] = static_cast<double>(s.addr_tables);
   state.counters["addr_ranges"] = static_cast<double>(s.addr_ranges);
 }
 
