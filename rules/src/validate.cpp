@@ -76,7 +76,8 @@ bool checkPortRange(long long lo, long long hi, const SourceLoc& lo_loc, const S
     addError(diags, lo_loc, "port " + std::to_string(lo) + " is out of range: expected 0..65535");
     ok = false;
   }
-  if (hi < 0 || hi > 65535) {
+  // A single port ("70000") is both ends of its range: report it once.
+  if ((hi < 0 || hi > 65535) && (hi != lo || hi_loc.str() != lo_loc.str())) {
     addError(diags, hi_loc, "port " + std::to_string(hi) + " is out of range: expected 0..65535");
     ok = false;
   }
@@ -325,7 +326,8 @@ bool validatePolicy(Policy& p, Diagnostics& diags) {
   for (auto& acl : p.acls) {
     checkAclDirection(acl, Direction::kInbound, acl.inbound, found);
     checkAclDirection(acl, Direction::kOutbound, acl.outbound, found);
-    if (!acl.name.empty() && !attached_acls.count(acl.name)) {
+    // AWS ACLs name their subnets themselves; loader.cpp reports associations it cannot make.
+    if (!fromAws(acl.loc) && !acl.name.empty() && !attached_acls.count(acl.name)) {
       addWarning(found, acl.loc,
                  "network ACL '" + acl.name + "' is attached to no subnet: it has no effect");
     }

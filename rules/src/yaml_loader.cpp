@@ -1,9 +1,11 @@
 // The project's YAML policy format (DESIGN.md "The YAML policy format") via yaml-cpp.
 // yaml-cpp throws; every exception stops at loadYaml() and becomes a diagnostic.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <initializer_list>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -699,10 +701,7 @@ void YamlLoader::loadInterface(const std::string& name, const Field& f) {
           }
         }
       }
-    } else {
-      error(at(f.key), "interface '" + name +
-                           "' has no 'addresses': expected an address or a list of addresses");
-    }
+    }  // no addresses at all: validatePolicy() reports it
     if (const Field* g = fields->get("groups")) {
       if (!g->value.IsNull()) {
         if (auto items = scalarList(*g, "expected a group name or a list of group names")) {
@@ -715,21 +714,59 @@ void YamlLoader::loadInterface(const std::string& name, const Field& f) {
   out_.policy.interfaces.push_back(std::move(iface));
 }
 
+// Records where each document starts; ignores everything else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> marks;
+};
+constexpr size_t kMaxDocuments = 16;
+
 }  // namespace
 
 void loadYaml(const std::string& file, const std::string& text, Fragment& out, Diagnostics& diags) {
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (docs.size() > 1) {
-      SourceLoc loc{file, docs[1].Mark().line + 1, docs[1].Mark().column + 1, {}};
-      if (docs[1].Mark().is_null()) loc = SourceLoc{file, 0, 0, {}};
-      addError(diags, loc,
-               "expected one YAML document, found " + std::to_string(docs.size()) +
+    // yaml-cpp 0.7's LoadAll() loops for ever, allocating, on a document that starts with a
+    // stray token such as ',' (fixed upstream in yaml-cpp PR #1319). Count the documents with
+    // a bounded pass of parser events instead, then build the one document with Load().
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    while (starts.marks.size() < kMaxDocuments && parser.HandleNextDocument(starts)) {
+      if (starts.marks.size() >= 2 &&
+          starts.marks.back().pos == starts.marks[starts.marks.size() - 2].pos) {
+        const YAML::Mark& m = starts.marks.back();
+        std::string found = m.pos >= 0 && static_cast<size_t>(m.pos) < text.size()
+                                ? "'" + std::string(1, text[static_cast<size_t>(m.pos)]) + "'"
+                                : "end of input";
+        addError(diags, SourceLoc{file, m.line + 1, m.column + 1, {}},
+                 "YAML syntax error: unexpected " + found + " at the start of a document");
+        return;
+      }
+    }
+    if (starts.marks.size() > 1) {
+      const YAML::Mark& m = starts.marks[1];
+      addError(diags, SourceLoc{file, m.line + 1, m.column + 1, {}},
+               "expected one YAML document, found " +
+                   (starts.marks.size() >= kMaxDocuments ? "many"
+                                                         : std::to_string(starts.marks.size())) +
                    "; give each document as its own file");
       return;
     }
     YamlLoader loader(file, out, diags);
-    loader.load(docs.empty() ? YAML::Node() : docs.front());
+    loader.load(starts.marks.empty() ? YAML::Node() : YAML::Load(text));
   } catch (const YAML::Exception& e) {
     SourceLoc loc{file, 0, 0, {}};
     if (!e.mark.is_null()) loc = SourceLoc{file, e.mark.line + 1, e.mark.column + 1, {}};
