@@ -1,0 +1,232 @@
+// TraceReader / PcapWriter: formats, link types, byte-exact round trips and every kind of damage.
+#include <pcap/pcap.h>
+
+#include <gtest/gtest.h>
+
+#include "sim_test_util.hpp"
+#include "statewall/dataplane/packet_builder.hpp"
+#include "statewall/sim/pcap_io.hpp"
+
+namespace statewall::sim {
+namespace {
+
+using dataplane::LinkType;
+using testing::TempDir;
+
+std::vector<uint8_t> frameOf(int i) {
+  dataplane::TcpSpec t;
+  t.sport = static_cast<uint16_t>(40000 + i);
+  t.payload_len = static_cast<size_t>(i * 7);
+  return dataplane::buildTcp(t);
+}
+
+std::vector<std::vector<uint8_t>> readAll(TraceReader& r, std::vector<uint64_t>* ts = nullptr) {
+  std::vector<std::vector<uint8_t>> out;
+  TracePacket p;
+  while (r.next(&p) == TraceReader::Status::kPacket) {
+    out.emplace_back(p.data, p.data + p.caplen);
+    if (ts != nullptr) ts->push_back(p.ts_ns);
+  }
+  return out;
+}
+
+TEST(PcapIo, WriterRoundTripIsByteExactMicroAndNano) {
+  TempDir dir;
+  for (bool nano : {false, true}) {
+    std::string path = dir.file(nano ? "n.pcap" : "u.pcap");
+    std::string err;
+    auto w = PcapWriter::open(path, DLT_EN10MB, 65535, nano, &err);
+    ASSERT_TRUE(w) << err;
+    std::vector<std::vector<uint8_t>> frames;
+    for (int i = 0; i < 50; ++i) {
+      frames.push_back(frameOf(i));
+      w->write(1700000000ull * 1000000000ull + static_cast<uint64_t>(i) * 1234567,
+               frames.back().data(), static_cast<uint32_t>(frames.back().size()),
+               static_cast<uint32_t>(frames.back().size()) + (i == 3 ? 100 : 0));
+    }
+    ASSERT_TRUE(w->close(&err)) << err;
+
+    TraceError terr;
+    auto r = TraceReader::open(path, &terr);
+    ASSERT_TRUE(r) << terr.str();
+    EXPECT_EQ(r->format(), TraceFormat::kPcap);
+    EXPECT_EQ(r->linkType(), LinkType::kEthernet);
+    EXPECT_EQ(r->nanoResolution(), nano);
+    std::vector<uint64_t> ts;
+    TracePacket p;
+    int i = 0;
+    while (r->next(&p) == TraceReader::Status::kPacket) {
+      ASSERT_LT(i, 50);
+      EXPECT_EQ(std::vector<uint8_t>(p.data, p.data + p.caplen), frames[i]);
+      EXPECT_EQ(p.wirelen, p.caplen + (i == 3 ? 100u : 0u));
+      uint64_t want = 1700000000ull * 1000000000ull + static_cast<uint64_t>(i) * 1234567;
+      EXPECT_EQ(p.ts_ns, nano ? want : want / 1000 * 1000);
+      ++i;
+    }
+    EXPECT_EQ(i, 50);
+    EXPECT_EQ(r->next(&p), TraceReader::Status::kEnd);
+    EXPECT_EQ(r->offset(), r->fileSize());
+  }
+}
+
+TEST(PcapIo, ReadsEveryLinkTypeTheEngineParses) {
+  TempDir dir;
+  struct Case {
+    uint32_t linktype;  // as stored in the file (LINKTYPE_*)
+    LinkType want;
+  } cases[] = {{1, LinkType::kEthernet}, {101, LinkType::kRawIp},    {228, LinkType::kRawIp},
+               {229, LinkType::kRawIp},  {113, LinkType::kLinuxSll}, {276, LinkType::kLinuxSll2}};
+  for (const auto& c : cases) {
+    auto bytes = testing::pcapHeader(c.linktype);
+    testing::pcapRecord(bytes, 1, 2, {0x45, 0, 0, 20});
+    std::string path = dir.file("l" + std::to_string(c.linktype) + ".pcap");
+    testing::writeBytes(path, bytes);
+    TraceError err;
+    auto r = TraceReader::open(path, &err);
+    ASSERT_TRUE(r) << c.linktype << ": " << err.str();
+    EXPECT_EQ(r->linkType(), c.want) << c.linktype;
+    TracePacket p;
+    EXPECT_EQ(r->next(&p), TraceReader::Status::kPacket);
+    EXPECT_EQ(p.ts_ns, 1000002000u);
+  }
+}
+
+TEST(PcapIo, ReadsPcapng) {
+  TempDir dir;
+  std::vector<std::vector<uint8_t>> frames = {frameOf(1), frameOf(2), frameOf(3)};
+  std::string path = dir.file("t.pcapng");
+  testing::writeBytes(path, testing::pcapngFile(1, frames, 1700000000ull * 1000000));
+  TraceError err;
+  auto r = TraceReader::open(path, &err);
+  ASSERT_TRUE(r) << err.str();
+  EXPECT_EQ(r->format(), TraceFormat::kPcapNg);
+  EXPECT_FALSE(r->nanoResolution());
+  std::vector<uint64_t> ts;
+  EXPECT_EQ(readAll(*r, &ts), frames);
+  ASSERT_EQ(ts.size(), 3u);
+  EXPECT_EQ(ts[0], 1700000000ull * 1000000000ull);
+  EXPECT_EQ(ts[1] - ts[0], 1000000u);  // 1000 microsecond units
+  EXPECT_EQ(r->offset(), r->fileSize());
+
+  std::string nano = dir.file("n.pcapng");
+  testing::writeBytes(nano, testing::pcapngFile(1, frames, 5, 9));
+  auto rn = TraceReader::open(nano, &err);
+  ASSERT_TRUE(rn) << err.str();
+  EXPECT_TRUE(rn->nanoResolution());
+  ts.clear();
+  EXPECT_EQ(readAll(*rn, &ts), frames);
+  EXPECT_EQ(ts[0], 5u);
+}
+
+TEST(PcapIo, MissingFile) {
+  TempDir dir;
+  TraceError err;
+  EXPECT_FALSE(TraceReader::open(dir.file("nope.pcap"), &err));
+  EXPECT_EQ(err.file, dir.file("nope.pcap"));
+  EXPECT_EQ(err.offset, 0u);
+  EXPECT_NE(err.str().find("No such file"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("byte offset 0"), std::string::npos) << err.str();
+}
+
+TEST(PcapIo, EmptyFile) {
+  TempDir dir;
+  testing::writeBytes(dir.file("e.pcap"), {});
+  TraceError err;
+  EXPECT_FALSE(TraceReader::open(dir.file("e.pcap"), &err));
+  EXPECT_EQ(err.offset, 0u);
+  EXPECT_NE(err.message.find("empty file"), std::string::npos) << err.str();
+}
+
+TEST(PcapIo, NotAPcap) {
+  TempDir dir;
+  testing::writeText(dir.file("x.pcap"), "GET / HTTP/1.1\r\nHost: example\r\n\r\n");
+  TraceError err;
+  EXPECT_FALSE(TraceReader::open(dir.file("x.pcap"), &err));
+  EXPECT_EQ(err.offset, 0u);
+  EXPECT_NE(err.message.find("not a pcap or pcapng file"), std::string::npos) << err.str();
+  EXPECT_NE(err.message.find("47455420"), std::string::npos) << err.str();  // "GET "
+}
+
+TEST(PcapIo, TruncatedFileHeader) {
+  TempDir dir;
+  auto h = testing::pcapHeader(1);
+  h.resize(10);
+  testing::writeBytes(dir.file("h.pcap"), h);
+  TraceError err;
+  EXPECT_FALSE(TraceReader::open(dir.file("h.pcap"), &err));
+  EXPECT_EQ(err.offset, 0u);
+  EXPECT_NE(err.message.find("truncated pcap file header: 10 of 24 bytes"), std::string::npos)
+      << err.str();
+}
+
+TEST(PcapIo, UnknownLinkType) {
+  TempDir dir;
+  auto h = testing::pcapHeader(147);  // LINKTYPE_USER0
+  testing::pcapRecord(h, 1, 0, {1, 2, 3});
+  testing::writeBytes(dir.file("u.pcap"), h);
+  TraceError err;
+  EXPECT_FALSE(TraceReader::open(dir.file("u.pcap"), &err));
+  EXPECT_EQ(err.offset, 20u);  // the link-type field of the file header
+  EXPECT_NE(err.message.find("unsupported link type"), std::string::npos) << err.str();
+  EXPECT_NE(err.message.find("147"), std::string::npos) << err.str();
+
+  std::vector<std::vector<uint8_t>> frames = {{1, 2, 3}};
+  testing::writeBytes(dir.file("u.pcapng"), testing::pcapngFile(147, frames, 0));
+  EXPECT_FALSE(TraceReader::open(dir.file("u.pcapng"), &err));
+  EXPECT_EQ(err.offset, 28u + 8u);  // the IDB's link-type field after the 28-byte SHB
+}
+
+TEST(PcapIo, TruncatedMidRecordReportsTheRecordOffset) {
+  TempDir dir;
+  auto bytes = testing::pcapHeader(1);
+  std::vector<size_t> starts;
+  for (int i = 0; i < 5; ++i) {
+    starts.push_back(bytes.size());
+    testing::pcapRecord(bytes, 1, static_cast<uint32_t>(i), frameOf(i));
+  }
+  // Cut in the middle of the 4th record's data, then in the middle of the 5th record's header.
+  struct Cut {
+    size_t keep;
+    uint64_t want_packets;
+    size_t want_offset;
+  } cuts[] = {{starts[3] + 16 + 5, 3, starts[3]}, {starts[4] + 7, 4, starts[4]}};
+  for (const auto& c : cuts) {
+    std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<long>(c.keep));
+    std::string path = dir.file("cut" + std::to_string(c.keep) + ".pcap");
+    testing::writeBytes(path, cut);
+    TraceError err;
+    auto r = TraceReader::open(path, &err);
+    ASSERT_TRUE(r) << err.str();
+    auto got = readAll(*r);
+    EXPECT_EQ(got.size(), c.want_packets);
+    TracePacket p;
+    EXPECT_EQ(r->next(&p), TraceReader::Status::kError);
+    EXPECT_EQ(r->error().offset, c.want_offset) << r->error().str();
+    EXPECT_EQ(r->error().file, path);
+    EXPECT_NE(r->error().message.find("truncated"), std::string::npos) << r->error().str();
+    EXPECT_NE(r->error().message.find("after packet " + std::to_string(c.want_packets)),
+              std::string::npos)
+        << r->error().str();
+  }
+}
+
+TEST(PcapIo, TruncatedPcapngBlock) {
+  TempDir dir;
+  std::vector<std::vector<uint8_t>> frames = {frameOf(1), frameOf(2), frameOf(3)};
+  auto bytes = testing::pcapngFile(1, frames, 0);
+  bytes.resize(bytes.size() - 10);
+  testing::writeBytes(dir.file("t.pcapng"), bytes);
+  TraceError err;
+  auto r = TraceReader::open(dir.file("t.pcapng"), &err);
+  ASSERT_TRUE(r) << err.str();
+  EXPECT_EQ(readAll(*r).size(), 2u);
+  TracePacket p;
+  EXPECT_EQ(r->next(&p), TraceReader::Status::kError);
+  // The third block starts right after the second one.
+  size_t third = 28 + 20 + 2 * 32 + ((frames[0].size() + 3) & ~size_t{3}) +
+                 ((frames[1].size() + 3) & ~size_t{3});
+  EXPECT_EQ(r->error().offset, third) << r->error().str();
+}
+
+}  // namespace
+}  // namespace statewall::sim

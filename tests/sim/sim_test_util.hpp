@@ -1,0 +1,150 @@
+// Helpers shared by the sim tests: temporary directories, files as bytes, small pcap builders.
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace statewall::sim::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/statewall-sim-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    char* p = ::mkdtemp(buf.data());
+    if (p == nullptr) std::abort();
+    path_ = p;
+  }
+  ~TempDir() {
+    std::string cmd = "rm -rf '" + path_ + "'";
+    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path_.c_str());
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline std::vector<uint8_t> readBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+inline std::string readText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+inline void writeBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
+
+inline void writeText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+inline void put32le(std::vector<uint8_t>& b, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+inline void put16le(std::vector<uint8_t>& b, uint16_t v) {
+  b.push_back(static_cast<uint8_t>(v));
+  b.push_back(static_cast<uint8_t>(v >> 8));
+}
+
+// A classic little-endian pcap file header (microseconds unless nano).
+inline std::vector<uint8_t> pcapHeader(uint32_t linktype, bool nano = false,
+                                       uint32_t snaplen = 65535) {
+  std::vector<uint8_t> b;
+  put32le(b, nano ? 0xa1b23c4d : 0xa1b2c3d4);
+  put16le(b, 2);
+  put16le(b, 4);
+  put32le(b, 0);
+  put32le(b, 0);
+  put32le(b, snaplen);
+  put32le(b, linktype);
+  return b;
+}
+
+inline void pcapRecord(std::vector<uint8_t>& b, uint32_t sec, uint32_t frac,
+                       const std::vector<uint8_t>& data, uint32_t wirelen = 0) {
+  put32le(b, sec);
+  put32le(b, frac);
+  put32le(b, static_cast<uint32_t>(data.size()));
+  put32le(b, wirelen != 0 ? wirelen : static_cast<uint32_t>(data.size()));
+  b.insert(b.end(), data.begin(), data.end());
+}
+
+// A little-endian pcapng file: section header, one interface (microsecond timestamps unless
+// tsresol says otherwise), and one enhanced packet block per frame.
+inline std::vector<uint8_t> pcapngFile(uint16_t linktype,
+                                       const std::vector<std::vector<uint8_t>>& frames,
+                                       uint64_t first_ts_units, int tsresol = -1) {
+  std::vector<uint8_t> b;
+  put32le(b, 0x0a0d0d0a);
+  put32le(b, 28);
+  put32le(b, 0x1a2b3c4d);
+  put16le(b, 1);
+  put16le(b, 0);
+  put32le(b, 0xffffffff);
+  put32le(b, 0xffffffff);
+  put32le(b, 28);
+  // IDB, with an if_tsresol option when asked.
+  uint32_t idb_len = 20 + (tsresol >= 0 ? 12 : 0);
+  put32le(b, 1);
+  put32le(b, idb_len);
+  put16le(b, linktype);
+  put16le(b, 0);
+  put32le(b, 65535);
+  if (tsresol >= 0) {
+    put16le(b, 9);
+    put16le(b, 1);
+    b.push_back(static_cast<uint8_t>(tsresol));
+    b.push_back(0);
+    b.push_back(0);
+    b.push_back(0);
+    put16le(b, 0);  // opt_endofopt
+    put16le(b, 0);
+  }
+  put32le(b, idb_len);
+  uint64_t ts = first_ts_units;
+  for (const auto& f : frames) {
+    uint32_t padded = static_cast<uint32_t>((f.size() + 3) & ~size_t{3});
+    uint32_t len = 32 + padded;
+    put32le(b, 6);
+    put32le(b, len);
+    put32le(b, 0);
+    put32le(b, static_cast<uint32_t>(ts >> 32));
+    put32le(b, static_cast<uint32_t>(ts));
+    put32le(b, static_cast<uint32_t>(f.size()));
+    put32le(b, static_cast<uint32_t>(f.size()));
+    b.insert(b.end(), f.begin(), f.end());
+    b.resize(b.size() + (padded - f.size()), 0);
+    put32le(b, len);
+    ts += 1000;
+  }
+  return b;
+}
+
+}  // namespace statewall::sim::testing
