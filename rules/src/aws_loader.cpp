@@ -495,10 +495,11 @@ void AwsLoader::loadInterface(const json& n, const std::string& path) {
   if (iface.name.empty()) iface.name = iface.id;
   const size_t index = out_.policy.interfaces.size();
 
-  auto addAddress = [&](const std::string& text, const std::string& apath) {
+  auto addAddress = [&](const std::string& text, const std::string& apath, Family family) {
     auto a = IpAddr::parse(text);
-    if (!a) {
-      error(apath, "bad address '" + text + "': expected an IPv4 or IPv6 address");
+    const char* expected = family == Family::kV4 ? "an IPv4 address" : "an IPv6 address";
+    if (!a || a->family != family) {
+      error(apath, "bad address '" + text + "': expected " + expected);
       return;
     }
     // The primary address is printed both as PrivateIpAddress and in PrivateIpAddresses.
@@ -507,14 +508,15 @@ void AwsLoader::loadInterface(const json& n, const std::string& path) {
     }
   };
   if (auto primary = string(n, "PrivateIpAddress", path, false, "expected an IPv4 address")) {
-    addAddress(*primary, keyPath(path, "PrivateIpAddress"));
+    addAddress(*primary, keyPath(path, "PrivateIpAddress"), Family::kV4);
   }
   struct AddrSource {
     std::string_view list;
     std::string_view field;
+    Family family;
   };
-  for (auto src : {AddrSource{"PrivateIpAddresses", "PrivateIpAddress"},
-                   AddrSource{"Ipv6Addresses", "Ipv6Address"}}) {
+  for (auto src : {AddrSource{"PrivateIpAddresses", "PrivateIpAddress", Family::kV4},
+                   AddrSource{"Ipv6Addresses", "Ipv6Address", Family::kV6}}) {
     const json* list = array(n, src.list, path);
     if (!list) continue;
     for (size_t i = 0; i < list->size(); ++i) {
@@ -525,7 +527,7 @@ void AwsLoader::loadInterface(const json& n, const std::string& path) {
         continue;
       }
       if (auto a = string(item, src.field, ipath, true, "expected an address")) {
-        addAddress(*a, keyPath(ipath, src.field));
+        addAddress(*a, keyPath(ipath, src.field), src.family);
       }
     }
   }
@@ -562,7 +564,11 @@ void AwsLoader::loadSubnet(const json& s, const std::string& path) {
   if (subnet.name.empty()) subnet.name = subnet.id;
   if (auto c = string(s, "CidrBlock", path, false, "expected an IPv4 CIDR such as 10.0.1.0/24")) {
     if (auto cidr = checkCidr(*c, at(keyPath(path, "CidrBlock")), diags_, "subnet CIDR")) {
-      subnet.cidrs.push_back(*cidr);
+      if (cidr->addr.isV4()) {
+        subnet.cidrs.push_back(*cidr);
+      } else {
+        error(keyPath(path, "CidrBlock"), "'" + *c + "' in CidrBlock: expected an IPv4 CIDR");
+      }
     }
   }
   if (const json* list = array(s, "Ipv6CidrBlockAssociationSet", path)) {
@@ -584,7 +590,12 @@ void AwsLoader::loadSubnet(const json& s, const std::string& path) {
       if (auto c = string(item, "Ipv6CidrBlock", ipath, true,
                           "expected an IPv6 CIDR such as 2001:db8:1::/64")) {
         if (auto cidr = checkCidr(*c, at(keyPath(ipath, "Ipv6CidrBlock")), diags_, "subnet CIDR")) {
-          subnet.cidrs.push_back(*cidr);
+          if (!cidr->addr.isV4()) {
+            subnet.cidrs.push_back(*cidr);
+          } else {
+            error(keyPath(ipath, "Ipv6CidrBlock"),
+                  "'" + *c + "' in Ipv6CidrBlock: expected an IPv6 CIDR");
+          }
         }
       }
     }
@@ -641,7 +652,9 @@ std::pair<int, int> lineColumn(const std::string& text, size_t offset) {
 
 bool tryLoadAwsJson(const std::string& file, const std::string& text, Fragment& out,
                     Diagnostics& diags) {
-  size_t first = text.find_first_not_of(" \t\r\n");
+  // Skip a UTF-8 byte-order mark, which some editors and shells write (nlohmann skips it too).
+  const bool bom = text.compare(0, 3, "\xEF\xBB\xBF") == 0;
+  size_t first = text.find_first_not_of(" \t\r\n", bom ? 3 : 0);
   if (first == std::string::npos || text[first] != '{') return false;
   bool looks_aws = false;
   for (auto key : kTopKeys) {

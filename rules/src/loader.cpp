@@ -183,7 +183,14 @@ LoadResult loadDocuments(const std::vector<const SourceText*>& docs,
   }
   for (const SourceText* doc : docs) {
     Fragment f;
-    if (!internal::tryLoadAwsJson(doc->name, doc->text, f, diags)) {
+    const std::string& t = doc->text;
+    if (t.size() >= 2 &&
+        ((t[0] == '\xFF' && t[1] == '\xFE') || (t[0] == '\xFE' && t[1] == '\xFF'))) {
+      // PowerShell's '>' writes UTF-16; neither parser reads it.
+      addError(diags, SourceLoc{doc->name, 1, 1, {}},
+               "the file is UTF-16 encoded: expected UTF-8 (convert it with iconv -f UTF-16 -t "
+               "UTF-8, or write it with Out-File -Encoding utf8)");
+    } else if (!internal::tryLoadAwsJson(doc->name, doc->text, f, diags)) {
       internal::loadYaml(doc->name, doc->text, f, diags);
     }
     merge(f, m, diags);

@@ -140,8 +140,13 @@ std::optional<Fields> YamlLoader::mapFields(const YAML::Node& n, const SourceLoc
     for (auto a : allowed)
       known = known || a == name;
     if (!known) {
-      error(at(key), "unknown key '" + name + "' in " + std::string(what) +
-                         "; expected one of: " + expected);
+      std::string msg =
+          "unknown key '" + name + "' in " + std::string(what) + "; expected one of: " + expected;
+      if (name == "SecurityGroups" || name == "NetworkAcls" || name == "NetworkInterfaces" ||
+          name == "Subnets" || name == "PrefixLists") {
+        msg += " (AWS CLI output is read as JSON: use --output json)";
+      }
+      error(at(key), std::move(msg));
       continue;
     }
     bool repeated = false;

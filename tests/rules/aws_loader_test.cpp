@@ -241,5 +241,13 @@ TEST(AwsLoader, AwsDocumentsHaveTheDefaultSettings) {
   EXPECT_FALSE(r.policy->strict);
 }
 
+TEST(AwsLoader, Utf8ByteOrderMarkIsSkipped) {
+  auto r = loadPolicyTexts(
+      {{"sg.json",
+        "\xEF\xBB\xBF{\"SecurityGroups\": [{\"GroupId\": \"sg-1\", \"GroupName\": \"web\"}]}"}});
+  ASSERT_TRUE(r.ok()) << dumpDiagnostics(r);
+  EXPECT_EQ(r.policy->groups[0].name, "web");
+}
+
 }  // namespace
 }  // namespace statewall::rules

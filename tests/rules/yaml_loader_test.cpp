@@ -334,5 +334,53 @@ TEST(YamlLoader, DiagnosticsAreInFileOrder) {
   EXPECT_EQ(r.diagnostics[2].loc.str(), "b.yaml:1:1");
 }
 
+TEST(YamlLoader, DesignDocumentExample) {
+  // The example of DESIGN.md "The YAML policy format", verbatim.
+  auto r = loadYamlText(R"(version: 1
+timeouts: {profile: aws, tcp_established: 3600}   # profile aws|linux; overrides per state, in seconds
+unprotected: allow                                 # traffic between two unprotected addresses: allow|deny
+prefix_lists:
+  office: [203.0.113.0/24, "2001:db8:100::/48"]
+groups:
+  web:
+    description: public web tier
+    inbound:
+      - {proto: tcp, ports: 443, from: [0.0.0.0/0, "::/0"], description: HTTPS}
+      - {proto: tcp, ports: 22, from: pl:office}
+      - {proto: icmp, icmp: {type: 8, code: -1}, from: 0.0.0.0/0}
+    # no 'outbound' key: the default allow-all outbound rule
+  db:
+    inbound:
+      - {proto: tcp, ports: 5432, from: sg:web}
+      - {proto: all, from: sg:db}                  # self reference
+    outbound: []                                   # no outbound rules: only tracked replies leave
+network_acls:
+  public-acl:
+    inbound:
+      - {rule: 100, action: allow, proto: tcp, ports: 443, from: 0.0.0.0/0}
+      - {rule: 110, action: allow, proto: tcp, ports: 1024-65535, from: 0.0.0.0/0}
+    outbound:
+      - {rule: 100, action: allow, proto: all, to: 0.0.0.0/0}
+subnets:
+  public: {cidr: [10.0.1.0/24], acl: public-acl}   # a subnet without 'acl' has none
+interfaces:
+  web-1: {addresses: [10.0.1.10, "2001:db8::10"], groups: [web]}
+  db-1:  {addresses: [10.0.2.20], groups: [db]}
+)");
+  ASSERT_TRUE(r.ok()) << dumpDiagnostics(r);
+  EXPECT_TRUE(r.diagnostics.empty()) << dumpDiagnostics(r);
+  const auto& p = *r.policy;
+  EXPECT_EQ(p.timeouts.get(TimeoutKey::kTcpEstablished), 3600u);
+  ASSERT_EQ(p.groups.size(), 2u);
+  EXPECT_EQ(group(p, "web").inbound.size(), 3u);
+  EXPECT_EQ(group(p, "web").outbound.size(), 1u);
+  EXPECT_TRUE(group(p, "db").outbound.empty());
+  EXPECT_EQ(group(p, "db").inbound[1].str(Direction::kInbound), "all from sg:db");
+  ASSERT_EQ(p.prefix_lists.size(), 1u);
+  EXPECT_EQ(p.prefix_lists[0].cidrs.size(), 2u);
+  EXPECT_EQ(p.subnets[0].acl, "public-acl");
+  EXPECT_EQ(p.interfaces.size(), 2u);
+}
+
 }  // namespace
 }  // namespace statewall::rules
