@@ -1,0 +1,80 @@
+// The inline appliance: two DPDK ports (inside, outside), forwarding lcores that receive bursts,
+// run the verdict engine on them and transmit what it allows to the other port.
+//
+// Lifecycle, all on the EAL main lcore after rte_eal_init():
+//   create() -> start() -> [requestStop() from anywhere, or allIdle()] -> stop() -> close()
+// Each forwarding lcore polls its share of the (port, rx queue) pairs and owns one tx queue on
+// each port, so no queue is shared and nothing on the packet path takes a lock. The connection
+// table inside the engine is shared by all lcores, which is what makes it correct for the two
+// directions of one flow to arrive on different lcores.
+//
+// This header has no DPDK types so that tests and tools can use it without DPDK include paths.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "statewall/dpdk/options.hpp"
+#include "statewall/dpdk/report.hpp"
+#include "statewall/rules/compiled.hpp"
+
+namespace statewall::dataplane {
+class Engine;
+}
+
+namespace statewall::dpdk {
+
+class Appliance {
+ public:
+  ~Appliance();
+  Appliance(const Appliance&) = delete;
+  Appliance& operator=(const Appliance&) = delete;
+
+  // Resolves and configures both ports, creates the mbuf pool and the engine. Uses the first
+  // options.lcores worker lcores (all of them when 0). Nothing runs until start(). On failure
+  // returns null and sets *error to a message that says what to change (memory, queues, ports).
+  static std::unique_ptr<Appliance> create(const Options& options, rules::CompiledPolicyPtr policy,
+                                           std::string* error);
+
+  // Starts the ports and launches the forwarding loops. Main lcore only.
+  bool start(std::string* error);
+
+  // Asks the forwarding lcores to stop receiving; they finish the burst in hand. Any thread;
+  // async-signal-safe (one atomic store).
+  void requestStop() noexcept;
+  bool stopRequested() const noexcept;
+
+  // True when every forwarding lcore has seen only empty polls for options.exit_when_idle_ms
+  // (measured by the lcore itself, so a descheduled lcore is never mistaken for an idle one).
+  bool allIdle() const noexcept;
+
+  // Waits for the lcores, gives the tx queues back their mbufs and stops the ports. Main lcore.
+  void stop();
+  // Closes the ports (flushing pcap writers and freeing ring mbufs) and records whether the mbuf
+  // pool is full again. After stop(). Main lcore.
+  void close();
+
+  // Counters so far (any time, any thread but concurrently with close()); includes the pool
+  // state once close() ran.
+  Report report() const;
+
+  dataplane::Engine& engine();
+  // The lcore ids that forward, in tx queue order.
+  std::vector<unsigned> lcores() const;
+
+  // Opaque; named here so the implementation's lcore loops can reach it.
+  struct Impl;
+
+ private:
+  explicit Appliance(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The whole of statewalld: EAL init, options, policy loading, run until SIGINT/SIGTERM (or idle),
+// final report. Returns the process exit code: 0 ok, 1 the mbuf pool was not full at exit,
+// 2 usage, policy or setup error.
+int runStatewalld(int argc, char** argv);
+
+}  // namespace statewall::dpdk

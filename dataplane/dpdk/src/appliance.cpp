@@ -1,0 +1,552 @@
+#include "statewall/dpdk/appliance.hpp"
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+
+#include <algorithm>
+#include <ctime>
+#include <new>
+
+#include "port.hpp"
+#include "statewall/dataplane/engine.hpp"
+
+namespace statewall::dpdk {
+namespace {
+
+using dataplane::kMaxBurst;
+using dataplane::PacketRef;
+using dataplane::Verdict;
+
+// Multi-segment mbufs are copied into one of these per packet so the engine sees a linear frame.
+// 16 KiB holds any jumbo frame; longer packets (possible only from pcap files) are dropped.
+constexpr uint32_t kScratchSlot = 16 * 1024;
+// Expiry work when an lcore is idle (process() does its own slice on every burst): a small slice
+// at most every 100 us, so a burst arriving meanwhile waits for at most one slice.
+constexpr size_t kIdleSweepBuckets = 64;
+constexpr uint64_t kIdleSweepPeriodNs = 100'000;
+constexpr unsigned kMempoolCache = 256;
+constexpr uint64_t kNsPerSec = 1'000'000'000;
+
+// Converts TSC cycles to nanoseconds on CLOCK_MONOTONIC's scale, anchored once at startup.
+// Every lcore shares the anchor; each keeps its own reading monotonic (the engine requires
+// that per worker) in case the TSCs of two cores disagree by a few cycles.
+class TscClock {
+ public:
+  TscClock() : hz_(rte_get_tsc_hz()), tsc0_(rte_get_tsc_cycles()) {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ns0_ = static_cast<uint64_t>(ts.tv_sec) * kNsPerSec + static_cast<uint64_t>(ts.tv_nsec);
+  }
+  uint64_t ns(uint64_t tsc) const {
+    const uint64_t d = tsc - tsc0_;
+    return ns0_ + d / hz_ * kNsPerSec + d % hz_ * kNsPerSec / hz_;
+  }
+  uint64_t now() const { return ns(rte_get_tsc_cycles()); }
+  uint64_t startNs() const { return ns0_; }
+
+ private:
+  uint64_t hz_;
+  uint64_t tsc0_;
+  uint64_t ns0_ = 0;
+};
+
+struct RxUnit {
+  uint16_t port;
+  uint16_t queue;
+  uint16_t tx_port;
+};
+
+}  // namespace
+
+struct LcoreState {
+  Appliance::Impl* app = nullptr;
+  unsigned lcore_id = 0;
+  uint16_t tx_queue = 0;  // this lcore's tx queue on both ports
+  std::vector<RxUnit> units;
+  std::vector<uint8_t> scratch;  // kMaxBurst * kScratchSlot, for multi-segment mbufs
+  // Made on the main lcore before launch, used only by this lcore from then on.
+  std::unique_ptr<dataplane::Engine::Worker> worker;
+  LcoreCounters counters;
+  alignas(64) std::atomic<bool> idle{false};
+};
+
+struct Appliance::Impl {
+  Options options;
+  rules::CompiledPolicyPtr policy;
+  std::unique_ptr<dataplane::Engine> engine;
+  PortSetup ports[2];  // inside, outside
+  rte_mempool* pool = nullptr;
+  std::vector<std::unique_ptr<LcoreState>> lcores;
+  TscClock clock;
+  uint64_t idle_ns = 0;
+  std::atomic<bool> stop{false};
+  bool ports_configured[2] = {false, false};
+  bool started = false;
+  bool ports_started[2] = {false, false};
+  bool stopped = false;
+  bool closed = false;
+  std::atomic<uint64_t> start_ns{0};
+  std::atomic<uint64_t> end_ns{0};
+  PortReport final_ports[2];
+  bool have_final_ports = false;
+  PoolReport pool_report;
+
+  ~Impl();
+  PortReport portReport(int i) const;
+};
+
+namespace {
+
+void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& worker,
+              const RxUnit& u, uint64_t now_ns, unsigned* received) {
+  rte_mbuf* rx[kMaxBurst];
+  const uint16_t n = rte_eth_rx_burst(u.port, u.queue, rx, app.options.burst);
+  *received = n;
+  if (n == 0) return;
+
+  PacketRef refs[kMaxBurst];
+  rte_mbuf* pkts[kMaxBurst];
+  unsigned k = 0;
+  uint64_t rx_bytes = 0, linearised = 0, oversize = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = rx[i];
+    rx_bytes += m->pkt_len;
+    if (m->nb_segs == 1) {
+      refs[k] = {rte_pktmbuf_mtod(m, const uint8_t*), m->data_len};
+    } else if (m->pkt_len <= kScratchSlot) {
+      const void* p = rte_pktmbuf_read(m, 0, m->pkt_len, me.scratch.data() + k * kScratchSlot);
+      refs[k] = {static_cast<const uint8_t*>(p), m->pkt_len};
+      ++linearised;
+    } else {
+      rte_pktmbuf_free(m);
+      ++oversize;
+      continue;
+    }
+    pkts[k++] = m;
+  }
+
+  Verdict verdicts[kMaxBurst];
+  if (k > 0) app.engine->process(worker, refs, k, now_ns, verdicts);
+
+  rte_mbuf* tx[kMaxBurst];
+  rte_mbuf* drop[kMaxBurst];
+  unsigned ntx = 0, ndrop = 0;
+  uint64_t tx_bytes = 0;
+  for (unsigned i = 0; i < k; ++i) {
+    if (verdicts[i].allowed()) {
+      tx_bytes += pkts[i]->pkt_len;
+      tx[ntx++] = pkts[i];
+    } else {
+      drop[ndrop++] = pkts[i];
+    }
+  }
+  if (ndrop > 0) rte_pktmbuf_free_bulk(drop, ndrop);
+
+  unsigned sent = 0, retries = 0;
+  if (ntx > 0) {
+    sent = rte_eth_tx_burst(u.tx_port, me.tx_queue, tx, static_cast<uint16_t>(ntx));
+    while (sent < ntx && retries < app.options.tx_retries) {
+      ++retries;
+      rte_pause();
+      sent +=
+          rte_eth_tx_burst(u.tx_port, me.tx_queue, tx + sent, static_cast<uint16_t>(ntx - sent));
+    }
+    if (sent < ntx) {
+      for (unsigned i = sent; i < ntx; ++i)
+        tx_bytes -= tx[i]->pkt_len;
+      rte_pktmbuf_free_bulk(tx + sent, ntx - sent);
+    }
+  }
+
+  LcoreCounters& c = me.counters;
+  LcoreCounters::add(c.rx_packets, n);
+  LcoreCounters::add(c.rx_bytes, rx_bytes);
+  LcoreCounters::add(c.rx_bursts, 1);
+  LcoreCounters::add(c.denied, ndrop);
+  LcoreCounters::add(c.tx_packets, sent);
+  LcoreCounters::add(c.tx_bytes, tx_bytes);
+  if (sent < ntx) LcoreCounters::add(c.tx_dropped, ntx - sent);
+  if (retries > 0) LcoreCounters::add(c.tx_retries, retries);
+  if (linearised > 0) LcoreCounters::add(c.linearised, linearised);
+  if (oversize > 0) LcoreCounters::add(c.oversize, oversize);
+}
+
+int lcoreMain(void* arg) {
+  LcoreState& me = *static_cast<LcoreState*>(arg);
+  Appliance::Impl& app = *me.app;
+  dataplane::Engine::Worker& worker = *me.worker;
+  uint64_t last_ns = app.clock.now();
+  uint64_t empty_since_ns = 0;
+  uint64_t next_sweep_ns = last_ns + kIdleSweepPeriodNs;
+  bool idle = false;
+  bool offline = false;  // told the engine we are not in process(); reset by process()/sweep()
+
+  while (!app.stop.load(std::memory_order_relaxed)) {
+    // One reading per round; never behind the previous one.
+    const uint64_t now_ns = std::max(last_ns, app.clock.now());
+    last_ns = now_ns;
+    unsigned total = 0;
+    for (const RxUnit& u : me.units) {
+      unsigned got = 0;
+      pollUnit(app, me, worker, u, now_ns, &got);
+      total += got;
+    }
+    if (total > 0) {
+      offline = false;
+      empty_since_ns = 0;
+      if (idle) {
+        idle = false;
+        me.idle.store(false, std::memory_order_relaxed);
+      }
+      continue;
+    }
+    // An empty round: expiry work in small slices, idle detection, optional sleep.
+    if (now_ns >= next_sweep_ns) {
+      app.engine->sweep(worker, now_ns, kIdleSweepBuckets);
+      LcoreCounters::add(me.counters.sweeps, 1);
+      next_sweep_ns = now_ns + kIdleSweepPeriodNs;
+      offline = false;
+    }
+    // While idle, reclamation in the table must not wait for this lcore.
+    if (!offline) {
+      app.engine->offline(worker);
+      offline = true;
+    }
+    if (empty_since_ns == 0) {
+      empty_since_ns = now_ns;
+    } else if (!idle && app.idle_ns > 0 && now_ns - empty_since_ns >= app.idle_ns) {
+      idle = true;
+      me.idle.store(true, std::memory_order_relaxed);
+    }
+    if (app.options.idle_sleep_us > 0)
+      rte_delay_us_sleep(app.options.idle_sleep_us);
+    else
+      rte_pause();
+  }
+  app.engine->offline(worker);
+  return 0;
+}
+
+// Mbufs the rings and lcores can hold at once: every rx descriptor filled, every tx descriptor
+// waiting, and per lcore one burst in hand plus its mempool cache.
+size_t mbufsNeeded(const PortSetup ports[2], unsigned lcores, unsigned burst) {
+  size_t n = 0;
+  for (int i = 0; i < 2; ++i)
+    n += size_t{ports[i].rx_queues} * ports[i].rx_desc +
+         size_t{ports[i].tx_queues} * ports[i].tx_desc;
+  n += size_t{lcores} * (2 * size_t{burst} + kMempoolCache);
+  return n;
+}
+
+std::string mib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024.0));
+  return buf;
+}
+
+}  // namespace
+
+Appliance::Impl::~Impl() {
+  for (int i = 0; i < 2; ++i)
+    if (ports_configured[i] && !closed) {
+      if (ports_started[i]) rte_eth_dev_stop(ports[i].port_id);
+      rte_eth_dev_close(ports[i].port_id);
+    }
+  if (pool != nullptr) rte_mempool_free(pool);
+}
+
+PortReport Appliance::Impl::portReport(int i) const {
+  const PortSetup& s = ports[i];
+  PortReport p;
+  p.role = s.role;
+  p.name = s.name;
+  p.port_id = s.port_id;
+  p.rx_queues = s.rx_queues;
+  p.tx_queues = s.tx_queues;
+  p.rss = s.rss;
+  rte_eth_stats st{};
+  if (ports_configured[i] && !closed && rte_eth_stats_get(s.port_id, &st) == 0) {
+    p.ipackets = st.ipackets;
+    p.opackets = st.opackets;
+    p.ibytes = st.ibytes;
+    p.obytes = st.obytes;
+    p.imissed = st.imissed;
+    p.ierrors = st.ierrors;
+    p.oerrors = st.oerrors;
+    p.rx_nombuf = st.rx_nombuf;
+  }
+  return p;
+}
+
+Appliance::Appliance(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Appliance::~Appliance() {
+  if (impl_ && impl_->started && !impl_->stopped) {
+    requestStop();
+    stop();
+  }
+}
+
+std::unique_ptr<Appliance> Appliance::create(const Options& options,
+                                             rules::CompiledPolicyPtr policy, std::string* error) {
+  auto impl = std::make_unique<Impl>();
+  Impl& a = *impl;
+  a.options = options;
+  a.policy = std::move(policy);
+  a.idle_ns = uint64_t{options.exit_when_idle_ms} * 1'000'000;
+  if (a.options.burst == 0 || a.options.burst > kMaxBurst) {
+    *error = "--burst must lie in 1.." + std::to_string(kMaxBurst);
+    return nullptr;
+  }
+
+  // Forwarding lcores: the first N workers; the main lcore runs control (signals, stats).
+  std::vector<unsigned> workers;
+  unsigned id;
+  RTE_LCORE_FOREACH_WORKER(id) workers.push_back(id);
+  if (workers.empty()) {
+    *error =
+        "no worker lcore: statewalld forwards on worker lcores and keeps the main lcore for "
+        "control; give EAL at least two lcores (e.g. -l 0,1)";
+    return nullptr;
+  }
+  const unsigned n = options.lcores == 0 ? static_cast<unsigned>(workers.size()) : options.lcores;
+  if (n > workers.size()) {
+    *error = "--lcores " + std::to_string(n) + " needs " + std::to_string(n) +
+             " worker lcores besides the main lcore, but EAL has " +
+             std::to_string(workers.size()) + "; give EAL -l 0-" + std::to_string(n) +
+             " (or --lcores '0@0,(1-" + std::to_string(n) + ")@(...)' to share CPUs)";
+    return nullptr;
+  }
+  if (n > dataplane::kMaxWorkers) {
+    *error = "--lcores " + std::to_string(n) + " exceeds the engine's " +
+             std::to_string(dataplane::kMaxWorkers) + " workers";
+    return nullptr;
+  }
+
+  uint16_t ids[2];
+  if (!resolvePort(options.inside, &ids[0], error)) return nullptr;
+  if (!resolvePort(options.outside, &ids[1], error)) return nullptr;
+  if (ids[0] == ids[1]) {
+    *error = "--inside and --outside name the same port (" + std::to_string(ids[0]) + ")";
+    return nullptr;
+  }
+  const char* roles[2] = {"inside", "outside"};
+  for (int i = 0; i < 2; ++i) {
+    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, &a.ports[i], error))
+      return nullptr;
+    a.ports_configured[i] = true;
+  }
+
+  // Queue -> lcore: the rx queues of both ports in turn, round robin, so that with one queue per
+  // lcore on each port lcore i polls queue i of both ports.
+  for (unsigned i = 0; i < n; ++i) {
+    auto l = std::make_unique<LcoreState>();
+    l->app = &a;
+    l->lcore_id = workers[i];
+    l->tx_queue = static_cast<uint16_t>(i);
+    a.lcores.push_back(std::move(l));
+  }
+  unsigned k = 0;
+  for (int p = 0; p < 2; ++p)
+    for (uint16_t q = 0; q < a.ports[p].rx_queues; ++q, ++k)
+      a.lcores[k % n]->units.push_back({a.ports[p].port_id, q, a.ports[1 - p].port_id});
+  if (k < n) {
+    *error = "--lcores " + std::to_string(n) + " but the ports have only " + std::to_string(k) +
+             " rx queues together (inside " + std::to_string(a.ports[0].rx_queues) + ", outside " +
+             std::to_string(a.ports[1].rx_queues) + "): an lcore would idle; use " + "--lcores " +
+             std::to_string(k) + " or ports with more queues";
+    return nullptr;
+  }
+
+  // The mbuf pool, on the inside port's socket.
+  const size_t needed = mbufsNeeded(a.ports, n, options.burst);
+  size_t count = options.mbufs;
+  if (count == 0) {
+    count = 1;
+    while (count - 1 < needed + needed / 4)
+      count <<= 1;
+    count -= 1;  // 2^k - 1 is the mempool's most compact size
+  } else if (count < needed) {
+    *error = "--mbufs " + std::to_string(count) + " is too few: the rings and lcores can hold " +
+             std::to_string(needed) + " at once (" + std::to_string(a.ports[0].rx_desc) + " rx / " +
+             std::to_string(a.ports[0].tx_desc) +
+             " tx descriptors per queue); raise --mbufs or lower --rx-desc / --tx-desc";
+    return nullptr;
+  }
+  const int socket = a.ports[0].socket;
+  a.pool = rte_pktmbuf_pool_create("statewall_mbufs", static_cast<unsigned>(count), kMempoolCache,
+                                   0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+  if (a.pool == nullptr) {
+    const int err = rte_errno;
+    const double bytes =
+        static_cast<double>(count) * (sizeof(rte_mbuf) + RTE_MBUF_DEFAULT_BUF_SIZE + 64);
+    rte_malloc_socket_stats st{};
+    rte_malloc_get_socket_stats(socket, &st);
+    *error = "cannot create the mbuf pool: " + std::to_string(count) + " mbufs (about " +
+             mib(bytes) + ") on socket " + std::to_string(socket) + ": " + rte_strerror(err) +
+             "; EAL has " + mib(static_cast<double>(st.heap_freesz_bytes)) +
+             " free there. Reserve more hugepages (see dataplane/dpdk/README.md), give EAL more "
+             "memory (--socket-mem, or -m with --no-huge), or lower --mbufs";
+    return nullptr;
+  }
+  for (int i = 0; i < 2; ++i)
+    if (!setupQueues(a.ports[i], a.pool, error)) return nullptr;
+
+  dataplane::EngineConfig config;
+  config.table_capacity = options.table_size;
+  config.pass_non_ip = options.pass_non_ip;
+  try {
+    a.engine = std::make_unique<dataplane::Engine>(config, a.policy);
+  } catch (const std::bad_alloc&) {
+    *error = "cannot allocate the connection table for " + std::to_string(options.table_size) +
+             " IPv4 + " + std::to_string(options.table_size / 4) +
+             " IPv6 connections: out of memory; lower --table-size";
+    return nullptr;
+  }
+  for (auto& l : a.lcores) {
+    try {
+      l->scratch.resize(size_t{kMaxBurst} * kScratchSlot);
+    } catch (const std::bad_alloc&) {
+      *error = "out of memory for the per-lcore linearisation buffers";
+      return nullptr;
+    }
+    l->worker = a.engine->makeWorker();
+    if (!l->worker) {
+      *error = "the engine has no free worker slot for lcore " + std::to_string(l->lcore_id) +
+               " (at most " + std::to_string(dataplane::kMaxWorkers) + ")";
+      return nullptr;
+    }
+  }
+  return std::unique_ptr<Appliance>(new Appliance(std::move(impl)));
+}
+
+bool Appliance::start(std::string* error) {
+  Impl& a = *impl_;
+  if (a.started) return true;
+  for (int i = 0; i < 2; ++i) {
+    if (int rc = rte_eth_dev_start(a.ports[i].port_id); rc != 0) {
+      *error = a.ports[i].role + " port " + portLabel(a.ports[i]) +
+               ": cannot start: " + rte_strerror(-rc);
+      return false;
+    }
+    a.ports_started[i] = true;
+  }
+  a.start_ns.store(a.clock.now(), std::memory_order_relaxed);
+  for (auto& l : a.lcores) {
+    if (int rc = rte_eal_remote_launch(lcoreMain, l.get(), l->lcore_id); rc != 0) {
+      a.stop.store(true);
+      for (auto& m : a.lcores)
+        if (m.get() != l.get()) rte_eal_wait_lcore(m->lcore_id);
+      *error = "cannot launch lcore " + std::to_string(l->lcore_id) + ": " + rte_strerror(-rc);
+      a.started = true;
+      a.stopped = true;
+      return false;
+    }
+  }
+  a.started = true;
+  return true;
+}
+
+void Appliance::requestStop() noexcept {
+  impl_->stop.store(true, std::memory_order_relaxed);
+}
+
+bool Appliance::stopRequested() const noexcept {
+  return impl_->stop.load(std::memory_order_relaxed);
+}
+
+bool Appliance::allIdle() const noexcept {
+  if (impl_->idle_ns == 0) return false;
+  for (const auto& l : impl_->lcores)
+    if (!l->idle.load(std::memory_order_relaxed)) return false;
+  return true;
+}
+
+void Appliance::stop() {
+  Impl& a = *impl_;
+  if (!a.started || a.stopped) return;
+  a.stop.store(true, std::memory_order_relaxed);
+  for (auto& l : a.lcores)
+    rte_eal_wait_lcore(l->lcore_id);
+  a.end_ns.store(a.clock.now(), std::memory_order_relaxed);
+  // Drain: let the devices send what is queued and hand back its mbufs (up to ~100 ms; vdevs
+  // that transmit synchronously report nothing to clean, or ENOTSUP).
+  for (int i = 0; i < 2; ++i)
+    for (uint16_t q = 0; q < a.ports[i].tx_queues; ++q)
+      for (int tries = 0; tries < 100; ++tries) {
+        if (rte_eth_tx_done_cleanup(a.ports[i].port_id, q, 0) <= 0) break;
+        rte_delay_us_sleep(1000);
+      }
+  for (int i = 0; i < 2; ++i)
+    a.final_ports[i] = a.portReport(i);
+  a.have_final_ports = true;
+  for (int i = 0; i < 2; ++i)
+    if (a.ports_started[i]) {
+      rte_eth_dev_stop(a.ports[i].port_id);
+      a.ports_started[i] = false;
+    }
+  a.stopped = true;
+}
+
+void Appliance::close() {
+  Impl& a = *impl_;
+  if (a.closed) return;
+  if (a.started && !a.stopped) {
+    requestStop();
+    stop();
+  }
+  for (int i = 0; i < 2; ++i)
+    if (a.ports_configured[i]) rte_eth_dev_close(a.ports[i].port_id);
+  a.closed = true;
+  a.pool_report.size = a.pool->size;
+  a.pool_report.available = rte_mempool_avail_count(a.pool);
+}
+
+Report Appliance::report() const {
+  const Impl& a = *impl_;
+  Report r;
+  const uint64_t start = a.start_ns.load(std::memory_order_relaxed);
+  const uint64_t end = a.end_ns.load(std::memory_order_relaxed);
+  if (start != 0) r.seconds = static_cast<double>((end != 0 ? end : a.clock.now()) - start) / 1e9;
+  const dataplane::Counters c = a.engine->counters();
+  for (size_t i = 0; i < dataplane::kReasonCount; ++i) {
+    r.reason_packets[i] = c.packets[i];
+    r.reason_bytes[i] = c.bytes[i];
+  }
+  r.connections_created = c.connections_created;
+  r.connections_expired = c.connections_expired;
+  r.tcp_invalid = c.tcp_invalid;
+  r.connections_live = a.engine->connectionCount();
+  for (const auto& l : a.lcores) {
+    IoCounters s = IoCounters::snapshot(l->counters, l->lcore_id);
+    r.io += s;
+    r.lcores.push_back(s);
+  }
+  for (int i = 0; i < 2; ++i)
+    r.ports.push_back(a.have_final_ports ? a.final_ports[i] : a.portReport(i));
+  if (a.closed) {
+    r.pool = a.pool_report;
+    r.pool_checked = true;
+  }
+  return r;
+}
+
+dataplane::Engine& Appliance::engine() {
+  return *impl_->engine;
+}
+
+std::vector<unsigned> Appliance::lcores() const {
+  std::vector<unsigned> v;
+  for (const auto& l : impl_->lcores)
+    v.push_back(l->lcore_id);
+  return v;
+}
+
+}  // namespace statewall::dpdk
