@@ -1,0 +1,83 @@
+// Per-connection records for `statewall replay --connections`, in the vocabulary of Zeek's
+// conn.log: uid, originator/responder, conn_state (S0 S1 SF REJ S2 S3 RSTO RSTR RSTOS0 RSTRH SH SHR
+// OTH), history letters, packets and bytes each way; plus what a firewall adds: how the
+// connection ended, the rule that opened it, and how many of its packets were denied.
+//
+// conn_state and history follow Zeek's documented definitions (base/protocols/conn/main.zeek):
+// history letters are upper case for the originator and lower case for the responder:
+//   S SYN without ACK, H SYN+ACK, A pure ACK, D payload, F FIN, R RST, T retransmitted payload,
+//   W zero window, Q SYN with FIN or RST, I FIN with RST.
+// Each letter appears once per direction, except T and W which appear again when their count
+// reaches 10, 100, 1000, ... The records are plain data, built by the replay (single-threaded).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "statewall/dataplane/packet.hpp"
+#include "statewall/dataplane/verdict.hpp"
+#include "statewall/rules/compiled.hpp"
+
+namespace statewall::sim {
+
+enum class ConnEnd : uint8_t { kOpen, kClosed, kTimedOut };
+std::string_view connEndName(ConnEnd e);  // "open", "closed", "timed-out"
+
+// What one endpoint sent.
+struct ConnSide {
+  uint64_t pkts = 0;
+  uint64_t payload_bytes = 0;  // Zeek orig_bytes / resp_bytes: transport payload
+  uint64_t ip_bytes = 0;       // Zeek orig_ip_bytes / resp_ip_bytes
+  bool any = false;
+  bool syn = false;     // SYN without ACK
+  bool synack = false;  // SYN with ACK
+  bool fin = false;
+  bool rst = false;
+  uint32_t next_seq = 0;  // highest sequence end seen, to spot retransmissions
+  bool seq_valid = false;
+  uint32_t retrans = 0;
+  uint32_t zero_win = 0;
+  uint16_t letters = 0;  // letters already recorded once (bit per letter)
+};
+
+struct ConnRecord {
+  uint64_t seq = 0;      // creation order within the replay; the uid derives from it
+  uint64_t conn_id = 0;  // the engine's connection id; 0 for a flow the engine did not track
+  uint8_t proto = 0;
+  rules::IpAddr orig_h;
+  rules::IpAddr resp_h;
+  uint16_t orig_p = 0;  // ICMP: the first packet's type (as Zeek logs ICMP)
+  uint16_t resp_p = 0;  // ICMP: its code
+  uint64_t first_ns = 0;
+  uint64_t last_ns = 0;
+  ConnSide orig;
+  ConnSide resp;
+  uint64_t denied_pkts = 0;
+  uint64_t icmp_errors = 0;  // ICMP errors about this connection (allow-related or denied)
+  rules::RuleId opened_by = rules::kNoRule;
+  dataplane::Reason first_reason = dataplane::Reason::kAllowRule;
+  bool engine_closed = false;  // the engine reported that a packet ended it (RST, TIME_WAIT)
+  // The first packet seen was a SYN-ACK: as Zeek does, the record names its receiver the
+  // originator (the one that must have sent the SYN) and history starts with '^'.
+  bool flipped = false;
+  ConnEnd end = ConnEnd::kOpen;
+  char history[48] = {};
+  uint8_t history_len = 0;
+
+  std::string_view history_str() const { return std::string_view(history, history_len); }
+  // Zeek's conn_state for what was seen.
+  std::string_view connState() const;
+  bool tcpClosed() const { return orig.rst || resp.rst || (orig.fin && resp.fin); }
+  // "C" followed by 17 base-62 characters, derived from seq: stable across runs.
+  std::string uid() const;
+
+  // Sets the endpoints from the record's first packet, sent by its originator unless `reply`.
+  // A TCP SYN-ACK as first packet flips the roles (see `flipped`).
+  void begin(const dataplane::ParsedPacket& p, bool reply);
+  // Adds one packet. `from_orig`: sent by the side that sent the record's first packet (or, for
+  // a tracked connection, by the engine's originator); the record applies its own flip.
+  void observe(const dataplane::ParsedPacket& p, bool from_orig, uint64_t ts_ns);
+};
+
+}  // namespace statewall::sim

@@ -1,0 +1,192 @@
+// Zeek conn_state and history letters of ConnRecord, one conversation per state.
+#include <gtest/gtest.h>
+
+#include "statewall/dataplane/packet_builder.hpp"
+#include "statewall/sim/conn_log.hpp"
+
+namespace statewall::sim {
+namespace {
+
+using namespace statewall::dataplane;
+
+// A TCP conversation between a client (C) and a server (S), told one segment at a time.
+class Talk {
+ public:
+  explicit Talk(uint8_t proto = kIpProtoTcp) : proto_(proto) {}
+
+  // A segment from the client (`from_client`) or the server.
+  Talk& tcp(bool from_client, uint8_t flags, uint32_t payload = 0, uint16_t window = 1000,
+            std::optional<uint32_t> seq = std::nullopt) {
+    TcpSpec t;
+    t.src = from_client ? client_ : server_;
+    t.dst = from_client ? server_ : client_;
+    t.sport = from_client ? 40000 : 443;
+    t.dport = from_client ? 443 : 40000;
+    t.flags = flags;
+    uint32_t& next = from_client ? c_seq_ : s_seq_;
+    t.seq = seq ? *seq : next;
+    t.ack = from_client ? s_seq_ : c_seq_;
+    t.window = window;
+    t.payload_len = payload;
+    if (!seq) next += payload + ((flags & (kSyn | kFin)) ? 1 : 0);
+    add(buildTcp(t), from_client);
+    return *this;
+  }
+  Talk& udp(bool from_client, size_t payload) {
+    UdpSpec u;
+    u.src = from_client ? client_ : server_;
+    u.dst = from_client ? server_ : client_;
+    u.sport = from_client ? 40000 : 53;
+    u.dport = from_client ? 53 : 40000;
+    u.payload_len = payload;
+    add(buildUdp(u), from_client);
+    return *this;
+  }
+  Talk& ping(bool from_client) {
+    IcmpEchoSpec e;
+    e.src = from_client ? client_ : server_;
+    e.dst = from_client ? server_ : client_;
+    e.reply = !from_client;
+    add(buildIcmpEcho(e), from_client);
+    return *this;
+  }
+  const ConnRecord& rec() const { return rec_; }
+  std::string state() const { return std::string(rec_.connState()); }
+  std::string history() const { return std::string(rec_.history_str()); }
+
+ private:
+  void add(const Bytes& frame, bool from_client) {
+    ParsedPacket p;
+    EXPECT_TRUE(
+        parsePacket(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::kEthernet, &p));
+    // As the replay does for untracked flows: the first packet's sender is the originator.
+    if (first_) {
+      first_client_ = from_client;
+      rec_.begin(p, false);
+      first_ = false;
+    }
+    rec_.observe(p, from_client == first_client_, ts_ += 1000);
+  }
+
+  uint8_t proto_;
+  IpAddr client_ = ipAddr("198.51.100.7");
+  IpAddr server_ = ipAddr("10.0.1.10");
+  uint32_t c_seq_ = 1000, s_seq_ = 5000;
+  ConnRecord rec_;
+  bool first_ = true;
+  bool first_client_ = true;
+  uint64_t ts_ = 0;
+};
+
+constexpr bool C = true;
+constexpr bool S = false;
+
+TEST(ConnLog, SfIsAFullConversation) {
+  Talk t;
+  t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck).tcp(C, kPsh | kAck, 100);
+  t.tcp(S, kAck, 1400).tcp(S, kPsh | kAck, 600).tcp(C, kAck);
+  t.tcp(C, kFin | kAck).tcp(S, kFin | kAck).tcp(C, kAck);
+  EXPECT_EQ(t.state(), "SF");
+  EXPECT_EQ(t.history(), "ShADdFf");  // the server never sent a pure ACK
+  EXPECT_EQ(t.rec().orig.pkts, 6u);
+  EXPECT_EQ(t.rec().resp.pkts, 4u);
+  EXPECT_EQ(t.rec().orig.payload_bytes, 100u);
+  EXPECT_EQ(t.rec().resp.payload_bytes, 2000u);
+  EXPECT_EQ(t.rec().orig_h.str(), "198.51.100.7");
+  EXPECT_EQ(t.rec().resp_p, 443);
+  EXPECT_TRUE(t.rec().tcpClosed());
+}
+
+TEST(ConnLog, EveryTcpState) {
+  struct Case {
+    const char* name;
+    std::function<void(Talk&)> talk;
+    const char* state;
+    const char* history;
+  } cases[] = {
+      {"attempt, no answer", [](Talk& t) { t.tcp(C, kSyn).tcp(C, kSyn, 0, 1000, 999); }, "S0", "S"},
+      {"rejected", [](Talk& t) { t.tcp(C, kSyn).tcp(S, kRst | kAck); }, "REJ", "Sr"},
+      {"established", [](Talk& t) { t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck, 10); }, "S1",
+       "ShD"},
+      {"originator closes, responder silent",
+       [](Talk& t) { t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck).tcp(C, kFin | kAck); }, "S2",
+       "ShAF"},
+      {"responder closes, originator silent",
+       [](Talk& t) { t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck).tcp(S, kFin | kAck); }, "S3",
+       "ShAf"},
+      {"originator resets",
+       [](Talk& t) { t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck).tcp(C, kRst | kAck); }, "RSTO",
+       "ShAR"},
+      {"responder resets",
+       [](Talk& t) { t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck, 5).tcp(S, kRst | kAck); },
+       "RSTR", "ShDr"},
+      {"SYN then RST", [](Talk& t) { t.tcp(C, kSyn).tcp(C, kRst); }, "RSTOS0", "SR"},
+      {"SYN then FIN", [](Talk& t) { t.tcp(C, kSyn).tcp(C, kFin | kAck); }, "SH", "SF"},
+      {"SYN-ACK then RST (roles flipped)", [](Talk& t) { t.tcp(S, kSyn | kAck).tcp(S, kRst); },
+       "RSTRH", "^hr"},
+      {"SYN-ACK then FIN (roles flipped)",
+       [](Talk& t) { t.tcp(S, kSyn | kAck).tcp(S, kFin | kAck); }, "SHR", "^hf"},
+      {"mid-stream", [](Talk& t) { t.tcp(C, kAck, 100).tcp(S, kAck, 100); }, "OTH", "Dd"},
+      {"SYN with FIN", [](Talk& t) { t.tcp(C, kSyn | kFin); }, "SH", "QF"},
+      {"FIN with RST",
+       [](Talk& t) { t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kFin | kRst | kAck); }, "RSTO",
+       "ShIFR"},
+  };
+  for (const auto& c : cases) {
+    Talk t;
+    c.talk(t);
+    EXPECT_EQ(t.state(), c.state) << c.name;
+    EXPECT_EQ(t.history(), c.history) << c.name;
+  }
+}
+
+TEST(ConnLog, RetransmissionAndZeroWindowRepeatAtPowersOfTen) {
+  Talk t;
+  t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck);
+  t.tcp(S, kAck, 100);
+  for (int i = 0; i < 12; ++i)
+    t.tcp(S, kAck, 100, 1000, 5001);  // the same segment again
+  t.tcp(C, kAck, 0, 0);               // zero window
+  t.tcp(C, kAck, 0, 0);
+  // T at the 1st and 10th retransmission; W once for the client (the 2nd zero window is not a power
+  // of ten).
+  EXPECT_EQ(t.history(), "ShAdttW");
+  EXPECT_EQ(t.rec().resp.retrans, 12u);
+}
+
+TEST(ConnLog, UdpAndIcmp) {
+  Talk both;
+  both.udp(C, 40).udp(S, 120);
+  EXPECT_EQ(both.state(), "SF");
+  EXPECT_EQ(both.history(), "Dd");
+  EXPECT_EQ(both.rec().orig.payload_bytes, 40u);
+  EXPECT_EQ(both.rec().resp.payload_bytes, 120u);
+  EXPECT_EQ(both.rec().orig.ip_bytes, 20u + 8 + 40);
+
+  Talk one;
+  one.udp(C, 40).udp(C, 40);
+  EXPECT_EQ(one.state(), "S0");
+
+  Talk ping;
+  ping.ping(C).ping(S);
+  EXPECT_EQ(ping.state(), "OTH");
+  EXPECT_EQ(ping.rec().orig_p, kIcmpEchoRequest);  // Zeek logs ICMP type and code as ports
+  EXPECT_EQ(ping.rec().resp_p, 0);
+  EXPECT_EQ(ping.rec().orig.pkts, 1u);
+  EXPECT_EQ(ping.rec().resp.pkts, 1u);
+}
+
+TEST(ConnLog, UidIsStableAndDistinct) {
+  ConnRecord a, b;
+  a.seq = 1;
+  b.seq = 2;
+  EXPECT_EQ(a.uid().size(), 18u);
+  EXPECT_EQ(a.uid()[0], 'C');
+  EXPECT_NE(a.uid(), b.uid());
+  ConnRecord a2;
+  a2.seq = 1;
+  EXPECT_EQ(a.uid(), a2.uid());
+}
+
+}  // namespace
+}  // namespace statewall::sim
