@@ -144,8 +144,16 @@ inline bool parseTcp(const uint8_t* p, uint32_t len, bool first_frag, ParsedPack
                       : fail(out, Layer::kTcp, "TCP data offset runs past the segment");
   }
   out->l4_payload_len = len - doff;
-  if (doff > 20) return parseTcpOptions(p + 20, doff - 20, &out->tcp_opt, out);
-  return true;
+  if (doff == 20) return true;
+  // Fast path for the layout Linux and most stacks put on every established segment:
+  // NOP, NOP, timestamp.
+  if (doff == 32 && be32(p + 20) == 0x0101080au) {
+    out->tcp_opt.has_ts = true;
+    out->tcp_opt.tsval = be32(p + 24);
+    out->tcp_opt.tsecr = be32(p + 28);
+    return true;
+  }
+  return parseTcpOptions(p + 20, doff - 20, &out->tcp_opt, out);
 }
 
 inline bool parseUdp(const uint8_t* p, uint32_t len, bool first_frag, ParsedPacket* out) noexcept {
@@ -448,10 +456,21 @@ inline bool isVlanTpid(uint16_t t) {
   return t == kEtherTypeVlan || t == kEtherTypeQinQ || t == kEtherTypeQinQ1;
 }
 
+const ParsedPacket kBlank{};
+
+// *out = ParsedPacket{}, but as 16-byte vector moves: GCC turns the direct form (and a copy of a
+// constant it can see) into `rep stos`, whose start-up cost was half the parse time of a TCP ACK.
+// The empty asm hides where the template comes from, so the copy stays a plain inline memcpy.
+inline void resetParsed(ParsedPacket* out) noexcept {
+  const ParsedPacket* blank = &kBlank;
+  asm("" : "+r"(blank));
+  *out = *blank;
+}
+
 }  // namespace
 
 bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket* out) noexcept {
-  *out = ParsedPacket{};
+  resetParsed(out);
   uint32_t off;
   uint16_t ethertype;
   switch (link) {

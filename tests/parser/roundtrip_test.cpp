@@ -174,6 +174,21 @@ TEST(ParserTcp, SackBlocksGiveTheFurthestRightEdgeAcrossWrap) {
   EXPECT_EQ(r.p.tcp_opt.mss, 0);
 }
 
+TEST(ParserTcp, TimestampOnlyLayout) {
+  // NOP, NOP, timestamp: the layout of nearly every established Linux segment.
+  const auto frame =
+      buildTcp({.ts = std::pair<uint32_t, uint32_t>{0xa1b2c3d4u, 7}, .payload_len = 9});
+  ASSERT_EQ(frame[14 + 20 + 12], 8 << 4);  // data offset 32
+  const auto r = parseBytes(frame, LinkType::kEthernet);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_TRUE(r.p.tcp_opt.has_ts);
+  EXPECT_EQ(r.p.tcp_opt.tsval, 0xa1b2c3d4u);
+  EXPECT_EQ(r.p.tcp_opt.tsecr, 7u);
+  EXPECT_EQ(r.p.tcp_opt.mss, 0);
+  EXPECT_FALSE(r.p.tcp_opt.sack_permitted);
+  EXPECT_EQ(r.p.l4_payload_len, 9u);
+}
+
 TEST(ParserTcp, WindowScaleAbove14IsClampedAndUnknownOptionsSkipped) {
   // Kind 30 (MPTCP) with 6 bytes, then window scale 20.
   const auto r = parseBytes(buildTcp({.wscale = 20, .raw_options = {30, 6, 1, 2, 3, 4, 1, 1}}),
