@@ -2,6 +2,7 @@
 
 #include <sys/un.h>
 
+#include <cctype>
 #include <optional>
 
 #include <fmt/format.h>
@@ -74,6 +75,22 @@ Status exchange(asio::io_context& io, Socket& socket, HttpRequest& req,
 }
 
 }  // namespace
+
+std::string percentEncode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : in) {
+    auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+  return out;
+}
 
 Status parseHttpUrl(std::string_view url, std::string* host, uint16_t* port) {
   constexpr std::string_view kScheme = "http://";

@@ -74,22 +74,6 @@ Status percentDecode(std::string_view in, std::string* out) {
   return Status::success();
 }
 
-std::string percentEncode(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : in) {
-    auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 15]);
-    }
-  }
-  return out;
-}
-
 Status parseTarget(std::string_view target, Target* out) {
   out->path.clear();
   out->params.clear();

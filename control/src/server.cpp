@@ -8,10 +8,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <optional>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -37,16 +35,6 @@ namespace asio = boost::asio;
 using boost::beast::error_code;
 using Tcp = asio::ip::tcp;
 using Local = asio::local::stream_protocol;
-
-std::string trim(std::string s) {
-  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && ws(s.back()))
-    s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && ws(s[i]))
-    ++i;
-  return s.substr(i);
-}
 
 // Parses "HOST:PORT" where HOST is a loopback address, "localhost", or "[::1]".
 Status parseListen(std::string_view text, Tcp::endpoint* out) {
@@ -245,28 +233,6 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
 };
 
 }  // namespace
-
-Status readTokenFile(const std::string& path, std::string* token) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::failure(
-        fmt::format("{}: cannot read token file: {}", path, std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string t = trim(ss.str());
-  if (t.size() < kMinTokenLength)
-    return Status::failure(
-        fmt::format("{}: the token must be at least {} bytes long", path, kMinTokenLength));
-  for (char c : t) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x21 || u > 0x7e)
-      return Status::failure(fmt::format(
-          "{}: the token must be printable ASCII without spaces (it goes in an HTTP header)",
-          path));
-  }
-  *token = std::move(t);
-  return Status::success();
-}
 
 struct ControlServer::Impl {
   // Declaration order is destruction order reversed: the io_context (and with it every pending

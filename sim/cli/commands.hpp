@@ -9,5 +9,6 @@ namespace statewall::cli {
 
 void addCheckCommand(CLI::App& app, int* exit_code);
 void addQueryCommand(CLI::App& app, int* exit_code);
+void addCtlCommand(CLI::App& app, int* exit_code);
 
 }  // namespace statewall::cli

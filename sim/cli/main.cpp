@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   statewall::cli::addCheckCommand(app, &exit_code);
   statewall::cli::addQueryCommand(app, &exit_code);
+  statewall::cli::addCtlCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

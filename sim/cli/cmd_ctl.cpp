@@ -1,0 +1,549 @@
+// `statewall ctl`: the client of the control API (control/) served by statewalld and by
+// `statewall replay --control-socket`. Human tables by default, the server's JSON with --json.
+//
+// Exit codes: 0 success; 1 a negative answer (the policy is invalid); 2 usage or input errors,
+// unreachable server, or any other error response.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "statewall/control/api.hpp"
+#include "statewall/control/client.hpp"
+#include "statewall/control/server.hpp"
+
+namespace statewall::cli {
+namespace {
+
+using nlohmann::json;
+
+struct CtlOptions {
+  std::string socket;
+  std::string url;
+  std::string token_file;
+  bool json = false;
+  double timeout_s = 30;
+
+  // connections / flush
+  std::string proto, src, dst, addr, state;
+  int port = -1, sport = -1, dport = -1;
+  uint64_t id = 0;
+  bool has_id = false;
+  size_t limit = 0;
+  uint64_t after = 0;
+  bool has_after = false;
+  bool all = false;
+
+  std::vector<std::string> files;
+  bool source = false;
+  std::vector<std::string> assignments;
+  std::string profile;
+};
+
+std::string encode(std::string_view s) {
+  return control::percentEncode(s);
+}
+
+bool readFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+// Sends one request; prints transport errors. Returns false when no response came back.
+bool call(const CtlOptions& o, std::string_view method, const std::string& target,
+          std::string_view body, std::string_view content_type, control::ClientResponse* res) {
+  control::ClientOptions co;
+  co.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
+  if (!o.url.empty()) {
+    co.url = o.url;
+    if (!o.token_file.empty()) {
+      control::Status s = control::readTokenFile(o.token_file, &co.token);
+      if (!s.ok()) {
+        fmt::print(stderr, "statewall ctl: {}\n", s.message());
+        return false;
+      }
+    }
+  } else {
+    co.unix_socket = o.socket;
+  }
+  control::Status s = control::ControlClient(co).request(method, target, body, content_type, res);
+  if (!s.ok()) {
+    fmt::print(stderr, "statewall ctl: {}\n", s.message());
+    return false;
+  }
+  return true;
+}
+
+json parseBody(const control::ClientResponse& res) {
+  return json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+}
+
+std::string dumpPretty(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
+// Prints an error response ({"error", "detail"}) and returns the exit code for it.
+int reportError(const control::ClientResponse& res) {
+  json j = parseBody(res);
+  if (j.is_object() && j.contains("error")) {
+    fmt::print(stderr, "statewall ctl: HTTP {}: {}: {}\n", res.status,
+               j.value("error", std::string()), j.value("detail", std::string()));
+  } else {
+    fmt::print(stderr, "statewall ctl: HTTP {}: {}\n", res.status, res.body);
+  }
+  return 2;
+}
+
+// Column-aligned table; the last column is not padded.
+void printTable(const std::vector<std::string>& head,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w(head.size());
+  for (size_t i = 0; i < head.size(); ++i)
+    w[i] = head[i].size();
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < w.size(); ++i)
+      w[i] = std::max(w[i], r[i].size());
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string out;
+    for (size_t i = 0; i < r.size(); ++i) {
+      out += r[i];
+      if (i + 1 < r.size()) out += std::string(w[i] - r[i].size() + 2, ' ');
+    }
+    fmt::print("{}\n", out);
+  };
+  line(head);
+  for (const auto& r : rows)
+    line(r);
+}
+
+std::string str(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return "-";
+  const json& v = j[key];
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+void printDiagnostics(const json& diags) {
+  if (!diags.is_array()) return;
+  for (const auto& d : diags)
+    fmt::print(stderr, "{}\n", str(d, "text"));
+}
+
+std::string summaryLine(const json& s) {
+  return fmt::format("{} groups, {} rules, {} ACLs, {} interfaces, {} subnets", str(s, "groups"),
+                     str(s, "rules"), str(s, "acls"), str(s, "interfaces"), str(s, "subnets"));
+}
+
+// ---- policy -------------------------------------------------------------------------------------
+
+int policyPut(const CtlOptions& o, bool publish) {
+  std::string body;
+  std::string target = publish ? "/v1/policy" : "/v1/policy/check";
+  std::string ctype;
+  if (o.files.size() == 1) {
+    if (!readFile(o.files[0], &body)) {
+      fmt::print(stderr, "statewall ctl: {}: cannot read\n", o.files[0]);
+      return 2;
+    }
+    target += "?name=" + encode(o.files[0]);
+    ctype = "application/octet-stream";
+  } else {
+    json docs = json::array();
+    for (const auto& f : o.files) {
+      std::string text;
+      if (!readFile(f, &text)) {
+        fmt::print(stderr, "statewall ctl: {}: cannot read\n", f);
+        return 2;
+      }
+      docs.push_back({{"name", f}, {"text", std::move(text)}});
+    }
+    body =
+        json{{"documents", std::move(docs)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    ctype = std::string(control::kBundleContentType);
+  }
+  control::ClientResponse res;
+  if (!call(o, publish ? "PUT" : "POST", target, body, ctype, &res)) return 2;
+  json j = parseBody(res);
+  bool invalid = (res.status == 400 && j.is_object() && j.value("error", "") == "invalid policy") ||
+                 (res.status == 200 && j.is_object() && j.value("valid", true) == false);
+  if (res.status != 200 && !invalid) return reportError(res);
+  if (o.json) {
+    fmt::print("{}\n", res.body.empty() ? "" : dumpPretty(j));
+    return invalid ? 1 : 0;
+  }
+  printDiagnostics(j.value("diagnostics", json::array()));
+  if (invalid) {
+    fmt::print(stderr, "{}\n",
+               publish ? "policy rejected; the running policy stays" : "policy is invalid");
+    return 1;
+  }
+  if (publish)
+    fmt::print("policy loaded: version {} ({})\n", str(j, "version"), summaryLine(j["summary"]));
+  else
+    fmt::print("policy is valid ({})\n", summaryLine(j["summary"]));
+  return 0;
+}
+
+int policyShow(const CtlOptions& o) {
+  control::ClientResponse res;
+  if (!call(o, "GET", "/v1/policy", "", "", &res)) return 2;
+  if (res.status != 200) return reportError(res);
+  json j = parseBody(res);
+  if (o.json) {
+    fmt::print("{}\n", dumpPretty(j));
+    return 0;
+  }
+  if (o.source) {
+    const json& docs = j.value("documents", json::array());
+    if (docs.empty()) {
+      fmt::print(stderr, "statewall ctl: the server does not know the running policy's source\n");
+      return 2;
+    }
+    for (const auto& d : docs) {
+      if (docs.size() > 1) fmt::print("# ---- {}\n", str(d, "name"));
+      std::string text = str(d, "text");
+      fmt::print("{}{}", text, !text.empty() && text.back() == '\n' ? "" : "\n");
+    }
+    return 0;
+  }
+  if (!j.contains("summary")) {
+    fmt::print("no policy is running (version {})\n", str(j, "version"));
+    return 0;
+  }
+  fmt::print("version      {}\n", str(j, "version"));
+  fmt::print("loaded at    {} ({})\n", str(j, "loaded_at"), str(j, "origin"));
+  std::string files;
+  for (const auto& f : j.value("files", json::array()))
+    files += (files.empty() ? "" : ", ") + f.get<std::string>();
+  fmt::print("files        {}\n", files.empty() ? "-" : files);
+  fmt::print("summary      {}\n", summaryLine(j["summary"]));
+  std::string t;
+  for (const auto& [k, v] : j.value("timeouts", json::object()).items())
+    t += (t.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
+  fmt::print("timeouts     {}{}\n", t,
+             j.value("timeouts_changed", false) ? " (changed at run time)" : "");
+  fmt::print("unprotected  {}, strict {}\n\n", str(j, "unprotected"), str(j, "strict"));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : j.value("rules", json::array()))
+    rows.push_back(
+        {str(r, "id"), str(r, "group"), str(r, "direction"), str(r, "index"), str(r, "text")});
+  printTable({"RULE", "GROUP", "DIRECTION", "INDEX", "TEXT"}, rows);
+  rows.clear();
+  for (const auto& e : j.value("acl_entries", json::array()))
+    rows.push_back(
+        {str(e, "acl"), str(e, "direction"), str(e, "rule"), str(e, "action"), str(e, "text")});
+  if (!rows.empty()) {
+    fmt::print("\n");
+    printTable({"ACL", "DIRECTION", "RULE", "ACTION", "TEXT"}, rows);
+  }
+  rows.clear();
+  for (const auto& i : j.value("interfaces", json::array())) {
+    std::string addrs, groups;
+    for (const auto& a : i.value("addresses", json::array()))
+      addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
+    for (const auto& g : i.value("groups", json::array()))
+      groups += (groups.empty() ? "" : ",") + g.get<std::string>();
+    rows.push_back({str(i, "name"), addrs, groups, str(i, "subnet")});
+  }
+  if (!rows.empty()) {
+    fmt::print("\n");
+    printTable({"INTERFACE", "ADDRESSES", "GROUPS", "SUBNET"}, rows);
+  }
+  return 0;
+}
+
+// ---- connections --------------------------------------------------------------------------------
+
+std::string filterQuery(const CtlOptions& o, bool paging) {
+  std::vector<std::string> q;
+  auto add = [&](const char* k, const std::string& v) {
+    if (!v.empty()) q.push_back(std::string(k) + "=" + encode(v));
+  };
+  add("proto", o.proto);
+  add("src", o.src);
+  add("dst", o.dst);
+  add("addr", o.addr);
+  add("state", o.state);
+  if (o.port >= 0) add("port", std::to_string(o.port));
+  if (o.sport >= 0) add("sport", std::to_string(o.sport));
+  if (o.dport >= 0) add("dport", std::to_string(o.dport));
+  if (o.has_id) add("id", std::to_string(o.id));
+  if (paging) {
+    if (o.limit) add("limit", std::to_string(o.limit));
+    if (o.has_after) add("after", std::to_string(o.after));
+  } else if (o.all) {
+    add("all", "true");
+  }
+  std::string out;
+  for (const auto& s : q)
+    out += (out.empty() ? "?" : "&") + s;
+  return out;
+}
+
+std::string endpoint(const json& c, const char* addr, const char* port) {
+  std::string a = str(c, addr);
+  if (a.find(':') != std::string::npos) a = "[" + a + "]";
+  if (c.contains(port)) return a + ":" + str(c, port);
+  return a;
+}
+
+int connections(const CtlOptions& o) {
+  control::ClientResponse res;
+  if (!call(o, "GET", "/v1/connections" + filterQuery(o, true), "", "", &res)) return 2;
+  if (res.status != 200) return reportError(res);
+  json j = parseBody(res);
+  if (o.json) {
+    fmt::print("{}\n", dumpPretty(j));
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  const json& list = j.value("connections", json::array());
+  for (const auto& c : list) {
+    std::string proto = str(c, "proto");
+    if (c.contains("echo_id")) proto += " id " + str(c, "echo_id");
+    std::string tracked =
+        std::string(c.value("src_side_tracked", false) ? "src" : "") +
+        (c.value("src_side_tracked", false) && c.value("dst_side_tracked", false) ? "+" : "") +
+        (c.value("dst_side_tracked", false) ? "dst" : "");
+    rows.push_back({str(c, "id"), proto, endpoint(c, "src", "sport"), endpoint(c, "dst", "dport"),
+                    str(c, "state"), fmt::format("{:.0f}s", c.value("expires_in_s", 0.0)),
+                    tracked.empty() ? "-" : tracked,
+                    c.contains("rule") ? str(c, "rule") : str(c, "opened_by")});
+  }
+  printTable({"ID", "PROTO", "SOURCE", "DESTINATION", "STATE", "EXPIRES", "TRACKED", "RULE"}, rows);
+  fmt::print("{} shown, {} matching\n", list.size(), str(j, "matched"));
+  if (j.contains("next_after") && !j["next_after"].is_null())
+    fmt::print("more: add --after {}\n", str(j, "next_after"));
+  return 0;
+}
+
+int flush(const CtlOptions& o) {
+  std::string q = filterQuery(o, false);
+  if (q.empty()) {
+    fmt::print(stderr, "statewall ctl flush: give a filter, or --all to remove every connection\n");
+    return 2;
+  }
+  control::ClientResponse res;
+  if (!call(o, "DELETE", "/v1/connections" + q, "", "", &res)) return 2;
+  if (res.status != 200) return reportError(res);
+  json j = parseBody(res);
+  if (o.json)
+    fmt::print("{}\n", dumpPretty(j));
+  else
+    fmt::print("deleted {} connections\n", str(j, "deleted"));
+  return 0;
+}
+
+// ---- stats --------------------------------------------------------------------------------------
+
+int stats(const CtlOptions& o) {
+  control::ClientResponse res;
+  if (!call(o, "GET", "/v1/stats", "", "", &res)) return 2;
+  if (res.status != 200) return reportError(res);
+  json j = parseBody(res);
+  if (o.json) {
+    fmt::print("{}\n", dumpPretty(j));
+    return 0;
+  }
+  fmt::print("policy version {}\n", str(j, "policy_version"));
+  fmt::print("packets {}, bytes {}, tcp invalid {}\n\n", str(j, "packets"), str(j, "bytes"),
+             str(j, "tcp_invalid"));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [reason, v] : j.value("reasons", json::object()).items())
+    rows.push_back({reason, str(v, "packets"), str(v, "bytes")});
+  printTable({"REASON", "PACKETS", "BYTES"}, rows);
+  const json& c = j.value("connections", json::object());
+  fmt::print("\nconnections {} live of {} ({:.2f} % full), {} created, {} expired\n",
+             str(c, "live"), str(c, "capacity"), c.value("fill", 0.0) * 100, str(c, "created"),
+             str(c, "expired"));
+  if (j.contains("rates") && j["rates"].is_object())
+    fmt::print("rate {:.1f} packets/s, {:.1f} bytes/s\n",
+               j["rates"].value("packets_per_second", 0.0),
+               j["rates"].value("bytes_per_second", 0.0));
+  rows.clear();
+  for (const auto& l : j.value("lcores", json::array()))
+    rows.push_back({str(l, "lcore"), fmt::format("{:.1f}", l.value("packets_per_second", 0.0)),
+                    fmt::format("{:.1f}", l.value("bytes_per_second", 0.0))});
+  if (!rows.empty()) {
+    fmt::print("\n");
+    printTable({"LCORE", "PACKETS/S", "BYTES/S"}, rows);
+  }
+  rows.clear();
+  for (const auto& r : j.value("rules", json::array()))
+    rows.push_back(
+        {str(r, "id"), str(r, "group"), str(r, "direction"), str(r, "hits"), str(r, "text")});
+  if (!rows.empty()) {
+    fmt::print("\n");
+    printTable({"RULE", "GROUP", "DIRECTION", "HITS", "TEXT"}, rows);
+  }
+  rows.clear();
+  for (const auto& e : j.value("acl_entries", json::array()))
+    rows.push_back(
+        {str(e, "acl"), str(e, "direction"), str(e, "rule"), str(e, "action"), str(e, "hits")});
+  if (!rows.empty()) {
+    fmt::print("\n");
+    printTable({"ACL", "DIRECTION", "RULE", "ACTION", "HITS"}, rows);
+  }
+  return 0;
+}
+
+// ---- timeouts -----------------------------------------------------------------------------------
+
+int timeoutsSet(const CtlOptions& o) {
+  json body = json::object();
+  if (!o.profile.empty()) body["profile"] = o.profile;
+  for (const auto& a : o.assignments) {
+    size_t eq = a.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == a.size()) {
+      fmt::print(stderr, "statewall ctl timeouts set: expected KEY=SECONDS, got {}\n", a);
+      return 2;
+    }
+    std::string v = a.substr(eq + 1);
+    char* end = nullptr;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (*end != '\0' || v[0] == '-' || v[0] == '+') {
+      fmt::print(stderr, "statewall ctl timeouts set: {}: not a number of seconds\n", a);
+      return 2;
+    }
+    body[a.substr(0, eq)] = n;
+  }
+  if (body.empty()) {
+    fmt::print(stderr, "statewall ctl timeouts set: give KEY=SECONDS or --profile\n");
+    return 2;
+  }
+  control::ClientResponse res;
+  if (!call(o, "PUT", "/v1/timeouts", body.dump(), "application/json", &res)) return 2;
+  if (res.status != 200) return reportError(res);
+  json j = parseBody(res);
+  if (o.json) {
+    fmt::print("{}\n", dumpPretty(j));
+    return 0;
+  }
+  fmt::print("timeouts changed: policy version {}\n", str(j, "version"));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [k, v] : j.value("timeouts", json::object()).items())
+    rows.push_back({k, v.is_string() ? v.get<std::string>() : v.dump()});
+  printTable({"KEY", "SECONDS"}, rows);
+  return 0;
+}
+
+void addFilterOptions(CLI::App* cmd, CtlOptions* o) {
+  cmd->add_option("--proto", o->proto, "tcp, udp, icmp, icmpv6 or a protocol number");
+  cmd->add_option("--src", o->src, "originator address or CIDR");
+  cmd->add_option("--dst", o->dst, "responder address or CIDR");
+  cmd->add_option("--addr", o->addr, "either address (address or CIDR)");
+  cmd->add_option("--port", o->port, "either port")->check(CLI::Range(0, 65535));
+  cmd->add_option("--sport", o->sport, "originator port (ICMP: echo id)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--dport", o->dport, "responder port")->check(CLI::Range(0, 65535));
+  cmd->add_option("--state", o->state,
+                  "TCP state (syn_sent, established, time_wait, ...) or replied/unreplied");
+  cmd->add_option_function<uint64_t>(
+      "--id",
+      [o](const uint64_t& v) {
+        o->id = v;
+        o->has_id = true;
+      },
+      "connection id");
+}
+
+// Runs `fn` as the leaf command's action, turning library exceptions (an unexpected response
+// shape) into an error message.
+template <class Fn>
+void action(CLI::App* cmd, int* exit_code, Fn fn) {
+  cmd->callback([exit_code, fn] {
+    try {
+      *exit_code = fn();
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "statewall ctl: unexpected response: {}\n", e.what());
+      *exit_code = 2;
+    }
+  });
+}
+
+}  // namespace
+
+void addCtlCommand(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<CtlOptions>();
+  if (const char* env = std::getenv("STATEWALL_CONTROL_SOCKET"); env && *env)
+    o->socket = env;
+  else
+    o->socket = std::string(control::kDefaultSocketPath);
+
+  CLI::App* ctl = app.add_subcommand(
+      "ctl",
+      "Talk to a running engine's control API (statewalld, statewall replay --control-socket)");
+  ctl->require_subcommand(1);
+  auto* sock = ctl->add_option("--socket", o->socket,
+                               "control Unix socket (default $STATEWALL_CONTROL_SOCKET or " +
+                                   std::string(control::kDefaultSocketPath) + ")");
+  auto* url = ctl->add_option("--url", o->url, "http://127.0.0.1:PORT of a TCP control listener");
+  ctl->add_option("--token-file", o->token_file, "file holding the bearer token (with --url)")
+      ->needs(url);
+  url->excludes(sock);
+  ctl->add_flag("--json", o->json, "print the server's JSON instead of tables");
+  ctl->add_option("--timeout", o->timeout_s, "seconds to wait for the server")
+      ->check(CLI::Range(0.001, 3600.0));
+
+  CLI::App* policy = ctl->add_subcommand("policy", "load, show or check the policy");
+  policy->require_subcommand(1);
+  policy->fallthrough();
+  CLI::App* load = policy->add_subcommand("load", "validate, compile and publish a policy");
+  load->add_option("files", o->files, "policy files (YAML or AWS JSON)")->required();
+  load->fallthrough();
+  action(load, exit_code, [o] { return policyPut(*o, true); });
+  CLI::App* check = policy->add_subcommand("check", "validate and compile without publishing");
+  check->add_option("files", o->files, "policy files (YAML or AWS JSON)")->required();
+  check->fallthrough();
+  action(check, exit_code, [o] { return policyPut(*o, false); });
+  CLI::App* show = policy->add_subcommand("show", "show the running policy");
+  show->add_flag("--source", o->source, "print the documents it was loaded from");
+  show->fallthrough();
+  action(show, exit_code, [o] { return policyShow(*o); });
+
+  CLI::App* conns = ctl->add_subcommand("connections", "list tracked connections");
+  addFilterOptions(conns, o.get());
+  conns->add_option("--limit", o->limit, "page size")->check(CLI::Range(1, 1000000));
+  conns->add_option_function<uint64_t>(
+      "--after",
+      [o](const uint64_t& v) {
+        o->after = v;
+        o->has_after = true;
+      },
+      "show connections with ids above this (the previous page's last id)");
+  conns->fallthrough();
+  action(conns, exit_code, [o] { return connections(*o); });
+
+  CLI::App* fl = ctl->add_subcommand("flush", "remove tracked connections (filtered)");
+  addFilterOptions(fl, o.get());
+  fl->add_flag("--all", o->all, "remove every connection");
+  fl->fallthrough();
+  action(fl, exit_code, [o] { return flush(*o); });
+
+  CLI::App* st = ctl->add_subcommand("stats", "counters by reason, rule hits, table fill, rates");
+  st->fallthrough();
+  action(st, exit_code, [o] { return stats(*o); });
+
+  CLI::App* to = ctl->add_subcommand("timeouts", "change idle timeouts at run time");
+  to->require_subcommand(1);
+  to->fallthrough();
+  CLI::App* set = to->add_subcommand("set", "set KEY=SECONDS (tcp_established=3600 udp=45 ...)");
+  set->add_option("assignments", o->assignments, "KEY=SECONDS");
+  set->add_option("--profile", o->profile, "reset to a profile's defaults first")
+      ->check(CLI::IsMember({"aws", "linux"}));
+  set->fallthrough();
+  action(set, exit_code, [o] { return timeoutsSet(*o); });
+}
+
+}  // namespace statewall::cli
