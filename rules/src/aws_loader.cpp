@@ -143,21 +143,23 @@ std::optional<int> AwsLoader::protocol(const json& obj, std::string_view key,
   const json* v = member(obj, key, path, true, kProtocolExpected);
   if (!v) return std::nullopt;
   std::optional<int> p;
-  std::string shown;
+  std::string found;  // how the bad value is shown
   if (v->is_string()) {
-    shown = v->get<std::string>();
-    p = parseProtocol(shown);
+    p = parseProtocol(v->get_ref<const std::string&>());
+    found = " '" + v->get<std::string>() + "'";
   } else if (v->is_number_integer()) {
-    long long n = v->is_number_unsigned() ? 256 : v->get<long long>();
-    shown = describe(*v);
+    long long n = v->is_number_unsigned()
+                      ? static_cast<long long>(std::min<uint64_t>(v->get<uint64_t>(), 256))
+                      : v->get<long long>();
     if (n == -1) p = kProtoAll;
     if (n >= 0 && n <= 255) p = static_cast<int>(n);
-  } else {
-    shown = describe(*v);
+    found = " " + v->dump();
   }
-  if (!p)
-    error(keyPath(path, key),
-          "bad " + std::string(key) + " '" + shown + "': " + std::string(kProtocolExpected));
+  if (!p) {
+    error(keyPath(path, key), "bad " + std::string(key) + found + ": " +
+                                  std::string(kProtocolExpected) +
+                                  (found.empty() ? ", found " + describe(*v) : ""));
+  }
   return p;
 }
 

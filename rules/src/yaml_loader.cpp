@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -93,7 +94,7 @@ class YamlLoader {
   std::optional<std::string> scalar(const Field& f, std::string_view expected);
   std::optional<std::vector<std::pair<std::string, SourceLoc>>> scalarList(
       const Field& f, std::string_view expected);
-  // Calls fn(name, key node, value node) for each entry of a `NAME: {...}` section.
+  // Calls fn(name, field) for each entry of a `NAME: {...}` section, in file order.
   template <typename Fn>
   void forEachNamed(const Field& section, std::string_view what, Fn fn);
 
@@ -210,7 +211,7 @@ void YamlLoader::forEachNamed(const Field& section, std::string_view what, Fn fn
                            std::string(what) + ", found " + describe(n));
     return;
   }
-  std::vector<std::pair<std::string, SourceLoc>> seen;
+  std::unordered_map<std::string, SourceLoc> seen;
   for (const auto& kv : n) {
     if (!kv.first.IsScalar() || kv.first.Scalar().empty()) {
       error(at(kv.first),
@@ -218,17 +219,12 @@ void YamlLoader::forEachNamed(const Field& section, std::string_view what, Fn fn
       continue;
     }
     std::string name = kv.first.Scalar();
-    bool repeated = false;
-    for (const auto& [k, l] : seen) {
-      if (k == name) {
-        error(at(kv.first), "'" + name + "' is defined twice in '" + section.key.Scalar() +
-                                "' (first at " + l.str() + ")");
-        repeated = true;
-        break;
-      }
+    auto [it, fresh] = seen.emplace(name, at(kv.first));
+    if (!fresh) {
+      error(at(kv.first), "'" + name + "' is defined twice in '" + section.key.Scalar() +
+                              "' (first at " + it->second.str() + ")");
+      continue;
     }
-    if (repeated) continue;
-    seen.emplace_back(name, at(kv.first));
     fn(name, Field{kv.first, kv.second});
   }
 }

@@ -249,5 +249,27 @@ TEST(AwsLoader, Utf8ByteOrderMarkIsSkipped) {
   EXPECT_EQ(r.policy->groups[0].name, "web");
 }
 
+TEST(AwsLoader, ProtocolMayBeANumber) {
+  // The CLI prints protocols as strings; hand-written or converted JSON may use numbers.
+  auto r =
+      loadPolicyTexts({{"acl.json", R"({"NetworkAcls": [{"NetworkAclId": "acl-1", "Entries": [
+      {"CidrBlock": "0.0.0.0/0", "Egress": false, "Protocol": 6, "PortRange": {"From": 22, "To": 22},
+       "RuleAction": "allow", "RuleNumber": 10},
+      {"CidrBlock": "0.0.0.0/0", "Egress": false, "Protocol": -1, "RuleAction": "deny", "RuleNumber": 20}]}]})"},
+                       {"sg.json", R"({"SecurityGroups": [{"GroupId": "sg-1", "IpPermissions": [
+      {"IpProtocol": 17, "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]}]})"}});
+  ASSERT_TRUE(r.ok()) << dumpDiagnostics(r);
+  ASSERT_EQ(r.policy->acls[0].inbound.size(), 2u);
+  EXPECT_EQ(r.policy->acls[0].inbound[0].str(Direction::kInbound),
+            "10 allow tcp 22 from 0.0.0.0/0");
+  EXPECT_EQ(r.policy->acls[0].inbound[1].str(Direction::kInbound), "20 deny all from 0.0.0.0/0");
+  EXPECT_EQ(r.policy->groups[0].inbound[0].str(Direction::kInbound), "udp 53 from 10.0.0.0/8");
+  auto bad =
+      loadPolicyTexts({{"sg.json", R"({"SecurityGroups": [{"GroupId": "sg-1", "IpPermissions": [
+      {"IpProtocol": 300, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]}]})"}});
+  EXPECT_TRUE(testutil::failsWith(bad, "sg.json: SecurityGroups[0].IpPermissions[0].IpProtocol",
+                                  "bad IpProtocol 300: expected tcp, udp"));
+}
+
 }  // namespace
 }  // namespace statewall::rules
