@@ -1,0 +1,283 @@
+// The real inline test (root): a client and a server network namespace, each joined by a veth
+// pair to the host, where statewalld bridges the two host-side ends with net_af_packet. Client and
+// server share one subnet (10.99.0.0/24), so every frame between them crosses the appliance.
+//
+// The server's group allows inbound tcp 80 and udp 5353 and has no outbound rules; a second server
+// address also allows ICMP echo. Through the running appliance: HTTP works (replies pass by
+// tracking alone), tcp 2222 is blocked although a listener is there, a UDP request gets its answer,
+// ping is answered only at the address whose group allows it, and a connection the server opens to
+// the client fails. Then the appliance's counters by reason are checked.
+//
+// Needs root (namespaces, veths, ethtool) plus ip, ethtool, curl, ping and python3. All traffic
+// stays inside this test's namespaces; names carry the pid and everything is removed afterwards.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dpdk_test_util.hpp"
+
+namespace statewall::dpdk_test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kPolicy = R"(version: 1
+groups:
+  server:
+    inbound:
+      - {proto: tcp, ports: 80, from: 10.99.0.0/24}
+      - {proto: udp, ports: 5353, from: 10.99.0.0/24}
+    outbound: []
+  pingable:
+    inbound:
+      - {proto: icmp, icmp: {type: 8, code: -1}, from: 10.99.0.0/24}
+    outbound: []
+interfaces:
+  server-quiet: {addresses: [10.99.0.2], groups: [server]}
+  server-ping: {addresses: [10.99.0.3], groups: [server, pingable]}
+)";
+
+// probe.py tcp HOST PORT SECONDS: exit 0 connected, 1 timed out, 2 refused or other error.
+// probe.py udp HOST PORT SECONDS: three tries; exit 0 when the echo came back, 1 when none did.
+// probe.py listen-tcp PORT / listen-udp-echo PORT: serve forever, print "ready" once bound.
+constexpr const char* kProbe = R"(import socket, sys, time
+mode = sys.argv[1]
+if mode == "tcp":
+    s = socket.socket()
+    s.settimeout(float(sys.argv[4]))
+    try:
+        s.connect((sys.argv[2], int(sys.argv[3])))
+        sys.exit(0)
+    except socket.timeout:
+        sys.exit(1)
+    except OSError:
+        sys.exit(2)
+elif mode == "udp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(float(sys.argv[4]))
+    for i in range(3):
+        msg = b"statewall-probe-%d" % i
+        s.sendto(msg, (sys.argv[2], int(sys.argv[3])))
+        try:
+            data, _ = s.recvfrom(2048)
+            if data == msg:
+                sys.exit(0)
+        except socket.timeout:
+            pass
+    sys.exit(1)
+elif mode == "listen-tcp":
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[2])))
+    s.listen(16)
+    print("ready", flush=True)
+    while True:
+        c, _ = s.accept()
+        c.close()
+elif mode == "listen-udp-echo":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", int(sys.argv[2])))
+    print("ready", flush=True)
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.sendto(data, peer)
+)";
+
+int sh(const std::string& cmd, const TempDir& dir, std::string* out = nullptr) {
+  static int serial = 0;
+  RunResult r = run({"/bin/sh", "-c", cmd}, dir, "sh" + std::to_string(serial++), 60s);
+  if (out != nullptr) *out = r.out + r.err;
+  return r.code;
+}
+
+bool haveTool(const std::string& tool, const TempDir& dir) {
+  return sh("command -v " + tool + " >/dev/null 2>&1", dir) == 0;
+}
+
+// Two namespaces and two veth pairs, removed in the destructor.
+class Topology {
+ public:
+  explicit Topology(const TempDir& dir) : dir_(dir) {
+    const std::string id = std::to_string(getpid());
+    client_ns = "swc" + id;
+    server_ns = "sws" + id;
+    client_host = "swca" + id;  // host-side ends, where the appliance attaches
+    server_host = "swsa" + id;
+    client_if = "swcb" + id;  // inside the namespaces
+    server_if = "swsb" + id;
+  }
+  ~Topology() {
+    // Deleting a namespace removes the veth end in it, and with it the pair.
+    sh("ip netns del " + client_ns + " 2>/dev/null; ip netns del " + server_ns +
+           " 2>/dev/null; ip link del " + client_host + " 2>/dev/null; ip link del " + server_host +
+           " 2>/dev/null; true",
+       dir_);
+  }
+
+  // Returns an empty string on success, else the failing command and its output.
+  std::string create() {
+    const std::string off = " tx off rx off gso off gro off tso off";
+    const std::vector<std::string> cmds = {
+        "ip netns add " + client_ns,
+        "ip netns add " + server_ns,
+        "ip link add " + client_host + " type veth peer name " + client_if,
+        "ip link add " + server_host + " type veth peer name " + server_if,
+        "ip link set " + client_if + " netns " + client_ns,
+        "ip link set " + server_if + " netns " + server_ns,
+        // No IPv6 anywhere: no router solicitations or MLD reports in the counters.
+        "echo 1 > /proc/sys/net/ipv6/conf/" + client_host + "/disable_ipv6",
+        "echo 1 > /proc/sys/net/ipv6/conf/" + server_host + "/disable_ipv6",
+        inNs(client_ns, "sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6'"),
+        inNs(server_ns, "sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6'"),
+        // Real frames with real checksums for af_packet: no offloads on either end.
+        "ethtool -K " + client_host + off,
+        "ethtool -K " + server_host + off,
+        inNs(client_ns, "ethtool -K " + client_if + off),
+        inNs(server_ns, "ethtool -K " + server_if + off),
+        "ip link set " + client_host + " up",
+        "ip link set " + server_host + " up",
+        inNs(client_ns, "ip link set lo up"),
+        inNs(server_ns, "ip link set lo up"),
+        inNs(client_ns, "ip addr add 10.99.0.1/24 dev " + client_if),
+        inNs(server_ns, "ip addr add 10.99.0.2/24 dev " + server_if),
+        inNs(server_ns, "ip addr add 10.99.0.3/24 dev " + server_if),
+        inNs(client_ns, "ip link set " + client_if + " up"),
+        inNs(server_ns, "ip link set " + server_if + " up"),
+    };
+    for (const std::string& c : cmds) {
+      std::string out;
+      if (sh(c + " 2>&1", dir_, &out) != 0) return c + ": " + out;
+    }
+    return "";
+  }
+
+  static std::string inNs(const std::string& ns, const std::string& cmd) {
+    return "ip netns exec " + ns + " " + cmd;
+  }
+
+  std::string client_ns, server_ns, client_host, server_host, client_if, server_if;
+
+ private:
+  const TempDir& dir_;
+};
+
+TEST(InlineTest, ApplianceBetweenNamespaces) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  TempDir dir;
+  for (const char* tool : {"ip", "ethtool", "curl", "ping", "python3"})
+    ASSERT_TRUE(haveTool(tool, dir)) << tool << " is not installed";
+
+  Topology topo(dir);
+  const std::string err = topo.create();
+  ASSERT_EQ(err, "") << "network setup failed";
+
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  const std::string probe = dir / "probe.py";
+  writeText(probe, kProbe);
+  const std::string www = dir / "www";
+  std::filesystem::create_directories(www);
+  writeText(www + "/index.html", "statewall-inline-ok\n");
+
+  // The appliance: inside = the server side, outside = the client side.
+  const std::string counters = dir / "counters.json";
+  std::vector<std::string> argv = {statewalldPath()};
+  for (const auto& a : ealArgs(1, "inline"))
+    argv.push_back(a);
+  const std::vector<std::string> rest = {"--vdev=net_af_packet0,iface=" + topo.server_host,
+                                         "--vdev=net_af_packet1,iface=" + topo.client_host,
+                                         "--",
+                                         "--policy",
+                                         policy,
+                                         "--inside",
+                                         "net_af_packet0",
+                                         "--outside",
+                                         "net_af_packet1",
+                                         "--idle-sleep",
+                                         "20",
+                                         "--counters-file",
+                                         counters};
+  argv.insert(argv.end(), rest.begin(), rest.end());
+  auto app = std::make_unique<Process>(argv, dir / "statewalld.out", dir / "statewalld.err");
+  ASSERT_TRUE(app->waitForOutput("statewalld: running", 60s)) << app->out() << app->err();
+
+  // Servers and the client's listener, each in its namespace (sh finds ip and python3 on PATH;
+  // exec keeps one process to kill).
+  auto ns = [](const std::string& n, const std::string& cmd) {
+    return std::vector<std::string>{"/bin/sh", "-c", "exec " + Topology::inNs(n, cmd)};
+  };
+  Process http(
+      ns(topo.server_ns, "python3 -u -m http.server 80 --bind 10.99.0.2 --directory " + www),
+      dir / "http.out", dir / "http.err");
+  Process blocked(ns(topo.server_ns, "python3 -u " + probe + " listen-tcp 2222"), dir / "l2222.out",
+                  dir / "l2222.err");
+  Process echo(ns(topo.server_ns, "python3 -u " + probe + " listen-udp-echo 5353"),
+               dir / "echo.out", dir / "echo.err");
+  Process client_listener(ns(topo.client_ns, "python3 -u " + probe + " listen-tcp 8080"),
+                          dir / "l8080.out", dir / "l8080.err");
+  ASSERT_TRUE(http.waitForOutput("Serving HTTP", 30s)) << http.err();
+  ASSERT_TRUE(blocked.waitForOutput("ready", 30s)) << blocked.err();
+  ASSERT_TRUE(echo.waitForOutput("ready", 30s)) << echo.err();
+  ASSERT_TRUE(client_listener.waitForOutput("ready", 30s)) << client_listener.err();
+
+  auto client = [&](const std::string& cmd, std::string* out = nullptr) {
+    return sh(Topology::inNs(topo.client_ns, cmd), dir, out);
+  };
+  auto server = [&](const std::string& cmd, std::string* out = nullptr) {
+    return sh(Topology::inNs(topo.server_ns, cmd), dir, out);
+  };
+
+  // The listeners work where no appliance is in the way, so a failure below is the appliance's.
+  ASSERT_EQ(server("python3 " + probe + " tcp 127.0.0.1 2222 3"), 0);
+  ASSERT_EQ(client("python3 " + probe + " tcp 127.0.0.1 8080 3"), 0);
+
+  // 1. HTTP from the client: allowed by the inbound rule; the replies by tracking alone.
+  std::string body;
+  EXPECT_EQ(client("curl -s -m 10 --retry 2 http://10.99.0.2/", &body), 0) << body;
+  EXPECT_NE(body.find("statewall-inline-ok"), std::string::npos) << body;
+  // 2. tcp 2222: a listener is there, the appliance drops the SYN.
+  EXPECT_EQ(client("python3 " + probe + " tcp 10.99.0.2 2222 3"), 1) << "2222 not blocked";
+  // 3. UDP 5353: the request passes by rule, the answer by tracking.
+  EXPECT_EQ(client("python3 " + probe + " udp 10.99.0.2 5353 2"), 0) << "no UDP echo";
+  // 4. ping: answered where a rule allows echo requests (10.99.0.3), not elsewhere.
+  std::string ping_out;
+  EXPECT_EQ(client("ping -n -c 2 -W 2 10.99.0.3", &ping_out), 0) << ping_out;
+  EXPECT_NE(client("ping -n -c 2 -W 2 10.99.0.2", &ping_out), 0) << ping_out;
+  // 5. The server has no outbound rules: it cannot open a connection to the client.
+  EXPECT_EQ(server("python3 " + probe + " tcp 10.99.0.1 8080 3"), 1) << "server got out";
+
+  app->signal(SIGTERM);
+  ASSERT_EQ(app->wait(60s), 0) << app->out() << app->err();
+  const std::string out = app->out();
+  EXPECT_NE(out.find("Terminated: stopping"), std::string::npos) << out;
+  const std::string text = readText(counters);
+  ASSERT_FALSE(text.empty()) << out << app->err();
+  const nlohmann::json c = nlohmann::json::parse(text);
+  auto n = [&](const char* reason) { return c["reasons"][reason]["packets"].get<uint64_t>(); };
+  // Opened by rule: the HTTP SYN, the UDP request, two echo requests to 10.99.0.3.
+  EXPECT_GE(n("allow-rule"), 4u) << text;
+  // Replies and continuations: SYN-ACK, the HTTP response and ACKs, the UDP answer, echo replies.
+  EXPECT_GE(n("allow-tracked"), 6u) << text;
+  // Denied by the groups: the SYN(s) to 2222, two echo requests to 10.99.0.2, the server's SYN(s).
+  EXPECT_GE(n("deny-sg"), 4u) << text;
+  EXPECT_EQ(n("deny-malformed"), 0u) << "af_packet delivered frames the parser rejects";
+  EXPECT_EQ(n("deny-invalid"), 0u);
+  EXPECT_EQ(n("deny-table-full"), 0u);
+  uint64_t sum = 0;
+  for (const auto& [code, v] : c["reasons"].items())
+    sum += v["packets"].get<uint64_t>();
+  EXPECT_EQ(sum, c["packets_in"].get<uint64_t>());
+  EXPECT_EQ(c["io"]["rx_packets"], c["packets_in"]);
+  EXPECT_EQ(c["io"]["tx_packets"].get<uint64_t>() + c["io"]["tx_dropped"].get<uint64_t>(),
+            c["allowed"].get<uint64_t>());
+  EXPECT_EQ(c["mbuf_pool"]["full"], true);
+}
+
+}  // namespace
+}  // namespace statewall::dpdk_test
