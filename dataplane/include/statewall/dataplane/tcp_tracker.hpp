@@ -1,0 +1,222 @@
+// TCP connection tracking (DESIGN.md "Connection tracking", TCP): the SYN / SYN-ACK / ACK / FIN /
+// RST state machine of one connection plus sequence-window tracking after van Rooij ("Real
+// stateful TCP packet filtering in IP Filter"), the idea behind Linux conntrack's tcp_in_window()
+// and pf's pf_tcp_track_full(). Written from scratch for statewall; the transition table below is
+// our own and is exposed as data (tcpTransitions()) so reports can print and draw it.
+//
+// TcpConnState is the TCP part of one connection-table entry: 32 bytes of atomics, no locks, no
+// allocation, no exceptions. Both directions of one connection may be tracked by different threads
+// at the same time; see the concurrency notes on TcpConnState.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "statewall/rules/policy.hpp"
+
+namespace statewall::dataplane {
+
+// TCP header flag bits (byte 13 of the TCP header).
+namespace tcp_flag {
+inline constexpr uint8_t kFin = 0x01;
+inline constexpr uint8_t kSyn = 0x02;
+inline constexpr uint8_t kRst = 0x04;
+inline constexpr uint8_t kPsh = 0x08;
+inline constexpr uint8_t kAck = 0x10;
+inline constexpr uint8_t kUrg = 0x20;
+inline constexpr uint8_t kEce = 0x40;
+inline constexpr uint8_t kCwr = 0x80;
+}  // namespace tcp_flag
+
+// Connection states. kNone = not initialised (no tracked packet yet). kSynSent2 = both sides sent a
+// SYN and neither has acknowledged the other's yet (simultaneous open). FIN_WAIT = one side sent a
+// FIN that is not acknowledged yet; CLOSE_WAIT = that FIN is acknowledged and the other side is
+// still open; LAST_ACK = both sides sent a FIN and one is unacknowledged; TIME_WAIT = the last
+// pending FIN was acknowledged; CLOSE = a valid RST ended the connection.
+enum class TcpState : uint8_t {
+  kNone,
+  kSynSent,
+  kSynSent2,
+  kSynRecv,
+  kEstablished,
+  kFinWait,
+  kCloseWait,
+  kLastAck,
+  kTimeWait,
+  kClose,
+  kCount
+};
+inline constexpr size_t kTcpStateCount = static_cast<size_t>(TcpState::kCount);
+
+// "NONE", "SYN_SENT", "SYN_SENT2", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
+// "TIME_WAIT", "CLOSE".
+std::string_view tcpStateName(TcpState s);
+// The idle-timeout class of each state (SYN_SENT and SYN_SENT2 share kTcpSynSent; NONE maps to
+// kTcpClose: an entry that never got a valid packet should not linger).
+rules::TimeoutKey tcpTimeoutKey(TcpState s);
+
+// Direction of a packet relative to the connection's originator (the sender of its first packet).
+enum class TcpDir : uint8_t { kOriginal = 0, kReply = 1 };
+constexpr TcpDir opposite(TcpDir d) {
+  return d == TcpDir::kOriginal ? TcpDir::kReply : TcpDir::kOriginal;
+}
+std::string_view tcpDirName(TcpDir d);  // "original" / "reply"
+
+// The fields of one TCP segment the tracker needs; the engine fills it from the parser's output.
+struct TcpSegment {
+  uint8_t flags = 0;  // tcp_flag bits
+  uint32_t seq = 0;
+  uint32_t ack = 0;          // meaningful when flags has kAck
+  uint32_t win = 0;          // raw 16-bit header value (not scaled)
+  uint32_t payload_len = 0;  // TCP payload bytes (after the TCP header and options)
+  int8_t wscale = -1;        // window-scale option (SYN / SYN-ACK only); -1 = absent
+  bool sack_permitted = false;
+};
+
+// What a segment's flags say, before any state is consulted. PSH, ECE and CWR are ignored, URG is
+// allowed with ACK. kInvalid: any other combination (SYN+FIN, SYN+RST, FIN+RST, FIN without ACK,
+// no flags at all, ...).
+enum class TcpEvent : uint8_t { kSegSyn, kSegSynAck, kSegFin, kSegAck, kSegRst, kSegInvalid };
+inline constexpr size_t kTcpEventCount = 5;  // events that have rows in the table (not kInvalid)
+TcpEvent tcpEventOf(uint8_t flags);
+std::string_view tcpEventName(TcpEvent e);  // "SYN", "SYN-ACK", "FIN", "ACK", "RST", "INVALID"
+
+// A condition that refines a row: rows with the same (from, dir, event) are tried in table order
+// and the first whose guard holds applies; the last row of each group has kAlways.
+enum class TcpGuard : uint8_t {
+  kAlways,
+  kFirstAckOfSyn,   // the sender has not acknowledged the peer's SYN before (its handshake half)
+  kAcksPendingFin,  // the segment acknowledges a FIN of the peer that was not acknowledged yet
+  kFinRepeated,     // the sender's FIN was seen before: this FIN is a retransmission
+};
+std::string_view tcpGuardName(TcpGuard g);  // "", "first ACK of the peer's SYN", ...
+
+// What a row does with a segment.
+enum class TcpAction : uint8_t {
+  kTrack,    // window-checked (van Rooij); if it passes (or the check is loose) move to `to`
+  kPass,     // accept without a window check and without a state change
+  kReset,    // RST validated by sequence number; at the expected sequence it moves to CLOSE
+  kReopen,   // the caller replaces the entry with a new connection opened by this SYN
+  kInvalid,  // never valid in this state, loose or not
+};
+std::string_view tcpActionName(TcpAction a);  // "track", "pass", "reset", "reopen", "invalid"
+
+struct TcpTransition {
+  TcpState from;
+  TcpDir dir;
+  TcpEvent event;
+  TcpGuard guard;
+  TcpAction action;
+  TcpState to;       // == from for rows that keep the state; kSynSent for kReopen
+  const char* what;  // static text: why the row exists, or the reason for kInvalid rows
+};
+
+// The whole transition table, grouped by (from, dir, event), guarded rows first. Rows with from ==
+// kNone are the first packet of a connection (initFromFirst, original direction only).
+std::span<const TcpTransition> tcpTransitions();
+template <class Fn>
+void forEachTransition(Fn&& fn) {
+  for (const TcpTransition& t : tcpTransitions())
+    fn(t);
+}
+
+enum class TcpVerdict : uint8_t {
+  kAccept,   // valid for the state machine and the windows (or loose)
+  kInvalid,  // fails the state machine or the window check; the state is unchanged
+  kReopen,   // a SYN on a TIME_WAIT/CLOSE connection: the caller replaces the entry with a new
+             // connection whose originator is this packet's sender (the entry is left untouched)
+};
+std::string_view tcpVerdictName(TcpVerdict v);  // "accept", "invalid", "reopen"
+
+struct TcpResult {
+  TcpVerdict verdict = TcpVerdict::kInvalid;
+  TcpState before = TcpState::kNone;
+  TcpState after = TcpState::kNone;
+  const char* why = "";     // static text, never null
+  bool closed = false;      // this RST moved the connection to CLOSE
+  int16_t transition = -1;  // index of the applied row in tcpTransitions(); -1 = none
+};
+
+// A consistent-enough copy of one direction's tracking data, for logs and tests.
+struct TcpDirInfo {
+  bool learned = false;         // a packet of this direction was tracked
+  bool wscale_option = false;   // its SYN carried the window-scale option
+  bool sack_permitted = false;  // its SYN carried SACK-permitted
+  bool fin_sent = false;
+  bool fin_acked = false;
+  bool acked_syn = false;  // it acknowledged the peer's SYN
+  uint8_t scale = 0;       // effective window scale applied to its windows (14 when unknown)
+  uint32_t end = 0;        // highest seq + len sent
+  uint32_t maxend = 0;     // highest seq it may send (peer's ack + window)
+  uint32_t maxack = 0;     // highest ack it sent
+  uint32_t maxwin = 0;     // largest window it advertised, in bytes
+};
+
+// The TCP state of one connection. Layout: one 64-bit control word (state, per-direction flags,
+// window scales and maximum windows) and, per direction, the three sequence bounds.
+//
+// Concurrency (who may call what):
+// - initFromFirst() only before the entry is published to other threads (plain relaxed stores;
+//   the table's publication provides the release).
+// - track(), state() and info() from any number of threads at once, for either direction.
+//
+// Why it is correct without locks:
+// - Every state change, and every change of a flag, scale or maximum window, is one CAS on the
+//   control word computed from a snapshot of it; on conflict track() recomputes everything from the
+//   new snapshot. So state transitions are linearised by that CAS (or, for packets that change
+//   nothing in the word, by the snapshot load) and a packet never sees half of another's update.
+// - The sequence bounds (end, maxend, maxack) only move forward in sequence space, by CAS loops
+//   that keep the later of two values, after the control CAS. Each bound has one writing direction
+//   (end and maxack by the sender, maxend by the peer's acknowledgements). A thread may therefore
+//   check a packet against bounds that are a little older than the newest packet of the other
+//   direction: that is exactly network reordering, which the van Rooij bounds already tolerate
+//   (one window of slack backwards), and bounds never move backwards. Causally related packets
+//   (an ACK of data, an ACK of a FIN) cannot overtake: the ACK only exists after the data was
+//   forwarded, i.e. after its track() returned.
+// - A direction's first packet initialises its bounds with plain stores before the CAS that sets
+//   its "learned" flag (release), so a thread that sees the flag (acquire) sees the bounds.
+//   Two packets of the same unlearned direction racing both write plausible values; one CAS wins.
+class TcpConnState {
+ public:
+  constexpr TcpConnState() = default;
+  TcpConnState(const TcpConnState&) = delete;
+  TcpConnState& operator=(const TcpConnState&) = delete;
+
+  // Initialises the entry from the connection's first packet (direction kOriginal). A SYN opens
+  // normally (SYN_SENT). Any other packet is a mid-stream pickup: allowed only when `mid_stream`
+  // (the caller's rules permit it) and only for an ACK-class packet; it creates an ESTABLISHED
+  // entry whose window scales are unknown and that is loose until both directions were seen.
+  // Returns kAccept, or kInvalid (state left kNone) when the packet cannot open a connection.
+  TcpResult initFromFirst(const TcpSegment& seg, bool mid_stream) noexcept;
+
+  // Tracks one packet of direction `dir`. `loose`: window failures do not make the packet INVALID
+  // (like Linux nf_conntrack_tcp_be_liberal) and the state still advances; the flag and state
+  // checks and the RST sequence check still apply.
+  TcpResult track(TcpDir dir, const TcpSegment& seg, bool loose) noexcept;
+
+  TcpState state() const noexcept;
+  bool pickedUp() const noexcept;  // created by a mid-stream pickup
+  TcpDirInfo info(TcpDir dir) const noexcept;
+
+ private:
+  friend struct TcpTrackImpl;  // the tracking algorithm, in tcp_tracker.cpp
+
+  struct Bounds {
+    std::atomic<uint32_t> end{0};     // highest seq + len this direction sent
+    std::atomic<uint32_t> maxend{0};  // highest seq + len it may send: peer's ack + window
+    std::atomic<uint32_t> maxack{0};  // highest ack it sent (valid when its kMaxAckSet flag is set)
+  };
+
+  std::atomic<uint64_t> ctl_{0};
+  Bounds dir_[2];
+};
+
+static_assert(sizeof(TcpConnState) <= 32, "TCP state must fit in half of a 64-byte IPv4 entry");
+static_assert(std::atomic<uint64_t>::is_always_lock_free &&
+                  std::atomic<uint32_t>::is_always_lock_free,
+              "lock-free atomics are required");
+
+}  // namespace statewall::dataplane
