@@ -577,6 +577,7 @@ struct TcpTrackImpl {
     }
     if (n.v != c.v && !cas(cs, c, n)) return Step::kRetry;
     out = makeResult(TcpVerdict::kAccept, st, t.to, t.what, row);
+    out.unchecked = !update || pickup_phase;
     return Step::kDone;
   }
 

@@ -400,7 +400,9 @@ TEST(TcpTracker, OldDataAndOldAcksAreInvalid) {
   // In loose mode both pass and the state machine still runs.
   c.loose = true;
   EXPECT_ACCEPT(c.put(kO, old_data, false), S::kEstablished);
+  EXPECT_TRUE(c.put(kO, old_data, false).unchecked);
   EXPECT_ACCEPT(c.put(kO, a, false), S::kEstablished);
+  EXPECT_FALSE(c.ack(kO).unchecked);  // a valid packet is checked in loose mode too
   TcpSegment bad_fin = c.seg(kO, kFin | kAck);
   bad_fin.seq += 1000000;
   EXPECT_ACCEPT(c.put(kO, bad_fin, false), S::kFinWait);
@@ -482,6 +484,7 @@ TEST(TcpTracker, MidStreamPickup) {
   TcpSegment odd = c.seg(kO, kAck, 100);
   odd.seq -= 1000000;
   EXPECT_ACCEPT(c.put(kO, odd, false), S::kEstablished);
+  EXPECT_TRUE(c.put(kO, odd, false).unchecked);
   // ...and the responder's first packet is learned, even though it acknowledges data sent
   // before the pickup.
   c.r().rcv = c.o().nxt + 3000;
@@ -495,7 +498,9 @@ TEST(TcpTracker, MidStreamPickup) {
   bogus.ack += 5000;  // acknowledges responder data never sent
   EXPECT_INVALID(c.put(kO, bogus, false), kAckOver);
   for (int i = 0; i < 50; ++i) {
-    ASSERT_EQ(c.data(kO, 1400).verdict, V::kAccept);
+    const TcpResult a = c.data(kO, 1400);
+    ASSERT_EQ(a.verdict, V::kAccept) << a.why;
+    EXPECT_FALSE(a.unchecked);
     ASSERT_EQ(c.data(kR, 200).verdict, V::kAccept);
   }
   EXPECT_ACCEPT(c.fin(kO), S::kFinWait);

@@ -137,6 +137,8 @@ struct TcpResult {
   TcpState after = TcpState::kNone;
   const char* why = "";     // static text, never null
   bool closed = false;      // this RST moved the connection to CLOSE
+  bool unchecked = false;   // accepted without passing the window check: it failed and the call
+                            // was loose, or a picked-up connection is still learning its windows
   int16_t transition = -1;  // index of the applied row in tcpTransitions(); -1 = none
 };
 
