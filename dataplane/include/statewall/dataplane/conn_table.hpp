@@ -1,0 +1,740 @@
+// The connection table: one fixed-capacity, lock-free hash table shared by all packet threads.
+//
+// Shape
+// - Entries: one preallocated array of `capacity` entries. An entry holds the table's 8-byte
+//   expiry word, the canonical flow key (whose spare bits keep the originator's direction and the
+//   entry generation) and the caller's Value. ConnEntry<FlowKey4, 40-byte Value> is one 64-byte
+//   cache line. Free and retired entries are chained through their expiry word, so the pool costs
+//   no memory of its own.
+// - Index: buckets of one cache line: 7 slots {32-bit hash tag, 32-bit entry index + 1} and an
+//   overflow count. A key's home bucket comes from the high half of its hash; it lives in the
+//   first bucket of home, home+1, ... (at most kMaxProbe) that had a free slot. The overflow count
+//   of a bucket is the number of published keys whose probe passed it, so a lookup stops at the
+//   first bucket whose count is 0 (one cache line for most misses). A deleted slot becomes empty
+//   at once and is reusable by the next insert; the counts replace tombstones, so misses do not
+//   get slower as the table churns. Sized for kRatedLoad index load at capacity.
+// - Nothing is allocated after the constructor; a full table (no free entry, or no free slot
+//   within kMaxProbe buckets) makes insert() fail with `full`; live entries are never evicted.
+//
+// Entry life: the expiry word `expires_ns` is the whole state.
+//   free/retired: top bit set (a link in the free or retired chain)
+//   kPending (1): being inserted; invisible to lookups
+//   > 1:          LIVE with that expiry; lookups treat it as absent once expires_ns <= now
+//   kDead (0):    killed; the thread that killed it unpublishes it and retires it
+// A live entry dies by exactly one CAS to kDead (sweep() from the expired value it observed,
+// erase(), or an insert() that meets an expired copy); refresh() is a CAS between live values, so
+// a refresh and a kill can never both succeed, and a failed refresh tells the caller the entry is
+// gone (insert a new one). Retired entries wait for a QSBR grace period (qsbr.hpp) before their
+// memory is reused, so any pointer a reader obtained while online stays valid (its key and value
+// keep their meaning) until that reader's next quiescent point.
+//
+// No duplicates. Two threads may insert the same key at once (a new flow's two directions on two
+// cores). Each publishes its own PENDING copy, then rescans the key's probe sequence and resolves:
+//   - another copy LIVE and not expired: we lose (return that copy);
+//   - another copy LIVE but expired: kill it (CAS) and carry on;
+//   - another copy PENDING at a higher position: kill it (CAS kPending -> kDead);
+//   - another copy PENDING at a lower position: we lose and retry (on a retry we kill it instead,
+//     so nobody ever waits for a thread that was descheduled mid-insert);
+//   - then CAS our copy kPending -> expiry; failure means someone killed it: we lose.
+// All slot publishes, rescans, overflow counts and these CASes are seq_cst. Proof that two copies
+// A and B are never LIVE at once: say both publish, P_A before P_B in the single total order S.
+// B's rescan R_B comes after P_B, so it sees A's slot (A's overflow increments precede P_A, so
+// the rescan does not stop early) unless A was already unpublished, which only happens after A
+// died. When R_B reads A's state: LIVE -> B loses; PENDING -> either B kills A (A's own LIVE CAS
+// then fails) or B kills itself; if B's CAS on A fails, A's state moved on and B reads it again.
+// So B becomes LIVE only if A is dead. This is the Dekker pattern (publish, then read the other),
+// which needs seq_cst: with acquire/release alone both rescans could miss the other's publish.
+//
+// Thread safety (as rte_hash.h documents it): every function that takes or returns an Entry*
+// (find, findBulk, insert, refresh, erase, sweep, forEach, connId) must be called by a thread that
+// is an online reader of qsbr() (see Qsbr), and an Entry* is only valid until that thread's next
+// quiescent point or offline(). Within that rule any number of threads may call any of them
+// concurrently; none takes a lock or blocks. capacity(), size(), memoryBytes() and reclaim() may
+// be called from any thread.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "statewall/dataplane/flow_key.hpp"
+#include "statewall/dataplane/qsbr.hpp"
+
+namespace statewall::dataplane {
+
+namespace conn_table_detail {
+// Zeroed, page-aligned memory (mmap); transparent huge pages requested. Null on failure.
+void* allocateTableMemory(size_t bytes);
+void freeTableMemory(void* p, size_t bytes);
+[[noreturn]] void fatal(const char* what);
+}  // namespace conn_table_detail
+
+// What the table needs from a key: trivially copyable, a seeded hash and an identity comparison
+// that ignore the spare bits, a direction bit and a generation field (see flow_key.hpp).
+template <class Key>
+concept ConnTableKey = std::is_trivially_copyable_v<Key> &&
+    requires(const Key& a, const Key& b, Key& m, uint64_t seed, uint32_t g) {
+  { a.hash(seed) } -> std::convertible_to<uint64_t>;
+  { a.sameFlow(b) } -> std::convertible_to<bool>;
+  { a.loToHi() } -> std::convertible_to<bool>;
+  { a.generation() } -> std::convertible_to<uint32_t>;
+  { Key::kGenerationMask } -> std::convertible_to<uint32_t>;
+  m.setGeneration(g);
+};
+
+// The caller's per-connection state. Shared by all threads, so it should be made of atomics.
+template <class Value>
+concept ConnTableValue =
+    std::is_nothrow_default_constructible_v<Value> && std::is_trivially_destructible_v<Value>;
+
+template <ConnTableKey Key, ConnTableValue Value>
+struct alignas(64) ConnEntry {
+  // Owned by the table (see the file comment); read it through expiresNs().
+  std::atomic<uint64_t> expires_ns{0};
+  // Written once by insert() before the entry is published, read-only while it is reachable.
+  // Its direction bit is the originator's: the side that sent the packet which created it.
+  Key key{};
+  Value value{};
+
+  // The expiry of a live (possibly expired) entry; 0 once it is dead or being inserted.
+  uint64_t expiresNs() const {
+    const uint64_t e = expires_ns.load(std::memory_order_relaxed);
+    return static_cast<int64_t>(e) > 1 ? e : 0;
+  }
+  bool originatorIsLo() const { return key.loToHi(); }
+  // Whether a packet going lo -> hi (makeKey*'s flag) was sent by the connection's originator.
+  bool fromOriginator(bool packet_is_lo_to_hi) const { return packet_is_lo_to_hi == key.loToHi(); }
+  // Same, from the packet's key (its direction bit).
+  bool fromOriginator(const Key& packet_key) const { return packet_key.loToHi() == key.loToHi(); }
+};
+
+// Tests drive the insert protocol step by step through this (tests/table).
+struct ConnTableTestPeer;
+
+template <ConnTableKey KeyT, ConnTableValue ValueT>
+class ConnTable {
+ public:
+  using Key = KeyT;
+  using Value = ValueT;
+  using Entry = ConnEntry<Key, Value>;
+
+  static constexpr unsigned kSlotsPerBucket = 7;
+  // Buckets an insert may walk from the home bucket. At kRatedLoad the longest probe seen in
+  // simulation (10 M keys, 3x churn) was 19 buckets; past the limit insert() reports `full`.
+  static constexpr unsigned kMaxProbe = 32;
+  // Index slots in use at full capacity; 64 / 7 / 0.64 = 14.3 index bytes per connection.
+  static constexpr double kRatedLoad = 0.64;
+  static constexpr size_t kMaxCapacity = (size_t{1} << 31) - 1;
+
+  struct InsertResult {
+    Entry* entry;   // the new entry, the existing live one, or null when full
+    bool inserted;  // true: entry is new and was initialised by our init
+    bool full;      // no free entry or no free slot in the probe window: deny-table-full
+  };
+
+  // Counted by scanning the whole index: tests and benchmarks only, not the packet path.
+  struct IndexStats {
+    size_t buckets = 0;
+    size_t used_slots = 0;
+    uint64_t overflow_sum = 0;  // sum of the buckets' overflow counts
+    uint32_t max_distance = 0;  // longest probe (buckets past home) of a published key
+    uint64_t distance_sum = 0;  // sum of probe distances of published keys
+  };
+
+  // Allocates and initialises everything (one mapping for entries, one for the index). capacity
+  // is the number of connections; qsbr is the reclamation domain the table's readers register
+  // with (null: the table owns one with Qsbr::kDefaultMaxThreads ids). seed keys the hash.
+  // Aborts with a message when the memory cannot be had (start-up only).
+  explicit ConnTable(size_t capacity, Qsbr* qsbr = nullptr, uint64_t seed = kDefaultFlowHashSeed)
+      : seed_(seed) {
+    using namespace conn_table_detail;
+    if (capacity == 0) capacity = 1;
+    if (capacity > kMaxCapacity) fatal("capacity too large");
+    if (qsbr == nullptr) {
+      owned_qsbr_ = std::make_unique<Qsbr>();
+      qsbr = owned_qsbr_.get();
+    }
+    qsbr_ = qsbr;
+    capacity_ = static_cast<uint32_t>(capacity);
+    const double want = static_cast<double>(capacity) / (kSlotsPerBucket * kRatedLoad);
+    nbuckets_ = std::max<uint32_t>(1, static_cast<uint32_t>(want + 0.999999));
+    probe_limit_ = std::min<uint32_t>(kMaxProbe, nbuckets_);
+
+    entries_bytes_ = roundToPage(sizeof(Entry) * capacity_);
+    buckets_bytes_ = roundToPage(sizeof(Bucket) * nbuckets_);
+    entries_ = static_cast<Entry*>(allocateTableMemory(entries_bytes_));
+    buckets_ = static_cast<Bucket*>(allocateTableMemory(buckets_bytes_));
+    if (entries_ == nullptr || buckets_ == nullptr) fatal("out of memory");
+    for (uint32_t i = 0; i < nbuckets_; ++i)
+      new (&buckets_[i]) Bucket();
+    // Every entry starts on the free chain: 0 -> 1 -> ... -> capacity-1.
+    for (uint32_t i = 0; i < capacity_; ++i) {
+      new (&entries_[i]) Entry();
+      const uint32_t next = i + 1 < capacity_ ? i + 2 : 0;
+      entries_[i].expires_ns.store(kLinkBit | next, std::memory_order_relaxed);
+    }
+    free_head_.store(1, std::memory_order_release);
+  }
+
+  ~ConnTable() {
+    conn_table_detail::freeTableMemory(entries_, entries_bytes_);
+    conn_table_detail::freeTableMemory(buckets_, buckets_bytes_);
+  }
+  ConnTable(const ConnTable&) = delete;
+  ConnTable& operator=(const ConnTable&) = delete;
+
+  // The reclamation domain: readers register here. Any thread.
+  Qsbr& qsbr() { return *qsbr_; }
+
+  // The hash find()/insert() expect for key. Pure; any thread.
+  uint64_t hashOf(const Key& key) const { return key.hash(seed_); }
+
+  // The live entry of key at time now_ns, or null. hash must be hashOf(key). Never blocks or
+  // writes shared memory. Online readers, concurrently with everything. A concurrent insert of
+  // the same key may or may not be seen; one that happened-before this call is.
+  Entry* find(const Key& key, uint64_t hash, uint64_t now_ns) const {
+    const int64_t after = liveAfter(now_ns);
+    uint32_t b = homeOf(hash);
+    for (uint32_t d = 0; d < probe_limit_; ++d) {
+      const Bucket& bk = buckets_[b];
+      for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+        // Acquire: pairs with the publishing CAS (release part of seq_cst), so the entry's key
+        // and initial value, written before publication, are visible.
+        const uint64_t v = bk.slots[s].load(std::memory_order_acquire);
+        if (!tagMatches(v, hash)) continue;
+        Entry& e = entries_[slotIndex(v)];
+        // Relaxed: the expiry publishes nothing; the key is covered by the slot's acquire and the
+        // value is the caller's atomics.
+        if (e.key.sameFlow(key) && isLive(e.expires_ns.load(std::memory_order_relaxed), after)) {
+          return &e;
+        }
+      }
+      // Acquire is enough here: a key published beyond this bucket incremented this count
+      // before its publication; if we read 0 that insert is concurrent with us.
+      if (bk.overflow.load(std::memory_order_acquire) == 0) return nullptr;
+      b = nextBucket(b);
+    }
+    return nullptr;
+  }
+
+  // find() for a burst: out[i] = find(keys[i], hashes[i], now_ns) for i < n. Prefetches every
+  // home bucket of the burst, then every first candidate entry, then resolves, so the cache
+  // misses of the burst overlap (DPDK's bulk lookup pipeline). Same concurrency as find().
+  void findBulk(const Key* keys, const uint64_t* hashes, unsigned n, uint64_t now_ns,
+                Entry** out) const {
+    constexpr unsigned kChunk = 64;
+    constexpr uint32_t kMiss = 0;
+    constexpr uint32_t kSlow = ~0u;
+    const int64_t after = liveAfter(now_ns);
+    for (unsigned base = 0; base < n; base += kChunk) {
+      const unsigned m = std::min(kChunk, n - base);
+      uint32_t bucket[kChunk];
+      uint32_t cand[kChunk];  // entry index + 1, kMiss (certain miss) or kSlow (use find())
+      for (unsigned i = 0; i < m; ++i) {
+        bucket[i] = homeOf(hashes[base + i]);
+        __builtin_prefetch(&buckets_[bucket[i]], 0, 3);
+      }
+      for (unsigned i = 0; i < m; ++i) {
+        const Bucket& bk = buckets_[bucket[i]];
+        const uint64_t h = hashes[base + i];
+        uint32_t c = kSlow;
+        unsigned s = 0;
+        for (; s < kSlotsPerBucket; ++s) {
+          const uint64_t v = bk.slots[s].load(std::memory_order_acquire);
+          if (tagMatches(v, h)) {
+            c = static_cast<uint32_t>(v);
+            __builtin_prefetch(&entries_[c - 1], 0, 3);
+            break;
+          }
+        }
+        if (s == kSlotsPerBucket && bk.overflow.load(std::memory_order_acquire) == 0) c = kMiss;
+        cand[i] = c;
+      }
+      for (unsigned i = 0; i < m; ++i) {
+        const uint32_t c = cand[i];
+        if (c == kMiss) {
+          out[base + i] = nullptr;
+          continue;
+        }
+        if (c != kSlow) {
+          Entry& e = entries_[c - 1];
+          if (e.key.sameFlow(keys[base + i]) &&
+              isLive(e.expires_ns.load(std::memory_order_relaxed), after)) {
+            out[base + i] = &e;
+            continue;
+          }
+        }
+        // Tag collision, dead or pending copy first, or the key overflowed: the full walk.
+        out[base + i] = find(keys[base + i], hashes[base + i], now_ns);
+      }
+    }
+  }
+
+  // Finds the live entry of key or creates it. On creation the entry is default-constructed,
+  // init(Value&) fills it, and it becomes visible with expiry expires_ns (> 1, < 2^63) only
+  // after that, so every reader sees an initialised value. Returns {existing, false, false} when
+  // a live entry exists (also when another thread won a concurrent insert of the same key),
+  // {new, true, false} when ours was inserted, {null, false, true} when the table is full.
+  // hash must be hashOf(key); key's direction bit becomes the entry's originator side.
+  // Online readers, concurrently with everything; lock-free (see "No duplicates").
+  template <class InitFn>
+  InsertResult insert(const Key& key, uint64_t hash, uint64_t now_ns, uint64_t expires_ns,
+                      InitFn&& init) {
+    if (expires_ns <= kPending || static_cast<int64_t>(expires_ns) < 0) {
+      conn_table_detail::fatal("insert: expires_ns must be in [2, 2^63)");
+    }
+    for (unsigned attempt = 0;; ++attempt) {
+      if (Entry* e = find(key, hash, now_ns)) return {e, false, false};
+      const uint32_t idx = allocEntry();
+      if (idx == kNoIndex) return {nullptr, false, true};
+      Entry& e = entries_[idx];
+      // Plain writes: no reader can reach this entry (free, and past its grace period).
+      const uint32_t gen = nextGeneration(e.key.generation());
+      e.key = key;
+      e.key.setGeneration(gen);
+      std::construct_at(&e.value);
+      init(e.value);
+      // Relaxed: published together with the key by the slot CAS below.
+      e.expires_ns.store(kPending, std::memory_order_relaxed);
+      Position pos;
+      if (!publish(hash, idx, &pos)) {
+        pushFree(idx);  // never reachable: reusable at once
+        return {nullptr, false, true};
+      }
+      Entry* winner = nullptr;
+      if (resolve(key, hash, now_ns, expires_ns, idx, pos, attempt, &winner)) {
+        live_.fetch_add(1, std::memory_order_relaxed);
+        return {&e, true, false};
+      }
+      unlink(idx, hash, pos);
+      conflicts_.fetch_add(1, std::memory_order_relaxed);
+      if (winner != nullptr) return {winner, false, false};
+      // Lost to a copy that is still being inserted (or was killed): look again.
+    }
+  }
+  InsertResult insert(const Key& key, uint64_t hash, uint64_t now_ns, uint64_t expires_ns) {
+    return insert(key, hash, now_ns, expires_ns, [](Value&) {});
+  }
+
+  // Sets a live entry's expiry (e.g. now + the timeout of its new state). Fails when the entry
+  // has died (expired and swept, erased, or replaced by an insert after it expired): the caller
+  // then treats the connection as gone. Revives an expired entry that nobody has killed yet.
+  // Online readers holding e, concurrently with everything.
+  bool refresh(Entry* e, uint64_t expires_ns) {
+    if (expires_ns <= kPending || static_cast<int64_t>(expires_ns) < 0) return false;
+    uint64_t st = e->expires_ns.load(std::memory_order_relaxed);
+    // Relaxed CAS: the race that matters (refresh vs kill) is decided by the atomicity of the RMW
+    // on this one word; the expiry publishes no other data.
+    while (static_cast<int64_t>(st) > static_cast<int64_t>(kPending)) {
+      if (e->expires_ns.compare_exchange_weak(st, expires_ns, std::memory_order_relaxed,
+                                              std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Kills a live entry now (RST, flush, control plane). Returns false when it was already dead.
+  // Online readers holding e, concurrently with everything.
+  bool erase(Entry* e) {
+    uint64_t st = e->expires_ns.load(std::memory_order_relaxed);
+    while (static_cast<int64_t>(st) > static_cast<int64_t>(kPending)) {
+      if (e->expires_ns.compare_exchange_weak(st, kDead, std::memory_order_seq_cst,
+                                              std::memory_order_relaxed)) {
+        const uint32_t idx = indexOf(e);
+        const uint64_t h = hashOf(e->key);
+        killedLive(idx, h, locate(idx, h));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // One slice of the expiry sweep: visits the next max_buckets buckets of a shared cursor (so
+  // threads running slices cover different buckets), kills the entries whose expiry <= now_ns,
+  // then lets retired entries whose grace period passed go back to the pool (reclaim()).
+  // Returns the number killed. Bounded work: max_buckets * 7 entries. Online readers,
+  // concurrently with everything.
+  size_t sweep(uint64_t now_ns, size_t max_buckets) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(max_buckets, nbuckets_));
+    const uint64_t start = sweep_cursor_.fetch_add(n, std::memory_order_relaxed);
+    uint32_t b = static_cast<uint32_t>(start % nbuckets_);
+    size_t killed = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      Bucket& bk = buckets_[b];
+      for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+        const uint64_t v = bk.slots[s].load(std::memory_order_acquire);
+        if (v == 0) continue;
+        const uint32_t idx = slotIndex(v);
+        Entry& e = entries_[idx];
+        uint64_t st = e.expires_ns.load(std::memory_order_relaxed);
+        // Kill with a CAS from the exact expired value we saw: a refresh in between makes it
+        // fail, so a connection that just got a packet is never swept.
+        if (static_cast<int64_t>(st) > static_cast<int64_t>(kPending) && st <= now_ns &&
+            e.expires_ns.compare_exchange_strong(st, kDead, std::memory_order_seq_cst,
+                                                 std::memory_order_relaxed)) {
+          const uint64_t h = hashOf(e.key);
+          killedLive(idx, h, Position{b, distance(homeOf(h), b), s});
+          ++killed;
+        }
+      }
+      b = nextBucket(b);
+    }
+    reclaim();
+    return killed;
+  }
+
+  // Returns retired entries whose grace period has passed to the pool and starts a grace period
+  // for the ones retired since. Returns how many became free. Any thread; never blocks (when
+  // another thread is reclaiming it returns 0 at once). An entry becomes reusable once every
+  // online reader has passed a quiescent point after it was retired (up to two rounds).
+  size_t reclaim() {
+    if (reclaim_busy_.load(std::memory_order_relaxed) ||
+        reclaim_busy_.exchange(true, std::memory_order_acquire)) {
+      return 0;
+    }
+    size_t freed = 0;
+    // batch_* are only touched by the holder of reclaim_busy_ (acquire above, release below).
+    if (batch_head_ != 0 && qsbr_->poll(batch_token_)) {
+      pushFreeChain(batch_head_, batch_tail_);
+      freed = batch_count_;
+      batch_head_ = 0;
+    }
+    if (batch_head_ == 0) {
+      // Acquire: pairs with retire()'s release CAS, so the unlinks and chain links are visible
+      // and happen-before start()'s fence (the QSBR argument needs that).
+      const uint32_t head = retired_head_.exchange(0, std::memory_order_acquire);
+      if (head != 0) {
+        uint32_t tail = head;
+        uint32_t count = 1;
+        for (;;) {
+          const uint32_t next =
+              linkOf(entries_[tail - 1].expires_ns.load(std::memory_order_relaxed));
+          if (next == 0) break;
+          tail = next;
+          ++count;
+        }
+        batch_head_ = head;
+        batch_tail_ = tail;
+        batch_count_ = count;
+        batch_token_ = qsbr_->start();
+      }
+    }
+    reclaim_busy_.store(false, std::memory_order_release);
+    return freed;
+  }
+
+  // Calls fn(Entry&) for every live entry (expiry > now_ns) in buckets [first, first + count)
+  // (clamped to bucketCount()) and returns the next bucket to visit (bucketCount() at the end).
+  // fn may call refresh() or erase() on the entry. Entries inserted or killed meanwhile may or
+  // may not be visited. Online readers; a long listing can go in slices with a quiescent point
+  // between them, so reclamation does not wait for the control plane.
+  template <class Fn>
+  uint32_t forEachInRange(uint64_t now_ns, uint32_t first, uint32_t count, Fn&& fn) {
+    const int64_t after = liveAfter(now_ns);
+    first = std::min(first, nbuckets_);
+    const uint32_t end = count >= nbuckets_ - first ? nbuckets_ : first + count;
+    for (uint32_t b = first; b < end; ++b) {
+      for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+        const uint64_t v = buckets_[b].slots[s].load(std::memory_order_acquire);
+        if (v == 0) continue;
+        Entry& e = entries_[slotIndex(v)];
+        if (isLive(e.expires_ns.load(std::memory_order_relaxed), after)) fn(e);
+      }
+    }
+    return end;
+  }
+  template <class Fn>
+  void forEach(uint64_t now_ns, Fn&& fn) {
+    forEachInRange(now_ns, 0, nbuckets_, std::forward<Fn>(fn));
+  }
+
+  // A connection id, stable for the entry's life and different for the next connection that
+  // reuses the same entry (until the 23-bit generation wraps). Never 0.
+  uint64_t connId(const Entry* e) const {
+    return static_cast<uint64_t>(e->key.generation()) << 32 | indexOf(e);
+  }
+
+  size_t capacity() const { return capacity_; }
+  // Live entries, including expired ones not yet swept. Approximate under concurrency.
+  size_t size() const {
+    const int64_t n = live_.load(std::memory_order_relaxed);
+    return n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  uint32_t bucketCount() const { return nbuckets_; }
+  // Inserts that published a copy and then lost to a concurrent insert of the same key.
+  uint64_t insertConflicts() const { return conflicts_.load(std::memory_order_relaxed); }
+  // Everything the table allocated: entries, index and the table object.
+  size_t memoryBytes() const { return entries_bytes_ + buckets_bytes_ + sizeof(*this); }
+
+  IndexStats indexStats() const {
+    IndexStats st;
+    st.buckets = nbuckets_;
+    for (uint32_t b = 0; b < nbuckets_; ++b) {
+      st.overflow_sum += buckets_[b].overflow.load(std::memory_order_relaxed);
+      for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+        const uint64_t v = buckets_[b].slots[s].load(std::memory_order_acquire);
+        if (v == 0) continue;
+        ++st.used_slots;
+        const uint32_t d = distance(homeOf(hashOf(entries_[slotIndex(v)].key)), b);
+        st.max_distance = std::max(st.max_distance, d);
+        st.distance_sum += d;
+      }
+    }
+    return st;
+  }
+
+ private:
+  friend struct ConnTableTestPeer;
+
+  static constexpr uint64_t kDead = 0;
+  static constexpr uint64_t kPending = 1;
+  static constexpr uint64_t kLinkBit = uint64_t{1} << 63;
+  static constexpr uint32_t kNoIndex = ~0u;
+
+  struct alignas(64) Bucket {
+    // 0 = empty; else (tag << 32) | (entry index + 1), tag = low 32 bits of the hash.
+    std::atomic<uint64_t> slots[kSlotsPerBucket] = {};
+    // Published keys whose probe sequence passed this bucket (they live further on).
+    std::atomic<uint32_t> overflow{0};
+    uint32_t reserved = 0;
+  };
+  static_assert(sizeof(Bucket) == 64);
+
+  struct Position {
+    uint32_t bucket = 0;
+    uint32_t dist = 0;  // buckets past home
+    unsigned slot = 0;
+    unsigned rank() const { return dist * kSlotsPerBucket + slot; }
+  };
+
+  static size_t roundToPage(size_t bytes) { return (bytes + 4095) & ~size_t{4095}; }
+  // Lookups treat expires <= now as absent; the max with kPending keeps PENDING (1) invisible
+  // even at now = 0, and the signed view makes free-chain links (top bit) invisible too.
+  static int64_t liveAfter(uint64_t now_ns) {
+    return static_cast<int64_t>(std::max<uint64_t>(now_ns, kPending));
+  }
+  static bool isLive(uint64_t expires, int64_t after) {
+    return static_cast<int64_t>(expires) > after;
+  }
+  uint32_t homeOf(uint64_t hash) const {
+    return static_cast<uint32_t>(((hash >> 32) * static_cast<uint64_t>(nbuckets_)) >> 32);
+  }
+  static uint64_t slotValue(uint64_t hash, uint32_t idx) { return hash << 32 | (idx + 1); }
+  static bool tagMatches(uint64_t v, uint64_t hash) {
+    return v != 0 && (v >> 32) == (hash & 0xFFFFFFFFu);
+  }
+  static uint32_t slotIndex(uint64_t v) { return static_cast<uint32_t>(v) - 1; }
+  uint32_t nextBucket(uint32_t b) const { return b + 1 == nbuckets_ ? 0 : b + 1; }
+  uint32_t distance(uint32_t home, uint32_t b) const {
+    return b >= home ? b - home : b + nbuckets_ - home;
+  }
+  uint32_t indexOf(const Entry* e) const { return static_cast<uint32_t>(e - entries_); }
+  static uint32_t nextGeneration(uint32_t g) {
+    const uint32_t n = (g + 1) & Key::kGenerationMask;
+    return n == 0 ? 1 : n;
+  }
+  static uint32_t linkOf(uint64_t expires) { return static_cast<uint32_t>(expires); }
+
+  // Publishes entry idx in the first empty slot of hash's probe sequence. Before moving past a
+  // full bucket it increments that bucket's overflow count, so a lookup that reads the count
+  // after our publication keeps walking. All seq_cst: part of the Dekker argument above.
+  bool publish(uint64_t hash, uint32_t idx, Position* pos) {
+    const uint64_t v = slotValue(hash, idx);
+    const uint32_t home = homeOf(hash);
+    uint32_t b = home;
+    for (uint32_t d = 0; d < probe_limit_; ++d) {
+      Bucket& bk = buckets_[b];
+      for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+        uint64_t cur = bk.slots[s].load(std::memory_order_relaxed);
+        if (cur == 0 && bk.slots[s].compare_exchange_strong(cur, v, std::memory_order_seq_cst,
+                                                            std::memory_order_relaxed)) {
+          *pos = Position{b, d, s};
+          return true;
+        }
+      }
+      bk.overflow.fetch_add(1, std::memory_order_seq_cst);
+      b = nextBucket(b);
+    }
+    b = home;
+    for (uint32_t d = 0; d < probe_limit_; ++d) {
+      buckets_[b].overflow.fetch_sub(1, std::memory_order_seq_cst);
+      b = nextBucket(b);
+    }
+    return false;
+  }
+
+  // The rescan after publish() (see "No duplicates"). True: our copy is LIVE with expires_ns.
+  // False: it is dead (the caller unlinks it); *winner is the live copy that won, if any.
+  bool resolve(const Key& key, uint64_t hash, uint64_t now_ns, uint64_t expires_ns, uint32_t mine,
+               const Position& my_pos, unsigned attempt, Entry** winner) {
+    const int64_t after = liveAfter(now_ns);
+    bool lose = false;
+    uint32_t b = homeOf(hash);
+    for (uint32_t d = 0; d < probe_limit_ && !lose; ++d) {
+      Bucket& bk = buckets_[b];
+      for (unsigned s = 0; s < kSlotsPerBucket && !lose; ++s) {
+        const uint64_t v = bk.slots[s].load(std::memory_order_seq_cst);
+        if (!tagMatches(v, hash) || slotIndex(v) == mine) continue;
+        const uint32_t idx = slotIndex(v);
+        Entry& x = entries_[idx];
+        if (!x.key.sameFlow(key)) continue;
+        uint64_t st = x.expires_ns.load(std::memory_order_seq_cst);
+        for (;;) {
+          if (st == kPending) {
+            if (attempt == 0 && d * kSlotsPerBucket + s < my_pos.rank()) {
+              lose = true;  // the lower copy wins; its owner finishes
+              break;
+            }
+            // Kill it; its owner's LIVE CAS will fail and it unlinks its copy.
+            if (x.expires_ns.compare_exchange_strong(st, kDead, std::memory_order_seq_cst)) break;
+            continue;  // st reloaded
+          }
+          if (static_cast<int64_t>(st) <= static_cast<int64_t>(kPending)) break;  // dead
+          if (isLive(st, after)) {
+            lose = true;
+            *winner = &x;
+            break;
+          }
+          // LIVE but expired: kill it here (we then own its unlinking) and take its place.
+          if (x.expires_ns.compare_exchange_strong(st, kDead, std::memory_order_seq_cst)) {
+            killedLive(idx, hash, Position{b, d, s});
+            break;
+          }
+          // st reloaded: refreshed, erased or swept meanwhile.
+        }
+      }
+      // A copy beyond this bucket that was published before our publication incremented this
+      // count before it published, and our seq_cst load comes after our publication in S.
+      if (lose || bk.overflow.load(std::memory_order_seq_cst) == 0) break;
+      b = nextBucket(b);
+    }
+    uint64_t st = kPending;
+    Entry& me = entries_[mine];
+    if (lose) {
+      // Fails only when another inserter killed us already: dead either way.
+      me.expires_ns.compare_exchange_strong(st, kDead, std::memory_order_seq_cst);
+      return false;
+    }
+    return me.expires_ns.compare_exchange_strong(st, expires_ns, std::memory_order_seq_cst);
+  }
+
+  // The slot of published entry idx (its hash is h). Only for an entry the caller killed.
+  Position locate(uint32_t idx, uint64_t h) const {
+    const uint64_t v = slotValue(h, idx);
+    uint32_t b = homeOf(h);
+    for (uint32_t d = 0; d < probe_limit_; ++d) {
+      for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+        if (buckets_[b].slots[s].load(std::memory_order_relaxed) == v) return Position{b, d, s};
+      }
+      b = nextBucket(b);
+    }
+    conn_table_detail::fatal("killed entry is not in the index");
+  }
+
+  void killedLive(uint32_t idx, uint64_t h, const Position& pos) {
+    live_.fetch_sub(1, std::memory_order_relaxed);
+    unlink(idx, h, pos);
+  }
+
+  // Removes dead entry idx from the index and retires it. Only the thread that killed it (or the
+  // owner of a PENDING copy that lost) calls this, exactly once.
+  void unlink(uint32_t idx, uint64_t h, const Position& pos) {
+    // seq_cst store, then the counts: a reader that sees a decremented count and stops early
+    // also sees the slot gone (it only held a dead copy anyway).
+    buckets_[pos.bucket].slots[pos.slot].store(0, std::memory_order_seq_cst);
+    uint32_t b = homeOf(h);
+    for (uint32_t d = 0; d < pos.dist; ++d) {
+      buckets_[b].overflow.fetch_sub(1, std::memory_order_seq_cst);
+      b = nextBucket(b);
+    }
+    retire(idx);
+  }
+
+  // Pushes a dead, unpublished entry on the retired chain (it waits there for a grace period).
+  // Release: the reclaimer's acquire exchange then sees our unlink and the link word.
+  void retire(uint32_t idx) {
+    uint32_t head = retired_head_.load(std::memory_order_relaxed);
+    do {
+      // The link replaces kDead; both read as dead to a reader that still holds the entry.
+      entries_[idx].expires_ns.store(kLinkBit | head, std::memory_order_relaxed);
+    } while (!retired_head_.compare_exchange_weak(head, idx + 1, std::memory_order_release,
+                                                  std::memory_order_relaxed));
+  }
+
+  // Free chain: a Treiber stack of entry indices, head = (ABA counter << 32) | (index + 1), the
+  // links in the entries' expiry words. The counter makes a pop fail when the head was popped
+  // and pushed back meanwhile, so the link it read (possibly from an entry being reused) is
+  // never installed.
+  uint32_t allocEntry() {
+    for (int round = 0; round < 2; ++round) {
+      // Acquire (load and CAS): pairs with the pushers' release, so the link we read is theirs
+      // and the entry's previous life happens-before our writes to it.
+      uint64_t h = free_head_.load(std::memory_order_acquire);
+      while (static_cast<uint32_t>(h) != 0) {
+        const uint32_t idx = static_cast<uint32_t>(h) - 1;
+        const uint64_t link = entries_[idx].expires_ns.load(std::memory_order_relaxed);
+        const uint64_t next = ((h >> 32) + 1) << 32 | linkOf(link);
+        if (free_head_.compare_exchange_weak(h, next, std::memory_order_acquire,
+                                             std::memory_order_acquire)) {
+          return idx;
+        }
+      }
+      if (reclaim() == 0) break;
+    }
+    return kNoIndex;
+  }
+
+  void pushFree(uint32_t idx) { pushFreeChain(idx + 1, idx + 1); }
+
+  // first/last are index + 1 of a chain already linked first -> ... -> last.
+  void pushFreeChain(uint32_t first, uint32_t last) {
+    uint64_t h = free_head_.load(std::memory_order_relaxed);
+    do {
+      entries_[last - 1].expires_ns.store(kLinkBit | linkOf(h), std::memory_order_relaxed);
+    } while (!free_head_.compare_exchange_weak(
+        h, ((h >> 32) + 1) << 32 | first, std::memory_order_release, std::memory_order_relaxed));
+  }
+
+  Entry* entries_ = nullptr;
+  Bucket* buckets_ = nullptr;
+  uint32_t capacity_ = 0;
+  uint32_t nbuckets_ = 0;
+  uint32_t probe_limit_ = 0;
+  uint64_t seed_;
+  size_t entries_bytes_ = 0;
+  size_t buckets_bytes_ = 0;
+  Qsbr* qsbr_ = nullptr;
+  std::unique_ptr<Qsbr> owned_qsbr_;
+
+  // Shared hot words, one cache line each.
+  alignas(64) std::atomic<uint64_t> free_head_{0};
+  alignas(64) std::atomic<uint32_t> retired_head_{0};
+  alignas(64) std::atomic<int64_t> live_{0};
+  alignas(64) std::atomic<uint64_t> sweep_cursor_{0};
+  alignas(64) std::atomic<uint64_t> conflicts_{0};
+  alignas(64) std::atomic<bool> reclaim_busy_{false};
+  uint32_t batch_head_ = 0;  // index + 1 of the batch waiting for batch_token_, 0 = none
+  uint32_t batch_tail_ = 0;
+  uint32_t batch_count_ = 0;
+  uint64_t batch_token_ = 0;
+};
+
+// The layout promise of issue 3: an IPv4 entry with the engine's (at most) 40-byte value is one
+// cache line; an IPv6 entry is two.
+namespace conn_table_detail {
+struct Value40 {
+  std::atomic<uint64_t> words[5];
+};
+static_assert(sizeof(ConnEntry<FlowKey4, Value40>) == 64);
+static_assert(alignof(ConnEntry<FlowKey4, Value40>) == 64);
+static_assert(sizeof(ConnEntry<FlowKey6, Value40>) == 128);
+}  // namespace conn_table_detail
+
+}  // namespace statewall::dataplane
