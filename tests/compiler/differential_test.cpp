@@ -382,7 +382,7 @@ class Gen {
 };
 
 TEST(Differential, ClassifierAclAndEvaluateMatchTheReferenceScan) {
-  constexpr int kPolicies = 3000;
+  constexpr int kPolicies = 2000;
   constexpr int kFlows = 150;
   size_t allowed = 0, denied = 0, untracked = 0, acl_allowed = 0, acl_denied = 0;
   for (int n = 0; n < kPolicies; ++n) {
