@@ -68,16 +68,16 @@ uint32_t CompiledPolicy::lookup(const Matcher& mt, uint16_t key, const IpAddr& a
   *untracked = iv.untracked != 0;
   if (a.isV4()) {
     const uint32_t x = a.v4();
-    const size_t j = lastNotAbove(v4_starts_.data() + iv.table_offset, iv.table_count,
-                                  [x](uint32_t start) { return x < start; });
-    return v4_values_[iv.table_offset + j];
+    const V4Range* t = v4_ranges_.data() + iv.table_offset;
+    return t[lastNotAbove(t, iv.table_count, [x](const V4Range& r) { return x < r.start; })].value;
   }
   const uint64_t hi = a.hi;
   const uint64_t lo = a.lo;
-  const size_t j =
-      lastNotAbove(v6_starts_.data() + iv.table_offset, iv.table_count,
-                   [hi, lo](const V6Start& s) { return hi < s.hi || (hi == s.hi && lo < s.lo); });
-  return v6_values_[iv.table_offset + j];
+  const V6Range* t = v6_ranges_.data() + iv.table_offset;
+  return t[lastNotAbove(
+               t, iv.table_count,
+               [hi, lo](const V6Range& r) { return hi < r.hi || (hi == r.hi && lo < r.lo); })]
+      .value;
 }
 
 SgVerdict CompiledPolicy::classify(IfaceId i, Direction d, const FlowSpec& f) const {

@@ -397,11 +397,9 @@ class PolicyCompiler {
   // Index 0 of every pool is the empty structure: one interval, one range, no rule.
   void initPools() {
     out_->v4_tables_.push_back({0, 1});
-    out_->v4_starts_.push_back(0);
-    out_->v4_values_.push_back(kNoRule);
+    out_->v4_ranges_.push_back({0, kNoRule});
     out_->v6_tables_.push_back({0, 1});
-    out_->v6_starts_.push_back({0, 0});
-    out_->v6_values_.push_back(kNoRule);
+    out_->v6_ranges_.push_back({0, 0, kNoRule, 0});
     out_->matchers_.push_back({0, 1});
     out_->interval_starts_.push_back(0);
     out_->interval_values_.push_back(CompiledPolicy::IntervalValue{});  // table 0 of either family
@@ -463,46 +461,42 @@ class PolicyCompiler {
 
     auto value = [&](uint32_t rank) { return rank == kNoRank ? kNoRule : all[cands[rank]].id; };
     if (v4) {
-      std::vector<uint32_t> starts, values;
+      std::vector<CompiledPolicy::V4Range> ranges;
       for (auto& [s, r] : out) {
-        starts.push_back(static_cast<uint32_t>(s));
-        values.push_back(value(r));
+        CompiledPolicy::V4Range x{};
+        x.start = static_cast<uint32_t>(s);
+        x.value = value(r);
+        ranges.push_back(x);
       }
-      return internTable(starts, values, &out_->v4_tables_, &out_->v4_starts_, &out_->v4_values_,
-                         &v4_table_ids_);
+      return internTable(ranges, &out_->v4_tables_, &out_->v4_ranges_, &v4_table_ids_);
     }
-    std::vector<CompiledPolicy::V6Start> starts;
-    std::vector<uint32_t> values;
+    std::vector<CompiledPolicy::V6Range> ranges;
     for (auto& [s, r] : out) {
-      starts.push_back({static_cast<uint64_t>(s >> 64), static_cast<uint64_t>(s)});
-      values.push_back(value(r));
+      CompiledPolicy::V6Range x{};
+      x.hi = static_cast<uint64_t>(s >> 64);
+      x.lo = static_cast<uint64_t>(s);
+      x.value = value(r);
+      ranges.push_back(x);
     }
-    return internTable(starts, values, &out_->v6_tables_, &out_->v6_starts_, &out_->v6_values_,
-                       &v6_table_ids_);
+    return internTable(ranges, &out_->v6_tables_, &out_->v6_ranges_, &v6_table_ids_);
   }
 
-  template <typename S>
-  uint32_t internTable(const std::vector<S>& starts, const std::vector<uint32_t>& values,
-                       std::vector<CompiledPolicy::AddrTable>* tables, std::vector<S>* start_pool,
-                       std::vector<uint32_t>* value_pool,
+  // Adds a table to the family's pool unless an identical one is there already.
+  template <typename R>
+  uint32_t internTable(const std::vector<R>& ranges, std::vector<CompiledPolicy::AddrTable>* tables,
+                       std::vector<R>* pool,
                        std::unordered_map<size_t, std::vector<uint32_t>>* ids) {
-    const size_t h = hashBytes(values, hashBytes(starts, 0));
+    const size_t h = hashBytes(ranges, 0);
     auto& bucket = (*ids)[h];
     for (uint32_t id : bucket) {
       const auto& t = (*tables)[id];
-      if (t.count != starts.size()) continue;
-      bool same = true;
-      for (size_t i = 0; i < t.count && same; ++i) {
-        same = std::memcmp(&(*start_pool)[t.offset + i], &starts[i], sizeof(S)) == 0 &&
-               (*value_pool)[t.offset + i] == values[i];
-      }
-      if (same) return id;
+      if (t.count == ranges.size() &&
+          std::memcmp(&(*pool)[t.offset], ranges.data(), sizeof(R) * ranges.size()) == 0)
+        return id;
     }
     const auto id = static_cast<uint32_t>(tables->size());
-    tables->push_back(
-        {static_cast<uint32_t>(start_pool->size()), static_cast<uint32_t>(starts.size())});
-    start_pool->insert(start_pool->end(), starts.begin(), starts.end());
-    value_pool->insert(value_pool->end(), values.begin(), values.end());
+    tables->push_back({static_cast<uint32_t>(pool->size()), static_cast<uint32_t>(ranges.size())});
+    pool->insert(pool->end(), ranges.begin(), ranges.end());
     bucket.push_back(id);
     return id;
   }
@@ -690,7 +684,7 @@ CompiledPolicy::Stats CompiledPolicy::stats() const {
   s.matchers = matchers_.size();
   s.port_intervals = interval_starts_.size();
   s.addr_tables = v4_tables_.size() + v6_tables_.size();
-  s.addr_ranges = v4_starts_.size() + v6_starts_.size();
+  s.addr_ranges = v4_ranges_.size() + v6_ranges_.size();
   return s;
 }
 

@@ -170,7 +170,7 @@ class CompiledPolicy {
   // One address-range table: sorted range starts with the winning id of each range; the first
   // start is 0 so every address falls in exactly one range.
   struct AddrTable {
-    uint32_t offset = 0;  // into v4_starts_ / v6_starts_ and table_values_
+    uint32_t offset = 0;  // into v4_ranges_ / v6_ranges_
     uint32_t count = 0;
   };
   // A partition of the 16-bit key space (destination port, or ICMP type << 8 | code).
@@ -186,9 +186,17 @@ class CompiledPolicy {
     uint32_t untracked : 1 = 0;  // a matching rule has the all-addresses peer and the reverse
                                  // direction allows everything (TCP/UDP only)
   };
-  struct V6Start {
+  // One range of an address table: its first address and the winning id. Start and value sit
+  // together so the last probe of the binary search brings the answer with it.
+  struct V4Range {
+    uint32_t start = 0;
+    uint32_t value = 0;
+  };
+  struct V6Range {
     uint64_t hi = 0;
     uint64_t lo = 0;
+    uint32_t value = 0;
+    uint32_t pad = 0;
   };
   struct AclEntryHot {
     int32_t rule_number = 0;
@@ -250,10 +258,8 @@ class CompiledPolicy {
   std::vector<IntervalValue> interval_values_;
   std::vector<AddrTable> v4_tables_;
   std::vector<AddrTable> v6_tables_;
-  std::vector<uint32_t> v4_starts_;
-  std::vector<V6Start> v6_starts_;
-  std::vector<uint32_t> v4_values_;
-  std::vector<uint32_t> v6_values_;
+  std::vector<V4Range> v4_ranges_;
+  std::vector<V6Range> v6_ranges_;
 };
 
 using CompiledPolicyPtr = std::shared_ptr<const CompiledPolicy>;
