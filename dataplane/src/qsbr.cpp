@@ -30,19 +30,15 @@ void Qsbr::unregisterThread(unsigned id) {
 uint64_t Qsbr::start() {
   // Release: a reader that loads the new token (acquire) in quiescent()/online() also sees every
   // unlink that happened before this call.
-  const uint64_t token = token_.fetch_add(1, std::memory_order_acq_rel) + 1;
-  // Pairs with the fence in online(): every unlink that happens-before this fence is seen by a
-  // reader that comes online later, or poll() (which happens-after this fence) sees that
-  // reader's counter. See the file comment of qsbr.hpp.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  return token;
+  return token_.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
 bool Qsbr::poll(uint64_t token) const {
   for (unsigned i = 0; i < max_threads_; ++i) {
-    // Acquire: pairs with the release store in quiescent()/offline(), so everything the reader
-    // did before that point happens-before the caller's reuse of the object.
-    const uint64_t c = threads_[i].cnt.load(std::memory_order_acquire);
+    // seq_cst (so also acquire): pairs with the release store in quiescent()/offline(), so
+    // everything the reader did before that point happens-before the caller's reuse of the
+    // object; and it is the writer's half of the online() argument in qsbr.hpp.
+    const uint64_t c = threads_[i].cnt.load(std::memory_order_seq_cst);
     if (c != 0 && c < token) return false;
   }
   return true;

@@ -204,9 +204,11 @@ class ConnTable {
     for (uint32_t d = 0; d < probe_limit_; ++d) {
       const Bucket& bk = buckets_[b];
       for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
-        // Acquire: pairs with the publishing CAS (release part of seq_cst), so the entry's key
-        // and initial value, written before publication, are visible.
-        const uint64_t v = bk.slots[s].load(std::memory_order_acquire);
+        // seq_cst, which costs nothing over acquire on x86 (a plain load): as an acquire it pairs
+        // with the publishing CAS, so the key and initial value written before publication are
+        // visible; seq_cst is the reader's half of Qsbr::online()'s argument (qsbr.hpp). Every
+        // slot load in this file is seq_cst for that reason.
+        const uint64_t v = bk.slots[s].load(std::memory_order_seq_cst);
         if (!tagMatches(v, hash)) continue;
         Entry& e = entries_[slotIndex(v)];
         // Relaxed: the expiry publishes nothing; the key is covered by the slot's acquire and the
@@ -246,7 +248,7 @@ class ConnTable {
         uint32_t c = kSlow;
         unsigned s = 0;
         for (; s < kSlotsPerBucket; ++s) {
-          const uint64_t v = bk.slots[s].load(std::memory_order_acquire);
+          const uint64_t v = bk.slots[s].load(std::memory_order_seq_cst);
           if (tagMatches(v, h)) {
             c = static_cast<uint32_t>(v);
             __builtin_prefetch(&entries_[c - 1], 0, 3);
@@ -369,7 +371,7 @@ class ConnTable {
     for (uint32_t i = 0; i < n; ++i) {
       Bucket& bk = buckets_[b];
       for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
-        const uint64_t v = bk.slots[s].load(std::memory_order_acquire);
+        const uint64_t v = bk.slots[s].load(std::memory_order_seq_cst);
         if (v == 0) continue;
         const uint32_t idx = slotIndex(v);
         Entry& e = entries_[idx];
@@ -442,7 +444,7 @@ class ConnTable {
     const uint32_t end = count >= nbuckets_ - first ? nbuckets_ : first + count;
     for (uint32_t b = first; b < end; ++b) {
       for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
-        const uint64_t v = buckets_[b].slots[s].load(std::memory_order_acquire);
+        const uint64_t v = buckets_[b].slots[s].load(std::memory_order_seq_cst);
         if (v == 0) continue;
         Entry& e = entries_[slotIndex(v)];
         if (isLive(e.expires_ns.load(std::memory_order_relaxed), after)) fn(e);
@@ -479,7 +481,7 @@ class ConnTable {
     for (uint32_t b = 0; b < nbuckets_; ++b) {
       st.overflow_sum += buckets_[b].overflow.load(std::memory_order_relaxed);
       for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
-        const uint64_t v = buckets_[b].slots[s].load(std::memory_order_acquire);
+        const uint64_t v = buckets_[b].slots[s].load(std::memory_order_seq_cst);
         if (v == 0) continue;
         ++st.used_slots;
         const uint32_t d = distance(homeOf(hashOf(entries_[slotIndex(v)].key)), b);

@@ -11,23 +11,27 @@
 //   qsbr.offline(id);                // idle: reclamation stops waiting for this thread
 //   qsbr.unregisterThread(id);
 // Protocol for a writer (reclaimer):
-//   unlink the object (a release store or RMW);
+//   unlink the object with a seq_cst store or RMW;
 //   token = qsbr.start();
 //   later: if (qsbr.poll(token)) reuse the object.
+// Readers must load the links that lead to reclaimable objects with seq_cst loads (a plain MOV on
+// x86, LDAR on AArch64). No fences anywhere: ThreadSanitizer models atomics but not fences.
 //
-// Memory-ordering argument (C++ model; the same as rte_rcu_qsbr):
+// Memory-ordering argument (C++20 model, as rte_rcu_qsbr):
 // - quiescent(): t = token.load(acquire); cnt.store(t, release). Every access the reader made
-//   before it is sequenced before the release store; a writer whose poll() loads cnt (acquire)
-//   and sees a value >= its token therefore happens-after all of them and may reuse the object.
-//   And the acquire load of a token >= T synchronizes with start()'s release RMW that produced T,
-//   so the reader's later loads see the unlink (made before start()) or something newer.
-// - online(): cnt.store(token) and then a seq_cst fence before any table access; start() has a
-//   seq_cst fence after its token RMW and before any poll() loads cnt. By the fence rules either
-//   poll() sees the new cnt (and waits for this reader if its token is older), or the reader's
-//   later loads see the unlink. Without the fences a store->load reordering could let a reader
-//   come online, read an about-to-be-reused object and be skipped by poll().
+//   before it is sequenced before the release store; a writer whose poll() loads cnt and sees a
+//   value >= its token therefore happens-after all of them and may reuse the object. The acquire
+//   load of a token >= T synchronizes with start()'s release RMW that produced T, so the reader's
+//   later loads see the unlink (made before start()) or something newer.
+// - online(): a reader coming back online must not read an object whose grace period poll()
+//   already judged without it. online() stores cnt with seq_cst; poll() loads cnt with seq_cst;
+//   the unlink is seq_cst and strongly happens before poll() (it is sequenced before the writer's
+//   hand-off to the reclaimer, which is sequenced before poll()); the reader's link loads are
+//   seq_cst. In the single total order S: if poll() did not see the new cnt, then
+//   unlink < poll's load < online's store < the reader's loads, so those loads see the unlink.
+//   (This is the store->load Dekker pattern; release/acquire alone would allow both to miss.)
 // - offline(): cnt.store(0, release): everything the reader did before is visible to a poll()
-//   that reads 0 (acquire), so skipping it is safe.
+//   that reads 0, so skipping it is safe.
 #pragma once
 
 #include <atomic>
@@ -56,10 +60,8 @@ class Qsbr {
 
   // Only the thread that owns id (these three are the reader fast path: no RMW, no lock).
   void online(unsigned id) {
-    ThreadState& t = threads_[id];
-    t.cnt.store(token_.load(std::memory_order_acquire), std::memory_order_relaxed);
-    // Pairs with the fence in start(); see the file comment.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // seq_cst store: the reader's half of the online() argument in the file comment.
+    threads_[id].cnt.store(token_.load(std::memory_order_acquire), std::memory_order_seq_cst);
   }
   void offline(unsigned id) { threads_[id].cnt.store(0, std::memory_order_release); }
   // The reader holds no reference obtained before this call. Must be online.
