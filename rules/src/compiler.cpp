@@ -40,7 +40,7 @@ U128 familyMax(bool v4) {
 std::pair<U128, U128> cidrRange(const Cidr& c) {
   const bool v4 = c.addr.isV4();
   const unsigned bits = v4 ? 32 : 128;
-  const U128 lo = toU128(c.addr);
+  const U128 lo = toU128(maskAddr(c.addr, c.prefix));  // canonical already after validation
   const unsigned host_bits = bits - std::min<unsigned>(c.prefix, bits);
   const U128 host_mask =
       host_bits == 0 ? U128{0} : (host_bits >= 128 ? ~U128{0} : ((U128{1} << host_bits) - 1));
