@@ -32,7 +32,7 @@ nlohmann::json ioJson(const IoCounters& c) {
   return {{"rx_packets", c.rx_packets}, {"rx_bytes", c.rx_bytes}, {"rx_bursts", c.rx_bursts},
           {"tx_packets", c.tx_packets}, {"tx_bytes", c.tx_bytes}, {"tx_dropped", c.tx_dropped},
           {"tx_retries", c.tx_retries}, {"denied", c.denied},     {"linearised", c.linearised},
-          {"oversize", c.oversize},     {"sweeps", c.sweeps}};
+          {"oversize", c.oversize},     {"sweeps", c.sweeps},     {"busy_ns", c.busy_ns}};
 }
 
 }  // namespace
@@ -52,6 +52,7 @@ IoCounters IoCounters::snapshot(const LcoreCounters& c, unsigned lcore_id) {
   s.linearised = ld(c.linearised);
   s.oversize = ld(c.oversize);
   s.sweeps = ld(c.sweeps);
+  s.busy_ns = ld(c.busy_ns);
   return s;
 }
 
@@ -67,6 +68,7 @@ IoCounters& IoCounters::operator+=(const IoCounters& o) {
   linearised += o.linearised;
   oversize += o.oversize;
   sweeps += o.sweeps;
+  busy_ns += o.busy_ns;
   return *this;
 }
 
@@ -110,10 +112,14 @@ std::string formatReport(const Report& r) {
           r.io.rx_packets, r.io.tx_packets, r.io.denied, r.io.tx_dropped, r.io.tx_retries,
           r.io.linearised, r.io.oversize);
   for (const IoCounters& l : r.lcores)
-    appendf(out,
-            "  lcore %u: rx %" PRIu64 " in %" PRIu64 " bursts, tx %" PRIu64 ", denied %" PRIu64
-            ", tx dropped %" PRIu64 ", idle sweeps %" PRIu64 "\n",
-            l.lcore, l.rx_packets, l.rx_bursts, l.tx_packets, l.denied, l.tx_dropped, l.sweeps);
+    appendf(
+        out,
+        "  lcore %u: rx %" PRIu64 " in %" PRIu64 " bursts, tx %" PRIu64 ", denied %" PRIu64
+        ", tx dropped %" PRIu64 ", busy %.1f%%, %.0f ns/packet, idle sweeps %" PRIu64 "\n",
+        l.lcore, l.rx_packets, l.rx_bursts, l.tx_packets, l.denied, l.tx_dropped,
+        r.seconds > 0 ? 100.0 * static_cast<double>(l.busy_ns) / (r.seconds * 1e9) : 0.0,
+        l.rx_packets > 0 ? static_cast<double>(l.busy_ns) / static_cast<double>(l.rx_packets) : 0.0,
+        l.sweeps);
   for (const PortReport& p : r.ports)
     appendf(
         out,

@@ -27,6 +27,7 @@ struct alignas(64) LcoreCounters {
   std::atomic<uint64_t> linearised{0};  // multi-segment mbufs copied for the engine
   std::atomic<uint64_t> oversize{0};    // multi-segment packets too long to linearise: dropped
   std::atomic<uint64_t> sweeps{0};      // idle-time expiry sweep slices
+  std::atomic<uint64_t> busy_ns{0};     // time in polling rounds that received something
 
   // Owner lcore only.
   static void add(std::atomic<uint64_t>& c, uint64_t v) {
@@ -41,6 +42,7 @@ struct IoCounters {
   uint64_t rx_packets = 0, rx_bytes = 0, rx_bursts = 0;
   uint64_t tx_packets = 0, tx_bytes = 0, tx_dropped = 0, tx_retries = 0;
   uint64_t denied = 0, linearised = 0, oversize = 0, sweeps = 0;
+  uint64_t busy_ns = 0;  // busy / elapsed = lcore utilisation; busy / rx = cost per packet
 
   static IoCounters snapshot(const LcoreCounters& c, unsigned lcore);
   IoCounters& operator+=(const IoCounters& o);
