@@ -18,6 +18,8 @@
 #include "statewall/control/api.hpp"
 #include "statewall/control/client.hpp"
 #include "statewall/control/server.hpp"
+#include "statewall/dataplane/verdict.hpp"
+#include "statewall/rules/policy.hpp"
 
 namespace statewall::cli {
 namespace {
@@ -140,6 +142,14 @@ void printDiagnostics(const json& diags) {
     fmt::print(stderr, "{}\n", str(d, "text"));
 }
 
+// The timeout keys in the order of the policy format (tcp_syn_sent ... other).
+std::vector<std::string> timeoutKeys() {
+  std::vector<std::string> keys;
+  for (size_t k = 0; k < rules::kTimeoutKeyCount; ++k)
+    keys.emplace_back(rules::timeoutKeyName(static_cast<rules::TimeoutKey>(k)));
+  return keys;
+}
+
 std::string summaryLine(const json& s) {
   return fmt::format("{} groups, {} rules, {} ACLs, {} interfaces, {} subnets", str(s, "groups"),
                      str(s, "rules"), str(s, "acls"), str(s, "interfaces"), str(s, "subnets"));
@@ -228,9 +238,10 @@ int policyShow(const CtlOptions& o) {
     files += (files.empty() ? "" : ", ") + f.get<std::string>();
   fmt::print("files        {}\n", files.empty() ? "-" : files);
   fmt::print("summary      {}\n", summaryLine(j["summary"]));
-  std::string t;
-  for (const auto& [k, v] : j.value("timeouts", json::object()).items())
-    t += (t.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
+  const json timeouts = j.value("timeouts", json::object());
+  std::string t = "profile " + str(timeouts, "profile");
+  for (const auto& k : timeoutKeys())
+    t += ", " + k + " " + str(timeouts, k.c_str());
   fmt::print("timeouts     {}{}\n", t,
              j.value("timeouts_changed", false) ? " (changed at run time)" : "");
   fmt::print("unprotected  {}, strict {}\n\n", str(j, "unprotected"), str(j, "strict"));
@@ -360,8 +371,12 @@ int stats(const CtlOptions& o) {
   fmt::print("packets {}, bytes {}, tcp invalid {}\n\n", str(j, "packets"), str(j, "bytes"),
              str(j, "tcp_invalid"));
   std::vector<std::vector<std::string>> rows;
-  for (const auto& [reason, v] : j.value("reasons", json::object()).items())
-    rows.push_back({reason, str(v, "packets"), str(v, "bytes")});
+  // In the order of the reason table (allows first), not alphabetically as JSON objects come.
+  const json reasons = j.value("reasons", json::object());
+  for (std::string_view code : dataplane::kReasonCodes) {
+    const json v = reasons.value(std::string(code), json::object());
+    rows.push_back({std::string(code), str(v, "packets"), str(v, "bytes")});
+  }
   printTable({"REASON", "PACKETS", "BYTES"}, rows);
   const json& c = j.value("connections", json::object());
   fmt::print("\nconnections {} live of {} ({:.2f} % full), {} created, {} expired\n",
@@ -431,9 +446,10 @@ int timeoutsSet(const CtlOptions& o) {
     return 0;
   }
   fmt::print("timeouts changed: policy version {}\n", str(j, "version"));
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& [k, v] : j.value("timeouts", json::object()).items())
-    rows.push_back({k, v.is_string() ? v.get<std::string>() : v.dump()});
+  const json timeouts = j.value("timeouts", json::object());
+  std::vector<std::vector<std::string>> rows = {{"profile", str(timeouts, "profile")}};
+  for (const auto& k : timeoutKeys())
+    rows.push_back({k, str(timeouts, k.c_str())});
   printTable({"KEY", "SECONDS"}, rows);
   return 0;
 }

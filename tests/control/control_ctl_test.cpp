@@ -1,0 +1,220 @@
+// `statewall ctl` (the built binary) against a ControlServer in this process: every subcommand,
+// tables and --json, exit codes, Unix socket and TCP with a token.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "control_test_util.hpp"
+#include "statewall/control/server.hpp"
+
+namespace statewall::control {
+namespace {
+
+using nlohmann::json;
+using testing::kPolicyA;
+using testing::kPolicyB;
+using testing::kPolicyBad;
+
+constexpr std::string_view kToken = "ctl-test-token-0123456789";
+
+struct CtlRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class CtlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions o;
+    o.unix_socket = dir_.file("control.sock");
+    o.tcp_listen = "127.0.0.1:0";
+    o.token_file = dir_.write("token", std::string(kToken));
+    o.api.initial_sources = {{"a.yaml", std::string(kPolicyA)}};
+    server_ = std::make_unique<ControlServer>(h_.engine(), o);
+    Status s = server_->start();
+    ASSERT_TRUE(s.ok()) << s.message();
+    socket_ = o.unix_socket;
+    a_ = dir_.write("a.yaml", kPolicyA);
+    b_ = dir_.write("b.yaml", kPolicyB);
+    bad_ = dir_.write("bad.yaml", kPolicyBad);
+  }
+
+  // Runs `statewall ctl ARGS` with the Unix socket unless `args` names another endpoint.
+  CtlRun ctl(const std::string& args, bool with_socket = true) {
+    std::string out = dir_.file("out"), err = dir_.file("err");
+    std::string cmd = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall ctl " +
+                      (with_socket ? "--socket " + socket_ + " " : "") + args + " >" + out + " 2>" +
+                      err;
+    int status = std::system(cmd.c_str());
+    CtlRun r;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  testing::TempDir dir_;
+  testing::EngineHarness h_;
+  std::unique_ptr<ControlServer> server_;
+  std::string socket_, a_, b_, bad_;
+};
+
+TEST_F(CtlTest, PolicyCheckLoadShow) {
+  CtlRun check = ctl("policy check " + b_);
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+  EXPECT_NE(check.out.find("policy is valid"), std::string::npos) << check.out;
+
+  auto before = h_.engine().policy();
+  CtlRun bad = ctl("policy check " + bad_);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find(bad_ + ":4:"), std::string::npos) << bad.err;
+  CtlRun rejected = ctl("policy load " + bad_);
+  EXPECT_EQ(rejected.exit_code, 1);
+  EXPECT_NE(rejected.err.find(bad_ + ":4:"), std::string::npos) << rejected.err;
+  EXPECT_NE(rejected.err.find("the running policy stays"), std::string::npos);
+  EXPECT_EQ(h_.engine().policy(), before);
+
+  CtlRun load = ctl("policy load " + b_);
+  EXPECT_EQ(load.exit_code, 0) << load.err;
+  EXPECT_NE(load.out.find("policy loaded: version " + std::to_string(h_.engine().policyVersion())),
+            std::string::npos)
+      << load.out;
+  EXPECT_NE(h_.engine().policy(), before);
+
+  CtlRun show = ctl("policy show");
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("8443"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("web-1"), std::string::npos);
+  EXPECT_NE(show.out.find("RULE"), std::string::npos);
+  CtlRun source = ctl("policy show --source");
+  EXPECT_EQ(source.exit_code, 0);
+  EXPECT_EQ(source.out, kPolicyB);
+  CtlRun js = ctl("--json policy show");
+  EXPECT_EQ(js.exit_code, 0);
+  json j = json::parse(js.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << js.out;
+  EXPECT_EQ(j["version"], h_.engine().policyVersion());
+  EXPECT_EQ(j["documents"][0]["name"], b_);
+}
+
+TEST_F(CtlTest, PolicyLoadOfSeveralFiles) {
+  std::string groups = dir_.write("groups.yaml",
+                                  "version: 1\ngroups:\n  web:\n    inbound:\n"
+                                  "      - {proto: tcp, ports: 22, from: pl:office}\n");
+  std::string rest = dir_.write("rest.yaml",
+                                "version: 1\nprefix_lists:\n  office: [203.0.113.0/24]\n"
+                                "interfaces:\n  web-1: {addresses: [10.0.1.10], groups: [web]}\n");
+  CtlRun load = ctl("policy load " + groups + " " + rest);
+  EXPECT_EQ(load.exit_code, 0) << load.err;
+  CtlRun src = ctl("policy show --source");
+  EXPECT_NE(src.out.find("# ---- " + rest), std::string::npos) << src.out;
+  EXPECT_EQ(h_.engine().policy()->source().prefix_lists.size(), 1u);
+  CtlRun missing = ctl("policy load " + dir_.file("missing.yaml"));
+  EXPECT_EQ(missing.exit_code, 2);
+}
+
+TEST_F(CtlTest, ConnectionsAndFlush) {
+  h_.handshake("10.9.0.1", 40001, "10.0.1.10", 443);
+  h_.handshake("10.9.0.2", 40002, "10.0.1.10", 443);
+  CtlRun list = ctl("connections");
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("10.9.0.1:40001"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("10.0.1.10:443"), std::string::npos);
+  EXPECT_NE(list.out.find("established"), std::string::npos);
+  EXPECT_NE(list.out.find("2 shown, 2 matching"), std::string::npos);
+
+  CtlRun filtered = ctl("--json connections --proto tcp --src 10.9.0.2");
+  EXPECT_EQ(filtered.exit_code, 0);
+  json j = json::parse(filtered.out, nullptr, false);
+  ASSERT_EQ(j["connections"].size(), 1u) << filtered.out;
+  EXPECT_EQ(j["connections"][0]["sport"], 40002);
+
+  CtlRun paged = ctl("connections --limit 1");
+  EXPECT_NE(paged.out.find("more: add --after"), std::string::npos) << paged.out;
+
+  CtlRun badstate = ctl("connections --state bogus");
+  EXPECT_EQ(badstate.exit_code, 2);
+  EXPECT_NE(badstate.err.find("HTTP 400"), std::string::npos) << badstate.err;
+
+  CtlRun nofilter = ctl("flush");
+  EXPECT_EQ(nofilter.exit_code, 2);
+  CtlRun one = ctl("flush --src 10.9.0.1 --dport 443");
+  EXPECT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_NE(one.out.find("deleted 1 connections"), std::string::npos) << one.out;
+  CtlRun all = ctl("--json flush --all");
+  EXPECT_EQ(all.exit_code, 0);
+  EXPECT_EQ(json::parse(all.out)["deleted"], 1);
+  EXPECT_EQ(h_.engine().connectionCount(), 0u);
+}
+
+TEST_F(CtlTest, Stats) {
+  h_.handshake("10.9.0.1", 40001, "10.0.1.10", 443);
+  CtlRun st = ctl("stats");
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_NE(st.out.find("allow-rule"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("deny-malformed"), std::string::npos);
+  EXPECT_NE(st.out.find("connections 1 live"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("HITS"), std::string::npos);
+  // Options of `ctl` may also follow the subcommand.
+  CtlRun js = ctl("stats --json --socket " + socket_, /*with_socket=*/false);
+  EXPECT_EQ(js.exit_code, 0) << js.err;
+  json j = json::parse(js.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << js.out;
+  EXPECT_EQ(j["packets"], 3);
+  EXPECT_EQ(j["reasons"]["allow-rule"]["packets"], 1);
+}
+
+TEST_F(CtlTest, TimeoutsSet) {
+  CtlRun ok = ctl("timeouts set tcp_established=3600 udp=45");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("tcp_established"), std::string::npos);
+  EXPECT_EQ(h_.engine().policy()->timeouts().get(rules::TimeoutKey::kTcpEstablished), 3600u);
+  EXPECT_EQ(h_.engine().policy()->timeouts().get(rules::TimeoutKey::kUdp), 45u);
+  CtlRun linux = ctl("timeouts set --profile linux");
+  EXPECT_EQ(linux.exit_code, 0) << linux.err;
+  EXPECT_EQ(h_.engine().policy()->timeouts().profile, rules::TimeoutProfile::kLinux);
+
+  auto before = h_.engine().policy();
+  EXPECT_EQ(ctl("timeouts set bogus=1").exit_code, 2);
+  EXPECT_EQ(ctl("timeouts set udp=abc").exit_code, 2);
+  EXPECT_EQ(ctl("timeouts set udp").exit_code, 2);
+  EXPECT_EQ(ctl("timeouts set").exit_code, 2);
+  CtlRun range = ctl("timeouts set --profile aws udp=5");
+  EXPECT_EQ(range.exit_code, 2);
+  EXPECT_NE(range.err.find("invalid timeouts"), std::string::npos) << range.err;
+  EXPECT_EQ(h_.engine().policy(), before);
+}
+
+TEST_F(CtlTest, TcpWithTokenAndTransportErrors) {
+  std::string url = "http://127.0.0.1:" + std::to_string(server_->tcpPort());
+  CtlRun ok = ctl("--url " + url + " --token-file " + dir_.file("token") + " stats", false);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  std::string wrong = dir_.write("wrong", "wrong-token-0123456789");
+  CtlRun bad = ctl("--url " + url + " --token-file " + wrong + " stats", false);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("HTTP 401"), std::string::npos) << bad.err;
+  CtlRun none = ctl("--url " + url + " stats", false);
+  EXPECT_EQ(none.exit_code, 2);
+  CtlRun gone = ctl("--socket " + dir_.file("nothing.sock") + " stats", false);
+  EXPECT_EQ(gone.exit_code, 2);
+  EXPECT_NE(gone.err.find("nothing.sock"), std::string::npos) << gone.err;
+  CtlRun usage = ctl("policy", true);
+  EXPECT_EQ(usage.exit_code, 2);
+  CtlRun both = ctl("--url " + url + " stats", true);  // --socket and --url together
+  EXPECT_EQ(both.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace statewall::control

@@ -1,0 +1,427 @@
+// ControlServer on a temporary Unix socket and a port-0 loopback TCP listener, driven with raw
+// HTTP and with ControlClient: listeners, authentication, limits, slow and abusive clients, many
+// concurrent clients, start-up errors.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "control_test_util.hpp"
+#include "statewall/control/client.hpp"
+#include "statewall/control/server.hpp"
+
+namespace statewall::control {
+namespace {
+
+using nlohmann::json;
+using testing::EngineHarness;
+using testing::httpRequest;
+using testing::parseResponse;
+using testing::RawConn;
+using testing::TempDir;
+
+constexpr std::string_view kToken = "test-token-0123456789abcdef";
+
+class ServerTest : public ::testing::Test {
+ protected:
+  ServerOptions baseOptions() {
+    ServerOptions o;
+    o.unix_socket = dir_.file("control.sock");
+    o.tcp_listen = "127.0.0.1:0";
+    o.token_file = dir_.write("token", std::string(kToken) + "\n");
+    o.limits.max_body_bytes = 64 * 1024;
+    o.limits.max_header_bytes = 4096;
+    o.threads = 2;
+    return o;
+  }
+  void start(ServerOptions o) {
+    options_ = o;
+    server_ = std::make_unique<ControlServer>(h_.engine(), std::move(o));
+    Status s = server_->start();
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+
+  testing::ParsedResponse overUnix(const std::string& req) {
+    RawConn c = RawConn::unixSocket(options_.unix_socket);
+    EXPECT_TRUE(c.connected());
+    c.send(req);
+    return parseResponse(c.readAll());
+  }
+  testing::ParsedResponse overTcp(const std::string& req) {
+    RawConn c = RawConn::tcp(server_->tcpPort());
+    EXPECT_TRUE(c.connected());
+    c.send(req);
+    return parseResponse(c.readAll());
+  }
+  std::string auth() const { return "Authorization: Bearer " + std::string(kToken) + "\r\n"; }
+
+  // The server still answers a plain request on both listeners.
+  void expectServing() {
+    EXPECT_EQ(overUnix(httpRequest("GET", "/v1/stats")).status, 200);
+    EXPECT_EQ(overTcp(httpRequest("GET", "/v1/stats", {}, auth())).status, 200);
+  }
+
+  TempDir dir_;
+  EngineHarness h_;
+  ServerOptions options_;
+  std::unique_ptr<ControlServer> server_;
+};
+
+TEST_F(ServerTest, ServesOnAUnixSocketWithMode0600AndOnTcp) {
+  start(baseOptions());
+  struct stat st {};
+  ASSERT_EQ(::lstat(options_.unix_socket.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_NE(server_->tcpPort(), 0);
+
+  auto r = overUnix(httpRequest("GET", "/v1/stats"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.json()["policy_version"], h_.engine().policyVersion());
+  auto t = overTcp(httpRequest("GET", "/v1/policy", {}, auth()));
+  EXPECT_EQ(t.status, 200);
+  EXPECT_EQ(t.json()["summary"]["groups"], 1);
+
+  server_->stop();
+  EXPECT_NE(::lstat(options_.unix_socket.c_str(), &st), 0) << "socket file left behind";
+  EXPECT_FALSE(RawConn::unixSocket(options_.unix_socket).connected());
+}
+
+TEST_F(ServerTest, TcpRequiresTheBearerTokenUnixDoesNot) {
+  start(baseOptions());
+  auto missing = overTcp(httpRequest("GET", "/v1/stats"));
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(missing.json()["error"], "unauthorized");
+  EXPECT_TRUE(missing.hasHeader("WWW-Authenticate: Bearer"));
+  auto wrong =
+      overTcp(httpRequest("GET", "/v1/stats", {}, "Authorization: Bearer not-the-token\r\n"));
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_EQ(wrong.json()["detail"], "wrong token");
+  auto before = h_.engine().policy();
+  EXPECT_EQ(overTcp(httpRequest("PUT", "/v1/policy", testing::kPolicyB)).status, 401);
+  EXPECT_EQ(h_.engine().policy(), before);
+  EXPECT_EQ(overTcp(httpRequest("PUT", "/v1/policy", testing::kPolicyB, auth())).status, 200);
+  EXPECT_NE(h_.engine().policy(), before);
+  EXPECT_EQ(overUnix(httpRequest("GET", "/v1/stats")).status, 200);
+}
+
+TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  start(baseOptions());
+  RawConn c = RawConn::unixSocket(options_.unix_socket);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c.send(httpRequest("GET", "/v1/stats", {}, {}, /*close=*/false)));
+    auto r = parseResponse(c.readResponse());
+    EXPECT_EQ(r.status, 200) << i;
+    EXPECT_FALSE(r.hasHeader("Connection: close"));
+  }
+  // Pipelined: two requests in one write, two responses in order.
+  ASSERT_TRUE(c.send(httpRequest("GET", "/nope", {}, {}, false) + httpRequest("GET", "/metrics")));
+  std::string both = c.readAll();
+  size_t second = both.find("HTTP/1.1", 1);
+  ASSERT_NE(second, std::string::npos) << both;
+  EXPECT_EQ(parseResponse(both.substr(0, second)).status, 404);
+  EXPECT_EQ(parseResponse(both.substr(second)).status, 200);
+}
+
+TEST_F(ServerTest, MalformedRequestsGet400AndTheServerKeepsServing) {
+  start(baseOptions());
+  for (const char* bad :
+       {"GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nNo colon here\r\n\r\n", "\x01\x02\x03\r\n\r\n",
+        "PUT /v1/policy HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        "PUT /v1/policy HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"}) {
+    auto r = overUnix(bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(r.json()["error"], "bad request");
+    auto t = overTcp(bad);
+    EXPECT_EQ(t.status, 400) << bad;
+  }
+  // A client that connects and leaves, or resets mid-request.
+  { RawConn c = RawConn::unixSocket(options_.unix_socket); }
+  {
+    RawConn c = RawConn::tcp(server_->tcpPort());
+    c.send("PUT /v1/policy HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc");
+  }
+  expectServing();
+}
+
+TEST_F(ServerTest, OversizedBodiesAndHeadersAreRefused) {
+  start(baseOptions());
+  // Announced too large: refused before the body is sent.
+  {
+    RawConn c = RawConn::unixSocket(options_.unix_socket);
+    c.send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n");
+    auto r = parseResponse(c.readAll());
+    EXPECT_EQ(r.status, 413);
+    EXPECT_EQ(r.json()["error"], "payload too large");
+  }
+  // Sent too large (chunked, so the size is only known while reading).
+  {
+    RawConn c = RawConn::unixSocket(options_.unix_socket);
+    std::string chunk(32 * 1024, 'y');
+    std::string req = "PUT /v1/policy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 3; ++i)
+      req += "8000\r\n" + chunk + "\r\n";
+    req += "0\r\n\r\n";
+    c.send(req);  // may fail part way once the server closed: that is fine
+    auto r = parseResponse(c.readAll());
+    EXPECT_EQ(r.status, 413);
+  }
+  auto h = overTcp(
+      httpRequest("GET", "/v1/stats", {}, auth() + "X-Big: " + std::string(8000, 'h') + "\r\n"));
+  EXPECT_EQ(h.status, 431);
+  auto before = h_.engine().policy();
+  expectServing();
+  EXPECT_EQ(h_.engine().policy(), before);
+}
+
+TEST_F(ServerTest, SlowAndIdleClientsAreClosed) {
+  ServerOptions o = baseOptions();
+  o.idle_timeout = std::chrono::milliseconds(200);
+  start(o);
+  // Half a request, then nothing: the server closes without answering.
+  RawConn slow = RawConn::unixSocket(options_.unix_socket);
+  ASSERT_TRUE(slow.send("GET /v1/stats HTTP/1.1\r\nHost: x\r\n"));
+  bool eof = false;
+  EXPECT_EQ(slow.readAll(&eof), "");
+  EXPECT_TRUE(eof);
+  // A keep-alive connection left idle after a response is closed too.
+  RawConn idle = RawConn::tcp(server_->tcpPort());
+  ASSERT_TRUE(idle.send(httpRequest("GET", "/v1/stats", {}, auth(), /*close=*/false)));
+  EXPECT_EQ(parseResponse(idle.readResponse()).status, 200);
+  eof = false;
+  EXPECT_EQ(idle.readAll(&eof), "");
+  EXPECT_TRUE(eof);
+  // A client trickling a byte at a time cannot hold the connection past the deadline either.
+  RawConn trickle = RawConn::unixSocket(options_.unix_socket);
+  std::string req = httpRequest("GET", "/v1/stats");
+  bool closed = false;
+  for (size_t i = 0; i < req.size() - 1 && !closed; ++i) {
+    closed = !trickle.send(req.substr(i, 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  eof = false;
+  std::string got = trickle.readAll(&eof);
+  EXPECT_TRUE(eof || closed);
+  EXPECT_EQ(got, "");
+  expectServing();
+}
+
+TEST_F(ServerTest, ConnectionLimitAnswers503AndRecovers) {
+  ServerOptions o = baseOptions();
+  o.max_connections = 3;
+  start(o);
+  std::vector<RawConn> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(RawConn::unixSocket(options_.unix_socket));
+    // One full exchange on each, so the server has certainly accepted it.
+    ASSERT_TRUE(held.back().send(httpRequest("GET", "/v1/stats", {}, {}, false)));
+    ASSERT_EQ(parseResponse(held.back().readResponse()).status, 200);
+  }
+  RawConn extra = RawConn::unixSocket(options_.unix_socket);
+  auto r = parseResponse(extra.readAll());
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.json()["error"], "too many connections");
+  held.clear();
+  // The slots come back once the held connections are gone (the server notices the closes
+  // asynchronously, so retry a bounded number of times).
+  int status = 0;
+  for (int i = 0; i < 200 && status != 200; ++i) {
+    status = overUnix(httpRequest("GET", "/v1/stats")).status;
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(status, 200);
+}
+
+TEST_F(ServerTest, HundredConcurrentClients) {
+  ServerOptions o = baseOptions();
+  o.max_connections = 256;
+  start(o);
+  constexpr int kClients = 100;
+  constexpr int kRequestsEach = 5;
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      ClientOptions co;
+      if (i % 2 == 0) {
+        co.unix_socket = options_.unix_socket;
+      } else {
+        co.url = "http://127.0.0.1:" + std::to_string(server_->tcpPort());
+        co.token = std::string(kToken);
+      }
+      ControlClient client(co);
+      for (int k = 0; k < kRequestsEach; ++k) {
+        ClientResponse res;
+        const char* target = (k % 3 == 0)   ? "/v1/stats"
+                             : (k % 3 == 1) ? "/metrics"
+                                            : "/v1/connections";
+        Status s = client.request("GET", target, "", "", &res);
+        if (s.ok() && res.status == 200)
+          ok.fetch_add(1);
+        else
+          failed.fetch_add(1);
+      }
+    });
+  }
+  // Meanwhile this thread keeps pushing packets through the engine (its worker belongs to this
+  // thread): the control threads never hold it up.
+  uint64_t packets = 0;
+  while (ok.load() + failed.load() < kClients * kRequestsEach && packets < 10'000'000) {
+    h_.udp("10.9.0.7", static_cast<uint16_t>(1024 + packets % 1000), "10.0.1.10", 53);
+    ++packets;
+  }
+  for (auto& t : threads)
+    t.join();
+  EXPECT_GT(packets, 0u);
+  EXPECT_EQ(ok.load(), kClients * kRequestsEach);
+  EXPECT_EQ(failed.load(), 0);
+  expectServing();
+}
+
+TEST_F(ServerTest, ClientReportsTransportErrors) {
+  start(baseOptions());
+  ClientResponse res;
+  ClientOptions missing;
+  missing.unix_socket = dir_.file("no-such.sock");
+  Status s = ControlClient(missing).request("GET", "/v1/stats", "", "", &res);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no-such.sock"), std::string::npos) << s.message();
+
+  ClientOptions bad_url;
+  bad_url.url = "https://127.0.0.1:1";
+  EXPECT_FALSE(ControlClient(bad_url).request("GET", "/v1/stats", "", "", &res).ok());
+
+  // A socket that accepts connections into its backlog but never answers: the client gives up.
+  TempDir d;
+  std::string path = d.file("mute.sock");
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  ClientOptions mute;
+  mute.unix_socket = path;
+  mute.timeout = std::chrono::milliseconds(100);
+  s = ControlClient(mute).request("GET", "/v1/stats", "", "", &res);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no response"), std::string::npos) << s.message();
+  ::close(fd);
+
+  // HTTP errors are responses, not transport errors.
+  ClientOptions good;
+  good.url = "http://127.0.0.1:" + std::to_string(server_->tcpPort());
+  s = ControlClient(good).request("GET", "/v1/stats", "", "", &res);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(res.status, 401);
+  good.token = std::string(kToken);
+  ASSERT_TRUE(ControlClient(good)
+                  .request("PUT", "/v1/timeouts", R"({"udp": 40})", "application/json", &res)
+                  .ok());
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(res.content_type, "application/json");
+  EXPECT_EQ(json::parse(res.body)["timeouts"]["udp"], 40);
+}
+
+TEST(ParseHttpUrlTest, AcceptsHostAndPortOnly) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(parseHttpUrl("http://127.0.0.1:8080", &host, &port).ok());
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 8080);
+  ASSERT_TRUE(parseHttpUrl("http://[::1]:9/", &host, &port).ok());
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 9);
+  for (const char* bad :
+       {"127.0.0.1:80", "http://127.0.0.1", "http://127.0.0.1:0", "http://127.0.0.1:99999",
+        "http://:80", "http://h:80/api", "http://[::1]"})
+    EXPECT_FALSE(parseHttpUrl(bad, &host, &port).ok()) << bad;
+}
+
+TEST_F(ServerTest, StartUpErrors) {
+  auto startWith = [&](ServerOptions o) {
+    ControlServer s(h_.engine(), std::move(o));
+    return s.start();
+  };
+  ServerOptions none;
+  EXPECT_FALSE(startWith(none).ok());
+
+  ServerOptions wide = baseOptions();
+  wide.unix_socket.clear();
+  wide.tcp_listen = "0.0.0.0:0";
+  Status s = startWith(wide);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("loopback"), std::string::npos) << s.message();
+
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", "nohost:1"}) {
+    ServerOptions o = baseOptions();
+    o.unix_socket.clear();
+    o.tcp_listen = bad;
+    EXPECT_FALSE(startWith(o).ok()) << bad;
+  }
+
+  ServerOptions no_token = baseOptions();
+  no_token.unix_socket.clear();
+  no_token.token_file.clear();
+  EXPECT_FALSE(startWith(no_token).ok());
+  no_token.token_file = dir_.file("missing-token");
+  EXPECT_FALSE(startWith(no_token).ok());
+  no_token.token_file = dir_.write("short", "abc\n");
+  s = startWith(no_token);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("at least"), std::string::npos) << s.message();
+  no_token.token_file = dir_.write("spaces", "0123456789 abcdefghij\n");
+  EXPECT_FALSE(startWith(no_token).ok());
+
+  // An existing regular file is never replaced.
+  ServerOptions file = baseOptions();
+  file.tcp_listen.clear();
+  file.unix_socket = dir_.write("not-a-socket", "precious");
+  s = startWith(file);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("not a socket"), std::string::npos) << s.message();
+  struct stat st {};
+  ASSERT_EQ(::stat(file.unix_socket.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+
+  ServerOptions too_long = baseOptions();
+  too_long.tcp_listen.clear();
+  too_long.unix_socket = dir_.file(std::string(200, 'l'));
+  EXPECT_FALSE(startWith(too_long).ok());
+}
+
+TEST_F(ServerTest, StaleSocketIsReplacedButALiveOneIsNot) {
+  ServerOptions o = baseOptions();
+  o.tcp_listen.clear();
+  // A socket file nobody listens on, as a crashed server leaves behind.
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, o.unix_socket.c_str(), sizeof(sa.sun_path) - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ::close(fd);
+  start(o);
+  EXPECT_EQ(overUnix(httpRequest("GET", "/v1/stats")).status, 200);
+
+  ControlServer second(h_.engine(), o);
+  Status s = second.start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("another server"), std::string::npos) << s.message();
+  // The first server's socket survived the attempt.
+  EXPECT_EQ(overUnix(httpRequest("GET", "/v1/stats")).status, 200);
+}
+
+TEST_F(ServerTest, TokenFileWhitespaceIsTrimmed) {
+  ServerOptions o = baseOptions();
+  o.token_file = dir_.write("token2", "\n  " + std::string(kToken) + " \r\n");
+  start(o);
+  EXPECT_EQ(overTcp(httpRequest("GET", "/v1/stats", {}, auth())).status, 200);
+  std::string t;
+  ASSERT_TRUE(readTokenFile(o.token_file, &t).ok());
+  EXPECT_EQ(t, kToken);
+}
+
+}  // namespace
+}  // namespace statewall::control
