@@ -1,0 +1,288 @@
+// Engine behaviour around the verdicts: rule and ACL hit counters, the connection list, expiry by
+// sweep, erase, policy publication, a tiny table, and garbage input.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+#include "engine/fixtures.hpp"
+#include "statewall/dataplane/packet_builder.hpp"
+
+namespace statewall::fixtures {
+namespace {
+
+using namespace dataplane;
+using Bytes = std::vector<uint8_t>;
+
+constexpr uint64_t kSec = 1'000'000'000ull;
+
+const char* const kPolicy = R"(version: 1
+groups:
+  srv:
+    inbound:
+      - {proto: tcp, ports: 80, from: 0.0.0.0/0}
+      - {proto: udp, ports: 53, from: 0.0.0.0/0}
+      - {proto: tcp, ports: 9999, from: 0.0.0.0/0}
+    outbound: []
+network_acls:
+  acl:
+    inbound:
+      - {rule: 90, action: deny, proto: all, from: 203.0.113.0/24}
+      - {rule: 100, action: allow, proto: all, from: 0.0.0.0/0}
+    outbound:
+      - {rule: 100, action: allow, proto: all, to: 0.0.0.0/0}
+subnets:
+  s: {cidr: 10.0.1.0/24, acl: acl}
+interfaces:
+  srv-1: {addresses: [10.0.1.10], groups: [srv]}
+)";
+
+rules::RuleId ruleByLabel(const rules::CompiledPolicy& p, const std::string& label) {
+  for (rules::RuleId r = 0; r < p.ruleCount(); ++r) {
+    if (ruleLabel(p, r) == label) return r;
+  }
+  ADD_FAILURE() << "no rule " << label;
+  return rules::kNoRule;
+}
+
+rules::AclEntryId aclEntryByNumber(const rules::CompiledPolicy& p, rules::Direction d, int n) {
+  for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e) {
+    if (p.aclEntry(e).dir == d && p.aclEntry(e).rule_number == n) return e;
+  }
+  ADD_FAILURE() << "no ACL entry " << n;
+  return rules::kNoAclEntry;
+}
+
+// One engine and one worker; packets one at a time at an explicit time.
+class Harness {
+ public:
+  explicit Harness(const std::string& yaml = kPolicy, size_t capacity = 1024)
+      : policy_(compileFixturePolicy(yaml)),
+        engine_(EngineConfig{.table_capacity = capacity}, policy_),
+        worker_(engine_.makeWorker()) {}
+
+  Verdict send(const Bytes& frame, uint64_t now_ns = 1000 * kSec) {
+    PacketRef ref{frame.data(), static_cast<uint32_t>(frame.size())};
+    Verdict v;
+    engine_.process(*worker_, &ref, 1, now_ns, &v);
+    return v;
+  }
+
+  Engine& engine() { return engine_; }
+  Engine::Worker& worker() { return *worker_; }
+  const rules::CompiledPolicy& policy() const { return *policy_; }
+
+ private:
+  rules::CompiledPolicyPtr policy_;
+  Engine engine_;
+  std::unique_ptr<Engine::Worker> worker_;
+};
+
+Bytes tcp(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags,
+          uint32_t seq, uint32_t ack = 0) {
+  return buildTcp({.src = ipAddr(src),
+                   .dst = ipAddr(dst),
+                   .sport = sport,
+                   .dport = dport,
+                   .flags = flags,
+                   .seq = seq,
+                   .ack = ack});
+}
+
+// A handshake from 198.51.100.7:sport to srv-1:80; returns the last verdict.
+Verdict handshake(Harness& h, uint16_t sport, uint64_t now = 1000 * kSec) {
+  EXPECT_EQ(h.send(tcp("198.51.100.7", sport, "10.0.1.10", 80, kSyn, 100), now).reason,
+            Reason::kAllowRule);
+  EXPECT_EQ(h.send(tcp("10.0.1.10", 80, "198.51.100.7", sport, kSyn | kAck, 500, 101), now).reason,
+            Reason::kAllowTracked);
+  return h.send(tcp("198.51.100.7", sport, "10.0.1.10", 80, kAck, 101, 501), now);
+}
+
+TEST(EngineCounters, RuleHitsCountRuleDecisionsOnly) {
+  Harness h;
+  for (uint16_t p = 1000; p < 1003; ++p)
+    EXPECT_EQ(handshake(h, p).reason, Reason::kAllowTracked);
+  const Bytes req = buildUdp(
+      {.src = ipAddr("198.51.100.7"), .dst = ipAddr("10.0.1.10"), .sport = 5000, .dport = 53});
+  const Bytes resp = buildUdp(
+      {.src = ipAddr("10.0.1.10"), .dst = ipAddr("198.51.100.7"), .sport = 53, .dport = 5000});
+  EXPECT_EQ(h.send(req).reason, Reason::kAllowRule);
+  EXPECT_EQ(h.send(resp).reason, Reason::kAllowTracked);
+  EXPECT_EQ(h.send(req).reason, Reason::kAllowTracked);
+
+  const auto hits = h.engine().ruleHits();
+  ASSERT_EQ(hits.size(), h.policy().ruleCount());
+  // Tracked packets do not consult security-group rules (DESIGN.md "Lookup comes first").
+  EXPECT_EQ(hits[ruleByLabel(h.policy(), "srv inbound tcp 80 from 0.0.0.0/0")], 3u);
+  EXPECT_EQ(hits[ruleByLabel(h.policy(), "srv inbound udp 53 from 0.0.0.0/0")], 1u);
+  EXPECT_EQ(hits[ruleByLabel(h.policy(), "srv inbound tcp 9999 from 0.0.0.0/0")], 0u);
+  const Counters c = h.engine().counters();
+  EXPECT_EQ(c.totalPackets(), 12u);
+  EXPECT_EQ(c.packets[static_cast<size_t>(Reason::kAllowRule)], 4u);
+  EXPECT_EQ(c.packets[static_cast<size_t>(Reason::kAllowTracked)], 8u);
+  EXPECT_EQ(c.connections_created, 4u);
+}
+
+TEST(EngineCounters, AclHitsNameTheDecidingEntry) {
+  Harness h;
+  for (uint16_t p = 1; p <= 2; ++p) {
+    const Verdict v = h.send(tcp("203.0.113.5", p, "10.0.1.10", 80, kSyn, 1));
+    EXPECT_EQ(v.reason, Reason::kDenyAcl);
+    EXPECT_EQ(v.acl_entry, aclEntryByNumber(h.policy(), rules::Direction::kInbound, 90));
+  }
+  const auto hits = h.engine().aclHits();
+  ASSERT_EQ(hits.size(), h.policy().aclEntryCount());
+  EXPECT_EQ(hits[aclEntryByNumber(h.policy(), rules::Direction::kInbound, 90)], 2u);
+  // Nothing fell through to the inbound '*' entry.
+  EXPECT_EQ(hits[h.policy().acl(0).default_entry[0]], 0u);
+  EXPECT_EQ(h.engine().ruleHits()[ruleByLabel(h.policy(), "srv inbound tcp 80 from 0.0.0.0/0")],
+            0u);
+}
+
+TEST(EngineCounters, ConnectionListAndExpiry) {
+  Harness h;
+  EXPECT_EQ(handshake(h, 4000).reason, Reason::kAllowTracked);
+  EXPECT_EQ(h.engine().connectionCount(), 1u);
+  size_t seen = 0;
+  h.engine().forEachConnection([&](const ConnectionInfo& ci) {
+    ++seen;
+    EXPECT_EQ(ci.proto, kIpProtoTcp);
+    EXPECT_EQ(ci.orig_src, ipAddr("198.51.100.7"));
+    EXPECT_EQ(ci.orig_dst, ipAddr("10.0.1.10"));
+    EXPECT_EQ(ci.orig_sport, 4000);
+    EXPECT_EQ(ci.orig_dport, 80);
+    EXPECT_EQ(ci.tcp_state, TcpState::kEstablished);
+    EXPECT_TRUE(ci.replied);
+    EXPECT_TRUE(ci.dst_side_tracked);
+    EXPECT_EQ(ci.opened_by, ruleByLabel(h.policy(), "srv inbound tcp 80 from 0.0.0.0/0"));
+    // AWS profile: established connections idle 432000 s.
+    EXPECT_EQ(ci.expires_ns, 1000 * kSec + 432000 * kSec);
+  });
+  EXPECT_EQ(seen, 1u);
+
+  const uint64_t later = 1000 * kSec + 432001 * kSec;
+  for (int i = 0; i < 64 && h.engine().connectionCount() != 0; ++i) {
+    h.engine().sweep(h.worker(), later, 1 << 20);
+  }
+  EXPECT_EQ(h.engine().connectionCount(), 0u);
+  EXPECT_GE(h.engine().counters().connections_expired, 1u);
+  // The expired connection gives no help any more.
+  EXPECT_EQ(h.send(tcp("10.0.1.10", 80, "198.51.100.7", 4000, kAck, 501, 101), later).reason,
+            Reason::kDenySg);
+}
+
+TEST(EngineCounters, EraseConnections) {
+  Harness h;
+  EXPECT_EQ(handshake(h, 4100).reason, Reason::kAllowTracked);
+  EXPECT_EQ(handshake(h, 4101).reason, Reason::kAllowTracked);
+  EXPECT_EQ(
+      h.engine().eraseConnections([](const ConnectionInfo& ci) { return ci.orig_sport == 4100; }),
+      1u);
+  EXPECT_EQ(h.engine().connectionCount(), 1u);
+  EXPECT_EQ(h.send(tcp("10.0.1.10", 80, "198.51.100.7", 4100, kAck, 501, 101)).reason,
+            Reason::kDenySg);
+  EXPECT_EQ(h.send(tcp("10.0.1.10", 80, "198.51.100.7", 4101, kAck, 501, 101)).reason,
+            Reason::kAllowTracked);
+}
+
+TEST(EngineCounters, PublishSwapsThePolicy) {
+  Harness h;
+  const uint64_t v0 = h.engine().policyVersion();
+  EXPECT_EQ(h.engine().policy().get(), &h.policy());
+  auto next = compileFixturePolicy(R"(version: 1
+groups:
+  srv:
+    inbound: [{proto: tcp, ports: 8080, from: 0.0.0.0/0}]
+    outbound: []
+interfaces:
+  srv-1: {addresses: [10.0.1.10], groups: [srv]}
+)");
+  h.engine().publish(next);
+  EXPECT_NE(h.engine().policyVersion(), v0);
+  EXPECT_EQ(h.engine().policy(), next);
+  EXPECT_EQ(h.engine().ruleHits().size(), next->ruleCount());
+  EXPECT_EQ(h.engine().aclHits().size(), next->aclEntryCount());
+  EXPECT_EQ(h.send(tcp("198.51.100.7", 1, "10.0.1.10", 80, kSyn, 1)).reason, Reason::kDenySg);
+  const Verdict v = h.send(tcp("198.51.100.7", 1, "10.0.1.10", 8080, kSyn, 1));
+  EXPECT_EQ(v.reason, Reason::kAllowRule);
+  EXPECT_EQ(ruleLabel(*next, v.rule), "srv inbound tcp 8080 from 0.0.0.0/0");
+}
+
+TEST(EngineCounters, TinyTableDeniesNewConnections) {
+  Harness h(kPolicy, 2);
+  EXPECT_GE(h.engine().capacity(), 2u);
+  size_t allowed = 0;
+  size_t full = 0;
+  for (uint16_t p = 1; p <= 200; ++p) {
+    const Verdict v = h.send(tcp("198.51.100.7", p, "10.0.1.10", 80, kSyn, 1));
+    if (v.reason == Reason::kAllowRule) ++allowed;
+    if (v.reason == Reason::kDenyTableFull) ++full;
+  }
+  EXPECT_EQ(allowed + full, 200u);
+  EXPECT_LE(allowed, h.engine().capacity());
+  EXPECT_GE(allowed, 2u);
+  EXPECT_EQ(h.engine().connectionCount(), allowed);
+  EXPECT_EQ(h.engine().counters().packets[static_cast<size_t>(Reason::kDenyTableFull)], full);
+}
+
+TEST(EngineCounters, TcpInvalidCounted) {
+  Harness h;
+  EXPECT_EQ(handshake(h, 4200).reason, Reason::kAllowTracked);
+  const uint64_t before = h.engine().counters().tcp_invalid;
+  const Verdict v = h.send(tcp("198.51.100.7", 4200, "10.0.1.10", 80, kSyn | kFin, 101));
+  EXPECT_NE(v.flags & kFlagTcpInvalid, 0);
+  const Verdict w = h.send(tcp("10.0.1.10", 80, "198.51.100.7", 4200, kAck, 501 + 1000000, 101));
+  EXPECT_NE(w.flags & kFlagTcpInvalid, 0);
+  EXPECT_EQ(w.reason, Reason::kDenySg);
+  EXPECT_EQ(h.engine().counters().tcp_invalid, before + 2);
+}
+
+TEST(EngineCounters, ParsedPacketsHandedBack) {
+  Harness h;
+  const Bytes f = tcp("198.51.100.7", 4300, "10.0.1.10", 80, kSyn, 1);
+  PacketRef ref{f.data(), static_cast<uint32_t>(f.size())};
+  Verdict v;
+  ParsedPacket pp;
+  h.engine().process(h.worker(), &ref, 1, kSec, &v, &pp);
+  EXPECT_EQ(v.reason, Reason::kAllowRule);
+  EXPECT_EQ(pp.src, ipAddr("198.51.100.7"));
+  EXPECT_EQ(pp.dport, 80);
+  EXPECT_EQ(pp.tcp_flags, kSyn);
+}
+
+// Random bytes and mutated real frames: every packet gets exactly one reason, nothing crashes.
+TEST(EngineCounters, GarbageInGetsOneReasonEach) {
+  Harness h;
+  std::mt19937 rng(12345);
+  const Bytes base = tcp("198.51.100.7", 4400, "10.0.1.10", 80, kSyn, 1);
+  size_t n = 0;
+  for (int round = 0; round < 200; ++round) {
+    std::vector<Bytes> frames;
+    for (int i = 0; i < 32; ++i) {
+      Bytes b = base;
+      if (i % 2 == 0) {
+        b.resize(rng() % 100);
+        for (auto& x : b)
+          x = static_cast<uint8_t>(rng());
+      } else {
+        for (int k = 0; k < 3; ++k)
+          b[rng() % b.size()] = static_cast<uint8_t>(rng());
+        b.resize(rng() % (b.size() + 1));
+      }
+      frames.push_back(std::move(b));
+    }
+    PacketRef refs[32];
+    for (int i = 0; i < 32; ++i) {
+      refs[i] = PacketRef{frames[i].data(), static_cast<uint32_t>(frames[i].size())};
+    }
+    Verdict v[32];
+    h.engine().process(h.worker(), refs, 32, static_cast<uint64_t>(round + 1) * kSec, v);
+    for (const Verdict& x : v)
+      EXPECT_LT(static_cast<size_t>(x.reason), kReasonCount);
+    n += 32;
+  }
+  EXPECT_EQ(h.engine().counters().totalPackets(), n);
+}
+
+}  // namespace
+}  // namespace statewall::fixtures
