@@ -86,6 +86,12 @@ X denyInvalid(St st = kAnyState) {
 X denyFull() {
   return X{Reason::kDenyTableFull};
 }
+// A non-first fragment whose first fragment was never seen. Whether it carries kFlagFragment
+// ("a non-first fragment, judged by its first fragment's verdict") is left open: it is one, but
+// no first fragment judged it.
+X orphanFragment() {
+  return X{Reason::kDenyMalformed, kAnyState, {}, 0, "fragment"}.dontCare(kFlagFragment);
+}
 X malformed(std::optional<std::string> layer) {
   return X{Reason::kDenyMalformed, kAnyState, {}, 0, std::move(layer)};
 }
@@ -729,6 +735,18 @@ void tcpBasics() {
     put(fx);
   }
   {
+    Fx fx("tcp4_scan_then_connect",
+          "a scan packet that cannot open a connection leaves nothing behind: a real handshake on "
+          "the same ports afterwards works normally",
+          mainPolicy());
+    Tcp t(kExt4, 40022, kSrv4, 80);
+    fx.add("NULL scan", t.cAt(0, 1, 0), allowRule(kSrv80, kAnyState, kFlagTcpInvalid));
+    fx.add("SYN+ACK probe", t.cAt(kSynAck, 5, 9), allowRule(kSrv80, kAnyState, kFlagTcpInvalid));
+    fx.add("RST probe", t.cAt(kRst, 77, 0), allowRule(kSrv80, kAnyState, kFlagTcpInvalid));
+    established(fx, t, kSrv80);
+    put(fx);
+  }
+  {
     Fx fx("tcp4_mid_stream_pickup",
           "a non-SYN first packet creates a loose entry where its own rules allow it",
           mainPolicy());
@@ -1129,8 +1147,8 @@ void fragments() {
     Fx fx("frag4_without_first", "a fragment whose first fragment was never seen is denied", p);
     auto frags =
         fragment(udp(kExt4, 8002, kSrv4, 53, 3000, {.ip_id = 0x3333}), 1500, {.ip_id = 0x3333});
-    fx.add("middle fragment alone", frags[1], malformed("fragment"));
-    fx.add("last fragment alone", frags[2], malformed("fragment"));
+    fx.add("middle fragment alone", frags[1], orphanFragment());
+    fx.add("last fragment alone", frags[2], orphanFragment());
     put(fx);
   }
   {
@@ -1138,7 +1156,7 @@ void fragments() {
           p);
     auto frags =
         fragment(udp(kExt4, 8003, kSrv4, 53, 3000, {.ip_id = 0x4444}), 1500, {.ip_id = 0x4444});
-    fx.add("last fragment first", frags[2], malformed("fragment"));
+    fx.add("last fragment first", frags[2], orphanFragment());
     fx.add("first fragment", frags[0], allowRule(kSrv53));
     fx.add("middle fragment", frags[1], allowRule(kSrv53, kAnyState, kFlagFragment));
     put(fx);
@@ -1177,7 +1195,7 @@ void fragments() {
     fx.add("first fragment, closed port", denied[0], denySg(kSrvIn));
     fx.add("later fragment, closed port", denied[1], denySg(kSrvIn, kAnyState, kFlagFragment));
     auto orphan = fragment(udp(kExt6, 8102, kSrv6, 53, 3000), 1280, {}, 0xabc3);
-    fx.add("later fragment without its first", orphan[1], malformed("fragment"));
+    fx.add("later fragment without its first", orphan[1], orphanFragment());
     put(fx);
   }
 }

@@ -79,14 +79,15 @@ class Harness {
 };
 
 Bytes tcp(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags,
-          uint32_t seq, uint32_t ack = 0) {
+          uint32_t seq, uint32_t ack = 0, size_t len = 0) {
   return buildTcp({.src = ipAddr(src),
                    .dst = ipAddr(dst),
                    .sport = sport,
                    .dport = dport,
                    .flags = flags,
                    .seq = seq,
-                   .ack = ack});
+                   .ack = ack,
+                   .payload_len = len});
 }
 
 // A handshake from 198.51.100.7:sport to srv-1:80; returns the last verdict.
@@ -135,6 +136,8 @@ TEST(EngineCounters, AclHitsNameTheDecidingEntry) {
   EXPECT_EQ(hits[aclEntryByNumber(h.policy(), rules::Direction::kInbound, 90)], 2u);
   // Nothing fell through to the inbound '*' entry.
   EXPECT_EQ(hits[h.policy().acl(0).default_entry[0]], 0u);
+  // The packets never reached srv's security group (DESIGN.md: arriving at D a packet meets D's
+  // subnet ACL, then D's groups), so its rules were not hit.
   EXPECT_EQ(h.engine().ruleHits()[ruleByLabel(h.policy(), "srv inbound tcp 80 from 0.0.0.0/0")],
             0u);
 }
@@ -231,7 +234,9 @@ TEST(EngineCounters, TcpInvalidCounted) {
   const uint64_t before = h.engine().counters().tcp_invalid;
   const Verdict v = h.send(tcp("198.51.100.7", 4200, "10.0.1.10", 80, kSyn | kFin, 101));
   EXPECT_NE(v.flags & kFlagTcpInvalid, 0);
-  const Verdict w = h.send(tcp("10.0.1.10", 80, "198.51.100.7", 4200, kAck, 501 + 1000000, 101));
+  // Data far beyond the client's window (a bare ACK's sequence number is not checked).
+  const Verdict w =
+      h.send(tcp("10.0.1.10", 80, "198.51.100.7", 4200, kAck, 501 + 1000000, 101, 10));
   EXPECT_NE(w.flags & kFlagTcpInvalid, 0);
   EXPECT_EQ(w.reason, Reason::kDenySg);
   EXPECT_EQ(h.engine().counters().tcp_invalid, before + 2);

@@ -74,8 +74,8 @@ TEST_P(EngineFixture, VerdictsMatchExpectations) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, EngineFixture, ::testing::Range<size_t>(0, allFixtures().size()),
-                         [](const ::testing::TestParamInfo<size_t>& info) {
-                           return allFixtures()[info.param].name;
+                         [](const ::testing::TestParamInfo<size_t>& param_info) {
+                           return allFixtures()[param_info.param].name;
                          });
 
 }  // namespace
