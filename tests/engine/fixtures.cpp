@@ -284,20 +284,20 @@ std::string mainPolicy(const std::string& top = "", const std::string& srv_inbou
   return p;
 }
 
-const std::string kSrv80 = "srv inbound tcp 80 from 0.0.0.0/0, ::/0";
-const std::string kSrv8080 = "srv inbound tcp 8080 from 0.0.0.0/0, ::/0";
-const std::string kSrv53 = "srv inbound udp 53 from 0.0.0.0/0, ::/0";
-const std::string kSrvPing = "srv inbound icmp type 8 code any from 0.0.0.0/0";
-const std::string kSrvPing6 = "srv inbound icmpv6 type 128 code any from ::/0";
-const std::string kSrvGre = "srv inbound 47 from 0.0.0.0/0";
-const std::string kSrvSctp = "srv inbound 132 from ::/0";
-const std::string kCliOut = "cli outbound all to 0.0.0.0/0, ::/0";
-const std::string kSrvOut = "srv-1 outbound";
-const std::string kSrvIn = "srv-1 inbound";
-const std::string kCliIn = "cli-1 inbound";
+constexpr const char* kSrv80 = "srv inbound tcp 80 from 0.0.0.0/0, ::/0";
+constexpr const char* kSrv8080 = "srv inbound tcp 8080 from 0.0.0.0/0, ::/0";
+constexpr const char* kSrv53 = "srv inbound udp 53 from 0.0.0.0/0, ::/0";
+constexpr const char* kSrvPing = "srv inbound icmp type 8 code any from 0.0.0.0/0";
+constexpr const char* kSrvPing6 = "srv inbound icmpv6 type 128 code any from ::/0";
+constexpr const char* kSrvGre = "srv inbound 47 from 0.0.0.0/0";
+constexpr const char* kSrvSctp = "srv inbound 132 from ::/0";
+constexpr const char* kCliOut = "cli outbound all to 0.0.0.0/0, ::/0";
+constexpr const char* kSrvOut = "srv-1 outbound";
+constexpr const char* kSrvIn = "srv-1 inbound";
+constexpr const char* kCliIn = "cli-1 inbound";
 
 // Two interfaces of one group that may open TCP connections to each other in both directions.
-const std::string kPeerPolicy =
+constexpr const char* kPeerPolicy =
     "version: 1\n"
     "groups:\n"
     "  peer:\n"
@@ -306,7 +306,7 @@ const std::string kPeerPolicy =
     "interfaces:\n"
     "  peer-1: {addresses: [10.0.5.1], groups: [peer]}\n"
     "  peer-2: {addresses: [10.0.5.2], groups: [peer]}\n";
-const std::string kPeerRule = "peer inbound tcp all from sg:peer";
+constexpr const char* kPeerRule = "peer inbound tcp all from sg:peer";
 
 // AWS untracked flows (DESIGN.md "Untracked"): inbound rules from 0.0.0.0/0 or ::/0 while the
 // default outbound rule allows everything.
@@ -325,16 +325,16 @@ std::string awsPolicy(bool with_ssh = true, bool default_outbound = true) {
        "  bastion-1: {addresses: [10.0.4.40, \"2001:db8:4::40\"], groups: [bastion]}\n";
   return p;
 }
-const std::string kBastionSsh = "bastion inbound tcp 22 from 0.0.0.0/0";
-const std::string kBastionIke = "bastion inbound udp 500 from ::/0";
-const std::string kBastion2222 = "bastion inbound tcp 2222 from 198.51.100.0/24";
-const std::string kBastionPing = "bastion inbound icmp type 8 code any from 0.0.0.0/0";
-const std::string kBastionOut = "bastion outbound all to 0.0.0.0/0, ::/0";
+constexpr const char* kBastionSsh = "bastion inbound tcp 22 from 0.0.0.0/0";
+constexpr const char* kBastionIke = "bastion inbound udp 500 from ::/0";
+constexpr const char* kBastion2222 = "bastion inbound tcp 2222 from 198.51.100.0/24";
+constexpr const char* kBastionPing = "bastion inbound icmp type 8 code any from 0.0.0.0/0";
+constexpr const char* kBastionOut = "bastion outbound all to 0.0.0.0/0, ::/0";
 constexpr const char* kBastion4 = "10.0.4.40";
 constexpr const char* kBastion6 = "2001:db8:4::40";
 
 // Three tiers with group references on both sides.
-const std::string kTierPolicy =
+constexpr const char* kTierPolicy =
     "version: 1\n"
     "groups:\n"
     "  web:\n"
@@ -393,9 +393,9 @@ std::string aclPolicy(bool ephemeral_rule = true) {
        "  srv-2: {addresses: [10.0.1.11], groups: [srv]}\n";
   return p;
 }
-const std::string kAclSrv80 = "srv inbound tcp 80 from 0.0.0.0/0, ::/0";
-const std::string kAclSrv8000 = "srv inbound tcp 8000 from sg:srv";
-const std::string kAclSrvNtp = "srv outbound udp 123 to 0.0.0.0/0";
+constexpr const char* kAclSrv80 = "srv inbound tcp 80 from 0.0.0.0/0, ::/0";
+constexpr const char* kAclSrv8000 = "srv inbound tcp 8000 from sg:srv";
+constexpr const char* kAclSrvNtp = "srv outbound udp 123 to 0.0.0.0/0";
 
 // ---------------------------------------------------------------------------------------------
 // Common packet sequences (append packets with their expectations).
@@ -2057,7 +2057,7 @@ void tcpTransitionRows() {
     if (!rc) continue;  // reported by the table test (transitionRowsWithoutFixture())
     const bool o = row.dir == TcpDir::kOriginal;
     const bool peer_policy = row.action == TcpAction::kReopen && !o;
-    const std::string& rule = peer_policy ? kPeerRule : kSrv80;
+    const std::string rule = peer_policy ? kPeerRule : kSrv80;
     std::string name = "tcp_row_" + std::to_string(i) + "_" + lower(tcpStateName(row.from)) + "_" +
                        std::string(tcpDirName(row.dir)) + "_" + lower(tcpEventName(row.event));
     if (row.guard != TcpGuard::kAlways) name += "_guarded";
