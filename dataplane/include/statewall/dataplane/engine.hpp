@@ -153,6 +153,9 @@ class Engine {
   void offline(Worker& w) noexcept;
 
  private:
+  template <class Fn>
+  void walk(Fn&& fn) const;
+
   std::unique_ptr<Impl> impl_;
 };
 

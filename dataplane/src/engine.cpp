@@ -1,0 +1,910 @@
+// The verdict engine (DESIGN.md "Direction", "Connection tracking", "Verdicts and reasons").
+//
+// Per burst: parse every frame, build the flow keys, look the IPv4 ones up in bulk (the table
+// prefetches buckets and entries for the whole burst), then decide each packet in order. A packet
+// whose bulk lookup missed is looked up again when its turn comes, because an earlier packet of
+// the same burst may have created its connection. The burst ends with a quiescent point, after
+// which the worker holds no reference into the table or to the policy.
+#include "statewall/dataplane/engine.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "fragment_table.hpp"
+#include "statewall/dataplane/conn_table.hpp"
+#include "statewall/dataplane/flow_key.hpp"
+#include "statewall/dataplane/qsbr.hpp"
+#include "statewall/rules/evaluate.hpp"
+
+namespace statewall::dataplane {
+
+using rules::Direction;
+using rules::RuleId;
+using rules::TimeoutKey;
+
+namespace {
+
+constexpr uint64_t kNsPerSec = 1'000'000'000ull;
+constexpr uint64_t kFragmentLifetimeNs = 30 * kNsPerSec;  // as Linux ipfrag_time
+
+// ConnValue::meta: which sides of the connection are protected and tracked, and what the engine
+// learned about the flow. The high 16 bits hold the generation of the policy the low bits were
+// computed under; a packet under a newer policy recomputes the protection and ACL bits.
+enum MetaBit : uint32_t {
+  kOrigProtected = 1u << 0,  // the originator's address is a protected interface
+  kRespProtected = 1u << 1,
+  kOrigTracked = 1u << 2,  // the originator's side allowed the opening packet as a tracked flow
+  kRespTracked = 1u << 3,
+  kAclOnPath = 1u << 4,  // some network ACL sees packets of this connection
+  kReplied = 1u << 5,    // the responder has sent a packet
+  kStream = 1u << 6,     // UDP: more than one exchange
+  kMidStream = 1u << 7,  // TCP picked up without its SYN: loose window checks
+  kIcmpEcho = 1u << 8,   // ICMP/ICMPv6 echo keyed by identifier
+};
+constexpr uint32_t kGenShift = 16;
+constexpr uint32_t kLowMask = (1u << kGenShift) - 1;
+
+// The engine's per-connection state, embedded in the table entry (at most 40 bytes so that an
+// IPv4 entry is one cache line). Written with atomics: both directions of a connection may be
+// handled by two threads at once.
+struct ConnValue {
+  TcpConnState tcp;
+  std::atomic<uint32_t> opened_by{rules::kNoRule};
+  std::atomic<uint32_t> meta{0};
+};
+static_assert(sizeof(ConnValue) <= 40, "an IPv4 table entry must stay within one cache line");
+
+using Table4 = ConnTable<FlowKey4, ConnValue>;
+using Table6 = ConnTable<FlowKey6, ConnValue>;
+
+// The published policy with what the data path derives from it once, and its hit counters
+// (one stripe per worker so that workers never write the same cache line).
+struct PolicyNode {
+  rules::CompiledPolicyPtr policy;
+  uint64_t version = 0;
+  uint16_t gen = 0;
+  size_t n_rules = 0;
+  size_t n_acl = 0;
+  std::unique_ptr<std::atomic<uint64_t>[]> rule_hits;  // [kMaxWorkers][n_rules]
+  std::unique_ptr<std::atomic<uint64_t>[]> acl_hits;   // [kMaxWorkers][n_acl]
+  std::array<uint64_t, rules::kTimeoutKeyCount> timeout_ns{};
+  bool strict = false;
+  bool unprotected_allow = true;
+
+  uint64_t timeout(TimeoutKey k) const { return timeout_ns[static_cast<size_t>(k)]; }
+};
+
+std::unique_ptr<PolicyNode> makeNode(rules::CompiledPolicyPtr p, uint64_t version) {
+  auto n = std::make_unique<PolicyNode>();
+  n->version = version;
+  n->gen = static_cast<uint16_t>(version);
+  n->n_rules = p->ruleCount();
+  n->n_acl = p->aclEntryCount();
+  n->rule_hits =
+      std::make_unique<std::atomic<uint64_t>[]>(kMaxWorkers * std::max<size_t>(n->n_rules, 1));
+  n->acl_hits =
+      std::make_unique<std::atomic<uint64_t>[]>(kMaxWorkers * std::max<size_t>(n->n_acl, 1));
+  for (size_t k = 0; k < rules::kTimeoutKeyCount; ++k)
+    n->timeout_ns[k] = uint64_t{p->timeouts().seconds[k]} * kNsPerSec;
+  n->strict = p->strict();
+  n->unprotected_allow = p->unprotectedAllow();
+  n->policy = std::move(p);
+  return n;
+}
+
+// Adds to a single-writer counter without a locked instruction; readers on other threads see a
+// torn-free value because the load and store are atomic.
+inline void bump(std::atomic<uint64_t>& c, uint64_t v = 1) {
+  c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+}
+
+// Which kind of connection an IP packet belongs to, and its key ports.
+enum class ConnKind : uint8_t { kNone, kTcp, kUdp, kIcmpEcho, kOther };
+
+struct KeyPorts {
+  ConnKind kind;
+  uint16_t sport, dport;
+  bool opens;  // may create a connection when allowed
+};
+
+KeyPorts keyPortsOf(const ParsedPacket& p) {
+  switch (p.proto) {
+    case kIpProtoTcp:
+      // A RST never opens a connection: nothing would follow it.
+      return {ConnKind::kTcp, p.sport, p.dport, (p.tcp_flags & kRst) == 0};
+    case kIpProtoUdp:
+      return {ConnKind::kUdp, p.sport, p.dport, true};
+    case kIpProtoIcmp:
+    case kIpProtoIcmpv6:
+      if (p.icmp_is_echo_request || p.icmp_is_echo_reply)
+        return {ConnKind::kIcmpEcho, p.icmp_id, p.icmp_id, p.icmp_is_echo_request};
+      return {ConnKind::kNone, 0, 0, false};  // errors and other messages: rules only
+    default:
+      return {ConnKind::kOther, 0, 0, true};
+  }
+}
+
+rules::Flow5 flowOf(const ParsedPacket& p) {
+  rules::Flow5 f;
+  f.proto = p.proto;
+  f.src = p.src;
+  f.dst = p.dst;
+  f.sport = p.sport;
+  f.dport = p.dport;
+  f.icmp_type = p.icmp_type;
+  f.icmp_code = p.icmp_code;
+  return f;
+}
+
+TcpSegment segmentOf(const ParsedPacket& p) {
+  TcpSegment s{};
+  s.flags = p.tcp_flags;
+  s.seq = p.seq;
+  s.ack = p.ack;
+  s.win = p.window;
+  s.payload_len = p.l4_payload_len;
+  s.wscale = p.tcp_opt.wscale;
+  s.sack_permitted = p.tcp_opt.sack_permitted;
+  return s;
+}
+
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  return x ^ (x >> 33);
+}
+
+uint64_t fragmentTag(const ParsedPacket& p) {
+  uint64_t h = mix64(p.src.hi ^ mix64(p.src.lo));
+  h = mix64(h ^ p.dst.hi ^ mix64(p.dst.lo + p.frag_id));
+  h = mix64(h ^ (uint64_t{p.proto} << 8) ^ static_cast<uint64_t>(p.family));
+  return h | 1;  // never 0 (0 marks an empty slot)
+}
+
+}  // namespace
+
+struct Engine::Worker::State {
+  Engine::Impl* impl = nullptr;
+  unsigned slot = 0;
+  unsigned qsbr = Qsbr::kNoThread;
+  alignas(64) std::atomic<uint64_t> packets[kReasonCount] = {};
+  std::atomic<uint64_t> bytes[kReasonCount] = {};
+  std::atomic<uint64_t> created{0};
+  std::atomic<uint64_t> expired{0};
+  std::atomic<uint64_t> invalid{0};
+  // Burst scratch space.
+  alignas(64) ParsedPacket parsed[kMaxBurst];
+  FlowKey4 keys4[kMaxBurst];
+  uint64_t hashes4[kMaxBurst];
+  Table4::Entry* entries4[kMaxBurst];
+  bool lo_to_hi4[kMaxBurst];
+  uint8_t v4_index[kMaxBurst];  // burst position -> position in keys4, or 0xff
+};
+
+struct Engine::Impl {
+  EngineConfig config;
+  Qsbr qsbr;
+  Table4 table4;
+  Table6 table6;
+  FragmentTable fragments;
+  std::atomic<PolicyNode*> node{nullptr};
+  std::atomic<uint64_t> versions{0};
+  std::atomic<uint64_t> last_now{0};  // the newest time a worker passed to process()
+
+  // Control side: retired policy nodes waiting for a grace period, and the worker slots.
+  std::mutex control_mu;
+  std::vector<std::pair<uint64_t, std::unique_ptr<PolicyNode>>> retired;  // (grace token, node)
+  std::vector<Worker::State*> workers;  // index = slot; nullptr when free
+  // Counters of workers that have gone away, so that totals never go backwards.
+  Counters departed;
+  std::unique_ptr<PolicyNode> current_owner;
+
+  explicit Impl(const EngineConfig& c)
+      : config(c),
+        table4(c.table_capacity, &qsbr),
+        table6(std::max<size_t>(c.table_capacity / 4, 64), &qsbr),
+        fragments(c.fragment_capacity),
+        workers(kMaxWorkers, nullptr) {}
+
+  void reclaimRetired() {  // control_mu held
+    auto it =
+        std::remove_if(retired.begin(), retired.end(), [&](auto& r) { return qsbr.poll(r.first); });
+    retired.erase(it, retired.end());
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Per-packet decision.
+
+namespace {
+
+struct Decider {
+  Engine::Impl& impl;
+  Engine::Worker::State& w;
+  const PolicyNode& node;
+  const rules::CompiledPolicy& pol;
+  uint64_t now;
+
+  void hitRules(const rules::Evaluation& ev) {
+    for (uint8_t i = 0; i < ev.n_checks; ++i) {
+      const rules::Check& c = ev.checks[i];
+      if (c.kind == rules::CheckKind::kSg) {
+        if (c.sg.rule != rules::kNoRule) bump(node.rule_hits[w.slot * node.n_rules + c.sg.rule]);
+      } else if (c.acl.entry != rules::kNoAclEntry) {
+        bump(node.acl_hits[w.slot * node.n_acl + c.acl.entry]);
+      }
+    }
+  }
+
+  // The verdict for a packet the rules denied: the first check that said no.
+  static void denyFrom(const rules::Evaluation& ev, Verdict* v) {
+    if (ev.first_deny < 0) {  // unprotected traffic with `unprotected: deny`
+      v->reason = Reason::kDenySg;
+      return;
+    }
+    const rules::Check& c = ev.checks[static_cast<size_t>(ev.first_deny)];
+    if (c.kind == rules::CheckKind::kAcl) {
+      v->reason = Reason::kDenyAcl;
+      v->acl_entry = c.acl.entry;
+    } else {
+      v->reason = Reason::kDenySg;
+      v->deny_iface = c.iface;
+      v->deny_dir = c.dir;
+    }
+  }
+
+  // The rule to name for a packet allowed by rules: the destination side's inbound rule when that
+  // side is protected, else the source side's outbound rule.
+  static RuleId decidingRule(const rules::Evaluation& ev) {
+    RuleId r = rules::kNoRule;
+    for (uint8_t i = 0; i < ev.n_checks; ++i) {
+      const rules::Check& c = ev.checks[i];
+      if (c.kind == rules::CheckKind::kSg && c.sg.rule != rules::kNoRule) r = c.sg.rule;
+    }
+    return r;
+  }
+
+  // Judges a packet by the rules of its own direction alone (first packets, untracked flows,
+  // INVALID packets and anything no connection helps).
+  bool judgeByRules(const rules::Flow5& f, rules::EvalMode mode, rules::Evaluation* ev,
+                    Verdict* v) {
+    rules::evaluate(pol, f, mode, ev);
+    hitRules(*ev);
+    if (!ev->allowed) {
+      denyFrom(*ev, v);
+      return false;
+    }
+    if (ev->unprotected) {
+      v->reason = Reason::kAllowUnprotected;
+    } else if (ev->untracked) {
+      v->reason = Reason::kAllowUntracked;
+      v->flags |= kFlagUntracked;
+    } else {
+      v->reason = Reason::kAllowRule;
+    }
+    v->rule = decidingRule(*ev);
+    return true;
+  }
+
+  // Meta bits for a connection opened by packet f under evaluation ev.
+  uint32_t openingMeta(const rules::Evaluation& ev) const {
+    uint32_t m = 0;
+    if (ev.src_protected) m |= kOrigProtected;
+    if (ev.dst_protected) m |= kRespProtected;
+    for (uint8_t i = 0; i < ev.n_checks; ++i) {
+      const rules::Check& c = ev.checks[i];
+      if (c.kind == rules::CheckKind::kAcl) {
+        m |= kAclOnPath;
+      } else if (c.sg.allowed() && !c.sg.untracked) {
+        m |= c.dir == Direction::kOutbound ? kOrigTracked : kRespTracked;
+      }
+    }
+    return m | (uint32_t{node.gen} << kGenShift);
+  }
+
+  // Brings a connection's protection and ACL bits up to date with the current policy. Tracking
+  // is kept for sides that stay protected; a side that became protected is untracked (its rules
+  // are consulted packet by packet) since no rule of its allowed the connection.
+  uint32_t currentMeta(ConnValue& val, const rules::IpAddr& orig, const rules::IpAddr& resp,
+                       uint8_t proto) {
+    uint32_t m = val.meta.load(std::memory_order_acquire);
+    while ((m >> kGenShift) != node.gen) {
+      rules::Flow5 f{};
+      f.proto = proto;
+      f.src = orig;
+      f.dst = resp;
+      rules::Evaluation ev;
+      rules::evaluate(pol, f, rules::EvalMode::kAclOnly, &ev);
+      bool acl_fwd = false;
+      for (uint8_t i = 0; i < ev.n_checks; ++i)
+        if (ev.checks[i].kind == rules::CheckKind::kAcl) acl_fwd = true;
+      uint32_t fresh = m & (kReplied | kStream | kMidStream | kIcmpEcho);
+      if (ev.src_protected) {
+        fresh |= kOrigProtected;
+        if ((m & kOrigProtected) && (m & kOrigTracked)) fresh |= kOrigTracked;
+      }
+      if (ev.dst_protected) {
+        fresh |= kRespProtected;
+        if ((m & kRespProtected) && (m & kRespTracked)) fresh |= kRespTracked;
+      }
+      if (acl_fwd) fresh |= kAclOnPath;
+      fresh |= uint32_t{node.gen} << kGenShift;
+      if (val.meta.compare_exchange_weak(m, fresh, std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+        return fresh;
+    }
+    return m;
+  }
+
+  TimeoutKey timeoutKeyOf(ConnKind kind, const ConnValue& val, uint32_t meta) const {
+    switch (kind) {
+      case ConnKind::kTcp:
+        return tcpTimeoutKey(val.tcp.state());
+      case ConnKind::kUdp:
+        return (meta & kStream) ? TimeoutKey::kUdpStream : TimeoutKey::kUdp;
+      case ConnKind::kIcmpEcho:
+        return TimeoutKey::kIcmp;
+      default:
+        return TimeoutKey::kOther;
+    }
+  }
+
+  template <class Table, class Key>
+  void decideIp(Table& table, typename Table::Entry* e, const Key& key, uint64_t hash,
+                bool pkt_lo_to_hi, const ParsedPacket& p, const KeyPorts& kp, uint32_t len,
+                Verdict* v);
+
+  void decideIcmpError(const ParsedPacket& p, Verdict* v);
+  void decide(const ParsedPacket& p, uint32_t len, Table4::Entry* prefetched, const FlowKey4* k4,
+              uint64_t h4, Verdict* v);
+};
+
+// Decides a TCP/UDP/ICMP-echo/other-protocol packet given its table lookup (e may be null or dead).
+template <class Table, class Key>
+void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, uint64_t hash,
+                       bool pkt_lo_to_hi, const ParsedPacket& p, const KeyPorts& kp,
+                       uint32_t /*len*/, Verdict* v) {
+  const rules::Flow5 f = flowOf(p);
+  rules::Evaluation ev;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (e != nullptr) {
+      ConnValue& val = e->value;
+      const bool from_orig = e->fromOriginator(pkt_lo_to_hi);
+      const rules::IpAddr& orig = from_orig ? p.src : p.dst;
+      const rules::IpAddr& resp = from_orig ? p.dst : p.src;
+      uint32_t meta = currentMeta(val, orig, resp, p.proto);
+      v->conn_id = table.connId(e);
+      if (!from_orig) v->flags |= kFlagReply;
+
+      // TCP: the state machine first. An INVALID packet gets no help from its connection.
+      bool invalid = false;
+      if (kp.kind == ConnKind::kTcp) {
+        TcpResult r = val.tcp.track(from_orig ? TcpDir::kOriginal : TcpDir::kReply, segmentOf(p),
+                                    (meta & kMidStream) != 0);
+        v->tcp_before = r.before;
+        v->tcp_after = r.after;
+        if (r.verdict == TcpVerdict::kReopen) {
+          // A new connection on the same addresses and ports: forget the old one.
+          table.erase(e);
+          e = nullptr;
+          v->flags |= kFlagReopened;
+          v->conn_id = 0;
+          v->flags &= static_cast<uint16_t>(~kFlagReply);
+          continue;
+        }
+        if (r.verdict == TcpVerdict::kInvalid) {
+          invalid = true;
+          v->flags |= kFlagTcpInvalid;
+          v->why = r.why;
+          bump(w.invalid);
+        } else if (r.closed || r.after == TcpState::kTimeWait || r.after == TcpState::kClose) {
+          if (r.before != r.after) v->flags |= kFlagConnClosed;
+        }
+      }
+      if (invalid) {
+        if (node.strict) {
+          v->reason = Reason::kDenyInvalid;
+          return;
+        }
+        judgeByRules(f, rules::EvalMode::kFull, &ev, v);
+        return;  // an INVALID packet does not refresh the connection
+      }
+
+      // Which sides still need their rules: protected and not tracked.
+      const uint32_t src_prot = from_orig ? kOrigProtected : kRespProtected;
+      const uint32_t dst_prot = from_orig ? kRespProtected : kOrigProtected;
+      const uint32_t src_trk = from_orig ? kOrigTracked : kRespTracked;
+      const uint32_t dst_trk = from_orig ? kRespTracked : kOrigTracked;
+      const bool need_src = (meta & src_prot) && !(meta & src_trk);
+      const bool need_dst = (meta & dst_prot) && !(meta & dst_trk);
+      const bool tracked_help =
+          ((meta & src_prot) && (meta & src_trk)) || ((meta & dst_prot) && (meta & dst_trk));
+      if (need_src || need_dst || (meta & kAclOnPath)) {
+        rules::EvalMode mode = need_src && need_dst ? rules::EvalMode::kFull
+                               : need_src           ? rules::EvalMode::kSrcSideOnly
+                               : need_dst           ? rules::EvalMode::kDstSideOnly
+                                                    : rules::EvalMode::kAclOnly;
+        rules::evaluate(pol, f, mode, &ev);
+        hitRules(ev);
+        if (!ev.allowed) {
+          denyFrom(ev, v);
+          return;
+        }
+      }
+      if (tracked_help) {
+        v->reason = Reason::kAllowTracked;
+        v->rule = val.opened_by.load(std::memory_order_relaxed);
+      } else if (!(meta & (kOrigProtected | kRespProtected))) {
+        v->reason = Reason::kAllowUnprotected;
+      } else {
+        v->reason = Reason::kAllowUntracked;
+        v->flags |= kFlagUntracked;
+        v->rule = decidingRule(ev);
+      }
+      // Learn about the flow, then push the idle deadline out.
+      if (!from_orig && !(meta & kReplied)) {
+        meta = val.meta.fetch_or(kReplied, std::memory_order_acq_rel) | kReplied;
+      } else if (from_orig && kp.kind == ConnKind::kUdp && (meta & kReplied) && !(meta & kStream)) {
+        meta = val.meta.fetch_or(kStream, std::memory_order_acq_rel) | kStream;
+      }
+      if (!table.refresh(e, now + node.timeout(timeoutKeyOf(kp.kind, val, meta)))) {
+        // The sweep retired it between our lookup and now: it has timed out, start over.
+        e = nullptr;
+        v->flags &= static_cast<uint16_t>(~kFlagReply);
+        v->conn_id = 0;
+        continue;
+      }
+      return;
+    }
+
+    // No connection: the packet's own rules decide, and an allowed opening packet creates one.
+    if (kp.kind == ConnKind::kTcp) v->tcp_before = TcpState::kNone;
+    if (!judgeByRules(f, rules::EvalMode::kFull, &ev, v)) return;
+    if (!kp.opens) return;
+    const bool mid_stream = kp.kind == ConnKind::kTcp && (p.tcp_flags & (kSyn | kAck)) != kSyn;
+    uint32_t meta = openingMeta(ev);
+    if (mid_stream) meta |= kMidStream;
+    if (kp.kind == ConnKind::kIcmpEcho) meta |= kIcmpEcho;
+    const RuleId opened_by = v->rule;
+    const TcpSegment seg = segmentOf(p);
+    TimeoutKey tk = TimeoutKey::kOther;
+    switch (kp.kind) {
+      case ConnKind::kTcp:
+        tk = mid_stream ? TimeoutKey::kTcpEstablished : TimeoutKey::kTcpSynSent;
+        break;
+      case ConnKind::kUdp:
+        tk = TimeoutKey::kUdp;
+        break;
+      case ConnKind::kIcmpEcho:
+        tk = TimeoutKey::kIcmp;
+        break;
+      default:
+        break;
+    }
+    auto res = table.insert(key, hash, now, now + node.timeout(tk), [&](ConnValue& val) {
+      if (kp.kind == ConnKind::kTcp) val.tcp.initFromFirst(seg, mid_stream);
+      val.opened_by.store(opened_by, std::memory_order_relaxed);
+      val.meta.store(meta, std::memory_order_relaxed);
+    });
+    if (res.entry == nullptr) {
+      v->reason = Reason::kDenyTableFull;
+      v->rule = rules::kNoRule;
+      v->flags &= static_cast<uint16_t>(~kFlagUntracked);
+      return;
+    }
+    if (!res.inserted) {
+      // Another worker created it first (the other direction, or a duplicate packet): handle
+      // this packet as part of that connection. Its rule hits were counted above; that is the
+      // cost of resolving the race without a lock.
+      e = res.entry;
+      v->reason = Reason::kDenyMalformed;
+      v->rule = rules::kNoRule;
+      v->flags &= static_cast<uint16_t>(~kFlagUntracked);
+      continue;
+    }
+    bump(w.created);
+    v->flags |= kFlagNewConnection;
+    v->conn_id = table.connId(res.entry);
+    if (kp.kind == ConnKind::kTcp) {
+      v->tcp_after = res.entry->value.tcp.state();
+      if (mid_stream) v->flags |= kFlagMidStream;
+    }
+    return;
+  }
+  // Two reopen/expiry restarts in a row cannot happen for one packet; deny rather than loop.
+  v->reason = Reason::kDenyInvalid;
+}
+
+// ICMP errors quoting a tracked connection are RELATED (DESIGN.md "ICMP/ICMPv6"); ACLs still run.
+void Decider::decideIcmpError(const ParsedPacket& p, Verdict* v) {
+  const QuotedHeader& q = p.quoted;
+  const rules::Flow5 f = flowOf(p);
+  rules::Evaluation ev;
+  if (q.present && q.has_l4) {
+    uint16_t sp = q.sport, dp = q.dport;
+    bool known = true;
+    if (q.proto == kIpProtoIcmp || q.proto == kIpProtoIcmpv6) {
+      sp = dp = q.icmp_id;
+    } else if (q.proto != kIpProtoTcp && q.proto != kIpProtoUdp) {
+      sp = dp = 0;
+    }
+    uint64_t conn = 0;
+    RuleId opened = rules::kNoRule;
+    bool tracked = false;
+    auto check = [&](auto& table, const auto& key, uint64_t hash) {
+      auto* e = table.find(key, hash, now);
+      if (e == nullptr) return;
+      uint32_t m = e->value.meta.load(std::memory_order_acquire);
+      // Related only to connections that tracking helps (or unprotected ones, which pass anyway).
+      tracked =
+          (m & (kOrigTracked | kRespTracked)) != 0 || (m & (kOrigProtected | kRespProtected)) == 0;
+      conn = table.connId(e);
+      opened = e->value.opened_by.load(std::memory_order_relaxed);
+    };
+    if (q.family == Family::kV4) {
+      FlowKey4 k;
+      bool lo_to_hi;
+      makeKey4(q.src.v4(), q.dst.v4(), sp, dp, q.proto, &k, &lo_to_hi);
+      check(impl.table4, k, impl.table4.hashOf(k));
+    } else {
+      FlowKey6 k;
+      bool lo_to_hi;
+      makeKey6(q.src, q.dst, sp, dp, q.proto, &k, &lo_to_hi);
+      check(impl.table6, k, impl.table6.hashOf(k));
+    }
+    if (known && tracked) {
+      rules::evaluate(pol, f, rules::EvalMode::kAclOnly, &ev);
+      hitRules(ev);
+      if (!ev.allowed) {
+        denyFrom(ev, v);
+        return;
+      }
+      v->reason = Reason::kAllowRelated;
+      v->conn_id = conn;
+      v->rule = opened;
+      return;
+    }
+  }
+  judgeByRules(f, rules::EvalMode::kFull, &ev, v);
+}
+
+void Decider::decide(const ParsedPacket& p, uint32_t len, Table4::Entry* prefetched,
+                     const FlowKey4* k4, uint64_t h4, Verdict* v) {
+  if (p.malformed != Layer::kNone) {
+    v->reason = Reason::kDenyMalformed;
+    v->malformed_layer = p.malformed;
+    v->why = p.malformed_why;
+    return;
+  }
+  if (p.l3 == L3::kArp || p.is_nd) {
+    v->reason = Reason::kAllowUnprotected;
+    v->flags |= kFlagControl;
+    return;
+  }
+  if (p.l3 == L3::kOther) {
+    if (impl.config.pass_non_ip) {
+      v->reason = Reason::kAllowUnprotected;
+    } else {
+      v->reason = Reason::kDenyMalformed;
+      v->malformed_layer = Layer::kLink;
+      v->why = "not an IP packet (EtherType is neither IPv4, IPv6 nor ARP)";
+    }
+    return;
+  }
+  // Later fragments carry no transport header: they follow their first fragment.
+  if (p.is_fragment && !p.first_fragment) {
+    FragmentRecord rec;
+    if (!impl.fragments.find(fragmentTag(p), now, &rec)) {
+      v->reason = Reason::kDenyMalformed;
+      v->malformed_layer = Layer::kFragment;
+      v->why = "fragment of a datagram whose first fragment was not seen";
+      v->flags |= kFlagFragment;
+      return;
+    }
+    v->reason = rec.reason;
+    v->flags |= static_cast<uint16_t>(rec.flags | kFlagFragment);
+    v->rule = rec.rule;
+    v->conn_id = rec.conn_id;
+    return;
+  }
+
+  if (p.icmp_is_error) {
+    decideIcmpError(p, v);
+  } else {
+    const KeyPorts kp = keyPortsOf(p);
+    if (kp.kind == ConnKind::kNone) {
+      rules::Evaluation ev;
+      judgeByRules(flowOf(p), rules::EvalMode::kFull, &ev, v);
+    } else if (p.family == Family::kV4) {
+      FlowKey4 k;
+      bool lo_to_hi;
+      uint64_t h;
+      if (k4 != nullptr) {
+        k = *k4;
+        h = h4;
+        lo_to_hi = k.loToHi();
+      } else {
+        makeKey4(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &k, &lo_to_hi);
+        h = impl.table4.hashOf(k);
+      }
+      Table4::Entry* e = prefetched != nullptr ? prefetched : impl.table4.find(k, h, now);
+      decideIp(impl.table4, e, k, h, lo_to_hi, p, kp, len, v);
+    } else {
+      FlowKey6 k;
+      bool lo_to_hi;
+      makeKey6(p.src, p.dst, kp.sport, kp.dport, p.proto, &k, &lo_to_hi);
+      uint64_t h = impl.table6.hashOf(k);
+      decideIp(impl.table6, impl.table6.find(k, h, now), k, h, lo_to_hi, p, kp, len, v);
+    }
+  }
+  if (p.is_fragment) {  // a first fragment: remember its verdict for the rest of the datagram
+    FragmentRecord rec{v->reason, v->flags, v->rule, v->conn_id};
+    impl.fragments.remember(fragmentTag(p), now + kFragmentLifetimeNs, rec);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Engine::Worker::Worker() : s_(std::make_unique<State>()) {}
+
+Engine::Worker::~Worker() {
+  Impl* impl = s_->impl;
+  std::lock_guard<std::mutex> lock(impl->control_mu);
+  for (size_t r = 0; r < kReasonCount; ++r) {
+    impl->departed.packets[r] += s_->packets[r].load(std::memory_order_relaxed);
+    impl->departed.bytes[r] += s_->bytes[r].load(std::memory_order_relaxed);
+  }
+  impl->departed.connections_created += s_->created.load(std::memory_order_relaxed);
+  impl->departed.connections_expired += s_->expired.load(std::memory_order_relaxed);
+  impl->departed.tcp_invalid += s_->invalid.load(std::memory_order_relaxed);
+  impl->workers[s_->slot] = nullptr;
+  impl->qsbr.offline(s_->qsbr);
+  impl->qsbr.unregisterThread(s_->qsbr);
+}
+
+unsigned Engine::Worker::index() const {
+  return s_->slot;
+}
+
+uint64_t Counters::totalPackets() const {
+  uint64_t t = 0;
+  for (uint64_t p : packets)
+    t += p;
+  return t;
+}
+
+Engine::Engine(const EngineConfig& config, rules::CompiledPolicyPtr policy)
+    : impl_(std::make_unique<Impl>(config)) {
+  publish(std::move(policy));
+}
+
+Engine::~Engine() {
+  PolicyNode* n = impl_->node.exchange(nullptr);
+  delete n;
+}
+
+std::unique_ptr<Engine::Worker> Engine::makeWorker() {
+  std::unique_ptr<Worker> w(new Worker());
+  std::lock_guard<std::mutex> lock(impl_->control_mu);
+  auto it = std::find(impl_->workers.begin(), impl_->workers.end(), nullptr);
+  if (it == impl_->workers.end()) return nullptr;  // kMaxWorkers reached
+  w->s_->impl = impl_.get();
+  w->s_->slot = static_cast<unsigned>(it - impl_->workers.begin());
+  w->s_->qsbr = impl_->qsbr.registerThread();
+  if (w->s_->qsbr == Qsbr::kNoThread) return nullptr;
+  *it = w->s_.get();
+  return w;
+}
+
+void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t now_ns,
+                     Verdict* out, ParsedPacket* parsed_out) noexcept {
+  Worker::State& w = *worker.s_;
+  Impl& impl = *impl_;
+  n = std::min(n, kMaxBurst);
+  impl.qsbr.online(w.qsbr);
+  if (impl.last_now.load(std::memory_order_relaxed) < now_ns)
+    impl.last_now.store(now_ns, std::memory_order_relaxed);
+  // The policy node stays valid until our next quiescent point (reclaimed after a grace period).
+  const PolicyNode& node = *impl.node.load(std::memory_order_acquire);
+  ParsedPacket* parsed = parsed_out != nullptr ? parsed_out : w.parsed;
+
+  // 1. Parse, and collect the IPv4 keys for one bulk lookup.
+  unsigned n4 = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    ParsedPacket& p = parsed[i];
+    parsePacket(pkts[i].data, pkts[i].len, impl.config.link, &p);
+    w.v4_index[i] = 0xff;
+    if (p.malformed != Layer::kNone || p.l3 != L3::kIpv4 || p.icmp_is_error ||
+        (p.is_fragment && !p.first_fragment))
+      continue;
+    KeyPorts kp = keyPortsOf(p);
+    if (kp.kind == ConnKind::kNone) continue;
+    bool lo_to_hi;
+    makeKey4(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &w.keys4[n4], &lo_to_hi);
+    w.hashes4[n4] = impl.table4.hashOf(w.keys4[n4]);
+    w.v4_index[i] = static_cast<uint8_t>(n4++);
+  }
+  // 2. Bulk lookup with prefetching.
+  if (n4 > 0) impl.table4.findBulk(w.keys4, w.hashes4, n4, now_ns, w.entries4);
+
+  // 3. Decide in order. A miss in the bulk lookup is looked up again (an earlier packet of this
+  // burst may have created the connection); a hit is re-validated by refresh().
+  Decider d{impl, w, node, *node.policy, now_ns};
+  for (unsigned i = 0; i < n; ++i) {
+    Verdict& v = out[i];
+    v = Verdict{};
+    const uint8_t k = w.v4_index[i];
+    if (k != 0xff) {
+      d.decide(parsed[i], pkts[i].len, w.entries4[k], &w.keys4[k], w.hashes4[k], &v);
+    } else {
+      d.decide(parsed[i], pkts[i].len, nullptr, nullptr, 0, &v);
+    }
+    const size_t r = static_cast<size_t>(v.reason);
+    bump(w.packets[r]);
+    bump(w.bytes[r], pkts[i].len);
+  }
+
+  // 4. A slice of the expiry sweep, then the quiescent point.
+  if (impl.config.sweep_buckets_per_burst > 0) {
+    size_t reclaimed = impl.table4.sweep(now_ns, impl.config.sweep_buckets_per_burst) +
+                       impl.table6.sweep(now_ns, impl.config.sweep_buckets_per_burst);
+    if (reclaimed) bump(w.expired, reclaimed);
+  }
+  impl.qsbr.quiescent(w.qsbr);
+}
+
+size_t Engine::sweep(Worker& worker, uint64_t now_ns, size_t max_buckets) noexcept {
+  Worker::State& w = *worker.s_;
+  impl_->qsbr.online(w.qsbr);
+  size_t r = impl_->table4.sweep(now_ns, max_buckets) + impl_->table6.sweep(now_ns, max_buckets);
+  if (r) bump(w.expired, r);
+  impl_->qsbr.quiescent(w.qsbr);
+  return r;
+}
+
+void Engine::offline(Worker& worker) noexcept {
+  impl_->qsbr.offline(worker.s_->qsbr);
+}
+
+void Engine::publish(rules::CompiledPolicyPtr policy) {
+  std::lock_guard<std::mutex> lock(impl_->control_mu);
+  uint64_t version = impl_->versions.fetch_add(1, std::memory_order_relaxed) + 1;
+  auto fresh = makeNode(std::move(policy), version);
+  // Carry nothing over: hit counters belong to the policy version they count.
+  PolicyNode* old = impl_->node.exchange(fresh.release(), std::memory_order_acq_rel);
+  if (old != nullptr) {
+    impl_->retired.emplace_back(impl_->qsbr.start(), std::unique_ptr<PolicyNode>(old));
+  }
+  impl_->reclaimRetired();
+}
+
+rules::CompiledPolicyPtr Engine::policy() const {
+  std::lock_guard<std::mutex> lock(impl_->control_mu);
+  return impl_->node.load(std::memory_order_acquire)->policy;
+}
+
+uint64_t Engine::policyVersion() const {
+  std::lock_guard<std::mutex> lock(impl_->control_mu);
+  return impl_->node.load(std::memory_order_acquire)->version;
+}
+
+Counters Engine::counters() const {
+  std::lock_guard<std::mutex> lock(impl_->control_mu);
+  Counters c = impl_->departed;
+  for (const Worker::State* w : impl_->workers) {
+    if (w == nullptr) continue;
+    for (size_t r = 0; r < kReasonCount; ++r) {
+      c.packets[r] += w->packets[r].load(std::memory_order_relaxed);
+      c.bytes[r] += w->bytes[r].load(std::memory_order_relaxed);
+    }
+    c.connections_created += w->created.load(std::memory_order_relaxed);
+    c.connections_expired += w->expired.load(std::memory_order_relaxed);
+    c.tcp_invalid += w->invalid.load(std::memory_order_relaxed);
+  }
+  return c;
+}
+
+std::vector<uint64_t> Engine::ruleHits() const {
+  std::lock_guard<std::mutex> lock(impl_->control_mu);
+  const PolicyNode& n = *impl_->node.load(std::memory_order_acquire);
+  std::vector<uint64_t> hits(n.n_rules, 0);
+  for (size_t w = 0; w < kMaxWorkers; ++w)
+    for (size_t r = 0; r < n.n_rules; ++r)
+      hits[r] += n.rule_hits[w * n.n_rules + r].load(std::memory_order_relaxed);
+  return hits;
+}
+
+std::vector<uint64_t> Engine::aclHits() const {
+  std::lock_guard<std::mutex> lock(impl_->control_mu);
+  const PolicyNode& n = *impl_->node.load(std::memory_order_acquire);
+  std::vector<uint64_t> hits(n.n_acl, 0);
+  for (size_t w = 0; w < kMaxWorkers; ++w)
+    for (size_t r = 0; r < n.n_acl; ++r)
+      hits[r] += n.acl_hits[w * n.n_acl + r].load(std::memory_order_relaxed);
+  return hits;
+}
+
+size_t Engine::connectionCount() const {
+  return impl_->table4.size() + impl_->table6.size();
+}
+
+size_t Engine::capacity() const {
+  return impl_->table4.capacity() + impl_->table6.capacity();
+}
+
+namespace {
+
+void endpointsOf(const FlowKey4& k, rules::IpAddr* lo, rules::IpAddr* hi) {
+  *lo = rules::IpAddr::v4(k.lo_addr);
+  *hi = rules::IpAddr::v4(k.hi_addr);
+}
+void endpointsOf(const FlowKey6& k, rules::IpAddr* lo, rules::IpAddr* hi) {
+  *lo = k.loAddr();
+  *hi = k.hiAddr();
+}
+
+template <class Table>
+ConnectionInfo infoOf(const Table& table, const typename Table::Entry& e) {
+  ConnectionInfo ci{};
+  ci.id = table.connId(&e);
+  rules::IpAddr lo, hi;
+  endpointsOf(e.key, &lo, &hi);
+  const bool orig_lo = e.originatorIsLo();
+  ci.proto = e.key.proto;
+  ci.orig_src = orig_lo ? lo : hi;
+  ci.orig_dst = orig_lo ? hi : lo;
+  ci.orig_sport = orig_lo ? e.key.lo_port : e.key.hi_port;
+  ci.orig_dport = orig_lo ? e.key.hi_port : e.key.lo_port;
+  const uint32_t m = e.value.meta.load(std::memory_order_acquire);
+  ci.tcp_state = e.key.proto == kIpProtoTcp ? e.value.tcp.state() : TcpState::kNone;
+  ci.src_side_tracked = (m & kOrigTracked) != 0;
+  ci.dst_side_tracked = (m & kRespTracked) != 0;
+  ci.replied = (m & kReplied) != 0;
+  ci.opened_by = e.value.opened_by.load(std::memory_order_relaxed);
+  ci.expires_ns = e.expiresNs();
+  return ci;
+}
+
+}  // namespace
+
+// The control thread reads (and may kill) entries concurrently with the workers: it is an online
+// reader of the table's grace-period domain while it walks, and it walks in slices with a
+// quiescent point between them so that reclamation never waits long for it.
+template <class Fn>
+void Engine::walk(Fn&& fn) const {
+  constexpr uint32_t kSlice = 256;
+  QsbrReader reader(impl_->qsbr);
+  if (!reader.valid()) return;
+  const uint64_t now = impl_->last_now.load(std::memory_order_relaxed);
+  for (uint32_t b = 0; b < impl_->table4.bucketCount();) {
+    b = impl_->table4.forEachInRange(now, b, kSlice, [&](Table4::Entry& e) {
+      fn(infoOf(impl_->table4, e), [&] { return impl_->table4.erase(&e); });
+    });
+    reader.quiescent();
+  }
+  for (uint32_t b = 0; b < impl_->table6.bucketCount();) {
+    b = impl_->table6.forEachInRange(now, b, kSlice, [&](Table6::Entry& e) {
+      fn(infoOf(impl_->table6, e), [&] { return impl_->table6.erase(&e); });
+    });
+    reader.quiescent();
+  }
+}
+
+void Engine::forEachConnection(const std::function<void(const ConnectionInfo&)>& fn) const {
+  walk([&](const ConnectionInfo& ci, auto&&) { fn(ci); });
+}
+
+size_t Engine::eraseConnections(const std::function<bool(const ConnectionInfo&)>& pred) {
+  size_t n = 0;
+  walk([&](const ConnectionInfo& ci, auto&& kill) {
+    if (pred(ci) && kill()) ++n;
+  });
+  return n;
+}
+
+}  // namespace statewall::dataplane
