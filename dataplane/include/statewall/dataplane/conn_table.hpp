@@ -55,6 +55,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -203,15 +204,10 @@ class ConnTable {
     uint32_t b = homeOf(hash);
     for (uint32_t d = 0; d < probe_limit_; ++d) {
       const Bucket& bk = buckets_[b];
-      for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
-        // seq_cst, which costs nothing over acquire on x86 (a plain load): as an acquire it pairs
-        // with the publishing CAS, so the key and initial value written before publication are
-        // visible; seq_cst is the reader's half of Qsbr::online()'s argument (qsbr.hpp). Every
-        // slot load in this file is seq_cst for that reason.
-        const uint64_t v = bk.slots[s].load(std::memory_order_seq_cst);
-        if (!tagMatches(v, hash)) continue;
-        Entry& e = entries_[slotIndex(v)];
-        // Relaxed: the expiry publishes nothing; the key is covered by the slot's acquire and the
+      uint64_t v[kSlotsPerBucket];
+      for (unsigned mask = matchSlots(bk, hash, v); mask != 0; mask &= mask - 1) {
+        Entry& e = entries_[slotIndex(v[std::countr_zero(mask)])];
+        // Relaxed: the expiry publishes nothing; the key is covered by the slot load and the
         // value is the caller's atomics.
         if (e.key.sameFlow(key) && isLive(e.expires_ns.load(std::memory_order_relaxed), after)) {
           return &e;
@@ -225,57 +221,20 @@ class ConnTable {
     return nullptr;
   }
 
-  // find() for a burst: out[i] = find(keys[i], hashes[i], now_ns) for i < n. Prefetches every
-  // home bucket of the burst, then every first candidate entry, then resolves, so the cache
-  // misses of the burst overlap (DPDK's bulk lookup pipeline). Same concurrency as find().
+  // find() for a burst: out[i] = find(keys[i], hashOf(keys[i]), now_ns) for i < n, and
+  // hashes_out[i] = hashOf(keys[i]) for the inserts that follow misses. Hashing, bucket
+  // prefetches, candidate-entry prefetches and the key checks run as stages over the whole burst,
+  // so that the cache misses of the burst overlap (DPDK's bulk lookup pipeline); hashing and the
+  // bucket prefetch share one loop so that reading the keys overlaps the bucket fetches. Same
+  // concurrency as find().
+  void findBulk(const Key* keys, unsigned n, uint64_t now_ns, Entry** out,
+                uint64_t* hashes_out) const {
+    bulk<true>(keys, nullptr, hashes_out, n, now_ns, out);
+  }
+  // The same with hashes[i] = hashOf(keys[i]) already computed.
   void findBulk(const Key* keys, const uint64_t* hashes, unsigned n, uint64_t now_ns,
                 Entry** out) const {
-    constexpr unsigned kChunk = 64;
-    constexpr uint32_t kMiss = 0;
-    constexpr uint32_t kSlow = ~0u;
-    const int64_t after = liveAfter(now_ns);
-    for (unsigned base = 0; base < n; base += kChunk) {
-      const unsigned m = std::min(kChunk, n - base);
-      uint32_t bucket[kChunk];
-      uint32_t cand[kChunk];  // entry index + 1, kMiss (certain miss) or kSlow (use find())
-      for (unsigned i = 0; i < m; ++i) {
-        bucket[i] = homeOf(hashes[base + i]);
-        __builtin_prefetch(&buckets_[bucket[i]], 0, 3);
-      }
-      for (unsigned i = 0; i < m; ++i) {
-        const Bucket& bk = buckets_[bucket[i]];
-        const uint64_t h = hashes[base + i];
-        uint32_t c = kSlow;
-        unsigned s = 0;
-        for (; s < kSlotsPerBucket; ++s) {
-          const uint64_t v = bk.slots[s].load(std::memory_order_seq_cst);
-          if (tagMatches(v, h)) {
-            c = static_cast<uint32_t>(v);
-            __builtin_prefetch(&entries_[c - 1], 0, 3);
-            break;
-          }
-        }
-        if (s == kSlotsPerBucket && bk.overflow.load(std::memory_order_acquire) == 0) c = kMiss;
-        cand[i] = c;
-      }
-      for (unsigned i = 0; i < m; ++i) {
-        const uint32_t c = cand[i];
-        if (c == kMiss) {
-          out[base + i] = nullptr;
-          continue;
-        }
-        if (c != kSlow) {
-          Entry& e = entries_[c - 1];
-          if (e.key.sameFlow(keys[base + i]) &&
-              isLive(e.expires_ns.load(std::memory_order_relaxed), after)) {
-            out[base + i] = &e;
-            continue;
-          }
-        }
-        // Tag collision, dead or pending copy first, or the key overflowed: the full walk.
-        out[base + i] = find(keys[base + i], hashes[base + i], now_ns);
-      }
-    }
+    bulk<false>(keys, hashes, nullptr, n, now_ns, out);
   }
 
   // Finds the live entry of key or creates it. On creation the entry is default-constructed,
@@ -397,6 +356,11 @@ class ConnTable {
   // another thread is reclaiming it returns 0 at once). An entry becomes reusable once every
   // online reader has passed a quiescent point after it was retired (up to two rounds).
   size_t reclaim() {
+    // Nothing retired and no batch waiting: the common case costs two loads, no RMW.
+    if (retired_head_.load(std::memory_order_relaxed) == 0 &&
+        !batch_waiting_.load(std::memory_order_relaxed)) {
+      return 0;
+    }
     if (reclaim_busy_.load(std::memory_order_relaxed) ||
         reclaim_busy_.exchange(true, std::memory_order_acquire)) {
       return 0;
@@ -428,6 +392,7 @@ class ConnTable {
         batch_token_ = qsbr_->start();
       }
     }
+    batch_waiting_.store(batch_head_ != 0, std::memory_order_relaxed);
     reclaim_busy_.store(false, std::memory_order_release);
     return freed;
   }
@@ -533,6 +498,76 @@ class ConnTable {
     return v != 0 && (v >> 32) == (hash & 0xFFFFFFFFu);
   }
   static uint32_t slotIndex(uint64_t v) { return static_cast<uint32_t>(v) - 1; }
+  // kHash: compute the hashes into hashes_out; else read them from hashes_in.
+  template <bool kHash>
+  void bulk(const Key* keys, const uint64_t* hashes_in, uint64_t* hashes_out, unsigned n,
+            uint64_t now_ns, Entry** out) const {
+    const uint64_t* hashes = kHash ? hashes_out : hashes_in;
+    constexpr unsigned kChunk = 64;
+    constexpr uint32_t kMiss = 0;
+    constexpr uint32_t kSlow = ~0u;
+    const int64_t after = liveAfter(now_ns);
+    for (unsigned base = 0; base < n; base += kChunk) {
+      const unsigned m = std::min(kChunk, n - base);
+      uint32_t bucket[kChunk];
+      uint32_t cand[kChunk];  // entry index + 1, kMiss (certain miss) or kSlow (use find())
+      for (unsigned i = 0; i < m; ++i) {
+        if constexpr (kHash) hashes_out[base + i] = hashOf(keys[base + i]);
+        bucket[i] = homeOf(hashes[base + i]);
+        __builtin_prefetch(&buckets_[bucket[i]], 0, 3);
+      }
+      for (unsigned i = 0; i < m; ++i) {
+        const Bucket& bk = buckets_[bucket[i]];
+        uint64_t v[kSlotsPerBucket];
+        const unsigned mask = matchSlots(bk, hashes[base + i], v);
+        uint32_t c;
+        if (mask != 0) {
+          c = static_cast<uint32_t>(v[std::countr_zero(mask)]);
+          __builtin_prefetch(&entries_[c - 1], 0, 3);
+        } else if (bk.overflow.load(std::memory_order_acquire) == 0) {
+          c = kMiss;
+        } else {
+          c = kSlow;  // the key, if present, is further on: fetch the next bucket now
+          __builtin_prefetch(&buckets_[nextBucket(bucket[i])], 0, 3);
+        }
+        cand[i] = c;
+      }
+      for (unsigned i = 0; i < m; ++i) {
+        const uint32_t c = cand[i];
+        if (c == kMiss) {
+          out[base + i] = nullptr;
+          continue;
+        }
+        if (c != kSlow) {
+          Entry& e = entries_[c - 1];
+          if (e.key.sameFlow(keys[base + i]) &&
+              isLive(e.expires_ns.load(std::memory_order_relaxed), after)) {
+            out[base + i] = &e;
+            continue;
+          }
+        }
+        // Tag collision, dead or pending copy first, or the key overflowed: the full walk.
+        out[base + i] = find(keys[base + i], hashes[base + i], now_ns);
+      }
+    }
+  }
+
+  // Loads the bucket's slots into v and returns the mask of those whose tag matches hash.
+  // Branch-free: the matching slot is random, so a compare-and-branch loop mispredicts once per
+  // lookup. The loads are seq_cst, which costs nothing over acquire on x86 (a plain load): as
+  // acquires they pair with the publishing CAS, so the key and initial value written before
+  // publication are visible; seq_cst is the reader's half of Qsbr::online()'s argument
+  // (qsbr.hpp). Every slot load in this file that can lead to an entry is seq_cst.
+  static unsigned matchSlots(const Bucket& bk, uint64_t hash, uint64_t* v) {
+    const uint64_t tag = hash & 0xFFFFFFFFu;
+    unsigned mask = 0;
+    for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+      v[s] = bk.slots[s].load(std::memory_order_seq_cst);
+      mask |= static_cast<unsigned>(((v[s] >> 32) == tag) & (static_cast<uint32_t>(v[s]) != 0))
+              << s;
+    }
+    return mask;
+  }
   uint32_t nextBucket(uint32_t b) const { return b + 1 == nbuckets_ ? 0 : b + 1; }
   uint32_t distance(uint32_t home, uint32_t b) const {
     return b >= home ? b - home : b + nbuckets_ - home;
@@ -722,6 +757,7 @@ class ConnTable {
   alignas(64) std::atomic<uint64_t> sweep_cursor_{0};
   alignas(64) std::atomic<uint64_t> conflicts_{0};
   alignas(64) std::atomic<bool> reclaim_busy_{false};
+  std::atomic<bool> batch_waiting_{false};  // hint: batch_head_ != 0
   uint32_t batch_head_ = 0;  // index + 1 of the batch waiting for batch_token_, 0 = none
   uint32_t batch_tail_ = 0;
   uint32_t batch_count_ = 0;
