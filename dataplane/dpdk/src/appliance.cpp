@@ -100,19 +100,33 @@ struct Appliance::Impl {
   PortReport final_ports[2];
   bool have_final_ports = false;
   PoolReport pool_report;
+  // setManualClock(): the engine's time comes from here instead of the TSC.
+  std::atomic<bool> manual_clock{false};
+  std::atomic<uint64_t> manual_ns{0};
 
   ~Impl();
+  // The engine's notion of now: the TSC, or the manual clock. Acquire pairs with the release in
+  // setManualClock() so that a packet enqueued after a clock change sees the new time.
+  uint64_t engineNow() const {
+    return manual_clock.load(std::memory_order_acquire) ? manual_ns.load(std::memory_order_acquire)
+                                                        : clock.now();
+  }
   PortReport portReport(int i) const;
 };
 
 namespace {
 
+// Receives one burst from `u`, decides it and forwards what is allowed. *engine_ns is the
+// worker's last engine time, kept monotonic.
 void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& worker,
-              const RxUnit& u, uint64_t now_ns, unsigned* received) {
+              const RxUnit& u, uint64_t* engine_ns, unsigned* received) {
   rte_mbuf* rx[kMaxBurst];
   const uint16_t n = rte_eth_rx_burst(u.port, u.queue, rx, app.options.burst);
   *received = n;
   if (n == 0) return;
+  // Read after the burst arrived: the time of receipt.
+  const uint64_t now_ns = std::max(*engine_ns, app.engineNow());
+  *engine_ns = now_ns;
 
   PacketRef refs[kMaxBurst];
   rte_mbuf* pkts[kMaxBurst];
@@ -185,20 +199,20 @@ int lcoreMain(void* arg) {
   LcoreState& me = *static_cast<LcoreState*>(arg);
   Appliance::Impl& app = *me.app;
   dataplane::Engine::Worker& worker = *me.worker;
-  uint64_t last_ns = app.clock.now();
+  // Two clocks: engine time (process(), sweep(); the TSC or the manual clock, monotonic for
+  // this worker) and wall time (the TSC: idle detection, sweep pacing, busy accounting).
+  uint64_t engine_ns = 0;
   uint64_t empty_since_ns = 0;
-  uint64_t next_sweep_ns = last_ns + kIdleSweepPeriodNs;
+  uint64_t next_sweep_ns = app.clock.now() + kIdleSweepPeriodNs;
   bool idle = false;
   bool offline = false;  // told the engine we are not in process(); reset by process()/sweep()
 
   while (!app.stop.load(std::memory_order_relaxed)) {
-    // One reading per round; never behind the previous one.
-    const uint64_t now_ns = std::max(last_ns, app.clock.now());
-    last_ns = now_ns;
+    const uint64_t now_ns = app.clock.now();
     unsigned total = 0;
     for (const RxUnit& u : me.units) {
       unsigned got = 0;
-      pollUnit(app, me, worker, u, now_ns, &got);
+      pollUnit(app, me, worker, u, &engine_ns, &got);
       total += got;
     }
     if (total > 0) {
@@ -213,7 +227,8 @@ int lcoreMain(void* arg) {
     }
     // An empty round: expiry work in small slices, idle detection, optional sleep.
     if (now_ns >= next_sweep_ns) {
-      app.engine->sweep(worker, now_ns, kIdleSweepBuckets);
+      engine_ns = std::max(engine_ns, app.engineNow());
+      app.engine->sweep(worker, engine_ns, kIdleSweepBuckets);
       LcoreCounters::add(me.counters.sweeps, 1);
       next_sweep_ns = now_ns + kIdleSweepPeriodNs;
       offline = false;
@@ -544,6 +559,11 @@ Report Appliance::report() const {
 
 dataplane::Engine& Appliance::engine() {
   return *impl_->engine;
+}
+
+void Appliance::setManualClock(uint64_t now_ns) noexcept {
+  impl_->manual_ns.store(now_ns, std::memory_order_release);
+  impl_->manual_clock.store(true, std::memory_order_release);
 }
 
 std::vector<unsigned> Appliance::lcores() const {

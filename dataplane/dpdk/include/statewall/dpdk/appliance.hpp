@@ -60,7 +60,14 @@ class Appliance {
   // state once close() ran.
   Report report() const;
 
+  // The engine, e.g. to publish() a new policy. Any thread (see engine.hpp).
   dataplane::Engine& engine();
+
+  // From now on the engine's time is `now_ns` instead of the TSC; call again to move it. For
+  // tests that replay timed scenarios through the DPDK path: call it before start(), since each
+  // lcore never lets the engine's time go back. A packet put into an rx queue after this call is
+  // judged at `now_ns` (or at a later time set before it was received). Any thread.
+  void setManualClock(uint64_t now_ns) noexcept;
   // The lcore ids that forward, in tx queue order.
   std::vector<unsigned> lcores() const;
 
