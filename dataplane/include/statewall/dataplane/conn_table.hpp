@@ -67,6 +67,21 @@
 #include "statewall/dataplane/flow_key.hpp"
 #include "statewall/dataplane/qsbr.hpp"
 
+// The SIMD tag filter (see ConnTable::candidates()) is off under ThreadSanitizer.
+#if defined(__SANITIZE_THREAD__)
+#define STATEWALL_CONN_TABLE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define STATEWALL_CONN_TABLE_TSAN 1
+#endif
+#endif
+#if defined(__SSE2__) && !defined(STATEWALL_CONN_TABLE_TSAN)
+#include <emmintrin.h>
+#define STATEWALL_CONN_TABLE_SIMD 1
+#else
+#define STATEWALL_CONN_TABLE_SIMD 0
+#endif
+
 namespace statewall::dataplane {
 
 namespace conn_table_detail {
@@ -204,9 +219,10 @@ class ConnTable {
     uint32_t b = homeOf(hash);
     for (uint32_t d = 0; d < probe_limit_; ++d) {
       const Bucket& bk = buckets_[b];
-      uint64_t v[kSlotsPerBucket];
-      for (unsigned mask = matchSlots(bk, hash, v); mask != 0; mask &= mask - 1) {
-        Entry& e = entries_[slotIndex(v[std::countr_zero(mask)])];
+      for (unsigned mask = candidates(bk, hash); mask != 0; mask &= mask - 1) {
+        const uint64_t v = bk.slots[std::countr_zero(mask)].load(std::memory_order_seq_cst);
+        if (!tagMatches(v, hash)) continue;
+        Entry& e = entries_[slotIndex(v)];
         // Relaxed: the expiry publishes nothing; the key is covered by the slot load and the
         // value is the caller's atomics.
         if (e.key.sameFlow(key) && isLive(e.expires_ns.load(std::memory_order_relaxed), after)) {
@@ -466,7 +482,7 @@ class ConnTable {
   static constexpr uint32_t kNoIndex = ~0u;
 
   struct alignas(64) Bucket {
-    // 0 = empty; else (tag << 32) | (entry index + 1), tag = low 32 bits of the hash.
+    // 0 = empty; else tagBits(hash) | (entry index + 1): the tag is the hash's low half.
     std::atomic<uint64_t> slots[kSlotsPerBucket] = {};
     // Published keys whose probe sequence passed this bucket (they live further on).
     std::atomic<uint32_t> overflow{0};
@@ -493,10 +509,11 @@ class ConnTable {
   uint32_t homeOf(uint64_t hash) const {
     return static_cast<uint32_t>(((hash >> 32) * static_cast<uint64_t>(nbuckets_)) >> 32);
   }
-  static uint64_t slotValue(uint64_t hash, uint32_t idx) { return hash << 32 | (idx + 1); }
-  static bool tagMatches(uint64_t v, uint64_t hash) {
-    return v != 0 && (v >> 32) == (hash & 0xFFFFFFFFu);
-  }
+  // The slot's high half for hash: the low 32 bits of the hash with bit 0 forced to 1, so that
+  // no tag is 0 and an empty slot (0) can never match one.
+  static uint64_t tagBits(uint64_t hash) { return (hash | 1) << 32; }
+  static uint64_t slotValue(uint64_t hash, uint32_t idx) { return tagBits(hash) | (idx + 1); }
+  static bool tagMatches(uint64_t v, uint64_t hash) { return (v ^ tagBits(hash)) >> 32 == 0; }
   static uint32_t slotIndex(uint64_t v) { return static_cast<uint32_t>(v) - 1; }
   // kHash: compute the hashes into hashes_out; else read them from hashes_in.
   template <bool kHash>
@@ -518,12 +535,15 @@ class ConnTable {
       }
       for (unsigned i = 0; i < m; ++i) {
         const Bucket& bk = buckets_[bucket[i]];
-        uint64_t v[kSlotsPerBucket];
-        const unsigned mask = matchSlots(bk, hashes[base + i], v);
+        const unsigned mask = candidates(bk, hashes[base + i]);
         uint32_t c;
         if (mask != 0) {
-          c = static_cast<uint32_t>(v[std::countr_zero(mask)]);
-          __builtin_prefetch(&entries_[c - 1], 0, 3);
+          const uint64_t v = bk.slots[std::countr_zero(mask)].load(std::memory_order_seq_cst);
+          c = kSlow;
+          if (tagMatches(v, hashes[base + i])) {
+            c = static_cast<uint32_t>(v);
+            __builtin_prefetch(&entries_[c - 1], 0, 3);
+          }
         } else if (bk.overflow.load(std::memory_order_acquire) == 0) {
           c = kMiss;
         } else {
@@ -552,32 +572,63 @@ class ConnTable {
     }
   }
 
-  // Loads the bucket's slots into v and returns the mask of those whose tag matches hash.
-  // Branch-free: the matching slot is random, so a compare-and-branch loop mispredicts once per
-  // lookup. The loads are seq_cst, which costs nothing over acquire on x86 (a plain load): as
-  // acquires they pair with the publishing CAS, so the key and initial value written before
-  // publication are visible; seq_cst is the reader's half of Qsbr::online()'s argument
-  // (qsbr.hpp). Every slot load in this file that can lead to an entry is seq_cst.
-  static unsigned matchSlots(const Bucket& bk, uint64_t hash, uint64_t* v) {
-    const uint64_t tag = hash & 0xFFFFFFFFu;
+  // The slots of bk whose tag may match hash. A filter: every user re-reads a candidate slot with
+  // an atomic seq_cst load and re-checks its tag before following it. Those loads cost nothing
+  // over acquire on x86 (a plain load); as acquires they pair with the publishing CAS, so the key
+  // and initial value written before publication are visible; seq_cst makes them the reader's
+  // half of Qsbr::online()'s argument (qsbr.hpp). Every slot load that leads to an entry is one.
+  //
+  // With SSE2 the filter compares the 7 tags at once from four 16-byte loads of the bucket, as
+  // DPDK compares bucket signatures. Those are plain loads of atomic words, outside the C++ memory
+  // model: on x86 each aligned 8-byte half is read single-copy atomically, so a tag seen is one
+  // that was stored; a stale view can only hide a slot published concurrently (a miss, which a
+  // concurrent insert allows) or offer a candidate that the atomic re-read rejects. The insert
+  // protocol's rescan, sweep() and forEach() never use the filter. ThreadSanitizer builds (which
+  // would rightly flag the plain loads) and other targets use 7 atomic loads.
+  static unsigned candidates(const Bucket& bk, uint64_t hash) {
+#if STATEWALL_CONN_TABLE_SIMD
+    const __m128i* p = reinterpret_cast<const __m128i*>(&bk);
+    const __m128i tag = _mm_set1_epi32(static_cast<int>(static_cast<uint32_t>(hash | 1)));
+    // Odd 32-bit lanes of two vectors = the tags (high halves) of four slots.
+    const __m128 t03 =
+        _mm_shuffle_ps(_mm_castsi128_ps(_mm_load_si128(p)), _mm_castsi128_ps(_mm_load_si128(p + 1)),
+                       _MM_SHUFFLE(3, 1, 3, 1));
+    const __m128 t47 =
+        _mm_shuffle_ps(_mm_castsi128_ps(_mm_load_si128(p + 2)),
+                       _mm_castsi128_ps(_mm_load_si128(p + 3)), _MM_SHUFFLE(3, 1, 3, 1));
+    const unsigned m =
+        static_cast<unsigned>(
+            _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_castps_si128(t03), tag)))) |
+        static_cast<unsigned>(
+            _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_castps_si128(t47), tag))))
+            << 4;
+    return m & ((1u << kSlotsPerBucket) - 1);  // lane 7 is the overflow word's high half
+#else
+    const uint64_t tag = tagBits(hash);
     unsigned mask = 0;
     for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
-      v[s] = bk.slots[s].load(std::memory_order_seq_cst);
-      mask |= static_cast<unsigned>(((v[s] >> 32) == tag) & (static_cast<uint32_t>(v[s]) != 0))
+      mask |= static_cast<unsigned>((bk.slots[s].load(std::memory_order_seq_cst) ^ tag) >> 32 == 0)
               << s;
     }
     return mask;
+#endif
   }
-  uint32_t nextBucket(uint32_t b) const { return b + 1 == nbuckets_ ? 0 : b + 1; }
+  uint32_t nextBucket(uint32_t b) const {
+    return b + 1 == nbuckets_ ? 0 : b + 1;
+  }
   uint32_t distance(uint32_t home, uint32_t b) const {
     return b >= home ? b - home : b + nbuckets_ - home;
   }
-  uint32_t indexOf(const Entry* e) const { return static_cast<uint32_t>(e - entries_); }
+  uint32_t indexOf(const Entry* e) const {
+    return static_cast<uint32_t>(e - entries_);
+  }
   static uint32_t nextGeneration(uint32_t g) {
     const uint32_t n = (g + 1) & Key::kGenerationMask;
     return n == 0 ? 1 : n;
   }
-  static uint32_t linkOf(uint64_t expires) { return static_cast<uint32_t>(expires); }
+  static uint32_t linkOf(uint64_t expires) {
+    return static_cast<uint32_t>(expires);
+  }
 
   // Publishes entry idx in the first empty slot of hash's probe sequence. Before moving past a
   // full bucket it increments that bucket's overflow count, so a lookup that reads the count
@@ -728,7 +779,9 @@ class ConnTable {
     return kNoIndex;
   }
 
-  void pushFree(uint32_t idx) { pushFreeChain(idx + 1, idx + 1); }
+  void pushFree(uint32_t idx) {
+    pushFreeChain(idx + 1, idx + 1);
+  }
 
   // first/last are index + 1 of a chain already linked first -> ... -> last.
   void pushFreeChain(uint32_t first, uint32_t last) {
