@@ -10,5 +10,7 @@ namespace statewall::cli {
 void addCheckCommand(CLI::App& app, int* exit_code);
 void addQueryCommand(CLI::App& app, int* exit_code);
 void addCtlCommand(CLI::App& app, int* exit_code);
+void addLintCommand(CLI::App& app, int* exit_code);
+void addDiffCommand(CLI::App& app, int* exit_code);
 
 }  // namespace statewall::cli

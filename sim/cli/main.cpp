@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   statewall::cli::addCheckCommand(app, &exit_code);
   statewall::cli::addQueryCommand(app, &exit_code);
   statewall::cli::addCtlCommand(app, &exit_code);
+  statewall::cli::addLintCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
