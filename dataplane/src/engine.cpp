@@ -228,8 +228,11 @@ struct Decider {
   const rules::CompiledPolicy& pol;
   uint64_t now;
 
+  // Counts a hit for every check the packet reached: all of them when it was allowed, those up
+  // to the first deny otherwise (DESIGN.md order: later checks never saw it).
   void hitRules(const rules::Evaluation& ev) {
-    for (uint8_t i = 0; i < ev.n_checks; ++i) {
+    const int last = ev.first_deny >= 0 ? ev.first_deny : static_cast<int>(ev.n_checks) - 1;
+    for (int i = 0; i <= last; ++i) {
       const rules::Check& c = ev.checks[i];
       if (c.kind == rules::CheckKind::kSg) {
         if (c.sg.rule != rules::kNoRule) bump(node.rule_hits[w.slot * node.n_rules + c.sg.rule]);
@@ -339,6 +342,20 @@ struct Decider {
     return m;
   }
 
+  // Whether the reverse of f (a reply's original direction) is a TCP/UDP flow the rules allow as
+  // untracked. Only for first packets that are not SYNs, so the extra evaluation is rare.
+  bool replyOfUntrackedFlow(const rules::Flow5& f) const {
+    if (f.proto != kIpProtoTcp && f.proto != kIpProtoUdp) return false;
+    rules::Flow5 r = f;
+    r.src = f.dst;
+    r.dst = f.src;
+    r.sport = f.dport;
+    r.dport = f.sport;
+    rules::Evaluation ev;
+    rules::evaluate(pol, r, rules::EvalMode::kFull, &ev);
+    return ev.allowed && ev.untracked;
+  }
+
   TimeoutKey timeoutKeyOf(ConnKind kind, const ConnValue& val, uint32_t meta) const {
     switch (kind) {
       case ConnKind::kTcp:
@@ -369,7 +386,12 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
                        uint32_t /*len*/, Verdict* v) {
   const rules::Flow5 f = flowOf(p);
   rules::Evaluation ev;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // At most: a stale or reopened entry, then an insert race lost to another worker.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    // A bulk-lookup hit may have been killed since by an earlier packet of the burst (a SYN
+    // reopening TIME_WAIT) or by the sweep: look again rather than use a dead entry.
+    if (e != nullptr && e->expiresNs() == 0) e = table.find(key, hash, now);
+    v->flags &= static_cast<uint16_t>(~(kFlagReply | kFlagConnClosed | kFlagTcpInvalid));
     if (e != nullptr) {
       ConnValue& val = e->value;
       const bool from_orig = e->fromOriginator(pkt_lo_to_hi);
@@ -422,6 +444,22 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       const bool need_dst = (meta & dst_prot) && !(meta & dst_trk);
       const bool tracked_help =
           ((meta & src_prot) && (meta & src_trk)) || ((meta & dst_prot) && (meta & dst_trk));
+      if (from_orig && !tracked_help && (meta & (kOrigProtected | kRespProtected))) {
+        // An untracked flow has no connection to lean on: its originator's packets meet the
+        // current rules as first packets would. If the rules now track the flow (the rule that
+        // made it untracked is gone), the entry becomes a tracked connection from here on,
+        // like a mid-stream pickup.
+        if (!judgeByRules(f, rules::EvalMode::kFull, &ev, v)) return;
+        if (v->reason == Reason::kAllowRule) {
+          const uint32_t keep = meta & (kReplied | kStream | kIcmpEcho);
+          val.meta.store(openingMeta(ev) | keep, std::memory_order_release);
+          val.opened_by.store(v->rule, std::memory_order_relaxed);
+          v->flags |= kFlagMidStream;
+          meta = val.meta.load(std::memory_order_relaxed);
+        }
+        table.refresh(e, now + node.timeout(timeoutKeyOf(kp.kind, val, meta)));
+        return;
+      }
       if (need_src || need_dst || (meta & kAclOnPath)) {
         rules::EvalMode mode = need_src && need_dst ? rules::EvalMode::kFull
                                : need_src           ? rules::EvalMode::kSrcSideOnly
@@ -452,7 +490,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       }
       if (!table.refresh(e, now + node.timeout(timeoutKeyOf(kp.kind, val, meta)))) {
         // The sweep retired it between our lookup and now: it has timed out, start over.
-        e = nullptr;
+        e = table.find(key, hash, now);
         v->flags &= static_cast<uint16_t>(~kFlagReply);
         v->conn_id = 0;
         continue;
@@ -460,9 +498,34 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       return;
     }
 
-    // No connection: the packet's own rules decide, and an allowed opening packet creates one.
+    // No connection: the packet's own rules decide first; then, if they allow it, whether it
+    // can open a connection. A TCP first packet must be a SYN, or an ACK for a mid-stream
+    // pickup; anything else (a SYN-ACK, FIN, RST, no flags, a scan's combination) is INVALID and
+    // leaves nothing behind. A packet whose reverse is an allowed untracked flow is a reply in
+    // that flow: it passes by its own rule and needs no entry (AWS: untracked flows are judged by
+    // the rules in both directions).
     if (kp.kind == ConnKind::kTcp) v->tcp_before = TcpState::kNone;
-    if (!judgeByRules(f, rules::EvalMode::kFull, &ev, v)) return;
+    if (!judgeByRules(f, rules::EvalMode::kFull, &ev, v)) {
+      v->flags &= static_cast<uint16_t>(~kFlagReopened);  // a denied SYN reopens nothing
+      return;
+    }
+    const bool syn = kp.kind == ConnKind::kTcp && tcpEventOf(p.tcp_flags) == TcpEvent::kSegSyn;
+    if (v->reason == Reason::kAllowRule && !syn && replyOfUntrackedFlow(f)) {
+      v->reason = Reason::kAllowUntracked;
+      v->flags |= kFlagUntracked;
+      return;
+    }
+    if (kp.kind == ConnKind::kTcp && !syn && tcpEventOf(p.tcp_flags) != TcpEvent::kSegAck &&
+        v->reason != Reason::kAllowUntracked) {
+      v->flags |= kFlagTcpInvalid;
+      v->why = "cannot open a connection: a first packet is a SYN or, mid-stream, an ACK";
+      bump(w.invalid);
+      if (node.strict) {
+        v->reason = Reason::kDenyInvalid;
+        v->rule = rules::kNoRule;
+      }
+      return;
+    }
     if (!kp.opens) return;
     const bool mid_stream = kp.kind == ConnKind::kTcp && (p.tcp_flags & (kSyn | kAck)) != kSyn;
     uint32_t meta = openingMeta(ev);
@@ -490,6 +553,9 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       val.meta.store(meta, std::memory_order_relaxed);
     });
     if (res.entry == nullptr) {
+      // An untracked flow needs no entry to pass (its replies meet their own rules); only
+      // tracked connections are refused when the table is full.
+      if (v->reason == Reason::kAllowUntracked) return;
       v->reason = Reason::kDenyTableFull;
       v->rule = rules::kNoRule;
       v->flags &= static_cast<uint16_t>(~kFlagUntracked);
@@ -514,8 +580,10 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
     }
     return;
   }
-  // Two reopen/expiry restarts in a row cannot happen for one packet; deny rather than loop.
+  // Unreachable in practice (it needs a reopen, an expiry and a lost insert race for one packet);
+  // bounded rather than looping, and counted as a packet no state machine accepted.
   v->reason = Reason::kDenyInvalid;
+  v->why = "connection changed under the packet three times";
 }
 
 // ICMP errors quoting a tracked connection are RELATED (DESIGN.md "ICMP/ICMPv6"); ACLs still run.
@@ -606,8 +674,14 @@ void Decider::decide(const ParsedPacket& p, uint32_t len, Table4::Entry* prefetc
     }
     v->reason = rec.reason;
     v->flags |= static_cast<uint16_t>(rec.flags | kFlagFragment);
-    v->rule = rec.rule;
-    v->conn_id = rec.conn_id;
+    if (reasonAllows(rec.reason)) {
+      v->rule = rec.rule;
+      v->conn_id = rec.conn_id;
+    } else {  // a denied datagram: the record holds where it was denied
+      v->deny_iface = static_cast<rules::IfaceId>(rec.rule);
+      v->deny_dir = static_cast<Direction>((rec.rule >> 16) & 1);
+      v->acl_entry = static_cast<rules::AclEntryId>(rec.conn_id);
+    }
     return;
   }
 
@@ -642,6 +716,10 @@ void Decider::decide(const ParsedPacket& p, uint32_t len, Table4::Entry* prefetc
   }
   if (p.is_fragment) {  // a first fragment: remember its verdict for the rest of the datagram
     FragmentRecord rec{v->reason, v->flags, v->rule, v->conn_id};
+    if (!v->allowed()) {
+      rec.rule = uint32_t{v->deny_iface} | (static_cast<uint32_t>(v->deny_dir) << 16);
+      rec.conn_id = v->acl_entry;
+    }
     impl.fragments.remember(fragmentTag(p), now + kFragmentLifetimeNs, rec);
   }
 }

@@ -22,6 +22,8 @@
 
 namespace statewall::dataplane {
 
+// For an allowed datagram: the rule and connection. For a denied one the engine stores where it
+// was denied instead: rule = interface | direction << 16, conn_id = ACL entry.
 struct FragmentRecord {
   Reason reason;
   uint16_t flags;
