@@ -242,18 +242,22 @@ class Linter {
       }
       if (!protoHasPorts(m.proto)) continue;
       for (bool admin : {true, false}) {
-        std::vector<std::string> names;
+        std::vector<std::pair<uint16_t, std::string>> ports;
         PacketSet exposed;
         for (const SensitivePort& sp : kSensitivePorts) {
           if (sp.admin != admin) continue;
           if (!((m.proto == kProtoTcp && sp.tcp) || (m.proto == kProtoUdp && sp.udp))) continue;
           if (sp.port < m.port_lo || sp.port > m.port_hi) continue;
-          names.push_back(std::to_string(sp.port) + " (" + sp.service + ")");
+          ports.emplace_back(sp.port, std::to_string(sp.port) + " (" + sp.service + ")");
           exposed = exposed.unite(internet.intersect(
               PacketSet::box(m.proto, sp.port, sp.port, AddrSet::universe(Family::kV4),
                              AddrSet::universe(Family::kV6))));
         }
-        if (names.empty()) continue;
+        if (ports.empty()) continue;
+        std::sort(ports.begin(), ports.end());
+        std::vector<std::string> names;
+        for (auto& pr : ports)
+          names.push_back(std::move(pr.second));
         report(
             admin ? "SW001" : "SW002", exposed,
             protoName(m.proto) + (names.size() == 1 ? " port " : " ports ") + joinNames(names, 8));

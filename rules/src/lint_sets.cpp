@@ -480,7 +480,10 @@ std::string PacketSet::str() const {
 }
 
 bool operator==(const PacketSet& a, const PacketSet& b) {
-  return a.other_ == b.other_ && a.by_proto_ == b.by_proto_;
+  // The representation is not unique (which value stands for the unlisted protocols is a
+  // choice), so equality is by content.
+  if (a.other_ == b.other_ && a.by_proto_ == b.by_proto_) return true;
+  return a.subtract(b).empty() && b.subtract(a).empty();
 }
 
 // ---- PolicySets ----

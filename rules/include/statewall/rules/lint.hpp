@@ -115,6 +115,7 @@ class PacketSet {
   // ::/0". For tests and debugging.
   std::string str() const;
 
+  // Same packets (whatever the representation).
   friend bool operator==(const PacketSet&, const PacketSet&);
 
  private:
