@@ -9,6 +9,8 @@ namespace statewall::cli {
 
 void addCheckCommand(CLI::App& app, int* exit_code);
 void addQueryCommand(CLI::App& app, int* exit_code);
+void addReplayCommand(CLI::App& app, int* exit_code);
+void addGenCommand(CLI::App& app, int* exit_code);
 void addCtlCommand(CLI::App& app, int* exit_code);
 void addLintCommand(CLI::App& app, int* exit_code);
 void addDiffCommand(CLI::App& app, int* exit_code);

@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   statewall::cli::addCheckCommand(app, &exit_code);
   statewall::cli::addQueryCommand(app, &exit_code);
+  statewall::cli::addReplayCommand(app, &exit_code);
+  statewall::cli::addGenCommand(app, &exit_code);
   statewall::cli::addCtlCommand(app, &exit_code);
   statewall::cli::addLintCommand(app, &exit_code);
   try {

@@ -256,7 +256,7 @@ void scriptUdp(const FlowPlan& p, Rng& rng, std::vector<Step>* out) {
       continue;
     }
     if (p.reply) {
-      s.wait(srv);
+      s.wait(p.reply_delay_ns != 0 ? p.reply_delay_ns : srv);
       s.push(kResp, 0, 0, 0, p.resp_bytes);
     }
   }
@@ -270,7 +270,7 @@ void scriptIcmp(const FlowPlan& p, Rng& rng, std::vector<Step>* out) {
     if (i > 0) s.wait(interval);
     s.push(kOrig, 0, 0, 0, 56, i + 1);
     if (p.reply) {
-      s.wait(srv);
+      s.wait(p.reply_delay_ns != 0 ? p.reply_delay_ns : srv);
       s.push(kResp, 0, 0, 0, 56, i + 1);
     }
   }
@@ -564,6 +564,8 @@ std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err)
       if (!parseMillis(v, &p.interval_us)) return bad();
     } else if (k == "gap") {
       if (!parseSeconds(v, &p.gap_ns)) return bad();
+    } else if (k == "delay" && (p.kind == Scenario::kUdp || p.kind == Scenario::kIcmpEcho)) {
+      if (!parseSeconds(v, &p.reply_delay_ns)) return bad();
     } else if (k == "data" && p.proto == dataplane::kIpProtoTcp && p.kind == Scenario::kTcp) {
       if (!num(1000000)) return bad();
       p.exchanges = static_cast<uint32_t>(n);
@@ -769,8 +771,10 @@ struct TraceGenerator::Impl {
         p.proto = dataplane::kIpProtoTcp;
         p.dport = pick(opt.tcp_ports, 443);
         p.exchanges = static_cast<uint32_t>(rng.range(1, 2 * mean - 1));
-        p.req_bytes = static_cast<uint32_t>(rng.range(100, 600));
-        p.resp_bytes = static_cast<uint32_t>(rng.range(200, 8000));
+        p.req_bytes =
+            static_cast<uint32_t>(rng.range(opt.req_lo, std::max(opt.req_lo, opt.req_hi)));
+        p.resp_bytes =
+            static_cast<uint32_t>(rng.range(opt.resp_lo, std::max(opt.resp_lo, opt.resp_hi)));
         p.retrans = rng.chance(0.05) ? 1 : 0;
         p.end = p.kind == Scenario::kTcpRst ? (rng.chance(0.5) ? TcpEnd::kRst : TcpEnd::kRstServer)
                 : p.kind == Scenario::kTcpRefused  ? TcpEnd::kRefused

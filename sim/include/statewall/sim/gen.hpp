@@ -67,9 +67,10 @@ struct FlowPlan {
   uint32_t retrans = 0;  // data segments sent twice
   uint64_t gap_ns = 0;   // idle gap before the last exchange (kTcpIdle / gap=)
   // UDP / ICMP
-  uint32_t count = 1;        // UDP exchanges or ICMP echoes
-  bool reply = true;         // the responder answers
-  uint32_t interval_us = 0;  // between UDP/ICMP exchanges; 0 = one RTT
+  uint32_t count = 1;           // UDP exchanges or ICMP echoes
+  bool reply = true;            // the responder answers
+  uint32_t interval_us = 0;     // between UDP/ICMP exchanges; 0 = one RTT
+  uint64_t reply_delay_ns = 0;  // UDP/ICMP: the responder answers this late (0: at once)
   // Scan / flood
   uint16_t port_lo = 1, port_hi = 1024;
   rules::Cidr spoof;  // flood sources
@@ -85,8 +86,8 @@ struct FlowPlan {
 //        [gap=S] [end=fin|fin-server|rst|rst-server|refused|noanswer|open|half]
 //        [error=unreach|ttl|ptb] [error-from=ADDR]
 //   udp  SRC:PORT -> DST:PORT [at=S] [rtt=MS] [count=N] [reply=yes|no] [len=B] [resp=B]
-//        [interval=MS] [gap=S] [error=unreach|ttl|ptb] [error-from=ADDR]
-//   icmp SRC -> DST [at=S] [rtt=MS] [count=N] [reply=yes|no] [interval=MS] [id=N]
+//        [interval=MS] [delay=S] [gap=S] [error=unreach|ttl|ptb] [error-from=ADDR]
+//   icmp SRC -> DST [at=S] [rtt=MS] [count=N] [reply=yes|no] [interval=MS] [delay=S] [id=N]
 //   scan SRC -> DST [ports=LO-HI] [at=S] [reply=yes|no]   (reply: closed ports answer RST)
 //   flood CIDR -> DST:PORT [count=N] [rate=PPS] [at=S]
 // IPv6 addresses with ports go in brackets: [2001:db8::1]:443. Returns nullopt and fills *err.
@@ -108,11 +109,13 @@ struct GenOptions {
   std::vector<rules::IpAddr> servers;      // defaults: 10.0.1.10, 2001:db8:1::10
   std::vector<uint16_t> tcp_ports = {443, 80};
   std::vector<uint16_t> udp_ports = {53, 123};
-  double ipv6_share = 0.2;        // of random flows, when both families have addresses
-  uint32_t exchanges = 4;         // mean TCP exchanges per random flow (1..2*mean-1)
-  uint32_t idle_gap_s = 700;      // kTcpIdle gap (longer than the default ICMP/UDP/other)
-  uint32_t scan_ports = 200;      // ports per scan
-  uint32_t flood_packets = 2000;  // SYNs per flood
+  double ipv6_share = 0.2;                 // of random flows, when both families have addresses
+  uint32_t exchanges = 4;                  // mean TCP exchanges per random flow (1..2*mean-1)
+  uint32_t req_lo = 100, req_hi = 600;     // TCP request bytes per exchange, uniform in [lo, hi]
+  uint32_t resp_lo = 200, resp_hi = 8000;  // TCP response bytes per exchange
+  uint32_t idle_gap_s = 700;               // kTcpIdle gap (longer than the default ICMP/UDP/other)
+  uint32_t scan_ports = 200;               // ports per scan
+  uint32_t flood_packets = 2000;           // SYNs per flood
 
   static std::vector<double> defaultMix();
 };

@@ -1,0 +1,188 @@
+// The replay driver behind `statewall replay`: streams traces through the same Engine the
+// appliance runs, with the packets' own timestamps as the engine's clock, and produces the
+// summary, the optional per-packet / per-connection outputs, the stateless comparison and the
+// expectation results.
+//
+// Time: packets go to the engine in bursts of up to `burst` packets that span at most
+// `burst_window_ns` of trace time; a burst is judged at the time of its newest packet (as the
+// appliance judges a burst when it has received it). Idle timeouts therefore fire within one
+// window (1 ms by default) of when they would have. The clock never goes backwards: a packet older
+// than the clock (unordered traces, a second trace that starts earlier) is judged at the clock.
+//
+// The per-packet path allocates nothing: frames are copied into one preallocated arena, outputs are
+// formatted into reused buffers and written in large blocks. Memory stays bounded whatever the
+// trace length: per-connection records are written out and freed when their connection ends.
+//
+// A Replay is single-threaded: one thread creates it, runs it and reads its summary.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "statewall/dataplane/engine.hpp"
+#include "statewall/dataplane/packet.hpp"
+#include "statewall/dataplane/verdict.hpp"
+#include "statewall/rules/compiled.hpp"
+#include "statewall/sim/expect.hpp"
+#include "statewall/sim/pcap_io.hpp"
+
+namespace statewall::sim {
+
+enum class ConnFormat : uint8_t { kJsonl, kTsv };
+
+struct ReplayOptions {
+  std::string verdicts_path;     // --verdicts FILE.jsonl
+  std::string allowed_path;      // --allowed FILE.pcap
+  std::string denied_path;       // --denied FILE.pcap
+  std::string connections_path;  // --connections FILE
+  ConnFormat connections_format = ConnFormat::kJsonl;
+  bool stateless = false;  // also judge every packet by the rules alone and compare
+  bool progress = false;   // draw a progress bar on stderr (the CLI sets it when stderr is a tty)
+  size_t table_capacity = 1 << 20;
+  size_t fragment_capacity = 4096;
+  bool pass_non_ip = false;
+  unsigned burst = 32;                   // 1..dataplane::kMaxBurst
+  uint64_t burst_window_ns = 1000000;    // trace time one burst may span
+  size_t top_flows = 10;                 // top denied flows kept in the summary
+  size_t max_changes = 20;               // stateless changes listed in the summary
+  Expectations* expectations = nullptr;  // observed during the run when set (not owned)
+};
+
+// A packet's addresses as the summary lists them. ICMP: type and code in sport / dport.
+struct FlowKey {
+  uint8_t proto = 0;
+  rules::IpAddr src;
+  rules::IpAddr dst;
+  uint16_t sport = 0;
+  uint16_t dport = 0;
+  bool ip = true;  // false: not an IP packet (ARP, other EtherTypes, unparsable)
+
+  friend bool operator==(const FlowKey&, const FlowKey&) = default;
+  // "tcp 198.51.100.7:40000 -> 10.0.1.10:22", "icmp 1.2.3.4 -> 5.6.7.8 type 8 code 0",
+  // "tcp [2001:db8::1]:40000 -> [2001:db8::2]:443"
+  std::string str() const;
+};
+
+struct DeniedFlow {
+  FlowKey key;
+  dataplane::Reason reason = dataplane::Reason::kDenySg;
+  std::string detail;  // what denied it, e.g. "no inbound rule of web-1 (web) allows it"
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t first_index = 0;
+};
+
+struct StatelessChange {
+  FlowKey key;
+  dataplane::Reason stateful = dataplane::Reason::kAllowTracked;
+  dataplane::Reason stateless = dataplane::Reason::kDenySg;
+  uint64_t packets = 0;
+  uint64_t first_index = 0;
+  std::string why;
+};
+
+struct TraceSummary {
+  std::string path;
+  TraceFormat format = TraceFormat::kPcap;
+  int dlt = 0;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t file_size = 0;
+};
+
+struct ReplaySummary {
+  std::vector<std::string> policy_files;
+  std::vector<TraceSummary> traces;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;  // frame lengths on the wire (the pcap "len" field)
+  uint64_t first_ts_ns = 0;
+  uint64_t last_ts_ns = 0;
+  std::array<uint64_t, dataplane::kReasonCount> packets_by_reason{};
+  std::array<uint64_t, dataplane::kReasonCount> bytes_by_reason{};
+  std::array<uint64_t, dataplane::kLayerCount> malformed_by_layer{};
+  std::vector<uint64_t> rule_hits;  // per rules::RuleId (the engine's counters)
+  std::vector<uint64_t> acl_hits;   // per rules::AclEntryId
+  dataplane::Counters engine;       // the engine's own counters, for cross-checking
+
+  std::vector<DeniedFlow> top_denied;   // most packets first
+  uint64_t denied_flows = 0;            // distinct denied (flow, reason) pairs seen
+  bool top_denied_approximate = false;  // too many distinct denied flows to count exactly
+
+  bool connections_logged = false;
+  uint64_t connection_records = 0;
+  std::vector<std::pair<std::string, uint64_t>> conn_states;  // Zeek conn_state -> records
+  std::array<uint64_t, 3> conn_ends{};                        // by ConnEnd
+
+  bool stateless = false;
+  std::array<uint64_t, dataplane::kReasonCount> stateless_by_reason{};
+  uint64_t changed_to_deny = 0;  // allowed statefully, denied by the rules alone
+  uint64_t changed_to_allow = 0;
+  std::vector<StatelessChange> changes;  // by first packet index
+  uint64_t changed_flows = 0;
+
+  std::optional<TraceError> error;  // the damage that stopped the replay, if any
+};
+
+// One frame for replayFrames(): what the engine fixture table and tests feed the driver.
+struct Frame {
+  uint64_t ts_ns = 0;
+  std::vector<uint8_t> bytes;
+};
+
+class Replay {
+ public:
+  Replay(rules::CompiledPolicyPtr policy, ReplayOptions options);
+  ~Replay();
+  Replay(const Replay&) = delete;
+  Replay& operator=(const Replay&) = delete;
+
+  // Creates the output files. false with *err when one cannot be created.
+  bool openOutputs(std::string* err);
+
+  // Replays the traces in order, as one stream (packet indexes continue across files). false when
+  // a trace is missing, unreadable or damaged, or its link type differs from the first trace's:
+  // summary().error says where; every packet before the damage has been judged and counted.
+  bool runFiles(const std::vector<std::string>& paths);
+
+  // Replays in-memory frames through the same path (fixtures, tests). Frames whose timestamps go
+  // backwards are judged at the clock. Can be called several times; the stream continues.
+  void runFrames(const std::vector<Frame>& frames, dataplane::LinkType link);
+
+  // Writes the remaining connection records, collects the engine's counters and closes the
+  // outputs. Call once, after the runs. false with *err on a write error.
+  bool finish(std::string* err);
+
+  const ReplaySummary& summary() const;
+  const rules::CompiledPolicy& policy() const;
+
+  // Called for every packet, in input order, after the verdict (tests, fixture comparisons).
+  using Observer = std::function<void(uint64_t index, uint64_t ts_ns, const dataplane::Verdict&,
+                                      const dataplane::ParsedPacket&)>;
+  void setObserver(Observer observer);
+
+  // The human text of a verdict: "allow-rule by web inbound[0] \"tcp 443 from 0.0.0.0/0\"", ...
+  std::string describe(const dataplane::Verdict& v) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Replays `frames` through a fresh Replay (no outputs) and returns one verdict per frame: the
+// hook through which the engine's fixture table runs through `statewall replay`'s driver.
+std::vector<dataplane::Verdict> replayFrames(
+    rules::CompiledPolicyPtr policy, const std::vector<Frame>& frames,
+    dataplane::LinkType link = dataplane::LinkType::kEthernet, const ReplayOptions& options = {});
+
+// The summary for people (aligned columns) and as one JSON document. `expect` may be null.
+std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolicy& policy,
+                              const std::vector<ExpectResult>* expect);
+std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolicy& policy,
+                              const std::vector<ExpectResult>* expect);
+
+}  // namespace statewall::sim

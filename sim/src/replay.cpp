@@ -1,0 +1,1052 @@
+#include "statewall/sim/replay.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "describe.hpp"
+#include "flat_map.hpp"
+#include "out_file.hpp"
+#include "statewall/rules/evaluate.hpp"
+#include "statewall/sim/conn_log.hpp"
+
+namespace statewall::sim {
+namespace {
+
+using dataplane::kFlagConnClosed;
+using dataplane::kFlagControl;
+using dataplane::kFlagFragment;
+using dataplane::kFlagNewConnection;
+using dataplane::kFlagReply;
+using dataplane::L3;
+using dataplane::ParsedPacket;
+using dataplane::Reason;
+using dataplane::Verdict;
+using detail::appendIp;
+using detail::appendJsonString;
+using detail::mix64;
+
+constexpr size_t kArenaBytes = 1 << 20;
+constexpr size_t kMaxDeniedFlows = 1 << 16;
+constexpr size_t kMaxChangeFlows = 1 << 16;
+constexpr size_t kMinConnScan = 1 << 16;
+
+bool isIcmp(uint8_t proto) {
+  return proto == dataplane::kIpProtoIcmp || proto == dataplane::kIpProtoIcmpv6;
+}
+
+std::string_view protoText(uint8_t proto, L3 l3) {
+  if (l3 == L3::kArp) return "arp";
+  if (l3 == L3::kOther) return "non-ip";
+  switch (proto) {
+    case dataplane::kIpProtoTcp:
+      return "tcp";
+    case dataplane::kIpProtoUdp:
+      return "udp";
+    case dataplane::kIpProtoIcmp:
+      return "icmp";
+    case dataplane::kIpProtoIcmpv6:
+      return "icmpv6";
+    default:
+      return {};
+  }
+}
+
+FlowKey keyOf(const ParsedPacket& p) {
+  FlowKey k;
+  k.ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
+  if (!k.ip) return k;
+  k.proto = p.proto;
+  k.src = p.src;
+  k.dst = p.dst;
+  if (isIcmp(p.proto)) {
+    k.sport = p.icmp_type;
+    k.dport = p.icmp_code;
+  } else {
+    k.sport = p.sport;
+    k.dport = p.dport;
+  }
+  return k;
+}
+
+struct FlowKeyHash {
+  size_t operator()(const FlowKey& k) const {
+    uint64_t h = mix64(k.src.lo ^ (k.src.hi * 31) ^ (uint64_t{k.proto} << 56));
+    h = mix64(h ^ k.dst.lo ^ (k.dst.hi * 17));
+    return static_cast<size_t>(mix64(h ^ (uint64_t{k.sport} << 16 | k.dport) ^ (k.ip ? 1 : 0)));
+  }
+};
+struct FlowKeyEq {
+  bool operator()(const FlowKey& a, const FlowKey& b) const { return a == b; }
+};
+struct U64Hash {
+  size_t operator()(uint64_t x) const { return static_cast<size_t>(mix64(x)); }
+};
+struct U64Eq {
+  bool operator()(uint64_t a, uint64_t b) const { return a == b; }
+};
+
+// A flow and what happened to it: the key of the denied-flow and stateless-change tables.
+struct TaggedKey {
+  FlowKey flow;
+  uint32_t tag = 0;  // reason(s) and the detail that decided it
+  friend bool operator==(const TaggedKey&, const TaggedKey&) = default;
+};
+struct TaggedKeyHash {
+  size_t operator()(const TaggedKey& k) const {
+    return static_cast<size_t>(mix64(FlowKeyHash{}(k.flow) ^ k.tag));
+  }
+};
+struct TaggedKeyEq {
+  bool operator()(const TaggedKey& a, const TaggedKey& b) const { return a == b; }
+};
+
+std::string withCommas(uint64_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+std::string_view zeekProto(uint8_t proto) {
+  switch (proto) {
+    case dataplane::kIpProtoTcp:
+      return "tcp";
+    case dataplane::kIpProtoUdp:
+      return "udp";
+    case dataplane::kIpProtoIcmp:
+    case dataplane::kIpProtoIcmpv6:
+      return "icmp";
+    default:
+      return "unknown_transport";
+  }
+}
+
+}  // namespace
+
+std::string FlowKey::str() const {
+  if (!ip) return "non-IP";
+  auto ep = [&](const rules::IpAddr& a, uint16_t port) {
+    if (proto != dataplane::kIpProtoTcp && proto != dataplane::kIpProtoUdp) return a.str();
+    return a.isV4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port);
+  };
+  std::string_view name = protoText(proto, L3::kIpv4);
+  std::string p = name.empty() ? fmt::format("proto {}", proto) : std::string(name);
+  std::string s = fmt::format("{} {} -> {}", p, ep(src, sport), ep(dst, dport));
+  if (isIcmp(proto)) s += fmt::format(" type {} code {}", sport, dport);
+  return s;
+}
+
+struct Replay::Impl {
+  rules::CompiledPolicyPtr policy;
+  ReplayOptions opt;
+  detail::PolicyTexts texts;
+  ReplaySummary sum;
+  Observer observer;
+
+  std::unique_ptr<dataplane::Engine> engine;
+  std::unique_ptr<dataplane::Engine::Worker> worker;
+  std::optional<dataplane::LinkType> link;
+  int dlt = 0;
+  uint32_t snaplen = 262144;
+  bool nano = true;
+  bool need_parsed = false;
+
+  // The burst being assembled.
+  struct Meta {
+    uint64_t index;
+    uint64_t ts;
+    uint32_t wirelen;
+  };
+  std::vector<uint8_t> arena;
+  size_t arena_used = 0;
+  unsigned n = 0;
+  uint64_t burst_first_ts = 0;
+  uint64_t burst_max_ts = 0;
+  dataplane::PacketRef refs[dataplane::kMaxBurst];
+  Meta meta[dataplane::kMaxBurst];
+  Verdict verdicts[dataplane::kMaxBurst];
+  ParsedPacket parsed[dataplane::kMaxBurst];
+  ParsedPacket scratch;
+  uint64_t index = 0;
+  uint64_t clock = 0;
+
+  // Outputs.
+  detail::OutFile verdicts_out;
+  detail::OutFile conns_out;
+  std::unique_ptr<PcapWriter> allowed_out, denied_out;
+  std::string pcap_error;
+
+  // Denied flows (bounded: when full, the rarest are dropped and the counts become estimates).
+  detail::FlatMap<TaggedKey, DeniedFlow, TaggedKeyHash, TaggedKeyEq> denied{4096};
+  uint64_t denied_floor = 0;
+
+  // Stateless comparison.
+  detail::FlatMap<TaggedKey, StatelessChange, TaggedKeyHash, TaggedKeyEq> changes{1024};
+
+  // Connection records.
+  detail::FlatMap<uint64_t, ConnRecord, U64Hash, U64Eq> tracked{1024};
+  detail::FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq> untracked{1024};
+  uint64_t conn_seq = 0;
+  size_t next_scan = kMinConnScan;
+  std::vector<std::pair<std::string, uint64_t>> states_seen;
+
+  // Progress.
+  bool progress_drawn = false;
+  std::chrono::steady_clock::time_point start_time = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_draw{};
+  uint64_t total_file_bytes = 0;
+  uint64_t done_file_bytes = 0;
+  const TraceReader* current_reader = nullptr;
+
+  Impl(rules::CompiledPolicyPtr p, ReplayOptions o)
+      : policy(std::move(p)), opt(std::move(o)), texts(*policy) {
+    opt.burst = std::clamp<unsigned>(opt.burst, 1, dataplane::kMaxBurst);
+    arena.resize(kArenaBytes);
+    sum.policy_files = policy->source().files;
+    sum.stateless = opt.stateless;
+    sum.connections_logged = !opt.connections_path.empty();
+    need_parsed = !opt.verdicts_path.empty() || !opt.connections_path.empty() || opt.stateless ||
+                  opt.expectations != nullptr;
+  }
+
+  // ---- setup ----
+
+  bool ensureEngine(dataplane::LinkType l, std::string* err) {
+    if (link) {
+      if (*link != l) {
+        *err = "its link type differs from the first trace's (one replay, one link type)";
+        return false;
+      }
+      return true;
+    }
+    link = l;
+    dataplane::EngineConfig cfg;
+    cfg.table_capacity = opt.table_capacity;
+    cfg.fragment_capacity = opt.fragment_capacity;
+    cfg.link = l;
+    cfg.pass_non_ip = opt.pass_non_ip;
+    engine = std::make_unique<dataplane::Engine>(cfg, policy);
+    worker = engine->makeWorker();
+    return openPcapOutputs();
+  }
+
+  bool openPcapOutputs() {
+    if (!opt.allowed_path.empty()) {
+      allowed_out = PcapWriter::open(opt.allowed_path, dlt, snaplen, nano, &pcap_error);
+      if (!allowed_out) return false;
+    }
+    if (!opt.denied_path.empty()) {
+      denied_out = PcapWriter::open(opt.denied_path, dlt, snaplen, nano, &pcap_error);
+      if (!denied_out) return false;
+    }
+    return true;
+  }
+
+  bool openOutputs(std::string* err) {
+    if (!opt.verdicts_path.empty() && !verdicts_out.open(opt.verdicts_path, err)) return false;
+    if (!opt.connections_path.empty()) {
+      if (!conns_out.open(opt.connections_path, err)) return false;
+      if (opt.connections_format == ConnFormat::kTsv) writeTsvHeader();
+    }
+    // The pcap outputs need the trace's link type: check now that they can be created, and
+    // write them once the first trace is open.
+    for (const std::string* path : {&opt.allowed_path, &opt.denied_path}) {
+      if (path->empty()) continue;
+      FILE* f = std::fopen(path->c_str(), "wb");
+      if (f == nullptr) {
+        *err = fmt::format("{}: cannot create: {}", *path, std::strerror(errno));
+        return false;
+      }
+      std::fclose(f);
+    }
+    return true;
+  }
+
+  // ---- the packet path ----
+
+  void push(const uint8_t* data, uint32_t caplen, uint32_t wirelen, uint64_t ts) {
+    if (n > 0 && (n == opt.burst || ts > burst_first_ts + opt.burst_window_ns ||
+                  arena_used + caplen > arena.size())) {
+      flush();
+    }
+    if (caplen > arena.size()) caplen = static_cast<uint32_t>(arena.size());  // never in pcap
+    if (n == 0) {
+      burst_first_ts = ts;
+      burst_max_ts = ts;
+    } else if (ts > burst_max_ts) {
+      burst_max_ts = ts;
+    }
+    std::memcpy(arena.data() + arena_used, data, caplen);
+    refs[n] = dataplane::PacketRef{arena.data() + arena_used, caplen};
+    meta[n] = Meta{++index, ts, wirelen};
+    arena_used += caplen;
+    ++n;
+  }
+
+  void flush() {
+    if (n == 0) return;
+    clock = std::max(clock, burst_max_ts);
+    engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr);
+    for (unsigned i = 0; i < n; ++i)
+      post(i);
+    n = 0;
+    arena_used = 0;
+  }
+
+  void post(unsigned i) {
+    const Verdict& v = verdicts[i];
+    const Meta& m = meta[i];
+    const size_t r = static_cast<size_t>(v.reason);
+    ++sum.packets_by_reason[r];
+    sum.bytes_by_reason[r] += m.wirelen;
+    ++sum.packets;
+    sum.bytes += m.wirelen;
+    if (sum.packets == 1) sum.first_ts_ns = m.ts;
+    sum.last_ts_ns = std::max(sum.last_ts_ns, m.ts);
+    if (!sum.traces.empty()) {
+      ++sum.traces.back().packets;
+      sum.traces.back().bytes += m.wirelen;
+    }
+    if (v.reason == Reason::kDenyMalformed) {
+      ++sum.malformed_by_layer[static_cast<size_t>(v.malformed_layer)];
+    }
+    const bool allowed = v.allowed();
+    const ParsedPacket* pp = nullptr;
+    if (need_parsed) {
+      pp = &parsed[i];
+    } else if (!allowed || observer) {
+      dataplane::parsePacket(refs[i].data, refs[i].len, *link, &scratch);
+      pp = &scratch;
+    }
+    if (allowed) {
+      if (allowed_out) allowed_out->write(m.ts, refs[i].data, refs[i].len, m.wirelen);
+    } else {
+      if (denied_out) denied_out->write(m.ts, refs[i].data, refs[i].len, m.wirelen);
+      noteDenied(*pp, v, m);
+    }
+    if (opt.stateless) compareStateless(*pp, v, m);
+    if (verdicts_out.isOpen()) writeVerdict(*pp, v, m);
+    if (conns_out.isOpen()) observeConn(*pp, v, m);
+    if (opt.expectations != nullptr) {
+      opt.expectations->observe(m.index, *pp, v,
+                                [this](const Verdict& x) { return texts.describe(x); });
+    }
+    if (observer) observer(m.index, m.ts, v, *pp);
+  }
+
+  // ---- denied flows ----
+
+  static uint32_t detailTag(const Verdict& v) {
+    uint32_t d = 0;
+    switch (v.reason) {
+      case Reason::kDenySg:
+        d = (static_cast<uint32_t>(v.deny_iface) << 1) | static_cast<uint32_t>(v.deny_dir);
+        break;
+      case Reason::kDenyAcl:
+        d = v.acl_entry;
+        break;
+      case Reason::kDenyMalformed:
+        d = static_cast<uint32_t>(v.malformed_layer);
+        break;
+      default:
+        break;
+    }
+    return (d << 4) ^ static_cast<uint32_t>(v.reason);
+  }
+
+  void noteDenied(const ParsedPacket& p, const Verdict& v, const Meta& m) {
+    TaggedKey k{keyOf(p), detailTag(v)};
+    if (denied.size() >= kMaxDeniedFlows && denied.find(k) == nullptr) {
+      // Lossy counting: drop every flow at or below the floor, then raise it.
+      sum.top_denied_approximate = true;
+      ++denied_floor;
+      auto& keys = denied.keys();
+      auto& vals = denied.values();
+      for (size_t j = vals.size(); j-- > 0;) {
+        if (vals[j].packets <= denied_floor) denied.erase(TaggedKey(keys[j]));
+      }
+    }
+    bool inserted = false;
+    DeniedFlow& d = denied.findOrInsert(k, &inserted);
+    if (inserted) {
+      ++sum.denied_flows;
+      d.key = k.flow;
+      d.reason = v.reason;
+      d.detail = texts.detail(v);
+      d.first_index = m.index;
+      d.packets = denied_floor;  // the most it could have had before (0 while exact)
+    }
+    ++d.packets;
+    d.bytes += m.wirelen;
+  }
+
+  // ---- per-packet JSON lines ----
+
+  void writeVerdict(const ParsedPacket& p, const Verdict& v, const Meta& m) {
+    auto& b = verdicts_out.buf();
+    auto out = std::back_inserter(b);
+    fmt::format_to(out, "{{\"index\":{},\"ts\":", m.index);
+    detail::appendTs(b, m.ts, nano);
+    const bool ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
+    std::string_view pname = protoText(p.proto, p.l3);
+    if (!pname.empty()) {
+      fmt::format_to(out, ",\"proto\":\"{}\"", pname);
+    } else {
+      fmt::format_to(out, ",\"proto\":{}", p.proto);
+    }
+    if (ip || p.l3 == L3::kArp) {
+      b.append(std::string_view(",\"src\":\""));
+      appendIp(b, p.src);
+      b.append(std::string_view("\",\"dst\":\""));
+      appendIp(b, p.dst);
+      b.push_back('"');
+    }
+    if (ip && p.malformed == dataplane::Layer::kNone) {
+      if (isIcmp(p.proto)) {
+        fmt::format_to(out, ",\"icmp_type\":{},\"icmp_code\":{}", p.icmp_type, p.icmp_code);
+        if (p.icmp_is_echo_request || p.icmp_is_echo_reply) {
+          fmt::format_to(out, ",\"icmp_id\":{}", p.icmp_id);
+        }
+      } else if (p.proto == dataplane::kIpProtoTcp || p.proto == dataplane::kIpProtoUdp) {
+        fmt::format_to(out, ",\"sport\":{},\"dport\":{}", p.sport, p.dport);
+      }
+      if (p.proto == dataplane::kIpProtoTcp && !(p.is_fragment && !p.first_fragment)) {
+        char flags[9];
+        size_t fl = 0;
+        static constexpr char kLetters[] = "FSRPAUEC";
+        for (int bit = 0; bit < 8; ++bit) {
+          if (p.tcp_flags & (1u << bit)) flags[fl++] = kLetters[bit];
+        }
+        fmt::format_to(out, ",\"tcp_flags\":\"{}\"", std::string_view(flags, fl));
+      }
+      if (p.is_fragment) {
+        fmt::format_to(out, ",\"fragment\":{{\"id\":{},\"offset\":{},\"more\":{}}}", p.frag_id,
+                       p.frag_offset * 8u, p.more_fragments);
+      }
+    }
+    if (ip) {
+      rules::IfaceId si = policy->interfaceOf(p.src);
+      rules::IfaceId di = policy->interfaceOf(p.dst);
+      std::string_view dir = si != rules::kNoIface && di != rules::kNoIface ? "internal"
+                             : di != rules::kNoIface                        ? "inbound"
+                             : si != rules::kNoIface                        ? "outbound"
+                                                                            : "unprotected";
+      fmt::format_to(out, ",\"direction\":\"{}\"", dir);
+    }
+    fmt::format_to(out, ",\"reply\":{},\"verdict\":\"{}\",\"reason\":\"{}\",\"rule\":",
+                   (v.flags & kFlagReply) != 0, v.allowed() ? "allow" : "deny",
+                   dataplane::reasonCode(v.reason));
+    appendRule(b, v);
+    if (v.conn_id != 0) {
+      fmt::format_to(out, ",\"conn\":{}", v.conn_id);
+    } else {
+      b.append(std::string_view(",\"conn\":null"));
+    }
+    if (p.proto == dataplane::kIpProtoTcp && ip) {
+      fmt::format_to(out, ",\"tcp_before\":\"{}\",\"tcp_after\":\"{}\"",
+                     dataplane::tcpStateName(v.tcp_before), dataplane::tcpStateName(v.tcp_after));
+    }
+    if (v.reason == Reason::kDenyMalformed) {
+      fmt::format_to(out, ",\"layer\":\"{}\"", dataplane::layerName(v.malformed_layer));
+    }
+    if (v.why != nullptr) {
+      b.append(std::string_view(",\"why\":"));
+      appendJsonString(b, v.why);
+    }
+    if (v.flags != 0) appendFlags(b, v.flags);
+    if (opt.stateless) {
+      fmt::format_to(out, ",\"stateless\":{{\"verdict\":\"{}\",\"reason\":\"{}\"}}",
+                     dataplane::reasonAllows(last_stateless) ? "allow" : "deny",
+                     dataplane::reasonCode(last_stateless));
+    }
+    b.append(std::string_view("}\n"));
+    verdicts_out.maybeFlush();
+  }
+
+  void appendRule(fmt::memory_buffer& b, const Verdict& v) {
+    if (v.reason == Reason::kDenyAcl && v.acl_entry != rules::kNoAclEntry &&
+        v.acl_entry < texts.aclEntryCount()) {
+      b.append(texts.aclJson(v.acl_entry));
+    } else if (v.reason == Reason::kDenySg && v.deny_iface != rules::kNoIface &&
+               v.deny_iface < texts.ifaceCount()) {
+      b.append(texts.ifaceJson(v.deny_iface, v.deny_dir));
+    } else if (v.rule != rules::kNoRule && v.rule < texts.ruleCount()) {
+      b.append(texts.ruleJson(v.rule));
+    } else {
+      b.append(std::string_view("null"));
+    }
+  }
+
+  static void appendFlags(fmt::memory_buffer& b, uint16_t flags) {
+    static constexpr std::string_view kNames[] = {"new",        "reply",    "tcp-invalid",
+                                                  "untracked",  "control",  "fragment",
+                                                  "mid-stream", "reopened", "closed"};
+    b.append(std::string_view(",\"flags\":["));
+    bool first = true;
+    for (size_t bit = 0; bit < std::size(kNames); ++bit) {
+      if (flags & (1u << bit)) {
+        if (!first) b.push_back(',');
+        first = false;
+        b.push_back('"');
+        b.append(kNames[bit]);
+        b.push_back('"');
+      }
+    }
+    b.push_back(']');
+  }
+
+  // ---- stateless comparison ----
+
+  Reason last_stateless = Reason::kAllowRule;
+  rules::Evaluation eval;
+
+  void compareStateless(const ParsedPacket& p, const Verdict& v, const Meta& m) {
+    const bool ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
+    // Control traffic, unparsable packets and later fragments have no rule-only verdict of
+    // their own: the comparison leaves them as they are.
+    if (!ip || (v.flags & (kFlagControl | kFlagFragment)) || v.reason == Reason::kDenyMalformed) {
+      last_stateless = v.reason;
+      ++sum.stateless_by_reason[static_cast<size_t>(v.reason)];
+      return;
+    }
+    rules::Flow5 f;
+    f.proto = p.proto;
+    f.src = p.src;
+    f.dst = p.dst;
+    f.sport = p.sport;
+    f.dport = p.dport;
+    f.icmp_type = p.icmp_type;
+    f.icmp_code = p.icmp_code;
+    rules::evaluate(*policy, f, rules::EvalMode::kFull, &eval);
+    Reason sr;
+    if (eval.allowed) {
+      sr = eval.unprotected ? Reason::kAllowUnprotected : Reason::kAllowRule;
+    } else if (eval.first_deny >= 0 &&
+               eval.checks[static_cast<size_t>(eval.first_deny)].kind == rules::CheckKind::kAcl) {
+      sr = Reason::kDenyAcl;
+    } else {
+      sr = Reason::kDenySg;
+    }
+    last_stateless = sr;
+    ++sum.stateless_by_reason[static_cast<size_t>(sr)];
+    const bool a = v.allowed();
+    const bool b = dataplane::reasonAllows(sr);
+    if (a == b) return;
+    (a ? sum.changed_to_deny : sum.changed_to_allow) += 1;
+    TaggedKey k{keyOf(p), static_cast<uint32_t>(v.reason) << 8 | static_cast<uint32_t>(sr)};
+    StatelessChange* c = changes.find(k);
+    if (c == nullptr) {
+      ++sum.changed_flows;
+      if (changes.size() >= kMaxChangeFlows) return;
+      bool ins = false;
+      c = &changes.findOrInsert(k, &ins);
+      c->key = k.flow;
+      c->stateful = v.reason;
+      c->stateless = sr;
+      c->first_index = m.index;
+      c->why = whyChanged(v, sr);
+    }
+    ++c->packets;
+  }
+
+  std::string ruleOnlyDenial() const {
+    if (eval.first_deny < 0) return "the rules deny it";
+    const rules::Check& c = eval.checks[static_cast<size_t>(eval.first_deny)];
+    if (c.kind == rules::CheckKind::kAcl) {
+      if (c.acl.entry != rules::kNoAclEntry && c.acl.entry < texts.aclEntryCount()) {
+        return fmt::format("{} denies it", texts.aclLabel(c.acl.entry));
+      }
+      return "a network ACL denies it";
+    }
+    if (c.iface != rules::kNoIface && c.iface < texts.ifaceCount()) {
+      return texts.ifaceDeny(c.iface, c.dir);
+    }
+    return "no security-group rule allows it";
+  }
+
+  std::string whyChanged(const Verdict& v, Reason sr) const {
+    switch (v.reason) {
+      case Reason::kAllowTracked:
+        return fmt::format(
+            "part of tracked connection {}: replies and continuations need no rule in a security "
+            "group; judged by rules alone, {}",
+            v.conn_id, ruleOnlyDenial());
+      case Reason::kAllowRelated:
+        return fmt::format(
+            "an ICMP error about tracked connection {} passes as related traffic; judged by rules "
+            "alone, {}",
+            v.conn_id, ruleOnlyDenial());
+      case Reason::kDenyInvalid:
+        return fmt::format("the TCP state machine rejects it ({}); the rules alone allow it",
+                           v.why != nullptr ? v.why : "invalid");
+      case Reason::kDenyTableFull:
+        return "the connection table was full; the rules alone allow it";
+      default:
+        break;
+    }
+    if (dataplane::reasonAllows(v.reason)) {
+      return fmt::format("{}; judged by rules alone, {}", texts.describe(v), ruleOnlyDenial());
+    }
+    return fmt::format("{}; the rules alone give {}", texts.describe(v), dataplane::reasonCode(sr));
+  }
+
+  // ---- connection records ----
+
+  void observeConn(const ParsedPacket& p, const Verdict& v, const Meta& m) {
+    if ((p.l3 != L3::kIpv4 && p.l3 != L3::kIpv6) || (v.flags & kFlagControl) ||
+        v.reason == Reason::kDenyMalformed) {
+      return;
+    }
+    const bool allowed = v.allowed();
+    ConnRecord* r;
+    bool from_orig = true;
+    if (v.conn_id != 0) {
+      bool inserted = false;
+      r = &tracked.findOrInsert(v.conn_id, &inserted);
+      if (!inserted && (v.flags & kFlagNewConnection)) {
+        // The engine reused the id for a new connection: the old one is over.
+        ConnRecord old = *r;
+        old.end = endOf(old, /*in_engine=*/false);
+        emitConn(old);
+        *r = ConnRecord{};
+        inserted = true;
+      }
+      const bool reply = (v.flags & kFlagReply) != 0;
+      if (inserted) {
+        initConn(*r, p, reply);
+        r->conn_id = v.conn_id;
+        r->first_reason = v.reason;
+      }
+      if (p.icmp_is_error && r->proto != p.proto) {
+        // An ICMP error about this connection: counted, not mixed into its packet counts.
+        ++r->icmp_errors;
+        if (!allowed) ++r->denied_pkts;
+        return;
+      }
+      from_orig = !reply;
+    } else {
+      FlowKey k = keyOf(p);
+      if (isIcmp(p.proto) && (p.icmp_is_echo_request || p.icmp_is_echo_reply)) {
+        k.sport = k.dport = p.icmp_id;
+      }
+      FlowKey rev = k;
+      std::swap(rev.src, rev.dst);
+      std::swap(rev.sport, rev.dport);
+      const bool forward = std::tie(k.src, k.sport) <= std::tie(rev.src, rev.sport);
+      bool inserted = false;
+      r = &untracked.findOrInsert(forward ? k : rev, &inserted);
+      if (inserted) {
+        initConn(*r, p, false);
+        r->first_reason = v.reason;
+      }
+      // Sent by the sender of the record's first packet? (The record applies its own flip.)
+      const rules::IpAddr& first_src = r->flipped ? r->resp_h : r->orig_h;
+      const uint16_t first_sport = r->flipped ? r->resp_p : r->orig_p;
+      from_orig = inserted || (p.src == first_src && (isIcmp(p.proto) || p.sport == first_sport));
+    }
+    r->observe(p, from_orig, m.ts);
+    if (!allowed) ++r->denied_pkts;
+    if (v.flags & kFlagConnClosed) r->engine_closed = true;
+    // The rule that opened it: the one that allowed the record's first packet (a flow whose first
+    // packet was denied was never opened, whatever later packets did).
+    if (r->orig.pkts + r->resp.pkts == 1 &&
+        (v.reason == Reason::kAllowRule || v.reason == Reason::kAllowUntracked)) {
+      r->opened_by = v.rule;
+    }
+    if (tracked.size() + untracked.size() >= next_scan) scanConnections(false);
+  }
+
+  void initConn(ConnRecord& r, const ParsedPacket& p, bool reply) {
+    r.seq = conn_seq++;
+    r.begin(p, reply);
+  }
+
+  uint64_t idleLimitNs(const ConnRecord& r) const {
+    const rules::Timeouts& t = policy->timeouts();
+    using K = rules::TimeoutKey;
+    K k;
+    if (r.proto == dataplane::kIpProtoTcp) {
+      k = r.tcpClosed()                                                     ? K::kTcpTimeWait
+          : (r.orig.syn || r.resp.synack) && !(r.orig.synack || r.resp.any) ? K::kTcpSynSent
+                                                                            : K::kTcpEstablished;
+    } else if (r.proto == dataplane::kIpProtoUdp) {
+      k = r.orig.any && r.resp.any ? K::kUdpStream : K::kUdp;
+    } else if (isIcmp(r.proto)) {
+      k = K::kIcmp;
+    } else {
+      k = K::kOther;
+    }
+    return static_cast<uint64_t>(t.get(k)) * 1000000000ull;
+  }
+
+  ConnEnd endOf(const ConnRecord& r, bool in_engine) const {
+    if (r.engine_closed || (r.proto == dataplane::kIpProtoTcp && r.tcpClosed())) {
+      return ConnEnd::kClosed;
+    }
+    if (r.conn_id != 0) return in_engine ? ConnEnd::kOpen : ConnEnd::kTimedOut;
+    return r.last_ns + idleLimitNs(r) <= clock ? ConnEnd::kTimedOut : ConnEnd::kOpen;
+  }
+
+  // Writes out the records whose connection is over (all of them when `final`).
+  void scanConnections(bool final) {
+    detail::FlatMap<uint64_t, char, U64Hash, U64Eq> live(tracked.size() * 2 + 16);
+    if (engine && !tracked.empty()) {
+      const uint64_t now = clock;
+      engine->forEachConnection([&](const dataplane::ConnectionInfo& c) {
+        if (c.expires_ns > now) {
+          bool ins = false;
+          live.findOrInsert(c.id, &ins);
+        }
+      });
+    }
+    std::vector<ConnRecord> done;
+    {
+      auto& keys = tracked.keys();
+      auto& vals = tracked.values();
+      std::vector<uint64_t> gone;
+      for (size_t i = 0; i < vals.size(); ++i) {
+        bool in_engine = live.find(keys[i]) != nullptr;
+        if (final || !in_engine) {
+          vals[i].end = endOf(vals[i], in_engine);
+          done.push_back(vals[i]);
+          gone.push_back(keys[i]);
+        }
+      }
+      for (uint64_t id : gone)
+        tracked.erase(id);
+    }
+    {
+      auto& keys = untracked.keys();
+      auto& vals = untracked.values();
+      std::vector<FlowKey> gone;
+      for (size_t i = 0; i < vals.size(); ++i) {
+        ConnEnd e = endOf(vals[i], false);
+        if (final || e == ConnEnd::kTimedOut ||
+            (e == ConnEnd::kClosed && vals[i].last_ns + idleLimitNs(vals[i]) <= clock)) {
+          vals[i].end = e;
+          done.push_back(vals[i]);
+          gone.push_back(keys[i]);
+        }
+      }
+      for (const auto& k : gone)
+        untracked.erase(k);
+    }
+    std::sort(done.begin(), done.end(), [](const ConnRecord& a, const ConnRecord& b) {
+      return a.first_ns != b.first_ns ? a.first_ns < b.first_ns : a.seq < b.seq;
+    });
+    for (const auto& r : done)
+      emitConn(r);
+    next_scan = std::max(kMinConnScan, 2 * (tracked.size() + untracked.size()));
+  }
+
+  void emitConn(const ConnRecord& r) {
+    ++sum.connection_records;
+    ++sum.conn_ends[static_cast<size_t>(r.end)];
+    std::string_view state = r.connState();
+    bool found = false;
+    for (auto& [name, count] : states_seen) {
+      if (name == state) {
+        ++count;
+        found = true;
+      }
+    }
+    if (!found) states_seen.emplace_back(std::string(state), 1);
+    if (opt.connections_format == ConnFormat::kTsv) {
+      writeConnTsv(r, state);
+    } else {
+      writeConnJson(r, state);
+    }
+    conns_out.maybeFlush();
+  }
+
+  void writeConnJson(const ConnRecord& r, std::string_view state) {
+    auto& b = conns_out.buf();
+    auto out = std::back_inserter(b);
+    b.append(std::string_view("{\"ts\":"));
+    detail::appendTs(b, r.first_ns, nano);
+    fmt::format_to(out, ",\"uid\":\"{}\",\"id.orig_h\":\"", r.uid());
+    appendIp(b, r.orig_h);
+    fmt::format_to(out, "\",\"id.orig_p\":{},\"id.resp_h\":\"", r.orig_p);
+    appendIp(b, r.resp_h);
+    fmt::format_to(out, "\",\"id.resp_p\":{},\"proto\":\"{}\",\"duration\":", r.resp_p,
+                   zeekProto(r.proto));
+    detail::appendTs(b, r.last_ns - r.first_ns, nano);
+    fmt::format_to(out,
+                   ",\"orig_bytes\":{},\"resp_bytes\":{},\"conn_state\":\"{}\",\"history\":\"{}\","
+                   "\"orig_pkts\":{},\"orig_ip_bytes\":{},\"resp_pkts\":{},\"resp_ip_bytes\":{},"
+                   "\"end\":\"{}\",\"tracked\":{},",
+                   r.orig.payload_bytes, r.resp.payload_bytes, state, r.history_str(), r.orig.pkts,
+                   r.orig.ip_bytes, r.resp.pkts, r.resp.ip_bytes, connEndName(r.end),
+                   r.conn_id != 0);
+    if (r.conn_id != 0) {
+      fmt::format_to(out, "\"conn_id\":{},", r.conn_id);
+    } else {
+      b.append(std::string_view("\"conn_id\":null,"));
+    }
+    fmt::format_to(out,
+                   "\"first_reason\":\"{}\",\"opened_by\":", dataplane::reasonCode(r.first_reason));
+    if (r.opened_by != rules::kNoRule && r.opened_by < texts.ruleCount()) {
+      b.append(texts.ruleJson(r.opened_by));
+    } else {
+      b.append(std::string_view("null"));
+    }
+    fmt::format_to(out, ",\"denied_pkts\":{},\"icmp_errors\":{}}}\n", r.denied_pkts, r.icmp_errors);
+  }
+
+  void writeTsvHeader() {
+    conns_out.append(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+        "#path\tconn\n"
+        "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\t"
+        "orig_bytes\tresp_bytes\tconn_state\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\t"
+        "resp_ip_bytes\tend\ttracked\tconn_id\tfirst_reason\topened_by\tdenied_pkts\t"
+        "icmp_errors\n"
+        "#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tinterval\tcount\tcount\tstring\t"
+        "string\tcount\tcount\tcount\tcount\tstring\tbool\tcount\tstring\tstring\tcount\t"
+        "count\n");
+  }
+
+  void writeConnTsv(const ConnRecord& r, std::string_view state) {
+    auto& b = conns_out.buf();
+    auto out = std::back_inserter(b);
+    detail::appendTs(b, r.first_ns, nano);
+    fmt::format_to(out, "\t{}\t", r.uid());
+    appendIp(b, r.orig_h);
+    fmt::format_to(out, "\t{}\t", r.orig_p);
+    appendIp(b, r.resp_h);
+    fmt::format_to(out, "\t{}\t{}\t", r.resp_p, zeekProto(r.proto));
+    detail::appendTs(b, r.last_ns - r.first_ns, nano);
+    std::string_view hist = r.history_len == 0 ? std::string_view("-") : r.history_str();
+    fmt::format_to(out, "\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t", r.orig.payload_bytes,
+                   r.resp.payload_bytes, state, hist, r.orig.pkts, r.orig.ip_bytes, r.resp.pkts,
+                   r.resp.ip_bytes, connEndName(r.end), r.conn_id != 0 ? "T" : "F");
+    if (r.conn_id != 0) {
+      fmt::format_to(out, "{}", r.conn_id);
+    } else {
+      b.push_back('-');
+    }
+    fmt::format_to(out, "\t{}\t", dataplane::reasonCode(r.first_reason));
+    if (r.opened_by != rules::kNoRule && r.opened_by < texts.ruleCount()) {
+      b.append(texts.ruleLabel(r.opened_by));
+    } else {
+      b.push_back('-');
+    }
+    fmt::format_to(out, "\t{}\t{}\n", r.denied_pkts, r.icmp_errors);
+  }
+
+  // ---- progress ----
+
+  void maybeProgress() {
+    if (!opt.progress || (index & 0xFFFF) != 0) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_draw < std::chrono::milliseconds(200)) return;
+    last_draw = now;
+    drawProgress(now);
+  }
+
+  void drawProgress(std::chrono::steady_clock::time_point now) {
+    double secs = std::chrono::duration<double>(now - start_time).count();
+    double rate = secs > 0 ? static_cast<double>(index) / secs : 0;
+    uint64_t done = done_file_bytes + (current_reader ? current_reader->offset() : 0);
+    double frac =
+        total_file_bytes > 0
+            ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total_file_bytes))
+            : 0.0;
+    constexpr int kWidth = 30;
+    int fill = static_cast<int>(frac * kWidth);
+    std::string bar(static_cast<size_t>(fill), '=');
+    if (fill < kWidth) bar += '>';
+    bar.resize(kWidth, ' ');
+    std::string line = fmt::format("\r[{}] {:5.1f}%  {} packets  {:.2f} M packets/s ", bar,
+                                   frac * 100, withCommas(index), rate / 1e6);
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+    progress_drawn = true;
+  }
+
+  void clearProgress() {
+    if (progress_drawn) {
+      std::fputs("\r\033[K", stderr);
+      std::fflush(stderr);
+      progress_drawn = false;
+    }
+  }
+
+  // ---- runs ----
+
+  bool runFiles(const std::vector<std::string>& paths) {
+    for (const auto& p : paths) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) == 0) total_file_bytes += static_cast<uint64_t>(st.st_size);
+    }
+    for (const auto& path : paths) {
+      TraceError err;
+      auto reader = TraceReader::open(path, &err);
+      if (!reader) {
+        flush();
+        clearProgress();
+        sum.error = err;
+        return false;
+      }
+      if (!link) {
+        dlt = reader->dlt();
+        nano = reader->nanoResolution();
+        snaplen = std::max<uint32_t>(reader->snaplen(), 1);
+      }
+      TraceSummary ts;
+      ts.path = path;
+      ts.format = reader->format();
+      ts.dlt = reader->dlt();
+      ts.file_size = reader->fileSize();
+      flush();  // packets of the previous file are counted against it
+      sum.traces.push_back(ts);
+      std::string why;
+      if (!ensureEngine(reader->linkType(), &why)) {
+        clearProgress();
+        sum.error = TraceError{path, reader->format() == TraceFormat::kPcap ? 20u : 0u,
+                               why.empty() ? pcap_error : why};
+        return false;
+      }
+      current_reader = reader.get();
+      TracePacket pkt;
+      TraceReader::Status status;
+      while ((status = reader->next(&pkt)) == TraceReader::Status::kPacket) {
+        push(pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_ns);
+        maybeProgress();
+      }
+      flush();
+      current_reader = nullptr;
+      done_file_bytes += reader->fileSize();
+      if (status == TraceReader::Status::kError) {
+        clearProgress();
+        sum.error = reader->error();
+        return false;
+      }
+    }
+    clearProgress();
+    return true;
+  }
+
+  void runFrames(const std::vector<Frame>& frames, dataplane::LinkType l) {
+    std::string why;
+    if (!link) {
+      dlt = dltFromLinkType(l);
+      nano = true;
+    }
+    if (!ensureEngine(l, &why)) {
+      sum.error = TraceError{"<frames>", 0, why.empty() ? pcap_error : why};
+      return;
+    }
+    if (sum.traces.empty() || sum.traces.back().path != "<frames>") {
+      TraceSummary ts;
+      ts.path = "<frames>";
+      ts.dlt = dlt;
+      sum.traces.push_back(ts);
+    }
+    for (const auto& f : frames) {
+      push(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
+           static_cast<uint32_t>(f.bytes.size()), f.ts_ns);
+    }
+    flush();
+  }
+
+  bool finish(std::string* err) {
+    flush();
+    bool ok = true;
+    if (engine) {
+      sum.engine = engine->counters();
+      sum.rule_hits = engine->ruleHits();
+      sum.acl_hits = engine->aclHits();
+    }
+    sum.rule_hits.resize(policy->ruleCount(), 0);
+    sum.acl_hits.resize(policy->aclEntryCount(), 0);
+    if (conns_out.isOpen()) scanConnections(true);
+    sum.conn_states = states_seen;
+    std::sort(sum.conn_states.begin(), sum.conn_states.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    // Top denied flows: most packets first, then earliest.
+    std::vector<DeniedFlow> all = denied.values();
+    std::sort(all.begin(), all.end(), [](const DeniedFlow& a, const DeniedFlow& b) {
+      return a.packets != b.packets ? a.packets > b.packets : a.first_index < b.first_index;
+    });
+    if (all.size() > opt.top_flows) all.resize(opt.top_flows);
+    sum.top_denied = std::move(all);
+    std::vector<StatelessChange> ch = changes.values();
+    std::sort(ch.begin(), ch.end(), [](const StatelessChange& a, const StatelessChange& b) {
+      return a.first_index < b.first_index;
+    });
+    sum.changes = std::move(ch);
+    std::string e;
+    if (!verdicts_out.close(&e)) {
+      ok = false;
+      *err = e;
+    }
+    if (!conns_out.close(&e)) {
+      ok = false;
+      *err = e;
+    }
+    // Pcap outputs that never saw a trace still become valid (empty) captures.
+    if (!link) openPcapOutputs();
+    for (auto* w : {allowed_out.get(), denied_out.get()}) {
+      if (w != nullptr && !w->close(&e)) {
+        ok = false;
+        *err = e;
+      }
+    }
+    return ok;
+  }
+};
+
+Replay::Replay(rules::CompiledPolicyPtr policy, ReplayOptions options)
+    : impl_(std::make_unique<Impl>(std::move(policy), std::move(options))) {}
+Replay::~Replay() = default;
+
+bool Replay::openOutputs(std::string* err) {
+  return impl_->openOutputs(err);
+}
+bool Replay::runFiles(const std::vector<std::string>& paths) {
+  return impl_->runFiles(paths);
+}
+void Replay::runFrames(const std::vector<Frame>& frames, dataplane::LinkType link) {
+  impl_->runFrames(frames, link);
+}
+bool Replay::finish(std::string* err) {
+  return impl_->finish(err);
+}
+const ReplaySummary& Replay::summary() const {
+  return impl_->sum;
+}
+const rules::CompiledPolicy& Replay::policy() const {
+  return *impl_->policy;
+}
+void Replay::setObserver(Observer observer) {
+  impl_->observer = std::move(observer);
+}
+std::string Replay::describe(const dataplane::Verdict& v) const {
+  return impl_->texts.describe(v);
+}
+
+std::vector<dataplane::Verdict> replayFrames(rules::CompiledPolicyPtr policy,
+                                             const std::vector<Frame>& frames,
+                                             dataplane::LinkType link,
+                                             const ReplayOptions& options) {
+  std::vector<dataplane::Verdict> out;
+  out.reserve(frames.size());
+  Replay r(std::move(policy), options);
+  r.setObserver([&](uint64_t, uint64_t, const dataplane::Verdict& v,
+                    const dataplane::ParsedPacket&) { out.push_back(v); });
+  r.runFrames(frames, link);
+  std::string err;
+  r.finish(&err);
+  return out;
+}
+
+}  // namespace statewall::sim

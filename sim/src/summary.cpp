@@ -1,0 +1,432 @@
+// The replay summary as text for people and as JSON.
+#include <ctime>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "statewall/sim/conn_log.hpp"
+#include "statewall/sim/pcap_io.hpp"
+#include "statewall/sim/replay.hpp"
+
+namespace statewall::sim {
+namespace {
+
+using dataplane::kReasonCount;
+using dataplane::Reason;
+
+std::string commas(uint64_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+std::string percent(uint64_t part, uint64_t whole) {
+  if (whole == 0) return "-";
+  return fmt::format("{:.1f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+}
+
+std::string utc(uint64_t ts_ns) {
+  std::time_t secs = static_cast<std::time_t>(ts_ns / 1000000000ull);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06} UTC", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (ts_ns % 1000000000ull) / 1000);
+}
+
+// Columns separated by two spaces; each column left- or right-aligned; the last column is not
+// padded (it may hold long text).
+class Table {
+ public:
+  explicit Table(std::string align) : align_(std::move(align)) {}
+  void row(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+  bool empty() const { return rows_.size() <= 1; }
+  std::string str(const std::string& indent = "  ") const {
+    std::vector<size_t> width(align_.size(), 0);
+    for (const auto& r : rows_) {
+      for (size_t i = 0; i < r.size() && i < width.size(); ++i) {
+        width[i] = std::max(width[i], r[i].size());
+      }
+    }
+    std::string out;
+    for (const auto& r : rows_) {
+      std::string line = indent;
+      for (size_t i = 0; i < r.size(); ++i) {
+        const bool last = i + 1 == r.size();
+        if (i > 0) line += "  ";
+        if (align_[i] == 'r') {
+          line += std::string(width[i] - r[i].size(), ' ') + r[i];
+        } else if (last) {
+          line += r[i];
+        } else {
+          line += r[i] + std::string(width[i] - r[i].size(), ' ');
+        }
+      }
+      while (!line.empty() && line.back() == ' ')
+        line.pop_back();
+      out += line + "\n";
+    }
+    return out;
+  }
+
+ private:
+  std::string align_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string formatName(TraceFormat f) {
+  return f == TraceFormat::kPcap ? "pcap" : "pcapng";
+}
+
+std::string policyLine(const rules::CompiledPolicy& p) {
+  size_t acl_entries = p.aclEntryCount() - 2 * p.aclCount();
+  return fmt::format("{} groups, {} rules, {} interfaces, {} network ACLs ({} entries)",
+                     p.source().groups.size(), p.ruleCount(), p.ifaceCount(), p.aclCount(),
+                     acl_entries);
+}
+
+std::string ruleLabel(const rules::CompiledPolicy& p, rules::RuleId r) {
+  const auto& ri = p.rule(r);
+  return fmt::format("{} {}[{}]", ri.group_name, rules::directionName(ri.dir), ri.index);
+}
+
+std::string aclLabel(const rules::CompiledPolicy& p, rules::AclEntryId e) {
+  const auto& ai = p.aclEntry(e);
+  return fmt::format("{} {} rule {}", ai.acl_name, rules::directionName(ai.dir),
+                     ai.ruleNumberStr());
+}
+
+}  // namespace
+
+std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolicy& policy,
+                              const std::vector<ExpectResult>* expect) {
+  std::string out;
+  // Header: what was replayed.
+  {
+    Table t("ll");
+    for (size_t i = 0; i < s.policy_files.size(); ++i) {
+      t.row({i == 0 ? "policy" : "", s.policy_files[i]});
+    }
+    if (s.policy_files.empty()) t.row({"policy", "(in memory)"});
+    t.row({"", policyLine(policy)});
+    for (const auto& tr : s.traces) {
+      t.row(
+          {"trace", fmt::format("{}: {}, {}, {} packets, {} bytes", tr.path, formatName(tr.format),
+                                dltName(tr.dlt), commas(tr.packets), commas(tr.bytes))});
+    }
+    if (s.packets > 0) {
+      t.row({"time", fmt::format("{} .. {} ({:.6f} s)", utc(s.first_ts_ns), utc(s.last_ts_ns),
+                                 static_cast<double>(s.last_ts_ns - s.first_ts_ns) / 1e9)});
+    }
+    out += "statewall replay\n" + t.str();
+    if (s.error) {
+      out += fmt::format("  INCOMPLETE: the replay stopped at {}\n", s.error->str());
+    }
+  }
+
+  // Verdicts by reason.
+  {
+    Table t("llrrr");
+    t.row({"verdict", "reason", "packets", "bytes", "share"});
+    for (bool allow : {true, false}) {
+      uint64_t p = 0, b = 0;
+      for (size_t r = 0; r < kReasonCount; ++r) {
+        if (dataplane::kReasonAllows[r] == allow) {
+          p += s.packets_by_reason[r];
+          b += s.bytes_by_reason[r];
+        }
+      }
+      t.row({allow ? "allow" : "deny", "", commas(p), commas(b), percent(p, s.packets)});
+      for (size_t r = 0; r < kReasonCount; ++r) {
+        if (dataplane::kReasonAllows[r] != allow || s.packets_by_reason[r] == 0) continue;
+        t.row({"", std::string(dataplane::kReasonCodes[r]), commas(s.packets_by_reason[r]),
+               commas(s.bytes_by_reason[r]), percent(s.packets_by_reason[r], s.packets)});
+        if (static_cast<Reason>(r) == Reason::kDenyMalformed) {
+          for (size_t l = 0; l < dataplane::kLayerCount; ++l) {
+            if (s.malformed_by_layer[l] == 0) continue;
+            t.row({"", fmt::format("  at {}", dataplane::kLayerNames[l]),
+                   commas(s.malformed_by_layer[l]), "", ""});
+          }
+        }
+      }
+    }
+    t.row({"total", "", commas(s.packets), commas(s.bytes), s.packets > 0 ? "100.0%" : "-"});
+    out += "\nVerdicts\n" + t.str();
+  }
+
+  // Rule hits.
+  {
+    Table t("rllll");
+    t.row({"hits", "rule", "", "match", "description"});
+    for (rules::RuleId r = 0; r < policy.ruleCount() && r < s.rule_hits.size(); ++r) {
+      if (s.rule_hits[r] == 0) continue;
+      const auto& ri = policy.rule(r);
+      t.row({commas(s.rule_hits[r]), ruleLabel(policy, r), "", ri.text, ri.description});
+    }
+    out += "\nSecurity-group rule hits\n";
+    out += t.empty() ? "  (none)\n" : t.str();
+  }
+  if (policy.aclEntryCount() > 0) {
+    Table t("rlll");
+    t.row({"hits", "entry", "action", "match"});
+    for (rules::AclEntryId e = 0; e < policy.aclEntryCount() && e < s.acl_hits.size(); ++e) {
+      if (s.acl_hits[e] == 0) continue;
+      const auto& ai = policy.aclEntry(e);
+      t.row({commas(s.acl_hits[e]), aclLabel(policy, e), ai.allow ? "allow" : "deny", ai.text});
+    }
+    out += "\nNetwork ACL hits\n";
+    out += t.empty() ? "  (none)\n" : t.str();
+  }
+  // Never hit.
+  {
+    Table t("lll");
+    size_t count = 0;
+    for (rules::RuleId r = 0; r < policy.ruleCount(); ++r) {
+      if (r < s.rule_hits.size() && s.rule_hits[r] != 0) continue;
+      const auto& ri = policy.rule(r);
+      t.row({ruleLabel(policy, r), ri.text, ri.description});
+      ++count;
+    }
+    for (rules::AclEntryId e = 0; e < policy.aclEntryCount(); ++e) {
+      const auto& ai = policy.aclEntry(e);
+      if (ai.rule_number == 0 || (e < s.acl_hits.size() && s.acl_hits[e] != 0)) continue;
+      t.row({aclLabel(policy, e), ai.text, ""});
+      ++count;
+    }
+    out += fmt::format("\nRules never hit ({})\n", count);
+    out += count == 0 ? "  (none: every rule was used)\n" : t.str();
+  }
+
+  // Top denied flows.
+  {
+    uint64_t denied = 0;
+    for (size_t r = 0; r < kReasonCount; ++r)
+      if (!dataplane::kReasonAllows[r]) denied += s.packets_by_reason[r];
+    out += fmt::format("\nTop denied flows ({} of {}{} flows, {} packets denied)\n",
+                       s.top_denied.size(), s.top_denied_approximate ? "about " : "",
+                       commas(s.denied_flows), commas(denied));
+    if (s.top_denied.empty()) {
+      out += "  (none)\n";
+    } else {
+      Table t("rrllrl");
+      t.row({"packets", "bytes", "reason", "flow", "first", "why"});
+      for (const auto& d : s.top_denied) {
+        t.row({commas(d.packets), commas(d.bytes), std::string(dataplane::reasonCode(d.reason)),
+               d.key.str(), fmt::format("#{}", d.first_index), d.detail});
+      }
+      out += t.str();
+    }
+  }
+
+  // Connections.
+  out += fmt::format("\nConnections\n  {} created, {} expired, {} TCP packets invalid\n",
+                     commas(s.engine.connections_created), commas(s.engine.connections_expired),
+                     commas(s.engine.tcp_invalid));
+  if (s.connections_logged) {
+    std::string states;
+    for (const auto& [name, n] : s.conn_states) {
+      states += fmt::format("{}{} {}", states.empty() ? "" : ", ", name, commas(n));
+    }
+    out += fmt::format("  log: {} records ({}); {} closed, {} timed out, {} still open\n",
+                       commas(s.connection_records), states.empty() ? "none" : states,
+                       commas(s.conn_ends[static_cast<size_t>(ConnEnd::kClosed)]),
+                       commas(s.conn_ends[static_cast<size_t>(ConnEnd::kTimedOut)]),
+                       commas(s.conn_ends[static_cast<size_t>(ConnEnd::kOpen)]));
+  }
+  if (s.engine.totalPackets() != s.packets && s.error == std::nullopt) {
+    out += fmt::format("  WARNING: the engine counted {} packets, the replay {}\n",
+                       commas(s.engine.totalPackets()), commas(s.packets));
+  }
+
+  // Stateless comparison.
+  if (s.stateless) {
+    Table t("lrr");
+    t.row({"reason", "stateful", "stateless"});
+    for (size_t r = 0; r < kReasonCount; ++r) {
+      if (s.packets_by_reason[r] == 0 && s.stateless_by_reason[r] == 0) continue;
+      t.row({std::string(dataplane::kReasonCodes[r]), commas(s.packets_by_reason[r]),
+             commas(s.stateless_by_reason[r])});
+    }
+    out += "\nStateless comparison (every packet judged by the rules alone, no tracking)\n";
+    out += t.str();
+    out += fmt::format(
+        "  {} packets allowed with connection tracking are denied by the rules alone; {} the "
+        "other way round.\n",
+        commas(s.changed_to_deny), commas(s.changed_to_allow));
+    if (!s.changes.empty()) {
+      Table c("rrllll");
+      c.row({"first", "packets", "stateful", "stateless", "flow", "why"});
+      size_t shown = 0;
+      for (const auto& ch : s.changes) {
+        if (shown++ == 20) break;
+        c.row({fmt::format("#{}", ch.first_index), commas(ch.packets),
+               std::string(dataplane::reasonCode(ch.stateful)),
+               std::string(dataplane::reasonCode(ch.stateless)), ch.key.str(), ch.why});
+      }
+      out += fmt::format("  Flows that change verdict ({} shown of {}):\n",
+                         std::min<size_t>(s.changes.size(), 20), commas(s.changed_flows));
+      out += c.str("    ");
+    }
+  }
+
+  // Expectations.
+  if (expect != nullptr) {
+    size_t held = 0;
+    for (const auto& r : *expect)
+      held += r.passed ? 1 : 0;
+    out += fmt::format("\nExpectations: {} of {} hold\n", held, expect->size());
+    for (const auto& r : *expect) {
+      out += fmt::format("  {:<4}  {}  {}\n", r.passed ? "ok" : "FAIL", r.where,
+                         r.name.empty() ? r.what : r.name);
+      std::string subject = r.name.empty() ? "" : r.what + ": ";
+      out += fmt::format("        {}expected {}; {}\n", subject, r.expected, r.outcome);
+    }
+  }
+  return out;
+}
+
+std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolicy& policy,
+                              const std::vector<ExpectResult>* expect) {
+  using nlohmann::ordered_json;
+  ordered_json j;
+  j["policy"] = s.policy_files;
+  ordered_json traces = ordered_json::array();
+  for (const auto& t : s.traces) {
+    traces.push_back({{"path", t.path},
+                      {"format", formatName(t.format)},
+                      {"link_type", t.dlt},
+                      {"packets", t.packets},
+                      {"bytes", t.bytes}});
+  }
+  j["traces"] = traces;
+  j["complete"] = !s.error.has_value();
+  if (s.error) {
+    j["error"] = {
+        {"file", s.error->file}, {"offset", s.error->offset}, {"message", s.error->message}};
+  }
+  j["packets"] = s.packets;
+  j["bytes"] = s.bytes;
+  j["first_ts"] = static_cast<double>(s.first_ts_ns) / 1e9;
+  j["last_ts"] = static_cast<double>(s.last_ts_ns) / 1e9;
+  uint64_t ap = 0, ab = 0, dp = 0, db = 0;
+  ordered_json reasons = ordered_json::object();
+  for (size_t r = 0; r < kReasonCount; ++r) {
+    (dataplane::kReasonAllows[r] ? ap : dp) += s.packets_by_reason[r];
+    (dataplane::kReasonAllows[r] ? ab : db) += s.bytes_by_reason[r];
+    reasons[std::string(dataplane::kReasonCodes[r])] = {{"packets", s.packets_by_reason[r]},
+                                                        {"bytes", s.bytes_by_reason[r]}};
+  }
+  j["verdicts"] = {{"allow", {{"packets", ap}, {"bytes", ab}}},
+                   {"deny", {{"packets", dp}, {"bytes", db}}}};
+  j["reasons"] = reasons;
+  ordered_json layers = ordered_json::object();
+  for (size_t l = 0; l < dataplane::kLayerCount; ++l) {
+    if (s.malformed_by_layer[l] != 0) {
+      layers[std::string(dataplane::kLayerNames[l])] = s.malformed_by_layer[l];
+    }
+  }
+  j["malformed_layers"] = layers;
+  ordered_json rules_j = ordered_json::array();
+  for (rules::RuleId r = 0; r < policy.ruleCount(); ++r) {
+    const auto& ri = policy.rule(r);
+    rules_j.push_back({{"group", ri.group_name},
+                       {"direction", rules::directionName(ri.dir)},
+                       {"index", ri.index},
+                       {"text", ri.text},
+                       {"description", ri.description},
+                       {"hits", r < s.rule_hits.size() ? s.rule_hits[r] : 0}});
+  }
+  j["rule_hits"] = rules_j;
+  ordered_json acl_j = ordered_json::array();
+  for (rules::AclEntryId e = 0; e < policy.aclEntryCount(); ++e) {
+    const auto& ai = policy.aclEntry(e);
+    acl_j.push_back({{"acl", ai.acl_name},
+                     {"direction", rules::directionName(ai.dir)},
+                     {"rule", ai.ruleNumberStr()},
+                     {"action", ai.allow ? "allow" : "deny"},
+                     {"text", ai.text},
+                     {"hits", e < s.acl_hits.size() ? s.acl_hits[e] : 0}});
+  }
+  j["acl_hits"] = acl_j;
+  ordered_json never = ordered_json::array();
+  for (rules::RuleId r = 0; r < policy.ruleCount(); ++r) {
+    if (r >= s.rule_hits.size() || s.rule_hits[r] == 0) never.push_back(ruleLabel(policy, r));
+  }
+  for (rules::AclEntryId e = 0; e < policy.aclEntryCount(); ++e) {
+    if (policy.aclEntry(e).rule_number == 0) continue;
+    if (e >= s.acl_hits.size() || s.acl_hits[e] == 0) never.push_back(aclLabel(policy, e));
+  }
+  j["never_hit"] = never;
+  ordered_json top = ordered_json::array();
+  for (const auto& d : s.top_denied) {
+    ordered_json f = {{"flow", d.key.str()}, {"reason", dataplane::reasonCode(d.reason)},
+                      {"why", d.detail},     {"packets", d.packets},
+                      {"bytes", d.bytes},    {"first_index", d.first_index}};
+    if (d.key.ip) {
+      f["proto"] = d.key.proto;
+      f["src"] = d.key.src.str();
+      f["dst"] = d.key.dst.str();
+      const bool icmp =
+          d.key.proto == dataplane::kIpProtoIcmp || d.key.proto == dataplane::kIpProtoIcmpv6;
+      f[icmp ? "icmp_type" : "sport"] = d.key.sport;
+      f[icmp ? "icmp_code" : "dport"] = d.key.dport;
+    }
+    top.push_back(f);
+  }
+  j["top_denied"] = {{"flows", top},
+                     {"distinct_flows", s.denied_flows},
+                     {"approximate", s.top_denied_approximate}};
+  ordered_json conns = {{"created", s.engine.connections_created},
+                        {"expired", s.engine.connections_expired},
+                        {"tcp_invalid", s.engine.tcp_invalid}};
+  if (s.connections_logged) {
+    ordered_json states = ordered_json::object();
+    for (const auto& [name, n] : s.conn_states)
+      states[name] = n;
+    conns["log"] = {{"records", s.connection_records},
+                    {"conn_state", states},
+                    {"closed", s.conn_ends[static_cast<size_t>(ConnEnd::kClosed)]},
+                    {"timed_out", s.conn_ends[static_cast<size_t>(ConnEnd::kTimedOut)]},
+                    {"open", s.conn_ends[static_cast<size_t>(ConnEnd::kOpen)]}};
+  }
+  j["connections"] = conns;
+  if (s.stateless) {
+    ordered_json by = ordered_json::object();
+    for (size_t r = 0; r < kReasonCount; ++r) {
+      by[std::string(dataplane::kReasonCodes[r])] = s.stateless_by_reason[r];
+    }
+    ordered_json ch = ordered_json::array();
+    for (const auto& c : s.changes) {
+      ch.push_back({{"first_index", c.first_index},
+                    {"packets", c.packets},
+                    {"flow", c.key.str()},
+                    {"stateful", dataplane::reasonCode(c.stateful)},
+                    {"stateless", dataplane::reasonCode(c.stateless)},
+                    {"why", c.why}});
+    }
+    j["stateless"] = {{"reasons", by},
+                      {"allowed_statefully_denied_statelessly", s.changed_to_deny},
+                      {"denied_statefully_allowed_statelessly", s.changed_to_allow},
+                      {"changed_flows", s.changed_flows},
+                      {"changes", ch}};
+  }
+  if (expect != nullptr) {
+    ordered_json ex = ordered_json::array();
+    bool all = true;
+    for (const auto& r : *expect) {
+      all = all && r.passed;
+      ex.push_back({{"passed", r.passed},
+                    {"where", r.where},
+                    {"name", r.name},
+                    {"subject", r.what},
+                    {"expected", r.expected},
+                    {"matched", r.matched},
+                    {"outcome", r.outcome}});
+    }
+    j["expectations"] = {{"passed", all}, {"results", ex}};
+  }
+  return j.dump(2) + "\n";
+}
+
+}  // namespace statewall::sim

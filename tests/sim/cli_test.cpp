@@ -1,0 +1,246 @@
+// `statewall replay` and `statewall gen` as a user runs them: exit codes, messages, the golden
+// summary of the example, --json, --expect, and bad input.
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sim_test_util.hpp"
+
+namespace statewall::sim {
+namespace {
+
+using testing::TempDir;
+
+const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
+const std::string kRepo = std::string(STATEWALL_EXAMPLES_DIR) + "/..";
+
+struct CliRun {
+  int rc = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `statewall ARGS` in the repository root (so that example paths are relative).
+CliRun statewall(const std::string& args, const TempDir& dir) {
+  CliRun r;
+  std::string cmd = "cd '" + kRepo + "' && '" + kBinary + "' " + args + " >'" + dir.file("out") +
+                    "' 2>'" + dir.file("err") + "'";
+  int status = std::system(cmd.c_str());
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = testing::readText(dir.file("out"));
+  r.err = testing::readText(dir.file("err"));
+  return r;
+}
+
+const char* kPolicy = "--policy examples/three-tier.yaml";
+
+// "" when equal, else the first line that differs in each, with its number.
+std::string firstDifference(const std::string& got, const std::string& want) {
+  if (got == want) return "";
+  std::stringstream a(got), b(want);
+  std::string la, lb;
+  for (int line = 1;; ++line) {
+    bool ha = static_cast<bool>(std::getline(a, la));
+    bool hb = static_cast<bool>(std::getline(b, lb));
+    if (!ha && !hb) return "(only line endings differ)";
+    if (!ha || !hb || la != lb) {
+      return "line " + std::to_string(line) + ":\n  got:  " + (ha ? la : "<end>") +
+             "\n  want: " + (hb ? lb : "<end>");
+    }
+  }
+}
+
+// The packet count of the "total" row of a text summary's verdict table.
+int summaryTotal(const std::string& text) {
+  size_t at = text.find("\n  total ");
+  if (at == std::string::npos) return -1;
+  std::string digits;
+  for (size_t i = at + 9; i < text.size() && text[i] != '\n'; ++i) {
+    if (text[i] >= '0' && text[i] <= '9') {
+      digits += text[i];
+    } else if (text[i] == ',') {
+      continue;
+    } else if (!digits.empty()) {
+      break;
+    }
+  }
+  return digits.empty() ? -1 : std::stoi(digits);
+}
+
+// The example replay is the project's showcase: its text and JSON summaries are golden files.
+// Regenerate after an intended change with STATEWALL_UPDATE_GOLDEN=1.
+TEST(Cli, ExampleSummaryMatchesGoldenFiles) {
+  TempDir dir;
+  for (bool json : {false, true}) {
+    CliRun r = statewall(
+        std::string("replay ") + kPolicy + " examples/three-tier.pcap" + (json ? " --json" : ""),
+        dir);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    std::string golden = kRepo + "/tests/sim/golden/three-tier." + (json ? "json" : "txt");
+    if (std::getenv("STATEWALL_UPDATE_GOLDEN") != nullptr) testing::writeText(golden, r.out);
+    EXPECT_EQ(firstDifference(r.out, testing::readText(golden)), "")
+        << "output differs from " << golden
+        << " (STATEWALL_UPDATE_GOLDEN=1 rewrites it after an intended change)";
+    if (json) {
+      auto j = nlohmann::json::parse(r.out);
+      EXPECT_EQ(j["complete"], true);
+      EXPECT_EQ(j["packets"].get<uint64_t>(), j["verdicts"]["allow"]["packets"].get<uint64_t>() +
+                                                  j["verdicts"]["deny"]["packets"].get<uint64_t>());
+    }
+  }
+}
+
+TEST(Cli, ExampleExpectationsHold) {
+  TempDir dir;
+  CliRun r = statewall(std::string("replay ") + kPolicy +
+                           " examples/three-tier.pcap --expect examples/three-tier-expect.yaml",
+                       dir);
+  EXPECT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("Expectations: "), std::string::npos);
+  EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
+}
+
+TEST(Cli, FailingExpectationExitsOneAndSaysWhatHappened) {
+  TempDir dir;
+  testing::writeText(dir.file("e.yaml"), R"(expect:
+  - name: nobody may reach web-1 on 443
+    flow: tcp * -> 10.0.1.10:443
+    verdict: deny
+  - name: https is allowed
+    flow: tcp 198.51.100.0/24 -> 10.0.1.10:443
+    verdict: allow
+)");
+  CliRun r = statewall(
+      std::string("replay ") + kPolicy + " examples/three-tier.pcap --expect " + dir.file("e.yaml"),
+      dir);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.out.find("Expectations: 1 of 2 hold"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FAIL  " + dir.file("e.yaml") + ":2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("allow-rule"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("1 of 2 expectations failed"), std::string::npos) << r.err;
+
+  CliRun j = statewall(std::string("replay --json ") + kPolicy +
+                           " examples/three-tier.pcap --expect " + dir.file("e.yaml"),
+                       dir);
+  EXPECT_EQ(j.rc, 1);
+  auto doc = nlohmann::json::parse(j.out);
+  EXPECT_EQ(doc["expectations"]["passed"], false);
+  EXPECT_EQ(doc["expectations"]["results"][0]["passed"], false);
+  EXPECT_EQ(doc["expectations"]["results"][1]["passed"], true);
+}
+
+TEST(Cli, UsageAndInputErrorsExitTwo) {
+  TempDir dir;
+  testing::writeText(dir.file("bad-expect.yaml"),
+                     "expect:\n  - flow: tcp * -> *\n    verdict: perhaps\n");
+  testing::writeText(dir.file("bad-policy.yaml"),
+                     "version: 1\ngroups: {web: {inbound: [{proto: tcp, ports: 99999}]}}\n");
+  struct Case {
+    std::string args;
+    std::string err;
+  } cases[] = {
+      {"replay examples/three-tier.pcap", "--policy"},
+      {"replay " + std::string(kPolicy), "traces"},
+      {"replay " + std::string(kPolicy) + " examples/three-tier.pcap --expect " +
+           dir.file("bad-expect.yaml"),
+       dir.file("bad-expect.yaml") + ":3:14"},
+      {"replay --policy " + dir.file("bad-policy.yaml") + " examples/three-tier.pcap",
+       dir.file("bad-policy.yaml") + ":2"},
+      {"replay " + std::string(kPolicy) + " examples/three-tier.pcap --connections-format csv",
+       "connections-format"},
+      {"replay " + std::string(kPolicy) +
+           " examples/three-tier.pcap --verdicts /nonexistent/v.jsonl",
+       "/nonexistent/v.jsonl: cannot create"},
+      {"gen --seed 1", "--out"},
+      {"gen --seed 1 --out " + dir.file("x.pcap"), "nothing to generate"},
+      {"gen --out " + dir.file("x.pcap") + " --flow 'tcp 1.2.3.4 -> 5.6.7.8'", "needs a port"},
+  };
+  for (const auto& c : cases) {
+    CliRun r = statewall(c.args, dir);
+    EXPECT_EQ(r.rc, 2) << c.args << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find(c.err), std::string::npos) << c.args << "\n" << r.err;
+  }
+}
+
+TEST(Cli, BadTracesNameFileAndOffsetAndKeepTheSummary) {
+  TempDir dir;
+  // A trace of the example, cut in the middle of its 10th record.
+  auto bytes = testing::readBytes(kRepo + "/examples/three-tier.pcap");
+  ASSERT_GT(bytes.size(), 1000u);
+  size_t off = 24;
+  for (int i = 0; i < 9; ++i) {
+    uint32_t caplen = bytes[off + 8] | bytes[off + 9] << 8 | bytes[off + 10] << 16 |
+                      static_cast<uint32_t>(bytes[off + 11]) << 24;
+    off += 16 + caplen;
+  }
+  const size_t tenth = off;
+  std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<long>(tenth + 16 + 10));
+  testing::writeBytes(dir.file("cut.pcap"), cut);
+  std::vector<uint8_t> header_only(bytes.begin(), bytes.begin() + 13);
+  testing::writeBytes(dir.file("header.pcap"), header_only);
+  testing::writeBytes(dir.file("empty.pcap"), {});
+  testing::writeText(dir.file("text.pcap"), "this is not a capture\n");
+  auto user0 = testing::pcapHeader(147);
+  testing::pcapRecord(user0, 1, 0, {1, 2, 3, 4});
+  testing::writeBytes(dir.file("user0.pcap"), user0);
+
+  struct Case {
+    std::string file;
+    std::string offset;
+    std::string what;
+    int packets;
+  } cases[] = {
+      {dir.file("cut.pcap"), "byte offset " + std::to_string(tenth), "truncated", 9},
+      {dir.file("header.pcap"), "byte offset 0", "truncated pcap file header: 13 of 24 bytes", 0},
+      {dir.file("empty.pcap"), "byte offset 0", "empty file", 0},
+      {dir.file("text.pcap"), "byte offset 0", "not a pcap or pcapng file", 0},
+      {dir.file("user0.pcap"), "byte offset 20", "unsupported link type", 0},
+      {dir.file("missing.pcap"), "byte offset 0", "No such file", 0},
+  };
+  for (const auto& c : cases) {
+    for (bool json : {false, true}) {
+      CliRun r =
+          statewall(std::string("replay ") + kPolicy + " " + c.file + (json ? " --json" : ""), dir);
+      EXPECT_EQ(r.rc, 2) << c.file;
+      EXPECT_NE(r.err.find(c.file + ": " + c.offset + ": "), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find(c.what), std::string::npos) << r.err;
+      if (json) {
+        auto doc = nlohmann::json::parse(r.out);
+        EXPECT_EQ(doc["complete"], false);
+        EXPECT_EQ(doc["packets"], c.packets) << c.file;
+        EXPECT_EQ(doc["error"]["file"], c.file);
+      } else {
+        EXPECT_NE(r.out.find("INCOMPLETE"), std::string::npos) << r.out;
+        EXPECT_EQ(summaryTotal(r.out), c.packets) << r.out;
+      }
+    }
+  }
+}
+
+TEST(Cli, GenIsDeterministic) {
+  TempDir dir;
+  const std::string common =
+      " --flows 200 --duration 10 --mix tcp=5,udp=2,icmp=1,scan=1,flood=1,refused=1 "
+      "--flow 'tcp 198.51.100.7 -> 10.0.1.10:443 data=3'";
+  CliRun a = statewall("gen --seed 42 --out " + dir.file("a.pcap") + common, dir);
+  CliRun b = statewall("gen --seed 42 --out " + dir.file("b.pcap") + common, dir);
+  CliRun c = statewall("gen --seed 43 --out " + dir.file("c.pcap") + common, dir);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_NE(a.err.find("wrote "), std::string::npos);
+  auto ba = testing::readBytes(dir.file("a.pcap"));
+  EXPECT_GT(ba.size(), 10000u);
+  EXPECT_EQ(ba, testing::readBytes(dir.file("b.pcap")));
+  EXPECT_NE(ba, testing::readBytes(dir.file("c.pcap")));
+  // And it replays.
+  CliRun r = statewall(std::string("replay ") + kPolicy + " " + dir.file("a.pcap"), dir);
+  EXPECT_EQ(r.rc, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace statewall::sim

@@ -1,0 +1,461 @@
+// The replay driver through its library API: bursts vs one packet at a time, clock from the
+// trace, counts, damaged input, every output read back, the stateless comparison, expectations.
+#include <pcap/pcap.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sim_test_util.hpp"
+#include "statewall/dataplane/packet_builder.hpp"
+#include "statewall/rules/compiled.hpp"
+#include "statewall/rules/loader.hpp"
+#include "statewall/sim/gen.hpp"
+#include "statewall/sim/replay.hpp"
+
+namespace statewall::sim {
+namespace {
+
+using dataplane::LinkType;
+using dataplane::Reason;
+using testing::TempDir;
+
+constexpr uint64_t kSec = 1000000000ull;
+constexpr uint64_t kT0 = 1700000000ull * kSec;
+
+rules::CompiledPolicyPtr compilePolicy(const std::string& yaml) {
+  auto loaded = rules::loadPolicyTexts({{"test.yaml", yaml}});
+  for (const auto& d : loaded.diagnostics)
+    ADD_FAILURE() << d.str();
+  if (!loaded.ok()) return nullptr;
+  auto c = rules::compile(*loaded.policy);
+  for (const auto& d : c.diagnostics)
+    ADD_FAILURE() << d.str();
+  return c.policy;
+}
+
+rules::CompiledPolicyPtr examplePolicy() {
+  auto loaded = rules::loadPolicyFiles({std::string(STATEWALL_EXAMPLES_DIR) + "/three-tier.yaml"});
+  for (const auto& d : loaded.diagnostics)
+    ADD_FAILURE() << d.str();
+  if (!loaded.ok()) return nullptr;
+  return rules::compile(*loaded.policy).policy;
+}
+
+// A client (unprotected) and a server whose group opens tcp 443 and udp 53, with no outbound
+// rules: every packet the server sends must be a tracked reply.
+constexpr const char* kServerPolicy = R"(version: 1
+timeouts: {profile: aws, udp: 30, udp_stream: 60}
+groups:
+  srv:
+    inbound:
+      - {proto: tcp, ports: 443, from: 0.0.0.0/0}
+      - {proto: udp, ports: 53, from: 0.0.0.0/0}
+    outbound: []
+interfaces:
+  srv-1: {addresses: [10.0.1.10], groups: [srv]}
+)";
+
+std::vector<Frame> generated(const GenOptions& o) {
+  TraceGenerator g(o);
+  std::vector<Frame> out;
+  GenPacket p;
+  while (g.next(&p))
+    out.push_back(Frame{p.ts_ns, p.frame});
+  return out;
+}
+
+GenOptions mixed(uint64_t seed, uint64_t flows = 400) {
+  GenOptions o;
+  o.seed = seed;
+  o.flows = flows;
+  o.duration_s = 20;
+  o.mix.assign(kScenarioCount, 1.0);
+  o.scan_ports = 30;
+  o.flood_packets = 100;
+  o.idle_gap_s = 100;
+  std::string err;
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 203.0.113.5 -> 10.0.1.10:22", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 192.0.2.9 -> 10.0.1.10:443", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.2.10 -> 10.0.3.10:5432 data=3", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.1.10 -> 10.0.2.10:8080 data=2", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.1.10 -> 10.0.3.10:5432", &err));
+  o.explicit_flows.push_back(
+      *parseFlowSpec("scan 198.51.100.66 -> 10.0.1.11 ports=8000-8009", &err));
+  return o;
+}
+
+// The replay's bursts must decide exactly what the engine decides one packet at a time.
+TEST(Replay, BurstsDecideAsOnePacketAtATime) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  auto frames = generated(mixed(11));
+  ASSERT_GT(frames.size(), 3000u);
+
+  auto burst = replayFrames(policy, frames);
+  ASSERT_EQ(burst.size(), frames.size());
+
+  dataplane::EngineConfig cfg;
+  dataplane::Engine engine(cfg, policy);
+  auto worker = engine.makeWorker();
+  std::set<std::string> reasons;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    dataplane::PacketRef ref{frames[i].bytes.data(), static_cast<uint32_t>(frames[i].bytes.size())};
+    dataplane::Verdict v;
+    engine.process(*worker, &ref, 1, frames[i].ts_ns, &v);
+    ASSERT_EQ(v.reason, burst[i].reason) << "packet " << i + 1;
+    ASSERT_EQ(v.flags, burst[i].flags) << "packet " << i + 1;
+    ASSERT_EQ(v.rule, burst[i].rule) << "packet " << i + 1;
+    reasons.insert(std::string(dataplane::reasonCode(v.reason)));
+  }
+  // The trace is varied enough to make the comparison mean something.
+  EXPECT_TRUE(reasons.count("allow-rule") && reasons.count("allow-tracked") &&
+              reasons.count("deny-sg") && reasons.count("deny-acl"))
+      << ::testing::PrintToString(reasons);
+}
+
+TEST(Replay, CountsAddUpAndAgreeWithTheEngine) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  auto frames = generated(mixed(5));
+  Replay r(policy, {});
+  std::vector<uint64_t> order;
+  r.setObserver([&](uint64_t index, uint64_t, const dataplane::Verdict&,
+                    const dataplane::ParsedPacket&) { order.push_back(index); });
+  r.runFrames(frames, LinkType::kEthernet);
+  std::string err;
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto& s = r.summary();
+  EXPECT_EQ(s.packets, frames.size());
+  uint64_t sum = 0, bytes = 0, fbytes = 0;
+  for (size_t i = 0; i < dataplane::kReasonCount; ++i) {
+    sum += s.packets_by_reason[i];
+    bytes += s.bytes_by_reason[i];
+    EXPECT_EQ(s.packets_by_reason[i], s.engine.packets[i]) << dataplane::kReasonCodes[i];
+  }
+  for (const auto& f : frames)
+    fbytes += f.bytes.size();
+  EXPECT_EQ(sum, s.packets);
+  EXPECT_EQ(bytes, fbytes);
+  EXPECT_EQ(s.engine.totalPackets(), s.packets);
+  ASSERT_EQ(order.size(), frames.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    ASSERT_EQ(order[i], i + 1);
+  EXPECT_EQ(s.rule_hits.size(), policy->ruleCount());
+  EXPECT_FALSE(s.top_denied.empty());
+  for (size_t i = 1; i < s.top_denied.size(); ++i) {
+    EXPECT_GE(s.top_denied[i - 1].packets, s.top_denied[i].packets);
+  }
+}
+
+// Packet timestamps are the engine's clock: a reply after the UDP timeout is no longer part of
+// the connection (and the server has no outbound rule), one before it is.
+TEST(Replay, TraceTimeDrivesIdleTimeouts) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  for (uint64_t gap_s : {5ull, 29ull, 31ull, 500ull}) {
+    dataplane::UdpSpec q;
+    q.src = dataplane::ipAddr("198.51.100.7");
+    q.dst = dataplane::ipAddr("10.0.1.10");
+    q.sport = 5000;
+    q.dport = 53;
+    q.payload_len = 30;
+    dataplane::UdpSpec a = q;
+    std::swap(a.src, a.dst);
+    std::swap(a.sport, a.dport);
+    std::vector<Frame> frames = {{kT0, dataplane::buildUdp(q)},
+                                 {kT0 + gap_s * kSec, dataplane::buildUdp(a)}};
+    auto v = replayFrames(policy, frames);
+    ASSERT_EQ(v.size(), 2u);
+    EXPECT_EQ(v[0].reason, Reason::kAllowRule);
+    EXPECT_EQ(v[1].reason, gap_s < 30 ? Reason::kAllowTracked : Reason::kDenySg)
+        << "reply " << gap_s << " s after the request";
+  }
+}
+
+TEST(Replay, StatelessComparisonShowsTheRepliesARuleSetAloneWouldDrop) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  GenOptions o;
+  std::string err;
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443 data=2", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("udp 198.51.100.8 -> 10.0.1.10:53 at=1", &err));
+  auto frames = generated(o);
+  ReplayOptions opt;
+  opt.stateless = true;
+  Replay r(policy, opt);
+  r.runFrames(frames, LinkType::kEthernet);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto& s = r.summary();
+  // Every packet the server sent is a tracked reply that the rules alone deny.
+  uint64_t server_packets = 0;
+  for (const auto& f : frames) {
+    dataplane::ParsedPacket p;
+    ASSERT_TRUE(dataplane::parsePacket(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
+                                       LinkType::kEthernet, &p));
+    if (p.src == dataplane::ipAddr("10.0.1.10")) ++server_packets;
+  }
+  EXPECT_GE(server_packets, 5u);
+  EXPECT_EQ(s.changed_to_deny, server_packets);
+  EXPECT_EQ(s.changed_to_allow, 0u);
+  EXPECT_EQ(s.stateless_by_reason[static_cast<size_t>(Reason::kAllowTracked)], 0u);
+  ASSERT_EQ(s.changes.size(), 2u);  // one TCP and one UDP flow
+  EXPECT_EQ(s.changes[0].stateful, Reason::kAllowTracked);
+  EXPECT_EQ(s.changes[0].stateless, Reason::kDenySg);
+  EXPECT_NE(s.changes[0].why.find("need no rule in a security group"), std::string::npos)
+      << s.changes[0].why;
+  EXPECT_NE(s.changes[0].why.find("no outbound rule of srv-1"), std::string::npos)
+      << s.changes[0].why;
+}
+
+TEST(Replay, DamagedTraceStopsWithTheSummaryBeforeTheDamage) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  std::string err;
+  GenStats st;
+  ASSERT_TRUE(writeTrace(mixed(3, 50), dir.file("good.pcap"), &st, &err)) << err;
+  auto bytes = testing::readBytes(dir.file("good.pcap"));
+  // Cut the last record in half.
+  bytes.resize(bytes.size() - 20);
+  testing::writeBytes(dir.file("cut.pcap"), bytes);
+
+  Replay r(policy, {});
+  EXPECT_FALSE(r.runFiles({dir.file("good.pcap"), dir.file("cut.pcap")}));
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto& s = r.summary();
+  ASSERT_TRUE(s.error);
+  EXPECT_EQ(s.error->file, dir.file("cut.pcap"));
+  EXPECT_GT(s.error->offset, 24u);
+  EXPECT_EQ(s.packets, 2 * st.packets - 1);
+  ASSERT_EQ(s.traces.size(), 2u);
+  EXPECT_EQ(s.traces[0].packets, st.packets);
+  EXPECT_EQ(s.traces[1].packets, st.packets - 1);
+  EXPECT_EQ(s.engine.totalPackets(), s.packets);
+
+  Replay missing(policy, {});
+  EXPECT_FALSE(missing.runFiles({dir.file("good.pcap"), dir.file("nope.pcap")}));
+  ASSERT_TRUE(missing.finish(&err));
+  ASSERT_TRUE(missing.summary().error);
+  EXPECT_EQ(missing.summary().error->file, dir.file("nope.pcap"));
+  EXPECT_EQ(missing.summary().packets, st.packets);
+}
+
+TEST(Replay, TracesWithDifferentLinkTypesAreRefused) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  std::string err;
+  GenOptions a = mixed(1, 5), b = mixed(1, 5);
+  b.link = LinkType::kRawIp;
+  ASSERT_TRUE(writeTrace(a, dir.file("eth.pcap"), nullptr, &err));
+  ASSERT_TRUE(writeTrace(b, dir.file("raw.pcap"), nullptr, &err));
+  Replay r(policy, {});
+  EXPECT_FALSE(r.runFiles({dir.file("eth.pcap"), dir.file("raw.pcap")}));
+  ASSERT_TRUE(r.summary().error);
+  EXPECT_EQ(r.summary().error->file, dir.file("raw.pcap"));
+  EXPECT_NE(r.summary().error->message.find("link type"), std::string::npos);
+}
+
+std::vector<nlohmann::json> jsonLines(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    out.push_back(nlohmann::json::parse(line));  // throws (fails the test) on a bad line
+  }
+  return out;
+}
+
+std::vector<std::vector<uint8_t>> pcapFrames(const std::string& path, int* dlt) {
+  std::vector<std::vector<uint8_t>> out;
+  char errbuf[PCAP_ERRBUF_SIZE];
+  pcap_t* p = pcap_open_offline(path.c_str(), errbuf);
+  EXPECT_NE(p, nullptr) << errbuf;
+  if (p == nullptr) return out;
+  *dlt = pcap_datalink(p);
+  pcap_pkthdr* h;
+  const u_char* d;
+  while (pcap_next_ex(p, &h, &d) == 1)
+    out.emplace_back(d, d + h->caplen);
+  pcap_close(p);
+  return out;
+}
+
+TEST(Replay, EveryOutputReadsBack) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  std::string err;
+  ASSERT_TRUE(writeTrace(mixed(9, 300), dir.file("in.pcap"), nullptr, &err)) << err;
+  int in_dlt = 0;
+  auto input = pcapFrames(dir.file("in.pcap"), &in_dlt);
+  ASSERT_GT(input.size(), 1000u);
+
+  for (ConnFormat fmt : {ConnFormat::kJsonl, ConnFormat::kTsv}) {
+    ReplayOptions o;
+    o.verdicts_path = dir.file("v.jsonl");
+    o.allowed_path = dir.file("allowed.pcap");
+    o.denied_path = dir.file("denied.pcap");
+    o.connections_path = dir.file(fmt == ConnFormat::kTsv ? "conn.log" : "conn.jsonl");
+    o.connections_format = fmt;
+    o.stateless = true;
+    Replay r(policy, o);
+    ASSERT_TRUE(r.openOutputs(&err)) << err;
+    ASSERT_TRUE(r.runFiles({dir.file("in.pcap")}));
+    ASSERT_TRUE(r.finish(&err)) << err;
+    const auto& s = r.summary();
+
+    // Verdicts: one parsable object per packet, in order, with the documented fields.
+    auto verdicts = jsonLines(o.verdicts_path);
+    ASSERT_EQ(verdicts.size(), input.size());
+    uint64_t allowed = 0;
+    for (size_t i = 0; i < verdicts.size(); ++i) {
+      const auto& v = verdicts[i];
+      ASSERT_EQ(v["index"], i + 1);
+      for (const char* k : {"ts", "proto", "src", "dst", "direction", "verdict", "reason", "rule",
+                            "conn", "stateless"}) {
+        ASSERT_TRUE(v.contains(k)) << k << " missing in " << v.dump();
+      }
+      if (v["proto"] == "tcp") {
+        ASSERT_TRUE(v.contains("sport") && v.contains("dport") && v.contains("tcp_before") &&
+                    v.contains("tcp_after"))
+            << v.dump();
+      }
+      if (v["proto"] == "icmp" || v["proto"] == "icmpv6") {
+        ASSERT_TRUE(v.contains("icmp_type") && v.contains("icmp_code")) << v.dump();
+      }
+      ASSERT_TRUE(dataplane::parseReason(v["reason"].get<std::string>()));
+      ASSERT_EQ(v["verdict"] == "allow",
+                dataplane::reasonAllows(*dataplane::parseReason(v["reason"].get<std::string>())));
+      allowed += v["verdict"] == "allow";
+    }
+
+    // The allowed and denied pcaps hold the input's packets, byte for byte, in order.
+    int dlt_a = 0, dlt_d = 0;
+    auto a = pcapFrames(o.allowed_path, &dlt_a);
+    auto d = pcapFrames(o.denied_path, &dlt_d);
+    EXPECT_EQ(dlt_a, in_dlt);
+    EXPECT_EQ(dlt_d, in_dlt);
+    ASSERT_EQ(a.size(), allowed);
+    ASSERT_EQ(a.size() + d.size(), input.size());
+    size_t ia = 0, id = 0;
+    for (size_t i = 0; i < input.size(); ++i) {
+      const auto& got = verdicts[i]["verdict"] == "allow" ? a[ia++] : d[id++];
+      ASSERT_EQ(got, input[i]) << "packet " << i + 1;
+    }
+
+    // Connections: every IP packet of a flow is counted in exactly one record.
+    uint64_t counted = 0, ip_packets = 0;
+    std::set<std::string> uids;
+    if (fmt == ConnFormat::kJsonl) {
+      auto conns = jsonLines(o.connections_path);
+      ASSERT_EQ(conns.size(), s.connection_records);
+      for (const auto& c : conns) {
+        for (const char* k :
+             {"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "duration",
+              "orig_bytes", "resp_bytes", "conn_state", "history", "orig_pkts", "orig_ip_bytes",
+              "resp_pkts", "resp_ip_bytes", "end", "opened_by", "denied_pkts"}) {
+          ASSERT_TRUE(c.contains(k)) << k << " missing in " << c.dump();
+        }
+        counted += c["orig_pkts"].get<uint64_t>() + c["resp_pkts"].get<uint64_t>() +
+                   c["icmp_errors"].get<uint64_t>();
+        uids.insert(c["uid"]);
+      }
+      EXPECT_EQ(uids.size(), conns.size());
+    } else {
+      std::ifstream in(o.connections_path);
+      std::string line;
+      std::vector<std::string> fields;
+      size_t rows = 0;
+      while (std::getline(in, line)) {
+        if (line.rfind("#fields\t", 0) == 0) {
+          std::stringstream ss(line.substr(8));
+          for (std::string f; std::getline(ss, f, '\t');)
+            fields.push_back(f);
+          continue;
+        }
+        if (line.empty() || line[0] == '#') continue;
+        std::vector<std::string> cells;
+        std::stringstream ss(line);
+        for (std::string c; std::getline(ss, c, '\t');)
+          cells.push_back(c);
+        ASSERT_EQ(cells.size(), fields.size()) << line;
+        auto col = [&](const char* name) {
+          return cells[static_cast<size_t>(std::find(fields.begin(), fields.end(), name) -
+                                           fields.begin())];
+        };
+        counted += std::stoull(col("orig_pkts")) + std::stoull(col("resp_pkts")) +
+                   std::stoull(col("icmp_errors"));
+        uids.insert(col("uid"));
+        ++rows;
+      }
+      ASSERT_FALSE(fields.empty());
+      EXPECT_EQ(rows, s.connection_records);
+      EXPECT_EQ(uids.size(), rows);
+    }
+    for (const auto& v : verdicts) {
+      bool ip = v["proto"] != "arp" && v["proto"] != "non-ip";
+      bool control = v.contains("flags") && v["flags"].dump().find("control") != std::string::npos;
+      if (ip && !control && v["reason"] != "deny-malformed") ++ip_packets;
+    }
+    EXPECT_EQ(counted, ip_packets);
+
+    if (std::system("test -x /usr/bin/tshark") == 0) {
+      for (const auto* path : {&o.allowed_path, &o.denied_path}) {
+        std::string cmd =
+            "/usr/bin/tshark -r " + *path + " -T fields -e frame.number 2>/dev/null | wc -l";
+        FILE* p = popen(cmd.c_str(), "r");
+        ASSERT_NE(p, nullptr);
+        unsigned long n = 0;
+        EXPECT_EQ(std::fscanf(p, "%lu", &n), 1);
+        pclose(p);
+        EXPECT_EQ(n, path == &o.allowed_path ? a.size() : d.size());
+      }
+    }
+  }
+}
+
+TEST(Replay, ExpectationsAreObserved) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  std::string err;
+  auto e = Expectations::parse("e.yaml", R"(
+- connection: tcp * -> 10.0.1.10:443
+  verdict: allow
+- flow: tcp 10.0.1.10:443 -> *
+  reason: allow-tracked
+- flow: tcp * -> 10.0.1.10:22
+  verdict: deny
+  reason: deny-sg
+- packet: 1
+  reason: allow-rule
+- flow: tcp * -> 10.0.1.10:22
+  verdict: allow
+)",
+                               &err);
+  ASSERT_TRUE(e) << err;
+  GenOptions o;
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:22 at=1", &err));
+  ReplayOptions opt;
+  opt.expectations = &*e;
+  Replay r(policy, opt);
+  r.runFrames(generated(o), LinkType::kEthernet);
+  ASSERT_TRUE(r.finish(&err));
+  auto res = e->results();
+  ASSERT_EQ(res.size(), 5u);
+  for (size_t i = 0; i < 4; ++i)
+    EXPECT_TRUE(res[i].passed) << i << ": " << res[i].outcome;
+  EXPECT_FALSE(res[4].passed);
+  EXPECT_NE(res[4].outcome.find("deny-sg (no inbound rule of srv-1 (groups srv) allows it)"),
+            std::string::npos)
+      << res[4].outcome;
+}
+
+}  // namespace
+}  // namespace statewall::sim
