@@ -1,6 +1,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/write.hpp>
+#include <optional>
 #include <sstream>
 
 #include "http_internal.hpp"
@@ -53,21 +54,24 @@ HttpResponse parseErrorResponse(const boost::beast::error_code& ec) {
                    "malformed HTTP request: " + ec.message(), true);
 }
 
+std::optional<HttpResponse> authenticate(const HttpRequest& req, std::string_view token,
+                                         bool close) {
+  if (token.empty()) return std::nullopt;
+  auto auth = req.find(http::field::authorization);
+  std::string_view value;
+  if (auth != req.end()) value = std::string_view(auth->value().data(), auth->value().size());
+  if (bearerMatches(value, token)) return std::nullopt;
+  HttpResponse res =
+      makeError(http::status::unauthorized, "unauthorized",
+                auth == req.end() ? "missing Authorization: Bearer token" : "wrong token", close);
+  res.set(http::field::www_authenticate, "Bearer");
+  res.version(req.version());
+  return res;
+}
+
 HttpResponse respond(ControlApi& api, const HttpRequest& req, std::string_view token) {
   bool close = !req.keep_alive();
-  if (!token.empty()) {
-    auto auth = req.find(http::field::authorization);
-    std::string_view value;
-    if (auth != req.end()) value = std::string_view(auth->value().data(), auth->value().size());
-    if (!bearerMatches(value, token)) {
-      HttpResponse res = makeError(
-          http::status::unauthorized, "unauthorized",
-          auth == req.end() ? "missing Authorization: Bearer token" : "wrong token", close);
-      res.set(http::field::www_authenticate, "Bearer");
-      res.version(req.version());
-      return res;
-    }
-  }
+  if (auto denied = authenticate(req, token, close)) return std::move(*denied);
   ApiRequest areq;
   areq.method = std::string(req.method_string());
   areq.target = std::string(req.target());

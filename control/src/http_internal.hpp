@@ -1,6 +1,7 @@
 // Beast glue shared by the server, the client and handleRawRequest(). Private to control/.
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 #include <boost/beast/core/error.hpp>
@@ -20,6 +21,11 @@ using RequestParser = http::request_parser<http::string_body>;
 
 // A parser with the server's header and body limits applied.
 void applyLimits(RequestParser& parser, const HttpLimits& limits);
+
+// The 401 response for a request (its header is enough) that lacks the bearer token; nullopt when
+// `token` is empty or matches. `close` sets Connection: close.
+std::optional<HttpResponse> authenticate(const HttpRequest& req, std::string_view token,
+                                         bool close);
 
 // Authenticates (when `token` is not empty), routes and builds the response to a complete
 // request. Keep-alive follows the request.

@@ -21,6 +21,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -114,7 +116,46 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   void read() {
     parser_.emplace();
     applyLimits(*parser_, state_.limits);
-    arm();
+    arm();  // one deadline for the whole request, header and body
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = this->shared_from_this()](error_code ec, size_t) { self->onHeader(ec); });
+  }
+
+  // Decisions that need only the header: refuse an unauthenticated TCP request before reading
+  // (and buffering) its body, and answer "Expect: 100-continue".
+  void onHeader(error_code ec) {
+    if (ec || parser_->is_done()) {
+      onRead(ec);
+      return;
+    }
+    const HttpRequest& req = parser_->get();
+    if (require_token_) {
+      if (auto denied = authenticate(req, state_.token, /*close=*/true)) {
+        disarm();
+        res_ = std::move(*denied);
+        write();
+        return;
+      }
+    }
+    auto expect = req.find(http::field::expect);
+    if (expect != req.end() && boost::beast::iequals(expect->value(), "100-continue")) {
+      continue_.emplace(http::status::continue_, req.version());
+      http::async_write(socket_, *continue_,
+                        [self = this->shared_from_this()](error_code wec, size_t) {
+                          self->continue_.reset();
+                          if (wec) {
+                            self->onRead(wec);
+                            return;
+                          }
+                          self->readBody();
+                        });
+      return;
+    }
+    readBody();
+  }
+
+  void readBody() {
     http::async_read(
         socket_, buffer_, *parser_,
         [self = this->shared_from_this()](error_code ec, size_t) { self->onRead(ec); });
@@ -168,6 +209,7 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   uint64_t timer_gen_ = 0;
   boost::beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
   HttpResponse res_;
 };
 

@@ -107,6 +107,34 @@ TEST_F(ServerTest, TcpRequiresTheBearerTokenUnixDoesNot) {
   EXPECT_EQ(overUnix(httpRequest("GET", "/v1/stats")).status, 200);
 }
 
+TEST_F(ServerTest, UnauthenticatedBodiesAreNotRead) {
+  start(baseOptions());
+  // The header announces a body the client never sends: the server answers 401 from the header
+  // alone instead of waiting for (and buffering) the body.
+  RawConn c = RawConn::tcp(server_->tcpPort());
+  ASSERT_TRUE(c.send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n"));
+  auto r = parseResponse(c.readAll());
+  EXPECT_EQ(r.status, 401);
+  EXPECT_TRUE(r.hasHeader("Connection: close"));
+}
+
+TEST_F(ServerTest, ExpectContinueGetsAnInterimResponse) {
+  start(baseOptions());
+  for (bool tcp : {false, true}) {
+    RawConn c = tcp ? RawConn::tcp(server_->tcpPort()) : RawConn::unixSocket(options_.unix_socket);
+    std::string body(testing::kPolicyB);
+    ASSERT_TRUE(c.send("POST /v1/policy/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+                       (tcp ? auth() : std::string()) + "Expect: 100-continue\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n"));
+    std::string interim = c.readResponse();
+    EXPECT_EQ(interim.rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << interim;
+    ASSERT_TRUE(c.send(body));
+    auto r = parseResponse(c.readAll());
+    EXPECT_EQ(r.status, 200) << tcp;
+    EXPECT_EQ(r.json()["valid"], true);
+  }
+}
+
 TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   start(baseOptions());
   RawConn c = RawConn::unixSocket(options_.unix_socket);

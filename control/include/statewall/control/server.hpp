@@ -40,9 +40,9 @@ inline constexpr size_t kMinTokenLength = 16;
 // Reads a bearer token from a file (trimmed of surrounding whitespace).
 Status readTokenFile(const std::string& path, std::string* token);
 
-// Lifecycle: construct, start() once, stop() (or destroy) once. start() binds the listeners and
-// starts the threads; stop() closes the listeners and every connection, joins the threads and
-// removes the socket file. Both are for the owning thread only.
+// The engine must outlive the server. Lifecycle: construct, start() once, stop() (or destroy) once.
+// start() binds the listeners and starts the threads; stop() closes the listeners and every
+// connection, joins the threads and removes the socket file. Both are for the owning thread only.
 class ControlServer {
  public:
   ControlServer(dataplane::Engine& engine, ServerOptions options, HostHooks hooks = {});
