@@ -146,7 +146,7 @@ std::string FlowKey::str() const {
 struct Replay::Impl {
   rules::CompiledPolicyPtr policy;
   ReplayOptions opt;
-  detail::PolicyTexts texts;
+  std::unique_ptr<detail::PolicyTexts> texts_ptr;  // replaced by publish()
   ReplaySummary sum;
   Observer observer;
 
@@ -206,7 +206,9 @@ struct Replay::Impl {
   const TraceReader* current_reader = nullptr;
 
   Impl(rules::CompiledPolicyPtr p, ReplayOptions o)
-      : policy(std::move(p)), opt(std::move(o)), texts(*policy) {
+      : policy(std::move(p)),
+        opt(std::move(o)),
+        texts_ptr(std::make_unique<detail::PolicyTexts>(*policy)) {
     opt.burst = std::clamp<unsigned>(opt.burst, 1, dataplane::kMaxBurst);
     arena.resize(kArenaBytes);
     sum.policy_files = policy->source().files;
@@ -214,6 +216,15 @@ struct Replay::Impl {
     sum.connections_logged = !opt.connections_path.empty();
     need_parsed = !opt.verdicts_path.empty() || !opt.connections_path.empty() || opt.stateless ||
                   opt.expectations != nullptr;
+  }
+
+  const detail::PolicyTexts& texts() const { return *texts_ptr; }
+
+  void publish(rules::CompiledPolicyPtr p) {
+    flush();
+    policy = std::move(p);
+    texts_ptr = std::make_unique<detail::PolicyTexts>(*policy);
+    if (engine) engine->publish(policy);
   }
 
   // ---- setup ----
@@ -336,7 +347,7 @@ struct Replay::Impl {
     if (conns_out.isOpen()) observeConn(*pp, v, m);
     if (opt.expectations != nullptr) {
       opt.expectations->observe(m.index, *pp, v,
-                                [this](const Verdict& x) { return texts.describe(x); });
+                                [this](const Verdict& x) { return texts().describe(x); });
     }
     if (observer) observer(m.index, m.ts, v, *pp);
   }
@@ -379,7 +390,7 @@ struct Replay::Impl {
       ++sum.denied_flows;
       d.key = k.flow;
       d.reason = v.reason;
-      d.detail = texts.detail(v);
+      d.detail = texts().detail(v);
       d.first_index = m.index;
       d.packets = denied_floor;  // the most it could have had before (0 while exact)
     }
@@ -472,13 +483,13 @@ struct Replay::Impl {
 
   void appendRule(fmt::memory_buffer& b, const Verdict& v) {
     if (v.reason == Reason::kDenyAcl && v.acl_entry != rules::kNoAclEntry &&
-        v.acl_entry < texts.aclEntryCount()) {
-      b.append(texts.aclJson(v.acl_entry));
+        v.acl_entry < texts().aclEntryCount()) {
+      b.append(texts().aclJson(v.acl_entry));
     } else if (v.reason == Reason::kDenySg && v.deny_iface != rules::kNoIface &&
-               v.deny_iface < texts.ifaceCount()) {
-      b.append(texts.ifaceJson(v.deny_iface, v.deny_dir));
-    } else if (v.rule != rules::kNoRule && v.rule < texts.ruleCount()) {
-      b.append(texts.ruleJson(v.rule));
+               v.deny_iface < texts().ifaceCount()) {
+      b.append(texts().ifaceJson(v.deny_iface, v.deny_dir));
+    } else if (v.rule != rules::kNoRule && v.rule < texts().ruleCount()) {
+      b.append(texts().ruleJson(v.rule));
     } else {
       b.append(std::string_view("null"));
     }
@@ -560,13 +571,13 @@ struct Replay::Impl {
     if (eval.first_deny < 0) return "the rules deny it";
     const rules::Check& c = eval.checks[static_cast<size_t>(eval.first_deny)];
     if (c.kind == rules::CheckKind::kAcl) {
-      if (c.acl.entry != rules::kNoAclEntry && c.acl.entry < texts.aclEntryCount()) {
-        return fmt::format("{} denies it", texts.aclLabel(c.acl.entry));
+      if (c.acl.entry != rules::kNoAclEntry && c.acl.entry < texts().aclEntryCount()) {
+        return fmt::format("{} denies it", texts().aclLabel(c.acl.entry));
       }
       return "a network ACL denies it";
     }
-    if (c.iface != rules::kNoIface && c.iface < texts.ifaceCount()) {
-      return texts.ifaceDeny(c.iface, c.dir);
+    if (c.iface != rules::kNoIface && c.iface < texts().ifaceCount()) {
+      return texts().ifaceDeny(c.iface, c.dir);
     }
     return "no security-group rule allows it";
   }
@@ -592,9 +603,10 @@ struct Replay::Impl {
         break;
     }
     if (dataplane::reasonAllows(v.reason)) {
-      return fmt::format("{}; judged by rules alone, {}", texts.describe(v), ruleOnlyDenial());
+      return fmt::format("{}; judged by rules alone, {}", texts().describe(v), ruleOnlyDenial());
     }
-    return fmt::format("{}; the rules alone give {}", texts.describe(v), dataplane::reasonCode(sr));
+    return fmt::format("{}; the rules alone give {}", texts().describe(v),
+                       dataplane::reasonCode(sr));
   }
 
   // ---- connection records ----
@@ -792,8 +804,8 @@ struct Replay::Impl {
     }
     fmt::format_to(out,
                    "\"first_reason\":\"{}\",\"opened_by\":", dataplane::reasonCode(r.first_reason));
-    if (r.opened_by != rules::kNoRule && r.opened_by < texts.ruleCount()) {
-      b.append(texts.ruleJson(r.opened_by));
+    if (r.opened_by != rules::kNoRule && r.opened_by < texts().ruleCount()) {
+      b.append(texts().ruleJson(r.opened_by));
     } else {
       b.append(std::string_view("null"));
     }
@@ -833,8 +845,8 @@ struct Replay::Impl {
       b.push_back('-');
     }
     fmt::format_to(out, "\t{}\t", dataplane::reasonCode(r.first_reason));
-    if (r.opened_by != rules::kNoRule && r.opened_by < texts.ruleCount()) {
-      b.append(texts.ruleLabel(r.opened_by));
+    if (r.opened_by != rules::kNoRule && r.opened_by < texts().ruleCount()) {
+      b.append(texts().ruleLabel(r.opened_by));
     } else {
       b.push_back('-');
     }
@@ -1031,7 +1043,10 @@ void Replay::setObserver(Observer observer) {
   impl_->observer = std::move(observer);
 }
 std::string Replay::describe(const dataplane::Verdict& v) const {
-  return impl_->texts.describe(v);
+  return impl_->texts().describe(v);
+}
+void Replay::publish(rules::CompiledPolicyPtr policy) {
+  impl_->publish(std::move(policy));
 }
 
 std::vector<dataplane::Verdict> replayFrames(rules::CompiledPolicyPtr policy,

@@ -153,6 +153,11 @@ class Replay {
   // backwards are judged at the clock. Can be called several times; the stream continues.
   void runFrames(const std::vector<Frame>& frames, dataplane::LinkType link);
 
+  // Publishes a new policy to the engine between two packets, as the control plane would: the
+  // packets before it are judged first. From then on rule names and hits refer to the new policy.
+  // (The fixture table's policy changes go through here.)
+  void publish(rules::CompiledPolicyPtr policy);
+
   // Writes the remaining connection records, collects the engine's counters and closes the
   // outputs. Call once, after the runs. false with *err on a write error.
   bool finish(std::string* err);
