@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   statewall::cli::addGenCommand(app, &exit_code);
   statewall::cli::addCtlCommand(app, &exit_code);
   statewall::cli::addLintCommand(app, &exit_code);
+  statewall::cli::addDiffCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
