@@ -87,6 +87,7 @@ struct Fixture {
   std::vector<FlowKey4> hits;    // lookup stream over present keys
   std::vector<FlowKey4> misses;  // lookup stream over absent keys
   std::unique_ptr<Table4> ours;
+  std::unique_ptr<Table4> ours_4k;  // same keys, no transparent huge pages (built on demand)
 #ifdef STATEWALL_BENCH_RTE_HASH
   std::unique_ptr<statewall::dpdk::RteHashBaseline> rte;
   // What an engine built on rte_hash needs besides it: the per-connection values, one cache
@@ -97,11 +98,25 @@ struct Fixture {
 };
 
 // Built once per size and kept for the whole run (both tables hold the same keys).
+std::mutex g_fixture_mu;
+
+std::unique_ptr<Table4> buildOurs(Fixture& f, bool huge_pages) {
+  auto t = std::make_unique<Table4>(f.n, nullptr, statewall::dataplane::kDefaultFlowHashSeed,
+                                    huge_pages);
+  QsbrReader reader(t->qsbr());
+  for (const FlowKey4& k : f.keys) {
+    if (!t->insert(k, t->hashOf(k), kNow, kFar).inserted) {
+      f.error = "our table refused a key at rated fill";
+      break;
+    }
+  }
+  return t;
+}
+
 // Thread-safe: the 2-thread benchmarks may be the first to ask.
 Fixture& fixture(size_t n) {
-  static std::mutex mu;
   static std::map<size_t, std::unique_ptr<Fixture>> cache;
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(g_fixture_mu);
   auto& slot = cache[n];
   if (slot) return *slot;
   slot = std::make_unique<Fixture>();
@@ -110,16 +125,7 @@ Fixture& fixture(size_t n) {
   f.keys = makeKeys(n, 1 + n);
   f.hits = makeStream(f.keys, 2 + n);
   f.misses = makeStream(makeKeys(std::min<size_t>(n, 1 << 20), 3 + n), 4 + n);
-  f.ours = std::make_unique<Table4>(n);
-  {
-    QsbrReader reader(f.ours->qsbr());
-    for (const FlowKey4& k : f.keys) {
-      if (!f.ours->insert(k, f.ours->hashOf(k), kNow, kFar).inserted) {
-        f.error = "our table refused a key at rated fill";
-        break;
-      }
-    }
-  }
+  f.ours = buildOurs(f, true);
 #ifdef STATEWALL_BENCH_RTE_HASH
   if (g_have_rte) {
     f.rte = statewall::dpdk::RteHashBaseline::create(
@@ -145,13 +151,20 @@ double bytesPerConn(size_t bytes, size_t conns) {
 // --- our table -----------------------------------------------------------------------------------
 
 // touch_value: also read a field of each hit's value, as the engine does (same cache line).
-void lookupOurs(benchmark::State& state, bool hit, bool touch_value = false) {
+// huge_pages = false: the table without transparent huge pages (4 KiB pages, like the EAL's
+// --no-huge memory that rte_hash gets here).
+void lookupOurs(benchmark::State& state, bool hit, bool touch_value = false,
+                bool huge_pages = true) {
   Fixture& f = fixture(static_cast<size_t>(state.range(0)));
+  if (!huge_pages) {
+    std::lock_guard<std::mutex> lock(g_fixture_mu);
+    if (!f.ours_4k) f.ours_4k = buildOurs(f, false);
+  }
   if (!f.error.empty() && f.error.find("our") == 0) {
     state.SkipWithError(f.error.c_str());
     return;
   }
-  Table4& t = *f.ours;
+  Table4& t = huge_pages ? *f.ours : *f.ours_4k;
   const std::vector<FlowKey4>& stream = hit ? f.hits : f.misses;
   QsbrReader reader(t.qsbr());
   // Threads start at different points of the stream.
@@ -179,7 +192,8 @@ void lookupOurs(benchmark::State& state, bool hit, bool touch_value = false) {
   if (found != (hit ? looked : 0)) state.SkipWithError("wrong number of hits");
   state.SetItemsProcessed(static_cast<int64_t>(looked));
   benchmark::DoNotOptimize(value_sum);
-  state.counters["bytes_per_conn"] = bytesPerConn(t.memoryBytes(), t.capacity());
+  state.counters["bytes_per_conn"] = benchmark::Counter(bytesPerConn(t.memoryBytes(), t.capacity()),
+                                                        benchmark::Counter::kAvgThreads);
 }
 
 void BM_LookupOurs(benchmark::State& state) {
@@ -187,6 +201,9 @@ void BM_LookupOurs(benchmark::State& state) {
 }
 void BM_LookupValueOurs(benchmark::State& state) {
   lookupOurs(state, true, true);
+}
+void BM_LookupOurs4K(benchmark::State& state) {
+  lookupOurs(state, true, false, false);
 }
 void BM_LookupMissOurs(benchmark::State& state) {
   lookupOurs(state, false);
@@ -269,8 +286,9 @@ void lookupRte(benchmark::State& state, bool hit, bool touch_value = false) {
   if (found != (hit ? looked : 0)) state.SkipWithError("wrong number of hits");
   state.SetItemsProcessed(static_cast<int64_t>(looked));
   benchmark::DoNotOptimize(value_sum);
-  state.counters["bytes_per_conn"] =
-      bytesPerConn(f.rte->memoryBytes() + (touch_value ? sizeof(ValueLine) * f.n : 0), f.n);
+  state.counters["bytes_per_conn"] = benchmark::Counter(
+      bytesPerConn(f.rte->memoryBytes() + (touch_value ? sizeof(ValueLine) * f.n : 0), f.n),
+      benchmark::Counter::kAvgThreads);
 }
 
 void BM_LookupRteHash(benchmark::State& state) {
@@ -322,6 +340,8 @@ BENCHMARK(BM_LookupOurs)->Arg(k1K)->Arg(k1M)->Arg(k10M);
 #ifdef STATEWALL_BENCH_RTE_HASH
 BENCHMARK(BM_LookupRteHash)->Arg(k1K)->Arg(k1M)->Arg(k10M);
 #endif
+// Our table on 4 KiB pages, for a like-for-like comparison with rte_hash here.
+BENCHMARK(BM_LookupOurs4K)->Arg(k1M)->Arg(k10M);
 // Lookup plus a read of the connection's value, as the engine does on every packet.
 BENCHMARK(BM_LookupValueOurs)->Arg(k1K)->Arg(k1M)->Arg(k10M);
 #ifdef STATEWALL_BENCH_RTE_HASH

@@ -7,13 +7,15 @@
 
 namespace statewall::dataplane::conn_table_detail {
 
-void* allocateTableMemory(size_t bytes) {
+void* allocateTableMemory(size_t bytes, bool huge_pages) {
   if (bytes == 0) return nullptr;
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
 #ifdef MADV_HUGEPAGE
   // Random lookups over hundreds of MiB: 2 MiB pages cut the TLB misses. Advisory only.
-  if (bytes >= (size_t{2} << 20)) madvise(p, bytes, MADV_HUGEPAGE);
+  if (huge_pages && bytes >= (size_t{2} << 20)) madvise(p, bytes, MADV_HUGEPAGE);
+#else
+  (void)huge_pages;
 #endif
   return p;
 }

@@ -85,8 +85,9 @@
 namespace statewall::dataplane {
 
 namespace conn_table_detail {
-// Zeroed, page-aligned memory (mmap); transparent huge pages requested. Null on failure.
-void* allocateTableMemory(size_t bytes);
+// Zeroed, page-aligned memory (mmap); transparent huge pages requested when huge_pages. Null on
+// failure.
+void* allocateTableMemory(size_t bytes, bool huge_pages);
 void freeTableMemory(void* p, size_t bytes);
 [[noreturn]] void fatal(const char* what);
 }  // namespace conn_table_detail
@@ -166,8 +167,10 @@ class ConnTable {
   // Allocates and initialises everything (one mapping for entries, one for the index). capacity
   // is the number of connections; qsbr is the reclamation domain the table's readers register
   // with (null: the table owns one with Qsbr::kDefaultMaxThreads ids). seed keys the hash.
-  // Aborts with a message when the memory cannot be had (start-up only).
-  explicit ConnTable(size_t capacity, Qsbr* qsbr = nullptr, uint64_t seed = kDefaultFlowHashSeed)
+  // huge_pages asks for transparent huge pages (fewer TLB misses on big tables; false is for
+  // comparisons). Aborts with a message when the memory cannot be had (start-up only).
+  explicit ConnTable(size_t capacity, Qsbr* qsbr = nullptr, uint64_t seed = kDefaultFlowHashSeed,
+                     bool huge_pages = true)
       : seed_(seed) {
     using namespace conn_table_detail;
     if (capacity == 0) capacity = 1;
@@ -184,8 +187,8 @@ class ConnTable {
 
     entries_bytes_ = roundToPage(sizeof(Entry) * capacity_);
     buckets_bytes_ = roundToPage(sizeof(Bucket) * nbuckets_);
-    entries_ = static_cast<Entry*>(allocateTableMemory(entries_bytes_));
-    buckets_ = static_cast<Bucket*>(allocateTableMemory(buckets_bytes_));
+    entries_ = static_cast<Entry*>(allocateTableMemory(entries_bytes_, huge_pages));
+    buckets_ = static_cast<Bucket*>(allocateTableMemory(buckets_bytes_, huge_pages));
     if (entries_ == nullptr || buckets_ == nullptr) fatal("out of memory");
     for (uint32_t i = 0; i < nbuckets_; ++i)
       new (&buckets_[i]) Bucket();
