@@ -6,9 +6,6 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
-#include <rte_memory.h>
-
-#include <sys/mman.h>
 
 #include <cstring>
 
@@ -23,13 +20,6 @@ size_t heapAllocatedBytes() {
     if (rte_malloc_get_socket_stats(socket, &st) == 0) total += st.heap_allocsz_bytes;
   }
   return total;
-}
-
-// Asks for transparent huge pages on every memseg list (the EAL's memory in --no-huge mode is
-// one anonymous mapping, not yet touched), so rte_hash gets the same page size as our table.
-int adviseHugePages(const rte_memseg_list* msl, void* /*arg*/) {
-  if (msl->base_va != nullptr && msl->len > 0) madvise(msl->base_va, msl->len, MADV_HUGEPAGE);
-  return 0;
 }
 
 }  // namespace
@@ -47,12 +37,7 @@ bool initEalForBench(const std::vector<std::string>& args, std::string* error) {
     return false;
   }
   if (have_saved) pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
-  rte_memseg_list_walk(adviseHugePages, nullptr);
   return true;
-}
-
-void cleanupEal() {
-  rte_eal_cleanup();
 }
 
 std::unique_ptr<RteHashBaseline> RteHashBaseline::create(const std::string& name, uint32_t entries,

@@ -12,15 +12,12 @@
 namespace statewall::dpdk {
 
 // Initialises the EAL once per process with args (argv[0] included), e.g. {"bench", "--no-huge",
-// "--no-pci", "-m", "2048", "--in-memory", "--no-telemetry", "--log-level=error"}. The calling
-// thread's CPU affinity is restored afterwards (the EAL pins it to its main lcore), so benchmark
-// threads can run on every core, and the EAL's memory is advised MADV_HUGEPAGE (with --no-huge it
-// is plain anonymous memory), so rte_hash gets transparent huge pages as our table does.
-// Returns false and sets *error on failure. Main thread only.
+// "--no-pci", "--no-shconf", "-m", "3072", "--no-telemetry", "--log-level=error", "-l", "0"}.
+// The calling thread's CPU affinity is restored afterwards (the EAL pins it to its main lcore),
+// so benchmark threads can run on every core. Note: with --no-huge the EAL's memory is a shared
+// memfd on 4 KiB pages (transparent huge pages do not back it), so rte_hash runs on 4 KiB pages
+// unless hugetlbfs pages are reserved. Returns false and sets *error on failure. Main thread only.
 bool initEalForBench(const std::vector<std::string>& args, std::string* error);
-
-// Releases the EAL. Main thread, after every RteHashBaseline is destroyed.
-void cleanupEal();
 
 class RteHashBaseline {
  public:
