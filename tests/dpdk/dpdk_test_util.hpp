@@ -192,4 +192,15 @@ inline std::vector<std::string> ealArgs(unsigned forwarding_lcores, const std::s
           "--lcores=" + lcoreMap(forwarding_lcores + 1)};
 }
 
+// MemAvailable from /proc/meminfo, in bytes (0 when unknown).
+inline double memAvailableBytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  std::string unit;
+  while (f >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return 0;
+}
+
 }  // namespace statewall::dpdk_test

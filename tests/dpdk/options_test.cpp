@@ -114,6 +114,8 @@ TEST_F(OptionsTest, Errors) {
       {{"--policy", policy_, "--inside", "0", "--outside", "1", "--lcores", "0"}, "--lcores"},
       {{"--policy", policy_, "--inside", "0", "--outside", "1", "--table-size", "x"},
        "--table-size"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--table-size", "2147483648"},
+       "--table-size"},
       {{"--policy", policy_, "--inside", "0", "--outside", "1", "--bogus"}, "--bogus"},
   };
   for (const Case& c : cases) {

@@ -21,7 +21,7 @@ void define(CLI::App& app, Options& o) {
                  "forwarding lcores (default: every worker lcore given to EAL)")
       ->check(CLI::Range(1u, 1024u));
   app.add_option("--table-size", o.table_size, "IPv4 connection table capacity (IPv6: a quarter)")
-      ->check(CLI::Range(size_t{1}, size_t{1} << 32));
+      ->check(CLI::Range(size_t{1}, (size_t{1} << 31) - 1));
   app.add_option("--mbufs", o.mbufs, "mbuf pool size (default: derived from rings and lcores)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 31));
   app.add_flag("--pass-non-ip", o.pass_non_ip,
