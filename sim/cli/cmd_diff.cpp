@@ -1,11 +1,25 @@
-// `statewall diff --policy OLD... --against NEW...`: the rules added, removed and changed
-// between two policies (matched up even when reordered), and whether what each group, ACL,
-// interface and subnet allows changed (rules/policy_diff.hpp).
-// Exit 0 when the new policy allows nothing less, 1 when it does, 2 on bad input.
+// `statewall diff --policy OLD... --against NEW... [TRACE...]`.
+//
+// Without a trace: the rules added, removed and changed between two policies (matched up even
+// when reordered), and whether what each group, ACL, interface and subnet allows changed
+// (rules/policy_diff.hpp). Exit 0 when the new policy allows nothing less, 1 when it does.
+//
+// With traces: the traces are read once and every packet goes to two replay drivers (the one
+// behind `statewall replay`, sim/replay.hpp), one per policy, in the same chunks, so both engines
+// see the same bursts at the same times. Every flow with a packet whose verdict differs is
+// listed with the reason under each policy, grouped by the rule change responsible (found by
+// evaluating the flow's first differing packet under both policies and naming the check that
+// flipped). Exit 1 when any packet allowed under the old policy is denied under the new one.
+//
+// Exit 2 on bad input (a policy that does not load, an unreadable or damaged trace).
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -13,9 +27,15 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "statewall/dataplane/engine.hpp"
+#include "statewall/dataplane/packet.hpp"
+#include "statewall/dataplane/verdict.hpp"
 #include "statewall/rules/compiled.hpp"
+#include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/rules/policy_diff.hpp"
+#include "statewall/sim/pcap_io.hpp"
+#include "statewall/sim/replay.hpp"
 
 namespace statewall::cli {
 namespace {
@@ -27,7 +47,10 @@ using rules::PolicyDiff;
 struct DiffArgs {
   std::vector<std::string> old_files;
   std::vector<std::string> new_files;
+  std::vector<std::string> traces;
   bool json = false;
+  size_t max_flows = 20;  // flows listed per rule change in the text output
+  size_t table_capacity = 1 << 20;
 };
 
 // Loads and compiles one policy; prints diagnostics; nullptr on failure.
@@ -166,11 +189,442 @@ int runRuleDiff(const DiffArgs& a, const rules::CompiledPolicy& old_p,
   return narrows ? 1 : 0;
 }
 
-int runDiff(const DiffArgs& a) {
+// ---- the trace diff ----
+
+constexpr size_t kChunk = 8192;              // frames per chunk fed to both drivers
+constexpr size_t kMaxChangedFlows = 100000;  // flows kept in detail; the rest are only counted
+
+// A connection, whichever way its packets go: the endpoints in a fixed order.
+struct ConnKey {
+  uint8_t proto = 0;
+  bool ip = true;
+  rules::IpAddr a, b;
+  uint16_t pa = 0, pb = 0;
+  friend bool operator==(const ConnKey&, const ConnKey&) = default;
+};
+
+struct ConnKeyHash {
+  size_t operator()(const ConnKey& k) const {
+    uint64_t h = k.a.lo * 0x9E3779B97F4A7C15ull ^ k.a.hi ^ (uint64_t{k.proto} << 40);
+    h ^= (k.b.lo + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull ^ k.b.hi;
+    h ^= (uint64_t{k.pa} << 16 | k.pb) * 0x94D049BB133111EBull;
+    return static_cast<size_t>(h ^ (h >> 31));
+  }
+};
+
+bool isIcmp(uint8_t p) {
+  return p == dataplane::kIpProtoIcmp || p == dataplane::kIpProtoIcmpv6;
+}
+
+// The packet's 5-tuple (ICMP type and code in place of ports, as sim::FlowKey has them).
+sim::FlowKey flowKeyOf(const dataplane::ParsedPacket& p) {
+  sim::FlowKey k;
+  k.ip = p.l3 == dataplane::L3::kIpv4 || p.l3 == dataplane::L3::kIpv6;
+  if (!k.ip) return k;
+  k.proto = p.proto;
+  k.src = p.src;
+  k.dst = p.dst;
+  k.sport = isIcmp(p.proto) ? p.icmp_type : p.sport;
+  k.dport = isIcmp(p.proto) ? p.icmp_code : p.dport;
+  return k;
+}
+
+ConnKey connKeyOf(const sim::FlowKey& f) {
+  ConnKey k;
+  k.ip = f.ip;
+  k.proto = f.proto;
+  if (!f.ip) return k;
+  if (isIcmp(f.proto)) {  // ICMP: one entry per address pair
+    k.a = std::min(f.src, f.dst);
+    k.b = std::max(f.src, f.dst);
+    return k;
+  }
+  const bool fwd = std::tie(f.src, f.sport) <= std::tie(f.dst, f.dport);
+  k.a = fwd ? f.src : f.dst;
+  k.b = fwd ? f.dst : f.src;
+  k.pa = fwd ? f.sport : f.dport;
+  k.pb = fwd ? f.dport : f.sport;
+  return k;
+}
+
+rules::Flow5 flow5Of(const sim::FlowKey& f) {
+  rules::Flow5 x;
+  x.proto = f.proto;
+  x.src = f.src;
+  x.dst = f.dst;
+  if (isIcmp(f.proto)) {
+    x.icmp_type = static_cast<uint8_t>(f.sport);
+    x.icmp_code = static_cast<uint8_t>(f.dport);
+  } else {
+    x.sport = f.sport;
+    x.dport = f.dport;
+  }
+  return x;
+}
+
+struct ChangedFlow {
+  sim::FlowKey first;  // the first packet whose verdict differs, as it travelled
+  uint64_t first_index = 0;
+  uint64_t packets = 0;      // packets whose verdict differs
+  uint64_t now_denied = 0;   // allowed before, denied now
+  uint64_t now_allowed = 0;  // denied before, allowed now
+  std::string old_reason, new_reason;
+  std::string old_text, new_text;
+  long cause = -1;  // index into PolicyDiff::changes; -1: no single rule change
+  std::string cause_note;
+};
+
+// The change responsible for a flow's verdict changing: evaluate the packet under both policies
+// and find the check (source groups, source ACL, destination ACL, destination groups) that
+// flipped, then the rule change that made it flip.
+class Attributor {
+ public:
+  Attributor(const rules::CompiledPolicy& o, const rules::CompiledPolicy& n,
+             const rules::PolicyDiff& d)
+      : old_(o), new_(n), diff_(d) {}
+
+  long cause(const sim::FlowKey& f, bool now_denied, std::string* note) const {
+    if (!f.ip) return -1;
+    rules::Evaluation eo, en;
+    const rules::Flow5 x = flow5Of(f);
+    rules::evaluate(old_, x, rules::EvalMode::kFull, &eo);
+    rules::evaluate(new_, x, rules::EvalMode::kFull, &en);
+    if (eo.unprotected && en.unprotected) return find(rules::ObjectKind::kSetting, "unprotected");
+    struct Slot {
+      rules::CheckKind kind;
+      rules::Direction dir;
+    };
+    static constexpr Slot kSlots[] = {{rules::CheckKind::kSg, rules::Direction::kOutbound},
+                                      {rules::CheckKind::kAcl, rules::Direction::kOutbound},
+                                      {rules::CheckKind::kAcl, rules::Direction::kInbound},
+                                      {rules::CheckKind::kSg, rules::Direction::kInbound}};
+    for (const Slot& slot : kSlots) {
+      const rules::Check* co = checkOf(eo, slot.kind, slot.dir);
+      const rules::Check* cn = checkOf(en, slot.kind, slot.dir);
+      const bool ao = co ? co->allowed : true;  // no check: nothing filters on that side
+      const bool an = cn ? cn->allowed : true;
+      if (ao == an || (ao && !an) != now_denied) continue;  // not flipped the way the packet did
+      const long c = slot.kind == rules::CheckKind::kSg ? sgCause(eo, en, co, cn, slot.dir)
+                                                        : aclCause(co, cn, slot.dir);
+      if (c >= 0) return c;
+    }
+    *note =
+        "no single rule change: the connection's state differs (an earlier packet of it, or "
+        "whether it is tracked)";
+    return -1;
+  }
+
+ private:
+  static const rules::Check* checkOf(const rules::Evaluation& e, rules::CheckKind k,
+                                     rules::Direction d) {
+    for (int i = 0; i < e.n_checks; ++i)
+      if (e.checks[static_cast<size_t>(i)].kind == k && e.checks[static_cast<size_t>(i)].dir == d)
+        return &e.checks[static_cast<size_t>(i)];
+    return nullptr;
+  }
+
+  long find(rules::ObjectKind o, const std::string& name) const {
+    for (size_t i = 0; i < diff_.changes.size(); ++i)
+      if (diff_.changes[i].object == o && diff_.changes[i].name == name)
+        return static_cast<long>(i);
+    return -1;
+  }
+  long findScope(const std::string& scope) const {
+    for (size_t i = 0; i < diff_.changes.size(); ++i)
+      if (diff_.changes[i].scope == scope) return static_cast<long>(i);
+    return -1;
+  }
+
+  long sgCause(const rules::Evaluation& eo, const rules::Evaluation& en, const rules::Check* co,
+               const rules::Check* cn, rules::Direction d) const {
+    // The rule that allowed it under one policy and is gone or changed under the other.
+    if (co && co->sg.allowed()) {
+      for (size_t i = 0; i < diff_.changes.size(); ++i)
+        if (diff_.changes[i].old_rule == co->sg.rule &&
+            diff_.changes[i].kind != rules::ChangeKind::kMoved)
+          return static_cast<long>(i);
+    }
+    if (cn && cn->sg.allowed()) {
+      for (size_t i = 0; i < diff_.changes.size(); ++i)
+        if (diff_.changes[i].new_rule == cn->sg.rule &&
+            diff_.changes[i].kind != rules::ChangeKind::kMoved)
+          return static_cast<long>(i);
+    }
+    // Otherwise the interface (its groups, its addresses) or the group's rules changed.
+    const rules::IfaceId io = d == rules::Direction::kOutbound ? eo.src_iface : eo.dst_iface;
+    const rules::IfaceId in = d == rules::Direction::kOutbound ? en.src_iface : en.dst_iface;
+    for (const auto& [p, i] : {std::pair{&old_, io}, std::pair{&new_, in}}) {
+      if (i == rules::kNoIface) continue;
+      if (long c = find(rules::ObjectKind::kInterface, p->iface(i).name); c >= 0) return c;
+    }
+    for (const auto& [p, i] : {std::pair{&old_, io}, std::pair{&new_, in}}) {
+      if (i == rules::kNoIface) continue;
+      for (const auto& g : p->iface(i).group_names)
+        if (long c = findScope("group " + g + " " + std::string(rules::directionName(d))); c >= 0)
+          return c;
+    }
+    return -1;
+  }
+
+  long aclCause(const rules::Check* co, const rules::Check* cn, rules::Direction d) const {
+    if (cn && cn->acl.entry != rules::kNoAclEntry) {
+      for (size_t i = 0; i < diff_.changes.size(); ++i)
+        if (diff_.changes[i].new_entry == cn->acl.entry) return static_cast<long>(i);
+    }
+    if (co && co->acl.entry != rules::kNoAclEntry) {
+      for (size_t i = 0; i < diff_.changes.size(); ++i)
+        if (diff_.changes[i].old_entry == co->acl.entry) return static_cast<long>(i);
+    }
+    for (const auto& [p, c] : {std::pair{&old_, co}, std::pair{&new_, cn}}) {
+      if (!c) continue;
+      if (c->acl.acl != rules::kNoAcl) {
+        const std::string scope =
+            "network ACL " + p->acl(c->acl.acl).name + " " + std::string(rules::directionName(d));
+        if (long x = findScope(scope); x >= 0) return x;
+      }
+      if (c->subnet != rules::kNoSubnet)
+        if (long x = find(rules::ObjectKind::kSubnet, p->subnet(c->subnet).name); x >= 0) return x;
+    }
+    return -1;
+  }
+
+  const rules::CompiledPolicy& old_;
+  const rules::CompiledPolicy& new_;
+  const rules::PolicyDiff& diff_;
+};
+
+int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
+                 const rules::CompiledPolicyPtr& new_p) {
+  const rules::PolicyDiff diff = rules::diffPolicies(*old_p, *new_p);
+  sim::ReplayOptions opt;
+  opt.table_capacity = a.table_capacity;
+  sim::Replay r_old(old_p, opt), r_new(new_p, opt);
+
+  // Per chunk: the old driver's verdicts, compared with the new driver's as they come.
+  struct Seen {
+    dataplane::Verdict v;
+    sim::FlowKey key;
+  };
+  std::vector<Seen> seen(kChunk);
+  uint64_t base = 0;
+  std::unordered_map<ConnKey, ChangedFlow, ConnKeyHash> flows;
+  std::vector<ConnKey> order;  // flows by first differing packet
+  uint64_t changed_packets = 0, to_deny = 0, to_allow = 0, dropped_flows = 0;
+  const Attributor attr(*old_p, *new_p, diff);
+
+  r_old.setObserver(
+      [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket& p) {
+        seen[index - base] = Seen{v, flowKeyOf(p)};
+      });
+  r_new.setObserver(
+      [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket&) {
+        const Seen& o = seen[index - base];
+        if (o.v.allowed() == v.allowed()) return;
+        ++changed_packets;
+        const bool denied_now = o.v.allowed();
+        (denied_now ? to_deny : to_allow)++;
+        const ConnKey ck = connKeyOf(o.key);
+        auto it = flows.find(ck);
+        if (it == flows.end()) {
+          if (flows.size() >= kMaxChangedFlows) {
+            ++dropped_flows;
+            return;
+          }
+          ChangedFlow f;
+          f.first = o.key;
+          f.first_index = index;
+          f.old_reason = std::string(dataplane::reasonCode(o.v.reason));
+          f.new_reason = std::string(dataplane::reasonCode(v.reason));
+          f.old_text = r_old.describe(o.v);
+          f.new_text = r_new.describe(v);
+          f.cause = attr.cause(o.key, denied_now, &f.cause_note);
+          it = flows.emplace(ck, std::move(f)).first;
+          order.push_back(ck);
+        }
+        ChangedFlow& f = it->second;
+        ++f.packets;
+        (denied_now ? f.now_denied : f.now_allowed)++;
+      });
+
+  // One pass over the traces; both drivers get the same chunks.
+  std::vector<sim::Frame> chunk(kChunk);
+  std::optional<dataplane::LinkType> link;
+  uint64_t packets = 0;
+  std::string trace_error;
+  auto feed = [&](size_t n) {
+    if (n == 0) return;
+    chunk.resize(n);  // only the last chunk of a file is short
+    r_old.runFrames(chunk, *link);
+    r_new.runFrames(chunk, *link);
+    chunk.resize(kChunk);
+    base += n;
+  };
+  for (const auto& path : a.traces) {
+    sim::TraceError err;
+    auto reader = sim::TraceReader::open(path, &err);
+    if (!reader) {
+      trace_error = err.str();
+      break;
+    }
+    if (link && reader->linkType() != *link) {
+      trace_error =
+          path + ": link type " + sim::dltName(reader->dlt()) + " differs from the first trace's";
+      break;
+    }
+    link = reader->linkType();
+    size_t n = 0;
+    sim::TracePacket pkt;
+    sim::TraceReader::Status st;
+    while ((st = reader->next(&pkt)) == sim::TraceReader::Status::kPacket) {
+      chunk[n].ts_ns = pkt.ts_ns;
+      chunk[n].bytes.assign(pkt.data, pkt.data + pkt.caplen);
+      ++packets;
+      if (++n == kChunk) {
+        feed(n);
+        n = 0;
+      }
+    }
+    feed(n);
+    if (st == sim::TraceReader::Status::kError) {
+      trace_error = reader->error().str();
+      break;
+    }
+  }
+  std::string ferr;
+  r_old.finish(&ferr);
+  r_new.finish(&ferr);
+  for (const auto* r : {&r_old, &r_new})
+    if (r->summary().error && trace_error.empty()) trace_error = r->summary().error->str();
+  if (!trace_error.empty()) {
+    std::fprintf(stderr, "statewall diff: %s\n", trace_error.c_str());
+    return 2;
+  }
+
+  // Group the flows by their cause, in the order of the rule changes; unexplained ones last.
+  std::map<long, std::vector<const ChangedFlow*>> by_cause;
+  uint64_t conns_break = 0, conns_open = 0;
+  for (const ConnKey& k : order) {
+    const ChangedFlow& f = flows.at(k);
+    by_cause[f.cause < 0 ? static_cast<long>(diff.changes.size()) : f.cause].push_back(&f);
+    (f.now_denied > 0 ? conns_break : conns_open)++;
+  }
+  const int rc = to_deny > 0 ? 1 : 0;
+
+  if (a.json) {
+    nlohmann::ordered_json out;
+    out["old"] = a.old_files;
+    out["new"] = a.new_files;
+    out["traces"] = a.traces;
+    out["packets"] = packets;
+    out["summary"] = {
+        {"changed_packets", changed_packets},    {"allowed_to_denied_packets", to_deny},
+        {"denied_to_allowed_packets", to_allow}, {"changed_flows", order.size() + dropped_flows},
+        {"connections_that_break", conns_break}, {"connections_that_open", conns_open},
+        {"flows_not_listed", dropped_flows}};
+    out["groups"] = nlohmann::ordered_json::array();
+    for (const auto& [cause, list] : by_cause) {
+      nlohmann::ordered_json g;
+      const bool known = cause < static_cast<long>(diff.changes.size());
+      g["change"] = known ? changeJson(diff.changes[static_cast<size_t>(cause)])
+                          : nlohmann::ordered_json(nullptr);
+      g["flows"] = nlohmann::ordered_json::array();
+      for (const ChangedFlow* f : list) {
+        nlohmann::ordered_json fj = {{"flow", f->first.str()},
+                                     {"first_packet", f->first_index},
+                                     {"changed_packets", f->packets},
+                                     {"allowed_to_denied", f->now_denied},
+                                     {"denied_to_allowed", f->now_allowed},
+                                     {"old", {{"reason", f->old_reason}, {"detail", f->old_text}}},
+                                     {"new", {{"reason", f->new_reason}, {"detail", f->new_text}}}};
+        if (!known) fj["note"] = f->cause_note;
+        g["flows"].push_back(std::move(fj));
+      }
+      out["groups"].push_back(std::move(g));
+    }
+    out["changes"] = nlohmann::ordered_json::array();
+    for (const auto& c : diff.changes)
+      out["changes"].push_back(changeJson(c));
+    std::printf("%s\n", out.dump(2).c_str());
+    return rc;
+  }
+
+  std::printf("statewall diff: %s -> %s\n", joined(a.old_files).c_str(),
+              joined(a.new_files).c_str());
+  std::printf("traces: %s (%llu packets, read once, replayed under both policies)\n",
+              joined(a.traces).c_str(), static_cast<unsigned long long>(packets));
+  if (order.empty()) std::printf("no packet changes verdict\n");
+  for (const auto& [cause, list] : by_cause) {
+    const bool known = cause < static_cast<long>(diff.changes.size());
+    if (known) {
+      const PolicyChange& c = diff.changes[static_cast<size_t>(cause)];
+      std::printf("\n%s %s in %s:\n%s\n", std::string(rules::changeKindName(c.kind)).c_str(),
+                  std::string(rules::objectKindName(c.object)).c_str(), c.scope.c_str(),
+                  changeLine(c).c_str());
+    } else {
+      std::printf("\nnot explained by a single rule change:\n");
+    }
+    for (size_t i = 0; i < list.size() && i < a.max_flows; ++i) {
+      const ChangedFlow& f = *list[i];
+      std::printf("    %s  (%llu packet%s %s, first #%llu)\n", f.first.str().c_str(),
+                  static_cast<unsigned long long>(f.packets), f.packets == 1 ? "" : "s",
+                  f.now_denied > 0 ? (f.now_allowed > 0 ? "changed" : "now denied") : "now allowed",
+                  static_cast<unsigned long long>(f.first_index));
+      std::printf("      old: %s\n      new: %s\n", f.old_text.c_str(), f.new_text.c_str());
+      if (!known && !f.cause_note.empty()) std::printf("      (%s)\n", f.cause_note.c_str());
+    }
+    if (list.size() > a.max_flows)
+      std::printf("    ... and %zu more flows (--max-flows, or --json for all)\n",
+                  list.size() - a.max_flows);
+  }
+  auto n = [](uint64_t v, const char* one, const char* many) {
+    return fmt::format("{} {}", v, v == 1 ? one : many);
+  };
+  std::printf(
+      "\n%s change verdict (%llu allowed -> denied, %llu denied -> allowed) in %s: %s "
+      "would break, %llu would open%s\n",
+      n(changed_packets, "packet", "packets").c_str(), static_cast<unsigned long long>(to_deny),
+      static_cast<unsigned long long>(to_allow),
+      n(order.size() + dropped_flows, "flow", "flows").c_str(),
+      n(conns_break, "connection", "connections").c_str(),
+      static_cast<unsigned long long>(conns_open), rc ? " (exit 1)" : "");
+  std::printf(
+      "rule changes: %zu added, %zu removed, %zu changed, %zu moved (without the trace: "
+      "statewall diff --policy ... --against ...)\n",
+      diff.count(ChangeKind::kAdded), diff.count(ChangeKind::kRemoved),
+      diff.count(ChangeKind::kChanged), diff.count(ChangeKind::kMoved));
+  return rc;
+}
+
+// Is `path` a pcap or pcapng trace (by its magic number)? The traces may follow --against's
+// files on the command line (`--against NEW... TRACE`), where the option takes them in.
+bool looksLikeTrace(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  unsigned char m[4] = {0, 0, 0, 0};
+  const size_t n = std::fread(m, 1, 4, f);
+  std::fclose(f);
+  if (n < 4) return false;
+  const uint32_t be = uint32_t{m[0]} << 24 | uint32_t{m[1]} << 16 | uint32_t{m[2]} << 8 | m[3];
+  return be == 0xa1b2c3d4 || be == 0xd4c3b2a1 || be == 0xa1b23c4d || be == 0x4d3cb2a1 ||
+         be == 0x0a0d0d0a;
+}
+
+int runDiff(DiffArgs a) {
+  for (auto* list : {&a.old_files, &a.new_files}) {
+    std::vector<std::string> keep;
+    for (auto& f : *list)
+      (looksLikeTrace(f) ? a.traces : keep).push_back(f);
+    *list = std::move(keep);
+  }
+  if (a.old_files.empty() || a.new_files.empty()) {
+    std::fprintf(stderr, "statewall diff: --policy and --against each need a policy file\n");
+    return 2;
+  }
   const rules::CompiledPolicyPtr old_p = loadPolicy(a.old_files, "old");
   if (!old_p) return 2;
   const rules::CompiledPolicyPtr new_p = loadPolicy(a.new_files, "new");
   if (!new_p) return 2;
+  if (!a.traces.empty()) return runTraceDiff(a, old_p, new_p);
   return runRuleDiff(a, *old_p, *new_p);
 }
 
@@ -179,15 +633,23 @@ int runDiff(const DiffArgs& a) {
 void addDiffCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<DiffArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "diff", "What changes from one policy to another: rules added, removed and changed");
+      "diff", "What changes from one policy to another: on a trace, or rule by rule without one");
   cmd->footer(
-      "Rules are matched by content even when reordered; ACL entries by content, then number.\n"
-      "Exit status: 0 the new policy allows nothing less, 1 it allows less somewhere (an\n"
-      "interface's groups or a subnet's ACL), 2 bad input.\n"
-      "Example: statewall diff --policy old.yaml --against new.yaml");
+      "With traces: every flow whose verdict changes, with the reason under each policy,\n"
+      "grouped by the rule change responsible. Exit 1 when a packet allowed before is denied.\n"
+      "Without: rules added, removed and changed, matched by content even when reordered (ACL\n"
+      "entries by content, then number). Exit 1 when the new policy allows less somewhere.\n"
+      "Exit 2 on bad input.\n"
+      "Example: statewall diff --policy old.yaml --against new.yaml trace.pcap");
   cmd->add_option("--policy", args->old_files, "the current policy's files")->required();
   cmd->add_option("--against", args->new_files, "the new policy's files")->required();
-  cmd->add_flag("--json", args->json, "print one JSON object {changes, effects, summary}");
+  cmd->add_option("traces", args->traces, "pcap or pcapng files, read once as one stream");
+  cmd->add_flag("--json", args->json,
+                "print one JSON object ({changes, effects, summary}, or {summary, groups} with "
+                "traces)");
+  cmd->add_option("--max-flows", args->max_flows, "flows listed per rule change (default 20)");
+  cmd->add_option("--table-capacity", args->table_capacity,
+                  "connection-table capacity of each engine (IPv4)");
   cmd->callback([args, exit_code]() { *exit_code = runDiff(*args); });
 }
 
