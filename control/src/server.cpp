@@ -1,5 +1,6 @@
 #include "statewall/control/server.hpp"
 
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -381,8 +382,13 @@ Status ControlServer::start() {
   m.sampler.emplace(m.io);
   m.sample();
   unsigned n = std::max(1u, m.options.threads);
-  for (unsigned i = 0; i < n; ++i)
-    m.threads.emplace_back([&m] { m.io.run(); });
+  for (unsigned i = 0; i < n; ++i) {
+    m.threads.emplace_back([&m] {
+      pthread_setname_np(pthread_self(), "sw-control");
+      if (m.options.thread_init) m.options.thread_init();
+      m.io.run();
+    });
+  }
   return Status::success();
 }
 

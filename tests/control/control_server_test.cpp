@@ -1,6 +1,7 @@
 // ControlServer on a temporary Unix socket and a port-0 loopback TCP listener, driven with raw
 // HTTP and with ControlClient: listeners, authentication, limits, slow and abusive clients, many
 // concurrent clients, start-up errors.
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -439,6 +440,22 @@ TEST_F(ServerTest, StaleSocketIsReplacedButALiveOneIsNot) {
   EXPECT_NE(s.message().find("another server"), std::string::npos) << s.message();
   // The first server's socket survived the attempt.
   EXPECT_EQ(overUnix(httpRequest("GET", "/v1/stats")).status, 200);
+}
+
+TEST_F(ServerTest, ThreadInitRunsOnEveryServerThread) {
+  ServerOptions o = baseOptions();
+  o.threads = 3;
+  std::atomic<int> inits{0};
+  o.thread_init = [&inits] {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    if (std::string_view(name) == "sw-control") inits.fetch_add(1);
+  };
+  start(o);
+  // Every thread runs thread_init before serving; a request handled proves the loop runs.
+  EXPECT_EQ(overUnix(httpRequest("GET", "/v1/stats")).status, 200);
+  server_->stop();  // joins the threads: all of them have run thread_init by now
+  EXPECT_EQ(inits.load(), 3);
 }
 
 TEST_F(ServerTest, TokenFileWhitespaceIsTrimmed) {

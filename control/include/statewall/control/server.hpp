@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,7 +32,10 @@ struct ServerOptions {
   // A request must arrive whole within this time after the previous response (or the connection
   // opening), and a response must be written within it; otherwise the connection is closed.
   std::chrono::milliseconds idle_timeout{30'000};
-  unsigned threads = 1;  // io_context threads
+  unsigned threads = 1;  // io_context threads, named "sw-control"
+  // Runs first on each server thread, e.g. to pin it to a CPU that no packet thread uses (a thread
+  // inherits its creator's affinity: under DPDK that may be an lcore's). Optional.
+  std::function<void()> thread_init;
   ApiOptions api;
 };
 
