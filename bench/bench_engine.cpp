@@ -8,8 +8,9 @@
 // - A policy where the flows are TRACKED: group `web` allows tcp 80 from 10.1.0.0/16 only (not
 //   0.0.0.0/0) and has `outbound: []`, on four server interfaces 10.0.1.10-13. The clients
 //   (10.1.x.x) are unprotected. Variants add a network ACL on the servers' subnet (every packet
-//   then runs an ACL check on both sides of the path) or make the flows untracked (from
-//   0.0.0.0/0 with the default allow-all outbound rule: every packet runs its rules).
+//   then runs that ACL's check: inbound for client data, outbound for server ACKs) or make the
+//   flows untracked (from 0.0.0.0/0 with the default allow-all outbound rule: every packet runs its
+//   rules).
 // - The table is populated through the engine: SYN, SYN-ACK and ACK of every flow, in bursts of 32,
 //   each verdict checked. The engine's table capacity is the number of connections (its rated
 //   fill).
