@@ -542,6 +542,34 @@ TEST(TableReclaim, EntryIsReusedOnlyAfterEveryOnlineReaderQuiesced) {
   EXPECT_NE(t.connId(r.entry), 0u);
 }
 
+TEST(TableReclaim, PoolComesBackWholeRoundAfterRound) {
+  constexpr uint32_t kCap = 16;
+  Table4 t(kCap);
+  QsbrReader reader(t.qsbr());
+  std::set<uint64_t> ids;
+  for (uint32_t round = 0; round < 200; ++round) {
+    std::vector<Table4::Entry*> live;
+    for (uint32_t i = 0; i < kCap; ++i) {
+      const FlowKey4 k = nthKey(round * kCap + i);
+      const auto r = t.insert(k, t.hashOf(k), 1, kFar);
+      ASSERT_TRUE(r.inserted) << "round " << round << " key " << i;
+      EXPECT_TRUE(ids.insert(t.connId(r.entry)).second);  // ids never repeat
+      live.push_back(r.entry);
+    }
+    const FlowKey4 extra = nthKey(1u << 30);
+    ASSERT_TRUE(t.insert(extra, t.hashOf(extra), 1, kFar).full);
+    // Half erased, half expired and swept: both paths retire entries.
+    for (uint32_t i = 0; i < kCap; i += 2)
+      ASSERT_TRUE(t.erase(live[i]));
+    for (uint32_t i = 1; i < kCap; i += 2)
+      ASSERT_TRUE(t.refresh(live[i], 5));
+    EXPECT_EQ(t.sweep(10, t.bucketCount()), kCap / 2);
+    EXPECT_EQ(t.size(), 0u);
+    drainRetired(t, reader);
+  }
+  EXPECT_EQ(t.indexStats().overflow_sum, 0u);
+}
+
 TEST(TableReclaim, OfflineReaderDoesNotHoldReclamation) {
   Qsbr qsbr(8);
   Table4 t(1, &qsbr);

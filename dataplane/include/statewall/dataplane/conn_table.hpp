@@ -371,43 +371,41 @@ class ConnTable {
   }
 
   // Returns retired entries whose grace period has passed to the pool and starts a grace period
-  // for the ones retired since. Returns how many became free. Any thread; never blocks (when
-  // another thread is reclaiming it returns 0 at once). An entry becomes reusable once every
+  // for the ones retired since. True when a batch went back to the pool. Any thread; never blocks
+  // (when another thread is reclaiming it returns at once) and does O(1) work: the retired chain
+  // is spliced onto the free chain whole (see retire()). An entry becomes reusable once every
   // online reader has passed a quiescent point after it was retired (up to two rounds).
-  size_t reclaim() {
+  bool reclaim() {
     // Nothing retired and no batch waiting: the common case costs two loads, no RMW.
-    if (retired_head_.load(std::memory_order_relaxed) == 0 &&
+    if (static_cast<uint32_t>(retired_head_.load(std::memory_order_relaxed)) == 0 &&
         !batch_waiting_.load(std::memory_order_relaxed)) {
-      return 0;
+      return false;
     }
     if (reclaim_busy_.load(std::memory_order_relaxed) ||
         reclaim_busy_.exchange(true, std::memory_order_acquire)) {
-      return 0;
+      return false;
     }
-    size_t freed = 0;
+    bool freed = false;
     // batch_* are only touched by the holder of reclaim_busy_ (acquire above, release below).
-    if (batch_head_ != 0 && qsbr_->poll(batch_token_)) {
+    if (batch_head_ != 0 && batch_tail_ == 0) batch_tail_ = retiredTail(batch_epoch_);
+    if (batch_head_ != 0 && batch_tail_ != 0 && qsbr_->poll(batch_token_)) {
       pushFreeChain(batch_head_, batch_tail_);
-      freed = batch_count_;
       batch_head_ = 0;
+      freed = true;
     }
     if (batch_head_ == 0) {
-      // Acquire: pairs with retire()'s release CAS, so the unlinks and chain links are visible
-      // and happen-before start()'s fence (the QSBR argument needs that).
-      const uint32_t head = retired_head_.exchange(0, std::memory_order_acquire);
-      if (head != 0) {
-        uint32_t tail = head;
-        uint32_t count = 1;
-        for (;;) {
-          const uint32_t next =
-              linkOf(entries_[tail - 1].expires_ns.load(std::memory_order_relaxed));
-          if (next == 0) break;
-          tail = next;
-          ++count;
-        }
-        batch_head_ = head;
-        batch_tail_ = tail;
-        batch_count_ = count;
+      // Detach the whole retired chain and open the next epoch. Acquire: pairs with retire()'s
+      // release CAS, so the unlinks and link words are visible here, and the unlinks
+      // happen-before the grace period that start() opens (the QSBR argument needs that).
+      uint64_t h = retired_head_.load(std::memory_order_relaxed);
+      while (static_cast<uint32_t>(h) != 0 &&
+             !retired_head_.compare_exchange_weak(
+                 h, ((h >> 32) + 1) << 32, std::memory_order_acquire, std::memory_order_relaxed)) {
+      }
+      if (static_cast<uint32_t>(h) != 0) {
+        batch_head_ = static_cast<uint32_t>(h);
+        batch_epoch_ = static_cast<uint32_t>(h >> 32);
+        batch_tail_ = retiredTail(batch_epoch_);  // 0 while its pusher has not recorded it
         batch_token_ = qsbr_->start();
       }
     }
@@ -748,15 +746,31 @@ class ConnTable {
     retire(idx);
   }
 
-  // Pushes a dead, unpublished entry on the retired chain (it waits there for a grace period).
-  // Release: the reclaimer's acquire exchange then sees our unlink and the link word.
+  // Pushes a dead, unpublished entry on the retired chain, where it waits for a grace period.
+  // The chain head is (epoch << 32) | (index + 1); reclaim() detaches the whole chain and bumps
+  // the epoch. The entry pushed onto an empty chain is that chain's tail: it records itself in
+  // retired_tail_[epoch & 1], so reclaim() can splice the chain without walking it. Two slots
+  // suffice: epoch e + 2 can only start after the batch of epoch e was spliced, which needs its
+  // tail. Release CAS: the reclaimer's acquire then sees our unlink and the link word.
   void retire(uint32_t idx) {
-    uint32_t head = retired_head_.load(std::memory_order_relaxed);
+    uint64_t h = retired_head_.load(std::memory_order_relaxed);
     do {
       // The link replaces kDead; both read as dead to a reader that still holds the entry.
-      entries_[idx].expires_ns.store(kLinkBit | head, std::memory_order_relaxed);
-    } while (!retired_head_.compare_exchange_weak(head, idx + 1, std::memory_order_release,
-                                                  std::memory_order_relaxed));
+      entries_[idx].expires_ns.store(kLinkBit | static_cast<uint32_t>(h),
+                                     std::memory_order_relaxed);
+    } while (!retired_head_.compare_exchange_weak(
+        h, (h >> 32) << 32 | (idx + 1), std::memory_order_release, std::memory_order_relaxed));
+    if (static_cast<uint32_t>(h) == 0) {
+      const uint64_t epoch = h >> 32;
+      retired_tail_[epoch & 1].store(epoch << 32 | (idx + 1), std::memory_order_release);
+    }
+  }
+
+  // The tail (index + 1) of the retired chain of epoch, or 0 if its pusher has not recorded it
+  // yet (it is between its CAS and its store; reclaim() looks again next time).
+  uint32_t retiredTail(uint32_t epoch) const {
+    const uint64_t t = retired_tail_[epoch & 1].load(std::memory_order_acquire);
+    return static_cast<uint32_t>(t >> 32) == epoch ? static_cast<uint32_t>(t) : 0;
   }
 
   // Free chain: a Treiber stack of entry indices, head = (ABA counter << 32) | (index + 1), the
@@ -777,7 +791,7 @@ class ConnTable {
           return idx;
         }
       }
-      if (reclaim() == 0) break;
+      if (!reclaim()) break;
     }
     return kNoIndex;
   }
@@ -808,15 +822,16 @@ class ConnTable {
 
   // Shared hot words, one cache line each.
   alignas(64) std::atomic<uint64_t> free_head_{0};
-  alignas(64) std::atomic<uint32_t> retired_head_{0};
+  alignas(64) std::atomic<uint64_t> retired_head_{0};  // (epoch << 32) | (index + 1)
+  std::atomic<uint64_t> retired_tail_[2] = {};         // (epoch << 32) | (index + 1)
   alignas(64) std::atomic<int64_t> live_{0};
   alignas(64) std::atomic<uint64_t> sweep_cursor_{0};
   alignas(64) std::atomic<uint64_t> conflicts_{0};
   alignas(64) std::atomic<bool> reclaim_busy_{false};
   std::atomic<bool> batch_waiting_{false};  // hint: batch_head_ != 0
   uint32_t batch_head_ = 0;  // index + 1 of the batch waiting for batch_token_, 0 = none
-  uint32_t batch_tail_ = 0;
-  uint32_t batch_count_ = 0;
+  uint32_t batch_tail_ = 0;  // index + 1 of its last entry, 0 = not known yet
+  uint32_t batch_epoch_ = 0;
   uint64_t batch_token_ = 0;
 };
 
