@@ -161,7 +161,7 @@ class PcapTest : public ::testing::Test {
     EXPECT_EQ(c["reasons"]["deny-malformed"]["packets"], 2) << "the bad IPv4 header and 0x88b5";
   }
 
-  // Packets by reason in replay's --json summary must equal the appliance's.
+  // Packets and bytes by reason in replay's --json summary must equal the appliance's.
   void compareReasons(const nlohmann::json& c) {
     const nlohmann::json replay = nlohmann::json::parse(replay_json_, nullptr, false);
     ASSERT_FALSE(replay.is_discarded()) << replay_json_;
@@ -170,12 +170,9 @@ class PcapTest : public ::testing::Test {
     ASSERT_NE(reasons, nullptr) << "no 'reasons' in replay --json:\n" << replay_json_;
     for (std::string_view code : dataplane::kReasonCodes) {
       const std::string k(code);
-      uint64_t expected = 0;
-      if (reasons->contains(k)) {
-        const auto& v = (*reasons)[k];
-        expected = v.is_object() ? v["packets"].get<uint64_t>() : v.get<uint64_t>();
-      }
-      EXPECT_EQ(c["reasons"][k]["packets"].get<uint64_t>(), expected) << k;
+      ASSERT_TRUE(reasons->contains(k)) << k << " missing in replay --json";
+      EXPECT_EQ(c["reasons"][k]["packets"], (*reasons)[k]["packets"]) << k;
+      EXPECT_EQ(c["reasons"][k]["bytes"], (*reasons)[k]["bytes"]) << k;
     }
   }
 
