@@ -440,7 +440,7 @@ class ConnTable {
   }
 
   // A connection id, stable for the entry's life and different for the next connection that
-  // reuses the same entry (until the 23-bit generation wraps). Never 0.
+  // reuses the same entry (until the 23-bit generation wraps). Never 0. Online readers holding e.
   uint64_t connId(const Entry* e) const {
     return static_cast<uint64_t>(e->key.generation()) << 32 | indexOf(e);
   }
@@ -452,10 +452,14 @@ class ConnTable {
     return n > 0 ? static_cast<size_t>(n) : 0;
   }
   uint32_t bucketCount() const { return nbuckets_; }
-  // Inserts that published a copy and then lost to a concurrent insert of the same key.
+  // Inserts that published a copy and then lost to a concurrent insert of the same key. Any
+  // thread.
   uint64_t insertConflicts() const { return conflicts_.load(std::memory_order_relaxed); }
-  // Everything the table allocated: entries, index and the table object.
-  size_t memoryBytes() const { return entries_bytes_ + buckets_bytes_ + sizeof(*this); }
+  // Everything the table allocated: entries, index, the table object and its own Qsbr if any.
+  size_t memoryBytes() const {
+    const size_t qsbr = owned_qsbr_ ? sizeof(Qsbr) + size_t{64} * owned_qsbr_->maxThreads() : 0;
+    return entries_bytes_ + buckets_bytes_ + sizeof(*this) + qsbr;
+  }
 
   IndexStats indexStats() const {
     IndexStats st;
