@@ -4,11 +4,10 @@
 
 #include <sstream>
 
+#include "statewall/dataplane/engine.hpp"
+
 namespace statewall::dpdk {
 namespace {
-
-// kMaxBurst of the engine; repeated here so that this file does not need the engine header.
-constexpr unsigned kMaxBurstOption = 64;
 
 void define(CLI::App& app, Options& o) {
   app.add_option("--policy", o.policies, "policy file (YAML or AWS JSON); repeat to merge several")
@@ -28,7 +27,8 @@ void define(CLI::App& app, Options& o) {
                "forward EtherTypes other than IPv4, IPv6 and ARP (default: drop, counted)");
   app.add_option("--stats-interval", o.stats_interval_s, "print counters every S seconds")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--burst", o.burst, "rx/tx burst size")->check(CLI::Range(1u, kMaxBurstOption));
+  app.add_option("--burst", o.burst, "rx/tx burst size")
+      ->check(CLI::Range(1u, dataplane::kMaxBurst));
   app.add_option("--rx-desc", o.rx_desc, "rx descriptors per queue")
       ->check(CLI::Range(uint16_t{32}, uint16_t{32768}));
   app.add_option("--tx-desc", o.tx_desc, "tx descriptors per queue")
