@@ -33,13 +33,15 @@ struct PacketRef {
 enum VerdictFlag : uint16_t {
   kFlagNewConnection = 1 << 0,  // this packet created a connection entry
   kFlagReply = 1 << 1,          // sent by the connection's responder (not its originator)
-  kFlagTcpInvalid = 1 << 2,     // the TCP tracker marked it INVALID (it got no help from the connection)
-  kFlagUntracked = 1 << 3,      // part of an untracked flow (AWS rule)
-  kFlagControl = 1 << 4,        // ARP or IPv6 neighbour discovery: always passes
-  kFlagFragment = 1 << 5,       // a non-first fragment, judged by its first fragment's verdict
-  kFlagMidStream = 1 << 6,      // a TCP connection picked up mid-stream (loose entry)
-  kFlagReopened = 1 << 7,       // a SYN reopened a TIME_WAIT/CLOSE connection
-  kFlagConnClosed = 1 << 8,     // the connection ended with this packet (RST, or entered TIME_WAIT/CLOSE)
+  kFlagTcpInvalid =
+      1 << 2,  // the TCP tracker marked it INVALID (it got no help from the connection)
+  kFlagUntracked = 1 << 3,  // part of an untracked flow (AWS rule)
+  kFlagControl = 1 << 4,    // ARP or IPv6 neighbour discovery: always passes
+  kFlagFragment = 1 << 5,   // a non-first fragment, judged by its first fragment's verdict
+  kFlagMidStream = 1 << 6,  // a TCP connection picked up mid-stream (loose entry)
+  kFlagReopened = 1 << 7,   // a SYN reopened a TIME_WAIT/CLOSE connection
+  kFlagConnClosed =
+      1 << 8,  // the connection ended with this packet (RST, or entered TIME_WAIT/CLOSE)
 };
 
 struct Verdict {
@@ -57,7 +59,7 @@ struct Verdict {
   rules::Direction deny_dir = rules::Direction::kInbound;
   // deny-acl: the ACL entry (or implicit '*') that denied it.
   rules::AclEntryId acl_entry = rules::kNoAclEntry;
-  uint64_t conn_id = 0;  // the connection (or related connection); 0 for none
+  uint64_t conn_id = 0;       // the connection (or related connection); 0 for none
   const char* why = nullptr;  // static detail: malformed or TCP INVALID reason
 
   bool allowed() const { return reasonAllows(reason); }
@@ -67,8 +69,11 @@ struct EngineConfig {
   size_t table_capacity = 1 << 20;  // IPv4 connections; IPv6 table gets table_capacity / 4
   size_t fragment_capacity = 4096;  // datagrams whose first fragment's verdict is remembered
   LinkType link = LinkType::kEthernet;
-  bool pass_non_ip = false;          // other EtherTypes: allow-unprotected instead of deny-malformed
-  unsigned sweep_buckets_per_burst = 8;  // incremental expiry work per process() call
+  bool pass_non_ip = false;  // other EtherTypes: allow-unprotected instead of deny-malformed
+  unsigned sweep_buckets_per_burst = 8;  // buckets per sweep slice (0: no sweep in process())
+  // A worker runs a slice at most every sweep_full_pass_ns / (buckets / slice) of packet time, so
+  // each worker covers the whole table about once per sweep_full_pass_ns.
+  uint64_t sweep_full_pass_ns = 1'000'000'000;
 };
 
 // Counters by reason, summed over workers. Packets in = sum over reasons, always.
