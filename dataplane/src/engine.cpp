@@ -43,7 +43,6 @@ enum MetaBit : uint32_t {
   kIcmpEcho = 1u << 8,   // ICMP/ICMPv6 echo keyed by identifier
 };
 constexpr uint32_t kGenShift = 16;
-constexpr uint32_t kLowMask = (1u << kGenShift) - 1;
 
 // The engine's per-connection state, embedded in the table entry (at most 40 bytes so that an
 // IPv4 entry is one cache line). Written with atomics: both directions of a connection may be
@@ -224,6 +223,15 @@ struct Engine::Impl {
     retired.erase(it, retired.end());
   }
 };
+
+// Connection ids are unique across the two tables: IPv6 ids carry bit 63.
+constexpr uint64_t kV6IdBit = uint64_t{1} << 63;
+inline uint64_t connIdOf(const Table4& t, const Table4::Entry* e) {
+  return t.connId(e);
+}
+inline uint64_t connIdOf(const Table6& t, const Table6::Entry* e) {
+  return t.connId(e) | kV6IdBit;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Per-packet decision.
@@ -409,7 +417,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       const rules::IpAddr& orig = from_orig ? p.src : p.dst;
       const rules::IpAddr& resp = from_orig ? p.dst : p.src;
       uint32_t meta = currentMeta(val, orig, resp, p.proto);
-      v->conn_id = table.connId(e);
+      v->conn_id = connIdOf(table, e);
       if (!from_orig) v->flags |= kFlagReply;
 
       // TCP: the state machine first. An INVALID packet gets no help from its connection.
@@ -584,7 +592,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
     }
     bump(w.created);
     v->flags |= kFlagNewConnection;
-    v->conn_id = table.connId(res.entry);
+    v->conn_id = connIdOf(table, res.entry);
     if (kp.kind == ConnKind::kTcp) {
       v->tcp_after = res.entry->value.tcp.state();
       if (mid_stream) v->flags |= kFlagMidStream;
@@ -620,7 +628,7 @@ void Decider::decideIcmpError(const ParsedPacket& p, Verdict* v) {
       // Related only to connections that tracking helps (or unprotected ones, which pass anyway).
       tracked =
           (m & (kOrigTracked | kRespTracked)) != 0 || (m & (kOrigProtected | kRespProtected)) == 0;
-      conn = table.connId(e);
+      conn = connIdOf(table, e);
       opened = e->value.opened_by.load(std::memory_order_relaxed);
     };
     if (q.family == Family::kV4) {
@@ -798,7 +806,9 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
   if (impl.last_now.load(std::memory_order_relaxed) < now_ns)
     impl.last_now.store(now_ns, std::memory_order_relaxed);
   // The policy node stays valid until our next quiescent point (reclaimed after a grace period).
-  const PolicyNode& node = *impl.node.load(std::memory_order_acquire);
+  // seq_cst pairs with the exchange in publish(): the fence-free grace-period protocol needs it
+  // (a plain mov on x86, like acquire).
+  const PolicyNode& node = *impl.node.load(std::memory_order_seq_cst);
   ParsedPacket* parsed = parsed_out != nullptr ? parsed_out : w.parsed;
 
   // 1. Parse, and collect the IPv4 keys for one bulk lookup.
@@ -874,7 +884,7 @@ void Engine::publish(rules::CompiledPolicyPtr policy) {
   uint64_t version = impl_->versions.fetch_add(1, std::memory_order_relaxed) + 1;
   auto fresh = makeNode(std::move(policy), version);
   // Carry nothing over: hit counters belong to the policy version they count.
-  PolicyNode* old = impl_->node.exchange(fresh.release(), std::memory_order_acq_rel);
+  PolicyNode* old = impl_->node.exchange(fresh.release(), std::memory_order_seq_cst);
   if (old != nullptr) {
     impl_->retired.emplace_back(impl_->qsbr.start(), std::unique_ptr<PolicyNode>(old));
   }
@@ -949,7 +959,7 @@ void endpointsOf(const FlowKey6& k, rules::IpAddr* lo, rules::IpAddr* hi) {
 template <class Table>
 ConnectionInfo infoOf(const Table& table, const typename Table::Entry& e) {
   ConnectionInfo ci{};
-  ci.id = table.connId(&e);
+  ci.id = connIdOf(table, &e);
   rules::IpAddr lo, hi;
   endpointsOf(e.key, &lo, &hi);
   const bool orig_lo = e.originatorIsLo();
