@@ -9,6 +9,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_pause.h>
+#include <rte_prefetch.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -133,12 +134,17 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
   const uint64_t now_ns = std::max(*engine_ns, app.engineNow());
   *engine_ns = now_ns;
 
+  // The mbuf headers (and then the frames) are usually in another core's cache or in memory:
+  // ask for all of them before touching any, so the misses overlap.
+  for (uint16_t i = 0; i < n; ++i)
+    rte_prefetch0(rx[i]);
   PacketRef refs[kMaxBurst];
   rte_mbuf* pkts[kMaxBurst];
   unsigned k = 0;
   uint64_t rx_bytes = 0, linearised = 0, oversize = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = rx[i];
+    rte_prefetch0(rte_pktmbuf_mtod(m, const void*));
     rx_bytes += m->pkt_len;
     if (m->nb_segs == 1) {
       refs[k] = {rte_pktmbuf_mtod(m, const uint8_t*), m->data_len};
