@@ -14,6 +14,7 @@
 // Exit 2 on bad input (a policy that does not load, an unreadable or damaged trace).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -401,12 +402,16 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
   sim::Replay r_old(old_p, opt), r_new(new_p, opt);
 
   // Per chunk: the old driver's verdicts, compared with the new driver's as they come.
+  // Both drivers call their observer once per packet, in input order: the new driver's n-th
+  // packet of a chunk is the old driver's n-th.
   struct Seen {
+    uint64_t index;
     dataplane::Verdict v;
     sim::FlowKey key;
   };
-  std::vector<Seen> seen(kChunk);
-  uint64_t base = 0;
+  std::vector<Seen> seen;
+  seen.reserve(kChunk);
+  size_t pos = 0;
   std::unordered_map<ConnKey, ChangedFlow, ConnKeyHash> flows;
   std::vector<ConnKey> order;  // flows by first differing packet
   uint64_t changed_packets = 0, to_deny = 0, to_allow = 0, dropped_flows = 0;
@@ -414,11 +419,16 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
 
   r_old.setObserver(
       [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket& p) {
-        seen[index - base] = Seen{v, flowKeyOf(p)};
+        seen.push_back(Seen{index, v, flowKeyOf(p)});
       });
   r_new.setObserver(
       [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket&) {
-        const Seen& o = seen[index - base];
+        if (pos >= seen.size() || seen[pos].index != index) {
+          std::fprintf(stderr, "statewall diff: the two replays disagree on packet #%llu\n",
+                       static_cast<unsigned long long>(index));
+          std::abort();  // an impossible state: both drivers got the same frames
+        }
+        const Seen& o = seen[pos++];
         if (o.v.allowed() == v.allowed()) return;
         ++changed_packets;
         const bool denied_now = o.v.allowed();
@@ -454,10 +464,11 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
   auto feed = [&](size_t n) {
     if (n == 0) return;
     chunk.resize(n);  // only the last chunk of a file is short
+    seen.clear();
+    pos = 0;
     r_old.runFrames(chunk, *link);
     r_new.runFrames(chunk, *link);
     chunk.resize(kChunk);
-    base += n;
   };
   for (const auto& path : a.traces) {
     sim::TraceError err;

@@ -269,6 +269,25 @@ TEST_F(LintDiffCli, DiffTraceOpensAConnection) {
   EXPECT_EQ(j["groups"][0]["flows"][0]["new"]["reason"], "allow-rule");
 }
 
+TEST_F(LintDiffCli, DiffTraceAttributesAnAclChange) {
+  // SSH from the office now denied by the public subnet's ACL rather than allowed.
+  const std::string p = edited("acl.yaml", "{rule: 120, action: allow, proto: tcp, ports: 22",
+                               "{rule: 120, action: deny, proto: tcp, ports: 22");
+  Result r = run({"diff", "--json", "--policy", yaml(), "--against", p, trace()});
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["groups"].size(), 1u) << r.out;
+  const auto& g = j["groups"][0];
+  EXPECT_EQ(g["change"]["object"], "ACL entry");
+  EXPECT_EQ(g["change"]["scope"], "network ACL public-acl inbound");
+  EXPECT_EQ(g["change"]["detail"], "allow -> deny");
+  ASSERT_GE(g["flows"].size(), 1u);
+  for (const auto& f : g["flows"]) {
+    EXPECT_TRUE(has(f["flow"].get<std::string>(), ":22")) << f["flow"];
+    EXPECT_EQ(f["new"]["reason"], "deny-acl");
+  }
+}
+
 TEST_F(LintDiffCli, DiffTraceReorderChangesNothing) {
   Result r = run({"diff", "--json", "--policy", yaml(), "--against", reordered(), trace()});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -284,6 +303,42 @@ TEST_F(LintDiffCli, DiffTraceReorderChangesNothing) {
   Result aws = run(args);
   ASSERT_EQ(aws.exit_code, 0) << aws.out << aws.err;
   EXPECT_EQ(nlohmann::json::parse(aws.out)["summary"]["changed_packets"], 0);
+}
+
+TEST_F(LintDiffCli, DiffTraceOverManyChunksAgreesWithReplay) {
+  // A generated trace of more than one chunk (8192 packets) and a change that only narrows: the
+  // packets that go from allowed to denied are exactly the extra packets `statewall replay`
+  // denies under the new policy.
+  const std::string pcap = dir_ + "/gen.pcap";
+  Result g = run({"gen", "--seed", "7", "-o", pcap, "--flows", "600", "--clients",
+                  "198.51.100.0/24", "203.0.113.0/24", "--servers", "10.0.1.10", "10.0.1.11",
+                  "--tcp-ports", "443", "80", "--ipv6-share", "0", "-q"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const std::string narrow = edited("narrow.yaml", "ports: 443, from: [0.0.0.0/0, \"::/0\"]",
+                                    "ports: 443, from: [198.51.100.0/24, \"::/0\"]");
+  Result d = run({"diff", "--json", "--policy", yaml(), "--against", narrow, pcap});
+  ASSERT_EQ(d.exit_code, 1) << d.out << d.err;
+  const auto j = nlohmann::json::parse(d.out);
+  const uint64_t packets = j["packets"].get<uint64_t>();
+  EXPECT_GT(packets, 3 * 8192u);
+  EXPECT_EQ(j["summary"]["denied_to_allowed_packets"], 0);
+  auto denied = [&](const std::string& policy) {
+    Result r = run({"replay", "--json", "--policy", policy, pcap});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto rj = nlohmann::json::parse(r.out);
+    EXPECT_EQ(rj["packets"].get<uint64_t>(), packets);
+    return rj["verdicts"]["deny"]["packets"].get<uint64_t>();
+  };
+  const uint64_t more = denied(narrow) - denied(yaml());
+  EXPECT_GT(more, 0u);
+  EXPECT_EQ(j["summary"]["allowed_to_denied_packets"].get<uint64_t>(), more);
+  ASSERT_EQ(j["groups"].size(), 1u);
+  EXPECT_EQ(j["groups"][0]["change"]["scope"], "group web inbound");
+  // Only sources outside 198.51.100.0/24 (still allowed) lose port 443.
+  for (const auto& f : j["groups"][0]["flows"]) {
+    EXPECT_FALSE(has(f["flow"].get<std::string>(), "198.51.100.")) << f["flow"];
+    EXPECT_TRUE(has(f["flow"].get<std::string>(), ":443")) << f["flow"];
+  }
 }
 
 TEST_F(LintDiffCli, DiffTraceBadInput) {
