@@ -52,6 +52,7 @@ struct DiffArgs {
   bool json = false;
   size_t max_flows = 20;  // flows listed per rule change in the text output
   size_t table_capacity = 1 << 20;
+  std::string packets_path;  // --packets FILE.jsonl: every packet whose verdict changes
 };
 
 // Loads and compiles one policy; prints diagnostics; nullptr on failure.
@@ -414,47 +415,63 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
   size_t pos = 0;
   std::unordered_map<ConnKey, ChangedFlow, ConnKeyHash> flows;
   std::vector<ConnKey> order;  // flows by first differing packet
-  uint64_t changed_packets = 0, to_deny = 0, to_allow = 0, dropped_flows = 0;
+  uint64_t changed_packets = 0, to_deny = 0, to_allow = 0, unlisted_packets = 0;
   const Attributor attr(*old_p, *new_p, diff);
+  std::unique_ptr<FILE, int (*)(FILE*)> packets_out(nullptr, &std::fclose);
+  if (!a.packets_path.empty()) {
+    packets_out.reset(std::fopen(a.packets_path.c_str(), "w"));
+    if (!packets_out) {
+      std::fprintf(stderr, "statewall diff: cannot create %s\n", a.packets_path.c_str());
+      return 2;
+    }
+  }
 
   r_old.setObserver(
       [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket& p) {
         seen.push_back(Seen{index, v, flowKeyOf(p)});
       });
-  r_new.setObserver(
-      [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket&) {
-        if (pos >= seen.size() || seen[pos].index != index) {
-          std::fprintf(stderr, "statewall diff: the two replays disagree on packet #%llu\n",
-                       static_cast<unsigned long long>(index));
-          std::abort();  // an impossible state: both drivers got the same frames
-        }
-        const Seen& o = seen[pos++];
-        if (o.v.allowed() == v.allowed()) return;
-        ++changed_packets;
-        const bool denied_now = o.v.allowed();
-        (denied_now ? to_deny : to_allow)++;
-        const ConnKey ck = connKeyOf(o.key);
-        auto it = flows.find(ck);
-        if (it == flows.end()) {
-          if (flows.size() >= kMaxChangedFlows) {
-            ++dropped_flows;
-            return;
-          }
-          ChangedFlow f;
-          f.first = o.key;
-          f.first_index = index;
-          f.old_reason = std::string(dataplane::reasonCode(o.v.reason));
-          f.new_reason = std::string(dataplane::reasonCode(v.reason));
-          f.old_text = r_old.describe(o.v);
-          f.new_text = r_new.describe(v);
-          f.cause = attr.cause(o.key, denied_now, &f.cause_note);
-          it = flows.emplace(ck, std::move(f)).first;
-          order.push_back(ck);
-        }
-        ChangedFlow& f = it->second;
-        ++f.packets;
-        (denied_now ? f.now_denied : f.now_allowed)++;
-      });
+  r_new.setObserver([&](uint64_t index, uint64_t, const dataplane::Verdict& v,
+                        const dataplane::ParsedPacket&) {
+    if (pos >= seen.size() || seen[pos].index != index) {
+      std::fprintf(stderr, "statewall diff: the two replays disagree on packet #%llu\n",
+                   static_cast<unsigned long long>(index));
+      std::abort();  // an impossible state: both drivers got the same frames
+    }
+    const Seen& o = seen[pos++];
+    if (o.v.allowed() == v.allowed()) return;
+    ++changed_packets;
+    const bool denied_now = o.v.allowed();
+    (denied_now ? to_deny : to_allow)++;
+    if (packets_out) {
+      const nlohmann::ordered_json line = {
+          {"packet", index},
+          {"flow", o.key.str()},
+          {"old", {{"reason", dataplane::reasonCode(o.v.reason)}, {"detail", r_old.describe(o.v)}}},
+          {"new", {{"reason", dataplane::reasonCode(v.reason)}, {"detail", r_new.describe(v)}}}};
+      std::fprintf(packets_out.get(), "%s\n", line.dump().c_str());
+    }
+    const ConnKey ck = connKeyOf(o.key);
+    auto it = flows.find(ck);
+    if (it == flows.end()) {
+      if (flows.size() >= kMaxChangedFlows) {
+        ++unlisted_packets;
+        return;
+      }
+      ChangedFlow f;
+      f.first = o.key;
+      f.first_index = index;
+      f.old_reason = std::string(dataplane::reasonCode(o.v.reason));
+      f.new_reason = std::string(dataplane::reasonCode(v.reason));
+      f.old_text = r_old.describe(o.v);
+      f.new_text = r_new.describe(v);
+      f.cause = attr.cause(o.key, denied_now, &f.cause_note);
+      it = flows.emplace(ck, std::move(f)).first;
+      order.push_back(ck);
+    }
+    ChangedFlow& f = it->second;
+    ++f.packets;
+    (denied_now ? f.now_denied : f.now_allowed)++;
+  });
 
   // One pass over the traces; both drivers get the same chunks.
   std::vector<sim::Frame> chunk(kChunk);
@@ -501,6 +518,10 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
       break;
     }
   }
+  if (packets_out && (std::ferror(packets_out.get()) || std::fclose(packets_out.release()) != 0)) {
+    std::fprintf(stderr, "statewall diff: error writing %s\n", a.packets_path.c_str());
+    return 2;
+  }
   std::string ferr;
   r_old.finish(&ferr);
   r_new.finish(&ferr);
@@ -527,11 +548,14 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
     out["new"] = a.new_files;
     out["traces"] = a.traces;
     out["packets"] = packets;
-    out["summary"] = {
-        {"changed_packets", changed_packets},    {"allowed_to_denied_packets", to_deny},
-        {"denied_to_allowed_packets", to_allow}, {"changed_flows", order.size() + dropped_flows},
-        {"connections_that_break", conns_break}, {"connections_that_open", conns_open},
-        {"flows_not_listed", dropped_flows}};
+    // Beyond kMaxChangedFlows flows, further flows are not kept: their packets are counted.
+    out["summary"] = {{"changed_packets", changed_packets},
+                      {"allowed_to_denied_packets", to_deny},
+                      {"denied_to_allowed_packets", to_allow},
+                      {"changed_flows", order.size()},
+                      {"connections_that_break", conns_break},
+                      {"connections_that_open", conns_open},
+                      {"packets_of_flows_not_listed", unlisted_packets}};
     out["groups"] = nlohmann::ordered_json::array();
     for (const auto& [cause, list] : by_cause) {
       nlohmann::ordered_json g;
@@ -594,10 +618,12 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
       "\n%s change verdict (%llu allowed -> denied, %llu denied -> allowed) in %s: %s "
       "would break, %llu would open%s\n",
       n(changed_packets, "packet", "packets").c_str(), static_cast<unsigned long long>(to_deny),
-      static_cast<unsigned long long>(to_allow),
-      n(order.size() + dropped_flows, "flow", "flows").c_str(),
+      static_cast<unsigned long long>(to_allow), n(order.size(), "flow", "flows").c_str(),
       n(conns_break, "connection", "connections").c_str(),
       static_cast<unsigned long long>(conns_open), rc ? " (exit 1)" : "");
+  if (unlisted_packets > 0)
+    std::printf("(%llu more changed packets belong to flows beyond the first %zu, not listed)\n",
+                static_cast<unsigned long long>(unlisted_packets), kMaxChangedFlows);
   std::printf(
       "rule changes: %zu added, %zu removed, %zu changed, %zu moved (without the trace: "
       "statewall diff --policy ... --against ...)\n",
@@ -659,6 +685,8 @@ void addDiffCommand(CLI::App& app, int* exit_code) {
                 "print one JSON object ({changes, effects, summary}, or {summary, groups} with "
                 "traces)");
   cmd->add_option("--max-flows", args->max_flows, "flows listed per rule change (default 20)");
+  cmd->add_option("--packets", args->packets_path,
+                  "write every packet whose verdict changes to this file (JSON lines)");
   cmd->add_option("--table-capacity", args->table_capacity,
                   "connection-table capacity of each engine (IPv4)");
   cmd->callback([args, exit_code]() { *exit_code = runDiff(*args); });

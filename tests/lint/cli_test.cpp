@@ -249,10 +249,24 @@ TEST_F(LintDiffCli, DiffTraceBreaksATrackedConnection) {
   EXPECT_EQ(g["flows"][0]["old"]["reason"], "allow-rule");
   EXPECT_EQ(g["flows"][0]["new"]["reason"], "deny-sg");
 
-  Result t = run({"diff", "--policy", yaml(), "--against", breaking(), trace()});
+  const std::string packets = dir_ + "/packets.jsonl";
+  Result t =
+      run({"diff", "--policy", yaml(), "--against", breaking(), trace(), "--packets", packets});
   EXPECT_EQ(t.exit_code, 1);
   EXPECT_TRUE(has(t.out, "1 connection would break, 0 would open (exit 1)")) << t.out;
   EXPECT_TRUE(has(t.out, "old: allow-rule")) << t.out;
+  // Every changed packet, one JSON object a line.
+  std::istringstream lines(readFile(packets));
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    const auto p = nlohmann::json::parse(line);
+    EXPECT_TRUE(p["old"]["reason"].get<std::string>().rfind("allow", 0) == 0) << line;
+    EXPECT_TRUE(p["new"]["reason"].get<std::string>().rfind("deny", 0) == 0) << line;
+    EXPECT_TRUE(has(p["flow"].get<std::string>(), "10.0.3.10")) << line;
+    ++n;
+  }
+  EXPECT_EQ(n, j["summary"]["changed_packets"].get<int>());
 }
 
 TEST_F(LintDiffCli, DiffTraceOpensAConnection) {
