@@ -28,7 +28,7 @@ struct ReplayArgs {
   bool stateless = false;
   std::string expect;
   size_t top = 10;
-  size_t table_capacity = 1 << 20;
+  size_t table_capacity = 0;
   bool pass_non_ip = false;
   std::string progress = "auto";
 };
@@ -144,8 +144,9 @@ void addReplayCommand(CLI::App& app, int* exit_code) {
       "YAML assertions; exit 1 when one fails (see docs in sim/include/.../expect.hpp)");
   cmd->add_option("--top", args->top, "how many denied flows the summary lists")
       ->capture_default_str();
-  cmd->add_option("--table-capacity", args->table_capacity, "connection-table capacity (IPv4)")
-      ->capture_default_str();
+  cmd->add_option("--table-capacity", args->table_capacity,
+                  "connection-table capacity (IPv4); default: sized from the traces, at most "
+                  "1048576");
   cmd->add_flag("--pass-non-ip", args->pass_non_ip,
                 "let non-IP frames (other than ARP) pass as allow-unprotected");
   cmd->add_option("--progress", args->progress,

@@ -222,9 +222,10 @@ std::optional<Expectations> Expectations::parseYaml(const std::string& name,
   };
   if (root.IsMap()) {
     for (auto it = root.begin(); it != root.end(); ++it) {
-      if (it->first.as<std::string>() != "expect") {
-        return fail(it->first, "unknown key '" + it->first.as<std::string>() +
-                                   "' (the file holds 'expect: [...]')");
+      const YAML::Node key_node = it->first;
+      if (key_node.as<std::string>() != "expect") {
+        return fail(key_node, "unknown key '" + key_node.as<std::string>() +
+                                  "' (the file holds 'expect: [...]')");
       }
     }
   }
@@ -239,8 +240,10 @@ std::optional<Expectations> Expectations::parseYaml(const std::string& name,
     e.where = fmt::format("{}:{}", name, item.Mark().line + 1);
     int subjects = 0;
     for (auto it = item.begin(); it != item.end(); ++it) {
-      const std::string key = it->first.as<std::string>();
-      const YAML::Node& v = it->second;
+      // By value: the iterator's pair is a temporary (a reference into it would dangle).
+      const YAML::Node key_node = it->first;
+      const YAML::Node v = it->second;
+      const std::string key = key_node.as<std::string>();
       auto scalar = [&](std::string* s) {
         if (!v.IsScalar()) return false;
         *s = v.as<std::string>();
@@ -318,9 +321,9 @@ std::optional<Expectations> Expectations::parseYaml(const std::string& name,
         if (!scalar(&s) || !parseU64(s, &n)) return fail(v, "count: expected a number");
         e.count = n;
       } else {
-        return fail(it->first, "unknown key '" + key +
-                                   "' (name, flow, connection, packet, packets, verdict, reason, "
-                                   "match, count)");
+        return fail(key_node, "unknown key '" + key +
+                                  "' (name, flow, connection, packet, packets, verdict, reason, "
+                                  "match, count)");
       }
     }
     if (subjects != 1) {

@@ -229,6 +229,18 @@ struct Replay::Impl {
 
   // ---- setup ----
 
+  // A table for at most one connection per packet the input can hold (a pcap record is at
+  // least 16 + 42 bytes for a minimal TCP/IPv4 frame), with room to spare (a hash table is not
+  // filled to the last slot), rounded up to a power of two.
+  uint64_t input_packets_bound = 0;  // 0: unknown
+  size_t autoCapacity() const {
+    if (input_packets_bound == 0) return kDefaultTableCapacity;
+    size_t cap = 1024;
+    while (cap < 2 * input_packets_bound && cap < kDefaultTableCapacity)
+      cap *= 2;
+    return cap;
+  }
+
   bool ensureEngine(dataplane::LinkType l, std::string* err) {
     if (link) {
       if (*link != l) {
@@ -239,7 +251,7 @@ struct Replay::Impl {
     }
     link = l;
     dataplane::EngineConfig cfg;
-    cfg.table_capacity = opt.table_capacity;
+    cfg.table_capacity = opt.table_capacity != 0 ? opt.table_capacity : autoCapacity();
     cfg.fragment_capacity = opt.fragment_capacity;
     cfg.link = l;
     cfg.pass_non_ip = opt.pass_non_ip;
@@ -282,22 +294,28 @@ struct Replay::Impl {
 
   // ---- the packet path ----
 
-  void push(const uint8_t* data, uint32_t caplen, uint32_t wirelen, uint64_t ts) {
+  // Adds a packet to the burst. `stable`: the data outlives the burst (a mapped trace, frames in
+  // memory), so it is referenced in place; otherwise it is copied into the arena.
+  void push(const uint8_t* data, uint32_t caplen, uint32_t wirelen, uint64_t ts, bool stable) {
     if (n > 0 && (n == opt.burst || ts > burst_first_ts + opt.burst_window_ns ||
-                  arena_used + caplen > arena.size())) {
+                  (!stable && arena_used + caplen > arena.size()))) {
       flush();
     }
-    if (caplen > arena.size()) caplen = static_cast<uint32_t>(arena.size());  // never in pcap
     if (n == 0) {
       burst_first_ts = ts;
       burst_max_ts = ts;
     } else if (ts > burst_max_ts) {
       burst_max_ts = ts;
     }
-    std::memcpy(arena.data() + arena_used, data, caplen);
-    refs[n] = dataplane::PacketRef{arena.data() + arena_used, caplen};
+    if (stable) {
+      refs[n] = dataplane::PacketRef{data, caplen};
+    } else {
+      if (caplen > arena.size()) caplen = static_cast<uint32_t>(arena.size());  // never in pcap
+      std::memcpy(arena.data() + arena_used, data, caplen);
+      refs[n] = dataplane::PacketRef{arena.data() + arena_used, caplen};
+      arena_used += caplen;
+    }
     meta[n] = Meta{++index, ts, wirelen};
-    arena_used += caplen;
     ++n;
   }
 
@@ -375,11 +393,19 @@ struct Replay::Impl {
   void noteDenied(const ParsedPacket& p, const Verdict& v, const Meta& m) {
     TaggedKey k{keyOf(p), detailTag(v)};
     if (denied.size() >= kMaxDeniedFlows && denied.find(k) == nullptr) {
-      // Lossy counting: drop every flow at or below the floor, then raise it.
+      // Lossy counting: forget the rarest quarter (at least everything at the floor) and raise
+      // the floor to their count. A flow seen again starts from the floor, so a count overstates
+      // the truth by at most the floor, and every flow above the floor is still counted.
       sum.top_denied_approximate = true;
-      ++denied_floor;
-      auto& keys = denied.keys();
       auto& vals = denied.values();
+      std::vector<uint64_t> counts;
+      counts.reserve(vals.size());
+      for (const auto& e : vals)
+        counts.push_back(e.packets);
+      auto q = counts.begin() + static_cast<long>(counts.size() / 4);
+      std::nth_element(counts.begin(), q, counts.end());
+      denied_floor = std::max(denied_floor + 1, *q);
+      auto& keys = denied.keys();
       for (size_t j = vals.size(); j-- > 0;) {
         if (vals[j].packets <= denied_floor) denied.erase(TaggedKey(keys[j]));
       }
@@ -894,10 +920,16 @@ struct Replay::Impl {
   // ---- runs ----
 
   bool runFiles(const std::vector<std::string>& paths) {
+    bool sizes_known = true;
     for (const auto& p : paths) {
       struct stat st {};
-      if (::stat(p.c_str(), &st) == 0) total_file_bytes += static_cast<uint64_t>(st.st_size);
+      if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        total_file_bytes += static_cast<uint64_t>(st.st_size);
+      } else {
+        sizes_known = false;
+      }
     }
+    if (sizes_known && !link) input_packets_bound = std::max<uint64_t>(1, total_file_bytes / 58);
     for (const auto& path : paths) {
       TraceError err;
       auto reader = TraceReader::open(path, &err);
@@ -927,10 +959,11 @@ struct Replay::Impl {
         return false;
       }
       current_reader = reader.get();
+      const bool stable = reader->stableData();
       TracePacket pkt;
       TraceReader::Status status;
       while ((status = reader->next(&pkt)) == TraceReader::Status::kPacket) {
-        push(pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_ns);
+        push(pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_ns, stable);
         maybeProgress();
       }
       flush();
@@ -951,6 +984,7 @@ struct Replay::Impl {
     if (!link) {
       dlt = dltFromLinkType(l);
       nano = true;
+      input_packets_bound = std::max<uint64_t>(1, frames.size());
     }
     if (!ensureEngine(l, &why)) {
       sum.error = TraceError{"<frames>", 0, why.empty() ? pcap_error : why};
@@ -964,7 +998,7 @@ struct Replay::Impl {
     }
     for (const auto& f : frames) {
       push(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
-           static_cast<uint32_t>(f.bytes.size()), f.ts_ns);
+           static_cast<uint32_t>(f.bytes.size()), f.ts_ns, /*stable=*/true);
     }
     flush();
   }

@@ -216,6 +216,7 @@ std::vector<const nlohmann::json*> packetsOf(const Replayed& r, const std::strin
 
 void checkCapture(const Replayed& r, const std::string& what) {
   SCOPED_TRACE(what);
+  ASSERT_GT(r.summary.packets, 20u) << "the capture is (nearly) empty";
   ASSERT_FALSE(r.conns.empty());
   // HTTP: a full conversation, all allowed, opened by the 8080 rule.
   const auto* http = conn(r, "tcp", 8080);
@@ -324,10 +325,14 @@ TEST(NetnsCapture, RealTrafficGetsTheRightVerdictsAndConnStates) {
   EXPECT_EQ(sh(ns.inA("ping -c 2 -i 0.2 -W 2 10.199.0.2 >/dev/null")), 0);
   EXPECT_NE(sh(ns.inA("curl -s --max-time 5 http://10.199.0.2:7/ >/dev/null 2>&1")), 0);
   EXPECT_NE(sh(ns.inA("curl -s --max-time 5 http://10.199.0.2:2222/ >/dev/null 2>&1")), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ns.stop(cap1);
   ns.stop(cap2);
 
+  for (const char* log : {"tcpdump1.log", "tcpdump2.log"}) {
+    std::string text = testing::readText(dir.file(log));
+    EXPECT_NE(text.find("packets captured"), std::string::npos) << log << ":\n" << text;
+  }
   testing::writeText(dir.file("policy.yaml"), kPolicy);
   Replayed on_veth = replay(dir.file("policy.yaml"), eth, dir, "veth");
   checkCapture(on_veth, "veth capture (EN10MB)");

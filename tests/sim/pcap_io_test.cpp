@@ -1,6 +1,8 @@
 // TraceReader / PcapWriter: formats, link types, byte-exact round trips and every kind of damage.
 #include <pcap/pcap.h>
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "sim_test_util.hpp"
@@ -226,6 +228,132 @@ TEST(PcapIo, TruncatedPcapngBlock) {
   size_t third = 28 + 20 + 2 * 32 + ((frames[0].size() + 3) & ~size_t{3}) +
                  ((frames[1].size() + 3) & ~size_t{3});
   EXPECT_EQ(r->error().offset, third) << r->error().str();
+}
+
+// What a reader produced, to compare the mapped reader with libpcap.
+struct ReadResult {
+  std::vector<std::vector<uint8_t>> frames;
+  std::vector<uint64_t> ts;
+  std::vector<uint32_t> wirelen;
+  TraceReader::Status end = TraceReader::Status::kEnd;
+  std::string error;
+  uint64_t offset = 0;
+  bool open_failed = false;
+  bool mapped = false;
+};
+
+ReadResult readWith(const std::string& path, TraceReader::Backend b) {
+  ReadResult out;
+  TraceError err;
+  auto r = TraceReader::open(path, &err, b);
+  if (!r) {
+    out.open_failed = true;
+    out.error = err.str();
+    return out;
+  }
+  out.mapped = r->mapped();
+  TracePacket p;
+  while ((out.end = r->next(&p)) == TraceReader::Status::kPacket) {
+    out.frames.emplace_back(p.data, p.data + p.caplen);
+    out.ts.push_back(p.ts_ns);
+    out.wirelen.push_back(p.wirelen);
+  }
+  if (out.end == TraceReader::Status::kError) out.error = r->error().str();
+  out.offset = r->offset();
+  return out;
+}
+
+// The same classic pcap in big-endian byte order: every 16- and 32-bit field reversed.
+std::vector<uint8_t> bigEndian(const std::vector<uint8_t>& le) {
+  std::vector<uint8_t> b;
+  b.reserve(le.size());
+  auto get32 = [&](size_t at) {
+    return static_cast<uint32_t>(le[at]) | static_cast<uint32_t>(le[at + 1]) << 8 |
+           static_cast<uint32_t>(le[at + 2]) << 16 | static_cast<uint32_t>(le[at + 3]) << 24;
+  };
+  auto put32 = [&](uint32_t v) {
+    for (int i = 3; i >= 0; --i)
+      b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  auto put16 = [&](uint32_t v) {
+    b.push_back(static_cast<uint8_t>(v >> 8));
+    b.push_back(static_cast<uint8_t>(v));
+  };
+  put32(get32(0));
+  put16(static_cast<uint32_t>(le[4] | le[5] << 8));
+  put16(static_cast<uint32_t>(le[6] | le[7] << 8));
+  for (size_t at : {8, 12, 16, 20})
+    put32(get32(at));
+  size_t off = 24;
+  while (off + 16 <= le.size()) {
+    const uint32_t caplen = get32(off + 8);
+    for (size_t k = 0; k < 4; ++k)
+      put32(get32(off + 4 * k));
+    const size_t end = std::min(le.size(), off + 16 + caplen);
+    for (size_t i = off + 16; i < end; ++i)
+      b.push_back(le[i]);
+    off += 16 + caplen;
+  }
+  return b;
+}
+
+TEST(PcapIo, MappedReaderAgreesWithLibpcap) {
+  TempDir dir;
+  std::vector<std::string> files;
+  for (bool nano : {false, true}) {
+    auto bytes = testing::pcapHeader(1, nano);
+    for (int i = 0; i < 40; ++i) {
+      testing::pcapRecord(bytes, 1700000000u + static_cast<uint32_t>(i),
+                          999999u - static_cast<uint32_t>(i), frameOf(i), i % 7 == 0 ? 1514 : 0);
+    }
+    std::string tag = nano ? "n" : "u";
+    testing::writeBytes(dir.file(tag + ".pcap"), bytes);
+    testing::writeBytes(dir.file(tag + "-be.pcap"), bigEndian(bytes));
+    files.push_back(dir.file(tag + ".pcap"));
+    files.push_back(dir.file(tag + "-be.pcap"));
+    for (size_t cut : {bytes.size() - 1, bytes.size() - 30, size_t{24 + 7}, size_t{24}}) {
+      std::vector<uint8_t> c(bytes.begin(), bytes.begin() + static_cast<long>(cut));
+      std::string name = dir.file(tag + "-cut" + std::to_string(cut) + ".pcap");
+      testing::writeBytes(name, c);
+      files.push_back(name);
+    }
+  }
+  // A record claiming more than libpcap's maximum capture length.
+  auto huge = testing::pcapHeader(1);
+  testing::pcapRecord(huge, 1, 0, frameOf(1));
+  auto tail = huge.size();
+  testing::pcapRecord(huge, 2, 0, frameOf(2));
+  huge[tail + 8] = 0;
+  huge[tail + 9] = 0;
+  huge[tail + 10] = 0x10;  // 1 MiB
+  huge[tail + 11] = 0;
+  testing::writeBytes(dir.file("huge.pcap"), huge);
+  files.push_back(dir.file("huge.pcap"));
+  // Records longer than the header's snapshot length are cut to it (as libpcap does); a
+  // snapshot length of 0 means the maximum.
+  for (uint32_t snap : {60u, 0u}) {
+    auto b = testing::pcapHeader(1, false, snap);
+    for (int i = 0; i < 5; ++i)
+      testing::pcapRecord(b, 1, 0, frameOf(20 + i));
+    std::string name = dir.file("snap" + std::to_string(snap) + ".pcap");
+    testing::writeBytes(name, b);
+    files.push_back(name);
+  }
+
+  for (const auto& f : files) {
+    SCOPED_TRACE(f);
+    ReadResult a = readWith(f, TraceReader::Backend::kAuto);
+    ReadResult l = readWith(f, TraceReader::Backend::kLibpcap);
+    EXPECT_TRUE(a.mapped);
+    EXPECT_FALSE(l.mapped);
+    EXPECT_EQ(a.open_failed, l.open_failed);
+    EXPECT_EQ(a.frames, l.frames);
+    EXPECT_EQ(a.ts, l.ts);
+    EXPECT_EQ(a.wirelen, l.wirelen);
+    EXPECT_EQ(a.end, l.end);
+    EXPECT_EQ(a.error, l.error);
+    EXPECT_EQ(a.offset, l.offset);
+  }
 }
 
 }  // namespace

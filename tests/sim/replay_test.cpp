@@ -178,6 +178,41 @@ TEST(Replay, TraceTimeDrivesIdleTimeouts) {
   }
 }
 
+// More distinct denied flows than the summary keeps exactly: the heavy hitter still comes out on
+// top with its exact count, and the summary says the flow counts are estimates.
+TEST(Replay, TopDeniedFlowsSurviveAFlood) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  GenOptions o;
+  std::string err;
+  o.explicit_flows.push_back(
+      *parseFlowSpec("flood 100.64.0.0/10 -> 10.0.1.10:22 count=100000 rate=1000000", &err));
+  auto flood = generated(o);
+  ASSERT_EQ(flood.size(), 100000u);
+  dataplane::TcpSpec heavy;
+  heavy.src = dataplane::ipAddr("203.0.113.9");
+  heavy.dst = dataplane::ipAddr("10.0.1.10");
+  heavy.sport = 4444;
+  heavy.dport = 22;
+  heavy.flags = dataplane::kSyn;
+  const auto heavy_frame = dataplane::buildTcp(heavy);
+  std::vector<Frame> frames;
+  for (size_t i = 0; i < flood.size(); ++i) {
+    frames.push_back(flood[i]);
+    if (i % 200 == 0) frames.push_back(Frame{flood[i].ts_ns, heavy_frame});
+  }
+  Replay r(policy, {});
+  r.runFrames(frames, LinkType::kEthernet);
+  ASSERT_TRUE(r.finish(&err));
+  const auto& s = r.summary();
+  EXPECT_TRUE(s.top_denied_approximate);
+  EXPECT_GT(s.denied_flows, 65536u);
+  ASSERT_FALSE(s.top_denied.empty());
+  EXPECT_EQ(s.top_denied[0].key.str(), "tcp 203.0.113.9:4444 -> 10.0.1.10:22");
+  EXPECT_EQ(s.top_denied[0].packets, 500u);
+  EXPECT_EQ(s.packets_by_reason[static_cast<size_t>(Reason::kDenySg)], frames.size());
+}
+
 TEST(Replay, StatelessComparisonShowsTheRepliesARuleSetAloneWouldDrop) {
   auto policy = compilePolicy(kServerPolicy);
   ASSERT_TRUE(policy);

@@ -51,9 +51,16 @@ class TraceReader {
  public:
   enum class Status : uint8_t { kPacket, kEnd, kError };
 
+  // How records are read. kAuto: a regular classic-pcap file is memory-mapped and its records
+  // are parsed in place (no copies, no stdio: the replay's speed target needs it); pcapng,
+  // unusual pcap variants and non-regular files go through libpcap. kLibpcap: always libpcap
+  // (the reference the mapped reader is tested against). Both give the same packets and errors.
+  enum class Backend : uint8_t { kAuto, kLibpcap };
+
   // Opens `path` and reads its file header. Returns nullptr and fills *err when the file is
   // missing, empty, not a pcap/pcapng trace, has a truncated header or an unsupported link type.
-  static std::unique_ptr<TraceReader> open(const std::string& path, TraceError* err);
+  static std::unique_ptr<TraceReader> open(const std::string& path, TraceError* err,
+                                           Backend backend = Backend::kAuto);
   ~TraceReader();
   TraceReader(const TraceReader&) = delete;
   TraceReader& operator=(const TraceReader&) = delete;
@@ -61,6 +68,10 @@ class TraceReader {
   // Reads the next packet. kEnd at a clean end of file; kError (see error()) on a truncated or
   // damaged record. After kEnd or kError every further call returns the same status.
   Status next(TracePacket* out);
+  // True when packet data stays valid until the reader is destroyed (the mapped reader), not
+  // just until the next call: callers may then keep pointers instead of copying.
+  bool stableData() const { return map_ != nullptr; }
+  bool mapped() const { return map_ != nullptr; }
 
   const TraceError& error() const { return error_; }
   const std::string& path() const { return path_; }
@@ -78,9 +89,17 @@ class TraceReader {
 
  private:
   TraceReader() = default;
+  Status nextMapped(TracePacket* out);
+  Status fail(std::string message);
 
   std::string path_;
-  FILE* file_ = nullptr;  // owned by pcap_ once pcap_ is open
+  const uint8_t* map_ = nullptr;  // the whole file, read-only (mapped reader)
+  size_t map_len_ = 0;
+  size_t dropped_ = 0;     // mapped bytes below this were released with MADV_DONTNEED
+  size_t prefetched_ = 0;  // cache lines below this were prefetched
+  size_t populated_ = 0;   // page tables below this were filled (MADV_POPULATE_READ)
+  bool swap_ = false;      // the file's byte order differs from ours
+  FILE* file_ = nullptr;   // owned by pcap_ once pcap_ is open
   pcap* pcap_ = nullptr;
   int dlt_ = 0;
   dataplane::LinkType link_ = dataplane::LinkType::kEthernet;

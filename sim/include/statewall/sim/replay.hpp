@@ -35,6 +35,8 @@ namespace statewall::sim {
 
 enum class ConnFormat : uint8_t { kJsonl, kTsv };
 
+inline constexpr size_t kDefaultTableCapacity = 1 << 20;
+
 struct ReplayOptions {
   std::string verdicts_path;     // --verdicts FILE.jsonl
   std::string allowed_path;      // --allowed FILE.pcap
@@ -43,7 +45,10 @@ struct ReplayOptions {
   ConnFormat connections_format = ConnFormat::kJsonl;
   bool stateless = false;  // also judge every packet by the rules alone and compare
   bool progress = false;   // draw a progress bar on stderr (the CLI sets it when stderr is a tty)
-  size_t table_capacity = 1 << 20;
+  // Connection-table capacity (IPv4; the engine gives IPv6 a quarter). 0 = sized from the input:
+  // enough for one connection per packet the traces can hold, at most kDefaultTableCapacity
+  // (a small trace then does not pay for clearing a large table).
+  size_t table_capacity = 0;
   size_t fragment_capacity = 4096;
   bool pass_non_ip = false;
   unsigned burst = 32;                   // 1..dataplane::kMaxBurst
@@ -150,7 +155,8 @@ class Replay {
   bool runFiles(const std::vector<std::string>& paths);
 
   // Replays in-memory frames through the same path (fixtures, tests). Frames whose timestamps go
-  // backwards are judged at the clock. Can be called several times; the stream continues.
+  // backwards are judged at the clock. Can be called several times; the stream continues (with
+  // table_capacity 0 the table is sized from the first call's frames).
   void runFrames(const std::vector<Frame>& frames, dataplane::LinkType link);
 
   // Publishes a new policy to the engine between two packets, as the control plane would: the
