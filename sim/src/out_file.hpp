@@ -3,8 +3,6 @@
 // fwrite in large blocks. Also non-allocating formatters for addresses and JSON strings.
 #pragma once
 
-#include <arpa/inet.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -70,20 +68,95 @@ class OutFile {
   bool failed_ = false;
 };
 
-// Text form of an address into `out` (at least 46 bytes); returns the length. No allocation.
+// Decimal digits of v into out; returns the count. No allocation, no locale, no format parsing.
+inline size_t formatU64(uint64_t v, char* out) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  for (size_t i = 0; i < n; ++i)
+    out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+// Text form of an address into `out` (at least 46 bytes); returns the length. The same text as
+// inet_ntop: IPv6 in the RFC 5952 form (lower case, the longest run of two or more zero groups as
+// "::", the first if tied), with inet_ntop's dotted quad for IPv4-compatible and -mapped ones.
 inline size_t formatIp(const rules::IpAddr& a, char* out) {
   if (a.isV4()) {
-    uint32_t v = a.v4();
-    auto r = fmt::format_to(out, "{}.{}.{}.{}", v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255);
-    return static_cast<size_t>(r - out);
+    const uint32_t v = a.v4();
+    size_t n = 0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      n += formatU64((v >> shift) & 255, out + n);
+      if (shift != 0) out[n++] = '.';
+    }
+    return n;
   }
-  uint8_t raw[16];
-  a.toV6Bytes(raw);
-  if (::inet_ntop(AF_INET6, raw, out, 46) == nullptr) {
-    out[0] = '?';
-    return 1;
+  uint16_t g[8];
+  for (int i = 0; i < 4; ++i) {
+    g[i] = static_cast<uint16_t>(a.hi >> (48 - 16 * i));
+    g[4 + i] = static_cast<uint16_t>(a.lo >> (48 - 16 * i));
   }
-  return std::strlen(out);
+  int best = -1, best_len = 0;
+  for (int i = 0; i < 8;) {
+    if (g[i] != 0) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && g[j] == 0)
+      ++j;
+    if (j - i > best_len && j - i >= 2) {
+      best = i;
+      best_len = j - i;
+    }
+    i = j;
+  }
+  size_t n = 0;
+  // As inet_ntop (and so rules::IpAddr::str()) writes them: IPv4-compatible (::/96) and
+  // IPv4-mapped (::ffff:0:0/96) addresses end in a dotted quad.
+  if (best == 0 && (best_len == 6 || (best_len == 5 && g[5] == 0xffff))) {
+    out[n++] = ':';
+    out[n++] = ':';
+    if (best_len == 5) {
+      for (char c : {'f', 'f', 'f', 'f', ':'})
+        out[n++] = c;
+    }
+    const uint32_t v4 = static_cast<uint32_t>(g[6]) << 16 | g[7];
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      n += formatU64((v4 >> shift) & 255, out + n);
+      if (shift != 0) out[n++] = '.';
+    }
+    return n;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 8; ++i) {
+    if (i == best) {
+      out[n++] = ':';
+      if (i == 0) out[n++] = ':';
+      i += best_len - 1;
+      continue;
+    }
+    const uint16_t x = g[i];
+    bool started = false;
+    for (int shift = 12; shift >= 0; shift -= 4) {
+      const unsigned d = (x >> shift) & 15;
+      if (d != 0 || started || shift == 0) {
+        out[n++] = kHex[d];
+        started = true;
+      }
+    }
+    if (i != 7) out[n++] = ':';
+  }
+  return n;
+}
+
+inline void appendU64(fmt::memory_buffer& b, uint64_t v) {
+  char tmp[20];
+  size_t n = formatU64(v, tmp);
+  b.append(tmp, tmp + n);
 }
 
 inline void appendIp(fmt::memory_buffer& b, const rules::IpAddr& a) {
@@ -132,12 +205,20 @@ inline std::string jsonString(std::string_view s) {
 
 // Trace timestamps as seconds with 6 or 9 decimals (the resolution of the input file).
 inline void appendTs(fmt::memory_buffer& b, uint64_t ts_ns, bool nano) {
-  if (nano) {
-    fmt::format_to(std::back_inserter(b), "{}.{:09}", ts_ns / 1000000000ull, ts_ns % 1000000000ull);
-  } else {
-    fmt::format_to(std::back_inserter(b), "{}.{:06}", ts_ns / 1000000000ull,
-                   (ts_ns % 1000000000ull) / 1000);
+  appendU64(b, ts_ns / 1000000000ull);
+  uint64_t frac = ts_ns % 1000000000ull;
+  int digits = 9;
+  if (!nano) {
+    frac /= 1000;
+    digits = 6;
   }
+  char tmp[10];
+  tmp[0] = '.';
+  for (int i = digits; i >= 1; --i) {
+    tmp[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  b.append(tmp, tmp + digits + 1);
 }
 
 }  // namespace statewall::sim::detail

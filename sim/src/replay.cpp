@@ -426,84 +426,112 @@ struct Replay::Impl {
 
   // ---- per-packet JSON lines ----
 
+  // One JSON line per packet. Hand-assembled (no format-string parsing): this runs for every
+  // packet when --verdicts is on.
   void writeVerdict(const ParsedPacket& p, const Verdict& v, const Meta& m) {
     auto& b = verdicts_out.buf();
-    auto out = std::back_inserter(b);
-    fmt::format_to(out, "{{\"index\":{},\"ts\":", m.index);
+    auto lit = [&b](std::string_view x) { b.append(x); };
+    auto num = [&b](uint64_t x) { detail::appendU64(b, x); };
+    auto str = [&b](std::string_view x) {  // x holds no characters that need escaping
+      b.push_back('"');
+      b.append(x);
+      b.push_back('"');
+    };
+    lit("{\"index\":");
+    num(m.index);
+    lit(",\"ts\":");
     detail::appendTs(b, m.ts, nano);
     const bool ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
     std::string_view pname = protoText(p.proto, p.l3);
+    lit(",\"proto\":");
     if (!pname.empty()) {
-      fmt::format_to(out, ",\"proto\":\"{}\"", pname);
+      str(pname);
     } else {
-      fmt::format_to(out, ",\"proto\":{}", p.proto);
+      num(p.proto);
     }
     if (ip || p.l3 == L3::kArp) {
-      b.append(std::string_view(",\"src\":\""));
+      lit(",\"src\":\"");
       appendIp(b, p.src);
-      b.append(std::string_view("\",\"dst\":\""));
+      lit("\",\"dst\":\"");
       appendIp(b, p.dst);
       b.push_back('"');
     }
     if (ip && p.malformed == dataplane::Layer::kNone) {
       if (isIcmp(p.proto)) {
-        fmt::format_to(out, ",\"icmp_type\":{},\"icmp_code\":{}", p.icmp_type, p.icmp_code);
+        lit(",\"icmp_type\":");
+        num(p.icmp_type);
+        lit(",\"icmp_code\":");
+        num(p.icmp_code);
         if (p.icmp_is_echo_request || p.icmp_is_echo_reply) {
-          fmt::format_to(out, ",\"icmp_id\":{}", p.icmp_id);
+          lit(",\"icmp_id\":");
+          num(p.icmp_id);
         }
       } else if (p.proto == dataplane::kIpProtoTcp || p.proto == dataplane::kIpProtoUdp) {
-        fmt::format_to(out, ",\"sport\":{},\"dport\":{}", p.sport, p.dport);
+        lit(",\"sport\":");
+        num(p.sport);
+        lit(",\"dport\":");
+        num(p.dport);
       }
       if (p.proto == dataplane::kIpProtoTcp && !(p.is_fragment && !p.first_fragment)) {
-        char flags[9];
+        char flags[8];
         size_t fl = 0;
         static constexpr char kLetters[] = "FSRPAUEC";
         for (int bit = 0; bit < 8; ++bit) {
           if (p.tcp_flags & (1u << bit)) flags[fl++] = kLetters[bit];
         }
-        fmt::format_to(out, ",\"tcp_flags\":\"{}\"", std::string_view(flags, fl));
+        lit(",\"tcp_flags\":");
+        str(std::string_view(flags, fl));
       }
       if (p.is_fragment) {
-        fmt::format_to(out, ",\"fragment\":{{\"id\":{},\"offset\":{},\"more\":{}}}", p.frag_id,
-                       p.frag_offset * 8u, p.more_fragments);
+        lit(",\"fragment\":{\"id\":");
+        num(p.frag_id);
+        lit(",\"offset\":");
+        num(p.frag_offset * 8u);
+        lit(p.more_fragments ? ",\"more\":true}" : ",\"more\":false}");
       }
     }
     if (ip) {
       rules::IfaceId si = policy->interfaceOf(p.src);
       rules::IfaceId di = policy->interfaceOf(p.dst);
-      std::string_view dir = si != rules::kNoIface && di != rules::kNoIface ? "internal"
-                             : di != rules::kNoIface                        ? "inbound"
-                             : si != rules::kNoIface                        ? "outbound"
-                                                                            : "unprotected";
-      fmt::format_to(out, ",\"direction\":\"{}\"", dir);
+      lit(si != rules::kNoIface && di != rules::kNoIface ? ",\"direction\":\"internal\""
+          : di != rules::kNoIface                        ? ",\"direction\":\"inbound\""
+          : si != rules::kNoIface                        ? ",\"direction\":\"outbound\""
+                                                         : ",\"direction\":\"unprotected\"");
     }
-    fmt::format_to(out, ",\"reply\":{},\"verdict\":\"{}\",\"reason\":\"{}\",\"rule\":",
-                   (v.flags & kFlagReply) != 0, v.allowed() ? "allow" : "deny",
-                   dataplane::reasonCode(v.reason));
+    lit((v.flags & kFlagReply) != 0 ? ",\"reply\":true" : ",\"reply\":false");
+    lit(v.allowed() ? ",\"verdict\":\"allow\",\"reason\":" : ",\"verdict\":\"deny\",\"reason\":");
+    str(dataplane::reasonCode(v.reason));
+    lit(",\"rule\":");
     appendRule(b, v);
     if (v.conn_id != 0) {
-      fmt::format_to(out, ",\"conn\":{}", v.conn_id);
+      lit(",\"conn\":");
+      num(v.conn_id);
     } else {
-      b.append(std::string_view(",\"conn\":null"));
+      lit(",\"conn\":null");
     }
     if (p.proto == dataplane::kIpProtoTcp && ip) {
-      fmt::format_to(out, ",\"tcp_before\":\"{}\",\"tcp_after\":\"{}\"",
-                     dataplane::tcpStateName(v.tcp_before), dataplane::tcpStateName(v.tcp_after));
+      lit(",\"tcp_before\":");
+      str(dataplane::tcpStateName(v.tcp_before));
+      lit(",\"tcp_after\":");
+      str(dataplane::tcpStateName(v.tcp_after));
     }
     if (v.reason == Reason::kDenyMalformed) {
-      fmt::format_to(out, ",\"layer\":\"{}\"", dataplane::layerName(v.malformed_layer));
+      lit(",\"layer\":");
+      str(dataplane::layerName(v.malformed_layer));
     }
     if (v.why != nullptr) {
-      b.append(std::string_view(",\"why\":"));
+      lit(",\"why\":");
       appendJsonString(b, v.why);
     }
     if (v.flags != 0) appendFlags(b, v.flags);
     if (opt.stateless) {
-      fmt::format_to(out, ",\"stateless\":{{\"verdict\":\"{}\",\"reason\":\"{}\"}}",
-                     dataplane::reasonAllows(last_stateless) ? "allow" : "deny",
-                     dataplane::reasonCode(last_stateless));
+      lit(dataplane::reasonAllows(last_stateless)
+              ? ",\"stateless\":{\"verdict\":\"allow\",\"reason\":"
+              : ",\"stateless\":{\"verdict\":\"deny\",\"reason\":");
+      str(dataplane::reasonCode(last_stateless));
+      b.push_back('}');
     }
-    b.append(std::string_view("}\n"));
+    lit("}\n");
     verdicts_out.maybeFlush();
   }
 
