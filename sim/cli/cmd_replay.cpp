@@ -29,6 +29,7 @@ struct ReplayArgs {
   std::string expect;
   size_t top = 10;
   size_t table_capacity = 0;
+  unsigned burst = 32;
   bool pass_non_ip = false;
   std::string progress = "auto";
 };
@@ -73,6 +74,7 @@ int runReplay(const ReplayArgs& a) {
   o.progress = a.progress == "always" || (a.progress == "auto" && ::isatty(STDERR_FILENO) == 1);
   o.top_flows = a.top;
   o.table_capacity = a.table_capacity;
+  o.burst = a.burst;
   o.pass_non_ip = a.pass_non_ip;
   o.expectations = expectations ? &*expectations : nullptr;
 
@@ -147,6 +149,10 @@ void addReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--table-capacity", args->table_capacity,
                   "connection-table capacity (IPv4); default: sized from the traces, at most "
                   "1048576");
+  cmd->add_option("--burst", args->burst,
+                  "packets per engine call (1..64); a burst also spans at most 1 ms of trace time")
+      ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
   cmd->add_flag("--pass-non-ip", args->pass_non_ip,
                 "let non-IP frames (other than ARP) pass as allow-unprotected");
   cmd->add_option("--progress", args->progress,
