@@ -146,7 +146,7 @@ std::string FlowKey::str() const {
 struct Replay::Impl {
   rules::CompiledPolicyPtr policy;
   ReplayOptions opt;
-  std::unique_ptr<detail::PolicyTexts> texts_ptr;  // replaced by publish()
+  std::shared_ptr<const detail::PolicyTexts> texts_ptr;  // replaced by publish()
   ReplaySummary sum;
   Observer observer;
 
@@ -184,11 +184,32 @@ struct Replay::Impl {
   std::string pcap_error;
 
   // Denied flows (bounded: when full, the rarest are dropped and the counts become estimates).
-  detail::FlatMap<TaggedKey, DeniedFlow, TaggedKeyHash, TaggedKeyEq> denied{4096};
+  // Per flow, what the summary lists; the texts are made at the end, for the flows shown (with
+  // the policy texts in force when the flow was first seen), so that a flood of new flows costs
+  // no allocation per packet.
+  struct DeniedAgg {
+    FlowKey key;
+    Verdict v;
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+    uint64_t first_index = 0;
+    std::shared_ptr<const detail::PolicyTexts> texts;
+  };
+  struct ChangeAgg {
+    FlowKey key;
+    Verdict v;
+    Reason stateless = Reason::kDenySg;
+    rules::Check deny;  // the rules-only check that denied it (when has_deny)
+    bool has_deny = false;
+    uint64_t packets = 0;
+    uint64_t first_index = 0;
+    std::shared_ptr<const detail::PolicyTexts> texts;
+  };
+  detail::FlatMap<TaggedKey, DeniedAgg, TaggedKeyHash, TaggedKeyEq> denied{4096};
   uint64_t denied_floor = 0;
 
   // Stateless comparison.
-  detail::FlatMap<TaggedKey, StatelessChange, TaggedKeyHash, TaggedKeyEq> changes{1024};
+  detail::FlatMap<TaggedKey, ChangeAgg, TaggedKeyHash, TaggedKeyEq> changes{1024};
 
   // Connection records.
   detail::FlatMap<uint64_t, ConnRecord, U64Hash, U64Eq> tracked{1024};
@@ -208,7 +229,7 @@ struct Replay::Impl {
   Impl(rules::CompiledPolicyPtr p, ReplayOptions o)
       : policy(std::move(p)),
         opt(std::move(o)),
-        texts_ptr(std::make_unique<detail::PolicyTexts>(*policy)) {
+        texts_ptr(std::make_shared<const detail::PolicyTexts>(*policy)) {
     opt.burst = std::clamp<unsigned>(opt.burst, 1, dataplane::kMaxBurst);
     arena.resize(kArenaBytes);
     sum.policy_files = policy->source().files;
@@ -223,7 +244,7 @@ struct Replay::Impl {
   void publish(rules::CompiledPolicyPtr p) {
     flush();
     policy = std::move(p);
-    texts_ptr = std::make_unique<detail::PolicyTexts>(*policy);
+    texts_ptr = std::make_shared<const detail::PolicyTexts>(*policy);
     if (engine) engine->publish(policy);
   }
 
@@ -411,12 +432,12 @@ struct Replay::Impl {
       }
     }
     bool inserted = false;
-    DeniedFlow& d = denied.findOrInsert(k, &inserted);
+    DeniedAgg& d = denied.findOrInsert(k, &inserted);
     if (inserted) {
       ++sum.denied_flows;
       d.key = k.flow;
-      d.reason = v.reason;
-      d.detail = texts().detail(v);
+      d.v = v;
+      d.texts = texts_ptr;
       d.first_index = m.index;
       d.packets = denied_floor;  // the most it could have had before (0 while exact)
     }
@@ -606,48 +627,51 @@ struct Replay::Impl {
     if (a == b) return;
     (a ? sum.changed_to_deny : sum.changed_to_allow) += 1;
     TaggedKey k{keyOf(p), static_cast<uint32_t>(v.reason) << 8 | static_cast<uint32_t>(sr)};
-    StatelessChange* c = changes.find(k);
+    ChangeAgg* c = changes.find(k);
     if (c == nullptr) {
       ++sum.changed_flows;
       if (changes.size() >= kMaxChangeFlows) return;
       bool ins = false;
       c = &changes.findOrInsert(k, &ins);
       c->key = k.flow;
-      c->stateful = v.reason;
+      c->v = v;
       c->stateless = sr;
+      c->has_deny = eval.first_deny >= 0;
+      if (c->has_deny) c->deny = eval.checks[static_cast<size_t>(eval.first_deny)];
       c->first_index = m.index;
-      c->why = whyChanged(v, sr);
+      c->texts = texts_ptr;
     }
     ++c->packets;
   }
 
-  std::string ruleOnlyDenial() const {
-    if (eval.first_deny < 0) return "the rules deny it";
-    const rules::Check& c = eval.checks[static_cast<size_t>(eval.first_deny)];
-    if (c.kind == rules::CheckKind::kAcl) {
-      if (c.acl.entry != rules::kNoAclEntry && c.acl.entry < texts().aclEntryCount()) {
-        return fmt::format("{} denies it", texts().aclLabel(c.acl.entry));
+  static std::string ruleOnlyDenial(const ChangeAgg& c) {
+    const detail::PolicyTexts& t = *c.texts;
+    if (!c.has_deny) return "the rules deny it";
+    if (c.deny.kind == rules::CheckKind::kAcl) {
+      if (c.deny.acl.entry != rules::kNoAclEntry && c.deny.acl.entry < t.aclEntryCount()) {
+        return fmt::format("{} denies it", t.aclLabel(c.deny.acl.entry));
       }
       return "a network ACL denies it";
     }
-    if (c.iface != rules::kNoIface && c.iface < texts().ifaceCount()) {
-      return texts().ifaceDeny(c.iface, c.dir);
+    if (c.deny.iface != rules::kNoIface && c.deny.iface < t.ifaceCount()) {
+      return t.ifaceDeny(c.deny.iface, c.deny.dir);
     }
     return "no security-group rule allows it";
   }
 
-  std::string whyChanged(const Verdict& v, Reason sr) const {
+  static std::string whyChanged(const ChangeAgg& c) {
+    const Verdict& v = c.v;
     switch (v.reason) {
       case Reason::kAllowTracked:
         return fmt::format(
             "part of tracked connection {}: replies and continuations need no rule in a security "
             "group; judged by rules alone, {}",
-            v.conn_id, ruleOnlyDenial());
+            v.conn_id, ruleOnlyDenial(c));
       case Reason::kAllowRelated:
         return fmt::format(
             "an ICMP error about tracked connection {} passes as related traffic; judged by rules "
             "alone, {}",
-            v.conn_id, ruleOnlyDenial());
+            v.conn_id, ruleOnlyDenial(c));
       case Reason::kDenyInvalid:
         return fmt::format("the TCP state machine rejects it ({}); the rules alone allow it",
                            v.why != nullptr ? v.why : "invalid");
@@ -657,10 +681,10 @@ struct Replay::Impl {
         break;
     }
     if (dataplane::reasonAllows(v.reason)) {
-      return fmt::format("{}; judged by rules alone, {}", texts().describe(v), ruleOnlyDenial());
+      return fmt::format("{}; judged by rules alone, {}", c.texts->describe(v), ruleOnlyDenial(c));
     }
-    return fmt::format("{}; the rules alone give {}", texts().describe(v),
-                       dataplane::reasonCode(sr));
+    return fmt::format("{}; the rules alone give {}", c.texts->describe(v),
+                       dataplane::reasonCode(c.stateless));
   }
 
   // ---- connection records ----
@@ -1047,17 +1071,29 @@ struct Replay::Impl {
       return a.second != b.second ? a.second > b.second : a.first < b.first;
     });
     // Top denied flows: most packets first, then earliest.
-    std::vector<DeniedFlow> all = denied.values();
-    std::sort(all.begin(), all.end(), [](const DeniedFlow& a, const DeniedFlow& b) {
-      return a.packets != b.packets ? a.packets > b.packets : a.first_index < b.first_index;
+    std::vector<const DeniedAgg*> all;
+    for (const auto& d : denied.values())
+      all.push_back(&d);
+    std::sort(all.begin(), all.end(), [](const DeniedAgg* a, const DeniedAgg* b) {
+      return a->packets != b->packets ? a->packets > b->packets : a->first_index < b->first_index;
     });
     if (all.size() > opt.top_flows) all.resize(opt.top_flows);
-    sum.top_denied = std::move(all);
-    std::vector<StatelessChange> ch = changes.values();
-    std::sort(ch.begin(), ch.end(), [](const StatelessChange& a, const StatelessChange& b) {
-      return a.first_index < b.first_index;
+    sum.top_denied.clear();
+    for (const DeniedAgg* d : all) {
+      sum.top_denied.push_back(DeniedFlow{d->key, d->v.reason, d->texts->detail(d->v), d->packets,
+                                          d->bytes, d->first_index});
+    }
+    std::vector<const ChangeAgg*> ch;
+    for (const auto& c : changes.values())
+      ch.push_back(&c);
+    std::sort(ch.begin(), ch.end(), [](const ChangeAgg* a, const ChangeAgg* b) {
+      return a->first_index < b->first_index;
     });
-    sum.changes = std::move(ch);
+    sum.changes.clear();
+    for (const ChangeAgg* c : ch) {
+      sum.changes.push_back(StatelessChange{c->key, c->v.reason, c->stateless, c->packets,
+                                            c->first_index, whyChanged(*c)});
+    }
     std::string e;
     if (!verdicts_out.close(&e)) {
       ok = false;
