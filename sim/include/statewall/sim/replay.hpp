@@ -37,6 +37,32 @@ enum class ConnFormat : uint8_t { kJsonl, kTsv };
 
 inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 
+// --verdicts: one JSON object per line and packet, in input order:
+//   index       1-based position in the input (continuing across trace files)
+//   ts          capture time, seconds since 1970 (6 or 9 decimals, as the file stores them)
+//   proto       "tcp", "udp", "icmp", "icmpv6", another IP protocol's number, "arp" or "non-ip"
+//   src, dst    addresses (absent for non-IP frames)
+//   sport/dport TCP and UDP; icmp_type/icmp_code (and icmp_id for echo) for ICMP and ICMPv6
+//   tcp_flags   e.g. "SA" (F S R P A U E C); fragment {id, offset, more} for IP fragments
+//   direction   "inbound" (to a protected interface), "outbound" (from one), "internal" (both
+//               protected) or "unprotected" (neither)
+//   reply       sent by the connection's responder
+//   verdict     "allow" or "deny"; reason: the codes of DESIGN.md
+//   rule        what decided it: a security-group rule {group, direction, index, text}, an ACL
+//               entry {acl, direction, number ("*" for the default), action, text}, for deny-sg
+//               the interface {interface, direction, groups}; null when nothing did
+//   conn        the engine's connection id (null when none)
+//   tcp_before, tcp_after   TCP state (TCP only)
+//   layer, why  deny-malformed: the layer and what was wrong; why also for TCP INVALID
+//   flags       engine flags: new, reply, tcp-invalid, untracked, control, fragment, mid-stream,
+//               reopened, closed
+//   stateless   {verdict, reason} judged by the rules alone (with --stateless)
+// --connections: one record per connection (or per untracked or denied flow) in Zeek's conn.log
+// vocabulary (ts, uid, id.orig_h/p, id.resp_h/p, proto, duration, orig/resp_bytes, conn_state,
+// history, orig/resp_pkts, orig/resp_ip_bytes; ICMP type and code in the port fields as Zeek
+// logs them) plus end ("closed", "timed-out", "open"), tracked, conn_id, first_reason,
+// opened_by (the rule that allowed the first packet), denied_pkts and icmp_errors (ICMP errors
+// about the connection). A record is written when its connection ends or at the end of the run.
 struct ReplayOptions {
   std::string verdicts_path;     // --verdicts FILE.jsonl
   std::string allowed_path;      // --allowed FILE.pcap
