@@ -9,7 +9,8 @@ namespace {
 
 uint64_t loadBe64(const uint8_t* b) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | b[i];
+  for (int i = 0; i < 8; ++i)
+    v = (v << 8) | b[i];
   return v;
 }
 
@@ -26,7 +27,9 @@ IpAddr IpAddr::fromV4Bytes(const uint8_t* b) {
   return v4((uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3]);
 }
 
-IpAddr IpAddr::fromV6Bytes(const uint8_t* b) { return v6(loadBe64(b), loadBe64(b + 8)); }
+IpAddr IpAddr::fromV6Bytes(const uint8_t* b) {
+  return v6(loadBe64(b), loadBe64(b + 8));
+}
 
 void IpAddr::toV6Bytes(uint8_t* out) const {
   storeBe64(hi, out);
@@ -91,7 +94,9 @@ bool Cidr::contains(const Cidr& o) const {
   return o.family() == family() && o.prefix >= prefix && maskAddr(o.addr, prefix) == addr;
 }
 
-std::string Cidr::str() const { return addr.str() + "/" + std::to_string(prefix); }
+std::string Cidr::str() const {
+  return addr.str() + "/" + std::to_string(prefix);
+}
 
 std::optional<Cidr> Cidr::parse(std::string_view text, bool* had_host_bits) {
   if (had_host_bits) *had_host_bits = false;

@@ -21,12 +21,18 @@ std::string_view directionName(Direction d) {
 
 std::string protoName(int proto) {
   switch (proto) {
-    case kProtoAll: return "all";
-    case kProtoTcp: return "tcp";
-    case kProtoUdp: return "udp";
-    case kProtoIcmp: return "icmp";
-    case kProtoIcmpV6: return "icmpv6";
-    default: return std::to_string(proto);
+    case kProtoAll:
+      return "all";
+    case kProtoTcp:
+      return "tcp";
+    case kProtoUdp:
+      return "udp";
+    case kProtoIcmp:
+      return "icmp";
+    case kProtoIcmpV6:
+      return "icmpv6";
+    default:
+      return std::to_string(proto);
   }
 }
 
@@ -53,9 +59,12 @@ std::string Match::str() const {
 
 std::string Peer::str() const {
   switch (kind) {
-    case PeerKind::kCidr: return cidr.str();
-    case PeerKind::kPrefixList: return "pl:" + name;
-    case PeerKind::kGroup: return "sg:" + name;
+    case PeerKind::kCidr:
+      return cidr.str();
+    case PeerKind::kPrefixList:
+      return "pl:" + name;
+    case PeerKind::kGroup:
+      return "sg:" + name;
   }
   return {};
 }
@@ -76,9 +85,9 @@ std::string AclEntry::str(Direction d) const {
 
 std::string_view timeoutKeyName(TimeoutKey k) {
   static constexpr std::string_view kNames[kTimeoutKeyCount] = {
-      "tcp_syn_sent", "tcp_syn_recv",   "tcp_established", "tcp_fin_wait",
-      "tcp_close_wait", "tcp_last_ack", "tcp_time_wait",   "tcp_close",
-      "udp",          "udp_stream",     "icmp",            "other"};
+      "tcp_syn_sent", "tcp_syn_recv",  "tcp_established", "tcp_fin_wait", "tcp_close_wait",
+      "tcp_last_ack", "tcp_time_wait", "tcp_close",       "udp",          "udp_stream",
+      "icmp",         "other"};
   return kNames[static_cast<size_t>(k)];
 }
 

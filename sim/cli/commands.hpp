@@ -1,6 +1,7 @@
 // The `statewall` subcommands. Each add*Command() registers one CLI11 subcommand on `app`;
 // when that subcommand runs, its callback stores the process exit code in *exit_code
-// (0 success, 1 a negative answer such as an invalid policy or a failed expectation, 2 usage or input error).
+// (0 success, 1 a negative answer such as an invalid policy or a failed expectation, 2 usage or
+// input error).
 #pragma once
 
 #include <CLI/CLI.hpp>

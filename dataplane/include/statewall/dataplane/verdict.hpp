@@ -10,16 +10,16 @@
 namespace statewall::dataplane {
 
 // X(enumerator, code, allows)
-#define STATEWALL_REASONS(X)                    \
-  X(kAllowRule, "allow-rule", true)             \
-  X(kAllowTracked, "allow-tracked", true)       \
-  X(kAllowRelated, "allow-related", true)       \
-  X(kAllowUntracked, "allow-untracked", true)   \
+#define STATEWALL_REASONS(X)                      \
+  X(kAllowRule, "allow-rule", true)               \
+  X(kAllowTracked, "allow-tracked", true)         \
+  X(kAllowRelated, "allow-related", true)         \
+  X(kAllowUntracked, "allow-untracked", true)     \
   X(kAllowUnprotected, "allow-unprotected", true) \
-  X(kDenySg, "deny-sg", false)                  \
-  X(kDenyAcl, "deny-acl", false)                \
-  X(kDenyInvalid, "deny-invalid", false)        \
-  X(kDenyTableFull, "deny-table-full", false)   \
+  X(kDenySg, "deny-sg", false)                    \
+  X(kDenyAcl, "deny-acl", false)                  \
+  X(kDenyInvalid, "deny-invalid", false)          \
+  X(kDenyTableFull, "deny-table-full", false)     \
   X(kDenyMalformed, "deny-malformed", false)
 
 enum class Reason : uint8_t {
@@ -46,8 +46,12 @@ inline constexpr std::array<bool, kReasonCount> kReasonAllows = {
 #undef STATEWALL_REASON_ALLOWS
 };
 
-constexpr std::string_view reasonCode(Reason r) { return kReasonCodes[static_cast<size_t>(r)]; }
-constexpr bool reasonAllows(Reason r) { return kReasonAllows[static_cast<size_t>(r)]; }
+constexpr std::string_view reasonCode(Reason r) {
+  return kReasonCodes[static_cast<size_t>(r)];
+}
+constexpr bool reasonAllows(Reason r) {
+  return kReasonAllows[static_cast<size_t>(r)];
+}
 std::optional<Reason> parseReason(std::string_view code);
 
 }  // namespace statewall::dataplane

@@ -36,8 +36,8 @@ struct IpAddr {
 };
 
 struct Cidr {
-  IpAddr addr;          // canonical: host bits cleared
-  uint8_t prefix = 0;   // 0..32 or 0..128
+  IpAddr addr;         // canonical: host bits cleared
+  uint8_t prefix = 0;  // 0..32 or 0..128
 
   constexpr Family family() const { return addr.family; }
   constexpr unsigned maxPrefix() const { return addr.isV4() ? 32u : 128u; }

@@ -25,8 +25,12 @@ enum class Direction : uint8_t { kInbound = 0, kOutbound = 1 };
 std::string_view directionName(Direction d);  // "inbound" / "outbound"
 
 // Protocol numbers with ports (TCP, UDP) and with type/code (ICMP, ICMPv6).
-constexpr bool protoHasPorts(int p) { return p == kProtoTcp || p == kProtoUdp; }
-constexpr bool protoIsIcmp(int p) { return p == kProtoIcmp || p == kProtoIcmpV6; }
+constexpr bool protoHasPorts(int p) {
+  return p == kProtoTcp || p == kProtoUdp;
+}
+constexpr bool protoIsIcmp(int p) {
+  return p == kProtoIcmp || p == kProtoIcmpV6;
+}
 std::string protoName(int proto);  // "tcp", "udp", "icmp", "icmpv6", "all", or the number
 
 // What a rule matches besides its peer: protocol, then destination ports or ICMP type/code.
@@ -34,7 +38,7 @@ struct Match {
   int proto = kProtoAll;  // kProtoAll or 0..255
   uint16_t port_lo = 0;   // destination port range, inclusive; meaningful when protoHasPorts
   uint16_t port_hi = 65535;
-  int icmp_type = kAny;   // meaningful when protoIsIcmp
+  int icmp_type = kAny;  // meaningful when protoIsIcmp
   int icmp_code = kAny;
 
   bool allPorts() const { return port_lo == 0 && port_hi == 65535; }
@@ -69,8 +73,8 @@ struct SgRule {
 };
 
 struct SecurityGroup {
-  std::string name;         // YAML key, or the AWS GroupName
-  std::string id;           // AWS GroupId (sg-...), empty for YAML
+  std::string name;  // YAML key, or the AWS GroupName
+  std::string id;    // AWS GroupId (sg-...), empty for YAML
   std::string description;
   std::vector<SgRule> inbound;
   std::vector<SgRule> outbound;
@@ -121,8 +125,19 @@ struct PrefixList {
 
 // Idle-timeout classes of DESIGN.md "Idle timeouts". Order is the YAML key order.
 enum class TimeoutKey : uint8_t {
-  kTcpSynSent, kTcpSynRecv, kTcpEstablished, kTcpFinWait, kTcpCloseWait, kTcpLastAck,
-  kTcpTimeWait, kTcpClose, kUdp, kUdpStream, kIcmp, kOther, kCount
+  kTcpSynSent,
+  kTcpSynRecv,
+  kTcpEstablished,
+  kTcpFinWait,
+  kTcpCloseWait,
+  kTcpLastAck,
+  kTcpTimeWait,
+  kTcpClose,
+  kUdp,
+  kUdpStream,
+  kIcmp,
+  kOther,
+  kCount
 };
 inline constexpr size_t kTimeoutKeyCount = static_cast<size_t>(TimeoutKey::kCount);
 std::string_view timeoutKeyName(TimeoutKey k);  // "tcp_syn_sent", ...
@@ -143,8 +158,8 @@ struct Timeouts {
 struct Policy {
   std::vector<std::string> files;  // the input files, in order
   Timeouts timeouts = Timeouts::defaults(TimeoutProfile::kAws);
-  bool unprotected_allow = true;   // `unprotected: allow|deny`
-  bool strict = false;             // `strict: true`: INVALID TCP packets are denied (deny-invalid)
+  bool unprotected_allow = true;  // `unprotected: allow|deny`
+  bool strict = false;            // `strict: true`: INVALID TCP packets are denied (deny-invalid)
   std::vector<PrefixList> prefix_lists;
   std::vector<SecurityGroup> groups;
   std::vector<NetworkAcl> acls;
