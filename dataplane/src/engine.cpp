@@ -202,7 +202,6 @@ struct Engine::Impl {
   std::vector<Worker::State*> workers;  // index = slot; nullptr when free
   // Counters of workers that have gone away, so that totals never go backwards.
   Counters departed;
-  std::unique_ptr<PolicyNode> current_owner;
 
   uint64_t sweep_interval_ns = 0;  // between two sweep slices of one worker
 
@@ -612,7 +611,6 @@ void Decider::decideIcmpError(const ParsedPacket& p, Verdict* v) {
   rules::Evaluation ev;
   if (q.present && q.has_l4) {
     uint16_t sp = q.sport, dp = q.dport;
-    bool known = true;
     if (q.proto == kIpProtoIcmp || q.proto == kIpProtoIcmpv6) {
       sp = dp = q.icmp_id;
     } else if (q.proto != kIpProtoTcp && q.proto != kIpProtoUdp) {
@@ -642,7 +640,7 @@ void Decider::decideIcmpError(const ParsedPacket& p, Verdict* v) {
       makeKey6(q.src, q.dst, sp, dp, q.proto, &k, &lo_to_hi);
       check(impl.table6, k, impl.table6.hashOf(k));
     }
-    if (known && tracked) {
+    if (tracked) {
       rules::evaluate(pol, f, rules::EvalMode::kAclOnly, &ev);
       hitRules(ev);
       if (!ev.allowed) {
