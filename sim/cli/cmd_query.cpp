@@ -19,6 +19,7 @@
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/loader.hpp"
+#include "statewall/sim/flow_text.hpp"
 
 namespace statewall::cli {
 namespace {
@@ -40,18 +41,6 @@ constexpr uint16_t kDefaultSourcePort = 49152;
 
 // ---- flow syntax ----
 
-bool parseNumber(std::string_view s, unsigned max, unsigned* out) {
-  if (s.empty() || s.size() > 5) return false;
-  unsigned v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (v > max) return false;
-  *out = v;
-  return true;
-}
-
 struct Endpoint {
   IpAddr addr;
   std::optional<uint16_t> port;
@@ -59,49 +48,26 @@ struct Endpoint {
 };
 
 std::optional<Endpoint> parseEndpoint(std::string_view s, std::string* err) {
+  const auto e = sim::splitEndpoint(s, err);
+  if (!e) return std::nullopt;
   Endpoint ep;
-  std::string_view addr = s;
-  std::string_view port;
-  bool has_port = false;
-  if (!s.empty() && s.front() == '[') {
-    const size_t close = s.find(']');
-    if (close == std::string_view::npos) {
-      *err = fmt::format("'{}': missing ']' after an IPv6 address", s);
-      return std::nullopt;
-    }
-    addr = s.substr(1, close - 1);
-    ep.bracketed = true;
-    std::string_view rest = s.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') {
-        *err = fmt::format("'{}': expected ':PORT' after ']'", s);
-        return std::nullopt;
-      }
-      port = rest.substr(1);
-      has_port = true;
-    }
-  } else if (std::count(s.begin(), s.end(), ':') == 1) {
-    const size_t colon = s.find(':');
-    addr = s.substr(0, colon);
-    port = s.substr(colon + 1);
-    has_port = true;
-  }
-  auto a = IpAddr::parse(addr);
+  ep.bracketed = e->bracketed;
+  auto a = IpAddr::parse(e->host);
   if (!a) {
-    *err = fmt::format("'{}' is not an IPv4 or IPv6 address{}", addr,
-                       std::count(s.begin(), s.end(), ':') > 1 && s.front() != '['
+    *err = fmt::format("'{}' is not an IPv4 or IPv6 address{}", e->host,
+                       std::count(s.begin(), s.end(), ':') > 1 && !e->bracketed
                            ? " (write IPv6 addresses with a port in brackets: [2001:db8::1]:443)"
                            : "");
     return std::nullopt;
   }
-  if (s.front() == '[' && a->isV4()) {
+  if (e->bracketed && a->isV4()) {
     *err = fmt::format("'{}': brackets are for IPv6 addresses", s);
     return std::nullopt;
   }
   ep.addr = *a;
-  if (has_port) {
-    unsigned p = 0;
-    if (!parseNumber(port, 65535, &p)) {
+  if (e->has_port) {
+    uint64_t p = 0;
+    if (!sim::parseDecimal(e->port, 65535, &p)) {
       *err = fmt::format("'{}': the port must be a number 0..65535", s);
       return std::nullopt;
     }
@@ -112,44 +78,14 @@ std::optional<Endpoint> parseEndpoint(std::string_view s, std::string* err) {
 
 // PROTO SRC[:PORT] -> DST[:PORT] [type=T[,code=C]]
 std::optional<Flow5> parseFlow(const std::string& text, std::string* err) {
-  std::string spaced;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text.compare(i, 2, "->") == 0) {
-      spaced += " -> ";
-      ++i;
-    } else {
-      spaced += text[i] == ',' ? ' ' : text[i];
-    }
-  }
-  std::vector<std::string> tok;
-  size_t i = 0;
-  while (i < spaced.size()) {
-    while (i < spaced.size() && std::isspace(static_cast<unsigned char>(spaced[i])))
-      ++i;
-    size_t j = i;
-    while (j < spaced.size() && !std::isspace(static_cast<unsigned char>(spaced[j])))
-      ++j;
-    if (j > i) tok.push_back(spaced.substr(i, j - i));
-    i = j;
-  }
-  if (tok.size() < 4 || tok[2] != "->") {
-    *err =
-        "expected 'PROTO SRC[:PORT] -> DST[:PORT]', e.g. 'tcp 198.51.100.7:50000 -> 10.0.1.10:443'";
-    return std::nullopt;
-  }
+  auto words = sim::splitFlow(text, err);
+  if (!words) return std::nullopt;
+  std::vector<std::string> tok = {words->proto, words->src, "->", words->dst};
+  tok.insert(tok.end(), words->rest.begin(), words->rest.end());
   Flow5 f;
   const std::string& proto = tok[0];
-  unsigned num = 0;
-  if (proto == "tcp") {
-    f.proto = rules::kProtoTcp;
-  } else if (proto == "udp") {
-    f.proto = rules::kProtoUdp;
-  } else if (proto == "icmp") {
-    f.proto = rules::kProtoIcmp;
-  } else if (proto == "icmpv6" || proto == "icmp6") {
-    f.proto = rules::kProtoIcmpV6;
-  } else if (parseNumber(proto, 255, &num)) {
-    f.proto = static_cast<uint8_t>(num);
+  if (auto n = sim::parseProtocol(proto)) {
+    f.proto = *n;
   } else {
     *err = fmt::format("unknown protocol '{}': expected tcp, udp, icmp, icmpv6 or a number 0..255",
                        proto);
@@ -194,7 +130,7 @@ std::optional<Flow5> parseFlow(const std::string& text, std::string* err) {
     const std::string& t = tok[k];
     const size_t eq = t.find('=');
     const std::string key = t.substr(0, eq);
-    unsigned v = 0;
+    uint64_t v = 0;
     if (eq == std::string::npos || (key != "type" && key != "code")) {
       *err = fmt::format(
           "unexpected '{}': after the destination only type=T,code=C (ICMP) may follow", t);
@@ -204,7 +140,7 @@ std::optional<Flow5> parseFlow(const std::string& text, std::string* err) {
       *err = fmt::format("'{}': type and code apply to icmp and icmpv6 only", t);
       return std::nullopt;
     }
-    if (!parseNumber(std::string_view(t).substr(eq + 1), 255, &v)) {
+    if (!sim::parseDecimal(std::string_view(t).substr(eq + 1), 255, &v)) {
       *err = fmt::format("'{}': {} must be a number 0..255", t, key);
       return std::nullopt;
     }

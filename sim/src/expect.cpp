@@ -4,76 +4,34 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
 
+#include "statewall/sim/flow_text.hpp"
+
 namespace statewall::sim {
 namespace {
 
 using dataplane::Reason;
 
-bool parseU64(std::string_view s, uint64_t* out) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-bool parsePortRange(std::string_view s, uint16_t* lo, uint16_t* hi) {
-  if (s == "*") {
-    *lo = 0;
-    *hi = 65535;
-    return true;
-  }
-  size_t dash = s.find('-');
-  uint64_t a = 0, b = 0;
-  if (dash == std::string_view::npos) {
-    if (!parseU64(s, &a)) return false;
-    b = a;
-  } else if (!parseU64(s.substr(0, dash), &a) || !parseU64(s.substr(dash + 1), &b)) {
-    return false;
-  }
-  if (a > 65535 || b > 65535 || a > b) return false;
-  *lo = static_cast<uint16_t>(a);
-  *hi = static_cast<uint16_t>(b);
-  return true;
-}
-
 // "*", "*:443", "10.0.0.0/8", "10.0.1.10:443", "[2001:db8::/32]:1024-65535", "2001:db8::1".
 bool parseSide(std::string_view s, std::optional<rules::Cidr>* cidr, uint16_t* lo, uint16_t* hi,
                bool* has_port) {
-  std::string_view host = s, port;
-  *has_port = false;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos) return false;
-    host = s.substr(1, close - 1);
-    std::string_view rest = s.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return false;
-      port = rest.substr(1);
-      *has_port = true;
-    }
-  } else {
-    size_t colons = static_cast<size_t>(std::count(s.begin(), s.end(), ':'));
-    if (colons == 1) {
-      size_t c = s.find(':');
-      host = s.substr(0, c);
-      port = s.substr(c + 1);
-      *has_port = true;
-    }
-  }
-  if (host == "*") {
+  std::string ignored;
+  const auto e = splitEndpoint(s, &ignored);
+  if (!e) return false;
+  *has_port = e->has_port;
+  if (e->host == "*") {
     cidr->reset();
   } else {
-    auto c = rules::Cidr::parse(host);
+    auto c = rules::Cidr::parse(e->host);
     if (!c) return false;
     *cidr = *c;
   }
-  if (*has_port) return parsePortRange(port, lo, hi);
+  if (e->has_port) return parsePortRange(e->port, lo, hi);
   *lo = 0;
   *hi = 65535;
   return true;
@@ -105,32 +63,24 @@ bool FlowPattern::matches(uint8_t p, const rules::IpAddr& s, const rules::IpAddr
 }
 
 std::optional<FlowPattern> parseFlowPattern(std::string_view text, std::string* err) {
-  std::istringstream in{std::string(text)};
-  std::vector<std::string> tok;
-  for (std::string t; in >> t;)
-    tok.push_back(t);
   FlowPattern f;
   f.text = std::string(text);
   auto fail = [&](std::string msg) -> std::optional<FlowPattern> {
     *err = fmt::format("flow pattern '{}': {}", text, msg);
     return std::nullopt;
   };
-  if (tok.size() < 4 || tok[2] != "->") return fail("expected PROTO SRC -> DST");
+  std::string werr;
+  auto words = splitFlow(text, &werr);
+  if (!words) return fail("expected PROTO SRC -> DST");
+  std::vector<std::string> tok = {words->proto, words->src, "->", words->dst};
+  tok.insert(tok.end(), words->rest.begin(), words->rest.end());
   const std::string& p = tok[0];
   if (p == "*" || p == "all" || p == "any") {
     f.proto = -1;
-  } else if (p == "tcp") {
-    f.proto = dataplane::kIpProtoTcp;
-  } else if (p == "udp") {
-    f.proto = dataplane::kIpProtoUdp;
-  } else if (p == "icmp") {
-    f.proto = dataplane::kIpProtoIcmp;
-  } else if (p == "icmpv6") {
-    f.proto = dataplane::kIpProtoIcmpv6;
+  } else if (auto n = parseProtocol(p)) {
+    f.proto = *n;
   } else {
-    uint64_t n = 0;
-    if (!parseU64(p, &n) || n > 255) return fail("unknown protocol '" + p + "'");
-    f.proto = static_cast<int>(n);
+    return fail("unknown protocol '" + p + "'");
   }
   bool sp = false, dp = false;
   if (!parseSide(tok[1], &f.src, &f.sport_lo, &f.sport_hi, &sp)) {
@@ -152,7 +102,7 @@ std::optional<FlowPattern> parseFlowPattern(std::string_view text, std::string* 
     std::string k = tok[i].substr(0, eq == std::string::npos ? tok[i].size() : eq);
     uint64_t n = 0;
     if (!icmp || eq == std::string::npos || (k != "type" && k != "code") ||
-        !parseU64(std::string_view(tok[i]).substr(eq + 1), &n) || n > 255) {
+        !parseDecimal(std::string_view(tok[i]).substr(eq + 1), 255, &n)) {
       return fail("unexpected '" + tok[i] + "' (icmp patterns take type=N code=N)");
     }
     (k == "type" ? f.icmp_type : f.icmp_code) = static_cast<int>(n);
@@ -267,9 +217,9 @@ std::optional<Expectations> Expectations::parseYaml(const std::string& name,
         size_t dash = s.find('-');
         uint64_t a = 0, b = 0;
         bool ok = dash == std::string::npos
-                      ? parseU64(s, &a) && (b = a, true)
-                      : parseU64(std::string_view(s).substr(0, dash), &a) &&
-                            parseU64(std::string_view(s).substr(dash + 1), &b);
+                      ? parseDecimal(s, UINT64_MAX, &a) && (b = a, true)
+                      : parseDecimal(std::string_view(s).substr(0, dash), UINT64_MAX, &a) &&
+                            parseDecimal(std::string_view(s).substr(dash + 1), UINT64_MAX, &b);
         if (!ok || a == 0 || a > b) {
           return fail(v, key + ": expected a 1-based index or FIRST-LAST, got '" + s + "'");
         }
@@ -318,7 +268,8 @@ std::optional<Expectations> Expectations::parseYaml(const std::string& name,
         }
       } else if (key == "count") {
         uint64_t n = 0;
-        if (!scalar(&s) || !parseU64(s, &n)) return fail(v, "count: expected a number");
+        if (!scalar(&s) || !parseDecimal(s, UINT64_MAX, &n))
+          return fail(v, "count: expected a number");
         e.count = n;
       } else {
         return fail(key_node, "unknown key '" + key +

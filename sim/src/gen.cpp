@@ -1,7 +1,6 @@
 #include "statewall/sim/gen.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <queue>
 #include <sstream>
@@ -9,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "statewall/dataplane/packet_builder.hpp"
+#include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/pcap_io.hpp"
 
 namespace statewall::sim {
@@ -334,21 +334,15 @@ void buildScript(Flow& f, Rng& rng) {
 
 // ---- Explicit flow specs ----
 
-bool parseU64(std::string_view s, uint64_t* out) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 bool parseSeconds(std::string_view s, uint64_t* ns) {
   // "12", "1.5", "0.000250": decimal seconds, parsed exactly (no floating point).
   size_t dot = s.find('.');
   uint64_t whole = 0, frac = 0;
   std::string_view w = s.substr(0, dot);
-  if (!w.empty() && !parseU64(w, &whole)) return false;
+  if (!w.empty() && !parseDecimal(w, UINT64_MAX, &whole)) return false;
   if (dot != std::string_view::npos) {
     std::string_view f = s.substr(dot + 1);
-    if (f.empty() || f.size() > 9 || !parseU64(f, &frac)) return false;
+    if (f.empty() || f.size() > 9 || !parseDecimal(f, UINT64_MAX, &frac)) return false;
     for (size_t i = f.size(); i < 9; ++i)
       frac *= 10;
   } else if (w.empty()) {
@@ -371,31 +365,17 @@ bool parseMillis(std::string_view s, uint32_t* us) {
 
 // "A:P", "[V6]:P", "A" (port 0 and has_port false), "V6".
 bool parseEndpoint(std::string_view s, IpAddr* addr, uint16_t* port, bool* has_port) {
-  std::string_view host = s, p;
-  *has_port = false;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos) return false;
-    host = s.substr(1, close - 1);
-    std::string_view rest = s.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return false;
-      p = rest.substr(1);
-      *has_port = true;
-    }
-  } else if (std::count(s.begin(), s.end(), ':') == 1) {
-    size_t colon = s.find(':');
-    host = s.substr(0, colon);
-    p = s.substr(colon + 1);
-    *has_port = true;
-  }
-  auto a = IpAddr::parse(host);
+  std::string ignored;
+  const auto e = splitEndpoint(s, &ignored);
+  if (!e) return false;
+  auto a = IpAddr::parse(e->host);
   if (!a) return false;
   *addr = *a;
+  *has_port = e->has_port;
   *port = 0;
-  if (*has_port) {
+  if (e->has_port) {
     uint64_t v = 0;
-    if (!parseU64(p, &v) || v > 65535) return false;
+    if (!parseDecimal(e->port, 65535, &v)) return false;
     *port = static_cast<uint16_t>(v);
   }
   return true;
@@ -491,17 +471,15 @@ std::optional<std::vector<double>> parseMix(const std::string& text, std::string
 }
 
 std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err) {
-  std::istringstream in(text);
-  std::vector<std::string> tok;
-  for (std::string t; in >> t;)
-    tok.push_back(t);
   auto fail = [&](std::string msg) -> std::optional<FlowPlan> {
     *err = fmt::format("flow '{}': {}", text, msg);
     return std::nullopt;
   };
-  if (tok.size() < 4 || tok[2] != "->") {
-    return fail("expected KIND SRC -> DST [key=value ...]");
-  }
+  std::string werr;
+  auto words = splitFlow(text, &werr);
+  if (!words) return fail("expected KIND SRC -> DST [key=value ...]");
+  std::vector<std::string> tok = {words->proto, words->src, "->", words->dst};
+  tok.insert(tok.end(), words->rest.begin(), words->rest.end());
   FlowPlan p;
   const std::string& kind = tok[0];
   bool src_port = false, dst_port = false;
@@ -554,7 +532,7 @@ std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err)
     if (eq == std::string::npos) return fail("expected key=value, got '" + kv + "'");
     std::string_view k(kv.data(), eq), v(kv.data() + eq + 1, kv.size() - eq - 1);
     uint64_t n = 0;
-    auto num = [&](uint64_t max) { return parseU64(v, &n) && n <= max; };
+    auto num = [&](uint64_t max) { return parseDecimal(v, max, &n); };
     auto bad = [&]() { return fail(fmt::format("bad value for {}: '{}'", k, v)); };
     if (k == "at") {
       if (!parseSeconds(v, &p.start_ns)) return bad();
@@ -594,17 +572,10 @@ std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err)
       if (!num(100000000) || n == 0) return bad();
       p.flood_pps = static_cast<uint32_t>(n);
     } else if (k == "ports" && p.kind == Scenario::kScan) {
-      size_t dash = v.find('-');
-      uint64_t lo = 0, hi = 0;
-      if (dash == std::string_view::npos) {
-        if (!parseU64(v, &lo)) return bad();
-        hi = lo;
-      } else if (!parseU64(v.substr(0, dash), &lo) || !parseU64(v.substr(dash + 1), &hi)) {
-        return bad();
-      }
-      if (lo == 0 || hi > 65535 || lo > hi) return bad();
-      p.port_lo = static_cast<uint16_t>(lo);
-      p.port_hi = static_cast<uint16_t>(hi);
+      uint16_t lo = 0, hi = 0;
+      if (!parsePortRange(v, &lo, &hi) || lo == 0) return bad();
+      p.port_lo = lo;
+      p.port_hi = hi;
     } else if (k == "end" && p.kind == Scenario::kTcp) {
       if (v == "fin") {
         p.end = TcpEnd::kFin;

@@ -1,0 +1,115 @@
+#include "statewall/sim/flow_text.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace statewall::sim {
+
+bool parseDecimal(std::string_view s, uint64_t max, uint64_t* out) {
+  // 20 digits overflow uint64_t; nothing we parse needs more than 19.
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > max) return false;
+  *out = v;
+  return true;
+}
+
+bool parsePortRange(std::string_view s, uint16_t* lo, uint16_t* hi) {
+  if (s == "*") {
+    *lo = 0;
+    *hi = 65535;
+    return true;
+  }
+  const size_t dash = s.find('-');
+  uint64_t a = 0, b = 0;
+  if (dash == std::string_view::npos) {
+    if (!parseDecimal(s, 65535, &a)) return false;
+    b = a;
+  } else if (!parseDecimal(s.substr(0, dash), 65535, &a) ||
+             !parseDecimal(s.substr(dash + 1), 65535, &b) || a > b) {
+    return false;
+  }
+  *lo = static_cast<uint16_t>(a);
+  *hi = static_cast<uint16_t>(b);
+  return true;
+}
+
+std::optional<uint8_t> parseProtocol(std::string_view s) {
+  if (s == "tcp") return 6;
+  if (s == "udp") return 17;
+  if (s == "icmp") return 1;
+  if (s == "icmpv6" || s == "icmp6") return 58;
+  uint64_t n = 0;
+  if (parseDecimal(s, 255, &n)) return static_cast<uint8_t>(n);
+  return std::nullopt;
+}
+
+std::optional<EndpointText> splitEndpoint(std::string_view s, std::string* err) {
+  EndpointText e;
+  e.host = s;
+  if (!s.empty() && s.front() == '[') {
+    const size_t close = s.find(']');
+    if (close == std::string_view::npos) {
+      *err = fmt::format("'{}': missing ']' after an IPv6 address", s);
+      return std::nullopt;
+    }
+    e.host = s.substr(1, close - 1);
+    e.bracketed = true;
+    const std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        *err = fmt::format("'{}': expected ':PORT' after ']'", s);
+        return std::nullopt;
+      }
+      e.port = rest.substr(1);
+      e.has_port = true;
+    }
+  } else if (std::count(s.begin(), s.end(), ':') == 1) {
+    const size_t colon = s.find(':');
+    e.host = s.substr(0, colon);
+    e.port = s.substr(colon + 1);
+    e.has_port = true;
+  }
+  return e;
+}
+
+std::optional<FlowWords> splitFlow(std::string_view text, std::string* err) {
+  std::vector<std::string> tok;
+  std::string cur;
+  auto flush = [&] {
+    if (!cur.empty()) tok.push_back(std::move(cur));
+    cur.clear();
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '-' && i + 1 < text.size() && text[i + 1] == '>') {
+      flush();
+      tok.emplace_back("->");
+      ++i;
+    } else if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
+      flush();
+    } else {
+      cur.push_back(c);
+    }
+  }
+  flush();
+  if (tok.size() < 4 || tok[2] != "->") {
+    *err =
+        "expected 'PROTO SRC[:PORT] -> DST[:PORT]', e.g. 'tcp 198.51.100.7:50000 -> 10.0.1.10:443'";
+    return std::nullopt;
+  }
+  FlowWords w;
+  w.proto = std::move(tok[0]);
+  w.src = std::move(tok[1]);
+  w.dst = std::move(tok[3]);
+  w.rest.assign(std::make_move_iterator(tok.begin() + 4), std::make_move_iterator(tok.end()));
+  return w;
+}
+
+}  // namespace statewall::sim
