@@ -1,7 +1,6 @@
 // Runs the built `statewall` binary: `lint` and `diff` (with and without a trace) on the
 // examples and on edited copies of them; exit codes, text and --json.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,25 +14,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/run_command.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kBinary = STATEWALL_BINARY_DIR "/sim/statewall";
 const std::string kExamples = STATEWALL_EXAMPLES_DIR;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s)
-    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+using Result = statewall::testing::CommandResult;
 
 std::string readFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -56,25 +45,7 @@ class LintDiffCli : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   Result run(const std::vector<std::string>& args) {
-    std::string cmd = quote(kBinary);
-    for (const auto& a : args)
-      cmd += " " + quote(a);
-    const std::string err_file = dir_ + "/stderr";
-    cmd += " 2>" + quote(err_file);
-    Result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) {
-      ADD_FAILURE() << "popen failed";
-      return r;
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-      r.out.append(buf, n);
-    const int status = pclose(p);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.err = readFile(err_file);
-    return r;
+    return statewall::testing::runStatewall(args);
   }
 
   std::string write(const std::string& name, const std::string& text) {
