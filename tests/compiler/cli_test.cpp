@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/run_command.hpp"
+#include "common/cli_fixture.hpp"
 
 namespace {
 
@@ -22,33 +22,9 @@ const std::string kExamples = STATEWALL_EXAMPLES_DIR;
 
 using Result = statewall::testing::CommandResult;
 
-class Cli : public ::testing::Test {
+class Cli : public statewall::testing::CliTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/statewall-cli-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  Result run(const std::vector<std::string>& args) {
-    return statewall::testing::runStatewall(args);
-  }
-
-  std::string write(const std::string& name, const std::string& text) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path) << text;
-    return path;
-  }
-
   static std::string yaml() { return kExamples + "/three-tier.yaml"; }
-  static std::vector<std::string> awsFiles() {
-    std::vector<std::string> files;
-    for (const char* f : {"security-groups.json", "network-acls.json", "network-interfaces.json",
-                          "subnets.json", "prefix-lists.json"})
-      files.push_back(kExamples + "/aws/" + f);
-    return files;
-  }
   static std::vector<std::string> awsPolicyArgs() {
     std::vector<std::string> args;
     for (const auto& f : awsFiles()) {
@@ -57,8 +33,6 @@ class Cli : public ::testing::Test {
     }
     return args;
   }
-
-  std::string dir_;
 };
 
 TEST_F(Cli, CheckValidYaml) {

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/run_command.hpp"
+#include "common/cli_fixture.hpp"
 
 namespace {
 
@@ -24,36 +24,12 @@ const std::string kExamples = STATEWALL_EXAMPLES_DIR;
 
 using Result = statewall::testing::CommandResult;
 
-std::string readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 bool has(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
-class LintDiffCli : public ::testing::Test {
+class LintDiffCli : public statewall::testing::CliTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/statewall-lint-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  Result run(const std::vector<std::string>& args) {
-    return statewall::testing::runStatewall(args);
-  }
-
-  std::string write(const std::string& name, const std::string& text) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path) << text;
-    return path;
-  }
-
   // A copy of the example policy with one piece of text replaced.
   std::string edited(const std::string& name, const std::string& from, const std::string& to) {
     std::string text = readFile(yaml());
@@ -65,13 +41,6 @@ class LintDiffCli : public ::testing::Test {
 
   static std::string yaml() { return kExamples + "/three-tier.yaml"; }
   static std::string trace() { return kExamples + "/three-tier.pcap"; }
-  static std::vector<std::string> awsFiles() {
-    std::vector<std::string> files;
-    for (const char* f : {"security-groups.json", "network-acls.json", "network-interfaces.json",
-                          "subnets.json", "prefix-lists.json"})
-      files.push_back(kExamples + "/aws/" + f);
-    return files;
-  }
 
   // The db tier's PostgreSQL rule moved to another port: the app tier's tracked connection in
   // the example trace breaks.
@@ -97,8 +66,6 @@ class LintDiffCli : public ::testing::Test {
         "anywhere}\n      - {proto: tcp, ports: 443, from: [\"::/0\", 0.0.0.0/0], description: "
         "HTTPS from anywhere}\n");
   }
-
-  std::string dir_;
 };
 
 // ---- lint ----
