@@ -68,6 +68,7 @@ struct PolicyNode {
   std::unique_ptr<std::atomic<uint64_t>[]> rule_hits;  // [kMaxWorkers][n_rules]
   std::unique_ptr<std::atomic<uint64_t>[]> acl_hits;   // [kMaxWorkers][n_acl]
   std::array<uint64_t, rules::kTimeoutKeyCount> timeout_ns{};
+  std::array<uint64_t, kTcpStateCount> tcp_timeout_ns{};  // timeout(tcpTimeoutKey(state))
   bool strict = false;
   bool unprotected_allow = true;
 
@@ -86,6 +87,8 @@ std::unique_ptr<PolicyNode> makeNode(rules::CompiledPolicyPtr p, uint64_t versio
       std::make_unique<std::atomic<uint64_t>[]>(kMaxWorkers * std::max<size_t>(n->n_acl, 1));
   for (size_t k = 0; k < rules::kTimeoutKeyCount; ++k)
     n->timeout_ns[k] = uint64_t{p->timeouts().seconds[k]} * kNsPerSec;
+  for (size_t st = 0; st < kTcpStateCount; ++st)
+    n->tcp_timeout_ns[st] = n->timeout(tcpTimeoutKey(static_cast<TcpState>(st)));
   n->strict = p->strict();
   n->unprotected_allow = p->unprotectedAllow();
   n->policy = std::move(p);
@@ -372,40 +375,113 @@ struct Decider {
     return ev.allowed && ev.untracked;
   }
 
-  TimeoutKey timeoutKeyOf(ConnKind kind, const ConnValue& val, uint32_t meta) const {
+  // The idle timeout of a connection after a packet; for TCP, tcp_state is the state the
+  // packet left it in (the tracker's result).
+  uint64_t timeoutOf(ConnKind kind, TcpState tcp_state, uint32_t meta) const {
     switch (kind) {
       case ConnKind::kTcp:
-        return tcpTimeoutKey(val.tcp.state());
+        return node.tcp_timeout_ns[static_cast<size_t>(tcp_state)];
       case ConnKind::kUdp:
-        return (meta & kStream) ? TimeoutKey::kUdpStream : TimeoutKey::kUdp;
+        return node.timeout((meta & kStream) ? TimeoutKey::kUdpStream : TimeoutKey::kUdp);
       case ConnKind::kIcmpEcho:
-        return TimeoutKey::kIcmp;
+        return node.timeout(TimeoutKey::kIcmp);
       default:
-        return TimeoutKey::kOther;
+        return node.timeout(TimeoutKey::kOther);
     }
   }
 
+  // first_attempt > 0: the fast path below handed the packet on after its entry died.
   template <class Table, class Key>
   void decideIp(Table& table, typename Table::Entry* e, const Key& key, uint64_t hash,
                 bool pkt_lo_to_hi, const ParsedPacket& p, const KeyPorts& kp, uint32_t len,
-                Verdict* v);
+                Verdict* v, int first_attempt = 0);
+
+  // The fast path of established TCP: an in-window ACK (TcpConnState::trackEstablishedAck) of a
+  // connection whose entry is live and current for this policy, that its tracking helps on a
+  // side that needs it and no other side needs its rules, with no network ACL on its path. It
+  // is decideIp() for that packet, step for step (the same loads, the same writes in the same
+  // order, the same verdict), without the general machinery. Returns false, having written
+  // nothing, for any other packet: decideIp() then decides it. tests/engine check that the two
+  // agree.
+  template <int kDir>
+  bool establishedTcp(Table4::Entry* e, uint32_t meta, const ParsedPacket& p, Verdict* v) {
+    constexpr bool from_orig = kDir == 0;
+    constexpr uint32_t src_prot = from_orig ? kOrigProtected : kRespProtected;
+    constexpr uint32_t dst_prot = from_orig ? kRespProtected : kOrigProtected;
+    constexpr uint32_t src_trk = from_orig ? kOrigTracked : kRespTracked;
+    constexpr uint32_t dst_trk = from_orig ? kRespTracked : kOrigTracked;
+    // decideIp(): need_src and need_dst false, no ACL on the path, tracked_help true.
+    const bool src_ok = (meta & src_prot) == 0 || (meta & src_trk) != 0;
+    const bool dst_ok = (meta & dst_prot) == 0 || (meta & dst_trk) != 0;
+    const bool helps =
+        ((meta & src_prot) && (meta & src_trk)) || ((meta & dst_prot) && (meta & dst_trk));
+    if (!src_ok || !dst_ok || !helps || (meta & kAclOnPath) != 0) return false;
+    ConnValue& val = e->value;
+    TcpResult r;
+    if (!val.tcp.trackEstablishedAck<kDir>(segmentOf(p), &r)) return false;
+    v->conn_id = connIdOf(impl.table4, e);
+    if (!from_orig) v->flags |= kFlagReply;
+    v->tcp_before = r.before;
+    v->tcp_after = r.after;
+    v->reason = Reason::kAllowTracked;
+    v->rule = val.opened_by.load(std::memory_order_relaxed);
+    if (!from_orig && !(meta & kReplied)) val.meta.fetch_or(kReplied, std::memory_order_acq_rel);
+    return true;
+  }
 
   void decideIcmpError(const ParsedPacket& p, Verdict* v);
-  void decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Table4::Entry* prefetched,
-              const FlowKey4* k4, uint64_t h4, Verdict* v);
+  void decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Verdict* v);
+
+  // A packet the burst's parse loop gave an IPv4 flow key, looked up in bulk (e: the lookup's
+  // result, null for a miss): an IP packet that is not malformed, not an ICMP error and not a
+  // later fragment, of a connection kind. decide() would reach decideIp() for it.
+  void decideV4(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Table4::Entry* e,
+                const FlowKey4& k, uint64_t h, Verdict* v) {
+    // A miss is looked up again: an earlier packet of the burst may have created the connection.
+    if (e == nullptr) e = impl.table4.find(k, h, now);
+    if (e != nullptr && kp.kind == ConnKind::kTcp && !p.is_fragment && e->expiresNs() != 0 &&
+        impl.config.fast_paths) {
+      const uint32_t meta = e->value.meta.load(std::memory_order_acquire);
+      if ((meta >> kGenShift) == node.gen &&
+          (e->fromOriginator(k.loToHi()) ? establishedTcp<0>(e, meta, p, v)
+                                         : establishedTcp<1>(e, meta, p, v))) {
+        if (impl.table4.refresh(
+                e, now + node.tcp_timeout_ns[static_cast<size_t>(TcpState::kEstablished)])) {
+          return;
+        }
+        // The entry died after the lookup (timed out and swept): as decideIp() does, start
+        // over without it.
+        v->flags &= static_cast<uint16_t>(~kFlagReply);
+        v->conn_id = 0;
+        decideIp(impl.table4, impl.table4.find(k, h, now), k, h, k.loToHi(), p, kp, len, v, 1);
+        return;
+      }
+    }
+    decideIp(impl.table4, e, k, h, k.loToHi(), p, kp, len, v);
+    if (p.is_fragment) rememberFragment(p, *v);
+  }
+
+  // A first fragment: remember its verdict for the rest of the datagram.
+  void rememberFragment(const ParsedPacket& p, const Verdict& v) {
+    FragmentRecord rec{v.reason, v.flags, v.rule, v.conn_id};
+    if (!v.allowed()) {
+      rec.rule = uint32_t{v.deny_iface} | (static_cast<uint32_t>(v.deny_dir) << 16);
+      rec.conn_id = v.acl_entry;
+    }
+    impl.fragments.remember(fragmentTag(p), now + kFragmentLifetimeNs, rec);
+  }
 };
 
 // Decides a TCP/UDP/ICMP-echo/other-protocol packet given its table lookup (e may be null or dead).
 template <class Table, class Key>
 void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, uint64_t hash,
                        bool pkt_lo_to_hi, const ParsedPacket& p, const KeyPorts& kp,
-                       uint32_t /*len*/, Verdict* v) {
-  const rules::Flow5 f = flowOf(p);
+                       uint32_t /*len*/, Verdict* v, int first_attempt) {
   // The worker's scratch: evaluate() writes the fields it uses, so the tracked fast path, which
   // evaluates nothing, pays nothing for it.
   rules::Evaluation& ev = w.ev;
   // At most: a stale or reopened entry, then an insert race lost to another worker.
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  for (int attempt = first_attempt; attempt < 3; ++attempt) {
     // A bulk-lookup hit may have been killed since by an earlier packet of the burst (a SYN
     // reopening TIME_WAIT) or by the sweep: look again rather than use a dead entry.
     if (e != nullptr && e->expiresNs() == 0) e = table.find(key, hash, now);
@@ -421,11 +497,15 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
 
       // TCP: the state machine first. An INVALID packet gets no help from its connection.
       bool invalid = false;
+      TcpState tcp_after = TcpState::kNone;
       if (kp.kind == ConnKind::kTcp) {
-        TcpResult r = val.tcp.track(from_orig ? TcpDir::kOriginal : TcpDir::kReply, segmentOf(p),
-                                    (meta & kMidStream) != 0);
+        const TcpDir dir = from_orig ? TcpDir::kOriginal : TcpDir::kReply;
+        const bool loose = (meta & kMidStream) != 0;
+        TcpResult r = impl.config.fast_paths ? val.tcp.track(dir, segmentOf(p), loose)
+                                             : val.tcp.trackGeneral(dir, segmentOf(p), loose);
         v->tcp_before = r.before;
         v->tcp_after = r.after;
+        tcp_after = r.after;
         if (r.verdict == TcpVerdict::kReopen) {
           // A new connection on the same addresses and ports: forget the old one.
           table.erase(e);
@@ -449,7 +529,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
           v->reason = Reason::kDenyInvalid;
           return;
         }
-        judgeByRules(f, rules::EvalMode::kFull, &ev, v);
+        judgeByRules(flowOf(p), rules::EvalMode::kFull, &ev, v);
         return;  // an INVALID packet does not refresh the connection
       }
 
@@ -467,7 +547,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
         // current rules as first packets would. If the rules now track the flow (the rule that
         // made it untracked is gone), the entry becomes a tracked connection from here on,
         // like a mid-stream pickup.
-        if (!judgeByRules(f, rules::EvalMode::kFull, &ev, v)) return;
+        if (!judgeByRules(flowOf(p), rules::EvalMode::kFull, &ev, v)) return;
         if (v->reason == Reason::kAllowRule) {
           const uint32_t keep = meta & (kReplied | kStream | kIcmpEcho);
           val.meta.store(openingMeta(ev) | keep, std::memory_order_release);
@@ -475,7 +555,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
           v->flags |= kFlagMidStream;
           meta = val.meta.load(std::memory_order_relaxed);
         }
-        table.refresh(e, now + node.timeout(timeoutKeyOf(kp.kind, val, meta)));
+        table.refresh(e, now + timeoutOf(kp.kind, tcp_after, meta));
         return;
       }
       if (need_src || need_dst || (meta & kAclOnPath)) {
@@ -483,7 +563,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
                                : need_src           ? rules::EvalMode::kSrcSideOnly
                                : need_dst           ? rules::EvalMode::kDstSideOnly
                                                     : rules::EvalMode::kAclOnly;
-        rules::evaluate(pol, f, mode, &ev);
+        rules::evaluate(pol, flowOf(p), mode, &ev);
         hitRules(ev);
         if (!ev.allowed) {
           denyFrom(ev, v);
@@ -506,7 +586,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       } else if (from_orig && kp.kind == ConnKind::kUdp && (meta & kReplied) && !(meta & kStream)) {
         meta = val.meta.fetch_or(kStream, std::memory_order_acq_rel) | kStream;
       }
-      if (!table.refresh(e, now + node.timeout(timeoutKeyOf(kp.kind, val, meta)))) {
+      if (!table.refresh(e, now + timeoutOf(kp.kind, tcp_after, meta))) {
         // The sweep retired it between our lookup and now: it has timed out, start over.
         e = table.find(key, hash, now);
         v->flags &= static_cast<uint16_t>(~kFlagReply);
@@ -523,6 +603,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
     // that flow: it passes by its own rule and needs no entry (AWS: untracked flows are judged by
     // the rules in both directions).
     if (kp.kind == ConnKind::kTcp) v->tcp_before = TcpState::kNone;
+    const rules::Flow5 f = flowOf(p);
     if (!judgeByRules(f, rules::EvalMode::kFull, &ev, v)) {
       v->flags &= static_cast<uint16_t>(~kFlagReopened);  // a denied SYN reopens nothing
       return;
@@ -656,8 +737,7 @@ void Decider::decideIcmpError(const ParsedPacket& p, Verdict* v) {
   judgeByRules(f, rules::EvalMode::kFull, &ev, v);
 }
 
-void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len,
-                     Table4::Entry* prefetched, const FlowKey4* k4, uint64_t h4, Verdict* v) {
+void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Verdict* v) {
   if (p.malformed != Layer::kNone) {
     v->reason = Reason::kDenyMalformed;
     v->malformed_layer = p.malformed;
@@ -711,17 +791,9 @@ void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len,
     } else if (p.family == Family::kV4) {
       FlowKey4 k;
       bool lo_to_hi;
-      uint64_t h;
-      if (k4 != nullptr) {
-        k = *k4;
-        h = h4;
-        lo_to_hi = k.loToHi();
-      } else {
-        makeKey4(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &k, &lo_to_hi);
-        h = impl.table4.hashOf(k);
-      }
-      Table4::Entry* e = prefetched != nullptr ? prefetched : impl.table4.find(k, h, now);
-      decideIp(impl.table4, e, k, h, lo_to_hi, p, kp, len, v);
+      makeKey4(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &k, &lo_to_hi);
+      const uint64_t h = impl.table4.hashOf(k);
+      decideIp(impl.table4, impl.table4.find(k, h, now), k, h, lo_to_hi, p, kp, len, v);
     } else {
       FlowKey6 k;
       bool lo_to_hi;
@@ -730,14 +802,7 @@ void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len,
       decideIp(impl.table6, impl.table6.find(k, h, now), k, h, lo_to_hi, p, kp, len, v);
     }
   }
-  if (p.is_fragment) {  // a first fragment: remember its verdict for the rest of the datagram
-    FragmentRecord rec{v->reason, v->flags, v->rule, v->conn_id};
-    if (!v->allowed()) {
-      rec.rule = uint32_t{v->deny_iface} | (static_cast<uint32_t>(v->deny_dir) << 16);
-      rec.conn_id = v->acl_entry;
-    }
-    impl.fragments.remember(fragmentTag(p), now + kFragmentLifetimeNs, rec);
-  }
+  if (p.is_fragment) rememberFragment(p, *v);  // a first fragment
 }
 
 }  // namespace
@@ -842,9 +907,9 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
     v = Verdict{};
     const uint8_t k = w.v4_index[i];
     if (k != 0xff) {
-      d.decide(parsed[i], w.kports[i], pkts[i].len, w.entries4[k], &w.keys4[k], w.hashes4[k], &v);
+      d.decideV4(parsed[i], w.kports[i], pkts[i].len, w.entries4[k], w.keys4[k], w.hashes4[k], &v);
     } else {
-      d.decide(parsed[i], w.kports[i], pkts[i].len, nullptr, nullptr, 0, &v);
+      d.decide(parsed[i], w.kports[i], pkts[i].len, &v);
     }
     const size_t r = static_cast<size_t>(v.reason);
     bump(w.packets[r]);

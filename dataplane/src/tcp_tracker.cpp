@@ -7,8 +7,15 @@
 
 namespace statewall::dataplane {
 
+namespace tcp_detail {
+const char kEstablishedAckWhat[] = "data or ACK";
+}  // namespace tcp_detail
+
 namespace {
 
+// Sequence arithmetic, the control word's layout and advanceSeq() are in tcp_tracker.hpp
+// (tcp_detail), shared with the inline fast path.
+using namespace tcp_detail;
 using S = TcpState;
 using E = TcpEvent;
 using G = TcpGuard;
@@ -110,7 +117,7 @@ constexpr TcpTransition kRows[] = {
      "late retransmitted SYN-ACK"},
     {S::kEstablished, kO, E::kSegFin, G::kAlways, A::kTrack, S::kFinWait,
      "the originator closes first"},
-    {S::kEstablished, kO, E::kSegAck, G::kAlways, A::kTrack, S::kEstablished, "data or ACK"},
+    {S::kEstablished, kO, E::kSegAck, G::kAlways, A::kTrack, S::kEstablished, kEstablishedAckWhat},
     {S::kEstablished, kO, E::kSegRst, G::kAlways, A::kReset, S::kClose,
      "reset of an open connection"},
     {S::kEstablished, kR, E::kSegSyn, G::kAlways, A::kTrack, S::kEstablished,
@@ -119,7 +126,7 @@ constexpr TcpTransition kRows[] = {
      "late retransmitted SYN-ACK"},
     {S::kEstablished, kR, E::kSegFin, G::kAlways, A::kTrack, S::kFinWait,
      "the responder closes first"},
-    {S::kEstablished, kR, E::kSegAck, G::kAlways, A::kTrack, S::kEstablished, "data or ACK"},
+    {S::kEstablished, kR, E::kSegAck, G::kAlways, A::kTrack, S::kEstablished, kEstablishedAckWhat},
     {S::kEstablished, kR, E::kSegRst, G::kAlways, A::kReset, S::kClose,
      "reset of an open connection"},
 
@@ -274,63 +281,13 @@ constexpr bool tableIsWellFormed() {
   return true;
 }
 static_assert(tableIsWellFormed(), "TCP transition table is malformed");
-
-// ---------------------------------------------------------------------------------------------
-// Sequence arithmetic modulo 2^32.
-// ---------------------------------------------------------------------------------------------
-constexpr bool seqBefore(uint32_t a, uint32_t b) {
-  return static_cast<int32_t>(a - b) < 0;
-}
-constexpr bool seqAfter(uint32_t a, uint32_t b) {
-  return static_cast<int32_t>(a - b) > 0;
-}
-
-// Raises `x` to `v` if `v` is later in sequence space; never moves it backwards. Lock-free: a
-// failed CAS means another thread moved x, and we re-compare against the newer value.
-void advanceSeq(std::atomic<uint32_t>& x, uint32_t v) {
-  uint32_t cur = x.load(std::memory_order_acquire);
-  while (seqAfter(v, cur)) {
-    if (x.compare_exchange_weak(cur, v, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      return;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The control word.
-//   bits 0-3    state
-//   bit 4       picked up mid-stream (window scales unknown: assume the maximum, 14)
-//   bit 5       window scaling negotiated (both SYNs carried the option)
-//   bits 8-15   flags of the original direction, bits 16-23 of the reply direction (DirFlag)
-//   bits 24-27  window-scale option of the original direction, 28-31 of the reply direction
-//   bits 32-47  largest window the original direction advertised, 48-63 the reply direction,
-//               in units of that direction's scale (bytes while the scale is not negotiated)
-// ---------------------------------------------------------------------------------------------
-constexpr uint64_t kStateMask = 0xF;
-constexpr uint64_t kPickupBit = uint64_t{1} << 4;
-constexpr uint64_t kScaleNegotiatedBit = uint64_t{1} << 5;
-constexpr unsigned kMaxWscale = 14;           // RFC 7323 limit
-constexpr uint32_t kMaxAckWindowMin = 66000;  // ACK lower-bound slack when windows are small
-
-enum DirFlag : uint64_t {
-  kLearned = 0x01,    // a packet of this direction initialised its bounds
-  kWscaleOpt = 0x02,  // its SYN carried the window-scale option
-  kSackPerm = 0x04,   // its SYN carried SACK-permitted
-  kFinSent = 0x08,
-  kFinAcked = 0x10,   // the peer acknowledged its FIN
-  kAckedSyn = 0x20,   // it acknowledged the peer's SYN
-  kMaxAckSet = 0x40,  // Bounds::maxack holds an ack it sent
-};
-
-constexpr unsigned flagShift(int d) {
-  return 8 + 8 * static_cast<unsigned>(d);
-}
-constexpr unsigned scaleShift(int d) {
-  return 24 + 4 * static_cast<unsigned>(d);
-}
-constexpr unsigned winShift(int d) {
-  return 32 + 16 * static_cast<unsigned>(d);
-}
+// The inline fast path (tcp_tracker.hpp) names the single row of (ESTABLISHED, dir, ACK).
+static_assert(kIndex[keyOf(S::kEstablished, kO, E::kSegAck)].count == 1 &&
+              kIndex[keyOf(S::kEstablished, kO, E::kSegAck)].first == kEstablishedAckRow[0] &&
+              kIndex[keyOf(S::kEstablished, kR, E::kSegAck)].count == 1 &&
+              kIndex[keyOf(S::kEstablished, kR, E::kSegAck)].first == kEstablishedAckRow[1]);
+static_assert(kRows[kEstablishedAckRow[0]].action == A::kTrack &&
+              kRows[kEstablishedAckRow[1]].action == A::kTrack);
 
 struct Ctl {
   uint64_t v = 0;
@@ -868,7 +825,7 @@ TcpResult TcpConnState::initFromFirst(const TcpSegment& seg, bool mid_stream) no
   return TcpTrackImpl::init(*this, seg, mid_stream);
 }
 
-TcpResult TcpConnState::track(TcpDir dir, const TcpSegment& seg, bool loose) noexcept {
+TcpResult TcpConnState::trackGeneral(TcpDir dir, const TcpSegment& seg, bool loose) noexcept {
   return TcpTrackImpl::track(*this, dir, seg, loose);
 }
 

@@ -19,14 +19,17 @@ dataplane::EngineConfig fixtureEngineConfig(const Fixture& f) {
 
 std::vector<Verdict> runFixture(const Fixture& f, unsigned burst,
                                 std::unique_ptr<Engine>* engine_out,
-                                std::vector<rules::CompiledPolicyPtr>* policies_out) {
+                                std::vector<rules::CompiledPolicyPtr>* policies_out,
+                                bool fast_paths) {
   burst = std::clamp(burst, 1u, dataplane::kMaxBurst);
   rules::CompiledPolicyPtr current = compileFixturePolicy(f.policy_yaml);
   std::vector<rules::CompiledPolicyPtr> changes;
   for (const PolicyChange& c : f.changes)
     changes.push_back(compileFixturePolicy(c.policy_yaml));
 
-  auto engine = std::make_unique<Engine>(fixtureEngineConfig(f), current);
+  dataplane::EngineConfig config = fixtureEngineConfig(f);
+  config.fast_paths = fast_paths;
+  auto engine = std::make_unique<Engine>(config, current);
   std::unique_ptr<Engine::Worker> worker = engine->makeWorker();
   const size_t n = f.packets.size();
   std::vector<Verdict> out(n);

@@ -89,9 +89,10 @@ dataplane::EngineConfig fixtureEngineConfig(const Fixture& f);
 // (1..kMaxBurst); a burst never spans a policy change or a change of timestamp (process() takes
 // one time per burst). Returns one verdict per packet. If `engine_out` is given, the engine is
 // handed back for counter checks; `policies_out` receives the policy in force for each packet.
+// fast_paths: EngineConfig::fast_paths (false: the general algorithm for every packet).
 std::vector<dataplane::Verdict> runFixture(
     const Fixture& f, unsigned burst, std::unique_ptr<dataplane::Engine>* engine_out = nullptr,
-    std::vector<rules::CompiledPolicyPtr>* policies_out = nullptr);
+    std::vector<rules::CompiledPolicyPtr>* policies_out = nullptr, bool fast_paths = true);
 
 // "GROUP DIRECTION TEXT" of a rule, e.g. "srv inbound tcp 80 from 0.0.0.0/0, ::/0";
 // "none" for kNoRule, "?" for an id the policy does not have.

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 
 #include "engine/fixtures.hpp"
 
@@ -70,6 +71,52 @@ TEST_P(EngineFixture, VerdictsMatchExpectations) {
                     << ") differs between bursts of 1 and 32:\n  1: " << describeVerdict(*policy, a)
                     << "\n 32: " << describeVerdict(*policy, b);
     }
+  }
+}
+
+bool sameText(const char* a, const char* b) {
+  return (a == nullptr || b == nullptr) ? a == b : std::string_view(a) == b;
+}
+
+// The fast path of established TCP must decide exactly as the general algorithm: the fixture
+// run again with EngineConfig::fast_paths off gives the same verdicts, field by field (the
+// connection ids too: both engines allocate entries in the same order), and the same counters.
+TEST_P(EngineFixture, FastPathsChangeNothing) {
+  const Fixture& f = allFixtures()[GetParam()];
+  SCOPED_TRACE(f.name + ": " + f.description);
+  for (const unsigned burst : {1u, 32u}) {
+    std::unique_ptr<Engine> fast_engine;
+    std::unique_ptr<Engine> general_engine;
+    const std::vector<Verdict> fast = runFixture(f, burst, &fast_engine, nullptr, true);
+    const std::vector<Verdict> general = runFixture(f, burst, &general_engine, nullptr, false);
+    ASSERT_EQ(fast.size(), general.size());
+    for (size_t i = 0; i < fast.size(); ++i) {
+      const Verdict& a = fast[i];
+      const Verdict& b = general[i];
+      const bool same =
+          a.reason == b.reason && a.malformed_layer == b.malformed_layer && a.flags == b.flags &&
+          a.tcp_before == b.tcp_before && a.tcp_after == b.tcp_after && a.rule == b.rule &&
+          a.deny_iface == b.deny_iface && a.deny_dir == b.deny_dir && a.acl_entry == b.acl_entry &&
+          a.conn_id == b.conn_id && sameText(a.why, b.why);
+      if (!same) {
+        const auto policy = compileFixturePolicy(f.policy_yaml);
+        ADD_FAILURE() << "burst " << burst << ", packet " << i << " (" << f.packets[i].note
+                      << ") differs with the fast paths off:\n fast: "
+                      << describeVerdict(*policy, a)
+                      << "\n general: " << describeVerdict(*policy, b);
+      }
+    }
+    const Counters x = fast_engine->counters();
+    const Counters y = general_engine->counters();
+    for (size_t r = 0; r < dataplane::kReasonCount; ++r) {
+      EXPECT_EQ(x.packets[r], y.packets[r]);
+      EXPECT_EQ(x.bytes[r], y.bytes[r]);
+    }
+    EXPECT_EQ(x.connections_created, y.connections_created);
+    EXPECT_EQ(x.tcp_invalid, y.tcp_invalid);
+    EXPECT_EQ(fast_engine->ruleHits(), general_engine->ruleHits());
+    EXPECT_EQ(fast_engine->aclHits(), general_engine->aclHits());
+    EXPECT_EQ(fast_engine->connectionCount(), general_engine->connectionCount());
   }
 }
 

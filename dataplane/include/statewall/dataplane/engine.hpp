@@ -74,6 +74,9 @@ struct EngineConfig {
   // A worker runs a slice at most every sweep_full_pass_ns / (buckets / slice) of packet time, so
   // each worker covers the whole table about once per sweep_full_pass_ns.
   uint64_t sweep_full_pass_ns = 1'000'000'000;
+  // false: every packet takes the general algorithm, none the fast path of established TCP
+  // (the same verdicts and state, slower; for tests that compare the two).
+  bool fast_paths = true;
 };
 
 // Counters by reason, summed over workers. Packets in = sum over reasons, always.

@@ -142,6 +142,70 @@ struct TcpResult {
   int16_t transition = -1;  // index of the applied row in tcpTransitions(); -1 = none
 };
 
+// The control word's layout and the helpers that the inline fast path (TcpConnState::
+// trackEstablishedAck) shares with tcp_tracker.cpp. Not an API.
+namespace tcp_detail {
+
+// Sequence arithmetic modulo 2^32.
+constexpr bool seqBefore(uint32_t a, uint32_t b) {
+  return static_cast<int32_t>(a - b) < 0;
+}
+constexpr bool seqAfter(uint32_t a, uint32_t b) {
+  return static_cast<int32_t>(a - b) > 0;
+}
+
+// Raises `x` to `v` if `v` is later in sequence space; never moves it backwards. Lock-free: a
+// failed CAS means another thread moved x, and we re-compare against the newer value.
+inline void advanceSeq(std::atomic<uint32_t>& x, uint32_t v) {
+  uint32_t cur = x.load(std::memory_order_acquire);
+  while (seqAfter(v, cur)) {
+    if (x.compare_exchange_weak(cur, v, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      return;
+    }
+  }
+}
+
+// The control word.
+//   bits 0-3    state
+//   bit 4       picked up mid-stream (window scales unknown: assume the maximum, 14)
+//   bit 5       window scaling negotiated (both SYNs carried the option)
+//   bits 8-15   flags of the original direction, bits 16-23 of the reply direction (DirFlag)
+//   bits 24-27  window-scale option of the original direction, 28-31 of the reply direction
+//   bits 32-47  largest window the original direction advertised, 48-63 the reply direction,
+//               in units of that direction's scale (bytes while the scale is not negotiated)
+inline constexpr uint64_t kStateMask = 0xF;
+inline constexpr uint64_t kPickupBit = uint64_t{1} << 4;
+inline constexpr uint64_t kScaleNegotiatedBit = uint64_t{1} << 5;
+inline constexpr unsigned kMaxWscale = 14;           // RFC 7323 limit
+inline constexpr uint32_t kMaxAckWindowMin = 66000;  // ACK lower-bound slack when windows are small
+
+enum DirFlag : uint64_t {
+  kLearned = 0x01,    // a packet of this direction initialised its bounds
+  kWscaleOpt = 0x02,  // its SYN carried the window-scale option
+  kSackPerm = 0x04,   // its SYN carried SACK-permitted
+  kFinSent = 0x08,
+  kFinAcked = 0x10,   // the peer acknowledged its FIN
+  kAckedSyn = 0x20,   // it acknowledged the peer's SYN
+  kMaxAckSet = 0x40,  // Bounds::maxack holds an ack it sent
+};
+
+constexpr unsigned flagShift(int d) {
+  return 8 + 8 * static_cast<unsigned>(d);
+}
+constexpr unsigned scaleShift(int d) {
+  return 24 + 4 * static_cast<unsigned>(d);
+}
+constexpr unsigned winShift(int d) {
+  return 32 + 16 * static_cast<unsigned>(d);
+}
+
+// The single row of (ESTABLISHED, original / reply, ACK) in tcpTransitions() (tcp_tracker.cpp
+// checks the indices at compile time) and its text.
+inline constexpr int16_t kEstablishedAckRow[2] = {42, 47};
+extern const char kEstablishedAckWhat[];
+
+}  // namespace tcp_detail
+
 // A consistent-enough copy of one direction's tracking data, for logs and tests.
 struct TcpDirInfo {
   bool learned = false;         // a packet of this direction was tracked
@@ -197,7 +261,30 @@ class TcpConnState {
   // Tracks one packet of direction `dir`. `loose`: window failures do not make the packet INVALID
   // (like Linux nf_conntrack_tcp_be_liberal) and the state still advances; the flag and state
   // checks and the RST sequence check still apply.
-  TcpResult track(TcpDir dir, const TcpSegment& seg, bool loose) noexcept;
+  // An ACK of an ESTABLISHED connection that passes the window check takes the inline fast
+  // path (trackEstablishedAck); every other packet takes the general algorithm, trackGeneral().
+  TcpResult track(TcpDir dir, const TcpSegment& seg, bool loose) noexcept {
+    TcpResult r;
+    if (dir == TcpDir::kOriginal ? trackEstablishedAck<0>(seg, &r)
+                                 : trackEstablishedAck<1>(seg, &r)) {
+      return r;
+    }
+    return trackGeneral(dir, seg, loose);
+  }
+  // track() without the fast path: the reference the fast path is tested against (tests/tcp
+  // compare the two on random segment sequences). Same contract as track().
+  TcpResult trackGeneral(TcpDir dir, const TcpSegment& seg, bool loose) noexcept;
+
+  // The fast path alone, for the packet most connections carry: an ACK (with or without data)
+  // of an ESTABLISHED connection whose two sides are learned and have sent no FIN, that passes
+  // the window check and does not raise its sender's largest window. It is the general
+  // algorithm specialised to that case (the same loads, window check and bound advances in the
+  // same order, and no control-word write: the general algorithm writes none there either), so
+  // the same concurrency argument holds. Returns true with *out as track() would set it;
+  // returns false, having written nothing, for every other packet (the general algorithm then
+  // decides it, whatever `loose` is). kDir: 0 original, 1 reply.
+  template <int kDir>
+  bool trackEstablishedAck(const TcpSegment& seg, TcpResult* out) noexcept;
 
   TcpState state() const noexcept;
   bool pickedUp() const noexcept;  // created by a mid-stream pickup
@@ -217,6 +304,75 @@ class TcpConnState {
 };
 
 static_assert(sizeof(TcpConnState) <= 32, "TCP state must fit in half of a 64-byte IPv4 entry");
+
+template <int kDir>
+inline bool TcpConnState::trackEstablishedAck(const TcpSegment& seg, TcpResult* out) noexcept {
+  using namespace tcp_detail;
+  constexpr int s = kDir;
+  constexpr int r = 1 - kDir;
+  // tcpEventOf() == kSegAck: ACK with only PSH, ECE, CWR or URG besides (so no RST: has_ack).
+  if ((seg.flags & ~(tcp_flag::kPsh | tcp_flag::kEce | tcp_flag::kCwr | tcp_flag::kUrg)) !=
+      tcp_flag::kAck) {
+    return false;
+  }
+  const uint64_t c = ctl_.load(std::memory_order_acquire);
+  // ESTABLISHED; the sender learned, its ACK flags already set (so the general algorithm's flag
+  // updates change nothing) and no FIN sent (no data-after-FIN check); the receiver learned
+  // (the ACK checks apply) and no FIN sent (the pending-FIN guard cannot hold).
+  constexpr uint64_t kSndNeed = kLearned | kMaxAckSet | kAckedSyn;
+  const uint64_t snd_flags = c >> flagShift(s);
+  const uint64_t rcv_flags = c >> flagShift(r);
+  if ((c & kStateMask) != static_cast<uint64_t>(TcpState::kEstablished) ||
+      (snd_flags & (kSndNeed | kFinSent)) != kSndNeed ||
+      (rcv_flags & (kLearned | kFinSent)) != kLearned) {
+    return false;
+  }
+  // A window above the sender's largest so far changes the control word: general algorithm.
+  const uint32_t win = seg.win < 0xFFFF ? seg.win : 0xFFFF;
+  const uint32_t snd_win_units = static_cast<uint32_t>(c >> winShift(s)) & 0xFFFF;
+  if (win > snd_win_units) return false;
+  // Effective window scales (Ctl::effScale): 14 for a pickup, the options once negotiated.
+  const unsigned snd_scale = (c & kPickupBit) != 0 ? kMaxWscale
+                             : (c & kScaleNegotiatedBit) != 0
+                                 ? static_cast<unsigned>(c >> scaleShift(s)) & 0xF
+                                 : 0;
+  const unsigned rcv_scale = (c & kPickupBit) != 0 ? kMaxWscale
+                             : (c & kScaleNegotiatedBit) != 0
+                                 ? static_cast<unsigned>(c >> scaleShift(r)) & 0xF
+                                 : 0;
+  const uint32_t snd_maxwin = snd_win_units << snd_scale;
+  const uint32_t rcv_maxwin = (static_cast<uint32_t>(c >> winShift(r)) & 0xFFFF) << rcv_scale;
+  Bounds& snd_b = dir_[s];
+  Bounds& rcv_b = dir_[r];
+  const uint32_t rcv_end = rcv_b.end.load(std::memory_order_acquire);
+  const uint32_t rcv_maxend = rcv_b.maxend.load(std::memory_order_acquire);
+  const uint32_t snd_end = snd_b.end.load(std::memory_order_acquire);
+  const uint32_t snd_maxend = snd_b.maxend.load(std::memory_order_acquire);
+  const uint32_t snd_maxack = snd_b.maxack.load(std::memory_order_acquire);
+  // The van Rooij bounds (windowCheck() in tcp_tracker.cpp) for this case. A bare ACK has
+  // nothing sequenced: its end is the sender's end so far.
+  const uint32_t end = seg.seq + seg.payload_len;
+  const uint32_t data_end = end == seg.seq ? snd_end : end;
+  const uint32_t ack_slack = snd_maxwin > kMaxAckWindowMin ? snd_maxwin : kMaxAckWindowMin;
+  if (seqAfter(data_end, snd_maxend) || seqBefore(data_end, snd_end - rcv_maxwin) ||
+      seqAfter(seg.ack, rcv_end) || seqBefore(seg.ack, rcv_end - ack_slack)) {
+    return false;
+  }
+  // The general algorithm's advances, in its order; each writes only when its bound moves on.
+  if (seqAfter(data_end, snd_end)) advanceSeq(snd_b.end, data_end);
+  if (seqAfter(seg.ack, snd_maxack)) advanceSeq(snd_b.maxack, seg.ack);
+  const uint32_t win_bytes = win << snd_scale;
+  const uint32_t edge = seg.ack + (win_bytes > 1 ? win_bytes : 1);
+  if (seqAfter(edge, rcv_maxend)) advanceSeq(rcv_b.maxend, edge);
+  out->verdict = TcpVerdict::kAccept;
+  out->before = TcpState::kEstablished;
+  out->after = TcpState::kEstablished;
+  out->why = kEstablishedAckWhat;
+  out->closed = false;
+  out->unchecked = false;
+  out->transition = kEstablishedAckRow[s];
+  return true;
+}
 static_assert(std::atomic<uint64_t>::is_always_lock_free &&
                   std::atomic<uint32_t>::is_always_lock_free,
               "lock-free atomics are required");
