@@ -1,0 +1,406 @@
+// The report's data model (sim/report.hpp) and the page's escaping, checked against independent
+// runs of the replay: per-connection packet counts, verdict counts, the stateless comparison,
+// TCP transition counts, the connection-table model with idle expiries, the sampling limits, and
+// hostile names from the policy.
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sim_test_util.hpp"
+#include "statewall/dataplane/packet_builder.hpp"
+#include "statewall/rules/compiled.hpp"
+#include "statewall/rules/loader.hpp"
+#include "statewall/sim/gen.hpp"
+#include "statewall/sim/replay.hpp"
+#include "statewall/sim/report.hpp"
+
+namespace statewall::sim {
+namespace {
+
+using dataplane::Reason;
+using dataplane::TcpState;
+using testing::TempDir;
+
+constexpr uint64_t kSec = 1000000000ull;
+constexpr uint64_t kT0 = 1700000000ull * kSec;
+
+const std::string kExamples = STATEWALL_EXAMPLES_DIR;
+
+rules::CompiledPolicyPtr compileText(const std::string& yaml) {
+  auto loaded = rules::loadPolicyTexts({{"test.yaml", yaml}});
+  for (const auto& d : loaded.diagnostics)
+    ADD_FAILURE() << d.str();
+  if (!loaded.ok()) return nullptr;
+  auto c = rules::compile(*loaded.policy);
+  for (const auto& d : c.diagnostics)
+    ADD_FAILURE() << d.str();
+  return c.policy;
+}
+
+rules::CompiledPolicyPtr examplePolicy() {
+  auto loaded = rules::loadPolicyFiles({kExamples + "/three-tier.yaml"});
+  if (!loaded.ok()) return nullptr;
+  return rules::compile(*loaded.policy).policy;
+}
+
+ReportData exampleReport(const ReportOptions& o = {}) {
+  ReportData d;
+  std::string err;
+  EXPECT_TRUE(buildReport(examplePolicy(), {kExamples + "/three-tier.pcap"}, o, &d, &err)) << err;
+  return d;
+}
+
+size_t idx(Reason r) {
+  return static_cast<size_t>(r);
+}
+
+// Per-packet verdicts of an independent replay of the example trace.
+struct Observed {
+  uint64_t index;
+  dataplane::Verdict v;
+  dataplane::ParsedPacket p;
+};
+std::vector<Observed> observeExample(ReplaySummary* summary = nullptr,
+                                     const std::string& conn_log = "") {
+  ReplayOptions ro;
+  ro.connections_path = conn_log;
+  Replay r(examplePolicy(), ro);
+  std::vector<Observed> out;
+  r.setObserver(
+      [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket& p) {
+        out.push_back({index, v, p});
+      });
+  std::string err;
+  EXPECT_TRUE(r.openOutputs(&err)) << err;
+  EXPECT_TRUE(r.runFiles({kExamples + "/three-tier.pcap"}));
+  EXPECT_TRUE(r.finish(&err)) << err;
+  if (summary != nullptr) *summary = r.summary();
+  return out;
+}
+
+TEST(ReportModel, EveryPacketIsCountedOnceAndLaddersHoldEveryPacket) {
+  ReportData d = exampleReport();
+  ASSERT_GT(d.summary.packets, 100u);
+  ASSERT_GT(d.connections.size(), 10u);
+  EXPECT_EQ(d.connections.size(), d.connections_total);
+
+  std::array<uint64_t, dataplane::kReasonCount> by_reason{};
+  uint64_t packets = d.unattributed_packets;
+  for (const ReportConnection& c : d.connections) {
+    uint64_t sum = 0;
+    for (size_t r = 0; r < dataplane::kReasonCount; ++r) {
+      sum += c.by_reason[r];
+      by_reason[r] += c.by_reason[r];
+    }
+    EXPECT_EQ(sum, c.packets);
+    EXPECT_EQ(c.allowed() + c.denied(), c.packets);
+    packets += c.packets;
+    // The example's connections are short: each ladder holds every packet of its connection,
+    // and its arrows have the connection's verdicts.
+    ASSERT_TRUE(c.has_ladder);
+    ASSERT_EQ(c.arrows.size(), c.packets) << c.rec.uid();
+    std::array<uint64_t, dataplane::kReasonCount> arrows{};
+    for (const LadderArrow& a : c.arrows)
+      ++arrows[idx(a.reason)];
+    EXPECT_EQ(arrows, c.by_reason) << c.rec.uid();
+    // Arrows are in packet order.
+    for (size_t i = 1; i < c.arrows.size(); ++i)
+      EXPECT_LT(c.arrows[i - 1].index, c.arrows[i].index);
+  }
+  EXPECT_EQ(packets, d.summary.packets);
+  for (size_t r = 0; r < dataplane::kReasonCount; ++r) {
+    EXPECT_LE(by_reason[r], d.summary.packets_by_reason[r]) << dataplane::kReasonCodes[r];
+  }
+}
+
+TEST(ReportModel, TrackedConnectionsMatchTheEnginesConnectionIds) {
+  ReportData d = exampleReport();
+  // Independently: group the packets of an independent replay by the engine's connection id.
+  std::map<uint64_t, std::map<Reason, uint64_t>> expected;
+  std::map<uint64_t, std::vector<uint64_t>> indexes;
+  for (const Observed& o : observeExample()) {
+    if (o.v.conn_id == 0) continue;
+    ++expected[o.v.conn_id][o.v.reason];
+    indexes[o.v.conn_id].push_back(o.index);
+  }
+  ASSERT_GT(expected.size(), 5u);
+  size_t seen = 0;
+  for (const ReportConnection& c : d.connections) {
+    if (c.rec.conn_id == 0) continue;
+    ++seen;
+    auto it = expected.find(c.rec.conn_id);
+    ASSERT_NE(it, expected.end()) << c.rec.conn_id;
+    for (size_t r = 0; r < dataplane::kReasonCount; ++r) {
+      auto e = it->second.find(static_cast<Reason>(r));
+      EXPECT_EQ(c.by_reason[r], e == it->second.end() ? 0 : e->second)
+          << "conn " << c.rec.conn_id << " " << dataplane::kReasonCodes[r];
+    }
+    std::vector<uint64_t> got;
+    for (const LadderArrow& a : c.arrows)
+      got.push_back(a.index);
+    EXPECT_EQ(got, indexes[c.rec.conn_id]);
+  }
+  EXPECT_EQ(seen, expected.size());
+}
+
+TEST(ReportModel, ConnStatesAgreeWithTheReplaysConnectionLog) {
+  TempDir tmp;
+  ReplaySummary s;
+  observeExample(&s, tmp.file("conn.jsonl"));
+  ReportData d = exampleReport();
+  auto sorted = [](std::vector<std::pair<std::string, uint64_t>> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  EXPECT_EQ(sorted(d.conn_states), sorted(s.conn_states));
+  EXPECT_EQ(d.connections_total, s.connection_records);
+  EXPECT_EQ(d.conn_ends, s.conn_ends);
+}
+
+TEST(ReportModel, StatelessComparisonPerPacketMatchesTheReplay) {
+  ReportData d = exampleReport();
+  ASSERT_TRUE(d.summary.stateless);
+  EXPECT_EQ(d.stateless_to_deny, d.summary.changed_to_deny);
+  EXPECT_EQ(d.stateless_to_allow, d.summary.changed_to_allow);
+  EXPECT_EQ(d.stateless_by_reason, d.summary.stateless_by_reason);
+  // The example has tracked replies that a stateless filter would drop (db has no outbound rule).
+  EXPECT_GT(d.stateless_to_deny, 0u);
+  uint64_t per_conn = 0, per_arrow = 0;
+  for (const ReportConnection& c : d.connections) {
+    per_conn += c.stateless_changed;
+    for (const LadderArrow& a : c.arrows) {
+      if (!a.stateless_differs) continue;
+      ++per_arrow;
+      EXPECT_NE(dataplane::reasonAllows(a.stateless), dataplane::reasonAllows(a.reason));
+    }
+  }
+  EXPECT_EQ(per_conn, d.stateless_to_deny + d.stateless_to_allow);
+  EXPECT_EQ(per_arrow, per_conn);
+}
+
+TEST(ReportModel, EngineCountersAndRuleHits) {
+  ReportData d = exampleReport();
+  EXPECT_EQ(d.connections_created, d.summary.engine.connections_created);
+  EXPECT_EQ(d.summary.rule_hits.size(), d.policy->ruleCount());
+  // Every SG rule row and ACL row of the page carries its hit count.
+  const std::string page = renderReportHtml(d);
+  for (rules::RuleId r = 0; r < d.policy->ruleCount(); ++r) {
+    std::string row = "data-rule=\"" + std::to_string(r) + "\" data-hits=\"" +
+                      std::to_string(d.summary.rule_hits[r]) + "\"";
+    EXPECT_NE(page.find(row), std::string::npos) << row;
+  }
+  size_t never = 0;
+  for (uint64_t h : d.summary.rule_hits)
+    never += h == 0;
+  for (uint64_t h : d.summary.acl_hits)
+    never += h == 0;
+  size_t marked = 0;
+  for (size_t p = page.find("<tr class=\"never\""); p != std::string::npos;
+       p = page.find("<tr class=\"never\"", p + 1))
+    ++marked;
+  EXPECT_EQ(marked, never);
+  EXPECT_GT(never, 0u);  // e.g. the IPv6 HTTP rule: the example has no IPv6 HTTP
+}
+
+// A TCP handshake, data, close: the transitions the machine takes, counted.
+TEST(ReportModel, TcpTransitionsAreCounted) {
+  auto policy = compileText(R"(version: 1
+groups:
+  srv:
+    inbound:
+      - {proto: tcp, ports: 443, from: 198.51.100.0/24}
+    outbound: []
+interfaces:
+  srv-1: {addresses: [10.0.1.10], groups: [srv]}
+)");
+  ASSERT_TRUE(policy);
+  GenOptions o;
+  std::string err;
+  o.explicit_flows.push_back(
+      *parseFlowSpec("tcp 198.51.100.7:40000 -> 10.0.1.10:443 data=2", &err));
+  TraceGenerator g(o);
+  std::vector<Frame> frames;
+  GenPacket p;
+  while (g.next(&p))
+    frames.push_back(Frame{p.ts_ns, p.frame});
+  ASSERT_GT(frames.size(), 8u);
+
+  ReportBuilder b(policy, {});
+  Replay r(policy, {});
+  b.attach(r);
+  r.runFrames(frames, dataplane::LinkType::kEthernet);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  ReportData d = b.finish(r.summary());
+  auto moves = [&](TcpState a, TcpState z) {
+    return d.tcp_moves[static_cast<size_t>(a)][static_cast<size_t>(z)];
+  };
+  EXPECT_EQ(moves(TcpState::kNone, TcpState::kSynSent), 1u);
+  EXPECT_EQ(moves(TcpState::kSynSent, TcpState::kSynRecv), 1u);
+  EXPECT_EQ(moves(TcpState::kSynRecv, TcpState::kEstablished), 1u);
+  EXPECT_EQ(moves(TcpState::kEstablished, TcpState::kFinWait), 1u);
+  uint64_t total = 0;
+  for (const auto& row : d.tcp_moves)
+    for (uint64_t n : row)
+      total += n;
+  EXPECT_EQ(total, frames.size());  // every packet of the one connection moved (or kept) it
+  ASSERT_EQ(d.connections.size(), 1u);
+  EXPECT_EQ(d.connections[0].rec.connState(), "SF");
+  EXPECT_EQ(d.connections[0].arrows.size(), frames.size());
+  // The first arrow is the SYN from the left lane, the second the SYN-ACK from the right.
+  EXPECT_TRUE(d.connections[0].arrows[0].from_orig);
+  EXPECT_EQ(d.connections[0].arrows[0].tcp_flags, dataplane::kSyn);
+  EXPECT_FALSE(d.connections[0].arrows[1].from_orig);
+  EXPECT_EQ(tcpFlagLetters(d.connections[0].arrows[1].tcp_flags), "SA");
+  EXPECT_EQ(d.connections[0].arrows[1].tcp_after, TcpState::kSynRecv);
+}
+
+// A UDP entry that sits idle longer than its timeout leaves the table at its deadline.
+TEST(ReportModel, IdleExpiryShrinksTheTable) {
+  auto policy = compileText(R"(version: 1
+timeouts: {profile: aws, udp: 30}
+groups:
+  srv:
+    inbound:
+      - {proto: udp, ports: 53, from: 0.0.0.0/0}
+    outbound: []
+interfaces:
+  srv-1: {addresses: [10.0.1.10], groups: [srv]}
+)");
+  ASSERT_TRUE(policy);
+  using dataplane::buildUdp;
+  using dataplane::ipAddr;
+  auto q1 = buildUdp({.src = ipAddr("198.51.100.7"), .dst = ipAddr("10.0.1.10"), .sport = 5000});
+  auto a1 = buildUdp(
+      {.src = ipAddr("10.0.1.10"), .dst = ipAddr("198.51.100.7"), .sport = 53, .dport = 5000});
+  auto q2 = buildUdp({.src = ipAddr("198.51.100.8"), .dst = ipAddr("10.0.1.10"), .sport = 6000});
+  std::vector<Frame> frames = {{kT0, q1},
+                               {kT0 + kSec, a1},
+                               {kT0 + 10 * kSec, q2},
+                               // q1's answer after its entry expired (t0 + 1 s + 30 s).
+                               {kT0 + 45 * kSec, a1}};
+  ReportBuilder b(policy, {});
+  Replay r(policy, {});
+  b.attach(r);
+  r.runFrames(frames, dataplane::LinkType::kEthernet);
+  std::string err;
+  ASSERT_TRUE(r.finish(&err)) << err;
+  ReportData d = b.finish(r.summary());
+  EXPECT_EQ(d.connections_created, 2u);
+  EXPECT_EQ(d.table_peak, 2u);
+  ASSERT_EQ(d.expiries_total, 2u);
+  ASSERT_EQ(d.expiries.size(), 2u);
+  EXPECT_EQ(d.expiries[0].ts_ns, kT0 + 31 * kSec);  // refreshed by the answer at t0 + 1 s
+  EXPECT_EQ(d.expiries[0].key, rules::TimeoutKey::kUdp);
+  EXPECT_EQ(d.expiries[1].ts_ns, kT0 + 40 * kSec);
+  EXPECT_EQ(d.table_final, 0u);
+  std::vector<uint64_t> sizes;
+  for (const TablePoint& p : d.table)
+    sizes.push_back(p.size);
+  EXPECT_EQ(sizes, (std::vector<uint64_t>{1, 2, 1, 0}));
+  // The late answer is denied and starts a record of its own.
+  EXPECT_EQ(r.summary().packets_by_reason[idx(Reason::kDenySg)], 1u);
+  ASSERT_EQ(d.connections.size(), 3u);
+  EXPECT_EQ(d.connections[0].rec.end, ConnEnd::kTimedOut);
+  EXPECT_EQ(d.connections[0].packets, 2u);
+  EXPECT_EQ(d.connections[2].denied(), 1u);
+}
+
+TEST(ReportModel, LimitsBoundLaddersArrowsAndTheList) {
+  ReportOptions o;
+  o.ladder_connections = 3;
+  o.ladder_arrows = 4;
+  o.max_connections = 7;
+  ReportData d = exampleReport(o);
+  ReportData full = exampleReport();
+  ASSERT_EQ(d.connections.size(), 7u);
+  EXPECT_EQ(d.connections_total, full.connections_total);
+  for (size_t i = 0; i < d.connections.size(); ++i) {
+    const ReportConnection& c = d.connections[i];
+    EXPECT_EQ(c.has_ladder, i < 3);
+    EXPECT_EQ(c.arrows.size(), i < 3 ? std::min<uint64_t>(4, c.packets) : 0u);
+    EXPECT_EQ(c.packets, full.connections[i].packets);  // counts are not sampled
+  }
+  EXPECT_EQ(d.conn_states, full.conn_states);
+  const std::string page = renderReportHtml(d);
+  EXPECT_NE(page.find("the first 7 of the trace's " + std::to_string(full.connections_total)),
+            std::string::npos);
+  EXPECT_NE(page.find("ladders for the first 3 connections, at most 4 packets each"),
+            std::string::npos);
+}
+
+TEST(ReportEscape, ScriptJsonStringAndHtmlEscape) {
+  EXPECT_EQ(htmlEscape("</script><img src=x onerror='a(\"1\")'>&"),
+            "&lt;/script&gt;&lt;img src=x onerror=&#39;a(&quot;1&quot;)&#39;&gt;&amp;");
+  EXPECT_EQ(scriptJsonString("</script>"), "\"\\u003c/script\\u003e\"");
+  EXPECT_EQ(scriptJsonString("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+  EXPECT_EQ(scriptJsonString("x\xe2\x80\xa8y"), "\"x\\u2028y\"");            // U+2028
+  EXPECT_EQ(scriptJsonString("caf\xc3\xa9"), "\"caf\xc3\xa9\"");             // valid UTF-8 kept
+  EXPECT_EQ(scriptJsonString("bad\xff\xc3"), "\"bad\\ufffd\\ufffd\"");       // invalid bytes
+  EXPECT_EQ(scriptJsonString("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate
+  // Every escape is valid JSON that decodes back (apart from the replaced bytes).
+  EXPECT_EQ(nlohmann::json::parse(scriptJsonString("<&>'\"\t\x01"
+                                                   "caf\xc3\xa9"))
+                .get<std::string>(),
+            "<&>'\"\t\x01"
+            "caf\xc3\xa9");
+}
+
+// A policy whose names carry markup: the page shows them as text, never as markup, and the JSON
+// blob cannot end its <script> element early.
+TEST(ReportEscape, HostileNamesFromThePolicyAreEscaped) {
+  const std::string evil = "</script><img src=x onerror=alert(1)>";
+  const std::string yaml = R"(version: 1
+groups:
+  "g</script><img src=x onerror=alert(1)>":
+    description: "</script><img src=x onerror=alert(1)>"
+    inbound:
+      - {proto: tcp, ports: 443, from: 0.0.0.0/0, description: "<b>&amp;</b>"}
+    outbound: []
+interfaces:
+  "<svg onload=alert(2)>": {addresses: [10.0.1.10], groups: ["g</script><img src=x onerror=alert(1)>"]}
+)";
+  auto policy = compileText(yaml);
+  ASSERT_TRUE(policy);
+  using dataplane::buildTcp;
+  using dataplane::ipAddr;
+  std::vector<Frame> frames = {{kT0, buildTcp({.src = ipAddr("198.51.100.7"),
+                                               .dst = ipAddr("10.0.1.10"),
+                                               .dport = 443,
+                                               .flags = dataplane::kSyn})}};
+  ReportBuilder b(policy, {});
+  Replay r(policy, {});
+  b.attach(r);
+  r.runFrames(frames, dataplane::LinkType::kEthernet);
+  std::string err;
+  ASSERT_TRUE(r.finish(&err)) << err;
+  ReportData d = b.finish(r.summary());
+  d.options.title = "report <i>" + evil;
+  const std::string page = renderReportHtml(d);
+  EXPECT_EQ(page.find("<img"), std::string::npos);
+  EXPECT_EQ(page.find("<svg onload"), std::string::npos);
+  EXPECT_EQ(page.find("<b>&amp;"), std::string::npos);
+  EXPECT_EQ(page.find("<i>"), std::string::npos);
+  EXPECT_NE(page.find("&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"), std::string::npos);
+  // Exactly the page's own two </script> end tags (the data blob and the code).
+  size_t ends = 0;
+  for (size_t p = page.find("</script"); p != std::string::npos; p = page.find("</script", p + 1))
+    ++ends;
+  EXPECT_EQ(ends, 2u);
+  // The blob still parses and carries the name as data.
+  const std::string open = "<script type=\"application/json\" id=\"report-data\">";
+  size_t s = page.find(open);
+  ASSERT_NE(s, std::string::npos);
+  s += open.size();
+  size_t e = page.find("</script>", s);
+  auto blob = nlohmann::json::parse(page.substr(s, e - s));
+  EXPECT_EQ(blob["rules"][0][0].get<std::string>(), "g" + evil + " inbound[0]");
+  ASSERT_EQ(blob["conns"].size(), 1u);
+  EXPECT_EQ(blob["conns"][0][18].get<int>(), 0);  // opened by rule 0
+}
+
+}  // namespace
+}  // namespace statewall::sim
