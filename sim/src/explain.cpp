@@ -1,0 +1,1451 @@
+#include "statewall/sim/explain.hpp"
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "statewall/dataplane/tcp_tracker.hpp"
+
+namespace statewall::sim {
+
+using dataplane::L3;
+using dataplane::ParsedPacket;
+using dataplane::Reason;
+using dataplane::TcpState;
+using dataplane::Verdict;
+using rules::CheckKind;
+using rules::CompiledPolicy;
+using rules::Direction;
+using rules::Flow5;
+using rules::IpAddr;
+using rules::RuleId;
+using Json = nlohmann::ordered_json;
+
+std::string_view missFieldName(MissField f) {
+  switch (f) {
+    case MissField::kProtocol:
+      return "protocol";
+    case MissField::kPort:
+      return "port";
+    case MissField::kIcmpType:
+      return "icmp-type";
+    case MissField::kIcmpCode:
+      return "icmp-code";
+    case MissField::kPeer:
+      return "peer";
+    case MissField::kOrder:
+      return "order";
+  }
+  return "?";
+}
+
+namespace {
+
+Direction reverseOf(Direction d) {
+  return d == Direction::kInbound ? Direction::kOutbound : Direction::kInbound;
+}
+
+size_t familySlot(const IpAddr& a) {
+  return a.isV4() ? 0 : 1;
+}
+
+std::string endpointStr(const IpAddr& a, uint16_t port) {
+  return a.isV4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port);
+}
+
+// "port 443", "ports 1024-65535", "all ports"
+std::string portsStr(const rules::Match& m) {
+  if (m.allPorts()) return "all ports";
+  if (m.port_lo == m.port_hi) return fmt::format("port {}", m.port_lo);
+  return fmt::format("ports {}-{}", m.port_lo, m.port_hi);
+}
+
+// What a rule's match allows, in words: "tcp port 22", "all traffic", "icmp type 8", "protocol 47".
+std::string matchWords(const rules::Match& m) {
+  if (m.proto == rules::kProtoAll) return "all traffic";
+  std::string p = rules::protoName(m.proto);
+  if (rules::protoHasPorts(m.proto)) return p + " " + portsStr(m);
+  if (rules::protoIsIcmp(m.proto)) {
+    if (m.icmp_type == rules::kAny) return p + " (any type)";
+    if (m.icmp_code == rules::kAny) return fmt::format("{} type {}", p, m.icmp_type);
+    return fmt::format("{} type {} code {}", p, m.icmp_type, m.icmp_code);
+  }
+  return fmt::format("protocol {}", p);
+}
+
+std::string icmpName(bool v6, uint8_t type, uint8_t code) {
+  if (!v6) {
+    switch (type) {
+      case 0:
+        return "echo reply";
+      case 3: {
+        static constexpr std::array<const char*, 5> kCodes = {
+            "network unreachable", "host unreachable", "protocol unreachable", "port unreachable",
+            "fragmentation needed"};
+        return code < kCodes.size() ? fmt::format("destination unreachable ({})", kCodes[code])
+                                    : "destination unreachable";
+      }
+      case 4:
+        return "source quench";
+      case 5:
+        return "redirect";
+      case 8:
+        return "echo request";
+      case 11:
+        return "time exceeded";
+      case 12:
+        return "parameter problem";
+      default:
+        return "";
+    }
+  }
+  switch (type) {
+    case 1:
+      return code == 4 ? "destination unreachable (port unreachable)" : "destination unreachable";
+    case 2:
+      return "packet too big";
+    case 3:
+      return "time exceeded";
+    case 4:
+      return "parameter problem";
+    case 128:
+      return "echo request";
+    case 129:
+      return "echo reply";
+    case 133:
+      return "router solicitation";
+    case 134:
+      return "router advertisement";
+    case 135:
+      return "neighbour solicitation";
+    case 136:
+      return "neighbour advertisement";
+    default:
+      return "";
+  }
+}
+
+// What a packet is, in words, for one side's rules: "tcp port 8000", "icmp type 0 code 0".
+std::string packetWords(const Flow5& f) {
+  std::string p = rules::protoName(f.proto);
+  if (rules::protoHasPorts(f.proto)) return fmt::format("{} port {}", p, f.dport);
+  if (rules::protoIsIcmp(f.proto)) {
+    return fmt::format("{} type {} code {}", p, f.icmp_type, f.icmp_code);
+  }
+  return fmt::format("protocol {}", p);
+}
+
+std::string tcpFlagsStr(uint8_t fl) {
+  static constexpr std::array<std::pair<uint8_t, char>, 8> kLetters = {{{dataplane::kFin, 'F'},
+                                                                        {dataplane::kSyn, 'S'},
+                                                                        {dataplane::kRst, 'R'},
+                                                                        {dataplane::kPsh, 'P'},
+                                                                        {dataplane::kAck, 'A'},
+                                                                        {dataplane::kUrg, 'U'},
+                                                                        {dataplane::kEce, 'E'},
+                                                                        {dataplane::kCwr, 'C'}}};
+  std::string s;
+  for (const auto& [bit, c] : kLetters)
+    if (fl & bit) s += c;
+  return s.empty() ? "none" : s;
+}
+
+Flow5 flowOf(const ParsedPacket& p) {
+  Flow5 f;
+  f.proto = p.proto;
+  f.src = p.src;
+  f.dst = p.dst;
+  f.sport = p.sport;
+  f.dport = p.dport;
+  f.icmp_type = p.icmp_type;
+  f.icmp_code = p.icmp_code;
+  return f;
+}
+
+Flow5 reverseFlow(const Flow5& f) {
+  Flow5 r = f;
+  r.src = f.dst;
+  r.dst = f.src;
+  r.sport = f.dport;
+  r.dport = f.sport;
+  return r;
+}
+
+// How many of the match's fields fail for the packet f, and the last one that does.
+int mismatches(const rules::Match& m, const Flow5& f, bool peer_ok, MissField* which) {
+  int n = 0;
+  auto miss = [&](MissField w) {
+    ++n;
+    *which = w;
+  };
+  if (m.proto != rules::kProtoAll && m.proto != f.proto) miss(MissField::kProtocol);
+  if (rules::protoHasPorts(m.proto) && !m.allPorts()) {
+    if (!rules::protoHasPorts(f.proto) || f.dport < m.port_lo || f.dport > m.port_hi) {
+      miss(MissField::kPort);
+    }
+  }
+  if (rules::protoIsIcmp(m.proto)) {
+    const bool icmp = rules::protoIsIcmp(f.proto);
+    if (m.icmp_type != rules::kAny && (!icmp || f.icmp_type != m.icmp_type)) {
+      miss(MissField::kIcmpType);
+    }
+    if (m.icmp_code != rules::kAny && (!icmp || f.icmp_code != m.icmp_code)) {
+      miss(MissField::kIcmpCode);
+    }
+  }
+  if (!peer_ok) miss(MissField::kPeer);
+  return n;
+}
+
+std::string capitalized(std::string s) {
+  if (!s.empty() && s[0] >= 'a' && s[0] <= 'z') s[0] = static_cast<char>(s[0] - 'a' + 'A');
+  return s;
+}
+
+std::string stripNumber(const std::string& text, int number) {
+  const std::string prefix = std::to_string(number) + " ";
+  return text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : text;
+}
+
+}  // namespace
+
+// ---- near misses ----
+
+struct NearMissSearch::Index {
+  const CompiledPolicy& cp;
+  std::vector<const rules::SgRule*> rule_ptr;                   // per RuleId
+  std::vector<std::array<std::vector<rules::Cidr>, 2>> cidrs;   // per RuleId and family
+  std::vector<std::array<bool, 2>> all_peer;                    // per RuleId and family
+  std::vector<std::string> peer_words;                          // per RuleId
+  std::vector<std::array<std::vector<RuleId>, 2>> group_rules;  // per group and direction
+  std::vector<const rules::AclEntry*> acl_ptr;                  // per AclEntryId; null for '*'
+  std::vector<std::array<std::vector<rules::AclEntryId>, 2>> acl_order;  // per ACL, direction
+
+  explicit Index(const CompiledPolicy& p) : cp(p) {
+    const rules::Policy& src = p.source();
+    auto findByName = [](const auto& list, const std::string& n) -> long {
+      for (size_t i = 0; i < list.size(); ++i)
+        if (list[i].name == n) return static_cast<long>(i);
+      for (size_t i = 0; i < list.size(); ++i)
+        if (!list[i].id.empty() && list[i].id == n) return static_cast<long>(i);
+      return -1;
+    };
+    std::vector<std::vector<IpAddr>> members(src.groups.size());
+    for (rules::IfaceId i = 0; i < p.ifaceCount(); ++i) {
+      for (uint16_t g : p.iface(i).groups)
+        members[g].insert(members[g].end(), p.iface(i).addresses.begin(),
+                          p.iface(i).addresses.end());
+    }
+    group_rules.resize(src.groups.size());
+    for (RuleId r = 0; r < p.ruleCount(); ++r) {
+      const rules::RuleInfo& ri = p.rule(r);
+      const rules::SecurityGroup& g = src.groups[ri.group];
+      const rules::SgRule& rule =
+          ri.dir == Direction::kInbound ? g.inbound[ri.index] : g.outbound[ri.index];
+      rule_ptr.push_back(&rule);
+      group_rules[ri.group][static_cast<size_t>(ri.dir)].push_back(r);
+      std::array<std::vector<rules::Cidr>, 2> c;
+      std::array<bool, 2> all{false, false};
+      std::string words;
+      auto add = [&](const rules::Cidr& x) {
+        c[familySlot(x.addr)].push_back(x);
+        if (x.prefix == 0) all[familySlot(x.addr)] = true;
+      };
+      auto listed = [](const std::vector<std::string>& items) {
+        std::string s;
+        for (size_t k = 0; k < items.size() && k < 4; ++k)
+          s += (k ? ", " : "") + items[k];
+        if (items.size() > 4) s += fmt::format(" and {} more", items.size() - 4);
+        return s.empty() ? std::string("no addresses") : s;
+      };
+      for (const rules::Peer& peer : rule.peers) {
+        words += words.empty() ? "" : ", ";
+        std::vector<std::string> items;
+        switch (peer.kind) {
+          case rules::PeerKind::kCidr:
+            add(peer.cidr);
+            words += peer.cidr.str();
+            break;
+          case rules::PeerKind::kPrefixList: {
+            const long pl = findByName(src.prefix_lists, peer.name);
+            if (pl >= 0) {
+              for (const rules::Cidr& x : src.prefix_lists[static_cast<size_t>(pl)].cidrs) {
+                add(x);
+                items.push_back(x.str());
+              }
+            }
+            words += fmt::format("{} ({})", peer.str(), listed(items));
+            break;
+          }
+          case rules::PeerKind::kGroup: {
+            const long gi = findByName(src.groups, peer.name);
+            if (gi >= 0) {
+              for (const IpAddr& a : members[static_cast<size_t>(gi)]) {
+                add(rules::Cidr::host(a));
+                items.push_back(a.str());
+              }
+            }
+            words += fmt::format("{} ({})", peer.str(), listed(items));
+            break;
+          }
+        }
+      }
+      cidrs.push_back(std::move(c));
+      all_peer.push_back(all);
+      peer_words.push_back(words);
+    }
+    acl_order.resize(p.aclCount());
+    acl_ptr.resize(p.aclEntryCount(), nullptr);
+    for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e) {
+      const rules::AclEntryInfo& ai = p.aclEntry(e);
+      if (ai.acl >= p.aclCount()) continue;
+      acl_order[ai.acl][static_cast<size_t>(ai.dir)].push_back(e);
+      if (ai.rule_number == 0) continue;
+      const long a = findByName(src.acls, ai.acl_name);
+      if (a < 0) continue;
+      const rules::NetworkAcl& acl = src.acls[static_cast<size_t>(a)];
+      for (const rules::AclEntry& x : ai.dir == Direction::kInbound ? acl.inbound : acl.outbound)
+        if (x.rule_number == ai.rule_number) acl_ptr[e] = &x;
+    }
+    for (auto& dirs : acl_order) {
+      for (auto& list : dirs) {
+        std::stable_sort(list.begin(), list.end(), [&](rules::AclEntryId a, rules::AclEntryId b) {
+          const int na = p.aclEntry(a).rule_number, nb = p.aclEntry(b).rule_number;
+          return (na == 0 ? 1 << 30 : na) < (nb == 0 ? 1 << 30 : nb);
+        });
+      }
+    }
+  }
+
+  bool peerMatches(RuleId r, const IpAddr& a) const {
+    for (const rules::Cidr& c : cidrs[r][familySlot(a)])
+      if (c.contains(a)) return true;
+    return false;
+  }
+
+  std::string ruleLabel(RuleId r) const {
+    const rules::RuleInfo& ri = cp.rule(r);
+    return fmt::format("{} {} rule {} '{}'", ri.group_name, rules::directionName(ri.dir), ri.index,
+                       ri.text);
+  }
+  std::string aclLabel(rules::AclEntryId e) const {
+    const rules::AclEntryInfo& ai = cp.aclEntry(e);
+    return fmt::format("{} {} rule {} '{}'", ai.acl_name, rules::directionName(ai.dir),
+                       ai.ruleNumberStr(), stripNumber(ai.text, ai.rule_number));
+  }
+
+  // The sentence for a near miss of `label` whose match is m, in direction d.
+  NearMiss describe(const std::string& label, const rules::Match& m, const std::string& peers,
+                    Direction d, const Flow5& f, MissField field) const {
+    NearMiss n;
+    n.field = field;
+    const bool in = d == Direction::kInbound;
+    const IpAddr& remote = in ? f.src : f.dst;
+    switch (field) {
+      case MissField::kPeer:
+        n.wanted = peers;
+        n.got = remote.str();
+        n.text =
+            fmt::format("{}: {} is allowed only {} {}; this packet {} {}.", label, matchWords(m),
+                        in ? "from" : "to", peers, in ? "came from" : "goes to", remote.str());
+        break;
+      case MissField::kPort:
+        n.wanted = portsStr(m);
+        n.got = rules::protoHasPorts(f.proto) ? fmt::format("port {}", f.dport)
+                                              : rules::protoName(f.proto);
+        n.text = fmt::format("{}: it allows {} {} only; this packet goes to {}.", label,
+                             rules::protoName(m.proto), portsStr(m), n.got);
+        break;
+      case MissField::kProtocol:
+        n.wanted = rules::protoName(m.proto);
+        n.got = rules::protoName(f.proto);
+        n.text = fmt::format("{}: it allows {} only; this packet is {}.", label, matchWords(m),
+                             packetWords(f));
+        break;
+      case MissField::kIcmpType:
+        n.wanted = fmt::format("type {}", m.icmp_type);
+        n.got = fmt::format("type {}", f.icmp_type);
+        n.text = fmt::format("{}: it allows {} only; this packet is {} type {}.", label,
+                             matchWords(m), rules::protoName(f.proto), f.icmp_type);
+        break;
+      case MissField::kIcmpCode:
+        n.wanted = fmt::format("code {}", m.icmp_code);
+        n.got = fmt::format("code {}", f.icmp_code);
+        n.text = fmt::format("{}: it allows {} only; this packet has code {}.", label,
+                             matchWords(m), f.icmp_code);
+        break;
+      case MissField::kOrder:
+        break;
+    }
+    return n;
+  }
+};
+
+NearMissSearch::NearMissSearch(const CompiledPolicy& policy)
+    : ix_(std::make_unique<Index>(policy)) {}
+NearMissSearch::~NearMissSearch() = default;
+
+std::vector<NearMiss> NearMissSearch::securityGroups(rules::IfaceId iface, Direction d,
+                                                     const Flow5& f) const {
+  std::vector<NearMiss> out;
+  if (iface >= ix_->cp.ifaceCount()) return out;
+  const IpAddr& remote = d == Direction::kInbound ? f.src : f.dst;
+  for (uint16_t g : ix_->cp.iface(iface).groups) {
+    for (RuleId r : ix_->group_rules[g][static_cast<size_t>(d)]) {
+      MissField which = MissField::kPeer;
+      const rules::Match& m = ix_->rule_ptr[r]->match;
+      if (mismatches(m, f, ix_->peerMatches(r, remote), &which) != 1) continue;
+      NearMiss n = ix_->describe(ix_->ruleLabel(r), m, ix_->peer_words[r], d, f, which);
+      n.rule = r;
+      out.push_back(std::move(n));
+    }
+  }
+  return out;
+}
+
+std::vector<NearMiss> NearMissSearch::acl(rules::SubnetId s, Direction d, const Flow5& f,
+                                          rules::AclEntryId decided_by) const {
+  std::vector<NearMiss> out;
+  const CompiledPolicy& cp = ix_->cp;
+  if (s >= cp.subnetCount() || cp.subnet(s).acl == rules::kNoAcl) return out;
+  const rules::AclId a = cp.subnet(s).acl;
+  const IpAddr& remote = d == Direction::kInbound ? f.src : f.dst;
+  const int decided_number =
+      decided_by < cp.aclEntryCount() ? cp.aclEntry(decided_by).rule_number : 0;
+  std::vector<NearMiss> shadowed;
+  for (rules::AclEntryId e : ix_->acl_order[a][static_cast<size_t>(d)]) {
+    const rules::AclEntry* x = ix_->acl_ptr[e];
+    if (x == nullptr || !x->allow) continue;
+    const bool before = decided_number == 0 || x->rule_number < decided_number;
+    MissField which = MissField::kPeer;
+    const bool peer_ok = x->cidr.family() == remote.family && x->cidr.contains(remote);
+    const int n = mismatches(x->match, f, peer_ok, &which);
+    if (n == 1 && before) {
+      NearMiss miss = ix_->describe(ix_->aclLabel(e), x->match, x->cidr.str(), d, f, which);
+      miss.acl = true;
+      miss.entry = e;
+      out.push_back(std::move(miss));
+    } else if (n == 0 && !before && decided_number != 0) {
+      NearMiss miss;
+      miss.acl = true;
+      miss.entry = e;
+      miss.field = MissField::kOrder;
+      miss.wanted = fmt::format("a number below {}", decided_number);
+      miss.got = std::to_string(x->rule_number);
+      miss.text = fmt::format(
+          "{} would allow it, but rule {} denies it first: the lowest number that matches wins.",
+          ix_->aclLabel(e), decided_number);
+      shadowed.push_back(std::move(miss));
+    }
+  }
+  out.insert(out.end(), std::make_move_iterator(shadowed.begin()),
+             std::make_move_iterator(shadowed.end()));
+  return out;
+}
+
+std::pair<RuleId, RuleId> NearMissSearch::untrackedPair(rules::IfaceId iface, Direction d,
+                                                        const Flow5& request) const {
+  RuleId r1 = rules::kNoRule, r2 = rules::kNoRule;
+  if (iface >= ix_->cp.ifaceCount()) return {r1, r2};
+  const size_t fam = familySlot(request.src);
+  for (uint16_t g : ix_->cp.iface(iface).groups) {
+    for (RuleId r : ix_->group_rules[g][static_cast<size_t>(d)]) {
+      MissField which = MissField::kPeer;
+      if (r1 == rules::kNoRule && ix_->all_peer[r][fam] &&
+          mismatches(ix_->rule_ptr[r]->match, request, true, &which) == 0) {
+        r1 = r;
+      }
+    }
+    for (RuleId r : ix_->group_rules[g][static_cast<size_t>(reverseOf(d))]) {
+      const rules::Match& m = ix_->rule_ptr[r]->match;
+      const bool all_ports =
+          m.proto == rules::kProtoAll || (m.proto == request.proto && m.allPorts());
+      if (r2 == rules::kNoRule && all_ports && ix_->all_peer[r][fam]) r2 = r;
+    }
+  }
+  return {r1, r2};
+}
+
+// ---- explanations ----
+
+namespace {
+
+struct ConnMemo {
+  uint64_t number = 0;
+  uint64_t engine_id = 0;
+  uint64_t first_index = 0;
+  RuleId opened_by = rules::kNoRule;
+  uint8_t proto = 0;
+  bool orig_protected = false, resp_protected = false;
+  bool orig_tracked = false, resp_tracked = false;
+  bool icmp_echo = false;
+  uint64_t last_ts_ns = 0;
+  TcpState last_tcp = TcpState::kNone;
+  bool replied = false, stream = false;
+  std::string orig_iface, resp_iface;  // interface names ("" when unprotected)
+};
+
+// Addresses and ports of a connection, the same from either direction.
+struct TupleKey {
+  uint8_t proto = 0;
+  IpAddr a, b;
+  uint16_t pa = 0, pb = 0;
+  auto operator<=>(const TupleKey&) const = default;
+};
+
+TupleKey tupleOf(uint8_t proto, const IpAddr& s, const IpAddr& d, uint16_t sp, uint16_t dp) {
+  if (std::tie(d, dp) < std::tie(s, sp)) return TupleKey{proto, d, s, dp, sp};
+  return TupleKey{proto, s, d, sp, dp};
+}
+
+// The ports a connection's key uses: TCP/UDP ports, the ICMP echo id, 0 otherwise.
+std::pair<uint16_t, uint16_t> keyPorts(const ParsedPacket& p) {
+  if (p.proto == dataplane::kIpProtoTcp || p.proto == dataplane::kIpProtoUdp) {
+    return {p.sport, p.dport};
+  }
+  if (p.icmp_is_echo_request || p.icmp_is_echo_reply) return {p.icmp_id, p.icmp_id};
+  return {0, 0};
+}
+
+std::string fmtSeconds(uint64_t ns) {
+  return fmt::format("{}.{:06}", ns / 1000000000ull, (ns % 1000000000ull) / 1000ull);
+}
+
+// Wraps `text` at `width` columns; the first line starts after `first` (already printed), the
+// others with `indent` spaces.
+std::string wrap(const std::string& text, size_t first, size_t indent, size_t width = 100) {
+  std::string out;
+  size_t col = first;
+  size_t i = 0;
+  bool line_start = true;
+  while (i < text.size()) {
+    size_t j = text.find(' ', i);
+    if (j == std::string::npos) j = text.size();
+    const std::string word = text.substr(i, j - i);
+    if (!line_start && col + 1 + word.size() > width) {
+      out += "\n" + std::string(indent, ' ');
+      col = indent;
+      line_start = true;
+    }
+    if (!line_start) {
+      out += ' ';
+      ++col;
+    }
+    out += word;
+    col += word.size();
+    line_start = false;
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Explainer::Impl {
+  rules::CompiledPolicyPtr policy;
+  ExplainOptions opt;
+  Replay replay;
+  NearMissSearch near;
+  ExplainStats stats;
+  const Sink* sink = nullptr;
+
+  std::unordered_map<uint64_t, ConnMemo> conns;  // by engine id
+  std::map<TupleKey, uint64_t> by_tuple;         // -> engine id of the latest connection
+  uint64_t next_number = 0;
+
+  Impl(rules::CompiledPolicyPtr p, ExplainOptions o)
+      : policy(std::move(p)), opt(std::move(o)), replay(policy, replayOptions(opt)), near(*policy) {
+    replay.setObserver([this](uint64_t index, uint64_t ts, const Verdict& v,
+                              const ParsedPacket& pp) { observe(index, ts, v, pp); });
+  }
+
+  static ReplayOptions replayOptions(const ExplainOptions& o) {
+    ReplayOptions r;
+    r.pass_non_ip = o.pass_non_ip;
+    r.table_capacity = o.table_capacity;
+    return r;
+  }
+
+  const CompiledPolicy& cp() const { return *policy; }
+
+  // ---- selection ----
+
+  bool selected(uint64_t index, const ParsedPacket& p) const {
+    if (opt.packets.empty() && !opt.flow) return true;
+    for (const auto& [lo, hi] : opt.packets)
+      if (index >= lo && index <= hi) return true;
+    if (!opt.flow || (p.l3 != L3::kIpv4 && p.l3 != L3::kIpv6)) return false;
+    const FlowPattern& f = *opt.flow;
+    if (f.matches(p.proto, p.src, p.dst, p.sport, p.dport, p.icmp_type, p.icmp_code)) return true;
+    FlowPattern any_type = f;
+    any_type.icmp_type = any_type.icmp_code = -1;
+    if (any_type.matches(p.proto, p.dst, p.src, p.dport, p.sport, p.icmp_type, p.icmp_code)) {
+      return true;
+    }
+    if (p.icmp_is_error && p.quoted.present) {
+      const dataplane::QuotedHeader& q = p.quoted;
+      return any_type.matches(q.proto, q.src, q.dst, q.sport, q.dport, 0, 0) ||
+             any_type.matches(q.proto, q.dst, q.src, q.dport, q.sport, 0, 0);
+    }
+    return false;
+  }
+
+  void observe(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
+    ++stats.packets;
+    if (stats.packets == 1) stats.first_ts_ns = ts;
+    const bool ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
+    const bool judged = ip && p.malformed == dataplane::Layer::kNone &&
+                        !(v.flags & (dataplane::kFlagControl | dataplane::kFlagFragment));
+    // The connection as it was before this packet, and an earlier connection of the same tuple.
+    std::optional<ConnMemo> before;
+    std::optional<ConnMemo> earlier;
+    if (judged) {
+      if (v.conn_id != 0 && !(v.flags & dataplane::kFlagNewConnection) &&
+          v.reason != Reason::kAllowRelated) {
+        auto it = conns.find(v.conn_id);
+        if (it != conns.end()) before = it->second;
+      }
+      const auto [sp, dp] = keyPorts(p);
+      auto t = by_tuple.find(tupleOf(p.proto, p.src, p.dst, sp, dp));
+      if (t != by_tuple.end() && t->second != v.conn_id) {
+        auto it = conns.find(t->second);
+        if (it != conns.end()) earlier = it->second;
+      }
+    }
+    const bool sel = selected(index, p);
+    if (judged) remember(index, ts, v, p);
+    if (!sel) return;
+    ++stats.selected;
+    if (opt.limit != 0 && stats.shown >= opt.limit) return;
+    ++stats.shown;
+    PacketExplanation e = explain(index, ts, v, p, judged, before, earlier);
+    if (sink != nullptr && *sink) (*sink)(e);
+  }
+
+  // ---- connection memory ----
+
+  void setTracking(ConnMemo& m, const Flow5& from_orig) {
+    rules::Evaluation ev;
+    rules::evaluate(cp(), from_orig, rules::EvalMode::kFull, &ev);
+    m.orig_protected = ev.src_protected;
+    m.resp_protected = ev.dst_protected;
+    m.orig_tracked = m.resp_tracked = false;
+    for (int i = 0; i < ev.n_checks; ++i) {
+      const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+      if (c.kind != CheckKind::kSg || !c.sg.allowed() || c.sg.untracked) continue;
+      (c.dir == Direction::kOutbound ? m.orig_tracked : m.resp_tracked) = true;
+    }
+    m.orig_iface = ev.src_iface == rules::kNoIface ? "" : cp().iface(ev.src_iface).name;
+    m.resp_iface = ev.dst_iface == rules::kNoIface ? "" : cp().iface(ev.dst_iface).name;
+  }
+
+  void remember(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
+    if (v.conn_id == 0 || v.reason == Reason::kAllowRelated) return;
+    const bool reply = (v.flags & dataplane::kFlagReply) != 0;
+    auto it = conns.find(v.conn_id);
+    if ((v.flags & dataplane::kFlagNewConnection) || it == conns.end()) {
+      ConnMemo m;
+      m.number = ++next_number;
+      m.engine_id = v.conn_id;
+      m.first_index = index;
+      m.opened_by = v.rule;
+      m.proto = p.proto;
+      m.icmp_echo = p.icmp_is_echo_request || p.icmp_is_echo_reply;
+      const Flow5 f = flowOf(p);
+      setTracking(m, reply ? reverseFlow(f) : f);
+      it = conns.insert_or_assign(v.conn_id, std::move(m)).first;
+      const auto [sp, dp] = keyPorts(p);
+      by_tuple[tupleOf(p.proto, p.src, p.dst, sp, dp)] = v.conn_id;
+    } else if (v.reason == Reason::kAllowRule && (v.flags & dataplane::kFlagMidStream)) {
+      // An untracked flow whose rules now track it: the engine re-opens it from this packet.
+      it->second.opened_by = v.rule;
+      setTracking(it->second, flowOf(p));
+    }
+    ConnMemo& m = it->second;
+    if (v.tcp_after != TcpState::kNone) m.last_tcp = v.tcp_after;
+    if (!v.allowed() || (v.flags & dataplane::kFlagTcpInvalid)) return;
+    m.last_ts_ns = ts;
+    if (reply) {
+      m.replied = true;
+    } else if (m.replied && p.proto == dataplane::kIpProtoUdp) {
+      m.stream = true;
+    }
+  }
+
+  rules::TimeoutKey timeoutKeyOf(const ConnMemo& m) const {
+    if (m.proto == dataplane::kIpProtoTcp) return dataplane::tcpTimeoutKey(m.last_tcp);
+    if (m.proto == dataplane::kIpProtoUdp) {
+      return m.stream ? rules::TimeoutKey::kUdpStream : rules::TimeoutKey::kUdp;
+    }
+    if (m.icmp_echo) return rules::TimeoutKey::kIcmp;
+    return rules::TimeoutKey::kOther;
+  }
+
+  // ---- texts and JSON pieces ----
+
+  std::string ruleLabel(RuleId r) const {
+    if (r == rules::kNoRule || r >= cp().ruleCount()) return "no rule";
+    const rules::RuleInfo& ri = cp().rule(r);
+    return fmt::format("{} {} rule {} '{}'", ri.group_name, rules::directionName(ri.dir), ri.index,
+                       ri.text);
+  }
+  Json ruleJson(RuleId r) const {
+    if (r == rules::kNoRule || r >= cp().ruleCount()) return nullptr;
+    const rules::RuleInfo& ri = cp().rule(r);
+    return Json{{"group", ri.group_name},
+                {"direction", rules::directionName(ri.dir)},
+                {"index", ri.index},
+                {"text", ri.text},
+                {"description", ri.description}};
+  }
+  std::string aclLabel(rules::AclEntryId e) const {
+    const rules::AclEntryInfo& ai = cp().aclEntry(e);
+    return fmt::format("rule {} '{}'", ai.ruleNumberStr(), stripNumber(ai.text, ai.rule_number));
+  }
+  Json aclJson(rules::AclEntryId e) const {
+    if (e == rules::kNoAclEntry || e >= cp().aclEntryCount()) return nullptr;
+    const rules::AclEntryInfo& ai = cp().aclEntry(e);
+    return Json{{"acl", ai.acl_name},
+                {"direction", rules::directionName(ai.dir)},
+                {"number", ai.rule_number == 0 ? Json("*") : Json(ai.rule_number)},
+                {"action", ai.allow ? "allow" : "deny"},
+                {"text", ai.text}};
+  }
+  std::string groupsStr(rules::IfaceId i) const {
+    std::string s;
+    for (const auto& g : cp().iface(i).group_names)
+      s += (s.empty() ? "" : ", ") + g;
+    return s.empty() ? "no groups" : "groups " + s;
+  }
+  std::string ifaceWords(rules::IfaceId i) const {
+    const rules::InterfaceInfo& itf = cp().iface(i);
+    return fmt::format(
+        "{}: {}, {}", itf.name,
+        itf.subnet == rules::kNoSubnet ? "no subnet" : "subnet " + cp().subnet(itf.subnet).name,
+        groupsStr(i));
+  }
+  Json sideJson(const IpAddr& a, rules::IfaceId i) const {
+    Json j = {{"address", a.str()}};
+    if (i == rules::kNoIface) {
+      j["interface"] = nullptr;
+      return j;
+    }
+    const rules::InterfaceInfo& itf = cp().iface(i);
+    j["interface"] = itf.name;
+    j["subnet"] =
+        itf.subnet == rules::kNoSubnet ? Json(nullptr) : Json(cp().subnet(itf.subnet).name);
+    j["groups"] = itf.group_names;
+    return j;
+  }
+  Json connJson(const ConnMemo& m, bool reply) const {
+    return Json{{"number", m.number},
+                {"engine_id", m.engine_id},
+                {"opened_by_packet", m.first_index},
+                {"rule", ruleJson(m.opened_by)},
+                {"reply", reply}};
+  }
+  std::string timeoutWords(rules::TimeoutKey k) const {
+    return fmt::format("{}, {} s", rules::timeoutKeyName(k), cp().timeouts().get(k));
+  }
+  Json timeoutJson(rules::TimeoutKey k) const {
+    return Json{{"key", rules::timeoutKeyName(k)}, {"seconds", cp().timeouts().get(k)}};
+  }
+
+  // "the security groups of db-1 (outbound): no outbound rule allows tcp port 42000 to 10.0.2.10"
+  std::string sgDenyWords(const rules::Check& c, const Flow5& f) const {
+    const bool in = c.dir == Direction::kInbound;
+    const std::string dir(rules::directionName(c.dir));
+    return fmt::format("no {} rule of {} ({}) allows {} {} {}", dir, cp().iface(c.iface).name,
+                       groupsStr(c.iface), packetWords(f), in ? "from" : "to",
+                       (in ? f.src : f.dst).str());
+  }
+  std::string checkName(const rules::Check& c) const {
+    const std::string dir(rules::directionName(c.dir));
+    if (c.kind == CheckKind::kSg) {
+      return fmt::format("the security groups of {} ({})", cp().iface(c.iface).name, dir);
+    }
+    const rules::AclEntryInfo& ai = cp().aclEntry(c.acl.entry);
+    return fmt::format("network ACL {} ({})", ai.acl_name, dir);
+  }
+  std::string checkVerdictWords(const rules::Check& c, const Flow5& f) const {
+    if (c.kind == CheckKind::kSg) {
+      if (c.sg.allowed()) return fmt::format("{} allows it", ruleLabel(c.sg.rule));
+      return sgDenyWords(c, f);
+    }
+    const rules::AclEntryInfo& ai = cp().aclEntry(c.acl.entry);
+    if (ai.rule_number == 0) return "no numbered rule matches; the default rule * denies it";
+    return fmt::format("{} {} it", aclLabel(c.acl.entry), ai.allow ? "allows" : "denies");
+  }
+
+  std::string summaryOf(const ParsedPacket& p, bool judged) const {
+    if (p.l3 == L3::kArp) return fmt::format("arp {} -> {}", p.src.str(), p.dst.str());
+    if (p.l3 == L3::kOther) return "non-ip frame";
+    std::string proto = rules::protoName(p.proto);
+    if (p.malformed != dataplane::Layer::kNone && p.src == IpAddr{} && p.dst == IpAddr{}) {
+      return "unparsable frame";
+    }
+    const bool ports = (p.proto == dataplane::kIpProtoTcp || p.proto == dataplane::kIpProtoUdp) &&
+                       judged && (!p.is_fragment || p.first_fragment);
+    std::string s = ports ? fmt::format("{} {} -> {}", proto, endpointStr(p.src, p.sport),
+                                        endpointStr(p.dst, p.dport))
+                          : fmt::format("{} {} -> {}", proto, p.src.str(), p.dst.str());
+    if (!judged) return s;
+    if (p.proto == dataplane::kIpProtoTcp) s += " flags " + tcpFlagsStr(p.tcp_flags);
+    if (p.proto == dataplane::kIpProtoIcmp || p.proto == dataplane::kIpProtoIcmpv6) {
+      const std::string name = icmpName(p.family == rules::Family::kV6, p.icmp_type, p.icmp_code);
+      s += name.empty() ? "" : " " + name;
+      s += fmt::format(" (type {} code {})", p.icmp_type, p.icmp_code);
+      if (p.icmp_is_echo_request || p.icmp_is_echo_reply) s += fmt::format(" id {}", p.icmp_id);
+    }
+    return s;
+  }
+
+  Json packetJson(const ParsedPacket& p) const {
+    Json j;
+    if (p.l3 == L3::kArp) {
+      j["proto"] = "arp";
+    } else if (p.l3 == L3::kOther) {
+      j["proto"] = "non-ip";
+      return j;
+    } else {
+      j["proto"] = rules::protoName(p.proto);
+    }
+    j["src"] = p.src.str();
+    j["dst"] = p.dst.str();
+    if (p.l3 == L3::kArp || p.malformed != dataplane::Layer::kNone) return j;
+    if (p.proto == dataplane::kIpProtoTcp || p.proto == dataplane::kIpProtoUdp) {
+      j["sport"] = p.sport;
+      j["dport"] = p.dport;
+    }
+    if (p.proto == dataplane::kIpProtoTcp) j["tcp_flags"] = tcpFlagsStr(p.tcp_flags);
+    if (p.proto == dataplane::kIpProtoIcmp || p.proto == dataplane::kIpProtoIcmpv6) {
+      j["icmp_type"] = p.icmp_type;
+      j["icmp_code"] = p.icmp_code;
+      if (p.icmp_is_echo_request || p.icmp_is_echo_reply) j["icmp_id"] = p.icmp_id;
+    }
+    j["ip_len"] = p.ip_len;
+    return j;
+  }
+
+  // ---- the explanation of one packet ----
+
+  struct Builder {
+    PacketExplanation* e;
+    Json* steps;
+    void add(const std::string& kind, const std::string& text, Json extra = Json::object()) {
+      e->steps.push_back(ExplainStep{kind, text});
+      Json s = {{"kind", kind}, {"text", text}};
+      for (auto& [k, val] : extra.items())
+        s[k] = std::move(val);
+      steps->push_back(std::move(s));
+    }
+  };
+
+  PacketExplanation explain(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p,
+                            bool judged, const std::optional<ConnMemo>& before,
+                            const std::optional<ConnMemo>& earlier) {
+    ts_now_ = ts;
+    PacketExplanation e;
+    e.index = index;
+    e.ts_ns = ts;
+    e.reason = v.reason;
+    e.summary = summaryOf(p, judged);
+    Json steps = Json::array();
+    Json near_json = Json::array();
+    Json stateless_json = nullptr;
+    Json conn_json = nullptr;
+    Json direction_json = nullptr;
+    Builder b{&e, &steps};
+    const ConnMemo* memo = nullptr;
+    if (v.conn_id != 0) {
+      auto it = conns.find(v.conn_id);
+      if (it != conns.end()) memo = &it->second;
+    }
+    const bool reply = (v.flags & dataplane::kFlagReply) != 0;
+    if (memo != nullptr && judged) {
+      e.connection = memo->number;
+      conn_json = connJson(*memo, reply && v.reason != Reason::kAllowRelated);
+    }
+
+    if (!judged) {
+      explainUnjudged(b, v, p);
+      if (opt.contrast) {
+        e.stateless = v.reason;
+        e.stateless_text = fmt::format(
+            "A stateless filter with the same rules has nothing else to judge it by: the same "
+            "({}).",
+            dataplane::reasonCode(v.reason));
+        stateless_json = Json{{"verdict", v.allowed() ? "allow" : "deny"},
+                              {"reason", dataplane::reasonCode(v.reason)},
+                              {"changed", false},
+                              {"text", e.stateless_text}};
+      }
+    } else {
+      const Flow5 f = flowOf(p);
+      rules::Evaluation ev;
+      rules::evaluate(cp(), f, rules::EvalMode::kFull, &ev);
+      direction_json = ev.unprotected                         ? "unprotected"
+                       : ev.src_protected && ev.dst_protected ? "internal"
+                       : ev.src_protected                     ? "outbound"
+                                                              : "inbound";
+      explainJudged(b, e, near_json, v, p, f, ev, memo, before, earlier);
+      if (opt.contrast) stateless_json = contrast(e, v, f, ev, memo);
+    }
+
+    if (opt.json) {
+      Json j;
+      j["index"] = index;
+      j["ts"] = Json::parse(fmtSeconds(ts));
+      j["t"] = Json::parse(fmtSeconds(ts - stats.first_ts_ns));
+      j["packet"] = packetJson(p);
+      j["summary"] = e.summary;
+      j["verdict"] = v.allowed() ? "allow" : "deny";
+      j["reason"] = dataplane::reasonCode(v.reason);
+      j["direction"] = direction_json;
+      j["connection"] = conn_json;
+      j["steps"] = std::move(steps);
+      j["near_misses"] = std::move(near_json);
+      j["stateless"] = std::move(stateless_json);
+      e.json = j.dump(2);
+    }
+    if (opt.text) e.text = formatText(e, ts);
+    return e;
+  }
+
+  void explainUnjudged(Builder& b, const Verdict& v, const ParsedPacket& p) {
+    if (v.flags & dataplane::kFlagControl) {
+      b.add("control", fmt::format("{} is control traffic: it always passes, without any rule "
+                                   "(allow-unprotected).",
+                                   p.l3 == L3::kArp ? "ARP" : "IPv6 neighbour discovery"));
+      return;
+    }
+    if (v.flags & dataplane::kFlagFragment) {
+      if (v.reason == Reason::kDenyMalformed) {
+        b.add("malformed",
+              fmt::format("A later fragment (IP id {}, offset {} bytes) of a datagram whose first "
+                          "fragment was never seen: with no ports to judge it by, it is denied "
+                          "(deny-malformed).",
+                          p.frag_id, p.frag_offset * 8u),
+              Json{{"layer", "fragment"}, {"why", v.why != nullptr ? v.why : ""}});
+      } else {
+        b.add(
+            "fragment",
+            fmt::format("A later fragment (IP id {}, offset {} bytes): it carries no ports of its "
+                        "own, so it takes the verdict of its datagram's first fragment ({}).",
+                        p.frag_id, p.frag_offset * 8u, dataplane::reasonCode(v.reason)));
+      }
+      return;
+    }
+    if (p.l3 == L3::kOther && v.reason == Reason::kAllowUnprotected) {
+      b.add("unprotected", "Not an IP packet; --pass-non-ip lets such frames pass.",
+            Json{{"allowed", true}});
+      return;
+    }
+    const std::string layer(dataplane::layerName(v.malformed_layer));
+    b.add("malformed",
+          fmt::format("It cannot be parsed at the {} layer: {}. A packet the engine cannot read is "
+                      "denied (deny-malformed) before any rule is consulted.",
+                      layer, v.why != nullptr ? v.why : "malformed"),
+          Json{{"layer", layer}, {"why", v.why != nullptr ? v.why : ""}});
+  }
+
+  void explainJudged(Builder& b, PacketExplanation& e, Json& near_json, const Verdict& v,
+                     const ParsedPacket& p, const Flow5& f, const rules::Evaluation& ev,
+                     const ConnMemo* memo, const std::optional<ConnMemo>& before,
+                     const std::optional<ConnMemo>& earlier) {
+    const bool reply = (v.flags & dataplane::kFlagReply) != 0;
+    const bool invalid = (v.flags & dataplane::kFlagTcpInvalid) != 0;
+    const bool tcp = p.proto == dataplane::kIpProtoTcp;
+
+    // 1. Direction.
+    {
+      std::string text;
+      if (ev.unprotected) {
+        text = fmt::format(
+            "Unprotected: neither {} nor {} is a protected interface address; the policy's "
+            "'unprotected: {}' decides.",
+            f.src.str(), f.dst.str(), cp().unprotectedAllow() ? "allow" : "deny");
+      } else {
+        auto side = [&](const IpAddr& a, rules::IfaceId i) {
+          return i == rules::kNoIface ? fmt::format("{} (not a protected address)", a.str())
+                                      : fmt::format("{} ({})", a.str(), ifaceWords(i));
+        };
+        const char* what = ev.src_protected && ev.dst_protected
+                               ? "Internal: both sides are protected and both must allow it"
+                           : ev.src_protected ? "Outbound"
+                                              : "Inbound";
+        text = fmt::format("{}: from {} to {}.", what, side(f.src, ev.src_iface),
+                           side(f.dst, ev.dst_iface));
+        if (ev.src_protected && ev.dst_protected) {
+          text += " The source's outbound checks come first, then the destination's inbound ones.";
+        }
+      }
+      b.add("direction", text,
+            Json{{"source", sideJson(f.src, ev.src_iface)},
+                 {"destination", sideJson(f.dst, ev.dst_iface)}});
+    }
+
+    // 2. An earlier connection of the same tuple that timed out.
+    if (earlier && (v.conn_id == 0 || (v.flags & dataplane::kFlagNewConnection)) &&
+        ts_now_ > earlier->last_ts_ns) {
+      const rules::TimeoutKey k = timeoutKeyOf(*earlier);
+      const uint64_t idle = ts_now_ - earlier->last_ts_ns;
+      if (idle > uint64_t{cp().timeouts().get(k)} * 1000000000ull) {
+        b.add("expired",
+              fmt::format("Connection #{} of these addresses and ports (opened by packet {}) is "
+                          "gone: its last packet was {} s before this one, longer than its idle "
+                          "timeout ({}). The engine judges this packet as a first packet.",
+                          earlier->number, earlier->first_index, fmtSeconds(idle), timeoutWords(k)),
+              Json{{"connection", connJson(*earlier, false)},
+                   {"idle_seconds", Json::parse(fmtSeconds(idle))},
+                   {"timeout", timeoutJson(k)}});
+      }
+    }
+
+    // 3. Which checks the engine ran.
+    std::array<bool, 4> ran{};
+    const bool related = v.reason == Reason::kAllowRelated;
+    const bool strict_invalid = v.reason == Reason::kDenyInvalid;
+    bool src_tracked = false, dst_tracked = false;
+    if (before && !invalid) {
+      src_tracked = reply ? before->resp_tracked : before->orig_tracked;
+      dst_tracked = reply ? before->orig_tracked : before->resp_tracked;
+      const bool help = (ev.src_protected && src_tracked) || (ev.dst_protected && dst_tracked);
+      if (!reply && !help) src_tracked = dst_tracked = false;  // judged as a first packet
+    }
+    for (int i = 0; i < ev.n_checks; ++i) {
+      const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+      if (strict_invalid) {
+        ran[static_cast<size_t>(i)] = false;
+      } else if (c.kind == CheckKind::kAcl) {
+        ran[static_cast<size_t>(i)] = true;
+      } else if (related) {
+        ran[static_cast<size_t>(i)] = false;
+      } else {
+        const bool tracked_side = c.dir == Direction::kOutbound ? src_tracked : dst_tracked;
+        ran[static_cast<size_t>(i)] = !tracked_side;
+      }
+    }
+    int decisive = -1;
+    if (!v.allowed()) {
+      for (int i = 0; i < ev.n_checks; ++i) {
+        if (ran[static_cast<size_t>(i)] && !ev.checks[static_cast<size_t>(i)].allowed) {
+          decisive = i;
+          break;
+        }
+      }
+    }
+
+    // 4. The connection the packet belongs to, and the TCP state machine.
+    if (related) {
+      const dataplane::QuotedHeader& q = p.quoted;
+      const std::string quoted =
+          (q.proto == dataplane::kIpProtoTcp || q.proto == dataplane::kIpProtoUdp)
+              ? fmt::format("{} {} -> {}", rules::protoName(q.proto), endpointStr(q.src, q.sport),
+                            endpointStr(q.dst, q.dport))
+              : fmt::format("{} {} -> {}", rules::protoName(q.proto), q.src.str(), q.dst.str());
+      std::string conn =
+          memo != nullptr ? fmt::format("connection #{}, opened by packet {} under {}",
+                                        memo->number, memo->first_index, ruleLabel(memo->opened_by))
+                          : fmt::format("a tracked connection (engine id {})", v.conn_id);
+      Json qj = {{"proto", rules::protoName(q.proto)}, {"src", q.src.str()}, {"dst", q.dst.str()}};
+      if (q.proto == dataplane::kIpProtoTcp || q.proto == dataplane::kIpProtoUdp) {
+        qj["sport"] = q.sport;
+        qj["dport"] = q.dport;
+      }
+      b.add("related",
+            fmt::format("An ICMP error quoting {}, a packet of {}: it is related traffic and "
+                        "passes without any security-group rule (network ACLs still apply).",
+                        quoted, conn),
+            Json{{"connection", memo != nullptr ? connJson(*memo, false) : Json(nullptr)},
+                 {"quoted", qj}});
+    } else if (before && !invalid) {
+      for (int i = 0; i < ev.n_checks; ++i) {
+        const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+        if (c.kind != CheckKind::kSg || ran[static_cast<size_t>(i)] || strict_invalid) continue;
+        const std::string name = cp().iface(c.iface).name;
+        b.add("tracked",
+              fmt::format("The security groups of {} ({}) are not consulted: this is {} "
+                          "connection #{}, opened by packet {} under {}.",
+                          name, rules::directionName(c.dir),
+                          reply ? "a reply on" : "a packet continuing", before->number,
+                          before->first_index, ruleLabel(before->opened_by)),
+              Json{{"interface", name},
+                   {"direction", rules::directionName(c.dir)},
+                   {"connection", connJson(*before, reply)}});
+      }
+    }
+    auto tcpStep = [&]() {
+      if (!tcp) return;
+      const std::string bs(dataplane::tcpStateName(v.tcp_before));
+      const std::string as(dataplane::tcpStateName(v.tcp_after));
+      std::string text;
+      if (v.tcp_before == TcpState::kNone && v.tcp_after == TcpState::kNone) {
+        return;  // denied before the state machine, or opened nothing
+      }
+      if (v.tcp_before == TcpState::kNone) {
+        text =
+            fmt::format("TCP: no connection before; after this packet the connection is {}.", as);
+      } else if (v.tcp_before == v.tcp_after) {
+        text = fmt::format("TCP state: {} (unchanged).", bs);
+      } else {
+        text = fmt::format("TCP state: {} -> {}.", bs, as);
+      }
+      b.add("tcp", text, Json{{"before", bs}, {"after", as}});
+    };
+    const bool existing = v.conn_id != 0 && !(v.flags & dataplane::kFlagNewConnection);
+    if (existing) tcpStep();
+    if (invalid) {
+      const char* why = v.why != nullptr ? v.why : "invalid for the TCP state machine";
+      std::string text = fmt::format("The TCP tracker marks it INVALID: {}. ", why);
+      if (strict_invalid) {
+        text +=
+            "The policy is strict: an INVALID packet is denied (deny-invalid), whatever the "
+            "rules say.";
+      } else {
+        text +=
+            "It gets no help from any connection: it passes only if the rules of its own "
+            "direction allow it (with 'strict: true' it would be denied).";
+      }
+      b.add("invalid", text, Json{{"why", why}, {"strict", strict_invalid}});
+    }
+
+    // 5. The checks, in the engine's order.
+    for (int i = 0; i < ev.n_checks; ++i) {
+      if (!ran[static_cast<size_t>(i)]) continue;
+      const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+      const bool reached = decisive < 0 || i <= decisive;
+      const std::string dir(rules::directionName(c.dir));
+      std::string text = fmt::format("{}{}: {}.", reached ? "" : "(not reached) ",
+                                     capitalized(checkName(c)), checkVerdictWords(c, f));
+      if (i == decisive) text += " This decides: the packet is denied.";
+      if (c.kind == CheckKind::kAcl) {
+        const rules::AclEntryInfo& ai = cp().aclEntry(c.acl.entry);
+        const std::string subnet = c.subnet == rules::kNoSubnet ? "" : cp().subnet(c.subnet).name;
+        if (i != decisive && reached) {
+          text = fmt::format("{}: {} ({} {}).", capitalized(checkName(c)), checkVerdictWords(c, f),
+                             c.dir == Direction::kInbound ? "entering" : "leaving", subnet);
+        }
+        b.add("acl", text,
+              Json{{"acl", ai.acl_name},
+                   {"direction", dir},
+                   {"subnet", subnet},
+                   {"entry", aclJson(c.acl.entry)},
+                   {"allowed", c.allowed},
+                   {"decisive", i == decisive},
+                   {"reached", reached}});
+      } else {
+        const rules::InterfaceInfo& itf = cp().iface(c.iface);
+        b.add("sg", text,
+              Json{{"interface", itf.name},
+                   {"direction", dir},
+                   {"groups", itf.group_names},
+                   {"allowed", c.allowed},
+                   {"rule", c.sg.allowed() ? ruleJson(c.sg.rule) : Json(nullptr)},
+                   {"decisive", i == decisive},
+                   {"reached", reached}});
+      }
+    }
+    if (ev.unprotected) {
+      b.add("unprotected",
+            fmt::format("Neither address is protected: 'unprotected: {}' {} it.",
+                        cp().unprotectedAllow() ? "allow" : "deny",
+                        cp().unprotectedAllow() ? "passes" : "denies"),
+            Json{{"allowed", cp().unprotectedAllow()}});
+    }
+    if (strict_invalid) {
+      // Nothing else ran.
+    } else if (!existing) {
+      tcpStep();
+    }
+
+    // 6. Tracking.
+    explainTracking(b, v, f, ev, memo);
+
+    // 7. Near misses of the check that denied it.
+    if (decisive >= 0) {
+      const rules::Check& c = ev.checks[static_cast<size_t>(decisive)];
+      if (c.kind == CheckKind::kSg) {
+        e.near_misses = near.securityGroups(c.iface, c.dir, f);
+      } else {
+        e.near_misses = near.acl(c.subnet, c.dir, f, c.acl.entry);
+      }
+      for (const NearMiss& n : e.near_misses) {
+        Json j = {{"check", n.acl ? "acl" : "sg"}};
+        if (n.acl) {
+          j["entry"] = aclJson(n.entry);
+        } else {
+          j["rule"] = ruleJson(n.rule);
+        }
+        j["field"] = missFieldName(n.field);
+        j["wanted"] = n.wanted;
+        j["got"] = n.got;
+        j["text"] = n.text;
+        near_json.push_back(std::move(j));
+      }
+    }
+  }
+
+  void explainTracking(Builder& b, const Verdict& v, const Flow5& f, const rules::Evaluation& ev,
+                       const ConnMemo* memo) {
+    switch (v.reason) {
+      case Reason::kAllowRule:
+      case Reason::kAllowUnprotected: {
+        if (v.conn_id == 0 || memo == nullptr) {
+          if (!(v.flags & dataplane::kFlagTcpInvalid)) {
+            b.add("tracking",
+                  "No connection entry: this kind of packet opens none (only TCP, UDP, ICMP "
+                  "echo and other protocols' first packets do).",
+                  Json{{"tracked", false}, {"sides", Json::array()}, {"timeout", nullptr}});
+          }
+          return;
+        }
+        std::vector<std::string> sides;
+        if (memo->orig_protected && memo->orig_tracked) sides.push_back(memo->orig_iface);
+        if (memo->resp_protected && memo->resp_tracked) sides.push_back(memo->resp_iface);
+        const rules::TimeoutKey k = timeoutKeyOf(*memo);
+        std::string text;
+        const bool opened = (v.flags & dataplane::kFlagNewConnection) != 0;
+        if (v.reason == Reason::kAllowUnprotected) {
+          text = fmt::format(
+              "{} connection #{} (unprotected traffic is tracked too, so it shows in the "
+              "connection log). Idle timeout: {}.",
+              opened ? "This packet opens" : "It belongs to", memo->number, timeoutWords(k));
+        } else {
+          std::string who;
+          for (size_t i = 0; i < sides.size(); ++i)
+            who += (i ? " and " : "") + sides[i] + "'s";
+          text = fmt::format(
+              "Tracked: {} connection #{}{}. {} the replies pass {} groups without needing any "
+              "rule. Idle timeout: {}.",
+              opened ? "this packet opens" : "from this packet on, the engine tracks", memo->number,
+              (v.flags & dataplane::kFlagMidStream) ? " (picked up mid-stream)" : "",
+              sides.empty() ? "Nothing in particular:" : "From now on", who.empty() ? "the" : who,
+              timeoutWords(k));
+        }
+        b.add("tracking", text,
+              Json{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}});
+        return;
+      }
+      case Reason::kAllowTracked:
+      case Reason::kAllowRelated: {
+        if (memo == nullptr) return;
+        if (v.reason == Reason::kAllowRelated) {
+          b.add("tracking",
+                fmt::format("An ICMP error does not refresh connection #{}.", memo->number),
+                Json{{"tracked", true}, {"sides", Json::array()}, {"timeout", nullptr}});
+          return;
+        }
+        std::vector<std::string> sides;
+        if (memo->orig_protected && memo->orig_tracked) sides.push_back(memo->orig_iface);
+        if (memo->resp_protected && memo->resp_tracked) sides.push_back(memo->resp_iface);
+        const rules::TimeoutKey k = timeoutKeyOf(*memo);
+        b.add("tracking",
+              fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
+                          "({}).",
+                          memo->number, cp().timeouts().get(k), rules::timeoutKeyName(k)),
+              Json{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}});
+        return;
+      }
+      case Reason::kAllowUntracked: {
+        // The request direction of the flow: this packet, or (for a reply) its reverse.
+        Flow5 request = f;
+        rules::Evaluation rev;
+        const rules::Evaluation* req_ev = &ev;
+        bool is_reply = false;
+        if (!ev.untracked) {
+          request = reverseFlow(f);
+          rules::evaluate(cp(), request, rules::EvalMode::kFull, &rev);
+          req_ev = &rev;
+          is_reply = true;
+        }
+        std::string text = "Untracked (the AWS rule)";
+        Json rule_j = nullptr, rev_j = nullptr;
+        for (int i = 0; i < req_ev->n_checks; ++i) {
+          const rules::Check& c = req_ev->checks[static_cast<size_t>(i)];
+          if (c.kind != CheckKind::kSg || !c.sg.untracked) continue;
+          const auto [r1, r2] = near.untrackedPair(c.iface, c.dir, request);
+          const bool in = c.dir == Direction::kInbound;
+          const std::string name = cp().iface(c.iface).name;
+          text += fmt::format(
+              ": {} allows {} {} all addresses, and {} allows all traffic {} all addresses on "
+              "all ports, so {} does not track this flow",
+              ruleLabel(r1), packetWords(request), in ? "from" : "to", ruleLabel(r2),
+              in ? "to" : "from", name);
+          rule_j = ruleJson(r1);
+          rev_j = ruleJson(r2);
+          break;
+        }
+        text +=
+            ". Every packet of it, the replies included, is judged by the rules of its own "
+            "direction";
+        if (is_reply) {
+          text += fmt::format("; this reply passes by {}", ruleLabel(v.rule));
+        }
+        text +=
+            ". Removing one of these rules cuts the flow at once rather than when a timeout "
+            "ends.";
+        b.add("untracked", text, Json{{"rule", rule_j}, {"reverse_rule", rev_j}});
+        return;
+      }
+      case Reason::kDenyTableFull:
+        b.add("table-full",
+              "The rules allow it, but it would need a new connection entry and the connection "
+              "table is full: denied (deny-table-full).");
+        return;
+      default:
+        if (memo != nullptr && v.conn_id != 0) {
+          b.add("tracking",
+                fmt::format("Connection #{} exists, but that does not help: {}.", memo->number,
+                            v.reason == Reason::kDenyAcl
+                                ? "a network ACL is stateless and judges every packet"
+                                : "the packet is denied"),
+                Json{{"tracked", true}, {"sides", Json::array()}, {"timeout", nullptr}});
+        }
+        return;
+    }
+  }
+
+  Json contrast(PacketExplanation& e, const Verdict& v, const Flow5& f, const rules::Evaluation& ev,
+                const ConnMemo* memo) {
+    Reason sr;
+    if (ev.allowed) {
+      sr = ev.unprotected ? Reason::kAllowUnprotected : Reason::kAllowRule;
+    } else if (ev.first_deny >= 0 &&
+               ev.checks[static_cast<size_t>(ev.first_deny)].kind == CheckKind::kAcl) {
+      sr = Reason::kDenyAcl;
+    } else {
+      sr = Reason::kDenySg;
+    }
+    const bool a = v.allowed();
+    const bool s = dataplane::reasonAllows(sr);
+    std::string text;
+    Json check = nullptr;
+    if (s) {
+      std::string by;
+      for (int i = 0; i < ev.n_checks; ++i) {
+        const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+        if (c.kind == CheckKind::kSg && c.sg.allowed()) {
+          by += (by.empty() ? "" : " and ") + ruleLabel(c.sg.rule);
+        }
+      }
+      text = fmt::format("A stateless filter with the same rules would {} it",
+                         a ? "also allow" : "allow");
+      if (!by.empty()) {
+        text += fmt::format(": {} {} it by the rules alone", by,
+                            by.find(" and ") == std::string::npos ? "allows" : "allow");
+      } else if (ev.unprotected) {
+        text += ": neither address is protected";
+      }
+      if (!a) {
+        if (v.reason == Reason::kDenyInvalid) {
+          text += "; only the TCP state machine rejects it";
+        } else if (v.reason == Reason::kDenyTableFull) {
+          text += "; a stateless filter keeps no table that could fill up";
+        } else {
+          text +=
+              fmt::format("; what denies it here is state: {}", dataplane::reasonCode(v.reason));
+        }
+      }
+      text += ".";
+    } else {
+      const rules::Check& c = ev.checks[static_cast<size_t>(std::max(ev.first_deny, 0))];
+      const std::string what = ev.first_deny < 0
+                                   ? "'unprotected: deny' denies it"
+                                   : fmt::format("{}: {}", checkName(c), checkVerdictWords(c, f));
+      text = fmt::format("A stateless filter with the same rules would {} it ({}): {}.",
+                         a ? "deny" : "also deny", dataplane::reasonCode(sr), what);
+      if (ev.first_deny >= 0) {
+        check = Json{{"kind", c.kind == CheckKind::kSg ? "sg" : "acl"},
+                     {"direction", rules::directionName(c.dir)}};
+        if (c.kind == CheckKind::kSg) {
+          check["interface"] = cp().iface(c.iface).name;
+        } else {
+          check["entry"] = aclJson(c.acl.entry);
+        }
+      }
+      if (a && v.reason == Reason::kAllowTracked) {
+        text += fmt::format(
+            " Connection tracking is what lets it through: as part of connection #{} it needs "
+            "no security-group rule.",
+            memo != nullptr ? memo->number : 0);
+      } else if (a && v.reason == Reason::kAllowRelated) {
+        text += " It passes here only as an ICMP error related to a tracked connection.";
+      }
+    }
+    e.stateless = sr;
+    e.stateless_text = text;
+    Json j = {{"verdict", s ? "allow" : "deny"},
+              {"reason", dataplane::reasonCode(sr)},
+              {"changed", a != s},
+              {"text", text}};
+    if (!check.is_null()) j["check"] = check;
+    return j;
+  }
+
+  std::string formatText(const PacketExplanation& e, uint64_t ts) const {
+    std::string out = fmt::format("packet {} at {} s: {}\n", e.index,
+                                  fmtSeconds(ts - stats.first_ts_ns), e.summary);
+    out += fmt::format("  verdict: {} ({})\n", dataplane::reasonAllows(e.reason) ? "allow" : "deny",
+                       dataplane::reasonCode(e.reason));
+    int n = 0;
+    for (const ExplainStep& s : e.steps) {
+      const std::string num = fmt::format("  {}. ", ++n);
+      out += num + wrap(s.text, num.size(), num.size()) + "\n";
+    }
+    if (!e.near_misses.empty()) {
+      out += "  near misses:\n";
+      for (const NearMiss& m : e.near_misses)
+        out += "    - " + wrap(m.text, 6, 6) + "\n";
+    } else if (e.reason == Reason::kDenySg || e.reason == Reason::kDenyAcl) {
+      out += "  near misses: none (no rule matches all but one field)\n";
+    }
+    if (e.stateless) out += "  stateless: " + wrap(e.stateless_text, 13, 4) + "\n";
+    return out;
+  }
+
+  uint64_t ts_now_ = 0;
+};
+
+Explainer::Explainer(rules::CompiledPolicyPtr policy, ExplainOptions options)
+    : impl_(std::make_unique<Impl>(std::move(policy), std::move(options))) {}
+Explainer::~Explainer() = default;
+
+bool Explainer::runFiles(const std::vector<std::string>& paths, const Sink& sink) {
+  impl_->sink = &sink;
+  const bool ok = impl_->replay.runFiles(paths);
+  std::string err;
+  impl_->replay.finish(&err);
+  impl_->sink = nullptr;
+  if (!ok) impl_->stats.error = impl_->replay.summary().error;
+  return ok;
+}
+
+void Explainer::runFrames(const std::vector<Frame>& frames, dataplane::LinkType link,
+                          const Sink& sink) {
+  impl_->sink = &sink;
+  impl_->replay.runFrames(frames, link);
+  impl_->sink = nullptr;
+}
+
+const ExplainStats& Explainer::stats() const {
+  return impl_->stats;
+}
+
+std::vector<PacketExplanation> explainFrames(rules::CompiledPolicyPtr policy,
+                                             const std::vector<Frame>& frames,
+                                             const ExplainOptions& options,
+                                             dataplane::LinkType link) {
+  std::vector<PacketExplanation> out;
+  Explainer x(std::move(policy), options);
+  x.runFrames(frames, link, [&](const PacketExplanation& e) { out.push_back(e); });
+  return out;
+}
+
+}  // namespace statewall::sim
