@@ -241,5 +241,9 @@ struct ParsedPacket {
 // out->malformed and out->malformed_why. Overwrites every field of *out. Thread-safe (no state);
 // reads only data[0, caplen).
 bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket* out) noexcept;
+// parsePacket() without its fast path for Ethernet/IPv4/TCP frames: the same result for every
+// frame (tests/parser compare the two). For tests.
+bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
+                        ParsedPacket* out) noexcept;
 
 }  // namespace statewall::dataplane
