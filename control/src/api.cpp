@@ -285,8 +285,16 @@ Checked checkDocuments(const std::vector<rules::SourceText>& docs) {
 }
 
 uint64_t publishLocked(const Ctx& c, rules::CompiledPolicyPtr policy, LoadRecord record) {
-  c.engine.publish(policy);
-  uint64_t version = c.engine.policyVersion();
+  uint64_t version = 0;
+  const std::function<void()> publish = [&] {
+    c.engine.publish(policy);
+    version = c.engine.policyVersion();
+  };
+  if (c.st.hooks.publish_guard) {
+    c.st.hooks.publish_guard(publish);
+  } else {
+    publish();
+  }
   record.policy = policy;
   record.loaded_at = std::chrono::system_clock::now();
   {

@@ -1,13 +1,23 @@
 // `statewall replay`: what would this policy have let through in this capture, and why.
+// With --pace and --control-socket it replays at the trace's own pace (or N times faster) while
+// serving the control API, so that a person can watch connections and swap policies mid-trace.
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
+#include "statewall/control/server.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/sim/expect.hpp"
@@ -32,7 +42,71 @@ struct ReplayArgs {
   unsigned burst = 32;
   bool pass_non_ip = false;
   std::string progress = "auto";
+  std::string pace;  // "realtime", "Nx"; empty: full speed
+  std::string control_socket;
+  std::string control_listen;
+  std::string control_token_file;
 };
+
+// "realtime" -> 1, "10x" -> 10, "0.5x" -> 0.5; nullopt for anything else.
+std::optional<double> parsePace(const std::string& text) {
+  if (text == "realtime") return 1.0;
+  if (text.size() < 2 || text.back() != 'x') return std::nullopt;
+  const std::string number = text.substr(0, text.size() - 1);
+  if (number.find_first_not_of("0123456789.") != std::string::npos) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(number.c_str(), &end);
+  if (errno != 0 || end != number.c_str() + number.size() || !(v > 0) || v > 1e9)
+    return std::nullopt;
+  return v;
+}
+
+// The replay a signal stops (SIGINT, SIGTERM): set only while a paced or served run is going.
+std::atomic<sim::Replay*> g_replay{nullptr};
+
+void onStopSignal(int) {
+  if (sim::Replay* r = g_replay.load()) r->requestStop();
+}
+
+// Ctrl-C ends a paced or served replay cleanly: the summary covers what was judged, and the
+// control socket is removed.
+class StopOnSignal {
+ public:
+  explicit StopOnSignal(sim::Replay& replay) {
+    g_replay.store(&replay);
+    struct sigaction sa {};
+    sa.sa_handler = onStopSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopOnSignal() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+    g_replay.store(nullptr);
+  }
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+// Reads the policy files for GET /v1/policy; empty when one cannot be read (the loader has
+// already said why, or the policy loaded and the texts are only a courtesy).
+std::vector<rules::SourceText> readSources(const std::vector<std::string>& paths) {
+  std::vector<rules::SourceText> out;
+  for (const std::string& path : paths) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) return {};
+    out.push_back({path, text.str()});
+  }
+  return out;
+}
 
 void printDiagnostics(const rules::Diagnostics& diags) {
   for (const auto& d : diags)
@@ -40,6 +114,31 @@ void printDiagnostics(const rules::Diagnostics& diags) {
 }
 
 int runReplay(const ReplayArgs& a) {
+  std::optional<double> pace;
+  if (!a.pace.empty()) {
+    pace = parsePace(a.pace);
+    if (!pace) {
+      std::fprintf(stderr,
+                   "statewall replay: --pace %s: expected realtime or a speed-up such as 10x or "
+                   "0.5x\n",
+                   a.pace.c_str());
+      return 2;
+    }
+  }
+  const bool control = !a.control_socket.empty() || !a.control_listen.empty();
+  if (!a.control_listen.empty() && a.control_token_file.empty()) {
+    std::fprintf(stderr,
+                 "statewall replay: --control-listen needs --control-token-file: every TCP "
+                 "control request must carry the token it holds\n");
+    return 2;
+  }
+  if (a.control_listen.empty() && !a.control_token_file.empty()) {
+    std::fprintf(stderr,
+                 "statewall replay: --control-token-file is for the TCP listener: give "
+                 "--control-listen too\n");
+    return 2;
+  }
+
   rules::LoadResult loaded = rules::loadPolicyFiles(a.policies);
   printDiagnostics(loaded.diagnostics);
   if (!loaded.ok()) {
@@ -77,6 +176,8 @@ int runReplay(const ReplayArgs& a) {
   o.burst = a.burst;
   o.pass_non_ip = a.pass_non_ip;
   o.expectations = expectations ? &*expectations : nullptr;
+  o.pace = pace.value_or(0);
+  o.shared_engine = control;
 
   sim::Replay replay(compiled.policy, o);
   std::string err;
@@ -84,7 +185,47 @@ int runReplay(const ReplayArgs& a) {
     std::fprintf(stderr, "statewall replay: %s\n", err.c_str());
     return 2;
   }
-  const bool complete = replay.runFiles(a.traces);
+  bool complete = true;
+  // Destroyed before the replay, whose engine it serves.
+  std::unique_ptr<control::ControlServer> server;
+  if (control) {
+    // The engine must exist before the server attaches to it.
+    complete = replay.prepareFiles(a.traces);
+    if (complete) {
+      control::ServerOptions so;
+      so.unix_socket = a.control_socket;
+      so.tcp_listen = a.control_listen;
+      so.token_file = a.control_token_file;
+      so.api.initial_sources = readSources(a.policies);
+      control::HostHooks hooks;
+      hooks.now_ns = [&replay] { return replay.nowNs(); };
+      // Publications wait for the burst in hand, so the outputs always name the policy that
+      // judged each packet.
+      hooks.publish_guard = [&replay](const std::function<void()>& publish) {
+        replay.betweenBursts(publish);
+      };
+      server = std::make_unique<control::ControlServer>(*replay.engine(), std::move(so), hooks);
+      if (control::Status st = server->start(); !st.ok()) {
+        std::fprintf(stderr, "statewall replay: control server: %s\n", st.message().c_str());
+        return 2;
+      }
+      std::string where;
+      if (!a.control_socket.empty()) where = "unix " + a.control_socket;
+      if (!a.control_listen.empty())
+        where += (where.empty() ? "tcp " : ", tcp ") +
+                 a.control_listen.substr(0, a.control_listen.rfind(':')) + ":" +
+                 std::to_string(server->tcpPort());
+      std::fprintf(stderr, "statewall replay: control API on %s; pace %s\n", where.c_str(),
+                   pace ? a.pace.c_str() : "full speed");
+    }
+  }
+  if (complete) {
+    std::optional<StopOnSignal> stop;
+    if (control || pace) stop.emplace(replay);
+    complete = replay.runFiles(a.traces);
+  }
+  // No policy change from here on: the summary names the policy running now.
+  server.reset();
   bool wrote = replay.finish(&err);
 
   std::vector<sim::ExpectResult> results;
@@ -95,7 +236,23 @@ int runReplay(const ReplayArgs& a) {
                                   : sim::formatSummaryText(replay.summary(), replay.policy(), res);
   std::fwrite(summary.data(), 1, summary.size(), stdout);
   std::fflush(stdout);
+  if (replay.summary().policy_changes > 0) {
+    std::string files;
+    for (const std::string& f : replay.summary().policy_files)
+      files += (files.empty() ? "" : ", ") + f;
+    std::fprintf(stderr,
+                 "statewall replay: the policy changed %llu time(s) during the replay; the "
+                 "summary's rules and hits are those of the last one (%s)\n",
+                 static_cast<unsigned long long>(replay.summary().policy_changes), files.c_str());
+  }
 
+  if (!complete && replay.summary().interrupted) {
+    std::fprintf(stderr,
+                 "statewall replay: interrupted; the summary covers the %llu packets "
+                 "judged before\n",
+                 static_cast<unsigned long long>(replay.summary().packets));
+    return 2;
+  }
   if (!complete) {
     std::fprintf(stderr, "statewall replay: %s\n", replay.summary().error->str().c_str());
     std::fprintf(stderr,
@@ -159,6 +316,17 @@ void addReplayCommand(CLI::App& app, int* exit_code) {
                   "progress bar on stderr: auto (when it is a terminal), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->capture_default_str();
+  cmd->add_option("--pace", args->pace,
+                  "replay at the trace's own pace (realtime) or N times faster (10x, 0.5x) "
+                  "instead of as fast as possible");
+  cmd->add_option("--control-socket", args->control_socket,
+                  "serve the control API (statewall ctl) on this Unix socket during the replay");
+  cmd->add_option("--control-listen", args->control_listen,
+                  "also serve it on a loopback TCP address (127.0.0.1:PORT); needs "
+                  "--control-token-file");
+  cmd->add_option("--control-token-file", args->control_token_file,
+                  "file holding the bearer token every TCP control request must carry")
+      ->check(CLI::ExistingFile);
   cmd->callback([args, exit_code]() { *exit_code = runReplay(*args); });
 }
 

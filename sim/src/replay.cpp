@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -36,6 +39,10 @@ constexpr size_t kArenaBytes = 1 << 20;
 constexpr size_t kMaxDeniedFlows = 1 << 16;
 constexpr size_t kMaxChangeFlows = 1 << 16;
 constexpr size_t kMinConnScan = 1 << 16;
+// Pacing: the longest single sleep (so that a stop request or a long trace gap is noticed), and
+// the share of the table swept after each such sleep (a whole pass in about 16 slices).
+constexpr std::chrono::milliseconds kPaceSlice{50};
+constexpr size_t kPaceSweepShare = 16;
 
 bool isIcmp(uint8_t proto) {
   return proto == dataplane::kIpProtoIcmp || proto == dataplane::kIpProtoIcmpv6;
@@ -226,6 +233,23 @@ struct Replay::Impl {
   uint64_t done_file_bytes = 0;
   const TraceReader* current_reader = nullptr;
 
+  // Pacing and a shared engine (ReplayOptions::pace, shared_engine). `watched`: either is on, so
+  // other threads read the clock and may stop the run.
+  bool watched = false;
+  bool stopped = false;  // the stop request was seen: no more bursts
+  std::atomic<bool> stop_requested{false};
+  std::mutex burst_mu;          // held around process() with shared_engine, and by betweenBursts()
+  bool policy_changed = false;  // under burst_mu: take the engine's policy before the next burst
+  bool pace_anchored = false;
+  std::chrono::steady_clock::time_point pace_wall0;
+  uint64_t pace_trace0 = 0;
+  // For nowNs() on other threads: the last burst's time, the anchor (wall ns, 0 = not yet; its
+  // trace time is written before the release store) and the burst being waited for.
+  std::atomic<uint64_t> now_pub{0};
+  std::atomic<int64_t> anchor_wall_ns{0};
+  std::atomic<uint64_t> anchor_trace_ns{0};
+  std::atomic<uint64_t> pace_target{0};
+
   Impl(rules::CompiledPolicyPtr p, ReplayOptions o)
       : policy(std::move(p)),
         opt(std::move(o)),
@@ -237,15 +261,97 @@ struct Replay::Impl {
     sum.connections_logged = !opt.connections_path.empty();
     need_parsed = !opt.verdicts_path.empty() || !opt.connections_path.empty() || opt.stateless ||
                   opt.expectations != nullptr;
+    if (!(opt.pace > 0)) opt.pace = 0;  // NaN and negative values: full speed
+    watched = opt.pace > 0 || opt.shared_engine;
   }
 
   const detail::PolicyTexts& texts() const { return *texts_ptr; }
 
   void publish(rules::CompiledPolicyPtr p) {
     flush();
+    if (engine && opt.shared_engine) {
+      // Another thread may publish too: whatever the engine runs after this is what we describe.
+      std::lock_guard lock(burst_mu);
+      engine->publish(std::move(p));
+      adoptEnginePolicy();
+      return;
+    }
     policy = std::move(p);
     texts_ptr = std::make_shared<const detail::PolicyTexts>(*policy);
     if (engine) engine->publish(policy);
+  }
+
+  // The engine's policy becomes the one the outputs describe (it was published by another
+  // thread through betweenBursts(), or by publish()). burst_mu held.
+  void adoptEnginePolicy() {
+    policy_changed = false;
+    rules::CompiledPolicyPtr p = engine->policy();
+    if (p == policy) return;
+    policy = std::move(p);
+    texts_ptr = std::make_shared<const detail::PolicyTexts>(*policy);
+    sum.policy_files = policy->source().files;
+    ++sum.policy_changes;
+  }
+
+  void betweenBursts(const std::function<void()>& fn) {
+    std::lock_guard lock(burst_mu);
+    fn();
+    policy_changed = true;
+  }
+
+  uint64_t nowNs() const {
+    uint64_t now = now_pub.load(std::memory_order_acquire);
+    const int64_t w0 = anchor_wall_ns.load(std::memory_order_acquire);
+    if (w0 == 0) return now;
+    const int64_t wall = std::chrono::steady_clock::now().time_since_epoch().count();
+    const double elapsed = static_cast<double>(std::max<int64_t>(0, wall - w0)) *
+                           std::chrono::steady_clock::period::num * 1e9 /
+                           std::chrono::steady_clock::period::den;
+    uint64_t v =
+        anchor_trace_ns.load(std::memory_order_relaxed) + static_cast<uint64_t>(elapsed * opt.pace);
+    // Not beyond the burst being waited for: its packets have not been judged yet.
+    v = std::min(v, std::max(now, pace_target.load(std::memory_order_relaxed)));
+    return std::max(now, v);
+  }
+
+  // Sleeps until the wall clock, scaled by the pace, reaches trace time t. Offline while asleep
+  // so that reclamation never waits for this thread; expiry keeps sweeping at the trace time the
+  // wall clock has reached, so that a long gap in the trace lets connections time out as it goes.
+  void pace(uint64_t t) {
+    using Clock = std::chrono::steady_clock;
+    if (!pace_anchored) {
+      pace_anchored = true;
+      pace_wall0 = Clock::now();
+      pace_trace0 = t;
+      pace_target.store(t, std::memory_order_relaxed);
+      anchor_trace_ns.store(t, std::memory_order_relaxed);
+      anchor_wall_ns.store(std::max<int64_t>(1, pace_wall0.time_since_epoch().count()),
+                           std::memory_order_release);
+      return;
+    }
+    const auto due = pace_wall0 + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double, std::nano>(
+                                          static_cast<double>(t - pace_trace0) / opt.pace));
+    if (Clock::now() >= due) return;
+    pace_target.store(t, std::memory_order_relaxed);
+    engine->offline(*worker);
+    const size_t sweep_buckets = std::max<size_t>(64, engine->capacity() / kPaceSweepShare);
+    uint64_t swept_at = clock;
+    for (;;) {
+      if (stop_requested.load(std::memory_order_relaxed)) return;
+      const auto now = Clock::now();
+      if (now >= due) return;
+      std::this_thread::sleep_for(std::min<Clock::duration>(due - now, kPaceSlice));
+      const double elapsed_ns =
+          std::chrono::duration<double, std::nano>(Clock::now() - pace_wall0).count();
+      const uint64_t v =
+          std::min(t, pace_trace0 + static_cast<uint64_t>(std::max(0.0, elapsed_ns) * opt.pace));
+      if (v > swept_at) {
+        engine->sweep(*worker, v, sweep_buckets);
+        engine->offline(*worker);
+        swept_at = v;
+      }
+    }
   }
 
   // ---- setup ----
@@ -342,8 +448,29 @@ struct Replay::Impl {
 
   void flush() {
     if (n == 0) return;
-    clock = std::max(clock, burst_max_ts);
-    engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr);
+    if (watched) {
+      const uint64_t t = std::max(clock, burst_max_ts);
+      if (opt.pace > 0) pace(t);
+      if (stop_requested.load(std::memory_order_relaxed)) {
+        // The burst in hand is not judged: the summary covers what was.
+        stopped = true;
+        n = 0;
+        arena_used = 0;
+        return;
+      }
+      clock = t;
+      if (opt.shared_engine) {
+        std::lock_guard lock(burst_mu);
+        if (policy_changed) adoptEnginePolicy();
+        engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr);
+      } else {
+        engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr);
+      }
+      now_pub.store(clock, std::memory_order_release);
+    } else {
+      clock = std::max(clock, burst_max_ts);
+      engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr);
+    }
     for (unsigned i = 0; i < n; ++i)
       post(i);
     n = 0;
@@ -971,7 +1098,65 @@ struct Replay::Impl {
 
   // ---- runs ----
 
+  // The traces' total size in bytes; 0 when one is not a regular file.
+  static uint64_t filesBytes(const std::vector<std::string>& paths) {
+    uint64_t total = 0;
+    for (const auto& p : paths) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+      total += static_cast<uint64_t>(st.st_size);
+    }
+    return total;
+  }
+
+  bool prepareFiles(const std::vector<std::string>& paths) {
+    if (link || paths.empty()) return true;
+    TraceError err;
+    auto reader = TraceReader::open(paths.front(), &err);
+    if (!reader) {
+      sum.error = err;
+      return false;
+    }
+    if (const uint64_t bytes = filesBytes(paths); bytes > 0)
+      input_packets_bound = std::max<uint64_t>(1, bytes / 58);
+    dlt = reader->dlt();
+    nano = reader->nanoResolution();
+    snaplen = std::max<uint32_t>(reader->snaplen(), 1);
+    std::string why;
+    if (!ensureEngine(reader->linkType(), &why)) {
+      sum.error = TraceError{paths.front(), reader->format() == TraceFormat::kPcap ? 20u : 0u,
+                             why.empty() ? pcap_error : why};
+      return false;
+    }
+    return true;
+  }
+
+  bool prepareFrames(dataplane::LinkType l) {
+    if (!link) {
+      dlt = dltFromLinkType(l);
+      nano = true;
+    }
+    std::string why;
+    if (!ensureEngine(l, &why)) {
+      sum.error = TraceError{"<frames>", 0, why.empty() ? pcap_error : why};
+      return false;
+    }
+    return true;
+  }
+
+  // The replay thread is done with the engine for now (a run ended): reclamation must not wait
+  // for it, e.g. while a control server keeps publishing before the replay is finished.
+  void goOffline() {
+    if (engine) engine->offline(*worker);
+  }
+
   bool runFiles(const std::vector<std::string>& paths) {
+    const bool ok = runFilesInner(paths);
+    goOffline();
+    return ok;
+  }
+
+  bool runFilesInner(const std::vector<std::string>& paths) {
     bool sizes_known = true;
     for (const auto& p : paths) {
       struct stat st {};
@@ -1013,13 +1198,18 @@ struct Replay::Impl {
       current_reader = reader.get();
       const bool stable = reader->stableData();
       TracePacket pkt;
-      TraceReader::Status status;
-      while ((status = reader->next(&pkt)) == TraceReader::Status::kPacket) {
+      TraceReader::Status status = TraceReader::Status::kPacket;
+      while (!stopped && (status = reader->next(&pkt)) == TraceReader::Status::kPacket) {
         push(pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_ns, stable);
         maybeProgress();
       }
       flush();
       current_reader = nullptr;
+      if (stopped) {
+        clearProgress();
+        sum.interrupted = true;
+        return false;
+      }
       done_file_bytes += reader->fileSize();
       if (status == TraceReader::Status::kError) {
         clearProgress();
@@ -1049,16 +1239,29 @@ struct Replay::Impl {
       sum.traces.push_back(ts);
     }
     for (const auto& f : frames) {
+      if (stopped) break;
       push(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
            static_cast<uint32_t>(f.bytes.size()), f.ts_ns, /*stable=*/true);
     }
     flush();
+    if (stopped) sum.interrupted = true;
+    goOffline();
   }
 
   bool finish(std::string* err) {
     flush();
+    goOffline();
     bool ok = true;
-    if (engine) {
+    if (engine && opt.shared_engine) {
+      // The policy and its hits as one: a publication between them would pair another policy's
+      // counters with these rules. Any policy another thread published since the last burst
+      // (or behind betweenBursts()'s back) is the one the summary names.
+      std::lock_guard lock(burst_mu);
+      adoptEnginePolicy();
+      sum.engine = engine->counters();
+      sum.rule_hits = engine->ruleHits();
+      sum.acl_hits = engine->aclHits();
+    } else if (engine) {
       sum.engine = engine->counters();
       sum.rule_hits = engine->ruleHits();
       sum.acl_hits = engine->aclHits();
@@ -1145,6 +1348,24 @@ std::string Replay::describe(const dataplane::Verdict& v) const {
 }
 void Replay::publish(rules::CompiledPolicyPtr policy) {
   impl_->publish(std::move(policy));
+}
+bool Replay::prepareFiles(const std::vector<std::string>& paths) {
+  return impl_->prepareFiles(paths);
+}
+bool Replay::prepareFrames(dataplane::LinkType link) {
+  return impl_->prepareFrames(link);
+}
+dataplane::Engine* Replay::engine() {
+  return impl_->engine.get();
+}
+void Replay::betweenBursts(const std::function<void()>& fn) {
+  impl_->betweenBursts(fn);
+}
+uint64_t Replay::nowNs() const {
+  return impl_->nowNs();
+}
+void Replay::requestStop() noexcept {
+  impl_->stop_requested.store(true, std::memory_order_relaxed);
 }
 
 std::vector<dataplane::Verdict> replayFrames(rules::CompiledPolicyPtr policy,

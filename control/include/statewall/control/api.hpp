@@ -69,6 +69,10 @@ struct HostHooks {
   std::function<std::vector<LcoreRate>()> lcore_rates;
   // Called after the API published a new policy (a load or a timeout change).
   std::function<void(uint64_t version)> on_publish;
+  // Wraps each publication the API makes: called with a function that swaps the engine's policy,
+  // which it must call exactly once before returning. A host that must know which policy judged
+  // each burst (statewall replay) runs it between two of its bursts. Default: called directly.
+  std::function<void(const std::function<void()>& publish)> publish_guard;
 };
 
 struct ApiOptions {

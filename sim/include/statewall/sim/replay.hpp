@@ -13,7 +13,21 @@
 // formatted into reused buffers and written in large blocks. Memory stays bounded whatever the
 // trace length: per-connection records are written out and freed when their connection ends.
 //
-// A Replay is single-threaded: one thread creates it, runs it and reads its summary.
+// A Replay is single-threaded: one thread creates it, runs it and reads its summary. Other threads
+// may use its engine() as engine.hpp allows (a control server serving the API during the run),
+// and call the members marked "any thread".
+//
+// Pacing (ReplayOptions::pace): the replay sleeps before a burst until the wall clock, scaled by
+// the pace, has reached the burst's trace time, so that a person can watch the run through the
+// control API. Before sleeping the replay thread tells the engine it is offline (memory
+// reclamation, e.g. of a replaced policy, never waits for it) and keeps sweeping expired
+// connections at the trace time the wall clock has reached.
+//
+// Policies published by other threads (ReplayOptions::shared_engine): they must go through
+// betweenBursts(), which runs them while the replay is not inside Engine::process(); the replay
+// then takes the engine's new policy before its next burst, so rule names in the outputs always
+// come from the policy that judged the packets, and the summary's rule hits (which the engine
+// counts per policy) belong to the policy running at the end.
 #pragma once
 
 #include <array>
@@ -82,6 +96,12 @@ struct ReplayOptions {
   size_t top_flows = 10;                 // top denied flows kept in the summary
   size_t max_changes = 20;               // stateless changes listed in the summary
   Expectations* expectations = nullptr;  // observed during the run when set (not owned)
+  // Trace seconds per wall-clock second: 0 = as fast as possible (the default), 1 = the trace's
+  // own pace, 10 = ten times faster, 0.5 = half as fast.
+  double pace = 0;
+  // Another thread may publish policies to engine() during the run, through betweenBursts().
+  // Costs one uncontended mutex per burst; off by default.
+  bool shared_engine = false;
 };
 
 // A packet's addresses as the summary lists them. ICMP: type and code in sport / dport.
@@ -157,6 +177,10 @@ struct ReplaySummary {
   uint64_t changed_flows = 0;
 
   std::optional<TraceError> error;  // the damage that stopped the replay, if any
+  bool interrupted = false;         // requestStop() ended the run early
+  // Policies another thread published during the run (shared_engine); policy_files, the rules
+  // and their hits are then those of the last one.
+  uint64_t policy_changes = 0;
 };
 
 // One frame for replayFrames(): what the engine fixture table and tests feed the driver.
@@ -189,6 +213,28 @@ class Replay {
   // packets before it are judged first. From then on rule names and hits refer to the new policy.
   // (The fixture table's policy changes go through here.)
   void publish(rules::CompiledPolicyPtr policy);
+
+  // Creates the engine before the run (runFiles() and runFrames() otherwise create it for their
+  // first trace), so that a control server can be attached to engine() first. prepareFiles()
+  // takes the link type from the first trace; false when that trace cannot be opened or an output
+  // cannot be created (summary().error says which). Then call runFiles() with the same paths.
+  bool prepareFiles(const std::vector<std::string>& paths);
+  // The same for runFrames(); the table holds table_capacity connections (default when 0).
+  bool prepareFrames(dataplane::LinkType link);
+  // The engine, null before prepare*() or the first run. The Replay owns it.
+  dataplane::Engine* engine();
+
+  // Runs `fn` (which may publish a policy to engine()) while the replay thread is not inside
+  // Engine::process(), and makes the replay take the engine's policy before its next burst.
+  // Any thread; blocks for at most one burst. Requires ReplayOptions::shared_engine.
+  void betweenBursts(const std::function<void()>& fn);
+  // The engine's time: the trace time of the last burst, or when paced, the trace time the wall
+  // clock has reached (never behind the last burst). 0 before the first burst. Any thread.
+  uint64_t nowNs() const;
+  // Ends the run before the next burst (runFiles() then returns false with summary().interrupted
+  // set); what was judged so far is summarised. Any thread, async-signal-safe. Checked between
+  // bursts only when paced or shared_engine is set.
+  void requestStop() noexcept;
 
   // Writes the remaining connection records, collects the engine's counters and closes the
   // outputs. Call once, after the runs. false with *err on a write error.
