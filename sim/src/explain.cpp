@@ -88,7 +88,7 @@ std::string icmpName(bool v6, uint8_t type, uint8_t code) {
         static constexpr std::array<const char*, 5> kCodes = {
             "network unreachable", "host unreachable", "protocol unreachable", "port unreachable",
             "fragmentation needed"};
-        return code < kCodes.size() ? fmt::format("destination unreachable ({})", kCodes[code])
+        return code < kCodes.size() ? fmt::format("destination unreachable, {}", kCodes[code])
                                     : "destination unreachable";
       }
       case 4:
@@ -107,7 +107,7 @@ std::string icmpName(bool v6, uint8_t type, uint8_t code) {
   }
   switch (type) {
     case 1:
-      return code == 4 ? "destination unreachable (port unreachable)" : "destination unreachable";
+      return code == 4 ? "destination unreachable, port unreachable" : "destination unreachable";
     case 2:
       return "packet too big";
     case 3:
@@ -815,6 +815,11 @@ struct Explainer::Impl {
       return j;
     } else {
       j["proto"] = rules::protoName(p.proto);
+    }
+    if (p.malformed != dataplane::Layer::kNone) {
+      // Only what the parser got to before the damage.
+      if (p.proto == 0) j["proto"] = nullptr;
+      if (p.src == IpAddr{} && p.dst == IpAddr{}) return j;
     }
     j["src"] = p.src.str();
     j["dst"] = p.dst.str();
