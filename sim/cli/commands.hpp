@@ -15,5 +15,7 @@ void addGenCommand(CLI::App& app, int* exit_code);
 void addCtlCommand(CLI::App& app, int* exit_code);
 void addLintCommand(CLI::App& app, int* exit_code);
 void addDiffCommand(CLI::App& app, int* exit_code);
+void addReportCommand(CLI::App& app, int* exit_code);
+void addExplainCommand(CLI::App& app, int* exit_code);
 
 }  // namespace statewall::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   statewall::cli::addCtlCommand(app, &exit_code);
   statewall::cli::addLintCommand(app, &exit_code);
   statewall::cli::addDiffCommand(app, &exit_code);
+  statewall::cli::addReportCommand(app, &exit_code);
+  statewall::cli::addExplainCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
