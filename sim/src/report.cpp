@@ -132,6 +132,7 @@ struct ReportBuilder::Impl {
   std::unordered_map<FlowId, uint64_t, FlowIdHash> by_key;
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap;
   std::vector<TablePoint> changes;  // every size change
+  std::vector<uint64_t> expiry_ts;  // every idle expiry, in time order
   uint64_t clock = 0;
   rules::Evaluation eval;
 
@@ -192,6 +193,7 @@ struct ReportBuilder::Impl {
       ++data.expiries_total;
       ++data.expiries_by_key[static_cast<size_t>(k)];
       if (e.kind == EntryKind::kTcp) ++data.tcp_expired[static_cast<size_t>(e.state)];
+      expiry_ts.push_back(h.deadline);
       if (data.expiries.size() < opt.max_expiry_markers) {
         data.expiries.push_back(ExpiryEvent{h.deadline, h.conn_id, k});
       }
@@ -421,23 +423,33 @@ struct ReportBuilder::Impl {
     return r.last_ns + idleLimitNs(r) <= clock ? ConnEnd::kTimedOut : ConnEnd::kOpen;
   }
 
+  // The chart's time buckets: [t0, t1] in chart_buckets slices.
+  uint64_t chartStart() const { return data.summary.first_ts_ns; }
+  uint64_t chartEnd() const {
+    uint64_t t1 = data.summary.last_ts_ns;
+    if (!changes.empty()) t1 = std::max(t1, changes.back().ts_ns);
+    return std::max(t1, chartStart());
+  }
+  uint64_t bucketWidth() const {
+    return (chartEnd() - chartStart()) / std::max<size_t>(1, opt.chart_buckets) + 1;
+  }
+  uint64_t bucketOf(uint64_t ts) const {
+    return (std::max(ts, chartStart()) - chartStart()) / bucketWidth();
+  }
+
   void bucketTable() {
     if (changes.empty()) return;
-    const uint64_t t0 = data.summary.first_ts_ns;
-    const uint64_t t1 = std::max(data.summary.last_ts_ns, changes.back().ts_ns);
-    const size_t buckets = std::max<size_t>(1, opt.chart_buckets);
-    if (changes.size() <= buckets * 2 || t1 <= t0) {
+    if (changes.size() <= std::max<size_t>(1, opt.chart_buckets) * 2) {
       data.table = changes;
       return;
     }
     // Per bucket the maximum, at the time it was reached, and the value at the bucket's end.
-    const uint64_t width = (t1 - t0) / buckets + 1;
     size_t i = 0;
     while (i < changes.size()) {
-      const uint64_t b = (std::max(changes[i].ts_ns, t0) - t0) / width;
+      const uint64_t b = bucketOf(changes[i].ts_ns);
       TablePoint peak = changes[i];
       size_t j = i;
-      while (j < changes.size() && (std::max(changes[j].ts_ns, t0) - t0) / width == b) {
+      while (j < changes.size() && bucketOf(changes[j].ts_ns) == b) {
         if (changes[j].size > peak.size) peak = changes[j];
         ++j;
       }
@@ -449,10 +461,23 @@ struct ReportBuilder::Impl {
     }
   }
 
+  void bucketExpiries() {
+    const uint64_t w = bucketWidth();
+    for (uint64_t ts : expiry_ts) {
+      const uint64_t b = bucketOf(ts);
+      const uint64_t from = chartStart() + b * w;
+      if (data.expiry_bins.empty() || data.expiry_bins.back().from_ns != from) {
+        data.expiry_bins.push_back(ExpiryBin{from, from + w, 0});
+      }
+      ++data.expiry_bins.back().count;
+    }
+  }
+
   ReportData finish(const ReplaySummary& s) {
     data.summary = s;
     data.table_final = live.size();
     bucketTable();
+    bucketExpiries();
     data.connections_total = recs.size();
     std::vector<std::pair<std::string, uint64_t>> states;
     for (auto& c : recs) {

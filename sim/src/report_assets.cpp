@@ -31,6 +31,8 @@ code, .mono { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; 
 table { border-collapse:collapse; background:var(--card); width:100%; }
 th, td { border:1px solid var(--line); padding:4px 8px; text-align:left; vertical-align:top; }
 th { background:#eef1f6; font-weight:600; font-size:13px; }
+td { overflow-wrap:anywhere; }
+#reasons td:nth-child(2) { white-space:nowrap; }
 td.n, th.n { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 tr.never td { background:#fff8e6; }
 .badge { display:inline-block; font-size:11px; border-radius:9px; padding:0 7px; margin-left:6px;
@@ -44,7 +46,7 @@ tr.never td { background:#fff8e6; }
   overflow-x:auto; }
 svg text { font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif; }
 .controls { display:flex; gap:12px; align-items:center; flex-wrap:wrap; margin:8px 0 12px; }
-.controls input[type=search] { width:380px; max-width:100%; padding:6px 10px; font-size:14px;
+.controls input[type=search] { width:480px; max-width:100%; padding:6px 10px; font-size:14px;
   border:1px solid #aab3c2; border-radius:6px; }
 .controls button, .controls select { padding:4px 10px; font-size:13px; }
 .conn { background:var(--card); border:1px solid var(--line); border-radius:8px; margin:0 0 12px;
@@ -160,7 +162,11 @@ const std::string_view kReportJs = R"JS(
     var lanes = [[xL, endpoint(c[C.oh], c[C.op], ported), 'originator'],
                  [xF, 'firewall', 'statewall'], [xR, endpoint(c[C.rh], c[C.rp], ported), 'responder']];
     lanes.forEach(function (l) {
-      svg.appendChild(sv('text', { x: l[0], y: 16, 'text-anchor': 'middle', 'font-size': 13,
+      // A long left-hand endpoint (IPv6) starts at the margin rather than running off it.
+      var longLeft = l[0] === xL && l[1].length > 24;
+      svg.appendChild(sv('text', { x: longLeft ? 4 : l[0], y: 16,
+                                    'text-anchor': longLeft ? 'start' : 'middle',
+                                    'font-size': l[1].length > 30 ? 12 : 13,
                                     'font-weight': 600, fill: '#1d2330' }, l[1]));
       svg.appendChild(sv('text', { x: l[0], y: 31, 'text-anchor': 'middle', 'font-size': 11,
                                     fill: '#5b6475' }, l[2]));
@@ -189,7 +195,8 @@ const std::string_view kReportJs = R"JS(
       }
       var lx = allow ? (xL + xR) / 2 : (x1 + xF) / 2;
       var label = sv('text', { x: lx, y: y - 5, 'text-anchor': 'middle', 'font-size': 11.5,
-                               fill: '#1d2330', 'class': 'mono' }, arrowLabel(a));
+                               fill: '#1d2330', 'class': 'mono', stroke: '#fff',
+                               'stroke-width': 4, 'paint-order': 'stroke' }, arrowLabel(a));
       g.appendChild(label);
       g.appendChild(sv('text', { x: 8, y: y + 4, 'font-size': 11, fill: '#5b6475' },
                        '+' + a[A.t].toFixed(3) + ' ms'));
@@ -287,6 +294,8 @@ const std::string_view kReportJs = R"JS(
   next.addEventListener('click', function () { state.page++; render(); });
 
   state.size = parseInt(sizeSel.value, 10) || 10;
+  // report.html#q=deny opens the list filtered (a link to share).
+  if (/^#q=/.test(location.hash)) search.value = decodeURIComponent(location.hash.slice(3));
   state.query = search.value;
   filter();
   render();

@@ -596,25 +596,25 @@ constexpr double kNodeW = 142, kNodeH = 50;
 NodePos nodePos(TcpState s) {
   switch (s) {
     case TcpState::kNone:
-      return {85, 215};
+      return {85, 140};
     case TcpState::kSynSent:
-      return {265, 215};
+      return {290, 250};
     case TcpState::kSynSent2:
-      return {265, 395};
+      return {290, 445};
     case TcpState::kSynRecv:
-      return {445, 95};
+      return {470, 85};
     case TcpState::kEstablished:
-      return {560, 250};
+      return {625, 270};
     case TcpState::kFinWait:
-      return {760, 95};
+      return {820, 85};
     case TcpState::kCloseWait:
-      return {760, 395};
+      return {820, 445};
     case TcpState::kLastAck:
-      return {905, 250};
+      return {960, 270};
     case TcpState::kTimeWait:
-      return {1040, 95};
+      return {1095, 85};
     case TcpState::kClose:
-      return {1040, 430};
+      return {1095, 445};
     default:
       return {0, 0};
   }
@@ -660,14 +660,16 @@ void tcpSection(Html& h, const ReportData& d) {
       "it; a box shows how many packets kept a connection in that state, how many the machine "
       "rejected (INVALID) there and how many connections expired idle in it. Denied packets "
       "still move the machine when the state check came before the ACL check.</p>");
-  const double W = 1130, H = 480;
+  const double W = 1180, H = 500;
   h.f("<div class=\"svgwrap\"><svg id=\"tcp-graph\" width=\"{:.0f}\" height=\"{:.0f}\" "
       "viewBox=\"0 0 {:.0f} {:.0f}\" role=\"img\"><title>TCP state machine with transition "
       "counts</title><defs><marker id=\"tcp-arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" "
-      "markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 "
-      "10z\" fill=\"#44506a\"/></marker><marker id=\"tcp-arrow-hot\" viewBox=\"0 0 10 10\" "
-      "refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
-      "orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 10z\" fill=\"#1565c0\"/></marker>"
+      "markerWidth=\"9\" markerHeight=\"9\" markerUnits=\"userSpaceOnUse\" "
+      "orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 10z\" "
+      "fill=\"#8a94a6\"/></marker><marker id=\"tcp-arrow-hot\" viewBox=\"0 0 10 10\" "
+      "refX=\"9\" refY=\"5\" markerWidth=\"12\" markerHeight=\"12\" "
+      "markerUnits=\"userSpaceOnUse\" orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 10z\" "
+      "fill=\"#1565c0\"/></marker>"
       "</defs>",
       W, H, W, H);
   uint64_t max_count = 1;
@@ -754,7 +756,20 @@ void tableSection(Html& h, const ReportData& d) {
   for (const TablePoint& p : d.table)
     t1 = std::max(t1, p.ts_ns);
   const double span = std::max(1e-9, secs(t1 > t0 ? t1 - t0 : 0));
-  const double ymax = std::max<double>(1, static_cast<double>(d.table_peak));
+  // A round step (1, 2 or 5 times a power of ten) giving at most five grid lines.
+  double step = 1;
+  for (double mag = 1; step == 1 && mag < 1e18; mag *= 10) {
+    for (double m : {1.0, 2.0, 5.0}) {
+      if (static_cast<double>(d.table_peak) / (m * mag) <= 5) {
+        step = m * mag;
+        break;
+      }
+    }
+    if (step != 1 || static_cast<double>(d.table_peak) <= 5) break;
+  }
+  const int ticks =
+      std::max(1, static_cast<int>(std::ceil(static_cast<double>(d.table_peak) / step)));
+  const double ymax = step * ticks;
   auto X = [&](uint64_t ts) { return ml + (W - ml - mr) * secs(ts > t0 ? ts - t0 : 0) / span; };
   auto Y = [&](double v) { return mt + (H - mt - mb) * (1 - v / ymax); };
   h.f("<div class=\"svgwrap\"><svg id=\"table-chart\" width=\"{:.0f}\" height=\"{:.0f}\" "
@@ -762,8 +777,8 @@ void tableSection(Html& h, const ReportData& d) {
       "time</title>",
       W, H, W, H);
   // Axes and grid.
-  for (int i = 0; i <= 4; ++i) {
-    const double v = ymax * i / 4;
+  for (int i = 0; i <= ticks; ++i) {
+    const double v = step * i;
     const double y = Y(v);
     h.f("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e3e7ee\"/>"
         "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"11\" "
@@ -792,19 +807,38 @@ void tableSection(Html& h, const ReportData& d) {
   h.f("<polyline id=\"table-line\" points=\"{}\" fill=\"none\" stroke=\"#1565c0\" "
       "stroke-width=\"2\" data-points=\"{}\"/>",
       pts, d.table.size());
-  // Idle expiries: one marker each (the first max_expiry_markers).
-  for (const ExpiryEvent& e : d.expiries) {
-    const double x = X(e.ts_ns);
-    h.f("<path class=\"expiry\" d=\"M{:.1f} {:.1f}l-4 -8h8z\" fill=\"#c62828\" "
-        "fill-opacity=\"0.75\"><title>idle timeout ({}) of connection {} at {:.3f} s</title>"
-        "</path>",
-        x, H - mb - 1, rules::timeoutKeyName(e.key), e.conn_id,
-        secs(e.ts_ns - std::min(e.ts_ns, t0)));
+  // Idle expiries: one marker each when there are few; else a bar per time bucket, its height
+  // growing with the count (log scale), so that floods of expiries stay readable.
+  const bool each = d.expiries.size() == d.expiries_total;
+  if (each) {
+    for (const ExpiryEvent& e : d.expiries) {
+      const double x = X(e.ts_ns);
+      h.f("<path class=\"expiry\" d=\"M{:.1f} {:.1f}l-4 -8h8z\" fill=\"#c62828\" "
+          "fill-opacity=\"0.75\"><title>idle timeout ({}) of connection {} at {:.3f} s</title>"
+          "</path>",
+          x, H - mb - 1, rules::timeoutKeyName(e.key), e.conn_id,
+          secs(e.ts_ns - std::min(e.ts_ns, t0)));
+    }
+  } else {
+    uint64_t most = 1;
+    for (const ExpiryBin& b : d.expiry_bins)
+      most = std::max(most, b.count);
+    for (const ExpiryBin& b : d.expiry_bins) {
+      const double x0 = X(b.from_ns), x1 = std::max(x0 + 1.5, X(std::min(b.to_ns, t1)));
+      const double hgt =
+          3 + 22 * std::log1p(static_cast<double>(b.count)) / std::log1p(static_cast<double>(most));
+      h.f("<rect class=\"expiry-bin\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
+          "height=\"{:.1f}\" fill=\"#c62828\" fill-opacity=\"0.7\"><title>{} idle timeouts "
+          "between {:.3f} s and {:.3f} s</title></rect>",
+          x0, H - mb - hgt, x1 - x0, hgt, commas(b.count), secs(b.from_ns - t0),
+          secs(std::min(b.to_ns, t1) - t0));
+    }
   }
   h.raw(
       "</svg></div><p class=\"legend\"><span><span class=\"swatch\" "
       "style=\"background:#1565c0\"></span>entries in the table</span><span><span "
-      "class=\"swatch\" style=\"background:#c62828\"></span>an idle timeout fired</span></p>");
+      "class=\"swatch\" style=\"background:#c62828\"></span>idle timeouts fired (one marker each, "
+      "or with many a bar per time slice, taller for more)</span></p>");
   std::string by_key;
   for (size_t k = 0; k < rules::kTimeoutKeyCount; ++k) {
     if (d.expiries_by_key[k] == 0) continue;
@@ -826,7 +860,9 @@ void tableSection(Html& h, const ReportData& d) {
       by_key.empty() ? "" : ": ", by_key, commas(d.table_peak), commas(d.table_final),
       commas(s.engine.connections_expired),
       d.expiries.size() < d.expiries_total
-          ? fmt::format("Markers are drawn for the first {} expiries.", d.expiries.size())
+          ? fmt::format("With this many expiries the chart draws a bar per time slice ({} "
+                        "slices hold expiries) rather than one marker each.",
+                        d.expiry_bins.size())
           : std::string());
   h.raw("</section>\n");
 }

@@ -93,6 +93,13 @@ struct ExpiryEvent {
   rules::TimeoutKey key = rules::TimeoutKey::kOther;  // the timeout that fired
 };
 
+// Idle expiries in one time bucket of the chart.
+struct ExpiryBin {
+  uint64_t from_ns = 0;
+  uint64_t to_ns = 0;
+  uint64_t count = 0;
+};
+
 struct ReportData {
   ReportOptions options;
   ReplaySummary summary;
@@ -124,7 +131,8 @@ struct ReportData {
   uint64_t table_final = 0;
   uint64_t connections_created = 0;  // packets with kFlagNewConnection
   uint64_t expiries_total = 0;
-  std::vector<ExpiryEvent> expiries;  // the first max_expiry_markers
+  std::vector<ExpiryEvent> expiries;   // the first max_expiry_markers
+  std::vector<ExpiryBin> expiry_bins;  // all expiries, by chart bucket (non-empty buckets only)
   std::array<uint64_t, rules::kTimeoutKeyCount> expiries_by_key{};
 };
 
