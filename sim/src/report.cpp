@@ -517,6 +517,10 @@ void ReportBuilder::attach(Replay& replay) {
                             const dataplane::ParsedPacket& p) { impl_->observe(index, ts, v, p); });
 }
 
+size_t ReportBuilder::tableSize() const {
+  return impl_->live.size();
+}
+
 ReportData ReportBuilder::finish(const ReplaySummary& summary) {
   return impl_->finish(summary);
 }

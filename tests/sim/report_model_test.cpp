@@ -309,6 +309,52 @@ interfaces:
   EXPECT_EQ(d.connections[2].denied(), 1u);
 }
 
+// The table model against the engine itself: after every packet, sweep the engine's whole table
+// at that packet's time (so that every expired entry is gone) and compare the sizes.
+TEST(ReportModel, TableModelMatchesTheEngineSweptAfterEveryPacket) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  GenOptions o;
+  o.seed = 3;
+  o.flows = 300;
+  o.duration_s = 240;  // longer than the UDP, ICMP, SYN_SENT and TIME_WAIT timeouts
+  o.mix.assign(kScenarioCount, 1.0);
+  o.scan_ports = 20;
+  o.flood_packets = 50;
+  o.idle_gap_s = 100;
+  o.servers = {dataplane::ipAddr("10.0.1.10"), dataplane::ipAddr("10.0.2.10"),
+               dataplane::ipAddr("10.0.3.10"), dataplane::ipAddr("2001:db8:1::10")};
+  TraceGenerator g(o);
+  GenPacket p;
+  dataplane::EngineConfig cfg;
+  cfg.table_capacity = 4096;
+  cfg.sweep_buckets_per_burst = 0;  // only the sweeps below
+  dataplane::Engine engine(cfg, policy);
+  auto worker = engine.makeWorker();
+  ReportBuilder b(policy, {});
+  uint64_t index = 0, clock = 0, max_size = 0, swept = 0;
+  while (g.next(&p)) {
+    clock = std::max(clock, p.ts_ns);
+    dataplane::PacketRef ref{p.frame.data(), static_cast<uint32_t>(p.frame.size())};
+    dataplane::Verdict v;
+    dataplane::ParsedPacket parsed;
+    engine.process(*worker, &ref, 1, clock, &v, &parsed);
+    swept += engine.sweep(*worker, clock, engine.capacity());
+    b.observe(++index, p.ts_ns, v, parsed);
+    ASSERT_EQ(b.tableSize(), engine.connectionCount()) << "after packet " << index;
+    max_size = std::max<uint64_t>(max_size, b.tableSize());
+  }
+  ReplaySummary s;
+  s.first_ts_ns = o.start_ns;
+  s.last_ts_ns = clock;
+  ReportData d = b.finish(s);
+  EXPECT_GT(index, 2000u);
+  EXPECT_GT(max_size, 20u);
+  EXPECT_EQ(d.table_peak, max_size);
+  EXPECT_EQ(d.expiries_total, swept);  // every expiry the engine swept, the model saw
+  EXPECT_GT(d.expiries_total, 50u);
+}
+
 TEST(ReportModel, LimitsBoundLaddersArrowsAndTheList) {
   ReportOptions o;
   o.ladder_connections = 3;

@@ -149,6 +149,9 @@ class ReportBuilder {
                const dataplane::ParsedPacket& p);
   // Installs observe() as `replay`'s observer (the builder must outlive the run).
   void attach(Replay& replay);
+  // The modelled connection-table size after the packets observed so far (entries whose idle
+  // deadline has passed at the newest packet's time are gone).
+  size_t tableSize() const;
   // Ends the model with the replay's summary (after Replay::finish). Call once.
   ReportData finish(const ReplaySummary& summary);
 
