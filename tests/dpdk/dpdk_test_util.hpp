@@ -95,6 +95,7 @@ class Process {
   Process& operator=(const Process&) = delete;
 
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   void signal(int sig) {
     if (pid_ > 0 && !exited_) kill(pid_, sig);
   }

@@ -131,8 +131,74 @@ TEST_F(OptionsTest, Help) {
   EXPECT_FALSE(r.options);
   EXPECT_EQ(r.exit_code, 0);
   for (const char* flag : {"--policy", "--inside", "--outside", "--lcores", "--table-size",
-                           "--mbufs", "--pass-non-ip", "--stats-interval", "--exit-when-idle"})
+                           "--mbufs", "--pass-non-ip", "--stats-interval", "--exit-when-idle",
+                           "--control-socket", "--control-listen", "--control-token-file"})
     EXPECT_NE(r.message.find(flag), std::string::npos) << flag;
+}
+
+TEST_F(OptionsTest, ControlOptions) {
+  const std::string token = dir_ / "token";
+  dpdk_test::writeText(token, "0123456789abcdef0123\n");
+  const std::vector<std::string> base = {"--policy", policy_, "--inside", "0", "--outside", "1"};
+  {
+    ParseResult r = parse(base);
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_FALSE(r.options->controlEnabled());
+  }
+  {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), {"--control-socket", dir_ / "c.sock"});
+    ParseResult r = parse(a);
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_TRUE(r.options->controlEnabled());
+    EXPECT_EQ(r.options->control_socket, dir_ / "c.sock");
+    EXPECT_EQ(r.options->control_listen, "");
+  }
+  for (const std::string listen : {"127.0.0.1:9180", "127.1.2.3:0", "localhost:65535", "[::1]:9"}) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), {"--control-socket", dir_ / "c.sock", "--control-listen", listen,
+                       "--control-token-file", token});
+    ParseResult r = parse(a);
+    ASSERT_TRUE(r.options) << listen << ": " << r.message;
+    EXPECT_EQ(r.options->control_listen, listen);
+    EXPECT_EQ(r.options->control_token_file, token);
+  }
+  {  // TCP only is allowed too
+    std::vector<std::string> a = base;
+    a.insert(a.end(), {"--control-listen", "127.0.0.1:0", "--control-token-file", token});
+    ParseResult r = parse(a);
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_TRUE(r.options->controlEnabled());
+  }
+  struct Case {
+    std::vector<std::string> extra;
+    std::string expect;  // in the message
+  };
+  const std::vector<Case> cases = {
+      {{"--control-listen", "127.0.0.1:9180"}, "needs --control-token-file"},
+      {{"--control-token-file", token}, "give --control-listen too"},
+      {{"--control-listen", "127.0.0.1:9180", "--control-token-file", dir_ / "nope"},
+       "--control-token-file"},
+      {{"--control-listen", "0.0.0.0:9180", "--control-token-file", token}, "only loopback"},
+      {{"--control-listen", "10.0.0.1:9180", "--control-token-file", token}, "only loopback"},
+      {{"--control-listen", "[2001:db8::1]:9180", "--control-token-file", token}, "only loopback"},
+      {{"--control-listen", "::1:9180", "--control-token-file", token}, "in brackets"},
+      {{"--control-listen", "127.0.0.1", "--control-token-file", token}, "expected HOST:PORT"},
+      {{"--control-listen", "127.0.0.1:65536", "--control-token-file", token}, "0..65535"},
+      {{"--control-listen", "127.0.0.1:x", "--control-token-file", token}, "0..65535"},
+      {{"--control-listen", "example.com:80", "--control-token-file", token}, "IP address"},
+      {{"--control-socket", "/" + std::string(120, 's')}, "longer than 107 bytes"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), c.extra.begin(), c.extra.end());
+    ParseResult r = parse(a);
+    EXPECT_FALSE(r.options) << c.expect;
+    EXPECT_EQ(r.exit_code, 2) << c.expect;
+    EXPECT_NE(r.message.find(c.expect), std::string::npos) << r.message;
+  }
+  EXPECT_EQ(checkControlListen("127.0.0.1:1"), "");
+  EXPECT_NE(checkControlListen("192.168.1.1:1"), "");
 }
 
 Report sampleReport() {
@@ -205,6 +271,34 @@ TEST(ReportTest, StatsLine) {
   const std::string line = formatStatsLine(b, &a);
   EXPECT_NE(line.find("(1000 pps)"), std::string::npos) << line;
   EXPECT_NE(line.find("allow-tracked=1007"), std::string::npos) << line;
+}
+
+TEST(ReportTest, LcoreRxRates) {
+  Report a = sampleReport();
+  IoCounters other;
+  other.lcore = 2;
+  a.lcores.push_back(other);
+  Report b = a;
+  b.seconds = a.seconds + 2;
+  b.lcores[0].rx_packets += 1000;
+  b.lcores[0].rx_bytes += 64000;
+  b.lcores[1].rx_packets += 10;
+  IoCounters fresh;  // an lcore the previous report does not have: no rate yet
+  fresh.lcore = 3;
+  fresh.rx_packets = 99;
+  b.lcores.push_back(fresh);
+  const std::vector<LcoreRxRate> r = lcoreRxRates(a, b);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].lcore, 1u);
+  EXPECT_DOUBLE_EQ(r[0].packets_per_second, 500);
+  EXPECT_DOUBLE_EQ(r[0].bytes_per_second, 32000);
+  EXPECT_EQ(r[1].lcore, 2u);
+  EXPECT_DOUBLE_EQ(r[1].packets_per_second, 5);
+  EXPECT_EQ(r[2].lcore, 3u);
+  EXPECT_DOUBLE_EQ(r[2].packets_per_second, 0);
+  // The same instant twice: no division by zero.
+  for (const LcoreRxRate& x : lcoreRxRates(b, b))
+    EXPECT_DOUBLE_EQ(x.packets_per_second, 0);
 }
 
 TEST(LcoreCountersTest, OneCacheLineEach) {

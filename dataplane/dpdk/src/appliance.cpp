@@ -605,6 +605,10 @@ void Appliance::setManualClock(uint64_t now_ns) noexcept {
   impl_->manual_clock.store(true, std::memory_order_release);
 }
 
+uint64_t Appliance::engineNowNs() const noexcept {
+  return impl_->engineNow();
+}
+
 std::vector<unsigned> Appliance::lcores() const {
   std::vector<unsigned> v;
   for (const auto& l : impl_->lcores)

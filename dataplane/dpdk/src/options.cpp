@@ -1,7 +1,11 @@
 #include "statewall/dpdk/options.hpp"
 
+#include <arpa/inet.h>
+
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <sstream>
 
 #include "statewall/dataplane/engine.hpp"
@@ -42,9 +46,49 @@ void define(CLI::App& app, Options& o) {
                  "stop once no lcore received a packet for MS milliseconds (finite inputs)")
       ->check(CLI::Range(1u, 86400000u));
   app.add_option("--counters-file", o.counters_file, "write the final counters as JSON to FILE");
+  app.add_option("--control-socket", o.control_socket,
+                 "serve the control API (statewall ctl) on this Unix socket (mode 0600)");
+  app.add_option("--control-listen", o.control_listen,
+                 "also serve it on a loopback TCP address, 127.0.0.1:PORT or [::1]:PORT; "
+                 "needs --control-token-file");
+  app.add_option("--control-token-file", o.control_token_file,
+                 "file holding the bearer token every TCP control request must carry")
+      ->check(CLI::ExistingFile);
 }
 
 }  // namespace
+
+std::string checkControlListen(const std::string& text) {
+  const std::string what = "--control-listen " + text + ": ";
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return what + "expected HOST:PORT, e.g. 127.0.0.1:9180";
+  std::string host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535)
+    return what + "the port must be a number in 0..65535";
+  bool v6 = false;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    v6 = true;
+  }
+  if (host == "localhost" && !v6) return {};
+  unsigned char addr[16];
+  if (!v6 && inet_pton(AF_INET, host.c_str(), addr) == 1) {
+    if (addr[0] == 127) return {};
+  } else if (inet_pton(AF_INET6, host.c_str(), addr) == 1) {
+    if (!v6) return what + "write an IPv6 address in brackets, e.g. [::1]:9180";
+    static constexpr unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                     0, 0, 0, 0, 0, 0, 0, 1};
+    if (std::equal(addr, addr + 16, kLoopback6)) return {};
+  } else {
+    return what + "the host must be an IP address or localhost";
+  }
+  return what +
+         "only loopback addresses are allowed (127.0.0.1, [::1]): the API has no TLS; "
+         "reach it from elsewhere through an SSH tunnel";
+}
 
 std::string usage(const std::string& program) {
   Options o;
@@ -80,6 +124,24 @@ ParseResult parseOptions(int argc, const char* const* argv) {
     r.message = program + ": --inside and --outside must be different ports";
     return r;
   }
+  auto fail = [&](const std::string& message) {
+    r.exit_code = 2;
+    r.message = program + ": " + message;
+    return r;
+  };
+  if (!o.control_listen.empty()) {
+    if (std::string err = checkControlListen(o.control_listen); !err.empty()) return fail(err);
+    if (o.control_token_file.empty())
+      return fail(
+          "--control-listen needs --control-token-file: every TCP control request must "
+          "carry the token it holds");
+  } else if (!o.control_token_file.empty()) {
+    return fail("--control-token-file is for the TCP listener: give --control-listen too");
+  }
+  // sockaddr_un::sun_path holds 108 bytes with the terminating NUL.
+  if (o.control_socket.size() > 107)
+    return fail("--control-socket " + o.control_socket +
+                ": longer than 107 bytes, the limit of a Unix socket path");
   r.options = std::move(o);
   return r;
 }

@@ -56,6 +56,22 @@ IoCounters IoCounters::snapshot(const LcoreCounters& c, unsigned lcore_id) {
   return s;
 }
 
+std::vector<LcoreRxRate> lcoreRxRates(const Report& previous, const Report& now) {
+  std::vector<LcoreRxRate> out;
+  const double dt = now.seconds - previous.seconds;
+  for (const IoCounters& l : now.lcores) {
+    LcoreRxRate r;
+    r.lcore = l.lcore;
+    for (const IoCounters& p : previous.lcores) {
+      if (p.lcore != l.lcore || dt < 1e-3) continue;
+      r.packets_per_second = static_cast<double>(l.rx_packets - p.rx_packets) / dt;
+      r.bytes_per_second = static_cast<double>(l.rx_bytes - p.rx_bytes) / dt;
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
 IoCounters& IoCounters::operator+=(const IoCounters& o) {
   rx_packets += o.rx_packets;
   rx_bytes += o.rx_bytes;

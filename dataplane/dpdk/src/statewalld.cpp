@@ -1,7 +1,10 @@
-// statewalld: EAL init, options, policy, run until a signal (or idle input), final report.
+// statewalld: EAL init, options, policy, control server, run until a signal (or idle input),
+// final report.
+#include <pthread.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <sched.h>
 
 #include <cerrno>
 #include <csignal>
@@ -9,9 +12,12 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <string_view>
 
+#include "statewall/control/server.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dpdk/appliance.hpp"
 #include "statewall/dpdk/options.hpp"
@@ -69,8 +75,19 @@ double monotonicSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-rules::CompiledPolicyPtr loadPolicy(const std::vector<std::string>& paths) {
-  rules::LoadResult loaded = rules::loadPolicyFiles(paths);
+// Loads and compiles the policy files; *sources gets their texts (for GET /v1/policy).
+rules::CompiledPolicyPtr loadPolicy(const std::vector<std::string>& paths,
+                                    std::vector<rules::SourceText>* sources) {
+  for (const std::string& path : paths) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) break;  // loadPolicyFiles says what is wrong with it
+    sources->push_back({path, text.str()});
+  }
+  rules::LoadResult loaded = sources->size() == paths.size() ? rules::loadPolicyTexts(*sources)
+                                                             : rules::loadPolicyFiles(paths);
+  if (sources->size() != paths.size()) sources->clear();
   for (const rules::Diagnostic& d : loaded.diagnostics)
     std::fprintf(stderr, "%s\n", d.str().c_str());
   if (!loaded.ok()) return nullptr;
@@ -78,6 +95,96 @@ rules::CompiledPolicyPtr loadPolicy(const std::vector<std::string>& paths) {
   for (const rules::Diagnostic& d : compiled.diagnostics)
     std::fprintf(stderr, "%s\n", d.str().c_str());
   return compiled.policy;
+}
+
+// Where the control server's threads may run: the CPUs statewalld was started on, minus those of
+// the forwarding lcores. When every CPU forwards, the main lcore's CPUs (which then share with a
+// forwarding lcore only if EAL was told to map them together); *shared says so.
+cpu_set_t controlCpus(const cpu_set_t& original, const std::vector<unsigned>& forwarding,
+                      bool* shared) {
+  cpu_set_t set = original;
+  for (unsigned l : forwarding) {
+    const rte_cpuset_t lcore_set = rte_lcore_cpuset(l);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &lcore_set)) CPU_CLR(cpu, &set);
+  }
+  *shared = CPU_COUNT(&set) == 0;
+  if (*shared) set = rte_lcore_cpuset(rte_get_main_lcore());
+  return set;
+}
+
+std::string cpuList(const cpu_set_t& set) {
+  std::string out;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &set)) out += (out.empty() ? "" : ",") + std::to_string(cpu);
+  return out;
+}
+
+// The per-lcore receive rates the control API reports: written once a second by the main loop,
+// read by control threads.
+class LcoreRateBoard {
+ public:
+  void update(const Report& previous, const Report& now) {
+    std::vector<control::LcoreRate> rates;
+    for (const LcoreRxRate& r : lcoreRxRates(previous, now))
+      rates.push_back({r.lcore, r.packets_per_second, r.bytes_per_second});
+    std::lock_guard lock(mu_);
+    rates_ = std::move(rates);
+  }
+  std::vector<control::LcoreRate> get() const {
+    std::lock_guard lock(mu_);
+    return rates_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<control::LcoreRate> rates_;
+};
+
+// Builds and starts the control server, or returns null with *error set.
+std::unique_ptr<control::ControlServer> startControl(const Options& options, Appliance& app,
+                                                     std::vector<rules::SourceText> sources,
+                                                     const cpu_set_t& original_cpus,
+                                                     LcoreRateBoard& rates, std::string* error) {
+  bool shared = false;
+  const cpu_set_t cpus = controlCpus(original_cpus, app.lcores(), &shared);
+  control::ServerOptions so;
+  so.unix_socket = options.control_socket;
+  so.tcp_listen = options.control_listen;
+  so.token_file = options.control_token_file;
+  so.api.initial_sources = std::move(sources);
+  // Threads inherit the main lcore's affinity; move them off every forwarding lcore's CPU.
+  so.thread_init = [cpus] {
+    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus); rc != 0)
+      std::fprintf(stderr, "%s: control thread: cannot set its CPU affinity: %s\n",
+                   g_program.c_str(), std::strerror(rc));
+  };
+  control::HostHooks hooks;
+  hooks.now_ns = [&app] { return app.engineNowNs(); };
+  hooks.lcore_rates = [&rates] { return rates.get(); };
+  hooks.on_publish = [&app](uint64_t version) {
+    const rules::CompiledPolicyPtr p = app.engine().policy();
+    std::printf("%s: control: published policy version %llu (%zu interface(s), %zu rule(s))\n",
+                g_program.c_str(), static_cast<unsigned long long>(version), p->ifaceCount(),
+                p->ruleCount());
+    std::fflush(stdout);
+  };
+  auto server = std::make_unique<control::ControlServer>(app.engine(), std::move(so), hooks);
+  if (control::Status st = server->start(); !st.ok()) {
+    *error = "control server: " + st.message();
+    return nullptr;
+  }
+  std::string where;
+  if (!options.control_socket.empty()) where = "unix " + options.control_socket;
+  if (!options.control_listen.empty()) {
+    const std::string host = options.control_listen.substr(0, options.control_listen.rfind(':'));
+    where += std::string(where.empty() ? "" : ", ") + "tcp " + host + ":" +
+             std::to_string(server->tcpPort()) + " (bearer token)";
+  }
+  std::printf("%s: control API on %s; its threads run on CPU %s%s\n", g_program.c_str(),
+              where.c_str(), cpuList(cpus).c_str(),
+              shared ? " (shared with a forwarding lcore: every CPU forwards)" : "");
+  return server;
 }
 
 bool writeFile(const std::string& path, const std::string& text) {
@@ -93,6 +200,11 @@ int run(int argc, char** argv) {
     std::fputs(usage(g_program).c_str(), stdout);
     return 0;
   }
+  // The CPUs we were given, before EAL pins this thread to the main lcore: the control server's
+  // threads run on those of them that no forwarding lcore uses.
+  cpu_set_t original_cpus;
+  CPU_ZERO(&original_cpus);
+  if (sched_getaffinity(0, sizeof original_cpus, &original_cpus) != 0) CPU_ZERO(&original_cpus);
   rte_set_application_usage_hook(printAppUsage);
   const int eal_args = rte_eal_init(argc, argv);
   if (eal_args < 0) {
@@ -114,7 +226,8 @@ int run(int argc, char** argv) {
   }
   const Options& options = *parsed.options;
 
-  rules::CompiledPolicyPtr policy = loadPolicy(options.policies);
+  std::vector<rules::SourceText> sources;
+  rules::CompiledPolicyPtr policy = loadPolicy(options.policies, &sources);
   if (!policy) {
     std::fprintf(stderr, "%s: the policy did not load; nothing forwarded\n", g_program.c_str());
     rte_eal_cleanup();
@@ -130,9 +243,23 @@ int run(int argc, char** argv) {
       rte_eal_cleanup();
       return 2;
     }
+    // Declared after the appliance so that it is destroyed (its threads joined) before the
+    // engine it serves.
+    LcoreRateBoard rates;
+    std::unique_ptr<control::ControlServer> server;
+    if (options.controlEnabled()) {
+      server = startControl(options, *app, std::move(sources), original_cpus, rates, &error);
+      if (!server) {
+        std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
+        app.reset();
+        rte_eal_cleanup();
+        return 2;
+      }
+    }
     installSignalHandlers();
     if (!app->start(&error)) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
+      server.reset();
       app.reset();
       rte_eal_cleanup();
       return 2;
@@ -151,10 +278,18 @@ int run(int argc, char** argv) {
     std::fflush(stdout);
 
     Report previous = first;
+    Report rates_previous = first;
     double next_stats = monotonicSeconds() + options.stats_interval_s;
+    double next_rates = monotonicSeconds() + 1;
     while (g_signal == 0) {
       sleepMs(10);
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
+      if (server && monotonicSeconds() >= next_rates) {
+        Report now = app->report();
+        rates.update(rates_previous, now);
+        rates_previous = std::move(now);
+        next_rates += 1;
+      }
       if (options.stats_interval_s > 0 && monotonicSeconds() >= next_stats) {
         Report now = app->report();
         std::printf("%s\n", formatStatsLine(now, &previous).c_str());
@@ -168,6 +303,8 @@ int run(int argc, char** argv) {
     else
       std::printf("%s: input idle for %u ms: stopping\n", g_program.c_str(),
                   options.exit_when_idle_ms);
+    // Control first: nothing can change the policy or the table while the lcores wind down.
+    server.reset();
     app->requestStop();
     app->stop();
     app->close();

@@ -68,6 +68,10 @@ class Appliance {
   // lcore never lets the engine's time go back. A packet put into an rx queue after this call is
   // judged at `now_ns` (or at a later time set before it was received). Any thread.
   void setManualClock(uint64_t now_ns) noexcept;
+  // The engine's time now: the TSC in nanoseconds on CLOCK_MONOTONIC's scale, or the manual
+  // clock once set. What the control plane needs to say how long a connection has left. Any
+  // thread.
+  uint64_t engineNowNs() const noexcept;
   // The lcore ids that forward, in tx queue order.
   std::vector<unsigned> lcores() const;
 

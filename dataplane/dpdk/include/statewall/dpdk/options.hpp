@@ -2,6 +2,7 @@
 //
 //   statewalld [EAL args] -- --policy P [--policy P2] --inside PORT --outside PORT
 //              [--lcores N] [--table-size N] [--mbufs N] [--pass-non-ip] [--stats-interval S] ...
+//              [--control-socket PATH] [--control-listen 127.0.0.1:PORT --control-token-file F]
 //
 // No DPDK here: parsing is pure and testable without an EAL.
 #pragma once
@@ -31,6 +32,12 @@ struct Options {
   uint32_t exit_when_idle_ms = 0;       // stop once every lcore saw no packet for this long
                                         // (for finite inputs such as net_pcap files); 0 = never
   std::string counters_file;            // write the final counters as JSON here at exit
+  // The control server (control/): runs when either listener is given.
+  std::string control_socket;      // Unix socket path (mode 0600)
+  std::string control_listen;      // loopback "HOST:PORT"; needs control_token_file
+  std::string control_token_file;  // bearer token for the TCP listener
+
+  bool controlEnabled() const { return !control_socket.empty() || !control_listen.empty(); }
 };
 
 struct ParseResult {
@@ -41,6 +48,10 @@ struct ParseResult {
 
 // Parses the application arguments. argv[0] is the program name (as rte_eal_init leaves it).
 ParseResult parseOptions(int argc, const char* const* argv);
+
+// Checks a --control-listen value: "HOST:PORT" with a loopback HOST (127.0.0.0/8, "localhost",
+// "[::1]") and a port 0..65535. Empty on success, else what is wrong.
+std::string checkControlListen(const std::string& text);
 
 // The application usage text (also printed after the EAL usage by `statewalld --help`).
 std::string usage(const std::string& program);

@@ -85,6 +85,16 @@ struct Report {
   uint64_t deniedPackets() const;
 };
 
+// What one forwarding lcore received per second between two reports of the same appliance.
+struct LcoreRxRate {
+  unsigned lcore = 0;
+  double packets_per_second = 0;
+  double bytes_per_second = 0;
+};
+// One entry per lcore of `now` (rates 0 when the reports are not at least 1 ms apart, or when
+// `previous` does not have the lcore). For the control API's per-lcore rates.
+std::vector<LcoreRxRate> lcoreRxRates(const Report& previous, const Report& now);
+
 // The final report for people: counters by reason, then lcores, ports and the pool.
 std::string formatReport(const Report& r);
 // One line for --stats-interval.
