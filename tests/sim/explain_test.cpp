@@ -448,6 +448,34 @@ std::vector<Case> cases() {
                  {"tracked", "tracking"}});
   }
   {
+    dataplane::ArpSpec arp;
+    arp.sender_ip = ipAddr("10.0.1.10");
+    arp.target_ip = ipAddr("10.0.1.1");
+    c.push_back(
+        {"ARP: control traffic", dataplane::buildArp(arp), Reason::kAllowUnprotected, {"control"}});
+  }
+  c.push_back({"between two unprotected addresses",
+               udp("192.0.2.50", 4000, "192.0.2.51", 4001),
+               Reason::kAllowUnprotected,
+               {"direction", "unprotected", "tracking"}});
+  {
+    dataplane::UdpSpec big;
+    big.src = ipAddr("10.0.2.10");
+    big.dst = ipAddr("8.8.8.8");
+    big.sport = 5999;
+    big.dport = 53;
+    big.payload_len = 1400;
+    auto frags = dataplane::fragment(dataplane::buildUdp(big), 600);
+    c.push_back({"first fragment of a large DNS query: judged",
+                 frags.at(0),
+                 Reason::kAllowRule,
+                 {"sg", "tracking"}});
+    c.push_back({"a later fragment: follows its first fragment",
+                 frags.at(1),
+                 Reason::kAllowRule,
+                 {"fragment"}});
+  }
+  {
     dataplane::Bytes cut = tcp("198.51.100.7", 40009, "10.0.1.10", 443, kSyn, 1);
     cut.resize(30);
     c.push_back({"a frame cut inside its IPv4 header", cut, Reason::kDenyMalformed, {"malformed"}});
@@ -605,10 +633,12 @@ TEST(Explain, SelectionByPacketFlowAndLimit) {
   o.flow = parseFlowPattern("udp 10.0.2.10 -> 8.8.8.8:53", &err);
   ASSERT_TRUE(o.flow) << err;
   ex = explainFrames(p, frames, o);
-  // The query and the ICMP error that quotes it.
-  ASSERT_EQ(ex.size(), 2u);
+  // The query, the ICMP error that quotes it, and the first fragment of the large query (later
+  // fragments carry no ports: a port pattern cannot select them).
+  ASSERT_EQ(ex.size(), 3u);
   EXPECT_EQ(ex[0].index, 5u);
   EXPECT_EQ(ex[1].reason, Reason::kAllowRelated);
+  EXPECT_EQ(ex[2].index, 16u);
 
   o = ExplainOptions{};
   o.flow = parseFlowPattern("tcp * -> 10.0.2.10:8080", &err);
