@@ -488,7 +488,7 @@ struct ConnMemo {
   uint64_t last_ts_ns = 0;
   TcpState last_tcp = TcpState::kNone;
   bool replied = false, stream = false;
-  std::string orig_iface, resp_iface;  // interface names ("" when unprotected)
+  rules::IfaceId orig_iface = rules::kNoIface, resp_iface = rules::kNoIface;
 };
 
 // Addresses and ports of a connection, the same from either direction.
@@ -641,8 +641,8 @@ struct Explainer::Impl {
       if (c.kind != CheckKind::kSg || !c.sg.allowed() || c.sg.untracked) continue;
       (c.dir == Direction::kOutbound ? m.orig_tracked : m.resp_tracked) = true;
     }
-    m.orig_iface = ev.src_iface == rules::kNoIface ? "" : cp().iface(ev.src_iface).name;
-    m.resp_iface = ev.dst_iface == rules::kNoIface ? "" : cp().iface(ev.dst_iface).name;
+    m.orig_iface = ev.src_iface;
+    m.resp_iface = ev.dst_iface;
   }
 
   void remember(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
@@ -676,6 +676,18 @@ struct Explainer::Impl {
     } else if (m.replied && p.proto == dataplane::kIpProtoUdp) {
       m.stream = true;
     }
+  }
+
+  // The interfaces whose groups track the connection.
+  std::vector<std::string> trackedSides(const ConnMemo& m) const {
+    std::vector<std::string> out;
+    if (m.orig_protected && m.orig_tracked && m.orig_iface != rules::kNoIface) {
+      out.push_back(cp().iface(m.orig_iface).name);
+    }
+    if (m.resp_protected && m.resp_tracked && m.resp_iface != rules::kNoIface) {
+      out.push_back(cp().iface(m.resp_iface).name);
+    }
+    return out;
   }
 
   rules::TimeoutKey timeoutKeyOf(const ConnMemo& m) const {
@@ -1211,9 +1223,7 @@ struct Explainer::Impl {
           }
           return;
         }
-        std::vector<std::string> sides;
-        if (memo->orig_protected && memo->orig_tracked) sides.push_back(memo->orig_iface);
-        if (memo->resp_protected && memo->resp_tracked) sides.push_back(memo->resp_iface);
+        const std::vector<std::string> sides = trackedSides(*memo);
         const rules::TimeoutKey k = timeoutKeyOf(*memo);
         std::string text;
         const bool opened = (v.flags & dataplane::kFlagNewConnection) != 0;
@@ -1247,9 +1257,7 @@ struct Explainer::Impl {
                 Json{{"tracked", true}, {"sides", Json::array()}, {"timeout", nullptr}});
           return;
         }
-        std::vector<std::string> sides;
-        if (memo->orig_protected && memo->orig_tracked) sides.push_back(memo->orig_iface);
-        if (memo->resp_protected && memo->resp_tracked) sides.push_back(memo->resp_iface);
+        const std::vector<std::string> sides = trackedSides(*memo);
         const rules::TimeoutKey k = timeoutKeyOf(*memo);
         b.add("tracking",
               fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "

@@ -166,8 +166,8 @@ class Explainer {
   // Called for each explained packet, in input order.
   using Sink = std::function<void(const PacketExplanation&)>;
 
-  // Replays the traces (as `statewall replay` does) and explains the selected packets. false
-  // when a trace is missing or damaged: stats().error says where.
+  // Replays the traces (as `statewall replay` does) and explains the selected packets. Call once
+  // (it closes the replay). false when a trace is missing or damaged: stats().error says where.
   bool runFiles(const std::vector<std::string>& paths, const Sink& sink);
   // The same over in-memory frames (tests). May be called several times; the stream continues.
   void runFrames(const std::vector<Frame>& frames, dataplane::LinkType link, const Sink& sink);
