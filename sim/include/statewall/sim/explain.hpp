@@ -8,8 +8,9 @@
 // packet but one. With `contrast`, it says what a stateless filter with the same rules would do
 // (judged as `statewall replay --stateless` judges: rules::evaluate with EvalMode::kFull).
 //
-// JSON (formatPacketJson; `statewall explain --json` prints {"packets": [...], "selected",
-// "shown", "truncated", "packets_in_trace"}), one object per explained packet:
+// JSON (PacketExplanation::json; `statewall explain --json` prints {"policy", "traces",
+// "packets": [...], "selected", "shown", "truncated", "packets_in_trace", "complete"}), one object
+// per explained packet:
 //   index         1-based position in the input (continuing across trace files)
 //   ts, t         capture time (seconds since 1970) and seconds since the first packet
 //   packet        {proto, src, dst, sport, dport, tcp_flags, icmp_type, icmp_code, icmp_id, ip_len}
@@ -36,7 +37,9 @@
 //     expired     connection, idle_seconds, timeout {key, seconds}: an earlier connection of the
 //                 same addresses and ports timed out before this packet
 //   near_misses   [{check: "sg"|"acl", rule | entry, field, wanted, got, text}] (denied packets)
-//   stateless     null (no contrast asked) or {verdict, reason, changed, text}
+//   stateless     null (no contrast asked) or {verdict, reason, changed, text, check}: check (only
+//                 when the rules alone deny it) is the check that does, {kind: "sg"|"acl",
+//                 direction, interface | entry}
 //
 // An Explainer is single-threaded.
 #pragma once
