@@ -1049,13 +1049,23 @@ struct Explainer::Impl {
         ran[static_cast<size_t>(i)] = !tracked_side;
       }
     }
+    // The check that denied it: the one the verdict names (the engine's own record), else the
+    // first check that ran and said no.
     int decisive = -1;
-    if (!v.allowed()) {
-      for (int i = 0; i < ev.n_checks; ++i) {
-        if (ran[static_cast<size_t>(i)] && !ev.checks[static_cast<size_t>(i)].allowed) {
+    if (v.reason == Reason::kDenyAcl || v.reason == Reason::kDenySg) {
+      for (int i = 0; i < ev.n_checks && decisive < 0; ++i) {
+        const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+        const bool named =
+            c.kind == CheckKind::kAcl
+                ? v.reason == Reason::kDenyAcl && c.acl.entry == v.acl_entry
+                : v.reason == Reason::kDenySg && c.iface == v.deny_iface && c.dir == v.deny_dir;
+        if (named && !c.allowed) {
           decisive = i;
-          break;
+          ran[static_cast<size_t>(i)] = true;
         }
+      }
+      for (int i = 0; i < ev.n_checks && decisive < 0; ++i) {
+        if (ran[static_cast<size_t>(i)] && !ev.checks[static_cast<size_t>(i)].allowed) decisive = i;
       }
     }
 
