@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -576,11 +577,27 @@ struct Explainer::Impl {
 
   // ---- selection ----
 
-  bool selected(uint64_t index, const ParsedPacket& p) const {
+  // Datagrams whose first fragment the flow pattern selected: their later fragments (which carry
+  // no ports) are selected too. Bounded: forgotten wholesale when it grows large.
+  std::set<std::tuple<IpAddr, IpAddr, uint32_t, uint8_t>> datagrams;
+
+  bool selected(uint64_t index, const ParsedPacket& p) {
     if (opt.packets.empty() && !opt.flow) return true;
     for (const auto& [lo, hi] : opt.packets)
       if (index >= lo && index <= hi) return true;
     if (!opt.flow || (p.l3 != L3::kIpv4 && p.l3 != L3::kIpv6)) return false;
+    if (p.is_fragment && !p.first_fragment) {
+      return datagrams.count({p.src, p.dst, p.frag_id, p.proto}) != 0;
+    }
+    const bool hit = flowMatches(p);
+    if (hit && p.is_fragment) {
+      if (datagrams.size() >= 65536) datagrams.clear();
+      datagrams.insert({p.src, p.dst, p.frag_id, p.proto});
+    }
+    return hit;
+  }
+
+  bool flowMatches(const ParsedPacket& p) const {
     const FlowPattern& f = *opt.flow;
     if (f.matches(p.proto, p.src, p.dst, p.sport, p.dport, p.icmp_type, p.icmp_code)) return true;
     FlowPattern any_type = f;

@@ -633,12 +633,13 @@ TEST(Explain, SelectionByPacketFlowAndLimit) {
   o.flow = parseFlowPattern("udp 10.0.2.10 -> 8.8.8.8:53", &err);
   ASSERT_TRUE(o.flow) << err;
   ex = explainFrames(p, frames, o);
-  // The query, the ICMP error that quotes it, and the first fragment of the large query (later
-  // fragments carry no ports: a port pattern cannot select them).
-  ASSERT_EQ(ex.size(), 3u);
+  // The query, the ICMP error that quotes it, and both fragments of the large query (the later
+  // one carries no ports: it is selected through its first fragment).
+  ASSERT_EQ(ex.size(), 4u);
   EXPECT_EQ(ex[0].index, 5u);
   EXPECT_EQ(ex[1].reason, Reason::kAllowRelated);
   EXPECT_EQ(ex[2].index, 16u);
+  EXPECT_EQ(ex[3].index, 17u);
 
   o = ExplainOptions{};
   o.flow = parseFlowPattern("tcp * -> 10.0.2.10:8080", &err);
