@@ -83,6 +83,22 @@ TEST(ExplainCli, ExamplePacketsMatchGoldenFiles) {
   }
 }
 
+// The capture of real Linux traffic (examples/README.md): the SYN to a port the policy does not
+// open (deny-sg, near misses) and the host's RST/ACK, which opens nothing and is INVALID for the
+// TCP tracker but passes by the server's outbound rule.
+TEST(ExplainCli, LinuxCapturePacketsMatchGoldenFile) {
+  auto r = statewall::testing::runCommand({kBinary, "explain", "--policy",
+                                           kExamples + "/linux-capture.yaml",
+                                           kExamples + "/linux-capture.pcap", "--packet", "23-24"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string golden = kGolden + "linux-capture.txt";
+  if (std::getenv("STATEWALL_UPDATE_GOLDEN") != nullptr) testing::writeText(golden, r.out);
+  EXPECT_EQ(firstDifference(r.out, testing::readText(golden)), "")
+      << golden << " differs (STATEWALL_UPDATE_GOLDEN=1 rewrites it after an intended change)";
+  EXPECT_NE(r.out.find("verdict: deny (deny-sg)"), std::string::npos);
+  EXPECT_NE(r.out.find("The TCP tracker marks it INVALID"), std::string::npos);
+}
+
 TEST(ExplainCli, FlowSelectsBothDirections) {
   auto r = explain({"--flow", "tcp 10.0.2.10 -> 10.0.3.10:5432", "--json", "--no-contrast"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
