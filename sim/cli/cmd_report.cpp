@@ -46,18 +46,21 @@ int runReport(const ReportArgs& a) {
   o.ladder_arrows = a.arrows;
   o.max_connections = a.max_connections;
 
-  sim::ReportData data;
-  std::string err;
-  if (!sim::buildReport(compiled.policy, a.traces, o, &data, &err)) {
-    std::fprintf(stderr, "statewall report: %s\n", err.c_str());
-    return 2;
-  }
-  const std::string page = sim::renderReportHtml(data);
+  // Created first, so that a bad output path is reported before a long replay.
   FILE* f = std::fopen(a.html.c_str(), "wb");
   if (f == nullptr) {
     std::perror(("statewall report: " + a.html).c_str());
     return 2;
   }
+  sim::ReportData data;
+  std::string err;
+  if (!sim::buildReport(compiled.policy, a.traces, o, &data, &err)) {
+    std::fclose(f);
+    std::remove(a.html.c_str());
+    std::fprintf(stderr, "statewall report: %s\n", err.c_str());
+    return 2;
+  }
+  const std::string page = sim::renderReportHtml(data);
   const bool ok = std::fwrite(page.data(), 1, page.size(), f) == page.size();
   if (std::fclose(f) != 0 || !ok) {
     std::fprintf(stderr, "statewall report: %s: write failed\n", a.html.c_str());

@@ -681,7 +681,11 @@ void tcpSection(Html& h, const ReportData& d) {
     const double dx = pb.x - pa.x, dy = pb.y - pa.y;
     const double len = std::max(1.0, std::sqrt(dx * dx + dy * dy));
     // Bend every edge to its left, so that A->B and B->A do not overlap.
-    const double bend = 26;
+    // Edges that would pass through another node or over another label bend further.
+    double bend = 26;
+    const TcpState from = static_cast<TcpState>(a), to = static_cast<TcpState>(b);
+    if (from == TcpState::kNone && to == TcpState::kEstablished) bend = -110;
+    if (from == TcpState::kSynSent2 && to == TcpState::kSynRecv) bend = 70;
     NodePos ctrl{(pa.x + pb.x) / 2 - dy / len * bend, (pa.y + pb.y) / 2 + dx / len * bend};
     NodePos s = boxExit(pa, ctrl), e = boxExit(pb, ctrl);
     NodePos mid{0.25 * s.x + 0.5 * ctrl.x + 0.25 * e.x, 0.25 * s.y + 0.5 * ctrl.y + 0.25 * e.y};

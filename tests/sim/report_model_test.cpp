@@ -378,6 +378,31 @@ TEST(ReportModel, LimitsBoundLaddersArrowsAndTheList) {
             std::string::npos);
 }
 
+// The page loads nothing: no external resource of any kind, and every script and style inline.
+TEST(ReportPage, SelfContained) {
+  const std::string page = renderReportHtml(exampleReport());
+  EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
+  // url() only for references inside the page (SVG markers: url(#id)).
+  for (size_t p = page.find("url("); p != std::string::npos; p = page.find("url(", p + 1))
+    EXPECT_EQ(page.compare(p, 5, "url(#"), 0) << page.substr(p, 40);
+  for (const char* bad : {" src=", "<link", "@import", "<iframe", "<object", "<embed", "<img",
+                          "fetch(", "XMLHttpRequest", "import("}) {
+    EXPECT_EQ(page.find(bad), std::string::npos) << bad;
+  }
+  // The only URLs are the SVG namespace (an identifier, never fetched).
+  std::string rest = page;
+  for (const std::string ns : {"http://www.w3.org/2000/svg"}) {
+    for (size_t p = rest.find(ns); p != std::string::npos; p = rest.find(ns))
+      rest.erase(p, ns.size());
+  }
+  EXPECT_EQ(rest.find("http://"), std::string::npos);
+  EXPECT_EQ(rest.find("https://"), std::string::npos);
+  EXPECT_EQ(rest.find("//cdn"), std::string::npos);
+  // A content security policy forbids loading anything anyway.
+  EXPECT_NE(page.find("default-src 'none'"), std::string::npos);
+  EXPECT_NE(page.find("<script type=\"application/json\" id=\"report-data\">"), std::string::npos);
+}
+
 TEST(ReportEscape, ScriptJsonStringAndHtmlEscape) {
   EXPECT_EQ(htmlEscape("</script><img src=x onerror='a(\"1\")'>&"),
             "&lt;/script&gt;&lt;img src=x onerror=&#39;a(&quot;1&quot;)&#39;&gt;&amp;");
