@@ -39,8 +39,9 @@ constexpr size_t kArenaBytes = 1 << 20;
 constexpr size_t kMaxDeniedFlows = 1 << 16;
 constexpr size_t kMaxChangeFlows = 1 << 16;
 constexpr size_t kMinConnScan = 1 << 16;
-// Pacing: the longest single sleep (so that a stop request or a long trace gap is noticed), and
-// the share of the table swept after each such sleep (a whole pass in about 16 slices).
+// Pacing: the longest single sleep (so that a stop request is noticed during a long trace gap),
+// and, at most once per such slice of wall time, a sweep of this share of the table while asleep
+// (a whole pass in about 16 slices).
 constexpr std::chrono::milliseconds kPaceSlice{50};
 constexpr size_t kPaceSweepShare = 16;
 
@@ -242,6 +243,7 @@ struct Replay::Impl {
   bool policy_changed = false;  // under burst_mu: take the engine's policy before the next burst
   bool pace_anchored = false;
   std::chrono::steady_clock::time_point pace_wall0;
+  std::chrono::steady_clock::time_point pace_last_sweep;
   uint64_t pace_trace0 = 0;
   // For nowNs() on other threads: the last burst's time, the anchor (wall ns, 0 = not yet; its
   // trace time is written before the release store) and the burst being waited for.
@@ -336,21 +338,19 @@ struct Replay::Impl {
     pace_target.store(t, std::memory_order_relaxed);
     engine->offline(*worker);
     const size_t sweep_buckets = std::max<size_t>(64, engine->capacity() / kPaceSweepShare);
-    uint64_t swept_at = clock;
     for (;;) {
       if (stop_requested.load(std::memory_order_relaxed)) return;
       const auto now = Clock::now();
       if (now >= due) return;
       std::this_thread::sleep_for(std::min<Clock::duration>(due - now, kPaceSlice));
-      const double elapsed_ns =
-          std::chrono::duration<double, std::nano>(Clock::now() - pace_wall0).count();
-      const uint64_t v =
-          std::min(t, pace_trace0 + static_cast<uint64_t>(std::max(0.0, elapsed_ns) * opt.pace));
-      if (v > swept_at) {
-        engine->sweep(*worker, v, sweep_buckets);
-        engine->offline(*worker);
-        swept_at = v;
-      }
+      const auto woke = Clock::now();
+      if (woke - pace_last_sweep < kPaceSlice) continue;
+      pace_last_sweep = woke;
+      const double elapsed_ns = std::chrono::duration<double, std::nano>(woke - pace_wall0).count();
+      const uint64_t v = std::clamp(
+          pace_trace0 + static_cast<uint64_t>(std::max(0.0, elapsed_ns) * opt.pace), clock, t);
+      engine->sweep(*worker, v, sweep_buckets);
+      engine->offline(*worker);
     }
   }
 
