@@ -203,12 +203,16 @@ const std::string_view kReportJs = R"JS(
       g.appendChild(sv('text', { x: 8, y: y - 8, 'font-size': 9.5, fill: '#8a94a6' },
                        'pkt ' + a[A.index]));
       var rx = xR + 14;
-      g.appendChild(sv('text', { x: rx, y: y + 4, 'font-size': 12, fill: color,
-                                 'font-weight': 600 }, D.reasons[r]));
+      var rt = sv('text', { x: rx, y: y + 4, 'font-size': 12 });
+      rt.appendChild(sv('tspan', { fill: color, 'font-weight': 600 }, D.reasons[r]));
       if (a[A.stateless] >= 0) {
-        g.appendChild(sv('text', { x: rx, y: y + 16, 'font-size': 10.5, fill: '#6b1010' },
-                         'stateless: ' + D.reasons[a[A.stateless]]));
+        // A stateless filter would decide otherwise: the row is tinted and says how.
+        g.insertBefore(sv('rect', { x: 4, y: y - 17, width: W - 8, height: row - 1, rx: 3,
+                                    fill: '#fdeeee', 'class': 'stateless-row' }), g.firstChild);
+        rt.appendChild(sv('tspan', { fill: '#8e1b1b', 'font-size': 10.5, dx: 6 },
+                          'stateless: ' + D.reasons[a[A.stateless]]));
       }
+      g.appendChild(rt);
       var flags = [];
       FLAG_NAMES.forEach(function (n, bit) { if (a[A.flags] & (1 << bit)) flags.push(n); });
       g.appendChild(sv('title', {}, 'packet ' + a[A.index] + ': ' + D.reasons[r] +

@@ -889,6 +889,9 @@ void connectionsSection(Html& h, const ReportData& d) {
     h.f("{}</span>", dataplane::kReasonCodes[r]);
   }
   h.raw(
+      "<span><span class=\"swatch\" style=\"background:#fdeeee;outline:1px solid "
+      "#e5b5b5\"></span>tinted row: a stateless filter would decide otherwise</span>");
+  h.raw(
       "</p><div class=\"controls\"><input type=\"search\" id=\"conn-search\" "
       "placeholder=\"Filter: address, port, protocol, verdict or reason (e.g. 10.0.1.10 443 "
       "deny)\" aria-label=\"filter connections\"><label>per page <select "

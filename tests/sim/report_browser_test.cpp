@@ -296,7 +296,7 @@ TEST_F(ReportBrowser, DriverChecksTheDom) {
   const auto& cards = r["cards"];
   ASSERT_EQ(cards.size(), data_.connections.size());
   ASSERT_GT(cards.size(), 10u);
-  uint64_t arrows = 0;
+  uint64_t arrows = 0, stateless_rows = 0;
   for (size_t i = 0; i < cards.size(); ++i) {
     const ReportConnection& c = data_.connections[i];
     const auto& card = cards[i];
@@ -312,11 +312,19 @@ TEST_F(ReportBrowser, DriverChecksTheDom) {
       EXPECT_EQ(shown, c.by_reason[k]) << code;
     }
     std::vector<uint64_t> idx;
-    for (const LadderArrow& a : c.arrows)
+    uint64_t stateless = 0;
+    for (const LadderArrow& a : c.arrows) {
       idx.push_back(a.index);
+      stateless += a.stateless_differs;
+    }
+    EXPECT_EQ(card["stateless"].get<uint64_t>(), stateless);
+    stateless_rows += stateless;
     EXPECT_EQ(card["indexes"].get<std::vector<uint64_t>>(), idx);
     arrows += card["indexes"].size();
   }
+  // The example has tracked replies a stateless filter would drop: each is a tinted row.
+  EXPECT_EQ(stateless_rows, data_.stateless_to_deny + data_.stateless_to_allow);
+  EXPECT_GT(stateless_rows, 0u);
   // Every packet of the trace is an arrow somewhere, except those of no connection.
   EXPECT_EQ(arrows + data_.unattributed_packets, data_.summary.packets);
 

@@ -23,7 +23,8 @@
   }
   function info(c) {
     var r = { uid: c.getAttribute('data-uid'), ladders: c.querySelectorAll('svg.ladder').length,
-              allow: 0, deny: 0, reasons: {}, indexes: [] };
+              allow: 0, deny: 0, reasons: {}, indexes: [],
+              stateless: c.querySelectorAll('svg.ladder rect.stateless-row').length };
     c.querySelectorAll('svg.ladder g.arrow').forEach(function (a) {
       r[a.getAttribute('data-verdict')] += 1;
       var reason = a.getAttribute('data-reason');
