@@ -6,6 +6,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "describe.hpp"
 #include "statewall/rules/evaluate.hpp"
 
 namespace statewall::sim {
@@ -135,8 +136,11 @@ struct ReportBuilder::Impl {
   std::vector<uint64_t> expiry_ts;  // every idle expiry, in time order
   uint64_t clock = 0;
   rules::Evaluation eval;
+  detail::PolicyTexts policy_texts;  // the words of Replay::describe()
+  std::unordered_map<std::string, uint32_t> text_index;
 
-  Impl(rules::CompiledPolicyPtr p, ReportOptions o) : policy(std::move(p)), opt(std::move(o)) {
+  Impl(rules::CompiledPolicyPtr p, ReportOptions o)
+      : policy(std::move(p)), opt(std::move(o)), policy_texts(*policy) {
     data.options = opt;
     data.policy = policy;
   }
@@ -406,6 +410,10 @@ struct ReportBuilder::Impl {
       a.stateless_differs = differs;
       a.stateless = sr;
       a.payload = p.l4_payload_len;
+      auto [t, inserted] = text_index.try_emplace(policy_texts.describe(v),
+                                                  static_cast<uint32_t>(data.texts.size()));
+      if (inserted) data.texts.push_back(t->first);
+      a.text = t->second;
       c.arrows.push_back(a);
     }
   }

@@ -72,7 +72,7 @@ const std::string_view kReportJs = R"JS(
             byReason:20, icmpErr:21, arrows:22 };
   // Arrow fields.
   var A = { left:0, reason:1, label:2, before:3, after:4, flags:5, t:6, stateless:7, index:8,
-            payload:9, icmpErr:10 };
+            payload:9, icmpErr:10, text:11 };
   var FLAG_NAMES = ['new', 'reply', 'tcp-invalid', 'untracked', 'control', 'fragment',
                     'mid-stream', 'reopened', 'closed'];
 
@@ -215,7 +215,7 @@ const std::string_view kReportJs = R"JS(
       g.appendChild(rt);
       var flags = [];
       FLAG_NAMES.forEach(function (n, bit) { if (a[A.flags] & (1 << bit)) flags.push(n); });
-      g.appendChild(sv('title', {}, 'packet ' + a[A.index] + ': ' + D.reasons[r] +
+      g.appendChild(sv('title', {}, 'packet ' + a[A.index] + ': ' + D.texts[a[A.text]] +
                        (flags.length ? ' [' + flags.join(', ') + ']' : '') +
                        (a[A.stateless] >= 0 ? '; a stateless filter: ' + D.reasons[a[A.stateless]] : '')));
       svg.appendChild(g);

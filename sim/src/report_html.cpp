@@ -190,6 +190,11 @@ std::string dataBlob(const ReportData& d) {
     j.str(ri.text);
     j.raw("]");
   }
+  j.raw("],\"texts\":[");
+  for (size_t t = 0; t < d.texts.size(); ++t) {
+    if (t) j.raw(",");
+    j.str(d.texts[t]);
+  }
   j.raw("],\"limits\":{\"ladderConns\":");
   j.num(d.options.ladder_connections);
   j.raw(",\"ladderArrows\":");
@@ -289,7 +294,9 @@ std::string dataBlob(const ReportData& d) {
         j.num(a.index);
         j.raw(",");
         j.num(a.payload);
-        j.raw(a.icmp_error ? ",1]" : ",0]");
+        j.raw(a.icmp_error ? ",1," : ",0,");
+        j.num(a.text);
+        j.raw("]");
       }
       j.raw("]");
     }

@@ -63,6 +63,7 @@ struct Observed {
   uint64_t index;
   dataplane::Verdict v;
   dataplane::ParsedPacket p;
+  std::string text;  // Replay::describe(v)
 };
 std::vector<Observed> observeExample(ReplaySummary* summary = nullptr,
                                      const std::string& conn_log = "") {
@@ -72,7 +73,7 @@ std::vector<Observed> observeExample(ReplaySummary* summary = nullptr,
   std::vector<Observed> out;
   r.setObserver(
       [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket& p) {
-        out.push_back({index, v, p});
+        out.push_back({index, v, p, r.describe(v)});
       });
   std::string err;
   EXPECT_TRUE(r.openOutputs(&err)) << err;
@@ -122,7 +123,9 @@ TEST(ReportModel, TrackedConnectionsMatchTheEnginesConnectionIds) {
   // Independently: group the packets of an independent replay by the engine's connection id.
   std::map<uint64_t, std::map<Reason, uint64_t>> expected;
   std::map<uint64_t, std::vector<uint64_t>> indexes;
+  std::map<uint64_t, std::string> texts;  // by packet index
   for (const Observed& o : observeExample()) {
+    texts[o.index] = o.text;
     if (o.v.conn_id == 0) continue;
     ++expected[o.v.conn_id][o.v.reason];
     indexes[o.v.conn_id].push_back(o.index);
@@ -145,6 +148,17 @@ TEST(ReportModel, TrackedConnectionsMatchTheEnginesConnectionIds) {
     EXPECT_EQ(got, indexes[c.rec.conn_id]);
   }
   EXPECT_EQ(seen, expected.size());
+  // Every arrow carries the replay's own description of its verdict.
+  size_t described = 0;
+  for (const ReportConnection& c : d.connections) {
+    for (const LadderArrow& a : c.arrows) {
+      ASSERT_LT(a.text, d.texts.size());
+      EXPECT_EQ(d.texts[a.text], texts[a.index]) << "packet " << a.index;
+      ++described;
+    }
+  }
+  EXPECT_GT(described, 100u);
+  EXPECT_LT(d.texts.size(), described);  // shared, not one per packet
 }
 
 TEST(ReportModel, ConnStatesAgreeWithTheReplaysConnectionLog) {

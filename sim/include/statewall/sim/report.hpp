@@ -69,6 +69,7 @@ struct LadderArrow {
   bool stateless_differs = false;  // a stateless filter with the same rules decides otherwise
   dataplane::Reason stateless = dataplane::Reason::kAllowRule;
   uint32_t payload = 0;  // transport payload bytes
+  uint32_t text = 0;     // ReportData::texts: what decided it (Replay::describe's words)
 };
 
 struct ReportConnection {
@@ -106,7 +107,10 @@ struct ReportData {
   rules::CompiledPolicyPtr policy;
 
   std::vector<ReportConnection> connections;  // by first packet; at most max_connections
-  uint64_t connections_total = 0;             // records, including those not listed
+  // The distinct verdict descriptions of the ladders' packets ("allow-rule (by web inbound[0]
+  // \"tcp 443 from 0.0.0.0/0\")"), shared by LadderArrow::text.
+  std::vector<std::string> texts;
+  uint64_t connections_total = 0;                             // records, including those not listed
   std::vector<std::pair<std::string, uint64_t>> conn_states;  // over all records, most first
   std::array<uint64_t, 3> conn_ends{};                        // by ConnEnd, all records
   uint64_t unattributed_packets = 0;  // non-IP, control (ARP/ND), malformed: no connection
