@@ -1,10 +1,11 @@
 // The verdict engine (DESIGN.md "Direction", "Connection tracking", "Verdicts and reasons").
 //
-// Per burst: parse every frame, build the flow keys, look the IPv4 ones up in bulk (the table
-// prefetches buckets and entries for the whole burst), then decide each packet in order. A packet
-// whose bulk lookup missed is looked up again when its turn comes, because an earlier packet of
-// the same burst may have created its connection. The burst ends with a quiescent point, after
-// which the worker holds no reference into the table or to the policy.
+// Per burst: parse every frame, build the flow keys and start the IPv4 lookups while parsing
+// (the table's buckets and entries are prefetched for the whole burst), then decide each packet
+// in order, completing its lookup then. A packet whose lookup missed is looked up again when its
+// turn comes, because an earlier packet of the same burst may have created its connection. The
+// burst ends with a quiescent point, after which the worker holds no reference into the table or
+// to the policy.
 #include "statewall/dataplane/engine.hpp"
 
 #include <algorithm>
@@ -184,8 +185,7 @@ struct Engine::Worker::State {
   KeyPorts kports[kMaxBurst];
   FlowKey4 keys4[kMaxBurst];
   uint64_t hashes4[kMaxBurst];
-  Table4::Entry* entries4[kMaxBurst];
-  bool lo_to_hi4[kMaxBurst];
+  Table4::Probe probes4[kMaxBurst];
   uint8_t v4_index[kMaxBurst];  // burst position -> position in keys4, or 0xff
 };
 
@@ -874,11 +874,18 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
   const PolicyNode& node = *impl.node.load(std::memory_order_seq_cst);
   ParsedPacket* parsed = parsed_out != nullptr ? parsed_out : w.parsed;
 
-  // 1. Parse, and collect the IPv4 keys for one bulk lookup.
-  constexpr unsigned kParsePrefetch = 4;
+  // 1. Parse, and look the IPv4 keys up in stages overlapped with the parsing (ConnTable::
+  // prefetch/probe/resolve, the stages of findBulk()): a key's home bucket is fetched as soon as
+  // its packet is parsed and read kProbeLag packets later, which fetches its entry; the entry is
+  // checked when the packet's turn comes in step 2. So the table's cache misses overlap the
+  // parsing of the burst instead of stalling a separate lookup pass.
+  constexpr unsigned kParsePrefetch = 8;
+  constexpr unsigned kProbeLag = 64;
   for (unsigned i = 0; i < std::min(n, kParsePrefetch); ++i)
     __builtin_prefetch(pkts[i].data);
+  const uint64_t seed4 = impl.table4.seed();
   unsigned n4 = 0;
+  unsigned probed = 0;
   for (unsigned i = 0; i < n; ++i) {
     ParsedPacket& p = parsed[i];
     // The frames of a burst are usually cold (just received): start fetching ahead.
@@ -890,24 +897,37 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
       w.kports[i] = KeyPorts{ConnKind::kNone, 0, 0, false};
       continue;
     }
-    const KeyPorts kp = w.kports[i] = keyPortsOf(p);
+    const KeyPorts kp = keyPortsOf(p);
+    w.kports[i] = kp;  // not read back here: a reload of the narrower stores would stall
     if (kp.kind == ConnKind::kNone || p.l3 != L3::kIpv4) continue;
-    bool lo_to_hi;
-    makeKey4(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &w.keys4[n4], &lo_to_hi);
+    // The key and its hash from registers (FlowKey4::hashWords), then stored whole.
+    uint64_t w0, w1;
+    makeKey4Words(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &w0, &w1);
+    const uint64_t h = FlowKey4::hashWords(w0, w1, seed4);
+    w.keys4[n4] = FlowKey4::fromWords(w0, w1);
+    w.hashes4[n4] = h;
+    impl.table4.prefetch(h);
     w.v4_index[i] = static_cast<uint8_t>(n4++);
+    if (n4 > kProbeLag) {
+      w.probes4[probed] = impl.table4.probe(w.hashes4[probed]);
+      ++probed;
+    }
   }
-  // 2. Bulk lookup with prefetching (it hashes the keys as it prefetches their buckets).
-  if (n4 > 0) impl.table4.findBulk(w.keys4, n4, now_ns, w.entries4, w.hashes4);
+  for (; probed < n4; ++probed)
+    w.probes4[probed] = impl.table4.probe(w.hashes4[probed]);
+  for (unsigned k = 0; k < n4; ++k)
+    w.probes4[k] = impl.table4.probeNext(w.hashes4[k], w.probes4[k]);
 
-  // 3. Decide in order. A miss in the bulk lookup is looked up again (an earlier packet of this
-  // burst may have created the connection); a hit is re-validated by refresh().
+  // 2. Decide in order. A key's lookup completes now (resolve() gives what find() gives at this
+  // moment, so it sees connections created or killed by earlier packets of the burst).
   Decider d{impl, w, node, *node.policy, now_ns};
   for (unsigned i = 0; i < n; ++i) {
     Verdict& v = out[i];
     v = Verdict{};
     const uint8_t k = w.v4_index[i];
     if (k != 0xff) {
-      d.decideV4(parsed[i], w.kports[i], pkts[i].len, w.entries4[k], w.keys4[k], w.hashes4[k], &v);
+      Table4::Entry* e = impl.table4.resolve(w.keys4[k], w.hashes4[k], w.probes4[k], now_ns);
+      d.decideV4(parsed[i], w.kports[i], pkts[i].len, e, w.keys4[k], w.hashes4[k], &v);
     } else {
       d.decide(parsed[i], w.kports[i], pkts[i].len, &v);
     }
@@ -916,7 +936,7 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
     bump(w.bytes[r], pkts[i].len);
   }
 
-  // 4. A slice of the expiry sweep, paced by time rather than by packets: lookups already treat
+  // 3. A slice of the expiry sweep, paced by time rather than by packets: lookups already treat
   // expired entries as absent, so the sweep only returns them to the pool, and sweeping on every
   // burst costed a quarter of the packet rate (cold entry reads). Each worker sweeps so that the
   // table is covered about once per sweep_full_pass_ns. Then the quiescent point.

@@ -213,6 +213,8 @@ class ConnTable {
 
   // The hash find()/insert() expect for key. Pure; any thread.
   uint64_t hashOf(const Key& key) const { return key.hash(seed_); }
+  // The seed of hashOf(): key.hash(seed()) == hashOf(key).
+  uint64_t seed() const { return seed_; }
 
   // The live entry of key at time now_ns, or null. hash must be hashOf(key). Never blocks or
   // writes shared memory. Online readers, concurrently with everything. A concurrent insert of
@@ -254,6 +256,63 @@ class ConnTable {
   void findBulk(const Key* keys, const uint64_t* hashes, unsigned n, uint64_t now_ns,
                 Entry** out) const {
     bulk<false>(keys, hashes, nullptr, n, now_ns, out);
+  }
+
+  // The stages of findBulk() one key at a time, for callers that overlap a lookup with other work
+  // (the engine parses the next packets between the stages). For one key with hash = hashOf(key):
+  //   prefetch(hash);                      // stage 1: fetch the home bucket
+  //   ...                                  // other work while it arrives
+  //   Probe c = probe(hash);               // stage 2: read it, fetch the candidate entry
+  //   c = probeNext(hash, c);              // (optional) the same for a key past its home
+  //   ...
+  //   Entry* e = resolve(key, hash, c, now_ns);  // stage 3: == find(key, hash, now_ns)
+  // resolve() gives find()'s answer as of the probe or later: a live entry it returns is live
+  // when it runs, an entry killed since the probe is never returned, but a key inserted after
+  // probe() saw a certain miss may be reported absent (as findBulk()'s answers date from its
+  // lookup: callers that must see such inserts look a miss up again). The calls must be made by
+  // the same online reader within one online period (no quiescent point between them). Same
+  // concurrency as find().
+  using Probe = uint32_t;
+  void prefetch(uint64_t hash) const { __builtin_prefetch(&buckets_[homeOf(hash)], 0, 3); }
+  Probe probe(uint64_t hash) const {
+    const Bucket& bk = buckets_[homeOf(hash)];
+    const unsigned mask = candidates(bk, hash);
+    if (mask != 0) {
+      const uint64_t v = bk.slots[std::countr_zero(mask)].load(std::memory_order_seq_cst);
+      if (!tagMatches(v, hash)) return kProbeSlow;
+      __builtin_prefetch(&entries_[slotIndex(v)], 0, 3);
+      return static_cast<uint32_t>(v);  // entry index + 1
+    }
+    if (bk.overflow.load(std::memory_order_acquire) == 0) return kProbeMiss;
+    // The key, if present, is further on: fetch the next bucket now; probeNext() reads it.
+    __builtin_prefetch(&buckets_[nextBucket(homeOf(hash))], 0, 3);
+    return kProbeNext;
+  }
+  // For a probe() result that sent the lookup on to the next bucket (a key that overflowed its
+  // home bucket, a few percent at the rated load): reads that bucket (fetched by probe()) and
+  // fetches its candidate entry, as probe() does for the home bucket. Other results are returned
+  // unchanged. Optional: resolve() takes either.
+  Probe probeNext(uint64_t hash, Probe c) const {
+    if (c != kProbeNext) return c;
+    const Bucket& bk = buckets_[nextBucket(homeOf(hash))];
+    const unsigned mask = candidates(bk, hash);
+    if (mask == 0) return kProbeSlow;
+    const uint64_t v = bk.slots[std::countr_zero(mask)].load(std::memory_order_seq_cst);
+    if (!tagMatches(v, hash)) return kProbeSlow;
+    __builtin_prefetch(&entries_[slotIndex(v)], 0, 3);
+    return static_cast<uint32_t>(v);
+  }
+  Entry* resolve(const Key& key, uint64_t hash, Probe c, uint64_t now_ns) const {
+    if (c == kProbeMiss) return nullptr;
+    if (c != kProbeSlow && c != kProbeNext) {
+      Entry& e = entries_[c - 1];
+      if (e.key.sameFlow(key) &&
+          isLive(e.expires_ns.load(std::memory_order_relaxed), liveAfter(now_ns))) {
+        return &e;
+      }
+    }
+    // Tag collision, dead or pending copy first, or the key overflowed: the full walk.
+    return find(key, hash, now_ns);
   }
 
   // Finds the live entry of key or creates it. On creation the entry is default-constructed,
@@ -485,6 +544,10 @@ class ConnTable {
   static constexpr uint64_t kPending = 1;
   static constexpr uint64_t kLinkBit = uint64_t{1} << 63;
   static constexpr uint32_t kNoIndex = ~0u;
+  // probe() results other than an entry index + 1.
+  static constexpr uint32_t kProbeMiss = 0;        // certain miss (at probe time)
+  static constexpr uint32_t kProbeSlow = ~0u;      // resolve() walks the probe sequence
+  static constexpr uint32_t kProbeNext = ~0u - 1;  // the same; the next bucket is on its way
 
   struct alignas(64) Bucket {
     // 0 = empty; else tagBits(hash) | (entry index + 1): the tag is the hash's low half.
@@ -520,60 +583,24 @@ class ConnTable {
   static uint64_t slotValue(uint64_t hash, uint32_t idx) { return tagBits(hash) | (idx + 1); }
   static bool tagMatches(uint64_t v, uint64_t hash) { return (v ^ tagBits(hash)) >> 32 == 0; }
   static uint32_t slotIndex(uint64_t v) { return static_cast<uint32_t>(v) - 1; }
-  // kHash: compute the hashes into hashes_out; else read them from hashes_in.
+  // kHash: compute the hashes into hashes_out; else read them from hashes_in. The stages run over
+  // the whole burst, each after the previous one for every key.
   template <bool kHash>
   void bulk(const Key* keys, const uint64_t* hashes_in, uint64_t* hashes_out, unsigned n,
             uint64_t now_ns, Entry** out) const {
     const uint64_t* hashes = kHash ? hashes_out : hashes_in;
     constexpr unsigned kChunk = 64;
-    constexpr uint32_t kMiss = 0;
-    constexpr uint32_t kSlow = ~0u;
-    const int64_t after = liveAfter(now_ns);
     for (unsigned base = 0; base < n; base += kChunk) {
       const unsigned m = std::min(kChunk, n - base);
-      uint32_t bucket[kChunk];
-      uint32_t cand[kChunk];  // entry index + 1, kMiss (certain miss) or kSlow (use find())
+      Probe cand[kChunk];
       for (unsigned i = 0; i < m; ++i) {
         if constexpr (kHash) hashes_out[base + i] = hashOf(keys[base + i]);
-        bucket[i] = homeOf(hashes[base + i]);
-        __builtin_prefetch(&buckets_[bucket[i]], 0, 3);
+        prefetch(hashes[base + i]);
       }
-      for (unsigned i = 0; i < m; ++i) {
-        const Bucket& bk = buckets_[bucket[i]];
-        const unsigned mask = candidates(bk, hashes[base + i]);
-        uint32_t c;
-        if (mask != 0) {
-          const uint64_t v = bk.slots[std::countr_zero(mask)].load(std::memory_order_seq_cst);
-          c = kSlow;
-          if (tagMatches(v, hashes[base + i])) {
-            c = static_cast<uint32_t>(v);
-            __builtin_prefetch(&entries_[c - 1], 0, 3);
-          }
-        } else if (bk.overflow.load(std::memory_order_acquire) == 0) {
-          c = kMiss;
-        } else {
-          c = kSlow;  // the key, if present, is further on: fetch the next bucket now
-          __builtin_prefetch(&buckets_[nextBucket(bucket[i])], 0, 3);
-        }
-        cand[i] = c;
-      }
-      for (unsigned i = 0; i < m; ++i) {
-        const uint32_t c = cand[i];
-        if (c == kMiss) {
-          out[base + i] = nullptr;
-          continue;
-        }
-        if (c != kSlow) {
-          Entry& e = entries_[c - 1];
-          if (e.key.sameFlow(keys[base + i]) &&
-              isLive(e.expires_ns.load(std::memory_order_relaxed), after)) {
-            out[base + i] = &e;
-            continue;
-          }
-        }
-        // Tag collision, dead or pending copy first, or the key overflowed: the full walk.
-        out[base + i] = find(keys[base + i], hashes[base + i], now_ns);
-      }
+      for (unsigned i = 0; i < m; ++i)
+        cand[i] = probe(hashes[base + i]);
+      for (unsigned i = 0; i < m; ++i)
+        out[base + i] = resolve(keys[base + i], hashes[base + i], cand[i], now_ns);
     }
   }
 

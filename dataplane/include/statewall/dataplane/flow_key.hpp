@@ -90,11 +90,25 @@ struct FlowKey4 {
   friend bool operator==(const FlowKey4& a, const FlowKey4& b) { return a.sameFlow(b); }
 
   uint64_t hash(uint64_t seed = kDefaultFlowHashSeed) const {
-    using namespace flow_key_detail;
     uint64_t w[2];
     std::memcpy(w, this, 16);
-    const uint64_t h = foldMul(w[0] ^ seed ^ kK1, (w[1] & kIdentityMask1) ^ kK2);
+    return hashWords(w[0], w[1], seed);
+  }
+
+  // The key as two 8-byte words (its memory, read little-endian): w0 = lo_addr | hi_addr << 32,
+  // w1 = lo_port | hi_port << 16 | proto << 32 | meta bytes << 40. hashWords(w0, w1, seed) ==
+  // hash(seed) of that key; building the words in registers and hashing them before storing the
+  // key saves reloading it through narrower stores (a store-forwarding stall).
+  static uint64_t hashWords(uint64_t w0, uint64_t w1, uint64_t seed) {
+    using namespace flow_key_detail;
+    const uint64_t h = foldMul(w0 ^ seed ^ kK1, (w1 & kIdentityMask1) ^ kK2);
     return foldMul(h ^ kK3, seed ^ kK1);
+  }
+  static FlowKey4 fromWords(uint64_t w0, uint64_t w1) {
+    const uint64_t w[2] = {w0, w1};
+    FlowKey4 k;
+    std::memcpy(&k, w, 16);
+    return k;
   }
 
  private:
@@ -166,6 +180,21 @@ inline void makeKey4(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
   key->proto = proto;
   key->setLoToHi(lo_to_hi);
   if (packet_is_lo_to_hi != nullptr) *packet_is_lo_to_hi = lo_to_hi;
+}
+
+// makeKey4() as the key's two words (see FlowKey4::hashWords()); returns packet_is_lo_to_hi.
+// FlowKey4::fromWords(*w0, *w1) is the key makeKey4() builds.
+inline bool makeKey4Words(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto,
+                          uint64_t* w0, uint64_t* w1) {
+  const uint64_t s = static_cast<uint64_t>(src) << 16 | sport;
+  const uint64_t d = static_cast<uint64_t>(dst) << 16 | dport;
+  const bool lo_to_hi = s <= d;
+  const uint64_t lo = lo_to_hi ? s : d;  // address << 16 | port
+  const uint64_t hi = lo_to_hi ? d : s;
+  *w0 = (lo >> 16) | (hi >> 16) << 32;
+  *w1 = (lo & 0xFFFF) | (hi & 0xFFFF) << 16 | static_cast<uint64_t>(proto) << 32 |
+        static_cast<uint64_t>(lo_to_hi) << 40;
+  return lo_to_hi;
 }
 
 // IPv6 variant; src and dst must be IPv6 addresses (only hi/lo are read).
