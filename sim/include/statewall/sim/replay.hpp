@@ -178,8 +178,9 @@ struct ReplaySummary {
 
   std::optional<TraceError> error;  // the damage that stopped the replay, if any
   bool interrupted = false;         // requestStop() ended the run early
-  // Policies another thread published during the run (shared_engine); policy_files, the rules
-  // and their hits are then those of the last one.
+  // With shared_engine: how many times the running policy changed during the run (through
+  // betweenBursts() or publish()); policy_files, the rules and their hits are then those of the
+  // last one.
   uint64_t policy_changes = 0;
 };
 
