@@ -402,9 +402,11 @@ struct Decider {
   // is decideIp() for that packet, step for step (the same loads, the same writes in the same
   // order, the same verdict), without the general machinery. Returns false, having written
   // nothing, for any other packet: decideIp() then decides it. tests/engine check that the two
-  // agree.
+  // agree. The verdict is written after the locked instructions (the tracker's bound advances,
+  // the refresh), so that they do not wait for its stores to drain.
+  enum class Fast : uint8_t { kNo, kDone, kDied };
   template <int kDir>
-  bool establishedTcp(Table4::Entry* e, uint32_t meta, const ParsedPacket& p, Verdict* v) {
+  Fast establishedTcp(Table4::Entry* e, uint32_t meta, const ParsedPacket& p, Verdict* v) {
     constexpr bool from_orig = kDir == 0;
     constexpr uint32_t src_prot = from_orig ? kOrigProtected : kRespProtected;
     constexpr uint32_t dst_prot = from_orig ? kRespProtected : kOrigProtected;
@@ -415,18 +417,22 @@ struct Decider {
     const bool dst_ok = (meta & dst_prot) == 0 || (meta & dst_trk) != 0;
     const bool helps =
         ((meta & src_prot) && (meta & src_trk)) || ((meta & dst_prot) && (meta & dst_trk));
-    if (!src_ok || !dst_ok || !helps || (meta & kAclOnPath) != 0) return false;
+    if (!src_ok || !dst_ok || !helps || (meta & kAclOnPath) != 0) return Fast::kNo;
     ConnValue& val = e->value;
     TcpResult r;
-    if (!val.tcp.trackEstablishedAck<kDir>(segmentOf(p), &r)) return false;
-    v->conn_id = connIdOf(impl.table4, e);
-    if (!from_orig) v->flags |= kFlagReply;
+    if (!val.tcp.trackEstablishedAck<kDir>(segmentOf(p), &r)) return Fast::kNo;
+    const RuleId rule = val.opened_by.load(std::memory_order_relaxed);
+    if (!from_orig && !(meta & kReplied)) val.meta.fetch_or(kReplied, std::memory_order_acq_rel);
+    const bool live = impl.table4.refresh(
+        e, now + node.tcp_timeout_ns[static_cast<size_t>(TcpState::kEstablished)]);
     v->tcp_before = r.before;
     v->tcp_after = r.after;
     v->reason = Reason::kAllowTracked;
-    v->rule = val.opened_by.load(std::memory_order_relaxed);
-    if (!from_orig && !(meta & kReplied)) val.meta.fetch_or(kReplied, std::memory_order_acq_rel);
-    return true;
+    v->rule = rule;
+    if (!live) return Fast::kDied;  // decideIp() clears the reply flag and the id then
+    v->conn_id = connIdOf(impl.table4, e);
+    if (!from_orig) v->flags |= kFlagReply;
+    return Fast::kDone;
   }
 
   void decideIcmpError(const ParsedPacket& p, Verdict* v);
@@ -442,19 +448,16 @@ struct Decider {
     if (e != nullptr && kp.kind == ConnKind::kTcp && !p.is_fragment && e->expiresNs() != 0 &&
         impl.config.fast_paths) {
       const uint32_t meta = e->value.meta.load(std::memory_order_acquire);
-      if ((meta >> kGenShift) == node.gen &&
-          (e->fromOriginator(k.loToHi()) ? establishedTcp<0>(e, meta, p, v)
-                                         : establishedTcp<1>(e, meta, p, v))) {
-        if (impl.table4.refresh(
-                e, now + node.tcp_timeout_ns[static_cast<size_t>(TcpState::kEstablished)])) {
+      if ((meta >> kGenShift) == node.gen) {
+        const Fast f = e->fromOriginator(k.loToHi()) ? establishedTcp<0>(e, meta, p, v)
+                                                     : establishedTcp<1>(e, meta, p, v);
+        if (f == Fast::kDone) return;
+        if (f == Fast::kDied) {
+          // The entry died after the lookup (timed out and swept): as decideIp() does, start
+          // over without it (v as decideIp() leaves it then: no reply flag, no id).
+          decideIp(impl.table4, impl.table4.find(k, h, now), k, h, k.loToHi(), p, kp, len, v, 1);
           return;
         }
-        // The entry died after the lookup (timed out and swept): as decideIp() does, start
-        // over without it.
-        v->flags &= static_cast<uint16_t>(~kFlagReply);
-        v->conn_id = 0;
-        decideIp(impl.table4, impl.table4.find(k, h, now), k, h, k.loToHi(), p, kp, len, v, 1);
-        return;
       }
     }
     decideIp(impl.table4, e, k, h, k.loToHi(), p, kp, len, v);
@@ -874,18 +877,16 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
   const PolicyNode& node = *impl.node.load(std::memory_order_seq_cst);
   ParsedPacket* parsed = parsed_out != nullptr ? parsed_out : w.parsed;
 
-  // 1. Parse, and look the IPv4 keys up in stages overlapped with the parsing (ConnTable::
-  // prefetch/probe/resolve, the stages of findBulk()): a key's home bucket is fetched as soon as
-  // its packet is parsed and read kProbeLag packets later, which fetches its entry; the entry is
-  // checked when the packet's turn comes in step 2. So the table's cache misses overlap the
-  // parsing of the burst instead of stalling a separate lookup pass.
+  // 1. Parse, and start the IPv4 lookups in stages (ConnTable::prefetch/probe/probeNext/resolve,
+  // the stages of findBulk()): a key's home bucket is fetched as soon as its packet is parsed, so
+  // the bucket misses overlap the parsing of the rest of the burst; the buckets are read after
+  // the parse loop, which fetches the candidate entries; each entry is checked when its packet's
+  // turn comes in step 2, after the packets before it were decided.
   constexpr unsigned kParsePrefetch = 8;
-  constexpr unsigned kProbeLag = 64;
   for (unsigned i = 0; i < std::min(n, kParsePrefetch); ++i)
     __builtin_prefetch(pkts[i].data);
   const uint64_t seed4 = impl.table4.seed();
   unsigned n4 = 0;
-  unsigned probed = 0;
   for (unsigned i = 0; i < n; ++i) {
     ParsedPacket& p = parsed[i];
     // The frames of a burst are usually cold (just received): start fetching ahead.
@@ -908,18 +909,16 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
     w.hashes4[n4] = h;
     impl.table4.prefetch(h);
     w.v4_index[i] = static_cast<uint8_t>(n4++);
-    if (n4 > kProbeLag) {
-      w.probes4[probed] = impl.table4.probe(w.hashes4[probed]);
-      ++probed;
-    }
   }
-  for (; probed < n4; ++probed)
-    w.probes4[probed] = impl.table4.probe(w.hashes4[probed]);
+  for (unsigned k = 0; k < n4; ++k)
+    w.probes4[k] = impl.table4.probe(w.hashes4[k]);
+  // Keys past their home bucket (a few percent): the next bucket, fetched by probe().
   for (unsigned k = 0; k < n4; ++k)
     w.probes4[k] = impl.table4.probeNext(w.hashes4[k], w.probes4[k]);
 
-  // 2. Decide in order. A key's lookup completes now (resolve() gives what find() gives at this
-  // moment, so it sees connections created or killed by earlier packets of the burst).
+  // 2. Decide in order. A key's lookup completes now: resolve() never returns an entry killed by
+  // an earlier packet of the burst (a SYN reopening TIME_WAIT), and decideV4() looks a miss up
+  // again, since an earlier packet may have created the connection.
   Decider d{impl, w, node, *node.policy, now_ns};
   for (unsigned i = 0; i < n; ++i) {
     Verdict& v = out[i];
