@@ -21,7 +21,7 @@ h2 { font-size:19px; margin:0 0 10px; border-bottom:2px solid var(--line); paddi
 h3 { font-size:15px; margin:18px 0 6px; }
 p.note, .note { color:var(--muted); font-size:13px; margin:6px 0; }
 code, .mono { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:12.5px; }
-.cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(200px,1fr)); gap:12px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(180px,1fr)); gap:12px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
 .card .k { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
 .card .v { font-size:26px; font-weight:600; margin-top:2px; }
