@@ -1208,6 +1208,7 @@ struct Replay::Impl {
       if (stopped) {
         clearProgress();
         sum.interrupted = true;
+        sum.error = TraceError{path, reader->offset(), "interrupted: the replay was stopped here"};
         return false;
       }
       done_file_bytes += reader->fileSize();
@@ -1244,7 +1245,10 @@ struct Replay::Impl {
            static_cast<uint32_t>(f.bytes.size()), f.ts_ns, /*stable=*/true);
     }
     flush();
-    if (stopped) sum.interrupted = true;
+    if (stopped && !sum.interrupted) {
+      sum.interrupted = true;
+      sum.error = TraceError{"<frames>", 0, "interrupted: the replay was stopped"};
+    }
     goOffline();
   }
 

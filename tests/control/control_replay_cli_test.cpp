@@ -181,6 +181,8 @@ TEST_F(ReplayCliTest, InterruptEndsAPacedRunWithASummary) {
   const json s = json::parse(r.out, nullptr, false);
   ASSERT_TRUE(s.is_object()) << r.out;
   EXPECT_GT(s["packets"].get<int>(), 0);
+  EXPECT_EQ(s["complete"], false);
+  EXPECT_NE(s["error"]["message"].get<std::string>().find("interrupted"), std::string::npos);
   EXPECT_FALSE(socketExists()) << "the socket outlives the interrupted replay";
 }
 

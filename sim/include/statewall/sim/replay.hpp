@@ -177,7 +177,7 @@ struct ReplaySummary {
   uint64_t changed_flows = 0;
 
   std::optional<TraceError> error;  // the damage that stopped the replay, if any
-  bool interrupted = false;         // requestStop() ended the run early
+  bool interrupted = false;         // requestStop() ended the run early (error says where)
   // With shared_engine: how many times the running policy changed during the run (through
   // betweenBursts() or publish()); policy_files, the rules and their hits are then those of the
   // last one.
@@ -233,7 +233,8 @@ class Replay {
   // clock has reached (never behind the last burst). 0 before the first burst. Any thread.
   uint64_t nowNs() const;
   // Ends the run before the next burst (runFiles() then returns false with summary().interrupted
-  // set); what was judged so far is summarised. Any thread, async-signal-safe. Checked between
+  // and summary().error set: the summary says it is incomplete); what was judged so far is
+  // summarised. Any thread, async-signal-safe. Checked between
   // bursts only when paced or shared_engine is set.
   void requestStop() noexcept;
 
