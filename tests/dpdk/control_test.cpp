@@ -3,12 +3,12 @@
 // token-protected loopback TCP port, per-lcore rates, the policy's documents, a policy loaded
 // through the API, the server threads kept off the forwarding lcore's CPU, the socket removed at
 // exit, and the control setup errors.
+#include <dirent.h>
 #include <sched.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <dirent.h>
 #include <chrono>
 #include <set>
 #include <string>
