@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "statewall/dataplane/tcp_tracker.hpp"
+#include "statewall/sim/stateless.hpp"
 
 namespace statewall::sim {
 
@@ -155,18 +156,6 @@ std::string tcpFlagsStr(uint8_t fl) {
   for (const auto& [bit, c] : kLetters)
     if (fl & bit) s += c;
   return s.empty() ? "none" : s;
-}
-
-Flow5 flowOf(const ParsedPacket& p) {
-  Flow5 f;
-  f.proto = p.proto;
-  f.src = p.src;
-  f.dst = p.dst;
-  f.sport = p.sport;
-  f.dport = p.dport;
-  f.icmp_type = p.icmp_type;
-  f.icmp_code = p.icmp_code;
-  return f;
 }
 
 Flow5 reverseFlow(const Flow5& f) {
@@ -616,9 +605,7 @@ struct Explainer::Impl {
   void observe(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
     ++stats.packets;
     if (stats.packets == 1) stats.first_ts_ns = ts;
-    const bool ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
-    const bool judged = ip && p.malformed == dataplane::Layer::kNone &&
-                        !(v.flags & (dataplane::kFlagControl | dataplane::kFlagFragment));
+    const bool judged = hasRulesAloneVerdict(p, v);
     // The connection as it was before this packet, and an earlier connection of the same tuple.
     std::optional<ConnMemo> before;
     std::optional<ConnMemo> earlier;
@@ -674,7 +661,7 @@ struct Explainer::Impl {
       m.opened_by = v.rule;
       m.proto = p.proto;
       m.icmp_echo = p.icmp_is_echo_request || p.icmp_is_echo_reply;
-      const Flow5 f = flowOf(p);
+      const Flow5 f = flow5Of(p);
       setTracking(m, reply ? reverseFlow(f) : f);
       it = conns.insert_or_assign(v.conn_id, std::move(m)).first;
       const auto [sp, dp] = keyPorts(p);
@@ -682,7 +669,7 @@ struct Explainer::Impl {
     } else if (v.reason == Reason::kAllowRule && (v.flags & dataplane::kFlagMidStream)) {
       // An untracked flow whose rules now track it: the engine re-opens it from this packet.
       it->second.opened_by = v.rule;
-      setTracking(it->second, flowOf(p));
+      setTracking(it->second, flow5Of(p));
     }
     ConnMemo& m = it->second;
     if (v.tcp_after != TcpState::kNone) m.last_tcp = v.tcp_after;
@@ -921,7 +908,7 @@ struct Explainer::Impl {
                               {"text", e.stateless_text}};
       }
     } else {
-      const Flow5 f = flowOf(p);
+      const Flow5 f = flow5Of(p);
       rules::Evaluation ev;
       rules::evaluate(cp(), f, rules::EvalMode::kFull, &ev);
       direction_json = ev.unprotected                         ? "unprotected"
@@ -1354,15 +1341,7 @@ struct Explainer::Impl {
 
   Json contrast(PacketExplanation& e, const Verdict& v, const Flow5& f, const rules::Evaluation& ev,
                 const ConnMemo* memo) {
-    Reason sr;
-    if (ev.allowed) {
-      sr = ev.unprotected ? Reason::kAllowUnprotected : Reason::kAllowRule;
-    } else if (ev.first_deny >= 0 &&
-               ev.checks[static_cast<size_t>(ev.first_deny)].kind == CheckKind::kAcl) {
-      sr = Reason::kDenyAcl;
-    } else {
-      sr = Reason::kDenySg;
-    }
+    const Reason sr = rulesAloneReason(ev);
     const bool a = v.allowed();
     const bool s = dataplane::reasonAllows(sr);
     std::string text;

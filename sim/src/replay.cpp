@@ -18,6 +18,7 @@
 #include "out_file.hpp"
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/sim/conn_log.hpp"
+#include "statewall/sim/stateless.hpp"
 
 namespace statewall::sim {
 namespace {
@@ -721,32 +722,14 @@ struct Replay::Impl {
   rules::Evaluation eval;
 
   void compareStateless(const ParsedPacket& p, const Verdict& v, const Meta& m) {
-    const bool ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
     // Control traffic, unparsable packets and later fragments have no rule-only verdict of
     // their own: the comparison leaves them as they are.
-    if (!ip || (v.flags & (kFlagControl | kFlagFragment)) || v.reason == Reason::kDenyMalformed) {
+    if (!hasRulesAloneVerdict(p, v)) {
       last_stateless = v.reason;
       ++sum.stateless_by_reason[static_cast<size_t>(v.reason)];
       return;
     }
-    rules::Flow5 f;
-    f.proto = p.proto;
-    f.src = p.src;
-    f.dst = p.dst;
-    f.sport = p.sport;
-    f.dport = p.dport;
-    f.icmp_type = p.icmp_type;
-    f.icmp_code = p.icmp_code;
-    rules::evaluate(*policy, f, rules::EvalMode::kFull, &eval);
-    Reason sr;
-    if (eval.allowed) {
-      sr = eval.unprotected ? Reason::kAllowUnprotected : Reason::kAllowRule;
-    } else if (eval.first_deny >= 0 &&
-               eval.checks[static_cast<size_t>(eval.first_deny)].kind == rules::CheckKind::kAcl) {
-      sr = Reason::kDenyAcl;
-    } else {
-      sr = Reason::kDenySg;
-    }
+    const Reason sr = statelessReason(*policy, p, v, &eval);
     last_stateless = sr;
     ++sum.stateless_by_reason[static_cast<size_t>(sr)];
     const bool a = v.allowed();

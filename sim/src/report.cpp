@@ -8,6 +8,7 @@
 
 #include "describe.hpp"
 #include "statewall/rules/evaluate.hpp"
+#include "statewall/sim/stateless.hpp"
 
 namespace statewall::sim {
 namespace {
@@ -273,25 +274,7 @@ struct ReportBuilder::Impl {
   }
 
   Reason stateless(const ParsedPacket& p, const Verdict& v) {
-    if (!isIp(p) || (v.flags & (kFlagControl | kFlagFragment)) ||
-        v.reason == Reason::kDenyMalformed) {
-      return v.reason;
-    }
-    rules::Flow5 f;
-    f.proto = p.proto;
-    f.src = p.src;
-    f.dst = p.dst;
-    f.sport = p.sport;
-    f.dport = p.dport;
-    f.icmp_type = p.icmp_type;
-    f.icmp_code = p.icmp_code;
-    rules::evaluate(*policy, f, rules::EvalMode::kFull, &eval);
-    if (eval.allowed) return eval.unprotected ? Reason::kAllowUnprotected : Reason::kAllowRule;
-    if (eval.first_deny >= 0 &&
-        eval.checks[static_cast<size_t>(eval.first_deny)].kind == rules::CheckKind::kAcl) {
-      return Reason::kDenyAcl;
-    }
-    return Reason::kDenySg;
+    return statelessReason(*policy, p, v, &eval);
   }
 
   size_t newRecord(const ParsedPacket& p, bool reply, const Verdict& v) {
