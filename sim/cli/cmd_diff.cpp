@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "policy_input.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/packet.hpp"
 #include "statewall/dataplane/verdict.hpp"
@@ -57,20 +58,7 @@ struct DiffArgs {
 
 // Loads and compiles one policy; prints diagnostics; nullptr on failure.
 rules::CompiledPolicyPtr loadPolicy(const std::vector<std::string>& files, const char* which) {
-  rules::LoadResult loaded = rules::loadPolicyFiles(files);
-  for (const auto& d : loaded.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!loaded.policy) {
-    std::fprintf(stderr, "statewall diff: the %s policy does not load (run statewall check)\n",
-                 which);
-    return nullptr;
-  }
-  rules::CompileResult compiled = rules::compile(*loaded.policy);
-  for (const auto& d : compiled.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!compiled.policy)
-    std::fprintf(stderr, "statewall diff: the %s policy does not compile\n", which);
-  return compiled.policy;
+  return loadCompiledPolicy(files, "diff", "nothing compared", which);
 }
 
 std::string joined(const std::vector<std::string>& v) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/sim/expect.hpp"
@@ -62,11 +63,6 @@ bool parseRange(std::string_view s, std::pair<uint64_t, uint64_t>* out) {
   return true;
 }
 
-void printDiagnostics(const rules::Diagnostics& diags) {
-  for (const auto& d : diags)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-}
-
 std::string quoted(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -103,20 +99,11 @@ int runExplain(const ExplainArgs& a) {
   o.json = a.json;
   o.pass_non_ip = a.pass_non_ip;
 
-  rules::LoadResult loaded = rules::loadPolicyFiles(a.policies);
-  printDiagnostics(loaded.diagnostics);
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "statewall explain: the policy has errors; nothing explained\n");
-    return 2;
-  }
-  rules::CompileResult compiled = rules::compile(*loaded.policy);
-  printDiagnostics(compiled.diagnostics);
-  if (!compiled.policy) {
-    std::fprintf(stderr, "statewall explain: the policy does not compile; nothing explained\n");
-    return 2;
-  }
+  const rules::CompiledPolicyPtr policy =
+      loadCompiledPolicy(a.policies, "explain", "nothing explained");
+  if (!policy) return 2;
 
-  sim::Explainer explainer(compiled.policy, o);
+  sim::Explainer explainer(policy, o);
   bool first = true;
   if (a.json) {
     std::string head = "{\n  \"policy\": [";
@@ -199,10 +186,7 @@ void addExplainCommand(CLI::App& app, int* exit_code) {
       "  neither: every packet, at most --limit of them (default 100; 0 = no limit)\n"
       "Exit status: 0 explained, 2 usage error, a selection that matches nothing, a policy that\n"
       "does not load or a trace that cannot be read.");
-  cmd->add_option("--policy,-p", args->policies,
-                  "policy file (YAML or AWS JSON); repeat for a policy in several files")
-      ->required()
-      ->allow_extra_args(false);
+  addPolicyOption(cmd, &args->policies);
   cmd->add_option("traces", args->traces, "pcap or pcapng files, replayed in order as one stream")
       ->required();
   cmd->add_option("--packet", args->packets, "packet numbers to explain: N, A-B, lists")

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/lint.hpp"
 #include "statewall/rules/loader.hpp"
@@ -84,22 +85,10 @@ int runLint(const LintArgs& a) {
     return 2;
   }
 
-  rules::LoadResult loaded = rules::loadPolicyFiles(a.policies);
-  for (const auto& d : loaded.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!loaded.policy) {
-    std::fprintf(stderr, "statewall lint: the policy does not load (run statewall check)\n");
-    return 2;
-  }
-  rules::CompileResult compiled = rules::compile(*loaded.policy);
-  for (const auto& d : compiled.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!compiled.policy) {
-    std::fprintf(stderr, "statewall lint: the policy does not compile\n");
-    return 2;
-  }
+  const rules::CompiledPolicyPtr policy = loadCompiledPolicy(a.policies, "lint", "nothing linted");
+  if (!policy) return 2;
 
-  const std::vector<rules::LintFinding> all = rules::lintPolicy(*compiled.policy, options);
+  const std::vector<rules::LintFinding> all = rules::lintPolicy(*policy, options);
   std::vector<const rules::LintFinding*> shown;
   size_t counts[3] = {0, 0, 0};
   size_t hidden = 0;

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/loader.hpp"
@@ -327,18 +328,10 @@ int runQuery(const QueryArgs& a) {
     std::fprintf(stderr, "statewall query: bad flow '%s': %s\n", text.c_str(), err.c_str());
     return 2;
   }
-  rules::LoadResult loaded = rules::loadPolicyFiles(a.policies);
-  for (const auto& d : loaded.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!loaded.policy) {
-    std::fprintf(stderr, "statewall query: the policy does not load (run statewall check)\n");
-    return 2;
-  }
-  rules::CompileResult compiled = rules::compile(*loaded.policy);
-  for (const auto& d : compiled.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!compiled.policy) return 2;
-  const CompiledPolicy& cp = *compiled.policy;
+  const rules::CompiledPolicyPtr policy =
+      loadCompiledPolicy(a.policies, "query", "nothing evaluated");
+  if (!policy) return 2;
+  const CompiledPolicy& cp = *policy;
 
   Evaluation ev;
   rules::evaluate(cp, *flow, rules::EvalMode::kFull, &ev);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "policy_input.hpp"
 #include "statewall/control/server.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
@@ -108,11 +109,6 @@ std::vector<rules::SourceText> readSources(const std::vector<std::string>& paths
   return out;
 }
 
-void printDiagnostics(const rules::Diagnostics& diags) {
-  for (const auto& d : diags)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-}
-
 int runReplay(const ReplayArgs& a) {
   std::optional<double> pace;
   if (!a.pace.empty()) {
@@ -139,18 +135,9 @@ int runReplay(const ReplayArgs& a) {
     return 2;
   }
 
-  rules::LoadResult loaded = rules::loadPolicyFiles(a.policies);
-  printDiagnostics(loaded.diagnostics);
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "statewall replay: the policy has errors; nothing replayed\n");
-    return 2;
-  }
-  rules::CompileResult compiled = rules::compile(*loaded.policy);
-  printDiagnostics(compiled.diagnostics);
-  if (!compiled.policy) {
-    std::fprintf(stderr, "statewall replay: the policy does not compile; nothing replayed\n");
-    return 2;
-  }
+  const rules::CompiledPolicyPtr policy =
+      loadCompiledPolicy(a.policies, "replay", "nothing replayed");
+  if (!policy) return 2;
 
   std::optional<sim::Expectations> expectations;
   if (!a.expect.empty()) {
@@ -179,7 +166,7 @@ int runReplay(const ReplayArgs& a) {
   o.pace = pace.value_or(0);
   o.shared_engine = control;
 
-  sim::Replay replay(compiled.policy, o);
+  sim::Replay replay(policy, o);
   std::string err;
   if (!replay.openOutputs(&err)) {
     std::fprintf(stderr, "statewall replay: %s\n", err.c_str());
@@ -281,10 +268,7 @@ void addReplayCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<ReplayArgs>();
   CLI::App* cmd = app.add_subcommand(
       "replay", "Replay pcap/pcapng traces through a policy: what it allows, denies, and why");
-  cmd->add_option("--policy,-p", args->policies,
-                  "policy file (YAML or AWS JSON); repeat for a policy in several files")
-      ->required()
-      ->allow_extra_args(false);
+  addPolicyOption(cmd, &args->policies);
   cmd->add_option("traces", args->traces, "pcap or pcapng files, replayed in order as one stream")
       ->required();
   cmd->add_flag("--json", args->json, "print the summary as JSON");

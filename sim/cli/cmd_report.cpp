@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/sim/report.hpp"
@@ -26,20 +27,8 @@ struct ReportArgs {
 
 int runReport(const ReportArgs& a) {
   const auto start = std::chrono::steady_clock::now();
-  rules::LoadResult loaded = rules::loadPolicyFiles(a.policies);
-  for (const auto& d : loaded.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "statewall report: the policy has errors; no report\n");
-    return 2;
-  }
-  rules::CompileResult compiled = rules::compile(*loaded.policy);
-  for (const auto& d : compiled.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!compiled.policy) {
-    std::fprintf(stderr, "statewall report: the policy does not compile; no report\n");
-    return 2;
-  }
+  const rules::CompiledPolicyPtr policy = loadCompiledPolicy(a.policies, "report", "no report");
+  if (!policy) return 2;
   sim::ReportOptions o;
   if (!a.title.empty()) o.title = a.title;
   o.ladder_connections = a.ladders;
@@ -54,7 +43,7 @@ int runReport(const ReportArgs& a) {
   }
   sim::ReportData data;
   std::string err;
-  if (!sim::buildReport(compiled.policy, a.traces, o, &data, &err)) {
+  if (!sim::buildReport(policy, a.traces, o, &data, &err)) {
     std::fclose(f);
     std::remove(a.html.c_str());
     std::fprintf(stderr, "statewall report: %s\n", err.c_str());
@@ -86,10 +75,7 @@ void addReportCommand(CLI::App& app, int* exit_code) {
       "report",
       "Write one self-contained HTML page: verdicts, rule hits, ladders per connection, "
       "the TCP state machine, the stateless contrast and the connection table");
-  cmd->add_option("--policy,-p", args->policies,
-                  "policy file (YAML or AWS JSON); repeat for a policy in several files")
-      ->required()
-      ->allow_extra_args(false);
+  addPolicyOption(cmd, &args->policies);
   cmd->add_option("traces", args->traces, "pcap or pcapng files, replayed in order as one stream")
       ->required();
   cmd->add_option("--html,-o", args->html, "the HTML file to write")->required();

@@ -1,0 +1,43 @@
+#include "policy_input.hpp"
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "statewall/rules/loader.hpp"
+
+namespace statewall::cli {
+
+CLI::Option* addPolicyOption(CLI::App* cmd, std::vector<std::string>* files) {
+  return cmd
+      ->add_option("--policy,-p", *files,
+                   "policy file (YAML or AWS JSON); repeat for a policy in several files")
+      ->required()
+      ->allow_extra_args(false);
+}
+
+rules::CompiledPolicyPtr loadCompiledPolicy(const std::vector<std::string>& files,
+                                            std::string_view command, std::string_view nothing_done,
+                                            std::string_view which) {
+  const std::string what = which.empty() ? "policy" : fmt::format("{} policy", which);
+  rules::LoadResult loaded = rules::loadPolicyFiles(files);
+  for (const auto& d : loaded.diagnostics)
+    std::fprintf(stderr, "%s\n", d.str().c_str());
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "statewall %.*s: the %s has errors; %.*s\n",
+                 static_cast<int>(command.size()), command.data(), what.c_str(),
+                 static_cast<int>(nothing_done.size()), nothing_done.data());
+    return nullptr;
+  }
+  rules::CompileResult compiled = rules::compile(*loaded.policy);
+  for (const auto& d : compiled.diagnostics)
+    std::fprintf(stderr, "%s\n", d.str().c_str());
+  if (!compiled.policy) {
+    std::fprintf(stderr, "statewall %.*s: the %s does not compile; %.*s\n",
+                 static_cast<int>(command.size()), command.data(), what.c_str(),
+                 static_cast<int>(nothing_done.size()), nothing_done.data());
+  }
+  return compiled.policy;
+}
+
+}  // namespace statewall::cli
