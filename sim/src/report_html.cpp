@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "report_assets.hpp"
+#include "statewall/rules/policy.hpp"
 #include "statewall/sim/report.hpp"
 
 namespace statewall::sim {
@@ -123,24 +124,10 @@ class Json {
   fmt::memory_buffer b_;
 };
 
-std::string_view protoWord(uint8_t proto) {
-  switch (proto) {
-    case dataplane::kIpProtoTcp:
-      return "tcp";
-    case dataplane::kIpProtoUdp:
-      return "udp";
-    case dataplane::kIpProtoIcmp:
-      return "icmp";
-    case dataplane::kIpProtoIcmpv6:
-      return "icmpv6";
-    default:
-      return {};
-  }
-}
-
+// "tcp", "udp", "icmp", "icmpv6", else "proto N".
 std::string protoText(uint8_t proto) {
-  std::string_view w = protoWord(proto);
-  return w.empty() ? fmt::format("proto {}", proto) : std::string(w);
+  const std::string name = rules::protoName(proto);
+  return name[0] >= '0' && name[0] <= '9' ? fmt::format("proto {}", proto) : name;
 }
 
 std::string arrowLabel(const LadderArrow& a) {

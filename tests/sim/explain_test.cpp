@@ -19,22 +19,13 @@
 namespace statewall::sim {
 namespace {
 
+using testing::compilePolicy;
+
 using dataplane::ipAddr;
 using dataplane::Reason;
 
 constexpr uint64_t kSec = 1000000000ull;
 constexpr uint64_t kT0 = 1700000000ull * kSec;
-
-rules::CompiledPolicyPtr compilePolicy(const std::string& yaml) {
-  auto loaded = rules::loadPolicyTexts({{"test.yaml", yaml}});
-  for (const auto& d : loaded.diagnostics)
-    ADD_FAILURE() << d.str();
-  if (!loaded.ok()) return nullptr;
-  auto c = rules::compile(*loaded.policy);
-  for (const auto& d : c.diagnostics)
-    ADD_FAILURE() << d.str();
-  return c.policy;
-}
 
 rules::Flow5 tcpFlow(const char* src, uint16_t sport, const char* dst, uint16_t dport) {
   rules::Flow5 f;

@@ -21,31 +21,15 @@
 namespace statewall::sim {
 namespace {
 
+using testing::compilePolicy;
+using testing::examplePolicy;
+
 using dataplane::LinkType;
 using dataplane::Reason;
 using testing::TempDir;
 
 constexpr uint64_t kSec = 1000000000ull;
 constexpr uint64_t kT0 = 1700000000ull * kSec;
-
-rules::CompiledPolicyPtr compilePolicy(const std::string& yaml) {
-  auto loaded = rules::loadPolicyTexts({{"test.yaml", yaml}});
-  for (const auto& d : loaded.diagnostics)
-    ADD_FAILURE() << d.str();
-  if (!loaded.ok()) return nullptr;
-  auto c = rules::compile(*loaded.policy);
-  for (const auto& d : c.diagnostics)
-    ADD_FAILURE() << d.str();
-  return c.policy;
-}
-
-rules::CompiledPolicyPtr examplePolicy() {
-  auto loaded = rules::loadPolicyFiles({std::string(STATEWALL_EXAMPLES_DIR) + "/three-tier.yaml"});
-  for (const auto& d : loaded.diagnostics)
-    ADD_FAILURE() << d.str();
-  if (!loaded.ok()) return nullptr;
-  return rules::compile(*loaded.policy).policy;
-}
 
 // A client (unprotected) and a server whose group opens tcp 443 and udp 53, with no outbound
 // rules: every packet the server sends must be a tracked reply.

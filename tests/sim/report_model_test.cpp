@@ -21,6 +21,9 @@
 namespace statewall::sim {
 namespace {
 
+using testing::compilePolicy;
+using testing::examplePolicy;
+
 using dataplane::Reason;
 using dataplane::TcpState;
 using testing::TempDir;
@@ -29,23 +32,6 @@ constexpr uint64_t kSec = 1000000000ull;
 constexpr uint64_t kT0 = 1700000000ull * kSec;
 
 const std::string kExamples = STATEWALL_EXAMPLES_DIR;
-
-rules::CompiledPolicyPtr compileText(const std::string& yaml) {
-  auto loaded = rules::loadPolicyTexts({{"test.yaml", yaml}});
-  for (const auto& d : loaded.diagnostics)
-    ADD_FAILURE() << d.str();
-  if (!loaded.ok()) return nullptr;
-  auto c = rules::compile(*loaded.policy);
-  for (const auto& d : c.diagnostics)
-    ADD_FAILURE() << d.str();
-  return c.policy;
-}
-
-rules::CompiledPolicyPtr examplePolicy() {
-  auto loaded = rules::loadPolicyFiles({kExamples + "/three-tier.yaml"});
-  if (!loaded.ok()) return nullptr;
-  return rules::compile(*loaded.policy).policy;
-}
 
 ReportData exampleReport(const ReportOptions& o = {}) {
   ReportData d;
@@ -222,7 +208,7 @@ TEST(ReportModel, EngineCountersAndRuleHits) {
 
 // A TCP handshake, data, close: the transitions the machine takes, counted.
 TEST(ReportModel, TcpTransitionsAreCounted) {
-  auto policy = compileText(R"(version: 1
+  auto policy = compilePolicy(R"(version: 1
 groups:
   srv:
     inbound:
@@ -274,7 +260,7 @@ interfaces:
 
 // A UDP entry that sits idle longer than its timeout leaves the table at its deadline.
 TEST(ReportModel, IdleExpiryShrinksTheTable) {
-  auto policy = compileText(R"(version: 1
+  auto policy = compilePolicy(R"(version: 1
 timeouts: {profile: aws, udp: 30}
 groups:
   srv:
@@ -448,7 +434,7 @@ groups:
 interfaces:
   "<svg onload=alert(2)>": {addresses: [10.0.1.10], groups: ["g</script><img src=x onerror=alert(1)>"]}
 )";
-  auto policy = compileText(yaml);
+  auto policy = compilePolicy(yaml);
   ASSERT_TRUE(policy);
   using dataplane::buildTcp;
   using dataplane::ipAddr;
