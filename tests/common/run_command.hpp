@@ -64,7 +64,8 @@ inline CommandResult runCommand(const std::vector<std::string>& argv,
   // Write the input and read both outputs together, so that a child filling one pipe never
   // blocks while the other is being waited on. SIGPIPE from a child that does not read its
   // input must not kill the test.
-  struct sigaction ign {}, old {};
+  struct sigaction ign {
+  }, old{};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, &old);
   size_t written = 0;
@@ -112,6 +113,11 @@ inline CommandResult runCommand(const std::vector<std::string>& argv,
     r.exit_code = 128 + WTERMSIG(status);
   }
   return r;
+}
+
+// `command` run by /bin/sh -c: for the tests that write command lines as a person types them.
+inline CommandResult runShell(const std::string& command, const std::string& input = "") {
+  return runCommand({"/bin/sh", "-c", command}, input);
 }
 
 #ifdef STATEWALL_BINARY_DIR

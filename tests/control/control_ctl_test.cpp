@@ -1,6 +1,5 @@
 // `statewall ctl` (the built binary) against a ControlServer in this process: every subcommand,
 // tables and --json, exit codes, Unix socket and TCP with a token.
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <fstream>
@@ -8,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/run_command.hpp"
 #include "control_test_util.hpp"
 #include "statewall/control/server.hpp"
 
@@ -21,18 +21,7 @@ using testing::kPolicyBad;
 
 constexpr std::string_view kToken = "ctl-test-token-0123456789";
 
-struct CtlRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using CtlRun = statewall::testing::CommandResult;
 
 class CtlTest : public ::testing::Test {
  protected:
@@ -53,16 +42,8 @@ class CtlTest : public ::testing::Test {
 
   // Runs `statewall ctl ARGS` with the Unix socket unless `args` names another endpoint.
   CtlRun ctl(const std::string& args, bool with_socket = true) {
-    std::string out = dir_.file("out"), err = dir_.file("err");
-    std::string cmd = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall ctl " +
-                      (with_socket ? "--socket " + socket_ + " " : "") + args + " >" + out + " 2>" +
-                      err;
-    int status = std::system(cmd.c_str());
-    CtlRun r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return statewall::testing::runShell(std::string(STATEWALL_BINARY_DIR) + "/sim/statewall ctl " +
+                                        (with_socket ? "--socket " + socket_ + " " : "") + args);
   }
 
   testing::TempDir dir_;

@@ -1,13 +1,12 @@
 // `statewall replay` and `statewall gen` as a user runs them: exit codes, messages, the golden
 // summary of the example, --json, --expect, and bad input.
-#include <sys/wait.h>
-
 #include <fstream>
 #include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/run_command.hpp"
 #include "sim_test_util.hpp"
 
 namespace statewall::sim {
@@ -25,15 +24,9 @@ struct CliRun {
 };
 
 // Runs `statewall ARGS` in the repository root (so that example paths are relative).
-CliRun statewall(const std::string& args, const TempDir& dir) {
-  CliRun r;
-  std::string cmd = "cd '" + kRepo + "' && '" + kBinary + "' " + args + " >'" + dir.file("out") +
-                    "' 2>'" + dir.file("err") + "'";
-  int status = std::system(cmd.c_str());
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = testing::readText(dir.file("out"));
-  r.err = testing::readText(dir.file("err"));
-  return r;
+CliRun statewall(const std::string& args, const TempDir& /*dir*/) {
+  const auto r = statewall::testing::runShell("cd '" + kRepo + "' && '" + kBinary + "' " + args);
+  return CliRun{r.exit_code, r.out, r.err};
 }
 
 const char* kPolicy = "--policy examples/three-tier.yaml";

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "policy_util.hpp"
 #include "sim_test_util.hpp"
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/rules/compiled.hpp"
