@@ -192,13 +192,10 @@ class ConnTable {
     if (entries_ == nullptr || buckets_ == nullptr) fatal("out of memory");
     for (uint32_t i = 0; i < nbuckets_; ++i)
       new (&buckets_[i]) Bucket();
-    // Every entry starts on the free chain: 0 -> 1 -> ... -> capacity-1.
-    for (uint32_t i = 0; i < capacity_; ++i) {
-      new (&entries_[i]) Entry();
-      const uint32_t next = i + 1 < capacity_ ? i + 2 : 0;
-      entries_[i].expires_ns.store(kLinkBit | next, std::memory_order_relaxed);
-    }
-    free_head_.store(1, std::memory_order_release);
+    // Entries are not touched here: allocEntry() hands out never-used ones in index order
+    // (fresh_) once the free chain is empty, so a table sized for the worst case costs only the
+    // memory its connections have used (the kernel zeroes a page on its first touch: for a
+    // 1 M-entry table made for a short trace that was most of the start-up time).
   }
 
   ~ConnTable() {
@@ -822,6 +819,14 @@ class ConnTable {
           return idx;
         }
       }
+      // Never-used entries, in index order. Nobody else can reach one: construct it here.
+      uint32_t f = fresh_.load(std::memory_order_relaxed);
+      while (f < capacity_) {
+        if (fresh_.compare_exchange_weak(f, f + 1, std::memory_order_relaxed)) {
+          new (&entries_[f]) Entry();
+          return f;
+        }
+      }
       if (!reclaim()) break;
     }
     return kNoIndex;
@@ -853,6 +858,7 @@ class ConnTable {
 
   // Shared hot words, one cache line each.
   alignas(64) std::atomic<uint64_t> free_head_{0};
+  std::atomic<uint32_t> fresh_{0};  // entries [fresh_, capacity_) have never been used
   alignas(64) std::atomic<uint64_t> retired_head_{0};  // (epoch << 32) | (index + 1)
   std::atomic<uint64_t> retired_tail_[2] = {};         // (epoch << 32) | (index + 1)
   alignas(64) std::atomic<int64_t> live_{0};
