@@ -5,7 +5,8 @@
 //   expiry word, the canonical flow key (whose spare bits keep the originator's direction and the
 //   entry generation) and the caller's Value. ConnEntry<FlowKey4, 40-byte Value> is one 64-byte
 //   cache line. Free and retired entries are chained through their expiry word, so the pool costs
-//   no memory of its own.
+//   no memory of its own. Entries are handed out in index order until each has been used once
+//   (then from the free chain), so the pages of a large table are touched only as it fills.
 // - Index: buckets of one cache line: 7 slots {32-bit hash tag, 32-bit entry index + 1} and an
 //   overflow count. A key's home bucket comes from the high half of its hash; it lives in the
 //   first bucket of home, home+1, ... (at most kMaxProbe) that had a free slot. The overflow count
@@ -17,6 +18,7 @@
 //   within kMaxProbe buckets) makes insert() fail with `full`; live entries are never evicted.
 //
 // Entry life: the expiry word `expires_ns` is the whole state.
+//   never used:   index >= the fresh cursor; not constructed, never read
 //   free/retired: top bit set (a link in the free or retired chain)
 //   kPending (1): being inserted; invisible to lookups
 //   > 1:          LIVE with that expiry; lookups treat it as absent once expires_ns <= now
