@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include "common/wait_for.hpp"
 
 #include "control_test_util.hpp"
 #include "statewall/control/client.hpp"
@@ -13,6 +14,12 @@
 
 namespace statewall::control {
 namespace {
+
+using statewall::testing::waitFor;
+
+// The packet thread runs flat out: poll by yielding, never sleep.
+constexpr auto kWaitLimit = std::chrono::seconds(120);
+constexpr auto kYield = std::chrono::milliseconds(0);
 
 using dataplane::buildTcp;
 using dataplane::buildUdp;
@@ -40,16 +47,6 @@ class Joiner {
   std::thread& t_;
   std::function<void()> stop_;
 };
-
-template <class Pred>
-bool waitFor(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 struct PacketThreadResult {
   std::vector<Reason> handshake;
@@ -161,7 +158,7 @@ TEST(ReloadTest, PolicySwapsUnderTrafficKeepTrackedConnections) {
   ClientOptions co;
   co.unix_socket = so.unix_socket;
   ControlClient client(co);
-  ASSERT_TRUE(waitFor([&] { return phase.load() >= 1; }));
+  ASSERT_TRUE(waitFor([&] { return phase.load() >= 1; }, kWaitLimit, kYield));
   uint64_t last_version = engine.policyVersion();
   for (int i = 0; i < kSwaps; ++i) {
     // Swaps 0, 2, 4, ... load B, the others A again; the last one (kSwaps is odd) loads B.
@@ -180,7 +177,7 @@ TEST(ReloadTest, PolicySwapsUnderTrafficKeepTrackedConnections) {
     EXPECT_EQ(r.status, 200);
     // Let packets run under this policy before the next swap.
     uint64_t seen = iterations.load();
-    ASSERT_TRUE(waitFor([&] { return iterations.load() > seen + 10; }));
+    ASSERT_TRUE(waitFor([&] { return iterations.load() > seen + 10; }, kWaitLimit, kYield));
   }
   // A bad policy in the middle of traffic is rejected and changes nothing.
   {
@@ -190,7 +187,7 @@ TEST(ReloadTest, PolicySwapsUnderTrafficKeepTrackedConnections) {
     EXPECT_EQ(engine.policyVersion(), last_version);
   }
   phase.store(2);
-  ASSERT_TRUE(waitFor([&] { return phase.load() == 3; }));
+  ASSERT_TRUE(waitFor([&] { return phase.load() == 3; }, kWaitLimit, kYield));
   packets.join();
 
   ASSERT_EQ(res.handshake.size(), 3u);

@@ -13,12 +13,15 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include "common/wait_for.hpp"
 
 #include "common/cli_fixture.hpp"
 #include "statewall/control/client.hpp"
 
 namespace statewall::control {
 namespace {
+
+using statewall::testing::waitFor;
 
 using nlohmann::json;
 using statewall::testing::CommandResult;
@@ -80,17 +83,6 @@ class ReplayCliTest : public statewall::testing::CliTest {
 
   std::string policy_, token_, socket_;
 };
-
-// Waits (bounded: a safety net against a hang, not a timing assertion) until pred() holds.
-template <class Pred>
-bool waitFor(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 TEST_F(ReplayCliTest, ServesTheApiWhileAPacedReplayRuns) {
   const std::string t = trace("t.pcap", 3);

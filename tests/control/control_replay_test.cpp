@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include "common/wait_for.hpp"
 
 #include "control_test_util.hpp"
 #include "statewall/control/client.hpp"
@@ -24,6 +25,8 @@
 
 namespace statewall::control {
 namespace {
+
+using statewall::testing::waitFor;
 
 using dataplane::Reason;
 using nlohmann::json;
@@ -114,17 +117,6 @@ std::vector<sim::Frame> makeTrace() {
   while (gen.next(&p))
     frames.push_back({p.ts_ns, p.frame});
   return frames;
-}
-
-// Waits (bounded: a safety net against a hang, not a timing assertion) until pred() holds.
-template <class Pred>
-bool waitFor(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
 }
 
 TEST(ReplaySwapTest, PolicySwapsDuringAPacedReplayKeepTrackedConnections) {

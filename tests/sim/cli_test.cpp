@@ -5,12 +5,15 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include "common/text_diff.hpp"
 
 #include "common/run_command.hpp"
 #include "sim_test_util.hpp"
 
 namespace statewall::sim {
 namespace {
+
+using statewall::testing::firstDifference;
 
 using testing::TempDir;
 
@@ -30,22 +33,6 @@ CliRun statewall(const std::string& args, const TempDir& /*dir*/) {
 }
 
 const char* kPolicy = "--policy examples/three-tier.yaml";
-
-// "" when equal, else the first line that differs in each, with its number.
-std::string firstDifference(const std::string& got, const std::string& want) {
-  if (got == want) return "";
-  std::stringstream a(got), b(want);
-  std::string la, lb;
-  for (int line = 1;; ++line) {
-    bool ha = static_cast<bool>(std::getline(a, la));
-    bool hb = static_cast<bool>(std::getline(b, lb));
-    if (!ha && !hb) return "(only line endings differ)";
-    if (!ha || !hb || la != lb) {
-      return "line " + std::to_string(line) + ":\n  got:  " + (ha ? la : "<end>") +
-             "\n  want: " + (hb ? lb : "<end>");
-    }
-  }
-}
 
 // The packet count of the "total" row of a text summary's verdict table.
 int summaryTotal(const std::string& text) {

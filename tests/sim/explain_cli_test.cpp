@@ -9,12 +9,15 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include "common/text_diff.hpp"
 
 #include "common/run_command.hpp"
 #include "sim_test_util.hpp"
 
 namespace statewall::sim {
 namespace {
+
+using statewall::testing::firstDifference;
 
 const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
 const std::string kExamples = STATEWALL_EXAMPLES_DIR;
@@ -25,21 +28,6 @@ statewall::testing::CommandResult explain(std::vector<std::string> args) {
                                    kExamples + "/three-tier.pcap"};
   argv.insert(argv.end(), args.begin(), args.end());
   return statewall::testing::runCommand(argv);
-}
-
-std::string firstDifference(const std::string& got, const std::string& want) {
-  if (got == want) return "";
-  std::stringstream a(got), b(want);
-  std::string la, lb;
-  for (int line = 1;; ++line) {
-    const bool ha = static_cast<bool>(std::getline(a, la));
-    const bool hb = static_cast<bool>(std::getline(b, lb));
-    if (!ha && !hb) return "(only line endings differ)";
-    if (!ha || !hb || la != lb) {
-      return "line " + std::to_string(line) + ":\n  got:  " + (ha ? la : "<end>") +
-             "\n  want: " + (hb ? lb : "<end>");
-    }
-  }
 }
 
 // One packet of each kind the example trace has (examples/README.md lists its flows):

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include "common/text_diff.hpp"
 
 #include "policy_util.hpp"
 #include "sim_test_util.hpp"
@@ -19,6 +20,8 @@
 
 namespace statewall::sim {
 namespace {
+
+using statewall::testing::firstDifference;
 
 using testing::compilePolicy;
 
@@ -493,20 +496,6 @@ std::string allText(const PacketExplanation& e) {
   for (const auto& n : e.near_misses)
     s += n.text + "\n";
   return s + e.stateless_text + "\n";
-}
-
-std::string firstDifference(const std::string& got, const std::string& want) {
-  std::stringstream a(got), b(want);
-  std::string la, lb;
-  for (int line = 1;; ++line) {
-    const bool ha = static_cast<bool>(std::getline(a, la));
-    const bool hb = static_cast<bool>(std::getline(b, lb));
-    if (!ha && !hb) return "(only the final newline differs)";
-    if (!ha || !hb || la != lb) {
-      return "line " + std::to_string(line) + ":\n  got:  " + (ha ? la : "<end>") +
-             "\n  want: " + (hb ? lb : "<end>");
-    }
-  }
 }
 
 bool hasKind(const PacketExplanation& e, const std::string& kind) {

@@ -12,12 +12,15 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include "common/text_diff.hpp"
 
 #include "common/run_command.hpp"
 #include "sim_test_util.hpp"
 
 namespace statewall::sim {
 namespace {
+
+using statewall::testing::firstDifference;
 
 const std::string kRepo = std::string(STATEWALL_EXAMPLES_DIR) + "/..";
 const std::string kDoc = kRepo + "/docs/teaching.md";
@@ -71,20 +74,6 @@ std::vector<Command> parseDoc(const std::vector<std::string>& doc) {
   return cmds;
 }
 
-std::string firstDifference(const std::string& got, const std::string& want) {
-  std::stringstream a(got), b(want);
-  std::string la, lb;
-  for (int line = 1;; ++line) {
-    const bool ha = static_cast<bool>(std::getline(a, la));
-    const bool hb = static_cast<bool>(std::getline(b, lb));
-    if (!ha && !hb) return "(only the final newline differs)";
-    if (!ha || !hb || la != lb) {
-      return "output line " + std::to_string(line) + ":\n  got:  " + (ha ? la : "<end>") +
-             "\n  doc:  " + (hb ? lb : "<end>");
-    }
-  }
-}
-
 TEST(TeachingDoc, ParserFindsCommandsAndOutputs) {
   const auto cmds =
       parseDoc(lines("text\n```console\n$ a \\\n  b\nout 1\n\nout 2\n$ c\n```\n"
@@ -118,7 +107,7 @@ TEST(TeachingDoc, EveryCommandShowsItsRealOutput) {
     outputs.push_back(r.out);
     if (!update && r.out != c.expected) {
       ADD_FAILURE() << "docs/teaching.md:" << c.line << ": $ " << c.text << "\n"
-                    << firstDifference(r.out, c.expected)
+                    << firstDifference(r.out, c.expected, "doc")
                     << "\n(STATEWALL_UPDATE_GOLDEN=1 rewrites the document's outputs)";
     }
   }
