@@ -373,17 +373,37 @@ struct BoundsCopy {
 
 // The algorithm, with access to TcpConnState's private members.
 struct TcpTrackImpl {
-  using Bounds = TcpConnState::Bounds;
-
-  static BoundsCopy load(const Bounds& b) {
-    return BoundsCopy{b.end.load(std::memory_order_acquire),
-                      b.maxend.load(std::memory_order_acquire),
-                      b.maxack.load(std::memory_order_acquire)};
+  // Direction d's bounds: its end, its maxack (the low half of its acknowledgement word) and its
+  // maxend (the high half of the other direction's).
+  static BoundsCopy load(const TcpConnState& cs, int d) {
+    return BoundsCopy{cs.end_[d].load(std::memory_order_acquire),
+                      peerMaxendOf(cs.acks_[1 - d].load(std::memory_order_acquire)),
+                      maxackOf(cs.acks_[d].load(std::memory_order_acquire))};
   }
-  static void store(Bounds& b, const BoundsCopy& v) {
-    b.end.store(v.end, std::memory_order_relaxed);
-    b.maxend.store(v.maxend, std::memory_order_relaxed);
-    b.maxack.store(v.maxack, std::memory_order_relaxed);
+  // Sets one half of an acknowledgement word, leaving the other half as another thread may be
+  // moving it.
+  static void setHalf(std::atomic<uint64_t>& x, bool high, uint32_t v) {
+    uint64_t cur = x.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t n = high ? packAcks(maxackOf(cur), v) : packAcks(v, peerMaxendOf(cur));
+      if (n == cur ||
+          x.compare_exchange_weak(cur, n, std::memory_order_relaxed, std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+  // Overwrites direction d's bounds (a direction learning or restarting: see doTrack()).
+  static void store(TcpConnState& cs, int d, const BoundsCopy& v) {
+    cs.end_[d].store(v.end, std::memory_order_relaxed);
+    setHalf(cs.acks_[1 - d], true, v.maxend);
+    setHalf(cs.acks_[d], false, v.maxack);
+  }
+  // Both directions' bounds of an entry not yet published (init()): plain stores.
+  static void storeBoth(TcpConnState& cs, const BoundsCopy& o, const BoundsCopy& r) {
+    cs.end_[0].store(o.end, std::memory_order_relaxed);
+    cs.end_[1].store(r.end, std::memory_order_relaxed);
+    cs.acks_[0].store(packAcks(o.maxack, r.maxend), std::memory_order_relaxed);
+    cs.acks_[1].store(packAcks(r.maxack, o.maxend), std::memory_order_relaxed);
   }
 
   // Installs `n` if the control word still equals `c`; otherwise loads the current word into `c`.
@@ -458,9 +478,7 @@ struct TcpTrackImpl {
   static Step doTrack(TcpConnState& cs, Ctl& c, int s, int r, const Pkt& p, const BoundsCopy& rcv,
                       const TcpTransition& t, int row, bool loose, TcpResult& out) {
     const TcpState st = c.state();
-    Bounds& snd_b = cs.dir_[s];
-    Bounds& rcv_b = cs.dir_[r];
-    BoundsCopy snd = load(snd_b);
+    BoundsCopy snd = load(cs, s);
     const bool s_learned = c.has(s, kLearned);
     const bool r_learned = c.has(r, kLearned);
     // Mid-stream pickups stay loose until both directions have been seen once.
@@ -515,21 +533,23 @@ struct TcpTrackImpl {
     // Bounds are written before the control CAS (release): a thread that sees this packet's
     // flags (say kFinSent) also sees its sequence end, so "ACK of that FIN" is judged against the
     // FIN's own sequence. If the CAS fails we retry; the advances are idempotent maxima.
-    if (init) store(snd_b, snd);
+    if (init) store(cs, s, snd);
     if (update) {
       uint32_t end = p.end;
       if (end == p.seg.seq) end = snd.end;
-      advanceSeq(snd_b.end, end);
+      advanceSeq(cs.end_[s], end);
       if (p.has_ack) {
-        advanceSeq(snd_b.maxack, p.seg.ack);
+        // maxack and the peer's maxend by one CAS.
         const uint32_t win_bytes = p.syn ? p.win : (p.win << n.effScale(s));
-        advanceSeq(rcv_b.maxend, p.seg.ack + std::max<uint32_t>(win_bytes, 1));
+        const uint32_t edge = p.seg.ack + std::max<uint32_t>(win_bytes, 1);
+        advanceAcks(cs.acks_[s], cs.acks_[s].load(std::memory_order_acquire), true, p.seg.ack, true,
+                    edge);
       }
       if (pickup_phase) {
         // While learning a picked-up connection: keep maxend >= end, and whatever the peer
         // acknowledges was sent (perhaps before the pickup).
-        advanceSeq(snd_b.maxend, end);
-        if (p.has_ack) advanceSeq(rcv_b.end, p.seg.ack);
+        advanceAcks(cs.acks_[r], cs.acks_[r].load(std::memory_order_acquire), false, 0, true, end);
+        if (p.has_ack) advanceSeq(cs.end_[r], p.seg.ack);
       }
     }
     if (n.v != c.v && !cas(cs, c, n)) return Step::kRetry;
@@ -541,7 +561,7 @@ struct TcpTrackImpl {
   static Step doReset(TcpConnState& cs, Ctl& c, int s, int r, const Pkt& p, const BoundsCopy& rcv,
                       const TcpTransition& t, int row, TcpResult& out) {
     const TcpState st = c.state();
-    const BoundsCopy snd = load(cs.dir_[s]);
+    const BoundsCopy snd = load(cs, s);
     const uint32_t seq = p.seg.seq;
     const bool r_learned = c.has(r, kLearned);
     if (!c.has(s, kLearned)) {
@@ -585,7 +605,7 @@ struct TcpTrackImpl {
                      TcpResult& out) {
     const TcpState st = c.state();
     if (p.has_ack) {
-      cs.dir_[s].maxack.store(p.seg.ack, std::memory_order_relaxed);
+      setHalf(cs.acks_[s], false, p.seg.ack);
       Ctl n = c;
       n.set(s, kMaxAckSet);
       if (n.v != c.v && !cas(cs, c, n)) return Step::kRetry;
@@ -614,7 +634,7 @@ struct TcpTrackImpl {
     for (;;) {
       const TcpState st = c.state();
       if (st == S::kNone) return makeResult(TcpVerdict::kInvalid, st, st, kWhyUninit, -1);
-      const BoundsCopy rcv = load(cs.dir_[r]);
+      const BoundsCopy rcv = load(cs, r);
       const int row = findRow(c, dir, p, rcv);
       const TcpTransition& t = kRows[row];
       TcpResult out;
@@ -653,8 +673,7 @@ struct TcpTrackImpl {
     n.setState(t.to);
     if (ev == E::kSegSyn) {
       learnFromSyn(n, 0, 1, p, false);
-      store(cs.dir_[0], BoundsCopy{p.end, p.end, 0});
-      store(cs.dir_[1], BoundsCopy{0, 0, 0});
+      storeBoth(cs, BoundsCopy{p.end, p.end, 0}, BoundsCopy{0, 0, 0});
     } else {
       if (!mid_stream)
         return makeResult(TcpVerdict::kInvalid, S::kNone, S::kNone, kWhyNoPickup, row);
@@ -665,9 +684,9 @@ struct TcpTrackImpl {
       n.set(1, kAckedSyn);
       n.setWinUnits(0, p.win);
       const uint32_t end = p.end;
-      store(cs.dir_[0], BoundsCopy{end, end, seg.ack});
       const uint32_t win_bytes = p.win << kMaxWscale;
-      store(cs.dir_[1], BoundsCopy{seg.ack, seg.ack + std::max<uint32_t>(win_bytes, 1), 0});
+      storeBoth(cs, BoundsCopy{end, end, seg.ack},
+                BoundsCopy{seg.ack, seg.ack + std::max<uint32_t>(win_bytes, 1), 0});
     }
     cs.ctl_.store(n.v, std::memory_order_relaxed);
     return makeResult(TcpVerdict::kAccept, S::kNone, t.to, t.what, row);
@@ -848,9 +867,9 @@ TcpDirInfo TcpConnState::info(TcpDir dir) const noexcept {
   i.fin_acked = c.has(d, kFinAcked);
   i.acked_syn = c.has(d, kAckedSyn);
   i.scale = static_cast<uint8_t>(c.effScale(d));
-  i.end = dir_[d].end.load(std::memory_order_acquire);
-  i.maxend = dir_[d].maxend.load(std::memory_order_acquire);
-  i.maxack = dir_[d].maxack.load(std::memory_order_acquire);
+  i.end = end_[d].load(std::memory_order_acquire);
+  i.maxend = tcp_detail::peerMaxendOf(acks_[1 - d].load(std::memory_order_acquire));
+  i.maxack = tcp_detail::maxackOf(acks_[d].load(std::memory_order_acquire));
   i.maxwin = c.maxWinBytes(d);
   return i;
 }

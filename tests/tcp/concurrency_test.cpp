@@ -282,5 +282,39 @@ TEST(TcpConcurrency, ResetRacingData) {
   }
 }
 
+// The acknowledgement word (tcp_detail::advanceAcks): its two halves move on independently, each
+// only forwards in sequence space, across the wrap. Two threads move one half each from stale
+// snapshots while a third raises both to values that are behind: no advance is lost.
+TEST(TcpAckWord, HalvesAdvanceIndependentlyUnderContention) {
+  using tcp_detail::advanceAcks;
+  using tcp_detail::maxackOf;
+  using tcp_detail::packAcks;
+  using tcp_detail::peerMaxendOf;
+  constexpr uint32_t kStart = 0xFFFF0000u;  // both halves cross 2^32
+  constexpr uint32_t kSteps = 200000;
+  std::atomic<uint64_t> word{packAcks(kStart, kStart)};
+  std::barrier<> sync(3);
+  auto mover = [&](bool ack_half) {
+    sync.arrive_and_wait();
+    for (uint32_t i = 1; i <= kSteps; ++i) {
+      const uint32_t v = kStart + i;
+      // A snapshot taken before the other thread's latest moves: the CAS must correct it.
+      const uint64_t stale = packAcks(kStart, kStart);
+      advanceAcks(word, stale, ack_half, v, !ack_half, v);
+    }
+  };
+  std::thread a(mover, true);
+  std::thread b(mover, false);
+  sync.arrive_and_wait();
+  for (uint32_t i = 1; i <= kSteps; i += 7) {
+    // Behind both halves most of the time: must never move either backwards.
+    advanceAcks(word, word.load(), true, kStart + i / 2, true, kStart + i / 2);
+  }
+  a.join();
+  b.join();
+  EXPECT_EQ(maxackOf(word.load()), kStart + kSteps);
+  EXPECT_EQ(peerMaxendOf(word.load()), kStart + kSteps);
+}
+
 }  // namespace
 }  // namespace statewall::dataplane::testing

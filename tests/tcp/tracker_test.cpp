@@ -46,6 +46,26 @@ TEST(TcpTracker, FitsInHalfACacheLine) {
   EXPECT_FALSE(fresh.info(kO).learned);
 }
 
+TEST(TcpTracker, AckWordMovesOnlyForwards) {
+  using tcp_detail::advanceAcks;
+  using tcp_detail::maxackOf;
+  using tcp_detail::packAcks;
+  using tcp_detail::peerMaxendOf;
+  std::atomic<uint64_t> w{packAcks(100, 5000)};
+  advanceAcks(w, w.load(), true, 200, true, 4000);  // ack on, edge behind: only the ack moves
+  EXPECT_EQ(maxackOf(w.load()), 200u);
+  EXPECT_EQ(peerMaxendOf(w.load()), 5000u);
+  advanceAcks(w, w.load(), false, 900, true, 6000);  // the ack half is not asked to move
+  EXPECT_EQ(maxackOf(w.load()), 200u);
+  EXPECT_EQ(peerMaxendOf(w.load()), 6000u);
+  advanceAcks(w, w.load(), true, 150, true, 5999);  // both behind: nothing changes
+  EXPECT_EQ(w.load(), packAcks(200, 6000));
+  // Across the wrap: 0xFFFFFFF0 -> 0x10 is forwards.
+  w.store(packAcks(0xFFFFFFF0u, 0xFFFFFFF0u));
+  advanceAcks(w, w.load(), true, 0x10, true, 0x20);
+  EXPECT_EQ(w.load(), packAcks(0x10, 0x20));
+}
+
 TEST(TcpTracker, HandshakeDataAndClose) {
   Conn c(1000, 900000);
   EXPECT_ACCEPT(c.syn(kO), S::kSynSent);

@@ -165,6 +165,38 @@ inline void advanceSeq(std::atomic<uint32_t>& x, uint32_t v) {
   }
 }
 
+// An acknowledgement word (TcpConnState::acks_): two sequence numbers that the same direction's
+// acknowledgements set, so that one CAS moves both: its highest ack (low half) and how far the
+// other direction may send, that ack + its window (high half, the other direction's maxend).
+constexpr uint64_t packAcks(uint32_t maxack, uint32_t peer_maxend) {
+  return uint64_t{peer_maxend} << 32 | maxack;
+}
+constexpr uint32_t maxackOf(uint64_t w) {
+  return static_cast<uint32_t>(w);
+}
+constexpr uint32_t peerMaxendOf(uint64_t w) {
+  return static_cast<uint32_t>(w >> 32);
+}
+
+// Raises each half of the acknowledgement word `x` that is asked to move (move_ack, move_edge)
+// to its value (ack, edge) if that is later in sequence space; never moves a half backwards.
+// `cur`: a recent load of x (the CAS corrects a stale one). One CAS when anything moves, none
+// otherwise; a failed CAS re-compares both halves against the newer word.
+inline void advanceAcks(std::atomic<uint64_t>& x, uint64_t cur, bool move_ack, uint32_t ack,
+                        bool move_edge, uint32_t edge) {
+  for (;;) {
+    const uint32_t old_ack = maxackOf(cur);
+    const uint32_t old_edge = peerMaxendOf(cur);
+    const uint32_t new_ack = move_ack && seqAfter(ack, old_ack) ? ack : old_ack;
+    const uint32_t new_edge = move_edge && seqAfter(edge, old_edge) ? edge : old_edge;
+    if (new_ack == old_ack && new_edge == old_edge) return;
+    if (x.compare_exchange_weak(cur, packAcks(new_ack, new_edge), std::memory_order_acq_rel,
+                                std::memory_order_acquire)) {
+      return;
+    }
+  }
+}
+
 // The control word.
 //   bits 0-3    state
 //   bit 4       picked up mid-stream (window scales unknown: assume the maximum, 14)
@@ -186,7 +218,7 @@ enum DirFlag : uint64_t {
   kFinSent = 0x08,
   kFinAcked = 0x10,   // the peer acknowledged its FIN
   kAckedSyn = 0x20,   // it acknowledged the peer's SYN
-  kMaxAckSet = 0x40,  // Bounds::maxack holds an ack it sent
+  kMaxAckSet = 0x40,  // its maxack (the low half of its acknowledgement word) holds an ack it sent
 };
 
 constexpr unsigned flagShift(int d) {
@@ -222,7 +254,10 @@ struct TcpDirInfo {
 };
 
 // The TCP state of one connection. Layout: one 64-bit control word (state, per-direction flags,
-// window scales and maximum windows) and, per direction, the three sequence bounds.
+// window scales and maximum windows) and, per direction, the three sequence bounds: its end (the
+// highest sequence it sent), and in the direction's acknowledgement word its maxack (the highest
+// ack it sent) with the other direction's maxend (that ack + its window): the two bounds an ACK
+// moves, in one word so that one CAS moves both.
 //
 // Concurrency (who may call what):
 // - initFromFirst() only before the entry is published to other threads (plain relaxed stores;
@@ -235,8 +270,9 @@ struct TcpDirInfo {
 //   new snapshot. So state transitions are linearised by that CAS (or, for packets that change
 //   nothing in the word, by the snapshot load) and a packet never sees half of another's update.
 // - The sequence bounds (end, maxend, maxack) only move forward in sequence space, by CAS loops
-//   that keep the later of two values, after the control CAS. Each bound has one writing direction
-//   (end and maxack by the sender, maxend by the peer's acknowledgements). A thread may therefore
+//   that keep the later of two values (the two halves of an acknowledgement word each
+//   independently), before the control CAS. Each bound has one writing direction (end and maxack
+//   by the sender, maxend by the peer's acknowledgements). A thread may therefore
 //   check a packet against bounds that are a little older than the newest packet of the other
 //   direction: that is exactly network reordering, which the van Rooij bounds already tolerate
 //   (one window of slack backwards), and bounds never move backwards. Causally related packets
@@ -293,14 +329,9 @@ class TcpConnState {
  private:
   friend struct TcpTrackImpl;  // the tracking algorithm, in tcp_tracker.cpp
 
-  struct Bounds {
-    std::atomic<uint32_t> end{0};     // highest seq + len this direction sent
-    std::atomic<uint32_t> maxend{0};  // highest seq + len it may send: peer's ack + window
-    std::atomic<uint32_t> maxack{0};  // highest ack it sent (valid when its kMaxAckSet flag is set)
-  };
-
   std::atomic<uint64_t> ctl_{0};
-  Bounds dir_[2];
+  std::atomic<uint32_t> end_[2] = {};   // per direction: the highest seq + len it sent
+  std::atomic<uint64_t> acks_[2] = {};  // per direction: tcp_detail::packAcks(maxack, peer maxend)
 };
 
 static_assert(sizeof(TcpConnState) <= 32, "TCP state must fit in half of a 64-byte IPv4 entry");
@@ -342,13 +373,12 @@ inline bool TcpConnState::trackEstablishedAck(const TcpSegment& seg, TcpResult* 
                                  : 0;
   const uint32_t snd_maxwin = snd_win_units << snd_scale;
   const uint32_t rcv_maxwin = (static_cast<uint32_t>(c >> winShift(r)) & 0xFFFF) << rcv_scale;
-  Bounds& snd_b = dir_[s];
-  Bounds& rcv_b = dir_[r];
-  const uint32_t rcv_end = rcv_b.end.load(std::memory_order_acquire);
-  const uint32_t rcv_maxend = rcv_b.maxend.load(std::memory_order_acquire);
-  const uint32_t snd_end = snd_b.end.load(std::memory_order_acquire);
-  const uint32_t snd_maxend = snd_b.maxend.load(std::memory_order_acquire);
-  const uint32_t snd_maxack = snd_b.maxack.load(std::memory_order_acquire);
+  const uint32_t rcv_end = end_[r].load(std::memory_order_acquire);
+  const uint64_t snd_acks = acks_[s].load(std::memory_order_acquire);
+  const uint32_t rcv_maxend = peerMaxendOf(snd_acks);
+  const uint32_t snd_end = end_[s].load(std::memory_order_acquire);
+  const uint32_t snd_maxend = peerMaxendOf(acks_[r].load(std::memory_order_acquire));
+  const uint32_t snd_maxack = maxackOf(snd_acks);
   // The van Rooij bounds (windowCheck() in tcp_tracker.cpp) for this case. A bare ACK has
   // nothing sequenced: its end is the sender's end so far.
   const uint32_t end = seg.seq + seg.payload_len;
@@ -359,11 +389,12 @@ inline bool TcpConnState::trackEstablishedAck(const TcpSegment& seg, TcpResult* 
     return false;
   }
   // The general algorithm's advances, in its order; each writes only when its bound moves on.
-  if (seqAfter(data_end, snd_end)) advanceSeq(snd_b.end, data_end);
-  if (seqAfter(seg.ack, snd_maxack)) advanceSeq(snd_b.maxack, seg.ack);
+  if (seqAfter(data_end, snd_end)) advanceSeq(end_[s], data_end);
   const uint32_t win_bytes = win << snd_scale;
   const uint32_t edge = seg.ack + (win_bytes > 1 ? win_bytes : 1);
-  if (seqAfter(edge, rcv_maxend)) advanceSeq(rcv_b.maxend, edge);
+  const bool ack_moves = seqAfter(seg.ack, snd_maxack);
+  const bool edge_moves = seqAfter(edge, rcv_maxend);
+  if (ack_moves || edge_moves) advanceAcks(acks_[s], snd_acks, true, seg.ack, true, edge);
   out->verdict = TcpVerdict::kAccept;
   out->before = TcpState::kEstablished;
   out->after = TcpState::kEstablished;
