@@ -128,18 +128,6 @@ KeyPorts keyPortsOf(const ParsedPacket& p) {
   }
 }
 
-rules::Flow5 flowOf(const ParsedPacket& p) {
-  rules::Flow5 f;
-  f.proto = p.proto;
-  f.src = p.src;
-  f.dst = p.dst;
-  f.sport = p.sport;
-  f.dport = p.dport;
-  f.icmp_type = p.icmp_type;
-  f.icmp_code = p.icmp_code;
-  return f;
-}
-
 TcpSegment segmentOf(const ParsedPacket& p) {
   TcpSegment s{};
   s.flags = p.tcp_flags;
@@ -532,7 +520,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
           v->reason = Reason::kDenyInvalid;
           return;
         }
-        judgeByRules(flowOf(p), rules::EvalMode::kFull, &ev, v);
+        judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v);
         return;  // an INVALID packet does not refresh the connection
       }
 
@@ -550,7 +538,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
         // current rules as first packets would. If the rules now track the flow (the rule that
         // made it untracked is gone), the entry becomes a tracked connection from here on,
         // like a mid-stream pickup.
-        if (!judgeByRules(flowOf(p), rules::EvalMode::kFull, &ev, v)) return;
+        if (!judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v)) return;
         if (v->reason == Reason::kAllowRule) {
           const uint32_t keep = meta & (kReplied | kStream | kIcmpEcho);
           val.meta.store(openingMeta(ev) | keep, std::memory_order_release);
@@ -566,7 +554,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
                                : need_src           ? rules::EvalMode::kSrcSideOnly
                                : need_dst           ? rules::EvalMode::kDstSideOnly
                                                     : rules::EvalMode::kAclOnly;
-        rules::evaluate(pol, flowOf(p), mode, &ev);
+        rules::evaluate(pol, ruleFlowOf(p), mode, &ev);
         hitRules(ev);
         if (!ev.allowed) {
           denyFrom(ev, v);
@@ -606,7 +594,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
     // that flow: it passes by its own rule and needs no entry (AWS: untracked flows are judged by
     // the rules in both directions).
     if (kp.kind == ConnKind::kTcp) v->tcp_before = TcpState::kNone;
-    const rules::Flow5 f = flowOf(p);
+    const rules::Flow5 f = ruleFlowOf(p);
     if (!judgeByRules(f, rules::EvalMode::kFull, &ev, v)) {
       v->flags &= static_cast<uint16_t>(~kFlagReopened);  // a denied SYN reopens nothing
       return;
@@ -691,7 +679,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
 // ICMP errors quoting a tracked connection are RELATED (DESIGN.md "ICMP/ICMPv6"); ACLs still run.
 void Decider::decideIcmpError(const ParsedPacket& p, Verdict* v) {
   const QuotedHeader& q = p.quoted;
-  const rules::Flow5 f = flowOf(p);
+  const rules::Flow5 f = ruleFlowOf(p);
   rules::Evaluation ev;
   if (q.present && q.has_l4) {
     uint16_t sp = q.sport, dp = q.dport;
@@ -790,7 +778,7 @@ void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Ve
   } else {
     if (kp.kind == ConnKind::kNone) {
       rules::Evaluation ev;
-      judgeByRules(flowOf(p), rules::EvalMode::kFull, &ev, v);
+      judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v);
     } else if (p.family == Family::kV4) {
       FlowKey4 k;
       bool lo_to_hi;

@@ -661,7 +661,7 @@ struct Explainer::Impl {
       m.opened_by = v.rule;
       m.proto = p.proto;
       m.icmp_echo = p.icmp_is_echo_request || p.icmp_is_echo_reply;
-      const Flow5 f = flow5Of(p);
+      const Flow5 f = dataplane::ruleFlowOf(p);
       setTracking(m, reply ? reverseFlow(f) : f);
       it = conns.insert_or_assign(v.conn_id, std::move(m)).first;
       const auto [sp, dp] = keyPorts(p);
@@ -669,7 +669,7 @@ struct Explainer::Impl {
     } else if (v.reason == Reason::kAllowRule && (v.flags & dataplane::kFlagMidStream)) {
       // An untracked flow whose rules now track it: the engine re-opens it from this packet.
       it->second.opened_by = v.rule;
-      setTracking(it->second, flow5Of(p));
+      setTracking(it->second, dataplane::ruleFlowOf(p));
     }
     ConnMemo& m = it->second;
     if (v.tcp_after != TcpState::kNone) m.last_tcp = v.tcp_after;
@@ -908,7 +908,7 @@ struct Explainer::Impl {
                               {"text", e.stateless_text}};
       }
     } else {
-      const Flow5 f = flow5Of(p);
+      const Flow5 f = dataplane::ruleFlowOf(p);
       rules::Evaluation ev;
       rules::evaluate(cp(), f, rules::EvalMode::kFull, &ev);
       direction_json = ev.unprotected                         ? "unprotected"

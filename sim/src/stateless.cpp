@@ -4,18 +4,6 @@ namespace statewall::sim {
 
 using dataplane::Reason;
 
-rules::Flow5 flow5Of(const dataplane::ParsedPacket& p) {
-  rules::Flow5 f;
-  f.proto = p.proto;
-  f.src = p.src;
-  f.dst = p.dst;
-  f.sport = p.sport;
-  f.dport = p.dport;
-  f.icmp_type = p.icmp_type;
-  f.icmp_code = p.icmp_code;
-  return f;
-}
-
 Reason rulesAloneReason(const rules::Evaluation& ev) {
   if (ev.allowed) return ev.unprotected ? Reason::kAllowUnprotected : Reason::kAllowRule;
   if (ev.first_deny >= 0 &&
@@ -34,7 +22,7 @@ bool hasRulesAloneVerdict(const dataplane::ParsedPacket& p, const dataplane::Ver
 Reason statelessReason(const rules::CompiledPolicy& policy, const dataplane::ParsedPacket& p,
                        const dataplane::Verdict& v, rules::Evaluation* eval) {
   if (!hasRulesAloneVerdict(p, v)) return v.reason;
-  rules::evaluate(policy, flow5Of(p), rules::EvalMode::kFull, eval);
+  rules::evaluate(policy, dataplane::ruleFlowOf(p), rules::EvalMode::kFull, eval);
   return rulesAloneReason(*eval);
 }
 

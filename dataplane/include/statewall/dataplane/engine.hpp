@@ -18,6 +18,7 @@
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/dataplane/verdict.hpp"
 #include "statewall/rules/compiled.hpp"
+#include "statewall/rules/evaluate.hpp"
 
 namespace statewall::dataplane {
 
@@ -28,6 +29,19 @@ struct PacketRef {
   const uint8_t* data;
   uint32_t len;  // captured length
 };
+
+// The packet's 5-tuple as the rule evaluator takes it (rules::evaluate()).
+inline rules::Flow5 ruleFlowOf(const ParsedPacket& p) {
+  rules::Flow5 f;
+  f.proto = p.proto;
+  f.src = p.src;
+  f.dst = p.dst;
+  f.sport = p.sport;
+  f.dport = p.dport;
+  f.icmp_type = p.icmp_type;
+  f.icmp_code = p.icmp_code;
+  return f;
+}
 
 // Per-packet flags in Verdict::flags.
 enum VerdictFlag : uint16_t {

@@ -11,9 +11,6 @@
 
 namespace statewall::sim {
 
-// The packet's 5-tuple as the rule evaluator takes it.
-rules::Flow5 flow5Of(const dataplane::ParsedPacket& p);
-
 // The reason a rules-only filter gives for an evaluation in EvalMode::kFull: allow-rule (or
 // allow-unprotected), else deny-acl when an ACL check denied first, else deny-sg.
 dataplane::Reason rulesAloneReason(const rules::Evaluation& ev);
