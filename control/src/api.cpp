@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "json_body.hpp"
 #include "query.hpp"
 #include "snapshot.hpp"
 #include "statewall/dataplane/engine.hpp"
@@ -223,8 +224,9 @@ Status readDocuments(const Ctx& c, std::vector<rules::SourceText>* docs) {
   while (!ctype.empty() && ctype.back() == ' ')
     ctype.remove_suffix(1);
   if (ctype == kBundleContentType) {
-    json j = json::parse(c.req.body, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return Status::failure("bundle: body is not valid JSON");
+    json j;
+    s = parseJsonBody(c.req.body, &j);
+    if (!s.ok()) return Status::failure("bundle: " + s.message());
     if (!j.is_object() || !j.contains("documents") || !j["documents"].is_array())
       return Status::failure("bundle: expected {\"documents\": [{\"name\": ..., \"text\": ...}]}");
     for (const auto& [key, _] : j.items())
@@ -400,8 +402,9 @@ ApiResponse getPolicy(const Ctx& c) {
 ApiResponse putTimeouts(const Ctx& c) {
   Status s = rejectParams(c.target, {});
   if (!s.ok()) return errorResponse(400, "bad request", s.message());
-  json body = json::parse(c.req.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return errorResponse(400, "bad json", "body is not valid JSON");
+  json body;
+  s = parseJsonBody(c.req.body, &body);
+  if (!s.ok()) return errorResponse(400, "bad json", "body: " + s.message());
   if (!body.is_object() || body.empty())
     return errorResponse(400, "invalid timeouts",
                          "expected an object such as {\"tcp_established\": 3600}");
