@@ -1,6 +1,7 @@
 #include "statewall/control/api.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <exception>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "json_body.hpp"
 #include "query.hpp"
 #include "snapshot.hpp"
 #include "statewall/dataplane/engine.hpp"
@@ -163,6 +165,10 @@ struct ControlApi::State {
   std::mutex rates_mu;  // guards samples
   std::optional<RateSample> prev, last;
 
+  // Requests that compile a policy: running now, and finished (published, rejected or failed).
+  std::atomic<uint64_t> loads_running{0};
+  std::atomic<uint64_t> loads_completed{0};
+
   uint64_t nowNs() const {
     if (hooks.now_ns) return hooks.now_ns();
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -223,8 +229,9 @@ Status readDocuments(const Ctx& c, std::vector<rules::SourceText>* docs) {
   while (!ctype.empty() && ctype.back() == ' ')
     ctype.remove_suffix(1);
   if (ctype == kBundleContentType) {
-    json j = json::parse(c.req.body, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return Status::failure("bundle: body is not valid JSON");
+    json j;
+    s = parseJsonBody(c.req.body, &j);
+    if (!s.ok()) return Status::failure("bundle: " + s.message());
     if (!j.is_object() || !j.contains("documents") || !j["documents"].is_array())
       return Status::failure("bundle: expected {\"documents\": [{\"name\": ..., \"text\": ...}]}");
     for (const auto& [key, _] : j.items())
@@ -304,7 +311,25 @@ uint64_t publishLocked(const Ctx& c, rules::CompiledPolicyPtr policy, LoadRecord
   return version;
 }
 
+// Counts a request that compiles a policy while it runs (GET /v1/stats shows it).
+class LoadCount {
+ public:
+  explicit LoadCount(ControlApi::State& st) : st_(st) {
+    st_.loads_running.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~LoadCount() {
+    st_.loads_completed.fetch_add(1, std::memory_order_relaxed);
+    st_.loads_running.fetch_sub(1, std::memory_order_relaxed);
+  }
+  LoadCount(const LoadCount&) = delete;
+  LoadCount& operator=(const LoadCount&) = delete;
+
+ private:
+  ControlApi::State& st_;
+};
+
 ApiResponse putPolicy(const Ctx& c, bool publish) {
+  LoadCount counted(c.st);
   std::vector<rules::SourceText> docs;
   Status s = readDocuments(c, &docs);
   if (!s.ok()) return errorResponse(400, "bad request", s.message());
@@ -398,10 +423,12 @@ ApiResponse getPolicy(const Ctx& c) {
 // ---- timeouts -----------------------------------------------------------------------------------
 
 ApiResponse putTimeouts(const Ctx& c) {
+  LoadCount counted(c.st);
   Status s = rejectParams(c.target, {});
   if (!s.ok()) return errorResponse(400, "bad request", s.message());
-  json body = json::parse(c.req.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return errorResponse(400, "bad json", "body is not valid JSON");
+  json body;
+  s = parseJsonBody(c.req.body, &body);
+  if (!s.ok()) return errorResponse(400, "bad json", "body: " + s.message());
   if (!body.is_object() || body.empty())
     return errorResponse(400, "invalid timeouts",
                          "expected an object such as {\"tcp_established\": 3600}");
@@ -622,6 +649,8 @@ StatsSnapshot takeSnapshot(const Ctx& c) {
     }
   }
   if (c.st.hooks.lcore_rates) s.lcores = c.st.hooks.lcore_rates();
+  s.loads_running = c.st.loads_running.load(std::memory_order_relaxed);
+  s.loads_completed = c.st.loads_completed.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -676,6 +705,7 @@ ApiResponse getStats(const Ctx& c) {
                       {"packets_per_second", l.packets_per_second},
                       {"bytes_per_second", l.bytes_per_second}});
   j["lcores"] = std::move(lcores);
+  j["policy_loads"] = {{"running", s.loads_running}, {"completed", s.loads_completed}};
   return jsonResponse(200, j);
 }
 
@@ -718,6 +748,13 @@ ApiResponse route(const Ctx& c) {
 }
 
 }  // namespace
+
+bool compilesPolicy(std::string_view method, std::string_view target) {
+  std::string_view path = target.substr(0, target.find('?'));
+  return (path == "/v1/policy" && method == "PUT") ||
+         (path == "/v1/policy/check" && method == "POST") ||
+         (path == "/v1/timeouts" && method == "PUT");
+}
 
 ApiResponse ControlApi::handle(const ApiRequest& request) {
   Target target;

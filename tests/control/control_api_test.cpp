@@ -537,6 +537,36 @@ TEST_F(ApiTest, HostHooksFeedStatsAndSeePublishes) {
                    static_cast<double>(c["connections"][0]["expires_ns"].get<uint64_t>()) / 1e9);
 }
 
+// JSON request bodies with a key twice are refused, naming the key (as the YAML loader refuses
+// duplicates), instead of silently keeping one of the values.
+TEST_F(ApiTest, DuplicateJsonKeysAreRejected) {
+  auto before = h_.engine().policy();
+  json t = expectError("PUT", "/v1/timeouts", 400,
+                       R"({"udp": 40, "tcp_established": 600, "udp": 50})", "application/json");
+  EXPECT_NE(t["detail"].get<std::string>().find("duplicate key \"udp\""), std::string::npos)
+      << t.dump();
+  EXPECT_EQ(h_.engine().policy(), before);
+
+  const std::string ctype(kBundleContentType);
+  const std::string doc = json(std::string(kPolicyB)).dump();
+  json inner = expectError(
+      "PUT", "/v1/policy", 400,
+      R"({"documents": [{"name": "b.yaml", "text": )" + doc + R"(, "name": "c.yaml"}]})", ctype);
+  EXPECT_NE(inner["detail"].get<std::string>().find("duplicate key \"name\" in documents[0]"),
+            std::string::npos)
+      << inner.dump();
+  json outer = expectError(
+      "POST", "/v1/policy/check", 400,
+      R"({"documents": [], "documents": [{"name": "b.yaml", "text": )" + doc + "}]}", ctype);
+  EXPECT_NE(outer["detail"].get<std::string>().find("duplicate key \"documents\""),
+            std::string::npos)
+      << outer.dump();
+  EXPECT_EQ(h_.engine().policy(), before);
+  // The same keys once each are fine.
+  callJson("PUT", "/v1/timeouts", 200, R"({"udp": 40, "tcp_established": 600})",
+           "application/json");
+}
+
 // ---- HTTP framing -----------------------------------------------------------------------------
 
 class RawTest : public ApiTest {
