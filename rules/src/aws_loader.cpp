@@ -25,9 +25,7 @@ constexpr std::array<std::string_view, 5> kTopKeys = {
 
 std::string describe(const json& v) {
   if (v.is_string()) {
-    std::string s = v.get_ref<const std::string&>();
-    if (s.size() > 40) s = s.substr(0, 37) + "...";
-    return "string \"" + s + "\"";
+    return "string \"" + shorten(v.get_ref<const std::string&>(), 40) + "\"";
   }
   if (v.is_number_float()) return "a non-integer number";
   if (v.is_number())

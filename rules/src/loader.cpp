@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
-#include <sstream>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -173,6 +173,114 @@ void sortDiagnostics(const std::vector<std::string>& files, Diagnostics& diags) 
                    [&](const Diagnostic& a, const Diagnostic& b) { return key(a) < key(b); });
 }
 
+// Line and column (1-based, the column in characters) of a byte offset of valid UTF-8 text.
+std::pair<int, int> lineColumn(std::string_view text, size_t offset) {
+  int line = 1, col = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      col = 1;
+    } else if ((c & 0xC0) != 0x80) {
+      ++col;  // a continuation byte is part of the character before it
+    }
+  }
+  return {line, col};
+}
+
+// Every string of a policy (names, descriptions, keys) is text: a byte that is not UTF-8 is an
+// error at its position, rather than something each output would have to escape. Returns false
+// (and reports) when the text is not UTF-8.
+bool checkUtf8(const std::string& file, const std::string& text, Diagnostics& diags) {
+  const size_t bad = validUtf8Prefix(text);
+  if (bad == text.size()) return true;
+  auto [line, col] = lineColumn(text, bad);
+  std::string bytes;
+  // The bad byte and the non-ASCII bytes right after it (at most 4).
+  for (size_t i = bad; i < text.size() && i < bad + 4; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (i > bad && c < 0x80) break;
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "%s0x%02X", bytes.empty() ? "" : " ", c);
+    bytes += hex;
+  }
+  addError(diags, SourceLoc{file, line, col, {}},
+           "invalid UTF-8 at byte " + std::to_string(bad) + " (" + bytes +
+               "): expected UTF-8 text (names, descriptions and keys are text; convert the "
+               "file, e.g. iconv -f LATIN1 -t UTF-8)");
+  return false;
+}
+
+// How many of one kind of object the policy may hold (loader.hpp), and where the first one
+// beyond the limit is.
+class LimitCounter {
+ public:
+  LimitCounter(std::string_view what, size_t limit, Diagnostics& diags)
+      : what_(what), limit_(limit), diags_(diags) {}
+  // Counts `n` more objects at `loc`; false once the limit is exceeded (reported once).
+  bool add(size_t n, const SourceLoc& loc) {
+    if (count_ > limit_) return false;
+    count_ += n;
+    if (count_ <= limit_) return true;
+    addError(diags_, loc,
+             "the policy has more than " + std::to_string(limit_) + " " + std::string(what_) +
+                 ": expected at most " + std::to_string(limit_));
+    return false;
+  }
+  bool ok() const { return count_ <= limit_; }
+
+ private:
+  std::string_view what_;
+  size_t limit_;
+  size_t count_ = 0;
+  Diagnostics& diags_;
+};
+
+// The limits on objects (loader.hpp) over the merged policy; false when one is exceeded.
+bool checkLimits(const Policy& p, Diagnostics& diags) {
+  LimitCounter rules("rules (security-group rules and network-ACL entries together)",
+                     kMaxPolicyRules, diags);
+  LimitCounter cidrs(
+      "CIDRs and addresses (rule peers, prefix-list entries, subnet CIDRs and "
+      "interface addresses together)",
+      kMaxPolicyCidrs, diags);
+  LimitCounter groups("security groups", kMaxPolicyGroups, diags);
+  LimitCounter ifaces("interfaces", kMaxPolicyInterfaces, diags);
+  LimitCounter subnets("subnets", kMaxPolicySubnets, diags);
+  LimitCounter acls("network ACLs", kMaxPolicyAcls, diags);
+  LimitCounter pls("prefix lists", kMaxPolicyPrefixLists, diags);
+  for (const auto& g : p.groups) {
+    groups.add(1, g.loc);
+    for (const auto* list : {&g.inbound, &g.outbound}) {
+      for (const auto& r : *list) {
+        rules.add(1, r.loc);
+        for (const auto& peer : r.peers)
+          cidrs.add(1, peer.loc.file.empty() ? r.loc : peer.loc);
+      }
+    }
+  }
+  for (const auto& a : p.acls) {
+    acls.add(1, a.loc);
+    for (const auto* list : {&a.inbound, &a.outbound})
+      for (const auto& e : *list)
+        rules.add(1, e.loc);
+  }
+  for (const auto& pl : p.prefix_lists) {
+    pls.add(1, pl.loc);
+    cidrs.add(pl.cidrs.size(), pl.loc);
+  }
+  for (const auto& s : p.subnets) {
+    subnets.add(1, s.loc);
+    cidrs.add(s.cidrs.size(), s.loc);
+  }
+  for (const auto& i : p.interfaces) {
+    ifaces.add(1, i.loc);
+    cidrs.add(i.addresses.size(), i.loc);
+  }
+  return rules.ok() && cidrs.ok() && groups.ok() && ifaces.ok() && subnets.ok() && acls.ok() &&
+         pls.ok();
+}
+
 LoadResult loadDocuments(const std::vector<const SourceText*>& docs,
                          const std::vector<std::string>& files, Diagnostics diags) {
   LoadResult result;
@@ -190,10 +298,18 @@ LoadResult loadDocuments(const std::vector<const SourceText*>& docs,
       addError(diags, SourceLoc{doc->name, 1, 1, {}},
                "the file is UTF-16 encoded: expected UTF-8 (convert it with iconv -f UTF-16 -t "
                "UTF-8, or write it with Out-File -Encoding utf8)");
+    } else if (!checkUtf8(doc->name, t, diags)) {
+      // Not parsed: every message would otherwise have to carry the bad bytes.
     } else if (!internal::tryLoadAwsJson(doc->name, doc->text, f, diags)) {
       internal::loadYaml(doc->name, doc->text, f, diags);
     }
     merge(f, m, diags);
+  }
+  if (!checkLimits(m.policy, diags)) {
+    // Nothing more is checked on a policy this size; its errors are those above.
+    sortDiagnostics(files, diags);
+    result.diagnostics = std::move(diags);
+    return result;
   }
   resolve(m, diags);
   validatePolicy(m.policy, diags);
@@ -204,6 +320,72 @@ LoadResult loadDocuments(const std::vector<const SourceText*>& docs,
 }
 
 }  // namespace
+
+std::optional<std::string> readFileCapped(const std::string& path, size_t max_bytes,
+                                          std::string* error) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    *error = "cannot read file: it is a directory";
+    return std::nullopt;
+  }
+  errno = 0;
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) {
+    *error = std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO);
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[65536];
+  while (text.size() <= max_bytes) {
+    const size_t want = std::min(sizeof buf, max_bytes + 1 - text.size());
+    const size_t n = std::fread(buf, 1, want, f.get());
+    text.append(buf, n);
+    if (n < want) break;
+  }
+  if (std::ferror(f.get())) {
+    *error = std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO);
+    return std::nullopt;
+  }
+  if (text.size() > max_bytes) {
+    *error = "the file is larger than the limit of " + std::to_string(max_bytes) + " bytes (" +
+             std::to_string(max_bytes >> 20) + " MiB): expected a smaller file";
+    return std::nullopt;
+  }
+  return text;
+}
+
+size_t validUtf8Prefix(std::string_view text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+      return i;
+    }
+    if (i + len > n || s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; ++k)
+      if ((s[i + k] & 0xC0) != 0x80) return i;
+    i += len;
+  }
+  return n;
+}
 
 LoadResult loadPolicyTexts(const std::vector<SourceText>& docs) {
   std::vector<const SourceText*> ptrs;
@@ -220,23 +402,13 @@ LoadResult loadPolicyFiles(const std::vector<std::string>& paths) {
   Diagnostics diags;
   texts.reserve(paths.size());
   for (const auto& path : paths) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-      addError(diags, SourceLoc{path, 0, 0, {}}, "cannot read file: it is a directory");
+    std::string error;
+    auto text = readFileCapped(path, kMaxPolicyFileBytes, &error);
+    if (!text) {
+      addError(diags, SourceLoc{path, 0, 0, {}}, std::move(error));
       continue;
     }
-    errno = 0;
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream buf;
-    if (in) buf << in.rdbuf();
-    if (!in || in.bad()) {
-      int err = errno;
-      addError(diags, SourceLoc{path, 0, 0, {}},
-               std::string("cannot read file: ") +
-                   (err != 0 ? std::strerror(err) : "unknown I/O error"));
-      continue;
-    }
-    texts.push_back(SourceText{path, buf.str()});
+    texts.push_back(SourceText{path, std::move(*text)});
   }
   std::vector<const SourceText*> ptrs;
   for (const auto& t : texts)

@@ -66,6 +66,10 @@ bool tryLoadAwsJson(const std::string& file, const std::string& text, Fragment& 
 void addError(Diagnostics& diags, const SourceLoc& loc, std::string message);
 void addWarning(Diagnostics& diags, const SourceLoc& loc, std::string message);
 
+// `text` cut to at most `max` bytes with "..." at the end when longer, never inside a UTF-8
+// character (messages quote what the file had; they must stay valid UTF-8 for --json).
+std::string shorten(std::string_view text, size_t max);
+
 // A decimal integer ("-1", "443"); nullopt for anything else, including overflow.
 std::optional<long long> parseInteger(std::string_view text);
 

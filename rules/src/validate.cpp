@@ -120,6 +120,15 @@ bool checkIcmp(long long type, long long code, const SourceLoc& type_loc, const 
   return ok;
 }
 
+std::string shorten(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t cut = max > 3 ? max - 3 : 0;
+  // Never split a UTF-8 sequence: back up to the start of the character.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+    --cut;
+  return std::string(text.substr(0, cut)) + "...";
+}
+
 }  // namespace internal
 
 namespace {

@@ -1,8 +1,10 @@
 // The project's YAML policy format (DESIGN.md "The YAML policy format") via yaml-cpp.
 // yaml-cpp throws; every exception stops at loadYaml() and becomes a diagnostic.
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <optional>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "loader_internal.hpp"
+#include "statewall/rules/loader.hpp"
 
 namespace statewall::rules::internal {
 namespace {
@@ -24,11 +27,8 @@ constexpr std::string_view kPeerExpected =
 // "'text'", "a list", "a mapping" or "nothing": what the file had where something else was due.
 std::string describe(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Scalar: {
-      std::string s = n.Scalar();
-      if (s.size() > 40) s = s.substr(0, 37) + "...";
-      return "'" + s + "'";
-    }
+    case YAML::NodeType::Scalar:
+      return "'" + shorten(n.Scalar(), 40) + "'";
     case YAML::NodeType::Sequence:
       return "a list";
     case YAML::NodeType::Map:
@@ -715,23 +715,110 @@ void YamlLoader::loadInterface(const std::string& name, const Field& f) {
   out_.policy.interfaces.push_back(std::move(iface));
 }
 
-// Records where each document starts; ignores everything else.
-class DocumentStarts : public YAML::EventHandler {
+// A limit of loader.hpp exceeded, or a scalar that is not UTF-8, found by PolicyBounds.
+struct BoundsError {
+  YAML::Mark mark;
+  std::string message;
+};
+
+// Records where each document starts, and bounds what the documents expand to before any node
+// is built: the nodes they would give with every alias replaced by the node it names
+// (kMaxYamlNodes), their nesting (kMaxYamlDepth), and every scalar is UTF-8 (an escape such as
+// "\uD800" can make a bad one from good text). Sizes of anchored nodes are kept, so an alias
+// costs O(1) here however much it expands to. Throws BoundsError at the first node, alias or
+// scalar over a limit.
+class PolicyBounds : public YAML::EventHandler {
  public:
   void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) {
+      throw BoundsError{mark,
+                        "this alias refers to a node that contains it: expected an alias "
+                        "of a node that is complete (a YAML cycle never ends)"};
+    }
+    add(mark, it->second.nodes, it->second.depth);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    if (size_t ok = validUtf8Prefix(value); ok != value.size()) {
+      throw BoundsError{mark, "a text that is not UTF-8 (byte " + std::to_string(ok) +
+                                  " of the value, from an escape such as \\uD800): "
+                                  "expected UTF-8 text"};
+    }
+    leaf(mark, anchor);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(mark, anchor);
+  }
+  void OnMapEnd() override { close(); }
 
   std::vector<YAML::Mark> marks;
+
+ private:
+  // An open mapping or list: the nodes in it so far (itself included), the depth below it.
+  struct Open {
+    YAML::anchor_t anchor;
+    size_t nodes;
+    int depth;
+  };
+  struct Size {
+    size_t nodes;
+    int depth;  // 0 for a scalar, 1 + the deepest child for a mapping or list
+  };
+
+  // `nodes` more nodes, `depth` levels deep, at the current position.
+  void add(const YAML::Mark& mark, size_t nodes, int depth) {
+    total_ += nodes;
+    if (total_ > kMaxYamlNodes) {
+      throw BoundsError{mark, "the document expands to more than " + std::to_string(kMaxYamlNodes) +
+                                  " YAML nodes (each alias counted as the node it names): "
+                                  "expected at most " +
+                                  std::to_string(kMaxYamlNodes) + " (too many aliases?)"};
+    }
+    const int at = static_cast<int>(stack_.size()) + depth;
+    if (at > kMaxYamlDepth) {
+      throw BoundsError{mark, "mappings and lists nested more than " +
+                                  std::to_string(kMaxYamlDepth) + " deep: expected at most " +
+                                  std::to_string(kMaxYamlDepth) +
+                                  " levels (the policy format needs 6)"};
+    }
+    if (!stack_.empty()) {
+      stack_.back().nodes += nodes;
+      stack_.back().depth = std::max(stack_.back().depth, depth + 1);
+    }
+  }
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    add(mark, 1, 0);
+    if (anchor != 0) anchors_[anchor] = Size{1, 0};
+  }
+  void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    add(mark, 1, 1);
+    stack_.push_back(Open{anchor, 1, 1});
+  }
+  void close() {
+    if (stack_.empty()) return;
+    const Open o = stack_.back();
+    stack_.pop_back();
+    // add() counted the node itself and depth 1 when it opened; now the rest of it.
+    if (!stack_.empty()) {
+      stack_.back().nodes += o.nodes - 1;
+      stack_.back().depth = std::max(stack_.back().depth, o.depth + 1);
+    }
+    if (o.anchor != 0) anchors_[o.anchor] = Size{o.nodes, o.depth};
+  }
+
+  std::vector<Open> stack_;
+  std::unordered_map<YAML::anchor_t, Size> anchors_;
+  size_t total_ = 0;
 };
 constexpr size_t kMaxDocuments = 16;
 
@@ -744,7 +831,7 @@ void loadYaml(const std::string& file, const std::string& text, Fragment& out, D
     // a bounded pass of parser events instead, then build the one document with Load().
     std::istringstream in(text);
     YAML::Parser parser(in);
-    DocumentStarts starts;
+    PolicyBounds starts;
     while (starts.marks.size() < kMaxDocuments && parser.HandleNextDocument(starts)) {
       if (starts.marks.size() >= 2 &&
           starts.marks.back().pos == starts.marks[starts.marks.size() - 2].pos) {
@@ -768,6 +855,12 @@ void loadYaml(const std::string& file, const std::string& text, Fragment& out, D
     }
     YamlLoader loader(file, out, diags);
     loader.load(starts.marks.empty() ? YAML::Node() : YAML::Load(text));
+  } catch (const BoundsError& e) {
+    addError(diags, SourceLoc{file, e.mark.line + 1, e.mark.column + 1, {}}, e.message);
+  } catch (const YAML::DeepRecursion& e) {
+    addError(diags, SourceLoc{file, e.mark.line + 1, e.mark.column + 1, {}},
+             "YAML nested more than " + std::to_string(e.depth()) + " deep: expected at most " +
+                 std::to_string(kMaxYamlDepth) + " levels");
   } catch (const YAML::Exception& e) {
     SourceLoc loc{file, 0, 0, {}};
     if (!e.mark.is_null()) loc = SourceLoc{file, e.mark.line + 1, e.mark.column + 1, {}};

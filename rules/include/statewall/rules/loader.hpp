@@ -17,14 +17,42 @@
 // All functions here are pure (no global state) and may be called from any thread.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "statewall/rules/diagnostic.hpp"
 #include "statewall/rules/policy.hpp"
 
 namespace statewall::rules {
+
+// What a policy may hold, so that no input (a file, an API body, a YAML alias bomb) can take
+// the process's memory or time: each limit exceeded is an error naming the limit and where it
+// was exceeded (README "Limits").
+inline constexpr size_t kMaxPolicyFileBytes = size_t{32} << 20;  // one policy or expect file
+// YAML nodes a document expands to, each alias counted as the whole node it names.
+inline constexpr size_t kMaxYamlNodes = 2'000'000;
+inline constexpr int kMaxYamlDepth = 64;  // nested mappings and lists (the format needs 6)
+inline constexpr size_t kMaxPolicyRules = 500'000;  // security-group rules plus ACL entries
+// Rule peers, prefix-list entries, subnet CIDRs and interface addresses together.
+inline constexpr size_t kMaxPolicyCidrs = 1'000'000;
+inline constexpr size_t kMaxPolicyGroups = 65'535;      // as many as the compiler numbers
+inline constexpr size_t kMaxPolicyInterfaces = 65'534;  // the same for interfaces, subnets,
+inline constexpr size_t kMaxPolicySubnets = 65'534;     // network ACLs and prefix lists
+inline constexpr size_t kMaxPolicyAcls = 65'534;
+inline constexpr size_t kMaxPolicyPrefixLists = 65'535;
+
+// Reads a whole file of at most `max_bytes` bytes (a device such as /dev/zero too: it stops
+// after max_bytes + 1). nullopt with *error set ("cannot read file: ...", "the file is larger
+// than the limit of N bytes (32 MiB)") when it cannot. Any thread.
+std::optional<std::string> readFileCapped(const std::string& path, size_t max_bytes,
+                                          std::string* error);
+
+// The length of the longest prefix of `text` that is well-formed UTF-8 (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF); text.size() when all of it is.
+size_t validUtf8Prefix(std::string_view text);
 
 struct LoadResult {
   std::optional<Policy> policy;  // set only when there are no errors
@@ -33,7 +61,9 @@ struct LoadResult {
   bool ok() const { return policy.has_value(); }
 };
 
-// Reads, parses, merges and validates the given files. A file that cannot be read is an error.
+// Reads, parses, merges and validates the given files. A file that cannot be read, or is larger
+// than kMaxPolicyFileBytes, is an error; so is a file that is not UTF-8 (every name, description
+// and key is text).
 LoadResult loadPolicyFiles(const std::vector<std::string>& paths);
 
 // The same from in-memory documents; `name` stands for the file name in every message.
