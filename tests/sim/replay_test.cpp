@@ -1,6 +1,7 @@
 // The replay driver through its library API: bursts vs one packet at a time, clock from the
 // trace, counts, damaged input, every output read back, the stateless comparison, expectations.
 #include <pcap/pcap.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -475,6 +476,56 @@ TEST(Replay, ExpectationsAreObserved) {
   EXPECT_NE(res[4].outcome.find("deny-sg (no inbound rule of srv-1 (groups srv) allows it)"),
             std::string::npos)
       << res[4].outcome;
+}
+
+}  // namespace
+}  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// A trace that another program cuts short while the replay reads it (between two bursts, from the
+// observer): the replay stops with an error at the offset where the file now ends, and the
+// summary holds every packet before it (issue 14: the mapped reader died of SIGBUS).
+TEST(Replay, TraceThatShrinksDuringTheRunStopsWithTheSummarySoFar) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  std::string err;
+  const std::string path = dir.file("t.pcap");
+  ASSERT_TRUE(writeTrace(mixed(5, 400), path, nullptr, &err)) << err;
+  const uint64_t size = testing::readBytes(path).size();
+  const uint64_t cut = size / 2 + 3;
+  uint64_t whole = 0;  // records that end at or before the cut
+  {
+    TraceError terr;
+    auto reader = TraceReader::open(path, &terr);
+    ASSERT_TRUE(reader);
+    TracePacket p;
+    while (reader->next(&p) == TraceReader::Status::kPacket && reader->offset() <= cut)
+      ++whole;
+  }
+  ASSERT_GT(whole, 60u);
+  ReplayOptions o;
+  o.burst = 1;  // the observer then runs between bursts
+  Replay r(policy, o);
+  bool truncated = false;
+  r.setObserver(
+      [&](uint64_t index, uint64_t, const dataplane::Verdict&, const dataplane::ParsedPacket&) {
+        if (index == 50 && !truncated) {
+          truncated = ::truncate(path.c_str(), static_cast<off_t>(cut)) == 0;
+        }
+      });
+  EXPECT_FALSE(r.runFiles({path}));
+  ASSERT_TRUE(truncated);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto& s = r.summary();
+  ASSERT_TRUE(s.error);
+  EXPECT_EQ(s.error->file, path);
+  EXPECT_EQ(s.error->offset, cut) << s.error->str();
+  EXPECT_NE(s.error->message.find("shrank"), std::string::npos) << s.error->str();
+  EXPECT_EQ(s.packets, whole);
+  EXPECT_EQ(s.engine.totalPackets(), whole);
 }
 
 }  // namespace
