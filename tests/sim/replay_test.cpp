@@ -530,3 +530,51 @@ TEST(Replay, TraceThatShrinksDuringTheRunStopsWithTheSummarySoFar) {
 
 }  // namespace
 }  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// Names that are not valid UTF-8 (the loader accepts any bytes in quoted names): every line of
+// --verdicts and --connections, and the --json summary, is still valid JSON (issue 14: the summary
+// aborted on nlohmann's exception and the lines were not JSON).
+TEST(Replay, InvalidUtf8InPolicyNamesStillGivesValidJson) {
+  auto policy = compilePolicy(
+      "version: 1\ngroups:\n  \"w\xff"
+      "b\":\n    description: \"d\xff\"\n    inbound:\n"
+      "      - {proto: tcp, ports: 443, from: 0.0.0.0/0, description: \"x\xfey\"}\n"
+      "interfaces:\n  \"i\xff\": {addresses: [10.0.1.10], groups: [\"w\xff"
+      "b\"]}\n");
+  if (!policy) GTEST_SKIP() << "the loader rejects invalid UTF-8: nothing to escape";
+  TempDir dir;
+  GenOptions o;
+  std::string err;
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443 data=2", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:22", &err));
+  ReplayOptions opt;
+  opt.verdicts_path = dir.file("v.jsonl");
+  opt.connections_path = dir.file("c.jsonl");
+  Replay r(policy, opt);
+  ASSERT_TRUE(r.openOutputs(&err)) << err;
+  r.runFrames(generated(o), LinkType::kEthernet);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  bool named = false;
+  for (const std::string& f : {opt.verdicts_path, opt.connections_path}) {
+    std::ifstream in(f);
+    size_t lines = 0;
+    for (std::string line; std::getline(in, line); ++lines) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      ASSERT_FALSE(j.is_discarded()) << f << ": " << line;
+      named = named || line.find("w\\ufffdb") != std::string::npos ||
+              j.dump().find(
+                  "w\xef\xbf\xbd"
+                  "b") != std::string::npos;
+    }
+    EXPECT_GT(lines, 0u) << f;
+  }
+  EXPECT_TRUE(named) << "the group's name is written, its bad byte replaced";
+  const std::string summary = formatSummaryJson(r.summary(), r.policy(), nullptr);
+  EXPECT_FALSE(nlohmann::json::parse(summary, nullptr, false).is_discarded()) << summary;
+}
+
+}  // namespace
+}  // namespace statewall::sim
