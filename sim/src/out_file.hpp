@@ -165,11 +165,52 @@ inline void appendIp(fmt::memory_buffer& b, const rules::IpAddr& a) {
   b.append(tmp, tmp + n);
 }
 
-// A JSON string literal (with quotes) for arbitrary UTF-8 text; control characters escaped.
+// The length of the well-formed UTF-8 sequence at the start of s (RFC 3629: no overlong forms,
+// no surrogates, nothing above U+10FFFF), or 0 when the first byte does not start one.
+inline size_t utf8SequenceLength(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if ((b(i) & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+
+// A JSON string literal (with quotes) for any bytes: control characters escaped, and each byte
+// that is not part of well-formed UTF-8 (a policy name or comment may hold anything) written as
+// U+FFFD, so that every line of --verdicts and --connections is valid JSON.
 inline void appendJsonString(fmt::memory_buffer& b, std::string_view s) {
   b.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = utf8SequenceLength(s.substr(i));
+      if (n == 0) {
+        b.append(std::string_view("\\ufffd"));
+        ++i;
+      } else {
+        b.append(s.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
     switch (c) {
       case '"':
         b.append(std::string_view("\\\""));
@@ -190,9 +231,10 @@ inline void appendJsonString(fmt::memory_buffer& b, std::string_view s) {
         if (c < 0x20) {
           fmt::format_to(std::back_inserter(b), "\\u{:04x}", c);
         } else {
-          b.push_back(ch);
+          b.push_back(static_cast<char>(c));
         }
     }
+    ++i;
   }
   b.push_back('"');
 }

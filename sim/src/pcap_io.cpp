@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -147,6 +150,91 @@ bool probeHeader(FILE* f, uint64_t size, const std::string& path, HeaderProbe* p
   return fail(0, fmt::format("not a pcap or pcapng file (magic {})", hexMagic(buf, n)));
 }
 
+// ---- A trace that shrinks while it is mapped ----
+//
+// Touching a mapped page that lies wholly beyond the end of its file raises SIGBUS. Another
+// program may cut a trace short while we read it (a capture being rotated, a file being
+// rewritten); that must end the replay with an error, not kill it. Each mapped reader registers its
+// mapping here; the SIGBUS handler puts a page of zeros where the vanished page was, records the
+// lowest such offset, and lets the access continue; the reader checks the record before handing it
+// out (see TraceReader::nextMapped). Faults outside every registered mapping go on to the handler
+// that was installed before (or the default action: the process dies as it would have).
+struct MapGuard {
+  std::atomic<uintptr_t> base{0};
+  std::atomic<size_t> len{0};
+  std::atomic<uint64_t> fault{UINT64_MAX};  // lowest faulting offset from base
+};
+constexpr size_t kMaxGuards = 64;
+MapGuard g_guards[kMaxGuards];
+size_t g_page = 4096;
+struct sigaction g_prev_bus {};
+std::once_flag g_bus_once;
+
+void onSigbus(int sig, siginfo_t* info, void* ctx) {
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (MapGuard& g : g_guards) {
+    const uintptr_t base = g.base.load(std::memory_order_acquire);
+    const size_t len = g.len.load(std::memory_order_relaxed);
+    if (base <= 1 || addr < base || addr >= base + len) continue;  // 1: a slot being claimed
+    const uintptr_t page = addr & ~(static_cast<uintptr_t>(g_page) - 1);
+    void* m = ::mmap(reinterpret_cast<void*>(page), g_page, PROT_READ,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (m == MAP_FAILED) break;
+    const uint64_t off = page > base ? page - base : 0;
+    uint64_t cur = g.fault.load(std::memory_order_relaxed);
+    while (off < cur && !g.fault.compare_exchange_weak(cur, off, std::memory_order_relaxed)) {
+    }
+    return;
+  }
+  if ((g_prev_bus.sa_flags & SA_SIGINFO) != 0 && g_prev_bus.sa_sigaction != nullptr) {
+    g_prev_bus.sa_sigaction(sig, info, ctx);
+    return;
+  }
+  if (g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN &&
+      g_prev_bus.sa_handler != nullptr) {
+    g_prev_bus.sa_handler(sig);
+    return;
+  }
+  // Not ours: the default action, when the faulting access runs again.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(SIGBUS, &dfl, nullptr);
+}
+
+// A slot for a new mapping; -1 when all are taken (the reader then does without the mapping).
+int registerMapping(const uint8_t* base, size_t len) {
+  std::call_once(g_bus_once, [] {
+    g_page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    struct sigaction sa {};
+    sa.sa_sigaction = onSigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGBUS, &sa, &g_prev_bus);
+  });
+  for (size_t i = 0; i < kMaxGuards; ++i) {
+    uintptr_t expected = 0;
+    // Claim the slot with a placeholder first: the length must be in place before the base.
+    if (g_guards[i].base.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      g_guards[i].fault.store(UINT64_MAX, std::memory_order_relaxed);
+      g_guards[i].len.store(len, std::memory_order_relaxed);
+      g_guards[i].base.store(reinterpret_cast<uintptr_t>(base), std::memory_order_release);
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+void unregisterMapping(int slot) {
+  if (slot < 0) return;
+  g_guards[slot].len.store(0, std::memory_order_relaxed);
+  g_guards[slot].base.store(0, std::memory_order_release);
+}
+
+uint64_t mappingFault(int slot) {
+  return g_guards[slot].fault.load(std::memory_order_relaxed);
+}
+
 }  // namespace
 
 std::string TraceError::str() const {
@@ -230,22 +318,33 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, TraceErr
       return nullptr;
     }
     void* m = ::mmap(nullptr, r->file_size_, PROT_READ, MAP_PRIVATE, ::fileno(f), 0);
-    std::fclose(f);  // the mapping stays valid without the descriptor
     if (m == MAP_FAILED) {
+      std::fclose(f);
       *err = TraceError{path, 0, fmt::format("cannot map the file: {}", std::strerror(errno))};
       return nullptr;
     }
-    ::madvise(m, r->file_size_, MADV_SEQUENTIAL);
-    r->map_ = static_cast<const uint8_t*>(m);
-    r->map_len_ = r->file_size_;
-    r->swap_ = probe.swap;
-    r->format_ = TraceFormat::kPcap;
-    r->nano_ = probe.nano;
-    r->dlt_ = probe.dlt;
-    r->snaplen_ = probe.snaplen;
-    r->link_ = *link;
-    r->offset_ = kPcapFileHeader;
-    return r;
+    const int guard = registerMapping(static_cast<const uint8_t*>(m), r->file_size_);
+    // Kept to learn the file's size again should it shrink (see nextMapped).
+    const int fd = guard >= 0 ? ::dup(::fileno(f)) : -1;
+    if (fd >= 0) {
+      std::fclose(f);  // the mapping stays valid without the stream
+      ::madvise(m, r->file_size_, MADV_SEQUENTIAL);
+      r->map_ = static_cast<const uint8_t*>(m);
+      r->map_len_ = r->file_size_;
+      r->guard_ = guard;
+      r->fd_ = fd;
+      r->swap_ = probe.swap;
+      r->format_ = TraceFormat::kPcap;
+      r->nano_ = probe.nano;
+      r->dlt_ = probe.dlt;
+      r->snaplen_ = probe.snaplen;
+      r->link_ = *link;
+      r->offset_ = kPcapFileHeader;
+      return r;
+    }
+    // No guard slot (too many readers at once) or no descriptor: libpcap reads it instead.
+    unregisterMapping(guard);
+    ::munmap(m, r->file_size_);
   }
   std::setvbuf(f, nullptr, _IOFBF, kReadBuffer);
   char errbuf[PCAP_ERRBUF_SIZE] = {};
@@ -282,7 +381,43 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, TraceErr
 
 TraceReader::~TraceReader() {
   if (pcap_ != nullptr) pcap_close(pcap_);  // closes file_ too
-  if (map_ != nullptr) ::munmap(const_cast<uint8_t*>(map_), map_len_);
+  if (map_ != nullptr) {
+    unregisterMapping(guard_);
+    ::munmap(const_cast<uint8_t*>(map_), map_len_);
+  }
+  if (fd_ >= 0) ::close(fd_);
+}
+
+// The mapped file still holds its bytes [0, end). A page wholly beyond the file's end faults when
+// touched (and the SIGBUS guard records it), but the bytes past the end of the file's last page
+// read as zeros without a fault: so the page after `end` is touched, and where there is none in
+// the mapping, the file's size is asked.
+// Once something faulted, the file's size decides (the page after a record that is whole may be
+// the one that vanished).
+bool TraceReader::stillMapped(size_t end) {
+  const size_t next_page = ((end - 1) | (g_page - 1)) + 1;
+  if (next_page < map_len_ && mappingFault(guard_) == UINT64_MAX) {
+    (void)*static_cast<const volatile uint8_t*>(map_ + next_page);
+    if (mappingFault(guard_) == UINT64_MAX) return true;
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return mappingFault(guard_) == UINT64_MAX;
+  return static_cast<uint64_t>(st.st_size) >= end;
+}
+
+TraceReader::Status TraceReader::failShrunk() {
+  struct stat st {};
+  uint64_t now = mappingFault(guard_);
+  if (::fstat(fd_, &st) == 0) now = static_cast<uint64_t>(st.st_size);
+  now = std::min<uint64_t>(now, map_len_);
+  error_ = TraceError{
+      path_, now,
+      fmt::format("the file ended here: it shrank from {} to {} bytes while it was being read; "
+                  "{} packets were read before the record at byte offset {}, which is gone or cut "
+                  "off",
+                  map_len_, now, packets_, offset_)};
+  done_ = Status::kError;
+  return done_;
 }
 
 TraceReader::Status TraceReader::fail(std::string message) {
@@ -305,6 +440,7 @@ TraceReader::Status TraceReader::nextMapped(TracePacket* out) {
     return done_;
   }
   if (left < kPcapRecordHeader) {
+    if (!stillMapped(map_len_)) return failShrunk();
     return fail(fmt::format("truncated dump file; tried to read {} header bytes, only got {}",
                             kPcapRecordHeader, left));
   }
@@ -316,6 +452,7 @@ TraceReader::Status TraceReader::nextMapped(TracePacket* out) {
   // libpcap's effective snapshot length: the header's, unless 0 or above the maximum.
   const uint32_t snap = snaplen_ == 0 || snaplen_ > kMaxCaplen ? kMaxCaplen : snaplen_;
   if (caplen > kMaxCaplen) {
+    if (!stillMapped(offset_ + kPcapRecordHeader)) return failShrunk();
     return fail(caplen > snap
                     ? fmt::format("invalid packet capture length {}, bigger than snaplen of {}",
                                   caplen, snap)
@@ -323,9 +460,11 @@ TraceReader::Status TraceReader::nextMapped(TracePacket* out) {
                                   caplen, kMaxCaplen));
   }
   if (left - kPcapRecordHeader < caplen) {
+    if (!stillMapped(map_len_)) return failShrunk();
     return fail(fmt::format("truncated dump file; tried to read {} captured bytes, only got {}",
                             caplen, left - kPcapRecordHeader));
   }
+  if (!stillMapped(offset_ + kPcapRecordHeader + caplen)) return failShrunk();
   out->data = h + kPcapRecordHeader;
   // As libpcap does, a record longer than the snapshot length is cut to it.
   out->caplen = std::min(caplen, snap);

@@ -426,7 +426,8 @@ std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolic
     }
     j["expectations"] = {{"passed", all}, {"results", ex}};
   }
-  return j.dump(2) + "\n";
+  // Names and texts come from the policy and may hold any bytes: invalid UTF-8 becomes U+FFFD.
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace statewall::sim

@@ -1,5 +1,6 @@
 // TraceReader / PcapWriter: formats, link types, byte-exact round trips and every kind of damage.
 #include <pcap/pcap.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -353,6 +354,53 @@ TEST(PcapIo, MappedReaderAgreesWithLibpcap) {
     EXPECT_EQ(a.end, l.end);
     EXPECT_EQ(a.error, l.error);
     EXPECT_EQ(a.offset, l.offset);
+  }
+}
+
+}  // namespace
+}  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// A mapped trace that another program cuts short while it is read: an error at the offset where
+// the file now ends, every record before it read (issue 14: it was SIGBUS). Cuts far from the end
+// (the vanished pages fault), in the file's last page (no fault: the size is asked), and to 0.
+TEST(PcapIo, TraceThatShrinksWhileMappedEndsWithAnError) {
+  TempDir dir;
+  auto bytes = testing::pcapHeader(1);
+  std::vector<size_t> ends;
+  for (int i = 0; i < 400; ++i) {
+    testing::pcapRecord(bytes, 1, static_cast<uint32_t>(i), frameOf(i % 60));
+    ends.push_back(bytes.size());
+  }
+  ASSERT_GT(bytes.size(), 8u * 4096);
+  const size_t cuts[] = {ends[200] + 16 + 9, ends[200], bytes.size() - 30, 0, 4096 * 3};
+  for (size_t cut : cuts) {
+    const std::string path = dir.file("shrink" + std::to_string(cut) + ".pcap");
+    testing::writeBytes(path, bytes);
+    TraceError err;
+    auto r = TraceReader::open(path, &err);
+    ASSERT_TRUE(r) << err.str();
+    ASSERT_TRUE(r->mapped());
+    TracePacket p;
+    for (int i = 0; i < 5; ++i)
+      ASSERT_EQ(r->next(&p), TraceReader::Status::kPacket);
+    ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(cut)), 0);
+    uint64_t n = 5;
+    TraceReader::Status st;
+    while ((st = r->next(&p)) == TraceReader::Status::kPacket) {
+      // Every byte handed out is still the file's.
+      ASSERT_EQ(p.caplen, frameOf(static_cast<int>(n % 60)).size());
+      ASSERT_TRUE(std::equal(p.data, p.data + p.caplen, frameOf(static_cast<int>(n % 60)).begin()));
+      ++n;
+    }
+    ASSERT_EQ(st, TraceReader::Status::kError) << cut;
+    const uint64_t whole =
+        static_cast<uint64_t>(std::upper_bound(ends.begin(), ends.end(), cut) - ends.begin());
+    EXPECT_EQ(n, std::max<uint64_t>(5, whole)) << cut;
+    EXPECT_EQ(r->error().offset, cut) << r->error().str();
+    EXPECT_NE(r->error().message.find("shrank"), std::string::npos) << r->error().str();
   }
 }
 

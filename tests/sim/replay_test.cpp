@@ -1,6 +1,7 @@
 // The replay driver through its library API: bursts vs one packet at a time, clock from the
 // trace, counts, damaged input, every output read back, the stateless comparison, expectations.
 #include <pcap/pcap.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -475,6 +476,104 @@ TEST(Replay, ExpectationsAreObserved) {
   EXPECT_NE(res[4].outcome.find("deny-sg (no inbound rule of srv-1 (groups srv) allows it)"),
             std::string::npos)
       << res[4].outcome;
+}
+
+}  // namespace
+}  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// A trace that another program cuts short while the replay reads it (between two bursts, from the
+// observer): the replay stops with an error at the offset where the file now ends, and the
+// summary holds every packet before it (issue 14: the mapped reader died of SIGBUS).
+TEST(Replay, TraceThatShrinksDuringTheRunStopsWithTheSummarySoFar) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  std::string err;
+  const std::string path = dir.file("t.pcap");
+  ASSERT_TRUE(writeTrace(mixed(5, 400), path, nullptr, &err)) << err;
+  const uint64_t size = testing::readBytes(path).size();
+  const uint64_t cut = size / 2 + 3;
+  uint64_t whole = 0;  // records that end at or before the cut
+  {
+    TraceError terr;
+    auto reader = TraceReader::open(path, &terr);
+    ASSERT_TRUE(reader);
+    TracePacket p;
+    while (reader->next(&p) == TraceReader::Status::kPacket && reader->offset() <= cut)
+      ++whole;
+  }
+  ASSERT_GT(whole, 60u);
+  ReplayOptions o;
+  o.burst = 1;  // the observer then runs between bursts
+  Replay r(policy, o);
+  bool truncated = false;
+  r.setObserver(
+      [&](uint64_t index, uint64_t, const dataplane::Verdict&, const dataplane::ParsedPacket&) {
+        if (index == 50 && !truncated) {
+          truncated = ::truncate(path.c_str(), static_cast<off_t>(cut)) == 0;
+        }
+      });
+  EXPECT_FALSE(r.runFiles({path}));
+  ASSERT_TRUE(truncated);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto& s = r.summary();
+  ASSERT_TRUE(s.error);
+  EXPECT_EQ(s.error->file, path);
+  EXPECT_EQ(s.error->offset, cut) << s.error->str();
+  EXPECT_NE(s.error->message.find("shrank"), std::string::npos) << s.error->str();
+  EXPECT_EQ(s.packets, whole);
+  EXPECT_EQ(s.engine.totalPackets(), whole);
+}
+
+}  // namespace
+}  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// Names that are not valid UTF-8 (the loader accepts any bytes in quoted names): every line of
+// --verdicts and --connections, and the --json summary, is still valid JSON (issue 14: the summary
+// aborted on nlohmann's exception and the lines were not JSON).
+TEST(Replay, InvalidUtf8InPolicyNamesStillGivesValidJson) {
+  auto policy = compilePolicy(
+      "version: 1\ngroups:\n  \"w\xff"
+      "b\":\n    description: \"d\xff\"\n    inbound:\n"
+      "      - {proto: tcp, ports: 443, from: 0.0.0.0/0, description: \"x\xfey\"}\n"
+      "interfaces:\n  \"i\xff\": {addresses: [10.0.1.10], groups: [\"w\xff"
+      "b\"]}\n");
+  if (!policy) GTEST_SKIP() << "the loader rejects invalid UTF-8: nothing to escape";
+  TempDir dir;
+  GenOptions o;
+  std::string err;
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443 data=2", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:22", &err));
+  ReplayOptions opt;
+  opt.verdicts_path = dir.file("v.jsonl");
+  opt.connections_path = dir.file("c.jsonl");
+  Replay r(policy, opt);
+  ASSERT_TRUE(r.openOutputs(&err)) << err;
+  r.runFrames(generated(o), LinkType::kEthernet);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  bool named = false;
+  for (const std::string& f : {opt.verdicts_path, opt.connections_path}) {
+    std::ifstream in(f);
+    size_t lines = 0;
+    for (std::string line; std::getline(in, line); ++lines) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      ASSERT_FALSE(j.is_discarded()) << f << ": " << line;
+      named = named || line.find("w\\ufffdb") != std::string::npos ||
+              j.dump().find(
+                  "w\xef\xbf\xbd"
+                  "b") != std::string::npos;
+    }
+    EXPECT_GT(lines, 0u) << f;
+  }
+  EXPECT_TRUE(named) << "the group's name is written, its bad byte replaced";
+  const std::string summary = formatSummaryJson(r.summary(), r.policy(), nullptr);
+  EXPECT_FALSE(nlohmann::json::parse(summary, nullptr, false).is_discarded()) << summary;
 }
 
 }  // namespace

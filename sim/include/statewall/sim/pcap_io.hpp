@@ -2,8 +2,11 @@
 //
 // TraceReader streams: it holds one packet at a time (plus stdio's buffer), whatever the file
 // size. Every failure names the file and the byte offset where the damage starts, so a caller can
-// report "what was processed before the damage" and stop. Neither class is thread-safe; each
-// instance belongs to one thread.
+// report "what was processed before the damage" and stop. A mapped trace that another program cuts
+// short while it is read ends with such an error (at the offset where the file now ends), not with
+// SIGBUS: the reader installs a process-wide SIGBUS handler that handles faults in its own mappings
+// only (a packet being judged at the very moment its bytes vanish may be judged on zeros; the error
+// follows at once). Neither class is thread-safe; each instance belongs to one thread.
 #pragma once
 
 #include <cstdint>
@@ -91,10 +94,14 @@ class TraceReader {
   TraceReader() = default;
   Status nextMapped(TracePacket* out);
   Status fail(std::string message);
+  bool stillMapped(size_t end);
+  Status failShrunk();
 
   std::string path_;
   const uint8_t* map_ = nullptr;  // the whole file, read-only (mapped reader)
   size_t map_len_ = 0;
+  int guard_ = -1;         // the mapping's slot in the SIGBUS guard (pcap_io.cpp)
+  int fd_ = -1;            // the mapped file, to learn its size should it shrink
   size_t dropped_ = 0;     // mapped bytes below this were released with MADV_DONTNEED
   size_t prefetched_ = 0;  // cache lines below this were prefetched
   size_t populated_ = 0;   // page tables below this were filled (MADV_POPULATE_READ)
