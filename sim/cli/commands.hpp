@@ -17,5 +17,6 @@ void addLintCommand(CLI::App& app, int* exit_code);
 void addDiffCommand(CLI::App& app, int* exit_code);
 void addReportCommand(CLI::App& app, int* exit_code);
 void addExplainCommand(CLI::App& app, int* exit_code);
+void addExportCommand(CLI::App& app, int* exit_code);
 
 }  // namespace statewall::cli
