@@ -213,13 +213,17 @@ constexpr TcpTransition kRows[] = {
     // CLOSE: ended by a RST. Stragglers in the window pass; a SYN starts over.
     {S::kClose, kO, E::kSegSyn, G::kAlways, A::kReopen, S::kSynSent,
      "a new SYN reopens the connection"},
-    {S::kClose, kO, E::kSegSynAck, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
+    // A SYN-ACK after the reset answers nothing tracked: Linux ignores it (INVALID), so it gets
+    // no help from the closed connection (docs/semantics.md, "After a reset").
+    {S::kClose, kO, E::kSegSynAck, G::kAlways, A::kInvalid, S::kClose,
+     "SYN-ACK after the reset: the connection is closed (Linux ignores it)"},
     {S::kClose, kO, E::kSegFin, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kO, E::kSegAck, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kO, E::kSegRst, G::kAlways, A::kReset, S::kClose, "repeated reset"},
     {S::kClose, kR, E::kSegSyn, G::kAlways, A::kReopen, S::kSynSent,
      "a new SYN from the former responder reopens the connection (roles swap)"},
-    {S::kClose, kR, E::kSegSynAck, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
+    {S::kClose, kR, E::kSegSynAck, G::kAlways, A::kInvalid, S::kClose,
+     "SYN-ACK after the reset: the connection is closed (Linux ignores it)"},
     {S::kClose, kR, E::kSegFin, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kR, E::kSegAck, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kR, E::kSegRst, G::kAlways, A::kReset, S::kClose, "repeated reset"},
@@ -327,7 +331,6 @@ const char* const kWhySeqOver = "SEQ is over the upper bound (over the window of
 const char* const kWhySeqUnder = "SEQ is under the lower bound (older than one receive window)";
 const char* const kWhyAckOver = "ACK is over the upper bound (acknowledges data not yet sent)";
 const char* const kWhyAckUnder = "ACK is under the lower bound (older than one window)";
-const char* const kWhyDataAfterFin = "data beyond the sender's FIN";
 const char* const kWhyRstOut = "RST out of window";
 const char* const kWhyRstSynSent = "RST in SYN_SENT does not acknowledge the SYN";
 const char* const kWhyRstInWindow =
@@ -433,7 +436,8 @@ struct TcpTrackImpl {
                                  const BoundsCopy& rcv) {
     uint32_t end = p.end;
     if (end == p.seg.seq) end = snd.end;  // nothing sequenced (a bare ACK): only its ACK matters
-    if (c.has(s, kFinSent) && seqAfter(end, snd.end)) return kWhyDataAfterFin;
+    // Data sequenced after the sender's own FIN is not checked apart: Linux, pf and Open vSwitch
+    // judge it by the window alone (docs/semantics.md, "Data after a FIN").
     // I: the data ends inside what the receiver said it can take (its ack + window). A FIN right
     // at the edge of a full window is tolerated: its sequence number carries no data.
     if (seqAfter(end - (p.fin ? 1u : 0u), snd.maxend)) return kWhySeqOver;

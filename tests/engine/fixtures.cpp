@@ -272,15 +272,21 @@ void tcpBasics() {
     put(fx);
   }
   {
-    Fx fx("tcp4_data_after_fin", "data beyond the sender's own FIN is INVALID", mainPolicy());
+    Fx fx("tcp4_data_after_fin",
+          "in-window data beyond the sender's own FIN is judged by the window alone, as Linux, pf "
+          "and Open vSwitch do (docs/semantics.md)",
+          mainPolicy());
     Tcp t(kExt4, 40018, kSrv4, 80);
     established(fx, t, kSrv80);
     fx.add("S FIN", t.s(kFinAck), tracked(kSrv80, TcpState::kFinWait));
     fx.add("S data after its FIN", t.sAt(kData, t.ss().nxt, t.cs().nxt, 100),
-           denySg(kSrvOut, TcpState::kFinWait, kFlagTcpInvalid));
+           tracked(kSrv80, TcpState::kFinWait, kFlagReply));
     fx.add("C FIN", t.c(kFinAck), tracked(kSrv80, TcpState::kLastAck));
     fx.add("C data after its FIN", t.cAt(kData, t.cs().nxt, t.ss().nxt, 100),
-           allowRule(kSrv80, TcpState::kLastAck, kFlagTcpInvalid));
+           tracked(kSrv80, TcpState::kLastAck));
+    fx.add("S data after its FIN, beyond C's window",
+           t.sAt(kData, t.ss().nxt + 1000000, t.cs().nxt, 100),
+           denySg(kSrvOut, TcpState::kLastAck, kFlagTcpInvalid));
     put(fx);
   }
   {

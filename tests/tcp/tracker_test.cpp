@@ -188,12 +188,31 @@ TEST(TcpTracker, FinAckThatAcknowledgesTheOtherFin) {
   EXPECT_ACCEPT(c.ack(kO), S::kTimeWait);
 }
 
-TEST(TcpTracker, DataAfterFinIsInvalid) {
+// Linux (tcp_in_window), pf (pf_tcp_track_full) and Open vSwitch (conntrack-tcp.c) judge data
+// sequenced after the sender's FIN by the window alone: in-window, it passes.
+TEST(TcpTracker, InWindowDataAfterFinIsAccepted) {
   Conn c;
   c.establish();
   EXPECT_ACCEPT(c.fin(kO), S::kFinWait);
-  EXPECT_INVALID(c.put(kO, c.seg(kO, kAck | kPsh, 10), false), "data beyond the sender's FIN");
+  EXPECT_ACCEPT(c.put(kO, c.seg(kO, kAck | kPsh, 10), false), S::kFinWait);
   EXPECT_ACCEPT(c.finAgain(kO), S::kFinWait);
+  // Still bounded by the receiver's window.
+  TcpSegment far = c.seg(kO, kAck | kPsh, 10);
+  far.seq += 1u << 30;
+  EXPECT_INVALID(c.put(kO, far, false), kSeqOver);
+}
+
+// After a RST closed the connection, a SYN-ACK answers nothing tracked: Linux ignores it
+// (INVALID), in either direction.
+TEST(TcpTracker, SynAckAfterResetIsInvalid) {
+  for (TcpDir d : {kO, kR}) {
+    Conn c;
+    c.establish();
+    EXPECT_ACCEPT(c.rst(kR), S::kClose);
+    const TcpResult r = c.put(d, c.seg(d, kSyn | kAck, 0), false);
+    EXPECT_EQ(r.verdict, V::kInvalid) << r.why;
+    EXPECT_EQ(c.cs.state(), S::kClose);
+  }
 }
 
 TEST(TcpTracker, RstAtTheExpectedSequenceCloses) {

@@ -348,8 +348,8 @@ inline bool TcpConnState::trackEstablishedAck(const TcpSegment& seg, TcpResult* 
   }
   const uint64_t c = ctl_.load(std::memory_order_acquire);
   // ESTABLISHED; the sender learned, its ACK flags already set (so the general algorithm's flag
-  // updates change nothing) and no FIN sent (no data-after-FIN check); the receiver learned
-  // (the ACK checks apply) and no FIN sent (the pending-FIN guard cannot hold).
+  // updates change nothing) and no FIN sent (its FIN flag would not change either); the receiver
+  // learned (the ACK checks apply) and no FIN sent (the pending-FIN guard cannot hold).
   constexpr uint64_t kSndNeed = kLearned | kMaxAckSet | kAckedSyn;
   const uint64_t snd_flags = c >> flagShift(s);
   const uint64_t rcv_flags = c >> flagShift(r);
