@@ -77,6 +77,10 @@ struct ServerState {
   std::string token;  // for TCP sessions
   // Runs the requests that compile a policy, one at a time, off the io threads.
   std::optional<asio::io_context::executor_type> load_executor;
+  // Connections of each listener (those over its limit included, until they are closed). Here
+  // rather than in the listeners: sessions outlive them while the io_context is destroyed.
+  std::atomic<size_t> unix_active{0};
+  std::atomic<size_t> tcp_active{0};
 };
 
 using Clock = std::chrono::steady_clock;
@@ -307,11 +311,13 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
 template <class Protocol>
 class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
  public:
-  Listener(asio::io_context& io, ServerState& state, size_t max_connections, bool require_token)
+  Listener(asio::io_context& io, ServerState& state, std::atomic<size_t>& active,
+           size_t max_connections, bool require_token)
       : io_(io),
         acceptor_(asio::make_strand(io)),
         retry_(acceptor_.get_executor()),
         state_(state),
+        active_(active),
         max_connections_(std::max<size_t>(1, max_connections)),
         require_token_(require_token) {}
 
@@ -375,8 +381,7 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
   typename Protocol::acceptor acceptor_;
   asio::steady_timer retry_;
   ServerState& state_;
-  // This listener's connections (those over the limit included, until they are closed).
-  std::atomic<size_t> active_{0};
+  std::atomic<size_t>& active_;  // this listener's connections
   size_t max_connections_;
   bool require_token_;
 };
@@ -473,7 +478,8 @@ struct ControlServer::Impl {
         return Status::failure(
             fmt::format("{}: cannot remove stale socket: {}", path, std::strerror(errno)));
     }
-    unix_listener = std::make_shared<Listener<Local>>(io, state, options.max_unix_connections,
+    unix_listener = std::make_shared<Listener<Local>>(io, state, state.unix_active,
+                                                      options.max_unix_connections,
                                                       /*require_token=*/false);
     Status s = unix_listener->open(Local::endpoint(path), [&]() {
       created_socket = true;
@@ -496,8 +502,9 @@ struct ControlServer::Impl {
     s = readTokenFile(options.token_file, &state.token, &warning);
     if (!s.ok()) return s;
     if (!warning.empty()) warn(warning);
-    tcp_listener = std::make_shared<Listener<Tcp>>(io, state, options.max_tcp_connections,
-                                                   /*require_token=*/true);
+    tcp_listener =
+        std::make_shared<Listener<Tcp>>(io, state, state.tcp_active, options.max_tcp_connections,
+                                        /*require_token=*/true);
     s = tcp_listener->open(ep, nullptr);
     if (!s.ok())
       return Status::failure(fmt::format("control listen {}: {}", options.tcp_listen, s.message()));
