@@ -105,8 +105,10 @@ class EvictStress {
       const FlowKey4 k = nthKey(100'000'000u + t * 10'000'000u + j, /*reply=*/false);
       const uint64_t h = table_.hashOf(k);
       const uint64_t tag = (uint64_t{t} << 32) | j;
+      // An expiry earlier than the flood's: until its reply the connection is the oldest entry
+      // near its key, the first victim, so claims and replies race as often as possible.
       const auto r = table_.insert(
-          k, h, 1, kFar, [tag](TestValue& v) { v.tag.store(tag); }, ev);
+          k, h, 1, kFar / 2, [tag](TestValue& v) { v.tag.store(tag); }, ev);
       evicted += r.evicted;
       if (r.full) {
         totals_.conn_full.fetch_add(1);
