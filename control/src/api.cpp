@@ -677,7 +677,8 @@ ApiResponse getStats(const Ctx& c) {
       {"fill",
        s.capacity ? static_cast<double>(s.connections) / static_cast<double>(s.capacity) : 0.0},
       {"created", s.counters.connections_created},
-      {"expired", s.counters.connections_expired}};
+      {"expired", s.counters.connections_expired},
+      {"evicted", s.counters.connections_evicted}};
   json rules = json::array();
   for (size_t i = 0; i < s.rule_hits.size(); ++i) {
     json r = ruleJson(*s.policy, static_cast<rules::RuleId>(i));

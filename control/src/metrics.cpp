@@ -55,6 +55,9 @@ std::string renderMetrics(const StatsSnapshot& s) {
   fmt::format_to(it, "statewall_connections_created_total {}\n", s.counters.connections_created);
   header(out, "statewall_connections_expired_total", "counter", "Connections expired.");
   fmt::format_to(it, "statewall_connections_expired_total {}\n", s.counters.connections_expired);
+  header(out, "statewall_connections_evicted_total", "counter",
+         "Unreplied connections evicted to make room in a full table (early drop).");
+  fmt::format_to(it, "statewall_connections_evicted_total {}\n", s.counters.connections_evicted);
   header(out, "statewall_tcp_invalid_total", "counter",
          "TCP packets the state machine or window check marked INVALID.");
   fmt::format_to(it, "statewall_tcp_invalid_total {}\n", s.counters.tcp_invalid);

@@ -42,6 +42,7 @@ enum MetaBit : uint32_t {
   kStream = 1u << 6,     // UDP: more than one exchange
   kMidStream = 1u << 7,  // TCP picked up without its SYN: loose window checks
   kIcmpEcho = 1u << 8,   // ICMP/ICMPv6 echo keyed by identifier
+  kEvicting = 1u << 9,   // claimed by an insert into the full table (EvictUnreplied): dying
 };
 constexpr uint32_t kGenShift = 16;
 
@@ -57,6 +58,42 @@ static_assert(sizeof(ConnValue) <= 40, "an IPv4 table entry must stay within one
 
 using Table4 = ConnTable<FlowKey4, ConnValue>;
 using Table6 = ConnTable<FlowKey6, ConnValue>;
+
+// Early drop (docs/design.md, connection tracking): a full table may evict a connection whose
+// responder has not answered: TCP still in SYN_SENT, UDP, ICMP echo or another protocol with no
+// reply; never one in another TCP state or one that has seen a reply. The claim is one CAS on
+// the meta word that sets kEvicting while kReplied is clear; the reply that would set kReplied
+// (decideIp) sees the claim in its fetch_or and finishes the kill instead of using the entry,
+// so a reply either lands before the claim (no eviction) or finds the connection gone.
+struct EvictUnreplied {
+  template <class Entry>
+  static bool unreplied(const Entry& e, uint32_t meta) {
+    if (meta & (kReplied | kEvicting)) return false;
+    return e.key.proto != kIpProtoTcp || e.value.tcp.state() == TcpState::kSynSent;
+  }
+  template <class Entry>
+  bool evictable(const Entry& e) const {
+    return unreplied(e, e.value.meta.load(std::memory_order_acquire));
+  }
+  template <class Entry>
+  bool claim(Entry& e) const {
+    uint32_t m = e.value.meta.load(std::memory_order_acquire);
+    while (unreplied(e, m)) {
+      if (e.value.meta.compare_exchange_weak(m, m | kEvicting, std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+// Entries beyond the capacity for early drop's victims while they wait for their grace period
+// (ConnTable's evict_reserve): about two bursts of evictions per worker for 16 workers at least;
+// only touched under a flood.
+size_t evictReserve(size_t capacity) {
+  return std::max<size_t>(2 * 16 * kMaxBurst, capacity / 64);
+}
 
 // The published policy with what the data path derives from it once, and its hit counters
 // (one stripe per worker so that workers never write the same cache line).
@@ -166,6 +203,7 @@ struct Engine::Worker::State {
   std::atomic<uint64_t> created{0};
   std::atomic<uint64_t> expired{0};
   std::atomic<uint64_t> invalid{0};
+  std::atomic<uint64_t> evicted{0};
   // Burst scratch space.
   rules::Evaluation ev;
   uint64_t next_sweep_ns = 0;
@@ -198,8 +236,9 @@ struct Engine::Impl {
 
   explicit Impl(const EngineConfig& c)
       : config(c),
-        table4(c.table_capacity, &qsbr),
-        table6(std::max<size_t>(c.table_capacity / 4, 64), &qsbr),
+        table4(c.table_capacity, &qsbr, kDefaultFlowHashSeed, true, evictReserve(c.table_capacity)),
+        table6(std::max<size_t>(c.table_capacity / 4, 64), &qsbr, kDefaultFlowHashSeed, true,
+               evictReserve(std::max<size_t>(c.table_capacity / 4, 64))),
         fragments(c.fragment_capacity),
         workers(kMaxWorkers, nullptr) {
     const uint64_t slices =
@@ -331,7 +370,7 @@ struct Decider {
       bool acl_fwd = false;
       for (uint8_t i = 0; i < ev.n_checks; ++i)
         if (ev.checks[i].kind == rules::CheckKind::kAcl) acl_fwd = true;
-      uint32_t fresh = m & (kReplied | kStream | kMidStream | kIcmpEcho);
+      uint32_t fresh = m & (kReplied | kStream | kMidStream | kIcmpEcho | kEvicting);
       if (ev.src_protected) {
         fresh |= kOrigProtected;
         if ((m & kOrigProtected) && (m & kOrigTracked)) fresh |= kOrigTracked;
@@ -540,7 +579,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
         // like a mid-stream pickup.
         if (!judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v)) return;
         if (v->reason == Reason::kAllowRule) {
-          const uint32_t keep = meta & (kReplied | kStream | kIcmpEcho);
+          const uint32_t keep = meta & (kReplied | kStream | kIcmpEcho | kEvicting);
           val.meta.store(openingMeta(ev) | keep, std::memory_order_release);
           val.opened_by.store(v->rule, std::memory_order_relaxed);
           v->flags |= kFlagMidStream;
@@ -574,6 +613,9 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       // Learn about the flow, then push the idle deadline out.
       if (!from_orig && !(meta & kReplied)) {
         meta = val.meta.fetch_or(kReplied, std::memory_order_acq_rel) | kReplied;
+        // Evicted before this reply (EvictUnreplied): finish the kill; the refresh below fails
+        // and the packet is judged without the connection.
+        if (meta & kEvicting) table.erase(e);
       } else if (from_orig && kp.kind == ConnKind::kUdp && (meta & kReplied) && !(meta & kStream)) {
         meta = val.meta.fetch_or(kStream, std::memory_order_acq_rel) | kStream;
       }
@@ -637,11 +679,16 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       default:
         break;
     }
-    auto res = table.insert(key, hash, now, now + node.timeout(tk), [&](ConnValue& val) {
-      if (kp.kind == ConnKind::kTcp) val.tcp.initFromFirst(seg, mid_stream);
-      val.opened_by.store(opened_by, std::memory_order_relaxed);
-      val.meta.store(meta, std::memory_order_relaxed);
-    });
+    auto res = table.insert(
+        key, hash, now, now + node.timeout(tk),
+        [&](ConnValue& val) {
+          if (kp.kind == ConnKind::kTcp) val.tcp.initFromFirst(seg, mid_stream);
+          val.opened_by.store(opened_by, std::memory_order_relaxed);
+          val.meta.store(meta, std::memory_order_relaxed);
+        },
+        EvictUnreplied{});
+    if (res.evicted) bump(w.evicted);
+    if (res.reaped) bump(w.expired);
     if (res.entry == nullptr) {
       // An untracked flow needs no entry to pass (its replies meet their own rules); only
       // tracked connections are refused when the table is full.
@@ -812,6 +859,7 @@ Engine::Worker::~Worker() {
   impl->departed.connections_created += s_->created.load(std::memory_order_relaxed);
   impl->departed.connections_expired += s_->expired.load(std::memory_order_relaxed);
   impl->departed.tcp_invalid += s_->invalid.load(std::memory_order_relaxed);
+  impl->departed.connections_evicted += s_->evicted.load(std::memory_order_relaxed);
   impl->workers[s_->slot] = nullptr;
   impl->qsbr.offline(s_->qsbr);
   impl->qsbr.unregisterThread(s_->qsbr);
@@ -987,6 +1035,7 @@ Counters Engine::counters() const {
     c.connections_created += w->created.load(std::memory_order_relaxed);
     c.connections_expired += w->expired.load(std::memory_order_relaxed);
     c.tcp_invalid += w->invalid.load(std::memory_order_relaxed);
+    c.connections_evicted += w->evicted.load(std::memory_order_relaxed);
   }
   return c;
 }

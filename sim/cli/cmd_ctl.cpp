@@ -388,9 +388,9 @@ int stats(const CtlOptions& o) {
   }
   printTable({"REASON", "PACKETS", "BYTES"}, rows);
   const json& c = j.value("connections", json::object());
-  fmt::print("\nconnections {} live of {} ({:.2f} % full), {} created, {} expired\n",
+  fmt::print("\nconnections {} live of {} ({:.2f} % full), {} created, {} expired, {} evicted\n",
              str(c, "live"), str(c, "capacity"), c.value("fill", 0.0) * 100, str(c, "created"),
-             str(c, "expired"));
+             str(c, "expired"), str(c, "evicted"));
   if (j.contains("rates") && j["rates"].is_object())
     fmt::print("rate {:.1f} packets/s, {:.1f} bytes/s\n",
                j["rates"].value("packets_per_second", 0.0),

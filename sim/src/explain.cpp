@@ -1323,8 +1323,9 @@ struct Explainer::Impl {
       }
       case Reason::kDenyTableFull:
         b.add("table-full",
-              "The rules allow it, but it would need a new connection entry and the connection "
-              "table is full: denied (deny-table-full).");
+              "The rules allow it, but it would need a new connection entry, the connection "
+              "table is full and no unreplied connection near it could be evicted to make room "
+              "(established and replied ones never are): denied (deny-table-full).");
         return;
       default:
         if (memo != nullptr && v.conn_id != 0) {

@@ -406,9 +406,10 @@ void summarySection(Html& h, const ReportData& d) {
         commas(d.conn_ends[static_cast<size_t>(e)]));
   }
   h.f("</table><p class=\"note\">The engine's own counters: {} connections created, {} expired "
-      "by its sweep during the run, {} TCP packets marked INVALID.</p>",
+      "by its sweep during the run, {} unreplied ones evicted to make room in a full table, {} "
+      "TCP packets marked INVALID.</p>",
       commas(s.engine.connections_created), commas(s.engine.connections_expired),
-      commas(s.engine.tcp_invalid));
+      commas(s.engine.connections_evicted), commas(s.engine.tcp_invalid));
   h.raw("</div></div></section>\n");
 }
 

@@ -220,9 +220,14 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
   }
 
   // Connections.
-  out += fmt::format("\nConnections\n  {} created, {} expired, {} TCP packets invalid\n",
-                     commas(s.engine.connections_created), commas(s.engine.connections_expired),
-                     commas(s.engine.tcp_invalid));
+  // Evictions (early drop of a full table) only when there were some: most runs have none.
+  out += fmt::format(
+      "\nConnections\n  {} created, {} expired, {}{} TCP packets invalid\n",
+      commas(s.engine.connections_created), commas(s.engine.connections_expired),
+      s.engine.connections_evicted != 0
+          ? fmt::format("{} evicted unreplied (table full), ", commas(s.engine.connections_evicted))
+          : std::string(),
+      commas(s.engine.tcp_invalid));
   if (s.connections_logged) {
     std::string states;
     for (const auto& [name, n] : s.conn_states) {
@@ -379,6 +384,7 @@ std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolic
                      {"approximate", s.top_denied_approximate}};
   ordered_json conns = {{"created", s.engine.connections_created},
                         {"expired", s.engine.connections_expired},
+                        {"evicted", s.engine.connections_evicted},
                         {"tcp_invalid", s.engine.tcp_invalid}};
   if (s.connections_logged) {
     ordered_json states = ordered_json::object();

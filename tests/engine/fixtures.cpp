@@ -998,6 +998,9 @@ void untrackedFlows() {
     Tcp c(kExt4, 46012, kBastion4, 2222);
     fx.add("tracked SYN 1", a.c(kSyn), allowRule(kBastion2222, TcpState::kSynSent));
     fx.add("tracked SYN 2", b.c(kSyn), allowRule(kBastion2222, TcpState::kSynSent));
+    // Replied: a full table may not evict them (early drop takes only unreplied entries).
+    fx.add("SYN-ACK 1", a.s(kSynAck), tracked(kBastion2222, TcpState::kSynRecv));
+    fx.add("SYN-ACK 2", b.s(kSynAck), tracked(kBastion2222, TcpState::kSynRecv));
     fx.add("tracked SYN 3: table full", c.c(kSyn), denyFull());
     Tcp u(kExt4, 46013, kBastion4, 22);
     fx.add("untracked SYN", u.c(kSyn), untracked(kBastionSsh));
@@ -1250,33 +1253,76 @@ void timeouts() {
 }
 
 void tableFull() {
+  // Early drop (DESIGN.md, connection tracking): a full table evicts an unreplied entry near the
+  // new key, the oldest it finds; established and replied connections are never evicted.
   {
-    Fx fx("table_full", "a table of 2: a third connection is denied; established ones keep going",
+    Fx fx("table_full_evicts_unreplied",
+          "a table of 2 full of unanswered SYNs: a new connection evicts the oldest unreplied one",
           mainPolicy());
     fx.capacity(2);
     Tcp a(kExt4, 32000, kSrv4, 80);
     Tcp b(kExt4, 32001, kSrv4, 80);
     Tcp c(kExt4, 32002, kSrv4, 80);
     fx.add("SYN A", a.c(kSyn), allowRule(kSrv80, TcpState::kSynSent, kFlagNewConnection));
+    fx.wait(1);
     fx.add("SYN B", b.c(kSyn), allowRule(kSrv80, TcpState::kSynSent, kFlagNewConnection));
+    fx.add("SYN C: evicts A, the oldest unreplied", c.c(kSyn),
+           allowRule(kSrv80, TcpState::kSynSent, kFlagNewConnection));
+    fx.add("SYN-ACK for A: A is gone", a.s(kSynAck), denySg(kSrvOut));
+    fx.add("S SYN-ACK B", b.s(kSynAck), tracked(kSrv80, TcpState::kSynRecv, kFlagReply));
+    fx.wait(1);
+    // B has a reply now: C (SYN_SENT) is the only one that may go.
+    fx.add("UDP request D: evicts C", udp(kExt4, 32003, kSrv4, 53),
+           allowRule(kSrv53, kAnyState, kFlagNewConnection));
+    fx.add("SYN-ACK for C: C is gone", c.s(kSynAck), denySg(kSrvOut));
+    fx.add("UDP response D", udp(kSrv4, 53, kExt4, 32003), tracked(kSrv53, kAnyState, kFlagReply));
+    Tcp e(kExt4, 32004, kSrv4, 80);
+    fx.add("SYN E: B and D have replies, no room", e.c(kSyn), denyFull());
+    fx.add("echo request: no room", echo(kExt4, kSrv4, 1, false), denyFull());
+    fx.add("C ACK B", b.c(kAck), tracked(kSrv80, TcpState::kEstablished));
+    fx.add("UDP request D again", udp(kExt4, 32003, kSrv4, 53), tracked(kSrv53));
+    put(fx);
+  }
+  {
+    Fx fx("table_full_echo_evicted",
+          "an unanswered echo request is unreplied too: a new SYN evicts it", mainPolicy());
+    fx.capacity(2);
+    Tcp a(kExt4, 32010, kSrv4, 80);
+    established(fx, a, kSrv80);
+    fx.add("echo request", echo(kExt4, kSrv4, 7, false),
+           allowRule(kSrvPing, kAnyState, kFlagNewConnection));
+    Tcp b(kExt4, 32011, kSrv4, 80);
+    fx.add("SYN B: evicts the echo", b.c(kSyn),
+           allowRule(kSrv80, TcpState::kSynSent, kFlagNewConnection));
+    fx.add("echo reply: its request was evicted", echo(kSrv4, kExt4, 7, true), denySg(kSrvOut));
+    fx.add("S data A", a.s(kData, 10), tracked(kSrv80, TcpState::kEstablished, kFlagReply));
+    put(fx);
+  }
+  {
+    Fx fx("table_full",
+          "a table of 2 full of established or replied connections: a third is denied; they keep "
+          "going",
+          mainPolicy());
+    fx.capacity(2);
+    Tcp a(kExt4, 32020, kSrv4, 80);
+    established(fx, a, kSrv80);
+    fx.add("UDP request B", udp(kExt4, 32021, kSrv4, 53),
+           allowRule(kSrv53, kAnyState, kFlagNewConnection));
+    fx.add("UDP response B", udp(kSrv4, 53, kExt4, 32021), tracked(kSrv53, kAnyState, kFlagReply));
+    Tcp c(kExt4, 32022, kSrv4, 80);
     fx.add("SYN C: no room", c.c(kSyn), denyFull());
     fx.add("echo request: no room", echo(kExt4, kSrv4, 1, false), denyFull());
     fx.add("UDP request: no room", udp(kExt4, 1, kSrv4, 53), denyFull());
     fx.add("ARP needs no entry", buildArp({}), unprotected(kFlagControl));
-    fx.add("S SYN-ACK A", a.s(kSynAck), tracked(kSrv80, TcpState::kSynRecv));
-    fx.add("C ACK A", a.c(kAck), tracked(kSrv80, TcpState::kEstablished));
     fx.add("SYN C again: still no room", c.cAt(kSyn, c.cs().isn, 0), denyFull());
     fx.add("S data A", a.s(kData, 10), tracked(kSrv80, TcpState::kEstablished));
-    // B stays in SYN_SENT (120 s). After it expires there is room again; A, established,
-    // never gave up its entry.
-    fx.wait(121);
-    fx.add("S data A after 121 s", a.s(kData, 10), tracked(kSrv80, TcpState::kEstablished));
-    fx.wait(1);
     fx.add("C ACK A", a.c(kAck), tracked(kSrv80, TcpState::kEstablished));
-    fx.wait(1);
+    // B (UDP, replied: 30 s) times out: its entry makes room (swept, or reaped by the SYN).
+    fx.wait(31);
+    fx.add("S data A after 31 s", a.s(kData, 10), tracked(kSrv80, TcpState::kEstablished));
     fx.add("SYN C after B expired", c.cAt(kSyn, c.cs().isn, 0),
            allowRule(kSrv80, TcpState::kSynSent, kFlagNewConnection));
-    fx.add("SYN-ACK for B: B is gone", b.s(kSynAck), denySg(kSrvOut));
+    fx.add("UDP response for B: B is gone", udp(kSrv4, 53, kExt4, 32021), denySg(kSrvOut));
     put(fx);
   }
 }

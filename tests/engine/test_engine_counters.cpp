@@ -211,21 +211,32 @@ interfaces:
   EXPECT_EQ(ruleLabel(*next, v.rule), "srv inbound tcp 8080 from 0.0.0.0/0");
 }
 
-TEST(EngineCounters, TinyTableDeniesNewConnections) {
+// Early drop: a full table evicts the oldest unanswered SYN for each new one (counted), and
+// denies new connections only once its entries have replies.
+TEST(EngineCounters, TinyTableEvictsUnrepliedThenDenies) {
   Harness h(kPolicy, 2);
   EXPECT_GE(h.engine().capacity(), 2u);
-  size_t allowed = 0;
-  size_t full = 0;
+  constexpr uint64_t kMs = kSec / 1000;
   for (uint16_t p = 1; p <= 200; ++p) {
-    const Verdict v = h.send(tcp("198.51.100.7", p, "10.0.1.10", 80, kSyn, 1));
-    if (v.reason == Reason::kAllowRule) ++allowed;
-    if (v.reason == Reason::kDenyTableFull) ++full;
+    const Verdict v =
+        h.send(tcp("198.51.100.7", p, "10.0.1.10", 80, kSyn, 1), 1000 * kSec + p * kMs);
+    ASSERT_EQ(v.reason, Reason::kAllowRule) << p;
   }
-  EXPECT_EQ(allowed + full, 200u);
-  EXPECT_LE(allowed, h.engine().capacity());
-  EXPECT_GE(allowed, 2u);
-  EXPECT_EQ(h.engine().connectionCount(), allowed);
-  EXPECT_EQ(h.engine().counters().packets[static_cast<size_t>(Reason::kDenyTableFull)], full);
+  EXPECT_EQ(h.engine().connectionCount(), 2u);
+  EXPECT_EQ(h.engine().counters().connections_created, 200u);
+  EXPECT_EQ(h.engine().counters().connections_evicted, 198u);
+  // The two newest are left; their SYN-ACKs make them replied.
+  for (uint16_t p : {199, 200}) {
+    const Verdict v =
+        h.send(tcp("10.0.1.10", 80, "198.51.100.7", p, kSyn | kAck, 7, 2), 1000 * kSec + 201 * kMs);
+    EXPECT_EQ(v.reason, Reason::kAllowTracked) << p;
+  }
+  const Verdict full =
+      h.send(tcp("198.51.100.7", 201, "10.0.1.10", 80, kSyn, 1), 1000 * kSec + 202 * kMs);
+  EXPECT_EQ(full.reason, Reason::kDenyTableFull);
+  EXPECT_EQ(h.engine().counters().connections_evicted, 198u);
+  EXPECT_EQ(h.engine().counters().packets[static_cast<size_t>(Reason::kDenyTableFull)], 1u);
+  EXPECT_EQ(h.engine().connectionCount(), 2u);
 }
 
 TEST(EngineCounters, TcpInvalidCounted) {

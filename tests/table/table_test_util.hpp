@@ -63,6 +63,30 @@ inline FlowKey4 nthKey(uint32_t i, bool reply = false) {
   return reply ? key4(0xC0A80001u, client, 443, port) : key4(client, 0xC0A80001u, port, 443);
 }
 
+// Early drop on TestValue: its `state` word plays the engine's meta word. An entry whose state
+// has neither bit may be evicted; the claim is one CAS that sets kStateClaimed (conn_table.hpp,
+// "Eviction"). claims counts the claims this policy won.
+constexpr uint64_t kStateReplied = 1;
+constexpr uint64_t kStateClaimed = 2;
+struct EvictUnrepliedTest {
+  uint64_t claims = 0;
+  template <class Entry>
+  bool evictable(const Entry& e) const {
+    return (e.value.state.load(std::memory_order_acquire) & (kStateReplied | kStateClaimed)) == 0;
+  }
+  template <class Entry>
+  bool claim(Entry& e) {
+    uint64_t s = e.value.state.load(std::memory_order_acquire);
+    while ((s & (kStateReplied | kStateClaimed)) == 0) {
+      if (e.value.state.compare_exchange_weak(s, s | kStateClaimed, std::memory_order_acq_rel)) {
+        ++claims;
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
 // Lets retired entries come back to the pool: the calling reader quiesces between rounds.
 template <class Table>
 inline void drainRetired(Table& table, QsbrReader& reader) {

@@ -580,6 +580,7 @@ Report Appliance::report() const {
   }
   r.connections_created = c.connections_created;
   r.connections_expired = c.connections_expired;
+  r.connections_evicted = c.connections_evicted;
   r.tcp_invalid = c.tcp_invalid;
   r.connections_live = a.engine->connectionCount();
   for (const auto& l : a.lcores) {

@@ -119,9 +119,10 @@ std::string formatReport(const Report& r) {
   }
   appendf(out, "  %-20s %14" PRIu64 " %16" PRIu64 "\n", "packets in", r.packetsIn(), bytes);
   appendf(out,
-          "  connections: created %" PRIu64 ", expired %" PRIu64 ", live %" PRIu64
-          "; tcp invalid %" PRIu64 "\n",
-          r.connections_created, r.connections_expired, r.connections_live, r.tcp_invalid);
+          "  connections: created %" PRIu64 ", expired %" PRIu64 ", evicted %" PRIu64
+          ", live %" PRIu64 "; tcp invalid %" PRIu64 "\n",
+          r.connections_created, r.connections_expired, r.connections_evicted, r.connections_live,
+          r.tcp_invalid);
   appendf(out,
           "  io: rx %" PRIu64 ", tx %" PRIu64 ", denied %" PRIu64 ", tx dropped %" PRIu64
           ", tx retries %" PRIu64 ", linearised %" PRIu64 ", oversize dropped %" PRIu64 "\n",
@@ -179,6 +180,7 @@ std::string reportJson(const Report& r) {
   j["reasons"] = reasons;
   j["connections"] = {{"created", r.connections_created},
                       {"expired", r.connections_expired},
+                      {"evicted", r.connections_evicted},
                       {"live", r.connections_live},
                       {"tcp_invalid", r.tcp_invalid}};
   j["io"] = ioJson(r.io);

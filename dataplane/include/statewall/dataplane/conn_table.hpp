@@ -15,7 +15,16 @@
 //   at once and is reusable by the next insert; the counts replace tombstones, so misses do not
 //   get slower as the table churns. Sized for kRatedLoad index load at capacity.
 // - Nothing is allocated after the constructor; a full table (no free entry, or no free slot
-//   within kMaxProbe buckets) makes insert() fail with `full`; live entries are never evicted.
+//   within kMaxProbe buckets) makes insert() fail with `full`.
+//
+// Early drop (as Linux conntrack's): a table made with an eviction reserve holds at most
+// `capacity` live entries (counted; see insert()), and an insert that finds it at capacity may
+// make room by killing an entry near the new key: an expired one (reaped), or else the live one
+// closest to its expiry that the caller's Evict policy lets it claim (evicted). The victim dies
+// like any entry (one CAS to kDead, unlinked, retired to wait for a grace period), so its memory
+// cannot be reused at once; the new entry comes from the reserve, extra entries that only
+// cover the victims still waiting for their grace period. Without a reserve (the default) the
+// capacity is the pool, and nothing live is ever evicted.
 //
 // Entry life: the expiry word `expires_ns` is the whole state.
 //   never used:   index >= the fresh cursor; not constructed, never read
@@ -46,6 +55,13 @@
 // then fails) or B kills itself; if B's CAS on A fails, A's state moved on and B reads it again.
 // So B becomes LIVE only if A is dead. This is the Dekker pattern (publish, then read the other),
 // which needs seq_cst: with acquire/release alone both rescans could miss the other's publish.
+//
+// Eviction. The caller's Evict policy owns the meaning of "may be evicted" (the engine: not
+// replied). Its claim() must be one atomic step on the caller's value (a CAS on a state word)
+// that every writer which would make the entry non-evictable also observes: once a claim
+// succeeds the entry dies (the evicting insert kills it from whatever live expiry it has, so a
+// refresh in between does not save it), and a writer that finds the claim after the fact treats
+// the connection as gone (it may erase() it itself; exactly one kill wins).
 //
 // Thread safety (as rte_hash.h documents it): every function that takes or returns an Entry*
 // (find, findBulk, insert, refresh, erase, sweep, forEach, connId) must be called by a thread that
@@ -136,6 +152,23 @@ struct alignas(64) ConnEntry {
 // Tests drive the insert protocol step by step through this (tests/table).
 struct ConnTableTestPeer;
 
+// The Evict policy of an insert that never evicts a live entry (see "Early drop"). An Evict
+// policy has the same two members for the table's Entry type:
+//   bool evictable(const Entry&) const;  // read-only hint while looking for a victim
+//   bool claim(Entry&);                  // one atomic step; true: the entry must die now
+// Both are called by the inserting thread on live entries it reaches as an online reader; they
+// may read the entry's key and value and nothing else of the table.
+struct NoEviction {
+  template <class Entry>
+  bool evictable(const Entry&) const {
+    return false;
+  }
+  template <class Entry>
+  bool claim(Entry&) const {
+    return false;
+  }
+};
+
 template <ConnTableKey KeyT, ConnTableValue ValueT>
 class ConnTable {
  public:
@@ -144,6 +177,9 @@ class ConnTable {
   using Entry = ConnEntry<Key, Value>;
 
   static constexpr unsigned kSlotsPerBucket = 7;
+  // Buckets an evicting insert looks at for a victim, from the new key's home bucket on; it
+  // takes its victim from the first of them that has one.
+  static constexpr unsigned kEvictBuckets = 4;
   // Buckets an insert may walk from the home bucket. At kRatedLoad the longest probe seen in
   // simulation (10 M keys, 3x churn) was 19 buckets; past the limit insert() reports `full`.
   static constexpr unsigned kMaxProbe = 32;
@@ -152,9 +188,11 @@ class ConnTable {
   static constexpr size_t kMaxCapacity = (size_t{1} << 31) - 1;
 
   struct InsertResult {
-    Entry* entry;   // the new entry, the existing live one, or null when full
-    bool inserted;  // true: entry is new and was initialised by our init
-    bool full;      // no free entry or no free slot in the probe window: deny-table-full
+    Entry* entry;          // the new entry, the existing live one, or null when full
+    bool inserted;         // true: entry is new and was initialised by our init
+    bool full;             // no free entry or no free slot in the probe window: deny-table-full
+    bool evicted = false;  // a live entry was evicted to make room (Evict::claim() took it)
+    bool reaped = false;   // an expired entry not yet swept was killed to make room
   };
 
   // Counted by scanning the whole index: tests and benchmarks only, not the packet path.
@@ -170,24 +208,30 @@ class ConnTable {
   // is the number of connections; qsbr is the reclamation domain the table's readers register
   // with (null: the table owns one with Qsbr::kDefaultMaxThreads ids). seed keys the hash.
   // huge_pages asks for transparent huge pages (fewer TLB misses on big tables; false is for
-  // comparisons). Aborts with a message when the memory cannot be had (start-up only).
+  // comparisons). evict_reserve > 0 turns on early drop (see the file comment): that many more
+  // entries are allocated (their pages are touched only when used), for the victims waiting for
+  // their grace period; it should cover the evictions of about two grace periods (two bursts of
+  // every inserting thread). Aborts with a message when the memory cannot be had (start-up only).
   explicit ConnTable(size_t capacity, Qsbr* qsbr = nullptr, uint64_t seed = kDefaultFlowHashSeed,
-                     bool huge_pages = true)
+                     bool huge_pages = true, size_t evict_reserve = 0)
       : seed_(seed) {
     using namespace conn_table_detail;
     if (capacity == 0) capacity = 1;
-    if (capacity > kMaxCapacity) fatal("capacity too large");
+    if (capacity > kMaxCapacity || evict_reserve > kMaxCapacity - capacity) {
+      fatal("capacity too large");
+    }
     if (qsbr == nullptr) {
       owned_qsbr_ = std::make_unique<Qsbr>();
       qsbr = owned_qsbr_.get();
     }
     qsbr_ = qsbr;
     capacity_ = static_cast<uint32_t>(capacity);
+    pool_ = static_cast<uint32_t>(capacity + evict_reserve);
     const double want = static_cast<double>(capacity) / (kSlotsPerBucket * kRatedLoad);
     nbuckets_ = std::max<uint32_t>(1, static_cast<uint32_t>(want + 0.999999));
     probe_limit_ = std::min<uint32_t>(kMaxProbe, nbuckets_);
 
-    entries_bytes_ = roundToPage(sizeof(Entry) * capacity_);
+    entries_bytes_ = roundToPage(sizeof(Entry) * pool_);
     buckets_bytes_ = roundToPage(sizeof(Bucket) * nbuckets_);
     entries_ = static_cast<Entry*>(allocateTableMemory(entries_bytes_, huge_pages));
     buckets_ = static_cast<Bucket*>(allocateTableMemory(buckets_bytes_, huge_pages));
@@ -319,18 +363,38 @@ class ConnTable {
   // after that, so every reader sees an initialised value. Returns {existing, false, false} when
   // a live entry exists (also when another thread won a concurrent insert of the same key),
   // {new, true, false} when ours was inserted, {null, false, true} when the table is full.
+  // With an eviction reserve, a table at capacity first makes room (see "Early drop"): an
+  // expired entry near the key is reaped, else one that evict claims is evicted (reported in
+  // the result); it is full only when neither is found. The capacity is counted, not locked:
+  // concurrent inserts may each pass it by one (the reserve covers that too).
   // hash must be hashOf(key); key's direction bit becomes the entry's originator side.
   // Online readers, concurrently with everything; lock-free (see "No duplicates").
-  template <class InitFn>
+  template <class InitFn, class Evict = NoEviction>
   InsertResult insert(const Key& key, uint64_t hash, uint64_t now_ns, uint64_t expires_ns,
-                      InitFn&& init) {
+                      InitFn&& init, Evict&& evict = Evict{}) {
     if (expires_ns <= kPending || static_cast<int64_t>(expires_ns) < 0) {
       conn_table_detail::fatal("insert: expires_ns must be in [2, 2^63)");
     }
+    bool evicted = false, reaped = false;
     for (unsigned attempt = 0;; ++attempt) {
-      if (Entry* e = find(key, hash, now_ns)) return {e, false, false};
+      if (Entry* e = find(key, hash, now_ns)) return {e, false, false, evicted, reaped};
       const uint32_t idx = allocEntry();
-      if (idx == kNoIndex) return {nullptr, false, true};
+      if (idx == kNoIndex) return {nullptr, false, true, evicted, reaped};
+      // At capacity (only counted with a reserve): room first, or full. The entry was taken
+      // first so that nothing is killed when the reserve has run out.
+      if (pool_ != capacity_ && live_.load(std::memory_order_relaxed) >= capacity_) {
+        switch (makeRoom(hash, now_ns, evict)) {
+          case Room::kNone:
+            pushFree(idx);  // never reachable: reusable at once
+            return {nullptr, false, true, evicted, reaped};
+          case Room::kEvicted:
+            evicted = true;
+            break;
+          case Room::kReaped:
+            reaped = true;
+            break;
+        }
+      }
       Entry& e = entries_[idx];
       // Plain writes: no reader can reach this entry (free, and past its grace period).
       const uint32_t gen = nextGeneration(e.key.generation());
@@ -343,16 +407,16 @@ class ConnTable {
       Position pos;
       if (!publish(hash, idx, &pos)) {
         pushFree(idx);  // never reachable: reusable at once
-        return {nullptr, false, true};
+        return {nullptr, false, true, evicted, reaped};
       }
       Entry* winner = nullptr;
       if (resolve(key, hash, now_ns, expires_ns, idx, pos, attempt, &winner)) {
         live_.fetch_add(1, std::memory_order_relaxed);
-        return {&e, true, false};
+        return {&e, true, false, evicted, reaped};
       }
       unlink(idx, hash, pos);
       conflicts_.fetch_add(1, std::memory_order_relaxed);
-      if (winner != nullptr) return {winner, false, false};
+      if (winner != nullptr) return {winner, false, false, evicted, reaped};
       // Lost to a copy that is still being inserted (or was killed): look again.
     }
   }
@@ -503,7 +567,10 @@ class ConnTable {
     return static_cast<uint64_t>(e->key.generation()) << 32 | indexOf(e);
   }
 
+  // Live entries the table holds at most (without a reserve: the entry pool).
   size_t capacity() const { return capacity_; }
+  // The eviction reserve the table was made with (0: no early drop).
+  size_t evictReserve() const { return pool_ - capacity_; }
   // Live entries, including expired ones not yet swept. Approximate under concurrency.
   size_t size() const {
     const int64_t n = live_.load(std::memory_order_relaxed);
@@ -563,6 +630,79 @@ class ConnTable {
     unsigned slot = 0;
     unsigned rank() const { return dist * kSlotsPerBucket + slot; }
   };
+
+  enum class Room : uint8_t { kNone, kEvicted, kReaped };
+
+  // Early drop: kills one entry near hash's home bucket so that an insert at capacity can go
+  // ahead. Looks at kEvictBuckets buckets from home and takes its victim from the first bucket
+  // that has one: an expired entry (killed as the sweep kills one: a CAS from the value seen,
+  // so a refresh in between saves it), else the live entry closest to its expiry among those
+  // evict.evictable() accepts, if evict.claim() takes it. Two tries when a race takes the
+  // victim away. The victim is retired and a reclaim round is run, so that the victims of a
+  // flood go back to the pool after their grace period while the reserve covers them.
+  template <class Evict>
+  Room makeRoom(uint64_t hash, uint64_t now_ns, Evict& evict) {
+    const int64_t after = liveAfter(now_ns);
+    const uint32_t nb = std::min<uint32_t>(kEvictBuckets, nbuckets_);
+    for (int round = 0; round < 2; ++round) {
+      uint32_t victim = kNoIndex;
+      uint64_t victim_st = 0;
+      uint32_t b = homeOf(hash);
+      unsigned victim_slot = 0;
+      for (uint32_t d = 0; d < nb && victim == kNoIndex; ++d, b = nextBucket(b)) {
+        Bucket& bk = buckets_[b];
+        uint64_t v[kSlotsPerBucket];
+        for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+          v[s] = bk.slots[s].load(std::memory_order_seq_cst);
+          if (v[s] != 0) __builtin_prefetch(&entries_[slotIndex(v[s])], 0, 3);
+        }
+        for (unsigned s = 0; s < kSlotsPerBucket; ++s) {
+          if (v[s] == 0) continue;
+          const uint32_t idx = slotIndex(v[s]);
+          const Entry& e = entries_[idx];
+          const uint64_t st = e.expires_ns.load(std::memory_order_relaxed);
+          if (static_cast<int64_t>(st) <= static_cast<int64_t>(kPending)) continue;  // not live
+          const bool expired = !isLive(st, after);
+          if (!expired && !evict.evictable(e)) continue;
+          if (victim == kNoIndex || st < victim_st) {  // an expired one sorts first
+            victim = idx;
+            victim_st = st;
+            victim_slot = s;
+          }
+        }
+        if (victim != kNoIndex) break;
+      }
+      if (victim == kNoIndex) return Room::kNone;
+      Entry& e = entries_[victim];
+      const uint64_t h = hashOf(e.key);
+      const Position pos{b, distance(homeOf(h), b), victim_slot};
+      if (!isLive(victim_st, after)) {
+        uint64_t st = victim_st;
+        if (!e.expires_ns.compare_exchange_strong(st, kDead, std::memory_order_seq_cst,
+                                                  std::memory_order_relaxed)) {
+          continue;  // refreshed or killed meanwhile: look again
+        }
+        killedLive(victim, h, pos);
+        reclaim();
+        return Room::kReaped;
+      }
+      if (!evict.claim(e)) continue;
+      // Claimed: it dies now, from whatever live expiry it has.
+      uint64_t st = e.expires_ns.load(std::memory_order_relaxed);
+      while (static_cast<int64_t>(st) > static_cast<int64_t>(kPending)) {
+        if (e.expires_ns.compare_exchange_weak(st, kDead, std::memory_order_seq_cst,
+                                               std::memory_order_relaxed)) {
+          killedLive(victim, h, pos);
+          reclaim();
+          return Room::kEvicted;
+        }
+      }
+      // Killed by another thread meanwhile (a reply that found the claim, an erase, the sweep):
+      // gone all the same, and that thread counted it out of live_.
+      return Room::kEvicted;
+    }
+    return Room::kNone;
+  }
 
   static size_t roundToPage(size_t bytes) { return (bytes + 4095) & ~size_t{4095}; }
   // Lookups treat expires <= now as absent; the max with kPending keeps PENDING (1) invisible
@@ -823,7 +963,7 @@ class ConnTable {
       }
       // Never-used entries, in index order. Nobody else can reach one: construct it here.
       uint32_t f = fresh_.load(std::memory_order_relaxed);
-      while (f < capacity_) {
+      while (f < pool_) {
         if (fresh_.compare_exchange_weak(f, f + 1, std::memory_order_relaxed)) {
           new (&entries_[f]) Entry();
           return f;
@@ -850,6 +990,7 @@ class ConnTable {
   Entry* entries_ = nullptr;
   Bucket* buckets_ = nullptr;
   uint32_t capacity_ = 0;
+  uint32_t pool_ = 0;  // entries: capacity_ + the eviction reserve
   uint32_t nbuckets_ = 0;
   uint32_t probe_limit_ = 0;
   uint64_t seed_;
@@ -860,7 +1001,7 @@ class ConnTable {
 
   // Shared hot words, one cache line each.
   alignas(64) std::atomic<uint64_t> free_head_{0};
-  std::atomic<uint32_t> fresh_{0};  // entries [fresh_, capacity_) have never been used
+  std::atomic<uint32_t> fresh_{0};  // entries [fresh_, pool_) have never been used
   alignas(64) std::atomic<uint64_t> retired_head_{0};  // (epoch << 32) | (index + 1)
   std::atomic<uint64_t> retired_tail_[2] = {};         // (epoch << 32) | (index + 1)
   alignas(64) std::atomic<int64_t> live_{0};

@@ -99,6 +99,8 @@ struct Counters {
   uint64_t bytes[kReasonCount] = {};
   uint64_t connections_created = 0;
   uint64_t connections_expired = 0;
+  // Unreplied connections a full table dropped to make room for new ones (early drop).
+  uint64_t connections_evicted = 0;
   uint64_t tcp_invalid = 0;
   uint64_t totalPackets() const;
 };

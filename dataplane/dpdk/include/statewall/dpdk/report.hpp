@@ -72,6 +72,7 @@ struct Report {
   std::array<uint64_t, dataplane::kReasonCount> reason_bytes{};
   uint64_t connections_created = 0;
   uint64_t connections_expired = 0;
+  uint64_t connections_evicted = 0;  // unreplied, to make room in a full table
   uint64_t connections_live = 0;
   uint64_t tcp_invalid = 0;
   IoCounters io;                   // summed over lcores
