@@ -41,7 +41,7 @@ enum MetaBit : uint32_t {
   kReplied = 1u << 5,    // the responder has sent a packet
   kStream = 1u << 6,     // UDP: more than one exchange
   kMidStream = 1u << 7,  // TCP picked up without its SYN: loose window checks
-  kIcmpEcho = 1u << 8,   // ICMP/ICMPv6 echo keyed by identifier
+  kIcmpQuery = 1u << 8,  // ICMP/ICMPv6 query keyed by (request type, identifier)
   kEvicting = 1u << 9,   // claimed by an insert into the full table (EvictUnreplied): dying
 };
 constexpr uint32_t kGenShift = 16;
@@ -109,6 +109,7 @@ struct PolicyNode {
   std::array<uint64_t, kTcpStateCount> tcp_timeout_ns{};  // timeout(tcpTimeoutKey(state))
   bool strict = false;
   bool unprotected_allow = true;
+  bool exempt = true;  // the AWS service exemptions apply
 
   uint64_t timeout(TimeoutKey k) const { return timeout_ns[static_cast<size_t>(k)]; }
 };
@@ -129,6 +130,7 @@ std::unique_ptr<PolicyNode> makeNode(rules::CompiledPolicyPtr p, uint64_t versio
     n->tcp_timeout_ns[st] = n->timeout(tcpTimeoutKey(static_cast<TcpState>(st)));
   n->strict = p->strict();
   n->unprotected_allow = p->unprotectedAllow();
+  n->exempt = p->exempt();
   n->policy = std::move(p);
   return n;
 }
@@ -140,7 +142,7 @@ inline void bump(std::atomic<uint64_t>& c, uint64_t v = 1) {
 }
 
 // Which kind of connection an IP packet belongs to, and its key ports.
-enum class ConnKind : uint8_t { kNone, kTcp, kUdp, kIcmpEcho, kOther };
+enum class ConnKind : uint8_t { kNone, kTcp, kUdp, kIcmpQuery, kOther };
 
 struct KeyPorts {
   ConnKind kind;
@@ -157,8 +159,15 @@ KeyPorts keyPortsOf(const ParsedPacket& p) {
       return {ConnKind::kUdp, p.sport, p.dport, true};
     case kIpProtoIcmp:
     case kIpProtoIcmpv6:
-      if (p.icmp_is_echo_request || p.icmp_is_echo_reply)
-        return {ConnKind::kIcmpEcho, p.icmp_id, p.icmp_id, p.icmp_is_echo_request};
+      // A query pair is keyed by (request type, id) (DESIGN.md "Connection tracking"): the
+      // request as (id -> request type), its reply as (request type -> id), so that a reply
+      // matches its request only in the reverse direction, as Linux conntrack keys them.
+      if (p.icmp_is_query_request) return {ConnKind::kIcmpQuery, p.icmp_id, p.icmp_type, true};
+      if (p.icmp_is_query_reply) {
+        bool request;
+        const int rt = icmpQueryRequestType(p.family == Family::kV6, p.icmp_type, &request);
+        return {ConnKind::kIcmpQuery, static_cast<uint16_t>(rt), p.icmp_id, false};
+      }
       return {ConnKind::kNone, 0, 0, false};  // errors and other messages: rules only
     default:
       return {ConnKind::kOther, 0, 0, true};
@@ -370,7 +379,7 @@ struct Decider {
       bool acl_fwd = false;
       for (uint8_t i = 0; i < ev.n_checks; ++i)
         if (ev.checks[i].kind == rules::CheckKind::kAcl) acl_fwd = true;
-      uint32_t fresh = m & (kReplied | kStream | kMidStream | kIcmpEcho | kEvicting);
+      uint32_t fresh = m & (kReplied | kStream | kMidStream | kIcmpQuery | kEvicting);
       if (ev.src_protected) {
         fresh |= kOrigProtected;
         if ((m & kOrigProtected) && (m & kOrigTracked)) fresh |= kOrigTracked;
@@ -410,7 +419,7 @@ struct Decider {
         return node.tcp_timeout_ns[static_cast<size_t>(tcp_state)];
       case ConnKind::kUdp:
         return node.timeout((meta & kStream) ? TimeoutKey::kUdpStream : TimeoutKey::kUdp);
-      case ConnKind::kIcmpEcho:
+      case ConnKind::kIcmpQuery:
         return node.timeout(TimeoutKey::kIcmp);
       default:
         return node.timeout(TimeoutKey::kOther);
@@ -462,7 +471,19 @@ struct Decider {
     return Fast::kDone;
   }
 
-  void decideIcmpError(const ParsedPacket& p, Verdict* v);
+  // The AWS service exemptions (DESIGN.md "Exempt traffic"). Asked only of packets that no
+  // connection entry helps: exempt traffic opens none, so the established fast path never pays.
+  bool exempted(const rules::Flow5& f, Verdict* v) const {
+    if (!node.exempt) return false;
+    const rules::Exemption x = rules::serviceExemption(pol, f);
+    if (x == rules::Exemption::kNone) return false;
+    v->reason = Reason::kAllowExempt;
+    v->exemption = x;
+    return true;
+  }
+
+  const char* unrelatedWhy(const ParsedPacket& p, uint64_t* conn, RuleId* opened);
+  void decideIcmpError(const ParsedPacket& p, const rules::Flow5& f, Verdict* v);
   void decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Verdict* v);
 
   // A packet the burst's parse loop gave an IPv4 flow key, looked up in bulk (e: the lookup's
@@ -498,6 +519,7 @@ struct Decider {
       rec.rule = uint32_t{v.deny_iface} | (static_cast<uint32_t>(v.deny_dir) << 16);
       rec.conn_id = v.acl_entry;
     }
+    if (v.reason == Reason::kAllowExempt) rec.rule = static_cast<uint32_t>(v.exemption);
     impl.fragments.remember(fragmentTag(p), now + kFragmentLifetimeNs, rec);
   }
 };
@@ -519,6 +541,13 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
     if (e != nullptr) {
       ConnValue& val = e->value;
       const bool from_orig = e->fromOriginator(pkt_lo_to_hi);
+      if (kp.kind == ConnKind::kIcmpQuery && from_orig != p.icmp_is_query_request) [[unlikely]] {
+        // An id equal to the request type makes the two roles' keys equal: a request sent back
+        // by the answering side, or a reply sent the request's way. Not part of the pair: a new
+        // packet judged by the rules, which changes nothing.
+        judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v);
+        return;
+      }
       const rules::IpAddr& orig = from_orig ? p.src : p.dst;
       const rules::IpAddr& resp = from_orig ? p.dst : p.src;
       uint32_t meta = currentMeta(val, orig, resp, p.proto);
@@ -579,7 +608,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
         // like a mid-stream pickup.
         if (!judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v)) return;
         if (v->reason == Reason::kAllowRule) {
-          const uint32_t keep = meta & (kReplied | kStream | kIcmpEcho | kEvicting);
+          const uint32_t keep = meta & (kReplied | kStream | kIcmpQuery | kEvicting);
           val.meta.store(openingMeta(ev) | keep, std::memory_order_release);
           val.opened_by.store(v->rule, std::memory_order_relaxed);
           v->flags |= kFlagMidStream;
@@ -637,6 +666,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
     // the rules in both directions).
     if (kp.kind == ConnKind::kTcp) v->tcp_before = TcpState::kNone;
     const rules::Flow5 f = ruleFlowOf(p);
+    if (exempted(f, v)) return;  // no entry: exempt traffic needs none
     if (!judgeByRules(f, rules::EvalMode::kFull, &ev, v)) {
       v->flags &= static_cast<uint16_t>(~kFlagReopened);  // a denied SYN reopens nothing
       return;
@@ -662,7 +692,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
     const bool mid_stream = kp.kind == ConnKind::kTcp && (p.tcp_flags & (kSyn | kAck)) != kSyn;
     uint32_t meta = openingMeta(ev);
     if (mid_stream) meta |= kMidStream;
-    if (kp.kind == ConnKind::kIcmpEcho) meta |= kIcmpEcho;
+    if (kp.kind == ConnKind::kIcmpQuery) meta |= kIcmpQuery;
     const RuleId opened_by = v->rule;
     const TcpSegment seg = segmentOf(p);
     TimeoutKey tk = TimeoutKey::kOther;
@@ -673,7 +703,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       case ConnKind::kUdp:
         tk = TimeoutKey::kUdp;
         break;
-      case ConnKind::kIcmpEcho:
+      case ConnKind::kIcmpQuery:
         tk = TimeoutKey::kIcmp;
         break;
       default:
@@ -723,55 +753,115 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
   v->why = "connection changed under the packet three times";
 }
 
-// ICMP errors quoting a tracked connection are RELATED (DESIGN.md "ICMP/ICMPv6"); ACLs still run.
-void Decider::decideIcmpError(const ParsedPacket& p, Verdict* v) {
+// Why an ICMP error is not related to a connection, or null when it is (DESIGN.md "Connection
+// tracking": the quoted packet belongs to a tracked connection in the direction it was sent, and
+// the error goes back to that packet's sender; its source may be any router on the path).
+namespace related_why {
+constexpr const char* kNotAnError =
+    "a redirect or source quench is never related to a connection: only destination "
+    "unreachable, packet too big, time exceeded and parameter problem are";
+constexpr const char* kNotToSender = "it is not addressed to the quoted packet's sender";
+constexpr const char* kNoPorts =
+    "its quote ends before the quoted packet's ports (or quotes a later fragment), so it names no "
+    "connection";
+constexpr const char* kNotAQuery =
+    "the quoted packet is an ICMP message other than a query, which belongs to no connection";
+constexpr const char* kNoConnection = "the quoted packet belongs to no tracked connection";
+constexpr const char* kWrongDirection =
+    "the quoted ICMP query went the wrong way for its connection (a request from the side that "
+    "answers, or a reply from the side that asked)";
+}  // namespace related_why
+
+const char* Decider::unrelatedWhy(const ParsedPacket& p, uint64_t* conn, RuleId* opened) {
   const QuotedHeader& q = p.quoted;
-  const rules::Flow5 f = ruleFlowOf(p);
-  rules::Evaluation ev;
-  if (q.present && q.has_l4) {
-    uint16_t sp = q.sport, dp = q.dport;
-    if (q.proto == kIpProtoIcmp || q.proto == kIpProtoIcmpv6) {
-      sp = dp = q.icmp_id;
-    } else if (q.proto != kIpProtoTcp && q.proto != kIpProtoUdp) {
-      sp = dp = 0;
-    }
-    uint64_t conn = 0;
-    RuleId opened = rules::kNoRule;
-    bool tracked = false;
-    auto check = [&](auto& table, const auto& key, uint64_t hash) {
-      auto* e = table.find(key, hash, now);
-      if (e == nullptr) return;
-      uint32_t m = e->value.meta.load(std::memory_order_acquire);
-      // Related only to connections that tracking helps (or unprotected ones, which pass anyway).
-      tracked =
-          (m & (kOrigTracked | kRespTracked)) != 0 || (m & (kOrigProtected | kRespProtected)) == 0;
-      conn = connIdOf(table, e);
-      opened = e->value.opened_by.load(std::memory_order_relaxed);
-    };
-    if (q.family == Family::kV4) {
+  const bool v6 = p.family == Family::kV6;
+  const bool error_type =
+      v6 ? p.icmp_type <= kIcmpv6ParamProblem
+         : (p.icmp_type == kIcmpDestUnreachable || p.icmp_type == kIcmpTimeExceeded ||
+            p.icmp_type == kIcmpParamProblem);
+  if (!error_type) return related_why::kNotAnError;
+  if (!(p.dst == q.src)) return related_why::kNotToSender;
+  if (!q.present || !q.has_l4) return related_why::kNoPorts;
+  // The quoted packet's key as keyPortsOf() builds it for the packet itself.
+  uint16_t sp = 0, dp = 0;
+  bool query = false, request = false;
+  int request_type = -1;
+  if (q.proto == kIpProtoTcp || q.proto == kIpProtoUdp) {
+    sp = q.sport;
+    dp = q.dport;
+  } else if (q.proto == (v6 ? kIpProtoIcmpv6 : kIpProtoIcmp)) {
+    request_type = icmpQueryRequestType(v6, q.icmp_type, &request);
+    if (request_type < 0) return related_why::kNotAQuery;
+    query = true;
+  }
+  // role_request: build the key as if the quoted query were a request (else a reply).
+  auto queryPorts = [&](bool role_request) {
+    sp = role_request ? q.icmp_id : static_cast<uint16_t>(request_type);
+    dp = role_request ? static_cast<uint16_t>(request_type) : q.icmp_id;
+  };
+  // 0: no tracked connection; 1: tracked, quoted packet from its originator; 2: from the responder.
+  auto find = [&](auto& table, const auto& key, bool lo_to_hi) -> int {
+    auto* e = table.find(key, table.hashOf(key), now);
+    if (e == nullptr) return 0;
+    const uint32_t m = e->value.meta.load(std::memory_order_acquire);
+    // Related only to connections that tracking helps (or unprotected ones, which pass anyway).
+    if ((m & (kOrigTracked | kRespTracked)) == 0 && (m & (kOrigProtected | kRespProtected)) != 0)
+      return 0;
+    *conn = connIdOf(table, e);
+    *opened = e->value.opened_by.load(std::memory_order_relaxed);
+    return e->fromOriginator(lo_to_hi) ? 1 : 2;
+  };
+  auto lookup = [&]() -> int {
+    bool lo_to_hi;
+    if (!v6) {
       FlowKey4 k;
-      bool lo_to_hi;
       makeKey4(q.src.v4(), q.dst.v4(), sp, dp, q.proto, &k, &lo_to_hi);
-      check(impl.table4, k, impl.table4.hashOf(k));
-    } else {
-      FlowKey6 k;
-      bool lo_to_hi;
-      makeKey6(q.src, q.dst, sp, dp, q.proto, &k, &lo_to_hi);
-      check(impl.table6, k, impl.table6.hashOf(k));
+      return find(impl.table4, k, lo_to_hi);
     }
-    if (tracked) {
-      rules::evaluate(pol, f, rules::EvalMode::kAclOnly, &ev);
-      hitRules(ev);
-      if (!ev.allowed) {
-        denyFrom(ev, v);
-        return;
-      }
-      v->reason = Reason::kAllowRelated;
-      v->conn_id = conn;
-      v->rule = opened;
+    FlowKey6 k;
+    makeKey6(q.src, q.dst, sp, dp, q.proto, &k, &lo_to_hi);
+    return find(impl.table6, k, lo_to_hi);
+  };
+  if (query) queryPorts(request);
+  const int found = lookup();
+  // A query sent the way its roles allow: a request by the originator, a reply by the responder.
+  if (found != 0 && (!query || (found == 1) == request)) return nullptr;
+  *conn = 0;
+  *opened = rules::kNoRule;
+  if (found != 0) return related_why::kWrongDirection;
+  if (query) {
+    // The pair this quoted query would belong to with its roles swapped: if that is tracked, the
+    // quote went the wrong way for it.
+    queryPorts(!request);
+    const int other = lookup();
+    *conn = 0;
+    *opened = rules::kNoRule;
+    if (other != 0) return related_why::kWrongDirection;
+  }
+  return related_why::kNoConnection;
+}
+
+// ICMP errors: RELATED when unrelatedWhy() finds the connection; network ACLs still judge them
+// (stateless). Anything else is an ordinary ICMP packet judged by the rules, with the reason in
+// Verdict::why.
+void Decider::decideIcmpError(const ParsedPacket& p, const rules::Flow5& f, Verdict* v) {
+  rules::Evaluation& ev = w.ev;
+  uint64_t conn = 0;
+  RuleId opened = rules::kNoRule;
+  const char* why = unrelatedWhy(p, &conn, &opened);
+  if (why == nullptr) {
+    v->conn_id = conn;  // also when an ACL denies it: it is about that connection
+    rules::evaluate(pol, f, rules::EvalMode::kAclOnly, &ev);
+    hitRules(ev);
+    if (!ev.allowed) {
+      denyFrom(ev, v);
       return;
     }
+    v->reason = Reason::kAllowRelated;
+    v->rule = opened;
+    return;
   }
+  v->why = why;
   judgeByRules(f, rules::EvalMode::kFull, &ev, v);
 }
 
@@ -782,8 +872,12 @@ void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Ve
     v->why = p.malformed_why;
     return;
   }
-  if (p.l3 == L3::kArp || p.is_nd) {
-    v->reason = Reason::kAllowUnprotected;
+  // ARP and valid neighbour discovery: exempt, whatever the policy (DESIGN.md "Exempt traffic").
+  // Invalid ND is an ordinary ICMPv6 packet, judged by the rules below.
+  if (p.l3 == L3::kArp || (p.is_nd && p.nd_problem == NdProblem::kNone)) {
+    v->reason = Reason::kAllowExempt;
+    v->exemption =
+        p.l3 == L3::kArp ? rules::Exemption::kArp : rules::Exemption::kNeighbourDiscovery;
     v->flags |= kFlagControl;
     return;
   }
@@ -809,7 +903,9 @@ void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Ve
     }
     v->reason = rec.reason;
     v->flags |= static_cast<uint16_t>(rec.flags | kFlagFragment);
-    if (reasonAllows(rec.reason)) {
+    if (rec.reason == Reason::kAllowExempt) {  // the record holds the exemption
+      v->exemption = static_cast<rules::Exemption>(rec.rule);
+    } else if (reasonAllows(rec.reason)) {
       v->rule = rec.rule;
       v->conn_id = rec.conn_id;
     } else {  // a denied datagram: the record holds where it was denied
@@ -820,13 +916,18 @@ void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Ve
     return;
   }
 
-  if (p.icmp_is_error) {
-    decideIcmpError(p, v);
+  if (p.icmp_is_error || kp.kind == ConnKind::kNone) {
+    // No connection of their own: exemptions, then ICMP errors' relation, then the rules.
+    const rules::Flow5 f = ruleFlowOf(p);
+    if (exempted(f, v)) {
+      // Nothing more to decide.
+    } else if (p.icmp_is_error) {
+      decideIcmpError(p, f, v);
+    } else {
+      judgeByRules(f, rules::EvalMode::kFull, &w.ev, v);
+    }
   } else {
-    if (kp.kind == ConnKind::kNone) {
-      rules::Evaluation ev;
-      judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v);
-    } else if (p.family == Family::kV4) {
+    if (p.family == Family::kV4) {
       FlowKey4 k;
       bool lo_to_hi;
       makeKey4(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &k, &lo_to_hi);

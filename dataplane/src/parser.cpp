@@ -187,9 +187,8 @@ inline void parseQuotedL4(const uint8_t* p, uint32_t len, bool v6, QuotedHeader*
     if (q->proto == kIpProtoTcp) q->tcp_seq = be32(p + 4);
   } else if (q->proto == (v6 ? kIpProtoIcmpv6 : kIpProtoIcmp)) {
     q->icmp_type = p[0];
-    const bool echo = v6 ? (p[0] == kIcmpv6EchoRequest || p[0] == kIcmpv6EchoReply)
-                         : (p[0] == kIcmpEchoRequest || p[0] == kIcmpEchoReply);
-    if (echo) q->icmp_id = be16(p + 4);
+    bool request;
+    if (icmpQueryRequestType(v6, p[0], &request) >= 0) q->icmp_id = be16(p + 4);
   }
 }
 
@@ -249,6 +248,32 @@ inline void parseQuotedL4(const uint8_t* p, uint32_t len, bool v6, QuotedHeader*
   return true;
 }
 
+// RFC 4861's validity checks of a neighbour-discovery message of `len` bytes (type 133..137): the
+// hop limit proves it was sent on the link; the fixed part's length per type; RAs and redirects
+// only from link-local routers; options of non-zero length within the message. RFC 6980: never
+// fragmented. The first problem found, or kNone.
+[[gnu::noinline]] NdProblem ndProblem(const uint8_t* p, uint32_t len, bool first_frag,
+                                      const ParsedPacket& pp) noexcept {
+  if (pp.ttl_or_hlim != 255) return NdProblem::kHopLimit;
+  if (p[1] != 0) return NdProblem::kCode;
+  if (first_frag) return NdProblem::kFragmented;
+  // Fixed part, ICMP header included: RS 8, RA 16, NS 24, NA 24, redirect 40.
+  static constexpr uint8_t kFixed[] = {8, 16, 24, 24, 40};
+  const uint32_t fixed = kFixed[p[0] - kIcmpv6RouterSolicit];
+  if (len < fixed) return NdProblem::kTooShort;
+  if ((p[0] == kIcmpv6RouterAdvert || p[0] == kIcmpv6Redirect) &&
+      (pp.src.hi >> 54) != (0xfe80000000000000ull >> 54)) {
+    return NdProblem::kSourceNotLinkLocal;
+  }
+  for (uint32_t off = fixed; off < len;) {
+    if (len - off < 2 || p[off + 1] == 0 || uint32_t{p[off + 1]} * 8 > len - off) {
+      return NdProblem::kBadOption;
+    }
+    off += uint32_t{p[off + 1]} * 8;
+  }
+  return NdProblem::kNone;
+}
+
 inline bool parseIcmp(const uint8_t* p, uint32_t len, bool first_frag, ParsedPacket* out) noexcept {
   if (len < 8) {
     return first_frag ? fail(out, Layer::kFragment, "first fragment too short for the ICMP header")
@@ -257,10 +282,11 @@ inline bool parseIcmp(const uint8_t* p, uint32_t len, bool first_frag, ParsedPac
   const uint8_t type = p[0];
   out->icmp_type = type;
   out->icmp_code = p[1];
-  if (type == kIcmpEchoRequest || type == kIcmpEchoReply) {
+  bool request;
+  if (icmpQueryRequestType(false, type, &request) >= 0) {
     out->icmp_id = be16(p + 4);
-    out->icmp_is_echo_request = type == kIcmpEchoRequest;
-    out->icmp_is_echo_reply = type == kIcmpEchoReply;
+    out->icmp_is_query_request = request;
+    out->icmp_is_query_reply = !request;
   } else if (isIpv4IcmpError(type)) {
     out->icmp_is_error = true;
     return parseQuotedV4(p + 8, len - 8, out);
@@ -280,13 +306,14 @@ inline bool parseIcmpv6(const uint8_t* p, uint32_t len, bool first_frag,
   out->icmp_code = p[1];
   if (type == kIcmpv6EchoRequest || type == kIcmpv6EchoReply) {
     out->icmp_id = be16(p + 4);
-    out->icmp_is_echo_request = type == kIcmpv6EchoRequest;
-    out->icmp_is_echo_reply = type == kIcmpv6EchoReply;
+    out->icmp_is_query_request = type == kIcmpv6EchoRequest;
+    out->icmp_is_query_reply = type == kIcmpv6EchoReply;
   } else if (type >= kIcmpv6DestUnreachable && type <= kIcmpv6ParamProblem) {
     out->icmp_is_error = true;
     return parseQuotedV6(p + 8, len - 8, out);
   } else if (type >= kIcmpv6RouterSolicit && type <= kIcmpv6Redirect) {
     out->is_nd = true;
+    out->nd_problem = ndProblem(p, len, first_frag, *out);
   }
   return true;
 }

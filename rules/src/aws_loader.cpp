@@ -1,5 +1,6 @@
 // The JSON printed by `aws ec2 describe-security-groups`, `describe-network-acls`,
-// `describe-network-interfaces` and `describe-subnets`, plus a prefix-list document (loader.hpp),
+// `describe-network-interfaces`, `describe-subnets` and `describe-vpcs` (the VPC CIDRs, whose
+// base + 2 is the Amazon DNS address), plus a prefix-list document (loader.hpp),
 // via nlohmann-json. Fields this model does not use (OwnerId, VpcId, ...) are ignored, as the
 // AWS CLI adds fields over time; the fields we use are checked for type and range.
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -20,8 +22,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::string_view, 5> kTopKeys = {
-    "SecurityGroups", "NetworkAcls", "NetworkInterfaces", "Subnets", "PrefixLists"};
+constexpr std::array<std::string_view, 6> kTopKeys = {
+    "SecurityGroups", "NetworkAcls", "NetworkInterfaces", "Subnets", "PrefixLists", "Vpcs"};
 
 std::string describe(const json& v) {
   if (v.is_string()) {
@@ -82,6 +84,8 @@ class AwsLoader {
   void loadInterface(const json& n, const std::string& path);
   void loadSubnet(const json& s, const std::string& path);
   void loadPrefixList(const json& p, const std::string& path);
+  void loadVpc(const json& v, const std::string& path);
+  void addVpcCidr(const json& obj, std::string_view key, const std::string& path, bool v6);
 
   const std::string& file_;
   Fragment& out_;
@@ -194,6 +198,7 @@ void AwsLoader::load(const json& doc) {
       if (key == "NetworkInterfaces") loadInterface(item, path);
       if (key == "Subnets") loadSubnet(item, path);
       if (key == "PrefixLists") loadPrefixList(item, path);
+      if (key == "Vpcs") loadVpc(item, path);
     }
   }
 }
@@ -632,6 +637,57 @@ void AwsLoader::loadPrefixList(const json& p, const std::string& path) {
     }
   }
   out_.policy.prefix_lists.push_back(std::move(pl));
+}
+
+// One CIDR of a VPC (CidrBlock or Ipv6CidrBlock of obj), checked for its family and size.
+void AwsLoader::addVpcCidr(const json& obj, std::string_view key, const std::string& path,
+                           bool v6) {
+  auto text = string(obj, key, path, false,
+                     v6 ? "expected an IPv6 CIDR such as 2001:db8::/56"
+                        : "expected an IPv4 CIDR such as 10.0.0.0/16");
+  if (!text) return;
+  const std::string cpath = keyPath(path, key);
+  auto cidr = checkCidr(*text, at(cpath), diags_, "VPC CIDR");
+  if (!cidr) return;
+  if (cidr->addr.isV4() == v6) {
+    error(cpath, "'" + *text + "' in " + std::string(key) + ": expected an " +
+                     (v6 ? "IPv6" : "IPv4") + " CIDR");
+    return;
+  }
+  if (!checkVpcCidr(*cidr, at(cpath), diags_)) return;
+  auto& list = out_.policy.vpc_cidrs;
+  if (std::find(list.begin(), list.end(), *cidr) == list.end()) list.push_back(*cidr);
+}
+
+// describe-vpcs: the primary CidrBlock and the associated blocks of CidrBlockAssociationSet and
+// Ipv6CidrBlockAssociationSet (blocks being or already disassociated are skipped).
+void AwsLoader::loadVpc(const json& v, const std::string& path) {
+  addVpcCidr(v, "CidrBlock", path, false);
+  for (auto [set, key, state_key, v6] :
+       {std::tuple{std::string_view("CidrBlockAssociationSet"), std::string_view("CidrBlock"),
+                   std::string_view("CidrBlockState"), false},
+        std::tuple{std::string_view("Ipv6CidrBlockAssociationSet"),
+                   std::string_view("Ipv6CidrBlock"), std::string_view("Ipv6CidrBlockState"),
+                   true}}) {
+    const json* list = array(v, set, path);
+    if (!list) continue;
+    for (size_t i = 0; i < list->size(); ++i) {
+      const std::string ipath = indexPath(keyPath(path, set), i);
+      const json& item = (*list)[i];
+      if (!item.is_object()) {
+        error(ipath, "expected an object, found " + describe(item));
+        continue;
+      }
+      auto state = item.find(state_key);
+      if (state != item.end() && state->is_object()) {
+        auto st = state->find("State");
+        if (st != state->end() && st->is_string() && *st != "associated" && *st != "associating") {
+          continue;
+        }
+      }
+      addVpcCidr(item, key, ipath, v6);
+    }
+  }
 }
 
 // Line and column (1-based) of a byte offset.

@@ -71,4 +71,68 @@ void evaluate(const CompiledPolicy& policy, const Flow5& f, EvalMode mode, Evalu
   e.untracked = e.allowed && n_sg > 0 && all_sg_untracked;
 }
 
+namespace {
+
+// The service a well-known or VPC DNS address belongs to.
+Exemption serviceAt(const CompiledPolicy& policy, const IpAddr& a) {
+  if (a.isV4()) {
+    switch (a.v4()) {
+      case kInstanceMetadataV4:
+        return Exemption::kInstanceMetadata;
+      case kAmazonDnsV4:
+        return Exemption::kAmazonDns;
+      case kTimeSyncV4:
+        return Exemption::kTimeSync;
+      default:
+        break;
+    }
+  } else if (a.hi == kAwsServicesV6Hi) {
+    switch (a.lo) {
+      case kInstanceMetadataV6Lo:
+        return Exemption::kInstanceMetadata;
+      case kAmazonDnsV6Lo:
+        return Exemption::kAmazonDns;
+      case kTimeSyncV6Lo:
+        return Exemption::kTimeSync;
+      default:
+        break;
+    }
+  }
+  for (const Cidr& c : policy.source().vpc_cidrs)
+    if (a == vpcDnsAddress(c)) return Exemption::kAmazonDns;
+  return Exemption::kNone;
+}
+
+bool inVpc(const CompiledPolicy& policy, const IpAddr& a) {
+  for (const Cidr& c : policy.source().vpc_cidrs)
+    if (c.contains(a)) return true;
+  return false;
+}
+
+}  // namespace
+
+Exemption serviceExemption(const CompiledPolicy& policy, const Flow5& f) {
+  if (!policy.exempt()) return Exemption::kNone;
+  if (f.proto == 17 && f.src.isV4()) {
+    const bool to_server = f.sport == kDhcpClientPort && f.dport == kDhcpServerPort;
+    const bool to_client = f.sport == kDhcpServerPort && f.dport == kDhcpClientPort;
+    if (to_server || to_client) {
+      constexpr uint32_t kBroadcast = 0xFFFFFFFF;
+      const IpAddr& client = to_server ? f.src : f.dst;
+      const IpAddr& server = to_server ? f.dst : f.src;
+      const bool client_ok =
+          client.v4() == (to_server ? 0u : kBroadcast) || policy.interfaceOf(client) != kNoIface;
+      const bool server_ok = (to_server && server.v4() == kBroadcast) || inVpc(policy, server);
+      if (client_ok && server_ok) return Exemption::kDhcp;
+    }
+  }
+  Exemption e = serviceAt(policy, f.dst);
+  if (e != Exemption::kNone) {
+    return policy.interfaceOf(f.src) != kNoIface ? e : Exemption::kNone;
+  }
+  e = serviceAt(policy, f.src);
+  if (e != Exemption::kNone && policy.interfaceOf(f.dst) != kNoIface) return e;
+  return Exemption::kNone;
+}
+
 }  // namespace statewall::rules

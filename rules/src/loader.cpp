@@ -26,7 +26,7 @@ using internal::IdRefKind;
 
 struct Merged {
   Policy policy;
-  std::optional<SourceLoc> timeouts_at, unprotected_at, strict_at;
+  std::optional<SourceLoc> timeouts_at, unprotected_at, strict_at, exempt_at;
   std::vector<internal::IdRef> id_refs;
   std::vector<internal::AclAssociation> acl_associations;
   std::vector<internal::InterfaceSubnet> interface_subnets;
@@ -60,6 +60,16 @@ void merge(Fragment& f, Merged& m, Diagnostics& diags) {
   }
   if (takeSetting(f.strict_at, m.strict_at, "strict", diags)) {
     m.policy.strict = f.policy.strict;
+  }
+  if (takeSetting(f.exempt_at, m.exempt_at, "exempt", diags)) {
+    m.policy.exempt = f.policy.exempt;
+  }
+  // VPC CIDRs from every document (YAML vpc_cidrs, describe-vpcs), each once.
+  for (const Cidr& c : f.policy.vpc_cidrs) {
+    if (std::find(m.policy.vpc_cidrs.begin(), m.policy.vpc_cidrs.end(), c) ==
+        m.policy.vpc_cidrs.end()) {
+      m.policy.vpc_cidrs.push_back(c);
+    }
   }
   const size_t group0 = m.policy.groups.size();
   const size_t iface0 = m.policy.interfaces.size();

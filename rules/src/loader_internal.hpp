@@ -47,6 +47,7 @@ struct Fragment {
   std::optional<SourceLoc> timeouts_at;  // set when the document sets the policy-wide settings
   std::optional<SourceLoc> unprotected_at;
   std::optional<SourceLoc> strict_at;
+  std::optional<SourceLoc> exempt_at;
   std::vector<IdRef> id_refs;
   std::vector<AclAssociation> acl_associations;
   std::vector<InterfaceSubnet> interface_subnets;
@@ -83,6 +84,9 @@ inline constexpr std::string_view kProtocolExpected =
 // `what` names the field in the message ("CIDR", "subnet CIDR", ...).
 std::optional<Cidr> checkCidr(std::string_view text, const SourceLoc& loc, Diagnostics& diags,
                               std::string_view what = "CIDR");
+
+// A VPC CIDR must hold its base + 2 (the Amazon DNS address): at most /30 for IPv4, /126 for IPv6.
+bool checkVpcCidr(const Cidr& c, const SourceLoc& loc, Diagnostics& diags);
 
 // Port range checks: each 0..65535 and lo <= hi. Reports at the location of the bad value.
 bool checkPortRange(long long lo, long long hi, const SourceLoc& lo_loc, const SourceLoc& hi_loc,

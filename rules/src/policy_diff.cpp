@@ -103,6 +103,14 @@ class Differ {
     setting("unprotected", pa().unprotected_allow ? "allow" : "deny",
             pb().unprotected_allow ? "allow" : "deny");
     setting("strict", pa().strict ? "true" : "false", pb().strict ? "true" : "false");
+    setting("exempt", pa().exempt ? "true" : "false", pb().exempt ? "true" : "false");
+    auto cidrs = [](const std::vector<Cidr>& list) {
+      std::string s = "[";
+      for (size_t i = 0; i < list.size(); ++i)
+        s += (i ? ", " : "") + list[i].str();
+      return s + "]";
+    };
+    setting("vpc_cidrs", cidrs(pa().vpc_cidrs), cidrs(pb().vpc_cidrs));
     setting("timeouts.profile", pa().timeouts.profile == TimeoutProfile::kAws ? "aws" : "linux",
             pb().timeouts.profile == TimeoutProfile::kAws ? "aws" : "linux");
     for (size_t k = 0; k < kTimeoutKeyCount; ++k) {

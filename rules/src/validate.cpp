@@ -69,6 +69,15 @@ std::optional<Cidr> checkCidr(std::string_view text, const SourceLoc& loc, Diagn
   return c;
 }
 
+bool checkVpcCidr(const Cidr& c, const SourceLoc& loc, Diagnostics& diags) {
+  if (c.prefix + 2u <= c.maxPrefix()) return true;
+  addError(diags, loc,
+           "VPC CIDR " + c.str() + " is too small to hold its base + 2 (the Amazon DNS address): " +
+               (c.addr.isV4() ? "expected a prefix of /30 or shorter (AWS: /16 to /28)"
+                              : "expected a prefix of /126 or shorter (AWS: /44 to /60)"));
+  return false;
+}
+
 bool checkPortRange(long long lo, long long hi, const SourceLoc& lo_loc, const SourceLoc& hi_loc,
                     Diagnostics& diags, Match& out) {
   bool ok = true;

@@ -99,6 +99,7 @@ class YamlLoader {
   void forEachNamed(const Field& section, std::string_view what, Fn fn);
 
   void loadTimeouts(const Field& f);
+  void loadVpcCidrs(const Field& f);
   void loadPrefixList(const std::string& name, const Field& f);
   void loadGroup(const std::string& name, const Field& f);
   std::vector<SgRule> loadSgRules(const Field& f, Direction dir, std::string_view group);
@@ -144,7 +145,7 @@ std::optional<Fields> YamlLoader::mapFields(const YAML::Node& n, const SourceLoc
       std::string msg =
           "unknown key '" + name + "' in " + std::string(what) + "; expected one of: " + expected;
       if (name == "SecurityGroups" || name == "NetworkAcls" || name == "NetworkInterfaces" ||
-          name == "Subnets" || name == "PrefixLists") {
+          name == "Subnets" || name == "PrefixLists" || name == "Vpcs") {
         msg += " (AWS CLI output is read as JSON: use --output json)";
       }
       error(at(key), std::move(msg));
@@ -236,8 +237,8 @@ void YamlLoader::load(const YAML::Node& root) {
     return;
   }
   auto top = mapFields(root, at(root),
-                       {"version", "timeouts", "unprotected", "strict", "prefix_lists", "groups",
-                        "network_acls", "subnets", "interfaces"},
+                       {"version", "timeouts", "unprotected", "strict", "exempt", "vpc_cidrs",
+                        "prefix_lists", "groups", "network_acls", "subnets", "interfaces"},
                        "the policy");
   if (!top) return;
 
@@ -267,6 +268,17 @@ void YamlLoader::load(const YAML::Node& root) {
       }
     }
   }
+  if (const Field* f = top->get("exempt")) {
+    out_.exempt_at = at(f->key);
+    if (auto v = scalar(*f, "expected true or false")) {
+      if (*v == "true" || *v == "false") {
+        out_.policy.exempt = *v == "true";
+      } else {
+        error(at(*f), "bad exempt '" + *v + "': expected true or false");
+      }
+    }
+  }
+  if (const Field* f = top->get("vpc_cidrs")) loadVpcCidrs(*f);
   if (const Field* f = top->get("prefix_lists")) {
     forEachNamed(*f, "[CIDR, ...]",
                  [&](const std::string& name, const Field& e) { loadPrefixList(name, e); });
@@ -348,6 +360,17 @@ void YamlLoader::loadTimeouts(const Field& f) {
     return;
   }
   out_.policy.timeouts = t;
+}
+
+void YamlLoader::loadVpcCidrs(const Field& f) {
+  if (f.value.IsNull()) return;
+  auto items = scalarList(f, "expected a CIDR or a list of CIDRs");
+  if (!items) return;
+  for (const auto& [text, loc] : *items) {
+    if (auto c = checkCidr(text, loc, diags_, "VPC CIDR")) {
+      if (checkVpcCidr(*c, loc, diags_)) out_.policy.vpc_cidrs.push_back(*c);
+    }
+  }
 }
 
 void YamlLoader::loadPrefixList(const std::string& name, const Field& f) {

@@ -64,6 +64,9 @@ std::string PolicyTexts::detail(const dataplane::Verdict& v) const {
       return fmt::format("ICMP error about connection {}", v.conn_id);
     case Reason::kAllowUnprotected:
       return "neither address is protected";
+    case Reason::kAllowExempt:
+      return fmt::format("{} ({}): security groups do not filter it",
+                         rules::exemptionWords(v.exemption), rules::exemptionName(v.exemption));
     case Reason::kDenySg:
       if (v.deny_iface != rules::kNoIface && v.deny_iface < ifaceCount()) {
         return ifaceDeny(v.deny_iface, v.deny_dir);

@@ -474,7 +474,7 @@ struct ConnMemo {
   uint8_t proto = 0;
   bool orig_protected = false, resp_protected = false;
   bool orig_tracked = false, resp_tracked = false;
-  bool icmp_echo = false;
+  bool icmp_query = false;
   uint64_t last_ts_ns = 0;
   TcpState last_tcp = TcpState::kNone;
   bool replied = false, stream = false;
@@ -494,12 +494,19 @@ TupleKey tupleOf(uint8_t proto, const IpAddr& s, const IpAddr& d, uint16_t sp, u
   return TupleKey{proto, s, d, sp, dp};
 }
 
-// The ports a connection's key uses: TCP/UDP ports, the ICMP echo id, 0 otherwise.
+// The ports a connection's key uses: TCP/UDP ports; an ICMP query's (id, request type) for the
+// request and (request type, id) for its reply, as the engine keys query pairs; 0 otherwise.
 std::pair<uint16_t, uint16_t> keyPorts(const ParsedPacket& p) {
   if (p.proto == dataplane::kIpProtoTcp || p.proto == dataplane::kIpProtoUdp) {
     return {p.sport, p.dport};
   }
-  if (p.icmp_is_echo_request || p.icmp_is_echo_reply) return {p.icmp_id, p.icmp_id};
+  if (p.icmp_is_query_request) return {p.icmp_id, p.icmp_type};
+  if (p.icmp_is_query_reply) {
+    bool request;
+    const int rt =
+        dataplane::icmpQueryRequestType(p.family == rules::Family::kV6, p.icmp_type, &request);
+    return {static_cast<uint16_t>(rt), p.icmp_id};
+  }
   return {0, 0};
 }
 
@@ -610,8 +617,7 @@ struct Explainer::Impl {
     std::optional<ConnMemo> before;
     std::optional<ConnMemo> earlier;
     if (judged) {
-      if (v.conn_id != 0 && !(v.flags & dataplane::kFlagNewConnection) &&
-          v.reason != Reason::kAllowRelated) {
+      if (v.conn_id != 0 && !(v.flags & dataplane::kFlagNewConnection) && !p.icmp_is_error) {
         auto it = conns.find(v.conn_id);
         if (it != conns.end()) before = it->second;
       }
@@ -650,7 +656,7 @@ struct Explainer::Impl {
   }
 
   void remember(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
-    if (v.conn_id == 0 || v.reason == Reason::kAllowRelated) return;
+    if (v.conn_id == 0 || p.icmp_is_error) return;  // an error is about a connection, not of it
     const bool reply = (v.flags & dataplane::kFlagReply) != 0;
     auto it = conns.find(v.conn_id);
     if ((v.flags & dataplane::kFlagNewConnection) || it == conns.end()) {
@@ -660,7 +666,7 @@ struct Explainer::Impl {
       m.first_index = index;
       m.opened_by = v.rule;
       m.proto = p.proto;
-      m.icmp_echo = p.icmp_is_echo_request || p.icmp_is_echo_reply;
+      m.icmp_query = p.icmp_is_query_request || p.icmp_is_query_reply;
       const Flow5 f = dataplane::ruleFlowOf(p);
       setTracking(m, reply ? reverseFlow(f) : f);
       it = conns.insert_or_assign(v.conn_id, std::move(m)).first;
@@ -699,7 +705,7 @@ struct Explainer::Impl {
     if (m.proto == dataplane::kIpProtoUdp) {
       return m.stream ? rules::TimeoutKey::kUdpStream : rules::TimeoutKey::kUdp;
     }
-    if (m.icmp_echo) return rules::TimeoutKey::kIcmp;
+    if (m.icmp_query) return rules::TimeoutKey::kIcmp;
     return rules::TimeoutKey::kOther;
   }
 
@@ -817,7 +823,7 @@ struct Explainer::Impl {
       const std::string name = icmpName(p.family == rules::Family::kV6, p.icmp_type, p.icmp_code);
       s += name.empty() ? "" : " " + name;
       s += fmt::format(" (type {} code {})", p.icmp_type, p.icmp_code);
-      if (p.icmp_is_echo_request || p.icmp_is_echo_reply) s += fmt::format(" id {}", p.icmp_id);
+      if (p.icmp_is_query_request || p.icmp_is_query_reply) s += fmt::format(" id {}", p.icmp_id);
     }
     return s;
   }
@@ -848,7 +854,7 @@ struct Explainer::Impl {
     if (p.proto == dataplane::kIpProtoIcmp || p.proto == dataplane::kIpProtoIcmpv6) {
       j["icmp_type"] = p.icmp_type;
       j["icmp_code"] = p.icmp_code;
-      if (p.icmp_is_echo_request || p.icmp_is_echo_reply) j["icmp_id"] = p.icmp_id;
+      if (p.icmp_is_query_request || p.icmp_is_query_reply) j["icmp_id"] = p.icmp_id;
     }
     j["ip_len"] = p.ip_len;
     return j;
@@ -891,7 +897,7 @@ struct Explainer::Impl {
     const bool reply = (v.flags & dataplane::kFlagReply) != 0;
     if (memo != nullptr && judged) {
       e.connection = memo->number;
-      conn_json = connJson(*memo, reply && v.reason != Reason::kAllowRelated);
+      conn_json = connJson(*memo, reply && !p.icmp_is_error);
     }
 
     if (!judged) {
@@ -940,10 +946,32 @@ struct Explainer::Impl {
   }
 
   void explainUnjudged(Builder& b, const Verdict& v, const ParsedPacket& p) {
-    if (v.flags & dataplane::kFlagControl) {
-      b.add("control", fmt::format("{} is control traffic: it always passes, without any rule "
-                                   "(allow-unprotected).",
-                                   p.l3 == L3::kArp ? "ARP" : "IPv6 neighbour discovery"));
+    if (v.reason == Reason::kAllowExempt) {
+      const std::string name(rules::exemptionName(v.exemption));
+      const std::string words(rules::exemptionWords(v.exemption));
+      if (v.flags & dataplane::kFlagControl) {
+        b.add("exempt",
+              fmt::format("{} is exempt: {} passes without any rule, whatever the policy says "
+                          "(allow-exempt, exemption {}).",
+                          capitalized(words),
+                          p.l3 == L3::kArp ? "address resolution"
+                                           : "valid neighbour discovery (hop limit 255, RFC 4861)",
+                          name),
+              Json{{"exemption", name}});
+        return;
+      }
+      const rules::IfaceId si = cp().interfaceOf(p.src);
+      const rules::IfaceId iface = si != rules::kNoIface ? si : cp().interfaceOf(p.dst);
+      const std::string who = iface != rules::kNoIface ? cp().iface(iface).name : "an interface";
+      const std::string service_addr =
+          si != rules::kNoIface || p.src.v4() == 0 ? p.dst.str() : p.src.str();
+      b.add("exempt",
+            fmt::format("Exempt: traffic between {} and {} ({}) passes without any security-group "
+                        "or network-ACL rule, as AWS does for the VPC's own services "
+                        "(allow-exempt, exemption {}). The policy's 'exempt: false' turns this "
+                        "off.",
+                        who, words, service_addr, name),
+            Json{{"exemption", name}, {"interface", who}, {"service", service_addr}});
       return;
     }
     if (v.flags & dataplane::kFlagFragment) {
@@ -1031,7 +1059,9 @@ struct Explainer::Impl {
 
     // 3. Which checks the engine ran.
     std::array<bool, 4> ran{};
-    const bool related = v.reason == Reason::kAllowRelated;
+    // An ICMP error related to a connection (even when an ACL denies it) meets no security group:
+    // the engine records its connection in conn_id (Verdict::conn_id).
+    const bool related = p.icmp_is_error && v.conn_id != 0;
     const bool strict_invalid = v.reason == Reason::kDenyInvalid;
     bool src_tracked = false, dst_tracked = false;
     if (before && !invalid) {
@@ -1074,6 +1104,22 @@ struct Explainer::Impl {
     }
 
     // 4. The connection the packet belongs to, and the TCP state machine.
+    if (p.is_nd) {
+      b.add("nd-invalid",
+            fmt::format("IPv6 neighbour discovery, but not valid (RFC 4861): {}. Only valid "
+                        "neighbour discovery is exempt; this packet is judged by the rules like "
+                        "any ICMPv6 packet.",
+                        dataplane::ndProblemText(p.nd_problem)),
+            Json{{"problem", dataplane::ndProblemText(p.nd_problem)}});
+    }
+    if (p.icmp_is_error && !related) {
+      const std::string why = v.why != nullptr ? v.why : "it quotes no tracked connection";
+      b.add("not-related",
+            fmt::format("An ICMP error, but not related to any connection: {}. It is judged by the "
+                        "rules like any ICMP packet.",
+                        why),
+            Json{{"why", why}});
+    }
     if (related) {
       const dataplane::QuotedHeader& q = p.quoted;
       const std::string quoted =
@@ -1091,8 +1137,9 @@ struct Explainer::Impl {
         qj["dport"] = q.dport;
       }
       b.add("related",
-            fmt::format("An ICMP error quoting {}, a packet of {}: it is related traffic and "
-                        "passes without any security-group rule (network ACLs still apply).",
+            fmt::format("An ICMP error quoting {}, a packet of {}, sent back to that packet's "
+                        "sender: it is related traffic and needs no security-group rule "
+                        "(network ACLs still apply).",
                         quoted, conn),
             Json{{"connection", memo != nullptr ? connJson(*memo, false) : Json(nullptr)},
                  {"quoted", qj}});
@@ -1232,7 +1279,7 @@ struct Explainer::Impl {
           if (!(v.flags & dataplane::kFlagTcpInvalid)) {
             b.add("tracking",
                   "No connection entry: this kind of packet opens none (only TCP, UDP, ICMP "
-                  "echo and other protocols' first packets do).",
+                  "query requests and other protocols' first packets do).",
                   Json{{"tracked", false}, {"sides", Json::array()}, {"timeout", nullptr}});
           }
           return;

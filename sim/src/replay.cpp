@@ -611,7 +611,7 @@ struct Replay::Impl {
         num(p.icmp_type);
         lit(",\"icmp_code\":");
         num(p.icmp_code);
-        if (p.icmp_is_echo_request || p.icmp_is_echo_reply) {
+        if (p.icmp_is_query_request || p.icmp_is_query_reply) {
           lit(",\"icmp_id\":");
           num(p.icmp_id);
         }
@@ -667,6 +667,10 @@ struct Replay::Impl {
     if (v.reason == Reason::kDenyMalformed) {
       lit(",\"layer\":");
       str(dataplane::layerName(v.malformed_layer));
+    }
+    if (v.reason == Reason::kAllowExempt) {
+      lit(",\"exemption\":");
+      str(rules::exemptionName(v.exemption));
     }
     if (v.why != nullptr) {
       lit(",\"why\":");
@@ -833,7 +837,7 @@ struct Replay::Impl {
       from_orig = !reply;
     } else {
       FlowKey k = keyOf(p);
-      if (isIcmp(p.proto) && (p.icmp_is_echo_request || p.icmp_is_echo_reply)) {
+      if (isIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
         k.sport = k.dport = p.icmp_id;
       }
       FlowKey rev = k;

@@ -60,7 +60,7 @@ FlowId flowIdOf(const ParsedPacket& p) {
   rules::IpAddr s = p.src, d = p.dst;
   uint16_t sp = p.sport, dp = p.dport;
   if (isIcmp(p.proto)) {
-    if (p.icmp_is_echo_request || p.icmp_is_echo_reply) {
+    if (p.icmp_is_query_request || p.icmp_is_query_reply) {
       sp = dp = p.icmp_id;
     } else {
       sp = p.icmp_type;
@@ -227,7 +227,7 @@ struct ReportBuilder::Impl {
         e.key = flowIdOf(p);
       } else if (p.proto == dataplane::kIpProtoUdp) {
         e.kind = EntryKind::kUdp;
-      } else if (isIcmp(p.proto) && (p.icmp_is_echo_request || p.icmp_is_echo_reply)) {
+      } else if (isIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
         e.kind = EntryKind::kIcmpEcho;
       }
       remove(v.conn_id);  // an id is never live twice; be safe

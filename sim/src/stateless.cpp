@@ -15,8 +15,9 @@ Reason rulesAloneReason(const rules::Evaluation& ev) {
 
 bool hasRulesAloneVerdict(const dataplane::ParsedPacket& p, const dataplane::Verdict& v) {
   const bool ip = p.l3 == dataplane::L3::kIpv4 || p.l3 == dataplane::L3::kIpv6;
+  // Exempt traffic passes whatever the rules say, stateless or not.
   return ip && (v.flags & (dataplane::kFlagControl | dataplane::kFlagFragment)) == 0 &&
-         v.reason != Reason::kDenyMalformed;
+         v.reason != Reason::kDenyMalformed && v.reason != Reason::kAllowExempt;
 }
 
 Reason statelessReason(const rules::CompiledPolicy& policy, const dataplane::ParsedPacket& p,

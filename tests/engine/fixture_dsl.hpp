@@ -74,6 +74,13 @@ inline X untracked(const std::string& rule, uint16_t flags = 0) {
 inline X unprotected(uint16_t flags = 0) {
   return X{Reason::kAllowUnprotected, kAnyState, {}, flags};
 }
+// allow-exempt naming the exemption (in `where`, as denyWhere() prints it).
+inline X exempt(rules::Exemption e, uint16_t flags = 0) {
+  return X{Reason::kAllowExempt, kAnyState, {}, flags, std::string(rules::exemptionName(e))};
+}
+inline X exemptControl(rules::Exemption e) {
+  return exempt(e, kFlagControl);
+}
 inline X denySg(const std::string& where, St st = kAnyState, uint16_t flags = 0) {
   return X{Reason::kDenySg, st, {}, flags, where};
 }

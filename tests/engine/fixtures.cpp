@@ -787,30 +787,32 @@ void fragments() {
 
 void controlAndLinks() {
   {
-    Fx fx("control_arp_nd", "ARP and IPv6 neighbour discovery pass", mainPolicy());
+    Fx fx("control_arp_nd", "ARP and valid IPv6 neighbour discovery are exempt", mainPolicy());
     fx.add("ARP request", buildArp({.sender_ip = ipAddr(kSrv4), .target_ip = ipAddr("10.0.1.1")}),
-           unprotected(kFlagControl));
+           exemptControl(rules::Exemption::kArp));
     fx.add("ARP reply",
            buildArp({.op = 2, .sender_ip = ipAddr("10.0.1.1"), .target_ip = ipAddr(kSrv4)}),
-           unprotected(kFlagControl));
-    fx.add("neighbour solicitation", buildNd({}), unprotected(kFlagControl));
+           exemptControl(rules::Exemption::kArp));
+    fx.add("neighbour solicitation", buildNd({}),
+           exemptControl(rules::Exemption::kNeighbourDiscovery));
     fx.add("neighbour advertisement",
            buildNd({.type = kIcmpv6NeighborAdvert,
                     .src = ipAddr(kSrv6),
                     .dst = ipAddr("fe80::1"),
                     .target = ipAddr(kSrv6)}),
-           unprotected(kFlagControl));
+           exemptControl(rules::Exemption::kNeighbourDiscovery));
     fx.add(
         "router advertisement",
         buildNd({.type = kIcmpv6RouterAdvert, .src = ipAddr("fe80::1"), .dst = ipAddr("ff02::1")}),
-        unprotected(kFlagControl));
+        exemptControl(rules::Exemption::kNeighbourDiscovery));
     put(fx);
   }
   {
     Fx fx("control_with_unprotected_deny", "ARP and ND pass even with `unprotected: deny`",
           mainPolicy("unprotected: deny\n"));
-    fx.add("ARP request", buildArp({}), unprotected(kFlagControl));
-    fx.add("neighbour solicitation", buildNd({}), unprotected(kFlagControl));
+    fx.add("ARP request", buildArp({}), exemptControl(rules::Exemption::kArp));
+    fx.add("neighbour solicitation", buildNd({}),
+           exemptControl(rules::Exemption::kNeighbourDiscovery));
     put(fx);
   }
   {
@@ -1313,7 +1315,7 @@ void tableFull() {
     fx.add("SYN C: no room", c.c(kSyn), denyFull());
     fx.add("echo request: no room", echo(kExt4, kSrv4, 1, false), denyFull());
     fx.add("UDP request: no room", udp(kExt4, 1, kSrv4, 53), denyFull());
-    fx.add("ARP needs no entry", buildArp({}), unprotected(kFlagControl));
+    fx.add("ARP needs no entry", buildArp({}), exemptControl(rules::Exemption::kArp));
     fx.add("SYN C again: still no room", c.cAt(kSyn, c.cs().isn, 0), denyFull());
     fx.add("S data A", a.s(kData, 10), tracked(kSrv80, TcpState::kEstablished));
     fx.add("C ACK A", a.c(kAck), tracked(kSrv80, TcpState::kEstablished));
@@ -1820,6 +1822,8 @@ std::string denyWhere(const rules::CompiledPolicy& policy, const Verdict& v) {
     }
     case Reason::kDenyMalformed:
       return std::string(layerName(v.malformed_layer));
+    case Reason::kAllowExempt:
+      return std::string(rules::exemptionName(v.exemption));
     default:
       return "";
   }

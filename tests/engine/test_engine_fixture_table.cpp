@@ -136,8 +136,14 @@ TEST(FixtureTable, RuleTextsAndDenyLocationsExist) {
         EXPECT_TRUE(denyLocations(*policies[i]).count(*p.where))
             << f.name << " packet " << i << ": no deny location \"" << *p.where << "\"";
       }
+      if (p.where && p.reason == Reason::kAllowExempt) {
+        bool known = false;
+        for (std::string_view name : rules::kExemptionNames)
+          known = known || (name == *p.where && name != "none");
+        EXPECT_TRUE(known) << f.name << " packet " << i << ": no exemption \"" << *p.where << "\"";
+      }
       if (p.reason != Reason::kDenySg && p.reason != Reason::kDenyAcl &&
-          p.reason != Reason::kDenyMalformed) {
+          p.reason != Reason::kDenyMalformed && p.reason != Reason::kAllowExempt) {
         EXPECT_FALSE(p.where) << f.name << " packet " << i;
       }
     }

@@ -123,8 +123,8 @@ TEST_P(LinkTest, IcmpEcho) {
     EXPECT_EQ(r.p.icmp_type, v6 ? (reply ? 129 : 128) : (reply ? 0 : 8));
     EXPECT_EQ(r.p.icmp_code, 0);
     EXPECT_EQ(r.p.icmp_id, 0xbeef);
-    EXPECT_EQ(r.p.icmp_is_echo_request, !reply);
-    EXPECT_EQ(r.p.icmp_is_echo_reply, reply);
+    EXPECT_EQ(r.p.icmp_is_query_request, !reply);
+    EXPECT_EQ(r.p.icmp_is_query_reply, reply);
     EXPECT_FALSE(r.p.icmp_is_error);
     EXPECT_FALSE(r.p.is_nd);
     EXPECT_EQ(r.p.sport, 0);
@@ -301,7 +301,7 @@ TEST(ParserOther, UnknownProtocolHasNoPorts) {
                  LinkType::kEthernet);
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.p.proto, 1);
-  EXPECT_FALSE(r.p.icmp_is_echo_request);
+  EXPECT_FALSE(r.p.icmp_is_query_request);
 }
 
 TEST(ParserIpv6, ExtensionChainIsWalkedToTheTransportHeader) {
@@ -367,9 +367,46 @@ TEST(ParserNd, NeighbourDiscoveryTypes) {
     EXPECT_EQ(r.p.icmp_type, type);
     EXPECT_EQ(r.p.ttl_or_hlim, 255);
     EXPECT_FALSE(r.p.icmp_is_error);
+    EXPECT_EQ(r.p.nd_problem, NdProblem::kNone) << int{type};
   }
   const auto not_nd = parseBytes(buildIcmpEcho({.src = kV6a, .dst = kV6b}), LinkType::kEthernet);
   EXPECT_FALSE(not_nd.p.is_nd);
+}
+
+// RFC 4861 validity: each problem is named; the parse itself succeeds (the engine judges invalid
+// ND by the rules).
+TEST(ParserNd, InvalidNeighbourDiscoveryIsNamed) {
+  const IpAddr global = IpAddr::v6(0x20010db800000000ull, 7);
+  auto problem = [](const Bytes& frame) {
+    const auto r = parseBytes(frame, LinkType::kRawIp);
+    EXPECT_TRUE(r.ok);
+    EXPECT_TRUE(r.p.is_nd);
+    return r.p.nd_problem;
+  };
+  const FrameOptions raw{.link = LinkType::kRawIp};
+  EXPECT_EQ(problem(buildNd({}, {.link = LinkType::kRawIp, .ttl = 64})), NdProblem::kHopLimit);
+  EXPECT_EQ(problem(buildNd({.type = kIcmpv6RouterAdvert, .src = global}, raw)),
+            NdProblem::kSourceNotLinkLocal);
+  EXPECT_EQ(problem(buildNd({.type = kIcmpv6Redirect, .src = global}, raw)),
+            NdProblem::kSourceNotLinkLocal);
+  EXPECT_EQ(problem(buildNd({.type = kIcmpv6NeighborAdvert, .src = global}, raw)),
+            NdProblem::kNone);
+  auto handmade = [&](Bytes m) {
+    const IpAddr src = IpAddr::v6(0xfe80000000000000ull, 1);
+    const IpAddr dst = IpAddr::v6(0xff02000000000000ull, 1);
+    const uint16_t sum = transportChecksum(src, dst, kIpProtoIcmpv6, m);
+    m[2] = static_cast<uint8_t>(sum >> 8);
+    m[3] = static_cast<uint8_t>(sum);
+    return buildIpPacket(src, dst, kIpProtoIcmpv6, m, {.link = LinkType::kRawIp, .ttl = 255});
+  };
+  EXPECT_EQ(problem(handmade({135, 0, 0, 0, 0, 0, 0, 0})), NdProblem::kTooShort);
+  EXPECT_EQ(problem(handmade({133, 1, 0, 0, 0, 0, 0, 0})), NdProblem::kCode);
+  EXPECT_EQ(problem(handmade({133, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0})),
+            NdProblem::kBadOption);
+  EXPECT_EQ(problem(handmade({133, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0})),
+            NdProblem::kBadOption);
+  EXPECT_EQ(problem(handmade({133, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0})),
+            NdProblem::kNone);
 }
 
 // ICMP errors quoting each transport: the offending packet went from a to b; the error comes back.
@@ -494,9 +531,24 @@ TEST(ParserIcmpError, QuotedNonFirstFragmentHasNoTransportHeader) {
   EXPECT_FALSE(r.p.quoted.has_l4);
 }
 
-TEST(ParserIcmp, OtherTypesAreNeitherErrorsNorEchoes) {
-  // Timestamp request (13) and router advertisement (9) over IPv4.
-  for (uint8_t type : {uint8_t{13}, uint8_t{9}}) {
+TEST(ParserIcmp, QueriesCarryTheirIdAndRole) {
+  // Echo 8/0, timestamp 13/14, information 15/16, address mask 17/18 (DESIGN.md).
+  for (uint8_t type : {0, 8, 13, 14, 15, 16, 17, 18}) {
+    Bytes icmp = {type, 0, 0, 0, 0x12, 0x34, 0, 1, 1, 2, 3, 4};
+    const auto r =
+        parseBytes(addLinkHeader(buildIpPacket(kV4a, kV4b, kIpProtoIcmp, icmp), kEtherTypeIpv4),
+                   LinkType::kEthernet);
+    ASSERT_TRUE(r.ok);
+    const bool request = type == 8 || type == 13 || type == 15 || type == 17;
+    EXPECT_EQ(r.p.icmp_is_query_request, request) << int{type};
+    EXPECT_EQ(r.p.icmp_is_query_reply, !request) << int{type};
+    EXPECT_EQ(r.p.icmp_id, 0x1234) << int{type};
+  }
+}
+
+TEST(ParserIcmp, OtherTypesAreNeitherErrorsNorQueries) {
+  // Router advertisement (9) and router solicitation (10) over IPv4.
+  for (uint8_t type : {uint8_t{10}, uint8_t{9}}) {
     Bytes icmp = {type, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
     const auto r =
         parseBytes(addLinkHeader(buildIpPacket(kV4a, kV4b, kIpProtoIcmp, icmp), kEtherTypeIpv4),
@@ -504,7 +556,8 @@ TEST(ParserIcmp, OtherTypesAreNeitherErrorsNorEchoes) {
     ASSERT_TRUE(r.ok);
     EXPECT_EQ(r.p.icmp_type, type);
     EXPECT_FALSE(r.p.icmp_is_error);
-    EXPECT_FALSE(r.p.icmp_is_echo_request);
+    EXPECT_FALSE(r.p.icmp_is_query_request);
+    EXPECT_FALSE(r.p.icmp_is_query_reply);
     EXPECT_EQ(r.p.icmp_id, 0);
   }
 }

@@ -460,7 +460,8 @@ const std::vector<BrokenCase>& cases() {
        {{"sg.yaml", "SecurityGroups:\n- GroupId: sg-1\n"}},
        "sg.yaml:1:1",
        "unknown key 'SecurityGroups' in the policy; expected one of: version, timeouts, "
-       "unprotected, strict, prefix_lists, groups, network_acls, subnets, interfaces (AWS CLI "
+       "unprotected, strict, exempt, vpc_cidrs, prefix_lists, groups, network_acls, subnets, "
+       "interfaces (AWS CLI "
        "output is read as JSON: use --output json)"},
       {"PrefixListWithoutEntries",
        {{"pl.json", R"({"PrefixLists": [{"PrefixListId": "pl-1", "PrefixListName": "office"}]})"}},

@@ -446,8 +446,7 @@ std::vector<Case> cases() {
     dataplane::ArpSpec arp;
     arp.sender_ip = ipAddr("10.0.1.10");
     arp.target_ip = ipAddr("10.0.1.1");
-    c.push_back(
-        {"ARP: control traffic", dataplane::buildArp(arp), Reason::kAllowUnprotected, {"control"}});
+    c.push_back({"ARP: exempt", dataplane::buildArp(arp), Reason::kAllowExempt, {"exempt"}});
   }
   c.push_back({"between two unprotected addresses",
                udp("192.0.2.50", 4000, "192.0.2.51", 4001),
@@ -647,6 +646,135 @@ TEST(Explain, NoContrastLeavesItOut) {
     EXPECT_EQ(e.text.find("stateless:"), std::string::npos);
     EXPECT_TRUE(nlohmann::json::parse(e.json)["stateless"].is_null());
   }
+}
+
+// ---- ICMP errors, neighbour discovery and exemptions (DESIGN.md "Connection tracking") ----
+
+dataplane::Bytes icmpErrorAbout(const char* src, const char* dst, uint8_t type, uint8_t code,
+                                const dataplane::Bytes& quoted) {
+  dataplane::IcmpErrorSpec err;
+  err.src = ipAddr(src);
+  err.dst = ipAddr(dst);
+  err.type = type;
+  err.code = code;
+  return dataplane::buildIcmpError(err, quoted);
+}
+
+dataplane::Bytes dnsQuery(const char* src, uint16_t sport, const char* dst,
+                          const dataplane::FrameOptions& o = {}) {
+  dataplane::UdpSpec q;
+  q.src = ipAddr(src);
+  q.dst = ipAddr(dst);
+  q.sport = sport;
+  q.dport = 53;
+  q.payload_len = 20;
+  return dataplane::buildUdp(q, o);
+}
+
+TEST(Explain, AnIcmpErrorThatIsNotRelatedSaysWhy) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  dataplane::IcmpEchoSpec ping;
+  ping.src = ipAddr("10.0.1.10");  // web-1: the default outbound rule allows it
+  ping.dst = ipAddr("8.8.4.4");
+  ping.id = 99;
+  dataplane::IcmpEchoSpec reply = ping;
+  reply.reply = true;
+  const std::vector<Frame> frames = {
+      {kT0, dnsQuery("10.0.2.10", 5353, "8.8.8.8")},
+      // Not sent back to the quoted packet's sender: the quote is 8.8.8.8's answer.
+      {kT0 + 1, icmpErrorAbout("203.0.113.1", "10.0.2.10", 3, 1,
+                               dnsQuery("8.8.8.8", 53, "10.0.2.10", dataplane::rawIp()))},
+      // About a query nobody made.
+      {kT0 + 2, icmpErrorAbout("203.0.113.1", "10.0.2.10", 3, 1,
+                               dnsQuery("10.0.2.10", 5999, "8.8.8.8", dataplane::rawIp()))},
+      {kT0 + 3, dataplane::buildIcmpEcho(ping)},
+      // About an echo reply from the side that asked.
+      {kT0 + 4, icmpErrorAbout("203.0.113.1", "10.0.1.10", 11, 0,
+                               dataplane::buildIcmpEcho(reply, dataplane::rawIp()))}};
+  auto ex = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(ex.size(), 5u);
+  const char* want[] = {"it is not addressed to the quoted packet's sender",
+                        "the quoted packet belongs to no tracked connection",
+                        "the quoted ICMP query went the wrong way for its connection"};
+  const size_t at[] = {1, 2, 4};
+  for (size_t k = 0; k < 3; ++k) {
+    const PacketExplanation& e = ex[at[k]];
+    SCOPED_TRACE(e.text);
+    EXPECT_EQ(e.reason, Reason::kDenySg);
+    EXPECT_TRUE(hasKind(e, "not-related"));
+    EXPECT_FALSE(hasKind(e, "related"));
+    EXPECT_NE(allText(e).find(std::string("An ICMP error, but not related to any connection: ") +
+                              want[k]),
+              std::string::npos);
+    // The groups it needed a rule from are named: they judged it.
+    EXPECT_TRUE(hasKind(e, "sg"));
+    EXPECT_EQ(nlohmann::json::parse(e.json)["connection"], nullptr);
+  }
+}
+
+TEST(Explain, ARelatedErrorDeniedByTheAclSuggestsNoGroupRule) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  // app-1's query is tracked; a router in 192.0.2.0/24 (app-acl's rule 90 denies it) sends back
+  // "fragmentation needed". The ACL denies it; the groups would have passed it as related.
+  const std::vector<Frame> frames = {
+      {kT0, dnsQuery("10.0.2.10", 5353, "8.8.8.8")},
+      {kT0 + 1, icmpErrorAbout("192.0.2.1", "10.0.2.10", 3, 4,
+                               dnsQuery("10.0.2.10", 5353, "8.8.8.8", dataplane::rawIp()))}};
+  auto ex = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(ex.size(), 2u);
+  const PacketExplanation& e = ex[1];
+  EXPECT_EQ(e.reason, Reason::kDenyAcl) << e.text;
+  EXPECT_TRUE(hasKind(e, "related")) << e.text;
+  EXPECT_TRUE(hasKind(e, "acl")) << e.text;
+  EXPECT_FALSE(hasKind(e, "sg")) << e.text;
+  EXPECT_EQ(e.text.find("no inbound rule"), std::string::npos) << e.text;
+  EXPECT_EQ(e.text.find("(not reached)"), std::string::npos) << e.text;
+  EXPECT_EQ(e.connection, 1u) << e.text;
+  // The ACL step comes after the related step and decides.
+  size_t related_at = 0, acl_at = 0;
+  for (size_t i = 0; i < e.steps.size(); ++i) {
+    if (e.steps[i].kind == "related") related_at = i;
+    if (e.steps[i].kind == "acl") acl_at = i;
+  }
+  EXPECT_LT(related_at, acl_at) << e.text;
+  EXPECT_NE(e.steps[acl_at].text.find("This decides"), std::string::npos) << e.text;
+}
+
+TEST(Explain, ExemptionsAndInvalidNeighbourDiscovery) {
+  std::string yaml = kExplainPolicy;
+  yaml.insert(yaml.find("prefix_lists"), "vpc_cidrs: [10.0.0.0/16]\n");
+  auto p = compilePolicy(yaml);
+  ASSERT_TRUE(p);
+  dataplane::NdSpec bad_nd;
+  bad_nd.src = ipAddr("2001:db8::1");
+  bad_nd.dst = ipAddr("2001:db8::2");
+  dataplane::FrameOptions hop64;
+  hop64.ttl = 64;
+  const std::vector<Frame> frames = {{kT0, udp("10.0.2.10", 40000, "169.254.169.254", 80)},
+                                     {kT0 + 1, dnsQuery("10.0.1.10", 5353, "10.0.0.2")},
+                                     {kT0 + 2, dataplane::buildNd({})},
+                                     {kT0 + 3, dataplane::buildNd(bad_nd, hop64)}};
+  auto ex = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(ex.size(), 4u);
+  EXPECT_EQ(ex[0].reason, Reason::kAllowExempt) << ex[0].text;
+  EXPECT_NE(allText(ex[0]).find("Exempt: traffic between app-1 and the instance metadata service "
+                                "(169.254.169.254)"),
+            std::string::npos)
+      << ex[0].text;
+  EXPECT_NE(allText(ex[0]).find("'exempt: false'"), std::string::npos) << ex[0].text;
+  EXPECT_FALSE(hasKind(ex[0], "sg")) << ex[0].text;
+  EXPECT_EQ(nlohmann::json::parse(ex[0].json)["steps"][0]["exemption"], "instance-metadata");
+  EXPECT_EQ(ex[1].reason, Reason::kAllowExempt) << ex[1].text;
+  EXPECT_NE(allText(ex[1]).find("the Amazon DNS server (10.0.0.2)"), std::string::npos)
+      << ex[1].text;
+  EXPECT_EQ(ex[2].reason, Reason::kAllowExempt) << ex[2].text;
+  EXPECT_NE(allText(ex[2]).find("IPv6 neighbour discovery is exempt"), std::string::npos)
+      << ex[2].text;
+  EXPECT_EQ(ex[3].reason, Reason::kAllowUnprotected) << ex[3].text;
+  EXPECT_TRUE(hasKind(ex[3], "nd-invalid")) << ex[3].text;
+  EXPECT_NE(allText(ex[3]).find("its hop limit is not 255"), std::string::npos) << ex[3].text;
 }
 
 // The whole text and JSON of the hand-built cases, as golden files.

@@ -19,6 +19,7 @@
 #include "statewall/dataplane/verdict.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
+#include "statewall/rules/exemption.hpp"
 
 namespace statewall::dataplane {
 
@@ -50,7 +51,7 @@ enum VerdictFlag : uint16_t {
   kFlagTcpInvalid =
       1 << 2,  // the TCP tracker marked it INVALID (it got no help from the connection)
   kFlagUntracked = 1 << 3,  // part of an untracked flow (AWS rule)
-  kFlagControl = 1 << 4,    // ARP or IPv6 neighbour discovery: always passes
+  kFlagControl = 1 << 4,    // ARP or valid IPv6 neighbour discovery (allow-exempt)
   kFlagFragment = 1 << 5,   // a non-first fragment, judged by its first fragment's verdict
   kFlagMidStream = 1 << 6,  // a TCP connection picked up mid-stream (loose entry)
   kFlagReopened = 1 << 7,   // a SYN reopened a TIME_WAIT/CLOSE connection
@@ -64,6 +65,7 @@ struct Verdict {
   uint16_t flags = 0;
   TcpState tcp_before = TcpState::kNone;  // TCP only
   TcpState tcp_after = TcpState::kNone;
+  rules::Exemption exemption = rules::Exemption::kNone;  // allow-exempt: which exemption
   // allow-rule / allow-untracked: the SG rule that allowed it (the destination side's inbound rule
   // when that side is protected, else the source side's outbound rule); allow-tracked /
   // allow-related: the rule that opened the connection; otherwise kNoRule.
@@ -73,8 +75,12 @@ struct Verdict {
   rules::Direction deny_dir = rules::Direction::kInbound;
   // deny-acl: the ACL entry (or implicit '*') that denied it.
   rules::AclEntryId acl_entry = rules::kNoAclEntry;
-  uint64_t conn_id = 0;       // the connection (or related connection); 0 for none
-  const char* why = nullptr;  // static detail: malformed or TCP INVALID reason
+  // The connection (or related connection); 0 for none. An ICMP error carries the connection it
+  // is related to even when a network ACL denies it, and 0 when it is not related.
+  uint64_t conn_id = 0;
+  // Static detail: malformed or TCP INVALID reason; for an ICMP error that is not related, why
+  // not (no tracked connection, wrong direction, not addressed to the quoted packet's sender).
+  const char* why = nullptr;
 
   bool allowed() const { return reasonAllows(reason); }
 };
@@ -110,7 +116,7 @@ struct ConnectionInfo {
   uint64_t id;
   uint8_t proto;
   rules::IpAddr orig_src, orig_dst;  // as the originator sent its first packet
-  uint16_t orig_sport, orig_dport;   // ICMP echo: the id in both
+  uint16_t orig_sport, orig_dport;   // ICMP query: the id, then the request type
   TcpState tcp_state;
   bool src_side_tracked, dst_side_tracked;
   bool replied;

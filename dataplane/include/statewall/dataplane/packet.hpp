@@ -149,6 +149,12 @@ inline constexpr uint8_t kIcmpRedirect = 5;
 inline constexpr uint8_t kIcmpEchoRequest = 8;
 inline constexpr uint8_t kIcmpTimeExceeded = 11;
 inline constexpr uint8_t kIcmpParamProblem = 12;
+inline constexpr uint8_t kIcmpTimestamp = 13;
+inline constexpr uint8_t kIcmpTimestampReply = 14;
+inline constexpr uint8_t kIcmpInfoRequest = 15;
+inline constexpr uint8_t kIcmpInfoReply = 16;
+inline constexpr uint8_t kIcmpAddressMask = 17;
+inline constexpr uint8_t kIcmpAddressMaskReply = 18;
 inline constexpr uint8_t kIcmpv6DestUnreachable = 1;
 inline constexpr uint8_t kIcmpv6PacketTooBig = 2;
 inline constexpr uint8_t kIcmpv6TimeExceeded = 3;
@@ -160,6 +166,63 @@ inline constexpr uint8_t kIcmpv6RouterAdvert = 134;
 inline constexpr uint8_t kIcmpv6NeighborSolicit = 135;
 inline constexpr uint8_t kIcmpv6NeighborAdvert = 136;
 inline constexpr uint8_t kIcmpv6Redirect = 137;
+
+// ICMP/ICMPv6 queries (DESIGN.md "Connection tracking"): request/reply pairs echo 8/0, timestamp
+// 13/14, information 15/16, address mask 17/18, ICMPv6 echo 128/129. Each carries an identifier
+// at bytes 4-5. Returns the request type of the pair `type` belongs to (as request or reply), or
+// -1 when `type` is not a query; *is_request says which of the two it is.
+constexpr int icmpQueryRequestType(bool v6, uint8_t type, bool* is_request) {
+  if (v6) {
+    if (type != kIcmpv6EchoRequest && type != kIcmpv6EchoReply) return -1;
+    *is_request = type == kIcmpv6EchoRequest;
+    return kIcmpv6EchoRequest;
+  }
+  switch (type) {
+    case kIcmpEchoRequest:
+    case kIcmpTimestamp:
+    case kIcmpInfoRequest:
+    case kIcmpAddressMask:
+      *is_request = true;
+      return type;
+    case kIcmpEchoReply:
+      *is_request = false;
+      return kIcmpEchoRequest;
+    case kIcmpTimestampReply:
+    case kIcmpInfoReply:
+    case kIcmpAddressMaskReply:
+      *is_request = false;
+      return type - 1;
+    default:
+      return -1;
+  }
+}
+
+// Why an ICMPv6 neighbour-discovery message (types 133..137) is not valid per RFC 4861 (sections
+// 6.1.1, 6.1.2, 7.1.1, 7.1.2, 8.1) and RFC 6980; such a message gets no exemption and is judged by
+// the rules like any ICMPv6 packet. X(enumerator, text).
+#define STATEWALL_ND_PROBLEMS(X)                                                                   \
+  X(kNone, "valid")                                                                                \
+  X(kHopLimit, "its hop limit is not 255, so it may have been sent from off the link")             \
+  X(kCode, "its ICMP code is not 0")                                                               \
+  X(kTooShort, "it is shorter than the fixed part of its message type")                            \
+  X(kSourceNotLinkLocal, "a router advertisement or redirect must come from a link-local address") \
+  X(kBadOption, "an option has length 0 or runs past the message")                                 \
+  X(kFragmented, "it is fragmented (RFC 6980 forbids fragmented neighbour discovery)")
+
+enum class NdProblem : uint8_t {
+#define STATEWALL_ND_PROBLEM_ENUM(e, text) e,
+  STATEWALL_ND_PROBLEMS(STATEWALL_ND_PROBLEM_ENUM)
+#undef STATEWALL_ND_PROBLEM_ENUM
+};
+
+constexpr const char* ndProblemText(NdProblem p) {
+  constexpr const char* kTexts[] = {
+#define STATEWALL_ND_PROBLEM_TEXT(e, text) text,
+      STATEWALL_ND_PROBLEMS(STATEWALL_ND_PROBLEM_TEXT)
+#undef STATEWALL_ND_PROBLEM_TEXT
+  };
+  return kTexts[static_cast<size_t>(p)];
+}
 
 struct TcpOptions {
   uint16_t mss = 0;    // 0: absent
@@ -183,7 +246,7 @@ struct QuotedHeader {
   Family family = Family::kV4;
   uint16_t sport = 0;  // TCP/UDP, host order
   uint16_t dport = 0;
-  uint16_t icmp_id = 0;  // quoted ICMP echo request/reply
+  uint16_t icmp_id = 0;  // quoted ICMP query (echo, timestamp, ...) request or reply
   uint32_t tcp_seq = 0;
   IpAddr src{};
   IpAddr dst{};
@@ -204,7 +267,7 @@ struct ParsedPacket {
   uint16_t sport = 0;  // host order; 0 where the protocol has none or in a non-first fragment
   uint16_t dport = 0;
   uint16_t window = 0;   // TCP window as sent (unscaled)
-  uint16_t icmp_id = 0;  // ICMP/ICMPv6 echo request/reply identifier
+  uint16_t icmp_id = 0;  // ICMP/ICMPv6 query identifier (icmp_is_query_request/reply)
   uint32_t seq = 0;
   uint32_t ack = 0;
   uint32_t ip_len = 0;  // bytes of the IP datagram (header + payload) as its header says
@@ -218,9 +281,9 @@ struct ParsedPacket {
   bool first_fragment = false;
   bool more_fragments = false;
   bool icmp_is_error = false;  // v4 types 3, 4, 5, 11, 12; v6 types 1..4: `quoted` is filled in
-  bool icmp_is_echo_request = false;
-  bool icmp_is_echo_reply = false;
-  bool is_nd = false;  // ICMPv6 neighbour discovery, types 133..137
+  bool icmp_is_query_request = false;  // echo, timestamp, information, address mask request
+  bool icmp_is_query_reply = false;    // their replies (icmpQueryRequestType())
+  bool is_nd = false;  // ICMPv6 neighbour discovery, types 133..137; valid when nd_problem is kNone
   uint8_t vlan_count = 0;
   uint16_t frag_offset = 0;  // in 8-byte units
   uint16_t l3_offset = 0;    // byte offset of the IP (or ARP) header in the frame
@@ -231,6 +294,7 @@ struct ParsedPacket {
   TcpOptions tcp_opt{};
   uint16_t vlan_ids[kMaxVlanTags] = {0, 0};  // 12-bit VIDs, outermost first
   uint16_t l4_offset = 0;                    // byte offset of the transport header (0: none)
+  NdProblem nd_problem = NdProblem::kNone;   // is_nd: why the message is not valid RFC 4861 ND
   // With malformed != kNone: a static string saying what was wrong, e.g.
   // "IPv4 total length exceeds captured bytes".
   const char* malformed_why = nullptr;

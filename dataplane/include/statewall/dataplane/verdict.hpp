@@ -16,6 +16,7 @@ namespace statewall::dataplane {
   X(kAllowRelated, "allow-related", true)         \
   X(kAllowUntracked, "allow-untracked", true)     \
   X(kAllowUnprotected, "allow-unprotected", true) \
+  X(kAllowExempt, "allow-exempt", true)           \
   X(kDenySg, "deny-sg", false)                    \
   X(kDenyAcl, "deny-acl", false)                  \
   X(kDenyInvalid, "deny-invalid", false)          \

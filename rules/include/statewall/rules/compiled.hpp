@@ -151,6 +151,8 @@ class CompiledPolicy {
   const Timeouts& timeouts() const { return source_.timeouts; }
   bool unprotectedAllow() const { return source_.unprotected_allow; }
   bool strict() const { return source_.strict; }
+  // `exempt`: whether the AWS service exemptions apply (serviceExemption() in evaluate.hpp).
+  bool exempt() const { return source_.exempt; }
   // The validated Policy this was compiled from.
   const Policy& source() const { return source_; }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "statewall/rules/compiled.hpp"
+#include "statewall/rules/exemption.hpp"
 #include "statewall/rules/ip.hpp"
 #include "statewall/rules/policy.hpp"
 
@@ -65,6 +66,15 @@ enum class EvalMode : uint8_t {
 
 // Fills *out for the packet `f`. Allocation-free and exception-free; safe from any thread.
 void evaluate(const CompiledPolicy& policy, const Flow5& f, EvalMode mode, Evaluation* out);
+
+// The AWS service exemption of the packet f (DESIGN.md "Exempt traffic"), or Exemption::kNone:
+// traffic between a protected interface and the instance metadata service, Amazon DNS (its
+// well-known addresses and base + 2 of each VPC CIDR) or the Time Sync Service; and DHCP (UDP
+// 68 -> 67, 67 -> 68) between a client (a protected interface, or 0.0.0.0 before it has an
+// address) and a server (an address inside a VPC CIDR, or the broadcast address). Always kNone
+// with `exempt: false`. ARP and neighbour discovery are the data plane's to judge.
+// Allocation-free and exception-free; safe from any thread.
+Exemption serviceExemption(const CompiledPolicy& policy, const Flow5& f);
 
 // The packet as the source's side sees it (remote = destination) and as the destination's side
 // sees it (remote = source).
