@@ -87,6 +87,8 @@ struct PolicyNode {
   // 1 + index of the interface's distinct setting); with two tracking sides, each timeout is the
   // shorter of theirs (the connection dies on the side that forgets it first).
   std::vector<TimeoutSet> sets;
+  // sets[i].tcp_ns[ESTABLISHED], inline for the fast path (no load of the vector's pointer).
+  std::array<uint64_t, kMaxTimeoutSets> established_ns{};
   std::vector<uint8_t> side_value;  // per interface
   std::vector<uint8_t> combo;       // [orig side value * n_side_values + resp side value]
   size_t n_side_values = 1;
@@ -170,8 +172,11 @@ void buildTimeoutSets(const rules::CompiledPolicy& p, PolicyNode* n) {
       n->combo[o * n->n_side_values + r] = static_cast<uint8_t>(found - distinct.begin());
     }
   }
-  for (const Seconds& s : distinct)
+  for (const Seconds& s : distinct) {
     n->sets.push_back(timeoutSetOf(s));
+    n->established_ns[n->sets.size() - 1] =
+        n->sets.back().tcp_ns[static_cast<size_t>(TcpState::kEstablished)];
+  }
 }
 
 std::unique_ptr<PolicyNode> makeNode(rules::CompiledPolicyPtr p, uint64_t version) {
@@ -517,7 +522,7 @@ struct Decider {
     const RuleId rule = val.opened_by.load(std::memory_order_relaxed);
     if (!from_orig && !(meta & kReplied)) val.meta.fetch_or(kReplied, std::memory_order_acq_rel);
     const bool live = impl.table4.refresh(
-        e, now + node.timeouts(meta).tcp_ns[static_cast<size_t>(TcpState::kEstablished)]);
+        e, now + node.established_ns[(meta >> kTimeoutSetShift) & kTimeoutSetMask]);
     v->tcp_before = r.before;
     v->tcp_after = r.after;
     v->reason = Reason::kAllowTracked;
