@@ -230,6 +230,21 @@ void interfaceTimeouts() {
     put(fx);
   }
   {
+    Fx fx("timeout_iface_after_policy_swap",
+          "a connection's timeouts follow the interface settings of the policy in force: after a "
+          "swap that gives srv-1 tcp_established 7200, its open connection keeps 7200",
+          timeoutPolicy("timeouts: {tcp_established: 3600}\n", "", ""));
+    Tcp t(kExt4, 40303, "10.0.1.10", 80);
+    handshake(fx, t, kT80);
+    fx.swap(timeoutPolicy("timeouts: {tcp_established: 3600}\n",
+                          ", timeouts: {tcp_established: 7200}", ""));
+    fx.add("C data under the new policy", t.c(kData, 10), trackedAnyRule(TcpState::kEstablished));
+    fx.wait(3700);
+    fx.add("srv-1 data after 3700 s", t.s(kData, 10),
+           trackedAnyRule(TcpState::kEstablished, kFlagReply));
+    put(fx);
+  }
+  {
     Fx fx("timeout_iface_both_sides_shorter",
           "a connection tracked on both sides ends when the shorter of their timeouts ends",
           timeoutPolicy("", ", timeouts: {tcp_established: 60}",
