@@ -44,7 +44,21 @@ enum MetaBit : uint32_t {
   kIcmpQuery = 1u << 8,  // ICMP/ICMPv6 query keyed by (request type, identifier)
   kEvicting = 1u << 9,   // claimed by an insert into the full table (EvictUnreplied): dying
 };
+// Bits 10-15: the connection's idle-timeout set (PolicyNode::sets), from the interfaces of the
+// sides that track it.
+constexpr uint32_t kTimeoutSetShift = 10;
+constexpr uint32_t kTimeoutSetMask = 0x3f;
+constexpr size_t kMaxTimeoutSets = kTimeoutSetMask + 1;
 constexpr uint32_t kGenShift = 16;
+
+// One set of idle timeouts: the policy's, or with the overrides of the interfaces that track a
+// connection (DESIGN.md "Idle timeouts", per interface).
+struct TimeoutSet {
+  std::array<uint64_t, rules::kTimeoutKeyCount> ns{};
+  std::array<uint64_t, kTcpStateCount> tcp_ns{};  // ns[tcpTimeoutKey(state)]
+
+  uint64_t timeout(TimeoutKey k) const { return ns[static_cast<size_t>(k)]; }
+};
 
 // The engine's per-connection state, embedded in the table entry (at most 40 bytes so that an
 // IPv4 entry is one cache line). Written with atomics: both directions of a connection may be
@@ -105,14 +119,103 @@ struct PolicyNode {
   size_t n_acl = 0;
   std::unique_ptr<std::atomic<uint64_t>[]> rule_hits;  // [kMaxWorkers][n_rules]
   std::unique_ptr<std::atomic<uint64_t>[]> acl_hits;   // [kMaxWorkers][n_acl]
-  std::array<uint64_t, rules::kTimeoutKeyCount> timeout_ns{};
-  std::array<uint64_t, kTcpStateCount> tcp_timeout_ns{};  // timeout(tcpTimeoutKey(state))
+  // Idle timeouts: sets[0] is the policy's; a connection's set is in its meta bits. A side that
+  // tracks a connection contributes its interface's timeouts (side_value: 0 = no tracking side,
+  // 1 + index of the interface's distinct setting); with two tracking sides, each timeout is the
+  // shorter of theirs (the connection dies on the side that forgets it first).
+  std::vector<TimeoutSet> sets;
+  // sets[i].tcp_ns[ESTABLISHED], inline for the fast path (no load of the vector's pointer).
+  std::array<uint64_t, kMaxTimeoutSets> established_ns{};
+  std::vector<uint8_t> side_value;  // per interface
+  std::vector<uint8_t> combo;       // [orig side value * n_side_values + resp side value]
+  size_t n_side_values = 1;
   bool strict = false;
   bool unprotected_allow = true;
   bool exempt = true;  // the AWS service exemptions apply
 
-  uint64_t timeout(TimeoutKey k) const { return timeout_ns[static_cast<size_t>(k)]; }
+  const TimeoutSet& timeouts(uint32_t meta) const {
+    return sets[(meta >> kTimeoutSetShift) & kTimeoutSetMask];
+  }
+  // The meta bits of the timeout set for a connection tracked by these interfaces (kNoIface for
+  // a side that does not track it).
+  uint32_t timeoutBits(rules::IfaceId orig, rules::IfaceId resp) const {
+    const size_t o = orig < side_value.size() ? side_value[orig] : 0;
+    const size_t r = resp < side_value.size() ? side_value[resp] : 0;
+    return uint32_t{combo[o * n_side_values + r]} << kTimeoutSetShift;
+  }
 };
+
+TimeoutSet timeoutSetOf(const std::array<uint32_t, rules::kTimeoutKeyCount>& seconds) {
+  TimeoutSet t;
+  for (size_t k = 0; k < rules::kTimeoutKeyCount; ++k)
+    t.ns[k] = uint64_t{seconds[k]} * kNsPerSec;
+  for (size_t st = 0; st < kTcpStateCount; ++st)
+    t.tcp_ns[st] = t.timeout(tcpTimeoutKey(static_cast<TcpState>(st)));
+  return t;
+}
+
+// Builds PolicyNode::sets, side_value and combo. Distinct interface settings beyond what the meta
+// bits can name share one conservative set: the shortest of each timeout over all settings.
+void buildTimeoutSets(const rules::CompiledPolicy& p, PolicyNode* n) {
+  using Seconds = std::array<uint32_t, rules::kTimeoutKeyCount>;
+  const Seconds policy = p.timeouts().seconds;
+  std::vector<Seconds> settings{policy};  // [0]: an interface without its own
+  n->side_value.assign(p.ifaceCount(), 0);
+  // With the overflow setting, 9 settings: 1 + 9 + 9 * 10 / 2 = 55 distinct sets at most
+  // (a pair and its mirror share one), within kMaxTimeoutSets.
+  constexpr size_t kMaxSettings = 8;
+  static_assert(1 + (kMaxSettings + 1) + (kMaxSettings + 1) * (kMaxSettings + 2) / 2 <=
+                kMaxTimeoutSets);
+  Seconds shortest = policy;
+  for (size_t i = 0; i < p.ifaceCount(); ++i) {
+    const rules::InterfaceTimeouts& it = p.iface(static_cast<rules::IfaceId>(i)).timeouts;
+    Seconds s = policy;
+    if (it.tcp_established)
+      s[static_cast<size_t>(TimeoutKey::kTcpEstablished)] = it.tcp_established;
+    if (it.udp_stream) s[static_cast<size_t>(TimeoutKey::kUdpStream)] = it.udp_stream;
+    if (it.udp) s[static_cast<size_t>(TimeoutKey::kUdp)] = it.udp;
+    for (size_t k = 0; k < s.size(); ++k)
+      shortest[k] = std::min(shortest[k], s[k]);
+    auto found = std::find(settings.begin(), settings.end(), s);
+    if (found == settings.end() && settings.size() < kMaxSettings) {
+      settings.push_back(s);
+      found = settings.end() - 1;
+    }
+    n->side_value[i] =
+        found == settings.end() ? 0xff : static_cast<uint8_t>(found - settings.begin());
+  }
+  const bool overflow =
+      std::find(n->side_value.begin(), n->side_value.end(), 0xff) != n->side_value.end();
+  if (overflow) settings.push_back(shortest);
+  for (uint8_t& v : n->side_value)
+    v = v == 0xff ? static_cast<uint8_t>(settings.size()) : static_cast<uint8_t>(v + 1);
+  // Side values: 0 = no tracking side, 1 + setting index.
+  n->n_side_values = settings.size() + 1;
+  std::vector<Seconds> distinct{policy};
+  n->combo.assign(n->n_side_values * n->n_side_values, 0);
+  for (size_t o = 0; o < n->n_side_values; ++o) {
+    for (size_t r = 0; r < n->n_side_values; ++r) {
+      Seconds s = policy;
+      if (o != 0 && r != 0) {
+        for (size_t k = 0; k < s.size(); ++k)
+          s[k] = std::min(settings[o - 1][k], settings[r - 1][k]);
+      } else if (o != 0 || r != 0) {
+        s = settings[(o != 0 ? o : r) - 1];
+      }
+      auto found = std::find(distinct.begin(), distinct.end(), s);
+      if (found == distinct.end()) {
+        distinct.push_back(s);
+        found = distinct.end() - 1;
+      }
+      n->combo[o * n->n_side_values + r] = static_cast<uint8_t>(found - distinct.begin());
+    }
+  }
+  for (const Seconds& s : distinct) {
+    n->sets.push_back(timeoutSetOf(s));
+    n->established_ns[n->sets.size() - 1] =
+        n->sets.back().tcp_ns[static_cast<size_t>(TcpState::kEstablished)];
+  }
+}
 
 std::unique_ptr<PolicyNode> makeNode(rules::CompiledPolicyPtr p, uint64_t version) {
   auto n = std::make_unique<PolicyNode>();
@@ -124,10 +227,7 @@ std::unique_ptr<PolicyNode> makeNode(rules::CompiledPolicyPtr p, uint64_t versio
       std::make_unique<std::atomic<uint64_t>[]>(kMaxWorkers * std::max<size_t>(n->n_rules, 1));
   n->acl_hits =
       std::make_unique<std::atomic<uint64_t>[]>(kMaxWorkers * std::max<size_t>(n->n_acl, 1));
-  for (size_t k = 0; k < rules::kTimeoutKeyCount; ++k)
-    n->timeout_ns[k] = uint64_t{p->timeouts().seconds[k]} * kNsPerSec;
-  for (size_t st = 0; st < kTcpStateCount; ++st)
-    n->tcp_timeout_ns[st] = n->timeout(tcpTimeoutKey(static_cast<TcpState>(st)));
+  buildTimeoutSets(*p, n.get());
   n->strict = p->strict();
   n->unprotected_allow = p->unprotectedAllow();
   n->exempt = p->exempt();
@@ -285,10 +385,15 @@ struct Decider {
 
   // Counts a hit for every check the packet reached: all of them when it was allowed, those up
   // to the first deny otherwise (DESIGN.md order: later checks never saw it).
-  void hitRules(const rules::Evaluation& ev) {
+  // dst_groups_only: the checks before the destination's groups were counted already (the
+  // packet met them before the tracking, decideIp()).
+  void hitRules(const rules::Evaluation& ev, bool dst_groups_only = false) {
     const int last = ev.first_deny >= 0 ? ev.first_deny : static_cast<int>(ev.n_checks) - 1;
     for (int i = 0; i <= last; ++i) {
       const rules::Check& c = ev.checks[i];
+      if (dst_groups_only && !(c.kind == rules::CheckKind::kSg && c.dir == Direction::kInbound)) {
+        continue;
+      }
       if (c.kind == rules::CheckKind::kSg) {
         if (c.sg.rule != rules::kNoRule) bump(node.rule_hits[w.slot * node.n_rules + c.sg.rule]);
       } else if (c.acl.entry != rules::kNoAclEntry) {
@@ -327,10 +432,10 @@ struct Decider {
 
   // Judges a packet by the rules of its own direction alone (first packets, untracked flows,
   // INVALID packets and anything no connection helps).
-  bool judgeByRules(const rules::Flow5& f, rules::EvalMode mode, rules::Evaluation* ev,
-                    Verdict* v) {
+  bool judgeByRules(const rules::Flow5& f, rules::EvalMode mode, rules::Evaluation* ev, Verdict* v,
+                    bool dst_groups_only = false) {
     rules::evaluate(pol, f, mode, ev);
-    hitRules(*ev);
+    hitRules(*ev, dst_groups_only);
     if (!ev->allowed) {
       denyFrom(*ev, v);
       return false;
@@ -352,15 +457,17 @@ struct Decider {
     uint32_t m = 0;
     if (ev.src_protected) m |= kOrigProtected;
     if (ev.dst_protected) m |= kRespProtected;
+    rules::IfaceId orig_tracking = rules::kNoIface, resp_tracking = rules::kNoIface;
     for (uint8_t i = 0; i < ev.n_checks; ++i) {
       const rules::Check& c = ev.checks[i];
       if (c.kind == rules::CheckKind::kAcl) {
         m |= kAclOnPath;
       } else if (c.sg.allowed() && !c.sg.untracked) {
         m |= c.dir == Direction::kOutbound ? kOrigTracked : kRespTracked;
+        (c.dir == Direction::kOutbound ? orig_tracking : resp_tracking) = c.iface;
       }
     }
-    return m | (uint32_t{node.gen} << kGenShift);
+    return m | node.timeoutBits(orig_tracking, resp_tracking) | (uint32_t{node.gen} << kGenShift);
   }
 
   // Brings a connection's protection and ACL bits up to date with the current policy. Tracking
@@ -389,6 +496,8 @@ struct Decider {
         if ((m & kRespProtected) && (m & kRespTracked)) fresh |= kRespTracked;
       }
       if (acl_fwd) fresh |= kAclOnPath;
+      fresh |= node.timeoutBits((fresh & kOrigTracked) ? ev.src_iface : rules::kNoIface,
+                                (fresh & kRespTracked) ? ev.dst_iface : rules::kNoIface);
       fresh |= uint32_t{node.gen} << kGenShift;
       if (val.meta.compare_exchange_weak(m, fresh, std::memory_order_acq_rel,
                                          std::memory_order_acquire))
@@ -416,13 +525,14 @@ struct Decider {
   uint64_t timeoutOf(ConnKind kind, TcpState tcp_state, uint32_t meta) const {
     switch (kind) {
       case ConnKind::kTcp:
-        return node.tcp_timeout_ns[static_cast<size_t>(tcp_state)];
+        return node.timeouts(meta).tcp_ns[static_cast<size_t>(tcp_state)];
       case ConnKind::kUdp:
-        return node.timeout((meta & kStream) ? TimeoutKey::kUdpStream : TimeoutKey::kUdp);
+        return node.timeouts(meta).timeout((meta & kStream) ? TimeoutKey::kUdpStream
+                                                            : TimeoutKey::kUdp);
       case ConnKind::kIcmpQuery:
-        return node.timeout(TimeoutKey::kIcmp);
+        return node.timeouts(meta).timeout(TimeoutKey::kIcmp);
       default:
-        return node.timeout(TimeoutKey::kOther);
+        return node.timeouts(meta).timeout(TimeoutKey::kOther);
     }
   }
 
@@ -460,7 +570,7 @@ struct Decider {
     const RuleId rule = val.opened_by.load(std::memory_order_relaxed);
     if (!from_orig && !(meta & kReplied)) val.meta.fetch_or(kReplied, std::memory_order_acq_rel);
     const bool live = impl.table4.refresh(
-        e, now + node.tcp_timeout_ns[static_cast<size_t>(TcpState::kEstablished)]);
+        e, now + node.established_ns[(meta >> kTimeoutSetShift) & kTimeoutSetMask]);
     v->tcp_before = r.before;
     v->tcp_after = r.after;
     v->reason = Reason::kAllowTracked;
@@ -491,6 +601,8 @@ struct Decider {
   // later fragment, of a connection kind. decide() would reach decideIp() for it.
   void decideV4(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Table4::Entry* e,
                 const FlowKey4& k, uint64_t h, Verdict* v) {
+    FragmentRecord frag;
+    if (p.is_fragment && !fragmentBytes(p, &frag, v)) return;  // repeats or overlaps: no state
     // A miss is looked up again: an earlier packet of the burst may have created the connection.
     if (e == nullptr) e = impl.table4.find(k, h, now);
     if (e != nullptr && kp.kind == ConnKind::kTcp && !p.is_fragment && e->expiresNs() != 0 &&
@@ -512,15 +624,61 @@ struct Decider {
     if (p.is_fragment) rememberFragment(p, *v);
   }
 
-  // A first fragment: remember its verdict for the rest of the datagram.
+  // A first fragment: remember its verdict for the rest of the datagram. Its flags that say what
+  // the packet did to the table (opened, reopened, closed, picked up) stay with it: later
+  // fragments open nothing.
   void rememberFragment(const ParsedPacket& p, const Verdict& v) {
-    FragmentRecord rec{v.reason, v.flags, v.rule, v.conn_id};
+    constexpr uint16_t kOwnFlags =
+        kFlagNewConnection | kFlagReopened | kFlagConnClosed | kFlagMidStream;
+    FragmentRecord rec{v.reason, static_cast<uint16_t>(v.flags & ~kOwnFlags), v.rule, v.conn_id};
     if (!v.allowed()) {
       rec.rule = uint32_t{v.deny_iface} | (static_cast<uint32_t>(v.deny_dir) << 16);
       rec.conn_id = v.acl_entry;
     }
     if (v.reason == Reason::kAllowExempt) rec.rule = static_cast<uint32_t>(v.exemption);
-    impl.fragments.remember(fragmentTag(p), now + kFragmentLifetimeNs, rec);
+    impl.fragments.remember(fragmentTag(p), now + kFragmentLifetimeNs, rec, p.frag_len);
+  }
+
+  // Records a fragment's bytes (DESIGN.md "Fragments"; docs/semantics.md "Fragments"). Returns
+  // false, with the verdict written, when the fragment repeats or overlaps bytes already seen of
+  // its datagram (or the datagram was dropped for that): deny-malformed, before any rule or state
+  // sees it. A first fragment of an unknown datagram returns true (it is judged, then
+  // remembered); a later fragment returns true with its datagram's record in *rec.
+  bool fragmentBytes(const ParsedPacket& p, FragmentRecord* rec, Verdict* v) {
+    const uint32_t begin = uint32_t{p.frag_offset} * 8;
+    const FragmentAdd r = impl.fragments.add(fragmentTag(p), now, begin, begin + p.frag_len, rec);
+    const char* why = nullptr;
+    switch (r) {
+      case FragmentAdd::kUnknown:
+        if (p.first_fragment) return true;
+        why = "fragment of a datagram whose first fragment was not seen";
+        break;
+      case FragmentAdd::kAdded:
+        return true;
+      case FragmentAdd::kDuplicate:
+        why =
+            "duplicate fragment: its bytes of the datagram were already seen (dropped; the "
+            "datagram continues, as Linux reassembly does)";
+        break;
+      case FragmentAdd::kOverlap:
+        why =
+            "overlapping fragment: it rewrites bytes of its datagram already seen (RFC 5722); "
+            "the whole datagram is dropped";
+        break;
+      case FragmentAdd::kOverlapped:
+        why = "fragment of a datagram dropped for overlapping fragments (RFC 5722)";
+        break;
+      case FragmentAdd::kBusy:
+        why =
+            "fragment could not be recorded (its datagram is in too many pieces, or another "
+            "worker holds its record)";
+        break;
+    }
+    v->reason = Reason::kDenyMalformed;
+    v->malformed_layer = Layer::kFragment;
+    v->why = why;
+    if (!p.first_fragment) v->flags |= kFlagFragment;
+    return false;
   }
 };
 
@@ -553,6 +711,36 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       uint32_t meta = currentMeta(val, orig, resp, p.proto);
       v->conn_id = connIdOf(table, e);
       if (!from_orig) v->flags |= kFlagReply;
+
+      // Which sides still need their rules: protected and not tracked.
+      const uint32_t src_prot = from_orig ? kOrigProtected : kRespProtected;
+      const uint32_t dst_prot = from_orig ? kRespProtected : kOrigProtected;
+      const uint32_t src_trk = from_orig ? kOrigTracked : kRespTracked;
+      const uint32_t dst_trk = from_orig ? kRespTracked : kOrigTracked;
+      const bool need_src = (meta & src_prot) && !(meta & src_trk);
+      const bool need_dst = (meta & dst_prot) && !(meta & dst_trk);
+      const bool src_tracks = (meta & src_prot) && (meta & src_trk);
+      const bool tracked_help = src_tracks || ((meta & dst_prot) && (meta & dst_trk));
+      const bool untracked_orig =
+          from_orig && !tracked_help && (meta & (kOrigProtected | kRespProtected));
+
+      // The checks a packet meets before the tracking that sees it (DESIGN.md "Direction" order;
+      // docs/semantics.md "Which side's tracking sees a packet"). The sender's tracking sees it
+      // as it leaves, before the sender's subnet ACL; when the sender does not track the
+      // connection, only the receiver's does, and the packet reaches it only past the sender's
+      // groups, the sender's ACL and the receiver's ACL. A packet they deny changes no state.
+      bool pre_checked = false;
+      if (!src_tracks && !untracked_orig && (need_src || (meta & kAclOnPath))) {
+        rules::evaluate(pol, ruleFlowOf(p),
+                        need_src ? rules::EvalMode::kSrcSideOnly : rules::EvalMode::kAclOnly, &ev);
+        hitRules(ev);
+        if (!ev.allowed) {
+          denyFrom(ev, v);
+          if (kp.kind == ConnKind::kTcp) v->tcp_before = v->tcp_after = val.tcp.state();
+          return;
+        }
+        pre_checked = true;
+      }
 
       // TCP: the state machine first. An INVALID packet gets no help from its connection.
       bool invalid = false;
@@ -588,20 +776,11 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
           v->reason = Reason::kDenyInvalid;
           return;
         }
-        judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v);
+        judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v, pre_checked);
         return;  // an INVALID packet does not refresh the connection
       }
 
-      // Which sides still need their rules: protected and not tracked.
-      const uint32_t src_prot = from_orig ? kOrigProtected : kRespProtected;
-      const uint32_t dst_prot = from_orig ? kRespProtected : kOrigProtected;
-      const uint32_t src_trk = from_orig ? kOrigTracked : kRespTracked;
-      const uint32_t dst_trk = from_orig ? kRespTracked : kOrigTracked;
-      const bool need_src = (meta & src_prot) && !(meta & src_trk);
-      const bool need_dst = (meta & dst_prot) && !(meta & dst_trk);
-      const bool tracked_help =
-          ((meta & src_prot) && (meta & src_trk)) || ((meta & dst_prot) && (meta & dst_trk));
-      if (from_orig && !tracked_help && (meta & (kOrigProtected | kRespProtected))) {
+      if (untracked_orig) {
         // An untracked flow has no connection to lean on: its originator's packets meet the
         // current rules as first packets would. If the rules now track the flow (the rule that
         // made it untracked is gone), the entry becomes a tracked connection from here on,
@@ -617,7 +796,16 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
         table.refresh(e, now + timeoutOf(kp.kind, tcp_after, meta));
         return;
       }
-      if (need_src || need_dst || (meta & kAclOnPath)) {
+      if (pre_checked) {
+        if (need_dst) {  // the receiver's groups, after its tracking
+          rules::evaluate(pol, ruleFlowOf(p), rules::EvalMode::kDstSideOnly, &ev);
+          hitRules(ev, true);
+          if (!ev.allowed) {
+            denyFrom(ev, v);
+            return;
+          }
+        }
+      } else if (need_src || need_dst || (meta & kAclOnPath)) {
         rules::EvalMode mode = need_src && need_dst ? rules::EvalMode::kFull
                                : need_src           ? rules::EvalMode::kSrcSideOnly
                                : need_dst           ? rules::EvalMode::kDstSideOnly
@@ -710,7 +898,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
         break;
     }
     auto res = table.insert(
-        key, hash, now, now + node.timeout(tk),
+        key, hash, now, now + node.timeouts(meta).timeout(tk),
         [&](ConnValue& val) {
           if (kp.kind == ConnKind::kTcp) val.tcp.initFromFirst(seg, mid_stream);
           val.opened_by.store(opened_by, std::memory_order_relaxed);
@@ -892,15 +1080,9 @@ void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Ve
     return;
   }
   // Later fragments carry no transport header: they follow their first fragment.
+  FragmentRecord rec;
+  if (p.is_fragment && !fragmentBytes(p, &rec, v)) return;  // repeats or overlaps: no state
   if (p.is_fragment && !p.first_fragment) {
-    FragmentRecord rec;
-    if (!impl.fragments.find(fragmentTag(p), now, &rec)) {
-      v->reason = Reason::kDenyMalformed;
-      v->malformed_layer = Layer::kFragment;
-      v->why = "fragment of a datagram whose first fragment was not seen";
-      v->flags |= kFlagFragment;
-      return;
-    }
     v->reason = rec.reason;
     v->flags |= static_cast<uint16_t>(rec.flags | kFlagFragment);
     if (rec.reason == Reason::kAllowExempt) {  // the record holds the exemption

@@ -350,6 +350,7 @@ inline bool checkFragment(uint32_t offset_units, bool more, uint32_t payload,
   if (offset_units * 8 + payload > 65535) {
     return fail(out, Layer::kFragment, "fragment ends beyond 65535 bytes");
   }
+  out->frag_len = static_cast<uint16_t>(payload);
   return true;
 }
 

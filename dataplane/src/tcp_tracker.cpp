@@ -333,6 +333,10 @@ const char* const kWhyAckOver = "ACK is over the upper bound (acknowledges data 
 const char* const kWhyAckUnder = "ACK is under the lower bound (older than one window)";
 const char* const kWhyRstOut = "RST out of window";
 const char* const kWhyRstSynSent = "RST in SYN_SENT does not acknowledge the SYN";
+const char* const kWhyRstBelowAck =
+    "RST below the sequence the receiver acknowledged (outside its window: the receiver drops it)";
+const char* const kWhyRstOldConnection =
+    "RST answering the responder's stray ACK: it resets an older connection, this attempt goes on";
 const char* const kWhyRstInWindow =
     "RST in window but not at the expected sequence number: passed without closing (the receiver "
     "answers it with a challenge ACK)";
@@ -581,19 +585,39 @@ struct TcpTrackImpl {
       }
       // A pickup's unseen side: nothing to check against yet (the entry is loose).
     } else {
+      const bool maxack = c.has(r, kMaxAckSet);
+      // SYN_SENT: the responder answered the SYN with a bare ACK (a challenge ACK of an older
+      // connection on the same ports) and the originator resets that old connection with the
+      // ACK's number. The reset is not about this attempt, which goes on (Linux conntrack keeps
+      // SYN_SENT: selftests conntrack_syn_challenge_ack.pkt).
+      if (st == S::kSynSent && s == 0 && maxack && seq == rcv.maxack && seq != snd.end) {
+        out = makeResult(TcpVerdict::kAccept, st, st, kWhyRstOldConnection, row);
+        return Step::kDone;
+      }
       // The receiver accepts a reset at exactly the sequence it expects next (RFC 5961): the
       // sender's next sequence, or what the receiver last acknowledged, or anything in between.
-      const bool maxack = c.has(r, kMaxAckSet);
       const bool exact =
           seq == snd.end || (c.has(s, kFinSent) && seq + 1 == snd.end) ||
           (maxack && seq == rcv.maxack) ||
           (maxack && r_learned && !seqBefore(seq, rcv.maxack) && !seqAfter(seq, snd.end));
       if (!exact) {
+        // Once a FIN or RST was seen, an in-window reset closes (Linux, pf and Open vSwitch
+        // agree: selftests conntrack_inexact_rst.pkt); before, it only passes, for the
+        // receiver's challenge ACK, and one below what the receiver acknowledged is outside its
+        // window: the receiver drops it (RFC 5961) and Linux marks it INVALID (selftests
+        // conntrack_rst_invalid.pkt).
+        const bool closing = st >= S::kFinWait;
+        if (!closing && maxack && seqBefore(seq, rcv.maxack)) {
+          out = makeResult(TcpVerdict::kInvalid, st, st, kWhyRstBelowAck, row);
+          return Step::kDone;
+        }
         const bool in_window =
             r_learned && !seqAfter(seq, snd.maxend) && !seqBefore(seq, snd.end - c.maxWinBytes(r));
-        out = in_window ? makeResult(TcpVerdict::kAccept, st, st, kWhyRstInWindow, row)
-                        : makeResult(TcpVerdict::kInvalid, st, st, kWhyRstOut, row);
-        return Step::kDone;
+        if (!in_window || !closing) {
+          out = in_window ? makeResult(TcpVerdict::kAccept, st, st, kWhyRstInWindow, row)
+                          : makeResult(TcpVerdict::kInvalid, st, st, kWhyRstOut, row);
+          return Step::kDone;
+        }
       }
     }
     Ctl n = c;

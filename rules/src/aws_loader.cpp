@@ -552,6 +552,38 @@ void AwsLoader::loadInterface(const json& n, const std::string& path) {
       }
     }
   }
+  // Per-ENI idle timeouts, in AWS's ranges (an ENI without the object keeps the policy's).
+  if (const json* ct = member(n, "ConnectionTrackingConfiguration", path, false, "")) {
+    const std::string cpath = keyPath(path, "ConnectionTrackingConfiguration");
+    if (!ct->is_object()) {
+      error(cpath, "expected an object, found " + describe(*ct));
+    } else {
+      InterfaceTimeouts t;
+      t.loc = at(cpath);
+      const std::pair<std::string_view, uint32_t*> keys[] = {
+          {"TcpEstablishedTimeout", &t.tcp_established},
+          {"UdpStreamTimeout", &t.udp_stream},
+          {"UdpTimeout", &t.udp}};
+      bool ok = true;
+      for (const auto& [key, slot] : keys) {
+        auto v = integer(*ct, key, cpath, false, "expected a number of seconds");
+        if (!v) continue;
+        if (*v < 1 || *v > 0xffffffffLL) {
+          error(keyPath(cpath, key), "expected a number of seconds, found " + std::to_string(*v));
+          ok = false;
+          continue;
+        }
+        *slot = static_cast<uint32_t>(*v);
+        // The values before this one were valid: a message is about this key.
+        if (std::string msg = t.validate(); !msg.empty()) {
+          error(keyPath(cpath, key), std::string(key) + ": " + msg);
+          *slot = 0;
+          ok = false;
+        }
+      }
+      if (ok) iface.timeouts = t;
+    }
+  }
   if (auto subnet = string(n, "SubnetId", path, false, "expected a subnet id")) {
     out_.interface_subnets.push_back(
         InterfaceSubnet{index, *subnet, at(keyPath(path, "SubnetId"))});

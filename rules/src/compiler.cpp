@@ -292,6 +292,7 @@ class PolicyCompiler {
       info.name = itf.name;
       info.id = itf.id;
       info.addresses = itf.addresses;
+      info.timeouts = itf.timeouts;
       info.loc = itf.loc;
       if (itf.groups.size() > kMaxGroupsPerInterface) {
         error(itf.loc, "interface '" + itf.name + "' has " + std::to_string(itf.groups.size()) +

@@ -103,24 +103,43 @@ Timeouts Timeouts::defaults(TimeoutProfile p) {
   return t;
 }
 
+namespace {
+// The timeouts AWS lets a user set, with their ranges (DESIGN.md "Idle timeouts").
+struct AwsRange {
+  TimeoutKey key;
+  uint32_t lo, hi;
+};
+constexpr AwsRange kAwsRanges[] = {{TimeoutKey::kTcpEstablished, 60, 432000},
+                                   {TimeoutKey::kUdp, 30, 60},
+                                   {TimeoutKey::kUdpStream, 60, 180}};
+
+// "" when v lies in r's range; else "KEY is V s; WHO allows LO..HI".
+std::string outOfRange(const AwsRange& r, uint32_t v, std::string_view who) {
+  if (v >= r.lo && v <= r.hi) return {};
+  return std::string(timeoutKeyName(r.key)) + " is " + std::to_string(v) + " s; " +
+         std::string(who) + " allows " + std::to_string(r.lo) + ".." + std::to_string(r.hi);
+}
+}  // namespace
+
 std::string Timeouts::validate() const {
   for (size_t i = 0; i < kTimeoutKeyCount; ++i) {
     if (seconds[i] < 1)
       return std::string(timeoutKeyName(static_cast<TimeoutKey>(i))) + " must be at least 1 second";
   }
   if (profile != TimeoutProfile::kAws) return {};
-  struct Range {
-    TimeoutKey key;
-    uint32_t lo, hi;
-  };
-  static constexpr Range kAwsRanges[] = {{TimeoutKey::kTcpEstablished, 60, 432000},
-                                         {TimeoutKey::kUdp, 30, 60},
-                                         {TimeoutKey::kUdpStream, 60, 180}};
   for (const auto& r : kAwsRanges) {
-    uint32_t v = get(r.key);
-    if (v < r.lo || v > r.hi)
-      return std::string(timeoutKeyName(r.key)) + " is " + std::to_string(v) +
-             " s; profile aws allows " + std::to_string(r.lo) + ".." + std::to_string(r.hi);
+    if (std::string m = outOfRange(r, get(r.key), "profile aws"); !m.empty()) return m;
+  }
+  return {};
+}
+
+std::string InterfaceTimeouts::validate() const {
+  for (const auto& r : kAwsRanges) {
+    const uint32_t v = r.key == TimeoutKey::kTcpEstablished ? tcp_established
+                       : r.key == TimeoutKey::kUdp          ? udp
+                                                            : udp_stream;
+    if (v == 0) continue;
+    if (std::string m = outOfRange(r, v, "AWS"); !m.empty()) return m;
   }
   return {};
 }

@@ -110,6 +110,7 @@ class YamlLoader {
   std::vector<AclEntry> loadAclEntries(const Field& f, Direction dir);
   void loadSubnet(const std::string& name, const Field& f);
   void loadInterface(const std::string& name, const Field& f);
+  void loadInterfaceTimeouts(const Field& f, const std::string& iface, InterfaceTimeouts& out);
 
   const std::string& file_;
   Fragment& out_;
@@ -711,7 +712,8 @@ void YamlLoader::loadInterface(const std::string& name, const Field& f) {
   Interface iface;
   iface.name = name;
   iface.loc = at(f.key);
-  auto fields = mapFields(f.value, at(f), {"addresses", "groups"}, "interface '" + name + "'");
+  auto fields =
+      mapFields(f.value, at(f), {"addresses", "groups", "timeouts"}, "interface '" + name + "'");
   if (fields) {
     if (const Field* a = fields->get("addresses")) {
       if (auto items = scalarList(*a, "expected an address or a list of addresses")) {
@@ -734,8 +736,39 @@ void YamlLoader::loadInterface(const std::string& name, const Field& f) {
         }
       }
     }
+    if (const Field* t = fields->get("timeouts")) loadInterfaceTimeouts(*t, name, iface.timeouts);
   }
   out_.policy.interfaces.push_back(std::move(iface));
+}
+
+// An interface's `timeouts`: the three AWS sets per ENI, in AWS's ranges.
+void YamlLoader::loadInterfaceTimeouts(const Field& f, const std::string& iface,
+                                       InterfaceTimeouts& out) {
+  const std::string what = "timeouts of interface '" + iface + "'";
+  auto fields = mapFields(f.value, at(f), {"tcp_established", "udp_stream", "udp"}, what);
+  if (!fields) return;
+  InterfaceTimeouts t;
+  t.loc = at(f.key);
+  const std::pair<std::string_view, uint32_t*> keys[] = {
+      {"tcp_established", &t.tcp_established}, {"udp_stream", &t.udp_stream}, {"udp", &t.udp}};
+  for (const auto& [key, slot] : keys) {
+    const Field* v = fields->get(key);
+    if (!v) continue;
+    auto text = scalar(*v, "expected a number of seconds");
+    if (!text) return;
+    auto n = parseInteger(*text);
+    if (!n || *n < 1 || *n > 0xffffffffLL) {
+      error(at(*v), "bad timeout '" + *text + "' for " + std::string(key) + " of interface '" +
+                        iface + "': expected a number of seconds");
+      return;
+    }
+    *slot = static_cast<uint32_t>(*n);
+    if (std::string msg = t.validate(); !msg.empty()) {
+      error(at(*v), what + ": " + msg);
+      return;
+    }
+  }
+  out = t;
 }
 
 // A limit of loader.hpp exceeded, or a scalar that is not UTF-8, found by PolicyBounds.

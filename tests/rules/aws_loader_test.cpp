@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 
 #include "rules/rules_test_util.hpp"
 #include "statewall/rules/loader.hpp"
@@ -182,6 +183,35 @@ TEST(AwsLoader, NetworkInterfaces) {
   const auto& eni2 = byName(r.policy->interfaces, "eni-2");  // no Name tag: the id
   EXPECT_EQ(eni2.groups, std::vector<std::string>{"ops"});
   EXPECT_TRUE(r.diagnostics.empty()) << dumpDiagnostics(r);
+}
+
+TEST(AwsLoader, InterfaceConnectionTrackingConfiguration) {
+  auto r = loadPolicyTexts({{"eni.json", R"({"NetworkInterfaces": [
+        {"NetworkInterfaceId": "eni-1", "PrivateIpAddress": "10.0.1.10",
+         "ConnectionTrackingConfiguration": {"TcpEstablishedTimeout": 3600, "UdpStreamTimeout": 90,
+                                             "UdpTimeout": 45}},
+        {"NetworkInterfaceId": "eni-2", "PrivateIpAddress": "10.0.1.11"}]})"}});
+  ASSERT_TRUE(r.ok()) << dumpDiagnostics(r);
+  const auto& t = byName(r.policy->interfaces, "eni-1").timeouts;
+  EXPECT_EQ(t.tcp_established, 3600u);
+  EXPECT_EQ(t.udp_stream, 90u);
+  EXPECT_EQ(t.udp, 45u);
+  EXPECT_FALSE(byName(r.policy->interfaces, "eni-2").timeouts.any());
+
+  // AWS's ranges: TcpEstablishedTimeout 60..432000, UdpStreamTimeout 60..180, UdpTimeout 30..60.
+  for (const auto& [key, value, message] :
+       {std::tuple{"TcpEstablishedTimeout", "59", "tcp_established is 59 s; AWS allows 60..432000"},
+        std::tuple{"UdpStreamTimeout", "181", "udp_stream is 181 s; AWS allows 60..180"},
+        std::tuple{"UdpTimeout", "29", "udp is 29 s; AWS allows 30..60"},
+        std::tuple{"UdpTimeout", "\"30\"", "expected a number of seconds"}}) {
+    r = loadPolicyTexts({{"eni.json", std::string(R"({"NetworkInterfaces": [
+        {"NetworkInterfaceId": "eni-1", "PrivateIpAddress": "10.0.1.10",
+         "ConnectionTrackingConfiguration": {")") +
+                                          key + "\": " + value + "}}]}"}});
+    EXPECT_TRUE(testutil::failsWith(
+        r, std::string("eni.json: NetworkInterfaces[0].ConnectionTrackingConfiguration.") + key,
+        message));
+  }
 }
 
 TEST(AwsLoader, InterfaceOutsideItsSubnetIsAWarning) {

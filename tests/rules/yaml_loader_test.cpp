@@ -207,6 +207,35 @@ TEST(YamlLoader, AwsProfileOverrideInsideRange) {
   EXPECT_EQ(r.policy->timeouts.get(TimeoutKey::kUdpStream), 60u);
 }
 
+TEST(YamlLoader, InterfaceTimeouts) {
+  auto r = loadYamlText(
+      "interfaces:\n"
+      "  db-1: {addresses: [10.0.2.20], timeouts: {tcp_established: 3600, udp: 45}}\n"
+      "  db-2: {addresses: [10.0.2.21]}\n");
+  ASSERT_TRUE(r.ok()) << dumpDiagnostics(r);
+  const auto& db1 = r.policy->interfaces[0].timeouts;
+  EXPECT_EQ(db1.tcp_established, 3600u);
+  EXPECT_EQ(db1.udp, 45u);
+  EXPECT_EQ(db1.udp_stream, 0u);  // the policy's
+  EXPECT_FALSE(r.policy->interfaces[1].timeouts.any());
+}
+
+TEST(YamlLoader, InterfaceTimeoutsOutsideAwsRangesAreErrors) {
+  auto r = loadYamlText(
+      "interfaces:\n"
+      "  db-1: {addresses: [10.0.2.20], timeouts: {udp_stream: 200}}\n");
+  EXPECT_TRUE(testutil::failsWith(r, "p.yaml:2:57", "udp_stream is 200 s; AWS allows 60..180"));
+  r = loadYamlText(
+      "interfaces:\n"
+      "  db-1: {addresses: [10.0.2.20], timeouts: {tcp_syn_sent: 20}}\n");
+  EXPECT_FALSE(r.ok());
+  r = loadYamlText(
+      "interfaces:\n"
+      "  db-1: {addresses: [10.0.2.20], timeouts: {udp: soon}}\n");
+  EXPECT_TRUE(
+      testutil::failsWith(r, "p.yaml:2:50", "bad timeout 'soon' for udp of interface 'db-1'"));
+}
+
 TEST(YamlLoader, AclEntriesAreSortedByRuleNumber) {
   auto r = loadYamlText(
       "network_acls:\n"

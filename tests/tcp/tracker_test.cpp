@@ -38,6 +38,8 @@ constexpr const char* kSeqUnder = "SEQ is under the lower bound (older than one 
 constexpr const char* kAckOver = "ACK is over the upper bound (acknowledges data not yet sent)";
 constexpr const char* kAckUnder = "ACK is under the lower bound (older than one window)";
 constexpr const char* kRstOut = "RST out of window";
+constexpr const char* kRstBelowAck =
+    "RST below the sequence the receiver acknowledged (outside its window: the receiver drops it)";
 
 TEST(TcpTracker, FitsInHalfACacheLine) {
   EXPECT_LE(sizeof(TcpConnState), 32u);
@@ -264,7 +266,9 @@ TEST(TcpTracker, RstOutOfWindowIsInvalidEvenWhenLoose) {
       c.loose = loose;
       TcpSegment rst = c.seg(kR, kRst | kAck);
       rst.seq = static_cast<uint32_t>(rst.seq + delta);
-      EXPECT_INVALID(c.put(kR, rst, false), kRstOut);
+      // Below what the originator acknowledged: outside its window (RFC 5961), INVALID as in
+      // Linux (selftests conntrack_rst_invalid.pkt).
+      EXPECT_INVALID(c.put(kR, rst, false), delta < 0 ? kRstBelowAck : kRstOut);
       EXPECT_EQ(c.cs.state(), S::kEstablished);
     }
   }
@@ -281,7 +285,9 @@ TEST(TcpTracker, RstAfterFinAtTheFinSequence) {
 
 TEST(TcpTracker, StaleConnectionAnsweringTheSynIsReset) {
   // The responder still has an old connection: it answers the SYN with an ACK for the old one;
-  // the originator resets that (seq = the ACK's ack) and sends its SYN again.
+  // the originator resets that (seq = the ACK's ack) and sends its SYN again. The reset is about
+  // the old connection: this attempt stays SYN_SENT, as in Linux (selftests
+  // conntrack_syn_challenge_ack.pkt), and the SYN is a retransmission.
   Conn c;
   EXPECT_ACCEPT(c.syn(kO), S::kSynSent);
   TcpSegment stale;
@@ -295,8 +301,39 @@ TEST(TcpTracker, StaleConnectionAnsweringTheSynIsReset) {
   rst.seq = 0x12345678;
   const TcpResult r = c.put(kO, rst, false);
   EXPECT_EQ(r.verdict, V::kAccept);
+  EXPECT_FALSE(r.closed);
+  EXPECT_EQ(c.cs.state(), S::kSynSent);
+  EXPECT_ACCEPT(c.put(kO, c.seg(kO, kSyn), false), S::kSynSent);
+  EXPECT_ACCEPT(c.synAck(kR), S::kSynRecv);
+  EXPECT_ACCEPT(c.ack(kO), S::kEstablished);
+}
+
+TEST(TcpTracker, InWindowRstClosesOnceClosing) {
+  // Linux selftests conntrack_inexact_rst.pkt (and pf, Open vSwitch): once a FIN was seen, a reset
+  // in the window closes even at an inexact sequence; before, it only passes.
+  Conn c;
+  c.establish();
+  TcpSegment early = c.seg(kR, kRst);
+  early.seq += 100;
+  EXPECT_ACCEPT(c.put(kR, early, false), S::kEstablished);
+  EXPECT_ACCEPT(c.fin(kO), S::kFinWait);
+  TcpSegment late = c.seg(kR, kRst);
+  late.seq += 100;
+  const TcpResult r = c.put(kR, late, false);
+  EXPECT_EQ(r.verdict, V::kAccept) << r.why;
+  EXPECT_EQ(r.after, S::kClose);
   EXPECT_TRUE(r.closed);
-  EXPECT_EQ(c.put(kO, c.seg(kO, kSyn), false).verdict, V::kReopen);
+}
+
+TEST(TcpTracker, RstBelowTheAcknowledgedSequenceIsInvalid) {
+  // Linux selftests conntrack_rst_invalid.pkt: resets below what the receiver acknowledged are
+  // INVALID and leave ESTABLISHED; the exact next sequence closes.
+  Conn c;
+  c.establish();
+  TcpSegment rst = c.seg(kR, kRst | kAck);
+  rst.seq -= 1;
+  EXPECT_INVALID(c.put(kR, rst, false), kRstBelowAck);
+  EXPECT_ACCEPT(c.put(kR, c.seg(kR, kRst | kAck), false), S::kClose);
 }
 
 TEST(TcpTracker, SynReopensTimeWaitAndClose) {

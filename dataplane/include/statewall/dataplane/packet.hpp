@@ -286,6 +286,7 @@ struct ParsedPacket {
   bool is_nd = false;  // ICMPv6 neighbour discovery, types 133..137; valid when nd_problem is kNone
   uint8_t vlan_count = 0;
   uint16_t frag_offset = 0;  // in 8-byte units
+  uint16_t frag_len = 0;     // fragments: bytes of the datagram's payload this one carries
   uint16_t l3_offset = 0;    // byte offset of the IP (or ARP) header in the frame
   uint32_t frag_id = 0;      // IPv4 identification or IPv6 fragment identification
 

@@ -94,6 +94,7 @@ struct InterfaceInfo {
   SubnetId subnet = kNoSubnet;
   std::vector<uint16_t> groups;  // indices into source().groups, in the interface's order
   std::vector<std::string> group_names;
+  InterfaceTimeouts timeouts;  // 0 = the policy's
   SourceLoc loc;
 };
 

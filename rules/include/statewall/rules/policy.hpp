@@ -108,11 +108,27 @@ struct Subnet {
   SourceLoc loc;
 };
 
+// An interface's own idle timeouts, as AWS sets them per ENI (`ConnectionTrackingConfiguration`
+// of describe-network-interfaces; YAML `timeouts` under the interface). Seconds; 0 = the policy's.
+// They apply to the connections tracked on the interface's side (docs/semantics.md "Timeouts").
+struct InterfaceTimeouts {
+  uint32_t tcp_established = 0;  // TcpEstablishedTimeout, 60..432000
+  uint32_t udp_stream = 0;       // UdpStreamTimeout, 60..180
+  uint32_t udp = 0;              // UdpTimeout, 30..60
+  SourceLoc loc;                 // where they were given
+
+  bool any() const { return tcp_established != 0 || udp_stream != 0 || udp != 0; }
+  // Checks AWS's ranges for the values given. Returns an empty string when valid, else a message
+  // that starts with the key's YAML name.
+  std::string validate() const;
+};
+
 struct Interface {
   std::string name;
   std::string id;
   std::vector<IpAddr> addresses;
   std::vector<std::string> groups;  // SecurityGroup names, at most kMaxGroupsPerInterface
+  InterfaceTimeouts timeouts;
   SourceLoc loc;
 };
 
