@@ -1,6 +1,7 @@
 #include "statewall/control/api.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <exception>
 #include <mutex>
@@ -164,6 +165,10 @@ struct ControlApi::State {
   std::mutex rates_mu;  // guards samples
   std::optional<RateSample> prev, last;
 
+  // Requests that compile a policy: running now, and finished (published, rejected or failed).
+  std::atomic<uint64_t> loads_running{0};
+  std::atomic<uint64_t> loads_completed{0};
+
   uint64_t nowNs() const {
     if (hooks.now_ns) return hooks.now_ns();
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -306,7 +311,25 @@ uint64_t publishLocked(const Ctx& c, rules::CompiledPolicyPtr policy, LoadRecord
   return version;
 }
 
+// Counts a request that compiles a policy while it runs (GET /v1/stats shows it).
+class LoadCount {
+ public:
+  explicit LoadCount(ControlApi::State& st) : st_(st) {
+    st_.loads_running.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~LoadCount() {
+    st_.loads_completed.fetch_add(1, std::memory_order_relaxed);
+    st_.loads_running.fetch_sub(1, std::memory_order_relaxed);
+  }
+  LoadCount(const LoadCount&) = delete;
+  LoadCount& operator=(const LoadCount&) = delete;
+
+ private:
+  ControlApi::State& st_;
+};
+
 ApiResponse putPolicy(const Ctx& c, bool publish) {
+  LoadCount counted(c.st);
   std::vector<rules::SourceText> docs;
   Status s = readDocuments(c, &docs);
   if (!s.ok()) return errorResponse(400, "bad request", s.message());
@@ -400,6 +423,7 @@ ApiResponse getPolicy(const Ctx& c) {
 // ---- timeouts -----------------------------------------------------------------------------------
 
 ApiResponse putTimeouts(const Ctx& c) {
+  LoadCount counted(c.st);
   Status s = rejectParams(c.target, {});
   if (!s.ok()) return errorResponse(400, "bad request", s.message());
   json body;
@@ -625,6 +649,8 @@ StatsSnapshot takeSnapshot(const Ctx& c) {
     }
   }
   if (c.st.hooks.lcore_rates) s.lcores = c.st.hooks.lcore_rates();
+  s.loads_running = c.st.loads_running.load(std::memory_order_relaxed);
+  s.loads_completed = c.st.loads_completed.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -679,6 +705,7 @@ ApiResponse getStats(const Ctx& c) {
                       {"packets_per_second", l.packets_per_second},
                       {"bytes_per_second", l.bytes_per_second}});
   j["lcores"] = std::move(lcores);
+  j["policy_loads"] = {{"running", s.loads_running}, {"completed", s.loads_completed}};
   return jsonResponse(200, j);
 }
 
@@ -721,6 +748,13 @@ ApiResponse route(const Ctx& c) {
 }
 
 }  // namespace
+
+bool compilesPolicy(std::string_view method, std::string_view target) {
+  std::string_view path = target.substr(0, target.find('?'));
+  return (path == "/v1/policy" && method == "PUT") ||
+         (path == "/v1/policy/check" && method == "POST") ||
+         (path == "/v1/timeouts" && method == "PUT");
+}
 
 ApiResponse ControlApi::handle(const ApiRequest& request) {
   Target target;

@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 #include <boost/asio/connect.hpp>
@@ -152,8 +153,24 @@ Status ControlClient::request(std::string_view method, std::string_view target,
   req.prepare_payload();
   Tcp::resolver resolver(io);
   error_code ec;
-  auto endpoints = resolver.resolve(host, std::to_string(port), ec);
+  auto resolved = resolver.resolve(host, std::to_string(port), ec);
   if (ec) return Status::failure(fmt::format("{}: cannot resolve: {}", host, ec.message()));
+  // There is no TLS: a token travels in clear text, so it is sent to loopback addresses only.
+  std::vector<Tcp::endpoint> endpoints;
+  std::string refused;
+  for (const auto& r : resolved) {
+    if (options_.token.empty() || r.endpoint().address().is_loopback()) {
+      endpoints.push_back(r.endpoint());
+    } else if (refused.empty()) {
+      refused = r.endpoint().address().to_string();
+    }
+  }
+  if (endpoints.empty())
+    return Status::failure(fmt::format(
+        "{}: refusing to send the bearer token in clear text to {}: not a loopback address (the "
+        "control API has no TLS; reach a remote engine through an SSH tunnel to its loopback "
+        "port)",
+        options_.url, refused));
   Tcp::socket socket(io);
   return exchange(
       io, socket, req, options_, options_.url,

@@ -41,6 +41,12 @@ std::string renderMetrics(const StatsSnapshot& s) {
     fmt::format_to(it, "statewall_bytes_total{{reason=\"{}\"}} {}\n", dataplane::kReasonCodes[r],
                    s.counters.bytes[r]);
 
+  header(out, "statewall_policy_loads_running", "gauge",
+         "Control requests compiling a policy now (loads, checks, timeout changes).");
+  fmt::format_to(it, "statewall_policy_loads_running {}\n", s.loads_running);
+  header(out, "statewall_policy_loads_completed_total", "counter",
+         "Control requests that compiled a policy, published or not.");
+  fmt::format_to(it, "statewall_policy_loads_completed_total {}\n", s.loads_completed);
   header(out, "statewall_connections", "gauge", "Live tracked connections.");
   fmt::format_to(it, "statewall_connections {}\n", s.connections);
   header(out, "statewall_connections_capacity", "gauge", "Connection table capacity.");

@@ -1,14 +1,19 @@
 #include "statewall/control/server.hpp"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -16,9 +21,11 @@
 
 #include <fmt/format.h>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -65,29 +72,54 @@ Status parseListen(std::string_view text, Tcp::endpoint* out) {
 struct ServerState {
   ControlApi* api = nullptr;
   HttpLimits limits;
+  std::chrono::milliseconds header_timeout{};
   std::chrono::milliseconds idle_timeout{};
-  size_t max_connections = 0;
   std::string token;  // for TCP sessions
-  std::atomic<size_t> active{0};
+  // Runs the requests that compile a policy, one at a time, off the io threads.
+  std::optional<asio::io_context::executor_type> load_executor;
+  // Connections of each listener (those over its limit included, until they are closed). Here
+  // rather than in the listeners: sessions outlive them while the io_context is destroyed.
+  std::atomic<size_t> unix_active{0};
+  std::atomic<size_t> tcp_active{0};
 };
+
+using Clock = std::chrono::steady_clock;
+
+// Builds the response to a complete request; nothing escapes (a failed allocation while building
+// it, say, is a 503 rather than a dead server thread).
+HttpResponse respondSafely(ControlApi& api, const HttpRequest& req, std::string_view token) {
+  try {
+    return respond(api, req, token);
+  } catch (const std::bad_alloc&) {
+    return makeError(http::status::service_unavailable, "out of memory",
+                     "the request needed more memory than available", true);
+  } catch (const std::exception& e) {
+    return makeError(http::status::internal_server_error, "internal error", e.what(), true);
+  }
+}
 
 // One HTTP connection. All of its handlers run on its strand, so it needs no lock.
 template <class Socket>
 class Session : public std::enable_shared_from_this<Session<Socket>> {
  public:
-  Session(Socket socket, ServerState& state, bool require_token)
+  // `active` is the connection count of the listener that accepted it.
+  Session(Socket socket, ServerState& state, std::atomic<size_t>& active, bool require_token)
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         state_(state),
+        active_(active),
         require_token_(require_token) {
-    state_.active.fetch_add(1, std::memory_order_relaxed);
+    active_.fetch_add(1, std::memory_order_relaxed);
   }
-  ~Session() { state_.active.fetch_sub(1, std::memory_order_relaxed); }
+  ~Session() { active_.fetch_sub(1, std::memory_order_relaxed); }
 
   void start(bool over_limit) {
     if (over_limit) {
       res_ = makeError(http::status::service_unavailable, "too many connections",
                        "the control server is at its connection limit; retry later", true);
+      // Closed as soon as the answer is out: lingering would let a flood of connections hold
+      // file descriptors beyond the limit.
+      linger_ = false;
       write();
       return;
     }
@@ -98,9 +130,10 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   // Bounds the next read or write. A deadline that fires closes the socket, which aborts the
   // operation and ends the session; the generation check ignores a deadline whose operation
   // finished while its completion was already queued.
-  void arm() {
+  void arm(std::chrono::milliseconds timeout) { armAt(Clock::now() + timeout); }
+  void armAt(Clock::time_point deadline) {
     uint64_t gen = ++timer_gen_;
-    timer_.expires_after(state_.idle_timeout);
+    timer_.expires_at(deadline);
     timer_.async_wait([self = this->shared_from_this(), gen](error_code ec) {
       if (!ec && gen == self->timer_gen_) {
         error_code ignored;
@@ -117,7 +150,10 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   void read() {
     parser_.emplace();
     applyLimits(*parser_, state_.limits);
-    arm();  // one deadline for the whole request, header and body
+    // The header (with the token) has a short deadline; the whole request a longer one.
+    const Clock::time_point now = Clock::now();
+    request_deadline_ = now + state_.idle_timeout;
+    armAt(std::min(now + state_.header_timeout, request_deadline_));
     http::async_read_header(
         socket_, buffer_, *parser_,
         [self = this->shared_from_this()](error_code ec, size_t) { self->onHeader(ec); });
@@ -130,6 +166,7 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
       onRead(ec);
       return;
     }
+    armAt(request_deadline_);
     const HttpRequest& req = parser_->get();
     if (require_token_) {
       if (auto denied = authenticate(req, state_.token, /*close=*/true)) {
@@ -176,13 +213,34 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
       write();
       return;
     }
-    res_ = respond(*state_.api, parser_->get(), require_token_ ? state_.token : std::string_view());
+    HttpRequest req = parser_->release();
     parser_.reset();
+    const std::string_view token = require_token_ ? state_.token : std::string_view();
+    const auto method = req.method_string();
+    const auto target = req.target();
+    if (state_.load_executor && compilesPolicy(std::string_view(method.data(), method.size()),
+                                               std::string_view(target.data(), target.size()))) {
+      // Compiled on the load thread; the answer is written from this session's strand.
+      asio::post(*state_.load_executor,
+                 [self = this->shared_from_this(), req = std::move(req), token]() mutable {
+                   HttpResponse res = respondSafely(*self->state_.api, req, token);
+                   req = {};
+                   // Give the memory of the policy texts and of a replaced policy back to the
+                   // system at once (it is otherwise kept by the allocator).
+                   ::malloc_trim(0);
+                   asio::post(self->socket_.get_executor(), [self, res = std::move(res)]() mutable {
+                     self->res_ = std::move(res);
+                     self->write();
+                   });
+                 });
+      return;
+    }
+    res_ = respondSafely(*state_.api, req, token);
     write();
   }
 
   void write() {
-    arm();
+    arm(state_.idle_timeout);
     http::async_write(socket_, res_, [self = this->shared_from_this()](error_code ec, size_t) {
       self->onWrite(ec);
     });
@@ -190,11 +248,42 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
 
   void onWrite(error_code ec) {
     disarm();
-    if (ec || !res_.keep_alive()) {
+    if (ec || (!res_.keep_alive() && !linger_)) {
       shutdown();
       return;
     }
+    if (!res_.keep_alive()) {
+      linger();
+      return;
+    }
     read();
+  }
+
+  // Closes gracefully after a response that ends the connection while the client may still be
+  // sending (a body refused from its header alone, a request that could not be parsed): stop
+  // sending, then read and discard what comes (at most a request's worth, within the header
+  // timeout) until the client closes. Closing at once with unread bytes would reset the
+  // connection, and the client could lose the response.
+  void linger() {
+    error_code ignored;
+    socket_.shutdown(Socket::shutdown_send, ignored);
+    drained_ = 0;
+    arm(state_.header_timeout);
+    drain();
+  }
+
+  void drain() {
+    socket_.async_read_some(
+        asio::buffer(scratch_), [self = this->shared_from_this()](error_code ec, size_t n) {
+          self->drained_ += n;
+          if (ec || self->drained_ >
+                        self->state_.limits.max_body_bytes + self->state_.limits.max_header_bytes) {
+            self->disarm();
+            self->shutdown();
+            return;
+          }
+          self->drain();
+        });
   }
 
   void shutdown() {
@@ -206,8 +295,13 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   Socket socket_;
   asio::steady_timer timer_;
   ServerState& state_;
+  std::atomic<size_t>& active_;
   bool require_token_;
+  bool linger_ = true;
   uint64_t timer_gen_ = 0;
+  Clock::time_point request_deadline_;
+  size_t drained_ = 0;
+  std::array<char, 16 * 1024> scratch_{};
   boost::beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
   std::optional<http::response<http::empty_body>> continue_;
@@ -217,8 +311,15 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
 template <class Protocol>
 class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
  public:
-  Listener(asio::io_context& io, ServerState& state, bool require_token)
-      : io_(io), acceptor_(asio::make_strand(io)), state_(state), require_token_(require_token) {}
+  Listener(asio::io_context& io, ServerState& state, std::atomic<size_t>& active,
+           size_t max_connections, bool require_token)
+      : io_(io),
+        acceptor_(asio::make_strand(io)),
+        retry_(acceptor_.get_executor()),
+        state_(state),
+        active_(active),
+        max_connections_(std::max<size_t>(1, max_connections)),
+        require_token_(require_token) {}
 
   // Opens and binds; `after_bind` runs before listen() so that nobody can connect until it
   // returned (the Unix socket gets its mode there).
@@ -251,6 +352,7 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
     asio::post(acceptor_.get_executor(), [self = this->shared_from_this()] {
       error_code ignored;
       self->acceptor_.close(ignored);
+      self->retry_.cancel();
     });
   }
 
@@ -259,19 +361,28 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
  private:
   void onAccept(error_code ec, typename Protocol::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
-      bool over = state_.active.load(std::memory_order_relaxed) >= state_.max_connections;
-      std::make_shared<Session<typename Protocol::socket>>(std::move(socket), state_,
-                                                           require_token_)
-          ->start(over);
+    if (ec) {
+      // Transient accept errors (EMFILE, ECONNABORTED) must not stop the listener; a short pause
+      // keeps one that persists (out of file descriptors) from spinning a server thread.
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait([self = this->shared_from_this()](error_code wec) {
+        if (!wec && self->acceptor_.is_open()) self->accept();
+      });
+      return;
     }
-    // Transient accept errors (EMFILE, ECONNABORTED) must not stop the listener.
+    bool over = active_.load(std::memory_order_relaxed) >= max_connections_;
+    std::make_shared<Session<typename Protocol::socket>>(std::move(socket), state_, active_,
+                                                         require_token_)
+        ->start(over);
     accept();
   }
 
   asio::io_context& io_;
   typename Protocol::acceptor acceptor_;
+  asio::steady_timer retry_;
   ServerState& state_;
+  std::atomic<size_t>& active_;  // this listener's connections
+  size_t max_connections_;
   bool require_token_;
 };
 
@@ -288,14 +399,58 @@ struct ControlServer::Impl {
   bool created_socket = false;
   uint16_t tcp_port = 0;
   asio::io_context io;
+  // Declared after `io`, so destroyed before it: queued loads hold sessions whose sockets
+  // belong to `io`.
+  asio::io_context load_io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> load_work;
   std::optional<asio::steady_timer> sampler;
   std::shared_ptr<Listener<Local>> unix_listener;
   std::shared_ptr<Listener<Tcp>> tcp_listener;
   std::vector<std::thread> threads;
+  std::thread load_thread;
 
   Impl(dataplane::Engine& engine, ServerOptions opts, HostHooks hooks)
       : options(std::move(opts)), api(engine, std::move(hooks), options.api) {
     options.api.initial_sources.clear();
+    if (!options.warn) {
+      options.warn = [](const std::string& w) {
+        std::fprintf(stderr, "statewall control: warning: %s\n", w.c_str());
+      };
+    }
+  }
+
+  void warn(const std::string& what) {
+    try {
+      options.warn(what);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): nothing left to report it with
+    }
+  }
+
+  // A server thread: the host's thread_init, then the loop until stop(). An exception that
+  // escapes a handler is reported and the loop resumes (Asio allows run() to be called again);
+  // only that handler's connection is lost.
+  void serve(asio::io_context& loop, const char* name) {
+    pthread_setname_np(pthread_self(), name);
+    if (options.thread_init) {
+      try {
+        options.thread_init();
+      } catch (const std::exception& e) {
+        warn(fmt::format("{} thread: its initialisation failed: {}", name, e.what()));
+      } catch (...) {
+        warn(fmt::format("{} thread: its initialisation failed", name));
+      }
+    }
+    for (;;) {
+      try {
+        loop.run();
+        return;
+      } catch (const std::exception& e) {
+        warn(fmt::format("{} thread: {} (a connection was dropped; the server goes on)", name,
+                         e.what()));
+      } catch (...) {
+        warn(fmt::format("{} thread: unknown exception (a connection was dropped)", name));
+      }
+    }
   }
 
   void sample() {
@@ -323,7 +478,9 @@ struct ControlServer::Impl {
         return Status::failure(
             fmt::format("{}: cannot remove stale socket: {}", path, std::strerror(errno)));
     }
-    unix_listener = std::make_shared<Listener<Local>>(io, state, /*require_token=*/false);
+    unix_listener = std::make_shared<Listener<Local>>(io, state, state.unix_active,
+                                                      options.max_unix_connections,
+                                                      /*require_token=*/false);
     Status s = unix_listener->open(Local::endpoint(path), [&]() {
       created_socket = true;
       // The socket file's mode decides who may connect: owner only. Set before listen().
@@ -341,9 +498,13 @@ struct ControlServer::Impl {
     if (!s.ok()) return s;
     if (options.token_file.empty())
       return Status::failure("a TCP control listener needs a token file (--control-token-file)");
-    s = readTokenFile(options.token_file, &state.token);
+    std::string warning;
+    s = readTokenFile(options.token_file, &state.token, &warning);
     if (!s.ok()) return s;
-    tcp_listener = std::make_shared<Listener<Tcp>>(io, state, /*require_token=*/true);
+    if (!warning.empty()) warn(warning);
+    tcp_listener =
+        std::make_shared<Listener<Tcp>>(io, state, state.tcp_active, options.max_tcp_connections,
+                                        /*require_token=*/true);
     s = tcp_listener->open(ep, nullptr);
     if (!s.ok())
       return Status::failure(fmt::format("control listen {}: {}", options.tcp_listen, s.message()));
@@ -368,8 +529,9 @@ Status ControlServer::start() {
     return Status::failure("control server: no Unix socket and no TCP listener configured");
   m.state.api = &m.api;
   m.state.limits = m.options.limits;
+  m.state.header_timeout = m.options.header_timeout;
   m.state.idle_timeout = m.options.idle_timeout;
-  m.state.max_connections = std::max<size_t>(1, m.options.max_connections);
+  m.state.load_executor = m.load_io.get_executor();
   Status s;
   if (!m.options.unix_socket.empty()) s = m.openUnix();
   if (s.ok() && !m.options.tcp_listen.empty()) s = m.openTcp();
@@ -381,14 +543,11 @@ Status ControlServer::start() {
   if (m.tcp_listener) m.tcp_listener->accept();
   m.sampler.emplace(m.io);
   m.sample();
+  m.load_work.emplace(m.load_io.get_executor());
+  m.load_thread = std::thread([&m] { m.serve(m.load_io, "sw-control-load"); });
   unsigned n = std::max(1u, m.options.threads);
-  for (unsigned i = 0; i < n; ++i) {
-    m.threads.emplace_back([&m] {
-      pthread_setname_np(pthread_self(), "sw-control");
-      if (m.options.thread_init) m.options.thread_init();
-      m.io.run();
-    });
-  }
+  for (unsigned i = 0; i < n; ++i)
+    m.threads.emplace_back([&m] { m.serve(m.io, "sw-control"); });
   return Status::success();
 }
 
@@ -403,6 +562,11 @@ void ControlServer::stop() {
   for (auto& t : m.threads)
     t.join();
   m.threads.clear();
+  // A compilation in progress finishes (it cannot be interrupted); queued ones are dropped with
+  // their connections.
+  m.load_work.reset();
+  m.load_io.stop();
+  if (m.load_thread.joinable()) m.load_thread.join();
   if (m.created_socket) ::unlink(m.options.unix_socket.c_str());
 }
 

@@ -29,6 +29,8 @@ struct StatsSnapshot {
   size_t capacity = 0;
   std::optional<Rates> rates;  // set once two samples exist
   std::vector<LcoreRate> lcores;
+  uint64_t loads_running = 0;  // requests compiling a policy now
+  uint64_t loads_completed = 0;
 };
 
 // Prometheus text exposition format 0.0.4.

@@ -1,10 +1,8 @@
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include <sys/stat.h>
 
 #include <fmt/format.h>
 
+#include "statewall/control/files.hpp"
 #include "statewall/control/server.hpp"
 
 namespace statewall::control {
@@ -22,14 +20,11 @@ std::string trim(std::string s) {
 
 }  // namespace
 
-Status readTokenFile(const std::string& path, std::string* token) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::failure(
-        fmt::format("{}: cannot read token file: {}", path, std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string t = trim(ss.str());
+Status readTokenFile(const std::string& path, std::string* token, std::string* warning) {
+  std::string text;
+  Status s = readFileCapped(path, kMaxTokenFileBytes, "the most a token file may hold", &text);
+  if (!s.ok()) return Status::failure("token file " + s.message());
+  std::string t = trim(std::move(text));
   if (t.size() < kMinTokenLength)
     return Status::failure(
         fmt::format("{}: the token must be at least {} bytes long", path, kMinTokenLength));
@@ -39,6 +34,17 @@ Status readTokenFile(const std::string& path, std::string* token) {
       return Status::failure(fmt::format(
           "{}: the token must be printable ASCII without spaces (it goes in an HTTP header)",
           path));
+  }
+  struct stat st {};
+  if (warning != nullptr && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    const char* who = (st.st_mode & (S_IRGRP | S_IROTH))   ? "readable"
+                      : (st.st_mode & (S_IWGRP | S_IWOTH)) ? "writable"
+                                                           : nullptr;
+    if (who != nullptr)
+      *warning = fmt::format(
+          "{}: the token file is {} by other users (mode {:04o}): anyone who can read it can "
+          "change the policy; chmod 600 it",
+          path, who, st.st_mode & 07777);
   }
   *token = std::move(t);
   return Status::success();

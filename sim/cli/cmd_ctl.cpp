@@ -5,9 +5,9 @@
 // unreachable server, or any other error response.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <exception>
 #include <memory>
-#include <sstream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -17,6 +17,8 @@
 #include "commands.hpp"
 #include "statewall/control/api.hpp"
 #include "statewall/control/client.hpp"
+#include "statewall/control/files.hpp"
+#include "statewall/control/http.hpp"
 #include "statewall/control/server.hpp"
 #include "statewall/dataplane/verdict.hpp"
 #include "statewall/rules/policy.hpp"
@@ -53,13 +55,15 @@ std::string encode(std::string_view s) {
   return control::percentEncode(s);
 }
 
-bool readFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  return true;
+// A policy file goes in one request body, so it may not exceed the server's default body limit.
+constexpr size_t kMaxPolicyBytes = control::HttpLimits{}.max_body_bytes;
+
+// Reads a policy file; prints why it cannot (missing, too large, endless) and returns false.
+bool readPolicyFile(const std::string& path, std::string* out) {
+  control::Status s = control::readFileCapped(path, kMaxPolicyBytes,
+                                              "the most the control API takes in one request", out);
+  if (!s.ok()) fmt::print(stderr, "statewall ctl: {}\n", s.message());
+  return s.ok();
 }
 
 // Sends one request; prints transport errors. Returns false when no response came back.
@@ -70,11 +74,13 @@ bool call(const CtlOptions& o, std::string_view method, const std::string& targe
   if (!o.url.empty()) {
     co.url = o.url;
     if (!o.token_file.empty()) {
-      control::Status s = control::readTokenFile(o.token_file, &co.token);
+      std::string warning;
+      control::Status s = control::readTokenFile(o.token_file, &co.token, &warning);
       if (!s.ok()) {
         fmt::print(stderr, "statewall ctl: {}\n", s.message());
         return false;
       }
+      if (!warning.empty()) fmt::print(stderr, "statewall ctl: warning: {}\n", warning);
     }
   } else {
     co.unix_socket = o.socket;
@@ -162,18 +168,21 @@ int policyPut(const CtlOptions& o, bool publish) {
   std::string target = publish ? "/v1/policy" : "/v1/policy/check";
   std::string ctype;
   if (o.files.size() == 1) {
-    if (!readFile(o.files[0], &body)) {
-      fmt::print(stderr, "statewall ctl: {}: cannot read\n", o.files[0]);
-      return 2;
-    }
+    if (!readPolicyFile(o.files[0], &body)) return 2;
     target += "?name=" + encode(o.files[0]);
     ctype = "application/octet-stream";
   } else {
     json docs = json::array();
+    size_t total = 0;
     for (const auto& f : o.files) {
       std::string text;
-      if (!readFile(f, &text)) {
-        fmt::print(stderr, "statewall ctl: {}: cannot read\n", f);
+      if (!readPolicyFile(f, &text)) return 2;
+      total += text.size();
+      if (total > kMaxPolicyBytes) {
+        fmt::print(stderr,
+                   "statewall ctl: the policy files are together larger than {}, the most the "
+                   "control API takes in one request\n",
+                   control::sizeText(kMaxPolicyBytes));
         return 2;
       }
       docs.push_back({{"name", f}, {"text", std::move(text)}});
@@ -474,15 +483,21 @@ void addFilterOptions(CLI::App* cmd, CtlOptions* o) {
       "connection id");
 }
 
-// Runs `fn` as the leaf command's action, turning library exceptions (an unexpected response
-// shape) into an error message.
+// Runs `fn` as the leaf command's action: no exception leaves it (a library that throws on an
+// unexpected response shape, an allocation that fails); each becomes an error message, exit 2.
 template <class Fn>
 void action(CLI::App* cmd, int* exit_code, Fn fn) {
   cmd->callback([exit_code, fn] {
     try {
       *exit_code = fn();
+    } catch (const std::bad_alloc&) {
+      std::fputs("statewall ctl: out of memory\n", stderr);
+      *exit_code = 2;
     } catch (const std::exception& e) {
-      fmt::print(stderr, "statewall ctl: unexpected response: {}\n", e.what());
+      fmt::print(stderr, "statewall ctl: {}\n", e.what());
+      *exit_code = 2;
+    } catch (...) {
+      std::fputs("statewall ctl: unexpected error\n", stderr);
       *exit_code = 2;
     }
   });

@@ -183,6 +183,10 @@ int runReplay(const ReplayArgs& a) {
       so.unix_socket = a.control_socket;
       so.tcp_listen = a.control_listen;
       so.token_file = a.control_token_file;
+      // A token file others may read, an exception a control thread survived.
+      so.warn = [](const std::string& w) {
+        std::fprintf(stderr, "statewall replay: warning: %s\n", w.c_str());
+      };
       so.api.initial_sources = readSources(a.policies);
       control::HostHooks hooks;
       hooks.now_ns = [&replay] { return replay.nowNs(); };

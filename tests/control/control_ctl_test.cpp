@@ -1,6 +1,8 @@
 // `statewall ctl` (the built binary) against a ControlServer in this process: every subcommand,
 // tables and --json, exit codes, Unix socket and TCP with a token.
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -195,6 +197,40 @@ TEST_F(CtlTest, TcpWithTokenAndTransportErrors) {
   EXPECT_EQ(usage.exit_code, 2);
   CtlRun both = ctl("--url " + url + " stats", true);  // --socket and --url together
   EXPECT_EQ(both.exit_code, 2);
+}
+
+// File reads are capped: an endless policy or token file is a clear error that states the limit
+// (never an out-of-memory abort); the token is never sent in clear text to another host; a token
+// file that others may read gets a warning.
+TEST_F(CtlTest, EndlessFilesRemoteUrlsAndOpenTokenFiles) {
+  for (const std::string& args :
+       std::vector<std::string>{"policy load /dev/zero", "policy check " + a_ + " /dev/zero"}) {
+    CtlRun r = ctl(args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.err;
+    EXPECT_NE(r.err.find("/dev/zero: larger than 16 MiB"), std::string::npos)
+        << args << ": " << r.err;
+    EXPECT_EQ(r.err.find("bad_alloc"), std::string::npos) << r.err;
+  }
+  const std::string url = "http://127.0.0.1:" + std::to_string(server_->tcpPort());
+  CtlRun token = ctl("--url " + url + " --token-file /dev/zero stats", false);
+  EXPECT_EQ(token.exit_code, 2) << token.err;
+  EXPECT_NE(token.err.find("/dev/zero: larger than 4096 bytes"), std::string::npos) << token.err;
+
+  const std::string tok = dir_.file("token");
+  ASSERT_EQ(::chmod(tok.c_str(), 0600), 0);
+  // TEST-NET-1: never reached, the client refuses before connecting.
+  CtlRun remote = ctl("--url http://192.0.2.1:9180 --token-file " + tok + " stats", false);
+  EXPECT_EQ(remote.exit_code, 2);
+  EXPECT_NE(remote.err.find("not a loopback address"), std::string::npos) << remote.err;
+  EXPECT_EQ(remote.out, "");
+
+  CtlRun quiet = ctl("--url " + url + " --token-file " + tok + " stats", false);
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+  ASSERT_EQ(::chmod(tok.c_str(), 0640), 0);
+  CtlRun open = ctl("--url " + url + " --token-file " + tok + " stats", false);
+  EXPECT_EQ(open.exit_code, 0) << open.err;
+  EXPECT_NE(open.err.find("readable by other users"), std::string::npos) << open.err;
 }
 
 }  // namespace

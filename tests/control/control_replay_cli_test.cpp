@@ -203,5 +203,28 @@ TEST_F(ReplayCliTest, OptionErrors) {
   }
 }
 
+// The replay's control options: a token file that others may read gets a warning, an endless one
+// a clear error stating the limit.
+TEST_F(ReplayCliTest, TokenFileWarningAndSizeCap) {
+  const std::string t = trace("t.pcap", 1);
+  auto serve = [&](const std::string& token_file) {
+    return run({"replay", "--policy", policy_, t, "--control-listen", "127.0.0.1:0",
+                "--control-token-file", token_file});
+  };
+  ASSERT_EQ(::chmod(token_.c_str(), 0600), 0);
+  CommandResult quiet = serve(token_);
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err.find("warning"), std::string::npos) << quiet.err;
+  ASSERT_EQ(::chmod(token_.c_str(), 0644), 0);
+  CommandResult open = serve(token_);
+  EXPECT_EQ(open.exit_code, 0) << open.err;
+  EXPECT_NE(open.err.find("statewall replay: warning: " + token_), std::string::npos) << open.err;
+  EXPECT_NE(open.err.find("readable by other users"), std::string::npos) << open.err;
+  CommandResult endless = serve("/dev/zero");
+  EXPECT_EQ(endless.exit_code, 2) << endless.err;
+  EXPECT_NE(endless.err.find("/dev/zero: larger than 4096 bytes"), std::string::npos)
+      << endless.err;
+}
+
 }  // namespace
 }  // namespace statewall::control

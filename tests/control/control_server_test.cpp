@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "common/wait_for.hpp"
 #include "control_test_util.hpp"
 #include "statewall/control/client.hpp"
 #include "statewall/control/server.hpp"
@@ -17,6 +20,7 @@ namespace statewall::control {
 namespace {
 
 using nlohmann::json;
+using statewall::testing::waitFor;
 using testing::EngineHarness;
 using testing::httpRequest;
 using testing::parseResponse;
@@ -32,14 +36,15 @@ class ServerTest : public ::testing::Test {
     o.unix_socket = dir_.file("control.sock");
     o.tcp_listen = "127.0.0.1:0";
     o.token_file = dir_.write("token", std::string(kToken) + "\n");
+    ::chmod(o.token_file.c_str(), 0600);
     o.limits.max_body_bytes = 64 * 1024;
     o.limits.max_header_bytes = 4096;
     o.threads = 2;
     return o;
   }
-  void start(ServerOptions o) {
+  void start(ServerOptions o, HostHooks hooks = {}) {
     options_ = o;
-    server_ = std::make_unique<ControlServer>(h_.engine(), std::move(o));
+    server_ = std::make_unique<ControlServer>(h_.engine(), std::move(o), std::move(hooks));
     Status s = server_->start();
     ASSERT_TRUE(s.ok()) << s.message();
   }
@@ -239,7 +244,7 @@ TEST_F(ServerTest, SlowAndIdleClientsAreClosed) {
 
 TEST_F(ServerTest, ConnectionLimitAnswers503AndRecovers) {
   ServerOptions o = baseOptions();
-  o.max_connections = 3;
+  o.max_unix_connections = 3;
   start(o);
   std::vector<RawConn> held;
   for (int i = 0; i < 3; ++i) {
@@ -265,7 +270,8 @@ TEST_F(ServerTest, ConnectionLimitAnswers503AndRecovers) {
 
 TEST_F(ServerTest, HundredConcurrentClients) {
   ServerOptions o = baseOptions();
-  o.max_connections = 256;
+  o.max_unix_connections = 256;
+  o.max_tcp_connections = 256;
   start(o);
   constexpr int kClients = 100;
   constexpr int kRequestsEach = 5;
@@ -445,17 +451,191 @@ TEST_F(ServerTest, StaleSocketIsReplacedButALiveOneIsNot) {
 TEST_F(ServerTest, ThreadInitRunsOnEveryServerThread) {
   ServerOptions o = baseOptions();
   o.threads = 3;
-  std::atomic<int> inits{0};
-  o.thread_init = [&inits] {
+  std::atomic<int> inits{0}, load_inits{0};
+  o.thread_init = [&inits, &load_inits] {
     char name[16] = {};
     pthread_getname_np(pthread_self(), name, sizeof(name));
     if (std::string_view(name) == "sw-control") inits.fetch_add(1);
+    if (std::string_view(name) == "sw-control-load") load_inits.fetch_add(1);
   };
   start(o);
   // Every thread runs thread_init before serving; a request handled proves the loop runs.
   EXPECT_EQ(overUnix(httpRequest("GET", "/v1/stats")).status, 200);
   server_->stop();  // joins the threads: all of them have run thread_init by now
   EXPECT_EQ(inits.load(), 3);
+  // The thread that compiles policies too (statewalld pins it off the forwarding CPUs).
+  EXPECT_EQ(load_inits.load(), 1);
+}
+
+// An exception on a server thread (here from the host's thread_init) is reported, and the server
+// keeps serving instead of taking the process down.
+TEST_F(ServerTest, AnExceptionOnAServerThreadDoesNotStopIt) {
+  ServerOptions o = baseOptions();
+  o.threads = 1;
+  std::mutex mu;
+  std::vector<std::string> warnings;
+  o.warn = [&](const std::string& w) {
+    std::lock_guard lock(mu);
+    warnings.push_back(w);
+  };
+  o.thread_init = [] { throw std::runtime_error("no CPU for you"); };
+  start(o);
+  expectServing();
+  EXPECT_EQ(overUnix(httpRequest("POST", "/v1/policy/check", testing::kPolicyB)).status, 200);
+  server_->stop();
+  std::lock_guard lock(mu);
+  ASSERT_FALSE(warnings.empty());
+  EXPECT_NE(warnings[0].find("no CPU for you"), std::string::npos) << warnings[0];
+}
+
+// A client that sends a whole request, body included, before reading the answer gets the 401:
+// the server reads and discards the body (up to the body limit) and closes gracefully instead of
+// resetting the connection under the client's feet.
+TEST_F(ServerTest, UnauthenticatedBodyGets401AndAGracefulClose) {
+  ServerOptions o = baseOptions();
+  o.limits.max_body_bytes = 16 * 1024 * 1024;
+  start(o);
+  // More than the socket buffers hold: the client is still sending when the answer comes.
+  const std::string request = httpRequest("PUT", "/v1/policy", std::string(12 * 1024 * 1024, 'x'));
+  RawConn c = RawConn::tcp(server_->tcpPort());
+  ASSERT_TRUE(c.connected());
+  std::atomic<bool> sent{false};
+  int send_errno = 0;
+  std::thread writer([&] {
+    sent = c.send(request);
+    send_errno = errno;
+  });
+  std::string got;
+  ssize_t last = 0;
+  int last_errno = 0;
+  char buf[65536];
+  while ((last = ::recv(c.fd(), buf, sizeof buf, 0)) > 0)
+    got.append(buf, static_cast<size_t>(last));
+  last_errno = errno;
+  writer.join();
+  EXPECT_TRUE(sent.load()) << "sending the body failed: " << std::strerror(send_errno);
+  auto r = parseResponse(got);
+  EXPECT_EQ(r.status, 401) << got;
+  EXPECT_TRUE(r.hasHeader("Connection: close"));
+  EXPECT_EQ(last, 0) << "the read ended with " << std::strerror(last_errno);
+  expectServing();
+}
+
+// A policy of a few MB; rule i of group g allows TCP port 1000+i from 10.(g).(i).0/24.
+std::string generatedPolicy(int groups, int rules) {
+  std::string y = "version: 1\ngroups:\n";
+  for (int g = 0; g < groups; ++g) {
+    y += "  g" + std::to_string(g) + ":\n    inbound:\n";
+    for (int i = 0; i < rules; ++i)
+      y += "      - {proto: tcp, ports: " + std::to_string(1000 + i) + ", from: 10." +
+           std::to_string(g % 250) + "." + std::to_string(i % 250) + ".0/24, description: rule " +
+           std::to_string(i) + " of group " + std::to_string(g) + "}\n";
+  }
+  y += "interfaces:\n";
+  for (int g = 0; g < groups; ++g)
+    y += "  i" + std::to_string(g) + ": {addresses: [10.200." + std::to_string(g / 250) + "." +
+         std::to_string(g % 250 + 1) + "], groups: [g" + std::to_string(g) + "]}\n";
+  return y;
+}
+
+// One server thread (the default): a policy load, held inside its publication, does not keep
+// stats or connection listings from being answered; they even say that the load is running.
+TEST_F(ServerTest, StatsAndConnectionsAreAnsweredWhileAPolicyLoads) {
+  ServerOptions o = baseOptions();
+  o.threads = 1;
+  o.limits.max_body_bytes = 16 * 1024 * 1024;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  HostHooks hooks;
+  hooks.publish_guard = [&](const std::function<void()>& publish) {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return release; });
+    publish();
+  };
+  start(o, hooks);
+  const auto before = h_.engine().policyVersion();
+  const std::string big = generatedPolicy(100, 50);
+  ClientResponse load;
+  Status load_status;
+  std::thread loader([&] {
+    ClientOptions co;
+    co.unix_socket = options_.unix_socket;
+    co.timeout = std::chrono::minutes(10);
+    load_status = ControlClient(co).request("PUT", "/v1/policy?name=big.yaml", big,
+                                            "application/yaml", &load);
+  });
+  auto loadsRunning = [](const testing::ParsedResponse& r) {
+    json j = r.json();
+    return r.status == 200 && j.contains("policy_loads") ? j["policy_loads"].value("running", -1)
+                                                         : -1;
+  };
+  // Wait until the server says the load is running: it cannot finish while its publication is
+  // held, and the answer saying so was itself given while the load ran.
+  const bool running =
+      waitFor([&] { return loadsRunning(overUnix(httpRequest("GET", "/v1/stats"))) == 1; },
+              std::chrono::seconds(60));
+  EXPECT_TRUE(running) << "no GET /v1/stats answer while the load ran";
+  if (running) {
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(overUnix(httpRequest("GET", "/v1/connections")).status, 200);
+      EXPECT_EQ(loadsRunning(overTcp(httpRequest("GET", "/v1/stats", {}, auth()))), 1);
+      EXPECT_EQ(loadsRunning(overUnix(httpRequest("GET", "/v1/stats"))), 1);
+    }
+    EXPECT_EQ(h_.engine().policyVersion(), before);
+  }
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  loader.join();
+  ASSERT_TRUE(load_status.ok()) << load_status.message();
+  EXPECT_EQ(load.status, 200) << load.body.substr(0, 500);
+  EXPECT_GE(h_.engine().policy()->ruleCount(), 100u * 50u);
+  auto after = overUnix(httpRequest("GET", "/v1/stats"));
+  EXPECT_EQ(loadsRunning(after), 0);
+}
+
+// The token file is read with a size cap: an endless file is an error that states the limit.
+// A token file that others may read is accepted with a warning.
+TEST_F(ServerTest, TokenFileSizeCapAndPermissionWarning) {
+  ServerOptions o = baseOptions();
+  o.token_file = "/dev/zero";
+  ControlServer endless(h_.engine(), o);
+  Status s = endless.start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("/dev/zero"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("4096 bytes"), std::string::npos) << s.message();
+
+  std::vector<std::string> warnings;
+  o = baseOptions();
+  o.warn = [&](const std::string& w) { warnings.push_back(w); };
+  ASSERT_EQ(::chmod(o.token_file.c_str(), 0600), 0);
+  {
+    ControlServer quiet(h_.engine(), o);
+    ASSERT_TRUE(quiet.start().ok());
+  }
+  EXPECT_TRUE(warnings.empty()) << warnings[0];
+  ASSERT_EQ(::chmod(o.token_file.c_str(), 0644), 0);
+  start(o);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(o.token_file), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("readable by other users"), std::string::npos) << warnings[0];
+  expectServing();
+}
+
+// The client sends a token over plain HTTP to loopback addresses only.
+TEST(ClientTest, RefusesToSendTheTokenInClearTextToAnotherHost) {
+  ClientOptions co;
+  co.url = "http://192.0.2.1:9180";  // TEST-NET-1: never reached, the client refuses first
+  co.token = std::string(kToken);
+  co.timeout = std::chrono::milliseconds(200);
+  ClientResponse res;
+  Status s = ControlClient(co).request("GET", "/v1/stats", "", "", &res);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("not a loopback address"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("192.0.2.1"), std::string::npos) << s.message();
 }
 
 TEST_F(ServerTest, TokenFileWhitespaceIsTrimmed) {

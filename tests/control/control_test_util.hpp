@@ -203,6 +203,7 @@ class RawConn {
   ~RawConn() { close(); }
 
   bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
   bool send(std::string_view bytes) {
     while (!bytes.empty()) {
       ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);

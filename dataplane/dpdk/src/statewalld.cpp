@@ -152,6 +152,10 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
   so.unix_socket = options.control_socket;
   so.tcp_listen = options.control_listen;
   so.token_file = options.control_token_file;
+  // A token file others may read, an exception a control thread survived.
+  so.warn = [](const std::string& w) {
+    std::fprintf(stderr, "%s: warning: %s\n", g_program.c_str(), w.c_str());
+  };
   so.api.initial_sources = std::move(sources);
   // Threads inherit the main lcore's affinity; move them off every forwarding lcore's CPU.
   so.thread_init = [cpus] {

@@ -108,6 +108,10 @@ class ControlApi {
   std::unique_ptr<State> state_;
 };
 
+// True for the requests that compile a policy (PUT /v1/policy, POST /v1/policy/check,
+// PUT /v1/timeouts): they may take seconds, so ControlServer runs them off its io threads.
+bool compilesPolicy(std::string_view method, std::string_view target);
+
 // One JSON error body: {"error": error, "detail": detail}.
 std::string errorBody(std::string_view error, std::string_view detail);
 

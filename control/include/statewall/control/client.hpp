@@ -14,7 +14,9 @@ namespace statewall::control {
 struct ClientOptions {
   std::string unix_socket;  // used when url is empty
   std::string url;          // "http://HOST:PORT" (an optional path prefix is not supported)
-  std::string token;        // sent as "Authorization: Bearer TOKEN" when not empty
+  // Sent as "Authorization: Bearer TOKEN" when not empty; then the URL's host must be a loopback
+  // address (or a name resolving to one): the token is never sent in clear text elsewhere.
+  std::string token;
   std::chrono::milliseconds timeout{30'000};  // connect, write and read together
   size_t max_response_bytes = 256 * 1024 * 1024;
 };

@@ -28,25 +28,45 @@ struct ServerOptions {
   // Surrounding whitespace is ignored; the token must be at least kMinTokenLength bytes.
   std::string token_file;
   HttpLimits limits;
-  size_t max_connections = 64;  // beyond it new connections get 503 and are closed
-  // A request must arrive whole within this time after the previous response (or the connection
-  // opening), and a response must be written within it; otherwise the connection is closed.
+  // Connection limits, one per listener, so that the clients of one never starve the other (the
+  // Unix socket, root's way in, stays served however many TCP clients there are). Beyond its
+  // limit a listener answers 503 and closes the connection.
+  size_t max_unix_connections = 64;
+  size_t max_tcp_connections = 64;
+  // The request line and headers (and so, on TCP, the token) must arrive within this time of the
+  // connection opening or of the previous response; otherwise the connection is closed. Keeps
+  // clients that never send a request from holding connection slots.
+  std::chrono::milliseconds header_timeout{5'000};
+  // A request must arrive whole within this time of the connection opening or of the previous
+  // response, and a response must be written within it; otherwise the connection is closed.
   std::chrono::milliseconds idle_timeout{30'000};
   unsigned threads = 1;  // io_context threads, named "sw-control"
-  // Runs first on each server thread, e.g. to pin it to a CPU that no packet thread uses (a thread
-  // inherits its creator's affinity: under DPDK that may be an lcore's). Optional.
+  // Runs first on each server thread (the io threads and the "sw-control-load" thread that
+  // compiles policies), e.g. to pin it to a CPU that no packet thread uses (a thread inherits its
+  // creator's affinity: under DPDK that may be an lcore's). Optional.
   std::function<void()> thread_init;
+  // Told what the operator should know but that does not stop the server: a token file that
+  // other users may read, an exception caught on a server thread. Called from start() or from a
+  // server thread. Default: written to stderr.
+  std::function<void(const std::string&)> warn;
   ApiOptions api;
 };
 
 inline constexpr size_t kMinTokenLength = 16;
+inline constexpr size_t kMaxTokenFileBytes = 4096;
 
-// Reads a bearer token from a file (trimmed of surrounding whitespace).
-Status readTokenFile(const std::string& path, std::string* token);
+// Reads a bearer token from a file (trimmed of surrounding whitespace) of at most
+// kMaxTokenFileBytes. When the file is readable or writable by its group or others, sets
+// *warning (if given) to a message saying so; the token is still returned.
+Status readTokenFile(const std::string& path, std::string* token, std::string* warning = nullptr);
 
 // The engine must outlive the server. Lifecycle: construct, start() once, stop() (or destroy) once.
 // start() binds the listeners and starts the threads; stop() closes the listeners and every
-// connection, joins the threads and removes the socket file. Both are for the owning thread only.
+// connection, waits for a policy compilation in progress, joins the threads and removes the
+// socket file. Both are for the owning thread only.
+//
+// Requests that compile a policy (see compilesPolicy() in api.hpp) run one at a time on a thread
+// of their own, so that the io threads keep answering stats and connection listings meanwhile.
 class ControlServer {
  public:
   ControlServer(dataplane::Engine& engine, ServerOptions options, HostHooks hooks = {});
