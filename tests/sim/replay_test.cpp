@@ -578,3 +578,40 @@ TEST(Replay, InvalidUtf8InPolicyNamesStillGivesValidJson) {
 
 }  // namespace
 }  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// Estimated top-denied counts are labelled as such, with the most they may overstate (issue 14:
+// they were shown as exact).
+TEST(Replay, ApproximateTopDeniedCountsAreLabelled) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  ReplaySummary s;
+  s.packets = 600;
+  s.packets_by_reason[static_cast<size_t>(Reason::kDenySg)] = 600;
+  DeniedFlow d;
+  d.key.proto = 6;
+  d.key.src = dataplane::ipAddr("203.0.113.9");
+  d.key.dst = dataplane::ipAddr("10.0.1.10");
+  d.packets = 500;
+  d.bytes = 30000;
+  d.first_index = 1;
+  s.top_denied.push_back(d);
+  s.denied_flows = 70000;
+  const std::string exact = formatSummaryText(s, *policy, nullptr);
+  EXPECT_NE(exact.find("\n      500  30,000"), std::string::npos) << exact;
+  EXPECT_EQ(exact.find("approximate"), std::string::npos) << exact;
+  s.top_denied_approximate = true;
+  s.top_denied_max_error = 7;
+  const std::string approx = formatSummaryText(s, *policy, nullptr);
+  EXPECT_NE(approx.find("~500"), std::string::npos) << approx;
+  EXPECT_NE(approx.find("approximate"), std::string::npos) << approx;
+  EXPECT_NE(approx.find("up to 7"), std::string::npos) << approx;
+  const auto j = nlohmann::json::parse(formatSummaryJson(s, *policy, nullptr));
+  EXPECT_EQ(j["top_denied"]["approximate"], true);
+  EXPECT_EQ(j["top_denied"]["max_overcount"], 7);
+}
+
+}  // namespace
+}  // namespace statewall::sim
