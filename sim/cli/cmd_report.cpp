@@ -22,6 +22,7 @@ struct ReportArgs {
   size_t ladders = sim::ReportOptions{}.ladder_connections;
   size_t arrows = sim::ReportOptions{}.ladder_arrows;
   size_t max_connections = sim::ReportOptions{}.max_connections;
+  size_t table_capacity = 0;
   bool quiet = false;
 };
 
@@ -34,6 +35,7 @@ int runReport(const ReportArgs& a) {
   o.ladder_connections = a.ladders;
   o.ladder_arrows = a.arrows;
   o.max_connections = a.max_connections;
+  o.table_capacity = a.table_capacity;
 
   // Created first, so that a bad output path is reported before a long replay.
   FILE* f = std::fopen(a.html.c_str(), "wb");
@@ -86,6 +88,9 @@ void addReportCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-connections", args->max_connections,
                   "connections listed on the page (the first N)")
+      ->capture_default_str();
+  cmd->add_option("--table-capacity", args->table_capacity,
+                  "connection-table capacity, as for replay (0: sized from the trace)")
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", args->quiet, "do not print what was written");
   cmd->callback([args, exit_code]() { *exit_code = runReport(*args); });

@@ -85,5 +85,24 @@ TEST(FloodMemory, ConnectionLogIsBoundedByTheTableNotTheFlows) {
   EXPECT_GE(lines, kFlows - 100);
 }
 
+TEST(FloodMemory, ReportIsBoundedByTheLiveConnectionsAndTheCaps) {
+  auto policy = compilePolicy(kPolicy);
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  const std::string trace = floodTrace(dir);
+  const double peak = childPeakMib([&] {
+    ReportData data;
+    std::string err;
+    ReportOptions o;
+    o.table_capacity = 4096;
+    if (!buildReport(policy, {trace}, o, &data, &err)) return false;
+    return data.connections_total >= kFlows - 100 && data.connections.size() == o.max_connections;
+  });
+  ASSERT_GT(peak, 0) << "the report failed";
+  std::printf("report, %llu SYN flows, 4096-entry table: peak RSS %.1f MiB\n",
+              static_cast<unsigned long long>(kFlows), peak);
+  EXPECT_LT(peak, 180.0);
+}
+
 }  // namespace
 }  // namespace statewall::sim
