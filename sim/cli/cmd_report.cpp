@@ -57,6 +57,14 @@ int runReport(const ReportArgs& a) {
     std::fprintf(stderr, "statewall report: %s: write failed\n", a.html.c_str());
     return 2;
   }
+  if (data.summary.error) {
+    std::fprintf(stderr,
+                 "statewall report: warning: %s\nstatewall report: wrote %s anyway: it covers the "
+                 "%llu packets before that point\n",
+                 data.summary.error->str().c_str(), a.html.c_str(),
+                 static_cast<unsigned long long>(data.summary.packets));
+    return 2;
+  }
   if (!a.quiet) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

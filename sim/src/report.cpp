@@ -639,8 +639,13 @@ bool buildReport(rules::CompiledPolicyPtr policy, const std::vector<std::string>
   const bool complete = replay.runFiles(traces);
   std::string ferr;
   const bool wrote = replay.finish(&ferr);
-  if (!complete) {
-    *err = replay.summary().error ? replay.summary().error->str() : "the replay stopped";
+  const ReplaySummary& s = replay.summary();
+  // A trace that was opened and then found damaged (a record cut off, the file shrinking) still
+  // gets its page, of the packets before the damage: summary.error says where (the page too).
+  const bool damaged_after_open =
+      s.error && !s.interrupted && !s.traces.empty() && s.traces.back().path == s.error->file;
+  if (!complete && !damaged_after_open) {
+    *err = s.error ? s.error->str() : "the replay stopped";
     return false;
   }
   if (!wrote) {

@@ -315,6 +315,11 @@ void header(Html& h, const ReportData& d) {
     h.f(" from {} over {:.3f} s", utcTime(s.first_ts_ns),
         secs(s.last_ts_ns >= s.first_ts_ns ? s.last_ts_ns - s.first_ts_ns : 0));
   }
+  if (s.error) {
+    h.f("<div class=\"meta\"><strong>Incomplete:</strong> {}; the page covers the {} packets "
+        "before it.</div>",
+        esc(s.error->str()), commas(s.packets));
+  }
   h.raw(
       "</div></header>\n<nav><a href=\"#summary\">Summary</a><a href=\"#policy\">Policy and "
       "hits</a>"

@@ -177,7 +177,9 @@ class ReportBuilder {
 };
 
 // Replays `traces` through `policy` (with the stateless comparison on) and builds the model.
-// false with *err when a trace cannot be read; *out then holds nothing useful.
+// false with *err when a trace cannot be opened; *out then holds nothing useful. A trace found
+// damaged after it was opened (its last record cut off) still gives the model of the packets
+// before the damage: true, with out->summary.error saying where.
 bool buildReport(rules::CompiledPolicyPtr policy, const std::vector<std::string>& traces,
                  const ReportOptions& options, ReportData* out, std::string* err);
 
