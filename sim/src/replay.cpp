@@ -185,6 +185,7 @@ struct Replay::Impl {
   ParsedPacket scratch;
   uint64_t index = 0;
   uint64_t clock = 0;
+  uint64_t prev_ts = 0;  // the previous packet's timestamp, in input order
 
   // Outputs.
   detail::OutFile verdicts_out;
@@ -496,6 +497,14 @@ struct Replay::Impl {
     }
     if (v.reason == Reason::kDenyMalformed) {
       ++sum.malformed_by_layer[static_cast<size_t>(v.malformed_layer)];
+    }
+    if (m.ts < prev_ts) {
+      if (sum.ts_backwards++ == 0) sum.ts_backwards_first = m.index;
+    }
+    prev_ts = m.ts;
+    if (refs[i].len < m.wirelen) {
+      ++sum.snaplen_cut;
+      if (v.reason == Reason::kDenyMalformed) ++sum.snaplen_cut_malformed;
     }
     const bool allowed = v.allowed();
     const ParsedPacket* pp = nullptr;

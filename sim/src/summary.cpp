@@ -123,6 +123,18 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     if (s.error) {
       out += fmt::format("  INCOMPLETE: the replay stopped at {}\n", s.error->str());
     }
+    if (s.ts_backwards > 0) {
+      out += fmt::format(
+          "  warning: {} packets are older than the packet before them (first: #{}); each was "
+          "judged at the time already reached\n",
+          commas(s.ts_backwards), s.ts_backwards_first);
+    }
+    if (s.snaplen_cut > 0) {
+      out += fmt::format(
+          "  warning: {} packets were cut short by the capture's snaplen; {} of them are "
+          "deny-malformed because the bytes they need were not captured\n",
+          commas(s.snaplen_cut), commas(s.snaplen_cut_malformed));
+    }
   }
 
   // Verdicts by reason.
@@ -323,6 +335,8 @@ std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolic
   }
   j["packets"] = s.packets;
   j["bytes"] = s.bytes;
+  j["out_of_order"] = {{"packets", s.ts_backwards}, {"first_index", s.ts_backwards_first}};
+  j["snaplen_cut"] = {{"packets", s.snaplen_cut}, {"deny_malformed", s.snaplen_cut_malformed}};
   j["first_ts"] = static_cast<double>(s.first_ts_ns) / 1e9;
   j["last_ts"] = static_cast<double>(s.last_ts_ns) / 1e9;
   uint64_t ap = 0, ab = 0, dp = 0, db = 0;

@@ -615,3 +615,55 @@ TEST(Replay, ApproximateTopDeniedCountsAreLabelled) {
 
 }  // namespace
 }  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// Timestamps that go backwards and packets cut short by the snaplen are counted and named in the
+// summary (issue 14: neither was said; snaplen-cut packets silently became deny-malformed).
+TEST(Replay, OutOfOrderAndSnaplenCutPacketsAreCounted) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  dataplane::TcpSpec t;
+  t.src = dataplane::ipAddr("198.51.100.7");
+  t.dst = dataplane::ipAddr("10.0.1.10");
+  t.dport = 443;
+  t.flags = dataplane::kSyn;
+  t.payload_len = 200;
+  const auto full = dataplane::buildTcp(t);
+  auto bytes = testing::pcapHeader(1);
+  auto record = [&](uint32_t sec, size_t caplen) {
+    std::vector<uint8_t> cut(full.begin(), full.begin() + static_cast<long>(caplen));
+    testing::pcapRecord(bytes, sec, 0, cut, static_cast<uint32_t>(full.size()));
+  };
+  record(10, full.size());
+  record(12, 96);  // headers whole, payload cut
+  record(11, 96);  // older than the one before
+  record(13, 30);  // cut inside the IP header
+  record(9, full.size());
+  const std::string path = dir.file("t.pcap");
+  testing::writeBytes(path, bytes);
+  Replay r(policy, {});
+  ASSERT_TRUE(r.runFiles({path}));
+  std::string err;
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto& s = r.summary();
+  EXPECT_EQ(s.ts_backwards, 2u);
+  EXPECT_EQ(s.ts_backwards_first, 3u);
+  EXPECT_EQ(s.snaplen_cut, 3u);
+  EXPECT_GE(s.snaplen_cut_malformed, 1u);
+  const std::string text = formatSummaryText(s, *policy, nullptr);
+  EXPECT_NE(text.find("warning: 2 packets are older than the packet before them (first: #3)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("warning: 3 packets were cut short by the capture's snaplen"),
+            std::string::npos)
+      << text;
+  const auto j = nlohmann::json::parse(formatSummaryJson(s, *policy, nullptr));
+  EXPECT_EQ(j["out_of_order"]["packets"], 2);
+  EXPECT_EQ(j["snaplen_cut"]["packets"], 3);
+}
+
+}  // namespace
+}  // namespace statewall::sim

@@ -185,6 +185,16 @@ struct ReplaySummary {
   std::vector<StatelessChange> changes;  // by first packet index
   uint64_t changed_flows = 0;
 
+  // Packets whose timestamp is older than the packet before them (in input order): judged at the
+  // clock (see the top of this file); the first such packet's index.
+  uint64_t ts_backwards = 0;
+  uint64_t ts_backwards_first = 0;
+  // Packets the capture cut short (caplen below the length on the wire: the capture's snaplen),
+  // and how many of them were deny-malformed (their headers, or the length the IP header
+  // claims, go beyond the captured bytes).
+  uint64_t snaplen_cut = 0;
+  uint64_t snaplen_cut_malformed = 0;
+
   std::optional<TraceError> error;  // the damage that stopped the replay, if any
   bool interrupted = false;         // requestStop() ended the run early (error says where)
   // With shared_engine: how many times the running policy changed during the run (through
