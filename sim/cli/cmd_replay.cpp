@@ -173,6 +173,10 @@ int runReplay(const ReplayArgs& a) {
     return 2;
   }
   bool complete = true;
+  // Ctrl-C stops the run from the moment the process can be seen to be ready (the control socket
+  // exists, the line below is printed): the handler is in place before either.
+  std::optional<StopOnSignal> stop;
+  if (control || pace) stop.emplace(replay);
   // Destroyed before the replay, whose engine it serves.
   std::unique_ptr<control::ControlServer> server;
   if (control) {
@@ -210,11 +214,7 @@ int runReplay(const ReplayArgs& a) {
                    pace ? a.pace.c_str() : "full speed");
     }
   }
-  if (complete) {
-    std::optional<StopOnSignal> stop;
-    if (control || pace) stop.emplace(replay);
-    complete = replay.runFiles(a.traces);
-  }
+  if (complete) complete = replay.runFiles(a.traces);
   // No policy change from here on: the summary names the policy running now.
   server.reset();
   bool wrote = replay.finish(&err);

@@ -22,6 +22,7 @@ struct ReportArgs {
   size_t ladders = sim::ReportOptions{}.ladder_connections;
   size_t arrows = sim::ReportOptions{}.ladder_arrows;
   size_t max_connections = sim::ReportOptions{}.max_connections;
+  size_t table_capacity = 0;
   bool quiet = false;
 };
 
@@ -34,6 +35,7 @@ int runReport(const ReportArgs& a) {
   o.ladder_connections = a.ladders;
   o.ladder_arrows = a.arrows;
   o.max_connections = a.max_connections;
+  o.table_capacity = a.table_capacity;
 
   // Created first, so that a bad output path is reported before a long replay.
   FILE* f = std::fopen(a.html.c_str(), "wb");
@@ -53,6 +55,14 @@ int runReport(const ReportArgs& a) {
   const bool ok = std::fwrite(page.data(), 1, page.size(), f) == page.size();
   if (std::fclose(f) != 0 || !ok) {
     std::fprintf(stderr, "statewall report: %s: write failed\n", a.html.c_str());
+    return 2;
+  }
+  if (data.summary.error) {
+    std::fprintf(stderr,
+                 "statewall report: warning: %s\nstatewall report: wrote %s anyway: it covers the "
+                 "%llu packets before that point\n",
+                 data.summary.error->str().c_str(), a.html.c_str(),
+                 static_cast<unsigned long long>(data.summary.packets));
     return 2;
   }
   if (!a.quiet) {
@@ -86,6 +96,9 @@ void addReportCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-connections", args->max_connections,
                   "connections listed on the page (the first N)")
+      ->capture_default_str();
+  cmd->add_option("--table-capacity", args->table_capacity,
+                  "connection-table capacity, as for replay (0: sized from the trace)")
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", args->quiet, "do not print what was written");
   cmd->callback([args, exit_code]() { *exit_code = runReport(*args); });

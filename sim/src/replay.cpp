@@ -185,6 +185,7 @@ struct Replay::Impl {
   ParsedPacket scratch;
   uint64_t index = 0;
   uint64_t clock = 0;
+  uint64_t prev_ts = 0;  // the previous packet's timestamp, in input order
 
   // Outputs.
   detail::OutFile verdicts_out;
@@ -225,6 +226,7 @@ struct Replay::Impl {
   detail::FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq> untracked{1024};
   uint64_t conn_seq = 0;
   size_t next_scan = kMinConnScan;
+  size_t untracked_cap = kMinConnScan;  // records of flows without a connection kept at once
   std::vector<std::pair<std::string, uint64_t>> states_seen;
 
   // Progress.
@@ -384,6 +386,7 @@ struct Replay::Impl {
     cfg.link = l;
     cfg.pass_non_ip = opt.pass_non_ip;
     engine = std::make_unique<dataplane::Engine>(cfg, policy);
+    untracked_cap = std::max(kMinConnScan, cfg.table_capacity);
     worker = engine->makeWorker();
     return openPcapOutputs();
   }
@@ -494,6 +497,14 @@ struct Replay::Impl {
     }
     if (v.reason == Reason::kDenyMalformed) {
       ++sum.malformed_by_layer[static_cast<size_t>(v.malformed_layer)];
+    }
+    if (m.ts < prev_ts) {
+      if (sum.ts_backwards++ == 0) sum.ts_backwards_first = m.index;
+    }
+    prev_ts = m.ts;
+    if (refs[i].len < m.wirelen) {
+      ++sum.snaplen_cut;
+      if (v.reason == Reason::kDenyMalformed) ++sum.snaplen_cut_malformed;
     }
     const bool allowed = v.allowed();
     const ParsedPacket* pp = nullptr;
@@ -864,7 +875,9 @@ struct Replay::Impl {
         (v.reason == Reason::kAllowRule || v.reason == Reason::kAllowUntracked)) {
       r->opened_by = v.rule;
     }
-    if (tracked.size() + untracked.size() >= next_scan) scanConnections(false);
+    if (tracked.size() + untracked.size() >= next_scan || untracked.size() > untracked_cap) {
+      scanConnections(false);
+    }
   }
 
   void initConn(ConnRecord& r, const ParsedPacket& p, bool reply) {
@@ -930,6 +943,7 @@ struct Replay::Impl {
       auto& keys = untracked.keys();
       auto& vals = untracked.values();
       std::vector<FlowKey> gone;
+      std::vector<size_t> kept;
       for (size_t i = 0; i < vals.size(); ++i) {
         ConnEnd e = endOf(vals[i], false);
         if (final || e == ConnEnd::kTimedOut ||
@@ -937,7 +951,27 @@ struct Replay::Impl {
           vals[i].end = e;
           done.push_back(vals[i]);
           gone.push_back(keys[i]);
+        } else {
+          kept.push_back(i);
         }
+      }
+      // More flows without a connection than the table holds connections (a flood of denied
+      // SYNs, many untracked flows): the longest idle are written now, so that memory stays
+      // bounded; a later packet of one of them starts a new record.
+      if (kept.size() > untracked_cap * 3 / 4) {
+        const size_t drop = kept.size() - untracked_cap / 2;
+        std::nth_element(kept.begin(), kept.begin() + static_cast<long>(drop), kept.end(),
+                         [&](size_t a, size_t b) {
+                           return std::tie(vals[a].last_ns, vals[a].seq) <
+                                  std::tie(vals[b].last_ns, vals[b].seq);
+                         });
+        for (size_t j = 0; j < drop; ++j) {
+          ConnRecord& r = vals[kept[j]];
+          r.end = endOf(r, false);
+          done.push_back(r);
+          gone.push_back(keys[kept[j]]);
+        }
+        sum.connection_records_early += drop;
       }
       for (const auto& k : gone)
         untracked.erase(k);
@@ -1272,6 +1306,7 @@ struct Replay::Impl {
       return a->packets != b->packets ? a->packets > b->packets : a->first_index < b->first_index;
     });
     if (all.size() > opt.top_flows) all.resize(opt.top_flows);
+    sum.top_denied_max_error = denied_floor;
     sum.top_denied.clear();
     for (const DeniedAgg* d : all) {
       sum.top_denied.push_back(DeniedFlow{d->key, d->v.reason, d->texts->detail(d->v), d->packets,

@@ -84,15 +84,16 @@ struct Entry {
   bool replied = false;
   bool stream = false;
   uint64_t deadline = 0;
-  uint32_t version = 0;
-  bool keyed = false;  // TCP: listed in by_key (for reopen)
+  uint64_t gen = 0;              // tells this entry's heap items from a former one's with its id
+  uint64_t queued = UINT64_MAX;  // the earliest deadline among its items in the heap
+  bool keyed = false;            // TCP: listed in by_key (for reopen)
   FlowId key;
 };
 
 struct HeapItem {
   uint64_t deadline;
   uint64_t conn_id;
-  uint32_t version;
+  uint64_t gen;
   bool operator>(const HeapItem& o) const {
     return std::tie(deadline, conn_id) > std::tie(o.deadline, o.conn_id);
   }
@@ -125,9 +126,18 @@ struct ReportBuilder::Impl {
   ReportOptions opt;
   ReportData data;
 
-  std::vector<ReportConnection> recs;  // every record, by creation
-  std::unordered_map<uint64_t, size_t> by_conn;
-  std::unordered_map<FlowId, size_t, FlowIdHash> by_flow;
+  // Records: the first max_connections (listed on the page) stay to the end; a later one only
+  // while its connection may still see packets (then it is counted and forgotten), so that memory
+  // is bounded by the live connections and the caps, not by the flows in the trace.
+  std::vector<ReportConnection> listed;                 // by creation (seq)
+  std::unordered_map<uint64_t, ReportConnection> held;  // seq -> record, seq >= max_connections
+  uint64_t records = 0;                                 // records created
+  std::unordered_map<uint64_t, uint64_t> by_conn;       // engine connection id -> seq
+  std::unordered_map<FlowId, uint64_t, FlowIdHash> by_flow;
+  std::vector<std::pair<std::string, uint64_t>> states;  // conn_state -> records ended
+  size_t next_scan;
+  size_t flow_cap;           // records of flows without a connection kept at once
+  Replay* replay = nullptr;  // to ask its engine which connections are live
 
   // Connection-table model.
   std::unordered_map<uint64_t, Entry> live;
@@ -136,12 +146,17 @@ struct ReportBuilder::Impl {
   std::vector<TablePoint> changes;  // every size change
   std::vector<uint64_t> expiry_ts;  // every idle expiry, in time order
   uint64_t clock = 0;
+  uint64_t entry_gen = 0;
   rules::Evaluation eval;
   detail::PolicyTexts policy_texts;  // the words of Replay::describe()
   std::unordered_map<std::string, uint32_t> text_index;
 
   Impl(rules::CompiledPolicyPtr p, ReportOptions o)
-      : policy(std::move(p)), opt(std::move(o)), policy_texts(*policy) {
+      : policy(std::move(p)),
+        opt(std::move(o)),
+        next_scan(std::max<size_t>(1, opt.min_scan)),
+        flow_cap(next_scan),
+        policy_texts(*policy) {
     data.options = opt;
     data.policy = policy;
   }
@@ -170,10 +185,15 @@ struct ReportBuilder::Impl {
     changes.push_back(TablePoint{ts, size});
   }
 
+  // The heap holds one item per entry and deadline it has been moved forward to, not one per
+  // refresh: an item that comes due early is put back at the entry's deadline (so the heap stays
+  // bounded by the live entries however many packets refresh them).
   void schedule(uint64_t id, Entry& e) {
     e.deadline = clock + timeoutNs(keyOf(e));
-    ++e.version;
-    heap.push(HeapItem{e.deadline, id, e.version});
+    if (e.deadline < e.queued) {
+      heap.push(HeapItem{e.deadline, id, e.gen});
+      e.queued = e.deadline;
+    }
   }
 
   void remove(uint64_t id) {
@@ -192,8 +212,16 @@ struct ReportBuilder::Impl {
       HeapItem h = heap.top();
       heap.pop();
       auto it = live.find(h.conn_id);
-      if (it == live.end() || it->second.version != h.version) continue;  // refreshed or gone
-      const Entry& e = it->second;
+      if (it == live.end() || it->second.gen != h.gen) continue;  // gone
+      Entry& e = it->second;
+      if (e.deadline > h.deadline) {  // refreshed since
+        if (e.queued == h.deadline) e.queued = UINT64_MAX;
+        if (e.deadline < e.queued) {
+          heap.push(HeapItem{e.deadline, h.conn_id, e.gen});
+          e.queued = e.deadline;
+        }
+        continue;
+      }
       const TimeoutKey k = keyOf(e);
       ++data.expiries_total;
       ++data.expiries_by_key[static_cast<size_t>(k)];
@@ -220,6 +248,7 @@ struct ReportBuilder::Impl {
     if (v.flags & kFlagNewConnection) {
       ++data.connections_created;
       Entry e;
+      e.gen = ++entry_gen;
       if (p.proto == dataplane::kIpProtoTcp) {
         e.kind = EntryKind::kTcp;
         e.state = v.tcp_after;
@@ -277,14 +306,94 @@ struct ReportBuilder::Impl {
     return statelessReason(*policy, p, v, &eval);
   }
 
-  size_t newRecord(const ParsedPacket& p, bool reply, const Verdict& v) {
-    ReportConnection c;
-    c.rec.seq = recs.size();
+  ReportConnection& at(uint64_t seq) {
+    return seq < listed.size() ? listed[seq] : held.find(seq)->second;
+  }
+
+  uint64_t newRecord(const ParsedPacket& p, bool reply, const Verdict& v) {
+    const uint64_t seq = records++;
+    ReportConnection& c = seq < opt.max_connections ? listed.emplace_back() : held[seq];
+    c.rec.seq = seq;
     c.rec.begin(p, reply);
     c.rec.first_reason = v.reason;
-    c.has_ladder = recs.size() < opt.ladder_connections;
-    recs.push_back(std::move(c));
-    return recs.size() - 1;
+    c.has_ladder = seq < opt.ladder_connections;
+    return seq;
+  }
+
+  void tally(const ConnRecord& r) {
+    ++data.conn_ends[static_cast<size_t>(r.end)];
+    const std::string_view st = r.connState();
+    auto it =
+        std::find_if(states.begin(), states.end(), [&](const auto& e) { return e.first == st; });
+    if (it == states.end()) {
+      states.emplace_back(std::string(st), 1);
+    } else {
+      ++it->second;
+    }
+  }
+
+  // The record can see no more packets: a listed one keeps `end` for finish(); a later one is
+  // counted now and forgotten.
+  void retire(uint64_t seq, ConnEnd end) {
+    if (seq < listed.size()) {
+      if (end == ConnEnd::kTimedOut) listed[seq].rec.end = end;
+      return;
+    }
+    auto it = held.find(seq);
+    if (it == held.end()) return;
+    it->second.rec.end = end;
+    tally(it->second.rec);
+    held.erase(it);
+  }
+
+  static bool closed(const ConnRecord& r) {
+    return r.engine_closed || (r.proto == dataplane::kIpProtoTcp && r.tcpClosed());
+  }
+
+  // Forgets the records whose connection is over, as the replay's connection log writes them:
+  // connection ids the engine no longer holds, flows idle beyond their timeout, and, beyond
+  // flow_cap flows without a connection at once, the longest idle of them.
+  void scan() {
+    if (replay != nullptr && replay->engine() != nullptr && !by_conn.empty()) {
+      std::unordered_map<uint64_t, char> live_ids;
+      live_ids.reserve(by_conn.size());
+      replay->engine()->forEachConnection([&](const dataplane::ConnectionInfo& c) {
+        if (c.expires_ns > clock && by_conn.count(c.id) != 0) live_ids.emplace(c.id, 0);
+      });
+      for (auto it = by_conn.begin(); it != by_conn.end();) {
+        if (live_ids.count(it->first) != 0) {
+          ++it;
+          continue;
+        }
+        const ConnRecord& r = at(it->second).rec;
+        retire(it->second, closed(r) ? ConnEnd::kClosed : ConnEnd::kTimedOut);
+        it = by_conn.erase(it);
+      }
+    }
+    std::vector<std::pair<uint64_t, FlowId>> open;  // (last_ns, key)
+    for (auto it = by_flow.begin(); it != by_flow.end();) {
+      const ConnRecord& r = at(it->second).rec;
+      if (clock > r.last_ns && clock - r.last_ns > idleLimitNs(r)) {
+        retire(it->second, closed(r) ? ConnEnd::kClosed : ConnEnd::kTimedOut);
+        it = by_flow.erase(it);
+      } else {
+        open.emplace_back(r.last_ns, it->first);
+        ++it;
+      }
+    }
+    if (open.size() > flow_cap * 3 / 4) {
+      const size_t drop = open.size() - flow_cap / 2;
+      std::nth_element(open.begin(), open.begin() + static_cast<long>(drop), open.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (size_t j = 0; j < drop; ++j) {
+        auto it = by_flow.find(open[j].second);
+        const ConnRecord& r = at(it->second).rec;
+        retire(it->second, closed(r) ? ConnEnd::kClosed : ConnEnd::kOpen);
+        by_flow.erase(it);
+        ++data.connections_forgotten_early;
+      }
+    }
+    next_scan = std::max(std::max<size_t>(1, opt.min_scan), 2 * (by_conn.size() + by_flow.size()));
   }
 
   void observe(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
@@ -311,29 +420,29 @@ struct ReportBuilder::Impl {
     }
 
     // Attribution, as the replay's connection log does it.
-    size_t ri;
+    uint64_t ri;
     bool from_orig = true;
     bool icmp_error = false;
     if (v.conn_id != 0) {
       auto it = by_conn.find(v.conn_id);
       const bool reply = (v.flags & kFlagReply) != 0;
       if (it == by_conn.end() || (v.flags & kFlagNewConnection)) {
-        if (it != by_conn.end()) recs[it->second].rec.end = ConnEnd::kTimedOut;
+        if (it != by_conn.end()) retire(it->second, ConnEnd::kTimedOut);
         ri = newRecord(p, reply, v);
-        recs[ri].rec.conn_id = v.conn_id;
+        at(ri).rec.conn_id = v.conn_id;
         by_conn[v.conn_id] = ri;
       } else {
         ri = it->second;
       }
-      icmp_error = p.icmp_is_error && recs[ri].rec.proto != p.proto;
+      icmp_error = p.icmp_is_error && at(ri).rec.proto != p.proto;
       from_orig = !reply;
     } else {
       const FlowId k = flowIdOf(p);
       auto it = by_flow.find(k);
       if (it != by_flow.end()) {
-        ConnRecord& old = recs[it->second].rec;
+        ConnRecord& old = at(it->second).rec;
         if (ts > old.last_ns && ts - old.last_ns > idleLimitNs(old)) {
-          old.end = ConnEnd::kTimedOut;
+          retire(it->second, closed(old) ? ConnEnd::kClosed : ConnEnd::kTimedOut);
           by_flow.erase(it);
           it = by_flow.end();
         }
@@ -343,13 +452,13 @@ struct ReportBuilder::Impl {
         by_flow[k] = ri;
       } else {
         ri = it->second;
-        const ConnRecord& r = recs[ri].rec;
+        const ConnRecord& r = at(ri).rec;
         const rules::IpAddr& first_src = r.flipped ? r.resp_h : r.orig_h;
         const uint16_t first_sport = r.flipped ? r.resp_p : r.orig_p;
         from_orig = p.src == first_src && (isIcmp(p.proto) || p.sport == first_sport);
       }
     }
-    ReportConnection& c = recs[ri];
+    ReportConnection& c = at(ri);
     ConnRecord& r = c.rec;
     ++c.packets;
     ++c.by_reason[static_cast<size_t>(v.reason)];
@@ -399,6 +508,10 @@ struct ReportBuilder::Impl {
       a.text = t->second;
       c.arrows.push_back(a);
     }
+    if (replay != nullptr && replay->engine() != nullptr) {
+      flow_cap = std::max(std::max<size_t>(1, opt.min_scan), replay->engine()->capacity());
+    }
+    if (by_conn.size() + by_flow.size() >= next_scan || by_flow.size() > flow_cap) scan();
   }
 
   ConnEnd endOf(const ReportConnection& c) const {
@@ -469,27 +582,22 @@ struct ReportBuilder::Impl {
     data.table_final = live.size();
     bucketTable();
     bucketExpiries();
-    data.connections_total = recs.size();
-    std::vector<std::pair<std::string, uint64_t>> states;
-    for (auto& c : recs) {
+    data.connections_total = records;
+    for (auto& c : listed) {
       c.rec.end = endOf(c);
-      ++data.conn_ends[static_cast<size_t>(c.rec.end)];
-      std::string_view st = c.rec.connState();
-      auto it =
-          std::find_if(states.begin(), states.end(), [&](const auto& e) { return e.first == st; });
-      if (it == states.end()) {
-        states.emplace_back(std::string(st), 1);
-      } else {
-        ++it->second;
-      }
+      tally(c.rec);
     }
+    for (auto& [seq, c] : held) {
+      c.rec.end = endOf(c);
+      tally(c.rec);
+    }
+    held.clear();
     std::sort(states.begin(), states.end(), [](const auto& a, const auto& b) {
       return a.second != b.second ? a.second > b.second : a.first < b.first;
     });
     data.conn_states = std::move(states);
-    if (recs.size() > opt.max_connections) recs.resize(opt.max_connections);
-    data.connections = std::move(recs);
-    recs.clear();
+    data.connections = std::move(listed);
+    listed.clear();
     return std::move(data);
   }
 };
@@ -504,6 +612,7 @@ void ReportBuilder::observe(uint64_t index, uint64_t ts_ns, const dataplane::Ver
 }
 
 void ReportBuilder::attach(Replay& replay) {
+  impl_->replay = &replay;
   replay.setObserver([this](uint64_t index, uint64_t ts, const dataplane::Verdict& v,
                             const dataplane::ParsedPacket& p) { impl_->observe(index, ts, v, p); });
 }
@@ -522,6 +631,7 @@ bool buildReport(rules::CompiledPolicyPtr policy, const std::vector<std::string>
   ro.stateless = true;
   ro.max_changes = options.max_changes;
   ro.top_flows = 20;
+  ro.table_capacity = options.table_capacity;
   ReportBuilder builder(policy, options);
   Replay replay(policy, ro);
   builder.attach(replay);
@@ -529,8 +639,13 @@ bool buildReport(rules::CompiledPolicyPtr policy, const std::vector<std::string>
   const bool complete = replay.runFiles(traces);
   std::string ferr;
   const bool wrote = replay.finish(&ferr);
-  if (!complete) {
-    *err = replay.summary().error ? replay.summary().error->str() : "the replay stopped";
+  const ReplaySummary& s = replay.summary();
+  // A trace that was opened and then found damaged (a record cut off, the file shrinking) still
+  // gets its page, of the packets before the damage: summary.error says where (the page too).
+  const bool damaged_after_open =
+      s.error && !s.interrupted && !s.traces.empty() && s.traces.back().path == s.error->file;
+  if (!complete && !damaged_after_open) {
+    *err = s.error ? s.error->str() : "the replay stopped";
     return false;
   }
   if (!wrote) {

@@ -315,6 +315,11 @@ void header(Html& h, const ReportData& d) {
     h.f(" from {} over {:.3f} s", utcTime(s.first_ts_ns),
         secs(s.last_ts_ns >= s.first_ts_ns ? s.last_ts_ns - s.first_ts_ns : 0));
   }
+  if (s.error) {
+    h.f("<div class=\"meta\"><strong>Incomplete:</strong> {}; the page covers the {} packets "
+        "before it.</div>",
+        esc(s.error->str()), commas(s.packets));
+  }
   h.raw(
       "</div></header>\n<nav><a href=\"#summary\">Summary</a><a href=\"#policy\">Policy and "
       "hits</a>"
@@ -877,6 +882,12 @@ void connectionsSection(Html& h, const ReportData& d) {
       "cards at a time.</p>",
       commas(d.connections.size()), commas(d.connections_total),
       commas(d.options.ladder_connections), commas(d.options.ladder_arrows));
+  if (d.connections_forgotten_early > 0) {
+    h.f("<p class=\"note\">{} flows without a connection were counted while still open: more "
+        "such flows were open at once than the connection table holds, so the longest idle were "
+        "let go to bound memory (a later packet of one counts as a new record).</p>",
+        commas(d.connections_forgotten_early));
+  }
   h.raw("<p class=\"legend\">");
   for (size_t r = 0; r < kReasons; ++r) {
     h.raw("<span>");

@@ -123,6 +123,18 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     if (s.error) {
       out += fmt::format("  INCOMPLETE: the replay stopped at {}\n", s.error->str());
     }
+    if (s.ts_backwards > 0) {
+      out += fmt::format(
+          "  warning: {} packets are older than the packet before them (first: #{}); each was "
+          "judged at the time already reached\n",
+          commas(s.ts_backwards), s.ts_backwards_first);
+    }
+    if (s.snaplen_cut > 0) {
+      out += fmt::format(
+          "  warning: {} packets were cut short by the capture's snaplen; {} of them are "
+          "deny-malformed because the bytes they need were not captured\n",
+          commas(s.snaplen_cut), commas(s.snaplen_cut_malformed));
+    }
   }
 
   // Verdicts by reason.
@@ -211,11 +223,20 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     } else {
       Table t("rrllrl");
       t.row({"packets", "bytes", "reason", "flow", "first", "why"});
+      // Estimates are marked: "~" before a count that may overstate the truth.
+      const std::string mark = s.top_denied_approximate ? "~" : "";
       for (const auto& d : s.top_denied) {
-        t.row({commas(d.packets), commas(d.bytes), std::string(dataplane::reasonCode(d.reason)),
-               d.key.str(), fmt::format("#{}", d.first_index), d.detail});
+        t.row({mark + commas(d.packets), mark + commas(d.bytes),
+               std::string(dataplane::reasonCode(d.reason)), d.key.str(),
+               fmt::format("#{}", d.first_index), d.detail});
       }
       out += t.str();
+      if (s.top_denied_approximate) {
+        out += fmt::format(
+            "  ~ approximate: more distinct denied flows than the replay counts exactly; a "
+            "packet count may overstate its flow's by up to {}, and its bytes may be short\n",
+            commas(s.top_denied_max_error));
+      }
     }
   }
 
@@ -238,6 +259,13 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
                        commas(s.conn_ends[static_cast<size_t>(ConnEnd::kClosed)]),
                        commas(s.conn_ends[static_cast<size_t>(ConnEnd::kTimedOut)]),
                        commas(s.conn_ends[static_cast<size_t>(ConnEnd::kOpen)]));
+    if (s.connection_records_early > 0) {
+      out += fmt::format(
+          "  log: {} records of flows without a connection were written while still open (more "
+          "such flows at once than the connection table holds); a later packet of one starts a "
+          "new record\n",
+          commas(s.connection_records_early));
+    }
   }
   if (s.engine.totalPackets() != s.packets && s.error == std::nullopt) {
     out += fmt::format("  WARNING: the engine counted {} packets, the replay {}\n",
@@ -312,6 +340,8 @@ std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolic
   }
   j["packets"] = s.packets;
   j["bytes"] = s.bytes;
+  j["out_of_order"] = {{"packets", s.ts_backwards}, {"first_index", s.ts_backwards_first}};
+  j["snaplen_cut"] = {{"packets", s.snaplen_cut}, {"deny_malformed", s.snaplen_cut_malformed}};
   j["first_ts"] = static_cast<double>(s.first_ts_ns) / 1e9;
   j["last_ts"] = static_cast<double>(s.last_ts_ns) / 1e9;
   uint64_t ap = 0, ab = 0, dp = 0, db = 0;
@@ -381,7 +411,8 @@ std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolic
   }
   j["top_denied"] = {{"flows", top},
                      {"distinct_flows", s.denied_flows},
-                     {"approximate", s.top_denied_approximate}};
+                     {"approximate", s.top_denied_approximate},
+                     {"max_overcount", s.top_denied_max_error}};
   ordered_json conns = {{"created", s.engine.connections_created},
                         {"expired", s.engine.connections_expired},
                         {"evicted", s.engine.connections_evicted},
@@ -394,7 +425,8 @@ std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolic
                     {"conn_state", states},
                     {"closed", s.conn_ends[static_cast<size_t>(ConnEnd::kClosed)]},
                     {"timed_out", s.conn_ends[static_cast<size_t>(ConnEnd::kTimedOut)]},
-                    {"open", s.conn_ends[static_cast<size_t>(ConnEnd::kOpen)]}};
+                    {"open", s.conn_ends[static_cast<size_t>(ConnEnd::kOpen)]},
+                    {"written_early", s.connection_records_early}};
   }
   j["connections"] = conns;
   if (s.stateless) {

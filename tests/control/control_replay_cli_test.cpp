@@ -2,7 +2,11 @@
 // replay runs, a policy loaded mid-trace is what the summary reports, pacing changes no verdict,
 // Ctrl-C ends a paced run with a summary and removes the socket, and the options' errors.
 // No timing assertion: only what the replay and the API say.
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -161,18 +165,47 @@ TEST_F(ReplayCliTest, PacingChangesNoVerdict) {
   EXPECT_GT(a["packets"].get<int>(), 100);
 }
 
+// SIGINT as soon as the replay is ready (its control socket exists: the signal handler is in place
+// before the server starts), not after a fixed time, which under load could come before it (exit
+// 130): the run ends with a summary of what was judged, exit 2, and the socket is removed.
 TEST_F(ReplayCliTest, InterruptEndsAPacedRunWithASummary) {
   const std::string t = trace("t.pcap", 30);  // 30 s of trace at its own pace
-  // SIGINT after one second (coreutils' timeout); --preserve-status: replay's own exit code.
-  CommandResult r = statewall::testing::runCommand(
-      {"/usr/bin/timeout", "--preserve-status", "-s", "INT", "1",
-       statewall::testing::statewallBinary(), "replay", "--policy", policy_, t, "--json", "--pace",
-       "realtime", "--control-socket", socket_});
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
-  EXPECT_NE(r.err.find("interrupted; the summary covers the"), std::string::npos) << r.err;
-  const json s = json::parse(r.out, nullptr, false);
-  ASSERT_TRUE(s.is_object()) << r.out;
-  EXPECT_GT(s["packets"].get<int>(), 0);
+  const std::string out = dir_ + "/out.json", err = dir_ + "/err.txt";
+  const std::string bin = statewall::testing::statewallBinary();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(127);
+    std::vector<std::string> args = {bin,      "replay",   "--policy",         policy_, t, "--json",
+                                     "--pace", "realtime", "--control-socket", socket_};
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  bool exited = false;
+  const bool ready = waitFor([&] {
+    if (::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    return exited || socketExists();
+  });
+  if (!exited) {
+    ::kill(pid, SIGINT);
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  }
+  ASSERT_TRUE(ready && !exited) << "the replay ended before it was ready: " << readFile(err);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << ": "
+                                 << readFile(err);
+  EXPECT_EQ(WEXITSTATUS(status), 2) << readFile(err);
+  EXPECT_NE(readFile(err).find("interrupted; the summary covers the"), std::string::npos)
+      << readFile(err);
+  const json s = json::parse(readFile(out), nullptr, false);
+  ASSERT_TRUE(s.is_object()) << readFile(out);
+  EXPECT_GE(s["packets"].get<int>(), 0);
   EXPECT_EQ(s["complete"], false);
   EXPECT_NE(s["error"]["message"].get<std::string>().find("interrupted"), std::string::npos);
   EXPECT_FALSE(socketExists()) << "the socket outlives the interrupted replay";

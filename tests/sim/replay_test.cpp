@@ -578,3 +578,92 @@ TEST(Replay, InvalidUtf8InPolicyNamesStillGivesValidJson) {
 
 }  // namespace
 }  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// Estimated top-denied counts are labelled as such, with the most they may overstate (issue 14:
+// they were shown as exact).
+TEST(Replay, ApproximateTopDeniedCountsAreLabelled) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  ReplaySummary s;
+  s.packets = 600;
+  s.packets_by_reason[static_cast<size_t>(Reason::kDenySg)] = 600;
+  DeniedFlow d;
+  d.key.proto = 6;
+  d.key.src = dataplane::ipAddr("203.0.113.9");
+  d.key.dst = dataplane::ipAddr("10.0.1.10");
+  d.packets = 500;
+  d.bytes = 30000;
+  d.first_index = 1;
+  s.top_denied.push_back(d);
+  s.denied_flows = 70000;
+  const std::string exact = formatSummaryText(s, *policy, nullptr);
+  EXPECT_NE(exact.find("\n      500  30,000"), std::string::npos) << exact;
+  EXPECT_EQ(exact.find("approximate"), std::string::npos) << exact;
+  s.top_denied_approximate = true;
+  s.top_denied_max_error = 7;
+  const std::string approx = formatSummaryText(s, *policy, nullptr);
+  EXPECT_NE(approx.find("~500"), std::string::npos) << approx;
+  EXPECT_NE(approx.find("approximate"), std::string::npos) << approx;
+  EXPECT_NE(approx.find("up to 7"), std::string::npos) << approx;
+  const auto j = nlohmann::json::parse(formatSummaryJson(s, *policy, nullptr));
+  EXPECT_EQ(j["top_denied"]["approximate"], true);
+  EXPECT_EQ(j["top_denied"]["max_overcount"], 7);
+}
+
+}  // namespace
+}  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// Timestamps that go backwards and packets cut short by the snaplen are counted and named in the
+// summary (issue 14: neither was said; snaplen-cut packets silently became deny-malformed).
+TEST(Replay, OutOfOrderAndSnaplenCutPacketsAreCounted) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  dataplane::TcpSpec t;
+  t.src = dataplane::ipAddr("198.51.100.7");
+  t.dst = dataplane::ipAddr("10.0.1.10");
+  t.dport = 443;
+  t.flags = dataplane::kSyn;
+  t.payload_len = 200;
+  const auto full = dataplane::buildTcp(t);
+  auto bytes = testing::pcapHeader(1);
+  auto record = [&](uint32_t sec, size_t caplen) {
+    std::vector<uint8_t> cut(full.begin(), full.begin() + static_cast<long>(caplen));
+    testing::pcapRecord(bytes, sec, 0, cut, static_cast<uint32_t>(full.size()));
+  };
+  record(10, full.size());
+  record(12, 96);  // headers whole, payload cut
+  record(11, 96);  // older than the one before
+  record(13, 30);  // cut inside the IP header
+  record(9, full.size());
+  const std::string path = dir.file("t.pcap");
+  testing::writeBytes(path, bytes);
+  Replay r(policy, {});
+  ASSERT_TRUE(r.runFiles({path}));
+  std::string err;
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto& s = r.summary();
+  EXPECT_EQ(s.ts_backwards, 2u);
+  EXPECT_EQ(s.ts_backwards_first, 3u);
+  EXPECT_EQ(s.snaplen_cut, 3u);
+  EXPECT_GE(s.snaplen_cut_malformed, 1u);
+  const std::string text = formatSummaryText(s, *policy, nullptr);
+  EXPECT_NE(text.find("warning: 2 packets are older than the packet before them (first: #3)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("warning: 3 packets were cut short by the capture's snaplen"),
+            std::string::npos)
+      << text;
+  const auto j = nlohmann::json::parse(formatSummaryJson(s, *policy, nullptr));
+  EXPECT_EQ(j["out_of_order"]["packets"], 2);
+  EXPECT_EQ(j["snaplen_cut"]["packets"], 3);
+}
+
+}  // namespace
+}  // namespace statewall::sim

@@ -476,3 +476,48 @@ interfaces:
 
 }  // namespace
 }  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// Records beyond the listed ones are counted when their connection is over and forgotten: the
+// totals (records, conn_state, how they ended) and the listed records are those of a report that
+// lists every record, on a trace with many connections that end and time out.
+TEST(ReportModel, RecordsBeyondTheListedOnesAreCountedAlike) {
+  TempDir dir;
+  GenOptions g;
+  g.seed = 11;
+  g.flows = 500;
+  g.duration_s = 300;
+  g.mix.assign(kScenarioCount, 1.0);
+  g.idle_gap_s = 200;
+  std::string err;
+  ASSERT_TRUE(writeTrace(g, dir.file("t.pcap"), nullptr, &err)) << err;
+  auto build = [&](size_t listed, size_t min_scan) {
+    ReportOptions o;
+    o.max_connections = listed;
+    o.min_scan = min_scan;
+    ReportData d;
+    EXPECT_TRUE(buildReport(examplePolicy(), {dir.file("t.pcap")}, o, &d, &err)) << err;
+    return d;
+  };
+  // `few` looks for ended records often (every 64 held).
+  const ReportData all = build(1000000, ReportOptions{}.min_scan), few = build(50, 64);
+  ASSERT_GT(all.connections_total, 300u);
+  EXPECT_EQ(few.connections_total, all.connections_total);
+  EXPECT_EQ(few.conn_states, all.conn_states);
+  EXPECT_EQ(few.conn_ends, all.conn_ends);
+  ASSERT_EQ(few.connections.size(), 50u);
+  for (size_t i = 0; i < few.connections.size(); ++i) {
+    const ConnRecord &a = all.connections[i].rec, &b = few.connections[i].rec;
+    EXPECT_EQ(a.uid(), b.uid());
+    EXPECT_EQ(a.end, b.end) << i;
+    EXPECT_EQ(a.connState(), b.connState()) << i;
+    EXPECT_EQ(a.orig.pkts + a.resp.pkts, b.orig.pkts + b.resp.pkts) << i;
+  }
+  EXPECT_GT(all.conn_ends[static_cast<size_t>(ConnEnd::kTimedOut)], 0u);
+  EXPECT_GT(all.conn_ends[static_cast<size_t>(ConnEnd::kClosed)], 0u);
+}
+
+}  // namespace
+}  // namespace statewall::sim

@@ -76,7 +76,11 @@ inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 // history, orig/resp_pkts, orig/resp_ip_bytes; ICMP type and code in the port fields as Zeek
 // logs them) plus end ("closed", "timed-out", "open"), tracked, conn_id, first_reason,
 // opened_by (the rule that allowed the first packet), denied_pkts and icmp_errors (ICMP errors
-// about the connection). A record is written when its connection ends or at the end of the run.
+// about the connection). A record is written when its connection ends or at the end of the run
+// (in batches, each in order of first packet), so memory is bounded by the live connections.
+// Flows without a connection (denied, untracked) are kept until idle beyond their timeout, at most
+// as many at once as the table holds connections: beyond that the longest idle are written early
+// ("open"), and a later packet of such a flow starts a new record.
 struct ReplayOptions {
   std::string verdicts_path;     // --verdicts FILE.jsonl
   std::string allowed_path;      // --allowed FILE.pcap
@@ -163,9 +167,14 @@ struct ReplaySummary {
   std::vector<DeniedFlow> top_denied;   // most packets first
   uint64_t denied_flows = 0;            // distinct denied (flow, reason) pairs seen
   bool top_denied_approximate = false;  // too many distinct denied flows to count exactly
+  // When approximate: a listed flow's packet count may exceed its true count by at most this.
+  uint64_t top_denied_max_error = 0;
 
   bool connections_logged = false;
   uint64_t connection_records = 0;
+  // Records of flows without a connection written while still open, because more such flows
+  // were open at once than the connection table holds (a later packet starts a new record).
+  uint64_t connection_records_early = 0;
   std::vector<std::pair<std::string, uint64_t>> conn_states;  // Zeek conn_state -> records
   std::array<uint64_t, 3> conn_ends{};                        // by ConnEnd
 
@@ -175,6 +184,16 @@ struct ReplaySummary {
   uint64_t changed_to_allow = 0;
   std::vector<StatelessChange> changes;  // by first packet index
   uint64_t changed_flows = 0;
+
+  // Packets whose timestamp is older than the packet before them (in input order): judged at the
+  // clock (see the top of this file); the first such packet's index.
+  uint64_t ts_backwards = 0;
+  uint64_t ts_backwards_first = 0;
+  // Packets the capture cut short (caplen below the length on the wire: the capture's snaplen),
+  // and how many of them were deny-malformed (their headers, or the length the IP header
+  // claims, go beyond the captured bytes).
+  uint64_t snaplen_cut = 0;
+  uint64_t snaplen_cut_malformed = 0;
 
   std::optional<TraceError> error;  // the damage that stopped the replay, if any
   bool interrupted = false;         // requestStop() ended the run early (error says where)

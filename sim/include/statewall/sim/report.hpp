@@ -11,8 +11,11 @@
 //
 // Connections follow the replay's connection log (sim/conn_log.hpp): one record per engine
 // connection id, and for packets without one (denied flows) one record per bidirectional flow
-// until it has been idle longer than its timeout. ICMP errors about a connection belong to it
-// (drawn in its ladder, not counted in its Zeek packet counts).
+// until it has been idle longer than its timeout (at most as many such flows at once as the table
+// holds connections: beyond that the longest idle are counted as open and forgotten). Only the
+// listed records are kept to the end; the others are counted when their connection is over. ICMP
+// errors about a connection belong to it (drawn in its ladder, not counted in its Zeek packet
+// counts).
 //
 // The connection-table size over time is modelled from the verdicts, because the Replay does not
 // expose the engine's table between bursts: +1 for every packet with kFlagNewConnection; an entry's
@@ -50,6 +53,10 @@ struct ReportOptions {
   size_t chart_buckets = 600;       // the table-size curve: at most this many time buckets
   size_t max_expiry_markers = 600;  // expiry markers drawn (grouped by bucket beyond that)
   size_t max_changes = 200;         // stateless changes listed (by flow)
+  size_t table_capacity = 0;        // the replay's connection table (0: sized from the input)
+  // Records held before the builder looks for ended ones to forget (and at least as many flows
+  // without a connection kept at once); tests lower it.
+  size_t min_scan = 1 << 16;
 };
 
 // One packet drawn in a ladder.
@@ -110,7 +117,10 @@ struct ReportData {
   // The distinct verdict descriptions of the ladders' packets ("allow-rule (by web inbound[0]
   // \"tcp 443 from 0.0.0.0/0\")"), shared by LadderArrow::text.
   std::vector<std::string> texts;
-  uint64_t connections_total = 0;                             // records, including those not listed
+  uint64_t connections_total = 0;  // records, including those not listed
+  // Records of flows without a connection forgotten while still open (more such flows at once
+  // than the connection table holds); a later packet of one started a new record.
+  uint64_t connections_forgotten_early = 0;
   std::vector<std::pair<std::string, uint64_t>> conn_states;  // over all records, most first
   std::array<uint64_t, 3> conn_ends{};                        // by ConnEnd, all records
   uint64_t unattributed_packets = 0;  // non-IP, control (ARP/ND), malformed: no connection
@@ -151,7 +161,9 @@ class ReportBuilder {
   // The observer body: call for every packet, in input order (Replay::setObserver).
   void observe(uint64_t index, uint64_t ts_ns, const dataplane::Verdict& v,
                const dataplane::ParsedPacket& p);
-  // Installs observe() as `replay`'s observer (the builder must outlive the run).
+  // Installs observe() as `replay`'s observer (the builder must outlive the run). The builder
+  // then also asks the replay's engine which connections are live, to forget the records of
+  // those that are over (beyond the ones listed): memory follows the live connections.
   void attach(Replay& replay);
   // The modelled connection-table size after the packets observed so far (entries whose idle
   // deadline has passed at the newest packet's time are gone).
@@ -165,7 +177,9 @@ class ReportBuilder {
 };
 
 // Replays `traces` through `policy` (with the stateless comparison on) and builds the model.
-// false with *err when a trace cannot be read; *out then holds nothing useful.
+// false with *err when a trace cannot be opened; *out then holds nothing useful. A trace found
+// damaged after it was opened (its last record cut off) still gives the model of the packets
+// before the damage: true, with out->summary.error saying where.
 bool buildReport(rules::CompiledPolicyPtr policy, const std::vector<std::string>& traces,
                  const ReportOptions& options, ReportData* out, std::string* err);
 
