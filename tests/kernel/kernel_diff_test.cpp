@@ -5,8 +5,8 @@
 // minimal sequence by delta debugging over the packet list (each candidate re-run on the kernel
 // and on statewall) and printed.
 //
-// Disagreements listed in kKnown (each with its entry in tests/kernel/FINDINGS.md) are printed
-// but do not fail the test; any other fails it. Needs root, `ip` and `nft`, and network
+// Disagreements listed in knownDifferences() (each with its entry in tests/kernel/FINDINGS.md) are
+// printed but do not fail the test; any other fails it. Needs root, `ip` and `nft`, and network
 // namespaces with nftables and conntrack; skipped with the reason otherwise.
 //
 //   STATEWALL_KERNEL_DIFF_SEQUENCES=N   sequences to run (default 40)
