@@ -5,8 +5,8 @@
 // minimal sequence by delta debugging over the packet list (each candidate re-run on the kernel
 // and on statewall) and printed.
 //
-// Disagreements listed in kKnown (each with its entry in tests/kernel/FINDINGS.md) are printed
-// but do not fail the test; any other fails it. Needs root, `ip` and `nft`, and network
+// Disagreements listed in knownDifferences() (each with its entry in tests/kernel/FINDINGS.md) are
+// printed but do not fail the test; any other fails it. Needs root, `ip` and `nft`, and network
 // namespaces with nftables and conntrack; skipped with the reason otherwise.
 //
 //   STATEWALL_KERNEL_DIFF_SEQUENCES=N   sequences to run (default 40)
@@ -243,8 +243,13 @@ const std::vector<Known>& knownDifferences() {
        "FINDINGS.md \"3. Echo request back from the pinged host\"",
        [](const std::vector<Item>& seq, const Outcome& o) {
          const Item& last = seq.back();
-         return last.kind == Kind::kEchoRequest && !last.from_originator && !o.kernel.back() &&
-                o.sw.back().allowed();
+         // After a request of the other party with the same id (in a minimal sequence either
+         // party's request may come first).
+         return last.kind == Kind::kEchoRequest && !o.kernel.back() && o.sw.back().allowed() &&
+                earlier(seq, [&](const Item& i) {
+                  return i.flow == last.flow && i.kind == Kind::kEchoRequest &&
+                         i.from_originator != last.from_originator;
+                });
        }},
       {"RST before any reply: Linux deletes the connection at once, statewall keeps it (CLOSE)",
        "FINDINGS.md \"4. RST before any reply\"",
@@ -296,6 +301,16 @@ const std::vector<Known>& knownDifferences() {
                 earlier(seq, [&](const Item& i) {
                   return i.flow == last.flow && i.kind == Kind::kSynAck;
                 });
+       }},
+      {"an out-of-window RST after an RST closed the connection: Linux passes it, statewall "
+       "marks it INVALID",
+       "FINDINGS.md \"9. Second RST out of the window\"",
+       [](const std::vector<Item>& seq, const Outcome& o) {
+         const Item& last = seq.back();
+         return last.kind == Kind::kRst && o.kernel.back() && !o.sw.back().allowed() &&
+                (o.sw.back().flags & dataplane::kFlagTcpInvalid) &&
+                earlier(seq,
+                        [&](const Item& i) { return i.flow == last.flow && i.kind == Kind::kRst; });
        }},
       {"mid-stream pickup (DESIGN.md: a loose entry; Linux picks up liberally)",
        "FINDINGS.md \"Known by design: mid-stream pickup\"",
