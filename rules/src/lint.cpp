@@ -1,9 +1,12 @@
 // The checks of `statewall lint`, on the exact sets of lint_sets.cpp.
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 #include "statewall/rules/lint.hpp"
@@ -100,6 +103,91 @@ constexpr uint16_t kExampleKeys[] = {443, 80, 22, 8080, 53, 123};
 constexpr uint16_t kUdpExampleKeys[] = {53, 123, 443};
 constexpr int kMainProtos[] = {kProtoTcp, kProtoUdp, kProtoIcmp, kProtoIcmpV6};
 
+// Rules as boxes in (protocol and key) x (remote address) of one family, in a bounding-volume
+// tree: the rules that may share a packet with a given rule are found without looking at the
+// others, so the redundancy check is near-linear in rules rather than quadratic. A box bounds
+// the rule's packets (never less), so a rule left out shares no packet.
+class RuleIndex {
+ public:
+  struct Box {
+    uint32_t key_lo = 0, key_hi = 0;  // protocol << 16 | key
+    IpAddr addr_lo, addr_hi;          // one family per index
+    bool meets(const Box& o) const {
+      return key_lo <= o.key_hi && o.key_lo <= key_hi && addr_lo <= o.addr_hi &&
+             o.addr_lo <= addr_hi;
+    }
+  };
+
+  void add(RuleId r, const Box& b) { items_.push_back({b, r}); }
+  // Call once, after the last add().
+  void build() {
+    nodes_.clear();
+    if (!items_.empty()) buildNode(0, items_.size(), 0);
+  }
+  // Appends the rules whose box meets `b`.
+  void query(const Box& b, std::vector<RuleId>& out) const {
+    if (!nodes_.empty()) queryNode(0, b, out);
+  }
+
+ private:
+  struct Item {
+    Box box;
+    RuleId rule;
+  };
+  struct Node {
+    Box box;  // bounds every item below
+    size_t begin, end;
+    size_t left = 0, right = 0;  // children (0: a leaf)
+  };
+  static constexpr size_t kLeaf = 8;
+
+  size_t buildNode(size_t begin, size_t end, int depth) {
+    Box box = items_[begin].box;
+    for (size_t i = begin + 1; i < end; ++i) {
+      const Box& x = items_[i].box;
+      box.key_lo = std::min(box.key_lo, x.key_lo);
+      box.key_hi = std::max(box.key_hi, x.key_hi);
+      box.addr_lo = std::min(box.addr_lo, x.addr_lo);
+      box.addr_hi = std::max(box.addr_hi, x.addr_hi);
+    }
+    const size_t id = nodes_.size();
+    nodes_.push_back(Node{box, begin, end});
+    if (end - begin <= kLeaf) return id;
+    // Split at the median of the boxes' lower corners, keys and addresses in turn.
+    const size_t mid = begin + (end - begin) / 2;
+    auto first = items_.begin() + static_cast<long>(begin);
+    auto last = items_.begin() + static_cast<long>(end);
+    auto nth = items_.begin() + static_cast<long>(mid);
+    if (depth % 2 == 0) {
+      std::nth_element(first, nth, last,
+                       [](const Item& a, const Item& b) { return a.box.key_lo < b.box.key_lo; });
+    } else {
+      std::nth_element(first, nth, last,
+                       [](const Item& a, const Item& b) { return a.box.addr_lo < b.box.addr_lo; });
+    }
+    const size_t l = buildNode(begin, mid, depth + 1);
+    const size_t r = buildNode(mid, end, depth + 1);
+    nodes_[id].left = l;
+    nodes_[id].right = r;
+    return id;
+  }
+
+  void queryNode(size_t id, const Box& b, std::vector<RuleId>& out) const {
+    const Node& n = nodes_[id];
+    if (!n.box.meets(b)) return;
+    if (n.left == 0) {
+      for (size_t i = n.begin; i < n.end; ++i)
+        if (items_[i].box.meets(b)) out.push_back(items_[i].rule);
+      return;
+    }
+    queryNode(n.left, b, out);
+    queryNode(n.right, b, out);
+  }
+
+  std::vector<Item> items_;
+  std::vector<Node> nodes_;
+};
+
 class Linter {
  public:
   Linter(const CompiledPolicy& p, const LintOptions& o) : p_(p), sets_(p), opt_(o) {}
@@ -148,8 +236,7 @@ class Linter {
       for (uint16_t g : itf.groups)
         if (ifaces_of_group_[g].empty() || ifaces_of_group_[g].back() != i)
           ifaces_of_group_[g].push_back(static_cast<IfaceId>(i));
-      if (std::find(group_sets_.begin(), group_sets_.end(), itf.groups) == group_sets_.end())
-        group_sets_.push_back(itf.groups);
+      if (group_sets_seen_.insert(itf.groups).second) group_sets_.push_back(itf.groups);
     }
   }
 
@@ -286,19 +373,123 @@ class Linter {
   }
 
   // The group lists whose union a rule of group g takes part in.
-  std::vector<std::vector<uint16_t>> contextsOf(uint16_t g) const {
-    std::vector<std::vector<uint16_t>> out;
-    for (const auto& set : group_sets_)
-      if (std::find(set.begin(), set.end(), g) != set.end()) out.push_back(set);
-    if (out.empty()) out.push_back({g});
+  const std::vector<std::vector<uint16_t>>& contextsOf(uint16_t g) {
+    if (contexts_of_group_.empty()) {
+      contexts_of_group_.resize(src().groups.size());
+      for (const auto& set : group_sets_) {
+        for (size_t k = 0; k < set.size(); ++k) {
+          auto& c = contexts_of_group_[set[k]];
+          // A group listed twice in one interface still takes part in that list once.
+          if (std::find(set.begin(), set.begin() + static_cast<long>(k), set[k]) ==
+              set.begin() + static_cast<long>(k))
+            c.push_back(set);
+        }
+      }
+      for (size_t gi = 0; gi < contexts_of_group_.size(); ++gi)
+        if (contexts_of_group_[gi].empty())
+          contexts_of_group_[gi].push_back({static_cast<uint16_t>(gi)});
+    }
+    return contexts_of_group_[g];
+  }
+
+  // The bounding box of rule r's packets with remote addresses of family f; nullopt when it has
+  // none. From the same sources as PolicySets::peerAddresses(), without copying member sets.
+  std::optional<RuleIndex::Box> boxOf(RuleId r, Family f) const {
+    const SgRule& rule = sets_.sgRule(r);
+    std::optional<RuleIndex::Box> box;
+    auto extend = [&](const IpAddr& first, const IpAddr& last) {
+      if (!box) {
+        box = RuleIndex::Box{0, 0, first, last};
+      } else {
+        box->addr_lo = std::min(box->addr_lo, first);
+        box->addr_hi = std::max(box->addr_hi, last);
+      }
+    };
+    auto extendCidr = [&](const Cidr& c) {
+      if (c.family() != f) return;
+      const AddrSet one = AddrSet::of(c);
+      extend(one.ranges().front().first, one.ranges().back().last);
+    };
+    for (const Peer& peer : rule.peers) {
+      if (peer.kind == PeerKind::kCidr) {
+        extendCidr(peer.cidr);
+      } else if (peer.kind == PeerKind::kPrefixList) {
+        const long pl = sets_.prefixListIndex(peer.name);
+        if (pl >= 0)
+          for (const Cidr& c : src().prefix_lists[static_cast<size_t>(pl)].cidrs)
+            extendCidr(c);
+      } else {
+        const long g = sets_.groupIndex(peer.name);
+        if (g < 0) continue;
+        const AddrSet& m = sets_.groupMembers(static_cast<uint16_t>(g), f);
+        if (!m.empty()) extend(m.ranges().front().first, m.ranges().back().last);
+      }
+    }
+    if (!box) return box;
+    const Match& m = rule.match;
+    const uint32_t p = static_cast<uint32_t>(m.proto) << 16;
+    if (m.proto == kProtoAll) {
+      box->key_lo = 0, box->key_hi = 0xFFFFFF;
+    } else if (protoHasPorts(m.proto)) {
+      box->key_lo = p | m.port_lo, box->key_hi = p | m.port_hi;
+    } else {
+      box->key_lo = p, box->key_hi = p | 0xFFFF;
+    }
+    return box;
+  }
+
+  // One index per (group, direction, family), built on first use.
+  const RuleIndex& indexOf(uint16_t g, Direction d, int fam) {
+    if (indexes_.empty()) {
+      boxes_.resize(p_.ruleCount());
+      for (RuleId r = 0; r < p_.ruleCount(); ++r)
+        for (int f = 0; f < 2; ++f)
+          boxes_[r][static_cast<size_t>(f)] = boxOf(r, f == 0 ? Family::kV4 : Family::kV6);
+      indexes_.resize(src().groups.size() * 4);
+      for (size_t gi = 0; gi < src().groups.size(); ++gi) {
+        for (Direction dd : {Direction::kInbound, Direction::kOutbound}) {
+          for (int f = 0; f < 2; ++f) {
+            RuleIndex& ix = indexes_[gi * 4 + static_cast<size_t>(dd) * 2 + static_cast<size_t>(f)];
+            for (RuleId r : sets_.groupRules(static_cast<uint16_t>(gi), dd))
+              if (const auto& b = boxes_[r][static_cast<size_t>(f)]) ix.add(r, *b);
+            ix.build();
+          }
+        }
+      }
+    }
+    return indexes_[g * 4 + static_cast<size_t>(d) * 2 + static_cast<size_t>(fam)];
+  }
+
+  // The rules of `groups` (of r's group only when `own_group_only`) in r's direction that may
+  // share a packet with r, r itself left out, in RuleId order. Every rule that shares one is in.
+  std::vector<RuleId> candidates(RuleId r, const std::vector<uint16_t>& groups,
+                                 bool own_group_only) {
+    const RuleInfo& info = p_.rule(r);
+    std::vector<RuleId> out;
+    for (uint16_t g : groups) {
+      if (own_group_only && g != info.group) continue;
+      if (opt_.exhaustive_pairs) {
+        const auto all = sets_.groupRules(g, info.dir);
+        out.insert(out.end(), all.begin(), all.end());
+        continue;
+      }
+      for (int f = 0; f < 2; ++f) {
+        const RuleIndex& ix = indexOf(g, info.dir, f);
+        if (const auto& b = boxes_[r][static_cast<size_t>(f)]) ix.query(*b, out);
+      }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    out.erase(std::remove(out.begin(), out.end(), r), out.end());
     return out;
   }
 
   // Is rule r covered, in the context `groups`, by the rules not in `removed`? Exact also for
   // tracking: its /0-peer part and its allow-everything role must be kept by another rule.
+  // Only the candidates() can cover any of it; a rule that shares no packet with r changes
+  // nothing (and one that allows everything r needs shares r's /0 packets).
   bool coveredIn(RuleId r, const std::vector<uint16_t>& groups, bool own_group_only,
-                 const std::vector<bool>& removed) const {
-    const RuleInfo& info = p_.rule(r);
+                 const std::vector<bool>& removed) {
     PacketSet rest = sets_.rule(r);
     PacketSet rest_all = sets_.ruleAllPeer(r).intersect(
         PacketSet::box(kProtoTcp, 0, 65535, AddrSet::universe(Family::kV4),
@@ -307,27 +498,28 @@ class Linter {
                                   AddrSet::universe(Family::kV6))));
     bool need_every[2][2] = {};
     bool have_every[2][2] = {};
+    int missing = 0;  // needed and not had
     for (int s = 0; s < 2; ++s)
-      for (int f = 0; f < 2; ++f)
+      for (int f = 0; f < 2; ++f) {
         need_every[s][f] =
             allowsEverything(r, s == 0 ? kProtoTcp : kProtoUdp, f == 0 ? Family::kV4 : Family::kV6);
-    for (uint16_t g : groups) {
-      if (own_group_only && g != info.group) continue;
-      for (RuleId o : sets_.groupRules(g, info.dir)) {
-        if (o == r || removed[o] || !mayOverlap(r, o)) continue;
-        if (!rest.empty()) rest = rest.subtract(sets_.rule(o));
-        if (!rest_all.empty()) rest_all = rest_all.subtract(sets_.ruleAllPeer(o));
-        for (int s = 0; s < 2; ++s)
-          for (int f = 0; f < 2; ++f)
-            if (need_every[s][f] && allowsEverything(o, s == 0 ? kProtoTcp : kProtoUdp,
-                                                     f == 0 ? Family::kV4 : Family::kV6))
-              have_every[s][f] = true;
+        missing += need_every[s][f] ? 1 : 0;
       }
+    for (RuleId o : candidates(r, groups, own_group_only)) {
+      if (removed[o] || !mayOverlap(r, o)) continue;
+      if (!rest.empty()) rest = rest.subtract(sets_.rule(o));
+      if (!rest_all.empty()) rest_all = rest_all.subtract(sets_.ruleAllPeer(o));
+      for (int s = 0; s < 2; ++s)
+        for (int f = 0; f < 2; ++f)
+          if (need_every[s][f] && !have_every[s][f] &&
+              allowsEverything(o, s == 0 ? kProtoTcp : kProtoUdp,
+                               f == 0 ? Family::kV4 : Family::kV6)) {
+            have_every[s][f] = true;
+            --missing;
+          }
+      if (rest.empty() && rest_all.empty() && missing == 0) return true;  // nothing can undo it
     }
-    for (int s = 0; s < 2; ++s)
-      for (int f = 0; f < 2; ++f)
-        if (need_every[s][f] && !have_every[s][f]) return false;
-    return rest.empty() && rest_all.empty();
+    return rest.empty() && rest_all.empty() && missing == 0;
   }
 
   static bool hasGroupPeer(const SgRule& r) {
@@ -342,7 +534,7 @@ class Linter {
     // Last rule first: of two equal rules the later one is reported.
     for (RuleId r = static_cast<RuleId>(p_.ruleCount()); r-- > 0;) {
       if (sets_.rule(r).empty()) continue;  // SW041 reports rules that match nothing
-      const auto contexts = contextsOf(p_.rule(r).group);
+      const auto& contexts = contextsOf(p_.rule(r).group);
       bool own = true, covered = true;
       for (const auto& ctx : contexts) {
         if (coveredIn(r, ctx, true, removed)) continue;
@@ -363,16 +555,14 @@ class Linter {
       bool single = false;
       bool group_peers = hasGroupPeer(sets_.sgRule(r));
       for (const auto& ctx : contextsOf(info.group)) {
-        for (uint16_t g : ctx) {
-          if (own && g != info.group) continue;
-          for (RuleId o : sets_.groupRules(g, info.dir)) {
-            if (o == r || removed[o] || !sets_.rule(o).intersects(sets_.rule(r))) continue;
-            if (std::find(cover.begin(), cover.end(), o) == cover.end()) cover.push_back(o);
-            if (sets_.rule(o).contains(sets_.rule(r))) single = true;
-          }
+        for (RuleId o : candidates(r, ctx, own)) {
+          if (removed[o] || !sets_.rule(o).intersects(sets_.rule(r))) continue;
+          cover.push_back(o);
+          if (sets_.rule(o).contains(sets_.rule(r))) single = true;
         }
       }
       std::sort(cover.begin(), cover.end());
+      cover.erase(std::unique(cover.begin(), cover.end()), cover.end());
       std::vector<std::string> labels;
       for (RuleId o : cover) {
         labels.push_back(ruleLabel(p_, o));
@@ -691,6 +881,7 @@ class Linter {
     struct Acc {
       std::vector<RuleId> untracked;
       std::vector<IfaceId> ifaces;
+      std::unordered_set<RuleId> untracked_seen;  // untracked, for lookups in O(1)
     };
     std::map<RuleId, Acc> by_rule;  // the allow-everything rule -> what it makes untracked
     for (IfaceId i = 0; i < p_.ifaceCount(); ++i) {
@@ -710,10 +901,8 @@ class Linter {
             for (RuleId e : every) {
               Acc& acc = by_rule[e];
               for (RuleId u : untracked)
-                if (std::find(acc.untracked.begin(), acc.untracked.end(), u) == acc.untracked.end())
-                  acc.untracked.push_back(u);
-              if (std::find(acc.ifaces.begin(), acc.ifaces.end(), i) == acc.ifaces.end())
-                acc.ifaces.push_back(i);
+                if (acc.untracked_seen.insert(u).second) acc.untracked.push_back(u);
+              if (acc.ifaces.empty() || acc.ifaces.back() != i) acc.ifaces.push_back(i);
             }
           }
         }
@@ -787,7 +976,11 @@ class Linter {
   PolicySets sets_;
   LintOptions opt_;
   std::vector<std::vector<IfaceId>> ifaces_of_group_;
-  std::vector<std::vector<uint16_t>> group_sets_;
+  std::vector<std::vector<uint16_t>> group_sets_;  // distinct, in interface order
+  std::set<std::vector<uint16_t>> group_sets_seen_;
+  std::vector<std::vector<std::vector<uint16_t>>> contexts_of_group_;  // contextsOf()
+  std::vector<std::array<std::optional<RuleIndex::Box>, 2>> boxes_;    // per rule, v4 and v6
+  std::vector<RuleIndex> indexes_;            // per (group, direction, family): indexOf()
   std::map<size_t, PacketSet> fall_through_;  // per (ACL, direction)
   std::vector<LintFinding> out_;
 };

@@ -1,6 +1,7 @@
 // AddrSet, PacketSet and PolicySets: the exact set algebra behind `statewall lint` and
 // `statewall diff`. Addresses are 128-bit integers here (IPv4 in the low 32 bits).
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <utility>
 
@@ -488,6 +489,24 @@ bool operator==(const PacketSet& a, const PacketSet& b) {
 
 // ---- PolicySets ----
 
+namespace {
+
+// The union of many sets, pairwise in a balanced tree: each set takes part in log2(n) unions,
+// where adding them one by one to a growing union costs time quadratic in n.
+template <typename Set>
+Set uniteAll(std::vector<Set> sets) {
+  if (sets.empty()) return Set{};
+  while (sets.size() > 1) {
+    size_t out = 0;
+    for (size_t i = 0; i < sets.size(); i += 2)
+      sets[out++] = i + 1 < sets.size() ? sets[i].unite(sets[i + 1]) : std::move(sets[i]);
+    sets.resize(out);
+  }
+  return std::move(sets[0]);
+}
+
+}  // namespace
+
 PolicySets::PolicySets(const CompiledPolicy& policy) : p_(&policy) {
   const Policy& src = policy.source();
   for (size_t i = 0; i < src.groups.size(); ++i) {
@@ -503,15 +522,17 @@ PolicySets::PolicySets(const CompiledPolicy& policy) : p_(&policy) {
     rule_base_.push_back({base, base + static_cast<RuleId>(g.inbound.size())});
     base += static_cast<RuleId>(g.inbound.size() + g.outbound.size());
   }
-  members_.assign(src.groups.size() * 2, AddrSet{});
-  for (size_t i = 0; i < policy.ifaceCount(); ++i) {
-    const InterfaceInfo& itf = policy.iface(static_cast<IfaceId>(i));
-    for (uint16_t g : itf.groups) {
-      for (const IpAddr& a : itf.addresses) {
-        AddrSet& m = members_[g * 2 + (a.isV4() ? 0 : 1)];
-        m = m.unite(AddrSet::of(Cidr::host(a)));
-      }
+  {
+    std::vector<std::vector<AddrSet>> hosts(src.groups.size() * 2);
+    for (size_t i = 0; i < policy.ifaceCount(); ++i) {
+      const InterfaceInfo& itf = policy.iface(static_cast<IfaceId>(i));
+      for (uint16_t g : itf.groups)
+        for (const IpAddr& a : itf.addresses)
+          hosts[g * 2 + (a.isV4() ? 0 : 1)].push_back(AddrSet::of(Cidr::host(a)));
     }
+    members_.reserve(hosts.size());
+    for (auto& h : hosts)
+      members_.push_back(uniteAll(std::move(h)));
   }
 
   rules_.reserve(policy.ruleCount());
@@ -573,15 +594,31 @@ PolicySets::PolicySets(const CompiledPolicy& policy) : p_(&policy) {
     acl_allowed_.push_back(std::move(allowed));
   }
 
+  // What each group allows, then each distinct list of groups, once.
+  std::vector<PacketSet> group_allowed;
+  group_allowed.reserve(src.groups.size() * 2);
+  for (size_t g = 0; g < src.groups.size(); ++g) {
+    for (Direction d : {Direction::kInbound, Direction::kOutbound}) {
+      std::vector<PacketSet> sets;
+      for (RuleId r : groupRules(static_cast<uint16_t>(g), d))
+        sets.push_back(rules_[r]);
+      group_allowed.push_back(uniteAll(std::move(sets)));
+    }
+  }
+  std::map<std::vector<uint16_t>, size_t> by_groups;  // group list -> first interface with it
   iface_allowed_.reserve(policy.ifaceCount() * 2);
   for (size_t i = 0; i < policy.ifaceCount(); ++i) {
     const InterfaceInfo& itf = policy.iface(static_cast<IfaceId>(i));
+    auto [it, fresh] = by_groups.emplace(itf.groups, i);
     for (Direction d : {Direction::kInbound, Direction::kOutbound}) {
-      PacketSet u;
+      if (!fresh) {
+        iface_allowed_.push_back(iface_allowed_[it->second * 2 + static_cast<size_t>(d)]);
+        continue;
+      }
+      std::vector<PacketSet> sets;
       for (uint16_t g : itf.groups)
-        for (RuleId r : groupRules(g, d))
-          u = u.unite(rules_[r]);
-      iface_allowed_.push_back(std::move(u));
+        sets.push_back(group_allowed[g * 2 + static_cast<size_t>(d)]);
+      iface_allowed_.push_back(uniteAll(std::move(sets)));
     }
   }
 }

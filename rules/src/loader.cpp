@@ -198,29 +198,6 @@ std::pair<int, int> lineColumn(std::string_view text, size_t offset) {
   return {line, col};
 }
 
-// Every string of a policy (names, descriptions, keys) is text: a byte that is not UTF-8 is an
-// error at its position, rather than something each output would have to escape. Returns false
-// (and reports) when the text is not UTF-8.
-bool checkUtf8(const std::string& file, const std::string& text, Diagnostics& diags) {
-  const size_t bad = validUtf8Prefix(text);
-  if (bad == text.size()) return true;
-  auto [line, col] = lineColumn(text, bad);
-  std::string bytes;
-  // The bad byte and the non-ASCII bytes right after it (at most 4).
-  for (size_t i = bad; i < text.size() && i < bad + 4; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (i > bad && c < 0x80) break;
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "%s0x%02X", bytes.empty() ? "" : " ", c);
-    bytes += hex;
-  }
-  addError(diags, SourceLoc{file, line, col, {}},
-           "invalid UTF-8 at byte " + std::to_string(bad) + " (" + bytes +
-               "): expected UTF-8 text (names, descriptions and keys are text; convert the "
-               "file, e.g. iconv -f LATIN1 -t UTF-8)");
-  return false;
-}
-
 // How many of one kind of object the policy may hold (loader.hpp), and where the first one
 // beyond the limit is.
 class LimitCounter {
@@ -308,8 +285,10 @@ LoadResult loadDocuments(const std::vector<const SourceText*>& docs,
       addError(diags, SourceLoc{doc->name, 1, 1, {}},
                "the file is UTF-16 encoded: expected UTF-8 (convert it with iconv -f UTF-16 -t "
                "UTF-8, or write it with Out-File -Encoding utf8)");
-    } else if (!checkUtf8(doc->name, t, diags)) {
-      // Not parsed: every message would otherwise have to carry the bad bytes.
+    } else if (auto bad = utf8Error(doc->name, t)) {
+      // Not parsed: every string of a policy (names, descriptions, keys) is text, and every
+      // message and output would otherwise have to carry the bad bytes.
+      diags.push_back(std::move(*bad));
     } else if (!internal::tryLoadAwsJson(doc->name, doc->text, f, diags)) {
       internal::loadYaml(doc->name, doc->text, f, diags);
     }
@@ -362,6 +341,25 @@ std::optional<std::string> readFileCapped(const std::string& path, size_t max_by
     return std::nullopt;
   }
   return text;
+}
+
+std::optional<Diagnostic> utf8Error(const std::string& name, std::string_view text) {
+  const size_t bad = validUtf8Prefix(text);
+  if (bad == text.size()) return std::nullopt;
+  auto [line, col] = lineColumn(text, bad);
+  std::string bytes;
+  // The bad byte and the non-ASCII bytes right after it (at most 4).
+  for (size_t i = bad; i < text.size() && i < bad + 4; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (i > bad && c < 0x80) break;
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "%s0x%02X", bytes.empty() ? "" : " ", c);
+    bytes += hex;
+  }
+  return Diagnostic{Severity::kError, SourceLoc{name, line, col, {}},
+                    "invalid UTF-8 at byte " + std::to_string(bad) + " (" + bytes +
+                        "): expected UTF-8 text (names, descriptions and keys are text; convert "
+                        "the file, e.g. iconv -f LATIN1 -t UTF-8)"};
 }
 
 size_t validUtf8Prefix(std::string_view text) {

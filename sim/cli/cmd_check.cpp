@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "json_text.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
 
@@ -75,7 +76,7 @@ int runCheck(const CheckArgs& a) {
                         {"acl_entries", entries},
                         {"prefix_lists", p.prefix_lists.size()}};
     }
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", jsonText(out, 2).c_str());
     return valid ? 0 : 1;
   }
 

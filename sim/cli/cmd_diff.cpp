@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/packet.hpp"
@@ -140,7 +141,7 @@ int runRuleDiff(const DiffArgs& a, const rules::CompiledPolicy& old_p,
                       {"changed", diff.count(ChangeKind::kChanged)},
                       {"moved", diff.count(ChangeKind::kMoved)},
                       {"narrows", narrows}};
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", jsonText(out, 2).c_str());
     return narrows ? 1 : 0;
   }
 
@@ -436,7 +437,7 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
           {"flow", o.key.str()},
           {"old", {{"reason", dataplane::reasonCode(o.v.reason)}, {"detail", r_old.describe(o.v)}}},
           {"new", {{"reason", dataplane::reasonCode(v.reason)}, {"detail", r_new.describe(v)}}}};
-      std::fprintf(packets_out.get(), "%s\n", line.dump().c_str());
+      std::fprintf(packets_out.get(), "%s\n", jsonText(line).c_str());
     }
     const ConnKey ck = connKeyOf(o.key);
     auto it = flows.find(ck);
@@ -567,7 +568,7 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
     out["changes"] = nlohmann::ordered_json::array();
     for (const auto& c : diff.changes)
       out["changes"].push_back(changeJson(c));
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", jsonText(out, 2).c_str());
     return rc;
   }
 

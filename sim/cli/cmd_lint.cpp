@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/lint.hpp"
@@ -54,7 +55,7 @@ int listChecks(bool json) {
                      {"name", c.name},
                      {"severity", rules::lintSeverityName(c.severity)},
                      {"title", c.title}});
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", jsonText(out, 2).c_str());
     return 0;
   }
   for (const rules::LintCheck& c : rules::lintChecks())
@@ -121,7 +122,7 @@ int runLint(const LintArgs& a) {
     }
     out["counts"] = {{"error", counts[2]}, {"warning", counts[1]}, {"info", counts[0]}};
     out["below_min_severity"] = hidden;
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", jsonText(out, 2).c_str());
   } else {
     for (const rules::LintFinding* f : shown) {
       std::printf("%s: %s %s %s: %s: %s\n", locStr(f->loc).c_str(),

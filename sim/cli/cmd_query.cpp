@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
@@ -426,7 +427,7 @@ int runQuery(const QueryArgs& a) {
       rj["acl_drops"] = !ra->acl.allowed;
     }
     out["reply"] = rj;
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", jsonText(out, 2).c_str());
     return ev.allowed ? 0 : 1;
   }
 

@@ -9,10 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -100,11 +98,10 @@ class StopOnSignal {
 std::vector<rules::SourceText> readSources(const std::vector<std::string>& paths) {
   std::vector<rules::SourceText> out;
   for (const std::string& path : paths) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (!in) return {};
-    out.push_back({path, text.str()});
+    std::string err;
+    auto text = rules::readFileCapped(path, rules::kMaxPolicyFileBytes, &err);
+    if (!text) return {};
+    out.push_back({path, std::move(*text)});
   }
   return out;
 }
@@ -142,7 +139,18 @@ int runReplay(const ReplayArgs& a) {
   std::optional<sim::Expectations> expectations;
   if (!a.expect.empty()) {
     std::string err;
-    expectations = sim::Expectations::load(a.expect, &err);
+    // Read here, not by Expectations::load(), so that the file has the policy files' size cap
+    // and, like them, must be UTF-8 (its descriptions go into --json).
+    auto text = rules::readFileCapped(a.expect, rules::kMaxPolicyFileBytes, &err);
+    if (text) {
+      if (auto bad = rules::utf8Error(a.expect, *text)) {
+        err = bad->str();
+      } else {
+        expectations = sim::Expectations::parse(a.expect, *text, &err);
+      }
+    } else {
+      err = a.expect + ": error: " + err;
+    }
     if (!expectations) {
       std::fprintf(stderr, "%s\n", err.c_str());
       return 2;

@@ -1,5 +1,7 @@
 // statewall: offline policy checking, queries, pcap replay, explanations and reports.
 #include <cstdio>
+#include <exception>
+#include <new>
 
 #include "commands.hpp"
 
@@ -23,6 +25,17 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     // --help and --version are successes; every other parse error is a usage error.
     return rc == 0 ? 0 : 2;
+  } catch (const std::bad_alloc&) {
+    // Bad input gets its own message where it is read; what reaches here is a bug or a limit
+    // of the machine, and still not a crash.
+    std::fprintf(stderr, "statewall: internal error: out of memory\n");
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "statewall: internal error: %s\n", e.what());
+    return 2;
+  } catch (...) {
+    std::fprintf(stderr, "statewall: internal error: unknown exception\n");
+    return 2;
   }
   return exit_code;
 }

@@ -117,6 +117,17 @@ TEST_F(OptionsTest, Errors) {
       {{"--policy", policy_, "--inside", "0", "--outside", "1", "--table-size", "2147483648"},
        "--table-size"},
       {{"--policy", policy_, "--inside", "0", "--outside", "1", "--bogus"}, "--bogus"},
+      // Accepted before (NaN passes every ">= 0" check by failing it).
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--stats-interval", "nan"},
+       "--stats-interval: expected a number of seconds, 0 (off) to 86400, found 'nan'"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--stats-interval", "inf"},
+       "found 'inf'"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--stats-interval", "-1"},
+       "found '-1'"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--stats-interval", "1e300"},
+       "found '1e300'"},
+      {{"--policy", policy_, "--inside", "0", "--outside", "1", "--stats-interval", "2x"},
+       "found '2x'"},
   };
   for (const Case& c : cases) {
     ParseResult r = parse(c.args);

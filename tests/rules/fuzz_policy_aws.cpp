@@ -1,5 +1,6 @@
 // libFuzzer target: the AWS JSON loader. The input is split at lines "%%" into several
 // documents, so that references between documents (GroupId, PrefixListId, SubnetId) are fuzzed.
+// Every message and every loaded name must be UTF-8 (what --json prints).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -25,6 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (r.policy.has_value() == hasErrors(r.diagnostics)) std::abort();
   for (const auto& d : r.diagnostics) {
     if (d.message.empty()) std::abort();
+    if (validUtf8Prefix(d.message) != d.message.size()) std::abort();
+  }
+  if (r.policy) {
+    for (const auto& g : r.policy->groups)
+      if (validUtf8Prefix(g.name) != g.name.size()) std::abort();
   }
   if (r.policy && r.policy->files.size() != docs.size()) std::abort();
   return 0;

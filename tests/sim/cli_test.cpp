@@ -222,5 +222,94 @@ TEST(Cli, GenIsDeterministic) {
   EXPECT_EQ(r.rc, 0) << r.err;
 }
 
+// Hostile policy input (issue 14): invalid UTF-8, an alias bomb, endless files. Every command
+// exits with a clear error or valid JSON; none aborts (before: SIGABRT, exit 134, from an
+// uncaught JSON exception, and bad_alloc on /dev/zero).
+TEST(Cli, HostilePolicyInputGetsAClearErrorOrValidJson) {
+  TempDir dir;
+  const std::string bad = dir.file("bad.yaml");
+  testing::writeText(bad, "version: 1\ngroups:\n  web:\n    description: \"caf\xE9 \xFF\"\n");
+  // A valid policy under a file name that is not UTF-8: file names go into --json output.
+  const std::string odd = dir.file("p\xFF.yaml");
+  {
+    std::ifstream in(kRepo + "/examples/three-tier.yaml");
+    std::stringstream text;
+    text << in.rdbuf();
+    testing::writeText(odd, text.str());
+  }
+  const std::string pcap = " examples/three-tier.pcap";
+  const std::string flow = " 'tcp 10.0.2.10:40000 -> 10.0.3.10:5432'";
+
+  // check --json on the invalid policy: valid JSON naming the position.
+  CliRun c = statewall("check --json '" + bad + "'", dir);
+  EXPECT_EQ(c.rc, 1) << c.err;
+  nlohmann::json j = nlohmann::json::parse(c.out);  // throws: the test fails
+  EXPECT_EQ(j["errors"][0]["location"], bad + ":4:22");
+  EXPECT_NE(j["errors"][0]["message"].get<std::string>().find("invalid UTF-8 at byte 47 (0xE9)"),
+            std::string::npos)
+      << c.out;
+
+  // Every other command refuses the policy with the same message (exit 2).
+  for (const std::string& args :
+       {"replay --json --policy '" + bad + "'" + pcap,
+        "explain --json --policy '" + bad + "'" + pcap + " --packet 1",
+        "query --json --policy '" + bad + "'" + flow, "lint --json --policy '" + bad + "'",
+        "diff --json --policy '" + bad + "' --against examples/three-tier.yaml",
+        "replay --policy examples/three-tier.yaml" + pcap + " --expect '" + bad + "'"}) {
+    CliRun r = statewall(args, dir);
+    EXPECT_EQ(r.rc, 2) << args << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find(bad + ":4:22: error: invalid UTF-8 at byte 47 (0xE9)"), std::string::npos)
+        << args << "\n"
+        << r.err;
+  }
+
+  // A name that is not UTF-8 comes out as U+FFFD in valid JSON.
+  for (const std::string& args :
+       {"check --json '" + odd + "'", "lint --json --min-severity info --policy '" + odd + "'",
+        "query --json --policy '" + odd + "'" + flow,
+        "diff --json --policy '" + odd + "' --against examples/three-tier.yaml"}) {
+    CliRun r = statewall(args, dir);
+    EXPECT_TRUE(r.rc == 0 || r.rc == 1) << args << "\n" << r.err;
+    EXPECT_TRUE(nlohmann::json::accept(r.out)) << args << "\n" << r.out.substr(0, 400);
+  }
+  CliRun odd_check = statewall("check --json '" + odd + "'", dir);
+  EXPECT_EQ(nlohmann::json::parse(odd_check.out)["files"][0], dir.file("p\xEF\xBF\xBD.yaml"));
+}
+
+TEST(Cli, EndlessFilesAreRefusedWithTheLimit) {
+  TempDir dir;
+  CliRun c = statewall("check /dev/zero", dir);
+  EXPECT_EQ(c.rc, 1) << c.err;
+  EXPECT_NE(c.err.find("/dev/zero: error: the file is larger than the limit of 33554432 bytes "
+                       "(32 MiB)"),
+            std::string::npos)
+      << c.out << c.err;
+  CliRun e = statewall(
+      std::string("replay ") + kPolicy + " examples/three-tier.pcap --expect /dev/zero", dir);
+  EXPECT_EQ(e.rc, 2) << e.err;
+  EXPECT_NE(e.err.find("/dev/zero: error: the file is larger than the limit"), std::string::npos)
+      << e.err;
+}
+
+TEST(Cli, AliasBombFailsFastNamingTheLimit) {
+  TempDir dir;
+  std::string t = "version: 1\nprefix_lists:\n  p: &p [";
+  for (int i = 0; i < 400; ++i)
+    t += (i ? ", " : "") + std::to_string(10 + i / 250) + "." + std::to_string(i % 250) + ".0.0/16";
+  t += "]\ngroups:\n  base:\n    inbound: &r [";
+  for (int i = 0; i < 100; ++i)
+    t += std::string(i ? ", " : "") + "{proto: tcp, ports: 443, from: *p}";
+  t += "]\n";
+  for (int i = 0; i < 100; ++i)
+    t += "  g" + std::to_string(i) + ": {inbound: *r}\n";
+  testing::writeText(dir.file("bomb.yaml"), t);
+  CliRun c = statewall("check '" + dir.file("bomb.yaml") + "'", dir);
+  EXPECT_EQ(c.rc, 1) << c.err;
+  EXPECT_NE(c.err.find(dir.file("bomb.yaml") +
+                       ":55:18: error: the document expands to more than 2000000 YAML nodes"),
+            std::string::npos)
+      << c.err;
+}
+
 }  // namespace
 }  // namespace statewall::sim

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <sstream>
 
 #include "statewall/dataplane/engine.hpp"
@@ -29,8 +30,19 @@ void define(CLI::App& app, Options& o) {
       ->check(CLI::Range(size_t{1}, size_t{1} << 31));
   app.add_flag("--pass-non-ip", o.pass_non_ip,
                "forward EtherTypes other than IPv4, IPv6 and ARP (default: drop, counted)");
+  // NonNegativeNumber lets "nan" through (every comparison with NaN is false): require a finite
+  // number of seconds, at most a day.
   app.add_option("--stats-interval", o.stats_interval_s, "print counters every S seconds")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Validator(
+          [](const std::string& text) -> std::string {
+            double v = 0;
+            std::istringstream in(text);
+            in >> v;
+            if (in.fail() || !in.eof() || !std::isfinite(v) || !(v >= 0) || v > 86400)
+              return "expected a number of seconds, 0 (off) to 86400, found '" + text + "'";
+            return {};
+          },
+          "SECONDS", "finite, 0..86400"));
   app.add_option("--burst", o.burst, "rx/tx burst size")
       ->check(CLI::Range(1u, dataplane::kMaxBurst));
   app.add_option("--rx-desc", o.rx_desc, "rx descriptors per queue")

@@ -239,6 +239,9 @@ struct LintOptions {
   // 1024-65535 (NAT gateways and load balancers use all of it; Linux clients 32768-60999).
   uint16_t ephemeral_lo = 1024;
   uint16_t ephemeral_hi = 65535;
+  // Tests only: compare every rule with every other rule of its groups, as lint did before it
+  // indexed rules (quadratic); the findings must be the same either way.
+  bool exhaustive_pairs = false;
 };
 
 // All findings, sorted by location (file order, then line, then JSON path), then code.
