@@ -312,6 +312,27 @@ const std::vector<Known>& knownDifferences() {
                 earlier(seq,
                         [&](const Item& i) { return i.flow == last.flow && i.kind == Kind::kRst; });
        }},
+      {"an RST without ACK answering a SYN: Linux passes it, statewall marks it INVALID (it "
+       "does not acknowledge the SYN)",
+       "FINDINGS.md \"10. RST without ACK in SYN_SENT\"",
+       [](const std::vector<Item>& seq, const Outcome& o) {
+         const Verdict& v = o.sw.back();
+         return seq.back().kind == Kind::kRst && o.kernel.back() && !v.allowed() &&
+                v.tcp_before == dataplane::TcpState::kSynSent &&
+                (v.flags & dataplane::kFlagTcpInvalid) && v.why != nullptr &&
+                std::string(v.why).find("does not acknowledge the SYN") != std::string::npos;
+       }},
+      {"an ICMP error quoting an echo reply sent in the request's direction (or a request from "
+       "the pinged host) passes statewall as related",
+       "FINDINGS.md \"11. ICMP error about a misdirected echo\"",
+       [](const std::vector<Item>& seq, const Outcome& o) {
+         const Item& last = seq.back();
+         const bool misdirected =
+             (last.quoted == Kind::kEchoReply && last.quoted_from_originator) ||
+             (last.quoted == Kind::kEchoRequest && !last.quoted_from_originator);
+         return last.kind == Kind::kIcmpError && misdirected && !o.kernel.back() &&
+                o.sw.back().reason == dataplane::Reason::kAllowRelated;
+       }},
       {"mid-stream pickup (DESIGN.md: a loose entry; Linux picks up liberally)",
        "FINDINGS.md \"Known by design: mid-stream pickup\"",
        [](const std::vector<Item>& seq, const Outcome& o) {

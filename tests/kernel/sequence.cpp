@@ -442,6 +442,8 @@ Item icmpError(Rng& rng, const Item& quoted) {
   it.flow = quoted.flow;
   it.from_originator = !quoted.from_originator;
   it.error_to_sender = to_sender;
+  it.quoted = quoted.kind;
+  it.quoted_from_originator = quoted.from_originator;
   it.frame = dataplane::buildIcmpError({.src = ipAddr(src),
                                         .dst = ipAddr(dst),
                                         .type = t.type,

@@ -39,6 +39,8 @@ struct Item {
   int flow = -1;           // the generator's flow (ICMP errors: the quoted packet's flow)
   bool from_originator = true;
   bool error_to_sender = true;  // ICMP errors: sent to the quoted packet's source
+  Kind quoted = Kind::kGap;     // ICMP errors: what the quoted packet is
+  bool quoted_from_originator = true;
   std::string what;  // one line for people, e.g. "tcp 192.0.2.10:40001 > 198.51.100.10:80 S seq=0"
 };
 
