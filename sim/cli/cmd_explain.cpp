@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
@@ -63,13 +64,9 @@ bool parseRange(std::string_view s, std::pair<uint64_t, uint64_t>* out) {
   return true;
 }
 
+// A JSON string literal for a file name (any bytes: not UTF-8 becomes U+FFFD).
 std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
+  return jsonText(nlohmann::json(s));
 }
 
 int runExplain(const ExplainArgs& a) {
