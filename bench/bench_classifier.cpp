@@ -4,7 +4,7 @@
 //   BM_Classify        one CompiledPolicy::classify() per item: the first-packet SG decision
 //                      of one side (interface, direction, protocol, remote address, port/ICMP)
 //   BM_AclCheck        one network-ACL first-match lookup per item
-//   BM_EvaluateFirstPacket  the whole first-packet decision of DESIGN.md "Direction":
+//   BM_EvaluateFirstPacket  the whole first-packet decision of docs/design.md "Direction":
 //                      two address lookups, both sides' groups and the subnet ACLs
 //   BM_Compile         compiling the policy (control-plane cost, once per policy change)
 //

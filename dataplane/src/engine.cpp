@@ -1,4 +1,4 @@
-// The verdict engine (DESIGN.md "Direction", "Connection tracking", "Verdicts and reasons").
+// The verdict engine (docs/design.md "Direction", "Connection tracking", "Verdicts and reasons").
 //
 // Per burst: parse every frame, build the flow keys and start the IPv4 lookups while parsing
 // (the table's buckets and entries are prefetched for the whole burst), then decide each packet
@@ -52,7 +52,7 @@ constexpr size_t kMaxTimeoutSets = kTimeoutSetMask + 1;
 constexpr uint32_t kGenShift = 16;
 
 // One set of idle timeouts: the policy's, or with the overrides of the interfaces that track a
-// connection (DESIGN.md "Idle timeouts", per interface).
+// connection (docs/design.md "Idle timeouts", per interface).
 struct TimeoutSet {
   std::array<uint64_t, rules::kTimeoutKeyCount> ns{};
   std::array<uint64_t, kTcpStateCount> tcp_ns{};  // ns[tcpTimeoutKey(state)]
@@ -259,7 +259,7 @@ KeyPorts keyPortsOf(const ParsedPacket& p) {
       return {ConnKind::kUdp, p.sport, p.dport, true};
     case kIpProtoIcmp:
     case kIpProtoIcmpv6:
-      // A query pair is keyed by (request type, id) (DESIGN.md "Connection tracking"): the
+      // A query pair is keyed by (request type, id) (docs/design.md "Connection tracking"): the
       // request as (id -> request type), its reply as (request type -> id), so that a reply
       // matches its request only in the reverse direction, as Linux conntrack keys them.
       if (p.icmp_is_query_request) return {ConnKind::kIcmpQuery, p.icmp_id, p.icmp_type, true};
@@ -355,10 +355,12 @@ struct Engine::Impl {
     sweep_interval_ns = c.sweep_full_pass_ns / slices;
   }
 
-  void reclaimRetired() {  // control_mu held
+  size_t reclaimRetired() {  // control_mu held; returns how many nodes were freed
     auto it =
         std::remove_if(retired.begin(), retired.end(), [&](auto& r) { return qsbr.poll(r.first); });
+    const size_t freed = static_cast<size_t>(retired.end() - it);
     retired.erase(it, retired.end());
+    return freed;
   }
 };
 
@@ -384,7 +386,7 @@ struct Decider {
   uint64_t now;
 
   // Counts a hit for every check the packet reached: all of them when it was allowed, those up
-  // to the first deny otherwise (DESIGN.md order: later checks never saw it).
+  // to the first deny otherwise (docs/design.md order: later checks never saw it).
   // dst_groups_only: the checks before the destination's groups were counted already (the
   // packet met them before the tracking, decideIp()).
   void hitRules(const rules::Evaluation& ev, bool dst_groups_only = false) {
@@ -581,7 +583,7 @@ struct Decider {
     return Fast::kDone;
   }
 
-  // The AWS service exemptions (DESIGN.md "Exempt traffic"). Asked only of packets that no
+  // The AWS service exemptions (docs/design.md "Exempt traffic"). Asked only of packets that no
   // connection entry helps: exempt traffic opens none, so the established fast path never pays.
   bool exempted(const rules::Flow5& f, Verdict* v) const {
     if (!node.exempt) return false;
@@ -639,7 +641,7 @@ struct Decider {
     impl.fragments.remember(fragmentTag(p), now + kFragmentLifetimeNs, rec, p.frag_len);
   }
 
-  // Records a fragment's bytes (DESIGN.md "Fragments"; docs/semantics.md "Fragments"). Returns
+  // Records a fragment's bytes (docs/design.md "Fragments"; docs/semantics.md "Fragments"). Returns
   // false, with the verdict written, when the fragment repeats or overlaps bytes already seen of
   // its datagram (or the datagram was dropped for that): deny-malformed, before any rule or state
   // sees it. A first fragment of an unknown datagram returns true (it is judged, then
@@ -724,9 +726,9 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
       const bool untracked_orig =
           from_orig && !tracked_help && (meta & (kOrigProtected | kRespProtected));
 
-      // The checks a packet meets before the tracking that sees it (DESIGN.md "Direction" order;
-      // docs/semantics.md "Which side's tracking sees a packet"). The sender's tracking sees it
-      // as it leaves, before the sender's subnet ACL; when the sender does not track the
+      // The checks a packet meets before the tracking that sees it (docs/design.md "Direction"
+      // order; docs/semantics.md "Which side's tracking sees a packet"). The sender's tracking sees
+      // it as it leaves, before the sender's subnet ACL; when the sender does not track the
       // connection, only the receiver's does, and the packet reaches it only past the sender's
       // groups, the sender's ACL and the receiver's ACL. A packet they deny changes no state.
       bool pre_checked = false;
@@ -941,7 +943,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
   v->why = "connection changed under the packet three times";
 }
 
-// Why an ICMP error is not related to a connection, or null when it is (DESIGN.md "Connection
+// Why an ICMP error is not related to a connection, or null when it is (docs/design.md "Connection
 // tracking": the quoted packet belongs to a tracked connection in the direction it was sent, and
 // the error goes back to that packet's sender; its source may be any router on the path).
 namespace related_why {
@@ -1060,8 +1062,8 @@ void Decider::decide(const ParsedPacket& p, const KeyPorts& kp, uint32_t len, Ve
     v->why = p.malformed_why;
     return;
   }
-  // ARP and valid neighbour discovery: exempt, whatever the policy (DESIGN.md "Exempt traffic").
-  // Invalid ND is an ordinary ICMPv6 packet, judged by the rules below.
+  // ARP and valid neighbour discovery: exempt, whatever the policy (docs/design.md "Exempt
+  // traffic"). Invalid ND is an ordinary ICMPv6 packet, judged by the rules below.
   if (p.l3 == L3::kArp || (p.is_nd && p.nd_problem == NdProblem::kNone)) {
     v->reason = Reason::kAllowExempt;
     v->exemption =
@@ -1294,6 +1296,11 @@ void Engine::publish(rules::CompiledPolicyPtr policy) {
     impl_->retired.emplace_back(impl_->qsbr.start(), std::unique_ptr<PolicyNode>(old));
   }
   impl_->reclaimRetired();
+}
+
+size_t Engine::reclaimRetiredPolicies() {
+  std::lock_guard<std::mutex> lock(impl_->control_mu);
+  return impl_->reclaimRetired();
 }
 
 rules::CompiledPolicyPtr Engine::policy() const {

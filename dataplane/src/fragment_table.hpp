@@ -1,6 +1,6 @@
 // Remembers the verdict of a fragmented datagram's first fragment so that its later fragments get
 // the same verdict, and which bytes of the datagram its fragments carried so that a fragment
-// overlapping them is caught (DESIGN.md "Fragments"; docs/semantics.md "Fragments"). Bounded
+// overlapping them is caught (docs/design.md "Fragments"; docs/semantics.md "Fragments"). Bounded
 // (fixed slots, 4-way set associative, oldest entry replaced), shared by all workers, lock-free.
 //
 // Each slot is a seqlock: a writer claims it by moving `seq` from even to odd with a CAS (acquire:

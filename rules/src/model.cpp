@@ -94,7 +94,7 @@ std::string_view timeoutKeyName(TimeoutKey k) {
 Timeouts Timeouts::defaults(TimeoutProfile p) {
   Timeouts t;
   t.profile = p;
-  // linux (nf_conntrack defaults); aws differs in established TCP and UDP as DESIGN.md says.
+  // linux (nf_conntrack defaults); aws differs in established TCP and UDP as docs/design.md says.
   t.seconds = {120, 60, 432000, 120, 60, 30, 120, 10, 30, 120, 30, 600};
   if (p == TimeoutProfile::kAws) {
     t.seconds[static_cast<size_t>(TimeoutKey::kUdp)] = 30;
@@ -104,7 +104,7 @@ Timeouts Timeouts::defaults(TimeoutProfile p) {
 }
 
 namespace {
-// The timeouts AWS lets a user set, with their ranges (DESIGN.md "Idle timeouts").
+// The timeouts AWS lets a user set, with their ranges (docs/design.md "Idle timeouts").
 struct AwsRange {
   TimeoutKey key;
   uint32_t lo, hi;

@@ -1,4 +1,4 @@
-// The project's YAML policy format (DESIGN.md "The YAML policy format") via yaml-cpp.
+// The project's YAML policy format (docs/design.md "The YAML policy format") via yaml-cpp.
 // yaml-cpp throws; every exception stops at loadYaml() and becomes a diagnostic.
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -404,7 +404,7 @@ void YamlLoader::loadGroup(const std::string& name, const Field& f) {
     if (const Field* r = fields->get("outbound")) {
       g.outbound = loadSgRules(*r, Direction::kOutbound, name);
     } else {
-      // A new group allows all outbound traffic (DESIGN.md). AWS's own default egress rule has
+      // A new group allows all outbound traffic (docs/design.md). AWS's own default egress rule has
       // 0.0.0.0/0, plus ::/0 only in a VPC with IPv6; we always add both so that an IPv6 address
       // gets the same default as an IPv4 one. Write `outbound:` to say otherwise.
       SgRule all;

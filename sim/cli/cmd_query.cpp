@@ -334,6 +334,28 @@ int runQuery(const QueryArgs& a) {
   if (!policy) return 2;
   const CompiledPolicy& cp = *policy;
 
+  // Traffic with the VPC's own services passes before any rule (docs/design.md, Tracking), as the
+  // engine does it; no check below would run.
+  if (const rules::Exemption x = rules::serviceExemption(cp, *flow); x != rules::Exemption::kNone) {
+    const std::string words(rules::exemptionWords(x));
+    const std::string note = "traffic with " + words +
+                             " passes without security-group or network-ACL rules, as in AWS "
+                             "(the policy's 'exempt: false' turns this off)";
+    if (a.json) {
+      nlohmann::ordered_json out;
+      out["flow"] = flowJson(*flow);
+      out["verdict"] = "allow";
+      out["reason"] = "allow-exempt";
+      out["exemption"] = std::string(rules::exemptionName(x));
+      out["note"] = note;
+      std::printf("%s\n", jsonText(out, 2).c_str());
+      return 0;
+    }
+    std::printf("%s\nverdict: allow (allow-exempt: %s)\n  %s\n", flowStr(*flow).c_str(),
+                std::string(rules::exemptionName(x)).c_str(), note.c_str());
+    return 0;
+  }
+
   Evaluation ev;
   rules::evaluate(cp, *flow, rules::EvalMode::kFull, &ev);
   const std::string reason = reasonOf(cp, ev);

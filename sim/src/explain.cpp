@@ -939,7 +939,7 @@ struct Explainer::Impl {
       j["steps"] = std::move(steps);
       j["near_misses"] = std::move(near_json);
       j["stateless"] = std::move(stateless_json);
-      e.json = j.dump(2);
+      e.json = j.dump(2, ' ', false, Json::error_handler_t::replace);
     }
     if (opt.text) e.text = formatText(e, ts);
     return e;

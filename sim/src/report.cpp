@@ -354,12 +354,27 @@ struct ReportBuilder::Impl {
   // connection ids the engine no longer holds, flows idle beyond their timeout, and, beyond
   // flow_cap flows without a connection at once, the longest idle of them.
   void scan() {
-    if (replay != nullptr && replay->engine() != nullptr && !by_conn.empty()) {
+    if (replay != nullptr && replay->engine() != nullptr && (!by_conn.empty() || !live.empty())) {
       std::unordered_map<uint64_t, char> live_ids;
-      live_ids.reserve(by_conn.size());
+      live_ids.reserve(std::max(by_conn.size(), live.size()));
       replay->engine()->forEachConnection([&](const dataplane::ConnectionInfo& c) {
-        if (c.expires_ns > clock && by_conn.count(c.id) != 0) live_ids.emplace(c.id, 0);
+        if (c.expires_ns > clock && (by_conn.count(c.id) != 0 || live.count(c.id) != 0))
+          live_ids.emplace(c.id, 0);
       });
+      // The table model learns here of the entries the engine evicted to make room for new
+      // connections (early drop): verdicts do not say which one went. Their departure is drawn at
+      // this scan's time, at most one scan after the eviction.
+      size_t evicted = 0;
+      for (auto it = live.begin(); it != live.end();) {
+        if (live_ids.count(it->first) != 0) {
+          ++it;
+          continue;
+        }
+        const uint64_t id = (it++)->first;
+        remove(id);
+        ++evicted;
+      }
+      if (evicted != 0) noteSize(clock);
       for (auto it = by_conn.begin(); it != by_conn.end();) {
         if (live_ids.count(it->first) != 0) {
           ++it;

@@ -170,6 +170,25 @@ TEST_F(Cli, QueryJson) {
   EXPECT_EQ(nlohmann::json::parse(unprot.out)["reason"], "allow-unprotected");
 }
 
+// Traffic with the VPC's own services is exempt, as the engine judges it (the db tier has no
+// outbound rules at all); `exempt: false` puts it back under the rules.
+TEST_F(Cli, QueryExemptServices) {
+  Result r = run({"query", "-p", yaml(), "tcp 10.0.3.10:40000 -> 169.254.169.254:80"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("verdict: allow (allow-exempt: instance-metadata)"), std::string::npos)
+      << r.out;
+  Result j = run({"query", "-p", yaml(), "--json", "udp 10.0.3.10:40000 -> 169.254.169.253:53"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  const auto d = nlohmann::json::parse(j.out);
+  EXPECT_EQ(d["reason"], "allow-exempt");
+  EXPECT_EQ(d["exemption"], "amazon-dns");
+
+  const std::string off = write("off.yaml", "exempt: false\n" + readFile(yaml()));
+  Result o = run({"query", "-p", off, "tcp 10.0.3.10:40000 -> 169.254.169.254:80"});
+  EXPECT_EQ(o.exit_code, 1) << o.out << o.err;
+  EXPECT_NE(o.out.find("verdict: deny (deny-sg)"), std::string::npos) << o.out;
+}
+
 TEST_F(Cli, QueryIcmpAndIpv6) {
   Result ping = run({"query", "-p", yaml(), "icmp 198.51.100.7 -> 10.0.1.10 type=8,code=0"});
   EXPECT_EQ(ping.exit_code, 0) << ping.err;

@@ -1,5 +1,5 @@
 // Randomized differential test: the compiled classifier, ACL matcher and evaluate() against a
-// straightforward scan over the Policy written from DESIGN.md, on thousands of random policies.
+// straightforward scan over the Policy written from docs/design.md, on thousands of random policies.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -152,7 +152,7 @@ class Reference {
     return false;
   }
 
-  // The DESIGN.md "Direction" decision as a list of (kind, dir, allowed) in order.
+  // The docs/design.md "Direction" decision as a list of (kind, dir, allowed) in order.
   struct RefEval {
     bool unprotected = false;
     bool allowed = false;

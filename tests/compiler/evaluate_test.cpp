@@ -1,4 +1,4 @@
-// evaluate(): the order of checks of DESIGN.md "Direction", first deny, modes, unprotected.
+// evaluate(): the order of checks of docs/design.md "Direction", first deny, modes, unprotected.
 #include <gtest/gtest.h>
 
 #include <string>

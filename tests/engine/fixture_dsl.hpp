@@ -38,7 +38,7 @@ struct X {
   uint16_t unset = kExclusiveFlags;
   std::optional<TcpState> before{};
 
-  // This flag may or may not be set (DESIGN.md does not decide it for this packet).
+  // This flag may or may not be set (docs/design.md does not decide it for this packet).
   X dontCare(uint16_t f) const {
     X x = *this;
     x.unset = static_cast<uint16_t>(x.unset & ~f);
@@ -315,7 +315,7 @@ inline constexpr const char* kPeerPolicy =
     "  peer-2: {addresses: [10.0.5.2], groups: [peer]}\n";
 inline constexpr const char* kPeerRule = "peer inbound tcp all from sg:peer";
 
-// AWS untracked flows (DESIGN.md "Untracked"): inbound rules from 0.0.0.0/0 or ::/0 while the
+// AWS untracked flows (docs/design.md "Untracked"): inbound rules from 0.0.0.0/0 or ::/0 while the
 // default outbound rule allows everything.
 inline std::string awsPolicy(bool with_ssh = true, bool default_outbound = true) {
   std::string p =

@@ -1,6 +1,6 @@
-// The fixture table. Every expectation below follows DESIGN.md; where DESIGN.md leaves a detail to
+// The fixture table. Every expectation below follows docs/design.md; where docs/design.md leaves a detail to
 // the TCP tracker (which transition a segment takes), the tracker's published transition table
-// (tcpTransitions()) is the reference. Comments name the rule of DESIGN.md a fixture exercises.
+// (tcpTransitions()) is the reference. Comments name the rule of docs/design.md a fixture exercises.
 #include "fixtures.hpp"
 
 #include <cstdio>
@@ -756,7 +756,7 @@ void fragments() {
       fx.add("S data, later fragment", frags[i], tracked(kSrv80, kAnyState, kFlagFragment));
     }
     // No ACK of the whole segment follows: without reassembly the tracker only saw the first
-    // fragment's bytes, and DESIGN.md does not say how later fragments count for the window.
+    // fragment's bytes, and docs/design.md does not say how later fragments count for the window.
     put(fx);
   }
   {
@@ -1255,7 +1255,7 @@ void timeouts() {
 }
 
 void tableFull() {
-  // Early drop (DESIGN.md, connection tracking): a full table evicts an unreplied entry near the
+  // Early drop (docs/design.md, connection tracking): a full table evicts an unreplied entry near the
   // new key, the oldest it finds; established and replied connections are never evicted.
   {
     Fx fx("table_full_evicts_unreplied",

@@ -1,12 +1,12 @@
 // The engine's packet fixture table (issue 3, "Tests"): scenarios of frames with the verdict each
-// one must get according to DESIGN.md. The same table runs through the Engine here, and through
+// one must get according to docs/design.md. The same table runs through the Engine here, and through
 // `statewall replay` and the DPDK appliance in their own tests, which compare their verdicts with
 // the same expectations.
 //
 // A fixture is plain data: a policy (YAML text), frames with injected-clock timestamps, policy
 // changes between frames, and per packet the expected reason and, where it matters, the TCP state
 // after the packet, the text of the rule named by the verdict, flags, and where a deny happened.
-// Expectations come from DESIGN.md, not from the implementation.
+// Expectations come from docs/design.md, not from the implementation.
 #pragma once
 
 #include <cstddef>

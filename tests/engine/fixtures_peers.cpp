@@ -28,7 +28,7 @@ X denyAclAt(const std::string& where, TcpState st, uint16_t flags = 0) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fragments (DESIGN.md "Fragments"; docs/semantics.md "Fragments").
+// Fragments (docs/design.md "Fragments"; docs/semantics.md "Fragments").
 // ---------------------------------------------------------------------------------------------
 void fragments() {
   const std::string p = mainPolicy();
@@ -99,7 +99,7 @@ void fragments() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Checks before the tracking (DESIGN.md "Direction" order; docs/semantics.md "Which side's
+// Checks before the tracking (docs/design.md "Direction" order; docs/semantics.md "Which side's
 // tracking sees a packet").
 // ---------------------------------------------------------------------------------------------
 constexpr const char* kAclOrderPolicy =
@@ -160,7 +160,7 @@ void checksBeforeTracking() {
   {
     Fx fx("acl_sender_tracking_sees_denied_packet",
           "both sides protected and tracked: the sender's tracking sees its packet as it leaves, "
-          "before the receiver's subnet ACL denies it (DESIGN.md order), so the state moves",
+          "before the receiver's subnet ACL denies it (docs/design.md order), so the state moves",
           kAclOrderPolicy);
     Tcp t("10.0.6.1", 40202, "10.0.7.1", 8080);
     fx.add("a SYN", t.c(kSyn), allowRule(kB8080, TcpState::kSynSent, kFlagNewConnection));
@@ -171,7 +171,7 @@ void checksBeforeTracking() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-interface idle timeouts (DESIGN.md "Idle timeouts"; docs/semantics.md "Timeouts").
+// Per-interface idle timeouts (docs/design.md "Idle timeouts"; docs/semantics.md "Timeouts").
 // ---------------------------------------------------------------------------------------------
 std::string timeoutPolicy(const std::string& top, const std::string& srv1,
                           const std::string& cli1) {

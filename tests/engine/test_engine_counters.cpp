@@ -2,6 +2,7 @@
 // sweep, erase, policy publication, a tiny table, and garbage input.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <random>
 #include <string>
 
@@ -113,7 +114,7 @@ TEST(EngineCounters, RuleHitsCountRuleDecisionsOnly) {
 
   const auto hits = h.engine().ruleHits();
   ASSERT_EQ(hits.size(), h.policy().ruleCount());
-  // Tracked packets do not consult security-group rules (DESIGN.md "Lookup comes first").
+  // Tracked packets do not consult security-group rules (docs/design.md "Lookup comes first").
   EXPECT_EQ(hits[ruleByLabel(h.policy(), "srv inbound tcp 80 from 0.0.0.0/0")], 3u);
   EXPECT_EQ(hits[ruleByLabel(h.policy(), "srv inbound udp 53 from 0.0.0.0/0")], 1u);
   EXPECT_EQ(hits[ruleByLabel(h.policy(), "srv inbound tcp 9999 from 0.0.0.0/0")], 0u);
@@ -136,8 +137,8 @@ TEST(EngineCounters, AclHitsNameTheDecidingEntry) {
   EXPECT_EQ(hits[aclEntryByNumber(h.policy(), rules::Direction::kInbound, 90)], 2u);
   // Nothing fell through to the inbound '*' entry.
   EXPECT_EQ(hits[h.policy().acl(0).default_entry[0]], 0u);
-  // The packets never reached srv's security group (DESIGN.md: arriving at D a packet meets D's
-  // subnet ACL, then D's groups), so its rules were not hit.
+  // The packets never reached srv's security group (docs/design.md: arriving at D a packet meets
+  // D's subnet ACL, then D's groups), so its rules were not hit.
   EXPECT_EQ(h.engine().ruleHits()[ruleByLabel(h.policy(), "srv inbound tcp 80 from 0.0.0.0/0")],
             0u);
 }
@@ -209,6 +210,23 @@ interfaces:
   const Verdict v = h.send(tcp("198.51.100.7", 1, "10.0.1.10", 8080, kSyn, 1));
   EXPECT_EQ(v.reason, Reason::kAllowRule);
   EXPECT_EQ(ruleLabel(*next, v.rule), "srv inbound tcp 8080 from 0.0.0.0/0");
+}
+
+// A replaced policy is freed once the worker has passed a quiescent point, without waiting for
+// the next publish() (statewalld's lcores never go offline, so only the periodic call frees it).
+TEST(EngineCounters, ReplacedPolicyFreedAfterTheGracePeriod) {
+  Harness h;
+  EXPECT_EQ(h.send(tcp("198.51.100.7", 1, "10.0.1.10", 80, kSyn, 1)).reason, Reason::kAllowRule);
+  std::weak_ptr<const rules::CompiledPolicy> first = h.engine().policy();
+  auto next = compileFixturePolicy(kPolicy);
+  h.engine().publish(next);
+  // The worker has not passed a quiescent point since the swap: nothing may be freed yet.
+  EXPECT_EQ(h.engine().reclaimRetiredPolicies(), 0u);
+  h.send(tcp("198.51.100.7", 2, "10.0.1.10", 80, kSyn, 1));  // ends with a quiescent point
+  EXPECT_EQ(h.engine().reclaimRetiredPolicies(), 1u);
+  EXPECT_EQ(h.engine().reclaimRetiredPolicies(), 0u);
+  // The engine's reference is gone; only the harness's copy keeps the first policy alive.
+  EXPECT_EQ(first.use_count(), 1);
 }
 
 // Early drop: a full table evicts the oldest unanswered SYN for each new one (counted), and

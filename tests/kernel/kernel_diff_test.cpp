@@ -333,7 +333,7 @@ const std::vector<Known>& knownDifferences() {
          return last.kind == Kind::kIcmpError && misdirected && !o.kernel.back() &&
                 o.sw.back().reason == dataplane::Reason::kAllowRelated;
        }},
-      {"mid-stream pickup (DESIGN.md: a loose entry; Linux picks up liberally)",
+      {"mid-stream pickup (docs/design.md: a loose entry; Linux picks up liberally)",
        "FINDINGS.md \"Known by design: mid-stream pickup\"",
        [](const std::vector<Item>& seq, const Outcome& o) {
          // The disagreeing packet's flow starts, in the minimal sequence, without its SYN.

@@ -241,7 +241,7 @@ TEST(ParserLink, ArpIsRecognisedWithItsAddresses) {
     EXPECT_EQ(r.p.src, kV4a);
     EXPECT_EQ(r.p.dst, kV4b);
     EXPECT_EQ(r.p.proto, 0);
-    // A short ARP is still ARP, not malformed: it passes per DESIGN.md.
+    // A short ARP is still ARP, not malformed: it passes per docs/design.md.
     const auto shorter = parseBytes(frame, link, frame.size() - 5);
     EXPECT_TRUE(shorter.ok);
     EXPECT_EQ(shorter.p.l3, L3::kArp);
@@ -532,7 +532,7 @@ TEST(ParserIcmpError, QuotedNonFirstFragmentHasNoTransportHeader) {
 }
 
 TEST(ParserIcmp, QueriesCarryTheirIdAndRole) {
-  // Echo 8/0, timestamp 13/14, information 15/16, address mask 17/18 (DESIGN.md).
+  // Echo 8/0, timestamp 13/14, information 15/16, address mask 17/18 (docs/design.md).
   for (uint8_t type : {0, 8, 13, 14, 15, 16, 17, 18}) {
     Bytes icmp = {type, 0, 0, 0, 0x12, 0x34, 0, 1, 1, 2, 3, 4};
     const auto r =

@@ -1,4 +1,4 @@
-// The AWS service exemptions' policy keys (DESIGN.md "Exempt traffic"): YAML `exempt` and
+// The AWS service exemptions' policy keys (docs/design.md "Exempt traffic"): YAML `exempt` and
 // `vpc_cidrs`, describe-vpcs JSON, and rules::serviceExemption() on the compiled policy.
 #include <gtest/gtest.h>
 

@@ -364,7 +364,7 @@ TEST(YamlLoader, DiagnosticsAreInFileOrder) {
 }
 
 TEST(YamlLoader, DesignDocumentExample) {
-  // The example of DESIGN.md "The YAML policy format", verbatim.
+  // The example of docs/design.md "The YAML policy format", verbatim.
   auto r = loadYamlText(R"(version: 1
 timeouts: {profile: aws, tcp_established: 3600}   # profile aws|linux; overrides per state, in seconds
 unprotected: allow                                 # traffic between two unprotected addresses: allow|deny

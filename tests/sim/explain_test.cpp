@@ -648,7 +648,7 @@ TEST(Explain, NoContrastLeavesItOut) {
   }
 }
 
-// ---- ICMP errors, neighbour discovery and exemptions (DESIGN.md "Connection tracking") ----
+// ---- ICMP errors, neighbour discovery and exemptions (docs/design.md "Connection tracking") ----
 
 dataplane::Bytes icmpErrorAbout(const char* src, const char* dst, uint8_t type, uint8_t code,
                                 const dataplane::Bytes& quoted) {

@@ -209,7 +209,7 @@ std::string reportJson(const Report& r) {
   if (r.pool_checked)
     j["mbuf_pool"] = {
         {"size", r.pool.size}, {"available", r.pool.available}, {"full", r.pool.full()}};
-  return j.dump(2) + "\n";
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace statewall::dpdk

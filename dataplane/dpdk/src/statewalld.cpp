@@ -1,5 +1,6 @@
 // statewalld: EAL init, options, policy, control server, run until a signal (or idle input),
 // final report.
+#include <malloc.h>
 #include <pthread.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -13,6 +14,7 @@
 #include <ctime>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -79,11 +81,11 @@ double monotonicSeconds() {
 rules::CompiledPolicyPtr loadPolicy(const std::vector<std::string>& paths,
                                     std::vector<rules::SourceText>* sources) {
   for (const std::string& path : paths) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (!in) break;  // loadPolicyFiles says what is wrong with it
-    sources->push_back({path, text.str()});
+    std::string error;  // loadPolicyFiles says what is wrong with the file
+    std::optional<std::string> text =
+        rules::readFileCapped(path, rules::kMaxPolicyFileBytes, &error);
+    if (!text) break;
+    sources->push_back({path, std::move(*text)});
   }
   rules::LoadResult loaded = sources->size() == paths.size() ? rules::loadPolicyTexts(*sources)
                                                              : rules::loadPolicyFiles(paths);
@@ -289,6 +291,9 @@ int run(int argc, char** argv) {
       sleepMs(10);
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
       if (server && monotonicSeconds() >= next_rates) {
+        // A replaced policy is freed once every lcore has passed a quiescent point; the lcores
+        // never stop, so publish() alone would keep it until the next load.
+        if (app->engine().reclaimRetiredPolicies() > 0) ::malloc_trim(0);
         Report now = app->report();
         rates.update(rates_previous, now);
         rates_previous = std::move(now);

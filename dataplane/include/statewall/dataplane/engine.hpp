@@ -1,6 +1,6 @@
 // The verdict engine: given a burst of frames and the current time, decide each packet's verdict
-// and reason exactly as DESIGN.md specifies. One Engine is shared by all threads; each thread that
-// processes packets owns one Engine::Worker.
+// and reason exactly as docs/design.md specifies. One Engine is shared by all threads; each thread
+// that processes packets owns one Engine::Worker.
 //
 // Thread safety: process(), sweep() and the Worker are for the owning thread only; publish(),
 // policy(), counters(), ruleHits(), forEachConnection() and eraseConnections() may be called from
@@ -161,6 +161,10 @@ class Engine {
   // Publishes a new policy with one atomic swap; packets after it use the new one. Tracked
   // connections continue; untracked flows follow the new rules at once.
   void publish(std::shared_ptr<const rules::CompiledPolicy> policy);
+  // Frees the replaced policies whose grace period has passed (publish() does it too, but only
+  // when the next policy comes); returns how many it freed. A host whose workers never stop
+  // (statewalld) calls it periodically so that a large replaced policy does not stay resident.
+  size_t reclaimRetiredPolicies();
   std::shared_ptr<const rules::CompiledPolicy> policy() const;
   uint64_t policyVersion() const;
 

@@ -1,4 +1,4 @@
-// The closed set of verdict reasons of DESIGN.md "Verdicts and reasons", generated from one table
+// The closed set of verdict reasons of docs/design.md "Verdicts and reasons", generated from one table
 // so that every counter, name and JSON code comes from the same list.
 #pragma once
 

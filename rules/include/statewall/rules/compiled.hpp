@@ -52,7 +52,7 @@ struct FlowSpec {
 struct SgVerdict {
   RuleId rule = kNoRule;  // the first matching rule in (interface group order, rule index) order
   bool untracked =
-      false;  // AWS untracked flow (DESIGN.md "Connection tracking"); only when allowed
+      false;  // AWS untracked flow (docs/design.md "Connection tracking"); only when allowed
   bool allowed() const { return rule != kNoRule; }
 };
 

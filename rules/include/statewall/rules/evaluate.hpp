@@ -1,4 +1,4 @@
-// The first-packet decision of DESIGN.md "Direction" in one place: which checks a packet from S
+// The first-packet decision of docs/design.md "Direction" in one place: which checks a packet from S
 // to D meets, in which order, and which of them denies it. Used by `statewall query`, by the
 // engine for the first packet of a connection, and by the explain tool.
 #pragma once
@@ -41,7 +41,7 @@ struct Evaluation {
   bool dst_protected = false;
   IfaceId src_iface = kNoIface;
   IfaceId dst_iface = kNoIface;
-  // In DESIGN.md order: S's SG outbound, S's subnet ACL outbound (if D is outside that subnet),
+  // In docs/design.md order: S's SG outbound, S's subnet ACL outbound (if D is outside that subnet),
   // D's subnet ACL inbound (if S is outside that subnet), D's SG inbound. Every applicable check
   // runs, also after a deny, so that outputs can show both sides.
   std::array<Check, 4> checks{};
@@ -67,7 +67,7 @@ enum class EvalMode : uint8_t {
 // Fills *out for the packet `f`. Allocation-free and exception-free; safe from any thread.
 void evaluate(const CompiledPolicy& policy, const Flow5& f, EvalMode mode, Evaluation* out);
 
-// The AWS service exemption of the packet f (DESIGN.md "Exempt traffic"), or Exemption::kNone:
+// The AWS service exemption of the packet f (docs/design.md "Exempt traffic"), or Exemption::kNone:
 // traffic between a protected interface and the instance metadata service, Amazon DNS (its
 // well-known addresses and base + 2 of each VPC CIDR) or the Time Sync Service; and DHCP (UDP
 // 68 -> 67, 67 -> 68) between a client (a protected interface, or 0.0.0.0 before it has an

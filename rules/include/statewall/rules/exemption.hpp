@@ -1,4 +1,4 @@
-// Traffic that security groups and network ACLs do not filter (DESIGN.md "Exempt traffic"): the
+// Traffic that security groups and network ACLs do not filter (docs/design.md "Exempt traffic"): the
 // closed set of exemptions a verdict `allow-exempt` names, generated from one table so that names
 // and texts cannot drift apart.
 #pragma once
@@ -54,7 +54,7 @@ constexpr std::string_view exemptionWords(Exemption e) {
   return kExemptionWords[static_cast<size_t>(e)];
 }
 
-// The well-known addresses of the VPC's own services (AWS documentation; DESIGN.md): each VPC
+// The well-known addresses of the VPC's own services (AWS documentation; docs/design.md): each VPC
 // CIDR's base + 2 is an Amazon DNS address too.
 inline constexpr uint32_t kInstanceMetadataV4 = 0xA9FEA9FE;             // 169.254.169.254
 inline constexpr uint32_t kAmazonDnsV4 = 0xA9FEA9FD;                    // 169.254.169.253

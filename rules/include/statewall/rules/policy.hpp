@@ -1,4 +1,4 @@
-// The policy model of DESIGN.md "Policy model", as loaded from YAML or AWS JSON and validated.
+// The policy model of docs/design.md "Policy model", as loaded from YAML or AWS JSON and validated.
 // Plain data; rules::compile() turns it into an immutable CompiledPolicy for the data path.
 #pragma once
 
@@ -139,7 +139,7 @@ struct PrefixList {
   SourceLoc loc;
 };
 
-// Idle-timeout classes of DESIGN.md "Idle timeouts". Order is the YAML key order.
+// Idle-timeout classes of docs/design.md "Idle timeouts". Order is the YAML key order.
 enum class TimeoutKey : uint8_t {
   kTcpSynSent,
   kTcpSynRecv,
@@ -176,7 +176,7 @@ struct Policy {
   Timeouts timeouts = Timeouts::defaults(TimeoutProfile::kAws);
   bool unprotected_allow = true;  // `unprotected: allow|deny`
   bool strict = false;            // `strict: true`: INVALID TCP packets are denied (deny-invalid)
-  // `exempt: true|false`: the AWS service exemptions (DESIGN.md "Exempt traffic"); off outside AWS.
+  // `exempt: true|false`: the AWS service exemptions (docs/design.md "Exempt traffic"); off outside AWS.
   bool exempt = true;
   // `vpc_cidrs` (YAML) and describe-vpcs (AWS): base + 2 of each is an Amazon DNS address.
   std::vector<Cidr> vpc_cidrs;

@@ -16,7 +16,7 @@
 //   packet        {proto, src, dst, sport, dport, tcp_flags, icmp_type, icmp_code, icmp_id, ip_len}
 //                 (fields that do not apply are absent; proto "arp" / "non-ip" for other frames)
 //   summary       the packet in one line, as the text output heads it
-//   verdict       "allow" | "deny";  reason: a DESIGN.md reason code
+//   verdict       "allow" | "deny";  reason: a docs/design.md reason code
 //   direction     "inbound" | "outbound" | "internal" | "unprotected" | null (not IP, malformed)
 //   connection    null, or {number, engine_id, opened_by_packet, rule, reply}: number counts
 //                 connections in order of appearance (#1, #2, ...); engine_id is the engine's id
@@ -102,7 +102,7 @@ class NearMissSearch {
   std::vector<NearMiss> acl(rules::SubnetId s, rules::Direction d, const rules::Flow5& f,
                             rules::AclEntryId decided_by) const;
 
-  // The rules that make a flow untracked on interface `iface` (AWS rule, DESIGN.md "Connection
+  // The rules that make a flow untracked on interface `iface` (AWS rule, docs/design.md "Connection
   // tracking"): `request` is the flow's packet in the direction `d` that its all-addresses rule
   // allows. Returns {the first rule of (iface, d) matching the request whose peer is 0.0.0.0/0
   // or ::/0, the first rule of the reverse direction allowing the protocol on all ports to all

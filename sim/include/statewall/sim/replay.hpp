@@ -61,7 +61,7 @@ inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 //   direction   "inbound" (to a protected interface), "outbound" (from one), "internal" (both
 //               protected) or "unprotected" (neither)
 //   reply       sent by the connection's responder
-//   verdict     "allow" or "deny"; reason: the codes of DESIGN.md
+//   verdict     "allow" or "deny"; reason: the codes of docs/design.md
 //   rule        what decided it: a security-group rule {group, direction, index, text}, an ACL
 //               entry {acl, direction, number ("*" for the default), action, text}, for deny-sg
 //               the interface {interface, direction, groups}; null when nothing did
