@@ -395,6 +395,19 @@ size_t validUtf8Prefix(std::string_view text) {
   return n;
 }
 
+std::string replaceInvalidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const size_t ok = validUtf8Prefix(text);
+    out.append(text.substr(0, ok));
+    if (ok == text.size()) break;
+    out.append("\xEF\xBF\xBD");  // U+FFFD for the byte that breaks the sequence
+    text.remove_prefix(ok + 1);
+  }
+  return out;
+}
+
 LoadResult loadPolicyTexts(const std::vector<SourceText>& docs) {
   std::vector<const SourceText*> ptrs;
   std::vector<std::string> files;

@@ -136,6 +136,27 @@ TEST(Utf8, AwsJsonIsCheckedToo) {
   EXPECT_TRUE(failsWith(r, "sg.json:2:18", "invalid UTF-8 at byte 57 (0xFF)"));
 }
 
+// A JSON syntax error inside a multi-byte character: the parser's message quotes the bytes it
+// read, cut inside the character; the diagnostic stays UTF-8 (found by fuzz_policy_aws).
+TEST(Utf8, JsonSyntaxErrorInsideACharacterGivesAUtf8Message) {
+  LoadResult r =
+      loadPolicyTexts({SourceText{"sg.json", "{\"SecurityGroups\": [{\xC3\xA9t\xC3\xA9: 1}]}"}});
+  ASSERT_FALSE(r.ok());
+  ASSERT_FALSE(r.diagnostics.empty());
+  for (const Diagnostic& d : r.diagnostics) {
+    EXPECT_EQ(validUtf8Prefix(d.message), d.message.size()) << d.str();
+  }
+  EXPECT_NE(r.diagnostics[0].message.find("invalid JSON at byte"), std::string::npos)
+      << r.diagnostics[0].str();
+}
+
+TEST(Utf8, ReplaceInvalidUtf8KeepsTextAndMarksEachBadByte) {
+  EXPECT_EQ(replaceInvalidUtf8("caf\xC3\xA9"), "caf\xC3\xA9");
+  EXPECT_EQ(replaceInvalidUtf8("a\xC3"), "a\xEF\xBF\xBD");
+  EXPECT_EQ(replaceInvalidUtf8("\xFF\xFEz"), "\xEF\xBF\xBD\xEF\xBF\xBDz");
+  EXPECT_EQ(replaceInvalidUtf8(""), "");
+}
+
 TEST(Utf8, OverlongAndOutOfRangeFormsAreInvalid) {
   EXPECT_EQ(validUtf8Prefix("ab\xC0\x80"), 2u);        // overlong NUL
   EXPECT_EQ(validUtf8Prefix("\xE0\x80\x80"), 0u);      // overlong

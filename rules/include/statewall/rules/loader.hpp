@@ -54,6 +54,10 @@ std::optional<std::string> readFileCapped(const std::string& path, size_t max_by
 // forms, no surrogates, nothing above U+10FFFF); text.size() when all of it is.
 size_t validUtf8Prefix(std::string_view text);
 
+// `text` with each byte that does not start a well-formed UTF-8 sequence replaced by U+FFFD (for
+// messages that quote input, e.g. a JSON parser's "last read" bytes cut inside a character).
+std::string replaceInvalidUtf8(std::string_view text);
+
 // The error for a text that is not UTF-8 ("NAME:LINE:COL: invalid UTF-8 at byte N (0xFF): ..."),
 // or nullopt when it is. The loaders apply it to every document.
 std::optional<Diagnostic> utf8Error(const std::string& name, std::string_view text);
