@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "loader_internal.hpp"
-#include "statewall/rules/loader.hpp"
 
 namespace statewall::rules::internal {
 namespace {
@@ -764,10 +763,8 @@ bool tryLoadAwsJson(const std::string& file, const std::string& text, Fragment& 
       if (auto colon = what.find(": ", p); colon != std::string::npos)
         what = what.substr(colon + 2);
     }
-    // The parser's "last read" bytes may end inside a character: keep the message UTF-8.
-    addError(
-        diags, SourceLoc{file, line, col, {}},
-        "invalid JSON at byte " + std::to_string(offset) + ": " + rules::replaceInvalidUtf8(what));
+    addError(diags, SourceLoc{file, line, col, {}},
+             "invalid JSON at byte " + std::to_string(offset) + ": " + what);
     return true;
   } catch (const std::exception& e) {
     addError(diags, SourceLoc{file, 0, 0, {}}, std::string("cannot read JSON: ") + e.what());

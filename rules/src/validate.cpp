@@ -13,12 +13,22 @@
 namespace statewall::rules {
 namespace internal {
 
+// Messages may quote input (a parser's "last read" bytes, an escape character) cut inside a
+// character: every diagnostic is kept UTF-8 here, where they are all made, so that every output
+// (--json included) can print it.
+namespace {
+std::string utf8Message(std::string message) {
+  if (validUtf8Prefix(message) == message.size()) return message;
+  return replaceInvalidUtf8(message);
+}
+}  // namespace
+
 void addError(Diagnostics& diags, const SourceLoc& loc, std::string message) {
-  diags.push_back(Diagnostic{Severity::kError, loc, std::move(message)});
+  diags.push_back(Diagnostic{Severity::kError, loc, utf8Message(std::move(message))});
 }
 
 void addWarning(Diagnostics& diags, const SourceLoc& loc, std::string message) {
-  diags.push_back(Diagnostic{Severity::kWarning, loc, std::move(message)});
+  diags.push_back(Diagnostic{Severity::kWarning, loc, utf8Message(std::move(message))});
 }
 
 std::optional<long long> parseInteger(std::string_view text) {

@@ -150,6 +150,15 @@ TEST(Utf8, JsonSyntaxErrorInsideACharacterGivesAUtf8Message) {
       << r.diagnostics[0].str();
 }
 
+// yaml-cpp's message quotes the first byte of an unknown escape, which may start a character.
+TEST(Utf8, YamlSyntaxErrorQuotingPartOfACharacterGivesAUtf8Message) {
+  LoadResult r = loadYamlText("version: 1\ngroups:\n  a: {description: \"x\\\xF0\x9F\x94\xA5\"}\n");
+  ASSERT_FALSE(r.ok());
+  for (const Diagnostic& d : r.diagnostics) {
+    EXPECT_EQ(validUtf8Prefix(d.message), d.message.size()) << d.str();
+  }
+}
+
 TEST(Utf8, ReplaceInvalidUtf8KeepsTextAndMarksEachBadByte) {
   EXPECT_EQ(replaceInvalidUtf8("caf\xC3\xA9"), "caf\xC3\xA9");
   EXPECT_EQ(replaceInvalidUtf8("a\xC3"), "a\xEF\xBF\xBD");
