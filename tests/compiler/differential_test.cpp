@@ -1,5 +1,6 @@
 // Randomized differential test: the compiled classifier, ACL matcher and evaluate() against a
-// straightforward scan over the Policy written from docs/design.md, on thousands of random policies.
+// straightforward scan over the Policy written from docs/design.md, on thousands of random
+// policies.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,6 +1,7 @@
-// The fixture table. Every expectation below follows docs/design.md; where docs/design.md leaves a detail to
-// the TCP tracker (which transition a segment takes), the tracker's published transition table
-// (tcpTransitions()) is the reference. Comments name the rule of docs/design.md a fixture exercises.
+// The fixture table. Every expectation below follows docs/design.md; where docs/design.md leaves a
+// detail to the TCP tracker (which transition a segment takes), the tracker's published transition
+// table (tcpTransitions()) is the reference. Comments name the rule of docs/design.md a fixture
+// exercises.
 #include "fixtures.hpp"
 
 #include <cstdio>
@@ -1255,8 +1256,8 @@ void timeouts() {
 }
 
 void tableFull() {
-  // Early drop (docs/design.md, connection tracking): a full table evicts an unreplied entry near the
-  // new key, the oldest it finds; established and replied connections are never evicted.
+  // Early drop (docs/design.md, connection tracking): a full table evicts an unreplied entry near
+  // the new key, the oldest it finds; established and replied connections are never evicted.
   {
     Fx fx("table_full_evicts_unreplied",
           "a table of 2 full of unanswered SYNs: a new connection evicts the oldest unreplied one",

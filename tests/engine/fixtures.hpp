@@ -1,7 +1,7 @@
 // The engine's packet fixture table (issue 3, "Tests"): scenarios of frames with the verdict each
-// one must get according to docs/design.md. The same table runs through the Engine here, and through
-// `statewall replay` and the DPDK appliance in their own tests, which compare their verdicts with
-// the same expectations.
+// one must get according to docs/design.md. The same table runs through the Engine here, and
+// through `statewall replay` and the DPDK appliance in their own tests, which compare their
+// verdicts with the same expectations.
 //
 // A fixture is plain data: a policy (YAML text), frames with injected-clock timestamps, policy
 // changes between frames, and per packet the expected reason and, where it matters, the TCP state

@@ -167,10 +167,10 @@ inline constexpr uint8_t kIcmpv6NeighborSolicit = 135;
 inline constexpr uint8_t kIcmpv6NeighborAdvert = 136;
 inline constexpr uint8_t kIcmpv6Redirect = 137;
 
-// ICMP/ICMPv6 queries (docs/design.md "Connection tracking"): request/reply pairs echo 8/0, timestamp
-// 13/14, information 15/16, address mask 17/18, ICMPv6 echo 128/129. Each carries an identifier
-// at bytes 4-5. Returns the request type of the pair `type` belongs to (as request or reply), or
-// -1 when `type` is not a query; *is_request says which of the two it is.
+// ICMP/ICMPv6 queries (docs/design.md "Connection tracking"): request/reply pairs echo 8/0,
+// timestamp 13/14, information 15/16, address mask 17/18, ICMPv6 echo 128/129. Each carries an
+// identifier at bytes 4-5. Returns the request type of the pair `type` belongs to (as request or
+// reply), or -1 when `type` is not a query; *is_request says which of the two it is.
 constexpr int icmpQueryRequestType(bool v6, uint8_t type, bool* is_request) {
   if (v6) {
     if (type != kIcmpv6EchoRequest && type != kIcmpv6EchoReply) return -1;

@@ -1,5 +1,5 @@
-// TCP connection tracking (docs/design.md "Connection tracking", TCP): the SYN / SYN-ACK / ACK / FIN /
-// RST state machine of one connection plus sequence-window tracking after van Rooij ("Real
+// TCP connection tracking (docs/design.md "Connection tracking", TCP): the SYN / SYN-ACK / ACK /
+// FIN / RST state machine of one connection plus sequence-window tracking after van Rooij ("Real
 // stateful TCP packet filtering in IP Filter"), the idea behind Linux conntrack's tcp_in_window()
 // and pf's pf_tcp_track_full(). Written from scratch for statewall; the transition table below is
 // our own and is exposed as data (tcpTransitions()) so reports can print and draw it.

@@ -1,5 +1,5 @@
-// The closed set of verdict reasons of docs/design.md "Verdicts and reasons", generated from one table
-// so that every counter, name and JSON code comes from the same list.
+// The closed set of verdict reasons of docs/design.md "Verdicts and reasons", generated from one
+// table so that every counter, name and JSON code comes from the same list.
 #pragma once
 
 #include <array>

@@ -1,5 +1,5 @@
-// The first-packet decision of docs/design.md "Direction" in one place: which checks a packet from S
-// to D meets, in which order, and which of them denies it. Used by `statewall query`, by the
+// The first-packet decision of docs/design.md "Direction" in one place: which checks a packet from
+// S to D meets, in which order, and which of them denies it. Used by `statewall query`, by the
 // engine for the first packet of a connection, and by the explain tool.
 #pragma once
 
@@ -41,9 +41,9 @@ struct Evaluation {
   bool dst_protected = false;
   IfaceId src_iface = kNoIface;
   IfaceId dst_iface = kNoIface;
-  // In docs/design.md order: S's SG outbound, S's subnet ACL outbound (if D is outside that subnet),
-  // D's subnet ACL inbound (if S is outside that subnet), D's SG inbound. Every applicable check
-  // runs, also after a deny, so that outputs can show both sides.
+  // In docs/design.md order: S's SG outbound, S's subnet ACL outbound (if D is outside that
+  // subnet), D's subnet ACL inbound (if S is outside that subnet), D's SG inbound. Every applicable
+  // check runs, also after a deny, so that outputs can show both sides.
   std::array<Check, 4> checks{};
   uint8_t n_checks = 0;
   int first_deny = -1;  // index into checks of the first check that denied; -1 if none did

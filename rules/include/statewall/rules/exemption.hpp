@@ -1,6 +1,6 @@
-// Traffic that security groups and network ACLs do not filter (docs/design.md "Exempt traffic"): the
-// closed set of exemptions a verdict `allow-exempt` names, generated from one table so that names
-// and texts cannot drift apart.
+// Traffic that security groups and network ACLs do not filter (docs/design.md "Exempt traffic"):
+// the closed set of exemptions a verdict `allow-exempt` names, generated from one table so that
+// names and texts cannot drift apart.
 #pragma once
 
 #include <array>

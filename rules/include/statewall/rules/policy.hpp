@@ -176,7 +176,8 @@ struct Policy {
   Timeouts timeouts = Timeouts::defaults(TimeoutProfile::kAws);
   bool unprotected_allow = true;  // `unprotected: allow|deny`
   bool strict = false;            // `strict: true`: INVALID TCP packets are denied (deny-invalid)
-  // `exempt: true|false`: the AWS service exemptions (docs/design.md "Exempt traffic"); off outside AWS.
+  // `exempt: true|false`: the AWS service exemptions (docs/design.md "Exempt traffic"); off outside
+  // AWS.
   bool exempt = true;
   // `vpc_cidrs` (YAML) and describe-vpcs (AWS): base + 2 of each is an Amazon DNS address.
   std::vector<Cidr> vpc_cidrs;

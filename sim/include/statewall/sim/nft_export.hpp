@@ -2,8 +2,8 @@
 // between the protected interfaces and their peers (`statewall export --nft`, and the
 // differential test against the kernel in tests/kernel).
 //
-// The ruleset has one table (inet family) whose forward chain mirrors docs/design.md "Direction" and
-// "Connection tracking" with the kernel's conntrack:
+// The ruleset has one table (inet family) whose forward chain mirrors docs/design.md "Direction"
+// and "Connection tracking" with the kernel's conntrack:
 //   ct state established accept              lookup first: tracked packets need no rule
 //   ct state related ip saddr { protected } accept   related ICMP errors that reach or leave a
 //   ct state related ip daddr { protected } accept   protected interface (one whose tracking
