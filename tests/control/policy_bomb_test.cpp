@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/alias_bomb.hpp"
 #include "control_test_util.hpp"
 #include "statewall/control/server.hpp"
 #include "statewall/rules/loader.hpp"
@@ -18,21 +19,6 @@ using testing::httpRequest;
 using testing::parseResponse;
 using testing::RawConn;
 using testing::TempDir;
-
-// Nested anchors: 400 CIDRs, aliased by each of 100 rules, aliased by each of 100 groups
-// (4,000,000 peers) from about 11 KB of YAML.
-std::string aliasBomb() {
-  std::string t = "version: 1\nprefix_lists:\n  p: &p [";
-  for (int i = 0; i < 400; ++i)
-    t += (i ? ", " : "") + std::to_string(10 + i / 250) + "." + std::to_string(i % 250) + ".0.0/16";
-  t += "]\ngroups:\n  base:\n    inbound: &r [";
-  for (int i = 0; i < 100; ++i)
-    t += std::string(i ? ", " : "") + "{proto: tcp, ports: 443, from: *p}";
-  t += "]\n";
-  for (int i = 0; i < 100; ++i)
-    t += "  g" + std::to_string(i) + ": {inbound: *r}\n";
-  return t;
-}
 
 class PolicyBombTest : public ::testing::Test {
  protected:
@@ -61,7 +47,7 @@ class PolicyBombTest : public ::testing::Test {
 TEST_F(PolicyBombTest, AliasBombIsRefusedWith400AndThePolicyStays) {
   const auto before = h_.engine().policy();
   const auto version = h_.engine().policyVersion();
-  const std::string bomb = aliasBomb();
+  const std::string bomb = statewall::testing::yamlAliasBomb();
   ASSERT_LT(bomb.size(), 16u * 1024);
 
   auto r = request(httpRequest("PUT", "/v1/policy?name=bomb.yaml", bomb));

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include "common/text_diff.hpp"
 
+#include "common/alias_bomb.hpp"
 #include "common/run_command.hpp"
 #include "sim_test_util.hpp"
 
@@ -305,15 +306,7 @@ TEST(Cli, EndlessFilesAreRefusedWithTheLimit) {
 
 TEST(Cli, AliasBombFailsFastNamingTheLimit) {
   TempDir dir;
-  std::string t = "version: 1\nprefix_lists:\n  p: &p [";
-  for (int i = 0; i < 400; ++i)
-    t += (i ? ", " : "") + std::to_string(10 + i / 250) + "." + std::to_string(i % 250) + ".0.0/16";
-  t += "]\ngroups:\n  base:\n    inbound: &r [";
-  for (int i = 0; i < 100; ++i)
-    t += std::string(i ? ", " : "") + "{proto: tcp, ports: 443, from: *p}";
-  t += "]\n";
-  for (int i = 0; i < 100; ++i)
-    t += "  g" + std::to_string(i) + ": {inbound: *r}\n";
+  const std::string t = statewall::testing::yamlAliasBomb();
   testing::writeText(dir.file("bomb.yaml"), t);
   CliRun c = statewall("check '" + dir.file("bomb.yaml") + "'", dir);
   EXPECT_EQ(c.rc, 1) << c.err;
