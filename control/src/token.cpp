@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "statewall/control/files.hpp"
 #include "statewall/control/server.hpp"
+#include "statewall/rules/files.hpp"
 
 namespace statewall::control {
 namespace {
@@ -21,10 +21,11 @@ std::string trim(std::string s) {
 }  // namespace
 
 Status readTokenFile(const std::string& path, std::string* token, std::string* warning) {
-  std::string text;
-  Status s = readFileCapped(path, kMaxTokenFileBytes, "the most a token file may hold", &text);
-  if (!s.ok()) return Status::failure("token file " + s.message());
-  std::string t = trim(std::move(text));
+  std::string error;
+  auto text =
+      rules::readFileCapped(path, kMaxTokenFileBytes, &error, "the most a token file may hold");
+  if (!text) return Status::failure(fmt::format("token file {}: {}", path, error));
+  std::string t = trim(std::move(*text));
   if (t.size() < kMinTokenLength)
     return Status::failure(
         fmt::format("{}: the token must be at least {} bytes long", path, kMinTokenLength));

@@ -310,39 +310,6 @@ LoadResult loadDocuments(const std::vector<const SourceText*>& docs,
 
 }  // namespace
 
-std::optional<std::string> readFileCapped(const std::string& path, size_t max_bytes,
-                                          std::string* error) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    *error = "cannot read file: it is a directory";
-    return std::nullopt;
-  }
-  errno = 0;
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) {
-    *error = std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO);
-    return std::nullopt;
-  }
-  std::string text;
-  char buf[65536];
-  while (text.size() <= max_bytes) {
-    const size_t want = std::min(sizeof buf, max_bytes + 1 - text.size());
-    const size_t n = std::fread(buf, 1, want, f.get());
-    text.append(buf, n);
-    if (n < want) break;
-  }
-  if (std::ferror(f.get())) {
-    *error = std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO);
-    return std::nullopt;
-  }
-  if (text.size() > max_bytes) {
-    *error = "the file is larger than the limit of " + std::to_string(max_bytes) + " bytes (" +
-             std::to_string(max_bytes >> 20) + " MiB): expected a smaller file";
-    return std::nullopt;
-  }
-  return text;
-}
-
 std::optional<Diagnostic> utf8Error(const std::string& name, std::string_view text) {
   const size_t bad = validUtf8Prefix(text);
   if (bad == text.size()) return std::nullopt;

@@ -17,10 +17,10 @@
 #include "commands.hpp"
 #include "statewall/control/api.hpp"
 #include "statewall/control/client.hpp"
-#include "statewall/control/files.hpp"
 #include "statewall/control/http.hpp"
 #include "statewall/control/server.hpp"
 #include "statewall/dataplane/verdict.hpp"
+#include "statewall/rules/files.hpp"
 #include "statewall/rules/policy.hpp"
 
 namespace statewall::cli {
@@ -60,10 +60,15 @@ constexpr size_t kMaxPolicyBytes = control::HttpLimits{}.max_body_bytes;
 
 // Reads a policy file; prints why it cannot (missing, too large, endless) and returns false.
 bool readPolicyFile(const std::string& path, std::string* out) {
-  control::Status s = control::readFileCapped(path, kMaxPolicyBytes,
-                                              "the most the control API takes in one request", out);
-  if (!s.ok()) fmt::print(stderr, "statewall ctl: {}\n", s.message());
-  return s.ok();
+  std::string error;
+  auto text = rules::readFileCapped(path, kMaxPolicyBytes, &error,
+                                    "the most the control API takes in one request");
+  if (!text) {
+    fmt::print(stderr, "statewall ctl: {}: {}\n", path, error);
+    return false;
+  }
+  *out = std::move(*text);
+  return true;
 }
 
 // Sends one request; prints transport errors. Returns false when no response came back.
@@ -182,7 +187,7 @@ int policyPut(const CtlOptions& o, bool publish) {
         fmt::print(stderr,
                    "statewall ctl: the policy files are together larger than {}, the most the "
                    "control API takes in one request\n",
-                   control::sizeText(kMaxPolicyBytes));
+                   rules::sizeText(kMaxPolicyBytes));
         return 2;
       }
       docs.push_back({{"name", f}, {"text", std::move(text)}});

@@ -207,14 +207,18 @@ TEST_F(CtlTest, EndlessFilesRemoteUrlsAndOpenTokenFiles) {
        std::vector<std::string>{"policy load /dev/zero", "policy check " + a_ + " /dev/zero"}) {
     CtlRun r = ctl(args);
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.err;
-    EXPECT_NE(r.err.find("/dev/zero: larger than 16 MiB"), std::string::npos)
+    EXPECT_NE(r.err.find("/dev/zero: the file is larger than the limit of 16777216 bytes (16 MiB)"),
+              std::string::npos)
         << args << ": " << r.err;
     EXPECT_EQ(r.err.find("bad_alloc"), std::string::npos) << r.err;
   }
   const std::string url = "http://127.0.0.1:" + std::to_string(server_->tcpPort());
   CtlRun token = ctl("--url " + url + " --token-file /dev/zero stats", false);
   EXPECT_EQ(token.exit_code, 2) << token.err;
-  EXPECT_NE(token.err.find("/dev/zero: larger than 4096 bytes"), std::string::npos) << token.err;
+  EXPECT_NE(token.err.find("/dev/zero: the file is larger than the limit of 4096 bytes: the most a "
+                           "token file may hold"),
+            std::string::npos)
+      << token.err;
 
   const std::string tok = dir_.file("token");
   ASSERT_EQ(::chmod(tok.c_str(), 0600), 0);

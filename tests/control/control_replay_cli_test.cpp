@@ -255,7 +255,9 @@ TEST_F(ReplayCliTest, TokenFileWarningAndSizeCap) {
   EXPECT_NE(open.err.find("readable by other users"), std::string::npos) << open.err;
   CommandResult endless = serve("/dev/zero");
   EXPECT_EQ(endless.exit_code, 2) << endless.err;
-  EXPECT_NE(endless.err.find("/dev/zero: larger than 4096 bytes"), std::string::npos)
+  EXPECT_NE(endless.err.find("/dev/zero: the file is larger than the limit of 4096 bytes: the most "
+                             "a token file may hold"),
+            std::string::npos)
       << endless.err;
 }
 

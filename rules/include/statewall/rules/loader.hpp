@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "statewall/rules/diagnostic.hpp"
+#include "statewall/rules/files.hpp"
 #include "statewall/rules/policy.hpp"
 
 namespace statewall::rules {
@@ -43,12 +44,6 @@ inline constexpr size_t kMaxPolicyInterfaces = 65'534;  // the same for interfac
 inline constexpr size_t kMaxPolicySubnets = 65'534;     // network ACLs and prefix lists
 inline constexpr size_t kMaxPolicyAcls = 65'534;
 inline constexpr size_t kMaxPolicyPrefixLists = 65'535;
-
-// Reads a whole file of at most `max_bytes` bytes (a device such as /dev/zero too: it stops
-// after max_bytes + 1). nullopt with *error set ("cannot read file: ...", "the file is larger
-// than the limit of N bytes (32 MiB)") when it cannot. Any thread.
-std::optional<std::string> readFileCapped(const std::string& path, size_t max_bytes,
-                                          std::string* error);
 
 // The length of the longest prefix of `text` that is well-formed UTF-8 (RFC 3629: no overlong
 // forms, no surrogates, nothing above U+10FFFF); text.size() when all of it is.

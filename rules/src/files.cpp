@@ -1,0 +1,52 @@
+#include "statewall/rules/files.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+namespace statewall::rules {
+
+std::string sizeText(size_t bytes) {
+  constexpr size_t kMiB = 1024 * 1024;
+  if (bytes >= kMiB && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+std::optional<std::string> readFileCapped(const std::string& path, size_t max_bytes,
+                                          std::string* error, std::string_view why) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    *error = "cannot read file: it is a directory";
+    return std::nullopt;
+  }
+  errno = 0;
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) {
+    *error = std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO);
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[65536];
+  while (text.size() <= max_bytes) {
+    const size_t want = std::min(sizeof buf, max_bytes + 1 - text.size());
+    const size_t n = std::fread(buf, 1, want, f.get());
+    text.append(buf, n);
+    if (n < want) break;
+  }
+  if (std::ferror(f.get())) {
+    *error = std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO);
+    return std::nullopt;
+  }
+  if (text.size() > max_bytes) {
+    std::string limit = std::to_string(max_bytes) + " bytes";
+    if (sizeText(max_bytes) != limit) limit += " (" + sizeText(max_bytes) + ")";
+    *error = "the file is larger than the limit of " + limit + ": " +
+             (why.empty() ? std::string("expected a smaller file") : std::string(why));
+    return std::nullopt;
+  }
+  return text;
+}
+
+}  // namespace statewall::rules
