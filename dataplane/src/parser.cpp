@@ -39,11 +39,6 @@ inline bool seqAfter(uint32_t a, uint32_t b) {
   return false;
 }
 
-inline bool isIpv4IcmpError(uint8_t type) {
-  return type == kIcmpDestUnreachable || type == kIcmpSourceQuench || type == kIcmpRedirect ||
-         type == kIcmpTimeExceeded || type == kIcmpParamProblem;
-}
-
 // Walks the type-length-value options of an IPv4 header or an IPv6 hop-by-hop/destination options
 // header. `single_byte` is the kind that has no length byte besides end-of-list (IPv4: EOL 0 and
 // NOP 1; IPv6: Pad1 0). Returns false when an option runs past `len`.
@@ -287,7 +282,7 @@ inline bool parseIcmp(const uint8_t* p, uint32_t len, bool first_frag, ParsedPac
     out->icmp_id = be16(p + 4);
     out->icmp_is_query_request = request;
     out->icmp_is_query_reply = !request;
-  } else if (isIpv4IcmpError(type)) {
+  } else if (icmpIsError(false, type)) {
     out->icmp_is_error = true;
     return parseQuotedV4(p + 8, len - 8, out);
   }
@@ -308,7 +303,7 @@ inline bool parseIcmpv6(const uint8_t* p, uint32_t len, bool first_frag,
     out->icmp_id = be16(p + 4);
     out->icmp_is_query_request = type == kIcmpv6EchoRequest;
     out->icmp_is_query_reply = type == kIcmpv6EchoReply;
-  } else if (type >= kIcmpv6DestUnreachable && type <= kIcmpv6ParamProblem) {
+  } else if (icmpIsError(true, type)) {
     out->icmp_is_error = true;
     return parseQuotedV6(p + 8, len - 8, out);
   } else if (type >= kIcmpv6RouterSolicit && type <= kIcmpv6Redirect) {

@@ -18,6 +18,7 @@
 #include "commands.hpp"
 #include "json_text.hpp"
 #include "policy_input.hpp"
+#include "statewall/dataplane/packet.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/loader.hpp"
@@ -319,6 +320,78 @@ ReplyAnalysis analyseReply(const CompiledPolicy& cp, const Evaluation& first, co
 
 // ---- output ----
 
+// Whether the replies of an allowed first packet pass, in one word for the headline and the JSON
+// ("pass", "dropped", "none expected", "no connection").
+std::string repliesWord(const Evaluation& ev, const std::optional<Flow5>& reply,
+                        const std::optional<ReplyAnalysis>& ra) {
+  if (!ev.allowed) return "no connection";
+  if (!reply) return "none expected";
+  if (ra && !ra->allowed) return "dropped";
+  return "pass";
+}
+
+// Who drops the replies, for the headline: "network ACL public-acl (inbound)" or "web-1's
+// outbound rules (untracked)".
+std::string replyDropper(const CompiledPolicy& cp, const ReplyAnalysis& ra) {
+  for (int i = 0; i < ra.acl.n_checks; ++i) {
+    const rules::Check& c = ra.acl.checks[static_cast<size_t>(i)];
+    if (c.allowed) continue;
+    const rules::AclEntryInfo& e = cp.aclEntry(c.acl.entry);
+    return fmt::format("network ACL {} ({})", e.acl_name, rules::directionName(e.dir));
+  }
+  for (const ReplySide& s : ra.sides)
+    if (s.untracked && !s.sg.allowed())
+      return fmt::format("{}'s {} rules (the flow is untracked)", cp.iface(s.iface).name,
+                         s.is_source ? "inbound" : "outbound");
+  return "the rules";
+}
+
+// What a person must know about an ICMP error before reading how the rules judge it: an error
+// about a tracked connection passes as related without a rule (docs/design.md "Connection
+// tracking"), so the rules decide only errors about nothing tracked; and denying the errors that
+// path-MTU discovery needs makes large transfers hang.
+struct IcmpErrorNote {
+  std::string what;  // "icmp destination unreachable, fragmentation needed"
+  bool path_mtu = false;
+  std::string related;  // the note on relatedness
+  std::string warning;  // empty unless a path-MTU error is denied
+};
+
+std::optional<IcmpErrorNote> icmpErrorNote(const Flow5& f, const Evaluation& ev) {
+  const bool v6 = f.proto == rules::kProtoIcmpV6;
+  if ((f.proto != rules::kProtoIcmp && !v6) || !dataplane::icmpIsError(v6, f.icmp_type))
+    return std::nullopt;
+  IcmpErrorNote n;
+  const std::string name = sim::icmpName(v6, f.icmp_type, f.icmp_code);
+  n.what =
+      fmt::format("{} {}", v6 ? "icmpv6" : "icmp",
+                  name.empty() ? fmt::format("type {} code {}", f.icmp_type, f.icmp_code) : name);
+  n.path_mtu = sim::icmpIsPathMtuError(v6, f.icmp_type, f.icmp_code);
+  n.related = fmt::format(
+      "{} is an ICMP error. One about a connection that is tracked, sent back to the host that "
+      "sent the packet it quotes, passes as related (allow-related) without a security-group "
+      "rule; network ACLs judge it either way. Below is how an error about no tracked connection "
+      "(an untracked flow's, or a stray one) is judged.",
+      n.what);
+  if (n.path_mtu && !ev.allowed) {
+    const bool by_acl =
+        ev.first_deny >= 0 && ev.checks[static_cast<size_t>(ev.first_deny)].kind == CheckKind::kAcl;
+    n.warning =
+        by_acl ? fmt::format(
+                     "the network ACL drops this error even when it is related: path-MTU "
+                     "discovery fails for every connection of {} that needs it (large transfers "
+                     "hang while small packets pass). AWS documents network ACL rules for these "
+                     "messages in both directions.",
+                     f.dst.str())
+               : fmt::format(
+                     "denied when it is about no tracked connection: path-MTU discovery fails "
+                     "for {}'s untracked flows (large transfers hang while small packets pass); "
+                     "its tracked connections get it as related.",
+                     f.dst.str());
+  }
+  return n;
+}
+
 int runQuery(const QueryArgs& a) {
   std::string text;
   for (const auto& w : a.flow_words)
@@ -362,6 +435,8 @@ int runQuery(const QueryArgs& a) {
   const std::optional<Flow5> reply = replyOf(*flow);
   std::optional<ReplyAnalysis> ra;
   if (ev.allowed && reply && !ev.unprotected) ra = analyseReply(cp, ev, *reply);
+  const std::string replies = repliesWord(ev, reply, ra);
+  const std::optional<IcmpErrorNote> icmp_note = icmpErrorNote(*flow, ev);
 
   auto checksOfSide = [&](bool source) {
     std::vector<int> idx;
@@ -376,6 +451,14 @@ int runQuery(const QueryArgs& a) {
     out["flow"] = flowJson(*flow);
     out["verdict"] = ev.allowed ? "allow" : "deny";
     out["reason"] = reason;
+    out["replies"] = replies;
+    if (icmp_note) {
+      out["icmp_error"] = {{"error", true},
+                           {"name", icmp_note->what.substr(icmp_note->what.find(' ') + 1)},
+                           {"path_mtu", icmp_note->path_mtu},
+                           {"note", icmp_note->related}};
+      if (!icmp_note->warning.empty()) out["icmp_error"]["warning"] = icmp_note->warning;
+    }
     out["sides"] = nlohmann::ordered_json::array();
     for (bool source : {true, false}) {
       const IpAddr& addr = source ? flow->src : flow->dst;
@@ -412,7 +495,9 @@ int runQuery(const QueryArgs& a) {
       out["sides"].push_back(s);
     }
     nlohmann::ordered_json rj;
-    if (!ev.allowed) {
+    if (icmp_note) {
+      rj = {{"expected", false}, {"note", "an ICMP error has no reply"}};
+    } else if (!ev.allowed) {
       rj = {{"expected", false}, {"note", "the first packet is denied: no connection"}};
     } else if (!reply) {
       rj = {{"expected", false}, {"note", "this ICMP type has no reply"}};
@@ -454,7 +539,18 @@ int runQuery(const QueryArgs& a) {
   }
 
   std::printf("%s\n", flowStr(*flow).c_str());
-  std::printf("verdict: %s (%s)\n", ev.allowed ? "allow" : "deny", reason.c_str());
+  if (replies == "dropped") {
+    std::printf(
+        "verdict: allow (%s), but the replies are dropped by %s: the connection cannot "
+        "complete\n",
+        reason.c_str(), replyDropper(cp, *ra).c_str());
+  } else {
+    std::printf("verdict: %s (%s)\n", ev.allowed ? "allow" : "deny", reason.c_str());
+  }
+  if (icmp_note) {
+    std::printf("  %s\n", icmp_note->related.c_str());
+    if (!icmp_note->warning.empty()) std::printf("  warning: %s\n", icmp_note->warning.c_str());
+  }
   if (ev.unprotected) {
     std::printf(
         "  neither %s nor %s is a protected interface address; the policy's 'unprotected: %s' "
@@ -499,7 +595,9 @@ int runQuery(const QueryArgs& a) {
   }
 
   std::printf("\n");
-  if (!ev.allowed) {
+  if (icmp_note) {
+    std::printf("reply: none (an ICMP error has no reply)\n");
+  } else if (!ev.allowed) {
     std::printf("reply: none (the first packet is denied, no connection opens)\n");
   } else if (!reply) {
     std::printf("reply: none expected (icmp type %u has no reply)\n", flow->icmp_type);

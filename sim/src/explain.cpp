@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "statewall/dataplane/tcp_tracker.hpp"
+#include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/stateless.hpp"
 
 namespace statewall::sim {
@@ -79,58 +80,6 @@ std::string matchWords(const rules::Match& m) {
     return fmt::format("{} type {} code {}", p, m.icmp_type, m.icmp_code);
   }
   return fmt::format("protocol {}", p);
-}
-
-std::string icmpName(bool v6, uint8_t type, uint8_t code) {
-  if (!v6) {
-    switch (type) {
-      case 0:
-        return "echo reply";
-      case 3: {
-        static constexpr std::array<const char*, 5> kCodes = {
-            "network unreachable", "host unreachable", "protocol unreachable", "port unreachable",
-            "fragmentation needed"};
-        return code < kCodes.size() ? fmt::format("destination unreachable, {}", kCodes[code])
-                                    : "destination unreachable";
-      }
-      case 4:
-        return "source quench";
-      case 5:
-        return "redirect";
-      case 8:
-        return "echo request";
-      case 11:
-        return "time exceeded";
-      case 12:
-        return "parameter problem";
-      default:
-        return "";
-    }
-  }
-  switch (type) {
-    case 1:
-      return code == 4 ? "destination unreachable, port unreachable" : "destination unreachable";
-    case 2:
-      return "packet too big";
-    case 3:
-      return "time exceeded";
-    case 4:
-      return "parameter problem";
-    case 128:
-      return "echo request";
-    case 129:
-      return "echo reply";
-    case 133:
-      return "router solicitation";
-    case 134:
-      return "router advertisement";
-    case 135:
-      return "neighbour solicitation";
-    case 136:
-      return "neighbour advertisement";
-    default:
-      return "";
-  }
 }
 
 // What a packet is, in words, for one side's rules: "tcp port 8000", "icmp type 0 code 0".

@@ -1,6 +1,7 @@
 #include "statewall/sim/flow_text.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 #include <fmt/format.h>
@@ -110,6 +111,90 @@ std::optional<FlowWords> splitFlow(std::string_view text, std::string* err) {
   w.dst = std::move(tok[3]);
   w.rest.assign(std::make_move_iterator(tok.begin() + 4), std::make_move_iterator(tok.end()));
   return w;
+}
+
+std::string icmpName(bool v6, uint8_t type, uint8_t code) {
+  if (!v6) {
+    switch (type) {
+      case 0:
+        return "echo reply";
+      case 3: {
+        static constexpr std::array<const char*, 6> kCodes = {
+            "network unreachable", "host unreachable",     "protocol unreachable",
+            "port unreachable",    "fragmentation needed", "source route failed"};
+        if (code < kCodes.size()) return fmt::format("destination unreachable, {}", kCodes[code]);
+        if (code == 13) return "destination unreachable, administratively prohibited";
+        return "destination unreachable";
+      }
+      case 4:
+        return "source quench";
+      case 5:
+        return "redirect";
+      case 8:
+        return "echo request";
+      case 9:
+        return "router advertisement";
+      case 10:
+        return "router solicitation";
+      case 11:
+        return code == 1 ? "time exceeded, fragment reassembly" : "time exceeded";
+      case 12:
+        return "parameter problem";
+      case 13:
+        return "timestamp request";
+      case 14:
+        return "timestamp reply";
+      case 15:
+        return "information request";
+      case 16:
+        return "information reply";
+      case 17:
+        return "address mask request";
+      case 18:
+        return "address mask reply";
+      default:
+        return "";
+    }
+  }
+  switch (type) {
+    case 1:
+      switch (code) {
+        case 1:
+          return "destination unreachable, administratively prohibited";
+        case 3:
+          return "destination unreachable, address unreachable";
+        case 4:
+          return "destination unreachable, port unreachable";
+        default:
+          return "destination unreachable";
+      }
+    case 2:
+      return "packet too big";
+    case 3:
+      return "time exceeded";
+    case 4:
+      return "parameter problem";
+    case 128:
+      return "echo request";
+    case 129:
+      return "echo reply";
+    case 133:
+      return "router solicitation";
+    case 134:
+      return "router advertisement";
+    case 135:
+      return "neighbour solicitation";
+    case 136:
+      return "neighbour advertisement";
+    case 137:
+      return "redirect";
+    default:
+      return "";
+  }
+}
+
+bool icmpIsPathMtuError(bool v6, uint8_t type, uint8_t code) {
+  return v6 ? type == 2 : type == 3 && code == 4;
 }
 
 }  // namespace statewall::sim

@@ -140,6 +140,67 @@ TEST_F(Cli, QueryReplyDroppedByStatelessAcl) {
   EXPECT_EQ(out["reply"]["verdict"], "deny");
 }
 
+// The headline must not say a plain "allow" when the connection cannot complete: the first packet
+// passes, but the stateless ACL drops every reply (issue 20: the headline alone misled).
+TEST_F(Cli, QueryHeadlineSaysWhenRepliesAreDropped) {
+  Result r = run({"query", "-p", yaml(), "tcp 10.0.1.10:800 -> 93.184.216.34:443"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("verdict: allow (allow-rule), but the replies are dropped by network ACL "
+                       "public-acl (inbound): the connection cannot complete\n"),
+            std::string::npos)
+      << r.out;
+  const auto j = nlohmann::json::parse(run({"query", "-p", yaml(), "--json",
+                                            "tcp 10.0.1.10:800 -> "
+                                            "93.184.216.34:443"})
+                                           .out);
+  EXPECT_EQ(j["replies"], "dropped");
+  // Replies that pass, no reply at all, and no connection keep the plain headline.
+  Result ok = run({"query", "-p", yaml(), "tcp 10.0.1.10:40000 -> 93.184.216.34:443"});
+  EXPECT_NE(ok.out.find("verdict: allow (allow-rule)\n"), std::string::npos) << ok.out;
+  EXPECT_EQ(nlohmann::json::parse(
+                run({"query", "-p", yaml(), "--json", "tcp 10.0.1.10:40000 -> 93.184.216.34:443"})
+                    .out)["replies"],
+            "pass");
+  EXPECT_EQ(nlohmann::json::parse(
+                run({"query", "-p", yaml(), "--json", "tcp 192.0.2.5:40000 -> 10.0.1.10:443"})
+                    .out)["replies"],
+            "no connection");
+}
+
+// An ICMP error is judged by the rules only when it is about no tracked connection; query must say
+// so, and warn that denying "fragmentation needed" / "packet too big" breaks path-MTU discovery
+// (issue 20: it said only "deny (deny-sg)").
+TEST_F(Cli, QueryIcmpErrorSaysWhenItIsRelated) {
+  Result r = run({"query", "-p", yaml(), "icmp 93.184.216.34 -> 10.0.1.10 type=3,code=4"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.out.find("icmp destination unreachable, fragmentation needed is an ICMP error"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("passes as related (allow-related) without a security-group rule"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("path-MTU discovery"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(
+      run({"query", "-p", yaml(), "--json", "icmp 93.184.216.34 -> 10.0.1.10 type=3,code=4"}).out);
+  EXPECT_TRUE(j["icmp_error"]["error"].get<bool>());
+  EXPECT_TRUE(j["icmp_error"]["path_mtu"].get<bool>());
+  EXPECT_EQ(j["icmp_error"]["name"], "destination unreachable, fragmentation needed");
+  // ICMPv6 packet too big, and an error the public ACL drops even when related.
+  Result v6 = run({"query", "-p", yaml(), "icmpv6 2001:db8:ff::1 -> 2001:db8:1::10 type=2"});
+  EXPECT_NE(v6.out.find("icmpv6 packet too big is an ICMP error"), std::string::npos) << v6.out;
+  EXPECT_NE(v6.out.find("path-MTU discovery"), std::string::npos) << v6.out;
+  // Dropped by the ACL (rule 90 blocks 192.0.2.0/24): related or not, the error never arrives.
+  Result acl = run({"query", "-p", yaml(), "icmp 192.0.2.5 -> 10.0.1.10 type=3,code=4"});
+  EXPECT_NE(acl.out.find("verdict: deny (deny-acl)"), std::string::npos) << acl.out;
+  EXPECT_NE(acl.out.find("the network ACL drops this error even when it is related"),
+            std::string::npos)
+      << acl.out;
+  EXPECT_NE(acl.out.find("reply: none (an ICMP error has no reply)"), std::string::npos) << acl.out;
+  // An echo request is no error: no such note.
+  Result ping = run({"query", "-p", yaml(), "icmp 198.51.100.7 -> 10.0.1.10 type=8,code=0"});
+  EXPECT_EQ(ping.out.find("is an ICMP error"), std::string::npos) << ping.out;
+}
+
 TEST_F(Cli, QueryJson) {
   Result r = run({"query", "-p", yaml(), "--json", "tcp 198.51.100.7:50000 -> 10.0.1.10:443"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -167,6 +167,14 @@ inline constexpr uint8_t kIcmpv6NeighborSolicit = 135;
 inline constexpr uint8_t kIcmpv6NeighborAdvert = 136;
 inline constexpr uint8_t kIcmpv6Redirect = 137;
 
+// ICMP/ICMPv6 error messages, which quote the packet they are about (v4 destination unreachable,
+// source quench, redirect, time exceeded, parameter problem; v6 types 1 to 4).
+constexpr bool icmpIsError(bool v6, uint8_t type) {
+  if (v6) return type >= kIcmpv6DestUnreachable && type <= kIcmpv6ParamProblem;
+  return type == kIcmpDestUnreachable || type == kIcmpSourceQuench || type == kIcmpRedirect ||
+         type == kIcmpTimeExceeded || type == kIcmpParamProblem;
+}
+
 // ICMP/ICMPv6 queries (docs/design.md "Connection tracking"): request/reply pairs echo 8/0,
 // timestamp 13/14, information 15/16, address mask 17/18, ICMPv6 echo 128/129. Each carries an
 // identifier at bytes 4-5. Returns the request type of the pair `type` belongs to (as request or
