@@ -23,23 +23,6 @@ X fragDenied(bool later = true) {
                         static_cast<uint16_t>(later ? kFlagFragment : 0),
                         "fragment"});
 }
-// An echo request or reply as an ICMP error quotes it (no link header), with `len` bytes of data.
-Bytes echoIp(std::string_view src, std::string_view dst, uint16_t id, bool reply, size_t len = 32,
-             uint16_t seq = 1) {
-  return buildIcmpEcho({.src = ipAddr(src),
-                        .dst = ipAddr(dst),
-                        .id = id,
-                        .seq = seq,
-                        .reply = reply,
-                        .payload_len = len},
-                       rawIp());
-}
-Bytes udpIp(std::string_view src, uint16_t sport, std::string_view dst, uint16_t dport,
-            size_t len = 32) {
-  return buildUdp(
-      {.src = ipAddr(src), .dst = ipAddr(dst), .sport = sport, .dport = dport, .payload_len = len},
-      rawIp());
-}
 // An ICMPv6 redirect (RFC 4861 4.5) from `router` to `to`: use `target` as the first hop for
 // `dest`, with a Redirected Header option quoting `quoted` (an IP packet, cut to a multiple of 8
 // bytes). Hop limit 255 as on the link.
@@ -596,13 +579,13 @@ void linuxIcmpRelated() {
            allowRule(kSrvPing, kAnyState, kFlagNewConnection));
     fx.add("router -> cli: fragmentation needed, MTU 1280 (related)",
            icmpError(kRouter4, kCli4, kIcmpDestUnreachable, 4,
-                     echoIp(kCli4, kSrv4, 0x0a03, false, 1300), 1280, 548),
+                     echo(kCli4, kSrv4, 0x0a03, false, 1, 1300, rawIp()), 1280, 548),
            related(kSrvPing));
     fx.add("cli -> srv IPv6 echo request, 1300 bytes", echo(kCli6, kSrv6, 0x0a04, false, 1, 1300),
            allowRule(kSrvPing6, kAnyState, kFlagNewConnection));
     fx.add("router -> cli: packet too big, MTU 1280 (related)",
            icmpError(kRouter6, kCli6, kIcmpv6PacketTooBig, 0,
-                     echoIp(kCli6, kSrv6, 0x0a04, false, 1300), 1280, 1232),
+                     echo(kCli6, kSrv6, 0x0a04, false, 1, 1300, rawIp()), 1280, 1232),
            related(kSrvPing6));
     put(fx);
   }
@@ -617,16 +600,32 @@ void linuxIcmpRelated() {
     fx.add("cli pings a host on its link", echo(kCli4, kExt4, 0x0a05, false),
            allowRule(kCliOut, kAnyState, kFlagNewConnection));
     fx.add("router -> cli: host redirect about that ping (Linux: related)",
-           icmpError(kRouter4, kCli4, kIcmpRedirect, 1, echoIp(kCli4, kExt4, 0x0a05, false),
-                     ipAddr(kExt4).v4()),
+           icmpError(kRouter4, kCli4, kIcmpRedirect, 1,
+                     echo(kCli4, kExt4, 0x0a05, false, 1, 32, rawIp()), ipAddr(kExt4).v4()),
            denySg(kCliIn));
     fx.add("cli pings over IPv6", echo(kCli6, kExt6, 0x0a06, false),
            allowRule(kCliOut, kAnyState, kFlagNewConnection));
     fx.add("fe80::1 -> cli: ND redirect quoting that ping (Linux: related)",
-           ndRedirect("fe80::1", kCli6, "fe80::7", kExt6, echoIp(kCli6, kExt6, 0x0a06, false)),
+           ndRedirect("fe80::1", kCli6, "fe80::7", kExt6,
+                      echo(kCli6, kExt6, 0x0a06, false, 1, 32, rawIp())),
            exemptControl(rules::Exemption::kNeighbourDiscovery));
     put(fx);
   }
+}
+
+// Open vSwitch's two 'ICMP related' cases: a port unreachable about a packet cli never sent (not
+// related), cli's UDP to ext:5555, then a port unreachable about it from `from` (related).
+void unreachableNeverSentThenAboutUdp(Fx& fx, const char* from, uint16_t sport) {
+  fx.add("ext2 -> cli: port unreachable about cli:4369 -> ext2:8738, never sent",
+         icmpError(kExt4b, kCli4, kIcmpDestUnreachable, 3,
+                   udp(kCli4, 4369, kExt4b, 8738, 32, rawIp())),
+         denySg(kCliIn));
+  fx.add("cli -> ext UDP to port 5555", udp(kCli4, sport, kExt4, 5555),
+         allowRule(kCliOut, kAnyState, kFlagNewConnection));
+  fx.add(
+      std::string(from) + " -> cli: port unreachable about it (related)",
+      icmpError(from, kCli4, kIcmpDestUnreachable, 3, udp(kCli4, sport, kExt4, 5555, 32, rawIp())),
+      related(kCliOut));
 }
 
 // Open vSwitch tests/system-traffic.at and tests/ofproto-dpif.at, the ICMP cases without NAT.
@@ -640,7 +639,8 @@ void openVswitchIcmp() {
     fx.add("cli -> ext UDP to port 10000", udp(kCli4, 40600, kExt4, 10000),
            allowRule(kCliOut, kAnyState, kFlagNewConnection));
     fx.add("ext -> cli: port unreachable (related)",
-           icmpError(kExt4, kCli4, kIcmpDestUnreachable, 3, udpIp(kCli4, 40600, kExt4, 10000)),
+           icmpError(kExt4, kCli4, kIcmpDestUnreachable, 3,
+                     udp(kCli4, 40600, kExt4, 10000, 32, rawIp())),
            related(kCliOut));
     put(fx);
   }
@@ -655,7 +655,7 @@ void openVswitchIcmp() {
     fx.add("srv:53 -> ext:53 (the reply)", udp(kSrv4, 53, kExt4, 53),
            tracked(kSrv53, kAnyState, kFlagReply));
     const Bytes err =
-        icmpError(kExt4, kSrv4, kIcmpDestUnreachable, 10, udpIp(kSrv4, 53, kExt4, 53));
+        icmpError(kExt4, kSrv4, kIcmpDestUnreachable, 10, udp(kSrv4, 53, kExt4, 53, 32, rawIp()));
     fx.add("ext -> srv: host prohibited about srv's reply (related)", err, related(kSrv53));
     fx.add("the same error again (related)", err, related(kSrv53));
     put(fx);
@@ -666,14 +666,7 @@ void openVswitchIcmp() {
           "about a packet never sent is not related (+inv); after UDP out, a path midpoint's port "
           "unreachable about it is +rel",
           p);
-    fx.add("ext2 -> cli: port unreachable about cli:4369 -> ext2:8738, never sent",
-           icmpError(kExt4b, kCli4, kIcmpDestUnreachable, 3, udpIp(kCli4, 4369, kExt4b, 8738)),
-           denySg(kCliIn));
-    fx.add("cli -> ext UDP to port 5555", udp(kCli4, 41614, kExt4, 5555),
-           allowRule(kCliOut, kAnyState, kFlagNewConnection));
-    fx.add("router -> cli: port unreachable about it (related)",
-           icmpError(kRouter4, kCli4, kIcmpDestUnreachable, 3, udpIp(kCli4, 41614, kExt4, 5555)),
-           related(kCliOut));
+    unreachableNeverSentThenAboutUdp(fx, kRouter4, 41614);
     put(fx);
   }
   {
@@ -682,14 +675,7 @@ void openVswitchIcmp() {
           "with no connection behind it is dropped; after UDP out, the destination's port "
           "unreachable is +rel+rpl and passes",
           p);
-    fx.add("ext2 -> cli: port unreachable about a packet never sent",
-           icmpError(kExt4b, kCli4, kIcmpDestUnreachable, 3, udpIp(kCli4, 4369, kExt4b, 8738)),
-           denySg(kCliIn));
-    fx.add("cli -> ext UDP to port 5555", udp(kCli4, 41615, kExt4, 5555),
-           allowRule(kCliOut, kAnyState, kFlagNewConnection));
-    fx.add("ext -> cli: port unreachable (related)",
-           icmpError(kExt4, kCli4, kIcmpDestUnreachable, 3, udpIp(kCli4, 41615, kExt4, 5555)),
-           related(kCliOut));
+    unreachableNeverSentThenAboutUdp(fx, kExt4, 41615);
     put(fx);
   }
   {
@@ -736,7 +722,8 @@ void freebsdPfIcmp() {
     fx.add("ext:1234 -> srv:53", udp(kExt4, 1234, kSrv4, 53),
            allowRule(kSrv53, kAnyState, kFlagNewConnection));
     fx.add("ext -> srv: port unreachable quoting 4.3.2.1:1234 -> 1.2.3.4:53",
-           icmpError(kExt4, kSrv4, kIcmpDestUnreachable, 3, udpIp("4.3.2.1", 1234, "1.2.3.4", 53)),
+           icmpError(kExt4, kSrv4, kIcmpDestUnreachable, 3,
+                     udp("4.3.2.1", 1234, "1.2.3.4", 53, 32, rawIp())),
            denySg(kSrvIn));
     put(fx);
   }
@@ -749,7 +736,8 @@ void freebsdPfIcmp() {
     fx.add("ext pings srv", echo(kExt4, kSrv4, 0x0b20, false),
            allowRule(kSrvPing, kAnyState, kFlagNewConnection));
     fx.add("ext -> cli: unreachable quoting srv's echo reply to ext",
-           icmpError(kExt4, kCli4, kIcmpDestUnreachable, 0, echoIp(kSrv4, kExt4, 0x0b20, true)),
+           icmpError(kExt4, kCli4, kIcmpDestUnreachable, 0,
+                     echo(kSrv4, kExt4, 0x0b20, true, 1, 32, rawIp())),
            denySg(kCliIn));
     put(fx);
   }
@@ -772,7 +760,7 @@ void freebsdPfIcmp() {
            echo(kCli4, kExt4, 0, false, 0, 1468, {.dont_fragment = true}), tracked(kCliOut));
     fx.add("router -> cli: fragmentation needed, MTU 1492 (related)",
            icmpError(kRouter4, kCli4, kIcmpDestUnreachable, 4,
-                     echoIp(kCli4, kExt4, 0, false, 1468, 0), 1492, 548),
+                     echo(kCli4, kExt4, 0, false, 0, 1468, rawIp()), 1492, 548),
            related(kCliOut));
     put(fx);
   }
@@ -842,14 +830,15 @@ void freebsdPfIcmp() {
           p);
     fx.add("cli UDP probe, hop limit 1", udp(kCli6, 40700, kExt6, 33434, 24, {.ttl = 1}),
            allowRule(kCliOut, kAnyState, kFlagNewConnection));
-    fx.add(
-        "router -> cli: time exceeded (related)",
-        icmpError(kRouter6, kCli6, kIcmpv6TimeExceeded, 0, udpIp(kCli6, 40700, kExt6, 33434, 24)),
-        related(kCliOut));
+    fx.add("router -> cli: time exceeded (related)",
+           icmpError(kRouter6, kCli6, kIcmpv6TimeExceeded, 0,
+                     udp(kCli6, 40700, kExt6, 33434, 24, rawIp())),
+           related(kCliOut));
     fx.add("cli echo probe, hop limit 1", echo(kCli6, kExt6, 0x0b31, false, 1, 32, {.ttl = 1}),
            allowRule(kCliOut, kAnyState, kFlagNewConnection));
     fx.add("router -> cli: time exceeded (related)",
-           icmpError(kRouter6, kCli6, kIcmpv6TimeExceeded, 0, echoIp(kCli6, kExt6, 0x0b31, false)),
+           icmpError(kRouter6, kCli6, kIcmpv6TimeExceeded, 0,
+                     echo(kCli6, kExt6, 0x0b31, false, 1, 32, rawIp())),
            related(kCliOut));
     put(fx);
   }
