@@ -923,21 +923,27 @@ struct Explainer::Impl {
             Json{{"exemption", name}, {"interface", who}, {"service", service_addr}});
       return;
     }
+    // A fragment the engine's fragment record refused (it parsed; docs/design.md "Fragments"):
+    // its first fragment was not seen, or it repeats or overlaps bytes of its datagram.
+    if (v.reason == Reason::kDenyMalformed && v.malformed_layer == dataplane::Layer::kFragment &&
+        p.malformed == dataplane::Layer::kNone) {
+      const std::string what = (v.flags & dataplane::kFlagFragment)
+                                   ? fmt::format("A later fragment (IP id {}, offset {} bytes)",
+                                                 p.frag_id, p.frag_offset * 8u)
+                                   : fmt::format("A first fragment (IP id {})", p.frag_id);
+      const std::string why = v.why != nullptr ? v.why : "refused by the fragment record";
+      b.add("malformed",
+            fmt::format("{} is denied (deny-malformed) before any rule or connection sees it: {}. "
+                        "This is not a matter of the policy: no rule would pass it.",
+                        what, why),
+            Json{{"layer", "fragment"}, {"why", why}});
+      return;
+    }
     if (v.flags & dataplane::kFlagFragment) {
-      if (v.reason == Reason::kDenyMalformed) {
-        b.add("malformed",
-              fmt::format("A later fragment (IP id {}, offset {} bytes) of a datagram whose first "
-                          "fragment was never seen: with no ports to judge it by, it is denied "
-                          "(deny-malformed).",
-                          p.frag_id, p.frag_offset * 8u),
-              Json{{"layer", "fragment"}, {"why", v.why != nullptr ? v.why : ""}});
-      } else {
-        b.add(
-            "fragment",
+      b.add("fragment",
             fmt::format("A later fragment (IP id {}, offset {} bytes): it carries no ports of its "
                         "own, so it takes the verdict of its datagram's first fragment ({}).",
                         p.frag_id, p.frag_offset * 8u, dataplane::reasonCode(v.reason)));
-      }
       return;
     }
     if (p.l3 == L3::kOther && v.reason == Reason::kAllowUnprotected) {
@@ -1069,7 +1075,21 @@ struct Explainer::Impl {
                         why),
             Json{{"why", why}});
     }
-    if (related) {
+    // The groups a connection spares the packet: the related error's (all of them) or the tracked
+    // sides'. When a check before them (an arriving packet's subnet ACL) denies the packet, they
+    // are not reached (docs/design.md "Direction"): narrated after that check, in the engine's
+    // order, saying what they would have done, never which rule the packet lacks.
+    const bool spared_steps = related || (before && !invalid && !strict_invalid);
+    int first_sg = -1;
+    for (int i = 0; i < ev.n_checks && first_sg < 0; ++i) {
+      if (ev.checks[static_cast<size_t>(i)].kind == CheckKind::kSg) first_sg = i;
+    }
+    auto reachedAt = [&](int i) { return decisive < 0 || i <= decisive; };
+    auto groupsWords = [&](const rules::Check& c) {
+      return fmt::format("The security groups of {} ({})", cp().iface(c.iface).name,
+                         rules::directionName(c.dir));
+    };
+    auto relatedStep = [&](bool reached) {
       const dataplane::QuotedHeader& q = p.quoted;
       const std::string quoted =
           (q.proto == dataplane::kIpProtoTcp || q.proto == dataplane::kIpProtoUdp)
@@ -1085,29 +1105,52 @@ struct Explainer::Impl {
         qj["sport"] = q.sport;
         qj["dport"] = q.dport;
       }
-      b.add("related",
-            fmt::format("An ICMP error quoting {}, a packet of {}, sent back to that packet's "
-                        "sender: it is related traffic and needs no security-group rule "
-                        "(network ACLs still apply).",
-                        quoted, conn),
+      const std::string text =
+          reached ? fmt::format(
+                        "An ICMP error quoting {}, a packet of {}, sent back to that "
+                        "packet's sender: it is related traffic and needs no "
+                        "security-group rule (network ACLs still apply).",
+                        quoted, conn)
+                  : fmt::format(
+                        "(not reached) {}: as an ICMP error quoting {}, a packet of {}, "
+                        "sent back to that packet's sender, it would be related traffic "
+                        "there and need no rule.",
+                        groupsWords(ev.checks[static_cast<size_t>(first_sg)]), quoted, conn);
+      b.add("related", text,
             Json{{"connection", memo != nullptr ? connJson(*memo, false) : Json(nullptr)},
-                 {"quoted", qj}});
-    } else if (before && !invalid) {
-      for (int i = 0; i < ev.n_checks; ++i) {
-        const rules::Check& c = ev.checks[static_cast<size_t>(i)];
-        if (c.kind != CheckKind::kSg || ran[static_cast<size_t>(i)] || strict_invalid) continue;
-        const std::string name = cp().iface(c.iface).name;
-        b.add("tracked",
-              fmt::format("The security groups of {} ({}) are not consulted: this is {} "
-                          "connection #{}, opened by packet {} under {}.",
-                          name, rules::directionName(c.dir),
-                          reply ? "a reply on" : "a packet continuing", before->number,
-                          before->first_index, ruleLabel(before->opened_by)),
-              Json{{"interface", name},
-                   {"direction", rules::directionName(c.dir)},
-                   {"connection", connJson(*before, reply)}});
+                 {"quoted", qj},
+                 {"reached", reached}});
+    };
+    auto trackedStep = [&](const rules::Check& c, bool reached) {
+      const std::string name = cp().iface(c.iface).name;
+      const std::string conn =
+          fmt::format("{} connection #{}, opened by packet {} under {}",
+                      reply ? "a reply on" : "a packet continuing", before->number,
+                      before->first_index, ruleLabel(before->opened_by));
+      const std::string text =
+          reached ? fmt::format("{} are not consulted: this is {}.", groupsWords(c), conn)
+                  : fmt::format("(not reached) {}: as {}, it would pass them without any rule.",
+                                groupsWords(c), conn);
+      b.add("tracked", text,
+            Json{{"interface", name},
+                 {"direction", rules::directionName(c.dir)},
+                 {"connection", connJson(*before, reply)},
+                 {"reached", reached}});
+    };
+    // The spared groups of check i (not run), if they get a step of their own there.
+    auto sparedStepAt = [&](int i, bool reached) {
+      const rules::Check& c = ev.checks[static_cast<size_t>(i)];
+      if (!spared_steps || c.kind != CheckKind::kSg || ran[static_cast<size_t>(i)]) return;
+      if (reachedAt(i) != reached) return;
+      if (related) {
+        if (i == first_sg) relatedStep(reached);
+      } else {
+        trackedStep(c, reached);
       }
-    }
+    };
+    if (related && first_sg < 0) relatedStep(true);
+    for (int i = 0; i < ev.n_checks; ++i)
+      sparedStepAt(i, true);
     auto tcpStep = [&]() {
       if (!tcp) return;
       const std::string bs(dataplane::tcpStateName(v.tcp_before));
@@ -1145,9 +1188,10 @@ struct Explainer::Impl {
 
     // 5. The checks, in the engine's order.
     for (int i = 0; i < ev.n_checks; ++i) {
+      sparedStepAt(i, false);
       if (!ran[static_cast<size_t>(i)]) continue;
       const rules::Check& c = ev.checks[static_cast<size_t>(i)];
-      const bool reached = decisive < 0 || i <= decisive;
+      const bool reached = reachedAt(i);
       const std::string dir(rules::directionName(c.dir));
       std::string text = fmt::format("{}{}: {}.", reached ? "" : "(not reached) ",
                                      capitalized(checkName(c)), checkVerdictWords(c, f));

@@ -23,6 +23,32 @@ X fragDenied(bool later = true) {
                         static_cast<uint16_t>(later ? kFlagFragment : 0),
                         "fragment"});
 }
+// An ICMPv6 redirect (RFC 4861 4.5) from `router` to `to`: use `target` as the first hop for
+// `dest`, with a Redirected Header option quoting `quoted` (an IP packet, cut to a multiple of 8
+// bytes). Hop limit 255 as on the link.
+Bytes ndRedirect(std::string_view router, std::string_view to, std::string_view target,
+                 std::string_view dest, Bytes quoted) {
+  const IpAddr s = ipAddr(router), d = ipAddr(to), t = ipAddr(target), g = ipAddr(dest);
+  Bytes m = {kIcmpv6Redirect, 0, 0, 0, 0, 0, 0, 0};
+  auto putAddr = [&m](const IpAddr& a) {
+    uint8_t b[16];
+    a.toV6Bytes(b);
+    m.insert(m.end(), b, b + 16);
+  };
+  putAddr(t);
+  putAddr(g);
+  quoted.resize(quoted.size() / 8 * 8);
+  m.push_back(4);  // Redirected Header
+  m.push_back(static_cast<uint8_t>(1 + quoted.size() / 8));
+  m.resize(m.size() + 6, 0);
+  m.insert(m.end(), quoted.begin(), quoted.end());
+  const uint16_t sum = transportChecksum(s, d, kIpProtoIcmpv6, m);
+  m[2] = static_cast<uint8_t>(sum >> 8);
+  m[3] = static_cast<uint8_t>(sum);
+  return addLinkHeader(
+      buildIpPacket(s, d, kIpProtoIcmpv6, m, {.link = LinkType::kRawIp, .ttl = 255}),
+      kEtherTypeIpv6);
+}
 X denyAclAt(const std::string& where, TcpState st, uint16_t flags = 0) {
   return X{Reason::kDenyAcl, st, {}, flags, where};
 }
@@ -521,6 +547,324 @@ void freebsdPf() {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Ported ICMP cases: errors related to their own connection, queries as request/reply pairs.
+// ---------------------------------------------------------------------------------------------
+
+// Linux tools/testing/selftests/net/netfilter/conntrack_icmp_related.sh: nsclient1 pings nsclient2
+// through two routers, the second with a 1280-byte link; the routers pass only new, established
+// and RELATED ICMP, the client only established and RELATED. Here nsclient1 is cli-1 and
+// nsclient2 is srv-1 (whose rules allow echo requests, as nsclient2's input chain passes new
+// ones); the routers are kRouter4 / kRouter6. The test's masquerading (NAT) is not ported.
+void linuxIcmpRelated() {
+  const std::string p = mainPolicy();
+  {
+    Fx fx("peer_linux_icmp_related_mtu",
+          "Linux selftests netfilter/conntrack_icmp_related.sh, the PMTU part: 1000-byte pings "
+          "pass as new and established; a 1300-byte ping with DF gets 'fragmentation needed' "
+          "(IPv4) or 'packet too big' (IPv6) from the router, RELATED at the client. Linux "
+          "expects both errors related; so do we",
+          p);
+    fx.add("cli -> srv echo request, 1000 bytes, DF",
+           echo(kCli4, kSrv4, 0x0a01, false, 1, 1000, {.dont_fragment = true}),
+           allowRule(kSrvPing, kAnyState, kFlagNewConnection));
+    fx.add("srv echo reply", echo(kSrv4, kCli4, 0x0a01, true, 1, 1000),
+           tracked(kSrvPing, kAnyState, kFlagReply));
+    fx.add("cli -> srv IPv6 echo request, 1000 bytes", echo(kCli6, kSrv6, 0x0a02, false, 1, 1000),
+           allowRule(kSrvPing6, kAnyState, kFlagNewConnection));
+    fx.add("srv IPv6 echo reply", echo(kSrv6, kCli6, 0x0a02, true, 1, 1000),
+           tracked(kSrvPing6, kAnyState, kFlagReply));
+    fx.add("cli -> srv echo request, 1300 bytes, DF",
+           echo(kCli4, kSrv4, 0x0a03, false, 1, 1300, {.dont_fragment = true}),
+           allowRule(kSrvPing, kAnyState, kFlagNewConnection));
+    fx.add("router -> cli: fragmentation needed, MTU 1280 (related)",
+           icmpError(kRouter4, kCli4, kIcmpDestUnreachable, 4,
+                     echo(kCli4, kSrv4, 0x0a03, false, 1, 1300, rawIp()), 1280, 548),
+           related(kSrvPing));
+    fx.add("cli -> srv IPv6 echo request, 1300 bytes", echo(kCli6, kSrv6, 0x0a04, false, 1, 1300),
+           allowRule(kSrvPing6, kAnyState, kFlagNewConnection));
+    fx.add("router -> cli: packet too big, MTU 1280 (related)",
+           icmpError(kRouter6, kCli6, kIcmpv6PacketTooBig, 0,
+                     echo(kCli6, kSrv6, 0x0a04, false, 1, 1300, rawIp()), 1280, 1232),
+           related(kSrvPing6));
+    put(fx);
+  }
+  {
+    Fx fx("peer_linux_icmp_related_redirect",
+          "Linux selftests netfilter/conntrack_icmp_related.sh, the redirect part: the first-hop "
+          "router answers cli's ping with an ICMP redirect (IPv4) and an ND redirect (IPv6); "
+          "Linux marks both RELATED. statewall does not relate redirects (docs/semantics.md): "
+          "the IPv4 redirect needs a rule (cli has none: denied), the IPv6 one passes as valid "
+          "neighbour discovery (allow-exempt)",
+          p);
+    fx.add("cli pings a host on its link", echo(kCli4, kExt4, 0x0a05, false),
+           allowRule(kCliOut, kAnyState, kFlagNewConnection));
+    fx.add("router -> cli: host redirect about that ping (Linux: related)",
+           icmpError(kRouter4, kCli4, kIcmpRedirect, 1,
+                     echo(kCli4, kExt4, 0x0a05, false, 1, 32, rawIp()), ipAddr(kExt4).v4()),
+           denySg(kCliIn));
+    fx.add("cli pings over IPv6", echo(kCli6, kExt6, 0x0a06, false),
+           allowRule(kCliOut, kAnyState, kFlagNewConnection));
+    fx.add("fe80::1 -> cli: ND redirect quoting that ping (Linux: related)",
+           ndRedirect("fe80::1", kCli6, "fe80::7", kExt6,
+                      echo(kCli6, kExt6, 0x0a06, false, 1, 32, rawIp())),
+           exemptControl(rules::Exemption::kNeighbourDiscovery));
+    put(fx);
+  }
+}
+
+// Open vSwitch's two 'ICMP related' cases: a port unreachable about a packet cli never sent (not
+// related), cli's UDP to ext:5555, then a port unreachable about it from `from` (related).
+void unreachableNeverSentThenAboutUdp(Fx& fx, const char* from, uint16_t sport) {
+  fx.add("ext2 -> cli: port unreachable about cli:4369 -> ext2:8738, never sent",
+         icmpError(kExt4b, kCli4, kIcmpDestUnreachable, 3,
+                   udp(kCli4, 4369, kExt4b, 8738, 32, rawIp())),
+         denySg(kCliIn));
+  fx.add("cli -> ext UDP to port 5555", udp(kCli4, sport, kExt4, 5555),
+         allowRule(kCliOut, kAnyState, kFlagNewConnection));
+  fx.add(
+      std::string(from) + " -> cli: port unreachable about it (related)",
+      icmpError(from, kCli4, kIcmpDestUnreachable, 3, udp(kCli4, sport, kExt4, 5555, 32, rawIp())),
+      related(kCliOut));
+}
+
+// Open vSwitch tests/system-traffic.at and tests/ofproto-dpif.at, the ICMP cases without NAT.
+void openVswitchIcmp() {
+  const std::string p = mainPolicy();
+  {
+    Fx fx("peer_ovs_icmp_related",
+          "Open vSwitch tests/system-traffic.at 'conntrack - ICMP related': UDP out is committed; "
+          "the port unreachable the destination sends back is +rel and passes",
+          p);
+    fx.add("cli -> ext UDP to port 10000", udp(kCli4, 40600, kExt4, 10000),
+           allowRule(kCliOut, kAnyState, kFlagNewConnection));
+    fx.add("ext -> cli: port unreachable (related)",
+           icmpError(kExt4, kCli4, kIcmpDestUnreachable, 3,
+                     udp(kCli4, 40600, kExt4, 10000, 32, rawIp())),
+           related(kCliOut));
+    put(fx);
+  }
+  {
+    Fx fx("peer_ovs_icmp_related_original_direction",
+          "Open vSwitch tests/system-traffic.at 'conntrack - ICMP related to original direction': "
+          "an error about the connection's reply, sent back to the reply's sender (so it travels "
+          "in the connection's original direction), is +rel, twice",
+          p);
+    fx.add("ext:53 -> srv:53", udp(kExt4, 53, kSrv4, 53),
+           allowRule(kSrv53, kAnyState, kFlagNewConnection));
+    fx.add("srv:53 -> ext:53 (the reply)", udp(kSrv4, 53, kExt4, 53),
+           tracked(kSrv53, kAnyState, kFlagReply));
+    const Bytes err =
+        icmpError(kExt4, kSrv4, kIcmpDestUnreachable, 10, udp(kSrv4, 53, kExt4, 53, 32, rawIp()));
+    fx.add("ext -> srv: host prohibited about srv's reply (related)", err, related(kSrv53));
+    fx.add("the same error again (related)", err, related(kSrv53));
+    put(fx);
+  }
+  {
+    Fx fx("peer_ovs_icmp_related_2",
+          "Open vSwitch tests/system-traffic.at 'conntrack - ICMP related 2': a port unreachable "
+          "about a packet never sent is not related (+inv); after UDP out, a path midpoint's port "
+          "unreachable about it is +rel",
+          p);
+    unreachableNeverSentThenAboutUdp(fx, kRouter4, 41614);
+    put(fx);
+  }
+  {
+    Fx fx("peer_ovs_dpif_icmp_related",
+          "Open vSwitch tests/ofproto-dpif.at 'ofproto-dpif - conntrack - ICMP related': an error "
+          "with no connection behind it is dropped; after UDP out, the destination's port "
+          "unreachable is +rel+rpl and passes",
+          p);
+    unreachableNeverSentThenAboutUdp(fx, kExt4, 41615);
+    put(fx);
+  }
+  {
+    Fx fx("peer_ovs_ipv4_ping",
+          "Open vSwitch tests/system-traffic.at 'conntrack - IPv4 ping': pings out are committed "
+          "and their replies are +est; pings in (no rule) fail",
+          p);
+    for (uint16_t seq = 1; seq <= 3; ++seq) {
+      fx.add("cli echo request", echo(kCli4, kExt4, 0x0b10, false, seq),
+             seq == 1 ? allowRule(kCliOut, kAnyState, kFlagNewConnection) : tracked(kCliOut));
+      fx.add("ext echo reply", echo(kExt4, kCli4, 0x0b10, true, seq),
+             tracked(kCliOut, kAnyState, kFlagReply));
+    }
+    for (uint16_t seq = 1; seq <= 3; ++seq)
+      fx.add("ext echo request to cli", echo(kExt4, kCli4, 0x0b11, false, seq), denySg(kCliIn));
+    put(fx);
+  }
+  {
+    Fx fx("peer_ovs_ipv6_ping",
+          "Open vSwitch tests/system-traffic.at 'conntrack - IPv6 ping': pings in (no rule) fail; "
+          "pings out are committed and their replies are +est",
+          p);
+    for (uint16_t seq = 1; seq <= 3; ++seq)
+      fx.add("ext echo request to cli", echo(kExt6, kCli6, 0x0b12, false, seq), denySg(kCliIn));
+    for (uint16_t seq = 1; seq <= 3; ++seq) {
+      fx.add("cli echo request", echo(kCli6, kExt6, 0x0b13, false, seq),
+             seq == 1 ? allowRule(kCliOut, kAnyState, kFlagNewConnection) : tracked(kCliOut));
+      fx.add("ext echo reply", echo(kExt6, kCli6, 0x0b13, true, seq),
+             tracked(kCliOut, kAnyState, kFlagReply));
+    }
+    put(fx);
+  }
+}
+
+// FreeBSD tests/sys/netpfil/pf/icmp.sh, icmp.py and icmp6.sh (the rules pass one kind of traffic
+// and keep state; everything else is blocked).
+void freebsdPfIcmp() {
+  const std::string p = mainPolicy();
+  {
+    Fx fx("peer_pf_icmp_cve_2019_5598",
+          "FreeBSD tests/sys/netpfil/pf/icmp.sh 'cve_2019_5598': with UDP state to port 53, an "
+          "ICMP error quoting other addresses with the same ports must not pass on that state",
+          p);
+    fx.add("ext:1234 -> srv:53", udp(kExt4, 1234, kSrv4, 53),
+           allowRule(kSrv53, kAnyState, kFlagNewConnection));
+    fx.add("ext -> srv: port unreachable quoting 4.3.2.1:1234 -> 1.2.3.4:53",
+           icmpError(kExt4, kSrv4, kIcmpDestUnreachable, 3,
+                     udp("4.3.2.1", 1234, "1.2.3.4", 53, 32, rawIp())),
+           denySg(kSrvIn));
+    put(fx);
+  }
+  {
+    Fx fx("peer_pf_icmp_inner_match",
+          "FreeBSD tests/sys/netpfil/pf/icmp.py 'test_inner_match': with echo state between the "
+          "pinger and srv, an error quoting srv's echo reply but addressed to a third host is "
+          "blocked",
+          p);
+    fx.add("ext pings srv", echo(kExt4, kSrv4, 0x0b20, false),
+           allowRule(kSrvPing, kAnyState, kFlagNewConnection));
+    fx.add("ext -> cli: unreachable quoting srv's echo reply to ext",
+           icmpError(kExt4, kCli4, kIcmpDestUnreachable, 0,
+                     echo(kSrv4, kExt4, 0x0b20, true, 1, 32, rawIp())),
+           denySg(kCliIn));
+    put(fx);
+  }
+  {
+    Fx fx("peer_pf_icmp_fragmentation_needed",
+          "FreeBSD tests/sys/netpfil/pf/icmp.py 'test_fragmentation_needed': pings of 128 and "
+          "1464 bytes with DF are answered; one of 1468 bytes gets 'fragmentation needed' (MTU "
+          "1492) from the router, which passes on the ping's state",
+          p);
+    fx.add("cli echo request, 128 bytes",
+           echo(kCli4, kExt4, 0, false, 0, 128, {.dont_fragment = true}),
+           allowRule(kCliOut, kAnyState, kFlagNewConnection));
+    fx.add("echo reply", echo(kExt4, kCli4, 0, true, 0, 128),
+           tracked(kCliOut, kAnyState, kFlagReply));
+    fx.add("cli echo request, 1464 bytes",
+           echo(kCli4, kExt4, 0, false, 0, 1464, {.dont_fragment = true}), tracked(kCliOut));
+    fx.add("echo reply", echo(kExt4, kCli4, 0, true, 0, 1464),
+           tracked(kCliOut, kAnyState, kFlagReply));
+    fx.add("cli echo request, 1468 bytes",
+           echo(kCli4, kExt4, 0, false, 0, 1468, {.dont_fragment = true}), tracked(kCliOut));
+    fx.add("router -> cli: fragmentation needed, MTU 1492 (related)",
+           icmpError(kRouter4, kCli4, kIcmpDestUnreachable, 4,
+                     echo(kCli4, kExt4, 0, false, 0, 1468, rawIp()), 1492, 548),
+           related(kCliOut));
+    put(fx);
+  }
+  {
+    Fx fx("peer_pf_icmp_truncated_opts",
+          "FreeBSD tests/sys/netpfil/pf/icmp.py 'test_truncated_opts': an unreachable whose quoted "
+          "IPv4 header announces options beyond the quote is dropped (pf must not read past it); "
+          "statewall denies it as malformed",
+          p);
+    // IHL 14 (56 bytes) and a security option claiming 100 bytes, but 52 bytes quoted.
+    Bytes q = {0x4e, 0, 0x03, 0xe8, 0, 1, 0, 0, 64, 0, 0, 0, 10, 0, 1, 10, 198, 51, 100, 7};
+    q.push_back(130);
+    q.push_back(100);
+    q.resize(52, 0);
+    fx.add("ext -> srv: unreachable with a truncated quoted header",
+           icmpError(kExt4, kSrv4, kIcmpDestUnreachable, 0, q), malformed("icmp-quoted"));
+    put(fx);
+  }
+  {
+    Fx fx("peer_pf_icmp_id_conflict",
+          "FreeBSD tests/sys/netpfil/pf/icmp.py 'test_id_conflict': two clients ping the same "
+          "host with the same echo id; each gets its own reply (pf's test goes through NAT, "
+          "which statewall does not do; the clients' addresses keep the pairs apart)",
+          "version: 1\n"
+          "groups:\n"
+          "  cli:\n"
+          "    description: default outbound rule\n"
+          "interfaces:\n"
+          "  cli-1: {addresses: [10.0.2.20], groups: [cli]}\n"
+          "  cli-2: {addresses: [10.0.2.21], groups: [cli]}\n");
+    fx.add("cli-1 pings, id 42", echo(kCli4, kExt4, 42, false),
+           allowRule(kCliOut, kAnyState, kFlagNewConnection));
+    fx.add("reply to cli-1", echo(kExt4, kCli4, 42, true), tracked(kCliOut, kAnyState, kFlagReply));
+    fx.add("cli-2 pings, id 42", echo("10.0.2.21", kExt4, 42, false),
+           allowRule(kCliOut, kAnyState, kFlagNewConnection));
+    fx.add("reply to cli-2", echo(kExt4, "10.0.2.21", 42, true),
+           tracked(kCliOut, kAnyState, kFlagReply));
+    put(fx);
+  }
+  {
+    Fx fx("peer_pf_icmp6_zero_id",
+          "FreeBSD tests/sys/netpfil/pf/icmp6.sh 'zero_id': the host passes neighbour discovery "
+          "and its own traffic out; an echo request with id 0 from outside, after a neighbour "
+          "exchange, is still blocked (not confused with the neighbour discovery)",
+          p);
+    fx.add("ext echo request to cli (blocked)", echo(kExt6, kCli6, 0x0b30, false), denySg(kCliIn));
+    const X nd = exemptControl(rules::Exemption::kNeighbourDiscovery);
+    fx.add(
+        "fe80::7 solicits cli",
+        buildNd(
+            {.src = ipAddr("fe80::7"), .dst = ipAddr("ff02::1:ff00:20"), .target = ipAddr(kCli6)}),
+        nd);
+    fx.add("cli advertises itself",
+           buildNd({.type = kIcmpv6NeighborAdvert,
+                    .src = ipAddr(kCli6),
+                    .dst = ipAddr("fe80::7"),
+                    .target = ipAddr(kCli6)}),
+           nd);
+    fx.add("ext echo request to cli, id 0", echo(kExt6, kCli6, 0, false, 0), denySg(kCliIn));
+    put(fx);
+  }
+  {
+    Fx fx("peer_pf_icmp6_ttl_exceeded",
+          "FreeBSD tests/sys/netpfil/pf/icmp6.sh 'ttl_exceeded': traceroute6 over UDP and over "
+          "ICMPv6 echo; the routers' time exceeded errors pass on the probes' state (pf's test "
+          "also translates them through NAT, not ported)",
+          p);
+    fx.add("cli UDP probe, hop limit 1", udp(kCli6, 40700, kExt6, 33434, 24, {.ttl = 1}),
+           allowRule(kCliOut, kAnyState, kFlagNewConnection));
+    fx.add("router -> cli: time exceeded (related)",
+           icmpError(kRouter6, kCli6, kIcmpv6TimeExceeded, 0,
+                     udp(kCli6, 40700, kExt6, 33434, 24, rawIp())),
+           related(kCliOut));
+    fx.add("cli echo probe, hop limit 1", echo(kCli6, kExt6, 0x0b31, false, 1, 32, {.ttl = 1}),
+           allowRule(kCliOut, kAnyState, kFlagNewConnection));
+    fx.add("router -> cli: time exceeded (related)",
+           icmpError(kRouter6, kCli6, kIcmpv6TimeExceeded, 0,
+                     echo(kCli6, kExt6, 0x0b31, false, 1, 32, rawIp())),
+           related(kCliOut));
+    put(fx);
+  }
+  {
+    Fx fx("peer_pf_icmp6_repeat",
+          "FreeBSD tests/sys/netpfil/pf/icmp6.sh 'repeat': neighbour solicitations repeated four "
+          "times all pass, and so do the advertisements that answer them",
+          p);
+    const X nd = exemptControl(rules::Exemption::kNeighbourDiscovery);
+    for (int i = 0; i < 4; ++i) {
+      fx.add("fe80::7 solicits cli",
+             buildNd({.src = ipAddr("fe80::7"),
+                      .dst = ipAddr("ff02::1:ff00:20"),
+                      .target = ipAddr(kCli6)}),
+             nd);
+      fx.add("cli advertises itself",
+             buildNd({.type = kIcmpv6NeighborAdvert,
+                      .src = ipAddr(kCli6),
+                      .dst = ipAddr("fe80::7"),
+                      .target = ipAddr(kCli6)}),
+             nd);
+    }
+    put(fx);
+  }
+}
+
 }  // namespace
 
 void peerFixtures() {
@@ -530,6 +874,9 @@ void peerFixtures() {
   linuxPacketdrill();
   openVswitch();
   freebsdPf();
+  linuxIcmpRelated();
+  openVswitchIcmp();
+  freebsdPfIcmp();
 }
 
 }  // namespace statewall::fixtures::dsl

@@ -358,13 +358,14 @@ dataplane::Bytes tcp(const char* src, uint16_t sport, const char* dst, uint16_t 
   return dataplane::buildTcp(s);
 }
 
-dataplane::Bytes udp(const char* src, uint16_t sport, const char* dst, uint16_t dport) {
+dataplane::Bytes udp(const char* src, uint16_t sport, const char* dst, uint16_t dport,
+                     size_t len = 20) {
   dataplane::UdpSpec s;
   s.src = ipAddr(src);
   s.dst = ipAddr(dst);
   s.sport = sport;
   s.dport = dport;
-  s.payload_len = 20;
+  s.payload_len = len;
   return dataplane::buildUdp(s);
 }
 
@@ -500,6 +501,31 @@ std::string allText(const PacketExplanation& e) {
 bool hasKind(const PacketExplanation& e, const std::string& kind) {
   return std::any_of(e.steps.begin(), e.steps.end(),
                      [&](const ExplainStep& s) { return s.kind == kind; });
+}
+
+// The index of the first step of `kind` (steps.size() when there is none).
+size_t stepAt(const PacketExplanation& e, const std::string& kind) {
+  for (size_t i = 0; i < e.steps.size(); ++i)
+    if (e.steps[i].kind == kind) return i;
+  ADD_FAILURE() << "no step '" << kind << "' in\n" << e.text;
+  return e.steps.size();
+}
+
+// A packet an arriving subnet's ACL denies: the ACL step decides, and the step of `kind` comes
+// after it, not reached. Returns that step's index.
+size_t expectAclDecidesBefore(const PacketExplanation& e, const std::string& kind) {
+  EXPECT_EQ(e.reason, Reason::kDenyAcl) << e.text;
+  const size_t acl_at = stepAt(e, "acl");
+  const size_t at = stepAt(e, kind);
+  EXPECT_LT(acl_at, at) << e.text;
+  if (acl_at < e.steps.size()) {
+    EXPECT_NE(e.steps[acl_at].text.find("This decides"), std::string::npos) << e.text;
+  }
+  if (at < e.steps.size()) {
+    EXPECT_EQ(e.steps[at].text.rfind("(not reached) ", 0), 0u) << e.text;
+    EXPECT_EQ(nlohmann::json::parse(e.json)["steps"][at]["reached"], false) << e.json;
+  }
+  return at;
 }
 
 TEST(Explain, EveryKindOfVerdictIsExplained) {
@@ -730,16 +756,91 @@ TEST(Explain, ARelatedErrorDeniedByTheAclSuggestsNoGroupRule) {
   EXPECT_TRUE(hasKind(e, "acl")) << e.text;
   EXPECT_FALSE(hasKind(e, "sg")) << e.text;
   EXPECT_EQ(e.text.find("no inbound rule"), std::string::npos) << e.text;
-  EXPECT_EQ(e.text.find("(not reached)"), std::string::npos) << e.text;
   EXPECT_EQ(e.connection, 1u) << e.text;
-  // The ACL step comes after the related step and decides.
-  size_t related_at = 0, acl_at = 0;
-  for (size_t i = 0; i < e.steps.size(); ++i) {
-    if (e.steps[i].kind == "related") related_at = i;
-    if (e.steps[i].kind == "acl") acl_at = i;
+  // The engine's order for an arriving packet: app-net's ACL decides first; the groups, which
+  // would have passed the error as related, are not reached.
+  const size_t related_at = expectAclDecidesBefore(e, "related");
+  ASSERT_LT(related_at, e.steps.size());
+  EXPECT_EQ(
+      e.steps[related_at].text.rfind("(not reached) The security groups of app-1 (inbound)", 0), 0u)
+      << e.text;
+  EXPECT_NE(e.steps[related_at].text.find("would be related traffic"), std::string::npos) << e.text;
+}
+
+// A reply that the subnet's ACL drops (docs/design.md "Direction": the ACL at the subnet edge
+// comes before the interface's groups and tracking): the ACL decides, the groups are not reached,
+// and no security-group rule is suggested for a packet its connection would have passed.
+TEST(Explain, AReplyTheAclDeniesIsNarratedInTheEnginesOrder) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  const std::vector<Frame> frames = {
+      {kT0, dnsQuery("10.0.2.10", 5353, "192.0.2.9")},
+      // The answer comes from 192.0.2.0/24, which app-acl's rule 90 denies.
+      {kT0 + 1, udp("192.0.2.9", 53, "10.0.2.10", 5353)},
+      // A first packet from there: the ACL decides, then the groups (which would deny it too).
+      {kT0 + 2, tcp("192.0.2.9", 40002, "10.0.2.10", 8080, dataplane::kSyn, 100)}};
+  auto ex = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(ex.size(), 3u);
+  {
+    const PacketExplanation& e = ex[1];
+    SCOPED_TRACE(e.text);
+    const size_t tracked_at = expectAclDecidesBefore(e, "tracked");
+    ASSERT_LT(tracked_at, e.steps.size());
+    EXPECT_NE(allText(e).find("rule 90 'deny all from 192.0.2.0/24' denies it"), std::string::npos);
+    EXPECT_EQ(
+        e.steps[tracked_at].text.rfind("(not reached) The security groups of app-1 (inbound)", 0),
+        0u);
+    EXPECT_NE(e.steps[tracked_at].text.find("a reply on connection #1"), std::string::npos);
+    EXPECT_NE(e.steps[tracked_at].text.find("without any rule"), std::string::npos);
+    EXPECT_FALSE(hasKind(e, "sg"));
+    EXPECT_EQ(allText(e).find("no inbound rule"), std::string::npos);
+    // The near misses are the ACL's, never a group rule.
+    for (const NearMiss& n : e.near_misses)
+      EXPECT_TRUE(n.acl) << n.text;
   }
-  EXPECT_LT(related_at, acl_at) << e.text;
-  EXPECT_NE(e.steps[acl_at].text.find("This decides"), std::string::npos) << e.text;
+  {
+    // As `statewall query` prints it: the ACL, then the groups it did not reach.
+    const PacketExplanation& e = ex[2];
+    SCOPED_TRACE(e.text);
+    expectAclDecidesBefore(e, "sg");
+    EXPECT_FALSE(hasKind(e, "tracked"));
+  }
+}
+
+// An overlapping fragment (docs/design.md "Fragments"): denied with the rest of its datagram
+// before any rule sees it; the explanation says why and suggests no rule.
+TEST(Explain, AnOverlappingFragmentSaysWhyAndSuggestsNoRule) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  const dataplane::Bytes d = udp("10.0.2.10", 5999, "8.8.8.8", 53, 1400);
+  const auto a = dataplane::fragment(d, 600);  // [0,576) [576,1152) [1152,1428)
+  const auto b = dataplane::fragment(d, 500);  // [0,480) [480,960) ...
+  const std::vector<Frame> frames = {
+      {kT0, a.at(0)}, {kT0 + 1, b.at(1)}, {kT0 + 2, a.at(1)}, {kT0 + 3, a.at(2)}};
+  auto ex = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(ex.size(), 4u);
+  EXPECT_EQ(ex[0].reason, Reason::kAllowRule) << ex[0].text;
+  const char* want[] = {
+      "overlapping fragment: it rewrites bytes of its datagram already seen (RFC "
+      "5722); the whole datagram is dropped",
+      "fragment of a datagram dropped for overlapping fragments (RFC 5722)",
+      "fragment of a datagram dropped for overlapping fragments (RFC 5722)"};
+  for (size_t k = 1; k < 4; ++k) {
+    const PacketExplanation& e = ex[k];
+    SCOPED_TRACE(e.text);
+    EXPECT_EQ(e.reason, Reason::kDenyMalformed);
+    EXPECT_TRUE(hasKind(e, "malformed"));
+    EXPECT_NE(allText(e).find(want[k - 1]), std::string::npos);
+    EXPECT_EQ(allText(e).find("never seen"), std::string::npos);
+    EXPECT_NE(allText(e).find("no rule"), std::string::npos);
+    // No rule is suggested: no check ran, nothing is a near miss.
+    EXPECT_FALSE(hasKind(e, "sg"));
+    EXPECT_FALSE(hasKind(e, "acl"));
+    EXPECT_TRUE(e.near_misses.empty());
+    const auto j = nlohmann::json::parse(e.json);
+    EXPECT_EQ(j["steps"][0]["layer"], "fragment");
+    EXPECT_EQ(j["steps"][0]["why"], want[k - 1]);
+  }
 }
 
 TEST(Explain, ExemptionsAndInvalidNeighbourDiscovery) {

@@ -26,8 +26,11 @@
 //                 allowed, decisive, reached (false: an earlier check had already denied it)
 //     sg          interface, direction, groups, allowed, rule {group, direction, index, text,
 //                 description} or null, decisive, reached
-//     tracked     interface, direction, connection: the security groups were not consulted
-//     related     connection, quoted {proto, src, dst, sport, dport}: an ICMP error
+//     tracked     interface, direction, connection, reached: the security groups were not
+//                 consulted (reached false: a check before them denied it; they would have
+//                 passed it as part of its connection)
+//     related     connection, quoted {proto, src, dst, sport, dport}, reached: an ICMP error
+//                 related to its connection (reached as for tracked)
 //     unprotected allowed: neither address is protected, the policy's `unprotected` decides
 //     control | fragment | malformed (layer, why) | table-full | invalid (why, strict)
 //     tcp         before, after (TCP state names)
