@@ -965,11 +965,7 @@ constexpr const char* kWrongDirection =
 const char* Decider::unrelatedWhy(const ParsedPacket& p, uint64_t* conn, RuleId* opened) {
   const QuotedHeader& q = p.quoted;
   const bool v6 = p.family == Family::kV6;
-  const bool error_type =
-      v6 ? p.icmp_type <= kIcmpv6ParamProblem
-         : (p.icmp_type == kIcmpDestUnreachable || p.icmp_type == kIcmpTimeExceeded ||
-            p.icmp_type == kIcmpParamProblem);
-  if (!error_type) return related_why::kNotAnError;
+  if (!icmpErrorMayBeRelated(v6, p.icmp_type)) return related_why::kNotAnError;
   if (!(p.dst == q.src)) return related_why::kNotToSender;
   if (!q.present || !q.has_l4) return related_why::kNoPorts;
   // The quoted packet's key as keyPortsOf() builds it for the packet itself.

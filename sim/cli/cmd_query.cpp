@@ -352,6 +352,7 @@ std::string replyDropper(const CompiledPolicy& cp, const ReplyAnalysis& ra) {
 // path-MTU discovery needs makes large transfers hang.
 struct IcmpErrorNote {
   std::string what;  // "icmp destination unreachable, fragmentation needed"
+  bool may_be_related = false;
   bool path_mtu = false;
   std::string related;  // the note on relatedness
   std::string warning;  // empty unless a path-MTU error is denied
@@ -367,6 +368,15 @@ std::optional<IcmpErrorNote> icmpErrorNote(const Flow5& f, const Evaluation& ev)
       fmt::format("{} {}", v6 ? "icmpv6" : "icmp",
                   name.empty() ? fmt::format("type {} code {}", f.icmp_type, f.icmp_code) : name);
   n.path_mtu = sim::icmpIsPathMtuError(v6, f.icmp_type, f.icmp_code);
+  if (!dataplane::icmpErrorMayBeRelated(v6, f.icmp_type)) {
+    n.related = fmt::format(
+        "{} is an ICMP error that is never related to a connection (only destination "
+        "unreachable, packet too big, time exceeded and parameter problem are): the rules below "
+        "judge it whatever it quotes.",
+        n.what);
+    return n;
+  }
+  n.may_be_related = true;
   n.related = fmt::format(
       "{} is an ICMP error. One about a connection that is tracked, sent back to the host that "
       "sent the packet it quotes, passes as related (allow-related) without a security-group "
@@ -455,6 +465,7 @@ int runQuery(const QueryArgs& a) {
     if (icmp_note) {
       out["icmp_error"] = {{"error", true},
                            {"name", icmp_note->what.substr(icmp_note->what.find(' ') + 1)},
+                           {"may_be_related", icmp_note->may_be_related},
                            {"path_mtu", icmp_note->path_mtu},
                            {"note", icmp_note->related}};
       if (!icmp_note->warning.empty()) out["icmp_error"]["warning"] = icmp_note->warning;

@@ -196,6 +196,11 @@ TEST_F(Cli, QueryIcmpErrorSaysWhenItIsRelated) {
             std::string::npos)
       << acl.out;
   EXPECT_NE(acl.out.find("reply: none (an ICMP error has no reply)"), std::string::npos) << acl.out;
+  // A redirect is never related (docs/design.md): the note says the rules decide.
+  Result redirect = run({"query", "-p", yaml(), "icmp 93.184.216.34 -> 10.0.1.10 type=5,code=1"});
+  EXPECT_NE(redirect.out.find("icmp redirect is an ICMP error that is never related"),
+            std::string::npos)
+      << redirect.out;
   // An echo request is no error: no such note.
   Result ping = run({"query", "-p", yaml(), "icmp 198.51.100.7 -> 10.0.1.10 type=8,code=0"});
   EXPECT_EQ(ping.out.find("is an ICMP error"), std::string::npos) << ping.out;

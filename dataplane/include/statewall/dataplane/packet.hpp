@@ -175,6 +175,14 @@ constexpr bool icmpIsError(bool v6, uint8_t type) {
          type == kIcmpTimeExceeded || type == kIcmpParamProblem;
 }
 
+// The errors that may be related to a connection (docs/design.md "Connection tracking"):
+// destination unreachable, time exceeded, parameter problem, and ICMPv6 packet too big. Redirects
+// and source quench are judged by the rules like any packet.
+constexpr bool icmpErrorMayBeRelated(bool v6, uint8_t type) {
+  if (v6) return icmpIsError(true, type);
+  return type == kIcmpDestUnreachable || type == kIcmpTimeExceeded || type == kIcmpParamProblem;
+}
+
 // ICMP/ICMPv6 queries (docs/design.md "Connection tracking"): request/reply pairs echo 8/0,
 // timestamp 13/14, information 15/16, address mask 17/18, ICMPv6 echo 128/129. Each carries an
 // identifier at bytes 4-5. Returns the request type of the pair `type` belongs to (as request or
