@@ -248,6 +248,120 @@ uint16_t transportChecksum(const IpAddr& src, const IpAddr& dst, uint8_t proto,
   return internetChecksum(l4, seed);
 }
 
+// The bytes the layer-2.5 headers take (shimTypeAndBody() writes them).
+size_t shimBytes(const std::vector<Shim>& shims) {
+  size_t n = 0;
+  for (const Shim& h : shims) {
+    switch (h.kind) {
+      case Shim::Kind::kVlan:
+      case Shim::Kind::kMpls:
+        n += 4;
+        break;
+      case Shim::Kind::kPppoe:
+        n += 8;
+        break;
+      case Shim::Kind::kPbb:
+        n += 18;
+        break;
+      case Shim::Kind::kVnTag:
+        n += 6;
+        break;
+      case Shim::Kind::kEthernetPw:
+        n += (h.control_word ? 4 : 0) + 14;
+        break;
+    }
+  }
+  return n;
+}
+
+// The type field that introduces a shim (kNoType: an MPLS payload or PPP follows without one).
+constexpr uint32_t kNoType = 0x10000;
+uint32_t shimType(const Shim& h) {
+  switch (h.kind) {
+    case Shim::Kind::kVlan:
+      return h.tpid;
+    case Shim::Kind::kMpls:
+      return kEtherTypeMpls;
+    case Shim::Kind::kPppoe:
+      return kEtherTypePppoeSession;
+    case Shim::Kind::kPbb:
+      return kEtherTypePbb;
+    case Shim::Kind::kVnTag:
+      return kEtherTypeVnTag;
+    case Shim::Kind::kEthernetPw:
+      return kNoType;
+  }
+  return kNoType;
+}
+
+// Writes the shims after the link header and VLAN tags, then the final type field for `ethertype`
+// when one is due. Dies on a chain the parser could not read back (see Shim).
+void putShims(Bytes& f, const FrameOptions& opts, uint16_t ethertype, size_t l3_len) {
+  // The caller wrote the type field that introduces the first shim; after that, each header that
+  // ends in a type field leaves one pending.
+  bool type_pending = false;
+  const std::vector<Shim>& sh = opts.shims;
+  for (size_t i = 0; i < sh.size(); ++i) {
+    const Shim& h = sh[i];
+    const bool in_stack = i > 0 && sh[i - 1].kind == Shim::Kind::kMpls;
+    if (h.kind == Shim::Kind::kEthernetPw) {
+      if (!in_stack) die("an Ethernet pseudowire shim must follow an MPLS label");
+      if (h.control_word) put32(f, 0);
+      putMac(f, opts.dst_mac);
+      putMac(f, opts.src_mac);
+      type_pending = true;
+      continue;
+    }
+    if (h.kind == Shim::Kind::kMpls && in_stack) {
+      // Another label of the same stack: no type field in between.
+    } else if (i > 0) {
+      if (!type_pending) die("a shim after an MPLS stack must be an Ethernet pseudowire");
+      put16(f, static_cast<uint16_t>(shimType(h)));
+    }
+    switch (h.kind) {
+      case Shim::Kind::kVlan:
+        put16(f, static_cast<uint16_t>(h.value & 0x0fff));
+        type_pending = true;
+        break;
+      case Shim::Kind::kMpls: {
+        const bool bottom = i + 1 == sh.size() || sh[i + 1].kind != Shim::Kind::kMpls;
+        put32(f, (h.value & 0xfffff) << 12 | (bottom ? 0x100u : 0u) | 64u);
+        type_pending = false;
+        break;
+      }
+      case Shim::Kind::kPppoe:
+        if (i + 1 != sh.size()) die("a PPPoE shim must be the last one");
+        if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6)
+          die("PPPoE carries only IPv4 and IPv6 here");
+        put8(f, 0x11);
+        put8(f, 0);
+        put16(f, static_cast<uint16_t>(h.value));
+        put16(f, static_cast<uint16_t>(l3_len + 2));
+        put16(f, ethertype == kEtherTypeIpv4 ? kPppIpv4 : kPppIpv6);
+        type_pending = false;
+        break;
+      case Shim::Kind::kPbb:
+        put32(f, h.value & 0x00ffffff);
+        putMac(f, opts.dst_mac);
+        putMac(f, opts.src_mac);
+        type_pending = true;
+        break;
+      case Shim::Kind::kVnTag:
+        put32(f, h.value);
+        type_pending = true;
+        break;
+      case Shim::Kind::kEthernetPw:
+        break;
+    }
+  }
+  if (type_pending) {
+    put16(f, ethertype);
+  } else if (!sh.empty() && sh.back().kind == Shim::Kind::kMpls && ethertype != kEtherTypeIpv4 &&
+             ethertype != kEtherTypeIpv6) {
+    die("an MPLS stack carries IPv4, IPv6 or an Ethernet pseudowire");
+  }
+}
+
 size_t l3Offset(const FrameOptions& opts) {
   size_t base = 0;
   switch (opts.link) {
@@ -263,13 +377,18 @@ size_t l3Offset(const FrameOptions& opts) {
       base = 20;
       break;
   }
-  return base + 4 * opts.vlans.size();
+  return base + 4 * opts.vlans.size() + shimBytes(opts.shims);
 }
 
 Bytes addLinkHeader(const Bytes& l3_packet, uint16_t ethertype, const FrameOptions& opts) {
   Bytes f;
-  // With VLAN tags the link header's type field names the outer tag; each tag then names the next.
-  const uint16_t first_type = opts.vlans.empty() ? ethertype : opts.vlans.front().tpid;
+  // With VLAN tags the link header's type field names the outer tag; each tag then names the next,
+  // the last one the first shim (or the IP packet).
+  if (!opts.shims.empty() && shimType(opts.shims.front()) == kNoType)
+    die("the first shim must be one with a type field (not an Ethernet pseudowire)");
+  const uint16_t after_vlans =
+      opts.shims.empty() ? ethertype : static_cast<uint16_t>(shimType(opts.shims.front()));
+  const uint16_t first_type = opts.vlans.empty() ? after_vlans : opts.vlans.front().tpid;
   switch (opts.link) {
     case LinkType::kEthernet:
       putMac(f, opts.dst_mac);
@@ -277,7 +396,7 @@ Bytes addLinkHeader(const Bytes& l3_packet, uint16_t ethertype, const FrameOptio
       put16(f, first_type);
       break;
     case LinkType::kRawIp:
-      if (!opts.vlans.empty()) die("VLAN tags on a raw IP link");
+      if (!opts.vlans.empty() || !opts.shims.empty()) die("VLAN tags or shims on a raw IP link");
       if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6) {
         die("a raw IP link carries only IPv4 and IPv6");
       }
@@ -304,8 +423,9 @@ Bytes addLinkHeader(const Bytes& l3_packet, uint16_t ethertype, const FrameOptio
   for (size_t i = 0; i < opts.vlans.size(); ++i) {
     const VlanTag& t = opts.vlans[i];
     put16(f, static_cast<uint16_t>((t.pcp & 7) << 13 | (t.vid & 0x0fff)));
-    put16(f, i + 1 < opts.vlans.size() ? opts.vlans[i + 1].tpid : ethertype);
+    put16(f, i + 1 < opts.vlans.size() ? opts.vlans[i + 1].tpid : after_vlans);
   }
+  putShims(f, opts, ethertype, l3_packet.size());
   f.insert(f.end(), l3_packet.begin(), l3_packet.end());
   f.resize(f.size() + opts.trailer_len, 0);
   return f;
@@ -583,6 +703,8 @@ std::vector<Bytes> fragment(const Bytes& frame, size_t mtu, const FrameOptions& 
                             uint32_t ipv6_frag_id) {
   const size_t l3 = l3Offset(opts);
   if (frame.size() <= l3) die("fragment: frame shorter than its link header");
+  for (const Shim& h : opts.shims)
+    if (h.kind == Shim::Kind::kPppoe) die("fragment: a PPPoE shim's length would be wrong");
   const Bytes link(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(l3));
   Bytes ip(frame.begin() + static_cast<std::ptrdiff_t>(l3), frame.end());
   const unsigned version = frame[l3] >> 4;

@@ -1,5 +1,6 @@
 // The packet parser. Every read is preceded by a length check against the bytes that remain of the
 // enclosing layer; offsets are 32-bit and never exceed caplen, so no arithmetic can wrap.
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -482,6 +483,115 @@ inline bool isVlanTpid(uint16_t t) {
   return t == kEtherTypeVlan || t == kEtherTypeQinQ || t == kEtherTypeQinQ1;
 }
 
+// A type field that names a layer-2.5 header (docs/design.md "Encapsulation and tunnels": always
+// unwrapped, in replay and in statewalld alike).
+inline bool isL25Type(uint16_t t) {
+  return isVlanTpid(t) || t == kEtherTypeMpls || t == kEtherTypeMplsMulti ||
+         t == kEtherTypePppoeSession || t == kEtherTypePbb || t == kEtherTypeVnTag;
+}
+
+// A PPP protocol or an MPLS payload that is not IP ends the walk with no IP type: L3 other.
+constexpr uint16_t kNoIpType = 0;
+// Not an EtherType: an MPLS stack ended on an Ethernet pseudowire (step over its frame header).
+constexpr uint16_t kPseudowireType = 0xffff;
+
+// One step over a layer-2.5 header at `off` whose type field said `type`. On success, `off` and
+// `type` name what follows (an EtherType, or kNoIpType), and `kind`/`value` what was passed;
+// on failure `layer`/`why` say what was wrong. Each step consumes at least 4 bytes, so a walk
+// over a frame ends. MPLS label entries are one step each; after the bottom of the stack the
+// first nibble guesses the payload (4: IPv4, 6: IPv6, 0: a pseudowire control word and an
+// Ethernet frame, otherwise an Ethernet frame without control word), as analysers do.
+struct L25Step {
+  uint32_t off;
+  uint16_t type;
+  bool mpls_next = false;  // inside an MPLS label stack (the next entry is a label)
+  EncapHeader::Kind kind = EncapHeader::Kind::kVlan;
+  uint32_t value = 0;
+  Layer layer = Layer::kNone;
+  const char* why = nullptr;
+};
+
+[[gnu::noinline]] bool stepL25(const uint8_t* data, uint32_t caplen, L25Step* s) noexcept {
+  const uint32_t left = caplen - s->off;
+  const uint8_t* p = data + s->off;
+  auto bad = [&](Layer l, const char* why) {
+    s->layer = l;
+    s->why = why;
+    return false;
+  };
+  if (s->mpls_next || s->type == kEtherTypeMpls || s->type == kEtherTypeMplsMulti) {
+    if (left < 4) return bad(Layer::kMpls, "MPLS label entry truncated");
+    const uint32_t entry = be32(p);
+    s->kind = EncapHeader::Kind::kMpls;
+    s->value = entry >> 12;
+    s->off += 4;
+    s->mpls_next = (entry & 0x100) == 0;  // bottom-of-stack bit clear: another label follows
+    if (s->mpls_next) return true;
+    if (caplen - s->off < 1) return bad(Layer::kMpls, "MPLS label stack with no payload");
+    const uint8_t nibble = data[s->off] >> 4;
+    if (nibble == 4) {
+      s->type = kEtherTypeIpv4;
+    } else if (nibble == 6) {
+      s->type = kEtherTypeIpv6;
+    } else {
+      // An Ethernet pseudowire: its frame's type field is the next step's type.
+      s->type = kPseudowireType;
+    }
+    return true;
+  }
+  if (s->type == kPseudowireType) {
+    const uint32_t cw = (data[s->off] >> 4) == 0 ? 4 : 0;
+    if (left < cw + 14) return bad(Layer::kMpls, "Ethernet pseudowire frame truncated");
+    s->kind = EncapHeader::Kind::kPseudowire;
+    s->value = 0;
+    s->type = be16(p + cw + 12);
+    s->off += cw + 14;
+    return true;
+  }
+  if (isVlanTpid(s->type)) {
+    if (left < 4) return bad(Layer::kVlan, "VLAN tag truncated");
+    s->kind = EncapHeader::Kind::kVlan;
+    s->value = be16(p) & 0x0fff;
+    s->type = be16(p + 2);
+    s->off += 4;
+    return true;
+  }
+  switch (s->type) {
+    case kEtherTypePppoeSession: {
+      // version/type 0x11, code 0, session id, payload length, then the PPP protocol.
+      if (left < 8) return bad(Layer::kPppoe, "PPPoE session header truncated");
+      if (p[0] != 0x11 || p[1] != 0)
+        return bad(Layer::kPppoe, "PPPoE session header is not version 1 type 1 code 0");
+      const uint32_t plen = be16(p + 4);
+      if (plen < 2 || plen > left - 6)
+        return bad(Layer::kPppoe, "PPPoE payload length runs past the frame");
+      s->kind = EncapHeader::Kind::kPppoe;
+      s->value = be16(p + 2);
+      const uint16_t proto = be16(p + 6);
+      s->type = proto == kPppIpv4 ? kEtherTypeIpv4 : proto == kPppIpv6 ? kEtherTypeIpv6 : kNoIpType;
+      s->off += 8;
+      return true;
+    }
+    case kEtherTypePbb:
+      // I-TAG (priority, flags, 24-bit I-SID), then the customer frame's addresses and type.
+      if (left < 4 + 14) return bad(Layer::kPbb, "802.1ah (PBB) header truncated");
+      s->kind = EncapHeader::Kind::kPbb;
+      s->value = be32(p) & 0x00ffffff;
+      s->type = be16(p + 16);
+      s->off += 18;
+      return true;
+    case kEtherTypeVnTag:
+      if (left < 6) return bad(Layer::kVnTag, "VN-Tag truncated");
+      s->kind = EncapHeader::Kind::kVnTag;
+      s->value = be32(p);
+      s->type = be16(p + 4);
+      s->off += 6;
+      return true;
+    default:
+      return bad(Layer::kLink, "not a layer-2.5 type");
+  }
+}
+
 const ParsedPacket kBlank{};
 
 // *out = ParsedPacket{}, but as 16-byte vector moves: GCC turns the direct form (and a copy of a
@@ -562,8 +672,18 @@ bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPack
   return parsePacketGeneral(data, caplen, link, out);
 }
 
-bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
-                        ParsedPacket* out) noexcept {
+namespace {
+
+// The layer-2.5 headers a walk passed, for encapsulation(); fixed-size so that parsing never
+// allocates.
+struct EncapTrace {
+  static constexpr uint32_t kMax = 32;
+  std::array<EncapHeader, kMax> h{};
+  uint32_t n = 0;
+};
+
+bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket* out,
+                EncapTrace* trace) noexcept {
   resetParsed(out);
   uint32_t off;
   uint16_t ethertype;
@@ -595,15 +715,21 @@ bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
     default:
       return fail(out, Layer::kLink, "unknown link type");
   }
-  while (isVlanTpid(ethertype))
-    [[unlikely]] {
-      if (out->vlan_count == kMaxVlanTags)
-        return fail(out, Layer::kVlan, "more than two VLAN tags");
-      if (caplen - off < 4) return fail(out, Layer::kVlan, "VLAN tag truncated");
-      out->vlan_ids[out->vlan_count++] = be16(data + off) & 0x0fff;
-      ethertype = be16(data + off + 2);
-      off += 4;
-    }
+  if (isL25Type(ethertype)) [[unlikely]] {
+    L25Step st{.off = off, .type = ethertype};
+    do {
+      if (!stepL25(data, caplen, &st)) return fail(out, st.layer, st.why);
+      if (trace != nullptr && trace->n < EncapTrace::kMax)
+        trace->h[trace->n++] = {st.kind, st.value};
+      if (st.kind == EncapHeader::Kind::kVlan) {
+        if (out->vlan_count < kMaxVlanTags)
+          out->vlan_ids[out->vlan_count] = static_cast<uint16_t>(st.value);
+        if (out->vlan_count < 255) ++out->vlan_count;
+      }
+    } while (st.mpls_next || st.type == kPseudowireType || isL25Type(st.type));
+    off = st.off;
+    ethertype = st.type;
+  }
   switch (ethertype) {
     case kEtherTypeIpv4:
       return parseIpv4(data, off, caplen, out);
@@ -615,6 +741,38 @@ bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
     default:
       return true;  // L3::kOther
   }
+}
+
+}  // namespace
+
+bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
+                        ParsedPacket* out) noexcept {
+  return parseFrame(data, caplen, link, out, nullptr);
+}
+
+std::string_view encapKindName(EncapHeader::Kind k) {
+  switch (k) {
+    case EncapHeader::Kind::kVlan:
+      return "vlan";
+    case EncapHeader::Kind::kMpls:
+      return "mpls";
+    case EncapHeader::Kind::kPppoe:
+      return "pppoe";
+    case EncapHeader::Kind::kPbb:
+      return "pbb";
+    case EncapHeader::Kind::kVnTag:
+      return "vn-tag";
+    case EncapHeader::Kind::kPseudowire:
+      return "pw-eth";
+  }
+  return "?";
+}
+
+std::vector<EncapHeader> encapsulation(const uint8_t* data, uint32_t caplen, LinkType link) {
+  EncapTrace trace;
+  ParsedPacket scratch;
+  parseFrame(data, caplen, link, &scratch, &trace);
+  return {trace.h.begin(), trace.h.begin() + trace.n};
 }
 
 }  // namespace statewall::dataplane

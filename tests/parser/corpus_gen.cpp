@@ -68,7 +68,18 @@ int main(int argc, char** argv) {
            {"sll", {.link = LinkType::kLinuxSll}},
            {"sll2", {.link = LinkType::kLinuxSll2}},
            {"vlan", {.vlans = {{.vid = 100}}}},
-           {"qinq", {.vlans = {{.vid = 10, .tpid = kEtherTypeQinQ}, {.vid = 20}}}}}) {
+           {"qinq", {.vlans = {{.vid = 10, .tpid = kEtherTypeQinQ}, {.vid = 20}}}},
+           {"vlan3", {.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ}, {.vid = 2}, {.vid = 3}}}},
+           {"mpls2",
+            {.shims = {{.kind = Shim::Kind::kMpls, .value = 16},
+                       {.kind = Shim::Kind::kMpls, .value = 17}}}},
+           {"mpls-pw",
+            {.shims = {{.kind = Shim::Kind::kMpls, .value = 18},
+                       {.kind = Shim::Kind::kEthernetPw},
+                       {.kind = Shim::Kind::kVlan, .value = 5}}}},
+           {"pppoe", {.shims = {{.kind = Shim::Kind::kPppoe, .value = 7}}}},
+           {"pbb", {.shims = {{.kind = Shim::Kind::kPbb, .value = 0x10203}}}},
+           {"vntag", {.shims = {{.kind = Shim::Kind::kVnTag, .value = 0x80000001}}}}}) {
     ok(std::string(name) + "-tcp4-syn", buildTcp(syn4, opts), opts);
     ok(std::string(name) + "-tcp6-syn", buildTcp(syn6, opts), opts);
   }
@@ -116,9 +127,15 @@ int main(int argc, char** argv) {
   bad(Layer::kLink, "eth-short", Bytes(10, 0xff), LinkType::kEthernet);
   bad(Layer::kLink, "raw-version-9", Bytes(30, 0x90), LinkType::kRawIp);
   bad(Layer::kSll, "sll2-short", Bytes(12, 0), LinkType::kLinuxSll2);
-  bad(Layer::kVlan, "three-tags",
-      buildUdp({}, {.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ}, {.vid = 2}, {.vid = 3}}}),
-      LinkType::kEthernet);
+  Bytes vlan_cut = buildUdp({}, {.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ}, {.vid = 2}}});
+  vlan_cut.resize(20);
+  bad(Layer::kVlan, "second-tag-cut", vlan_cut, LinkType::kEthernet);
+  Bytes mpls_cut = buildUdp({}, {.shims = {{.kind = Shim::Kind::kMpls, .value = 1}}});
+  mpls_cut.resize(17);
+  bad(Layer::kMpls, "label-cut", mpls_cut, LinkType::kEthernet);
+  Bytes pppoe_long = buildUdp({}, {.shims = {{.kind = Shim::Kind::kPppoe, .value = 1}}});
+  pppoe_long[18] = 0x40;  // payload length past the frame
+  bad(Layer::kPppoe, "length-past-frame", pppoe_long, LinkType::kEthernet);
   Bytes ihl4 = buildTcp({});
   ihl4[14] = 0x44;
   bad(Layer::kIpv4, "ihl-4", ihl4, LinkType::kEthernet);

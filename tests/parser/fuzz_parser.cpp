@@ -1,6 +1,7 @@
 // libFuzzer target for parsePacket(). The first input byte picks the link type (value % 4, in
 // LinkType order); the rest is the frame. Besides ASan/UBSan findings it traps on results that
 // break the parser's contract.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -19,7 +20,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool ok = statewall::dataplane::parsePacket(data + 1, caplen, link, &p);
   if (ok != (p.malformed == Layer::kNone)) __builtin_trap();
   if (ok != (p.malformed_why == nullptr)) __builtin_trap();
-  if (p.vlan_count > statewall::dataplane::kMaxVlanTags) __builtin_trap();
+  // encapsulation() walks the layer-2.5 headers as the parser does: the same VLAN count.
+  const auto encap = statewall::dataplane::encapsulation(data + 1, caplen, link);
+  size_t vlans = 0;
+  for (const auto& h : encap)
+    vlans += h.kind == statewall::dataplane::EncapHeader::Kind::kVlan ? 1 : 0;
+  if (ok && encap.size() < 32 && std::min<size_t>(vlans, 255) != p.vlan_count) __builtin_trap();
   if (!ok) return 0;
   if ((p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6) && p.l3_offset + p.ip_len > caplen) __builtin_trap();
   if (p.l4_offset > caplen) __builtin_trap();

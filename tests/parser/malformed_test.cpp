@@ -106,11 +106,48 @@ std::vector<MalformedCase> malformedCases() {
       {"sll header cut at 15", [] { return Bytes(15, 0); }, LinkType::kLinuxSll, Layer::kSll},
       {"sll2 header cut at 19", [] { return Bytes(19, 0); }, LinkType::kLinuxSll2, Layer::kSll},
       // vlan
-      {"three vlan tags",
+      {"vlan tag after an MPLS-carried pseudowire cut short",
        [] {
-         return tcp4({.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ}, {.vid = 2}, {.vid = 3}}});
+         return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0x47, 0, 1,    1, 64, 0,
+                      0, 0, 0, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0,    0,    1, 0x81, 0, 0};
        },
        LinkType::kEthernet, Layer::kVlan},
+      // layer 2.5
+      {"mpls label cut short",
+       [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0x47, 0, 1, 1}; },
+       LinkType::kEthernet, Layer::kMpls},
+      {"mpls stack without bottom running out",
+       [] {
+         return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0x47, 0, 1, 0, 64, 0, 2, 0, 64};
+       },
+       LinkType::kEthernet, Layer::kMpls},
+      {"mpls stack with no payload",
+       [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0x48, 0, 1, 1, 64}; },
+       LinkType::kEthernet, Layer::kMpls},
+      {"mpls pseudowire frame cut short",
+       [] {
+         return Bytes{2,    0, 0, 0, 0,  2, 2, 0, 0, 0, 0, 1, 0x88,
+                      0x47, 0, 1, 1, 64, 0, 0, 0, 0, 2, 0, 0};
+       },
+       LinkType::kEthernet, Layer::kMpls},
+      {"pppoe header cut short",
+       [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0x64, 0x11, 0, 0, 1, 0}; },
+       LinkType::kEthernet, Layer::kPppoe},
+      {"pppoe version 2",
+       [] {
+         return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0x64, 0x21, 0, 0, 1, 0, 2, 0, 0x21};
+       },
+       LinkType::kEthernet, Layer::kPppoe},
+      {"pppoe length past the frame",
+       patched(tcp4_ok, [](Bytes& f, size_t l3) { wr16(f, l3 - 4, 0x4000); },
+               {.shims = {{.kind = Shim::Kind::kPppoe, .value = 1}}}),
+       LinkType::kEthernet, Layer::kPppoe},
+      {"pbb header cut short",
+       [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0xe7, 0, 0, 0, 1, 2, 0, 0}; },
+       LinkType::kEthernet, Layer::kPbb},
+      {"vn-tag cut short",
+       [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x89, 0x26, 0x80, 0, 0, 1, 8}; },
+       LinkType::kEthernet, Layer::kVnTag},
       {"vlan tag cut short",
        [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0, 0, 5}; }, LinkType::kEthernet,
        Layer::kVlan},

@@ -34,6 +34,49 @@ std::vector<LinkCase> linkCases() {
       {"sll-vlan", {.link = LinkType::kLinuxSll, .vlans = {{.vid = 42}}}, 20},
       {"sll2-vlan", {.link = LinkType::kLinuxSll2, .vlans = {{.vid = 43}}}, 24},
       {"ethernet-padded", {.trailer_len = 20}, 14},
+      // Layer 2.5 (docs/design.md "Encapsulation and tunnels"): always unwrapped.
+      {"vlan-x3",
+       {.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ},
+                  {.vid = 2, .tpid = kEtherTypeQinQ1},
+                  {.vid = 3}}},
+       26},
+      {"mpls", {.shims = {{.kind = Shim::Kind::kMpls, .value = 16}}}, 18},
+      {"mpls-x3",
+       {.shims = {{.kind = Shim::Kind::kMpls, .value = 100},
+                  {.kind = Shim::Kind::kMpls, .value = 200},
+                  {.kind = Shim::Kind::kMpls, .value = 0xfffff}}},
+       26},
+      {"vlan-mpls",
+       {.vlans = {{.vid = 5}}, .shims = {{.kind = Shim::Kind::kMpls, .value = 17}}},
+       22},
+      {"mpls-pw-cw-vlan",
+       {.shims = {{.kind = Shim::Kind::kMpls, .value = 300},
+                  {.kind = Shim::Kind::kEthernetPw},
+                  {.kind = Shim::Kind::kVlan, .value = 77}}},
+       14 + 4 + 4 + 14 + 4},
+      // Without a control word the inner frame's first nibble must not be 0, 4 or 6 (the guess).
+      {"mpls-pw-no-cw",
+       {.dst_mac = {0x52, 0, 0, 0, 0, 2},
+        .shims = {{.kind = Shim::Kind::kMpls, .value = 301},
+                  {.kind = Shim::Kind::kEthernetPw, .control_word = false}}},
+       14 + 4 + 14},
+      {"pppoe", {.shims = {{.kind = Shim::Kind::kPppoe, .value = 0x1234}}}, 22},
+      {"vlan-pppoe",
+       {.vlans = {{.vid = 8}}, .shims = {{.kind = Shim::Kind::kPppoe, .value = 1}}},
+       26},
+      {"pbb", {.shims = {{.kind = Shim::Kind::kPbb, .value = 0x123456}}}, 14 + 18},
+      {"pbb-vlan",
+       {.vlans = {{.vid = 100, .tpid = kEtherTypeQinQ}},
+        .shims = {{.kind = Shim::Kind::kPbb, .value = 42},
+                  {.kind = Shim::Kind::kVlan, .value = 9}}},
+       18 + 18 + 4},
+      {"vn-tag", {.shims = {{.kind = Shim::Kind::kVnTag, .value = 0x80010002}}}, 20},
+      {"sll-mpls",
+       {.link = LinkType::kLinuxSll, .shims = {{.kind = Shim::Kind::kMpls, .value = 1}}},
+       20},
+      {"sll2-pppoe",
+       {.link = LinkType::kLinuxSll2, .shims = {{.kind = Shim::Kind::kPppoe, .value = 3}}},
+       28},
   };
 }
 
@@ -86,9 +129,48 @@ TEST_P(LinkTest, TcpWithAllOptions) {
   EXPECT_EQ(p.l4_offset, lc.l3_offset + (v6 ? 40 : 20));
   EXPECT_EQ(frame.size(), lc.l3_offset + p.ip_len + lc.opts.trailer_len);
   EXPECT_FALSE(p.is_fragment);
-  ASSERT_EQ(p.vlan_count, lc.opts.vlans.size());
-  for (size_t i = 0; i < lc.opts.vlans.size(); ++i)
-    EXPECT_EQ(p.vlan_ids[i], lc.opts.vlans[i].vid);
+  // Every VLAN tag counts, the link's and the shims' (inside a PBB or pseudowire frame too); the
+  // first two VIDs are kept.
+  std::vector<uint16_t> vids;
+  for (const VlanTag& t : lc.opts.vlans)
+    vids.push_back(t.vid);
+  for (const Shim& h : lc.opts.shims)
+    if (h.kind == Shim::Kind::kVlan) vids.push_back(static_cast<uint16_t>(h.value));
+  ASSERT_EQ(p.vlan_count, vids.size());
+  for (size_t i = 0; i < vids.size() && i < kMaxVlanTags; ++i)
+    EXPECT_EQ(p.vlan_ids[i], vids[i]);
+  // encapsulation() names every layer-2.5 header in order, with its value.
+  const auto encap = encapsulation(frame.data(), static_cast<uint32_t>(frame.size()), lc.opts.link);
+  std::vector<std::pair<EncapHeader::Kind, uint32_t>> want;
+  for (const VlanTag& t : lc.opts.vlans)
+    want.emplace_back(EncapHeader::Kind::kVlan, t.vid);
+  for (const Shim& h : lc.opts.shims) {
+    switch (h.kind) {
+      case Shim::Kind::kVlan:
+        want.emplace_back(EncapHeader::Kind::kVlan, h.value);
+        break;
+      case Shim::Kind::kMpls:
+        want.emplace_back(EncapHeader::Kind::kMpls, h.value);
+        break;
+      case Shim::Kind::kPppoe:
+        want.emplace_back(EncapHeader::Kind::kPppoe, h.value);
+        break;
+      case Shim::Kind::kPbb:
+        want.emplace_back(EncapHeader::Kind::kPbb, h.value);
+        break;
+      case Shim::Kind::kVnTag:
+        want.emplace_back(EncapHeader::Kind::kVnTag, h.value);
+        break;
+      case Shim::Kind::kEthernetPw:
+        want.emplace_back(EncapHeader::Kind::kPseudowire, 0);
+        break;
+    }
+  }
+  ASSERT_EQ(encap.size(), want.size()) << lc.name;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(encap[i].kind, want[i].first) << lc.name << " header " << i;
+    EXPECT_EQ(encap[i].value, want[i].second) << lc.name << " header " << i;
+  }
 }
 
 TEST_P(LinkTest, Udp) {
@@ -153,8 +235,9 @@ INSTANTIATE_TEST_SUITE_P(Links, LinkTest, ::testing::ValuesIn(allLinkCases()),
 
 TEST(ParserLayers, NamesComeFromOneTable) {
   const std::vector<std::string> want = {
-      "none",     "link", "vlan",        "sll", "ipv4", "ipv4-options", "ipv6",       "ipv6-ext",
-      "fragment", "tcp",  "tcp-options", "udp", "icmp", "icmpv6",       "icmp-quoted"};
+      "none",        "link", "vlan",         "sll",    "mpls",       "pppoe",    "pbb",
+      "vn-tag",      "ipv4", "ipv4-options", "ipv6",   "ipv6-ext",   "fragment", "tcp",
+      "tcp-options", "udp",  "icmp",         "icmpv6", "icmp-quoted"};
   ASSERT_EQ(kLayerCount, want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(layerName(static_cast<Layer>(i)), want[i]);

@@ -43,6 +43,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "statewall/rules/ip.hpp"
 
@@ -67,6 +68,10 @@ enum class LinkType : uint8_t {
   X(kLink, "link")                \
   X(kVlan, "vlan")                \
   X(kSll, "sll")                  \
+  X(kMpls, "mpls")                \
+  X(kPppoe, "pppoe")              \
+  X(kPbb, "pbb")                  \
+  X(kVnTag, "vn-tag")             \
   X(kIpv4, "ipv4")                \
   X(kIpv4Options, "ipv4-options") \
   X(kIpv6, "ipv6")                \
@@ -139,7 +144,16 @@ inline constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
 inline constexpr uint16_t kEtherTypeVlan = 0x8100;   // 802.1Q
 inline constexpr uint16_t kEtherTypeQinQ = 0x88a8;   // 802.1ad
 inline constexpr uint16_t kEtherTypeQinQ1 = 0x9100;  // pre-standard QinQ outer tag
+// ParsedPacket keeps the VIDs of the two outermost tags; a stack may be deeper (vlan_count).
 inline constexpr int kMaxVlanTags = 2;
+// Layer-2.5 headers between the link header and IP (docs/design.md "Encapsulation and tunnels").
+inline constexpr uint16_t kEtherTypeMpls = 0x8847;       // MPLS unicast
+inline constexpr uint16_t kEtherTypeMplsMulti = 0x8848;  // MPLS multicast
+inline constexpr uint16_t kEtherTypePppoeSession = 0x8864;
+inline constexpr uint16_t kEtherTypePbb = 0x88e7;    // 802.1ah backbone service instance tag
+inline constexpr uint16_t kEtherTypeVnTag = 0x8926;  // Cisco VN-Tag
+inline constexpr uint16_t kPppIpv4 = 0x0021;         // PPP protocol numbers
+inline constexpr uint16_t kPppIpv6 = 0x0057;
 
 // ICMP types the parser interprets.
 inline constexpr uint8_t kIcmpEchoReply = 0;
@@ -300,7 +314,7 @@ struct ParsedPacket {
   bool icmp_is_query_request = false;  // echo, timestamp, information, address mask request
   bool icmp_is_query_reply = false;    // their replies (icmpQueryRequestType())
   bool is_nd = false;  // ICMPv6 neighbour discovery, types 133..137; valid when nd_problem is kNone
-  uint8_t vlan_count = 0;
+  uint8_t vlan_count = 0;    // VLAN tags in the frame (255 at most); vlan_ids has the first two
   uint16_t frag_offset = 0;  // in 8-byte units
   uint16_t frag_len = 0;     // fragments: bytes of the datagram's payload this one carries
   uint16_t l3_offset = 0;    // byte offset of the IP (or ARP) header in the frame
@@ -326,5 +340,18 @@ bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPack
 // frame (tests/parser compare the two). For tests.
 bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
                         ParsedPacket* out) noexcept;
+
+// One layer-2.5 header of a frame, for outputs that name a packet's encapsulation
+// ("vlan:100", "mpls:16"): the parser itself records only what the engine needs.
+struct EncapHeader {
+  enum class Kind : uint8_t { kVlan, kMpls, kPppoe, kPbb, kVnTag, kPseudowire };
+  Kind kind = Kind::kVlan;
+  uint32_t value = 0;  // VLAN id, MPLS label, PPPoE session id, PBB I-SID, VN-Tag word; 0
+};
+// "vlan", "mpls", "pppoe", "pbb", "vn-tag", "pw-eth" (an Ethernet pseudowire inside MPLS).
+std::string_view encapKindName(EncapHeader::Kind k);
+// The layer-2.5 headers of a frame, outermost first, walked exactly as parsePacket() walks them
+// (it stops where the parser would fail). Allocates: for outputs, never on the packet path.
+std::vector<EncapHeader> encapsulation(const uint8_t* data, uint32_t caplen, LinkType link);
 
 }  // namespace statewall::dataplane

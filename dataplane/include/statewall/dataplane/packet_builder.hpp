@@ -36,6 +36,18 @@ struct VlanTag {
   uint8_t pcp = 0;
 };
 
+// A layer-2.5 header after the VLAN tags (docs/design.md "Encapsulation and tunnels"), outermost
+// first. MPLS entries in a row form one label stack (the last gets the bottom-of-stack bit); after
+// a stack comes the IP packet, or a kEthernetPw header (a pseudowire: control word, then an
+// Ethernet header whose type continues the chain). PPPoE must be last (PPP then carries the IP).
+struct Shim {
+  enum class Kind : uint8_t { kVlan, kMpls, kPppoe, kPbb, kVnTag, kEthernetPw };
+  Kind kind = Kind::kVlan;
+  uint32_t value = 0;              // VLAN id, MPLS label, PPPoE session id, PBB I-SID, VN-Tag word
+  uint16_t tpid = kEtherTypeVlan;  // kVlan only
+  bool control_word = true;        // kEthernetPw only
+};
+
 // An IPv6 extension header placed between the fixed header and the transport header. The builder
 // writes the next-header and length bytes; `body` is what follows them. Hop-by-hop and destination
 // options are padded with Pad1/PadN to a multiple of 8 bytes (header total);
@@ -52,6 +64,7 @@ struct FrameOptions {
   MacAddr src_mac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
   MacAddr dst_mac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
   std::vector<VlanTag> vlans{};  // outermost first; Ethernet and SLL links only
+  std::vector<Shim> shims{};     // after the VLAN tags; Ethernet and SLL links only
   std::optional<uint8_t> ttl{};  // IPv4 TTL / IPv6 hop limit; default 64 (255 for ND)
   uint8_t tos = 0;               // IPv4 TOS / IPv6 traffic class
   uint16_t ip_id = 1;            // IPv4 identification
