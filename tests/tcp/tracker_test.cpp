@@ -325,6 +325,44 @@ TEST(TcpTracker, InWindowRstClosesOnceClosing) {
   EXPECT_TRUE(r.closed);
 }
 
+// Once the connection is over (reset, or closed by FINs) or a FIN is acknowledged, any reset
+// passes and closes: Linux skips its checks there and pf and Open vSwitch take a segment without
+// data in their loose branch (tests/kernel/FINDINGS.md 9). While a FIN is unacknowledged, an
+// out-of-window reset stays INVALID (pf and Open vSwitch).
+TEST(TcpTracker, AnyRstOnceTheConnectionIsOverOrAFinAcknowledged) {
+  auto far = [](Conn& c, TcpDir d) {
+    TcpSegment s = c.seg(d, kRst);
+    s.seq += 0x40000000u;
+    return c.put(d, s, false);
+  };
+  {
+    Conn c;
+    c.establish();
+    EXPECT_ACCEPT(c.rst(kR), S::kClose);
+    EXPECT_ACCEPT(far(c, kR), S::kClose);
+    EXPECT_ACCEPT(far(c, kO), S::kClose);
+  }
+  {
+    Conn c;
+    c.establish();
+    EXPECT_ACCEPT(c.fin(kO), S::kFinWait);
+    EXPECT_INVALID(far(c, kR), kRstOut);
+    EXPECT_ACCEPT(c.ack(kR), S::kCloseWait);
+    const TcpResult r = far(c, kR);
+    EXPECT_EQ(r.verdict, V::kAccept) << r.why;
+    EXPECT_EQ(r.after, S::kClose);
+    EXPECT_TRUE(r.closed);
+  }
+  {
+    Conn c;
+    c.establish();
+    EXPECT_ACCEPT(c.fin(kO), S::kFinWait);
+    EXPECT_ACCEPT(c.fin(kR), S::kLastAck);
+    EXPECT_ACCEPT(c.ack(kO), S::kTimeWait);
+    EXPECT_ACCEPT(far(c, kO), S::kClose);
+  }
+}
+
 TEST(TcpTracker, RstBelowTheAcknowledgedSequenceIsInvalid) {
   // Linux selftests conntrack_rst_invalid.pkt: resets below what the receiver acknowledged are
   // INVALID and leave ESTABLISHED; the exact next sequence closes.

@@ -227,8 +227,19 @@ std::vector<Case> cases() {
   add(
       "SYN_SENT R RST+ACK acknowledging the SYN", Scn::kSynSent, S::kSynSent, kR, E::kSegRst, kAlw,
       [](Conn& c) { return c.send(kR, kRst | kAck); }, V::kAccept, S::kClose);
+  // The responder's first packet: without an ACK any sequence number is taken (Linux, pf and
+  // Open vSwitch; docs/semantics.md "Resets").
   add("SYN_SENT R RST without ACK", Scn::kSynSent, S::kSynSent, kR, E::kSegRst, kAlw, rst(kR),
-      V::kInvalid, S::kSynSent);
+      V::kAccept, S::kClose);
+  add(
+      "SYN_SENT R RST+ACK acknowledging one short of the SYN (inside its window)", Scn::kSynSent,
+      S::kSynSent, kR, E::kSegRst, kAlw,
+      [](Conn& c) {
+        TcpSegment s = c.seg(kR, kRst | kAck);
+        s.ack -= 1;
+        return c.put(kR, s, false);
+      },
+      V::kAccept, S::kClose);
   add(
       "SYN_SENT R RST+ACK with a wrong ack", Scn::kSynSent, S::kSynSent, kR, E::kSegRst, kAlw,
       [](Conn& c) {
