@@ -216,18 +216,19 @@ constexpr TcpTransition kRows[] = {
     // CLOSE: ended by a RST. Stragglers in the window pass; a SYN starts over.
     {S::kClose, kO, E::kSegSyn, G::kAlways, A::kReopen, S::kSynSent,
      "a new SYN reopens the connection"},
-    // A SYN-ACK after the reset answers nothing tracked: Linux ignores it (INVALID), so it gets
-    // no help from the closed connection (docs/semantics.md, "After a reset").
-    {S::kClose, kO, E::kSegSynAck, G::kAlways, A::kInvalid, S::kClose,
-     "SYN-ACK after the reset: the connection is closed (Linux ignores it)"},
+    // A late SYN-ACK after the reset of a connection that had a reply: Linux ignores it (lets
+    // it pass), pf and Open vSwitch pass it inside the window. (A reset before any reply removed
+    // the entry: a SYN-ACK then finds none.) docs/semantics.md, "After a reset".
+    {S::kClose, kO, E::kSegSynAck, G::kAlways, A::kTrack, S::kClose,
+     "late SYN-ACK after the reset (checked against the window)"},
     {S::kClose, kO, E::kSegFin, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kO, E::kSegAck, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kO, E::kSegRst, G::kAlways, A::kReset, S::kClose,
      "repeated reset (any sequence number)"},
     {S::kClose, kR, E::kSegSyn, G::kAlways, A::kReopen, S::kSynSent,
      "a new SYN from the former responder reopens the connection (roles swap)"},
-    {S::kClose, kR, E::kSegSynAck, G::kAlways, A::kInvalid, S::kClose,
-     "SYN-ACK after the reset: the connection is closed (Linux ignores it)"},
+    {S::kClose, kR, E::kSegSynAck, G::kAlways, A::kTrack, S::kClose,
+     "late SYN-ACK after the reset (checked against the window)"},
     {S::kClose, kR, E::kSegFin, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kR, E::kSegAck, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kR, E::kSegRst, G::kAlways, A::kReset, S::kClose,

@@ -1834,13 +1834,20 @@ void tcpKernelFindings() {
   {
     Fx fx("tcp4_rst_after_reply_keeps_entry",
           "a reset after the responder answered closes the connection but keeps the entry: "
-          "stragglers in the window pass (FINDINGS.md 4)",
+          "stragglers and a late SYN-ACK in the window pass (FINDINGS.md 4, 1)",
           mainPolicy());
     Tcp t(kExt4, port++, kSrv4, 80);
     fx.add("C SYN", t.c(kSyn), allowRule(kSrv80, TcpState::kSynSent, kFlagNewConnection));
     fx.add("S SYN-ACK", t.s(kSynAck), tracked(kSrv80, TcpState::kSynRecv, kFlagReply));
     fx.add("C RST", t.cAt(kRst, t.cs().nxt, 0), tracked(kSrv80, TcpState::kClose, kFlagConnClosed));
     fx.add("S ACK in flight", t.s(kAck), tracked(kSrv80, TcpState::kClose, kFlagReply));
+    // Linux ignores (passes) a SYN-ACK on a closed connection; pf and Open vSwitch pass one in
+    // the window.
+    fx.add("S SYN-ACK again, late", t.sAt(kSynAck, t.ss().isn, t.cs().isn + 1),
+           tracked(kSrv80, TcpState::kClose, kFlagReply));
+    fx.add("S SYN-ACK 2^30 outside the window: INVALID",
+           t.sAt(kSynAck, t.ss().isn + 0x40000000u, t.cs().isn + 1),
+           denySg(kSrvOut, TcpState::kClose, kFlagTcpInvalid));
     put(fx);
   }
 

@@ -456,8 +456,8 @@ std::vector<Case> cases() {
   // CLOSE.
   add("CLOSE O SYN reopens", Scn::kClose, S::kClose, kO, E::kSegSyn, kAlw, synNewIsn(kO),
       V::kReopen, S::kSynSent);
-  add("CLOSE O SYN-ACK after the reset is ignored (INVALID)", Scn::kClose, S::kClose, kO,
-      E::kSegSynAck, kAlw, synAck(kO), V::kInvalid, S::kClose);
+  add("CLOSE O late SYN-ACK after the reset, in the window", Scn::kClose, S::kClose, kO,
+      E::kSegSynAck, kAlw, synAck(kO), V::kAccept, S::kClose);
   add("CLOSE O straggler FIN", Scn::kClose, S::kClose, kO, E::kSegFin, kAlw, fin(kO), V::kAccept,
       S::kClose);
   add("CLOSE O straggler data", Scn::kClose, S::kClose, kO, E::kSegAck, kAlw, data(kO, 10),
@@ -466,8 +466,8 @@ std::vector<Case> cases() {
       S::kClose);
   add("CLOSE R SYN reopens", Scn::kClose, S::kClose, kR, E::kSegSyn, kAlw, synNewIsn(kR),
       V::kReopen, S::kSynSent);
-  add("CLOSE R SYN-ACK after the reset is ignored (INVALID)", Scn::kClose, S::kClose, kR,
-      E::kSegSynAck, kAlw, synAck(kR), V::kInvalid, S::kClose);
+  add("CLOSE R late SYN-ACK after the reset, in the window", Scn::kClose, S::kClose, kR,
+      E::kSegSynAck, kAlw, synAck(kR), V::kAccept, S::kClose);
   add("CLOSE R straggler FIN", Scn::kClose, S::kClose, kR, E::kSegFin, kAlw, fin(kR), V::kAccept,
       S::kClose);
   add("CLOSE R straggler ACK", Scn::kClose, S::kClose, kR, E::kSegAck, kAlw, ack(kR), V::kAccept,
