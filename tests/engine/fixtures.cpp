@@ -244,7 +244,7 @@ void tcpBasics() {
   }
   {
     Fx fx("tcp4_rst_in_syn_sent_bad_ack",
-          "an RST in SYN_SENT that does not acknowledge the SYN is INVALID (blind reset)",
+          "an RST+ACK in SYN_SENT acknowledging data never sent is INVALID (blind reset)",
           mainPolicy());
     Tcp t(kExt4, 40016, kSrv4, 80);
     fx.add("C SYN", t.c(kSyn), allowRule(kSrv80, TcpState::kSynSent, kFlagNewConnection));
@@ -1783,6 +1783,26 @@ void tcpKernelFindings() {
            tracked(kSrv80, TcpState::kEstablished, kFlagReply));
     fx.add("S data", t.s(kData, 100), tracked(kSrv80, TcpState::kEstablished, kFlagReply));
     fx.add("C data", t.c(kData, 100), tracked(kSrv80, TcpState::kEstablished));
+    put(fx);
+  }
+
+  // Finding 6 as it really was: a SYN-ACK of the tuple's reuse (a new ISN) whose SYN was never
+  // seen. Linux ignores (passes) any SYN-ACK in SYN_RECV; pf and Open vSwitch check it against the
+  // window, and so does statewall: deliberate (docs/semantics.md "After a reset, and SYN /
+  // SYN-ACK on an open connection").
+  {
+    Fx fx("tcp4_synack_new_isn_for_unseen_syn",
+          "a SYN-ACK with a new ISN acknowledging a SYN never seen is INVALID (FINDINGS.md 6)",
+          mainPolicy());
+    Tcp t(kExt4, port++, kSrv4, 80);
+    t.cs().wscale = 1;
+    t.ss().wscale = 6;
+    fx.add("C SYN", t.c(kSyn), allowRule(kSrv80, TcpState::kSynSent, kFlagNewConnection));
+    fx.add("S SYN-ACK", t.s(kSynAck), tracked(kSrv80, TcpState::kSynRecv, kFlagReply));
+    fx.add("S SYN-ACK, ISN 300000 on, acknowledging a SYN 100001 on",
+           t.sAt(kSynAck, t.ss().isn + 300000, t.cs().isn + 100002),
+           denySg(kSrvOut, TcpState::kSynRecv, kFlagTcpInvalid));
+    fx.add("C ACK", t.c(kAck), tracked(kSrv80, TcpState::kEstablished));
     put(fx);
   }
 
