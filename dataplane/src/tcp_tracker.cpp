@@ -338,9 +338,6 @@ const char* const kWhySeqUnder = "SEQ is under the lower bound (older than one r
 const char* const kWhyAckOver = "ACK is over the upper bound (acknowledges data not yet sent)";
 const char* const kWhyAckUnder = "ACK is under the lower bound (older than one window)";
 const char* const kWhyRstOut = "RST out of window";
-const char* const kWhyRstSynSent =
-    "RST in SYN_SENT whose ACK is outside the SYN's window (acknowledges data not sent, or is "
-    "older than one window)";
 const char* const kWhyRstBelowAck =
     "RST below the sequence the receiver acknowledged (outside its window: the receiver drops it)";
 const char* const kWhyRstOldConnection =
@@ -550,6 +547,10 @@ struct TcpTrackImpl {
     // flags (say kFinSent) also sees its sequence end, so "ACK of that FIN" is judged against the
     // FIN's own sequence. If the CAS fails we retry; the advances are idempotent maxima.
     if (init) store(cs, s, snd);
+    // The direction's first ACK sets its maxack outright (as Linux sets td_maxack): the advance
+    // below only moves forward in sequence space, and from the 0 a maxack starts at, half of all
+    // sequence numbers are behind.
+    if (p.has_ack && !c.has(s, kMaxAckSet)) setHalf(cs.acks_[s], false, p.seg.ack);
     if (update) {
       uint32_t end = p.end;
       if (end == p.seg.seq) end = snd.end;
@@ -594,9 +595,12 @@ struct TcpTrackImpl {
         // responder's sequence space starts (Linux, pf and Open vSwitch all take it; RFC 9293
         // has the host drop it). With an ACK, that ACK must be inside bounds III and IV of the
         // SYN, as for any ACK.
-        if (p.has_ack &&
-            (seqAfter(p.seg.ack, rcv.end) || seqBefore(p.seg.ack, rcv.end - kMaxAckWindowMin))) {
-          out = makeResult(TcpVerdict::kInvalid, st, st, kWhyRstSynSent, row);
+        if (p.has_ack && seqAfter(p.seg.ack, rcv.end)) {
+          out = makeResult(TcpVerdict::kInvalid, st, st, kWhyAckOver, row);
+          return Step::kDone;
+        }
+        if (p.has_ack && seqBefore(p.seg.ack, rcv.end - kMaxAckWindowMin)) {
+          out = makeResult(TcpVerdict::kInvalid, st, st, kWhyAckUnder, row);
           return Step::kDone;
         }
       } else if (!c.pickup()) {

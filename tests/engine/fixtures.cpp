@@ -1871,6 +1871,23 @@ void tcpKernelFindings() {
     put(fx);
   }
 
+  // Found by the kernel differential test (seeds 201-400, seed 206): with a responder ISN in the
+  // upper half of the sequence space, the originator's first ACK did not set its maxack, so a
+  // reset at the sequence the originator had acknowledged was INVALID ("below" it).
+  {
+    Fx fx("tcp4_rst_at_acknowledged_sequence_high_isn",
+          "responder ISN 0xf0000000: a reset at the sequence the client acknowledged closes",
+          mainPolicy());
+    Tcp t(kExt4, port++, kSrv4, 80, {}, 1000000, 0xf0000000u);
+    handshake(fx, t, kSrv80);
+    const uint32_t acked = t.ss().nxt;
+    fx.add("S data, not acknowledged yet", t.s(kData, 1000),
+           tracked(kSrv80, TcpState::kEstablished, kFlagReply));
+    fx.add("S RST+ACK at the sequence C acknowledged", t.sAt(kRstAck, acked, t.cs().nxt),
+           tracked(kSrv80, TcpState::kClose, kFlagConnClosed | kFlagReply));
+    put(fx);
+  }
+
   // Finding 10: the responder's RST in SYN_SENT. Without an ACK any sequence number is taken;
   // with one, the ACK must be inside the SYN's window (bounds III and IV).
   {

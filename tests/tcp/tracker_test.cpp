@@ -366,6 +366,24 @@ TEST(TcpTracker, AnyRstOnceTheConnectionIsOverOrAFinAcknowledged) {
   }
 }
 
+// A direction's first ACK sets its maxack whatever the peer's ISN: a responder ISN in the upper
+// half of the sequence space used to leave the originator's maxack at 0, so a reset at the
+// sequence the originator had acknowledged was "below" it (tests/kernel, seed 206).
+TEST(TcpTracker, FirstAckSetsMaxackWhateverTheIsn) {
+  for (uint32_t isn_r : {0x10u, 0x7fffffffu, 0x80000000u, 0xf0000000u, 0xffffffffu}) {
+    Conn c(1000, isn_r);
+    c.establish();
+    EXPECT_EQ(c.cs.info(kO).maxack, c.r().nxt) << isn_r;
+    const uint32_t acked = c.r().nxt;
+    EXPECT_ACCEPT(c.data(kR, 1000), S::kEstablished);  // not acknowledged yet
+    TcpSegment rst = c.seg(kR, kRst);
+    rst.seq = acked;
+    const TcpResult r = c.put(kR, rst, false);
+    EXPECT_EQ(r.verdict, V::kAccept) << isn_r << ": " << r.why;
+    EXPECT_EQ(r.after, S::kClose) << isn_r;
+  }
+}
+
 TEST(TcpTracker, RstBelowTheAcknowledgedSequenceIsInvalid) {
   // Linux selftests conntrack_rst_invalid.pkt: resets below what the receiver acknowledged are
   // INVALID and leave ESTABLISHED; the exact next sequence closes.
