@@ -232,7 +232,7 @@ struct Known {
 
 const std::vector<Known>& knownDifferences() {
   // Only deliberate differences (docs/semantics.md says why for each). The differences that were
-  // fixed (FINDINGS.md 1-4, 7-11) have no entry: if one comes back, the test fails.
+  // fixed (FINDINGS.md 1-4, 7-11, 13) have no entry: if one comes back, the test fails.
   static const std::vector<Known> k = {
       {"old segments and old ACKs (under the lower bound): Linux ignores them (they pass as "
        "established), statewall marks them INVALID",
