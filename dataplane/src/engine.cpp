@@ -746,6 +746,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
 
       // TCP: the state machine first. An INVALID packet gets no help from its connection.
       bool invalid = false;
+      bool gone = false;  // the tracking removed the entry (it must not be refreshed)
       TcpState tcp_after = TcpState::kNone;
       if (kp.kind == ConnKind::kTcp) {
         const TcpDir dir = from_orig ? TcpDir::kOriginal : TcpDir::kReply;
@@ -771,6 +772,14 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
           bump(w.invalid);
         } else if (r.closed || r.after == TcpState::kTimeWait || r.after == TcpState::kClose) {
           if (r.before != r.after) v->flags |= kFlagConnClosed;
+          // A reset before any reply: there was never a connection. The entry goes at once, as
+          // in Linux conntrack; the next packet of the tuple is a first packet, judged by its
+          // rules (docs/semantics.md "After a reset"). The reset itself passes as tracked. Its
+          // tracking has seen it, so whatever checks follow, the entry is gone.
+          if (r.closed && !(meta & kReplied)) {
+            table.erase(e);
+            gone = true;
+          }
         }
       }
       if (invalid) {
@@ -787,7 +796,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
         // current rules as first packets would. If the rules now track the flow (the rule that
         // made it untracked is gone), the entry becomes a tracked connection from here on,
         // like a mid-stream pickup.
-        if (!judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v)) return;
+        if (!judgeByRules(ruleFlowOf(p), rules::EvalMode::kFull, &ev, v) || gone) return;
         if (v->reason == Reason::kAllowRule) {
           const uint32_t keep = meta & (kReplied | kStream | kIcmpQuery | kEvicting);
           val.meta.store(openingMeta(ev) | keep, std::memory_order_release);
@@ -829,6 +838,7 @@ void Decider::decideIp(Table& table, typename Table::Entry* e, const Key& key, u
         v->flags |= kFlagUntracked;
         v->rule = decidingRule(ev);
       }
+      if (gone) return;
       // Learn about the flow, then push the idle deadline out.
       if (!from_orig && !(meta & kReplied)) {
         meta = val.meta.fetch_or(kReplied, std::memory_order_acq_rel) | kReplied;

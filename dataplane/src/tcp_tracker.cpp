@@ -60,7 +60,8 @@ constexpr TcpTransition kRows[] = {
      "ACK without SYN from the responder (a stale connection answering the SYN): passed so that "
      "the originator can reset it"},
     {S::kSynSent, kR, E::kSegRst, G::kAlways, A::kReset, S::kClose,
-     "the responder refuses the SYN (the RST must acknowledge it)"},
+     "the responder refuses the SYN (any sequence number; an ACK, if set, within the SYN's "
+     "window)"},
 
     // SYN_SENT2: both sides sent a SYN, neither is acknowledged.
     {S::kSynSent2, kO, E::kSegSyn, G::kAlways, A::kTrack, S::kSynSent2, "retransmitted SYN"},
@@ -202,31 +203,36 @@ constexpr TcpTransition kRows[] = {
     {S::kTimeWait, kO, E::kSegSynAck, G::kAlways, A::kTrack, S::kTimeWait, "late SYN-ACK"},
     {S::kTimeWait, kO, E::kSegFin, G::kAlways, A::kTrack, S::kTimeWait, "late retransmitted FIN"},
     {S::kTimeWait, kO, E::kSegAck, G::kAlways, A::kTrack, S::kTimeWait, "late ACK"},
-    {S::kTimeWait, kO, E::kSegRst, G::kAlways, A::kReset, S::kClose, "reset after the close"},
+    {S::kTimeWait, kO, E::kSegRst, G::kAlways, A::kReset, S::kClose,
+     "reset after the close (any sequence number)"},
     {S::kTimeWait, kR, E::kSegSyn, G::kAlways, A::kReopen, S::kSynSent,
      "a new SYN from the former responder reopens the connection (roles swap)"},
     {S::kTimeWait, kR, E::kSegSynAck, G::kAlways, A::kTrack, S::kTimeWait, "late SYN-ACK"},
     {S::kTimeWait, kR, E::kSegFin, G::kAlways, A::kTrack, S::kTimeWait, "late retransmitted FIN"},
     {S::kTimeWait, kR, E::kSegAck, G::kAlways, A::kTrack, S::kTimeWait, "late ACK"},
-    {S::kTimeWait, kR, E::kSegRst, G::kAlways, A::kReset, S::kClose, "reset after the close"},
+    {S::kTimeWait, kR, E::kSegRst, G::kAlways, A::kReset, S::kClose,
+     "reset after the close (any sequence number)"},
 
     // CLOSE: ended by a RST. Stragglers in the window pass; a SYN starts over.
     {S::kClose, kO, E::kSegSyn, G::kAlways, A::kReopen, S::kSynSent,
      "a new SYN reopens the connection"},
-    // A SYN-ACK after the reset answers nothing tracked: Linux ignores it (INVALID), so it gets
-    // no help from the closed connection (docs/semantics.md, "After a reset").
-    {S::kClose, kO, E::kSegSynAck, G::kAlways, A::kInvalid, S::kClose,
-     "SYN-ACK after the reset: the connection is closed (Linux ignores it)"},
+    // A late SYN-ACK after the reset of a connection that had a reply: Linux ignores it (lets
+    // it pass), pf and Open vSwitch pass it inside the window. (A reset before any reply removed
+    // the entry: a SYN-ACK then finds none.) docs/semantics.md, "After a reset".
+    {S::kClose, kO, E::kSegSynAck, G::kAlways, A::kTrack, S::kClose,
+     "late SYN-ACK after the reset (checked against the window)"},
     {S::kClose, kO, E::kSegFin, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kO, E::kSegAck, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
-    {S::kClose, kO, E::kSegRst, G::kAlways, A::kReset, S::kClose, "repeated reset"},
+    {S::kClose, kO, E::kSegRst, G::kAlways, A::kReset, S::kClose,
+     "repeated reset (any sequence number)"},
     {S::kClose, kR, E::kSegSyn, G::kAlways, A::kReopen, S::kSynSent,
      "a new SYN from the former responder reopens the connection (roles swap)"},
-    {S::kClose, kR, E::kSegSynAck, G::kAlways, A::kInvalid, S::kClose,
-     "SYN-ACK after the reset: the connection is closed (Linux ignores it)"},
+    {S::kClose, kR, E::kSegSynAck, G::kAlways, A::kTrack, S::kClose,
+     "late SYN-ACK after the reset (checked against the window)"},
     {S::kClose, kR, E::kSegFin, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
     {S::kClose, kR, E::kSegAck, G::kAlways, A::kTrack, S::kClose, "straggler after the reset"},
-    {S::kClose, kR, E::kSegRst, G::kAlways, A::kReset, S::kClose, "repeated reset"},
+    {S::kClose, kR, E::kSegRst, G::kAlways, A::kReset, S::kClose,
+     "repeated reset (any sequence number)"},
 };
 constexpr size_t kRowCount = sizeof(kRows) / sizeof(kRows[0]);
 static_assert(kRowCount < 256, "row indices are stored in uint8_t");
@@ -332,7 +338,6 @@ const char* const kWhySeqUnder = "SEQ is under the lower bound (older than one r
 const char* const kWhyAckOver = "ACK is over the upper bound (acknowledges data not yet sent)";
 const char* const kWhyAckUnder = "ACK is under the lower bound (older than one window)";
 const char* const kWhyRstOut = "RST out of window";
-const char* const kWhyRstSynSent = "RST in SYN_SENT does not acknowledge the SYN";
 const char* const kWhyRstBelowAck =
     "RST below the sequence the receiver acknowledged (outside its window: the receiver drops it)";
 const char* const kWhyRstOldConnection =
@@ -542,6 +547,10 @@ struct TcpTrackImpl {
     // flags (say kFinSent) also sees its sequence end, so "ACK of that FIN" is judged against the
     // FIN's own sequence. If the CAS fails we retry; the advances are idempotent maxima.
     if (init) store(cs, s, snd);
+    // The direction's first ACK sets its maxack outright (as Linux sets td_maxack): the advance
+    // below only moves forward in sequence space, and from the 0 a maxack starts at, half of all
+    // sequence numbers are behind.
+    if (p.has_ack && !c.has(s, kMaxAckSet)) setHalf(cs.acks_[s], false, p.seg.ack);
     if (update) {
       uint32_t end = p.end;
       if (end == p.seg.seq) end = snd.end;
@@ -572,11 +581,26 @@ struct TcpTrackImpl {
     const BoundsCopy snd = load(cs, s);
     const uint32_t seq = p.seg.seq;
     const bool r_learned = c.has(r, kLearned);
-    if (!c.has(s, kLearned)) {
+    // Once the connection is over (reset, or closed by FINs) or a FIN is acknowledged, any reset
+    // passes and closes: Linux checks none there (tcp_can_early_drop), pf and Open vSwitch take
+    // it in their loose branch, which ignores the sequence number of a segment without data
+    // (docs/semantics.md "Resets").
+    const bool over =
+        st == S::kClose || st == S::kTimeWait || c.has(0, kFinAcked) || c.has(1, kFinAcked);
+    if (over) {
+      // Nothing to check.
+    } else if (!c.has(s, kLearned)) {
       if (st == S::kSynSent && s == 1) {
-        // RFC 9293: in SYN-SENT a reset is acceptable only if it acknowledges the SYN.
-        if (!(p.has_ack && p.seg.ack == rcv.end)) {
-          out = makeResult(TcpVerdict::kInvalid, st, st, kWhyRstSynSent, row);
+        // The responder's first packet. Without an ACK, any sequence number: it is where the
+        // responder's sequence space starts (Linux, pf and Open vSwitch all take it; RFC 9293
+        // has the host drop it). With an ACK, that ACK must be inside bounds III and IV of the
+        // SYN, as for any ACK.
+        if (p.has_ack && seqAfter(p.seg.ack, rcv.end)) {
+          out = makeResult(TcpVerdict::kInvalid, st, st, kWhyAckOver, row);
+          return Step::kDone;
+        }
+        if (p.has_ack && seqBefore(p.seg.ack, rcv.end - kMaxAckWindowMin)) {
+          out = makeResult(TcpVerdict::kInvalid, st, st, kWhyAckUnder, row);
           return Step::kDone;
         }
       } else if (!c.pickup()) {

@@ -269,6 +269,14 @@ struct ReportBuilder::Impl {
     auto it = live.find(v.conn_id);
     if (it == live.end()) return;
     Entry& e = it->second;
+    // A reset before any reply removes the entry at once (docs/semantics.md "After a reset"), even
+    // when a check after the tracking then denies the reset.
+    if (e.kind == EntryKind::kTcp && !e.replied && (v.flags & kFlagConnClosed) &&
+        v.tcp_after == TcpState::kClose) {
+      remove(v.conn_id);
+      noteSize(clock);
+      return;
+    }
     // What refreshes an entry in the engine: an accepted packet of the connection itself.
     if (!v.allowed() || v.reason == Reason::kAllowRelated ||
         (v.flags & (kFlagTcpInvalid | kFlagFragment)) || p.icmp_is_error) {

@@ -93,7 +93,8 @@ struct Endpoint {
   std::string addr;
   uint16_t port = 0;
   uint32_t isn = 0;
-  uint32_t nxt = 0;  // next sequence number to send
+  uint32_t isn0 = 0;  // the first ISN (isn changes when the tuple is reused): printing is relative
+  uint32_t nxt = 0;   // next sequence number to send
   uint16_t window = 65535;
   std::optional<uint8_t> wscale;
   bool fin = false;
@@ -106,6 +107,8 @@ class FlowBuilder {
   void tcp(Endpoint a, Endpoint b) {
     a_ = a;
     b_ = b;
+    a_.isn0 = a_.isn;
+    b_.isn0 = b_.isn;
     const bool scale = rng_.chance(60);
     if (scale) {
       a_.wscale = static_cast<uint8_t>(rng_.below(9));
@@ -237,12 +240,12 @@ class FlowBuilder {
     char buf[200];
     // Sequence numbers relative to the sender's first ISN, ACKs to the receiver's.
     const std::string ack_text = (flags & dataplane::kAck)
-                                     ? " ack=" + std::to_string(static_cast<int32_t>(ack - d.isn))
+                                     ? " ack=" + std::to_string(static_cast<int32_t>(ack - d.isn0))
                                      : "";
     const std::string ws_text = options && s.wscale ? " ws=" + std::to_string(*s.wscale) : "";
     std::snprintf(buf, sizeof buf, "tcp %s:%u > %s:%u %s seq=%d%s len=%zu win=%u%s", s.addr.c_str(),
                   s.port, d.addr.c_str(), d.port, flagText(flags).c_str(),
-                  static_cast<int32_t>(seq - s.isn), ack_text.c_str(), len, s.window,
+                  static_cast<int32_t>(seq - s.isn0), ack_text.c_str(), len, s.window,
                   ws_text.c_str());
     push(from_a, dataplane::buildTcp(t), kind, buf);
   }

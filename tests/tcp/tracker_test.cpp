@@ -204,15 +204,18 @@ TEST(TcpTracker, InWindowDataAfterFinIsAccepted) {
   EXPECT_INVALID(c.put(kO, far, false), kSeqOver);
 }
 
-// After a RST closed the connection, a SYN-ACK answers nothing tracked: Linux ignores it
-// (INVALID), in either direction.
-TEST(TcpTracker, SynAckAfterResetIsInvalid) {
+// After a RST closed a connection that had a reply, a late SYN-ACK passes inside the window, in
+// either direction: Linux ignores it (lets it pass), pf and Open vSwitch check the window
+// (tests/kernel: TcpResetCasesAgreeWithNfConntrack). One far outside the window is INVALID.
+TEST(TcpTracker, SynAckAfterResetPassesInsideTheWindow) {
   for (TcpDir d : {kO, kR}) {
     Conn c;
     c.establish();
     EXPECT_ACCEPT(c.rst(kR), S::kClose);
-    const TcpResult r = c.put(d, c.seg(d, kSyn | kAck, 0), false);
-    EXPECT_EQ(r.verdict, V::kInvalid) << r.why;
+    EXPECT_ACCEPT(c.put(d, c.seg(d, kSyn | kAck, 0), false), S::kClose);
+    TcpSegment far = c.seg(d, kSyn | kAck, 0);
+    far.seq += 0x40000000u;
+    EXPECT_INVALID(c.put(d, far, false), kSeqOver);
     EXPECT_EQ(c.cs.state(), S::kClose);
   }
 }
@@ -323,6 +326,62 @@ TEST(TcpTracker, InWindowRstClosesOnceClosing) {
   EXPECT_EQ(r.verdict, V::kAccept) << r.why;
   EXPECT_EQ(r.after, S::kClose);
   EXPECT_TRUE(r.closed);
+}
+
+// Once the connection is over (reset, or closed by FINs) or a FIN is acknowledged, any reset
+// passes and closes: Linux skips its checks there and pf and Open vSwitch take a segment without
+// data in their loose branch (tests/kernel/FINDINGS.md 9). While a FIN is unacknowledged, an
+// out-of-window reset stays INVALID (pf and Open vSwitch).
+TEST(TcpTracker, AnyRstOnceTheConnectionIsOverOrAFinAcknowledged) {
+  auto far = [](Conn& c, TcpDir d) {
+    TcpSegment s = c.seg(d, kRst);
+    s.seq += 0x40000000u;
+    return c.put(d, s, false);
+  };
+  {
+    Conn c;
+    c.establish();
+    EXPECT_ACCEPT(c.rst(kR), S::kClose);
+    EXPECT_ACCEPT(far(c, kR), S::kClose);
+    EXPECT_ACCEPT(far(c, kO), S::kClose);
+  }
+  {
+    Conn c;
+    c.establish();
+    EXPECT_ACCEPT(c.fin(kO), S::kFinWait);
+    EXPECT_INVALID(far(c, kR), kRstOut);
+    EXPECT_ACCEPT(c.ack(kR), S::kCloseWait);
+    const TcpResult r = far(c, kR);
+    EXPECT_EQ(r.verdict, V::kAccept) << r.why;
+    EXPECT_EQ(r.after, S::kClose);
+    EXPECT_TRUE(r.closed);
+  }
+  {
+    Conn c;
+    c.establish();
+    EXPECT_ACCEPT(c.fin(kO), S::kFinWait);
+    EXPECT_ACCEPT(c.fin(kR), S::kLastAck);
+    EXPECT_ACCEPT(c.ack(kO), S::kTimeWait);
+    EXPECT_ACCEPT(far(c, kO), S::kClose);
+  }
+}
+
+// A direction's first ACK sets its maxack whatever the peer's ISN: a responder ISN in the upper
+// half of the sequence space used to leave the originator's maxack at 0, so a reset at the
+// sequence the originator had acknowledged was "below" it (tests/kernel, seed 206).
+TEST(TcpTracker, FirstAckSetsMaxackWhateverTheIsn) {
+  for (uint32_t isn_r : {0x10u, 0x7fffffffu, 0x80000000u, 0xf0000000u, 0xffffffffu}) {
+    Conn c(1000, isn_r);
+    c.establish();
+    EXPECT_EQ(c.cs.info(kO).maxack, c.r().nxt) << isn_r;
+    const uint32_t acked = c.r().nxt;
+    EXPECT_ACCEPT(c.data(kR, 1000), S::kEstablished);  // not acknowledged yet
+    TcpSegment rst = c.seg(kR, kRst);
+    rst.seq = acked;
+    const TcpResult r = c.put(kR, rst, false);
+    EXPECT_EQ(r.verdict, V::kAccept) << isn_r << ": " << r.why;
+    EXPECT_EQ(r.after, S::kClose) << isn_r;
+  }
 }
 
 TEST(TcpTracker, RstBelowTheAcknowledgedSequenceIsInvalid) {

@@ -227,8 +227,19 @@ std::vector<Case> cases() {
   add(
       "SYN_SENT R RST+ACK acknowledging the SYN", Scn::kSynSent, S::kSynSent, kR, E::kSegRst, kAlw,
       [](Conn& c) { return c.send(kR, kRst | kAck); }, V::kAccept, S::kClose);
+  // The responder's first packet: without an ACK any sequence number is taken (Linux, pf and
+  // Open vSwitch; docs/semantics.md "Resets").
   add("SYN_SENT R RST without ACK", Scn::kSynSent, S::kSynSent, kR, E::kSegRst, kAlw, rst(kR),
-      V::kInvalid, S::kSynSent);
+      V::kAccept, S::kClose);
+  add(
+      "SYN_SENT R RST+ACK acknowledging one short of the SYN (inside its window)", Scn::kSynSent,
+      S::kSynSent, kR, E::kSegRst, kAlw,
+      [](Conn& c) {
+        TcpSegment s = c.seg(kR, kRst | kAck);
+        s.ack -= 1;
+        return c.put(kR, s, false);
+      },
+      V::kAccept, S::kClose);
   add(
       "SYN_SENT R RST+ACK with a wrong ack", Scn::kSynSent, S::kSynSent, kR, E::kSegRst, kAlw,
       [](Conn& c) {
@@ -445,8 +456,8 @@ std::vector<Case> cases() {
   // CLOSE.
   add("CLOSE O SYN reopens", Scn::kClose, S::kClose, kO, E::kSegSyn, kAlw, synNewIsn(kO),
       V::kReopen, S::kSynSent);
-  add("CLOSE O SYN-ACK after the reset is ignored (INVALID)", Scn::kClose, S::kClose, kO,
-      E::kSegSynAck, kAlw, synAck(kO), V::kInvalid, S::kClose);
+  add("CLOSE O late SYN-ACK after the reset, in the window", Scn::kClose, S::kClose, kO,
+      E::kSegSynAck, kAlw, synAck(kO), V::kAccept, S::kClose);
   add("CLOSE O straggler FIN", Scn::kClose, S::kClose, kO, E::kSegFin, kAlw, fin(kO), V::kAccept,
       S::kClose);
   add("CLOSE O straggler data", Scn::kClose, S::kClose, kO, E::kSegAck, kAlw, data(kO, 10),
@@ -455,8 +466,8 @@ std::vector<Case> cases() {
       S::kClose);
   add("CLOSE R SYN reopens", Scn::kClose, S::kClose, kR, E::kSegSyn, kAlw, synNewIsn(kR),
       V::kReopen, S::kSynSent);
-  add("CLOSE R SYN-ACK after the reset is ignored (INVALID)", Scn::kClose, S::kClose, kR,
-      E::kSegSynAck, kAlw, synAck(kR), V::kInvalid, S::kClose);
+  add("CLOSE R late SYN-ACK after the reset, in the window", Scn::kClose, S::kClose, kR,
+      E::kSegSynAck, kAlw, synAck(kR), V::kAccept, S::kClose);
   add("CLOSE R straggler FIN", Scn::kClose, S::kClose, kR, E::kSegFin, kAlw, fin(kR), V::kAccept,
       S::kClose);
   add("CLOSE R straggler ACK", Scn::kClose, S::kClose, kR, E::kSegAck, kAlw, ack(kR), V::kAccept,
