@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
            {"raw", {.link = LinkType::kRawIp}},
            {"sll", {.link = LinkType::kLinuxSll}},
            {"sll2", {.link = LinkType::kLinuxSll2}},
+           {"null", {.link = LinkType::kNull}},
+           {"loop", {.link = LinkType::kLoop}},
            {"vlan", {.vlans = {{.vid = 100}}}},
            {"qinq", {.vlans = {{.vid = 10, .tpid = kEtherTypeQinQ}, {.vid = 20}}}}}) {
     ok(std::string(name) + "-tcp4-syn", buildTcp(syn4, opts), opts);
