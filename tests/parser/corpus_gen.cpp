@@ -118,6 +118,7 @@ int main(int argc, char** argv) {
   bad(Layer::kLink, "eth-short", Bytes(10, 0xff), LinkType::kEthernet);
   bad(Layer::kLink, "raw-version-9", Bytes(30, 0x90), LinkType::kRawIp);
   bad(Layer::kSll, "sll2-short", Bytes(12, 0), LinkType::kLinuxSll2);
+  bad(Layer::kLink, "null-short", Bytes(3, 2), LinkType::kNull);
   bad(Layer::kVlan, "three-tags",
       buildUdp({}, {.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ}, {.vid = 2}, {.vid = 3}}}),
       LinkType::kEthernet);
