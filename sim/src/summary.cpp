@@ -113,6 +113,19 @@ std::string aclLabel(const rules::CompiledPolicy& p, rules::AclEntryId e) {
 
 }  // namespace
 
+std::vector<std::string> skippedInterfaceWarnings(const ReplaySummary& s) {
+  std::vector<std::string> out;
+  for (const auto& tr : s.traces) {
+    for (const TraceInterface& i : tr.skipped) {
+      out.push_back(fmt::format(
+          "{}: {} packets of {} were skipped (not judged, not counted): its link type {} is not "
+          "one statewall reads",
+          tr.path, commas(i.skipped), interfaceText(i), dltName(i.dlt)));
+    }
+  }
+  return out;
+}
+
 std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolicy& policy,
                               const std::vector<ExpectResult>* expect) {
   std::string out;
@@ -137,14 +150,8 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     if (s.error) {
       out += fmt::format("  INCOMPLETE: the replay stopped at {}\n", s.error->str());
     }
-    for (const auto& tr : s.traces) {
-      for (const TraceInterface& i : tr.skipped) {
-        out += fmt::format(
-            "  warning: {}: {} packets of {} were skipped (not judged, not counted): its link "
-            "type {} is not one statewall reads\n",
-            tr.path, commas(i.skipped), interfaceText(i), dltName(i.dlt));
-      }
-    }
+    for (const std::string& w : skippedInterfaceWarnings(s))
+      out += "  warning: " + w + "\n";
     if (s.ts_backwards > 0) {
       out += fmt::format(
           "  warning: {} packets are older than the packet before them (first: #{}); each was "

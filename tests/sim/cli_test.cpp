@@ -409,5 +409,38 @@ TEST(Cli, PcapngWithInterfacesOfDifferentLinkTypes) {
   EXPECT_EQ(nlohmann::json::parse(db.out)["packets"], ja["packets"]);
 }
 
+// Packets of an interface whose link type statewall does not read are skipped, and every
+// command says so (the rest of the file is judged).
+TEST(Cli, PcapngInterfaceOfAnUnreadLinkTypeIsSkippedWithAWarning) {
+  TempDir dir;
+  testing::PcapngBuilder b;
+  b.section().interface(1, 0, 9).interface(189, 0, 9, std::nullopt, "usbmon1");  // USB_LINUX
+  for (uint32_t i = 0; i < 6; ++i)
+    b.packet(i % 2, 1700000000ull * 1000000000 + i, std::vector<uint8_t>(64, 0x45));
+  const std::string path = dir.file("usb.pcapng");
+  testing::writeBytes(path, b.bytes());
+  CliRun r = statewall(std::string("replay ") + kPolicy + " '" + path + "'", dir);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("3 packets of interface 1 (usbmon1) were skipped"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(summaryTotal(r.out), 3) << r.out;
+  CliRun j = statewall(std::string("replay ") + kPolicy + " '" + path + "' --json", dir);
+  ASSERT_EQ(j.rc, 0) << j.err;
+  auto js = nlohmann::json::parse(j.out);
+  EXPECT_EQ(js["traces"][0]["skipped_packets"], 3);
+  EXPECT_EQ(js["traces"][0]["skipped_interfaces"][0]["name"], "usbmon1");
+  EXPECT_EQ(js["traces"][0]["skipped_interfaces"][0]["link_type"], 189);
+  CliRun rep = statewall(
+      std::string("report ") + kPolicy + " '" + path + "' -q -o '" + dir.file("r.html") + "'", dir);
+  EXPECT_EQ(rep.rc, 0) << rep.err;
+  EXPECT_NE(rep.err.find("warning: " + path + ": 3 packets of interface 1 (usbmon1)"),
+            std::string::npos)
+      << rep.err;
+  CliRun d = statewall(
+      std::string("diff ") + kPolicy + " --against examples/three-tier.yaml '" + path + "'", dir);
+  EXPECT_NE(d.err.find("3 packets of interface 1 (usbmon1) were skipped"), std::string::npos)
+      << d.err;
+}
+
 }  // namespace
 }  // namespace statewall::sim

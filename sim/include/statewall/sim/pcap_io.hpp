@@ -8,13 +8,14 @@
 // interface declared before the first packet has such a link type is refused at open, as a
 // classic pcap of that link type is.
 //
-// TraceReader streams: it holds one packet at a time (plus stdio's buffer), whatever the file
-// size. Every failure names the file and the byte offset where the damage starts, so a caller can
-// report "what was processed before the damage" and stop. A mapped trace that another program cuts
-// short while it is read ends with such an error (at the offset where the file now ends), not with
-// SIGBUS: the reader installs a process-wide SIGBUS handler that handles faults in its own mappings
-// only (a packet being judged at the very moment its bytes vanish may be judged on zeros; the error
-// follows at once). Neither class is thread-safe; each instance belongs to one thread.
+// TraceReader streams: it holds one packet at a time (plus stdio's buffer; streamed pcapng: one
+// block, at most 16 MiB), whatever the file size. Every failure names the file and the byte offset
+// where the damage starts, so a caller can report "what was processed before the damage" and stop.
+// A mapped trace that another program cuts short while it is read ends with such an error (at the
+// offset where the file now ends), not with SIGBUS: the reader installs a process-wide SIGBUS
+// handler that handles faults in its own mappings only (a packet being judged at the very moment
+// its bytes vanish may be judged on zeros; the error follows at once). Neither class is
+// thread-safe; each instance belongs to one thread.
 #pragma once
 
 #include <cstdint>

@@ -293,6 +293,10 @@ std::vector<dataplane::Verdict> replayFrames(rules::CompiledPolicyPtr policy,
                                              const std::vector<Frame>& frames,
                                              const ReplayOptions& options = {});
 
+// One line per pcapng interface whose packets were skipped (its link type is not one the engine
+// parses): "FILE: N packets of interface I (NAME) were skipped ...".
+std::vector<std::string> skippedInterfaceWarnings(const ReplaySummary& s);
+
 // The summary for people (aligned columns) and as one JSON document. `expect` may be null.
 std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolicy& policy,
                               const std::vector<ExpectResult>* expect);
