@@ -718,7 +718,7 @@ std::unique_ptr<TraceReader> TraceReader::openNg(std::unique_ptr<TraceReader> r,
   }
   // The blocks before the first packet: the interfaces, which say how to read what follows.
   TracePacket unused;
-  if (r->nextNg(&unused, /*stop_at_packet=*/true) == Status::kError) return r;  // next() says it
+  const Status st = r->nextNg(&unused, /*stop_at_packet=*/true);
   const TraceInterface* first = nullptr;
   for (const TraceInterface& i : r->ifaces_) {
     if (i.link) {
@@ -726,7 +726,7 @@ std::unique_ptr<TraceReader> TraceReader::openNg(std::unique_ptr<TraceReader> r,
       break;
     }
   }
-  if (first == nullptr && !r->ifaces_.empty()) {
+  if (first == nullptr && !r->ifaces_.empty() && st != Status::kError) {
     const TraceInterface& i = r->ifaces_.front();
     const size_t n = r->ifaces_.size();
     *err = TraceError{
@@ -743,11 +743,11 @@ std::unique_ptr<TraceReader> TraceReader::openNg(std::unique_ptr<TraceReader> r,
     r->snaplen_ = first->snaplen == 0 ? 262144 : first->snaplen;
     r->nano_ = first->ts_pow2 ? first->ts_exp > 19 : first->ts_exp > 6;
   } else {
-    r->dlt_ = DLT_EN10MB;
+    r->dlt_ = r->ifaces_.empty() ? DLT_EN10MB : r->ifaces_.front().dlt;
     r->link_ = LinkType::kEthernet;
     r->snaplen_ = 262144;
   }
-  return r;
+  return r;  // damage before the first packet: next() reports it
 }
 
 TraceReader::Status TraceReader::failNg(uint64_t offset, std::string message) {
@@ -820,8 +820,7 @@ TraceReader::Status TraceReader::loadBlock(const uint8_t** block, uint32_t* len)
                     fmt::format("truncated block: {} bytes left, a block has at least 12", left));
     }
     const uint8_t* b = map_ + offset_;
-    if (!stillMapped(offset_ + 12)) return failShrunk();
-    if (!blockLength(b, &l)) return done_;
+    if (!blockLength(b, &l)) return stillMapped(offset_ + 12) ? done_ : failShrunk();
     if (l > left) {
       if (!stillMapped(map_len_)) return failShrunk();
       return failNg(offset_,

@@ -739,6 +739,44 @@ TEST(Pcapng, DamagedBlocks) {
   }
 }
 
+// A mapped pcapng file that another program cuts short while it is read: an error at the offset
+// where the file now ends (the SIGBUS guard), never a crash.
+TEST(Pcapng, FileThatShrinksWhileMappedEndsWithAnError) {
+  TempDir dir;
+  PcapngBuilder b;
+  b.section().interface(1).interface(113);
+  std::vector<size_t> ends;
+  for (int i = 0; i < 400; ++i) {
+    b.packet(static_cast<uint32_t>(i % 2), static_cast<uint64_t>(i),
+             reframed(frameOf(i % 60), i % 2 == 0 ? LinkType::kEthernet : LinkType::kLinuxSll));
+    ends.push_back(b.size());
+  }
+  ASSERT_GT(b.size(), 8u * 4096);
+  for (size_t cut : {ends[200] + 9, b.size() - 30, size_t{4096 * 3}}) {
+    SCOPED_TRACE(cut);
+    const std::string path = dir.file("shrink" + std::to_string(cut) + ".pcapng");
+    testing::writeBytes(path, b.bytes());
+    TraceError err;
+    auto r = TraceReader::open(path, &err);
+    ASSERT_TRUE(r) << err.str();
+    ASSERT_TRUE(r->mapped());
+    TracePacket p;
+    for (int i = 0; i < 5; ++i)
+      ASSERT_EQ(r->next(&p), TraceReader::Status::kPacket);
+    ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(cut)), 0);
+    uint64_t n = 5;
+    TraceReader::Status st;
+    while ((st = r->next(&p)) == TraceReader::Status::kPacket)
+      ++n;
+    ASSERT_EQ(st, TraceReader::Status::kError);
+    const uint64_t whole =
+        static_cast<uint64_t>(std::upper_bound(ends.begin(), ends.end(), cut) - ends.begin());
+    EXPECT_EQ(n, whole);
+    EXPECT_EQ(r->error().offset, cut) << r->error().str();
+    EXPECT_NE(r->error().message.find("shrank"), std::string::npos) << r->error().str();
+  }
+}
+
 // The writer's pcapng: one interface per link type, read back by our reader and by libpcap.
 TEST(Pcapng, WriterMixesLinkTypes) {
   TempDir dir;
