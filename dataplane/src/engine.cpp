@@ -1222,7 +1222,7 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
     ParsedPacket& p = parsed[i];
     // The frames of a burst are usually cold (just received): start fetching ahead.
     if (i + kParsePrefetch < n) __builtin_prefetch(pkts[i + kParsePrefetch].data);
-    parsePacket(pkts[i].data, pkts[i].len, impl.config.link, &p);
+    parsePacket(pkts[i].data, pkts[i].len, pkts[i].link, &p);
     w.v4_index[i] = 0xff;
     if (p.malformed != Layer::kNone || (p.l3 != L3::kIpv4 && p.l3 != L3::kIpv6) ||
         p.icmp_is_error || (p.is_fragment && !p.first_fragment)) {

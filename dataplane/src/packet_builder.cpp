@@ -376,6 +376,9 @@ size_t l3Offset(const FrameOptions& opts) {
     case LinkType::kLinuxSll2:
       base = 20;
       break;
+    case LinkType::kNull:
+    case LinkType::kLoop:
+      return 4;
   }
   return base + 4 * opts.vlans.size() + shimBytes(opts.shims);
 }
@@ -419,6 +422,18 @@ Bytes addLinkHeader(const Bytes& l3_packet, uint16_t ethertype, const FrameOptio
       putMac(f, opts.src_mac);
       put16(f, 0);
       break;
+    case LinkType::kNull:
+    case LinkType::kLoop: {
+      if (!opts.vlans.empty()) die("VLAN tags on a BSD loopback link");
+      if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6) {
+        die("a BSD loopback link carries only IPv4 and IPv6 here");
+      }
+      // AF_INET 2, AF_INET6 30 (Darwin); NULL in a little-endian host's order, LOOP in network
+      // order.
+      const uint32_t af = ethertype == kEtherTypeIpv4 ? 2 : 30;
+      put32(f, opts.link == LinkType::kLoop ? af : __builtin_bswap32(af));
+      break;
+    }
   }
   for (size_t i = 0; i < opts.vlans.size(); ++i) {
     const VlanTag& t = opts.vlans[i];
@@ -522,7 +537,8 @@ Bytes buildIcmpError(const IcmpErrorSpec& s, const Bytes& offending_ip_packet,
 
 Bytes buildArp(const ArpSpec& s, const FrameOptions& opts) {
   if (!s.sender_ip.isV4() || !s.target_ip.isV4()) die("ARP carries IPv4 addresses");
-  if (opts.link == LinkType::kRawIp) die("ARP on a raw IP link");
+  if (opts.link == LinkType::kRawIp || opts.link == LinkType::kNull || opts.link == LinkType::kLoop)
+    die("ARP on a raw IP or BSD loopback link");
   Bytes a;
   put16(a, 1);  // Ethernet
   put16(a, kEtherTypeIpv4);
@@ -586,7 +602,8 @@ Bytes buildOtherProto(const OtherProtoSpec& s, const FrameOptions& opts) {
 }
 
 Bytes buildEthertype(uint16_t ethertype, const Bytes& payload, const FrameOptions& opts) {
-  if (opts.link == LinkType::kRawIp) die("a raw IP link has no EtherType");
+  if (opts.link == LinkType::kRawIp || opts.link == LinkType::kNull || opts.link == LinkType::kLoop)
+    die("a raw IP or BSD loopback link has no EtherType");
   return addLinkHeader(payload, ethertype, opts);
 }
 

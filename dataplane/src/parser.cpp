@@ -34,6 +34,13 @@ inline bool seqAfter(uint32_t a, uint32_t b) {
   return static_cast<int32_t>(a - b) > 0;
 }
 
+// BSD loopback address families (DLT_NULL / DLT_LOOP): IPv4, and IPv6 as NetBSD/OpenBSD,
+// FreeBSD and Darwin number it.
+constexpr uint32_t kBsdAfInet = 2;
+constexpr uint32_t kBsdAfInet6Bsd = 24;
+constexpr uint32_t kBsdAfInet6FreeBsd = 28;
+constexpr uint32_t kBsdAfInet6Darwin = 30;
+
 [[gnu::cold]] bool fail(ParsedPacket* out, Layer layer, const char* why) noexcept {
   out->malformed = layer;
   out->malformed_why = why;
@@ -712,6 +719,16 @@ bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacke
       off = 20;
       if (be16(data + 8) == 824) return true;
       break;
+    case LinkType::kNull:
+    case LinkType::kLoop: {
+      if (caplen < 4) return fail(out, Layer::kLink, "BSD loopback header truncated");
+      uint32_t af = be32(data);
+      if (af > 0xffff) af = __builtin_bswap32(af);  // little-endian (host order of the capture)
+      if (af == kBsdAfInet) return parseIpv4(data, 4, caplen, out);
+      if (af == kBsdAfInet6Bsd || af == kBsdAfInet6FreeBsd || af == kBsdAfInet6Darwin)
+        return parseIpv6(data, 4, caplen, out);
+      return true;  // another address family: L3::kOther, like another EtherType
+    }
     default:
       return fail(out, Layer::kLink, "unknown link type");
   }

@@ -464,7 +464,6 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
 
   // One pass over the traces; both drivers get the same chunks.
   std::vector<sim::Frame> chunk(kChunk);
-  std::optional<dataplane::LinkType> link;
   uint64_t packets = 0;
   std::string trace_error;
   auto feed = [&](size_t n) {
@@ -472,8 +471,8 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
     chunk.resize(n);  // only the last chunk of a file is short
     seen.clear();
     pos = 0;
-    r_old.runFrames(chunk, *link);
-    r_new.runFrames(chunk, *link);
+    r_old.runFrames(chunk);
+    r_new.runFrames(chunk);
     chunk.resize(kChunk);
   };
   for (const auto& path : a.traces) {
@@ -483,18 +482,13 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
       trace_error = err.str();
       break;
     }
-    if (link && reader->linkType() != *link) {
-      trace_error =
-          path + ": link type " + sim::dltName(reader->dlt()) + " differs from the first trace's";
-      break;
-    }
-    link = reader->linkType();
     size_t n = 0;
     sim::TracePacket pkt;
     sim::TraceReader::Status st;
     while ((st = reader->next(&pkt)) == sim::TraceReader::Status::kPacket) {
       chunk[n].ts_ns = pkt.ts_ns;
       chunk[n].bytes.assign(pkt.data, pkt.data + pkt.caplen);
+      chunk[n].link = pkt.link;
       ++packets;
       if (++n == kChunk) {
         feed(n);
@@ -502,6 +496,15 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
       }
     }
     feed(n);
+    for (const sim::TraceInterface& i : reader->interfaces()) {
+      if (i.skipped == 0) continue;
+      std::fprintf(stderr,
+                   "statewall diff: warning: %s: %llu packets of interface %u%s were skipped: "
+                   "its link type %s is not one statewall reads\n",
+                   path.c_str(), static_cast<unsigned long long>(i.skipped), i.index,
+                   i.name.empty() ? "" : (" (" + i.name + ")").c_str(),
+                   sim::dltName(i.dlt).c_str());
+    }
     if (st == sim::TraceReader::Status::kError) {
       trace_error = reader->error().str();
       break;

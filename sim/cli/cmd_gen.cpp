@@ -67,12 +67,17 @@ int runGen(const GenArgs& a) {
     o.link = dataplane::LinkType::kLinuxSll;
   } else if (a.link == "sll2") {
     o.link = dataplane::LinkType::kLinuxSll2;
+  } else if (a.link == "null") {
+    o.link = dataplane::LinkType::kNull;
+  } else if (a.link == "loop") {
+    o.link = dataplane::LinkType::kLoop;
   } else {
-    std::fprintf(stderr, "statewall gen: --link must be ethernet, raw, sll or sll2\n");
+    std::fprintf(stderr, "statewall gen: --link must be ethernet, raw, sll, sll2, null or loop\n");
     return 2;
   }
   if (a.vlan >= 0) {
-    if (a.vlan > 4095 || o.link == dataplane::LinkType::kRawIp) {
+    if (a.vlan > 4095 || o.link == dataplane::LinkType::kRawIp ||
+        o.link == dataplane::LinkType::kNull || o.link == dataplane::LinkType::kLoop) {
       std::fprintf(stderr, "statewall gen: --vlan takes 0..4095 and needs a link with a header\n");
       return 2;
     }
@@ -191,7 +196,7 @@ void addGenCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--scan-ports", args->scan_ports, "ports per scan")->capture_default_str();
   cmd->add_option("--flood-packets", args->flood_packets, "SYNs per flood")->capture_default_str();
-  cmd->add_option("--link", args->link, "link type: ethernet, raw, sll, sll2")
+  cmd->add_option("--link", args->link, "link type: ethernet, raw, sll, sll2, null, loop")
       ->capture_default_str();
   cmd->add_option("--vlan", args->vlan, "add one 802.1Q tag with this VLAN id");
   cmd->add_option("--start", args->start, "trace start, seconds since 1970")->capture_default_str();

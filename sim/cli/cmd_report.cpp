@@ -57,6 +57,8 @@ int runReport(const ReportArgs& a) {
     std::fprintf(stderr, "statewall report: %s: write failed\n", a.html.c_str());
     return 2;
   }
+  for (const std::string& w : sim::skippedInterfaceWarnings(data.summary))
+    std::fprintf(stderr, "statewall report: warning: %s\n", w.c_str());
   if (data.summary.error) {
     std::fprintf(stderr,
                  "statewall report: warning: %s\nstatewall report: wrote %s anyway: it covers the "

@@ -1487,10 +1487,9 @@ bool Explainer::runFiles(const std::vector<std::string>& paths, const Sink& sink
   return ok;
 }
 
-void Explainer::runFrames(const std::vector<Frame>& frames, dataplane::LinkType link,
-                          const Sink& sink) {
+void Explainer::runFrames(const std::vector<Frame>& frames, const Sink& sink) {
   impl_->sink = &sink;
-  impl_->replay.runFrames(frames, link);
+  impl_->replay.runFrames(frames);
   impl_->sink = nullptr;
 }
 
@@ -1500,11 +1499,10 @@ const ExplainStats& Explainer::stats() const {
 
 std::vector<PacketExplanation> explainFrames(rules::CompiledPolicyPtr policy,
                                              const std::vector<Frame>& frames,
-                                             const ExplainOptions& options,
-                                             dataplane::LinkType link) {
+                                             const ExplainOptions& options) {
   std::vector<PacketExplanation> out;
   Explainer x(std::move(policy), options);
-  x.runFrames(frames, link, [&](const PacketExplanation& e) { out.push_back(e); });
+  x.runFrames(frames, [&](const PacketExplanation& e) { out.push_back(e); });
   return out;
 }
 

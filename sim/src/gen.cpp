@@ -640,7 +640,9 @@ struct TraceGenerator::Impl {
 
   explicit Impl(const GenOptions& o) : opt(o) {
     frame.link = o.link;
-    if (o.vlan && o.link != dataplane::LinkType::kRawIp) {
+    if (o.vlan &&
+        (o.link == dataplane::LinkType::kEthernet || o.link == dataplane::LinkType::kLinuxSll ||
+         o.link == dataplane::LinkType::kLinuxSll2)) {
       frame.vlans.push_back(dataplane::VlanTag{*o.vlan, dataplane::kEtherTypeVlan, 0});
     }
     std::vector<Cidr> cl = o.clients;

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "statewall/rules/loader.hpp"
+
 namespace statewall::sim {
 namespace {
 
@@ -29,6 +31,12 @@ constexpr uint32_t kPcapMagicNano = 0xa1b23c4d;
 constexpr uint32_t kPcapNgShb = 0x0a0d0d0a;
 constexpr uint32_t kPcapNgByteOrder = 0x1a2b3c4d;
 constexpr uint32_t kPcapNgIdb = 1;
+constexpr uint32_t kPcapNgOpb = 2;  // obsolete packet block
+constexpr uint32_t kPcapNgSpb = 3;  // simple packet block
+constexpr uint32_t kPcapNgEpb = 6;  // enhanced packet block
+// A block larger than this is taken for damage (libpcap's limit too): a streamed block is held
+// in memory whole.
+constexpr uint32_t kPcapNgMaxBlock = 16u << 20;
 constexpr size_t kPcapFileHeader = 24;
 constexpr size_t kPcapRecordHeader = 16;
 constexpr size_t kPcapLinkTypeOffset = 20;
@@ -37,11 +45,27 @@ constexpr size_t kPcapLinkTypeOffset = 20;
 constexpr int kDltIpv4 = 228;
 constexpr int kDltIpv6 = 229;
 constexpr int kDltLinuxSll2 = 276;
+constexpr int kDltNull = 0;
+constexpr int kDltLoop = 108;  // LINKTYPE_LOOP; DLT_LOOP in memory except on OpenBSD
+
+constexpr const char* kLinkTypesRead =
+    "statewall reads Ethernet (EN10MB), raw IP (RAW, IPV4, IPV6), Linux cooked (LINUX_SLL, "
+    "LINUX_SLL2) and BSD loopback (NULL, LOOP) captures";
+
+// LINKTYPE_RAW (101) is DLT_RAW in memory; the other link types we read share their number.
+int dltOfLinktype(uint32_t linktype) {
+  return linktype == 101 ? DLT_RAW : static_cast<int>(linktype);
+}
 
 uint32_t load32(const uint8_t* p, bool swap) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return swap ? __builtin_bswap32(v) : v;
+}
+uint64_t load64(const uint8_t* p, bool swap) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return swap ? __builtin_bswap64(v) : v;
 }
 uint16_t load16(const uint8_t* p, bool swap) {
   uint16_t v;
@@ -100,9 +124,7 @@ bool probeHeader(FILE* f, uint64_t size, const std::string& path, HeaderProbe* p
     const uint16_t minor = load16(buf + 6, probe->swap);
     const uint32_t linktype = load32(buf + 20, probe->swap);
     probe->snaplen = load32(buf + 16, probe->swap);
-    // LINKTYPE_RAW (101) is DLT_RAW in memory; the other link types we read share their number.
-    const uint32_t lt = linktype & 0xFFFF;
-    probe->dlt = lt == 101 ? DLT_RAW : static_cast<int>(lt);
+    probe->dlt = dltOfLinktype(linktype & 0xFFFF);
     probe->mappable = major == 2 && minor == 4 && (linktype & 0xFFFF0000u) == 0;
     return true;
   }
@@ -128,23 +150,6 @@ bool probeHeader(FILE* f, uint64_t size, const std::string& path, HeaderProbe* p
                                  shb_len, size));
     }
     probe->linktype_offset = shb_len + 8;
-    // The first interface description block usually follows the SHB; its if_tsresol option
-    // tells whether timestamps are in nanoseconds.
-    if (shb_len + 16 <= n && load32(buf + shb_len, swap) == kPcapNgIdb) {
-      uint32_t idb_len = load32(buf + shb_len + 4, swap);
-      size_t end = std::min<size_t>(n, shb_len + static_cast<size_t>(idb_len) - 4);
-      size_t p = shb_len + 16;
-      while (p + 4 <= end) {
-        uint16_t code = load16(buf + p, swap);
-        uint16_t len = load16(buf + p + 2, swap);
-        if (code == 0) break;
-        if (code == 9 && len >= 1 && p + 5 <= end) {
-          uint8_t res = buf[p + 4];
-          probe->nano = (res & 0x80) == 0 ? res > 6 : (res & 0x7f) > 19;
-        }
-        p += 4 + ((len + 3u) & ~3u);
-      }
-    }
     return true;
   }
   return fail(0, fmt::format("not a pcap or pcapng file (magic {})", hexMagic(buf, n)));
@@ -235,6 +240,107 @@ uint64_t mappingFault(int slot) {
   return g_guards[slot].fault.load(std::memory_order_relaxed);
 }
 
+// A stream that yields `prefix` and then the rest of `f` (a pipe whose first bytes were read to
+// learn its format); closing it closes `f`. nullptr (and `f` closed) on failure.
+struct PrefixedStream {
+  std::vector<uint8_t> prefix;
+  size_t pos = 0;
+  FILE* f = nullptr;
+};
+FILE* withPrefix(FILE* f, const std::vector<uint8_t>& prefix) {
+  auto* ps = new PrefixedStream{prefix, 0, f};
+  cookie_io_functions_t io{};
+  io.read = [](void* c, char* buf, size_t n) -> ssize_t {
+    auto* p = static_cast<PrefixedStream*>(c);
+    if (p->pos < p->prefix.size()) {
+      const size_t k = std::min(n, p->prefix.size() - p->pos);
+      std::memcpy(buf, p->prefix.data() + p->pos, k);
+      p->pos += k;
+      return static_cast<ssize_t>(k);
+    }
+    const size_t got = std::fread(buf, 1, n, p->f);
+    return got == 0 && std::ferror(p->f) ? -1 : static_cast<ssize_t>(got);
+  };
+  io.close = [](void* c) -> int {
+    auto* p = static_cast<PrefixedStream*>(c);
+    const int rc = std::fclose(p->f);
+    delete p;
+    return rc;
+  };
+  FILE* out = ::fopencookie(ps, "rb", io);
+  if (out == nullptr) {
+    std::fclose(f);
+    delete ps;
+  }
+  return out;
+}
+
+TraceInterface classicInterface(int dlt, std::optional<LinkType> link, uint32_t snaplen,
+                                uint64_t offset) {
+  TraceInterface i;
+  i.dlt = dlt;
+  i.link = link;
+  i.snaplen = snaplen;
+  i.offset = offset;
+  return i;
+}
+
+std::string blockName(uint32_t type) {
+  switch (type) {
+    case kPcapNgShb:
+      return "section header block";
+    case kPcapNgIdb:
+      return "interface description block";
+    case kPcapNgEpb:
+      return "enhanced packet block";
+    case kPcapNgSpb:
+      return "simple packet block";
+    case kPcapNgOpb:
+      return "packet block";
+    default:
+      return fmt::format("block of type 0x{:08x}", type);
+  }
+}
+
+// A pcapng timestamp in the interface's units (if_tsresol) and with its offset (if_tsoffset), as
+// nanoseconds since the epoch; clamped to what a uint64_t holds.
+uint64_t tsNs(uint64_t units, const TraceInterface& i) {
+  __extension__ typedef unsigned __int128 U128;
+  __extension__ typedef __int128 I128;
+  constexpr uint64_t kPow10[] = {1ull,
+                                 10ull,
+                                 100ull,
+                                 1000ull,
+                                 10000ull,
+                                 100000ull,
+                                 1000000ull,
+                                 10000000ull,
+                                 100000000ull,
+                                 1000000000ull,
+                                 10000000000ull,
+                                 100000000000ull,
+                                 1000000000000ull,
+                                 10000000000000ull,
+                                 100000000000000ull,
+                                 1000000000000000ull,
+                                 10000000000000000ull,
+                                 100000000000000000ull,
+                                 1000000000000000000ull,
+                                 10000000000000000000ull};
+  U128 ns;
+  if (i.ts_pow2) {
+    ns = (static_cast<U128>(units) * 1000000000u) >> i.ts_exp;  // ts_exp <= 127
+  } else if (i.ts_exp <= 9) {
+    ns = static_cast<U128>(units) * kPow10[9 - i.ts_exp];
+  } else {
+    ns = i.ts_exp - 9 < 20 ? units / kPow10[i.ts_exp - 9] : 0;
+  }
+  const I128 t = static_cast<I128>(ns) + static_cast<I128>(i.ts_offset_s) * 1000000000;
+  if (t < 0) return 0;
+  if (t > static_cast<I128>(UINT64_MAX)) return UINT64_MAX;
+  return static_cast<uint64_t>(t);
+}
+
 }  // namespace
 
 std::string TraceError::str() const {
@@ -243,6 +349,10 @@ std::string TraceError::str() const {
 
 std::optional<LinkType> linkTypeFromDlt(int dlt) {
   switch (dlt) {
+    case kDltNull:
+      return LinkType::kNull;
+    case kDltLoop:
+      return LinkType::kLoop;
     case DLT_EN10MB:
       return LinkType::kEthernet;
     case DLT_RAW:
@@ -268,6 +378,10 @@ int dltFromLinkType(LinkType link) {
       return DLT_LINUX_SLL;
     case LinkType::kLinuxSll2:
       return kDltLinuxSll2;
+    case LinkType::kNull:
+      return kDltNull;
+    case LinkType::kLoop:
+      return kDltLoop;
   }
   return DLT_EN10MB;
 }
@@ -305,16 +419,32 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, TraceErr
     std::fclose(f);
     return nullptr;
   }
+  if (backend == Backend::kAuto && (!regular || probe.format == TraceFormat::kPcapNg)) {
+    // pcapng by our own reader; a pipe is told apart by its first four bytes.
+    if (!regular) {
+      uint8_t magic[4];
+      const size_t got = std::fread(magic, 1, 4, f);
+      r->prefix_.assign(magic, magic + got);
+      if (got < 4 || load32(magic, false) != kPcapNgShb) {
+        // Classic pcap (or not a trace): libpcap reads it, the four bytes given back first.
+        f = withPrefix(f, r->prefix_);
+        r->prefix_.clear();
+        if (f == nullptr) {
+          *err = TraceError{path, 0, "cannot read the stream"};
+          return nullptr;
+        }
+      }
+    }
+    if (regular || !r->prefix_.empty()) return openNg(std::move(r), f, regular, err);
+  }
   if (regular && backend == Backend::kAuto && probe.format == TraceFormat::kPcap &&
       probe.mappable) {
     auto link = linkTypeFromDlt(probe.dlt);
     if (!link) {
       std::fclose(f);
-      *err = TraceError{path, probe.linktype_offset,
-                        fmt::format("unsupported link type {}; statewall reads Ethernet (EN10MB), "
-                                    "raw IP (RAW, IPV4, IPV6) and Linux cooked (LINUX_SLL, "
-                                    "LINUX_SLL2) captures",
-                                    dltName(probe.dlt))};
+      *err = TraceError{
+          path, probe.linktype_offset,
+          fmt::format("unsupported link type {}; {}", dltName(probe.dlt), kLinkTypesRead)};
       return nullptr;
     }
     void* m = ::mmap(nullptr, r->file_size_, PROT_READ, MAP_PRIVATE, ::fileno(f), 0);
@@ -340,6 +470,7 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, TraceErr
       r->snaplen_ = probe.snaplen;
       r->link_ = *link;
       r->offset_ = kPcapFileHeader;
+      r->ifaces_.push_back(classicInterface(probe.dlt, link, probe.snaplen, probe.linktype_offset));
       return r;
     }
     // No guard slot (too many readers at once) or no descriptor: libpcap reads it instead.
@@ -362,14 +493,13 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, TraceErr
   r->snaplen_ = static_cast<uint32_t>(pcap_snapshot(p));
   auto link = linkTypeFromDlt(r->dlt_);
   if (!link) {
-    *err = TraceError{path, probe.linktype_offset,
-                      fmt::format("unsupported link type {}; statewall reads Ethernet (EN10MB), "
-                                  "raw IP (RAW, IPV4, IPV6) and Linux cooked (LINUX_SLL, "
-                                  "LINUX_SLL2) captures",
-                                  dltName(r->dlt_))};
+    *err =
+        TraceError{path, probe.linktype_offset,
+                   fmt::format("unsupported link type {}; {}", dltName(r->dlt_), kLinkTypesRead)};
     return nullptr;
   }
   r->link_ = *link;
+  r->ifaces_.push_back(classicInterface(r->dlt_, link, r->snaplen_, probe.linktype_offset));
   if (r->format_ == TraceFormat::kPcap) {
     r->offset_ = kPcapFileHeader;
   } else {
@@ -380,7 +510,11 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, TraceErr
 }
 
 TraceReader::~TraceReader() {
-  if (pcap_ != nullptr) pcap_close(pcap_);  // closes file_ too
+  if (pcap_ != nullptr) {
+    pcap_close(pcap_);  // closes file_ too
+  } else if (file_ != nullptr) {
+    std::fclose(file_);
+  }
   if (map_ != nullptr) {
     unregisterMapping(guard_);
     ::munmap(const_cast<uint8_t*>(map_), map_len_);
@@ -473,6 +607,14 @@ TraceReader::Status TraceReader::nextMapped(TracePacket* out) {
                (nano_ ? static_cast<uint64_t>(frac) : static_cast<uint64_t>(frac) * 1000ull);
   offset_ += kPcapRecordHeader + caplen;
   ++packets_;
+  out->link = link_;
+  out->dlt = dlt_;
+  out->interface = 0;
+  afterRecord();
+  return Status::kPacket;
+}
+
+void TraceReader::afterRecord() {
   // Records are read in file order: keep the cache lines some kilobytes ahead on their way in
   // (the hardware prefetchers stop at page boundaries, and a cold record header costs a full
   // memory latency).
@@ -504,11 +646,11 @@ TraceReader::Status TraceReader::nextMapped(TracePacket* out) {
     ::madvise(const_cast<uint8_t*>(map_) + dropped_, upto - dropped_, MADV_DONTNEED);
     dropped_ = upto;
   }
-  return Status::kPacket;
 }
 
 TraceReader::Status TraceReader::next(TracePacket* out) {
   if (done_ != Status::kPacket) return done_;
+  if (ng_) return nextNg(out, false);
   if (map_ != nullptr) return nextMapped(out);
   struct pcap_pkthdr* hdr = nullptr;
   const u_char* data = nullptr;
@@ -519,6 +661,9 @@ TraceReader::Status TraceReader::next(TracePacket* out) {
     out->wirelen = hdr->len;
     out->ts_ns = static_cast<uint64_t>(hdr->ts.tv_sec) * 1000000000ull +
                  static_cast<uint64_t>(hdr->ts.tv_usec);
+    out->link = link_;
+    out->dlt = dlt_;
+    out->interface = 0;
     ++packets_;
     // Where the next record starts (libpcap may have skipped bytes beyond the snapshot length,
     // so the record's caplen does not tell).
@@ -541,11 +686,359 @@ TraceReader::Status TraceReader::next(TracePacket* out) {
   return done_;
 }
 
+// ---- pcapng ----
+
+std::unique_ptr<TraceReader> TraceReader::openNg(std::unique_ptr<TraceReader> r, FILE* f,
+                                                 bool regular, TraceError* err) {
+  r->format_ = TraceFormat::kPcapNg;
+  r->ng_ = true;
+  if (regular) {
+    void* m = ::mmap(nullptr, r->file_size_, PROT_READ, MAP_PRIVATE, ::fileno(f), 0);
+    if (m != MAP_FAILED) {
+      const int guard = registerMapping(static_cast<const uint8_t*>(m), r->file_size_);
+      const int fd = guard >= 0 ? ::dup(::fileno(f)) : -1;
+      if (fd >= 0) {
+        std::fclose(f);
+        f = nullptr;
+        ::madvise(m, r->file_size_, MADV_SEQUENTIAL);
+        r->map_ = static_cast<const uint8_t*>(m);
+        r->map_len_ = r->file_size_;
+        r->guard_ = guard;
+        r->fd_ = fd;
+      } else {
+        unregisterMapping(guard);
+        ::munmap(m, r->file_size_);
+      }
+    }
+    // Without a mapping (no guard slot left, mmap refused): streamed like a pipe.
+  }
+  if (f != nullptr) {
+    std::setvbuf(f, nullptr, _IOFBF, kReadBuffer);
+    r->file_ = f;
+  }
+  // The blocks before the first packet: the interfaces, which say how to read what follows.
+  TracePacket unused;
+  const Status st = r->nextNg(&unused, /*stop_at_packet=*/true);
+  const TraceInterface* first = nullptr;
+  for (const TraceInterface& i : r->ifaces_) {
+    if (i.link) {
+      first = &i;
+      break;
+    }
+  }
+  if (first == nullptr && !r->ifaces_.empty() && st != Status::kError) {
+    const TraceInterface& i = r->ifaces_.front();
+    const size_t n = r->ifaces_.size();
+    *err = TraceError{
+        r->path_, i.offset,
+        fmt::format("unsupported link type {} on interface {}{}{}; {}", dltName(i.dlt), i.index,
+                    i.name.empty() ? "" : " (" + i.name + ")",
+                    n == 1 ? "" : fmt::format(", as on every other of the {} interfaces", n),
+                    kLinkTypesRead)};
+    return nullptr;
+  }
+  if (first != nullptr) {
+    r->dlt_ = first->dlt;
+    r->link_ = *first->link;
+    r->snaplen_ = first->snaplen == 0 ? 262144 : first->snaplen;
+    r->nano_ = first->ts_pow2 ? first->ts_exp > 19 : first->ts_exp > 6;
+  } else {
+    r->dlt_ = r->ifaces_.empty() ? DLT_EN10MB : r->ifaces_.front().dlt;
+    r->link_ = LinkType::kEthernet;
+    r->snaplen_ = 262144;
+  }
+  return r;  // damage before the first packet: next() reports it
+}
+
+TraceReader::Status TraceReader::failNg(uint64_t offset, std::string message) {
+  error_ = TraceError{
+      path_, offset,
+      packets_ == 0 ? fmt::format("damaged pcapng block before the first packet: {}", message)
+                    : fmt::format("damaged pcapng block after packet {}: {}", packets_, message)};
+  done_ = Status::kError;
+  pending_ = false;
+  return done_;
+}
+
+size_t TraceReader::readStream(uint8_t* dst, size_t n) {
+  size_t got = 0;
+  if (!prefix_.empty()) {
+    got = std::min(n, prefix_.size());
+    std::memcpy(dst, prefix_.data(), got);
+    prefix_.erase(prefix_.begin(), prefix_.begin() + static_cast<long>(got));
+  }
+  if (got < n) got += std::fread(dst + got, 1, n - got, file_);
+  return got;
+}
+
+// The length of the block whose first 12 bytes are at `b`, checked; at a section header block,
+// the new section's byte order first. false after failNg().
+bool TraceReader::blockLength(const uint8_t* b, uint32_t* len) {
+  if (load32(b, false) == kPcapNgShb) {
+    const uint32_t bom = load32(b + 8, false);
+    if (bom == kPcapNgByteOrder) {
+      swap_ = false;
+    } else if (bom == __builtin_bswap32(kPcapNgByteOrder)) {
+      swap_ = true;
+    } else {
+      failNg(offset_, fmt::format("section header block with an unknown byte-order magic {:08x}",
+                                  __builtin_bswap32(bom)));
+      return false;
+    }
+  }
+  const uint32_t type = load32(b, swap_);
+  const uint32_t l = load32(b + 4, swap_);
+  if (l < 12) {
+    failNg(offset_, fmt::format("{}: block length {} is shorter than the 12 bytes of a block's "
+                                "type, length and trailing length",
+                                blockName(type), l));
+    return false;
+  }
+  if (l % 4 != 0) {
+    failNg(offset_, fmt::format("{}: block length {} is not a multiple of 4", blockName(type), l));
+    return false;
+  }
+  if (l > kPcapNgMaxBlock) {
+    failNg(offset_, fmt::format("{}: block length {} is more than the {} bytes a block may have",
+                                blockName(type), l, kPcapNgMaxBlock));
+    return false;
+  }
+  *len = l;
+  return true;
+}
+
+// Makes the block at offset_ readable whole: *block, *len (its total length, checked against the
+// trailing copy). kEnd at the end of the file between blocks.
+TraceReader::Status TraceReader::loadBlock(const uint8_t** block, uint32_t* len) {
+  uint32_t l = 0;
+  if (map_ != nullptr) {
+    const size_t left = map_len_ - offset_;
+    if (left == 0) return Status::kEnd;
+    if (left < 12) {
+      if (!stillMapped(map_len_)) return failShrunk();
+      return failNg(offset_,
+                    fmt::format("truncated block: {} bytes left, a block has at least 12", left));
+    }
+    const uint8_t* b = map_ + offset_;
+    if (!blockLength(b, &l)) return stillMapped(offset_ + 12) ? done_ : failShrunk();
+    if (l > left) {
+      if (!stillMapped(map_len_)) return failShrunk();
+      return failNg(offset_,
+                    fmt::format("{} of {} bytes runs past the end of the file ({} bytes left)",
+                                blockName(load32(b, swap_)), l, left));
+    }
+    if (!stillMapped(offset_ + l)) return failShrunk();
+    *block = b;
+  } else {
+    if (!pending_) {
+      buf_.resize(12);
+      const size_t got = readStream(buf_.data(), 12);
+      if (got == 0 && !std::ferror(file_)) return Status::kEnd;
+      if (got < 12) {
+        return failNg(
+            offset_,
+            std::ferror(file_) != 0
+                ? fmt::format("read error: {}", std::strerror(errno))
+                : fmt::format("truncated block: {} bytes left, a block has at least 12", got));
+      }
+      if (!blockLength(buf_.data(), &l)) return done_;
+      buf_.resize(l);
+      const size_t rest = readStream(buf_.data() + 12, l - 12);
+      if (rest < l - 12) {
+        return failNg(offset_,
+                      fmt::format("{} of {} bytes runs past the end of the file ({} bytes left)",
+                                  blockName(load32(buf_.data(), swap_)), l, 12 + rest));
+      }
+      pending_ = true;
+    }
+    *block = buf_.data();
+    l = static_cast<uint32_t>(buf_.size());
+  }
+  const uint32_t trailing = load32(*block + l - 4, swap_);
+  if (trailing != l) {
+    return failNg(offset_, fmt::format("{}: trailing block length {} differs from the block "
+                                       "length {}",
+                                       blockName(load32(*block, swap_)), trailing, l));
+  }
+  *len = l;
+  return Status::kPacket;
+}
+
+bool TraceReader::readSectionHeader(const uint8_t* b, uint32_t len) {
+  if (len < 28) {
+    failNg(offset_, fmt::format("section header block of {} bytes is shorter than its 28-byte "
+                                "minimum",
+                                len));
+    return false;
+  }
+  const uint16_t major = load16(b + 12, swap_);
+  const uint16_t minor = load16(b + 14, swap_);
+  if (major != 1) {
+    failNg(offset_ + 12, fmt::format("section header block of pcapng version {}.{}; statewall "
+                                     "reads version 1",
+                                     major, minor));
+    return false;
+  }
+  if (section_seen_) ++section_;
+  section_seen_ = true;
+  section_first_ = ifaces_.size();  // the new section numbers its interfaces from 0
+  return true;
+}
+
+bool TraceReader::readInterface(const uint8_t* b, uint32_t len) {
+  if (len < 20) {
+    failNg(offset_, fmt::format("interface description block of {} bytes is shorter than its "
+                                "20-byte minimum",
+                                len));
+    return false;
+  }
+  TraceInterface i;
+  i.section = section_;
+  i.index = static_cast<uint32_t>(ifaces_.size() - section_first_);
+  i.dlt = dltOfLinktype(load16(b + 8, swap_));
+  i.link = linkTypeFromDlt(i.dlt);
+  i.snaplen = load32(b + 12, swap_);
+  i.offset = offset_ + 8;
+  // Options: code, length, value padded to 4 bytes; opt_endofopt (0) or the block's end stops.
+  size_t p = 16;
+  const size_t end = len - 4;
+  while (p + 4 <= end) {
+    const uint16_t code = load16(b + p, swap_);
+    const uint16_t olen = load16(b + p + 2, swap_);
+    if (code == 0) break;
+    if (olen > end - p - 4) {
+      failNg(offset_ + p, fmt::format("interface description block: option {} of {} bytes runs "
+                                      "past the end of the block",
+                                      code, olen));
+      return false;
+    }
+    const uint8_t* v = b + p + 4;
+    if (code == 2) {  // if_name
+      std::string_view name(reinterpret_cast<const char*>(v), olen);
+      name = name.substr(0, name.find('\0'));
+      i.name = rules::replaceInvalidUtf8(name);  // it ends up in messages and JSON
+    } else if (code == 9 && olen >= 1) {         // if_tsresol
+      i.ts_pow2 = (v[0] & 0x80) != 0;
+      i.ts_exp = v[0] & 0x7f;
+    } else if (code == 14 && olen >= 8) {  // if_tsoffset
+      i.ts_offset_s = static_cast<int64_t>(load64(v, swap_));
+    }
+    p += 4 + ((olen + 3u) & ~3u);
+  }
+  ifaces_.push_back(std::move(i));
+  return true;
+}
+
+// The block loop: section headers and interfaces are taken in, other blocks skipped by their
+// length, until a packet of an interface whose link type the engine parses (those of other
+// interfaces are counted and skipped).
+TraceReader::Status TraceReader::nextNg(TracePacket* out, bool stop_at_packet) {
+  for (;;) {
+    const uint8_t* b = nullptr;
+    uint32_t len = 0;
+    const Status st = loadBlock(&b, &len);
+    if (st == Status::kEnd) {
+      done_ = Status::kEnd;
+      return done_;
+    }
+    if (st == Status::kError) return st;
+    const uint64_t at = offset_;
+    const uint32_t type = load32(b, swap_);
+    auto consume = [&] {
+      offset_ += len;
+      pending_ = false;
+    };
+    if (type == kPcapNgShb) {
+      if (!readSectionHeader(b, len)) return done_;
+      consume();
+      continue;
+    }
+    if (!section_seen_) {
+      return failNg(at, "the file does not begin with a section header block");
+    }
+    if (type == kPcapNgIdb) {
+      if (!readInterface(b, len)) return done_;
+      consume();
+      continue;
+    }
+    if (type != kPcapNgEpb && type != kPcapNgSpb && type != kPcapNgOpb) {
+      consume();  // name resolution, statistics, custom, decryption secrets, ...
+      continue;
+    }
+    if (stop_at_packet) return Status::kPacket;
+    const size_t declared = ifaces_.size() - section_first_;
+    uint32_t id = 0;
+    uint32_t caplen = 0;
+    uint32_t wirelen = 0;
+    uint64_t ts_ns = last_ts_ns_;
+    const uint8_t* data = nullptr;
+    if (type == kPcapNgSpb) {
+      if (len < 16) {
+        return failNg(at, fmt::format("simple packet block of {} bytes is shorter than its "
+                                      "16-byte minimum",
+                                      len));
+      }
+      if (declared == 0) {
+        return failNg(at, fmt::format("simple packet block, but section {} declares no interface "
+                                      "before it",
+                                      section_));
+      }
+      wirelen = load32(b + 8, swap_);
+      caplen = std::min(wirelen, len - 16);
+      const uint32_t snap = ifaces_[section_first_].snaplen;
+      if (snap != 0) caplen = std::min(caplen, snap);
+      data = b + 12;
+    } else {
+      if (len < 32) {
+        return failNg(at, fmt::format("{} of {} bytes is shorter than its 32-byte minimum",
+                                      blockName(type), len));
+      }
+      id = type == kPcapNgEpb ? load32(b + 8, swap_) : load16(b + 8, swap_);
+      if (id >= declared) {
+        return failNg(
+            at, fmt::format("{} for interface {}, but section {} declares {} "
+                            "interface{} before it",
+                            blockName(type), id, section_, declared, declared == 1 ? "" : "s"));
+      }
+      caplen = load32(b + 20, swap_);
+      wirelen = load32(b + 24, swap_);
+      if (caplen > len - 32) {
+        return failNg(at, fmt::format("{}: captured length {} does not fit in the block of {} "
+                                      "bytes",
+                                      blockName(type), caplen, len));
+      }
+      const uint64_t units = uint64_t{load32(b + 12, swap_)} << 32 | load32(b + 16, swap_);
+      ts_ns = tsNs(units, ifaces_[section_first_ + id]);
+      data = b + 28;
+    }
+    consume();
+    TraceInterface& iface = ifaces_[section_first_ + id];
+    if (!iface.link) {
+      ++iface.skipped;
+      ++skipped_;
+      continue;
+    }
+    ++iface.packets;
+    ++packets_;
+    last_ts_ns_ = ts_ns;
+    out->data = data;
+    out->caplen = caplen;
+    out->wirelen = wirelen;
+    out->ts_ns = ts_ns;
+    out->link = *iface.link;
+    out->dlt = iface.dlt;
+    out->interface = static_cast<uint32_t>(section_first_ + id);
+    if (map_ != nullptr) afterRecord();
+    return Status::kPacket;
+  }
+}
+
 std::unique_ptr<PcapWriter> PcapWriter::open(const std::string& path, int dlt, uint32_t snaplen,
                                              bool nano, std::string* err) {
   std::unique_ptr<PcapWriter> w(new PcapWriter());
   w->path_ = path;
   w->nano_ = nano;
+  w->dlt_ = dlt;
   w->dead_ = pcap_open_dead_with_tstamp_precision(
       dlt, static_cast<int>(snaplen == 0 ? 262144 : snaplen),
       nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO);
@@ -569,13 +1062,95 @@ std::unique_ptr<PcapWriter> PcapWriter::open(const std::string& path, int dlt, u
   return w;
 }
 
+namespace {
+
+void put32le(std::vector<uint8_t>& b, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+void put16le(std::vector<uint8_t>& b, uint16_t v) {
+  b.push_back(static_cast<uint8_t>(v));
+  b.push_back(static_cast<uint8_t>(v >> 8));
+}
+
+}  // namespace
+
+std::unique_ptr<PcapWriter> PcapWriter::openNg(const std::string& path, std::string* err) {
+  std::unique_ptr<PcapWriter> w(new PcapWriter());
+  w->path_ = path;
+  w->nano_ = true;
+  w->ng_ = true;
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) {
+    *err = fmt::format("{}: cannot create: {}", path, std::strerror(errno));
+    return nullptr;
+  }
+  std::setvbuf(f, nullptr, _IOFBF, kWriteBuffer);
+  w->file_ = f;
+  // Section header: byte-order magic, version 1.0, section length unknown (-1).
+  std::vector<uint8_t>& b = w->block_;
+  put32le(b, kPcapNgShb);
+  put32le(b, 28);
+  put32le(b, kPcapNgByteOrder);
+  put16le(b, 1);
+  put16le(b, 0);
+  put32le(b, 0xffffffffu);
+  put32le(b, 0xffffffffu);
+  put32le(b, 28);
+  std::fwrite(b.data(), 1, b.size(), f);
+  return w;
+}
+
 PcapWriter::~PcapWriter() {
   std::string ignored;
   close(&ignored);
   if (dead_ != nullptr) pcap_close(dead_);
 }
 
-void PcapWriter::write(uint64_t ts_ns, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
+void PcapWriter::write(uint64_t ts_ns, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
+                       int dlt) {
+  if (ng_) {
+    if (file_ == nullptr) return;
+    if (dlt < 0) dlt = ng_dlts_.empty() ? DLT_EN10MB : ng_dlts_.front();
+    size_t id = std::find(ng_dlts_.begin(), ng_dlts_.end(), dlt) - ng_dlts_.begin();
+    std::vector<uint8_t>& b = block_;
+    b.clear();
+    if (id == ng_dlts_.size()) {
+      // A new interface for this link type: no snaplen, nanosecond timestamps (if_tsresol 9).
+      ng_dlts_.push_back(dlt);
+      put32le(b, kPcapNgIdb);
+      put32le(b, 32);
+      put16le(b, static_cast<uint16_t>(dlt == DLT_RAW ? 101 : dlt));  // LINKTYPE_RAW
+      put16le(b, 0);
+      put32le(b, 0);
+      put16le(b, 9);
+      put16le(b, 1);
+      put32le(b, 9);  // the value 9, then 3 bytes of padding
+      put32le(b, 0);  // opt_endofopt
+      put32le(b, 32);
+    }
+    const uint32_t padded = (caplen + 3u) & ~3u;
+    put32le(b, kPcapNgEpb);
+    put32le(b, 32 + padded);
+    put32le(b, static_cast<uint32_t>(id));
+    put32le(b, static_cast<uint32_t>(ts_ns >> 32));
+    put32le(b, static_cast<uint32_t>(ts_ns));
+    put32le(b, caplen);
+    put32le(b, wirelen);
+    std::fwrite(b.data(), 1, b.size(), file_);
+    b.clear();
+    std::fwrite(data, 1, caplen, file_);
+    b.resize(padded - caplen, 0);
+    put32le(b, 32 + padded);
+    std::fwrite(b.data(), 1, b.size(), file_);
+    ++packets_;
+    return;
+  }
+  if (dlt >= 0 && dlt != dlt_) {
+    ++refused_;
+    refused_dlt_ = dlt;
+    return;
+  }
   struct pcap_pkthdr hdr {};
   hdr.ts.tv_sec = static_cast<time_t>(ts_ns / 1000000000ull);
   uint64_t frac = ts_ns % 1000000000ull;
@@ -587,13 +1162,30 @@ void PcapWriter::write(uint64_t ts_ns, const uint8_t* data, uint32_t caplen, uin
 }
 
 bool PcapWriter::close(std::string* err) {
+  if (ng_) {
+    if (file_ == nullptr) return true;
+    const bool ok = std::fflush(file_) == 0 && std::ferror(file_) == 0;
+    const int saved = errno;
+    const bool closed = std::fclose(file_) == 0;
+    file_ = nullptr;
+    if (!ok || !closed) *err = fmt::format("{}: write failed: {}", path_, std::strerror(saved));
+    return ok && closed;
+  }
   if (dumper_ == nullptr) return true;
   bool ok = pcap_dump_flush(dumper_) == 0 && std::ferror(file_) == 0;
   int saved = errno;
   pcap_dump_close(dumper_);  // fcloses file_
   dumper_ = nullptr;
   file_ = nullptr;
-  if (!ok) *err = fmt::format("{}: write failed: {}", path_, std::strerror(saved));
+  if (!ok) {
+    *err = fmt::format("{}: write failed: {}", path_, std::strerror(saved));
+  } else if (refused_ > 0) {
+    *err = fmt::format(
+        "{}: {} packets of link type {} were not written: a pcap file holds packets "
+        "of one link type ({}); a pcapng file can hold them all",
+        path_, refused_, dltName(refused_dlt_), dltName(dlt_));
+    ok = false;
+  }
   return ok;
 }
 

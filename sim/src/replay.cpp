@@ -161,8 +161,9 @@ struct Replay::Impl {
 
   std::unique_ptr<dataplane::Engine> engine;
   std::unique_ptr<dataplane::Engine::Worker> worker;
-  std::optional<dataplane::LinkType> link;
-  int dlt = 0;
+  int dlt = 0;          // classic pcap outputs: the inputs' one link type
+  bool ng_out = false;  // pcap outputs in pcapng: the inputs are pcapng or differ in link type
+  bool pcap_outputs_open = false;
   uint32_t snaplen = 262144;
   bool nano = true;
   bool need_parsed = false;
@@ -172,6 +173,7 @@ struct Replay::Impl {
     uint64_t index;
     uint64_t ts;
     uint32_t wirelen;
+    int dlt;  // the packet's link type as its trace names it (the pcap outputs keep it)
   };
   std::vector<uint8_t> arena;
   size_t arena_used = 0;
@@ -371,34 +373,59 @@ struct Replay::Impl {
     return cap;
   }
 
-  bool ensureEngine(dataplane::LinkType l, std::string* err) {
-    if (link) {
-      if (*link != l) {
-        *err = "its link type differs from the first trace's (one replay, one link type)";
-        return false;
-      }
-      return true;
-    }
-    link = l;
+  // The engine reads every packet by its own link type (PacketRef::link): one engine, one
+  // connection table, whatever the traces' link types.
+  void ensureEngine() {
+    if (engine) return;
     dataplane::EngineConfig cfg;
     cfg.table_capacity = opt.table_capacity != 0 ? opt.table_capacity : autoCapacity();
     cfg.fragment_capacity = opt.fragment_capacity;
-    cfg.link = l;
     cfg.pass_non_ip = opt.pass_non_ip;
     engine = std::make_unique<dataplane::Engine>(cfg, policy);
     untracked_cap = std::max(kMinConnScan, cfg.table_capacity);
     worker = engine->makeWorker();
-    return openPcapOutputs();
   }
 
+  // --allowed / --denied: classic pcap of the inputs' link type, as the inputs are; pcapng when
+  // an input is pcapng or the inputs differ in link type (a classic pcap holds one link type).
   bool openPcapOutputs() {
-    if (!opt.allowed_path.empty()) {
-      allowed_out = PcapWriter::open(opt.allowed_path, dlt, snaplen, nano, &pcap_error);
-      if (!allowed_out) return false;
+    if (pcap_outputs_open) return true;
+    pcap_outputs_open = true;
+    for (auto [path, out] :
+         {std::pair{&opt.allowed_path, &allowed_out}, std::pair{&opt.denied_path, &denied_out}}) {
+      if (path->empty()) continue;
+      *out = ng_out ? PcapWriter::openNg(*path, &pcap_error)
+                    : PcapWriter::open(*path, dlt, snaplen, nano, &pcap_error);
+      if (!*out) return false;
     }
-    if (!opt.denied_path.empty()) {
-      denied_out = PcapWriter::open(opt.denied_path, dlt, snaplen, nano, &pcap_error);
-      if (!denied_out) return false;
+    return true;
+  }
+
+  // Learns the outputs' format from the traces (their headers; pcapng: the blocks before the
+  // first packet) and opens them. false with sum.error when a trace cannot be opened or an
+  // output cannot be created.
+  bool openPcapOutputsFor(const std::vector<std::string>& paths) {
+    if (pcap_outputs_open || paths.empty()) return true;
+    if (opt.allowed_path.empty() && opt.denied_path.empty()) {
+      pcap_outputs_open = true;
+      return true;
+    }
+    bool first = true;
+    for (const auto& path : paths) {
+      TraceError err;
+      auto reader = TraceReader::open(path, &err);
+      if (!reader) continue;  // the run reports it when it gets there
+      if (first) {
+        dlt = reader->dlt();
+        nano = reader->nanoResolution();
+        snaplen = std::max<uint32_t>(reader->snaplen(), 1);
+        first = false;
+      }
+      if (reader->format() == TraceFormat::kPcapNg || reader->dlt() != dlt) ng_out = true;
+    }
+    if (!openPcapOutputs()) {
+      sum.error = TraceError{paths.front(), 0, pcap_error};
+      return false;
     }
     return true;
   }
@@ -427,7 +454,8 @@ struct Replay::Impl {
 
   // Adds a packet to the burst. `stable`: the data outlives the burst (a mapped trace, frames in
   // memory), so it is referenced in place; otherwise it is copied into the arena.
-  void push(const uint8_t* data, uint32_t caplen, uint32_t wirelen, uint64_t ts, bool stable) {
+  void push(const uint8_t* data, uint32_t caplen, uint32_t wirelen, uint64_t ts, bool stable,
+            dataplane::LinkType link, int link_dlt) {
     if (n > 0 && (n == opt.burst || ts > burst_first_ts + opt.burst_window_ns ||
                   (!stable && arena_used + caplen > arena.size()))) {
       flush();
@@ -439,14 +467,14 @@ struct Replay::Impl {
       burst_max_ts = ts;
     }
     if (stable) {
-      refs[n] = dataplane::PacketRef{data, caplen};
+      refs[n] = dataplane::PacketRef{data, caplen, link};
     } else {
       if (caplen > arena.size()) caplen = static_cast<uint32_t>(arena.size());  // never in pcap
       std::memcpy(arena.data() + arena_used, data, caplen);
-      refs[n] = dataplane::PacketRef{arena.data() + arena_used, caplen};
+      refs[n] = dataplane::PacketRef{arena.data() + arena_used, caplen, link};
       arena_used += caplen;
     }
-    meta[n] = Meta{++index, ts, wirelen};
+    meta[n] = Meta{++index, ts, wirelen, link_dlt};
     ++n;
   }
 
@@ -511,13 +539,13 @@ struct Replay::Impl {
     if (need_parsed) {
       pp = &parsed[i];
     } else if (!allowed || observer) {
-      dataplane::parsePacket(refs[i].data, refs[i].len, *link, &scratch);
+      dataplane::parsePacket(refs[i].data, refs[i].len, refs[i].link, &scratch);
       pp = &scratch;
     }
     if (allowed) {
-      if (allowed_out) allowed_out->write(m.ts, refs[i].data, refs[i].len, m.wirelen);
+      if (allowed_out) allowed_out->write(m.ts, refs[i].data, refs[i].len, m.wirelen, m.dlt);
     } else {
-      if (denied_out) denied_out->write(m.ts, refs[i].data, refs[i].len, m.wirelen);
+      if (denied_out) denied_out->write(m.ts, refs[i].data, refs[i].len, m.wirelen, m.dlt);
       noteDenied(*pp, v, m);
     }
     if (opt.stateless) compareStateless(*pp, v, m);
@@ -1130,38 +1158,39 @@ struct Replay::Impl {
     return total;
   }
 
+  // The link types whose packets a trace held (classic pcap: its one), and the interfaces whose
+  // packets were skipped.
+  static void noteLinkTypes(const TraceReader& r, TraceSummary* ts) {
+    ts->dlts.clear();
+    ts->skipped.clear();
+    for (const TraceInterface& i : r.interfaces()) {
+      const bool used = r.format() == TraceFormat::kPcap || i.packets > 0;
+      if (i.link && used && std::find(ts->dlts.begin(), ts->dlts.end(), i.dlt) == ts->dlts.end())
+        ts->dlts.push_back(i.dlt);
+      if (i.skipped > 0) ts->skipped.push_back(i);
+    }
+    ts->skipped_packets = r.packetsSkipped();
+    if (ts->dlts.empty()) ts->dlts.push_back(r.dlt());
+    ts->dlt = ts->dlts.front();
+  }
+
   bool prepareFiles(const std::vector<std::string>& paths) {
-    if (link || paths.empty()) return true;
+    if (engine || paths.empty()) return true;
+    if (const uint64_t bytes = filesBytes(paths); bytes > 0)
+      input_packets_bound = std::max<uint64_t>(1, bytes / 58);
+    if (!openPcapOutputsFor(paths)) return false;
+    // The first trace must open (the caller attaches a control server before the run).
     TraceError err;
-    auto reader = TraceReader::open(paths.front(), &err);
-    if (!reader) {
+    if (!TraceReader::open(paths.front(), &err)) {
       sum.error = err;
       return false;
     }
-    if (const uint64_t bytes = filesBytes(paths); bytes > 0)
-      input_packets_bound = std::max<uint64_t>(1, bytes / 58);
-    dlt = reader->dlt();
-    nano = reader->nanoResolution();
-    snaplen = std::max<uint32_t>(reader->snaplen(), 1);
-    std::string why;
-    if (!ensureEngine(reader->linkType(), &why)) {
-      sum.error = TraceError{paths.front(), reader->format() == TraceFormat::kPcap ? 20u : 0u,
-                             why.empty() ? pcap_error : why};
-      return false;
-    }
+    ensureEngine();
     return true;
   }
 
-  bool prepareFrames(dataplane::LinkType l) {
-    if (!link) {
-      dlt = dltFromLinkType(l);
-      nano = true;
-    }
-    std::string why;
-    if (!ensureEngine(l, &why)) {
-      sum.error = TraceError{"<frames>", 0, why.empty() ? pcap_error : why};
-      return false;
-    }
+  bool prepareFrames() {
+    ensureEngine();
     return true;
   }
 
@@ -1187,7 +1216,9 @@ struct Replay::Impl {
         sizes_known = false;
       }
     }
-    if (sizes_known && !link) input_packets_bound = std::max<uint64_t>(1, total_file_bytes / 58);
+    if (sizes_known && !engine) input_packets_bound = std::max<uint64_t>(1, total_file_bytes / 58);
+    if (!openPcapOutputsFor(paths)) return false;
+    ensureEngine();
     for (const auto& path : paths) {
       TraceError err;
       auto reader = TraceReader::open(path, &err);
@@ -1197,11 +1228,6 @@ struct Replay::Impl {
         sum.error = err;
         return false;
       }
-      if (!link) {
-        dlt = reader->dlt();
-        nano = reader->nanoResolution();
-        snaplen = std::max<uint32_t>(reader->snaplen(), 1);
-      }
       TraceSummary ts;
       ts.path = path;
       ts.format = reader->format();
@@ -1209,23 +1235,17 @@ struct Replay::Impl {
       ts.file_size = reader->fileSize();
       flush();  // packets of the previous file are counted against it
       sum.traces.push_back(ts);
-      std::string why;
-      if (!ensureEngine(reader->linkType(), &why)) {
-        clearProgress();
-        sum.error = TraceError{path, reader->format() == TraceFormat::kPcap ? 20u : 0u,
-                               why.empty() ? pcap_error : why};
-        return false;
-      }
       current_reader = reader.get();
       const bool stable = reader->stableData();
       TracePacket pkt;
       TraceReader::Status status = TraceReader::Status::kPacket;
       while (!stopped && (status = reader->next(&pkt)) == TraceReader::Status::kPacket) {
-        push(pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_ns, stable);
+        push(pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_ns, stable, pkt.link, pkt.dlt);
         maybeProgress();
       }
       flush();
       current_reader = nullptr;
+      noteLinkTypes(*reader, &sum.traces.back());
       if (stopped) {
         clearProgress();
         sum.interrupted = true;
@@ -1243,28 +1263,36 @@ struct Replay::Impl {
     return true;
   }
 
-  void runFrames(const std::vector<Frame>& frames, dataplane::LinkType l) {
-    std::string why;
-    if (!link) {
-      dlt = dltFromLinkType(l);
+  void runFrames(const std::vector<Frame>& frames) {
+    if (!engine) input_packets_bound = std::max<uint64_t>(1, frames.size());
+    ensureEngine();
+    if (!pcap_outputs_open && !frames.empty()) {
+      dlt = dltFromLinkType(frames.front().link);
       nano = true;
-      input_packets_bound = std::max<uint64_t>(1, frames.size());
-    }
-    if (!ensureEngine(l, &why)) {
-      sum.error = TraceError{"<frames>", 0, why.empty() ? pcap_error : why};
-      return;
+      for (const auto& f : frames)
+        if (f.link != frames.front().link) ng_out = true;
+      if (!openPcapOutputs()) {
+        sum.error = TraceError{"<frames>", 0, pcap_error};
+        return;
+      }
     }
     if (sum.traces.empty() || sum.traces.back().path != "<frames>") {
       TraceSummary ts;
       ts.path = "<frames>";
-      ts.dlt = dlt;
       sum.traces.push_back(ts);
     }
+    TraceSummary& ts = sum.traces.back();
     for (const auto& f : frames) {
       if (stopped) break;
+      const int fdlt = dltFromLinkType(f.link);
+      if (ts.dlts.empty() || ts.dlts.back() != fdlt) {
+        if (std::find(ts.dlts.begin(), ts.dlts.end(), fdlt) == ts.dlts.end())
+          ts.dlts.push_back(fdlt);
+      }
       push(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
-           static_cast<uint32_t>(f.bytes.size()), f.ts_ns, /*stable=*/true);
+           static_cast<uint32_t>(f.bytes.size()), f.ts_ns, /*stable=*/true, f.link, fdlt);
     }
+    if (!ts.dlts.empty()) ts.dlt = ts.dlts.front();
     flush();
     if (stopped && !sum.interrupted) {
       sum.interrupted = true;
@@ -1333,7 +1361,10 @@ struct Replay::Impl {
       *err = e;
     }
     // Pcap outputs that never saw a trace still become valid (empty) captures.
-    if (!link) openPcapOutputs();
+    if (!pcap_outputs_open && !openPcapOutputs()) {
+      ok = false;
+      *err = pcap_error;
+    }
     for (auto* w : {allowed_out.get(), denied_out.get()}) {
       if (w != nullptr && !w->close(&e)) {
         ok = false;
@@ -1354,8 +1385,8 @@ bool Replay::openOutputs(std::string* err) {
 bool Replay::runFiles(const std::vector<std::string>& paths) {
   return impl_->runFiles(paths);
 }
-void Replay::runFrames(const std::vector<Frame>& frames, dataplane::LinkType link) {
-  impl_->runFrames(frames, link);
+void Replay::runFrames(const std::vector<Frame>& frames) {
+  impl_->runFrames(frames);
 }
 bool Replay::finish(std::string* err) {
   return impl_->finish(err);
@@ -1378,8 +1409,8 @@ void Replay::publish(rules::CompiledPolicyPtr policy) {
 bool Replay::prepareFiles(const std::vector<std::string>& paths) {
   return impl_->prepareFiles(paths);
 }
-bool Replay::prepareFrames(dataplane::LinkType link) {
-  return impl_->prepareFrames(link);
+bool Replay::prepareFrames() {
+  return impl_->prepareFrames();
 }
 dataplane::Engine* Replay::engine() {
   return impl_->engine.get();
@@ -1396,14 +1427,13 @@ void Replay::requestStop() noexcept {
 
 std::vector<dataplane::Verdict> replayFrames(rules::CompiledPolicyPtr policy,
                                              const std::vector<Frame>& frames,
-                                             dataplane::LinkType link,
                                              const ReplayOptions& options) {
   std::vector<dataplane::Verdict> out;
   out.reserve(frames.size());
   Replay r(std::move(policy), options);
   r.setObserver([&](uint64_t, uint64_t, const dataplane::Verdict& v,
                     const dataplane::ParsedPacket&) { out.push_back(v); });
-  r.runFrames(frames, link);
+  r.runFrames(frames);
   std::string err;
   r.finish(&err);
   return out;

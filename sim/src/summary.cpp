@@ -79,6 +79,20 @@ std::string formatName(TraceFormat f) {
   return f == TraceFormat::kPcap ? "pcap" : "pcapng";
 }
 
+// "EN10MB (Ethernet, DLT 1)", or each link type of a trace that mixes them, joined by " + ".
+std::string linkTypesText(const TraceSummary& t) {
+  if (t.dlts.size() <= 1) return dltName(t.dlt);
+  std::string s;
+  for (int d : t.dlts)
+    s += (s.empty() ? "" : " + ") + dltName(d);
+  return s;
+}
+
+std::string interfaceText(const TraceInterface& i) {
+  return fmt::format("interface {}{}{}", i.index, i.name.empty() ? "" : " (" + i.name + ")",
+                     i.section == 0 ? "" : fmt::format(" of section {}", i.section));
+}
+
 std::string policyLine(const rules::CompiledPolicy& p) {
   size_t acl_entries = p.aclEntryCount() - 2 * p.aclCount();
   return fmt::format("{} groups, {} rules, {} interfaces, {} network ACLs ({} entries)",
@@ -99,6 +113,19 @@ std::string aclLabel(const rules::CompiledPolicy& p, rules::AclEntryId e) {
 
 }  // namespace
 
+std::vector<std::string> skippedInterfaceWarnings(const ReplaySummary& s) {
+  std::vector<std::string> out;
+  for (const auto& tr : s.traces) {
+    for (const TraceInterface& i : tr.skipped) {
+      out.push_back(fmt::format(
+          "{}: {} packets of {} were skipped (not judged, not counted): its link type {} is not "
+          "one statewall reads",
+          tr.path, commas(i.skipped), interfaceText(i), dltName(i.dlt)));
+    }
+  }
+  return out;
+}
+
 std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolicy& policy,
                               const std::vector<ExpectResult>* expect) {
   std::string out;
@@ -113,7 +140,7 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     for (const auto& tr : s.traces) {
       t.row(
           {"trace", fmt::format("{}: {}, {}, {} packets, {} bytes", tr.path, formatName(tr.format),
-                                dltName(tr.dlt), commas(tr.packets), commas(tr.bytes))});
+                                linkTypesText(tr), commas(tr.packets), commas(tr.bytes))});
     }
     if (s.packets > 0) {
       t.row({"time", fmt::format("{} .. {} ({:.6f} s)", utc(s.first_ts_ns), utc(s.last_ts_ns),
@@ -123,6 +150,8 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     if (s.error) {
       out += fmt::format("  INCOMPLETE: the replay stopped at {}\n", s.error->str());
     }
+    for (const std::string& w : skippedInterfaceWarnings(s))
+      out += "  warning: " + w + "\n";
     if (s.ts_backwards > 0) {
       out += fmt::format(
           "  warning: {} packets are older than the packet before them (first: #{}); each was "
@@ -326,11 +355,22 @@ std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolic
   j["policy"] = s.policy_files;
   ordered_json traces = ordered_json::array();
   for (const auto& t : s.traces) {
+    ordered_json skipped = ordered_json::array();
+    for (const TraceInterface& i : t.skipped) {
+      skipped.push_back({{"section", i.section},
+                         {"interface", i.index},
+                         {"name", i.name},
+                         {"link_type", i.dlt},
+                         {"packets", i.skipped}});
+    }
     traces.push_back({{"path", t.path},
                       {"format", formatName(t.format)},
                       {"link_type", t.dlt},
+                      {"link_types", t.dlts.empty() ? std::vector<int>{t.dlt} : t.dlts},
                       {"packets", t.packets},
-                      {"bytes", t.bytes}});
+                      {"bytes", t.bytes},
+                      {"skipped_packets", t.skipped_packets},
+                      {"skipped_interfaces", skipped}});
   }
   j["traces"] = traces;
   j["complete"] = !s.error.has_value();

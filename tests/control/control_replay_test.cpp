@@ -130,7 +130,7 @@ TEST(ReplaySwapTest, PolicySwapsDuringAPacedReplayKeepTrackedConnections) {
   ro.shared_engine = true;
   ro.table_capacity = 4096;
   sim::Replay replay(testing::compileYaml(kPolicyA, "a.yaml"), ro);
-  ASSERT_TRUE(replay.prepareFrames(dataplane::LinkType::kEthernet));
+  ASSERT_TRUE(replay.prepareFrames());
   ASSERT_NE(replay.engine(), nullptr);
 
   std::vector<Seen> seen;
@@ -170,7 +170,7 @@ TEST(ReplaySwapTest, PolicySwapsDuringAPacedReplayKeepTrackedConnections) {
 
   std::atomic<bool> done{false};
   std::thread runner([&] {
-    replay.runFrames(frames, dataplane::LinkType::kEthernet);
+    replay.runFrames(frames);
     done.store(true);
   });
   struct Join {
@@ -317,8 +317,7 @@ TEST(ReplaySwapTest, PacingDoesNotChangeVerdicts) {
     ro.pace = pace;
     ro.shared_engine = shared;
     ro.table_capacity = 4096;
-    return sim::replayFrames(testing::compileYaml(kPolicyA, "a.yaml"), frames,
-                             dataplane::LinkType::kEthernet, ro);
+    return sim::replayFrames(testing::compileYaml(kPolicyA, "a.yaml"), frames, ro);
   };
   const std::vector<dataplane::Verdict> plain = run(0, false);
   const std::vector<dataplane::Verdict> paced = run(50, true);

@@ -13,7 +13,6 @@ using dataplane::Verdict;
 dataplane::EngineConfig fixtureEngineConfig(const Fixture& f) {
   dataplane::EngineConfig c;
   c.table_capacity = f.table_capacity != 0 ? f.table_capacity : kFixtureTableCapacity;
-  c.link = f.link;
   return c;
 }
 
@@ -50,8 +49,8 @@ std::vector<Verdict> runFixture(const Fixture& f, unsigned burst,
       ++end;
     PacketRef refs[dataplane::kMaxBurst];
     for (size_t k = i; k < end; ++k) {
-      refs[k - i] =
-          PacketRef{f.packets[k].frame.data(), static_cast<uint32_t>(f.packets[k].frame.size())};
+      refs[k - i] = PacketRef{f.packets[k].frame.data(),
+                              static_cast<uint32_t>(f.packets[k].frame.size()), f.link};
     }
     engine->process(*worker, refs, static_cast<unsigned>(end - i), f.packets[i].at_ns, &out[i]);
     if (policies_out != nullptr) {

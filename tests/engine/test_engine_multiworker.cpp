@@ -57,7 +57,7 @@ std::vector<Verdict> runTwoThreads(const Fixture& f, size_t* per_thread) {
         if (f.changes[c].before_packet == i) engine.publish(changes[c]);
       }
       const PacketRef ref{f.packets[i].frame.data(),
-                          static_cast<uint32_t>(f.packets[i].frame.size())};
+                          static_cast<uint32_t>(f.packets[i].frame.size()), f.link};
       engine.process(*w, &ref, 1, f.packets[i].at_ns, &out[i]);
       // Waiting for the other thread: do not hold up reclamation meanwhile.
       engine.offline(*w);

@@ -146,7 +146,7 @@ class KernelDiff : public ::testing::Test {
     sim::ReplayOptions o;
     o.burst = 1;
     o.table_capacity = 4096;
-    out->sw = sim::replayFrames(policy, frames, dataplane::LinkType::kEthernet, o);
+    out->sw = sim::replayFrames(policy, frames, o);
     if (out->sw.size() != out->kernel.size()) {
       *err = "replay gave " + std::to_string(out->sw.size()) + " verdicts for " +
              std::to_string(out->kernel.size()) + " packets";

@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
            {"raw", {.link = LinkType::kRawIp}},
            {"sll", {.link = LinkType::kLinuxSll}},
            {"sll2", {.link = LinkType::kLinuxSll2}},
+           {"null", {.link = LinkType::kNull}},
+           {"loop", {.link = LinkType::kLoop}},
            {"vlan", {.vlans = {{.vid = 100}}}},
            {"qinq", {.vlans = {{.vid = 10, .tpid = kEtherTypeQinQ}, {.vid = 20}}}},
            {"vlan3", {.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ}, {.vid = 2}, {.vid = 3}}}},
@@ -136,6 +138,7 @@ int main(int argc, char** argv) {
   Bytes pppoe_long = buildUdp({}, {.shims = {{.kind = Shim::Kind::kPppoe, .value = 1}}});
   pppoe_long[18] = 0x40;  // payload length past the frame
   bad(Layer::kPppoe, "length-past-frame", pppoe_long, LinkType::kEthernet);
+  bad(Layer::kLink, "null-short", Bytes(3, 2), LinkType::kNull);
   Bytes ihl4 = buildTcp({});
   ihl4[14] = 0x44;
   bad(Layer::kIpv4, "ihl-4", ihl4, LinkType::kEthernet);

@@ -24,7 +24,8 @@ TEST(ParserCorpus, SeedsParseAsTheirNamesSay) {
     const Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     ASSERT_FALSE(data.empty());
     const auto r =
-        testing::parseBytes(data.data() + 1, data.size() - 1, static_cast<LinkType>(data[0] % 4));
+        testing::parseBytes(data.data() + 1, data.size() - 1,
+                            static_cast<LinkType>(data[0] % statewall::dataplane::kLinkTypeCount));
     if (name.rfind("ok__", 0) == 0) {
       EXPECT_TRUE(r.ok) << layerName(r.p.malformed) << ": " << r.p.malformed_why;
       ++ok_seeds;

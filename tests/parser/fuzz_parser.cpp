@@ -1,4 +1,4 @@
-// libFuzzer target for parsePacket(). The first input byte picks the link type (value % 4, in
+// libFuzzer target for parsePacket(). The first input byte picks the link type (value % 6, in
 // LinkType order); the rest is the frame. Besides ASan/UBSan findings it traps on results that
 // break the parser's contract.
 #include <algorithm>
@@ -14,7 +14,7 @@ using statewall::dataplane::ParsedPacket;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 || size > 65536 + 64) return 0;
-  const auto link = static_cast<LinkType>(data[0] % 4);
+  const auto link = static_cast<LinkType>(data[0] % statewall::dataplane::kLinkTypeCount);
   const uint32_t caplen = static_cast<uint32_t>(size - 1);
   ParsedPacket p;
   const bool ok = statewall::dataplane::parsePacket(data + 1, caplen, link, &p);

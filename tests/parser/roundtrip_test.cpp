@@ -28,6 +28,8 @@ std::vector<LinkCase> linkCases() {
       {"raw", {.link = LinkType::kRawIp}, 0},
       {"sll", {.link = LinkType::kLinuxSll}, 16},
       {"sll2", {.link = LinkType::kLinuxSll2}, 20},
+      {"null", {.link = LinkType::kNull}, 4},
+      {"loop", {.link = LinkType::kLoop}, 4},
       {"vlan", {.vlans = {{.vid = 100}}}, 18},
       {"qinq-88a8", {.vlans = {{.vid = 10, .tpid = kEtherTypeQinQ}, {.vid = 4095}}}, 22},
       {"qinq-9100", {.vlans = {{.vid = 7, .tpid = kEtherTypeQinQ1, .pcp = 5}, {.vid = 8}}}, 22},
@@ -705,6 +707,49 @@ TEST(ParserFragments, FirstIpv4FragmentOfTcpCountsOnlyItsOwnBytes) {
   const auto r = parseBytes(frags[0], LinkType::kRawIp);
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.p.l4_payload_len, 552u - 20);  // (576 - 20) rounded down to 8, minus the TCP header
+}
+
+}  // namespace
+}  // namespace statewall::dataplane
+
+namespace statewall::dataplane {
+namespace {
+
+// BSD loopback (DLT_NULL, DLT_LOOP): the address family in either byte order; IPv6 as each BSD
+// numbers it; another family is a non-IP frame; fewer than 4 bytes is a malformed link header.
+TEST(BsdLoopback, AddressFamiliesInEitherByteOrder) {
+  const Bytes v4 = buildTcp({}, {.link = LinkType::kLoop});
+  const Bytes v6 = buildTcp({.src = kV6a, .dst = kV6b}, {.link = LinkType::kLoop});
+  // The frame with its 4-byte header holding `af_wire` (as the bytes read, big-endian).
+  auto framed = [](uint32_t af_wire, Bytes f) {
+    testing::wr16(f, 0, static_cast<uint16_t>(af_wire >> 16));
+    testing::wr16(f, 2, static_cast<uint16_t>(af_wire));
+    return f;
+  };
+  for (LinkType link : {LinkType::kNull, LinkType::kLoop}) {
+    for (bool little : {false, true}) {
+      auto af = [&](uint32_t v) { return little ? __builtin_bswap32(v) : v; };
+      auto r = parseBytes(framed(af(2), v4), link);
+      ASSERT_TRUE(r.ok) << r.p.malformed_why;
+      EXPECT_EQ(r.p.l3, L3::kIpv4);
+      EXPECT_EQ(r.p.l3_offset, 4u);
+      for (uint32_t v : {24u, 28u, 30u}) {
+        r = parseBytes(framed(af(v), v6), link);
+        ASSERT_TRUE(r.ok) << v;
+        EXPECT_EQ(r.p.l3, L3::kIpv6) << v;
+      }
+      r = parseBytes(framed(af(7), v4), link);
+      EXPECT_TRUE(r.ok);
+      EXPECT_EQ(r.p.l3, L3::kOther);
+    }
+    auto r = parseBytes(Bytes{2, 0, 0}, link);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.p.malformed, Layer::kLink);
+    // The builder writes NULL in a little-endian host's order, LOOP in network order.
+    const Bytes built = buildTcp({}, {.link = link});
+    EXPECT_EQ(built[0], link == LinkType::kNull ? 2 : 0);
+    EXPECT_EQ(built[3], link == LinkType::kNull ? 0 : 2);
+  }
 }
 
 }  // namespace

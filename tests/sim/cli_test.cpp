@@ -318,3 +318,129 @@ TEST(Cli, AliasBombFailsFastNamingTheLimit) {
 
 }  // namespace
 }  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// The example trace (little-endian, nanoseconds) as one pcapng file whose packets alternate
+// between an Ethernet, a Linux cooked (SLL2) and a raw-IP interface, as `tcpdump -i any --pcapng`
+// or a multi-interface Wireshark capture has them.
+std::vector<uint8_t> mixedPcapngOfExample() {
+  const std::vector<uint8_t> in = testing::readBytes(kRepo + "/examples/three-tier.pcap");
+  auto le32 = [&](size_t at) {
+    return static_cast<uint32_t>(in[at] | in[at + 1] << 8 | in[at + 2] << 16 | in[at + 3] << 24);
+  };
+  EXPECT_EQ(le32(0), 0xa1b23c4du);
+  testing::PcapngBuilder b;
+  b.section().interface(1, 0, 9).interface(276, 0, 9).interface(101, 0, 9);
+  size_t i = 0;
+  for (size_t at = 24; at + 16 <= in.size(); ++i) {
+    const uint64_t ts = uint64_t{le32(at)} * 1000000000 + le32(at + 4);
+    const uint32_t caplen = le32(at + 8);
+    std::vector<uint8_t> eth, f;
+    for (size_t k = at + 16; k < at + 16 + caplen && k < in.size(); ++k)
+      eth.push_back(in[k]);
+    at += 16 + caplen;
+    const bool ip = eth.size() > 14 && eth.at(12) == 0x08 && eth.at(13) == 0x00;
+    if (i % 3 == 0 || !ip) {
+      b.packet(0, ts, eth);
+      continue;
+    }
+    if (i % 3 == 1) {  // SLL2: protocol, reserved, ifindex, hatype, packet type, addr len, addr
+      f = {0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0};
+    }
+    for (size_t k = 14; k < eth.size(); ++k)
+      f.push_back(eth[k]);
+    b.packet(i % 3 == 1 ? 1 : 2, ts, f);
+  }
+  return b.bytes();
+}
+
+// Every command that reads traces takes a pcapng file whose interfaces differ in link type, and
+// says of it what it says of the same packets all Ethernet (before: "damaged", exit 2).
+TEST(Cli, PcapngWithInterfacesOfDifferentLinkTypes) {
+  TempDir dir;
+  const std::string mixed = dir.file("mixed.pcapng");
+  testing::writeBytes(mixed, mixedPcapngOfExample());
+
+  CliRun a = statewall(std::string("replay ") + kPolicy + " examples/three-tier.pcap --json", dir);
+  CliRun b = statewall(std::string("replay ") + kPolicy + " '" + mixed + "' --json", dir);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  EXPECT_EQ(jb["complete"], true);
+  // (Bytes differ: a cooked or raw header is not an Ethernet header.)
+  for (const char* v : {"allow", "deny"})
+    EXPECT_EQ(ja["verdicts"][v]["packets"], jb["verdicts"][v]["packets"]) << v;
+  EXPECT_EQ(ja["rule_hits"], jb["rule_hits"]);
+  EXPECT_EQ(jb["traces"][0]["link_types"], nlohmann::json::parse("[1, 276, 12]"));
+
+  CliRun text = statewall(std::string("replay ") + kPolicy + " '" + mixed + "'", dir);
+  EXPECT_EQ(text.rc, 0) << text.err;
+  EXPECT_NE(text.out.find("pcapng, EN10MB (Ethernet, DLT 1) + LINUX_SLL2"), std::string::npos)
+      << text.out;
+
+  // explain: the same narration, packet for packet.
+  CliRun ea = statewall(std::string("explain ") + kPolicy + " examples/three-tier.pcap", dir);
+  CliRun eb = statewall(std::string("explain ") + kPolicy + " '" + mixed + "'", dir);
+  ASSERT_EQ(ea.rc, 0) << ea.err;
+  ASSERT_EQ(eb.rc, 0) << eb.err;
+  EXPECT_EQ(firstDifference(eb.out, ea.out), "");
+
+  // report: a page, as for the Ethernet trace.
+  CliRun r = statewall(
+      std::string("report ") + kPolicy + " '" + mixed + "' -q -o '" + dir.file("r.html") + "'",
+      dir);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_GT(testing::readBytes(dir.file("r.html")).size(), 1000u);
+
+  // diff: the same changes.
+  const std::string against = dir.file("open.yaml");
+  std::string policy = testing::readText(kRepo + "/examples/three-tier.yaml");
+  testing::writeText(against, policy + "\n");
+  CliRun da = statewall(std::string("diff ") + kPolicy + " --against '" + against +
+                            "' examples/three-tier.pcap --json",
+                        dir);
+  CliRun db = statewall(
+      std::string("diff ") + kPolicy + " --against '" + against + "' '" + mixed + "' --json", dir);
+  ASSERT_EQ(da.rc, db.rc) << da.err << db.err;
+  ASSERT_NE(db.rc, 2) << db.err;
+  EXPECT_EQ(nlohmann::json::parse(da.out)["summary"], nlohmann::json::parse(db.out)["summary"]);
+  EXPECT_EQ(nlohmann::json::parse(db.out)["packets"], ja["packets"]);
+}
+
+// Packets of an interface whose link type statewall does not read are skipped, and every
+// command says so (the rest of the file is judged).
+TEST(Cli, PcapngInterfaceOfAnUnreadLinkTypeIsSkippedWithAWarning) {
+  TempDir dir;
+  testing::PcapngBuilder b;
+  b.section().interface(1, 0, 9).interface(189, 0, 9, std::nullopt, "usbmon1");  // USB_LINUX
+  for (uint32_t i = 0; i < 6; ++i)
+    b.packet(i % 2, 1700000000ull * 1000000000 + i, std::vector<uint8_t>(64, 0x45));
+  const std::string path = dir.file("usb.pcapng");
+  testing::writeBytes(path, b.bytes());
+  CliRun r = statewall(std::string("replay ") + kPolicy + " '" + path + "'", dir);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("3 packets of interface 1 (usbmon1) were skipped"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(summaryTotal(r.out), 3) << r.out;
+  CliRun j = statewall(std::string("replay ") + kPolicy + " '" + path + "' --json", dir);
+  ASSERT_EQ(j.rc, 0) << j.err;
+  auto js = nlohmann::json::parse(j.out);
+  EXPECT_EQ(js["traces"][0]["skipped_packets"], 3);
+  EXPECT_EQ(js["traces"][0]["skipped_interfaces"][0]["name"], "usbmon1");
+  EXPECT_EQ(js["traces"][0]["skipped_interfaces"][0]["link_type"], 189);
+  CliRun rep = statewall(
+      std::string("report ") + kPolicy + " '" + path + "' -q -o '" + dir.file("r.html") + "'", dir);
+  EXPECT_EQ(rep.rc, 0) << rep.err;
+  EXPECT_NE(rep.err.find("warning: " + path + ": 3 packets of interface 1 (usbmon1)"),
+            std::string::npos)
+      << rep.err;
+  CliRun d = statewall(
+      std::string("diff ") + kPolicy + " --against examples/three-tier.yaml '" + path + "'", dir);
+  EXPECT_NE(d.err.find("3 packets of interface 1 (usbmon1) were skipped"), std::string::npos)
+      << d.err;
+}
+
+}  // namespace
+}  // namespace statewall::sim

@@ -653,8 +653,7 @@ TEST(Explain, SelectionByPacketFlowAndLimit) {
   o.limit = 2;
   Explainer x(p, o);
   std::vector<uint64_t> got;
-  x.runFrames(frames, dataplane::LinkType::kEthernet,
-              [&](const PacketExplanation& e) { got.push_back(e.index); });
+  x.runFrames(frames, [&](const PacketExplanation& e) { got.push_back(e.index); });
   EXPECT_EQ(got, (std::vector<uint64_t>{2, 3}));
   EXPECT_EQ(x.stats().selected, 5u);  // 2, 3, 4 (both directions), 9, 11
   EXPECT_EQ(x.stats().shown, 2u);

@@ -31,16 +31,16 @@ TEST(FixturesThroughReplay, EveryPacketGetsTheExpectedVerdict) {
     std::vector<Frame> pending;
     for (size_t i = 0; i < f.packets.size(); ++i) {
       while (next_change < f.changes.size() && f.changes[next_change].before_packet <= i) {
-        r.runFrames(pending, f.link);
+        r.runFrames(pending);
         pending.clear();
         current = fixtures::compileFixturePolicy(f.changes[next_change].policy_yaml);
         r.publish(current);
         ++next_change;
       }
-      pending.push_back(Frame{f.packets[i].at_ns, f.packets[i].frame});
+      pending.push_back(Frame{f.packets[i].at_ns, f.packets[i].frame, f.link});
       in_force.push_back(current);
     }
-    r.runFrames(pending, f.link);
+    r.runFrames(pending);
     std::string err;
     ASSERT_TRUE(r.finish(&err)) << err;
     ASSERT_EQ(got.size(), f.packets.size());

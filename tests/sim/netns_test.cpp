@@ -8,7 +8,10 @@
 // stays inside the two namespaces, which are deleted at the end, also when the test fails.
 // With STATEWALL_SAVE_CAPTURE=DIR the veth capture and its policy are copied to DIR (this is how
 // examples/linux-capture.pcap was made).
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -368,6 +371,127 @@ TEST(NetnsCapture, RealTrafficGetsTheRightVerdictsAndConnStates) {
     sh("cp " + eth + " " + std::string(save) + "/linux-capture.pcap");
     sh("cp " + dir.file("policy.yaml") + " " + std::string(save) + "/linux-capture.yaml");
   }
+}
+
+}  // namespace
+}  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// A real capture whose interfaces differ in link type, made by the test: dumpcap on the loopback
+// (EN10MB) and on "any" (Linux cooked) at once writes one pcapng file with an interface
+// description block for each (as Wireshark does for several interfaces). A TCP exchange on
+// 127.0.0.1 is captured on both; the replay reads every packet by its own interface's link type
+// (before: libpcap refused the file as damaged). Needs root and dumpcap; skipped otherwise. Only
+// loopback traffic to a port of the test's own is captured.
+TEST(Capture, DumpcapOnLoopbackAndAnyInOnePcapng) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to capture";
+  if (!have("dumpcap")) GTEST_SKIP() << "dumpcap is not installed";
+  TempDir dir;
+  const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(server, 8), 0);
+  socklen_t alen = sizeof(addr);
+  ASSERT_EQ(::getsockname(server, reinterpret_cast<sockaddr*>(&addr), &alen), 0);
+  const uint16_t port = ntohs(addr.sin_port);
+
+  const std::string file = dir.file("lo-any.pcapng");
+  const std::string log = dir.file("dumpcap.log");
+  const std::string filter = "'tcp port " + std::to_string(port) + "'";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    const std::string cmd = "exec dumpcap -i lo -f " + filter + " -i any -f " + filter + " -w " +
+                            file + " >" + log + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  auto stop = [&] {
+    ::kill(-pid, SIGINT);
+    if (!waitFor([&] { return ::waitpid(pid, nullptr, WNOHANG) == pid; }, 100)) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  };
+  // Packets of the exchange on each interface, as far as the file holds them yet.
+  auto perInterface = [&](std::map<int, uint64_t>* by_dlt) {
+    TraceError err;
+    auto r = TraceReader::open(file, &err);
+    if (!r) return;
+    TracePacket p;
+    while (r->next(&p) == TraceReader::Status::kPacket)
+      ++(*by_dlt)[p.dlt];
+  };
+  const bool started =
+      waitFor([&] { return testing::readText(log).find("Capturing on") != std::string::npos; });
+  if (!started) stop();
+  ASSERT_TRUE(started) << testing::readText(log);
+  // Exchanges until both interfaces have captured one (the capture starts a moment after dumpcap
+  // says so; dumpcap writes its file in batches).
+  auto exchange = [&] {
+    const int c = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ::close(c);
+      return;
+    }
+    const int s = ::accept(server, nullptr, nullptr);
+    const char msg[] = "hello over loopback";
+    (void)!::write(c, msg, sizeof(msg));
+    char buf[64];
+    (void)!::read(s, buf, sizeof(buf));
+    ::close(c);
+    ::close(s);
+  };
+  std::map<int, uint64_t> seen;
+  const bool captured = waitFor(
+      [&] {
+        exchange();
+        seen.clear();
+        perInterface(&seen);
+        return seen.size() >= 2;
+      },
+      200);
+  stop();
+  ::close(server);
+  ASSERT_TRUE(captured) << "dumpcap did not write packets of both interfaces within 20 s: "
+                        << testing::readText(log);
+
+  TraceError err;
+  auto r = TraceReader::open(file, &err);
+  ASSERT_TRUE(r) << err.str();
+  ASSERT_GE(r->interfaces().size(), 2u);
+  EXPECT_EQ(r->interfaces()[0].dlt, 1);
+  EXPECT_TRUE(r->interfaces()[1].dlt == 113 || r->interfaces()[1].dlt == 276)
+      << r->interfaces()[1].dlt;
+
+  // Replayed: every packet parsed (none malformed) and seen as the exchange's port, on both
+  // link types.
+  testing::writeText(dir.file("p.yaml"), "version: 1\nunprotected: allow\n");
+  auto loaded = rules::loadPolicyFiles({dir.file("p.yaml")});
+  ASSERT_TRUE(loaded.ok());
+  auto compiled = rules::compile(*loaded.policy);
+  ASSERT_TRUE(compiled.policy);
+  Replay replay(compiled.policy, {});
+  uint64_t ours = 0, total = 0;
+  replay.setObserver(
+      [&](uint64_t, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket& p) {
+        ++total;
+        EXPECT_NE(v.reason, dataplane::Reason::kDenyMalformed) << p.malformed_why;
+        if (p.proto == 6 && (p.sport == port || p.dport == port)) ++ours;
+      });
+  EXPECT_TRUE(replay.runFiles({file})) << replay.summary().error->str();
+  std::string ferr;
+  EXPECT_TRUE(replay.finish(&ferr)) << ferr;
+  EXPECT_GT(total, 0u);
+  EXPECT_EQ(ours, total);
+  ASSERT_EQ(replay.summary().traces.size(), 1u);
+  EXPECT_GE(replay.summary().traces[0].dlts.size(), 2u);
 }
 
 }  // namespace

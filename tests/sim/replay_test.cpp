@@ -113,7 +113,7 @@ TEST(Replay, CountsAddUpAndAgreeWithTheEngine) {
   std::vector<uint64_t> order;
   r.setObserver([&](uint64_t index, uint64_t, const dataplane::Verdict&,
                     const dataplane::ParsedPacket&) { order.push_back(index); });
-  r.runFrames(frames, LinkType::kEthernet);
+  r.runFrames(frames);
   std::string err;
   ASSERT_TRUE(r.finish(&err)) << err;
   const auto& s = r.summary();
@@ -188,7 +188,7 @@ TEST(Replay, TopDeniedFlowsSurviveAFlood) {
     if (i % 200 == 0) frames.push_back(Frame{flood[i].ts_ns, heavy_frame});
   }
   Replay r(policy, {});
-  r.runFrames(frames, LinkType::kEthernet);
+  r.runFrames(frames);
   ASSERT_TRUE(r.finish(&err));
   const auto& s = r.summary();
   EXPECT_TRUE(s.top_denied_approximate);
@@ -210,7 +210,7 @@ TEST(Replay, StatelessComparisonShowsTheRepliesARuleSetAloneWouldDrop) {
   ReplayOptions opt;
   opt.stateless = true;
   Replay r(policy, opt);
-  r.runFrames(frames, LinkType::kEthernet);
+  r.runFrames(frames);
   ASSERT_TRUE(r.finish(&err)) << err;
   const auto& s = r.summary();
   // Every packet the server sent is a tracked reply that the rules alone deny.
@@ -267,20 +267,182 @@ TEST(Replay, DamagedTraceStopsWithTheSummaryBeforeTheDamage) {
   EXPECT_EQ(missing.summary().packets, st.packets);
 }
 
-TEST(Replay, TracesWithDifferentLinkTypesAreRefused) {
+// Traces of different link types replay as one stream, each packet read by its own link type
+// (before: refused, "one replay, one link type"): the verdicts are those of the same packets
+// framed as Ethernet, and the allowed/denied captures become pcapng holding both link types.
+TEST(Replay, TracesWithDifferentLinkTypesReplayTogether) {
   auto policy = examplePolicy();
   ASSERT_TRUE(policy);
   TempDir dir;
   std::string err;
-  GenOptions a = mixed(1, 5), b = mixed(1, 5);
+  GenOptions a = mixed(1, 40), b = mixed(2, 40);
+  a.start_ns = kT0;
+  b.start_ns = kT0 + 30 * kSec;
+  ASSERT_TRUE(writeTrace(a, dir.file("eth-a.pcap"), nullptr, &err)) << err;
+  ASSERT_TRUE(writeTrace(b, dir.file("eth-b.pcap"), nullptr, &err)) << err;
   b.link = LinkType::kRawIp;
-  ASSERT_TRUE(writeTrace(a, dir.file("eth.pcap"), nullptr, &err));
-  ASSERT_TRUE(writeTrace(b, dir.file("raw.pcap"), nullptr, &err));
+  ASSERT_TRUE(writeTrace(b, dir.file("raw-b.pcap"), nullptr, &err)) << err;
+
+  auto run = [&](const std::string& second, ReplayOptions o, std::vector<Reason>* reasons) {
+    Replay r(policy, o);
+    r.setObserver([&](uint64_t, uint64_t, const dataplane::Verdict& v,
+                      const dataplane::ParsedPacket&) { reasons->push_back(v.reason); });
+    EXPECT_TRUE(r.openOutputs(&err)) << err;
+    EXPECT_TRUE(r.runFiles({dir.file("eth-a.pcap"), second}))
+        << (r.summary().error ? r.summary().error->str() : "");
+    std::string ferr;
+    EXPECT_TRUE(r.finish(&ferr)) << ferr;
+    return r.summary();
+  };
+  std::vector<Reason> want, got;
+  run(dir.file("eth-b.pcap"), {}, &want);
+  ReplayOptions o;
+  o.allowed_path = dir.file("allowed.pcap");
+  o.denied_path = dir.file("denied.pcap");
+  const ReplaySummary s = run(dir.file("raw-b.pcap"), o, &got);
+  ASSERT_GT(want.size(), 100u);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(s.packets_by_reason[static_cast<size_t>(Reason::kDenyMalformed)],
+            static_cast<uint64_t>(std::count(want.begin(), want.end(), Reason::kDenyMalformed)));
+  ASSERT_EQ(s.traces.size(), 2u);
+  EXPECT_EQ(s.traces[0].dlt, DLT_EN10MB);
+  EXPECT_EQ(s.traces[1].dlt, DLT_RAW);
+  // Both captures hold packets of both link types: pcapng, one interface per link type.
+  uint64_t written = 0;
+  for (const std::string& path : {o.allowed_path, o.denied_path}) {
+    TraceError terr;
+    auto reader = TraceReader::open(path, &terr);
+    ASSERT_TRUE(reader) << terr.str();
+    EXPECT_EQ(reader->format(), TraceFormat::kPcapNg);
+    TracePacket p;
+    std::set<int> dlts;
+    while (reader->next(&p) == TraceReader::Status::kPacket) {
+      dlts.insert(p.dlt);
+      ++written;
+    }
+    EXPECT_EQ(reader->next(&p), TraceReader::Status::kEnd) << reader->error().str();
+    EXPECT_EQ(dlts, (std::set<int>{DLT_EN10MB, DLT_RAW})) << path;
+  }
+  EXPECT_EQ(written, got.size());
+}
+
+// `eth` (an Ethernet frame without VLAN tags) re-framed for `link`; frames that are not IP stay
+// Ethernet (a raw or loopback link carries only IP).
+Frame reframed(const Frame& eth, LinkType link) {
+  const uint16_t type = static_cast<uint16_t>(eth.bytes[12] << 8 | eth.bytes[13]);
+  const bool ip = type == dataplane::kEtherTypeIpv4 || type == dataplane::kEtherTypeIpv6;
+  if (link == LinkType::kEthernet ||
+      (!ip && link != LinkType::kLinuxSll && link != LinkType::kLinuxSll2))
+    return eth;
+  const std::vector<uint8_t> l3(eth.bytes.begin() + 14, eth.bytes.end());
+  Frame f{eth.ts_ns, {}, link};
+  f.bytes = link == LinkType::kRawIp ? l3 : dataplane::addLinkHeader(l3, type, {.link = link});
+  return f;
+}
+
+struct Judged {
+  std::vector<Reason> reasons;
+  std::vector<uint16_t> flags;
+  ReplaySummary summary;
+};
+
+Judged replayPaths(const rules::CompiledPolicyPtr& policy, const std::vector<std::string>& paths) {
+  Judged j;
   Replay r(policy, {});
-  EXPECT_FALSE(r.runFiles({dir.file("eth.pcap"), dir.file("raw.pcap")}));
-  ASSERT_TRUE(r.summary().error);
-  EXPECT_EQ(r.summary().error->file, dir.file("raw.pcap"));
-  EXPECT_NE(r.summary().error->message.find("link type"), std::string::npos);
+  r.setObserver(
+      [&](uint64_t, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket&) {
+        j.reasons.push_back(v.reason);
+        j.flags.push_back(v.flags);
+      });
+  EXPECT_TRUE(r.runFiles(paths)) << (r.summary().error ? r.summary().error->str() : "");
+  std::string err;
+  EXPECT_TRUE(r.finish(&err)) << err;
+  j.summary = r.summary();
+  return j;
+}
+
+// A pcapng file whose interfaces have different link types (Ethernet, Linux cooked v1 and v2, raw
+// IP, BSD loopback) replays with each packet read by its own interface's link type: the same
+// verdicts as the same packets all framed as Ethernet, and as the packets of each link type in a
+// file of its own (libpcap refused such a file before: "damaged").
+TEST(Replay, PcapngWithInterfacesOfDifferentLinkTypes) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  const LinkType links[] = {LinkType::kEthernet,  LinkType::kLinuxSll, LinkType::kRawIp,
+                            LinkType::kLinuxSll2, LinkType::kNull,     LinkType::kLoop};
+  const uint16_t linktypes[] = {1, 113, 101, 276, 0, 108};
+  constexpr size_t kLinks = std::size(links);
+  const std::vector<Frame> eth = generated(mixed(5, 120));
+  ASSERT_GT(eth.size(), 1000u);
+  auto builder = [&] {
+    testing::PcapngBuilder b;
+    b.section();
+    for (uint16_t lt : linktypes)
+      b.interface(lt, 0, 9);
+    return b;
+  };
+  auto idOf = [&](LinkType l) {
+    return static_cast<uint32_t>(std::find(std::begin(links), std::end(links), l) - links);
+  };
+
+  // Interleaved: packet i on interface i % 6.
+  {
+    std::string err;
+    auto w = PcapWriter::open(dir.file("eth.pcap"), DLT_EN10MB, 262144, true, &err);
+    ASSERT_TRUE(w) << err;
+    testing::PcapngBuilder b = builder();
+    for (size_t i = 0; i < eth.size(); ++i) {
+      const Frame f = reframed(eth[i], links[i % kLinks]);
+      b.packet(idOf(f.link), f.ts_ns, f.bytes);
+      w->write(eth[i].ts_ns, eth[i].bytes.data(), static_cast<uint32_t>(eth[i].bytes.size()),
+               static_cast<uint32_t>(eth[i].bytes.size()));
+    }
+    ASSERT_TRUE(w->close(&err)) << err;
+    testing::writeBytes(dir.file("mixed.pcapng"), b.bytes());
+  }
+  const Judged want = replayPaths(policy, {dir.file("eth.pcap")});
+  const Judged got = replayPaths(policy, {dir.file("mixed.pcapng")});
+  EXPECT_EQ(got.reasons, want.reasons);
+  EXPECT_EQ(got.flags, want.flags);
+  EXPECT_EQ(got.summary.packets, eth.size());
+  ASSERT_EQ(got.summary.traces.size(), 1u);
+  EXPECT_EQ(got.summary.traces[0].dlts,
+            (std::vector<int>{DLT_EN10MB, DLT_LINUX_SLL, DLT_RAW, 276, 0, 108}));
+  const std::string text = formatSummaryText(got.summary, *policy, nullptr);
+  EXPECT_NE(text.find("EN10MB (Ethernet, DLT 1) + LINUX_SLL"), std::string::npos) << text;
+
+  // By link type: the packets of each third of the trace on one interface, in one pcapng file
+  // and in six classic files replayed one after the other.
+  {
+    testing::PcapngBuilder b = builder();
+    std::vector<std::unique_ptr<PcapWriter>> files;
+    std::string err;
+    for (size_t k = 0; k < kLinks; ++k) {
+      files.push_back(PcapWriter::open(dir.file("part" + std::to_string(k) + ".pcap"),
+                                       dltFromLinkType(links[k]), 262144, true, &err));
+      ASSERT_TRUE(files.back()) << err;
+    }
+    for (size_t i = 0; i < eth.size(); ++i) {
+      const size_t k = i * kLinks / eth.size();
+      const Frame f = reframed(eth[i], links[k]);
+      ASSERT_EQ(f.link, links[k]);  // the generator makes IP packets only
+      b.packet(static_cast<uint32_t>(k), f.ts_ns, f.bytes);
+      files[k]->write(f.ts_ns, f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
+                      static_cast<uint32_t>(f.bytes.size()));
+    }
+    for (auto& w : files)
+      ASSERT_TRUE(w->close(&err)) << err;
+    testing::writeBytes(dir.file("by-link.pcapng"), b.bytes());
+  }
+  const Judged one = replayPaths(policy, {dir.file("by-link.pcapng")});
+  std::vector<std::string> parts;
+  for (size_t k = 0; k < kLinks; ++k)
+    parts.push_back(dir.file("part" + std::to_string(k) + ".pcap"));
+  const Judged separate = replayPaths(policy, parts);
+  EXPECT_EQ(one.reasons, separate.reasons);
+  EXPECT_EQ(one.flags, separate.flags);
+  EXPECT_EQ(one.reasons, want.reasons);
 }
 
 std::vector<nlohmann::json> jsonLines(const std::string& path) {
@@ -466,7 +628,7 @@ TEST(Replay, ExpectationsAreObserved) {
   ReplayOptions opt;
   opt.expectations = &*e;
   Replay r(policy, opt);
-  r.runFrames(generated(o), LinkType::kEthernet);
+  r.runFrames(generated(o));
   ASSERT_TRUE(r.finish(&err));
   auto res = e->results();
   ASSERT_EQ(res.size(), 5u);
@@ -569,7 +731,7 @@ TEST(Replay, InvalidUtf8InPolicyNamesStillGivesValidJson) {
   opt.connections_path = dir.file("c.jsonl");
   Replay r(policy, opt);
   ASSERT_TRUE(r.openOutputs(&err)) << err;
-  r.runFrames(generated(o), LinkType::kEthernet);
+  r.runFrames(generated(o));
   ASSERT_TRUE(r.finish(&err)) << err;
   bool named = false;
   for (const std::string& f : {opt.verdicts_path, opt.connections_path}) {

@@ -233,7 +233,7 @@ interfaces:
   ReportBuilder b(policy, {});
   Replay r(policy, {});
   b.attach(r);
-  r.runFrames(frames, dataplane::LinkType::kEthernet);
+  r.runFrames(frames);
   ASSERT_TRUE(r.finish(&err)) << err;
   ReportData d = b.finish(r.summary());
   auto moves = [&](TcpState a, TcpState z) {
@@ -286,7 +286,7 @@ interfaces:
   ReportBuilder b(policy, {});
   Replay r(policy, {});
   b.attach(r);
-  r.runFrames(frames, dataplane::LinkType::kEthernet);
+  r.runFrames(frames);
   std::string err;
   ASSERT_TRUE(r.finish(&err)) << err;
   ReportData d = b.finish(r.summary());
@@ -446,7 +446,7 @@ interfaces:
   ReportBuilder b(policy, {});
   Replay r(policy, {});
   b.attach(r);
-  r.runFrames(frames, dataplane::LinkType::kEthernet);
+  r.runFrames(frames);
   std::string err;
   ASSERT_TRUE(r.finish(&err)) << err;
   ReportData d = b.finish(r.summary());

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -153,5 +154,111 @@ inline std::vector<uint8_t> pcapngFile(uint16_t linktype,
   }
   return b;
 }
+
+// Builds a pcapng file block by block (tests only): sections in either byte order, interfaces
+// with options, enhanced / simple / obsolete packet blocks, and any other block.
+class PcapngBuilder {
+ public:
+  // A section header block; what follows it is written in that byte order.
+  PcapngBuilder& section(bool big_endian = false) {
+    big_ = big_endian;
+    block(0x0a0d0d0a, [&](std::vector<uint8_t>& b) {
+      u32(b, 0x1a2b3c4d);
+      u16(b, 1);
+      u16(b, 0);
+      u32(b, 0xffffffff);
+      u32(b, 0xffffffff);
+    });
+    return *this;
+  }
+  // An interface description block; tsresol / tsoffset / name as options when given.
+  PcapngBuilder& interface(uint16_t linktype, uint32_t snaplen = 0, int tsresol = -1,
+                           std::optional<int64_t> tsoffset = std::nullopt,
+                           const std::string& name = "") {
+    block(1, [&](std::vector<uint8_t>& b) {
+      u16(b, linktype);
+      u16(b, 0);
+      u32(b, snaplen);
+      if (!name.empty()) option(b, 2, std::vector<uint8_t>(name.begin(), name.end()));
+      if (tsresol >= 0) option(b, 9, {static_cast<uint8_t>(tsresol)});
+      if (tsoffset) {
+        std::vector<uint8_t> v;
+        u64(v, static_cast<uint64_t>(*tsoffset));
+        option(b, 14, v);
+      }
+      if (!name.empty() || tsresol >= 0 || tsoffset) option(b, 0, {});
+    });
+    return *this;
+  }
+  // An enhanced packet block (type 6), or an obsolete packet block (type 2, 16-bit interface id).
+  PcapngBuilder& packet(uint32_t iface, uint64_t ts, const std::vector<uint8_t>& data,
+                        uint32_t wirelen = 0, bool obsolete = false) {
+    block(obsolete ? 2 : 6, [&](std::vector<uint8_t>& b) {
+      if (obsolete) {
+        u16(b, static_cast<uint16_t>(iface));
+        u16(b, 0);
+      } else {
+        u32(b, iface);
+      }
+      u32(b, static_cast<uint32_t>(ts >> 32));
+      u32(b, static_cast<uint32_t>(ts));
+      u32(b, static_cast<uint32_t>(data.size()));
+      u32(b, wirelen != 0 ? wirelen : static_cast<uint32_t>(data.size()));
+      padded(b, data);
+    });
+    return *this;
+  }
+  PcapngBuilder& simplePacket(const std::vector<uint8_t>& data, uint32_t wirelen = 0) {
+    block(3, [&](std::vector<uint8_t>& b) {
+      u32(b, wirelen != 0 ? wirelen : static_cast<uint32_t>(data.size()));
+      padded(b, data);
+    });
+    return *this;
+  }
+  // Any block: type, body (padded to 4), lengths.
+  PcapngBuilder& raw(uint32_t type, const std::vector<uint8_t>& body) {
+    block(type, [&](std::vector<uint8_t>& b) { padded(b, body); });
+    return *this;
+  }
+  size_t size() const { return bytes_.size(); }
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+  std::vector<uint8_t>& mutableBytes() { return bytes_; }
+
+ private:
+  template <class Body>
+  void block(uint32_t type, Body body) {
+    std::vector<uint8_t> b;
+    body(b);
+    const uint32_t len = static_cast<uint32_t>(12 + b.size());
+    u32(bytes_, type);
+    u32(bytes_, len);
+    bytes_.insert(bytes_.end(), b.begin(), b.end());
+    u32(bytes_, len);
+  }
+  void option(std::vector<uint8_t>& b, uint16_t code, const std::vector<uint8_t>& v) {
+    u16(b, code);
+    u16(b, static_cast<uint16_t>(v.size()));
+    padded(b, v);
+  }
+  static void padded(std::vector<uint8_t>& b, const std::vector<uint8_t>& v) {
+    b.insert(b.end(), v.begin(), v.end());
+    b.resize(b.size() + ((4 - v.size() % 4) % 4), 0);
+  }
+  void u16(std::vector<uint8_t>& b, uint16_t v) const {
+    for (int i = 0; i < 2; ++i)
+      b.push_back(static_cast<uint8_t>(v >> (8 * (big_ ? 1 - i : i))));
+  }
+  void u32(std::vector<uint8_t>& b, uint32_t v) const {
+    for (int i = 0; i < 4; ++i)
+      b.push_back(static_cast<uint8_t>(v >> (8 * (big_ ? 3 - i : i))));
+  }
+  void u64(std::vector<uint8_t>& b, uint64_t v) const {
+    for (int i = 0; i < 8; ++i)
+      b.push_back(static_cast<uint8_t>(v >> (8 * (big_ ? 7 - i : i))));
+  }
+
+  std::vector<uint8_t> bytes_;
+  bool big_ = false;
+};
 
 }  // namespace statewall::sim::testing

@@ -29,7 +29,11 @@ inline constexpr unsigned kMaxWorkers = 64;
 struct PacketRef {
   const uint8_t* data;
   uint32_t len;  // captured length
+  // How the frame begins: each packet has its own (a pcapng trace may mix interfaces of several
+  // link types); the appliance's ports deliver Ethernet.
+  LinkType link = LinkType::kEthernet;
 };
+static_assert(sizeof(PacketRef) == 16, "PacketRef: the link type fits in the padding");
 
 // The packet's 5-tuple as the rule evaluator takes it (rules::evaluate()).
 inline rules::Flow5 ruleFlowOf(const ParsedPacket& p) {
@@ -88,8 +92,7 @@ struct Verdict {
 struct EngineConfig {
   size_t table_capacity = 1 << 20;  // IPv4 connections; IPv6 table gets table_capacity / 4
   size_t fragment_capacity = 4096;  // datagrams whose first fragment's verdict is remembered
-  LinkType link = LinkType::kEthernet;
-  bool pass_non_ip = false;  // other EtherTypes: allow-unprotected instead of deny-malformed
+  bool pass_non_ip = false;         // other EtherTypes: allow-unprotected instead of deny-malformed
   unsigned sweep_buckets_per_burst = 8;  // buckets per sweep slice (0: no sweep in process())
   // A worker runs a slice at most every sweep_full_pass_ns / (buckets / slice) of packet time, so
   // each worker covers the whole table about once per sweep_full_pass_ns.

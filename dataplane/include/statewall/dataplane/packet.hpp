@@ -53,13 +53,19 @@ using rules::Family;
 using rules::IpAddr;
 
 // How the capture or port delivers frames (pcap DLT_EN10MB, DLT_RAW, DLT_LINUX_SLL,
-// DLT_LINUX_SLL2).
+// DLT_LINUX_SLL2, DLT_NULL, DLT_LOOP).
 enum class LinkType : uint8_t {
   kEthernet,
   kRawIp,  // IPv4 or IPv6, chosen by the version nibble
   kLinuxSll,
   kLinuxSll2,
+  // BSD loopback: a 4-byte address family (AF_INET 2; AF_INET6 24, 28 or 30 as the BSDs number
+  // it), in the capturing host's byte order for NULL and in network byte order for LOOP. Both
+  // byte orders are accepted for both: the values cannot be mistaken for one another.
+  kNull,
+  kLoop,
 };
+inline constexpr unsigned kLinkTypeCount = 6;
 
 // X(enumerator, name): the layers a deny-malformed names, in one table so that names, counters and
 // JSON codes cannot drift apart.

@@ -175,8 +175,9 @@ class Explainer {
   // Replays the traces (as `statewall replay` does) and explains the selected packets. Call once
   // (it closes the replay). false when a trace is missing or damaged: stats().error says where.
   bool runFiles(const std::vector<std::string>& paths, const Sink& sink);
-  // The same over in-memory frames (tests). May be called several times; the stream continues.
-  void runFrames(const std::vector<Frame>& frames, dataplane::LinkType link, const Sink& sink);
+  // The same over in-memory frames (tests), each read by its own link type (Frame::link). May be
+  // called several times; the stream continues.
+  void runFrames(const std::vector<Frame>& frames, const Sink& sink);
 
   const ExplainStats& stats() const;
 
@@ -186,8 +187,8 @@ class Explainer {
 };
 
 // Explains in-memory frames and returns the explanations (tests).
-std::vector<PacketExplanation> explainFrames(
-    rules::CompiledPolicyPtr policy, const std::vector<Frame>& frames,
-    const ExplainOptions& options, dataplane::LinkType link = dataplane::LinkType::kEthernet);
+std::vector<PacketExplanation> explainFrames(rules::CompiledPolicyPtr policy,
+                                             const std::vector<Frame>& frames,
+                                             const ExplainOptions& options);
 
 }  // namespace statewall::sim

@@ -144,7 +144,12 @@ struct StatelessChange {
 struct TraceSummary {
   std::string path;
   TraceFormat format = TraceFormat::kPcap;
-  int dlt = 0;
+  int dlt = 0;            // the first of dlts
+  std::vector<int> dlts;  // the link types of the packets read, in order of first appearance
+  // pcapng interfaces whose link type the engine does not parse: their packets were skipped
+  // (not judged, not counted in packets).
+  std::vector<TraceInterface> skipped;
+  uint64_t skipped_packets = 0;
   uint64_t packets = 0;
   uint64_t bytes = 0;
   uint64_t file_size = 0;
@@ -207,6 +212,7 @@ struct ReplaySummary {
 struct Frame {
   uint64_t ts_ns = 0;
   std::vector<uint8_t> bytes;
+  dataplane::LinkType link = dataplane::LinkType::kEthernet;  // how `bytes` begins
 };
 
 class Replay {
@@ -219,15 +225,18 @@ class Replay {
   // Creates the output files. false with *err when one cannot be created.
   bool openOutputs(std::string* err);
 
-  // Replays the traces in order, as one stream (packet indexes continue across files). false when
-  // a trace is missing, unreadable or damaged, or its link type differs from the first trace's:
-  // summary().error says where; every packet before the damage has been judged and counted.
+  // Replays the traces in order, as one stream (packet indexes continue across files), each packet
+  // read by its own link type (traces, and a pcapng trace's interfaces, may differ). false when a
+  // trace is missing, unreadable or damaged: summary().error says where; every packet before the
+  // damage has been judged and counted. The --allowed/--denied captures are classic pcap when
+  // every trace is a classic pcap of one link type, pcapng otherwise.
   bool runFiles(const std::vector<std::string>& paths);
 
-  // Replays in-memory frames through the same path (fixtures, tests). Frames whose timestamps go
-  // backwards are judged at the clock. Can be called several times; the stream continues (with
-  // table_capacity 0 the table is sized from the first call's frames).
-  void runFrames(const std::vector<Frame>& frames, dataplane::LinkType link);
+  // Replays in-memory frames through the same path (fixtures, tests), each by its own link type.
+  // Frames whose timestamps go backwards are judged at the clock. Can be called several times;
+  // the stream continues (with table_capacity 0 the table is sized from the first call's frames;
+  // the pcap outputs are pcapng when the first call's frames differ in link type).
+  void runFrames(const std::vector<Frame>& frames);
 
   // Publishes a new policy to the engine between two packets, as the control plane would: the
   // packets before it are judged first. From then on rule names and hits refer to the new policy.
@@ -236,11 +245,12 @@ class Replay {
 
   // Creates the engine before the run (runFiles() and runFrames() otherwise create it for their
   // first trace), so that a control server can be attached to engine() first. prepareFiles()
-  // takes the link type from the first trace; false when that trace cannot be opened or an output
-  // cannot be created (summary().error says which). Then call runFiles() with the same paths.
+  // sizes the table from the traces and opens the pcap outputs; false when the first trace cannot
+  // be opened or an output cannot be created (summary().error says which). Then call runFiles()
+  // with the same paths.
   bool prepareFiles(const std::vector<std::string>& paths);
   // The same for runFrames(); the table holds table_capacity connections (default when 0).
-  bool prepareFrames(dataplane::LinkType link);
+  bool prepareFrames();
   // The engine, null before prepare*() or the first run. The Replay owns it.
   dataplane::Engine* engine();
 
@@ -279,9 +289,13 @@ class Replay {
 
 // Replays `frames` through a fresh Replay (no outputs) and returns one verdict per frame: the
 // hook through which the engine's fixture table runs through `statewall replay`'s driver.
-std::vector<dataplane::Verdict> replayFrames(
-    rules::CompiledPolicyPtr policy, const std::vector<Frame>& frames,
-    dataplane::LinkType link = dataplane::LinkType::kEthernet, const ReplayOptions& options = {});
+std::vector<dataplane::Verdict> replayFrames(rules::CompiledPolicyPtr policy,
+                                             const std::vector<Frame>& frames,
+                                             const ReplayOptions& options = {});
+
+// One line per pcapng interface whose packets were skipped (its link type is not one the engine
+// parses): "FILE: N packets of interface I (NAME) were skipped ...".
+std::vector<std::string> skippedInterfaceWarnings(const ReplaySummary& s);
 
 // The summary for people (aligned columns) and as one JSON document. `expect` may be null.
 std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolicy& policy,
