@@ -424,7 +424,8 @@ Bytes addLinkHeader(const Bytes& l3_packet, uint16_t ethertype, const FrameOptio
       break;
     case LinkType::kNull:
     case LinkType::kLoop: {
-      if (!opts.vlans.empty()) die("VLAN tags on a BSD loopback link");
+      if (!opts.vlans.empty() || !opts.shims.empty())
+        die("VLAN tags or shims on a BSD loopback link");
       if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6) {
         die("a BSD loopback link carries only IPv4 and IPv6 here");
       }
