@@ -1237,7 +1237,7 @@ struct Explainer::Impl {
     }
 
     // 6. Tracking.
-    explainTracking(b, v, f, ev, memo);
+    explainTracking(b, v, f, ev, memo, before);
 
     // 7. Near misses of the check that denied it.
     if (decisive >= 0) {
@@ -1264,7 +1264,7 @@ struct Explainer::Impl {
   }
 
   void explainTracking(Builder& b, const Verdict& v, const Flow5& f, const rules::Evaluation& ev,
-                       const ConnMemo* memo) {
+                       const ConnMemo* memo, const std::optional<ConnMemo>& before) {
     switch (v.reason) {
       case Reason::kAllowRule:
       case Reason::kAllowUnprotected: {
@@ -1313,11 +1313,25 @@ struct Explainer::Impl {
         }
         const std::vector<std::string> sides = trackedSides(*memo);
         const rules::TimeoutKey k = timeoutKeyOf(*memo);
-        b.add("tracking",
-              fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
-                          "({}).",
-                          memo->number, cp().timeouts().get(k), rules::timeoutKeyName(k)),
-              Json{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}});
+        // A UDP connection whose originator sends again after a reply is a stream (more than one
+        // exchange): its timeout changes from udp's to udp_stream's (docs/design.md, "Tracking").
+        const bool became_stream = before && !before->stream && memo->stream;
+        std::string why_longer;
+        if (became_stream) {
+          why_longer = fmt::format(
+              " The timeout changed from {} s ({}) to {} s: the originator sent again after a "
+              "reply, so the connection is now a stream (more than one exchange).",
+              cp().timeouts().get(rules::TimeoutKey::kUdp),
+              rules::timeoutKeyName(rules::TimeoutKey::kUdp), cp().timeouts().get(k));
+        }
+        Json tj{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}};
+        if (became_stream) tj["became_stream"] = true;
+        b.add(
+            "tracking",
+            fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
+                        "({}).{}",
+                        memo->number, cp().timeouts().get(k), rules::timeoutKeyName(k), why_longer),
+            tj);
         return;
       }
       case Reason::kAllowUntracked: {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <tuple>
@@ -1275,6 +1276,10 @@ struct Replay::Impl {
 
   bool finish(std::string* err) {
     flush();
+    // A connection idle past its timeout is expired, whether or not the paced sweep reached it
+    // before the trace ended: one full sweep at the trace's last time reclaims the rest, so the
+    // summary's count is what a person would count (lookups already treated them as gone).
+    if (engine && worker) engine->sweep(*worker, clock, std::numeric_limits<size_t>::max());
     goOffline();
     bool ok = true;
     if (engine && opt.shared_engine) {

@@ -164,6 +164,34 @@ TEST(Replay, TraceTimeDrivesIdleTimeouts) {
   }
 }
 
+// A connection idle past its timeout is counted as expired at the end of the run, even when the
+// paced sweep never reached its bucket (a large table, one late packet of another flow).
+TEST(Replay, ConnectionsIdlePastTheirTimeoutCountAsExpired) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  dataplane::UdpSpec q;
+  q.src = dataplane::ipAddr("198.51.100.7");
+  q.dst = dataplane::ipAddr("10.0.1.10");
+  q.sport = 5000;
+  q.dport = 53;
+  q.payload_len = 30;
+  dataplane::UdpSpec late = q;
+  late.sport = 5001;
+  std::vector<Frame> frames = {{kT0, dataplane::buildUdp(q)},
+                               {kT0 + 100 * kSec, dataplane::buildUdp(late)}};
+  ReplayOptions o;
+  o.table_capacity = 1 << 16;
+  Replay r(policy, o);
+  r.runFrames(frames, LinkType::kEthernet);
+  std::string err;
+  ASSERT_TRUE(r.finish(&err)) << err;
+  // The first flow idled 100 s past its 30 s timeout; the second is 0 s old.
+  EXPECT_EQ(r.summary().engine.connections_created, 2u);
+  EXPECT_EQ(r.summary().engine.connections_expired, 1u);
+  EXPECT_NE(formatSummaryText(r.summary(), *policy, nullptr).find("2 created, 1 expired"),
+            std::string::npos);
+}
+
 // More distinct denied flows than the summary keeps exactly: the heavy hitter still comes out on
 // top with its exact count, and the summary says the flow counts are estimates.
 TEST(Replay, TopDeniedFlowsSurviveAFlood) {
