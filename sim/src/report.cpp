@@ -161,6 +161,27 @@ struct ReportBuilder::Impl {
     data.policy = policy;
   }
 
+  // The place on the ladder where the check that denied the packet sits. A packet leaves its
+  // sender's interface (groups, outbound), then its sender's subnet (ACL, outbound), enters the
+  // receiver's subnet (ACL, inbound), then its interface (groups, inbound): docs/design.md.
+  LadderStop stopOf(const dataplane::Verdict& v, bool sender_left) const {
+    if (v.allowed()) return LadderStop::kPassed;
+    bool at_sender;
+    bool acl;
+    if (v.reason == Reason::kDenySg) {
+      at_sender = v.deny_dir == rules::Direction::kOutbound;
+      acl = false;
+    } else if (v.reason == Reason::kDenyAcl && v.acl_entry < policy->aclEntryCount()) {
+      at_sender = policy->aclEntry(v.acl_entry).dir == rules::Direction::kOutbound;
+      acl = true;
+    } else {
+      return LadderStop::kBetween;
+    }
+    const bool left = at_sender == sender_left;
+    if (acl) return left ? LadderStop::kLeftAcl : LadderStop::kRightAcl;
+    return left ? LadderStop::kLeftGroups : LadderStop::kRightGroups;
+  }
+
   uint64_t timeoutNs(TimeoutKey k) const {
     return static_cast<uint64_t>(policy->timeouts().get(k)) * kNs;
   }
@@ -517,6 +538,7 @@ struct ReportBuilder::Impl {
       a.stateless_differs = differs;
       a.stateless = sr;
       a.payload = p.l4_payload_len;
+      a.stop = stopOf(v, a.from_orig);
       auto [t, inserted] = text_index.try_emplace(policy_texts.describe(v),
                                                   static_cast<uint32_t>(data.texts.size()));
       if (inserted) data.texts.push_back(t->first);

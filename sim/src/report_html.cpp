@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <utility>
@@ -12,6 +13,7 @@
 
 #include "report_assets.hpp"
 #include "statewall/rules/policy.hpp"
+#include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/report.hpp"
 
 namespace statewall::sim {
@@ -130,13 +132,35 @@ std::string protoText(uint8_t proto) {
   return name[0] >= '0' && name[0] <= '9' ? fmt::format("proto {}", proto) : name;
 }
 
+// The checks between two endpoints, in the order a packet from `left` to `right` meets them:
+// left's security groups (its interface), left's network ACL (its subnet's edge), right's ACL,
+// right's groups. An unprotected side has none; an ACL does not see traffic within its subnet.
+std::array<std::string, 4> ladderGates(const rules::CompiledPolicy& pol, const rules::IpAddr& left,
+                                       const rules::IpAddr& right) {
+  std::array<std::string, 4> g;
+  auto side = [&](const rules::IpAddr& a, const rules::IpAddr& other, std::string* groups,
+                  std::string* acl) {
+    const rules::IfaceId i = pol.interfaceOf(a);
+    if (i == rules::kNoIface) return;
+    *groups = pol.iface(i).name;
+    const rules::SubnetId sn = pol.subnetOfIface(i);
+    if (pol.hasAcl(sn) && !pol.subnetContains(sn, other)) *acl = pol.subnet(sn).acl_name;
+  };
+  side(left, right, &g[0], &g[1]);
+  side(right, left, &g[3], &g[2]);
+  return g;
+}
+
 std::string arrowLabel(const LadderArrow& a) {
   std::string s;
   if (a.icmp_error) s = "ICMP error ";
   if (a.proto == dataplane::kIpProtoTcp && !a.icmp_error) {
     s += "[" + tcpFlagLetters(a.tcp_flags) + "]";
   } else if (a.proto == dataplane::kIpProtoIcmp || a.proto == dataplane::kIpProtoIcmpv6) {
-    s += fmt::format("type {} code {}", a.icmp_type, a.icmp_code);
+    // Names as people know them ("echo request"); numbers only for types without a name.
+    const std::string name =
+        icmpName(a.proto == dataplane::kIpProtoIcmpv6, a.icmp_type, a.icmp_code);
+    s += name.empty() ? fmt::format("type {} code {}", a.icmp_type, a.icmp_code) : name;
   } else {
     s += protoText(a.proto);
   }
@@ -283,11 +307,20 @@ std::string dataBlob(const ReportData& d) {
         j.num(a.payload);
         j.raw(a.icmp_error ? ",1," : ",0,");
         j.num(a.text);
+        j.raw(",");
+        j.num(static_cast<uint64_t>(a.stop));
         j.raw("]");
       }
       j.raw("]");
     }
-    j.raw("]");
+    // The places on its ladder, left to right (LadderStop): "" where there is none.
+    j.raw(",[");
+    const auto gates = ladderGates(pol, r.orig_h, r.resp_h);
+    for (size_t k = 0; k < gates.size(); ++k) {
+      if (k) j.raw(",");
+      j.str(gates[k]);
+    }
+    j.raw("]]");
   }
   j.raw("]}");
   return j.take();
@@ -655,7 +688,7 @@ void tcpSection(Html& h, const ReportData& d) {
   }
   h.raw(
       "<section id=\"tcp\"><h2>TCP state machine</h2><p class=\"note\">The engine's TCP "
-      "states, with its transition table (dataplane/tcp_tracker) as edges. Each edge is "
+      "states, with its transition table as edges. Each edge is "
       "labelled with the segments that can take it and how many packets of this trace took "
       "it; a box shows how many packets kept a connection in that state, how many the machine "
       "rejected (INVALID) there and how many connections expired idle in it. Denied packets "
@@ -874,9 +907,12 @@ void tableSection(Html& h, const ReportData& d) {
 void connectionsSection(Html& h, const ReportData& d) {
   h.raw("<section id=\"connections\"><h2>Connections</h2>");
   h.f("<p class=\"note\" id=\"conn-limits\">One card per connection with its ladder diagram: "
-      "the originator on the left, the responder on the right, the firewall in the middle; "
-      "each packet an arrow coloured by its reason, labelled with its TCP flags and the state "
-      "transition it caused; denied packets stop at the firewall. To stay fast on long traces "
+      "the originator on the left, the responder on the right, and between them the places "
+      "where a packet is checked: the security groups at each protected interface, then the "
+      "network ACL at the edge of each subnet (a side without groups or without an ACL is "
+      "drawn faint). Each packet is an arrow coloured by its reason, labelled with its TCP "
+      "flags and the state transition it caused, with its verdict at its head; a denied packet "
+      "stops, crossed out, at the place that denied it. To stay fast on long traces "
       "the page lists the first {} of the trace's {} connections (by first packet), draws "
       "ladders for the first {} connections, at most {} packets each, and shows one page of "
       "cards at a time.</p>",

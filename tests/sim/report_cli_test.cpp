@@ -30,6 +30,9 @@ TEST(ReportCli, WritesThePage) {
   EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(page.find("<title>Three tiers</title>"), std::string::npos);
   EXPECT_NE(page.find("124 packets"), std::string::npos);
+  // No source path on the page: a reader has no use for the engine's file names.
+  EXPECT_EQ(page.find("dataplane/"), std::string::npos);
+  EXPECT_EQ(page.find("tcp_tracker"), std::string::npos);
   EXPECT_NE(r.err.find("wrote " + html), std::string::npos);
 }
 
