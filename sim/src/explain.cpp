@@ -13,6 +13,7 @@
 
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/sim/flow_text.hpp"
+#include "statewall/sim/glossary.hpp"
 #include "statewall/sim/stateless.hpp"
 
 namespace statewall::sim {
@@ -1481,10 +1482,20 @@ struct Explainer::Impl {
       out += "  near misses: none (no rule matches all but one field)\n";
     }
     if (e.stateless) out += "  stateless: " + wrap(e.stateless_text, 13, 4) + "\n";
+    // The glossary entries of the terms this packet's words use, each the first time in the run.
+    std::string terms;
+    for (std::string_view a : glossaryAnchorsIn(out)) {
+      if (!glossary_seen_.insert(a).second) continue;
+      terms += (terms.empty() ? "" : ", ") + std::string("#") + std::string(a);
+    }
+    if (!terms.empty()) {
+      out += "  glossary: " + wrap(std::string(kGlossaryPath) + " " + terms, 12, 4) + "\n";
+    }
     return out;
   }
 
   uint64_t ts_now_ = 0;
+  mutable std::set<std::string_view> glossary_seen_;  // anchors already pointed to
 };
 
 Explainer::Explainer(rules::CompiledPolicyPtr policy, ExplainOptions options)

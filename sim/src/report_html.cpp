@@ -14,6 +14,7 @@
 #include "report_assets.hpp"
 #include "statewall/rules/policy.hpp"
 #include "statewall/sim/flow_text.hpp"
+#include "statewall/sim/glossary.hpp"
 #include "statewall/sim/report.hpp"
 
 namespace statewall::sim {
@@ -149,6 +150,17 @@ std::array<std::string, 4> ladderGates(const rules::CompiledPolicy& pol, const r
   side(left, right, &g[0], &g[1]);
   side(right, left, &g[3], &g[2]);
   return g;
+}
+
+// " Terms: docs/glossary.md#a, #b." for the end of a note: where the words it uses are explained.
+std::string glossaryNote(std::initializer_list<std::string_view> anchors) {
+  std::string s = " <span class=\"gloss\">Terms: ";
+  bool first = true;
+  for (std::string_view a : anchors) {
+    s += first ? "<code>" + glossaryRef(a) + "</code>" : ", <code>#" + std::string(a) + "</code>";
+    first = false;
+  }
+  return s + ".</span>";
 }
 
 std::string arrowLabel(const LadderArrow& a) {
@@ -444,10 +456,13 @@ void summarySection(Html& h, const ReportData& d) {
         commas(d.conn_ends[static_cast<size_t>(e)]));
   }
   h.f("</table><p class=\"note\">The engine's own counters: {} connections created, {} expired "
-      "by its sweep during the run, {} unreplied ones evicted to make room in a full table, {} "
-      "TCP packets marked INVALID.</p>",
+      "(idle past their timeout by the end of the trace, whether or not the sweep had reclaimed "
+      "them yet), {} unreplied ones evicted to make room in a full table, {} TCP packets marked "
+      "INVALID.{}</p>",
       commas(s.engine.connections_created), commas(s.engine.connections_expired),
-      commas(s.engine.connections_evicted), commas(s.engine.tcp_invalid));
+      commas(s.engine.connections_evicted), commas(s.engine.tcp_invalid),
+      glossaryNote(
+          {"zeek-conn_state", "zeek-history", "idle-timeout", "sweep", "eviction", "invalid"}));
   h.raw("</div></div></section>\n");
 }
 
@@ -576,7 +591,9 @@ void contrastSection(Html& h, const ReportData& d) {
       "judged a second time by the same rules without connection tracking, as a stateless "
       "filter (or a network ACL) would: every packet must be allowed by a rule of its own "
       "direction on both sides. A security group needs no rule for replies; a stateless filter "
-      "does.</p>");
+      "does.");
+  h.raw(glossaryNote({"tracked", "untracked", "reply", "ephemeral-port", "related"}));
+  h.raw("</p>");
   h.f("<div class=\"cards\"><div class=\"card\" id=\"stateless-to-deny\"><div class=\"k\">Allowed "
       "here, denied stateless</div><div class=\"v\" style=\"color:#c62828\">{}</div><div "
       "class=\"s\">packets: replies and continuations that need a rule without tracking</div>"
@@ -692,7 +709,9 @@ void tcpSection(Html& h, const ReportData& d) {
       "labelled with the segments that can take it and how many packets of this trace took "
       "it; a box shows how many packets kept a connection in that state, how many the machine "
       "rejected (INVALID) there and how many connections expired idle in it. Denied packets "
-      "still move the machine when the state check came before the ACL check.</p>");
+      "still move the machine when the state check came before the ACL check.");
+  h.raw(glossaryNote({"tcp-states", "invalid", "mid-stream-pickup", "idle-timeout"}));
+  h.raw("</p>");
   const double W = 1180, H = 500;
   h.f("<div class=\"svgwrap\"><svg id=\"tcp-graph\" width=\"{:.0f}\" height=\"{:.0f}\" "
       "viewBox=\"0 0 {:.0f} {:.0f}\" role=\"img\"><title>TCP state machine with transition "
@@ -890,9 +909,10 @@ void tableSection(Html& h, const ReportData& d) {
       "policy's timeout for its state (TCP state after the packet, UDP one-way or stream, ICMP "
       "echo, other); when the trace clock passes a deadline with no packet, the entry leaves "
       "(a marker; {} idle expiries{}{}). A SYN that reopens a TIME_WAIT connection replaces its "
-      "entry. Peak {}, {} entries at the end of the trace. The engine's sweep counted {} "
-      "expiries during the run: it retires expired entries lazily, within about a second of "
-      "trace time, and not after the last packet. {}</p>",
+      "entry. Peak {}, {} entries at the end of the trace. The engine counted {} expiries: its "
+      "sweep retires expired entries lazily, within about a second of trace time, and the "
+      "replay sweeps once more at the last packet's time, so every connection idle past its "
+      "timeout by then is counted. {}</p>",
       commas(d.connections_created), commas(s.engine.connections_created), commas(d.expiries_total),
       by_key.empty() ? "" : ": ", by_key, commas(d.table_peak), commas(d.table_final),
       commas(s.engine.connections_expired),
@@ -915,9 +935,11 @@ void connectionsSection(Html& h, const ReportData& d) {
       "stops, crossed out, at the place that denied it. To stay fast on long traces "
       "the page lists the first {} of the trace's {} connections (by first packet), draws "
       "ladders for the first {} connections, at most {} packets each, and shows one page of "
-      "cards at a time.</p>",
+      "cards at a time.{}</p>",
       commas(d.connections.size()), commas(d.connections_total),
-      commas(d.options.ladder_connections), commas(d.options.ladder_arrows));
+      commas(d.options.ladder_connections), commas(d.options.ladder_arrows),
+      glossaryNote({"originator", "security-group", "network-acl", "allow-and-deny-reasons",
+                    "zeek-conn_state", "zeek-history"}));
   if (d.connections_forgotten_early > 0) {
     h.f("<p class=\"note\">{} flows without a connection were counted while still open: more "
         "such flows were open at once than the connection table holds, so the longest idle were "

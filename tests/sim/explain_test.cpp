@@ -643,6 +643,25 @@ TEST(Explain, AUdpConnectionSaysWhenItBecomesAStream) {
       << ex[3].text;
 }
 
+// The text points to docs/glossary.md for the terms it uses, each term once per run.
+TEST(Explain, TextPointsToTheGlossaryOncePerTerm) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  std::vector<Frame> frames = {{kT0, udp("10.0.2.10", 5400, "8.8.8.8", 53)},
+                               {kT0 + kSec, udp("8.8.8.8", 53, "10.0.2.10", 5400)},
+                               {kT0 + 2 * kSec, udp("10.0.2.10", 5400, "8.8.8.8", 53)}};
+  ExplainOptions o;
+  o.text = true;
+  auto ex = explainFrames(p, frames, o);
+  ASSERT_EQ(ex.size(), 3u);
+  EXPECT_NE(ex[0].text.find("  glossary: docs/glossary.md #idle-timeout, #allow-and-deny-reasons"),
+            std::string::npos)
+      << ex[0].text;
+  // The reply uses the same terms: no second pointer to them.
+  EXPECT_EQ(ex[1].text.find("#allow-and-deny-reasons"), std::string::npos) << ex[1].text;
+  EXPECT_EQ(ex[2].text.find("#idle-timeout"), std::string::npos) << ex[2].text;
+}
+
 TEST(Explain, SelectionByPacketFlowAndLimit) {
   auto p = compilePolicy(kExplainPolicy);
   ASSERT_TRUE(p);
