@@ -504,7 +504,6 @@ struct Explainer::Impl {
 
   std::unordered_map<uint64_t, ConnMemo> conns;  // by engine id
   std::map<TupleKey, uint64_t> by_tuple;         // -> engine id of the latest connection
-  uint64_t next_number = 0;
 
   Impl(rules::CompiledPolicyPtr p, ExplainOptions o)
       : policy(std::move(p)), opt(std::move(o)), replay(policy, replayOptions(opt)), near(*policy) {
@@ -611,7 +610,8 @@ struct Explainer::Impl {
     auto it = conns.find(v.conn_id);
     if ((v.flags & dataplane::kFlagNewConnection) || it == conns.end()) {
       ConnMemo m;
-      m.number = ++next_number;
+      // The replay's number, the one its other outputs and the report show.
+      m.number = replay.connectionNumber(v.conn_id);
       m.engine_id = v.conn_id;
       m.first_index = index;
       m.opened_by = v.rule;

@@ -69,7 +69,7 @@ const std::string_view kReportJs = R"JS(
   // Connection fields (see renderReportHtml).
   var C = { seq:0, uid:1, proto:2, oh:3, op:4, rh:5, rp:6, state:7, hist:8, opk:9, rpk:10,
             pk:11, allow:12, deny:13, start:14, dur:15, end:16, first:17, opened:18, changed:19,
-            byReason:20, icmpErr:21, arrows:22, gates:23 };
+            byReason:20, icmpErr:21, arrows:22, gates:23, conn:24 };
   // Arrow fields.
   var A = { left:0, reason:1, label:2, before:3, after:4, flags:5, t:6, stateless:7, index:8,
             payload:9, icmpErr:10, text:11, stop:12 };
@@ -153,6 +153,10 @@ const std::string_view kReportJs = R"JS(
     return s;
   }
 
+  function connName(c) {
+    return c[C.conn] ? 'connection #' + c[C.conn] : 'a flow without a connection';
+  }
+
   function ladder(c) {
     var arrows = c[C.arrows], gates = c[C.gates];
     // Lanes: originator, its interface's groups, its subnet's ACL, (between the subnets), the
@@ -162,7 +166,7 @@ const std::string_view kReportJs = R"JS(
     var H = top + arrows.length * row + 14;
     var svg = sv('svg', { 'class': 'ladder', width: W, height: H, viewBox: '0 0 ' + W + ' ' + H,
                           role: 'img' });
-    svg.appendChild(sv('title', {}, 'Ladder diagram of connection ' + (c[C.seq] + 1)));
+    svg.appendChild(sv('title', {}, 'Ladder diagram of ' + connName(c)));
     var ported = isPorted(c);
     var lanes = [[xL, endpoint(c[C.oh], c[C.op], ported), 'originator', 'end'],
                  [xR, endpoint(c[C.rh], c[C.rp], ported), 'responder', 'end']];
@@ -262,7 +266,8 @@ const std::string_view kReportJs = R"JS(
     d.setAttribute('data-uid', c[C.uid]);
     d.setAttribute('data-seq', c[C.seq] + 1);
     var h = el('div', 'head');
-    h.appendChild(el('span', 'id', '#' + (c[C.seq] + 1)));
+    // The connection's number in the run, as explain and replay's outputs give it.
+    h.appendChild(el('span', 'id', c[C.conn] ? '#' + c[C.conn] : 'no connection'));
     var ported = isPorted(c);
     h.appendChild(el('span', 'flow', c[C.proto] + ' ' + endpoint(c[C.oh], c[C.op], ported) +
                      ' \u2192 ' + endpoint(c[C.rh], c[C.rp], ported)));

@@ -332,7 +332,9 @@ std::string dataBlob(const ReportData& d) {
       if (k) j.raw(",");
       j.str(gates[k]);
     }
-    j.raw("]]");
+    j.raw("],");
+    j.num(r.conn_number);  // #N; 0: a flow the engine did not track
+    j.raw("]");
   }
   j.raw("]}");
   return j.take();
@@ -870,9 +872,9 @@ void tableSection(Html& h, const ReportData& d) {
     for (const ExpiryEvent& e : d.expiries) {
       const double x = X(e.ts_ns);
       h.f("<path class=\"expiry\" d=\"M{:.1f} {:.1f}l-4 -8h8z\" fill=\"#c62828\" "
-          "fill-opacity=\"0.75\"><title>idle timeout ({}) of connection {} at {:.3f} s</title>"
+          "fill-opacity=\"0.75\"><title>idle timeout ({}) of connection #{} at {:.3f} s</title>"
           "</path>",
-          x, H - mb - 1, rules::timeoutKeyName(e.key), e.conn_id,
+          x, H - mb - 1, rules::timeoutKeyName(e.key), e.conn_number,
           secs(e.ts_ns - std::min(e.ts_ns, t0)));
     }
   } else {

@@ -112,6 +112,7 @@ struct ExpiryEvent {
   uint64_t ts_ns = 0;                                 // when the deadline passed (trace time)
   uint64_t conn_id = 0;                               // the engine's id
   rules::TimeoutKey key = rules::TimeoutKey::kOther;  // the timeout that fired
+  uint64_t conn_number = 0;                           // #N, as the page shows it
 };
 
 // Idle expiries in one time bucket of the chart.
