@@ -984,7 +984,10 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
   if (options.stop_on_deny) {
     ReplayOptions ro;
     ro.burst = 1;  // a verdict per packet, before the next one is generated
-    ro.table_capacity = kDefaultTableCapacity / 16;
+    // Room for every flow at once (a full table would deny, and so stop, flows of its own).
+    ro.table_capacity =
+        std::clamp<size_t>(options.explicit_flows.size() + options.flows + options.flood_packets,
+                           1 << 12, kDefaultTableCapacity);
     judge = std::make_unique<Replay>(options.stop_on_deny, ro);
     judge->setObserver([&](uint64_t, uint64_t, const dataplane::Verdict& v,
                            const dataplane::ParsedPacket&) { denied = !v.allowed(); });
