@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "policy_input.hpp"
 #include "statewall/sim/gen.hpp"
 
 namespace statewall::cli {
@@ -34,6 +35,8 @@ struct GenArgs {
   int vlan = -1;
   double start = 1700000000.0;
   bool quiet = false;
+  std::vector<std::string> policies;
+  bool stop_on_deny = false;
 };
 
 bool parseRange(const std::string& s, uint32_t* lo, uint32_t* hi) {
@@ -134,6 +137,14 @@ int runGen(const GenArgs& a) {
     std::fprintf(stderr, "statewall gen: nothing to generate: give --flow SPEC and/or --flows N\n");
     return 2;
   }
+  if (a.stop_on_deny != !a.policies.empty()) {
+    std::fprintf(stderr, "statewall gen: --stop-on-deny and --policy go together\n");
+    return 2;
+  }
+  if (a.stop_on_deny) {
+    o.stop_on_deny = loadCompiledPolicy(a.policies, "gen", "nothing generated");
+    if (!o.stop_on_deny) return 2;
+  }
   sim::GenStats st;
   if (!sim::writeTrace(o, a.out, &st, &err)) {
     std::fprintf(stderr, "statewall gen: %s\n", err.c_str());
@@ -145,6 +156,12 @@ int runGen(const GenArgs& a) {
                  fmt::format("wrote {} packets ({} bytes, {} flows, {:.3f} s of trace time) to {}",
                              st.packets, st.bytes, st.flows, span, a.out)
                      .c_str());
+    if (a.stop_on_deny) {
+      std::fprintf(
+          stderr, "%s\n",
+          fmt::format("{} flows stopped after a packet the policy denied", st.flows_stopped)
+              .c_str());
+    }
   }
   return 0;
 }
@@ -159,10 +176,15 @@ void addGenCommand(CLI::App& app, int* exit_code) {
       "Flow specs (--flow, repeatable):\n"
       "  tcp SRC[:PORT] -> DST:PORT [at=S] [rtt=MS] [data=N] [req=B] [resp=B] [mss=B]\n"
       "      [retrans=N] [gap=S] [end=fin|fin-server|rst|rst-server|refused|noanswer|open|half]\n"
-      "      [error=unreach|ttl|ptb] [error-from=ADDR]\n"
+      "      [error=unreach|ttl|ptb] [error-to=orig|resp] [error-from=ADDR]\n"
       "  udp SRC[:PORT] -> DST:PORT [at=S] [count=N] [reply=yes|no] [len=B] [resp=B] "
       "[interval=MS]\n"
-      "      [delay=S] [gap=S] [error=unreach|ttl|ptb] [error-from=ADDR]\n"
+      "      [delay=S] [gap=S] [error=unreach|ttl|ptb] [error-to=orig|resp] [error-from=ADDR]\n"
+      "error-to=resp aims the ICMP error at the responder (about its first data packet) instead\n"
+      "  of the originator.\n"
+      "--stop-on-deny judges each packet with the --policy as it is generated (the replay's own\n"
+      "  engine) and stops a flow after a denied packet: the denied packet is written, nothing\n"
+      "  after it (a real stack would retransmit it a few times first, then give up).\n"
       "  icmp SRC -> DST [at=S] [count=N] [reply=yes|no] [interval=MS] [delay=S] [id=N]\n"
       "  scan SRC -> DST [ports=LO-HI] [reply=yes|no]\n"
       "  flood CIDR -> DST:PORT [count=N] [rate=PPS]\n"
@@ -201,6 +223,9 @@ void addGenCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--vlan", args->vlan, "add one 802.1Q tag with this VLAN id");
   cmd->add_option("--start", args->start, "trace start, seconds since 1970")->capture_default_str();
   cmd->add_flag("--quiet,-q", args->quiet, "print nothing on success");
+  cmd->add_option("--policy,-p", args->policies, "policy file(s) for --stop-on-deny");
+  cmd->add_flag("--stop-on-deny", args->stop_on_deny,
+                "stop a flow after a packet the --policy denies");
   cmd->callback([args, exit_code]() { *exit_code = runGen(*args); });
 }
 

@@ -45,7 +45,9 @@ PolicyTexts::PolicyTexts(const rules::CompiledPolicy& p) {
   }
 }
 
-std::string PolicyTexts::detail(const dataplane::Verdict& v) const {
+std::string PolicyTexts::detail(const dataplane::Verdict& v, uint64_t conn_number) const {
+  const std::string conn =
+      conn_number != 0 ? fmt::format("connection #{}", conn_number) : "a tracked connection";
   auto rule = [&]() -> std::string {
     if (v.rule == rules::kNoRule || v.rule >= rule_label_.size()) return "";
     return fmt::format("{} \"{}\"", rule_label_[v.rule], rule_text_[v.rule]);
@@ -58,10 +60,10 @@ std::string PolicyTexts::detail(const dataplane::Verdict& v) const {
     }
     case Reason::kAllowTracked: {
       std::string r = rule();
-      return fmt::format("connection {}{}", v.conn_id, r.empty() ? "" : ", opened by " + r);
+      return fmt::format("{}{}", conn, r.empty() ? "" : ", opened by " + r);
     }
     case Reason::kAllowRelated:
-      return fmt::format("ICMP error about connection {}", v.conn_id);
+      return fmt::format("ICMP error about {}", conn);
     case Reason::kAllowUnprotected:
       return "neither address is protected";
     case Reason::kAllowExempt:
@@ -88,8 +90,8 @@ std::string PolicyTexts::detail(const dataplane::Verdict& v) const {
   return "";
 }
 
-std::string PolicyTexts::describe(const dataplane::Verdict& v) const {
-  return fmt::format("{} ({})", dataplane::reasonCode(v.reason), detail(v));
+std::string PolicyTexts::describe(const dataplane::Verdict& v, uint64_t conn_number) const {
+  return fmt::format("{} ({})", dataplane::reasonCode(v.reason), detail(v, conn_number));
 }
 
 }  // namespace statewall::sim::detail

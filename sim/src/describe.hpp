@@ -34,10 +34,11 @@ class PolicyTexts {
   size_t aclEntryCount() const { return acl_label_.size(); }
   size_t ifaceCount() const { return iface_json_.size() / 2; }
 
-  // The human description of a verdict (see Replay::describe).
-  std::string describe(const dataplane::Verdict& v) const;
+  // The human description of a verdict (see Replay::describe). `conn_number`: the connection's
+  // number in the run (#N), never the engine's id; 0 when unknown ("a tracked connection").
+  std::string describe(const dataplane::Verdict& v, uint64_t conn_number = 0) const;
   // Only what decided it, without the reason code: "no inbound rule of web-1 ... allows it".
-  std::string detail(const dataplane::Verdict& v) const;
+  std::string detail(const dataplane::Verdict& v, uint64_t conn_number = 0) const;
 
  private:
   std::vector<std::string> rule_label_, rule_json_, acl_label_, acl_json_, iface_json_, iface_deny_;

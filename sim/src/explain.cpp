@@ -13,6 +13,7 @@
 
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/sim/flow_text.hpp"
+#include "statewall/sim/glossary.hpp"
 #include "statewall/sim/stateless.hpp"
 
 namespace statewall::sim {
@@ -503,7 +504,6 @@ struct Explainer::Impl {
 
   std::unordered_map<uint64_t, ConnMemo> conns;  // by engine id
   std::map<TupleKey, uint64_t> by_tuple;         // -> engine id of the latest connection
-  uint64_t next_number = 0;
 
   Impl(rules::CompiledPolicyPtr p, ExplainOptions o)
       : policy(std::move(p)), opt(std::move(o)), replay(policy, replayOptions(opt)), near(*policy) {
@@ -610,7 +610,8 @@ struct Explainer::Impl {
     auto it = conns.find(v.conn_id);
     if ((v.flags & dataplane::kFlagNewConnection) || it == conns.end()) {
       ConnMemo m;
-      m.number = ++next_number;
+      // The replay's number, the one its other outputs and the report show.
+      m.number = replay.connectionNumber(v.conn_id);
       m.engine_id = v.conn_id;
       m.first_index = index;
       m.opened_by = v.rule;
@@ -1237,7 +1238,7 @@ struct Explainer::Impl {
     }
 
     // 6. Tracking.
-    explainTracking(b, v, f, ev, memo);
+    explainTracking(b, v, f, ev, memo, before);
 
     // 7. Near misses of the check that denied it.
     if (decisive >= 0) {
@@ -1264,7 +1265,7 @@ struct Explainer::Impl {
   }
 
   void explainTracking(Builder& b, const Verdict& v, const Flow5& f, const rules::Evaluation& ev,
-                       const ConnMemo* memo) {
+                       const ConnMemo* memo, const std::optional<ConnMemo>& before) {
     switch (v.reason) {
       case Reason::kAllowRule:
       case Reason::kAllowUnprotected: {
@@ -1313,11 +1314,25 @@ struct Explainer::Impl {
         }
         const std::vector<std::string> sides = trackedSides(*memo);
         const rules::TimeoutKey k = timeoutKeyOf(*memo);
-        b.add("tracking",
-              fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
-                          "({}).",
-                          memo->number, cp().timeouts().get(k), rules::timeoutKeyName(k)),
-              Json{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}});
+        // A UDP connection whose originator sends again after a reply is a stream (more than one
+        // exchange): its timeout changes from udp's to udp_stream's (docs/design.md, "Tracking").
+        const bool became_stream = before && !before->stream && memo->stream;
+        std::string why_longer;
+        if (became_stream) {
+          why_longer = fmt::format(
+              " The timeout changed from {} s ({}) to {} s: the originator sent again after a "
+              "reply, so the connection is now a stream (more than one exchange).",
+              cp().timeouts().get(rules::TimeoutKey::kUdp),
+              rules::timeoutKeyName(rules::TimeoutKey::kUdp), cp().timeouts().get(k));
+        }
+        Json tj{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}};
+        if (became_stream) tj["became_stream"] = true;
+        b.add(
+            "tracking",
+            fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
+                        "({}).{}",
+                        memo->number, cp().timeouts().get(k), rules::timeoutKeyName(k), why_longer),
+            tj);
         return;
       }
       case Reason::kAllowUntracked: {
@@ -1467,10 +1482,20 @@ struct Explainer::Impl {
       out += "  near misses: none (no rule matches all but one field)\n";
     }
     if (e.stateless) out += "  stateless: " + wrap(e.stateless_text, 13, 4) + "\n";
+    // The glossary entries of the terms this packet's words use, each the first time in the run.
+    std::string terms;
+    for (std::string_view a : glossaryAnchorsIn(out)) {
+      if (!glossary_seen_.insert(a).second) continue;
+      terms += (terms.empty() ? "" : ", ") + std::string("#") + std::string(a);
+    }
+    if (!terms.empty()) {
+      out += "  glossary: " + wrap(std::string(kGlossaryPath) + " " + terms, 12, 4) + "\n";
+    }
     return out;
   }
 
   uint64_t ts_now_ = 0;
+  mutable std::set<std::string_view> glossary_seen_;  // anchors already pointed to
 };
 
 Explainer::Explainer(rules::CompiledPolicyPtr policy, ExplainOptions options)

@@ -4,12 +4,14 @@
 #include <cmath>
 #include <queue>
 #include <sstream>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/pcap_io.hpp"
+#include "statewall/sim/replay.hpp"
 
 namespace statewall::sim {
 namespace {
@@ -111,7 +113,8 @@ struct Flow {
   size_t next = 0;
   uint64_t base_ns = 0;  // absolute start
   uint16_t icmp_id = 0;
-  Bytes first_ip;  // the first packet as raw IP, quoted by ICMP errors
+  Bytes first_ip;  // the first packet as raw IP, quoted by ICMP errors to the originator
+  Bytes resp_ip;   // the responder's latest packet as raw IP, quoted by errors to the responder
 };
 
 class ScriptBuilder {
@@ -145,7 +148,7 @@ void scriptTcp(const FlowPlan& p, Rng& rng, std::vector<Step>* out) {
   uint32_t c = c_isn + 1, sv = s_isn + 1;
 
   s.push(kOrig, kSyn, c_isn, 0, 0);
-  if (p.error_type) {
+  if (p.error_type && !p.error_to_resp) {
     s.wait(rtt / 2);
     s.push(kError, 0, 0, 0, 0);
     return;
@@ -250,7 +253,7 @@ void scriptUdp(const FlowPlan& p, Rng& rng, std::vector<Step>* out) {
     if (i > 0) s.wait(interval);
     if (p.gap_ns != 0 && i + 1 == p.count && i > 0) s.wait(p.gap_ns);
     s.push(kOrig, 0, 0, 0, p.req_bytes);
-    if (i == 0 && p.error_type) {
+    if (i == 0 && p.error_type && !p.error_to_resp) {
       s.wait(srv);
       s.push(kError, 0, 0, 0, 0);
       continue;
@@ -329,6 +332,26 @@ void buildScript(Flow& f, Rng& rng) {
       break;
     case Scenario::kCount:
       break;
+  }
+  // An error to the responder: about its first data packet (else its first packet), half a
+  // round trip after it, before the flow's next packet.
+  const FlowPlan& p = f.plan;
+  if (p.error_type && p.error_to_resp) {
+    size_t at = f.steps.size();
+    for (size_t k = 0; k < f.steps.size(); ++k) {
+      if (f.steps[k].dir != kResp) continue;
+      if (at == f.steps.size()) at = k;
+      if (f.steps[k].len > 0) {
+        at = k;
+        break;
+      }
+    }
+    if (at < f.steps.size()) {
+      uint64_t t = f.steps[at].t + std::max<uint64_t>(p.rtt_us, 1) * kUs / 2;
+      if (at + 1 < f.steps.size()) t = std::min(t, f.steps[at + 1].t);
+      f.steps.insert(f.steps.begin() + static_cast<std::ptrdiff_t>(at) + 1,
+                     Step{t, kError, 0, 0, 0, 0, 0});
+    }
   }
 }
 
@@ -599,6 +622,9 @@ std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err)
     } else if (k == "error" && (p.kind == Scenario::kTcp || p.kind == Scenario::kUdp)) {
       if (v != "unreach" && v != "ttl" && v != "ptb") return bad();
       error_kind = std::string(v);
+    } else if (k == "error-to" && (p.kind == Scenario::kTcp || p.kind == Scenario::kUdp)) {
+      if (v != "orig" && v != "resp") return bad();
+      p.error_to_resp = v == "resp";
     } else if (k == "error-from" && (p.kind == Scenario::kTcp || p.kind == Scenario::kUdp)) {
       auto a = IpAddr::parse(v);
       if (!a || a->family != p.src.family) return bad();
@@ -610,8 +636,12 @@ std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err)
   if (error_kind) setError(p, *error_kind);
   if (p.kind == Scenario::kTcp && p.end == TcpEnd::kRefused) p.kind = Scenario::kTcpRefused;
   if (p.kind == Scenario::kTcp && p.end == TcpEnd::kNoAnswer) p.kind = Scenario::kTcpNoAnswer;
+  if (p.error_to_resp && !p.error_type) return fail("error-to= needs error=");
+  if (p.error_to_resp && (!p.reply || p.end == TcpEnd::kNoAnswer)) {
+    return fail("error-to=resp needs a responder that answers");
+  }
   if (p.kind == Scenario::kUdp) {
-    if (p.error_type)
+    if (p.error_type && !p.error_to_resp)
       p.kind = Scenario::kUdpUnreach;
     else if (p.count > 1)
       p.kind = Scenario::kUdpStream;
@@ -637,6 +667,8 @@ struct TraceGenerator::Impl {
     bool operator>(const HeapItem& o) const { return ts != o.ts ? ts > o.ts : id > o.id; }
   };
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap;
+  std::unordered_set<uint64_t> live;     // flows with packets still to send
+  std::unordered_set<uint64_t> stopped;  // of those, the ones stopFlow() cut short
 
   explicit Impl(const GenOptions& o) : opt(o) {
     frame.link = o.link;
@@ -827,16 +859,19 @@ struct TraceGenerator::Impl {
       sport = static_cast<uint16_t>(r.range(1024, 65535));
     }
     if (st.dir == kError) {
-      IpAddr from = p.error_from ? *p.error_from : p.dst;
+      // To the originator about its first packet, or to the responder about its latest one.
+      const IpAddr& to = p.error_to_resp ? p.dst : p.src;
+      IpAddr from = p.error_from ? *p.error_from : (p.error_to_resp ? p.src : p.dst);
       dataplane::IcmpErrorSpec e;
       e.src = from;
-      e.dst = p.src;
+      e.dst = to;
       e.type = *p.error_type;
       e.code = p.error_code;
       bool ptb = (p.src.isV4() && e.type == dataplane::kIcmpDestUnreachable && e.code == 4) ||
                  (!p.src.isV4() && e.type == dataplane::kIcmpv6PacketTooBig);
       e.rest = ptb ? 1280 : 0;
-      return dataplane::buildIcmpError(e, f.first_ip, frameFor(from, p.src));
+      return dataplane::buildIcmpError(e, p.error_to_resp ? f.resp_ip : f.first_ip,
+                                       frameFor(from, to));
     }
     FrameOptions fo = frameFor(src, dst);
     switch (p.proto) {
@@ -860,6 +895,7 @@ struct TraceGenerator::Impl {
         }
         if (f.first_ip.empty() && st.dir == kOrig)
           f.first_ip = dataplane::buildTcp(t, dataplane::rawIp());
+        if (resp && p.error_to_resp) f.resp_ip = dataplane::buildTcp(t, dataplane::rawIp());
         return dataplane::buildTcp(t, fo);
       }
       case dataplane::kIpProtoUdp: {
@@ -871,6 +907,7 @@ struct TraceGenerator::Impl {
         u.payload_len = st.len;
         if (f.first_ip.empty() && st.dir == kOrig)
           f.first_ip = dataplane::buildUdp(u, dataplane::rawIp());
+        if (resp && p.error_to_resp) f.resp_ip = dataplane::buildUdp(u, dataplane::rawIp());
         return dataplane::buildUdp(u, fo);
       }
       default: {
@@ -899,13 +936,21 @@ struct TraceGenerator::Impl {
       HeapItem top = heap.top();
       heap.pop();
       Flow* f = top.flow;
+      if (!stopped.empty() && stopped.erase(f->id) != 0) {
+        live.erase(f->id);
+        delete f;
+        continue;
+      }
       const Step& st = f->steps[f->next];
+      out->flow = f->id;
       out->frame = buildStep(*f, st);
       out->ts_ns = opt.start_ns + top.ts;
       ++f->next;
       if (f->next < f->steps.size()) {
         heap.push(HeapItem{f->base_ns + f->steps[f->next].t, f->id, f});
+        live.insert(f->id);
       } else {
+        live.erase(f->id);
         delete f;
       }
       return true;
@@ -922,6 +967,10 @@ bool TraceGenerator::next(GenPacket* out) {
 uint64_t TraceGenerator::flowsStarted() const {
   return impl_->next_id;
 }
+bool TraceGenerator::stopFlow(uint64_t flow) {
+  if (impl_->live.count(flow) == 0) return false;
+  return impl_->stopped.insert(flow).second;
+}
 
 bool writeTrace(const GenOptions& options, const std::string& path, GenStats* stats,
                 std::string* err) {
@@ -930,9 +979,32 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
   TraceGenerator gen(options);
   GenPacket pkt;
   GenStats s;
+  // --stop-on-deny: the replay's own driver judges each packet as it is written.
+  std::unique_ptr<Replay> judge;
+  bool denied = false;
+  std::vector<Frame> one(1);
+  if (options.stop_on_deny) {
+    ReplayOptions ro;
+    ro.burst = 1;  // a verdict per packet, before the next one is generated
+    // Room for every flow at once (a full table would deny, and so stop, flows of its own).
+    ro.table_capacity =
+        std::clamp<size_t>(options.explicit_flows.size() + options.flows + options.flood_packets,
+                           1 << 12, kDefaultTableCapacity);
+    judge = std::make_unique<Replay>(options.stop_on_deny, ro);
+    judge->setObserver([&](uint64_t, uint64_t, const dataplane::Verdict& v,
+                           const dataplane::ParsedPacket&) { denied = !v.allowed(); });
+  }
   while (gen.next(&pkt)) {
     const auto len = static_cast<uint32_t>(pkt.frame.size());
     w->write(pkt.ts_ns, pkt.frame.data(), len, len);
+    if (judge) {
+      one[0].ts_ns = pkt.ts_ns;
+      one[0].bytes.swap(pkt.frame);
+      denied = false;
+      judge->runFrames(one, options.link);
+      one[0].bytes.swap(pkt.frame);
+      if (denied && gen.stopFlow(pkt.flow)) ++s.flows_stopped;
+    }
     if (s.packets == 0) s.first_ts_ns = pkt.ts_ns;
     s.last_ts_ns = pkt.ts_ns;
     ++s.packets;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <tuple>
@@ -215,6 +216,7 @@ struct Replay::Impl {
     bool has_deny = false;
     uint64_t packets = 0;
     uint64_t first_index = 0;
+    uint64_t conn_number = 0;  // of v.conn_id
     std::shared_ptr<const detail::PolicyTexts> texts;
   };
   detail::FlatMap<TaggedKey, DeniedAgg, TaggedKeyHash, TaggedKeyEq> denied{4096};
@@ -225,6 +227,12 @@ struct Replay::Impl {
 
   // Connection records.
   detail::FlatMap<uint64_t, ConnRecord, U64Hash, U64Eq> tracked{1024};
+  // Connection numbers (#1, #2, ... in order of first packet): what every output a person reads
+  // shows instead of the engine's id. Ids the engine no longer holds are forgotten now and then
+  // (connNumber), so memory follows the live connections, not the trace.
+  mutable detail::FlatMap<uint64_t, uint64_t, U64Hash, U64Eq> conn_numbers{1024};
+  uint64_t conn_numbers_given = 0;
+  size_t conn_numbers_prune_at = 1 << 16;
   detail::FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq> untracked{1024};
   uint64_t conn_seq = 0;
   size_t next_scan = kMinConnScan;
@@ -534,6 +542,7 @@ struct Replay::Impl {
       ++sum.snaplen_cut;
       if (v.reason == Reason::kDenyMalformed) ++sum.snaplen_cut_malformed;
     }
+    if (v.conn_id != 0) connNumber(v.conn_id);
     const bool allowed = v.allowed();
     const ParsedPacket* pp = nullptr;
     if (need_parsed) {
@@ -552,10 +561,44 @@ struct Replay::Impl {
     if (verdicts_out.isOpen()) writeVerdict(*pp, v, m);
     if (conns_out.isOpen()) observeConn(*pp, v, m);
     if (opt.expectations != nullptr) {
-      opt.expectations->observe(m.index, *pp, v,
-                                [this](const Verdict& x) { return texts().describe(x); });
+      opt.expectations->observe(m.index, *pp, v, [this](const Verdict& x) {
+        return texts().describe(x, knownConnNumber(x.conn_id));
+      });
     }
     if (observer) observer(m.index, m.ts, v, *pp);
+  }
+
+  // ---- connection numbers ----
+
+  // The number of the connection with this engine id, given at its first packet.
+  uint64_t connNumber(uint64_t engine_id) {
+    bool inserted = false;
+    uint64_t& slot = conn_numbers.findOrInsert(engine_id, &inserted);
+    if (!inserted) return slot;
+    slot = ++conn_numbers_given;
+    const uint64_t given = slot;
+    if (conn_numbers.size() > conn_numbers_prune_at && engine) {
+      // An id whose entry died never comes back (a new entry gets a new generation): keep the
+      // live ones only, and this one.
+      detail::FlatMap<uint64_t, uint64_t, U64Hash, U64Eq> keep(conn_numbers.size());
+      engine->forEachConnection([&](const dataplane::ConnectionInfo& c) {
+        if (uint64_t* x = conn_numbers.find(c.id)) {
+          bool ins = false;
+          keep.findOrInsert(c.id, &ins) = *x;
+        }
+      });
+      bool ins = false;
+      keep.findOrInsert(engine_id, &ins) = given;
+      conn_numbers = std::move(keep);
+      conn_numbers_prune_at = std::max<size_t>(1 << 16, conn_numbers.size() * 2);
+    }
+    return given;
+  }
+
+  // The number already given to an engine id; 0 when none (or forgotten).
+  uint64_t knownConnNumber(uint64_t engine_id) const {
+    const uint64_t* found = conn_numbers.find(engine_id);
+    return found != nullptr ? *found : 0;
   }
 
   // ---- denied flows ----
@@ -693,6 +736,8 @@ struct Replay::Impl {
     appendRule(b, v);
     if (v.conn_id != 0) {
       lit(",\"conn\":");
+      num(knownConnNumber(v.conn_id));
+      lit(",\"engine_id\":");
       num(v.conn_id);
     } else {
       lit(",\"conn\":null");
@@ -792,6 +837,7 @@ struct Replay::Impl {
       c->has_deny = eval.first_deny >= 0;
       if (c->has_deny) c->deny = eval.checks[static_cast<size_t>(eval.first_deny)];
       c->first_index = m.index;
+      c->conn_number = knownConnNumber(v.conn_id);
       c->texts = texts_ptr;
     }
     ++c->packets;
@@ -817,14 +863,14 @@ struct Replay::Impl {
     switch (v.reason) {
       case Reason::kAllowTracked:
         return fmt::format(
-            "part of tracked connection {}: replies and continuations need no rule in a security "
+            "part of tracked connection #{}: replies and continuations need no rule in a security "
             "group; judged by rules alone, {}",
-            v.conn_id, ruleOnlyDenial(c));
+            c.conn_number, ruleOnlyDenial(c));
       case Reason::kAllowRelated:
         return fmt::format(
-            "an ICMP error about tracked connection {} passes as related traffic; judged by rules "
+            "an ICMP error about tracked connection #{} passes as related traffic; judged by rules "
             "alone, {}",
-            v.conn_id, ruleOnlyDenial(c));
+            c.conn_number, ruleOnlyDenial(c));
       case Reason::kDenyInvalid:
         return fmt::format("the TCP state machine rejects it ({}); the rules alone allow it",
                            v.why != nullptr ? v.why : "invalid");
@@ -834,9 +880,10 @@ struct Replay::Impl {
         break;
     }
     if (dataplane::reasonAllows(v.reason)) {
-      return fmt::format("{}; judged by rules alone, {}", c.texts->describe(v), ruleOnlyDenial(c));
+      return fmt::format("{}; judged by rules alone, {}", c.texts->describe(v, c.conn_number),
+                         ruleOnlyDenial(c));
     }
-    return fmt::format("{}; the rules alone give {}", c.texts->describe(v),
+    return fmt::format("{}; the rules alone give {}", c.texts->describe(v, c.conn_number),
                        dataplane::reasonCode(c.stateless));
   }
 
@@ -865,6 +912,7 @@ struct Replay::Impl {
       if (inserted) {
         initConn(*r, p, reply);
         r->conn_id = v.conn_id;
+        r->conn_number = knownConnNumber(v.conn_id);
         r->first_reason = v.reason;
       }
       if (p.icmp_is_error && r->proto != p.proto) {
@@ -1052,7 +1100,7 @@ struct Replay::Impl {
                    r.orig.ip_bytes, r.resp.pkts, r.resp.ip_bytes, connEndName(r.end),
                    r.conn_id != 0);
     if (r.conn_id != 0) {
-      fmt::format_to(out, "\"conn_id\":{},", r.conn_id);
+      fmt::format_to(out, "\"conn_id\":{},\"engine_id\":{},", r.conn_number, r.conn_id);
     } else {
       b.append(std::string_view("\"conn_id\":null,"));
     }
@@ -1094,7 +1142,7 @@ struct Replay::Impl {
                    r.resp.payload_bytes, state, hist, r.orig.pkts, r.orig.ip_bytes, r.resp.pkts,
                    r.resp.ip_bytes, connEndName(r.end), r.conn_id != 0 ? "T" : "F");
     if (r.conn_id != 0) {
-      fmt::format_to(out, "{}", r.conn_id);
+      fmt::format_to(out, "{}", r.conn_number);
     } else {
       b.push_back('-');
     }
@@ -1303,6 +1351,10 @@ struct Replay::Impl {
 
   bool finish(std::string* err) {
     flush();
+    // A connection idle past its timeout is expired, whether or not the paced sweep reached it
+    // before the trace ended: one full sweep at the trace's last time reclaims the rest, so the
+    // summary's count is what a person would count (lookups already treated them as gone).
+    if (engine && worker) engine->sweep(*worker, clock, std::numeric_limits<size_t>::max());
     goOffline();
     bool ok = true;
     if (engine && opt.shared_engine) {
@@ -1400,8 +1452,12 @@ const rules::CompiledPolicy& Replay::policy() const {
 void Replay::setObserver(Observer observer) {
   impl_->observer = std::move(observer);
 }
+uint64_t Replay::connectionNumber(uint64_t engine_id) const {
+  return engine_id != 0 ? impl_->knownConnNumber(engine_id) : 0;
+}
+
 std::string Replay::describe(const dataplane::Verdict& v) const {
-  return impl_->texts().describe(v);
+  return impl_->texts().describe(v, impl_->knownConnNumber(v.conn_id));
 }
 void Replay::publish(rules::CompiledPolicyPtr policy) {
   impl_->publish(std::move(policy));

@@ -88,6 +88,7 @@ struct Entry {
   uint64_t queued = UINT64_MAX;  // the earliest deadline among its items in the heap
   bool keyed = false;            // TCP: listed in by_key (for reopen)
   FlowId key;
+  uint64_t number = 0;  // the connection's number in the run (#N)
 };
 
 struct HeapItem {
@@ -161,6 +162,27 @@ struct ReportBuilder::Impl {
     data.policy = policy;
   }
 
+  // The place on the ladder where the check that denied the packet sits. A packet leaves its
+  // sender's interface (groups, outbound), then its sender's subnet (ACL, outbound), enters the
+  // receiver's subnet (ACL, inbound), then its interface (groups, inbound): docs/design.md.
+  LadderStop stopOf(const dataplane::Verdict& v, bool sender_left) const {
+    if (v.allowed()) return LadderStop::kPassed;
+    bool at_sender;
+    bool acl;
+    if (v.reason == Reason::kDenySg) {
+      at_sender = v.deny_dir == rules::Direction::kOutbound;
+      acl = false;
+    } else if (v.reason == Reason::kDenyAcl && v.acl_entry < policy->aclEntryCount()) {
+      at_sender = policy->aclEntry(v.acl_entry).dir == rules::Direction::kOutbound;
+      acl = true;
+    } else {
+      return LadderStop::kBetween;
+    }
+    const bool left = at_sender == sender_left;
+    if (acl) return left ? LadderStop::kLeftAcl : LadderStop::kRightAcl;
+    return left ? LadderStop::kLeftGroups : LadderStop::kRightGroups;
+  }
+
   uint64_t timeoutNs(TimeoutKey k) const {
     return static_cast<uint64_t>(policy->timeouts().get(k)) * kNs;
   }
@@ -228,7 +250,7 @@ struct ReportBuilder::Impl {
       if (e.kind == EntryKind::kTcp) ++data.tcp_expired[static_cast<size_t>(e.state)];
       expiry_ts.push_back(h.deadline);
       if (data.expiries.size() < opt.max_expiry_markers) {
-        data.expiries.push_back(ExpiryEvent{h.deadline, h.conn_id, k});
+        data.expiries.push_back(ExpiryEvent{h.deadline, h.conn_id, k, e.number});
       }
       remove(h.conn_id);
       noteSize(h.deadline);
@@ -249,6 +271,7 @@ struct ReportBuilder::Impl {
       ++data.connections_created;
       Entry e;
       e.gen = ++entry_gen;
+      e.number = replay != nullptr ? replay->connectionNumber(v.conn_id) : 0;
       if (p.proto == dataplane::kIpProtoTcp) {
         e.kind = EntryKind::kTcp;
         e.state = v.tcp_after;
@@ -453,6 +476,7 @@ struct ReportBuilder::Impl {
         if (it != by_conn.end()) retire(it->second, ConnEnd::kTimedOut);
         ri = newRecord(p, reply, v);
         at(ri).rec.conn_id = v.conn_id;
+        at(ri).rec.conn_number = replay != nullptr ? replay->connectionNumber(v.conn_id) : 0;
         by_conn[v.conn_id] = ri;
       } else {
         ri = it->second;
@@ -525,8 +549,10 @@ struct ReportBuilder::Impl {
       a.stateless_differs = differs;
       a.stateless = sr;
       a.payload = p.l4_payload_len;
-      auto [t, inserted] = text_index.try_emplace(policy_texts.describe(v),
-                                                  static_cast<uint32_t>(data.texts.size()));
+      a.stop = stopOf(v, a.from_orig);
+      auto [t, inserted] = text_index.try_emplace(
+          policy_texts.describe(v, replay != nullptr ? replay->connectionNumber(v.conn_id) : 0),
+          static_cast<uint32_t>(data.texts.size()));
       if (inserted) data.texts.push_back(t->first);
       a.text = t->second;
       c.arrows.push_back(a);

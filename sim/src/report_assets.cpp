@@ -69,10 +69,12 @@ const std::string_view kReportJs = R"JS(
   // Connection fields (see renderReportHtml).
   var C = { seq:0, uid:1, proto:2, oh:3, op:4, rh:5, rp:6, state:7, hist:8, opk:9, rpk:10,
             pk:11, allow:12, deny:13, start:14, dur:15, end:16, first:17, opened:18, changed:19,
-            byReason:20, icmpErr:21, arrows:22 };
+            byReason:20, icmpErr:21, arrows:22, gates:23, conn:24 };
   // Arrow fields.
   var A = { left:0, reason:1, label:2, before:3, after:4, flags:5, t:6, stateless:7, index:8,
-            payload:9, icmpErr:10, text:11 };
+            payload:9, icmpErr:10, text:11, stop:12 };
+  // LadderStop (report.hpp): where a denied packet stops.
+  var STOPS = ['', 'groups', 'acl', 'acl', 'groups', 'between'];
   var FLAG_NAMES = ['new', 'reply', 'tcp-invalid', 'untracked', 'control', 'fragment',
                     'mid-stream', 'reopened', 'closed'];
 
@@ -151,36 +153,64 @@ const std::string_view kReportJs = R"JS(
     return s;
   }
 
+  function connName(c) {
+    return c[C.conn] ? 'connection #' + c[C.conn] : 'a flow without a connection';
+  }
+
   function ladder(c) {
-    var arrows = c[C.arrows];
-    var W = 1000, top = 46, row = 26, xL = 150, xF = 470, xR = 790;
+    var arrows = c[C.arrows], gates = c[C.gates];
+    // Lanes: originator, its interface's groups, its subnet's ACL, (between the subnets), the
+    // responder's subnet's ACL, its groups, the responder. Verdicts sit at each arrow's head.
+    var W = 1100, top = 46, row = 26, xL = 240, xR = 860, mid = (xL + xR) / 2;
+    var gx = [null, 350, 440, 660, 750, mid];
     var H = top + arrows.length * row + 14;
     var svg = sv('svg', { 'class': 'ladder', width: W, height: H, viewBox: '0 0 ' + W + ' ' + H,
                           role: 'img' });
-    svg.appendChild(sv('title', {}, 'Ladder diagram of connection ' + (c[C.seq] + 1)));
+    svg.appendChild(sv('title', {}, 'Ladder diagram of ' + connName(c)));
     var ported = isPorted(c);
-    var lanes = [[xL, endpoint(c[C.oh], c[C.op], ported), 'originator'],
-                 [xF, 'firewall', 'statewall'], [xR, endpoint(c[C.rh], c[C.rp], ported), 'responder']];
+    var lanes = [[xL, endpoint(c[C.oh], c[C.op], ported), 'originator', 'end'],
+                 [xR, endpoint(c[C.rh], c[C.rp], ported), 'responder', 'end']];
+    var kinds = [null, 'groups', 'acl', 'acl', 'groups'];
+    for (var g = 1; g <= 4; g++) {
+      var name = gates[g - 1];
+      var role = kinds[g] === 'groups' ? 'security groups' : 'network ACL';
+      lanes.push([gx[g], name ? (name.length > 14 ? name.slice(0, 13) + '\u2026' : name)
+                                : (kinds[g] === 'groups' ? 'no groups' : 'no ACL'),
+                  name ? (kinds[g] === 'groups' ? 'groups (interface)' : 'ACL (subnet edge)') : '',
+                  name ? 'gate' : 'none', kinds[g], name, role]);
+    }
     lanes.forEach(function (l) {
+      var end = l[3] === 'end', none = l[3] === 'none';
       // A long left-hand endpoint (IPv6) starts at the margin rather than running off it.
       var longLeft = l[0] === xL && l[1].length > 24;
-      svg.appendChild(sv('text', { x: longLeft ? 4 : l[0], y: 16,
-                                    'text-anchor': longLeft ? 'start' : 'middle',
-                                    'font-size': l[1].length > 30 ? 12 : 13,
-                                    'font-weight': 600, fill: '#1d2330' }, l[1]));
-      svg.appendChild(sv('text', { x: l[0], y: 31, 'text-anchor': 'middle', 'font-size': 11,
-                                    fill: '#5b6475' }, l[2]));
+      var t = sv('text', { x: longLeft ? 4 : l[0], y: 16,
+                           'text-anchor': longLeft ? 'start' : 'middle',
+                           'font-size': end ? (l[1].length > 30 ? 12 : 13) : 11,
+                           'font-weight': none ? 400 : 600, fill: none ? '#aab2c0' : '#1d2330' },
+                     l[1]);
+      if (!end) {
+        t.setAttribute('class', 'gate-name');
+        t.setAttribute('data-gate', l[4]);
+        if (l[5]) t.appendChild(sv('title', {}, l[6] + ' ' + l[5]));
+      }
+      svg.appendChild(t);
+      svg.appendChild(sv('text', { x: l[0], y: 31, 'text-anchor': 'middle',
+                                    'font-size': end ? 11 : 9.5, fill: '#5b6475' }, l[2]));
       svg.appendChild(sv('line', { x1: l[0], y1: top - 8, x2: l[0], y2: H - 4,
-                                    stroke: l[0] === xF ? '#8a94a6' : '#c3cad6',
-                                    'stroke-width': l[0] === xF ? 3 : 2,
-                                    'stroke-dasharray': l[0] === xF ? '6 4' : '' }));
+                                    stroke: end ? '#c3cad6' : (none ? '#e3e7ee' : '#8a94a6'),
+                                    'stroke-width': end ? 2 : (none ? 1 : 3),
+                                    'stroke-dasharray': end ? '' : '6 4',
+                                    'class': end ? 'lane' : 'gate' }));
     });
     arrows.forEach(function (a, i) {
       var y = top + i * row + 16;
       var r = a[A.reason], allow = D.allows[r], color = D.colors[r];
+      var stop = a[A.stop] || 0;
       var g = sv('g', { 'class': 'arrow', 'data-verdict': allow ? 'allow' : 'deny',
-                        'data-reason': D.reasons[r], 'data-index': a[A.index] });
-      var x1 = a[A.left] ? xL : xR, x2 = allow ? (a[A.left] ? xR : xL) : xF;
+                        'data-reason': D.reasons[r], 'data-index': a[A.index],
+                        'data-stop': allow ? '' : STOPS[stop] });
+      var left = a[A.left];
+      var x1 = left ? xL : xR, x2 = allow ? (left ? xR : xL) : gx[stop] || mid;
       var dir = x2 > x1 ? 1 : -1;
       var tip = allow ? x2 - dir * 2 : x2 - dir * 10;
       g.appendChild(sv('line', { x1: x1, y1: y, x2: tip - dir * 8, y2: y, stroke: color,
@@ -189,30 +219,37 @@ const std::string_view kReportJs = R"JS(
       g.appendChild(sv('polygon', { points: (tip) + ',' + y + ' ' + (tip - dir * 9) + ',' + (y - 4.5) +
                                             ' ' + (tip - dir * 9) + ',' + (y + 4.5), fill: color }));
       if (!allow) {
-        g.appendChild(sv('path', { d: 'M' + (xF - 6) + ' ' + (y - 6) + 'L' + (xF + 6) + ' ' + (y + 6) +
-                                      'M' + (xF + 6) + ' ' + (y - 6) + 'L' + (xF - 6) + ' ' + (y + 6),
+        g.appendChild(sv('path', { d: 'M' + (x2 - 6) + ' ' + (y - 6) + 'L' + (x2 + 6) + ' ' + (y + 6) +
+                                      'M' + (x2 + 6) + ' ' + (y - 6) + 'L' + (x2 - 6) + ' ' + (y + 6),
                                    stroke: color, 'stroke-width': 3 }));
       }
-      var lx = allow ? (xL + xR) / 2 : (x1 + xF) / 2;
+      // The label over the stretch the packet travelled.
+      var lx = (x1 + x2) / 2;
       var label = sv('text', { x: lx, y: y - 5, 'text-anchor': 'middle', 'font-size': 11.5,
-                               fill: '#1d2330', 'class': 'mono', stroke: '#fff',
+                               fill: '#1d2330', 'class': 'mono arrow-label', stroke: '#fff',
                                'stroke-width': 4, 'paint-order': 'stroke' }, arrowLabel(a));
       g.appendChild(label);
       g.appendChild(sv('text', { x: 8, y: y + 4, 'font-size': 11, fill: '#5b6475' },
                        '+' + a[A.t].toFixed(3) + ' ms'));
       g.appendChild(sv('text', { x: 8, y: y - 8, 'font-size': 9.5, fill: '#8a94a6' },
                        'pkt ' + a[A.index]));
-      var rx = xR + 14;
-      var rt = sv('text', { x: rx, y: y + 4, 'font-size': 12 });
+      // The verdict at the arrow's head: right of the responder for a packet going right, left
+      // of the originator for a reply going left.
+      var rt = left ? sv('text', { x: xR + 14, y: y + 4, 'font-size': 12, 'class': 'verdict' })
+                    : sv('text', { x: xL - 12, y: y + 4, 'font-size': 12, 'text-anchor': 'end',
+                                   'class': 'verdict' });
       rt.appendChild(sv('tspan', { fill: color, 'font-weight': 600 }, D.reasons[r]));
+      g.appendChild(rt);
       if (a[A.stateless] >= 0) {
-        // A stateless filter would decide otherwise: the row is tinted and says how.
+        // A stateless filter would decide otherwise: the row is tinted and says how (at the
+        // right, where there is room).
         g.insertBefore(sv('rect', { x: 4, y: y - 17, width: W - 8, height: row - 1, rx: 3,
                                     fill: '#fdeeee', 'class': 'stateless-row' }), g.firstChild);
-        rt.appendChild(sv('tspan', { fill: '#8e1b1b', 'font-size': 10.5, dx: 6 },
+        var st = left ? rt : sv('text', { x: xR + 14, y: y + 4, 'font-size': 12 });
+        st.appendChild(sv('tspan', { fill: '#8e1b1b', 'font-size': 10.5, dx: left ? 6 : 0 },
                           'stateless: ' + D.reasons[a[A.stateless]]));
+        if (!left) g.appendChild(st);
       }
-      g.appendChild(rt);
       var flags = [];
       FLAG_NAMES.forEach(function (n, bit) { if (a[A.flags] & (1 << bit)) flags.push(n); });
       g.appendChild(sv('title', {}, 'packet ' + a[A.index] + ': ' + D.texts[a[A.text]] +
@@ -229,7 +266,8 @@ const std::string_view kReportJs = R"JS(
     d.setAttribute('data-uid', c[C.uid]);
     d.setAttribute('data-seq', c[C.seq] + 1);
     var h = el('div', 'head');
-    h.appendChild(el('span', 'id', '#' + (c[C.seq] + 1)));
+    // The connection's number in the run, as explain and replay's outputs give it.
+    h.appendChild(el('span', 'id', c[C.conn] ? '#' + c[C.conn] : 'no connection'));
     var ported = isPorted(c);
     h.appendChild(el('span', 'flow', c[C.proto] + ' ' + endpoint(c[C.oh], c[C.op], ported) +
                      ' \u2192 ' + endpoint(c[C.rh], c[C.rp], ported)));

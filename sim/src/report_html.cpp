@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <utility>
@@ -12,6 +13,8 @@
 
 #include "report_assets.hpp"
 #include "statewall/rules/policy.hpp"
+#include "statewall/sim/flow_text.hpp"
+#include "statewall/sim/glossary.hpp"
 #include "statewall/sim/report.hpp"
 
 namespace statewall::sim {
@@ -130,13 +133,46 @@ std::string protoText(uint8_t proto) {
   return name[0] >= '0' && name[0] <= '9' ? fmt::format("proto {}", proto) : name;
 }
 
+// The checks between two endpoints, in the order a packet from `left` to `right` meets them:
+// left's security groups (its interface), left's network ACL (its subnet's edge), right's ACL,
+// right's groups. An unprotected side has none; an ACL does not see traffic within its subnet.
+std::array<std::string, 4> ladderGates(const rules::CompiledPolicy& pol, const rules::IpAddr& left,
+                                       const rules::IpAddr& right) {
+  std::array<std::string, 4> g;
+  auto side = [&](const rules::IpAddr& a, const rules::IpAddr& other, std::string* groups,
+                  std::string* acl) {
+    const rules::IfaceId i = pol.interfaceOf(a);
+    if (i == rules::kNoIface) return;
+    *groups = pol.iface(i).name;
+    const rules::SubnetId sn = pol.subnetOfIface(i);
+    if (pol.hasAcl(sn) && !pol.subnetContains(sn, other)) *acl = pol.subnet(sn).acl_name;
+  };
+  side(left, right, &g[0], &g[1]);
+  side(right, left, &g[3], &g[2]);
+  return g;
+}
+
+// " Terms: docs/glossary.md#a, #b." for the end of a note: where the words it uses are explained.
+std::string glossaryNote(std::initializer_list<std::string_view> anchors) {
+  std::string s = " <span class=\"gloss\">Terms: ";
+  bool first = true;
+  for (std::string_view a : anchors) {
+    s += first ? "<code>" + glossaryRef(a) + "</code>" : ", <code>#" + std::string(a) + "</code>";
+    first = false;
+  }
+  return s + ".</span>";
+}
+
 std::string arrowLabel(const LadderArrow& a) {
   std::string s;
   if (a.icmp_error) s = "ICMP error ";
   if (a.proto == dataplane::kIpProtoTcp && !a.icmp_error) {
     s += "[" + tcpFlagLetters(a.tcp_flags) + "]";
   } else if (a.proto == dataplane::kIpProtoIcmp || a.proto == dataplane::kIpProtoIcmpv6) {
-    s += fmt::format("type {} code {}", a.icmp_type, a.icmp_code);
+    // Names as people know them ("echo request"); numbers only for types without a name.
+    const std::string name =
+        icmpName(a.proto == dataplane::kIpProtoIcmpv6, a.icmp_type, a.icmp_code);
+    s += name.empty() ? fmt::format("type {} code {}", a.icmp_type, a.icmp_code) : name;
   } else {
     s += protoText(a.proto);
   }
@@ -283,10 +319,21 @@ std::string dataBlob(const ReportData& d) {
         j.num(a.payload);
         j.raw(a.icmp_error ? ",1," : ",0,");
         j.num(a.text);
+        j.raw(",");
+        j.num(static_cast<uint64_t>(a.stop));
         j.raw("]");
       }
       j.raw("]");
     }
+    // The places on its ladder, left to right (LadderStop): "" where there is none.
+    j.raw(",[");
+    const auto gates = ladderGates(pol, r.orig_h, r.resp_h);
+    for (size_t k = 0; k < gates.size(); ++k) {
+      if (k) j.raw(",");
+      j.str(gates[k]);
+    }
+    j.raw("],");
+    j.num(r.conn_number);  // #N; 0: a flow the engine did not track
     j.raw("]");
   }
   j.raw("]}");
@@ -411,10 +458,13 @@ void summarySection(Html& h, const ReportData& d) {
         commas(d.conn_ends[static_cast<size_t>(e)]));
   }
   h.f("</table><p class=\"note\">The engine's own counters: {} connections created, {} expired "
-      "by its sweep during the run, {} unreplied ones evicted to make room in a full table, {} "
-      "TCP packets marked INVALID.</p>",
+      "(idle past their timeout by the end of the trace, whether or not the sweep had reclaimed "
+      "them yet), {} unreplied ones evicted to make room in a full table, {} TCP packets marked "
+      "INVALID.{}</p>",
       commas(s.engine.connections_created), commas(s.engine.connections_expired),
-      commas(s.engine.connections_evicted), commas(s.engine.tcp_invalid));
+      commas(s.engine.connections_evicted), commas(s.engine.tcp_invalid),
+      glossaryNote(
+          {"zeek-conn_state", "zeek-history", "idle-timeout", "sweep", "eviction", "invalid"}));
   h.raw("</div></div></section>\n");
 }
 
@@ -543,7 +593,9 @@ void contrastSection(Html& h, const ReportData& d) {
       "judged a second time by the same rules without connection tracking, as a stateless "
       "filter (or a network ACL) would: every packet must be allowed by a rule of its own "
       "direction on both sides. A security group needs no rule for replies; a stateless filter "
-      "does.</p>");
+      "does.");
+  h.raw(glossaryNote({"tracked", "untracked", "reply", "ephemeral-port", "related"}));
+  h.raw("</p>");
   h.f("<div class=\"cards\"><div class=\"card\" id=\"stateless-to-deny\"><div class=\"k\">Allowed "
       "here, denied stateless</div><div class=\"v\" style=\"color:#c62828\">{}</div><div "
       "class=\"s\">packets: replies and continuations that need a rule without tracking</div>"
@@ -655,11 +707,13 @@ void tcpSection(Html& h, const ReportData& d) {
   }
   h.raw(
       "<section id=\"tcp\"><h2>TCP state machine</h2><p class=\"note\">The engine's TCP "
-      "states, with its transition table (dataplane/tcp_tracker) as edges. Each edge is "
+      "states, with its transition table as edges. Each edge is "
       "labelled with the segments that can take it and how many packets of this trace took "
       "it; a box shows how many packets kept a connection in that state, how many the machine "
       "rejected (INVALID) there and how many connections expired idle in it. Denied packets "
-      "still move the machine when the state check came before the ACL check.</p>");
+      "still move the machine when the state check came before the ACL check.");
+  h.raw(glossaryNote({"tcp-states", "invalid", "mid-stream-pickup", "idle-timeout"}));
+  h.raw("</p>");
   const double W = 1180, H = 500;
   h.f("<div class=\"svgwrap\"><svg id=\"tcp-graph\" width=\"{:.0f}\" height=\"{:.0f}\" "
       "viewBox=\"0 0 {:.0f} {:.0f}\" role=\"img\"><title>TCP state machine with transition "
@@ -818,9 +872,9 @@ void tableSection(Html& h, const ReportData& d) {
     for (const ExpiryEvent& e : d.expiries) {
       const double x = X(e.ts_ns);
       h.f("<path class=\"expiry\" d=\"M{:.1f} {:.1f}l-4 -8h8z\" fill=\"#c62828\" "
-          "fill-opacity=\"0.75\"><title>idle timeout ({}) of connection {} at {:.3f} s</title>"
+          "fill-opacity=\"0.75\"><title>idle timeout ({}) of connection #{} at {:.3f} s</title>"
           "</path>",
-          x, H - mb - 1, rules::timeoutKeyName(e.key), e.conn_id,
+          x, H - mb - 1, rules::timeoutKeyName(e.key), e.conn_number,
           secs(e.ts_ns - std::min(e.ts_ns, t0)));
     }
   } else {
@@ -857,9 +911,10 @@ void tableSection(Html& h, const ReportData& d) {
       "policy's timeout for its state (TCP state after the packet, UDP one-way or stream, ICMP "
       "echo, other); when the trace clock passes a deadline with no packet, the entry leaves "
       "(a marker; {} idle expiries{}{}). A SYN that reopens a TIME_WAIT connection replaces its "
-      "entry. Peak {}, {} entries at the end of the trace. The engine's sweep counted {} "
-      "expiries during the run: it retires expired entries lazily, within about a second of "
-      "trace time, and not after the last packet. {}</p>",
+      "entry. Peak {}, {} entries at the end of the trace. The engine counted {} expiries: its "
+      "sweep retires expired entries lazily, within about a second of trace time, and the "
+      "replay sweeps once more at the last packet's time, so every connection idle past its "
+      "timeout by then is counted. {}</p>",
       commas(d.connections_created), commas(s.engine.connections_created), commas(d.expiries_total),
       by_key.empty() ? "" : ": ", by_key, commas(d.table_peak), commas(d.table_final),
       commas(s.engine.connections_expired),
@@ -874,14 +929,19 @@ void tableSection(Html& h, const ReportData& d) {
 void connectionsSection(Html& h, const ReportData& d) {
   h.raw("<section id=\"connections\"><h2>Connections</h2>");
   h.f("<p class=\"note\" id=\"conn-limits\">One card per connection with its ladder diagram: "
-      "the originator on the left, the responder on the right, the firewall in the middle; "
-      "each packet an arrow coloured by its reason, labelled with its TCP flags and the state "
-      "transition it caused; denied packets stop at the firewall. To stay fast on long traces "
+      "the originator on the left, the responder on the right, and between them the places "
+      "where a packet is checked: the security groups at each protected interface, then the "
+      "network ACL at the edge of each subnet (a side without groups or without an ACL is "
+      "drawn faint). Each packet is an arrow coloured by its reason, labelled with its TCP "
+      "flags and the state transition it caused, with its verdict at its head; a denied packet "
+      "stops, crossed out, at the place that denied it. To stay fast on long traces "
       "the page lists the first {} of the trace's {} connections (by first packet), draws "
       "ladders for the first {} connections, at most {} packets each, and shows one page of "
-      "cards at a time.</p>",
+      "cards at a time.{}</p>",
       commas(d.connections.size()), commas(d.connections_total),
-      commas(d.options.ladder_connections), commas(d.options.ladder_arrows));
+      commas(d.options.ladder_connections), commas(d.options.ladder_arrows),
+      glossaryNote({"originator", "security-group", "network-acl", "allow-and-deny-reasons",
+                    "zeek-conn_state", "zeek-history"}));
   if (d.connections_forgotten_early > 0) {
     h.f("<p class=\"note\">{} flows without a connection were counted while still open: more "
         "such flows were open at once than the connection table holds, so the longest idle were "

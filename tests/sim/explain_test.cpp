@@ -621,6 +621,47 @@ TEST(Explain, IdleTimeoutExplainsALateReply) {
   EXPECT_FALSE(hasKind(ex[1], "expired"));
 }
 
+// A UDP connection becomes a stream when its originator sends again after a reply: the packet
+// that makes it one says why its timeout grew (udp's 30 s to udp_stream's 180 s), once.
+TEST(Explain, AUdpConnectionSaysWhenItBecomesAStream) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  std::vector<Frame> frames = {{kT0, udp("10.0.2.10", 5400, "8.8.8.8", 53)},
+                               {kT0 + kSec, udp("8.8.8.8", 53, "10.0.2.10", 5400)},
+                               {kT0 + 2 * kSec, udp("10.0.2.10", 5400, "8.8.8.8", 53)},
+                               {kT0 + 3 * kSec, udp("8.8.8.8", 53, "10.0.2.10", 5400)}};
+  auto ex = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(ex.size(), 4u);
+  EXPECT_EQ(ex[2].reason, Reason::kAllowTracked) << ex[2].text;
+  EXPECT_NE(allText(ex[2]).find("The timeout changed from 30 s (udp) to 180 s: the originator sent "
+                                "again after a reply, so the connection is now a stream"),
+            std::string::npos)
+      << ex[2].text;
+  EXPECT_EQ(allText(ex[1]).find("now a stream"), std::string::npos) << ex[1].text;
+  EXPECT_EQ(allText(ex[3]).find("now a stream"), std::string::npos) << ex[3].text;
+  EXPECT_NE(allText(ex[3]).find("expires after 180 s idle (udp_stream)"), std::string::npos)
+      << ex[3].text;
+}
+
+// The text points to docs/glossary.md for the terms it uses, each term once per run.
+TEST(Explain, TextPointsToTheGlossaryOncePerTerm) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  std::vector<Frame> frames = {{kT0, udp("10.0.2.10", 5400, "8.8.8.8", 53)},
+                               {kT0 + kSec, udp("8.8.8.8", 53, "10.0.2.10", 5400)},
+                               {kT0 + 2 * kSec, udp("10.0.2.10", 5400, "8.8.8.8", 53)}};
+  ExplainOptions o;
+  o.text = true;
+  auto ex = explainFrames(p, frames, o);
+  ASSERT_EQ(ex.size(), 3u);
+  EXPECT_NE(ex[0].text.find("  glossary: docs/glossary.md #idle-timeout, #allow-and-deny-reasons"),
+            std::string::npos)
+      << ex[0].text;
+  // The reply uses the same terms: no second pointer to them.
+  EXPECT_EQ(ex[1].text.find("#allow-and-deny-reasons"), std::string::npos) << ex[1].text;
+  EXPECT_EQ(ex[2].text.find("#idle-timeout"), std::string::npos) << ex[2].text;
+}
+
 TEST(Explain, SelectionByPacketFlowAndLimit) {
   auto p = compilePolicy(kExplainPolicy);
   ASSERT_TRUE(p);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "policy_util.hpp"
 #include "sim_test_util.hpp"
 #include "statewall/dataplane/packet.hpp"
 #include "statewall/sim/gen.hpp"
@@ -183,6 +184,89 @@ TEST(Gen, IcmpErrorQuotesTheFirstPacket) {
   EXPECT_EQ(pp.quoted.sport, 5353);
   EXPECT_EQ(pp.quoted.dport, 9999);
   EXPECT_EQ(pp.quoted.src.str(), "198.51.100.7");
+}
+
+// error-to=resp: the error goes to the responder, from the originator's side, about the
+// responder's packet; the flow goes on around it (the reply is still sent).
+TEST(Gen, IcmpErrorCanBeAimedAtTheResponder) {
+  for (const std::string spec : {"udp 10.0.2.10:5000 -> 8.8.8.8:53 error=ptb error-to=resp",
+                                 "tcp 10.0.2.10:5000 -> 8.8.8.8:443 error=ptb error-to=resp"}) {
+    SCOPED_TRACE(spec);
+    GenOptions o;
+    o.explicit_flows.push_back(plan(spec));
+    auto pkts = generateAll(o);
+    size_t errors = 0;
+    uint64_t last_ts = 0;
+    for (const GenPacket& p : pkts) {
+      EXPECT_GE(p.ts_ns, last_ts);
+      last_ts = p.ts_ns;
+      ParsedPacket pp;
+      ASSERT_TRUE(dataplane::parsePacket(p.frame.data(), static_cast<uint32_t>(p.frame.size()),
+                                         LinkType::kEthernet, &pp));
+      if (!pp.icmp_is_error) continue;
+      ++errors;
+      EXPECT_EQ(pp.icmp_type, 3);
+      EXPECT_EQ(pp.icmp_code, 4);  // fragmentation needed
+      EXPECT_EQ(pp.src.str(), "10.0.2.10");
+      EXPECT_EQ(pp.dst.str(), "8.8.8.8");
+      ASSERT_TRUE(pp.quoted.present && pp.quoted.has_l4);
+      EXPECT_EQ(pp.quoted.src.str(), "8.8.8.8");  // the responder's packet
+      EXPECT_EQ(pp.quoted.sport, spec[0] == 'u' ? 53 : 443);
+      EXPECT_EQ(pp.quoted.dport, 5000);
+    }
+    EXPECT_EQ(errors, 1u);
+    EXPECT_GT(pkts.size(), 2u);
+  }
+  std::string err;
+  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error-to=resp", &err));
+  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error=ptb error-to=resp reply=no", &err));
+  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error=ptb error-to=both", &err));
+}
+
+// --stop-on-deny: a flow whose SYN the policy denies stops there; an allowed flow is untouched.
+TEST(Gen, StopOnDenyStopsAFlowAfterItsDeniedPacket) {
+  auto policy = testing::compilePolicy(R"(version: 1
+groups:
+  web:
+    inbound:
+      - {proto: tcp, ports: 443, from: 0.0.0.0/0}
+interfaces:
+  web-1: {addresses: [10.0.1.10], groups: [web]}
+)");
+  ASSERT_TRUE(policy);
+  GenOptions o;
+  o.explicit_flows.push_back(plan("tcp 198.51.100.7 -> 10.0.1.10:22 data=3"));
+  o.explicit_flows.push_back(plan("tcp 198.51.100.8 -> 10.0.1.10:443 data=3"));
+  auto count = [](const std::vector<GenPacket>& pkts, uint16_t port) {
+    size_t n = 0;
+    for (const GenPacket& p : pkts) {
+      ParsedPacket pp;
+      if (dataplane::parsePacket(p.frame.data(), static_cast<uint32_t>(p.frame.size()),
+                                 LinkType::kEthernet, &pp) &&
+          (pp.dport == port || pp.sport == port)) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  const auto all = generateAll(o);
+  EXPECT_GT(count(all, 22), 5u);
+
+  TempDir tmp;
+  o.stop_on_deny = policy;
+  GenStats st;
+  std::string err;
+  ASSERT_TRUE(writeTrace(o, tmp.file("t.pcap"), &st, &err)) << err;
+  EXPECT_EQ(st.flows_stopped, 1u);
+  std::vector<GenPacket> stopped;
+  TraceError terr;
+  auto r = TraceReader::open(tmp.file("t.pcap"), &terr);
+  ASSERT_TRUE(r) << terr.str();
+  TracePacket pk;
+  while (r->next(&pk) == TraceReader::Status::kPacket)
+    stopped.push_back(GenPacket{pk.ts_ns, std::vector<uint8_t>(pk.data, pk.data + pk.caplen), 0});
+  EXPECT_EQ(count(stopped, 22), 1u);  // the denied SYN, nothing after it
+  EXPECT_EQ(count(stopped, 443), count(all, 443));
 }
 
 TEST(Gen, StartTimesAndGaps) {

@@ -164,6 +164,34 @@ TEST(Replay, TraceTimeDrivesIdleTimeouts) {
   }
 }
 
+// A connection idle past its timeout is counted as expired at the end of the run, even when the
+// paced sweep never reached its bucket (a large table, one late packet of another flow).
+TEST(Replay, ConnectionsIdlePastTheirTimeoutCountAsExpired) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  dataplane::UdpSpec q;
+  q.src = dataplane::ipAddr("198.51.100.7");
+  q.dst = dataplane::ipAddr("10.0.1.10");
+  q.sport = 5000;
+  q.dport = 53;
+  q.payload_len = 30;
+  dataplane::UdpSpec late = q;
+  late.sport = 5001;
+  std::vector<Frame> frames = {{kT0, dataplane::buildUdp(q)},
+                               {kT0 + 100 * kSec, dataplane::buildUdp(late)}};
+  ReplayOptions o;
+  o.table_capacity = 1 << 16;
+  Replay r(policy, o);
+  r.runFrames(frames, LinkType::kEthernet);
+  std::string err;
+  ASSERT_TRUE(r.finish(&err)) << err;
+  // The first flow idled 100 s past its 30 s timeout; the second is 0 s old.
+  EXPECT_EQ(r.summary().engine.connections_created, 2u);
+  EXPECT_EQ(r.summary().engine.connections_expired, 1u);
+  EXPECT_NE(formatSummaryText(r.summary(), *policy, nullptr).find("2 created, 1 expired"),
+            std::string::npos);
+}
+
 // More distinct denied flows than the summary keeps exactly: the heavy hitter still comes out on
 // top with its exact count, and the summary says the flow counts are estimates.
 TEST(Replay, TopDeniedFlowsSurviveAFlood) {
@@ -601,6 +629,63 @@ TEST(Replay, EveryOutputReadsBack) {
       }
     }
   }
+}
+
+// Connections are numbered 1, 2, ... in order of first packet in every output a person reads
+// (--verdicts' conn, --connections' conn_id, the stateless comparison's words, describe()); the
+// engine's own id is kept only as JSON's engine_id.
+TEST(Replay, ConnectionsAreNumberedInOrderEverywhere) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  auto udp = [](const char* src, uint16_t sport, const char* dst, uint16_t dport) {
+    dataplane::UdpSpec u;
+    u.src = dataplane::ipAddr(src);
+    u.dst = dataplane::ipAddr(dst);
+    u.sport = sport;
+    u.dport = dport;
+    u.payload_len = 20;
+    return dataplane::buildUdp(u);
+  };
+  std::vector<Frame> frames = {{kT0, udp("198.51.100.7", 5000, "10.0.1.10", 53)},
+                               {kT0 + kSec, udp("198.51.100.8", 5001, "10.0.1.10", 53)},
+                               {kT0 + 2 * kSec, udp("10.0.1.10", 53, "198.51.100.8", 5001)},
+                               {kT0 + 3 * kSec, udp("10.0.1.10", 53, "198.51.100.7", 5000)}};
+  TempDir dir;
+  ReplayOptions o;
+  o.verdicts_path = dir.file("v.jsonl");
+  o.connections_path = dir.file("c.jsonl");
+  o.stateless = true;
+  Replay r(policy, o);
+  std::string err;
+  ASSERT_TRUE(r.openOutputs(&err)) << err;
+  std::vector<std::string> described;
+  r.setObserver([&](uint64_t, uint64_t, const dataplane::Verdict& v,
+                    const dataplane::ParsedPacket&) { described.push_back(r.describe(v)); });
+  r.runFrames(frames, LinkType::kEthernet);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  auto v = jsonLines(o.verdicts_path);
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(v[0]["conn"], 1);
+  EXPECT_EQ(v[1]["conn"], 2);
+  EXPECT_EQ(v[2]["conn"], 2);
+  EXPECT_EQ(v[3]["conn"], 1);
+  EXPECT_EQ(v[0]["engine_id"], v[3]["engine_id"]);
+  EXPECT_GT(v[0]["engine_id"].get<uint64_t>(), 0u);
+  EXPECT_EQ(described[2],
+            "allow-tracked (connection #2, opened by srv inbound[1] \"udp 53 from "
+            "0.0.0.0/0\")");
+  auto c = jsonLines(o.connections_path);
+  ASSERT_EQ(c.size(), 2u);
+  std::set<uint64_t> ids;
+  for (const auto& rec : c) {
+    ids.insert(rec["conn_id"].get<uint64_t>());
+    EXPECT_TRUE(rec.contains("engine_id"));
+  }
+  EXPECT_EQ(ids, (std::set<uint64_t>{1, 2}));
+  const std::string text = formatSummaryText(r.summary(), *policy, nullptr);
+  EXPECT_NE(text.find("part of tracked connection #2"), std::string::npos) << text;
+  EXPECT_EQ(text.find(std::to_string(v[0]["engine_id"].get<uint64_t>())), std::string::npos)
+      << text;
 }
 
 TEST(Replay, ExpectationsAreObserved) {

@@ -318,6 +318,26 @@ TEST_F(ReportBrowser, DriverChecksTheDom) {
       stateless += a.stateless_differs;
     }
     EXPECT_EQ(card["stateless"].get<uint64_t>(), stateless);
+    // A packet the ACL denies stops at a subnet edge, one the groups deny at an interface; the
+    // verdict is written at the arrow's head (left of the originator for a reply); ICMP arrows
+    // are named, not numbered.
+    ASSERT_EQ(card["stops"].size(), c.arrows.size());
+    for (size_t k = 0; k < c.arrows.size(); ++k) {
+      const LadderArrow& a = c.arrows[k];
+      const std::string want = a.reason == dataplane::Reason::kDenyAcl  ? "acl"
+                               : a.reason == dataplane::Reason::kDenySg ? "groups"
+                               : dataplane::reasonAllows(a.reason)      ? ""
+                                                                        : "between";
+      EXPECT_EQ(card["stops"][k], want) << "packet " << a.index;
+      EXPECT_TRUE(card["heads"][k].get<bool>()) << "packet " << a.index;
+      const std::string label = card["labels"][k];
+      if (a.proto == dataplane::kIpProtoIcmp && a.icmp_type == 8) {
+        EXPECT_EQ(label.rfind("echo request", 0), 0u) << label;
+      }
+      EXPECT_EQ(label.find("type 8 code"), std::string::npos) << label;
+      EXPECT_EQ(label.find("type 0 code"), std::string::npos) << label;
+    }
+    EXPECT_EQ(card["gates"].size(), 4u);
     stateless_rows += stateless;
     EXPECT_EQ(card["indexes"].get<std::vector<uint64_t>>(), idx);
     arrows += card["indexes"].size();

@@ -30,6 +30,13 @@ TEST(ReportCli, WritesThePage) {
   EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(page.find("<title>Three tiers</title>"), std::string::npos);
   EXPECT_NE(page.find("124 packets"), std::string::npos);
+  // No source path on the page: a reader has no use for the engine's file names.
+  EXPECT_EQ(page.find("dataplane/"), std::string::npos);
+  EXPECT_EQ(page.find("tcp_tracker"), std::string::npos);
+  // Where the page uses the glossary's terms, it says where they are explained.
+  EXPECT_NE(page.find("<code>docs/glossary.md#zeek-conn_state</code>"), std::string::npos);
+  EXPECT_NE(page.find("<code>docs/glossary.md#tcp-states</code>"), std::string::npos);
+  EXPECT_NE(page.find("<code>docs/glossary.md#tracked</code>"), std::string::npos);
   EXPECT_NE(r.err.find("wrote " + html), std::string::npos);
 }
 

@@ -24,8 +24,30 @@
   function info(c) {
     var r = { uid: c.getAttribute('data-uid'), ladders: c.querySelectorAll('svg.ladder').length,
               allow: 0, deny: 0, reasons: {}, indexes: [],
-              stateless: c.querySelectorAll('svg.ladder rect.stateless-row').length };
+              stateless: c.querySelectorAll('svg.ladder rect.stateless-row').length,
+              stops: [], labels: [], heads: [], gates: [] };
+    // The ladder's checkpoints by position: the x of each gate line and what it is.
+    var gateAt = {};
+    c.querySelectorAll('svg.ladder text.gate-name').forEach(function (t) {
+      gateAt[t.getAttribute('x')] = t.getAttribute('data-gate');
+      r.gates.push(t.textContent);
+    });
     c.querySelectorAll('svg.ladder g.arrow').forEach(function (a) {
+      // Where a denied packet stops: the gate under its cross ('between' when none).
+      var cross = a.querySelector('path');
+      if (cross) {
+        var x = parseFloat(cross.getAttribute('d').slice(1)) + 6;
+        r.stops.push(gateAt[String(x)] || 'between');
+      } else {
+        r.stops.push('');
+      }
+      r.labels.push(a.querySelector('text.arrow-label').textContent);
+      // The verdict sits beyond the arrow's head.
+      var line = a.querySelector('line'), tip = parseFloat(a.querySelector('polygon')
+          .getAttribute('points'));
+      var x1 = parseFloat(line.getAttribute('x1'));
+      var v = a.querySelector('text.verdict'), vx = parseFloat(v.getAttribute('x'));
+      r.heads.push(tip > x1 ? vx > tip : vx < tip);
       r[a.getAttribute('data-verdict')] += 1;
       var reason = a.getAttribute('data-reason');
       r.reasons[reason] = (r.reasons[reason] || 0) + 1;

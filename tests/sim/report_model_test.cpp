@@ -148,6 +148,33 @@ TEST(ReportModel, TrackedConnectionsMatchTheEnginesConnectionIds) {
   EXPECT_LT(d.texts.size(), described);  // shared, not one per packet
 }
 
+// One short id everywhere a person reads it: connections are numbered 1, 2, ... in order of
+// first packet (as explain numbers them), and no text on the page holds the engine's id.
+TEST(ReportModel, ConnectionsAreNumberedInOrderAndTextsNeverShowEngineIds) {
+  ReportData d = exampleReport();
+  uint64_t want = 0;
+  for (const ReportConnection& c : d.connections) {
+    if (c.rec.conn_id == 0) {
+      EXPECT_EQ(c.rec.conn_number, 0u);
+      continue;
+    }
+    EXPECT_EQ(c.rec.conn_number, ++want) << c.rec.uid();
+  }
+  ASSERT_GT(want, 5u);
+  bool tracked_text = false;
+  for (const std::string& t : d.texts) {
+    for (const ReportConnection& c : d.connections) {
+      if (c.rec.conn_id != 0) {
+        EXPECT_EQ(t.find(std::to_string(c.rec.conn_id)), std::string::npos) << t;
+      }
+    }
+    tracked_text = tracked_text || t.find("(connection #") != std::string::npos;
+  }
+  EXPECT_TRUE(tracked_text);
+  for (const ExpiryEvent& e : d.expiries)
+    EXPECT_GT(e.conn_number, 0u);
+}
+
 TEST(ReportModel, ConnStatesAgreeWithTheReplaysConnectionLog) {
   TempDir tmp;
   ReplaySummary s;

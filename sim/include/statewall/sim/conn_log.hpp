@@ -42,8 +42,9 @@ struct ConnSide {
 };
 
 struct ConnRecord {
-  uint64_t seq = 0;      // creation order within the replay; the uid derives from it
-  uint64_t conn_id = 0;  // the engine's connection id; 0 for a flow the engine did not track
+  uint64_t seq = 0;          // creation order within the replay; the uid derives from it
+  uint64_t conn_id = 0;      // the engine's connection id; 0 for a flow the engine did not track
+  uint64_t conn_number = 0;  // the connection's number in the run (#N, what people read)
   uint8_t proto = 0;
   rules::IpAddr orig_h;
   rules::IpAddr resp_h;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "statewall/dataplane/packet.hpp"
+#include "statewall/rules/compiled.hpp"
 #include "statewall/rules/ip.hpp"
 
 namespace statewall::sim {
@@ -78,15 +79,20 @@ struct FlowPlan {
   // ICMP error in answer to the first packet (UDP unreachable; also tcp with error=...)
   std::optional<uint8_t> error_type;
   uint8_t error_code = 0;
-  std::optional<rules::IpAddr> error_from;  // default: the destination
+  // Which end the error is addressed to: false = the originator (about its first packet, sent by
+  // default from the destination), true = the responder (about the responder's first packet,
+  // sent by default from the originator's side; the flow then runs its course around it).
+  bool error_to_resp = false;
+  std::optional<rules::IpAddr> error_from;
 };
 
 // Parses one explicit flow:
 //   tcp  SRC:PORT -> DST:PORT [at=S] [rtt=MS] [data=N] [req=B] [resp=B] [mss=B] [retrans=N]
 //        [gap=S] [end=fin|fin-server|rst|rst-server|refused|noanswer|open|half]
-//        [error=unreach|ttl|ptb] [error-from=ADDR]
+//        [error=unreach|ttl|ptb] [error-to=orig|resp] [error-from=ADDR]
 //   udp  SRC:PORT -> DST:PORT [at=S] [rtt=MS] [count=N] [reply=yes|no] [len=B] [resp=B]
-//        [interval=MS] [delay=S] [gap=S] [error=unreach|ttl|ptb] [error-from=ADDR]
+//        [interval=MS] [delay=S] [gap=S] [error=unreach|ttl|ptb] [error-to=orig|resp]
+//        [error-from=ADDR]
 //   icmp SRC -> DST [at=S] [rtt=MS] [count=N] [reply=yes|no] [interval=MS] [delay=S] [id=N]
 //   scan SRC -> DST [ports=LO-HI] [at=S] [reply=yes|no]   (reply: closed ports answer RST)
 //   flood CIDR -> DST:PORT [count=N] [rate=PPS] [at=S]
@@ -100,6 +106,12 @@ struct GenOptions {
   std::optional<uint16_t> vlan;  // one 802.1Q tag on every frame (Ethernet/SLL links)
 
   std::vector<FlowPlan> explicit_flows;
+
+  // --stop-on-deny: every packet is judged as it is generated, by the same Replay (and Engine)
+  // as `statewall replay`, with this policy; after a denied packet its flow sends nothing more.
+  // The denied packet itself is in the trace (it was sent; the firewall dropped it). A real
+  // stack would retransmit it a few times and then give up; gen models only the giving up.
+  rules::CompiledPolicyPtr stop_on_deny;
 
   // Random mix.
   uint64_t flows = 0;                      // random flows to draw
@@ -126,6 +138,7 @@ std::optional<std::vector<double>> parseMix(const std::string& text, std::string
 struct GenPacket {
   uint64_t ts_ns = 0;
   std::vector<uint8_t> frame;
+  uint64_t flow = 0;  // the flow that sent it, in order of creation from 0
 };
 
 // Produces the trace packet by packet, in timestamp order.
@@ -139,6 +152,9 @@ class TraceGenerator {
   // Fills *out with the next packet (reusing out->frame's capacity); false at the end.
   bool next(GenPacket* out);
   uint64_t flowsStarted() const;
+  // The flow sends no more packets (e.g. after one was denied). false when it had none left to
+  // send (ended, stopped already, or unknown).
+  bool stopFlow(uint64_t flow);
 
  private:
   struct Impl;
@@ -149,6 +165,7 @@ struct GenStats {
   uint64_t packets = 0;
   uint64_t bytes = 0;
   uint64_t flows = 0;
+  uint64_t flows_stopped = 0;  // --stop-on-deny: flows cut short after a denied packet
   uint64_t first_ts_ns = 0;
   uint64_t last_ts_ns = 0;
 };

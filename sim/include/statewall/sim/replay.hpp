@@ -65,7 +65,8 @@ inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 //   rule        what decided it: a security-group rule {group, direction, index, text}, an ACL
 //               entry {acl, direction, number ("*" for the default), action, text}, for deny-sg
 //               the interface {interface, direction, groups}; null when nothing did
-//   conn        the engine's connection id (null when none)
+//   conn        the connection's number in the run, as explain and the report show it (#N;
+//               null when none); engine_id: the engine's own id for it
 //   tcp_before, tcp_after   TCP state (TCP only)
 //   layer, why  deny-malformed: the layer and what was wrong; why also for TCP INVALID
 //   flags       engine flags: new, reply, tcp-invalid, untracked, control, fragment, mid-stream,
@@ -74,7 +75,8 @@ inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 // --connections: one record per connection (or per untracked or denied flow) in Zeek's conn.log
 // vocabulary (ts, uid, id.orig_h/p, id.resp_h/p, proto, duration, orig/resp_bytes, conn_state,
 // history, orig/resp_pkts, orig/resp_ip_bytes; ICMP type and code in the port fields as Zeek
-// logs them) plus end ("closed", "timed-out", "open"), tracked, conn_id, first_reason,
+// logs them) plus end ("closed", "timed-out", "open"), tracked, conn_id (the connection's number
+// in the run, #N as explain shows it; JSON also engine_id, the engine's own id), first_reason,
 // opened_by (the rule that allowed the first packet), denied_pkts and icmp_errors (ICMP errors
 // about the connection). A record is written when its connection ends or at the end of the run
 // (in batches, each in order of first packet), so memory is bounded by the live connections.
@@ -281,6 +283,11 @@ class Replay {
 
   // The human text of a verdict: "allow-rule by web inbound[0] \"tcp 443 from 0.0.0.0/0\"", ...
   std::string describe(const dataplane::Verdict& v) const;
+
+  // The number (1, 2, ... in order of first packet) of the connection with this engine id, as
+  // every output a person reads shows it (#N); 0 for none. Valid for a verdict's conn_id from
+  // inside the observer (numbers of connections long gone may be forgotten).
+  uint64_t connectionNumber(uint64_t engine_id) const;
 
  private:
   struct Impl;

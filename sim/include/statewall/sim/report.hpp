@@ -59,6 +59,18 @@ struct ReportOptions {
   size_t min_scan = 1 << 16;
 };
 
+// Where a ladder's packet stops, left to right: the originator's interface (its security
+// groups), the originator's subnet edge (its network ACL), the responder's subnet edge, the
+// responder's interface; kBetween for a denial by neither (malformed, INVALID, fragments).
+enum class LadderStop : uint8_t {
+  kPassed,
+  kLeftGroups,
+  kLeftAcl,
+  kRightAcl,
+  kRightGroups,
+  kBetween
+};
+
 // One packet drawn in a ladder.
 struct LadderArrow {
   uint64_t index = 0;  // 1-based packet index in the replay
@@ -77,6 +89,7 @@ struct LadderArrow {
   dataplane::Reason stateless = dataplane::Reason::kAllowRule;
   uint32_t payload = 0;  // transport payload bytes
   uint32_t text = 0;     // ReportData::texts: what decided it (Replay::describe's words)
+  LadderStop stop = LadderStop::kPassed;
 };
 
 struct ReportConnection {
@@ -99,6 +112,7 @@ struct ExpiryEvent {
   uint64_t ts_ns = 0;                                 // when the deadline passed (trace time)
   uint64_t conn_id = 0;                               // the engine's id
   rules::TimeoutKey key = rules::TimeoutKey::kOther;  // the timeout that fired
+  uint64_t conn_number = 0;                           // #N, as the page shows it
 };
 
 // Idle expiries in one time bucket of the chart.
