@@ -14,6 +14,7 @@
 #include "json_body.hpp"
 #include "query.hpp"
 #include "snapshot.hpp"
+#include "statewall/build_info.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/rules/compiled.hpp"
 
@@ -120,6 +121,7 @@ struct RouteInfo {
 constexpr RouteInfo kRoutes[] = {
     {"/v1/policy", "GET, PUT"}, {"/v1/policy/check", "POST"}, {"/v1/connections", "GET, DELETE"},
     {"/v1/stats", "GET"},       {"/metrics", "GET"},          {"/v1/timeouts", "PUT"},
+    {"/v1/health", "GET"},      {"/v1/version", "GET"},
 };
 
 Status rejectParams(const Target& t, std::initializer_list<std::string_view> allowed) {
@@ -168,6 +170,12 @@ struct ControlApi::State {
   // Requests that compile a policy: running now, and finished (published, rejected or failed).
   std::atomic<uint64_t> loads_running{0};
   std::atomic<uint64_t> loads_completed{0};
+
+  const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  double uptimeSeconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
 
   uint64_t nowNs() const {
     if (hooks.now_ns) return hooks.now_ns();
@@ -651,7 +659,29 @@ StatsSnapshot takeSnapshot(const Ctx& c) {
   if (c.st.hooks.lcore_rates) s.lcores = c.st.hooks.lcore_rates();
   s.loads_running = c.st.loads_running.load(std::memory_order_relaxed);
   s.loads_completed = c.st.loads_completed.load(std::memory_order_relaxed);
+  if (c.st.hooks.io) s.io = c.st.hooks.io();
+  s.uptime_seconds = c.st.uptimeSeconds();
+  s.dpdk_version = c.st.options.dpdk_version;
   return s;
+}
+
+json hostIoJson(const HostIo& io) {
+  json ports = json::array();
+  for (const PortIo& p : io.ports)
+    ports.push_back({{"role", p.role},
+                     {"name", p.name},
+                     {"rx_packets", p.rx_packets},
+                     {"rx_bytes", p.rx_bytes},
+                     {"tx_packets", p.tx_packets},
+                     {"tx_bytes", p.tx_bytes},
+                     {"rx_missed", p.rx_missed},
+                     {"rx_errors", p.rx_errors},
+                     {"tx_errors", p.tx_errors},
+                     {"rx_nombuf", p.rx_nombuf}});
+  return {{"ports", std::move(ports)},
+          {"tx_dropped", io.tx_dropped},
+          {"oversize", io.oversize},
+          {"mbufs", {{"capacity", io.mbufs_capacity}, {"in_use", io.mbufs_in_use}}}};
 }
 
 ApiResponse getStats(const Ctx& c) {
@@ -707,6 +737,8 @@ ApiResponse getStats(const Ctx& c) {
                       {"bytes_per_second", l.bytes_per_second}});
   j["lcores"] = std::move(lcores);
   j["policy_loads"] = {{"running", s.loads_running}, {"completed", s.loads_completed}};
+  j["uptime_s"] = s.uptime_seconds;
+  j["io"] = s.io ? hostIoJson(*s.io) : json(nullptr);
   return jsonResponse(200, j);
 }
 
@@ -717,6 +749,28 @@ ApiResponse getMetrics(const Ctx& c) {
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = renderMetrics(takeSnapshot(c));
   return r;
+}
+
+ApiResponse getHealth(const Ctx& c) {
+  Status st = rejectParams(c.target, {});
+  if (!st.ok()) return errorResponse(400, "bad request", st.message());
+  HostHealth h;
+  if (c.st.hooks.health) h = c.st.hooks.health();
+  json j = {{"status", h.ok ? "ok" : "unhealthy"},
+            {"uptime_s", c.st.uptimeSeconds()},
+            {"policy_version", c.engine.policyVersion()}};
+  if (!h.detail.empty()) j["detail"] = h.detail;
+  return jsonResponse(h.ok ? 200 : 503, j);
+}
+
+ApiResponse getVersion(const Ctx& c) {
+  Status st = rejectParams(c.target, {});
+  if (!st.ok()) return errorResponse(400, "bad request", st.message());
+  json j = {
+      {"version", build::kVersion}, {"commit", build::kCommit}, {"build_type", build::kBuildType}};
+  j["dpdk_version"] =
+      c.st.options.dpdk_version.empty() ? json(nullptr) : json(c.st.options.dpdk_version);
+  return jsonResponse(200, j);
 }
 
 ApiResponse route(const Ctx& c) {
@@ -736,6 +790,10 @@ ApiResponse route(const Ctx& c) {
     if (m == "GET") return getMetrics(c);
   } else if (path == "/v1/timeouts") {
     if (m == "PUT") return putTimeouts(c);
+  } else if (path == "/v1/health") {
+    if (m == "GET") return getHealth(c);
+  } else if (path == "/v1/version") {
+    if (m == "GET") return getVersion(c);
   }
   for (const auto& r : kRoutes) {
     if (r.path == path) {

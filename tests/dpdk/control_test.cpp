@@ -204,6 +204,28 @@ TEST_F(ControlTest, CtlAndHttpAgainstTheRunningDaemon) {
   EXPECT_EQ(stats["lcores"][0]["lcore"], 1);
   EXPECT_GE(stats["lcores"][0]["packets_per_second"].get<double>(), 0.0);
 
+  // The I/O side in /metrics: the inside port (net_pcap0) received the whole trace.
+  {
+    control::ClientResponse r = get(unix_opts, "/metrics");
+    ASSERT_EQ(r.status, 200);
+    const std::string want =
+        "statewall_port_rx_packets_total{port=\"inside\",device=\"net_pcap0\"} " +
+        std::to_string(packets_) + "\n";
+    EXPECT_NE(r.body.find(want), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("statewall_port_tx_bytes_total{port=\"outside\",device=\"net_pcap1\"} "),
+              std::string::npos)
+        << r.body;
+    for (const char* name : {"statewall_mbufs_in_use ", "statewall_mbufs_capacity ",
+                             "statewall_tx_dropped_total ", "statewall_uptime_seconds ",
+                             "statewall_port_rx_nombuf_total{", "statewall_port_rx_missed_total{"})
+      EXPECT_NE(r.body.find(name), std::string::npos) << name << "\n" << r.body;
+    EXPECT_NE(r.body.find("dpdk_version=\"DPDK "), std::string::npos) << r.body;
+    const json health = json::parse(get(tcp_opts, "/v1/health").body);
+    EXPECT_EQ(health["status"], "ok") << health.dump();
+    const json version = json::parse(get(unix_opts, "/v1/version").body);
+    EXPECT_EQ(version["dpdk_version"].get<std::string>().rfind("DPDK ", 0), 0u) << version.dump();
+  }
+
   // TCP: the token is required.
   {
     control::ClientOptions no_token = tcp_opts;

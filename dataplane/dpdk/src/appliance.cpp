@@ -593,6 +593,10 @@ Report Appliance::report() const {
   if (a.closed) {
     r.pool = a.pool_report;
     r.pool_checked = true;
+  } else {
+    // While it runs: the count includes the lcores' caches, read without stopping them.
+    r.pool.size = a.pool->size;
+    r.pool.available = rte_mempool_avail_count(a.pool);
   }
   return r;
 }

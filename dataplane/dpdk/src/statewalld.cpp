@@ -5,8 +5,10 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_version.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -31,6 +33,11 @@ namespace statewall::dpdk {
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
+
+// A forwarding lcore whose progress counters stand still this long is reported stuck
+// (GET /v1/health answers 503). Its loop sweeps at least every millisecond or so even when idle
+// (--idle-sleep is at most 1 s), so this is far beyond any healthy pause.
+constexpr double kStallSeconds = 5;
 
 void onSignal(int sig) {
   g_signal = sig;
@@ -122,32 +129,75 @@ std::string cpuList(const cpu_set_t& set) {
   return out;
 }
 
-// The per-lcore receive rates the control API reports: written once a second by the main loop,
-// read by control threads.
-class LcoreRateBoard {
+// What the main loop measures once a second for the control API and the service manager:
+// per-lcore receive rates and whether every forwarding lcore makes progress (a non-empty burst
+// or an idle sweep: each loop round does one or the other within kIdleSweepPeriodNs, so a
+// counter that stops moving means a stuck lcore). Written by the main loop, read by control
+// threads.
+class HostBoard {
  public:
-  void update(const Report& previous, const Report& now) {
+  explicit HostBoard(double stall_seconds) : stall_seconds_(stall_seconds) {}
+
+  void update(const Report& previous, const Report& now, double now_s) {
     std::vector<control::LcoreRate> rates;
     for (const LcoreRxRate& r : lcoreRxRates(previous, now))
       rates.push_back({r.lcore, r.packets_per_second, r.bytes_per_second});
     std::lock_guard lock(mu_);
     rates_ = std::move(rates);
+    progress_.resize(now.lcores.size(), {0, now_s});
+    stalled_.clear();
+    for (size_t i = 0; i < now.lcores.size(); ++i) {
+      const uint64_t marker = now.lcores[i].rx_bursts + now.lcores[i].sweeps;
+      if (marker != progress_[i].marker) progress_[i] = {marker, now_s};
+      const double quiet = now_s - progress_[i].at;
+      if (quiet > stall_seconds_) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "%slcore %u made no progress for %.1f s",
+                      stalled_.empty() ? "" : "; ", now.lcores[i].lcore, quiet);
+        stalled_ += buf;
+      }
+    }
   }
-  std::vector<control::LcoreRate> get() const {
+  std::vector<control::LcoreRate> rates() const {
     std::lock_guard lock(mu_);
     return rates_;
   }
+  // Every forwarding lcore progressed within the stall limit (as of the last update).
+  control::HostHealth health() const {
+    std::lock_guard lock(mu_);
+    return {stalled_.empty(), stalled_};
+  }
 
  private:
+  struct Progress {
+    uint64_t marker;
+    double at;  // when the marker last moved
+  };
+  const double stall_seconds_;
   mutable std::mutex mu_;
   std::vector<control::LcoreRate> rates_;
+  std::vector<Progress> progress_;
+  std::string stalled_;
 };
+
+// The I/O side of a report, for /metrics and GET /v1/stats.
+control::HostIo hostIo(const Report& r) {
+  control::HostIo io;
+  for (const PortReport& p : r.ports)
+    io.ports.push_back({p.role, p.name, p.ipackets, p.ibytes, p.opackets, p.obytes, p.imissed,
+                        p.ierrors, p.oerrors, p.rx_nombuf});
+  io.tx_dropped = r.io.tx_dropped;
+  io.oversize = r.io.oversize;
+  io.mbufs_capacity = r.pool.size;
+  io.mbufs_in_use = r.pool.size - std::min(r.pool.size, r.pool.available);
+  return io;
+}
 
 // Builds and starts the control server, or returns null with *error set.
 std::unique_ptr<control::ControlServer> startControl(const Options& options, Appliance& app,
                                                      std::vector<rules::SourceText> sources,
                                                      const cpu_set_t& original_cpus,
-                                                     LcoreRateBoard& rates, std::string* error) {
+                                                     HostBoard& board, std::string* error) {
   bool shared = false;
   const cpu_set_t cpus = controlCpus(original_cpus, app.lcores(), &shared);
   control::ServerOptions so;
@@ -159,6 +209,7 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
     std::fprintf(stderr, "%s: warning: %s\n", g_program.c_str(), w.c_str());
   };
   so.api.initial_sources = std::move(sources);
+  so.api.dpdk_version = rte_version();
   // Threads inherit the main lcore's affinity; move them off every forwarding lcore's CPU.
   so.thread_init = [cpus] {
     if (int rc = pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus); rc != 0)
@@ -167,7 +218,9 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
   };
   control::HostHooks hooks;
   hooks.now_ns = [&app] { return app.engineNowNs(); };
-  hooks.lcore_rates = [&rates] { return rates.get(); };
+  hooks.lcore_rates = [&board] { return board.rates(); };
+  hooks.io = [&app] { return hostIo(app.report()); };
+  hooks.health = [&board] { return board.health(); };
   hooks.on_publish = [&app](uint64_t version) {
     const rules::CompiledPolicyPtr p = app.engine().policy();
     std::printf("%s: control: published policy version %llu (%zu interface(s), %zu rule(s))\n",
@@ -251,10 +304,10 @@ int run(int argc, char** argv) {
     }
     // Declared after the appliance so that it is destroyed (its threads joined) before the
     // engine it serves.
-    LcoreRateBoard rates;
+    HostBoard board(kStallSeconds);
     std::unique_ptr<control::ControlServer> server;
     if (options.controlEnabled()) {
-      server = startControl(options, *app, std::move(sources), original_cpus, rates, &error);
+      server = startControl(options, *app, std::move(sources), original_cpus, board, &error);
       if (!server) {
         std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
         app.reset();
@@ -290,12 +343,12 @@ int run(int argc, char** argv) {
     while (g_signal == 0) {
       sleepMs(10);
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
-      if (server && monotonicSeconds() >= next_rates) {
+      if (monotonicSeconds() >= next_rates) {
         // A replaced policy is freed once every lcore has passed a quiescent point; the lcores
         // never stop, so publish() alone would keep it until the next load.
         if (app->engine().reclaimRetiredPolicies() > 0) ::malloc_trim(0);
         Report now = app->report();
-        rates.update(rates_previous, now);
+        board.update(rates_previous, now, monotonicSeconds());
         rates_previous = std::move(now);
         next_rates += 1;
       }

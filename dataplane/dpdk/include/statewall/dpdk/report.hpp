@@ -78,8 +78,8 @@ struct Report {
   IoCounters io;                   // summed over lcores
   std::vector<IoCounters> lcores;  // one per forwarding lcore
   std::vector<PortReport> ports;   // inside, outside
-  PoolReport pool;
-  bool pool_checked = false;  // pool is meaningful only after the ports were closed
+  PoolReport pool;                 // while running: a live reading (mbufs in flight are not free)
+  bool pool_checked = false;  // set after the ports were closed: `pool.full()` then means no leak
 
   uint64_t packetsIn() const;  // sum over reasons
   uint64_t allowedPackets() const;
