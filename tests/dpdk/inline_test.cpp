@@ -283,3 +283,81 @@ TEST(InlineTest, ApplianceBetweenNamespaces) {
 
 }  // namespace
 }  // namespace statewall::dpdk_test
+
+namespace statewall::dpdk_test {
+namespace {
+
+// One veth pair in the host namespace, removed in the destructor: two ports for statewalld
+// without any traffic.
+class VethPair {
+ public:
+  explicit VethPair(const TempDir& dir) : dir_(dir) {
+    const std::string id = std::to_string(getpid());
+    a = "swla" + id;
+    b = "swlb" + id;
+  }
+  ~VethPair() { sh("ip link del " + a + " 2>/dev/null; true", dir_); }
+  std::string create() {
+    for (const std::string& c : {"ip link add " + a + " type veth peer name " + b,
+                                 "ip link set " + a + " up", "ip link set " + b + " up"}) {
+      std::string out;
+      if (sh(c + " 2>&1", dir_, &out) != 0) return c + ": " + out;
+    }
+    return "";
+  }
+  std::string a, b;
+
+ private:
+  const TempDir& dir_;
+};
+
+std::vector<std::string> afPacketArgv(const std::string& tag, const std::string& inside_if,
+                                      const std::string& outside_if, const std::string& policy,
+                                      const std::vector<std::string>& app) {
+  std::vector<std::string> argv = {statewalldPath()};
+  for (const auto& a : ealArgs(1, tag))
+    argv.push_back(a);
+  argv.insert(argv.end(), {"--vdev=net_af_packet0,iface=" + inside_if,
+                           "--vdev=net_af_packet1,iface=" + outside_if, "--", "--policy", policy,
+                           "--inside", "net_af_packet0", "--outside", "net_af_packet1"});
+  argv.insert(argv.end(), app.begin(), app.end());
+  return argv;
+}
+
+// A second statewalld on the interfaces of a running one exits 2 naming the first one's pid
+// (both would otherwise forward every frame).
+TEST(InlineTest, SecondInstanceOnTheSameInterfacesIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (veth, af_packet)";
+  TempDir dir;
+  VethPair veth(dir);
+  ASSERT_EQ(veth.create(), "");
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  const std::string locks = dir / "locks";
+  Process first(
+      afPacketArgv("lock1", veth.a, veth.b, policy, {"--idle-sleep", "1000", "--lock-dir", locks}),
+      dir / "first.out", dir / "first.err");
+  ASSERT_TRUE(first.waitForOutput("statewalld: running", 60s)) << first.out() << first.err();
+
+  RunResult r =
+      run(afPacketArgv("lock2", veth.a, veth.b, policy, {"--lock-dir", locks}), dir, "second", 60s);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("interface " + veth.a + "): in use by another statewalld (pid " +
+                       std::to_string(first.pid()) + ")"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out.find("statewalld: running"), std::string::npos) << r.out;
+
+  first.signal(SIGTERM);
+  EXPECT_EQ(first.wait(60s), 0) << first.out() << first.err();
+  // Its locks died with it: the interfaces are free again.
+  Process again(
+      afPacketArgv("lock4", veth.a, veth.b, policy, {"--idle-sleep", "1000", "--lock-dir", locks}),
+      dir / "again.out", dir / "again.err");
+  EXPECT_TRUE(again.waitForOutput("statewalld: running", 60s)) << again.out() << again.err();
+  again.signal(SIGTERM);
+  EXPECT_EQ(again.wait(60s), 0) << again.out() << again.err();
+}
+
+}  // namespace
+}  // namespace statewall::dpdk_test

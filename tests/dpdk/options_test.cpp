@@ -7,6 +7,7 @@
 
 #include "dpdk_test_util.hpp"
 #include "statewall/dpdk/options.hpp"
+#include "statewall/dpdk/port_lock.hpp"
 #include "statewall/dpdk/report.hpp"
 
 namespace statewall::dpdk {
@@ -236,6 +237,48 @@ Report sampleReport() {
   r.pool = {8191, 8191};
   r.pool_checked = true;
   return r;
+}
+
+TEST(PortLockTest, NamesComeFromThePciAddressOrTheKernelInterface) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(portLockNames("pci", "0000:03:00.0", ""), V{"pci-0000:03:00.0"});
+  EXPECT_EQ(portLockNames("vdev", "net_af_packet0", "iface=veth1,qpairs=2"), V{"iface-veth1"});
+  EXPECT_EQ(portLockNames("vdev", "net_af_xdp0", "qpairs=1,iface=ens5"), V{"iface-ens5"});
+  // net_pcap on one interface both ways: one lock.
+  EXPECT_EQ(portLockNames("vdev", "net_pcap0", "rx_iface=eth1,tx_iface=eth1"), V{"iface-eth1"});
+  EXPECT_EQ(portLockNames("vdev", "net_pcap0", "rx_iface_in=a,tx_iface=b"),
+            (V{"iface-a", "iface-b"}));
+  // Files, rings, null devices: nothing shared, no lock.
+  EXPECT_EQ(portLockNames("vdev", "net_pcap0", "rx_pcap=/tmp/a.pcap,tx_pcap=/tmp/b.pcap"), V{});
+  EXPECT_EQ(portLockNames("vdev", "net_null0", ""), V{});
+  // Never a path out of the lock directory.
+  EXPECT_EQ(portLockNames("vdev", "net_af_packet0", "iface=../x"), V{"iface-.._x"});
+}
+
+TEST(PortLockTest, ASecondHolderIsRefusedWithTheFirstOnesPid) {
+  TempDir dir;
+  const std::string locks = dir / "locks";  // created on demand
+  PortLock first;
+  std::string error;
+  ASSERT_TRUE(first.acquire(locks, "iface-veth1", &error)) << error;
+  EXPECT_EQ(first.path(), locks + "/iface-veth1.lock");
+  EXPECT_EQ(dpdk_test::readText(first.path()), std::to_string(getpid()) + "\n");
+  // flock belongs to the open file: a second open in this process conflicts like another
+  // process would.
+  PortLock second;
+  EXPECT_FALSE(second.acquire(locks, "iface-veth1", &error));
+  EXPECT_NE(error.find("in use by another statewalld (pid " + std::to_string(getpid()) + ")"),
+            std::string::npos)
+      << error;
+  PortLock other;
+  EXPECT_TRUE(other.acquire(locks, "iface-veth2", &error)) << error;
+  // Released with its holder.
+  first = PortLock();
+  EXPECT_TRUE(second.acquire(locks, "iface-veth1", &error)) << error;
+  // A lock directory that cannot be made is named.
+  PortLock bad;
+  EXPECT_FALSE(bad.acquire(dir / "no/such/dir", "iface-x", &error));
+  EXPECT_NE(error.find("no/such/dir"), std::string::npos) << error;
 }
 
 TEST(ReportTest, Sums) {

@@ -18,6 +18,7 @@
 
 #include "port.hpp"
 #include "statewall/dataplane/engine.hpp"
+#include "statewall/dpdk/port_lock.hpp"
 
 namespace statewall::dpdk {
 namespace {
@@ -87,6 +88,8 @@ struct LcoreState {
 };
 
 struct Appliance::Impl {
+  // Released last (members are destroyed in reverse order): after the ports are closed.
+  std::vector<PortLock> locks;
   Options options;
   rules::CompiledPolicyPtr policy;
   std::unique_ptr<dataplane::Engine> engine;
@@ -380,6 +383,8 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
     return nullptr;
   }
   const char* roles[2] = {"inside", "outside"};
+  for (int i = 0; i < 2; ++i)
+    if (!lockPort(ids[i], roles[i], options.lock_dir, &a.locks, error)) return nullptr;
   for (int i = 0; i < 2; ++i) {
     if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, &a.ports[i], error))
       return nullptr;

@@ -58,6 +58,9 @@ void define(CLI::App& app, Options& o) {
                  "stop once no lcore received a packet for MS milliseconds (finite inputs)")
       ->check(CLI::Range(1u, 86400000u));
   app.add_option("--counters-file", o.counters_file, "write the final counters as JSON to FILE");
+  app.add_option("--lock-dir", o.lock_dir,
+                 "directory of the per-interface lock files that keep a second statewalld off "
+                 "the same interfaces (default /run/statewall)");
   app.add_option("--control-socket", o.control_socket,
                  "serve the control API (statewall ctl) on this Unix socket (mode 0600)");
   app.add_option("--control-listen", o.control_listen,

@@ -1,5 +1,8 @@
 #include "port.hpp"
 
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
 
@@ -59,6 +62,32 @@ bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error)
            (known.empty() ? std::string("none (bind a NIC to a DPDK driver, or add --vdev=...)")
                           : known);
   return false;
+}
+
+bool lockPort(uint16_t port_id, const std::string& role, const std::string& lock_dir,
+              std::vector<PortLock>* locks, std::string* error) {
+  rte_eth_dev_info info;
+  if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0 || info.device == nullptr)
+    return true;  // configurePort() reports an unreadable device
+  const rte_bus* bus = rte_dev_bus(info.device);
+  const rte_devargs* da = rte_dev_devargs(info.device);
+  const std::string device = rte_dev_name(info.device) != nullptr ? rte_dev_name(info.device) : "";
+  const std::string args = da != nullptr && da->args != nullptr ? da->args : "";
+  for (const std::string& name :
+       portLockNames(bus != nullptr ? rte_bus_name(bus) : "", device, args)) {
+    PortLock lock;
+    std::string why;
+    if (!lock.acquire(lock_dir, name, &why)) {
+      char port_name[RTE_ETH_NAME_MAX_LEN] = {};
+      rte_eth_dev_get_name_by_port(port_id, port_name);
+      const std::string what =
+          name.rfind("iface-", 0) == 0 ? "interface " + name.substr(6) : device;
+      *error = role + " port " + port_name + " (" + what + "): " + why;
+      return false;
+    }
+    locks->push_back(std::move(lock));
+  }
+  return true;
 }
 
 bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, uint16_t rx_desc,

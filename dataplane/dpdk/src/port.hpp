@@ -7,6 +7,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "statewall/dpdk/port_lock.hpp"
 
 namespace statewall::dpdk {
 
@@ -25,6 +28,11 @@ struct PortSetup {
 
 // Finds a port by numeric id or by device name ("net_pcap0", "0000:03:00.0").
 bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error);
+
+// Locks what the port attaches to (port_lock.hpp), appending the locks to *locks. False with
+// *error when another statewalld holds one.
+bool lockPort(uint16_t port_id, const std::string& role, const std::string& lock_dir,
+              std::vector<PortLock>* locks, std::string* error);
 
 // Configures the device: min(lcores, max_rx_queues) rx queues (RSS when more than one and the
 // device hashes), one tx queue per lcore (an error when the device has fewer), and the ring sizes

@@ -32,6 +32,7 @@ struct Options {
   uint32_t exit_when_idle_ms = 0;       // stop once every lcore saw no packet for this long
                                         // (for finite inputs such as net_pcap files); 0 = never
   std::string counters_file;            // write the final counters as JSON here at exit
+  std::string lock_dir = "/run/statewall";  // per-interface locks (port_lock.hpp)
   // The control server (control/): runs when either listener is given.
   std::string control_socket;      // Unix socket path (mode 0600)
   std::string control_listen;      // loopback "HOST:PORT"; needs control_token_file
