@@ -161,8 +161,13 @@ struct ControlApi::State {
 
   std::mutex publish_mu;  // serializes policy changes (held across compile and publish)
 
-  std::mutex record_mu;  // guards record
+  std::mutex record_mu;  // guards record and earlier_ids
   LoadRecord record;
+  // Ids (sorted) of the connections that were in the table when a policy with other rules was
+  // published: their opened_by numbers rules of an earlier policy. Taken just after the swap, so
+  // a connection opened in between is counted as earlier (its rule is not shown) rather than
+  // shown against the wrong rule.
+  std::shared_ptr<const std::vector<uint64_t>> earlier_ids;
 
   std::mutex rates_mu;  // guards samples
   std::optional<RateSample> prev, last;
@@ -299,6 +304,16 @@ Checked checkDocuments(const std::vector<rules::SourceText>& docs) {
   return out;
 }
 
+// Notes which connections predate a policy whose rules differ from the one before (a timeout
+// change keeps the rules and their numbers). After the swap, under publish_mu.
+void noteEarlierConnections(const Ctx& c) {
+  auto ids = std::make_shared<std::vector<uint64_t>>();
+  c.engine.forEachConnection([&](const dataplane::ConnectionInfo& ci) { ids->push_back(ci.id); });
+  std::sort(ids->begin(), ids->end());
+  std::lock_guard lock(c.st.record_mu);
+  c.st.earlier_ids = std::move(ids);
+}
+
 uint64_t publishLocked(const Ctx& c, rules::CompiledPolicyPtr policy, LoadRecord record) {
   uint64_t version = 0;
   const std::function<void()> publish = [&] {
@@ -365,6 +380,7 @@ ApiResponse putPolicy(const Ctx& c, bool publish) {
     rec.origin = "api";
     rec.documents = std::move(docs);
     version = publishLocked(c, checked.policy, std::move(rec));
+    noteEarlierConnections(c);
   }
   if (c.st.hooks.on_publish) c.st.hooks.on_publish(version);
   j["version"] = version;
@@ -504,7 +520,7 @@ ApiResponse putTimeouts(const Ctx& c) {
 // ---- connections --------------------------------------------------------------------------------
 
 json connectionJson(const dataplane::ConnectionInfo& ci, const rules::CompiledPolicy* p,
-                    uint64_t now_ns) {
+                    uint64_t now_ns, const std::vector<uint64_t>* earlier_ids) {
   json j = {{"id", ci.id},
             {"proto", rules::protoName(ci.proto)},
             {"src", ci.orig_src.str()},
@@ -525,7 +541,10 @@ json connectionJson(const dataplane::ConnectionInfo& ci, const rules::CompiledPo
   // The rule id is that of the policy which opened the connection; its text is only shown while
   // the same policy runs (the current one may number its rules differently).
   if (ci.opened_by != rules::kNoRule) j["opened_by"] = ci.opened_by;
-  if (p && ci.opened_by != rules::kNoRule && ci.opened_by < p->ruleCount()) {
+  const bool earlier =
+      earlier_ids != nullptr && std::binary_search(earlier_ids->begin(), earlier_ids->end(), ci.id);
+  if (ci.opened_by != rules::kNoRule) j["opened_by_policy"] = earlier ? "earlier" : "running";
+  if (p && !earlier && ci.opened_by != rules::kNoRule && ci.opened_by < p->ruleCount()) {
     const rules::RuleInfo& r = p->rule(ci.opened_by);
     j["rule"] =
         fmt::format("{} {}[{}]: {}", r.group_name, rules::directionName(r.dir), r.index, r.text);
@@ -596,9 +615,14 @@ ApiResponse getConnections(const Ctx& c) {
 
   rules::CompiledPolicyPtr p = c.engine.policy();
   uint64_t now = c.st.nowNs();
+  std::shared_ptr<const std::vector<uint64_t>> earlier;
+  {
+    std::lock_guard lock(c.st.record_mu);
+    earlier = c.st.earlier_ids;
+  }
   json list = json::array();
   for (const auto& ci : rows)
-    list.push_back(connectionJson(ci, p.get(), now));
+    list.push_back(connectionJson(ci, p.get(), now, earlier.get()));
   json j = {{"connections", std::move(list)}, {"matched", matched}};
   if (beyond > rows.size() && !rows.empty())
     j["next_after"] = rows.back().id;

@@ -323,6 +323,16 @@ std::string endpoint(const json& c, const char* addr, const char* port) {
   return a;
 }
 
+// The RULE column: the rule's text while the policy that opened the connection runs; after a
+// policy with other rules was loaded, its number belongs to that earlier policy.
+std::string connectionRule(const json& c) {
+  if (c.contains("rule")) return str(c, "rule");
+  if (!c.contains("opened_by")) return "-";
+  if (c.value("opened_by_policy", "") == "earlier")
+    return "rule " + str(c, "opened_by") + " of an earlier policy";
+  return str(c, "opened_by");
+}
+
 int connections(const CtlOptions& o) {
   control::ClientResponse res;
   if (!call(o, "GET", "/v1/connections" + filterQuery(o, true), "", "", &res)) return 2;
@@ -343,8 +353,7 @@ int connections(const CtlOptions& o) {
         (c.value("dst_side_tracked", false) ? "dst" : "");
     rows.push_back({str(c, "id"), proto, endpoint(c, "src", "sport"), endpoint(c, "dst", "dport"),
                     str(c, "state"), fmt::format("{:.0f}s", c.value("expires_in_s", 0.0)),
-                    tracked.empty() ? "-" : tracked,
-                    c.contains("rule") ? str(c, "rule") : str(c, "opened_by")});
+                    tracked.empty() ? "-" : tracked, connectionRule(c)});
   }
   printTable({"ID", "PROTO", "SOURCE", "DESTINATION", "STATE", "EXPIRES", "TRACKED", "RULE"}, rows);
   fmt::print("{} shown, {} matching\n", list.size(), str(j, "matched"));

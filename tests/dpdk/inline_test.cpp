@@ -359,5 +359,30 @@ TEST(InlineTest, SecondInstanceOnTheSameInterfacesIsRefused) {
   EXPECT_EQ(again.wait(60s), 0) << again.out() << again.err();
 }
 
+// A mistyped interface: the last line, the one an operator reads, names the missing interface
+// (not only "no DPDK port 'net_af_packet0'", the consequence).
+TEST(InlineTest, AMistypedInterfaceIsTheHeadline) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (af_packet)";
+  TempDir dir;
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  const std::string typo = "swtypo" + std::to_string(getpid());
+  RunResult r = run(afPacketArgv("typo", typo, "lo", policy, {"--lock-dir", dir / "locks"}), dir,
+                    "typo", 60s);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  // DPDK's own lines (af_packet's SIOCGIFINDEX failure) carry statewalld's prefix too.
+  EXPECT_NE(r.err.find("statewalld: dpdk: "), std::string::npos) << r.err;
+  std::string last = r.err;
+  while (!last.empty() && last.back() == '\n')
+    last.pop_back();
+  last = last.substr(last.rfind('\n') + 1);
+  EXPECT_EQ(
+      last.rfind("statewalld: inside port net_af_packet0: no such network interface '" + typo +
+                     "' (--vdev=net_af_packet0,iface=" + typo + "); this network namespace has: lo",
+                 0),
+      0u)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace statewall::dpdk_test

@@ -376,8 +376,8 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   }
 
   uint16_t ids[2];
-  if (!resolvePort(options.inside, &ids[0], error)) return nullptr;
-  if (!resolvePort(options.outside, &ids[1], error)) return nullptr;
+  if (!resolvePort(options.inside, "inside", &ids[0], error)) return nullptr;
+  if (!resolvePort(options.outside, "outside", &ids[1], error)) return nullptr;
   if (ids[0] == ids[1]) {
     *error = "--inside and --outside name the same port (" + std::to_string(ids[0]) + ")";
     return nullptr;

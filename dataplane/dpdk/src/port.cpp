@@ -1,5 +1,6 @@
 #include "port.hpp"
 
+#include <net/if.h>
 #include <rte_bus.h>
 #include <rte_dev.h>
 #include <rte_devargs.h>
@@ -39,7 +40,32 @@ std::string portLabel(const PortSetup& s) {
   return s.name + " (port " + std::to_string(s.port_id) + ")";
 }
 
-bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error) {
+// Why a --vdev named `name` gave no port: an interface its arguments name does not exist, or
+// (empty) nothing we can tell beyond DPDK's own messages.
+std::string vdevFailure(const std::string& name) {
+  const rte_devargs* da;
+  RTE_EAL_DEVARGS_FOREACH("vdev", da) {
+    if (name != da->name) continue;
+    const std::string args = da->args != nullptr ? da->args : "";
+    const std::string given = "--vdev=" + name + (args.empty() ? "" : "," + args);
+    for (const std::string& iface : vdevInterfaces(args)) {
+      if (if_nametoindex(iface.c_str()) != 0) continue;
+      std::string known;
+      if (struct if_nameindex* list = if_nameindex(); list != nullptr) {
+        for (struct if_nameindex* i = list; i->if_index != 0; ++i)
+          known += (known.empty() ? "" : ", ") + std::string(i->if_name);
+        if_freenameindex(list);
+      }
+      return "no such network interface '" + iface + "' (" + given +
+             "); this network namespace has: " + (known.empty() ? "none" : known);
+    }
+    return "the device of " + given + " did not start; DPDK's messages above say why";
+  }
+  return "";
+}
+
+bool resolvePort(const std::string& spec, const std::string& role, uint16_t* port_id,
+                 std::string* error) {
   unsigned value = 0;
   const char* end = spec.data() + spec.size();
   auto [ptr, ec] = std::from_chars(spec.data(), end, value);
@@ -58,7 +84,11 @@ bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error)
     if (rte_eth_dev_get_name_by_port(p, name) != 0) continue;
     known += (known.empty() ? "" : ", ") + std::to_string(p) + " = " + name;
   }
-  *error = "no DPDK port '" + spec + "'; available ports: " +
+  if (std::string why = vdevFailure(spec); !why.empty()) {
+    *error = role + " port " + spec + ": " + why;
+    return false;
+  }
+  *error = "no DPDK port '" + spec + "' for --" + role + "; available ports: " +
            (known.empty() ? std::string("none (bind a NIC to a DPDK driver, or add --vdev=...)")
                           : known);
   return false;

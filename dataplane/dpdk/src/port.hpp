@@ -26,8 +26,11 @@ struct PortSetup {
   uint64_t tx_offloads = 0;
 };
 
-// Finds a port by numeric id or by device name ("net_pcap0", "0000:03:00.0").
-bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error);
+// Finds a port by numeric id or by device name ("net_pcap0", "0000:03:00.0"). When the name is
+// that of a --vdev that did not come up, *error says why first (e.g. no such network
+// interface), then which ports exist.
+bool resolvePort(const std::string& spec, const std::string& role, uint16_t* port_id,
+                 std::string* error);
 
 // Locks what the port attaches to (port_lock.hpp), appending the locks to *locks. False with
 // *error when another statewalld holds one.

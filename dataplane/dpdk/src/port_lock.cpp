@@ -29,13 +29,8 @@ std::string fileSafe(std::string_view s) {
 
 }  // namespace
 
-std::vector<std::string> portLockNames(const std::string& bus, const std::string& device,
-                                       const std::string& args) {
+std::vector<std::string> vdevInterfaces(const std::string& args) {
   std::vector<std::string> names;
-  if (bus == "pci") {
-    names.push_back("pci-" + fileSafe(device));
-    return names;
-  }
   std::string_view rest = args;
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
@@ -44,13 +39,26 @@ std::vector<std::string> portLockNames(const std::string& bus, const std::string
     const size_t eq = kv.find('=');
     if (eq == std::string_view::npos) continue;
     const std::string_view key = kv.substr(0, eq);
-    const std::string_view value = kv.substr(eq + 1);
+    const std::string value(kv.substr(eq + 1));
     if (value.empty()) continue;
-    if (key == "iface" || key == "rx_iface" || key == "tx_iface" || key == "rx_iface_in") {
-      std::string name = "iface-" + fileSafe(value);
-      if (std::find(names.begin(), names.end(), name) == names.end())
-        names.push_back(std::move(name));
-    }
+    if ((key == "iface" || key == "rx_iface" || key == "tx_iface" || key == "rx_iface_in") &&
+        std::find(names.begin(), names.end(), value) == names.end())
+      names.push_back(value);
+  }
+  return names;
+}
+
+std::vector<std::string> portLockNames(const std::string& bus, const std::string& device,
+                                       const std::string& args) {
+  std::vector<std::string> names;
+  if (bus == "pci") {
+    names.push_back("pci-" + fileSafe(device));
+    return names;
+  }
+  for (const std::string& iface : vdevInterfaces(args)) {
+    std::string name = "iface-" + fileSafe(iface);
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(std::move(name));
   }
   return names;
 }

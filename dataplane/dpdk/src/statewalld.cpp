@@ -5,8 +5,10 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_version.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -52,7 +54,36 @@ void installSignalHandlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+// The prefix of every line statewalld writes, its own and DPDK's: the program's file name.
 std::string g_program = "statewalld";
+
+// DPDK's log lines ("EAL: ...", "rte_pmd_init_internals(): ...") get the same prefix, with
+// "dpdk: " after it, so that every line says who wrote it. DPDK writes each message with one
+// vfprintf and a fflush; a line may arrive in pieces, hence the line-start state.
+bool g_dpdk_line_start = true;
+
+ssize_t writeDpdkLog(void*, const char* buf, size_t size) {
+  const std::string prefix = g_program + ": dpdk: ";
+  std::string out;
+  for (size_t i = 0; i < size; ++i) {
+    if (g_dpdk_line_start) out += prefix;
+    out.push_back(buf[i]);
+    g_dpdk_line_start = buf[i] == '\n';
+  }
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::write(STDERR_FILENO, out.data() + done, out.size() - done);
+    if (n <= 0 && errno != EINTR) break;
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(size);
+}
+
+void prefixDpdkLog() {
+  cookie_io_functions_t io{};
+  io.write = writeDpdkLog;
+  if (FILE* f = fopencookie(nullptr, "w", io); f != nullptr) rte_openlog_stream(f);
+}
 
 void printAppUsage(const char* program) {
   std::fputs(("\n" + usage(program != nullptr ? program : "statewalld")).c_str(), stdout);
@@ -254,7 +285,11 @@ bool writeFile(const std::string& path, const std::string& text) {
 }
 
 int run(int argc, char** argv) {
-  if (argc > 0 && argv[0] != nullptr) g_program = argv[0];
+  if (argc > 0 && argv[0] != nullptr) {
+    const std::string_view path = argv[0];
+    g_program = std::string(path.substr(path.rfind('/') + 1));
+    if (g_program.empty()) g_program = "statewalld";
+  }
   if (wantsAppHelp(argc, argv)) {
     std::fputs(usage(g_program).c_str(), stdout);
     return 0;
@@ -265,6 +300,7 @@ int run(int argc, char** argv) {
   CPU_ZERO(&original_cpus);
   if (sched_getaffinity(0, sizeof original_cpus, &original_cpus) != 0) CPU_ZERO(&original_cpus);
   rte_set_application_usage_hook(printAppUsage);
+  prefixDpdkLog();
   const int eal_args = rte_eal_init(argc, argv);
   if (eal_args < 0) {
     std::fprintf(stderr,
@@ -277,7 +313,10 @@ int run(int argc, char** argv) {
   argc -= eal_args;
   argv += eal_args;
 
-  ParseResult parsed = parseOptions(argc, argv);
+  // Messages name the program as every other line does.
+  std::vector<const char*> app_args(argv, argv + argc);
+  if (!app_args.empty()) app_args[0] = g_program.c_str();
+  ParseResult parsed = parseOptions(static_cast<int>(app_args.size()), app_args.data());
   if (!parsed.options) {
     std::fprintf(parsed.exit_code == 0 ? stdout : stderr, "%s\n", parsed.message.c_str());
     rte_eal_cleanup();

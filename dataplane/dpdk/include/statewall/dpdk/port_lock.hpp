@@ -19,6 +19,10 @@ inline constexpr const char* kDefaultLockDir = "/run/statewall";
 std::vector<std::string> portLockNames(const std::string& bus, const std::string& device,
                                        const std::string& args);
 
+// The kernel interfaces a vdev's arguments name (iface=, rx_iface=, tx_iface=, rx_iface_in=),
+// each once, in order.
+std::vector<std::string> vdevInterfaces(const std::string& args);
+
 // An exclusive lock held until destruction. Not copyable.
 class PortLock {
  public:

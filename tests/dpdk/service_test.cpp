@@ -1,0 +1,98 @@
+// statewalld as a service (no root needed: net_pcap and net_null vdevs): its help, one prefix on
+// every diagnostic line, and a port name that matches no device.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dpdk_test_util.hpp"
+#include "pcap_util.hpp"
+
+namespace statewall::dpdk_test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr const char* kPolicy = R"(version: 1
+groups:
+  web:
+    inbound:
+      - {proto: tcp, ports: 443, from: 0.0.0.0/0}
+interfaces:
+  web-1: {addresses: [10.0.1.10], groups: [web]}
+)";
+
+// Lines of `text` that do not start with `prefix` (empty lines aside).
+std::vector<std::string> unprefixed(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line.rfind(prefix, 0) != 0) out.push_back(line);
+  return out;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    policy_ = dir_ / "policy.yaml";
+    writeText(policy_, kPolicy);
+    empty_ = dir_ / "empty.pcap";
+    writePcap(empty_, {});
+  }
+
+  // statewalld on two net_pcap ports reading `empty_` (nothing arrives), plus `app` options.
+  std::vector<std::string> argv(const std::string& tag, const std::vector<std::string>& app) {
+    std::vector<std::string> a = {statewalldPath()};
+    for (const auto& e : ealArgs(1, tag))
+      a.push_back(e);
+    a.push_back("--vdev=net_pcap0,rx_pcap=" + empty_ + ",tx_pcap=" + (dir_ / (tag + "0.pcap")));
+    a.push_back("--vdev=net_pcap1,rx_pcap=" + empty_ + ",tx_pcap=" + (dir_ / (tag + "1.pcap")));
+    a.insert(a.end(),
+             {"--", "--policy", policy_, "--inside", "net_pcap0", "--outside", "net_pcap1"});
+    a.insert(a.end(), app.begin(), app.end());
+    return a;
+  }
+
+  TempDir dir_;
+  std::string policy_, empty_;
+};
+
+// `statewalld --help` (no `--`) shows the appliance's options and DPDK's, and exits 0.
+TEST_F(ServiceTest, HelpShowsBothOptionSets) {
+  RunResult r = run({statewalldPath(), "--help"}, dir_, "help", 60s);
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("--policy"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--inside"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--lcores COREMAP"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--vdev"), std::string::npos) << r.out;
+}
+
+// Every line on stderr, DPDK's included, starts with "statewalld: " (not the binary's path), and
+// a port name that is no device ends with the ports there are.
+TEST_F(ServiceTest, OnePrefixOnEveryDiagnosticLine) {
+  std::vector<std::string> a = argv("prefix", {});
+  for (std::string& s : a)
+    if (s == "net_pcap1") s = "net_pcap7";
+  a.push_back("--stats-interval");
+  a.push_back("nan");  // rejected: the usage error too carries the prefix
+  RunResult usage = run(a, dir_, "usage", 60s);
+  EXPECT_EQ(usage.code, 2) << usage.err;
+  EXPECT_EQ(unprefixed(usage.err, "statewalld: "),
+            std::vector<std::string>{"(run with -- --help for the options)"})
+      << usage.err;
+  a.resize(a.size() - 2);
+  RunResult r = run(a, dir_, "prefix", 60s);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_EQ(unprefixed(r.err, "statewalld: "), std::vector<std::string>{}) << r.err;
+  EXPECT_NE(r.err.find("statewalld: no DPDK port 'net_pcap7' for --outside; available ports: "),
+            std::string::npos)
+      << r.err;
+}
+
+}  // namespace
+}  // namespace statewall::dpdk_test
