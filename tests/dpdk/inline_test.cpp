@@ -120,8 +120,9 @@ class Topology {
        dir_);
   }
 
-  // Returns an empty string on success, else the failing command and its output.
-  std::string create() {
+  // Returns an empty string on success, else the failing command and its output. `mtu`: of all
+  // four veth ends (0: the default).
+  std::string create(unsigned mtu = 0) {
     const std::string off = " tx off rx off gso off gro off tso off";
     const std::vector<std::string> cmds = {
         "ip netns add " + client_ns,
@@ -150,7 +151,15 @@ class Topology {
         inNs(client_ns, "ip link set " + client_if + " up"),
         inNs(server_ns, "ip link set " + server_if + " up"),
     };
-    for (const std::string& c : cmds) {
+    std::vector<std::string> all = cmds;
+    if (mtu != 0) {
+      const std::string m = " mtu " + std::to_string(mtu);
+      all.insert(all.begin() + 6,
+                 {"ip link set " + client_host + m, "ip link set " + server_host + m,
+                  inNs(client_ns, "ip link set " + client_if + m),
+                  inNs(server_ns, "ip link set " + server_if + m)});
+    }
+    for (const std::string& c : all) {
       std::string out;
       if (sh(c + " 2>&1", dir_, &out) != 0) return c + ": " + out;
     }
@@ -357,6 +366,93 @@ TEST(InlineTest, SecondInstanceOnTheSameInterfacesIsRefused) {
   EXPECT_TRUE(again.waitForOutput("statewalld: running", 60s)) << again.out() << again.err();
   again.signal(SIGTERM);
   EXPECT_EQ(again.wait(60s), 0) << again.out() << again.err();
+}
+
+// Jumbo frames: every link at MTU 9000, a 2 MB download through the appliance succeeds (its
+// 9000-byte frames used to arrive cut to af_packet's 2048-byte slots and be denied as malformed),
+// and statewalld says how it sized the rings.
+TEST(InlineTest, JumboFramesPassAtMtu9000) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  TempDir dir;
+  for (const char* tool : {"ip", "ethtool", "curl", "python3"})
+    ASSERT_TRUE(haveTool(tool, dir)) << tool << " is not installed";
+  Topology topo(dir);
+  ASSERT_EQ(topo.create(9000), "") << "network setup failed";
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  const std::string www = dir / "www";
+  std::filesystem::create_directories(www);
+  std::string blob(2 * 1024 * 1024, '\0');
+  for (size_t i = 0; i < blob.size(); ++i)
+    blob[i] = static_cast<char>('a' + (i * 7919 + i / 4096) % 26);
+  writeText(www + "/blob.bin", blob);
+
+  const std::string counters = dir / "counters.json";
+  Process app(afPacketArgv(
+                  "jumbo", topo.server_host, topo.client_host, policy,
+                  {"--idle-sleep", "20", "--counters-file", counters, "--lock-dir", dir / "locks"}),
+              dir / "statewalld.out", dir / "statewalld.err");
+  ASSERT_TRUE(app.waitForOutput("statewalld: running", 60s)) << app.out() << app.err();
+  EXPECT_NE(app.out().find("interface " + topo.server_host + " has MTU 9000: receiving into"),
+            std::string::npos)
+      << app.out();
+  EXPECT_EQ(app.err().find("warning"), std::string::npos) << app.err();
+
+  Process http({"/bin/sh", "-c",
+                "exec " + Topology::inNs(topo.server_ns,
+                                         "python3 -u -m http.server 80 --bind "
+                                         "10.99.0.2 --directory " +
+                                             www)},
+               dir / "http.out", dir / "http.err");
+  ASSERT_TRUE(http.waitForOutput("Serving HTTP", 30s)) << http.err();
+  const std::string got = dir / "got.bin";
+  std::string out;
+  EXPECT_EQ(sh(Topology::inNs(topo.client_ns,
+                              "curl -s -S -m 60 -o " + got + " http://10.99.0.2/blob.bin"),
+               dir, &out),
+            0)
+      << out;
+  EXPECT_TRUE(readText(got) == blob)
+      << "the download differs (" << readText(got).size() << " bytes)";
+
+  app.signal(SIGTERM);
+  ASSERT_EQ(app.wait(60s), 0) << app.out() << app.err();
+  const nlohmann::json c = nlohmann::json::parse(readText(counters));
+  EXPECT_EQ(c["reasons"]["deny-malformed"]["packets"], 0) << c.dump();
+  EXPECT_EQ(c["io"]["oversize"], 0) << c.dump();
+  EXPECT_EQ(c["mbuf_pool"]["full"], true);
+}
+
+// Frames longer than the af_packet slots (the operator fixed framesz= below the MTU): a startup
+// warning, and the cut-short frames are counted as oversize, never as a policy denial.
+TEST(InlineTest, FramesCutShortAreOversizeNotMalformed) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  TempDir dir;
+  Topology topo(dir);
+  ASSERT_EQ(topo.create(9000), "") << "network setup failed";
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  std::vector<std::string> argv = afPacketArgv(
+      "cut", topo.server_host, topo.client_host, policy,
+      {"--idle-sleep", "20", "--counters-file", dir / "counters.json", "--lock-dir", dir / "l"});
+  for (std::string& a : argv)
+    if (a.rfind("--vdev=", 0) == 0) a += ",framesz=2048";
+  Process app(argv, dir / "statewalld.out", dir / "statewalld.err");
+  ASSERT_TRUE(app.waitForOutput("statewalld: running", 60s)) << app.out() << app.err();
+  EXPECT_NE(
+      app.err().find("warning: inside port net_af_packet0 (port 0): interface " + topo.server_host +
+                     " has MTU 9000 but the port receives frames of at "
+                     "most"),
+      std::string::npos)
+      << app.err();
+  // A 5000-byte ping: one frame over the slot (ICMP to 10.99.0.3 is allowed by the policy).
+  std::string out;
+  sh(Topology::inNs(topo.client_ns, "ping -n -c 2 -W 1 -s 5000 -M do 10.99.0.3"), dir, &out);
+  app.signal(SIGTERM);
+  ASSERT_EQ(app.wait(60s), 0) << app.out() << app.err();
+  const nlohmann::json c = nlohmann::json::parse(readText(dir / "counters.json"));
+  EXPECT_GE(c["io"]["oversize"].get<uint64_t>(), 2u) << c.dump();
+  EXPECT_EQ(c["reasons"]["deny-malformed"]["packets"], 0) << c.dump();
 }
 
 // A mistyped interface: the last line, the one an operator reads, names the missing interface

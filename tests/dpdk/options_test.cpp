@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "dpdk_test_util.hpp"
+#include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/options.hpp"
 #include "statewall/dpdk/port_lock.hpp"
 #include "statewall/dpdk/report.hpp"
@@ -279,6 +280,61 @@ TEST(PortLockTest, ASecondHolderIsRefusedWithTheFirstOnesPid) {
   PortLock bad;
   EXPECT_FALSE(bad.acquire(dir / "no/such/dir", "iface-x", &error));
   EXPECT_NE(error.find("no/such/dir"), std::string::npos) << error;
+}
+
+TEST(MtuTest, AfPacketSlotsFollowTheInterfaceMtu) {
+  EXPECT_EQ(afPacketFrameSize(1500, 4096), 2048u);
+  EXPECT_EQ(afPacketFrameSize(9000, 4096), 12288u);
+  auto mtuOf = [](const std::string& iface) {
+    return iface == "big" ? 9000 : iface == "std" ? 1500 : -1;
+  };
+  std::vector<std::string> notes;
+  const std::vector<std::string> in = {"statewalld",
+                                       "--vdev=net_af_packet0,iface=big",
+                                       "--vdev",
+                                       "net_af_packet1,iface=std",
+                                       "--vdev=net_af_packet2,iface=big,framesz=4096",
+                                       "--vdev=net_pcap0,iface=big",
+                                       "-l",
+                                       "0,1"};
+  std::vector<std::string> out = sizeAfPacketVdevs(in, 0, mtuOf, 4096, &notes);
+  EXPECT_EQ(out[1], "--vdev=net_af_packet0,iface=big,framesz=12288,blocksz=12288");
+  EXPECT_EQ(out[3], "net_af_packet1,iface=std");  // 1500 fits the default
+  EXPECT_EQ(out[4], in[4]);                       // the operator chose
+  EXPECT_EQ(out[5], in[5]);                       // not af_packet
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("interface big has MTU 9000"), std::string::npos) << notes[0];
+  // --mtu applies to every af_packet port without framesz.
+  notes.clear();
+  out = sizeAfPacketVdevs(in, 4000, mtuOf, 4096, &notes);
+  EXPECT_EQ(out[3], "net_af_packet1,iface=std,framesz=8192,blocksz=8192");
+}
+
+TEST(MtuTest, FrameCutShort) {
+  // Ethernet + IPv4 header claiming 100 bytes of IP.
+  std::vector<uint8_t> f(14 + 20, 0);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  f[14 + 2] = 0;
+  f[14 + 3] = 100;
+  EXPECT_TRUE(frameCutShort(f.data(), static_cast<uint32_t>(f.size())));
+  f.resize(14 + 100);
+  EXPECT_FALSE(frameCutShort(f.data(), static_cast<uint32_t>(f.size())));
+  // IPv6 behind a VLAN tag: payload 60 + header 40.
+  std::vector<uint8_t> v(14 + 4 + 40, 0);
+  v[12] = 0x81;
+  v[16] = 0x86;
+  v[17] = 0xdd;
+  v[18 + 5] = 60;
+  EXPECT_TRUE(frameCutShort(v.data(), static_cast<uint32_t>(v.size())));
+  v.resize(18 + 100);
+  EXPECT_FALSE(frameCutShort(v.data(), static_cast<uint32_t>(v.size())));
+  // ARP and runts are never "cut short".
+  std::vector<uint8_t> arp(42, 0);
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  EXPECT_FALSE(frameCutShort(arp.data(), 42));
+  EXPECT_FALSE(frameCutShort(arp.data(), 10));
 }
 
 TEST(ReportTest, Sums) {

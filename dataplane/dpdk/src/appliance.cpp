@@ -18,6 +18,7 @@
 
 #include "port.hpp"
 #include "statewall/dataplane/engine.hpp"
+#include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/port_lock.hpp"
 
 namespace statewall::dpdk {
@@ -71,6 +72,7 @@ struct RxUnit {
   uint16_t port;
   uint16_t queue;
   uint16_t tx_port;
+  uint32_t rx_frame_max;  // frames this long may be cut short (PortSetup::rx_frame_max)
 };
 
 }  // namespace
@@ -88,6 +90,7 @@ struct LcoreState {
 };
 
 struct Appliance::Impl {
+  std::vector<std::string> warnings;
   // Released last (members are destroyed in reverse order): after the ports are closed.
   std::vector<PortLock> locks;
   Options options;
@@ -149,8 +152,18 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
     rte_mbuf* m = rx[i];
     rte_prefetch0(rte_pktmbuf_mtod(m, const void*));
     rx_bytes += m->pkt_len;
-    if (m->nb_segs == 1) {
+    if (m->nb_segs == 1 && m->pkt_len < u.rx_frame_max) {
       refs[k] = {rte_pktmbuf_mtod(m, const uint8_t*), m->data_len};
+    } else if (m->nb_segs == 1) {
+      // As long as the device's slots: maybe cut short (a jumbo frame into a smaller slot).
+      // Dropped as oversize then, never judged: the engine would call it malformed.
+      const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+      if (frameCutShort(f, m->data_len)) {
+        rte_pktmbuf_free(m);
+        ++oversize;
+        continue;
+      }
+      refs[k] = {f, m->data_len};
     } else if (m->pkt_len <= kScratchSlot) {
       const void* p = rte_pktmbuf_read(m, 0, m->pkt_len, me.scratch.data() + k * kScratchSlot);
       refs[k] = {static_cast<const uint8_t*>(p), m->pkt_len};
@@ -386,8 +399,10 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   for (int i = 0; i < 2; ++i)
     if (!lockPort(ids[i], roles[i], options.lock_dir, &a.locks, error)) return nullptr;
   for (int i = 0; i < 2; ++i) {
-    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, &a.ports[i], error))
+    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, options.mtu,
+                       &a.ports[i], error))
       return nullptr;
+    if (!a.ports[i].warning.empty()) a.warnings.push_back(a.ports[i].warning);
     a.ports_configured[i] = true;
   }
 
@@ -403,7 +418,8 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   unsigned k = 0;
   for (int p = 0; p < 2; ++p)
     for (uint16_t q = 0; q < a.ports[p].rx_queues; ++q, ++k)
-      a.lcores[k % n]->units.push_back({a.ports[p].port_id, q, a.ports[1 - p].port_id});
+      a.lcores[k % n]->units.push_back(
+          {a.ports[p].port_id, q, a.ports[1 - p].port_id, a.ports[p].rx_frame_max});
   if (k < n) {
     *error = "--lcores " + std::to_string(n) + " but the ports have only " + std::to_string(k) +
              " rx queues together (inside " + std::to_string(a.ports[0].rx_queues) + ", outside " +
@@ -428,12 +444,20 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
     return nullptr;
   }
   const int socket = a.ports[0].socket;
+  // Larger mbufs when a port receives whole jumbo frames into one (af_packet slots, or a device
+  // that cannot chain mbufs).
+  const uint32_t data_room =
+      std::max<uint32_t>({RTE_MBUF_DEFAULT_BUF_SIZE, a.ports[0].data_room, a.ports[1].data_room});
+  if (data_room > UINT16_MAX) {
+    *error = "the ports need " + std::to_string(data_room) +
+             "-byte mbufs, more than an mbuf holds (65535): lower framesz= or --mtu";
+    return nullptr;
+  }
   a.pool = rte_pktmbuf_pool_create("statewall_mbufs", static_cast<unsigned>(count), kMempoolCache,
-                                   0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+                                   0, static_cast<uint16_t>(data_room), socket);
   if (a.pool == nullptr) {
     const int err = rte_errno;
-    const double bytes =
-        static_cast<double>(count) * (sizeof(rte_mbuf) + RTE_MBUF_DEFAULT_BUF_SIZE + 64);
+    const double bytes = static_cast<double>(count) * (sizeof(rte_mbuf) + data_room + 64);
     rte_malloc_socket_stats st{};
     rte_malloc_get_socket_stats(socket, &st);
     *error = "cannot create the mbuf pool: " + std::to_string(count) + " mbufs (about " +
@@ -617,6 +641,10 @@ void Appliance::setManualClock(uint64_t now_ns) noexcept {
 
 uint64_t Appliance::engineNowNs() const noexcept {
   return impl_->engineNow();
+}
+
+const std::vector<std::string>& Appliance::warnings() const {
+  return impl_->warnings;
 }
 
 std::vector<unsigned> Appliance::lcores() const {

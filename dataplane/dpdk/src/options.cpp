@@ -57,6 +57,10 @@ void define(CLI::App& app, Options& o) {
   app.add_option("--exit-when-idle", o.exit_when_idle_ms,
                  "stop once no lcore received a packet for MS milliseconds (finite inputs)")
       ->check(CLI::Range(1u, 86400000u));
+  app.add_option("--mtu", o.mtu,
+                 "port MTU (jumbo frames); default: af_packet ports follow their interface's MTU, "
+                 "others keep the device's default")
+      ->check(CLI::Range(68u, 65000u));
   app.add_option("--counters-file", o.counters_file, "write the final counters as JSON to FILE");
   app.add_option("--lock-dir", o.lock_dir,
                  "directory of the per-interface lock files that keep a second statewalld off "

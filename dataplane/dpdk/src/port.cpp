@@ -10,6 +10,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "statewall/dpdk/mtu.hpp"
+
 namespace statewall::dpdk {
 namespace {
 
@@ -121,7 +123,7 @@ bool lockPort(uint16_t port_id, const std::string& role, const std::string& lock
 }
 
 bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, uint16_t rx_desc,
-                   uint16_t tx_desc, PortSetup* setup, std::string* error) {
+                   uint16_t tx_desc, uint32_t mtu, PortSetup* setup, std::string* error) {
   PortSetup s;
   s.role = role;
   s.port_id = port_id;
@@ -168,6 +170,44 @@ bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, u
       info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_MULTI_SEGS | RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE);
   conf.txmode.offloads = s.tx_offloads;
 
+  // Frame sizes. af_packet: the slot size is a device argument (statewalld sized it for the
+  // interface MTU unless given); the rx mbufs must hold a whole slot. Others: --mtu sets the
+  // port MTU, received into chained mbufs when the device can, else into larger ones.
+  if (driver == "net_af_packet") {
+    const rte_devargs* da = info.device != nullptr ? rte_dev_devargs(info.device) : nullptr;
+    const std::string args = da != nullptr && da->args != nullptr ? da->args : "";
+    uint32_t frame = kAfPacketDefaultFrameSize;
+    if (const std::string v = vdevArg(args, "framesz"); !v.empty())
+      frame = static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 10));
+    s.rx_frame_max = frame > kAfPacketSlotOverhead ? frame - kAfPacketSlotOverhead : 0;
+    s.data_room = frame + RTE_PKTMBUF_HEADROOM;
+    const std::string iface = vdevArg(args, "iface");
+    const int link_mtu = interfaceMtu(iface);
+    if (link_mtu > 0 && static_cast<uint32_t>(link_mtu) + kFrameOverhead > s.rx_frame_max)
+      s.warning = role + " port " + portLabel(s) + ": interface " + iface + " has MTU " +
+                  std::to_string(link_mtu) + " but the port receives frames of at most " +
+                  std::to_string(s.rx_frame_max) + " bytes (framesz=" + std::to_string(frame) +
+                  "): longer frames arrive cut short and are dropped, counted as oversize; "
+                  "raise framesz= in --vdev or lower the interface MTU";
+  } else if (mtu != 0) {
+    if (mtu > info.max_mtu || mtu < info.min_mtu) {
+      *error = role + " port " + portLabel(s) + ": --mtu " + std::to_string(mtu) +
+               " is outside what the device allows (" + std::to_string(info.min_mtu) + ".." +
+               std::to_string(info.max_mtu) + ")";
+      return false;
+    }
+    conf.rxmode.mtu = mtu;
+    const uint32_t frame = mtu + kFrameOverhead;
+    if (frame > RTE_MBUF_DEFAULT_DATAROOM) {
+      if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) {
+        s.rx_offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+      } else {
+        s.data_room = frame + RTE_PKTMBUF_HEADROOM;
+      }
+    }
+    conf.rxmode.offloads = s.rx_offloads;
+  }
+
   if (int rc = rte_eth_dev_configure(port_id, s.rx_queues, s.tx_queues, &conf); rc != 0) {
     *error = role + " port " + portLabel(s) + ": cannot configure " + std::to_string(s.rx_queues) +
              " rx / " + std::to_string(s.tx_queues) + " tx queues: " + errnoText(rc);
@@ -194,6 +234,7 @@ bool setupQueues(const PortSetup& s, rte_mempool* pool, std::string* error) {
   }
   for (uint16_t q = 0; q < s.rx_queues; ++q) {
     rte_eth_rxconf rxconf = info.default_rxconf;
+    rxconf.offloads = s.rx_offloads;
     if (int rc = rte_eth_rx_queue_setup(s.port_id, q, s.rx_desc, static_cast<unsigned>(s.socket),
                                         &rxconf, pool);
         rc != 0) {

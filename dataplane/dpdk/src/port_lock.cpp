@@ -48,6 +48,18 @@ std::vector<std::string> vdevInterfaces(const std::string& args) {
   return names;
 }
 
+std::string vdevArg(const std::string& args, const std::string& key) {
+  std::string_view rest = args;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view kv = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    if (kv.size() > key.size() && kv.substr(0, key.size()) == key && kv[key.size()] == '=')
+      return std::string(kv.substr(key.size() + 1));
+  }
+  return "";
+}
+
 std::vector<std::string> portLockNames(const std::string& bus, const std::string& device,
                                        const std::string& args) {
   std::vector<std::string> names;

@@ -26,6 +26,7 @@
 #include "statewall/control/server.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dpdk/appliance.hpp"
+#include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/options.hpp"
 #include "statewall/dpdk/report.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -301,6 +302,27 @@ int run(int argc, char** argv) {
   if (sched_getaffinity(0, sizeof original_cpus, &original_cpus) != 0) CPU_ZERO(&original_cpus);
   rte_set_application_usage_hook(printAppUsage);
   prefixDpdkLog();
+  // af_packet ports on jumbo-frame interfaces get ring slots that hold a whole frame (mtu.hpp):
+  // their sizes are device arguments, so they are added before EAL probes the devices.
+  std::vector<std::string> eal_strings(argv, argv + argc);
+  std::vector<std::string> sizing_notes;
+  {
+    auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
+    uint32_t mtu = 0;
+    for (auto it = dashes; it != eal_strings.end() && it + 1 != eal_strings.end(); ++it)
+      if (*it == "--mtu") mtu = static_cast<uint32_t>(std::strtoul((it + 1)->c_str(), nullptr, 10));
+    std::vector<std::string> eal_part(eal_strings.begin(), dashes);
+    eal_part = sizeAfPacketVdevs(eal_part, mtu, interfaceMtu,
+                                 static_cast<uint32_t>(sysconf(_SC_PAGESIZE)), &sizing_notes);
+    eal_part.insert(eal_part.end(), dashes, eal_strings.end());
+    eal_strings = std::move(eal_part);
+  }
+  std::vector<char*> eal_argv;
+  for (std::string& a : eal_strings)
+    eal_argv.push_back(a.data());
+  eal_argv.push_back(nullptr);
+  argc = static_cast<int>(eal_strings.size());
+  argv = eal_argv.data();
   const int eal_args = rte_eal_init(argc, argv);
   if (eal_args < 0) {
     std::fprintf(stderr,
@@ -354,6 +376,10 @@ int run(int argc, char** argv) {
         return 2;
       }
     }
+    for (const std::string& note : sizing_notes)
+      std::printf("%s: %s\n", g_program.c_str(), note.c_str());
+    for (const std::string& w : app->warnings())
+      std::fprintf(stderr, "%s: warning: %s\n", g_program.c_str(), w.c_str());
     installSignalHandlers();
     if (!app->start(&error)) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());

@@ -72,6 +72,9 @@ class Appliance {
   // clock once set. What the control plane needs to say how long a connection has left. Any
   // thread.
   uint64_t engineNowNs() const noexcept;
+  // What create() found that the operator should know (e.g. an interface MTU larger than the
+  // port receives).
+  const std::vector<std::string>& warnings() const;
   // The lcore ids that forward, in tx queue order.
   std::vector<unsigned> lcores() const;
 

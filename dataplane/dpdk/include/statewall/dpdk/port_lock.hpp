@@ -23,6 +23,9 @@ std::vector<std::string> portLockNames(const std::string& bus, const std::string
 // each once, in order.
 std::vector<std::string> vdevInterfaces(const std::string& args);
 
+// The value of `key` in a device's arguments ("iface=eth1,framesz=4096"), empty when absent.
+std::string vdevArg(const std::string& args, const std::string& key);
+
 // An exclusive lock held until destruction. Not copyable.
 class PortLock {
  public:
