@@ -384,6 +384,8 @@ ApiResponse putPolicy(const Ctx& c, bool publish) {
   }
   if (c.st.hooks.on_publish) c.st.hooks.on_publish(version);
   j["version"] = version;
+  if (!c.st.options.runtime_change_warning.empty())
+    j["warning"] = c.st.options.runtime_change_warning;
   return jsonResponse(200, j);
 }
 
@@ -514,7 +516,10 @@ ApiResponse putTimeouts(const Ctx& c) {
     version = publishLocked(c, std::move(cr.policy), std::move(rec));
   }
   if (c.st.hooks.on_publish) c.st.hooks.on_publish(version);
-  return jsonResponse(200, {{"version", version}, {"timeouts", timeoutsJson(t)}});
+  json j = {{"version", version}, {"timeouts", timeoutsJson(t)}};
+  if (!c.st.options.runtime_change_warning.empty())
+    j["warning"] = c.st.options.runtime_change_warning;
+  return jsonResponse(200, j);
 }
 
 // ---- connections --------------------------------------------------------------------------------

@@ -168,6 +168,12 @@ std::string summaryLine(const json& s) {
 
 // ---- policy -------------------------------------------------------------------------------------
 
+// What the host says about a change made at run time (statewalld: not kept across a restart).
+void printRuntimeWarning(const json& j) {
+  if (j.contains("warning") && j["warning"].is_string())
+    fmt::print(stderr, "warning: {}\n", j["warning"].get<std::string>());
+}
+
 int policyPut(const CtlOptions& o, bool publish) {
   std::string body;
   std::string target = publish ? "/v1/policy" : "/v1/policy/check";
@@ -212,9 +218,10 @@ int policyPut(const CtlOptions& o, bool publish) {
                publish ? "policy rejected; the running policy stays" : "policy is invalid");
     return 1;
   }
-  if (publish)
+  if (publish) {
     fmt::print("policy loaded: version {} ({})\n", str(j, "version"), summaryLine(j["summary"]));
-  else
+    printRuntimeWarning(j);
+  } else
     fmt::print("policy is valid ({})\n", summaryLine(j["summary"]));
   return 0;
 }
@@ -469,6 +476,7 @@ int timeoutsSet(const CtlOptions& o) {
     return 0;
   }
   fmt::print("timeouts changed: policy version {}\n", str(j, "version"));
+  printRuntimeWarning(j);
   const json timeouts = j.value("timeouts", json::object());
   std::vector<std::vector<std::string>> rows = {{"profile", str(timeouts, "profile")}};
   for (const auto& k : timeoutKeys())

@@ -337,6 +337,51 @@ TEST(MtuTest, FrameCutShort) {
   EXPECT_FALSE(frameCutShort(arp.data(), 10));
 }
 
+// --config FILE: the same options as YAML; the command line overrides the file; relative paths
+// are the file's; unknown keys and bad values are named with their line.
+TEST_F(OptionsTest, ConfigFile) {
+  const std::string cfg = dir_ / "statewalld.yaml";
+  dpdk_test::writeText(cfg,
+                       "policy: [p.yaml, q.yaml]\ninside: net_af_packet0\noutside: "
+                       "net_af_packet1\nlcores: 2\ntable-size: 1000\npass-non-ip: true\n"
+                       "mtu: 9000\n");
+  ParseResult r = parse({"--config", cfg, "--lcores", "3"});
+  ASSERT_TRUE(r.options) << r.message;
+  EXPECT_EQ(r.options->policies, (std::vector<std::string>{policy_, policy2_}));
+  EXPECT_EQ(r.options->inside, "net_af_packet0");
+  EXPECT_EQ(r.options->lcores, 3u);
+  EXPECT_EQ(r.options->table_size, 1000u);
+  EXPECT_TRUE(r.options->pass_non_ip);
+  EXPECT_EQ(r.options->mtu, 9000u);
+  EXPECT_EQ(r.options->config_file, cfg);
+  // A policy on the command line replaces the file's list.
+  r = parse({"--config=" + cfg, "--policy", policy2_});
+  ASSERT_TRUE(r.options) << r.message;
+  EXPECT_EQ(r.options->policies, std::vector<std::string>{policy2_});
+
+  struct Case {
+    std::string text, expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"inside: 0\noutside: 1\npolicy: p.yaml\nlcore: 2\n",
+            "statewalld.yaml:4: unknown option 'lcore'"},
+           {"inside: 0\noutside: 1\npolicy: p.yaml\nburst: 0\n", "--burst"},
+           {"inside: [0\n", "statewalld.yaml:2:"},
+           {"inside: 0\noutside: 1\npolicy: p.yaml\npass-non-ip: maybe\n",
+            "expected true or false"},
+           {"- a\n", "expected a mapping"},
+       }) {
+    dpdk_test::writeText(cfg, c.text);
+    r = parse({"--config", cfg});
+    EXPECT_FALSE(r.options) << c.text;
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.message.find(c.expect), std::string::npos) << c.text << " -> " << r.message;
+  }
+  r = parse({"--config", dir_ / "missing.yaml"});
+  EXPECT_FALSE(r.options);
+  EXPECT_NE(r.message.find("missing.yaml"), std::string::npos) << r.message;
+}
+
 TEST(ReportTest, Sums) {
   Report r = sampleReport();
   EXPECT_EQ(r.packetsIn(), 13u);

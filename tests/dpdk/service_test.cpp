@@ -6,6 +6,7 @@
 #include <chrono>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dpdk_test_util.hpp"
@@ -92,6 +93,81 @@ TEST_F(ServiceTest, OnePrefixOnEveryDiagnosticLine) {
   EXPECT_NE(r.err.find("statewalld: no DPDK port 'net_pcap7' for --outside; available ports: "),
             std::string::npos)
       << r.err;
+}
+
+constexpr const char* kPolicy2 = R"(version: 1
+groups:
+  web:
+    inbound:
+      - {proto: tcp, ports: 8443, from: 0.0.0.0/0}
+interfaces:
+  web-1: {addresses: [10.0.1.10], groups: [web]}
+)";
+
+// statewalld from a --config file; SIGHUP reloads the policy files (a bad file keeps the running
+// policy, logged); a change through ctl warns that a restart loses it.
+TEST_F(ServiceTest, ConfigFileSighupAndRuntimeChanges) {
+  const std::string socket = dir_ / "ctl.sock";
+  const std::string cfg = dir_ / "statewalld.yaml";
+  writeText(cfg,
+            "policy: policy.yaml\ninside: net_pcap0\noutside: net_pcap1\n"
+            "control-socket: ctl.sock\nidle-sleep: 1000\n");
+  std::vector<std::string> a = argv("cfg", {});
+  a.resize(a.size() - 7);  // the EAL arguments and "--" only
+  a.push_back("--");
+  a.push_back("--config");
+  a.push_back(cfg);
+  Process p(a, dir_ / "d.out", dir_ / "d.err");
+  ASSERT_TRUE(p.waitForOutput("statewalld: running", 60s)) << p.out() << p.err();
+  EXPECT_NE(p.out().find("control API on unix " + socket), std::string::npos) << p.out();
+
+  auto policyVersion = [&] {
+    RunResult r =
+        run({statewallPath(), "ctl", "--socket", socket, "--json", "policy", "show"}, dir_, "show");
+    const json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json() : j;
+  };
+  ASSERT_EQ(policyVersion()["version"], 1);
+
+  writeText(policy_, kPolicy2);
+  p.signal(SIGHUP);
+  ASSERT_TRUE(p.waitForOutput("SIGHUP: running policy version 2", 30s)) << p.out() << p.err();
+  json j = policyVersion();
+  EXPECT_EQ(j["version"], 2);
+  ASSERT_EQ(j["documents"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["documents"][0]["text"], kPolicy2);
+  EXPECT_EQ(p.out().find("not kept across a restart"), std::string::npos) << p.out();
+
+  writeText(policy_, "version: 1\ngroups:\n  web:\n    inbnd: []\n");
+  p.signal(SIGHUP);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         p.err().find("the running policy (version 2) stays") == std::string::npos)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_NE(p.err().find("the running policy (version 2) stays"), std::string::npos) << p.err();
+  EXPECT_NE(p.err().find("policy.yaml:4:"), std::string::npos) << p.err();
+  EXPECT_EQ(policyVersion()["version"], 2);
+
+  // A change through the API works, and says it lasts until the next restart (ctl and the log).
+  const std::string other = dir_ / "other.yaml";
+  writeText(other, kPolicy);
+  RunResult r =
+      run({statewallPath(), "ctl", "--socket", socket, "policy", "load", other}, dir_, "load");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: this change is not kept across a restart"), std::string::npos)
+      << r.err;
+  r = run({statewallPath(), "ctl", "--socket", socket, "timeouts", "set", "udp=40"}, dir_, "tmo");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: this change is not kept across a restart"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(
+      p.waitForOutput("policy version 4 (1 interface(s), 2 rule(s)); this change is not "
+                      "kept across a restart",
+                      30s))
+      << p.out();
+
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
 }
 
 }  // namespace

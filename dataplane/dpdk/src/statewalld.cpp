@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -22,6 +23,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "statewall/control/server.hpp"
 #include "statewall/dataplane/engine.hpp"
@@ -36,6 +39,18 @@ namespace statewall::dpdk {
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
+volatile std::sig_atomic_t g_reload = 0;  // SIGHUP: reload the policy files
+
+// What a change through the control API is told (and the log says): statewalld starts from its
+// policy files, so a change made at run time lasts until the next restart. (A state file that
+// overrode the files at start would make the files lie about what runs; the files stay the one
+// source, and SIGHUP reloads them.)
+constexpr const char* kRuntimeChangeWarning =
+    "this change is not kept across a restart: statewalld starts from its policy files; put it "
+    "in them (SIGHUP reloads them)";
+// Set while the main loop reloads the files on SIGHUP, so that the publication it makes is not
+// logged as a runtime change.
+std::atomic<bool> g_reloading{false};
 
 // A forwarding lcore whose progress counters stand still this long is reported stuck
 // (GET /v1/health answers 503). Its loop sweeps at least every millisecond or so even when idle
@@ -53,6 +68,11 @@ void installSignalHandlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup;
+  std::memset(&hup, 0, sizeof hup);
+  hup.sa_handler = [](int) { g_reload = 1; };
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
 }
 
 // The prefix of every line statewalld writes, its own and DPDK's: the program's file name.
@@ -225,6 +245,42 @@ control::HostIo hostIo(const Report& r) {
   return io;
 }
 
+// SIGHUP: loads the policy files again and publishes them (through the control API when it
+// runs, so that GET /v1/policy shows the files). A file that does not load keeps the running
+// policy; either way the log says what happened.
+void reloadPolicy(const Options& options, Appliance& app, control::ControlServer* server) {
+  std::printf("%s: SIGHUP: reloading the policy files\n", g_program.c_str());
+  std::fflush(stdout);
+  std::vector<rules::SourceText> sources;
+  rules::CompiledPolicyPtr policy = loadPolicy(options.policies, &sources);
+  if (!policy) {
+    std::fprintf(stderr,
+                 "%s: SIGHUP: the policy files did not load (see above); the running policy "
+                 "(version %llu) stays\n",
+                 g_program.c_str(), static_cast<unsigned long long>(app.engine().policyVersion()));
+    return;
+  }
+  g_reloading = true;
+  if (server != nullptr && !sources.empty()) {
+    nlohmann::json bundle = {{"documents", nlohmann::json::array()}};
+    for (const rules::SourceText& d : sources)
+      bundle["documents"].push_back({{"name", d.name}, {"text", d.text}});
+    const control::ApiResponse r = server->api().handle(
+        {"PUT", "/v1/policy", std::string(control::kBundleContentType),
+         bundle.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+    if (r.status != 200)
+      std::fprintf(stderr, "%s: SIGHUP: the policy was not published: %s\n", g_program.c_str(),
+                   r.body.c_str());
+  } else {
+    app.engine().publish(policy);
+  }
+  g_reloading = false;
+  std::printf("%s: SIGHUP: running policy version %llu (%zu interface(s), %zu rule(s))\n",
+              g_program.c_str(), static_cast<unsigned long long>(app.engine().policyVersion()),
+              app.engine().policy()->ifaceCount(), app.engine().policy()->ruleCount());
+  std::fflush(stdout);
+}
+
 // Builds and starts the control server, or returns null with *error set.
 std::unique_ptr<control::ControlServer> startControl(const Options& options, Appliance& app,
                                                      std::vector<rules::SourceText> sources,
@@ -242,6 +298,7 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
   };
   so.api.initial_sources = std::move(sources);
   so.api.dpdk_version = rte_version();
+  so.api.runtime_change_warning = kRuntimeChangeWarning;
   // Threads inherit the main lcore's affinity; move them off every forwarding lcore's CPU.
   so.thread_init = [cpus] {
     if (int rc = pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus); rc != 0)
@@ -255,9 +312,10 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
   hooks.health = [&board] { return board.health(); };
   hooks.on_publish = [&app](uint64_t version) {
     const rules::CompiledPolicyPtr p = app.engine().policy();
-    std::printf("%s: control: published policy version %llu (%zu interface(s), %zu rule(s))\n",
+    std::printf("%s: control: published policy version %llu (%zu interface(s), %zu rule(s))%s\n",
                 g_program.c_str(), static_cast<unsigned long long>(version), p->ifaceCount(),
-                p->ruleCount());
+                p->ruleCount(),
+                g_reloading.load() ? "" : (std::string("; ") + kRuntimeChangeWarning).c_str());
     std::fflush(stdout);
   };
   auto server = std::make_unique<control::ControlServer>(app.engine(), std::move(so), hooks);
@@ -407,6 +465,10 @@ int run(int argc, char** argv) {
     double next_rates = monotonicSeconds() + 1;
     while (g_signal == 0) {
       sleepMs(10);
+      if (g_reload != 0) {
+        g_reload = 0;
+        reloadPolicy(options, *app, server.get());
+      }
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
       if (monotonicSeconds() >= next_rates) {
         // A replaced policy is freed once every lcore has passed a quiescent point; the lcores

@@ -116,6 +116,9 @@ struct ApiOptions {
   // The host's DPDK version (rte_version()), for GET /v1/version and statewall_build_info; empty
   // in hosts without DPDK.
   std::string dpdk_version;
+  // Said ("warning" in the response) after each change made through the API (PUT /v1/policy,
+  // PUT /v1/timeouts), e.g. that it is not kept across a restart. Empty: nothing said.
+  std::string runtime_change_warning;
 };
 
 // Thread safety: handle() and sampleRates() may be called from any number of threads at once.

@@ -16,6 +16,7 @@
 namespace statewall::dpdk {
 
 struct Options {
+  std::string config_file;            // --config: the YAML file the options below came from
   std::vector<std::string> policies;  // policy files, loaded together as one policy
   std::string inside;                 // port id ("0") or device name ("net_pcap0", "0000:03:00.0")
   std::string outside;
