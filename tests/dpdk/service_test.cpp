@@ -1,9 +1,16 @@
 // statewalld as a service (no root needed: net_pcap and net_null vdevs): its help, one prefix on
 // every diagnostic line, and a port name that matches no device.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -167,6 +174,83 @@ TEST_F(ServiceTest, ConfigFileSighupAndRuntimeChanges) {
       << p.out();
 
   p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
+}
+
+// A Unix datagram socket standing in for systemd's notification socket.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd_ = -1;
+  }
+  ~NotifySocket() {
+    if (fd_ >= 0) ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  bool ok() const { return fd_ >= 0; }
+  // The next message, or "" after `limit`.
+  std::string next(std::chrono::milliseconds limit) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return "";
+    char buf[4096];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// Sets environment variables for the children this test starts; restores them afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const std::string& name, const std::string& value) : name_(name) {
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() { ::unsetenv(name_.c_str()); }
+
+ private:
+  std::string name_;
+};
+
+// packaging/statewalld.service runs statewalld as Type=notify with a watchdog. Its protocol,
+// with this test in systemd's place (systemd is not PID 1 here): READY=1 only once the ports
+// are up (after "running"), then WATCHDOG=1 again and again while the lcores forward,
+// STOPPING=1 on SIGTERM.
+TEST_F(ServiceTest, NotifiesReadinessAndWatchdogLikeTheUnitExpects) {
+  const std::string unit =
+      readText(std::string(STATEWALL_SOURCE_DIR) + "/packaging/statewalld.service");
+  ASSERT_NE(unit.find("\nType=notify\n"), std::string::npos) << unit;
+  ASSERT_NE(unit.find("\nWatchdogSec="), std::string::npos) << unit;
+  ASSERT_NE(unit.find("\nExecReload=/bin/kill -HUP $MAINPID\n"), std::string::npos) << unit;
+
+  NotifySocket sock(dir_ / "notify.sock");
+  ASSERT_TRUE(sock.ok());
+  ScopedEnv notify("NOTIFY_SOCKET", dir_ / "notify.sock");
+  ScopedEnv watchdog("WATCHDOG_USEC", "200000");  // keep-alive every 0.1 s
+  Process p(argv("notify", {"--idle-sleep", "1000"}), dir_ / "n.out", dir_ / "n.err");
+  ASSERT_TRUE(p.started());
+  std::string first = sock.next(60s);
+  ASSERT_EQ(first.rfind("READY=1", 0), 0u) << first << "\n" << p.out() << p.err();
+  // Sent after the ports were started and the lcores launched, which "running" follows.
+  EXPECT_NE(p.out().find("statewalld: running"), std::string::npos) << p.out();
+  int watchdogs = 0;
+  for (int i = 0; i < 50 && watchdogs < 5; ++i) {
+    const std::string m = sock.next(10s);
+    ASSERT_FALSE(m.empty()) << "no notification for 10 s; " << watchdogs << " watchdog(s) so far";
+    if (m == "WATCHDOG=1") ++watchdogs;
+  }
+  EXPECT_EQ(watchdogs, 5);
+  p.signal(SIGTERM);
+  std::string m;
+  for (int i = 0; i < 100 && m != "STOPPING=1"; ++i)
+    m = sock.next(10s);
+  EXPECT_EQ(m, "STOPPING=1");
   EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
 }
 

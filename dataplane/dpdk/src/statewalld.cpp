@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -25,6 +26,9 @@
 #include <string_view>
 
 #include <nlohmann/json.hpp>
+#ifdef STATEWALL_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "statewall/control/server.hpp"
 #include "statewall/dataplane/engine.hpp"
@@ -245,6 +249,55 @@ control::HostIo hostIo(const Report& r) {
   return io;
 }
 
+// The service manager (systemd, Type=notify): READY=1 once the ports are up and the lcores
+// forward, WATCHDOG=1 from the main lcore at half the watchdog period, but only while every
+// forwarding lcore makes progress (HostBoard), STOPPING=1 on the way out. Without a
+// NOTIFY_SOCKET in the environment every call is a no-op.
+class ServiceManager {
+ public:
+  ServiceManager() {
+#ifdef STATEWALL_HAVE_SYSTEMD
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
+      watchdog_period_s_ = static_cast<double>(usec) / 2e6;
+#else
+    if (std::getenv("NOTIFY_SOCKET") != nullptr)
+      std::fprintf(stderr,
+                   "%s: warning: a service manager asks for notifications (NOTIFY_SOCKET), but "
+                   "this statewalld was built without libsystemd: no readiness or watchdog "
+                   "(a Type=notify unit will time out; rebuild with libsystemd-dev or use "
+                   "Type=simple)\n",
+                   g_program.c_str());
+#endif
+  }
+  void notify(const std::string& state) {
+#ifdef STATEWALL_HAVE_SYSTEMD
+    sd_notify(0, state.c_str());
+#else
+    (void)state;
+#endif
+  }
+  // Called by the main loop: the watchdog keep-alive when it is due and the lcores progress.
+  void tick(double now_s, const HostBoard& board) {
+    if (watchdog_period_s_ <= 0 || now_s < next_watchdog_s_) return;
+    next_watchdog_s_ = now_s + watchdog_period_s_;
+    const control::HostHealth health = board.health();
+    if (health.ok) {
+      notify("WATCHDOG=1");
+      withheld_ = false;
+    } else if (!withheld_) {
+      withheld_ = true;
+      std::fprintf(stderr, "%s: withholding the watchdog keep-alive: %s\n", g_program.c_str(),
+                   health.detail.c_str());
+    }
+  }
+
+ private:
+  double watchdog_period_s_ = 0;
+  double next_watchdog_s_ = 0;
+  bool withheld_ = false;
+};
+
 // SIGHUP: loads the policy files again and publishes them (through the control API when it
 // runs, so that GET /v1/policy shows the files). A file that does not load keeps the running
 // policy; either way the log says what happened.
@@ -458,6 +511,8 @@ int run(int argc, char** argv) {
                   p.rss ? ", RSS" : "");
     std::printf("%s: running\n", g_program.c_str());
     std::fflush(stdout);
+    ServiceManager service;
+    service.notify("READY=1\nSTATUS=forwarding");
 
     Report previous = first;
     Report rates_previous = first;
@@ -467,8 +522,11 @@ int run(int argc, char** argv) {
       sleepMs(10);
       if (g_reload != 0) {
         g_reload = 0;
+        service.notify("RELOADING=1");
         reloadPolicy(options, *app, server.get());
+        service.notify("READY=1");
       }
+      service.tick(monotonicSeconds(), board);
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
       if (monotonicSeconds() >= next_rates) {
         // A replaced policy is freed once every lcore has passed a quiescent point; the lcores
@@ -492,6 +550,7 @@ int run(int argc, char** argv) {
     else
       std::printf("%s: input idle for %u ms: stopping\n", g_program.c_str(),
                   options.exit_when_idle_ms);
+    service.notify("STOPPING=1");
     // Control first: nothing can change the policy or the table while the lcores wind down.
     server.reset();
     app->requestStop();
