@@ -121,7 +121,7 @@ struct RouteInfo {
 constexpr RouteInfo kRoutes[] = {
     {"/v1/policy", "GET, PUT"}, {"/v1/policy/check", "POST"}, {"/v1/connections", "GET, DELETE"},
     {"/v1/stats", "GET"},       {"/metrics", "GET"},          {"/v1/timeouts", "PUT"},
-    {"/v1/health", "GET"},      {"/v1/version", "GET"},
+    {"/v1/health", "GET"},      {"/v1/version", "GET"},       {"/v1/drops", "GET"},
 };
 
 Status rejectParams(const Target& t, std::initializer_list<std::string_view> allowed) {
@@ -780,6 +780,91 @@ ApiResponse getMetrics(const Ctx& c) {
   return r;
 }
 
+// ---- drops --------------------------------------------------------------------------------------
+
+constexpr size_t kMaxDropsPage = 1000;
+
+// What decided a denied packet, or the nearest thing to it: the interface and direction whose
+// groups have no allowing rule (deny-sg), the ACL entry (deny-acl), else the detail. Names are
+// looked up in the running policy only when it is the one that judged the packet.
+json dropRuleJson(const DropEvent& d, const rules::CompiledPolicy* p, uint64_t version) {
+  const bool same = p != nullptr && d.policy_version == version;
+  const auto reason = static_cast<dataplane::Reason>(d.reason);
+  if (reason == dataplane::Reason::kDenySg && d.deny_iface != rules::kNoIface) {
+    if (!same || d.deny_iface >= p->ifaceCount())
+      return fmt::format("no allowing rule (policy version {}, since replaced)", d.policy_version);
+    const rules::InterfaceInfo& f = p->iface(static_cast<rules::IfaceId>(d.deny_iface));
+    std::string groups;
+    for (const auto& g : f.group_names)
+      groups += (groups.empty() ? "" : ", ") + g;
+    return fmt::format("no {} rule of {} (groups {}) allows it", rules::directionName(d.deny_dir),
+                       f.name, groups);
+  }
+  if (reason == dataplane::Reason::kDenyAcl && d.acl_entry != rules::kNoAclEntry) {
+    if (!same || d.acl_entry >= p->aclEntryCount())
+      return fmt::format("ACL entry {} of policy version {}, since replaced", d.acl_entry,
+                         d.policy_version);
+    const rules::AclEntryInfo& e = p->aclEntry(static_cast<rules::AclEntryId>(d.acl_entry));
+    return fmt::format("{} {} rule {} {}: {}", e.acl_name, rules::directionName(e.dir),
+                       e.ruleNumberStr(), e.allow ? "allow" : "deny", e.text);
+  }
+  if (!d.why.empty()) return d.why;
+  return nullptr;
+}
+
+ApiResponse getDrops(const Ctx& c) {
+  if (!c.st.hooks.drops)
+    return errorResponse(404, "not found", "this host keeps no drop log (statewalld does)");
+  uint64_t after = 0;
+  size_t limit = 100;
+  for (const auto& [k, v] : c.target.params) {
+    if (k == "after") {
+      auto n = parseUnsigned(v, 0, UINT64_MAX);
+      if (!n) return errorResponse(400, "bad request", "after: expected a sequence number");
+      after = *n;
+    } else if (k == "limit") {
+      auto n = parseUnsigned(v, 1, kMaxDropsPage);
+      if (!n)
+        return errorResponse(400, "bad request",
+                             fmt::format("limit: expected 1..{}", kMaxDropsPage));
+      limit = *n;
+    } else {
+      return errorResponse(400, "bad request", "unknown query parameter: " + k);
+    }
+  }
+  const DropsPage page = c.st.hooks.drops(after, limit);
+  rules::CompiledPolicyPtr p = c.engine.policy();
+  const uint64_t version = c.engine.policyVersion();
+  const uint64_t now = c.st.nowNs();
+  json list = json::array();
+  for (const DropEvent& d : page.drops) {
+    json j = {
+        {"seq", d.seq},
+        {"age_s", d.time_ns < now ? static_cast<double>(now - d.time_ns) / 1e9 : 0.0},
+        {"port", d.port},
+        {"reason", dataplane::kReasonCodes[d.reason < dataplane::kReasonCount ? d.reason : 0]},
+        {"policy_version", d.policy_version}};
+    if (d.ip) {
+      j["proto"] = rules::protoName(d.proto);
+      j["src"] = d.src.str();
+      j["dst"] = d.dst.str();
+      if (isIcmp(d.proto)) {
+        j["icmp_type"] = d.sport;
+        j["icmp_code"] = d.dport;
+      } else if (rules::protoHasPorts(d.proto)) {
+        j["sport"] = d.sport;
+        j["dport"] = d.dport;
+      }
+    }
+    j["rule"] = dropRuleJson(d, p.get(), version);
+    list.push_back(std::move(j));
+  }
+  return jsonResponse(200, {{"drops", std::move(list)},
+                            {"next_after", page.drops.empty() ? after : page.drops.back().seq},
+                            {"unlogged", page.unlogged},
+                            {"overwritten", page.overwritten}});
+}
+
 ApiResponse getHealth(const Ctx& c) {
   Status st = rejectParams(c.target, {});
   if (!st.ok()) return errorResponse(400, "bad request", st.message());
@@ -819,6 +904,8 @@ ApiResponse route(const Ctx& c) {
     if (m == "GET") return getMetrics(c);
   } else if (path == "/v1/timeouts") {
     if (m == "PUT") return putTimeouts(c);
+  } else if (path == "/v1/drops") {
+    if (m == "GET") return getDrops(c);
   } else if (path == "/v1/health") {
     if (m == "GET") return getHealth(c);
   } else if (path == "/v1/version") {

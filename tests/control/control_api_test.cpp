@@ -616,6 +616,61 @@ TEST_F(ApiTest, HealthFollowsTheHostAndVersionSaysWhatThisBuildIs) {
   expectError("GET", "/v1/version?x=1", 400);
 }
 
+// GET /v1/drops: the host's drop log after a cursor, with the deciding or nearest rule named
+// while the policy that judged the packet runs.
+TEST_F(ApiTest, DropsFromTheHostsLog) {
+  EXPECT_EQ(call("GET", "/v1/drops").status, 404);  // a host without a drop log
+  const uint64_t version = h_.engine().policyVersion();
+  std::vector<DropEvent> log;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    DropEvent e;
+    e.seq = i;
+    e.policy_version = version;
+    e.ip = true;
+    e.src = *rules::IpAddr::parse("198.51.100.7");
+    e.dst = *rules::IpAddr::parse("10.0.1.10");
+    e.proto = 6;
+    e.sport = 40000;
+    e.dport = 22;
+    e.port = "outside";
+    e.reason = static_cast<uint8_t>(Reason::kDenySg);
+    e.deny_iface = 0;
+    log.push_back(e);
+  }
+  log[2].reason = static_cast<uint8_t>(Reason::kDenyInvalid);
+  log[2].why = "SYN with ACK";
+  HostHooks hooks;
+  hooks.drops = [&](uint64_t after, size_t limit) {
+    DropsPage p;
+    for (const DropEvent& e : log)
+      if (e.seq > after && p.drops.size() < limit) p.drops.push_back(e);
+    p.unlogged = 5;
+    return p;
+  };
+  ControlApi api(h_.engine(), hooks);
+  json j = json::parse(api.handle({"GET", "/v1/drops?limit=2", "", ""}).body);
+  ASSERT_EQ(j["drops"].size(), 2u) << j.dump();
+  EXPECT_EQ(j["next_after"], 2);
+  EXPECT_EQ(j["unlogged"], 5);
+  const json& d = j["drops"][0];
+  EXPECT_EQ(d["src"], "198.51.100.7");
+  EXPECT_EQ(d["dport"], 22);
+  EXPECT_EQ(d["proto"], "tcp");
+  EXPECT_EQ(d["reason"], "deny-sg");
+  EXPECT_EQ(d["port"], "outside");
+  EXPECT_EQ(d["rule"], "no inbound rule of web-1 (groups web) allows it") << d.dump();
+  j = json::parse(api.handle({"GET", "/v1/drops?after=2", "", ""}).body);
+  ASSERT_EQ(j["drops"].size(), 1u);
+  EXPECT_EQ(j["drops"][0]["rule"], "SYN with ACK");
+  // After a policy change the interface ids are another policy's: not named.
+  ASSERT_EQ(api.handle({"PUT", "/v1/policy", "", std::string(kPolicyB)}).status, 200);
+  j = json::parse(api.handle({"GET", "/v1/drops", "", ""}).body);
+  EXPECT_EQ(j["drops"][0]["rule"],
+            "no allowing rule (policy version " + std::to_string(version) + ", since replaced)");
+  EXPECT_EQ(api.handle({"GET", "/v1/drops?limit=0", "", ""}).status, 400);
+  EXPECT_EQ(api.handle({"GET", "/v1/drops?x=1", "", ""}).status, 400);
+}
+
 // JSON request bodies with a key twice are refused, naming the key (as the YAML loader refuses
 // duplicates), instead of silently keeping one of the values.
 TEST_F(ApiTest, DuplicateJsonKeysAreRejected) {

@@ -17,7 +17,9 @@
 #include <new>
 
 #include "port.hpp"
+#include "spsc_ring.hpp"
 #include "statewall/dataplane/engine.hpp"
+#include "statewall/dataplane/packet.hpp"
 #include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/port_lock.hpp"
 
@@ -36,6 +38,11 @@ constexpr uint32_t kScratchSlot = 16 * 1024;
 constexpr size_t kIdleSweepBuckets = 64;
 constexpr uint64_t kIdleSweepPeriodNs = 100'000;
 constexpr unsigned kMempoolCache = 256;
+// Denied packets each lcore records for `statewall ctl drops`, at most this many per second (the
+// rest are counted as unlogged); the ring holds more than the main loop lets pile up between two
+// drains (every 10 ms).
+constexpr unsigned kDropRecordsPerSecond = 200;
+constexpr uint32_t kDropRingSize = 256;
 constexpr uint64_t kNsPerSec = 1'000'000'000;
 // Connection table memory per unit of --table-size (IPv4 entry and index plus a quarter IPv6
 // entry), measured on the engine of this version (about 114 bytes); only for the up-front check.
@@ -73,6 +80,7 @@ struct RxUnit {
   uint16_t queue;
   uint16_t tx_port;
   uint32_t rx_frame_max;  // frames this long may be cut short (PortSetup::rx_frame_max)
+  uint8_t port_role;      // 0 inside, 1 outside
 };
 
 }  // namespace
@@ -87,6 +95,11 @@ struct LcoreState {
   std::unique_ptr<dataplane::Engine::Worker> worker;
   LcoreCounters counters;
   alignas(64) std::atomic<bool> idle{false};
+  // Denied packets for the drop log: filled by this lcore (rate-limited), drained by the main
+  // lcore. The limiter's window and budget are this lcore's alone.
+  SpscRing<DropRecord, kDropRingSize> drops;
+  uint64_t drop_window_ns = 0;
+  unsigned drop_budget = 0;
 };
 
 struct Appliance::Impl {
@@ -127,6 +140,49 @@ struct Appliance::Impl {
 };
 
 namespace {
+
+// Records the denied packets of a burst for the drop log, at most kDropRecordsPerSecond per
+// lcore; called only when the burst has some, before they are freed.
+void recordDrops(Appliance::Impl& app, LcoreState& me, const RxUnit& u, const PacketRef* refs,
+                 const Verdict* verdicts, unsigned k, uint64_t now_ns) {
+  if (now_ns - me.drop_window_ns >= kNsPerSec) {
+    me.drop_window_ns = now_ns;
+    me.drop_budget = kDropRecordsPerSecond;
+  }
+  uint64_t unlogged = 0;
+  const uint64_t version = app.engine->policyVersion();
+  for (unsigned i = 0; i < k; ++i) {
+    const Verdict& v = verdicts[i];
+    if (v.allowed()) continue;
+    if (me.drop_budget == 0) {
+      ++unlogged;
+      continue;
+    }
+    --me.drop_budget;
+    dataplane::ParsedPacket p;
+    dataplane::parsePacket(refs[i].data, refs[i].len, dataplane::LinkType::kEthernet, &p);
+    DropRecord r;
+    r.time_ns = now_ns;
+    r.policy_version = version;
+    r.ip = p.l3 == dataplane::L3::kIpv4 || p.l3 == dataplane::L3::kIpv6;
+    if (r.ip) {
+      r.src = p.src;
+      r.dst = p.dst;
+      r.proto = p.proto;
+      const bool icmp = p.proto == rules::kProtoIcmp || p.proto == rules::kProtoIcmpV6;
+      r.sport = icmp ? p.icmp_type : p.sport;
+      r.dport = icmp ? p.icmp_code : p.dport;
+    }
+    r.port = u.port_role;
+    r.reason = v.reason;
+    r.deny_dir = v.deny_dir;
+    r.deny_iface = v.deny_iface;
+    r.acl_entry = v.acl_entry;
+    r.why = v.why != nullptr ? v.why : p.malformed_why;
+    if (!me.drops.push(r)) ++unlogged;
+  }
+  if (unlogged > 0) LcoreCounters::add(me.counters.drops_unlogged, unlogged);
+}
 
 // Receives one burst from `u`, decides it and forwards what is allowed. *engine_ns is the
 // worker's last engine time, kept monotonic.
@@ -191,7 +247,10 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
       drop[ndrop++] = pkts[i];
     }
   }
-  if (ndrop > 0) rte_pktmbuf_free_bulk(drop, ndrop);
+  if (ndrop > 0) {
+    recordDrops(app, me, u, refs, verdicts, k, now_ns);
+    rte_pktmbuf_free_bulk(drop, ndrop);
+  }
 
   unsigned sent = 0, retries = 0;
   if (ntx > 0) {
@@ -418,8 +477,8 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   unsigned k = 0;
   for (int p = 0; p < 2; ++p)
     for (uint16_t q = 0; q < a.ports[p].rx_queues; ++q, ++k)
-      a.lcores[k % n]->units.push_back(
-          {a.ports[p].port_id, q, a.ports[1 - p].port_id, a.ports[p].rx_frame_max});
+      a.lcores[k % n]->units.push_back({a.ports[p].port_id, q, a.ports[1 - p].port_id,
+                                        a.ports[p].rx_frame_max, static_cast<uint8_t>(p)});
   if (k < n) {
     *error = "--lcores " + std::to_string(n) + " but the ports have only " + std::to_string(k) +
              " rx queues together (inside " + std::to_string(a.ports[0].rx_queues) + ", outside " +
@@ -641,6 +700,17 @@ void Appliance::setManualClock(uint64_t now_ns) noexcept {
 
 uint64_t Appliance::engineNowNs() const noexcept {
   return impl_->engineNow();
+}
+
+size_t Appliance::drainDrops(std::vector<DropRecord>* out) {
+  size_t n = 0;
+  DropRecord r;
+  for (auto& l : impl_->lcores)
+    while (l->drops.pop(&r)) {
+      out->push_back(r);
+      ++n;
+    }
+  return n;
 }
 
 const std::vector<std::string>& Appliance::warnings() const {

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -236,6 +237,60 @@ class HostBoard {
   std::string stalled_;
 };
 
+// The drop log: the denied packets the lcores recorded, the last kDropLogSize of them, numbered.
+// The main loop appends what it drains from the lcores' rings; control threads read.
+class DropLog {
+ public:
+  static constexpr size_t kDropLogSize = 4096;
+
+  void append(const std::vector<DropRecord>& records) {
+    std::lock_guard lock(mu_);
+    for (const DropRecord& r : records) {
+      control::DropEvent e;
+      e.seq = ++last_seq_;
+      e.time_ns = r.time_ns;
+      e.policy_version = r.policy_version;
+      e.ip = r.ip;
+      e.src = r.src;
+      e.dst = r.dst;
+      e.sport = r.sport;
+      e.dport = r.dport;
+      e.proto = r.proto;
+      e.port = r.port == 0 ? "inside" : "outside";
+      e.reason = static_cast<uint8_t>(r.reason);
+      e.deny_dir = r.deny_dir;
+      e.deny_iface = r.deny_iface;
+      e.acl_entry = r.acl_entry;
+      if (r.why != nullptr) e.why = r.why;
+      events_.push_back(std::move(e));
+      if (events_.size() > kDropLogSize) {
+        events_.pop_front();
+        ++overwritten_;
+      }
+    }
+  }
+  void setUnlogged(uint64_t n) {
+    std::lock_guard lock(mu_);
+    unlogged_ = n;
+  }
+  control::DropsPage page(uint64_t after, size_t limit) const {
+    control::DropsPage p;
+    std::lock_guard lock(mu_);
+    for (const control::DropEvent& e : events_)
+      if (e.seq > after && p.drops.size() < limit) p.drops.push_back(e);
+    p.unlogged = unlogged_;
+    p.overwritten = overwritten_;
+    return p;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<control::DropEvent> events_;
+  uint64_t last_seq_ = 0;
+  uint64_t unlogged_ = 0;
+  uint64_t overwritten_ = 0;
+};
+
 // The I/O side of a report, for /metrics and GET /v1/stats.
 control::HostIo hostIo(const Report& r) {
   control::HostIo io;
@@ -338,7 +393,8 @@ void reloadPolicy(const Options& options, Appliance& app, control::ControlServer
 std::unique_ptr<control::ControlServer> startControl(const Options& options, Appliance& app,
                                                      std::vector<rules::SourceText> sources,
                                                      const cpu_set_t& original_cpus,
-                                                     HostBoard& board, std::string* error) {
+                                                     HostBoard& board, DropLog& drops,
+                                                     std::string* error) {
   bool shared = false;
   const cpu_set_t cpus = controlCpus(original_cpus, app.lcores(), &shared);
   control::ServerOptions so;
@@ -363,6 +419,7 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
   hooks.lcore_rates = [&board] { return board.rates(); };
   hooks.io = [&app] { return hostIo(app.report()); };
   hooks.health = [&board] { return board.health(); };
+  hooks.drops = [&drops](uint64_t after, size_t limit) { return drops.page(after, limit); };
   hooks.on_publish = [&app](uint64_t version) {
     const rules::CompiledPolicyPtr p = app.engine().policy();
     std::printf("%s: control: published policy version %llu (%zu interface(s), %zu rule(s))%s\n",
@@ -477,9 +534,12 @@ int run(int argc, char** argv) {
     // Declared after the appliance so that it is destroyed (its threads joined) before the
     // engine it serves.
     HostBoard board(kStallSeconds);
+    DropLog drop_log;
+    std::vector<DropRecord> drained;
     std::unique_ptr<control::ControlServer> server;
     if (options.controlEnabled()) {
-      server = startControl(options, *app, std::move(sources), original_cpus, board, &error);
+      server =
+          startControl(options, *app, std::move(sources), original_cpus, board, drop_log, &error);
       if (!server) {
         std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
         app.reset();
@@ -527,6 +587,9 @@ int run(int argc, char** argv) {
         service.notify("READY=1");
       }
       service.tick(monotonicSeconds(), board);
+      // The lcores' drop rings, emptied every round (10 ms) so that they rarely fill.
+      drained.clear();
+      if (app->drainDrops(&drained) > 0) drop_log.append(drained);
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
       if (monotonicSeconds() >= next_rates) {
         // A replaced policy is freed once every lcore has passed a quiescent point; the lcores
@@ -534,6 +597,7 @@ int run(int argc, char** argv) {
         if (app->engine().reclaimRetiredPolicies() > 0) ::malloc_trim(0);
         Report now = app->report();
         board.update(rates_previous, now, monotonicSeconds());
+        drop_log.setUnlogged(now.io.drops_unlogged);
         rates_previous = std::move(now);
         next_rates += 1;
       }

@@ -14,6 +14,7 @@
 //   GET  /v1/stats             counters by reason, rule hits, table fill, rates
 //   GET  /metrics              the same in Prometheus text format
 //   PUT  /v1/timeouts          change idle timeouts: republishes the running policy with them
+//   GET  /v1/drops             recent denied packets after ?after=SEQ (poll with next_after)
 //   GET  /v1/health            200 {"status": "ok"} while the host says it forwards, else 503
 //   GET  /v1/version           version, commit, build type (and the host's DPDK version)
 #pragma once
@@ -82,6 +83,31 @@ struct HostIo {
   size_t mbufs_in_use = 0;    // in rings, lcores' hands and per-lcore caches
 };
 
+// One denied packet from the host's drop log (statewalld's lcores record them, rate-limited),
+// for GET /v1/drops.
+struct DropEvent {
+  uint64_t seq = 0;             // the host's running number, from 1
+  uint64_t time_ns = 0;         // the engine's clock when it was judged
+  uint64_t policy_version = 0;  // the policy that judged it (rule and ACL ids are its)
+  bool ip = false;
+  rules::IpAddr src{}, dst{};
+  uint16_t sport = 0, dport = 0;  // TCP/UDP ports; ICMP type and code
+  uint8_t proto = 0;
+  std::string port;                                        // received on: "inside" / "outside"
+  uint8_t reason = 0;                                      // dataplane::Reason
+  rules::Direction deny_dir = rules::Direction::kInbound;  // deny-sg
+  uint32_t deny_iface = 0xFFFF;                            // deny-sg: rules::IfaceId
+  uint32_t acl_entry = 0xFFFFFFFF;                         // deny-acl: rules::AclEntryId
+  std::string why;                                         // malformed, invalid: the detail
+};
+
+// The drop log after a cursor.
+struct DropsPage {
+  std::vector<DropEvent> drops;  // seq > after, oldest first
+  uint64_t unlogged = 0;         // denied packets never logged (rate limit, full rings)
+  uint64_t overwritten = 0;      // logged but pushed out of the log before being read
+};
+
 // The host's answer to GET /v1/health: ok, or what is wrong.
 struct HostHealth {
   bool ok = true;
@@ -102,6 +128,8 @@ struct HostHooks {
   std::function<void(const std::function<void()>& publish)> publish_guard;
   // The host's I/O counters (ports, mbufs). Without it /metrics has no port series.
   std::function<HostIo()> io;
+  // The drop log: events with seq > after, at most `limit`. Without it GET /v1/drops is 404.
+  std::function<DropsPage(uint64_t after, size_t limit)> drops;
   // Whether the host forwards (e.g. every forwarding lcore makes progress). Without it
   // GET /v1/health says ok while the API answers.
   std::function<HostHealth()> health;
