@@ -122,6 +122,7 @@ constexpr RouteInfo kRoutes[] = {
     {"/v1/policy", "GET, PUT"}, {"/v1/policy/check", "POST"}, {"/v1/connections", "GET, DELETE"},
     {"/v1/stats", "GET"},       {"/metrics", "GET"},          {"/v1/timeouts", "PUT"},
     {"/v1/health", "GET"},      {"/v1/version", "GET"},       {"/v1/drops", "GET"},
+    {"/healthz", "GET"},
 };
 
 Status rejectParams(const Target& t, std::initializer_list<std::string_view> allowed) {
@@ -906,7 +907,7 @@ ApiResponse route(const Ctx& c) {
     if (m == "PUT") return putTimeouts(c);
   } else if (path == "/v1/drops") {
     if (m == "GET") return getDrops(c);
-  } else if (path == "/v1/health") {
+  } else if (path == "/v1/health" || path == "/healthz") {  // /healthz: what probes expect
     if (m == "GET") return getHealth(c);
   } else if (path == "/v1/version") {
     if (m == "GET") return getVersion(c);

@@ -600,7 +600,9 @@ TEST_F(ApiTest, HealthFollowsTheHostAndVersionSaysWhatThisBuildIs) {
   ControlApi api(h_.engine(), hooks, o);
   ApiResponse r = api.handle({"GET", "/v1/health", "", ""});
   EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(api.handle({"GET", "/healthz", "", ""}).status, 200);
   health = {false, "lcore 1 made no progress for 6.0 s"};
+  EXPECT_EQ(api.handle({"GET", "/healthz", "", ""}).status, 503);
   r = api.handle({"GET", "/v1/health", "", ""});
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(json::parse(r.body)["status"], "unhealthy");

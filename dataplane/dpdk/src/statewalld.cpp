@@ -88,20 +88,36 @@ std::string g_program = "statewalld";
 // vfprintf and a fflush; a line may arrive in pieces, hence the line-start state.
 bool g_dpdk_line_start = true;
 
+// Called under the stream's lock, possibly from a forwarding lcore (a PMD reporting an error):
+// no allocation, a stack buffer written out as it fills.
 ssize_t writeDpdkLog(void*, const char* buf, size_t size) {
-  const std::string prefix = g_program + ": dpdk: ";
-  std::string out;
+  char out[512];
+  size_t used = 0;
+  auto flush = [&] {
+    size_t done = 0;
+    while (done < used) {
+      const ssize_t n = ::write(STDERR_FILENO, out + done, used - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    used = 0;
+  };
+  auto put = [&](char c) {
+    if (used == sizeof out) flush();
+    out[used++] = c;
+  };
   for (size_t i = 0; i < size; ++i) {
-    if (g_dpdk_line_start) out += prefix;
-    out.push_back(buf[i]);
+    if (g_dpdk_line_start) {
+      for (char c : g_program)
+        put(c);
+      for (char c : std::string_view(": dpdk: "))
+        put(c);
+    }
+    put(buf[i]);
     g_dpdk_line_start = buf[i] == '\n';
   }
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::write(STDERR_FILENO, out.data() + done, out.size() - done);
-    if (n <= 0 && errno != EINTR) break;
-    if (n > 0) done += static_cast<size_t>(n);
-  }
+  flush();
   return static_cast<ssize_t>(size);
 }
 
