@@ -14,6 +14,7 @@
 #include "json_body.hpp"
 #include "query.hpp"
 #include "snapshot.hpp"
+#include "statewall/build_info.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/rules/compiled.hpp"
 
@@ -120,6 +121,8 @@ struct RouteInfo {
 constexpr RouteInfo kRoutes[] = {
     {"/v1/policy", "GET, PUT"}, {"/v1/policy/check", "POST"}, {"/v1/connections", "GET, DELETE"},
     {"/v1/stats", "GET"},       {"/metrics", "GET"},          {"/v1/timeouts", "PUT"},
+    {"/v1/health", "GET"},      {"/v1/version", "GET"},       {"/v1/drops", "GET"},
+    {"/healthz", "GET"},
 };
 
 Status rejectParams(const Target& t, std::initializer_list<std::string_view> allowed) {
@@ -159,8 +162,13 @@ struct ControlApi::State {
 
   std::mutex publish_mu;  // serializes policy changes (held across compile and publish)
 
-  std::mutex record_mu;  // guards record
+  std::mutex record_mu;  // guards record and earlier_ids
   LoadRecord record;
+  // Ids (sorted) of the connections that were in the table when a policy with other rules was
+  // published: their opened_by numbers rules of an earlier policy. Taken just after the swap, so
+  // a connection opened in between is counted as earlier (its rule is not shown) rather than
+  // shown against the wrong rule.
+  std::shared_ptr<const std::vector<uint64_t>> earlier_ids;
 
   std::mutex rates_mu;  // guards samples
   std::optional<RateSample> prev, last;
@@ -168,6 +176,12 @@ struct ControlApi::State {
   // Requests that compile a policy: running now, and finished (published, rejected or failed).
   std::atomic<uint64_t> loads_running{0};
   std::atomic<uint64_t> loads_completed{0};
+
+  const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  double uptimeSeconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
 
   uint64_t nowNs() const {
     if (hooks.now_ns) return hooks.now_ns();
@@ -291,6 +305,16 @@ Checked checkDocuments(const std::vector<rules::SourceText>& docs) {
   return out;
 }
 
+// Notes which connections predate a policy whose rules differ from the one before (a timeout
+// change keeps the rules and their numbers). After the swap, under publish_mu.
+void noteEarlierConnections(const Ctx& c) {
+  auto ids = std::make_shared<std::vector<uint64_t>>();
+  c.engine.forEachConnection([&](const dataplane::ConnectionInfo& ci) { ids->push_back(ci.id); });
+  std::sort(ids->begin(), ids->end());
+  std::lock_guard lock(c.st.record_mu);
+  c.st.earlier_ids = std::move(ids);
+}
+
 uint64_t publishLocked(const Ctx& c, rules::CompiledPolicyPtr policy, LoadRecord record) {
   uint64_t version = 0;
   const std::function<void()> publish = [&] {
@@ -357,9 +381,12 @@ ApiResponse putPolicy(const Ctx& c, bool publish) {
     rec.origin = "api";
     rec.documents = std::move(docs);
     version = publishLocked(c, checked.policy, std::move(rec));
+    noteEarlierConnections(c);
   }
   if (c.st.hooks.on_publish) c.st.hooks.on_publish(version);
   j["version"] = version;
+  if (!c.st.options.runtime_change_warning.empty())
+    j["warning"] = c.st.options.runtime_change_warning;
   return jsonResponse(200, j);
 }
 
@@ -490,13 +517,16 @@ ApiResponse putTimeouts(const Ctx& c) {
     version = publishLocked(c, std::move(cr.policy), std::move(rec));
   }
   if (c.st.hooks.on_publish) c.st.hooks.on_publish(version);
-  return jsonResponse(200, {{"version", version}, {"timeouts", timeoutsJson(t)}});
+  json j = {{"version", version}, {"timeouts", timeoutsJson(t)}};
+  if (!c.st.options.runtime_change_warning.empty())
+    j["warning"] = c.st.options.runtime_change_warning;
+  return jsonResponse(200, j);
 }
 
 // ---- connections --------------------------------------------------------------------------------
 
 json connectionJson(const dataplane::ConnectionInfo& ci, const rules::CompiledPolicy* p,
-                    uint64_t now_ns) {
+                    uint64_t now_ns, const std::vector<uint64_t>* earlier_ids) {
   json j = {{"id", ci.id},
             {"proto", rules::protoName(ci.proto)},
             {"src", ci.orig_src.str()},
@@ -517,7 +547,10 @@ json connectionJson(const dataplane::ConnectionInfo& ci, const rules::CompiledPo
   // The rule id is that of the policy which opened the connection; its text is only shown while
   // the same policy runs (the current one may number its rules differently).
   if (ci.opened_by != rules::kNoRule) j["opened_by"] = ci.opened_by;
-  if (p && ci.opened_by != rules::kNoRule && ci.opened_by < p->ruleCount()) {
+  const bool earlier =
+      earlier_ids != nullptr && std::binary_search(earlier_ids->begin(), earlier_ids->end(), ci.id);
+  if (ci.opened_by != rules::kNoRule) j["opened_by_policy"] = earlier ? "earlier" : "running";
+  if (p && !earlier && ci.opened_by != rules::kNoRule && ci.opened_by < p->ruleCount()) {
     const rules::RuleInfo& r = p->rule(ci.opened_by);
     j["rule"] =
         fmt::format("{} {}[{}]: {}", r.group_name, rules::directionName(r.dir), r.index, r.text);
@@ -588,9 +621,14 @@ ApiResponse getConnections(const Ctx& c) {
 
   rules::CompiledPolicyPtr p = c.engine.policy();
   uint64_t now = c.st.nowNs();
+  std::shared_ptr<const std::vector<uint64_t>> earlier;
+  {
+    std::lock_guard lock(c.st.record_mu);
+    earlier = c.st.earlier_ids;
+  }
   json list = json::array();
   for (const auto& ci : rows)
-    list.push_back(connectionJson(ci, p.get(), now));
+    list.push_back(connectionJson(ci, p.get(), now, earlier.get()));
   json j = {{"connections", std::move(list)}, {"matched", matched}};
   if (beyond > rows.size() && !rows.empty())
     j["next_after"] = rows.back().id;
@@ -651,7 +689,29 @@ StatsSnapshot takeSnapshot(const Ctx& c) {
   if (c.st.hooks.lcore_rates) s.lcores = c.st.hooks.lcore_rates();
   s.loads_running = c.st.loads_running.load(std::memory_order_relaxed);
   s.loads_completed = c.st.loads_completed.load(std::memory_order_relaxed);
+  if (c.st.hooks.io) s.io = c.st.hooks.io();
+  s.uptime_seconds = c.st.uptimeSeconds();
+  s.dpdk_version = c.st.options.dpdk_version;
   return s;
+}
+
+json hostIoJson(const HostIo& io) {
+  json ports = json::array();
+  for (const PortIo& p : io.ports)
+    ports.push_back({{"role", p.role},
+                     {"name", p.name},
+                     {"rx_packets", p.rx_packets},
+                     {"rx_bytes", p.rx_bytes},
+                     {"tx_packets", p.tx_packets},
+                     {"tx_bytes", p.tx_bytes},
+                     {"rx_missed", p.rx_missed},
+                     {"rx_errors", p.rx_errors},
+                     {"tx_errors", p.tx_errors},
+                     {"rx_nombuf", p.rx_nombuf}});
+  return {{"ports", std::move(ports)},
+          {"tx_dropped", io.tx_dropped},
+          {"oversize", io.oversize},
+          {"mbufs", {{"capacity", io.mbufs_capacity}, {"in_use", io.mbufs_in_use}}}};
 }
 
 ApiResponse getStats(const Ctx& c) {
@@ -707,6 +767,8 @@ ApiResponse getStats(const Ctx& c) {
                       {"bytes_per_second", l.bytes_per_second}});
   j["lcores"] = std::move(lcores);
   j["policy_loads"] = {{"running", s.loads_running}, {"completed", s.loads_completed}};
+  j["uptime_s"] = s.uptime_seconds;
+  j["io"] = s.io ? hostIoJson(*s.io) : json(nullptr);
   return jsonResponse(200, j);
 }
 
@@ -717,6 +779,113 @@ ApiResponse getMetrics(const Ctx& c) {
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = renderMetrics(takeSnapshot(c));
   return r;
+}
+
+// ---- drops --------------------------------------------------------------------------------------
+
+constexpr size_t kMaxDropsPage = 1000;
+
+// What decided a denied packet, or the nearest thing to it: the interface and direction whose
+// groups have no allowing rule (deny-sg), the ACL entry (deny-acl), else the detail. Names are
+// looked up in the running policy only when it is the one that judged the packet.
+json dropRuleJson(const DropEvent& d, const rules::CompiledPolicy* p, uint64_t version) {
+  const bool same = p != nullptr && d.policy_version == version;
+  const auto reason = static_cast<dataplane::Reason>(d.reason);
+  if (reason == dataplane::Reason::kDenySg && d.deny_iface != rules::kNoIface) {
+    if (!same || d.deny_iface >= p->ifaceCount())
+      return fmt::format("no allowing rule (policy version {}, since replaced)", d.policy_version);
+    const rules::InterfaceInfo& f = p->iface(static_cast<rules::IfaceId>(d.deny_iface));
+    std::string groups;
+    for (const auto& g : f.group_names)
+      groups += (groups.empty() ? "" : ", ") + g;
+    return fmt::format("no {} rule of {} (groups {}) allows it", rules::directionName(d.deny_dir),
+                       f.name, groups);
+  }
+  if (reason == dataplane::Reason::kDenyAcl && d.acl_entry != rules::kNoAclEntry) {
+    if (!same || d.acl_entry >= p->aclEntryCount())
+      return fmt::format("ACL entry {} of policy version {}, since replaced", d.acl_entry,
+                         d.policy_version);
+    const rules::AclEntryInfo& e = p->aclEntry(static_cast<rules::AclEntryId>(d.acl_entry));
+    return fmt::format("{} {} rule {} {}: {}", e.acl_name, rules::directionName(e.dir),
+                       e.ruleNumberStr(), e.allow ? "allow" : "deny", e.text);
+  }
+  if (!d.why.empty()) return d.why;
+  return nullptr;
+}
+
+ApiResponse getDrops(const Ctx& c) {
+  if (!c.st.hooks.drops)
+    return errorResponse(404, "not found", "this host keeps no drop log (statewalld does)");
+  uint64_t after = 0;
+  size_t limit = 100;
+  for (const auto& [k, v] : c.target.params) {
+    if (k == "after") {
+      auto n = parseUnsigned(v, 0, UINT64_MAX);
+      if (!n) return errorResponse(400, "bad request", "after: expected a sequence number");
+      after = *n;
+    } else if (k == "limit") {
+      auto n = parseUnsigned(v, 1, kMaxDropsPage);
+      if (!n)
+        return errorResponse(400, "bad request",
+                             fmt::format("limit: expected 1..{}", kMaxDropsPage));
+      limit = *n;
+    } else {
+      return errorResponse(400, "bad request", "unknown query parameter: " + k);
+    }
+  }
+  const DropsPage page = c.st.hooks.drops(after, limit);
+  rules::CompiledPolicyPtr p = c.engine.policy();
+  const uint64_t version = c.engine.policyVersion();
+  const uint64_t now = c.st.nowNs();
+  json list = json::array();
+  for (const DropEvent& d : page.drops) {
+    json j = {
+        {"seq", d.seq},
+        {"age_s", d.time_ns < now ? static_cast<double>(now - d.time_ns) / 1e9 : 0.0},
+        {"port", d.port},
+        {"reason", dataplane::kReasonCodes[d.reason < dataplane::kReasonCount ? d.reason : 0]},
+        {"policy_version", d.policy_version}};
+    if (d.ip) {
+      j["proto"] = rules::protoName(d.proto);
+      j["src"] = d.src.str();
+      j["dst"] = d.dst.str();
+      if (isIcmp(d.proto)) {
+        j["icmp_type"] = d.sport;
+        j["icmp_code"] = d.dport;
+      } else if (rules::protoHasPorts(d.proto)) {
+        j["sport"] = d.sport;
+        j["dport"] = d.dport;
+      }
+    }
+    j["rule"] = dropRuleJson(d, p.get(), version);
+    list.push_back(std::move(j));
+  }
+  return jsonResponse(200, {{"drops", std::move(list)},
+                            {"next_after", page.drops.empty() ? after : page.drops.back().seq},
+                            {"unlogged", page.unlogged},
+                            {"overwritten", page.overwritten}});
+}
+
+ApiResponse getHealth(const Ctx& c) {
+  Status st = rejectParams(c.target, {});
+  if (!st.ok()) return errorResponse(400, "bad request", st.message());
+  HostHealth h;
+  if (c.st.hooks.health) h = c.st.hooks.health();
+  json j = {{"status", h.ok ? "ok" : "unhealthy"},
+            {"uptime_s", c.st.uptimeSeconds()},
+            {"policy_version", c.engine.policyVersion()}};
+  if (!h.detail.empty()) j["detail"] = h.detail;
+  return jsonResponse(h.ok ? 200 : 503, j);
+}
+
+ApiResponse getVersion(const Ctx& c) {
+  Status st = rejectParams(c.target, {});
+  if (!st.ok()) return errorResponse(400, "bad request", st.message());
+  json j = {
+      {"version", build::kVersion}, {"commit", build::kCommit}, {"build_type", build::kBuildType}};
+  j["dpdk_version"] =
+      c.st.options.dpdk_version.empty() ? json(nullptr) : json(c.st.options.dpdk_version);
+  return jsonResponse(200, j);
 }
 
 ApiResponse route(const Ctx& c) {
@@ -736,6 +905,12 @@ ApiResponse route(const Ctx& c) {
     if (m == "GET") return getMetrics(c);
   } else if (path == "/v1/timeouts") {
     if (m == "PUT") return putTimeouts(c);
+  } else if (path == "/v1/drops") {
+    if (m == "GET") return getDrops(c);
+  } else if (path == "/v1/health" || path == "/healthz") {  // /healthz: what probes expect
+    if (m == "GET") return getHealth(c);
+  } else if (path == "/v1/version") {
+    if (m == "GET") return getVersion(c);
   }
   for (const auto& r : kRoutes) {
     if (r.path == path) {

@@ -1,12 +1,56 @@
 #include <fmt/format.h>
 
 #include "snapshot.hpp"
+#include "statewall/build_info.hpp"
 
 namespace statewall::control {
 namespace {
 
 void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+// One counter series per port: {name}{port="inside",device="net_af_packet0"}.
+template <typename Get>
+void portSeries(std::string& out, const HostIo& io, std::string_view name, std::string_view help,
+                Get get) {
+  header(out, name, "counter", help);
+  for (const PortIo& p : io.ports)
+    fmt::format_to(std::back_inserter(out), "{}{{port=\"{}\",device=\"{}\"}} {}\n", name,
+                   promLabel(p.role), promLabel(p.name), get(p));
+}
+
+void renderIo(std::string& out, const HostIo& io) {
+  portSeries(out, io, "statewall_port_rx_packets_total", "Packets the device received.",
+             [](const PortIo& p) { return p.rx_packets; });
+  portSeries(out, io, "statewall_port_rx_bytes_total", "Bytes the device received.",
+             [](const PortIo& p) { return p.rx_bytes; });
+  portSeries(out, io, "statewall_port_tx_packets_total", "Packets the device sent.",
+             [](const PortIo& p) { return p.tx_packets; });
+  portSeries(out, io, "statewall_port_tx_bytes_total", "Bytes the device sent.",
+             [](const PortIo& p) { return p.tx_bytes; });
+  portSeries(out, io, "statewall_port_rx_missed_total",
+             "Packets the device dropped for want of a free rx descriptor (imissed).",
+             [](const PortIo& p) { return p.rx_missed; });
+  portSeries(out, io, "statewall_port_rx_errors_total", "Erroneous received packets (ierrors).",
+             [](const PortIo& p) { return p.rx_errors; });
+  portSeries(out, io, "statewall_port_tx_errors_total", "Failed transmissions (oerrors).",
+             [](const PortIo& p) { return p.tx_errors; });
+  portSeries(out, io, "statewall_port_rx_nombuf_total",
+             "Rx mbuf allocation failures: the mbuf pool ran dry (rx_nombuf).",
+             [](const PortIo& p) { return p.rx_nombuf; });
+  auto it = std::back_inserter(out);
+  header(out, "statewall_tx_dropped_total", "counter",
+         "Allowed packets dropped because the other port's tx queue stayed full.");
+  fmt::format_to(it, "statewall_tx_dropped_total {}\n", io.tx_dropped);
+  header(out, "statewall_oversize_total", "counter",
+         "Frames too long to judge as a whole, dropped (not a policy verdict).");
+  fmt::format_to(it, "statewall_oversize_total {}\n", io.oversize);
+  header(out, "statewall_mbufs_capacity", "gauge", "Mbufs in the pool.");
+  fmt::format_to(it, "statewall_mbufs_capacity {}\n", io.mbufs_capacity);
+  header(out, "statewall_mbufs_in_use", "gauge",
+         "Mbufs in rings, in the lcores' hands and in per-lcore caches.");
+  fmt::format_to(it, "statewall_mbufs_in_use {}\n", io.mbufs_in_use);
 }
 
 }  // namespace
@@ -105,6 +149,20 @@ std::string renderMetrics(const StatsSnapshot& s) {
       fmt::format_to(it, "statewall_lcore_bytes_per_second{{lcore=\"{}\"}} {:.3f}\n", l.lcore,
                      l.bytes_per_second);
   }
+  header(out, "statewall_connections_fill_ratio", "gauge",
+         "Live tracked connections / connection table capacity.");
+  fmt::format_to(
+      it, "statewall_connections_fill_ratio {:.6f}\n",
+      s.capacity ? static_cast<double>(s.connections) / static_cast<double>(s.capacity) : 0.0);
+  header(out, "statewall_uptime_seconds", "gauge", "Seconds since the control plane started.");
+  fmt::format_to(it, "statewall_uptime_seconds {:.3f}\n", s.uptime_seconds);
+  header(out, "statewall_build_info", "gauge", "What this build is; the value is always 1.");
+  fmt::format_to(it,
+                 "statewall_build_info{{version=\"{}\",commit=\"{}\",build_type=\"{}\","
+                 "dpdk_version=\"{}\"}} 1\n",
+                 promLabel(build::kVersion), promLabel(build::kCommit),
+                 promLabel(build::kBuildType), promLabel(s.dpdk_version));
+  if (s.io) renderIo(out, *s.io);
   return out;
 }
 

@@ -31,6 +31,9 @@ struct StatsSnapshot {
   std::vector<LcoreRate> lcores;
   uint64_t loads_running = 0;  // requests compiling a policy now
   uint64_t loads_completed = 0;
+  std::optional<HostIo> io;   // from the host, when it has an I/O side
+  double uptime_seconds = 0;  // since the API was made (statewalld: since startup)
+  std::string dpdk_version;
 };
 
 // Prometheus text exposition format 0.0.4.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -44,6 +45,8 @@ struct CtlOptions {
   uint64_t after = 0;
   bool has_after = false;
   bool all = false;
+
+  bool follow = false;  // drops
 
   std::vector<std::string> files;
   bool source = false;
@@ -168,6 +171,12 @@ std::string summaryLine(const json& s) {
 
 // ---- policy -------------------------------------------------------------------------------------
 
+// What the host says about a change made at run time (statewalld: not kept across a restart).
+void printRuntimeWarning(const json& j) {
+  if (j.contains("warning") && j["warning"].is_string())
+    fmt::print(stderr, "warning: {}\n", j["warning"].get<std::string>());
+}
+
 int policyPut(const CtlOptions& o, bool publish) {
   std::string body;
   std::string target = publish ? "/v1/policy" : "/v1/policy/check";
@@ -212,9 +221,10 @@ int policyPut(const CtlOptions& o, bool publish) {
                publish ? "policy rejected; the running policy stays" : "policy is invalid");
     return 1;
   }
-  if (publish)
+  if (publish) {
     fmt::print("policy loaded: version {} ({})\n", str(j, "version"), summaryLine(j["summary"]));
-  else
+    printRuntimeWarning(j);
+  } else
     fmt::print("policy is valid ({})\n", summaryLine(j["summary"]));
   return 0;
 }
@@ -323,6 +333,16 @@ std::string endpoint(const json& c, const char* addr, const char* port) {
   return a;
 }
 
+// The RULE column: the rule's text while the policy that opened the connection runs; after a
+// policy with other rules was loaded, its number belongs to that earlier policy.
+std::string connectionRule(const json& c) {
+  if (c.contains("rule")) return str(c, "rule");
+  if (!c.contains("opened_by")) return "-";
+  if (c.value("opened_by_policy", "") == "earlier")
+    return "rule " + str(c, "opened_by") + " of an earlier policy";
+  return str(c, "opened_by");
+}
+
 int connections(const CtlOptions& o) {
   control::ClientResponse res;
   if (!call(o, "GET", "/v1/connections" + filterQuery(o, true), "", "", &res)) return 2;
@@ -343,8 +363,7 @@ int connections(const CtlOptions& o) {
         (c.value("dst_side_tracked", false) ? "dst" : "");
     rows.push_back({str(c, "id"), proto, endpoint(c, "src", "sport"), endpoint(c, "dst", "dport"),
                     str(c, "state"), fmt::format("{:.0f}s", c.value("expires_in_s", 0.0)),
-                    tracked.empty() ? "-" : tracked,
-                    c.contains("rule") ? str(c, "rule") : str(c, "opened_by")});
+                    tracked.empty() ? "-" : tracked, connectionRule(c)});
   }
   printTable({"ID", "PROTO", "SOURCE", "DESTINATION", "STATE", "EXPIRES", "TRACKED", "RULE"}, rows);
   fmt::print("{} shown, {} matching\n", list.size(), str(j, "matched"));
@@ -371,6 +390,46 @@ int flush(const CtlOptions& o) {
 }
 
 // ---- stats --------------------------------------------------------------------------------------
+
+// Recent denied packets (GET /v1/drops); --follow keeps polling with the cursor, twice a second,
+// printing each new one as a line, until interrupted.
+int drops(const CtlOptions& o) {
+  uint64_t after = o.has_after ? o.after : 0;
+  const size_t limit = o.limit != 0 ? o.limit : 100;
+  while (true) {
+    control::ClientResponse res;
+    if (!call(o, "GET", fmt::format("/v1/drops?after={}&limit={}", after, limit), "", "", &res))
+      return 2;
+    if (res.status != 200) return reportError(res);
+    json j = parseBody(res);
+    const json& list = j.value("drops", json::array());
+    if (o.json) {
+      fmt::print("{}\n", o.follow ? j.dump() : dumpPretty(j));
+    } else {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& d : list) {
+        std::string proto = str(d, "proto");
+        if (d.contains("icmp_type"))
+          proto += fmt::format(" {}/{}", str(d, "icmp_type"), str(d, "icmp_code"));
+        rows.push_back({str(d, "seq"), str(d, "port"), proto, endpoint(d, "src", "sport"),
+                        endpoint(d, "dst", "dport"), str(d, "reason"), str(d, "rule")});
+      }
+      if (o.follow) {
+        // One line per packet as it comes: columns cannot be aligned ahead of time.
+        for (const auto& r : rows)
+          fmt::print("{} {} {} {} -> {} {}: {}\n", r[0], r[1], r[2], r[3], r[4], r[5], r[6]);
+      } else {
+        printTable({"SEQ", "PORT", "PROTO", "SOURCE", "DESTINATION", "REASON", "RULE"}, rows);
+        fmt::print("{} shown; {} denied packets not logged (rate limit), {} pushed out\n",
+                   list.size(), str(j, "unlogged"), str(j, "overwritten"));
+      }
+    }
+    std::fflush(stdout);
+    after = j.value("next_after", after);
+    if (!o.follow) return 0;
+    if (list.size() < limit) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
 
 int stats(const CtlOptions& o) {
   control::ClientResponse res;
@@ -460,6 +519,7 @@ int timeoutsSet(const CtlOptions& o) {
     return 0;
   }
   fmt::print("timeouts changed: policy version {}\n", str(j, "version"));
+  printRuntimeWarning(j);
   const json timeouts = j.value("timeouts", json::object());
   std::vector<std::vector<std::string>> rows = {{"profile", str(timeouts, "profile")}};
   for (const auto& k : timeoutKeys())
@@ -566,6 +626,15 @@ void addCtlCommand(CLI::App& app, int* exit_code) {
   fl->add_flag("--all", o->all, "remove every connection");
   fl->fallthrough();
   action(fl, exit_code, [o] { return flush(*o); });
+
+  CLI::App* dr = ctl->add_subcommand(
+      "drops", "recent denied packets: addresses, reason, deciding or nearest rule");
+  dr->add_flag("--follow,-f", o->follow, "keep printing new ones until interrupted");
+  dr->add_option("--limit", o->limit, "at most this many per request")->check(CLI::Range(1, 1000));
+  dr->add_option("--after", o->after, "only those after this sequence number")
+      ->each([o](const std::string&) { o->has_after = true; });
+  dr->fallthrough();
+  action(dr, exit_code, [o] { return drops(*o); });
 
   CLI::App* st = ctl->add_subcommand("stats", "counters by reason, rule hits, table fill, rates");
   st->fallthrough();

@@ -537,6 +537,142 @@ TEST_F(ApiTest, HostHooksFeedStatsAndSeePublishes) {
                    static_cast<double>(c["connections"][0]["expires_ns"].get<uint64_t>()) / 1e9);
 }
 
+// The host's I/O side (statewalld's ports and mbufs) in /metrics and /v1/stats, with build info
+// and uptime; a host without it has no port series.
+TEST_F(ApiTest, HostIoInMetricsAndStats) {
+  HostHooks hooks;
+  hooks.io = [] {
+    HostIo io;
+    io.ports.push_back({"inside", "net_af_packet0", 10, 1000, 20, 2000, 3, 4, 5, 6});
+    io.ports.push_back({"outside", "0000:03:00.0", 11, 1100, 21, 2100, 0, 0, 0, 0});
+    io.tx_dropped = 7;
+    io.oversize = 8;
+    io.mbufs_capacity = 4095;
+    io.mbufs_in_use = 1500;
+    return io;
+  };
+  ApiOptions o;
+  o.dpdk_version = "DPDK 22.11.4";
+  ControlApi api(h_.engine(), hooks, o);
+  const std::string m = api.handle({"GET", "/metrics", "", ""}).body;
+  for (const char* line : {
+           "# TYPE statewall_port_rx_packets_total counter\n",
+           "statewall_port_rx_packets_total{port=\"inside\",device=\"net_af_packet0\"} 10\n",
+           "statewall_port_rx_bytes_total{port=\"inside\",device=\"net_af_packet0\"} 1000\n",
+           "statewall_port_tx_packets_total{port=\"outside\",device=\"0000:03:00.0\"} 21\n",
+           "statewall_port_tx_bytes_total{port=\"outside\",device=\"0000:03:00.0\"} 2100\n",
+           "statewall_port_rx_missed_total{port=\"inside\",device=\"net_af_packet0\"} 3\n",
+           "statewall_port_rx_nombuf_total{port=\"inside\",device=\"net_af_packet0\"} 6\n",
+           "statewall_tx_dropped_total 7\n",
+           "statewall_oversize_total 8\n",
+           "statewall_mbufs_capacity 4095\n",
+           "statewall_mbufs_in_use 1500\n",
+           "# TYPE statewall_uptime_seconds gauge\n",
+           "# TYPE statewall_connections_fill_ratio gauge\n",
+           "dpdk_version=\"DPDK 22.11.4\"} 1\n",
+       })
+    EXPECT_NE(m.find(line), std::string::npos) << line << " missing from\n" << m;
+  EXPECT_NE(m.find("statewall_build_info{version=\"0."), std::string::npos) << m;
+  EXPECT_NE(m.find(",commit=\""), std::string::npos) << m;
+  const json j = json::parse(api.handle({"GET", "/v1/stats", "", ""}).body);
+  ASSERT_EQ(j["io"]["ports"].size(), 2u) << j.dump();
+  EXPECT_EQ(j["io"]["ports"][0]["rx_nombuf"], 6);
+  EXPECT_EQ(j["io"]["mbufs"]["in_use"], 1500);
+  EXPECT_GE(j["uptime_s"].get<double>(), 0.0);
+
+  // Without the hook: no port series, "io": null.
+  const std::string plain = api_.handle({"GET", "/metrics", "", ""}).body;
+  EXPECT_EQ(plain.find("statewall_port_rx_packets_total"), std::string::npos);
+  EXPECT_NE(plain.find("statewall_build_info{"), std::string::npos);
+  EXPECT_TRUE(json::parse(api_.handle({"GET", "/v1/stats", "", ""}).body)["io"].is_null());
+}
+
+TEST_F(ApiTest, HealthFollowsTheHostAndVersionSaysWhatThisBuildIs) {
+  json h = callJson("GET", "/v1/health", 200);
+  EXPECT_EQ(h["status"], "ok");
+  EXPECT_EQ(h["policy_version"], h_.engine().policyVersion());
+
+  HostHealth health;
+  HostHooks hooks;
+  hooks.health = [&health] { return health; };
+  ApiOptions o;
+  o.dpdk_version = "DPDK 22.11.4";
+  ControlApi api(h_.engine(), hooks, o);
+  ApiResponse r = api.handle({"GET", "/v1/health", "", ""});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(api.handle({"GET", "/healthz", "", ""}).status, 200);
+  health = {false, "lcore 1 made no progress for 6.0 s"};
+  EXPECT_EQ(api.handle({"GET", "/healthz", "", ""}).status, 503);
+  r = api.handle({"GET", "/v1/health", "", ""});
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(json::parse(r.body)["status"], "unhealthy");
+  EXPECT_EQ(json::parse(r.body)["detail"], "lcore 1 made no progress for 6.0 s");
+
+  const json v = json::parse(api.handle({"GET", "/v1/version", "", ""}).body);
+  EXPECT_EQ(v["version"].get<std::string>().rfind("0.", 0), 0u) << v.dump();
+  EXPECT_FALSE(v["commit"].get<std::string>().empty()) << v.dump();
+  EXPECT_TRUE(v["build_type"].is_string()) << v.dump();
+  EXPECT_EQ(v["dpdk_version"], "DPDK 22.11.4");
+  EXPECT_TRUE(callJson("GET", "/v1/version", 200)["dpdk_version"].is_null());
+  expectError("POST", "/v1/health", 405);
+  expectError("GET", "/v1/version?x=1", 400);
+}
+
+// GET /v1/drops: the host's drop log after a cursor, with the deciding or nearest rule named
+// while the policy that judged the packet runs.
+TEST_F(ApiTest, DropsFromTheHostsLog) {
+  EXPECT_EQ(call("GET", "/v1/drops").status, 404);  // a host without a drop log
+  const uint64_t version = h_.engine().policyVersion();
+  std::vector<DropEvent> log;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    DropEvent e;
+    e.seq = i;
+    e.policy_version = version;
+    e.ip = true;
+    e.src = *rules::IpAddr::parse("198.51.100.7");
+    e.dst = *rules::IpAddr::parse("10.0.1.10");
+    e.proto = 6;
+    e.sport = 40000;
+    e.dport = 22;
+    e.port = "outside";
+    e.reason = static_cast<uint8_t>(Reason::kDenySg);
+    e.deny_iface = 0;
+    log.push_back(e);
+  }
+  log[2].reason = static_cast<uint8_t>(Reason::kDenyInvalid);
+  log[2].why = "SYN with ACK";
+  HostHooks hooks;
+  hooks.drops = [&](uint64_t after, size_t limit) {
+    DropsPage p;
+    for (const DropEvent& e : log)
+      if (e.seq > after && p.drops.size() < limit) p.drops.push_back(e);
+    p.unlogged = 5;
+    return p;
+  };
+  ControlApi api(h_.engine(), hooks);
+  json j = json::parse(api.handle({"GET", "/v1/drops?limit=2", "", ""}).body);
+  ASSERT_EQ(j["drops"].size(), 2u) << j.dump();
+  EXPECT_EQ(j["next_after"], 2);
+  EXPECT_EQ(j["unlogged"], 5);
+  const json& d = j["drops"][0];
+  EXPECT_EQ(d["src"], "198.51.100.7");
+  EXPECT_EQ(d["dport"], 22);
+  EXPECT_EQ(d["proto"], "tcp");
+  EXPECT_EQ(d["reason"], "deny-sg");
+  EXPECT_EQ(d["port"], "outside");
+  EXPECT_EQ(d["rule"], "no inbound rule of web-1 (groups web) allows it") << d.dump();
+  j = json::parse(api.handle({"GET", "/v1/drops?after=2", "", ""}).body);
+  ASSERT_EQ(j["drops"].size(), 1u);
+  EXPECT_EQ(j["drops"][0]["rule"], "SYN with ACK");
+  // After a policy change the interface ids are another policy's: not named.
+  ASSERT_EQ(api.handle({"PUT", "/v1/policy", "", std::string(kPolicyB)}).status, 200);
+  j = json::parse(api.handle({"GET", "/v1/drops", "", ""}).body);
+  EXPECT_EQ(j["drops"][0]["rule"],
+            "no allowing rule (policy version " + std::to_string(version) + ", since replaced)");
+  EXPECT_EQ(api.handle({"GET", "/v1/drops?limit=0", "", ""}).status, 400);
+  EXPECT_EQ(api.handle({"GET", "/v1/drops?x=1", "", ""}).status, 400);
+}
+
 // JSON request bodies with a key twice are refused, naming the key (as the YAML loader refuses
 // duplicates), instead of silently keeping one of the values.
 TEST_F(ApiTest, DuplicateJsonKeysAreRejected) {

@@ -142,6 +142,31 @@ TEST_F(CtlTest, ConnectionsAndFlush) {
   EXPECT_EQ(h_.engine().connectionCount(), 0u);
 }
 
+// After a policy with other rules is loaded, a connection the earlier one opened shows that its
+// rule belongs to the earlier policy: never the text of the running policy's rule with the same
+// number, and never a bare number.
+TEST_F(CtlTest, ConnectionsOpenedByAnEarlierPolicySayItsRuleIsGone) {
+  h_.handshake("10.9.0.1", 40001, "10.0.1.10", 443);
+  CtlRun before = ctl("connections");
+  EXPECT_NE(before.out.find("web inbound[0]: tcp 443"), std::string::npos) << before.out;
+  ASSERT_EQ(ctl("policy load " + b_).exit_code, 0);
+  h_.handshake("10.9.0.1", 40002, "10.0.1.10", 8443);
+  CtlRun after = ctl("connections");
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_NE(after.out.find("rule 0 of an earlier policy"), std::string::npos) << after.out;
+  // The new connection's rule is the running policy's rule 0, shown once (for it alone).
+  const size_t first = after.out.find("tcp 8443");
+  EXPECT_NE(first, std::string::npos) << after.out;
+  EXPECT_EQ(after.out.find("tcp 8443", first + 1), std::string::npos) << after.out;
+  json j = json::parse(ctl("--json connections").out);
+  ASSERT_EQ(j["connections"].size(), 2u);
+  for (const json& c : j["connections"]) {
+    const bool old = c["sport"] == 40001;
+    EXPECT_EQ(c["opened_by_policy"], old ? "earlier" : "running") << c.dump();
+    EXPECT_EQ(c.contains("rule"), !old) << c.dump();
+  }
+}
+
 TEST_F(CtlTest, Stats) {
   h_.handshake("10.9.0.1", 40001, "10.0.1.10", 443);
   CtlRun st = ctl("stats");

@@ -204,6 +204,71 @@ TEST_F(ControlTest, CtlAndHttpAgainstTheRunningDaemon) {
   EXPECT_EQ(stats["lcores"][0]["lcore"], 1);
   EXPECT_GE(stats["lcores"][0]["packets_per_second"].get<double>(), 0.0);
 
+  // The I/O side in /metrics: the inside port (net_pcap0) received the whole trace.
+  {
+    control::ClientResponse r = get(unix_opts, "/metrics");
+    ASSERT_EQ(r.status, 200);
+    const std::string want =
+        "statewall_port_rx_packets_total{port=\"inside\",device=\"net_pcap0\"} " +
+        std::to_string(packets_) + "\n";
+    EXPECT_NE(r.body.find(want), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("statewall_port_tx_bytes_total{port=\"outside\",device=\"net_pcap1\"} "),
+              std::string::npos)
+        << r.body;
+    for (const char* name : {"statewall_mbufs_in_use ", "statewall_mbufs_capacity ",
+                             "statewall_tx_dropped_total ", "statewall_uptime_seconds ",
+                             "statewall_port_rx_nombuf_total{", "statewall_port_rx_missed_total{"})
+      EXPECT_NE(r.body.find(name), std::string::npos) << name << "\n" << r.body;
+    EXPECT_NE(r.body.find("dpdk_version=\"DPDK "), std::string::npos) << r.body;
+    const json health = json::parse(get(tcp_opts, "/v1/health").body);
+    EXPECT_EQ(health["status"], "ok") << health.dump();
+    const json version = json::parse(get(unix_opts, "/v1/version").body);
+    EXPECT_EQ(version["dpdk_version"].get<std::string>().rfind("DPDK ", 0), 0u) << version.dump();
+  }
+
+  // The drop log: the trace's denied packets with addresses, reason and the nearest rule.
+  {
+    json drops;
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < until) {
+      control::ClientResponse r = get(unix_opts, "/v1/drops?limit=1000");
+      ASSERT_EQ(r.status, 200) << r.body;
+      drops = json::parse(r.body);
+      if (!drops["drops"].empty()) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_FALSE(drops["drops"].empty()) << drops.dump();
+    const uint64_t denied = stats["packets"].get<uint64_t>() -
+                            stats["reasons"]["allow-rule"]["packets"].get<uint64_t>() -
+                            stats["reasons"]["allow-tracked"]["packets"].get<uint64_t>();
+    EXPECT_LE(drops["drops"].size(), denied);
+    bool sg = false;
+    for (const json& d : drops["drops"]) {
+      EXPECT_TRUE(d.contains("src") && d.contains("dst") && d.contains("reason")) << d.dump();
+      if (d["reason"] == "deny-sg" && d["dst"] == "10.0.1.10") {
+        sg = true;
+        EXPECT_EQ(d["rule"], "no inbound rule of web-1 (groups web) allows it") << d.dump();
+        EXPECT_EQ(d["port"], "inside") << d.dump();  // the trace is replayed on net_pcap0
+      }
+    }
+    EXPECT_TRUE(sg) << drops.dump();
+    // The cursor: nothing after the last one.
+    const json rest = json::parse(
+        get(unix_opts, "/v1/drops?after=" + std::to_string(drops["next_after"].get<uint64_t>()))
+            .body);
+    EXPECT_TRUE(rest["drops"].empty()) << rest.dump();
+    RunResult r = run({statewallPath(), "ctl", "--socket", socket_, "drops"}, dir_, "ctl-drops");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("deny-sg"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("no inbound rule of web-1"), std::string::npos) << r.out;
+    Process follow({statewallPath(), "ctl", "--socket", socket_, "drops", "--follow"},
+                   dir_ / "follow.out", dir_ / "follow.err");
+    EXPECT_TRUE(follow.waitForOutput("deny-sg: no inbound rule of web-1", 30s))
+        << follow.out() << follow.err();
+    follow.signal(SIGTERM);
+    follow.wait(10s);
+  }
+
   // TCP: the token is required.
   {
     control::ClientOptions no_token = tcp_opts;

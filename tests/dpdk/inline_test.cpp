@@ -120,8 +120,9 @@ class Topology {
        dir_);
   }
 
-  // Returns an empty string on success, else the failing command and its output.
-  std::string create() {
+  // Returns an empty string on success, else the failing command and its output. `mtu`: of all
+  // four veth ends (0: the default).
+  std::string create(unsigned mtu = 0) {
     const std::string off = " tx off rx off gso off gro off tso off";
     const std::vector<std::string> cmds = {
         "ip netns add " + client_ns,
@@ -150,7 +151,15 @@ class Topology {
         inNs(client_ns, "ip link set " + client_if + " up"),
         inNs(server_ns, "ip link set " + server_if + " up"),
     };
-    for (const std::string& c : cmds) {
+    std::vector<std::string> all = cmds;
+    if (mtu != 0) {
+      const std::string m = " mtu " + std::to_string(mtu);
+      all.insert(all.begin() + 6,
+                 {"ip link set " + client_host + m, "ip link set " + server_host + m,
+                  inNs(client_ns, "ip link set " + client_if + m),
+                  inNs(server_ns, "ip link set " + server_if + m)});
+    }
+    for (const std::string& c : all) {
       std::string out;
       if (sh(c + " 2>&1", dir_, &out) != 0) return c + ": " + out;
     }
@@ -279,6 +288,196 @@ TEST(InlineTest, ApplianceBetweenNamespaces) {
   EXPECT_EQ(c["io"]["tx_packets"].get<uint64_t>() + c["io"]["tx_dropped"].get<uint64_t>(),
             c["allowed"].get<uint64_t>());
   EXPECT_EQ(c["mbuf_pool"]["full"], true);
+}
+
+}  // namespace
+}  // namespace statewall::dpdk_test
+
+namespace statewall::dpdk_test {
+namespace {
+
+// One veth pair in the host namespace, removed in the destructor: two ports for statewalld
+// without any traffic.
+class VethPair {
+ public:
+  explicit VethPair(const TempDir& dir) : dir_(dir) {
+    const std::string id = std::to_string(getpid());
+    a = "swla" + id;
+    b = "swlb" + id;
+  }
+  ~VethPair() { sh("ip link del " + a + " 2>/dev/null; true", dir_); }
+  std::string create() {
+    for (const std::string& c : {"ip link add " + a + " type veth peer name " + b,
+                                 "ip link set " + a + " up", "ip link set " + b + " up"}) {
+      std::string out;
+      if (sh(c + " 2>&1", dir_, &out) != 0) return c + ": " + out;
+    }
+    return "";
+  }
+  std::string a, b;
+
+ private:
+  const TempDir& dir_;
+};
+
+std::vector<std::string> afPacketArgv(const std::string& tag, const std::string& inside_if,
+                                      const std::string& outside_if, const std::string& policy,
+                                      const std::vector<std::string>& app) {
+  std::vector<std::string> argv = {statewalldPath()};
+  for (const auto& a : ealArgs(1, tag))
+    argv.push_back(a);
+  argv.insert(argv.end(), {"--vdev=net_af_packet0,iface=" + inside_if,
+                           "--vdev=net_af_packet1,iface=" + outside_if, "--", "--policy", policy,
+                           "--inside", "net_af_packet0", "--outside", "net_af_packet1"});
+  argv.insert(argv.end(), app.begin(), app.end());
+  return argv;
+}
+
+// A second statewalld on the interfaces of a running one exits 2 naming the first one's pid
+// (both would otherwise forward every frame).
+TEST(InlineTest, SecondInstanceOnTheSameInterfacesIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (veth, af_packet)";
+  TempDir dir;
+  VethPair veth(dir);
+  ASSERT_EQ(veth.create(), "");
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  const std::string locks = dir / "locks";
+  Process first(
+      afPacketArgv("lock1", veth.a, veth.b, policy, {"--idle-sleep", "1000", "--lock-dir", locks}),
+      dir / "first.out", dir / "first.err");
+  ASSERT_TRUE(first.waitForOutput("statewalld: running", 60s)) << first.out() << first.err();
+
+  RunResult r =
+      run(afPacketArgv("lock2", veth.a, veth.b, policy, {"--lock-dir", locks}), dir, "second", 60s);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("interface " + veth.a + "): in use by another statewalld (pid " +
+                       std::to_string(first.pid()) + ")"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out.find("statewalld: running"), std::string::npos) << r.out;
+
+  first.signal(SIGTERM);
+  EXPECT_EQ(first.wait(60s), 0) << first.out() << first.err();
+  // Its locks died with it: the interfaces are free again.
+  Process again(
+      afPacketArgv("lock4", veth.a, veth.b, policy, {"--idle-sleep", "1000", "--lock-dir", locks}),
+      dir / "again.out", dir / "again.err");
+  EXPECT_TRUE(again.waitForOutput("statewalld: running", 60s)) << again.out() << again.err();
+  again.signal(SIGTERM);
+  EXPECT_EQ(again.wait(60s), 0) << again.out() << again.err();
+}
+
+// Jumbo frames: every link at MTU 9000, a 2 MB download through the appliance succeeds (its
+// 9000-byte frames used to arrive cut to af_packet's 2048-byte slots and be denied as malformed),
+// and statewalld says how it sized the rings.
+TEST(InlineTest, JumboFramesPassAtMtu9000) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  TempDir dir;
+  for (const char* tool : {"ip", "ethtool", "curl", "python3"})
+    ASSERT_TRUE(haveTool(tool, dir)) << tool << " is not installed";
+  Topology topo(dir);
+  ASSERT_EQ(topo.create(9000), "") << "network setup failed";
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  const std::string www = dir / "www";
+  std::filesystem::create_directories(www);
+  std::string blob(2 * 1024 * 1024, '\0');
+  for (size_t i = 0; i < blob.size(); ++i)
+    blob[i] = static_cast<char>('a' + (i * 7919 + i / 4096) % 26);
+  writeText(www + "/blob.bin", blob);
+
+  const std::string counters = dir / "counters.json";
+  Process app(afPacketArgv(
+                  "jumbo", topo.server_host, topo.client_host, policy,
+                  {"--idle-sleep", "20", "--counters-file", counters, "--lock-dir", dir / "locks"}),
+              dir / "statewalld.out", dir / "statewalld.err");
+  ASSERT_TRUE(app.waitForOutput("statewalld: running", 60s)) << app.out() << app.err();
+  EXPECT_NE(app.out().find("interface " + topo.server_host + " has MTU 9000: receiving into"),
+            std::string::npos)
+      << app.out();
+  EXPECT_EQ(app.err().find("warning"), std::string::npos) << app.err();
+
+  Process http({"/bin/sh", "-c",
+                "exec " + Topology::inNs(topo.server_ns,
+                                         "python3 -u -m http.server 80 --bind "
+                                         "10.99.0.2 --directory " +
+                                             www)},
+               dir / "http.out", dir / "http.err");
+  ASSERT_TRUE(http.waitForOutput("Serving HTTP", 30s)) << http.err();
+  const std::string got = dir / "got.bin";
+  std::string out;
+  EXPECT_EQ(sh(Topology::inNs(topo.client_ns,
+                              "curl -s -S -m 60 -o " + got + " http://10.99.0.2/blob.bin"),
+               dir, &out),
+            0)
+      << out;
+  EXPECT_TRUE(readText(got) == blob)
+      << "the download differs (" << readText(got).size() << " bytes)";
+
+  app.signal(SIGTERM);
+  ASSERT_EQ(app.wait(60s), 0) << app.out() << app.err();
+  const nlohmann::json c = nlohmann::json::parse(readText(counters));
+  EXPECT_EQ(c["reasons"]["deny-malformed"]["packets"], 0) << c.dump();
+  EXPECT_EQ(c["io"]["oversize"], 0) << c.dump();
+  EXPECT_EQ(c["mbuf_pool"]["full"], true);
+}
+
+// Frames longer than the af_packet slots (the operator fixed framesz= below the MTU): a startup
+// warning, and the cut-short frames are counted as oversize, never as a policy denial.
+TEST(InlineTest, FramesCutShortAreOversizeNotMalformed) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  TempDir dir;
+  Topology topo(dir);
+  ASSERT_EQ(topo.create(9000), "") << "network setup failed";
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  std::vector<std::string> argv = afPacketArgv(
+      "cut", topo.server_host, topo.client_host, policy,
+      {"--idle-sleep", "20", "--counters-file", dir / "counters.json", "--lock-dir", dir / "l"});
+  for (std::string& a : argv)
+    if (a.rfind("--vdev=", 0) == 0) a += ",framesz=2048";
+  Process app(argv, dir / "statewalld.out", dir / "statewalld.err");
+  ASSERT_TRUE(app.waitForOutput("statewalld: running", 60s)) << app.out() << app.err();
+  EXPECT_NE(
+      app.err().find("warning: inside port net_af_packet0 (port 0): interface " + topo.server_host +
+                     " has MTU 9000 but the port receives frames of at "
+                     "most"),
+      std::string::npos)
+      << app.err();
+  // A 5000-byte ping: one frame over the slot (ICMP to 10.99.0.3 is allowed by the policy).
+  std::string out;
+  sh(Topology::inNs(topo.client_ns, "ping -n -c 2 -W 1 -s 5000 -M do 10.99.0.3"), dir, &out);
+  app.signal(SIGTERM);
+  ASSERT_EQ(app.wait(60s), 0) << app.out() << app.err();
+  const nlohmann::json c = nlohmann::json::parse(readText(dir / "counters.json"));
+  EXPECT_GE(c["io"]["oversize"].get<uint64_t>(), 2u) << c.dump();
+  EXPECT_EQ(c["reasons"]["deny-malformed"]["packets"], 0) << c.dump();
+}
+
+// A mistyped interface: the last line, the one an operator reads, names the missing interface
+// (not only "no DPDK port 'net_af_packet0'", the consequence).
+TEST(InlineTest, AMistypedInterfaceIsTheHeadline) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (af_packet)";
+  TempDir dir;
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  const std::string typo = "swtypo" + std::to_string(getpid());
+  RunResult r = run(afPacketArgv("typo", typo, "lo", policy, {"--lock-dir", dir / "locks"}), dir,
+                    "typo", 60s);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  // DPDK's own lines (af_packet's SIOCGIFINDEX failure) carry statewalld's prefix too.
+  EXPECT_NE(r.err.find("statewalld: dpdk: "), std::string::npos) << r.err;
+  std::string last = r.err;
+  while (!last.empty() && last.back() == '\n')
+    last.pop_back();
+  last = last.substr(last.rfind('\n') + 1);
+  EXPECT_EQ(
+      last.rfind("statewalld: inside port net_af_packet0: no such network interface '" + typo +
+                     "' (--vdev=net_af_packet0,iface=" + typo + "); this network namespace has: lo",
+                 0),
+      0u)
+      << r.err;
 }
 
 }  // namespace

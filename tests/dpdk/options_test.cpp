@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "dpdk_test_util.hpp"
+#include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/options.hpp"
+#include "statewall/dpdk/port_lock.hpp"
 #include "statewall/dpdk/report.hpp"
 
 namespace statewall::dpdk {
@@ -236,6 +238,148 @@ Report sampleReport() {
   r.pool = {8191, 8191};
   r.pool_checked = true;
   return r;
+}
+
+TEST(PortLockTest, NamesComeFromThePciAddressOrTheKernelInterface) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(portLockNames("pci", "0000:03:00.0", ""), V{"pci-0000:03:00.0"});
+  EXPECT_EQ(portLockNames("vdev", "net_af_packet0", "iface=veth1,qpairs=2"), V{"iface-veth1"});
+  EXPECT_EQ(portLockNames("vdev", "net_af_xdp0", "qpairs=1,iface=ens5"), V{"iface-ens5"});
+  // net_pcap on one interface both ways: one lock.
+  EXPECT_EQ(portLockNames("vdev", "net_pcap0", "rx_iface=eth1,tx_iface=eth1"), V{"iface-eth1"});
+  EXPECT_EQ(portLockNames("vdev", "net_pcap0", "rx_iface_in=a,tx_iface=b"),
+            (V{"iface-a", "iface-b"}));
+  // Files, rings, null devices: nothing shared, no lock.
+  EXPECT_EQ(portLockNames("vdev", "net_pcap0", "rx_pcap=/tmp/a.pcap,tx_pcap=/tmp/b.pcap"), V{});
+  EXPECT_EQ(portLockNames("vdev", "net_null0", ""), V{});
+  // Never a path out of the lock directory.
+  EXPECT_EQ(portLockNames("vdev", "net_af_packet0", "iface=../x"), V{"iface-.._x"});
+}
+
+TEST(PortLockTest, ASecondHolderIsRefusedWithTheFirstOnesPid) {
+  TempDir dir;
+  const std::string locks = dir / "locks";  // created on demand
+  PortLock first;
+  std::string error;
+  ASSERT_TRUE(first.acquire(locks, "iface-veth1", &error)) << error;
+  EXPECT_EQ(first.path(), locks + "/iface-veth1.lock");
+  EXPECT_EQ(dpdk_test::readText(first.path()), std::to_string(getpid()) + "\n");
+  // flock belongs to the open file: a second open in this process conflicts like another
+  // process would.
+  PortLock second;
+  EXPECT_FALSE(second.acquire(locks, "iface-veth1", &error));
+  EXPECT_NE(error.find("in use by another statewalld (pid " + std::to_string(getpid()) + ")"),
+            std::string::npos)
+      << error;
+  PortLock other;
+  EXPECT_TRUE(other.acquire(locks, "iface-veth2", &error)) << error;
+  // Released with its holder.
+  first = PortLock();
+  EXPECT_TRUE(second.acquire(locks, "iface-veth1", &error)) << error;
+  // A lock directory that cannot be made is named.
+  PortLock bad;
+  EXPECT_FALSE(bad.acquire(dir / "no/such/dir", "iface-x", &error));
+  EXPECT_NE(error.find("no/such/dir"), std::string::npos) << error;
+}
+
+TEST(MtuTest, AfPacketSlotsFollowTheInterfaceMtu) {
+  EXPECT_EQ(afPacketFrameSize(1500, 4096), 2048u);
+  EXPECT_EQ(afPacketFrameSize(9000, 4096), 12288u);
+  auto mtuOf = [](const std::string& iface) {
+    return iface == "big" ? 9000 : iface == "std" ? 1500 : -1;
+  };
+  std::vector<std::string> notes;
+  const std::vector<std::string> in = {"statewalld",
+                                       "--vdev=net_af_packet0,iface=big",
+                                       "--vdev",
+                                       "net_af_packet1,iface=std",
+                                       "--vdev=net_af_packet2,iface=big,framesz=4096",
+                                       "--vdev=net_pcap0,iface=big",
+                                       "-l",
+                                       "0,1"};
+  std::vector<std::string> out = sizeAfPacketVdevs(in, 0, mtuOf, 4096, &notes);
+  EXPECT_EQ(out[1], "--vdev=net_af_packet0,iface=big,framesz=12288,blocksz=12288");
+  EXPECT_EQ(out[3], "net_af_packet1,iface=std");  // 1500 fits the default
+  EXPECT_EQ(out[4], in[4]);                       // the operator chose
+  EXPECT_EQ(out[5], in[5]);                       // not af_packet
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("interface big has MTU 9000"), std::string::npos) << notes[0];
+  // --mtu applies to every af_packet port without framesz.
+  notes.clear();
+  out = sizeAfPacketVdevs(in, 4000, mtuOf, 4096, &notes);
+  EXPECT_EQ(out[3], "net_af_packet1,iface=std,framesz=8192,blocksz=8192");
+}
+
+TEST(MtuTest, FrameCutShort) {
+  // Ethernet + IPv4 header claiming 100 bytes of IP.
+  std::vector<uint8_t> f(14 + 20, 0);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  f[14 + 2] = 0;
+  f[14 + 3] = 100;
+  EXPECT_TRUE(frameCutShort(f.data(), static_cast<uint32_t>(f.size())));
+  f.resize(14 + 100);
+  EXPECT_FALSE(frameCutShort(f.data(), static_cast<uint32_t>(f.size())));
+  // IPv6 behind a VLAN tag: payload 60 + header 40.
+  std::vector<uint8_t> v(14 + 4 + 40, 0);
+  v[12] = 0x81;
+  v[16] = 0x86;
+  v[17] = 0xdd;
+  v[18 + 5] = 60;
+  EXPECT_TRUE(frameCutShort(v.data(), static_cast<uint32_t>(v.size())));
+  v.resize(18 + 100);
+  EXPECT_FALSE(frameCutShort(v.data(), static_cast<uint32_t>(v.size())));
+  // ARP and runts are never "cut short".
+  std::vector<uint8_t> arp(42, 0);
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  EXPECT_FALSE(frameCutShort(arp.data(), 42));
+  EXPECT_FALSE(frameCutShort(arp.data(), 10));
+}
+
+// --config FILE: the same options as YAML; the command line overrides the file; relative paths
+// are the file's; unknown keys and bad values are named with their line.
+TEST_F(OptionsTest, ConfigFile) {
+  const std::string cfg = dir_ / "statewalld.yaml";
+  dpdk_test::writeText(cfg,
+                       "policy: [p.yaml, q.yaml]\ninside: net_af_packet0\noutside: "
+                       "net_af_packet1\nlcores: 2\ntable-size: 1000\npass-non-ip: true\n"
+                       "mtu: 9000\n");
+  ParseResult r = parse({"--config", cfg, "--lcores", "3"});
+  ASSERT_TRUE(r.options) << r.message;
+  EXPECT_EQ(r.options->policies, (std::vector<std::string>{policy_, policy2_}));
+  EXPECT_EQ(r.options->inside, "net_af_packet0");
+  EXPECT_EQ(r.options->lcores, 3u);
+  EXPECT_EQ(r.options->table_size, 1000u);
+  EXPECT_TRUE(r.options->pass_non_ip);
+  EXPECT_EQ(r.options->mtu, 9000u);
+  EXPECT_EQ(r.options->config_file, cfg);
+  // A policy on the command line replaces the file's list.
+  r = parse({"--config=" + cfg, "--policy", policy2_});
+  ASSERT_TRUE(r.options) << r.message;
+  EXPECT_EQ(r.options->policies, std::vector<std::string>{policy2_});
+
+  struct Case {
+    std::string text, expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"inside: 0\noutside: 1\npolicy: p.yaml\nlcore: 2\n",
+            "statewalld.yaml:4: unknown option 'lcore'"},
+           {"inside: 0\noutside: 1\npolicy: p.yaml\nburst: 0\n", "--burst"},
+           {"inside: [0\n", "statewalld.yaml:2:"},
+           {"inside: 0\noutside: 1\npolicy: p.yaml\npass-non-ip: maybe\n",
+            "expected true or false"},
+           {"- a\n", "expected a mapping"},
+       }) {
+    dpdk_test::writeText(cfg, c.text);
+    r = parse({"--config", cfg});
+    EXPECT_FALSE(r.options) << c.text;
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.message.find(c.expect), std::string::npos) << c.text << " -> " << r.message;
+  }
+  r = parse({"--config", dir_ / "missing.yaml"});
+  EXPECT_FALSE(r.options);
+  EXPECT_NE(r.message.find("missing.yaml"), std::string::npos) << r.message;
 }
 
 TEST(ReportTest, Sums) {

@@ -17,7 +17,11 @@
 #include <new>
 
 #include "port.hpp"
+#include "spsc_ring.hpp"
 #include "statewall/dataplane/engine.hpp"
+#include "statewall/dataplane/packet.hpp"
+#include "statewall/dpdk/mtu.hpp"
+#include "statewall/dpdk/port_lock.hpp"
 
 namespace statewall::dpdk {
 namespace {
@@ -34,6 +38,11 @@ constexpr uint32_t kScratchSlot = 16 * 1024;
 constexpr size_t kIdleSweepBuckets = 64;
 constexpr uint64_t kIdleSweepPeriodNs = 100'000;
 constexpr unsigned kMempoolCache = 256;
+// Denied packets each lcore records for `statewall ctl drops`, at most this many per second (the
+// rest are counted as unlogged); the ring holds more than the main loop lets pile up between two
+// drains (every 10 ms).
+constexpr unsigned kDropRecordsPerSecond = 200;
+constexpr uint32_t kDropRingSize = 256;
 constexpr uint64_t kNsPerSec = 1'000'000'000;
 // Connection table memory per unit of --table-size (IPv4 entry and index plus a quarter IPv6
 // entry), measured on the engine of this version (about 114 bytes); only for the up-front check.
@@ -70,6 +79,8 @@ struct RxUnit {
   uint16_t port;
   uint16_t queue;
   uint16_t tx_port;
+  uint32_t rx_frame_max;  // frames this long may be cut short (PortSetup::rx_frame_max)
+  uint8_t port_role;      // 0 inside, 1 outside
 };
 
 }  // namespace
@@ -84,9 +95,17 @@ struct LcoreState {
   std::unique_ptr<dataplane::Engine::Worker> worker;
   LcoreCounters counters;
   alignas(64) std::atomic<bool> idle{false};
+  // Denied packets for the drop log: filled by this lcore (rate-limited), drained by the main
+  // lcore. The limiter's window and budget are this lcore's alone.
+  SpscRing<DropRecord, kDropRingSize> drops;
+  uint64_t drop_window_ns = 0;
+  unsigned drop_budget = 0;
 };
 
 struct Appliance::Impl {
+  std::vector<std::string> warnings;
+  // Released last (members are destroyed in reverse order): after the ports are closed.
+  std::vector<PortLock> locks;
   Options options;
   rules::CompiledPolicyPtr policy;
   std::unique_ptr<dataplane::Engine> engine;
@@ -122,6 +141,49 @@ struct Appliance::Impl {
 
 namespace {
 
+// Records the denied packets of a burst for the drop log, at most kDropRecordsPerSecond per
+// lcore; called only when the burst has some, before they are freed.
+void recordDrops(Appliance::Impl& app, LcoreState& me, const RxUnit& u, const PacketRef* refs,
+                 const Verdict* verdicts, unsigned k, uint64_t now_ns) {
+  if (now_ns - me.drop_window_ns >= kNsPerSec) {
+    me.drop_window_ns = now_ns;
+    me.drop_budget = kDropRecordsPerSecond;
+  }
+  uint64_t unlogged = 0;
+  const uint64_t version = app.engine->policyVersion();
+  for (unsigned i = 0; i < k; ++i) {
+    const Verdict& v = verdicts[i];
+    if (v.allowed()) continue;
+    if (me.drop_budget == 0) {
+      ++unlogged;
+      continue;
+    }
+    --me.drop_budget;
+    dataplane::ParsedPacket p;
+    dataplane::parsePacket(refs[i].data, refs[i].len, dataplane::LinkType::kEthernet, &p);
+    DropRecord r;
+    r.time_ns = now_ns;
+    r.policy_version = version;
+    r.ip = p.l3 == dataplane::L3::kIpv4 || p.l3 == dataplane::L3::kIpv6;
+    if (r.ip) {
+      r.src = p.src;
+      r.dst = p.dst;
+      r.proto = p.proto;
+      const bool icmp = p.proto == rules::kProtoIcmp || p.proto == rules::kProtoIcmpV6;
+      r.sport = icmp ? p.icmp_type : p.sport;
+      r.dport = icmp ? p.icmp_code : p.dport;
+    }
+    r.port = u.port_role;
+    r.reason = v.reason;
+    r.deny_dir = v.deny_dir;
+    r.deny_iface = v.deny_iface;
+    r.acl_entry = v.acl_entry;
+    r.why = v.why != nullptr ? v.why : p.malformed_why;
+    if (!me.drops.push(r)) ++unlogged;
+  }
+  if (unlogged > 0) LcoreCounters::add(me.counters.drops_unlogged, unlogged);
+}
+
 // Receives one burst from `u`, decides it and forwards what is allowed. *engine_ns is the
 // worker's last engine time, kept monotonic.
 void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& worker,
@@ -146,8 +208,18 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
     rte_mbuf* m = rx[i];
     rte_prefetch0(rte_pktmbuf_mtod(m, const void*));
     rx_bytes += m->pkt_len;
-    if (m->nb_segs == 1) {
+    if (m->nb_segs == 1 && m->pkt_len < u.rx_frame_max) {
       refs[k] = {rte_pktmbuf_mtod(m, const uint8_t*), m->data_len};
+    } else if (m->nb_segs == 1) {
+      // As long as the device's slots: maybe cut short (a jumbo frame into a smaller slot).
+      // Dropped as oversize then, never judged: the engine would call it malformed.
+      const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+      if (frameCutShort(f, m->data_len)) {
+        rte_pktmbuf_free(m);
+        ++oversize;
+        continue;
+      }
+      refs[k] = {f, m->data_len};
     } else if (m->pkt_len <= kScratchSlot) {
       const void* p = rte_pktmbuf_read(m, 0, m->pkt_len, me.scratch.data() + k * kScratchSlot);
       refs[k] = {static_cast<const uint8_t*>(p), m->pkt_len};
@@ -175,7 +247,10 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
       drop[ndrop++] = pkts[i];
     }
   }
-  if (ndrop > 0) rte_pktmbuf_free_bulk(drop, ndrop);
+  if (ndrop > 0) {
+    recordDrops(app, me, u, refs, verdicts, k, now_ns);
+    rte_pktmbuf_free_bulk(drop, ndrop);
+  }
 
   unsigned sent = 0, retries = 0;
   if (ntx > 0) {
@@ -373,16 +448,20 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   }
 
   uint16_t ids[2];
-  if (!resolvePort(options.inside, &ids[0], error)) return nullptr;
-  if (!resolvePort(options.outside, &ids[1], error)) return nullptr;
+  if (!resolvePort(options.inside, "inside", &ids[0], error)) return nullptr;
+  if (!resolvePort(options.outside, "outside", &ids[1], error)) return nullptr;
   if (ids[0] == ids[1]) {
     *error = "--inside and --outside name the same port (" + std::to_string(ids[0]) + ")";
     return nullptr;
   }
   const char* roles[2] = {"inside", "outside"};
+  for (int i = 0; i < 2; ++i)
+    if (!lockPort(ids[i], roles[i], options.lock_dir, &a.locks, error)) return nullptr;
   for (int i = 0; i < 2; ++i) {
-    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, &a.ports[i], error))
+    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, options.mtu,
+                       &a.ports[i], error))
       return nullptr;
+    if (!a.ports[i].warning.empty()) a.warnings.push_back(a.ports[i].warning);
     a.ports_configured[i] = true;
   }
 
@@ -398,7 +477,8 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   unsigned k = 0;
   for (int p = 0; p < 2; ++p)
     for (uint16_t q = 0; q < a.ports[p].rx_queues; ++q, ++k)
-      a.lcores[k % n]->units.push_back({a.ports[p].port_id, q, a.ports[1 - p].port_id});
+      a.lcores[k % n]->units.push_back({a.ports[p].port_id, q, a.ports[1 - p].port_id,
+                                        a.ports[p].rx_frame_max, static_cast<uint8_t>(p)});
   if (k < n) {
     *error = "--lcores " + std::to_string(n) + " but the ports have only " + std::to_string(k) +
              " rx queues together (inside " + std::to_string(a.ports[0].rx_queues) + ", outside " +
@@ -423,12 +503,20 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
     return nullptr;
   }
   const int socket = a.ports[0].socket;
+  // Larger mbufs when a port receives whole jumbo frames into one (af_packet slots, or a device
+  // that cannot chain mbufs).
+  const uint32_t data_room =
+      std::max<uint32_t>({RTE_MBUF_DEFAULT_BUF_SIZE, a.ports[0].data_room, a.ports[1].data_room});
+  if (data_room > UINT16_MAX) {
+    *error = "the ports need " + std::to_string(data_room) +
+             "-byte mbufs, more than an mbuf holds (65535): lower framesz= or --mtu";
+    return nullptr;
+  }
   a.pool = rte_pktmbuf_pool_create("statewall_mbufs", static_cast<unsigned>(count), kMempoolCache,
-                                   0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+                                   0, static_cast<uint16_t>(data_room), socket);
   if (a.pool == nullptr) {
     const int err = rte_errno;
-    const double bytes =
-        static_cast<double>(count) * (sizeof(rte_mbuf) + RTE_MBUF_DEFAULT_BUF_SIZE + 64);
+    const double bytes = static_cast<double>(count) * (sizeof(rte_mbuf) + data_room + 64);
     rte_malloc_socket_stats st{};
     rte_malloc_get_socket_stats(socket, &st);
     *error = "cannot create the mbuf pool: " + std::to_string(count) + " mbufs (about " +
@@ -593,6 +681,10 @@ Report Appliance::report() const {
   if (a.closed) {
     r.pool = a.pool_report;
     r.pool_checked = true;
+  } else {
+    // While it runs: the count includes the lcores' caches, read without stopping them.
+    r.pool.size = a.pool->size;
+    r.pool.available = rte_mempool_avail_count(a.pool);
   }
   return r;
 }
@@ -608,6 +700,21 @@ void Appliance::setManualClock(uint64_t now_ns) noexcept {
 
 uint64_t Appliance::engineNowNs() const noexcept {
   return impl_->engineNow();
+}
+
+size_t Appliance::drainDrops(std::vector<DropRecord>* out) {
+  size_t n = 0;
+  DropRecord r;
+  for (auto& l : impl_->lcores)
+    while (l->drops.pop(&r)) {
+      out->push_back(r);
+      ++n;
+    }
+  return n;
+}
+
+const std::vector<std::string>& Appliance::warnings() const {
+  return impl_->warnings;
 }
 
 std::vector<unsigned> Appliance::lcores() const {

@@ -2,19 +2,92 @@
 
 #include <arpa/inet.h>
 
+#include <yaml-cpp/yaml.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 #include "statewall/dataplane/engine.hpp"
+#include "statewall/rules/files.hpp"
 
 namespace statewall::dpdk {
 namespace {
 
+constexpr size_t kMaxConfigBytes = 1 << 20;
+
+// True when `args` give option `name` ("--name" or "--name=...").
+bool given(const std::vector<std::string>& args, const std::string& name) {
+  for (const std::string& a : args)
+    if (a == name || a.rfind(name + "=", 0) == 0) return true;
+  return false;
+}
+
+// The options of a --config file as arguments, for the keys the command line does not give
+// (flags override the file). Keys are the long option names without "--"; a list repeats the
+// option (policy: [a.yaml, b.yaml]); true/false for flags. Relative policy, token and counters
+// paths are taken from the file's directory. Empty on success, else what is wrong and where.
+std::string configArgs(const std::string& path, const CLI::App& app,
+                       const std::vector<std::string>& command_line,
+                       std::vector<std::string>* out) {
+  std::string error;
+  std::optional<std::string> text = rules::readFileCapped(path, kMaxConfigBytes, &error);
+  if (!text) return path + ": " + error;
+  YAML::Node root;
+  try {
+    root = YAML::Load(*text);
+  } catch (const YAML::Exception& e) {
+    return path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+           ": " + e.msg;
+  }
+  if (root.IsNull()) return "";
+  if (!root.IsMap()) return path + ": expected a mapping of option names to values";
+  const std::filesystem::path base = std::filesystem::path(path).parent_path();
+  auto where = [&](const YAML::Node& n) { return path + ":" + std::to_string(n.Mark().line + 1); };
+  for (const auto& kv : root) {
+    if (!kv.first.IsScalar()) return where(kv.first) + ": expected an option name";
+    const std::string key = kv.first.Scalar();
+    const std::string flag = "--" + key;
+    const CLI::Option* opt = key == "config" ? nullptr : app.get_option_no_throw(flag);
+    if (opt == nullptr)
+      return where(kv.first) + ": unknown option '" + key + "' (the long options of --help, " +
+             "without the dashes)";
+    if (given(command_line, flag)) continue;
+    std::vector<YAML::Node> values;
+    if (kv.second.IsSequence()) {
+      for (const auto& v : kv.second)
+        values.push_back(v);
+    } else {
+      values.push_back(kv.second);
+    }
+    for (const YAML::Node& v : values) {
+      if (!v.IsScalar()) return where(v) + ": " + key + ": expected a value or a list of values";
+      std::string value = v.Scalar();
+      if (opt->get_items_expected_max() == 0) {  // a flag
+        if (value == "true")
+          out->push_back(flag);
+        else if (value != "false")
+          return where(v) + ": " + key + ": expected true or false";
+        continue;
+      }
+      const bool is_path = key == "policy" || key == "control-token-file" ||
+                           key == "counters-file" || key == "control-socket" || key == "lock-dir";
+      if (is_path && !value.empty() && value[0] != '/' && !base.empty())
+        value = (base / value).string();
+      out->push_back(flag);
+      out->push_back(value);
+    }
+  }
+  return "";
+}
+
 void define(CLI::App& app, Options& o) {
+  app.add_option("--config", o.config_file,
+                 "read options from this YAML file (keys: the long options without --); "
+                 "options on the command line override it");
   app.add_option("--policy", o.policies, "policy file (YAML or AWS JSON); repeat to merge several")
       ->required()
       ->check(CLI::ExistingFile);
@@ -57,7 +130,14 @@ void define(CLI::App& app, Options& o) {
   app.add_option("--exit-when-idle", o.exit_when_idle_ms,
                  "stop once no lcore received a packet for MS milliseconds (finite inputs)")
       ->check(CLI::Range(1u, 86400000u));
+  app.add_option("--mtu", o.mtu,
+                 "port MTU (jumbo frames); default: af_packet ports follow their interface's MTU, "
+                 "others keep the device's default")
+      ->check(CLI::Range(68u, 65000u));
   app.add_option("--counters-file", o.counters_file, "write the final counters as JSON to FILE");
+  app.add_option("--lock-dir", o.lock_dir,
+                 "directory of the per-interface lock files that keep a second statewalld off "
+                 "the same interfaces (default /run/statewall)");
   app.add_option("--control-socket", o.control_socket,
                  "serve the control API (statewall ctl) on this Unix socket (mode 0600)");
   app.add_option("--control-listen", o.control_listen,
@@ -117,9 +197,26 @@ ParseResult parseOptions(int argc, const char* const* argv) {
   const std::string program = argc > 0 && argv[0] != nullptr ? argv[0] : "statewalld";
   CLI::App app{"statewalld: stateful security-group firewall between two DPDK ports", program};
   define(app, o);
-  std::vector<std::string> args;
-  for (int i = argc - 1; i >= 1; --i)
-    args.emplace_back(argv[i]);  // CLI11 wants them reversed
+  std::vector<std::string> args(argv + std::min(argc, 1), argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string file;
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      file = args[i + 1];
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      file = args[i].substr(9);
+    } else {
+      continue;
+    }
+    std::vector<std::string> from_file;
+    if (std::string err = configArgs(file, app, args, &from_file); !err.empty()) {
+      r.exit_code = 2;
+      r.message = program + ": --config " + err;
+      return r;
+    }
+    args.insert(args.begin(), from_file.begin(), from_file.end());
+    break;
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 wants them reversed
   try {
     app.parse(args);
   } catch (const CLI::CallForHelp&) {

@@ -1,10 +1,16 @@
 #include "port.hpp"
 
+#include <net/if.h>
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
 
 #include <charconv>
 #include <cstring>
+
+#include "statewall/dpdk/mtu.hpp"
 
 namespace statewall::dpdk {
 namespace {
@@ -36,7 +42,32 @@ std::string portLabel(const PortSetup& s) {
   return s.name + " (port " + std::to_string(s.port_id) + ")";
 }
 
-bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error) {
+// Why a --vdev named `name` gave no port: an interface its arguments name does not exist, or
+// (empty) nothing we can tell beyond DPDK's own messages.
+std::string vdevFailure(const std::string& name) {
+  const rte_devargs* da;
+  RTE_EAL_DEVARGS_FOREACH("vdev", da) {
+    if (name != da->name) continue;
+    const std::string args = da->args != nullptr ? da->args : "";
+    const std::string given = "--vdev=" + name + (args.empty() ? "" : "," + args);
+    for (const std::string& iface : vdevInterfaces(args)) {
+      if (if_nametoindex(iface.c_str()) != 0) continue;
+      std::string known;
+      if (struct if_nameindex* list = if_nameindex(); list != nullptr) {
+        for (struct if_nameindex* i = list; i->if_index != 0; ++i)
+          known += (known.empty() ? "" : ", ") + std::string(i->if_name);
+        if_freenameindex(list);
+      }
+      return "no such network interface '" + iface + "' (" + given +
+             "); this network namespace has: " + (known.empty() ? "none" : known);
+    }
+    return "the device of " + given + " did not start; DPDK's messages above say why";
+  }
+  return "";
+}
+
+bool resolvePort(const std::string& spec, const std::string& role, uint16_t* port_id,
+                 std::string* error) {
   unsigned value = 0;
   const char* end = spec.data() + spec.size();
   auto [ptr, ec] = std::from_chars(spec.data(), end, value);
@@ -55,14 +86,44 @@ bool resolvePort(const std::string& spec, uint16_t* port_id, std::string* error)
     if (rte_eth_dev_get_name_by_port(p, name) != 0) continue;
     known += (known.empty() ? "" : ", ") + std::to_string(p) + " = " + name;
   }
-  *error = "no DPDK port '" + spec + "'; available ports: " +
+  if (std::string why = vdevFailure(spec); !why.empty()) {
+    *error = role + " port " + spec + ": " + why;
+    return false;
+  }
+  *error = "no DPDK port '" + spec + "' for --" + role + "; available ports: " +
            (known.empty() ? std::string("none (bind a NIC to a DPDK driver, or add --vdev=...)")
                           : known);
   return false;
 }
 
+bool lockPort(uint16_t port_id, const std::string& role, const std::string& lock_dir,
+              std::vector<PortLock>* locks, std::string* error) {
+  rte_eth_dev_info info;
+  if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0 || info.device == nullptr)
+    return true;  // configurePort() reports an unreadable device
+  const rte_bus* bus = rte_dev_bus(info.device);
+  const rte_devargs* da = rte_dev_devargs(info.device);
+  const std::string device = rte_dev_name(info.device) != nullptr ? rte_dev_name(info.device) : "";
+  const std::string args = da != nullptr && da->args != nullptr ? da->args : "";
+  for (const std::string& name :
+       portLockNames(bus != nullptr ? rte_bus_name(bus) : "", device, args)) {
+    PortLock lock;
+    std::string why;
+    if (!lock.acquire(lock_dir, name, &why)) {
+      char port_name[RTE_ETH_NAME_MAX_LEN] = {};
+      rte_eth_dev_get_name_by_port(port_id, port_name);
+      const std::string what =
+          name.rfind("iface-", 0) == 0 ? "interface " + name.substr(6) : device;
+      *error = role + " port " + port_name + " (" + what + "): " + why;
+      return false;
+    }
+    locks->push_back(std::move(lock));
+  }
+  return true;
+}
+
 bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, uint16_t rx_desc,
-                   uint16_t tx_desc, PortSetup* setup, std::string* error) {
+                   uint16_t tx_desc, uint32_t mtu, PortSetup* setup, std::string* error) {
   PortSetup s;
   s.role = role;
   s.port_id = port_id;
@@ -109,6 +170,44 @@ bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, u
       info.tx_offload_capa & (RTE_ETH_TX_OFFLOAD_MULTI_SEGS | RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE);
   conf.txmode.offloads = s.tx_offloads;
 
+  // Frame sizes. af_packet: the slot size is a device argument (statewalld sized it for the
+  // interface MTU unless given); the rx mbufs must hold a whole slot. Others: --mtu sets the
+  // port MTU, received into chained mbufs when the device can, else into larger ones.
+  if (driver == "net_af_packet") {
+    const rte_devargs* da = info.device != nullptr ? rte_dev_devargs(info.device) : nullptr;
+    const std::string args = da != nullptr && da->args != nullptr ? da->args : "";
+    uint32_t frame = kAfPacketDefaultFrameSize;
+    if (const std::string v = vdevArg(args, "framesz"); !v.empty())
+      frame = static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 10));
+    s.rx_frame_max = frame > kAfPacketSlotOverhead ? frame - kAfPacketSlotOverhead : 0;
+    s.data_room = frame + RTE_PKTMBUF_HEADROOM;
+    const std::string iface = vdevArg(args, "iface");
+    const int link_mtu = interfaceMtu(iface);
+    if (link_mtu > 0 && static_cast<uint32_t>(link_mtu) + kFrameOverhead > s.rx_frame_max)
+      s.warning = role + " port " + portLabel(s) + ": interface " + iface + " has MTU " +
+                  std::to_string(link_mtu) + " but the port receives frames of at most " +
+                  std::to_string(s.rx_frame_max) + " bytes (framesz=" + std::to_string(frame) +
+                  "): longer frames arrive cut short and are dropped, counted as oversize; "
+                  "raise framesz= in --vdev or lower the interface MTU";
+  } else if (mtu != 0) {
+    if (mtu > info.max_mtu || mtu < info.min_mtu) {
+      *error = role + " port " + portLabel(s) + ": --mtu " + std::to_string(mtu) +
+               " is outside what the device allows (" + std::to_string(info.min_mtu) + ".." +
+               std::to_string(info.max_mtu) + ")";
+      return false;
+    }
+    conf.rxmode.mtu = mtu;
+    const uint32_t frame = mtu + kFrameOverhead;
+    if (frame > RTE_MBUF_DEFAULT_DATAROOM) {
+      if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) {
+        s.rx_offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+      } else {
+        s.data_room = frame + RTE_PKTMBUF_HEADROOM;
+      }
+    }
+    conf.rxmode.offloads = s.rx_offloads;
+  }
+
   if (int rc = rte_eth_dev_configure(port_id, s.rx_queues, s.tx_queues, &conf); rc != 0) {
     *error = role + " port " + portLabel(s) + ": cannot configure " + std::to_string(s.rx_queues) +
              " rx / " + std::to_string(s.tx_queues) + " tx queues: " + errnoText(rc);
@@ -135,6 +234,7 @@ bool setupQueues(const PortSetup& s, rte_mempool* pool, std::string* error) {
   }
   for (uint16_t q = 0; q < s.rx_queues; ++q) {
     rte_eth_rxconf rxconf = info.default_rxconf;
+    rxconf.offloads = s.rx_offloads;
     if (int rc = rte_eth_rx_queue_setup(s.port_id, q, s.rx_desc, static_cast<unsigned>(s.socket),
                                         &rxconf, pool);
         rc != 0) {

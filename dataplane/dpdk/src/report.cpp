@@ -53,6 +53,7 @@ IoCounters IoCounters::snapshot(const LcoreCounters& c, unsigned lcore_id) {
   s.oversize = ld(c.oversize);
   s.sweeps = ld(c.sweeps);
   s.busy_ns = ld(c.busy_ns);
+  s.drops_unlogged = ld(c.drops_unlogged);
   return s;
 }
 
@@ -83,6 +84,7 @@ IoCounters& IoCounters::operator+=(const IoCounters& o) {
   denied += o.denied;
   linearised += o.linearised;
   oversize += o.oversize;
+  drops_unlogged += o.drops_unlogged;
   sweeps += o.sweeps;
   busy_ns += o.busy_ns;
   return *this;

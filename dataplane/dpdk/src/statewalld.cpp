@@ -5,13 +5,20 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_version.h>
 #include <sched.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -19,9 +26,15 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+#ifdef STATEWALL_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #include "statewall/control/server.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dpdk/appliance.hpp"
+#include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/options.hpp"
 #include "statewall/dpdk/report.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -31,6 +44,23 @@ namespace statewall::dpdk {
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
+volatile std::sig_atomic_t g_reload = 0;  // SIGHUP: reload the policy files
+
+// What a change through the control API is told (and the log says): statewalld starts from its
+// policy files, so a change made at run time lasts until the next restart. (A state file that
+// overrode the files at start would make the files lie about what runs; the files stay the one
+// source, and SIGHUP reloads them.)
+constexpr const char* kRuntimeChangeWarning =
+    "this change is not kept across a restart: statewalld starts from its policy files; put it "
+    "in them (SIGHUP reloads them)";
+// Set while the main loop reloads the files on SIGHUP, so that the publication it makes is not
+// logged as a runtime change.
+std::atomic<bool> g_reloading{false};
+
+// A forwarding lcore whose progress counters stand still this long is reported stuck
+// (GET /v1/health answers 503). Its loop sweeps at least every millisecond or so even when idle
+// (--idle-sleep is at most 1 s), so this is far beyond any healthy pause.
+constexpr double kStallSeconds = 5;
 
 void onSignal(int sig) {
   g_signal = sig;
@@ -43,9 +73,59 @@ void installSignalHandlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup;
+  std::memset(&hup, 0, sizeof hup);
+  hup.sa_handler = [](int) { g_reload = 1; };
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
 }
 
+// The prefix of every line statewalld writes, its own and DPDK's: the program's file name.
 std::string g_program = "statewalld";
+
+// DPDK's log lines ("EAL: ...", "rte_pmd_init_internals(): ...") get the same prefix, with
+// "dpdk: " after it, so that every line says who wrote it. DPDK writes each message with one
+// vfprintf and a fflush; a line may arrive in pieces, hence the line-start state.
+bool g_dpdk_line_start = true;
+
+// Called under the stream's lock, possibly from a forwarding lcore (a PMD reporting an error):
+// no allocation, a stack buffer written out as it fills.
+ssize_t writeDpdkLog(void*, const char* buf, size_t size) {
+  char out[512];
+  size_t used = 0;
+  auto flush = [&] {
+    size_t done = 0;
+    while (done < used) {
+      const ssize_t n = ::write(STDERR_FILENO, out + done, used - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    used = 0;
+  };
+  auto put = [&](char c) {
+    if (used == sizeof out) flush();
+    out[used++] = c;
+  };
+  for (size_t i = 0; i < size; ++i) {
+    if (g_dpdk_line_start) {
+      for (char c : g_program)
+        put(c);
+      for (char c : std::string_view(": dpdk: "))
+        put(c);
+    }
+    put(buf[i]);
+    g_dpdk_line_start = buf[i] == '\n';
+  }
+  flush();
+  return static_cast<ssize_t>(size);
+}
+
+void prefixDpdkLog() {
+  cookie_io_functions_t io{};
+  io.write = writeDpdkLog;
+  if (FILE* f = fopencookie(nullptr, "w", io); f != nullptr) rte_openlog_stream(f);
+}
 
 void printAppUsage(const char* program) {
   std::fputs(("\n" + usage(program != nullptr ? program : "statewalld")).c_str(), stdout);
@@ -122,32 +202,215 @@ std::string cpuList(const cpu_set_t& set) {
   return out;
 }
 
-// The per-lcore receive rates the control API reports: written once a second by the main loop,
-// read by control threads.
-class LcoreRateBoard {
+// What the main loop measures once a second for the control API and the service manager:
+// per-lcore receive rates and whether every forwarding lcore makes progress (a non-empty burst
+// or an idle sweep: each loop round does one or the other within kIdleSweepPeriodNs, so a
+// counter that stops moving means a stuck lcore). Written by the main loop, read by control
+// threads.
+class HostBoard {
  public:
-  void update(const Report& previous, const Report& now) {
+  explicit HostBoard(double stall_seconds) : stall_seconds_(stall_seconds) {}
+
+  void update(const Report& previous, const Report& now, double now_s) {
     std::vector<control::LcoreRate> rates;
     for (const LcoreRxRate& r : lcoreRxRates(previous, now))
       rates.push_back({r.lcore, r.packets_per_second, r.bytes_per_second});
     std::lock_guard lock(mu_);
     rates_ = std::move(rates);
+    progress_.resize(now.lcores.size(), {0, now_s});
+    stalled_.clear();
+    for (size_t i = 0; i < now.lcores.size(); ++i) {
+      const uint64_t marker = now.lcores[i].rx_bursts + now.lcores[i].sweeps;
+      if (marker != progress_[i].marker) progress_[i] = {marker, now_s};
+      const double quiet = now_s - progress_[i].at;
+      if (quiet > stall_seconds_) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "%slcore %u made no progress for %.1f s",
+                      stalled_.empty() ? "" : "; ", now.lcores[i].lcore, quiet);
+        stalled_ += buf;
+      }
+    }
   }
-  std::vector<control::LcoreRate> get() const {
+  std::vector<control::LcoreRate> rates() const {
     std::lock_guard lock(mu_);
     return rates_;
+  }
+  // Every forwarding lcore progressed within the stall limit (as of the last update).
+  control::HostHealth health() const {
+    std::lock_guard lock(mu_);
+    return {stalled_.empty(), stalled_};
+  }
+
+ private:
+  struct Progress {
+    uint64_t marker;
+    double at;  // when the marker last moved
+  };
+  const double stall_seconds_;
+  mutable std::mutex mu_;
+  std::vector<control::LcoreRate> rates_;
+  std::vector<Progress> progress_;
+  std::string stalled_;
+};
+
+// The drop log: the denied packets the lcores recorded, the last kDropLogSize of them, numbered.
+// The main loop appends what it drains from the lcores' rings; control threads read.
+class DropLog {
+ public:
+  static constexpr size_t kDropLogSize = 4096;
+
+  void append(const std::vector<DropRecord>& records) {
+    std::lock_guard lock(mu_);
+    for (const DropRecord& r : records) {
+      control::DropEvent e;
+      e.seq = ++last_seq_;
+      e.time_ns = r.time_ns;
+      e.policy_version = r.policy_version;
+      e.ip = r.ip;
+      e.src = r.src;
+      e.dst = r.dst;
+      e.sport = r.sport;
+      e.dport = r.dport;
+      e.proto = r.proto;
+      e.port = r.port == 0 ? "inside" : "outside";
+      e.reason = static_cast<uint8_t>(r.reason);
+      e.deny_dir = r.deny_dir;
+      e.deny_iface = r.deny_iface;
+      e.acl_entry = r.acl_entry;
+      if (r.why != nullptr) e.why = r.why;
+      events_.push_back(std::move(e));
+      if (events_.size() > kDropLogSize) {
+        events_.pop_front();
+        ++overwritten_;
+      }
+    }
+  }
+  void setUnlogged(uint64_t n) {
+    std::lock_guard lock(mu_);
+    unlogged_ = n;
+  }
+  control::DropsPage page(uint64_t after, size_t limit) const {
+    control::DropsPage p;
+    std::lock_guard lock(mu_);
+    for (const control::DropEvent& e : events_)
+      if (e.seq > after && p.drops.size() < limit) p.drops.push_back(e);
+    p.unlogged = unlogged_;
+    p.overwritten = overwritten_;
+    return p;
   }
 
  private:
   mutable std::mutex mu_;
-  std::vector<control::LcoreRate> rates_;
+  std::deque<control::DropEvent> events_;
+  uint64_t last_seq_ = 0;
+  uint64_t unlogged_ = 0;
+  uint64_t overwritten_ = 0;
 };
+
+// The I/O side of a report, for /metrics and GET /v1/stats.
+control::HostIo hostIo(const Report& r) {
+  control::HostIo io;
+  for (const PortReport& p : r.ports)
+    io.ports.push_back({p.role, p.name, p.ipackets, p.ibytes, p.opackets, p.obytes, p.imissed,
+                        p.ierrors, p.oerrors, p.rx_nombuf});
+  io.tx_dropped = r.io.tx_dropped;
+  io.oversize = r.io.oversize;
+  io.mbufs_capacity = r.pool.size;
+  io.mbufs_in_use = r.pool.size - std::min(r.pool.size, r.pool.available);
+  return io;
+}
+
+// The service manager (systemd, Type=notify): READY=1 once the ports are up and the lcores
+// forward, WATCHDOG=1 from the main lcore at half the watchdog period, but only while every
+// forwarding lcore makes progress (HostBoard), STOPPING=1 on the way out. Without a
+// NOTIFY_SOCKET in the environment every call is a no-op.
+class ServiceManager {
+ public:
+  ServiceManager() {
+#ifdef STATEWALL_HAVE_SYSTEMD
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
+      watchdog_period_s_ = static_cast<double>(usec) / 2e6;
+#else
+    if (std::getenv("NOTIFY_SOCKET") != nullptr)
+      std::fprintf(stderr,
+                   "%s: warning: a service manager asks for notifications (NOTIFY_SOCKET), but "
+                   "this statewalld was built without libsystemd: no readiness or watchdog "
+                   "(a Type=notify unit will time out; rebuild with libsystemd-dev or use "
+                   "Type=simple)\n",
+                   g_program.c_str());
+#endif
+  }
+  void notify(const std::string& state) {
+#ifdef STATEWALL_HAVE_SYSTEMD
+    sd_notify(0, state.c_str());
+#else
+    (void)state;
+#endif
+  }
+  // Called by the main loop: the watchdog keep-alive when it is due and the lcores progress.
+  void tick(double now_s, const HostBoard& board) {
+    if (watchdog_period_s_ <= 0 || now_s < next_watchdog_s_) return;
+    next_watchdog_s_ = now_s + watchdog_period_s_;
+    const control::HostHealth health = board.health();
+    if (health.ok) {
+      notify("WATCHDOG=1");
+      withheld_ = false;
+    } else if (!withheld_) {
+      withheld_ = true;
+      std::fprintf(stderr, "%s: withholding the watchdog keep-alive: %s\n", g_program.c_str(),
+                   health.detail.c_str());
+    }
+  }
+
+ private:
+  double watchdog_period_s_ = 0;
+  double next_watchdog_s_ = 0;
+  bool withheld_ = false;
+};
+
+// SIGHUP: loads the policy files again and publishes them (through the control API when it
+// runs, so that GET /v1/policy shows the files). A file that does not load keeps the running
+// policy; either way the log says what happened.
+void reloadPolicy(const Options& options, Appliance& app, control::ControlServer* server) {
+  std::printf("%s: SIGHUP: reloading the policy files\n", g_program.c_str());
+  std::fflush(stdout);
+  std::vector<rules::SourceText> sources;
+  rules::CompiledPolicyPtr policy = loadPolicy(options.policies, &sources);
+  if (!policy) {
+    std::fprintf(stderr,
+                 "%s: SIGHUP: the policy files did not load (see above); the running policy "
+                 "(version %llu) stays\n",
+                 g_program.c_str(), static_cast<unsigned long long>(app.engine().policyVersion()));
+    return;
+  }
+  g_reloading = true;
+  if (server != nullptr && !sources.empty()) {
+    nlohmann::json bundle = {{"documents", nlohmann::json::array()}};
+    for (const rules::SourceText& d : sources)
+      bundle["documents"].push_back({{"name", d.name}, {"text", d.text}});
+    const control::ApiResponse r = server->api().handle(
+        {"PUT", "/v1/policy", std::string(control::kBundleContentType),
+         bundle.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+    if (r.status != 200)
+      std::fprintf(stderr, "%s: SIGHUP: the policy was not published: %s\n", g_program.c_str(),
+                   r.body.c_str());
+  } else {
+    app.engine().publish(policy);
+  }
+  g_reloading = false;
+  std::printf("%s: SIGHUP: running policy version %llu (%zu interface(s), %zu rule(s))\n",
+              g_program.c_str(), static_cast<unsigned long long>(app.engine().policyVersion()),
+              app.engine().policy()->ifaceCount(), app.engine().policy()->ruleCount());
+  std::fflush(stdout);
+}
 
 // Builds and starts the control server, or returns null with *error set.
 std::unique_ptr<control::ControlServer> startControl(const Options& options, Appliance& app,
                                                      std::vector<rules::SourceText> sources,
                                                      const cpu_set_t& original_cpus,
-                                                     LcoreRateBoard& rates, std::string* error) {
+                                                     HostBoard& board, DropLog& drops,
+                                                     std::string* error) {
   bool shared = false;
   const cpu_set_t cpus = controlCpus(original_cpus, app.lcores(), &shared);
   control::ServerOptions so;
@@ -159,6 +422,8 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
     std::fprintf(stderr, "%s: warning: %s\n", g_program.c_str(), w.c_str());
   };
   so.api.initial_sources = std::move(sources);
+  so.api.dpdk_version = rte_version();
+  so.api.runtime_change_warning = kRuntimeChangeWarning;
   // Threads inherit the main lcore's affinity; move them off every forwarding lcore's CPU.
   so.thread_init = [cpus] {
     if (int rc = pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus); rc != 0)
@@ -167,12 +432,16 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
   };
   control::HostHooks hooks;
   hooks.now_ns = [&app] { return app.engineNowNs(); };
-  hooks.lcore_rates = [&rates] { return rates.get(); };
+  hooks.lcore_rates = [&board] { return board.rates(); };
+  hooks.io = [&app] { return hostIo(app.report()); };
+  hooks.health = [&board] { return board.health(); };
+  hooks.drops = [&drops](uint64_t after, size_t limit) { return drops.page(after, limit); };
   hooks.on_publish = [&app](uint64_t version) {
     const rules::CompiledPolicyPtr p = app.engine().policy();
-    std::printf("%s: control: published policy version %llu (%zu interface(s), %zu rule(s))\n",
+    std::printf("%s: control: published policy version %llu (%zu interface(s), %zu rule(s))%s\n",
                 g_program.c_str(), static_cast<unsigned long long>(version), p->ifaceCount(),
-                p->ruleCount());
+                p->ruleCount(),
+                g_reloading.load() ? "" : (std::string("; ") + kRuntimeChangeWarning).c_str());
     std::fflush(stdout);
   };
   auto server = std::make_unique<control::ControlServer>(app.engine(), std::move(so), hooks);
@@ -201,7 +470,11 @@ bool writeFile(const std::string& path, const std::string& text) {
 }
 
 int run(int argc, char** argv) {
-  if (argc > 0 && argv[0] != nullptr) g_program = argv[0];
+  if (argc > 0 && argv[0] != nullptr) {
+    const std::string_view path = argv[0];
+    g_program = std::string(path.substr(path.rfind('/') + 1));
+    if (g_program.empty()) g_program = "statewalld";
+  }
   if (wantsAppHelp(argc, argv)) {
     std::fputs(usage(g_program).c_str(), stdout);
     return 0;
@@ -212,6 +485,28 @@ int run(int argc, char** argv) {
   CPU_ZERO(&original_cpus);
   if (sched_getaffinity(0, sizeof original_cpus, &original_cpus) != 0) CPU_ZERO(&original_cpus);
   rte_set_application_usage_hook(printAppUsage);
+  prefixDpdkLog();
+  // af_packet ports on jumbo-frame interfaces get ring slots that hold a whole frame (mtu.hpp):
+  // their sizes are device arguments, so they are added before EAL probes the devices.
+  std::vector<std::string> eal_strings(argv, argv + argc);
+  std::vector<std::string> sizing_notes;
+  {
+    auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
+    uint32_t mtu = 0;
+    for (auto it = dashes; it != eal_strings.end() && it + 1 != eal_strings.end(); ++it)
+      if (*it == "--mtu") mtu = static_cast<uint32_t>(std::strtoul((it + 1)->c_str(), nullptr, 10));
+    std::vector<std::string> eal_part(eal_strings.begin(), dashes);
+    eal_part = sizeAfPacketVdevs(eal_part, mtu, interfaceMtu,
+                                 static_cast<uint32_t>(sysconf(_SC_PAGESIZE)), &sizing_notes);
+    eal_part.insert(eal_part.end(), dashes, eal_strings.end());
+    eal_strings = std::move(eal_part);
+  }
+  std::vector<char*> eal_argv;
+  for (std::string& a : eal_strings)
+    eal_argv.push_back(a.data());
+  eal_argv.push_back(nullptr);
+  argc = static_cast<int>(eal_strings.size());
+  argv = eal_argv.data();
   const int eal_args = rte_eal_init(argc, argv);
   if (eal_args < 0) {
     std::fprintf(stderr,
@@ -224,7 +519,10 @@ int run(int argc, char** argv) {
   argc -= eal_args;
   argv += eal_args;
 
-  ParseResult parsed = parseOptions(argc, argv);
+  // Messages name the program as every other line does.
+  std::vector<const char*> app_args(argv, argv + argc);
+  if (!app_args.empty()) app_args[0] = g_program.c_str();
+  ParseResult parsed = parseOptions(static_cast<int>(app_args.size()), app_args.data());
   if (!parsed.options) {
     std::fprintf(parsed.exit_code == 0 ? stdout : stderr, "%s\n", parsed.message.c_str());
     rte_eal_cleanup();
@@ -251,10 +549,13 @@ int run(int argc, char** argv) {
     }
     // Declared after the appliance so that it is destroyed (its threads joined) before the
     // engine it serves.
-    LcoreRateBoard rates;
+    HostBoard board(kStallSeconds);
+    DropLog drop_log;
+    std::vector<DropRecord> drained;
     std::unique_ptr<control::ControlServer> server;
     if (options.controlEnabled()) {
-      server = startControl(options, *app, std::move(sources), original_cpus, rates, &error);
+      server =
+          startControl(options, *app, std::move(sources), original_cpus, board, drop_log, &error);
       if (!server) {
         std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
         app.reset();
@@ -262,6 +563,10 @@ int run(int argc, char** argv) {
         return 2;
       }
     }
+    for (const std::string& note : sizing_notes)
+      std::printf("%s: %s\n", g_program.c_str(), note.c_str());
+    for (const std::string& w : app->warnings())
+      std::fprintf(stderr, "%s: warning: %s\n", g_program.c_str(), w.c_str());
     installSignalHandlers();
     if (!app->start(&error)) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
@@ -282,6 +587,8 @@ int run(int argc, char** argv) {
                   p.rss ? ", RSS" : "");
     std::printf("%s: running\n", g_program.c_str());
     std::fflush(stdout);
+    ServiceManager service;
+    service.notify("READY=1\nSTATUS=forwarding");
 
     Report previous = first;
     Report rates_previous = first;
@@ -289,13 +596,24 @@ int run(int argc, char** argv) {
     double next_rates = monotonicSeconds() + 1;
     while (g_signal == 0) {
       sleepMs(10);
+      if (g_reload != 0) {
+        g_reload = 0;
+        service.notify("RELOADING=1");
+        reloadPolicy(options, *app, server.get());
+        service.notify("READY=1");
+      }
+      service.tick(monotonicSeconds(), board);
+      // The lcores' drop rings, emptied every round (10 ms) so that they rarely fill.
+      drained.clear();
+      if (app->drainDrops(&drained) > 0) drop_log.append(drained);
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
-      if (server && monotonicSeconds() >= next_rates) {
+      if (monotonicSeconds() >= next_rates) {
         // A replaced policy is freed once every lcore has passed a quiescent point; the lcores
         // never stop, so publish() alone would keep it until the next load.
         if (app->engine().reclaimRetiredPolicies() > 0) ::malloc_trim(0);
         Report now = app->report();
-        rates.update(rates_previous, now);
+        board.update(rates_previous, now, monotonicSeconds());
+        drop_log.setUnlogged(now.io.drops_unlogged);
         rates_previous = std::move(now);
         next_rates += 1;
       }
@@ -312,6 +630,7 @@ int run(int argc, char** argv) {
     else
       std::printf("%s: input idle for %u ms: stopping\n", g_program.c_str(),
                   options.exit_when_idle_ms);
+    service.notify("STOPPING=1");
     // Control first: nothing can change the policy or the table while the lcores wind down.
     server.reset();
     app->requestStop();

@@ -14,6 +14,9 @@
 //   GET  /v1/stats             counters by reason, rule hits, table fill, rates
 //   GET  /metrics              the same in Prometheus text format
 //   PUT  /v1/timeouts          change idle timeouts: republishes the running policy with them
+//   GET  /v1/drops             recent denied packets after ?after=SEQ (poll with next_after)
+//   GET  /v1/health            200 {"status": "ok"} while the host says it forwards, else 503
+//   GET  /v1/version           version, commit, build type (and the host's DPDK version)
 #pragma once
 
 #include <chrono>
@@ -61,6 +64,56 @@ struct LcoreRate {
 
 // What the host (statewalld, statewall replay) tells the control plane. Every member is optional.
 // The callbacks run on a control thread, concurrently with packet processing.
+// One port of the host (statewalld): its device counters (rte_eth_stats).
+struct PortIo {
+  std::string role;  // "inside" / "outside"
+  std::string name;  // device name
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+  uint64_t rx_missed = 0;  // imissed: dropped by the device, no free rx descriptor
+  uint64_t rx_errors = 0, tx_errors = 0;
+  uint64_t rx_nombuf = 0;  // rx descriptors the device could not refill: the mbuf pool ran dry
+};
+
+// The host's I/O side, for /metrics and GET /v1/stats. statewalld has it; a replay does not.
+struct HostIo {
+  std::vector<PortIo> ports;
+  uint64_t tx_dropped = 0;    // allowed, but the other port's tx queue stayed full
+  uint64_t oversize = 0;      // frames the appliance could not judge as a whole (too long)
+  size_t mbufs_capacity = 0;  // the mbuf pool
+  size_t mbufs_in_use = 0;    // in rings, lcores' hands and per-lcore caches
+};
+
+// One denied packet from the host's drop log (statewalld's lcores record them, rate-limited),
+// for GET /v1/drops.
+struct DropEvent {
+  uint64_t seq = 0;             // the host's running number, from 1
+  uint64_t time_ns = 0;         // the engine's clock when it was judged
+  uint64_t policy_version = 0;  // the policy that judged it (rule and ACL ids are its)
+  bool ip = false;
+  rules::IpAddr src{}, dst{};
+  uint16_t sport = 0, dport = 0;  // TCP/UDP ports; ICMP type and code
+  uint8_t proto = 0;
+  std::string port;                                        // received on: "inside" / "outside"
+  uint8_t reason = 0;                                      // dataplane::Reason
+  rules::Direction deny_dir = rules::Direction::kInbound;  // deny-sg
+  uint32_t deny_iface = 0xFFFF;                            // deny-sg: rules::IfaceId
+  uint32_t acl_entry = 0xFFFFFFFF;                         // deny-acl: rules::AclEntryId
+  std::string why;                                         // malformed, invalid: the detail
+};
+
+// The drop log after a cursor.
+struct DropsPage {
+  std::vector<DropEvent> drops;  // seq > after, oldest first
+  uint64_t unlogged = 0;         // denied packets never logged (rate limit, full rings)
+  uint64_t overwritten = 0;      // logged but pushed out of the log before being read
+};
+
+// The host's answer to GET /v1/health: ok, or what is wrong.
+struct HostHealth {
+  bool ok = true;
+  std::string detail;
+};
+
 struct HostHooks {
   // The engine's clock (the now_ns the host passes to Engine::process(): monotonic time, or trace
   // time in a replay). Used to report how long a connection has left. Default: CLOCK_MONOTONIC.
@@ -73,6 +126,13 @@ struct HostHooks {
   // which it must call exactly once before returning. A host that must know which policy judged
   // each burst (statewall replay) runs it between two of its bursts. Default: called directly.
   std::function<void(const std::function<void()>& publish)> publish_guard;
+  // The host's I/O counters (ports, mbufs). Without it /metrics has no port series.
+  std::function<HostIo()> io;
+  // The drop log: events with seq > after, at most `limit`. Without it GET /v1/drops is 404.
+  std::function<DropsPage(uint64_t after, size_t limit)> drops;
+  // Whether the host forwards (e.g. every forwarding lcore makes progress). Without it
+  // GET /v1/health says ok while the API answers.
+  std::function<HostHealth()> health;
 };
 
 struct ApiOptions {
@@ -81,6 +141,12 @@ struct ApiOptions {
   // The documents the running policy was loaded from, when the host loaded it from files; they
   // are returned by GET /v1/policy until the next load.
   std::vector<rules::SourceText> initial_sources;
+  // The host's DPDK version (rte_version()), for GET /v1/version and statewall_build_info; empty
+  // in hosts without DPDK.
+  std::string dpdk_version;
+  // Said ("warning" in the response) after each change made through the API (PUT /v1/policy,
+  // PUT /v1/timeouts), e.g. that it is not kept across a restart. Empty: nothing said.
+  std::string runtime_change_warning;
 };
 
 // Thread safety: handle() and sampleRates() may be called from any number of threads at once.

@@ -72,6 +72,12 @@ class Appliance {
   // clock once set. What the control plane needs to say how long a connection has left. Any
   // thread.
   uint64_t engineNowNs() const noexcept;
+  // Moves the denied packets the lcores recorded since the last call to *out (in lcore order;
+  // each lcore's in time order); returns how many. Main lcore only (the rings' one consumer).
+  size_t drainDrops(std::vector<DropRecord>* out);
+  // What create() found that the operator should know (e.g. an interface MTU larger than the
+  // port receives).
+  const std::vector<std::string>& warnings() const;
   // The lcore ids that forward, in tx queue order.
   std::vector<unsigned> lcores() const;
 

@@ -16,6 +16,7 @@
 namespace statewall::dpdk {
 
 struct Options {
+  std::string config_file;            // --config: the YAML file the options below came from
   std::vector<std::string> policies;  // policy files, loaded together as one policy
   std::string inside;                 // port id ("0") or device name ("net_pcap0", "0000:03:00.0")
   std::string outside;
@@ -31,7 +32,9 @@ struct Options {
   unsigned idle_sleep_us = 0;           // sleep after an empty polling round; 0 = busy poll
   uint32_t exit_when_idle_ms = 0;       // stop once every lcore saw no packet for this long
                                         // (for finite inputs such as net_pcap files); 0 = never
-  std::string counters_file;            // write the final counters as JSON here at exit
+  uint32_t mtu = 0;  // port MTU; 0 = what the interfaces have (af_packet) or the port's default
+  std::string counters_file;                // write the final counters as JSON here at exit
+  std::string lock_dir = "/run/statewall";  // per-interface locks (port_lock.hpp)
   // The control server (control/): runs when either listener is given.
   std::string control_socket;      // Unix socket path (mode 0600)
   std::string control_listen;      // loopback "HOST:PORT"; needs control_token_file

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/verdict.hpp"
 
 namespace statewall::dpdk {
@@ -23,11 +24,12 @@ struct alignas(64) LcoreCounters {
   std::atomic<uint64_t> tx_bytes{0};
   std::atomic<uint64_t> tx_dropped{0};  // allowed, but the tx queue stayed full after the retries
   std::atomic<uint64_t> tx_retries{0};
-  std::atomic<uint64_t> denied{0};      // freed because the verdict denies them
-  std::atomic<uint64_t> linearised{0};  // multi-segment mbufs copied for the engine
-  std::atomic<uint64_t> oversize{0};    // multi-segment packets too long to linearise: dropped
-  std::atomic<uint64_t> sweeps{0};      // idle-time expiry sweep slices
-  std::atomic<uint64_t> busy_ns{0};     // time in polling rounds that received something
+  std::atomic<uint64_t> denied{0};          // freed because the verdict denies them
+  std::atomic<uint64_t> linearised{0};      // multi-segment mbufs copied for the engine
+  std::atomic<uint64_t> oversize{0};        // multi-segment packets too long to linearise: dropped
+  std::atomic<uint64_t> sweeps{0};          // idle-time expiry sweep slices
+  std::atomic<uint64_t> busy_ns{0};         // time in polling rounds that received something
+  std::atomic<uint64_t> drops_unlogged{0};  // denied packets not recorded: rate limit or ring full
 
   // Owner lcore only.
   static void add(std::atomic<uint64_t>& c, uint64_t v) {
@@ -36,13 +38,31 @@ struct alignas(64) LcoreCounters {
 };
 static_assert(sizeof(LcoreCounters) % 64 == 0 && alignof(LcoreCounters) == 64);
 
+// A denied packet as a forwarding lcore recorded it (rate-limited) for `statewall ctl drops`.
+// Plain data: copied through the lcore's single-producer ring.
+struct DropRecord {
+  uint64_t time_ns = 0;           // the engine's clock when it was judged
+  uint64_t policy_version = 0;    // the policy running then (rule ids are that policy's)
+  rules::IpAddr src{}, dst{};     // zero when not IP
+  uint16_t sport = 0, dport = 0;  // TCP/UDP ports; ICMP: type and code
+  uint8_t proto = 0;              // IP protocol, 0 when not IP
+  bool ip = false;
+  uint8_t port = 0;  // received on: 0 inside, 1 outside
+  dataplane::Reason reason = dataplane::Reason::kDenyMalformed;
+  rules::Direction deny_dir = rules::Direction::kInbound;  // deny-sg
+  rules::IfaceId deny_iface = rules::kNoIface;             // deny-sg
+  rules::AclEntryId acl_entry = rules::kNoAclEntry;        // deny-acl
+  const char* why = nullptr;                               // static detail (malformed, invalid)
+};
+
 // A plain snapshot of LcoreCounters (or their sum).
 struct IoCounters {
   unsigned lcore = 0;  // EAL lcore id (for per-lcore rows)
   uint64_t rx_packets = 0, rx_bytes = 0, rx_bursts = 0;
   uint64_t tx_packets = 0, tx_bytes = 0, tx_dropped = 0, tx_retries = 0;
   uint64_t denied = 0, linearised = 0, oversize = 0, sweeps = 0;
-  uint64_t busy_ns = 0;  // busy / elapsed = lcore utilisation; busy / rx = cost per packet
+  uint64_t busy_ns = 0;         // busy / elapsed = lcore utilisation; busy / rx = cost per packet
+  uint64_t drops_unlogged = 0;  // denied packets the drop log did not get (rate limit, ring full)
 
   static IoCounters snapshot(const LcoreCounters& c, unsigned lcore);
   IoCounters& operator+=(const IoCounters& o);
@@ -78,8 +98,8 @@ struct Report {
   IoCounters io;                   // summed over lcores
   std::vector<IoCounters> lcores;  // one per forwarding lcore
   std::vector<PortReport> ports;   // inside, outside
-  PoolReport pool;
-  bool pool_checked = false;  // pool is meaningful only after the ports were closed
+  PoolReport pool;                 // while running: a live reading (mbufs in flight are not free)
+  bool pool_checked = false;  // set after the ports were closed: `pool.full()` then means no leak
 
   uint64_t packetsIn() const;  // sum over reasons
   uint64_t allowedPackets() const;

@@ -1,0 +1,258 @@
+// statewalld as a service (no root needed: net_pcap and net_null vdevs): its help, one prefix on
+// every diagnostic line, and a port name that matches no device.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dpdk_test_util.hpp"
+#include "pcap_util.hpp"
+
+namespace statewall::dpdk_test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr const char* kPolicy = R"(version: 1
+groups:
+  web:
+    inbound:
+      - {proto: tcp, ports: 443, from: 0.0.0.0/0}
+interfaces:
+  web-1: {addresses: [10.0.1.10], groups: [web]}
+)";
+
+// Lines of `text` that do not start with `prefix` (empty lines aside).
+std::vector<std::string> unprefixed(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line.rfind(prefix, 0) != 0) out.push_back(line);
+  return out;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    policy_ = dir_ / "policy.yaml";
+    writeText(policy_, kPolicy);
+    empty_ = dir_ / "empty.pcap";
+    writePcap(empty_, {});
+  }
+
+  // statewalld on two net_pcap ports reading `empty_` (nothing arrives), plus `app` options.
+  std::vector<std::string> argv(const std::string& tag, const std::vector<std::string>& app) {
+    std::vector<std::string> a = {statewalldPath()};
+    for (const auto& e : ealArgs(1, tag))
+      a.push_back(e);
+    a.push_back("--vdev=net_pcap0,rx_pcap=" + empty_ + ",tx_pcap=" + (dir_ / (tag + "0.pcap")));
+    a.push_back("--vdev=net_pcap1,rx_pcap=" + empty_ + ",tx_pcap=" + (dir_ / (tag + "1.pcap")));
+    a.insert(a.end(),
+             {"--", "--policy", policy_, "--inside", "net_pcap0", "--outside", "net_pcap1"});
+    a.insert(a.end(), app.begin(), app.end());
+    return a;
+  }
+
+  TempDir dir_;
+  std::string policy_, empty_;
+};
+
+// `statewalld --help` (no `--`) shows the appliance's options and DPDK's, and exits 0.
+TEST_F(ServiceTest, HelpShowsBothOptionSets) {
+  RunResult r = run({statewalldPath(), "--help"}, dir_, "help", 60s);
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("--policy"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--inside"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--lcores COREMAP"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--vdev"), std::string::npos) << r.out;
+}
+
+// Every line on stderr, DPDK's included, starts with "statewalld: " (not the binary's path), and
+// a port name that is no device ends with the ports there are.
+TEST_F(ServiceTest, OnePrefixOnEveryDiagnosticLine) {
+  std::vector<std::string> a = argv("prefix", {});
+  for (std::string& s : a)
+    if (s == "net_pcap1") s = "net_pcap7";
+  a.push_back("--stats-interval");
+  a.push_back("nan");  // rejected: the usage error too carries the prefix
+  RunResult usage = run(a, dir_, "usage", 60s);
+  EXPECT_EQ(usage.code, 2) << usage.err;
+  EXPECT_EQ(unprefixed(usage.err, "statewalld: "),
+            std::vector<std::string>{"(run with -- --help for the options)"})
+      << usage.err;
+  a.resize(a.size() - 2);
+  RunResult r = run(a, dir_, "prefix", 60s);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_EQ(unprefixed(r.err, "statewalld: "), std::vector<std::string>{}) << r.err;
+  EXPECT_NE(r.err.find("statewalld: no DPDK port 'net_pcap7' for --outside; available ports: "),
+            std::string::npos)
+      << r.err;
+}
+
+constexpr const char* kPolicy2 = R"(version: 1
+groups:
+  web:
+    inbound:
+      - {proto: tcp, ports: 8443, from: 0.0.0.0/0}
+interfaces:
+  web-1: {addresses: [10.0.1.10], groups: [web]}
+)";
+
+// statewalld from a --config file; SIGHUP reloads the policy files (a bad file keeps the running
+// policy, logged); a change through ctl warns that a restart loses it.
+TEST_F(ServiceTest, ConfigFileSighupAndRuntimeChanges) {
+  const std::string socket = dir_ / "ctl.sock";
+  const std::string cfg = dir_ / "statewalld.yaml";
+  writeText(cfg,
+            "policy: policy.yaml\ninside: net_pcap0\noutside: net_pcap1\n"
+            "control-socket: ctl.sock\nidle-sleep: 1000\n");
+  std::vector<std::string> a = argv("cfg", {});
+  a.resize(a.size() - 7);  // the EAL arguments and "--" only
+  a.push_back("--");
+  a.push_back("--config");
+  a.push_back(cfg);
+  Process p(a, dir_ / "d.out", dir_ / "d.err");
+  ASSERT_TRUE(p.waitForOutput("statewalld: running", 60s)) << p.out() << p.err();
+  EXPECT_NE(p.out().find("control API on unix " + socket), std::string::npos) << p.out();
+
+  auto policyVersion = [&] {
+    RunResult r =
+        run({statewallPath(), "ctl", "--socket", socket, "--json", "policy", "show"}, dir_, "show");
+    const json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json() : j;
+  };
+  ASSERT_EQ(policyVersion()["version"], 1);
+
+  writeText(policy_, kPolicy2);
+  p.signal(SIGHUP);
+  ASSERT_TRUE(p.waitForOutput("SIGHUP: running policy version 2", 30s)) << p.out() << p.err();
+  json j = policyVersion();
+  EXPECT_EQ(j["version"], 2);
+  ASSERT_EQ(j["documents"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["documents"][0]["text"], kPolicy2);
+  EXPECT_EQ(p.out().find("not kept across a restart"), std::string::npos) << p.out();
+
+  writeText(policy_, "version: 1\ngroups:\n  web:\n    inbnd: []\n");
+  p.signal(SIGHUP);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         p.err().find("the running policy (version 2) stays") == std::string::npos)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_NE(p.err().find("the running policy (version 2) stays"), std::string::npos) << p.err();
+  EXPECT_NE(p.err().find("policy.yaml:4:"), std::string::npos) << p.err();
+  EXPECT_EQ(policyVersion()["version"], 2);
+
+  // A change through the API works, and says it lasts until the next restart (ctl and the log).
+  const std::string other = dir_ / "other.yaml";
+  writeText(other, kPolicy);
+  RunResult r =
+      run({statewallPath(), "ctl", "--socket", socket, "policy", "load", other}, dir_, "load");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: this change is not kept across a restart"), std::string::npos)
+      << r.err;
+  r = run({statewallPath(), "ctl", "--socket", socket, "timeouts", "set", "udp=40"}, dir_, "tmo");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: this change is not kept across a restart"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(
+      p.waitForOutput("policy version 4 (1 interface(s), 2 rule(s)); this change is not "
+                      "kept across a restart",
+                      30s))
+      << p.out();
+
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
+}
+
+// A Unix datagram socket standing in for systemd's notification socket.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd_ = -1;
+  }
+  ~NotifySocket() {
+    if (fd_ >= 0) ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  bool ok() const { return fd_ >= 0; }
+  // The next message, or "" after `limit`.
+  std::string next(std::chrono::milliseconds limit) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return "";
+    char buf[4096];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// Sets environment variables for the children this test starts; restores them afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const std::string& name, const std::string& value) : name_(name) {
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() { ::unsetenv(name_.c_str()); }
+
+ private:
+  std::string name_;
+};
+
+// packaging/statewalld.service runs statewalld as Type=notify with a watchdog. Its protocol,
+// with this test in systemd's place (systemd is not PID 1 here): READY=1 only once the ports
+// are up (after "running"), then WATCHDOG=1 again and again while the lcores forward,
+// STOPPING=1 on SIGTERM.
+TEST_F(ServiceTest, NotifiesReadinessAndWatchdogLikeTheUnitExpects) {
+  const std::string unit =
+      readText(std::string(STATEWALL_SOURCE_DIR) + "/packaging/statewalld.service");
+  ASSERT_NE(unit.find("\nType=notify\n"), std::string::npos) << unit;
+  ASSERT_NE(unit.find("\nWatchdogSec="), std::string::npos) << unit;
+  ASSERT_NE(unit.find("\nExecReload=/bin/kill -HUP $MAINPID\n"), std::string::npos) << unit;
+
+  NotifySocket sock(dir_ / "notify.sock");
+  ASSERT_TRUE(sock.ok());
+  ScopedEnv notify("NOTIFY_SOCKET", dir_ / "notify.sock");
+  ScopedEnv watchdog("WATCHDOG_USEC", "200000");  // keep-alive every 0.1 s
+  Process p(argv("notify", {"--idle-sleep", "1000"}), dir_ / "n.out", dir_ / "n.err");
+  ASSERT_TRUE(p.started());
+  std::string first = sock.next(60s);
+  ASSERT_EQ(first.rfind("READY=1", 0), 0u) << first << "\n" << p.out() << p.err();
+  // Sent after the ports were started and the lcores launched, which "running" follows.
+  EXPECT_NE(p.out().find("statewalld: running"), std::string::npos) << p.out();
+  int watchdogs = 0;
+  for (int i = 0; i < 50 && watchdogs < 5; ++i) {
+    const std::string m = sock.next(10s);
+    ASSERT_FALSE(m.empty()) << "no notification for 10 s; " << watchdogs << " watchdog(s) so far";
+    if (m == "WATCHDOG=1") ++watchdogs;
+  }
+  EXPECT_EQ(watchdogs, 5);
+  p.signal(SIGTERM);
+  std::string m;
+  for (int i = 0; i < 100 && m != "STOPPING=1"; ++i)
+    m = sock.next(10s);
+  EXPECT_EQ(m, "STOPPING=1");
+  EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
+}
+
+}  // namespace
+}  // namespace statewall::dpdk_test
