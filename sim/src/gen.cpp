@@ -983,6 +983,7 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
   std::unique_ptr<Replay> judge;
   bool denied = false;
   std::vector<Frame> one(1);
+  one[0].link = options.link;
   if (options.stop_on_deny) {
     ReplayOptions ro;
     ro.burst = 1;  // a verdict per packet, before the next one is generated
@@ -1001,7 +1002,7 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
       one[0].ts_ns = pkt.ts_ns;
       one[0].bytes.swap(pkt.frame);
       denied = false;
-      judge->runFrames(one, options.link);
+      judge->runFrames(one);
       one[0].bytes.swap(pkt.frame);
       if (denied && gen.stopFlow(pkt.flow)) ++s.flows_stopped;
     }

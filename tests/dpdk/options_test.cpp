@@ -1,5 +1,7 @@
 // statewalld's option parsing and report formats (no EAL needed).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -259,23 +261,49 @@ TEST(PortLockTest, NamesComeFromThePciAddressOrTheKernelInterface) {
 TEST(PortLockTest, ASecondHolderIsRefusedWithTheFirstOnesPid) {
   TempDir dir;
   const std::string locks = dir / "locks";  // created on demand
-  PortLock first;
-  std::string error;
-  ASSERT_TRUE(first.acquire(locks, "iface-veth1", &error)) << error;
-  EXPECT_EQ(first.path(), locks + "/iface-veth1.lock");
-  EXPECT_EQ(dpdk_test::readText(first.path()), std::to_string(getpid()) + "\n");
-  // flock belongs to the open file: a second open in this process conflicts like another
-  // process would.
+  // Another process holds iface-veth1 until we close `release`.
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(release), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(release[1]);  // so that the parent's close is the end of the pipe
+    ::close(ready[0]);
+    PortLock held;
+    std::string e;
+    const char ok = held.acquire(locks, "iface-veth1", &e) ? 'y' : 'n';
+    if (::write(ready[1], &ok, 1) != 1) _exit(1);
+    char c;
+    while (::read(release[0], &c, 1) > 0) {
+    }
+    _exit(0);
+  }
+  ::close(ready[1]);
+  ::close(release[0]);
+  char ok = 0;
+  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+  ASSERT_EQ(ok, 'y');
   PortLock second;
+  std::string error;
   EXPECT_FALSE(second.acquire(locks, "iface-veth1", &error));
-  EXPECT_NE(error.find("in use by another statewalld (pid " + std::to_string(getpid()) + ")"),
+  EXPECT_NE(error.find("in use by another statewalld (pid " + std::to_string(child) + ")"),
             std::string::npos)
       << error;
   PortLock other;
   EXPECT_TRUE(other.acquire(locks, "iface-veth2", &error)) << error;
-  // Released with its holder.
-  first = PortLock();
+  EXPECT_EQ(other.path(), locks + "/iface-veth2.lock");
+  EXPECT_EQ(dpdk_test::readText(other.path()), std::to_string(getpid()) + "\n");
+  // Released when its holder exits.
+  ::close(release[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(second.acquire(locks, "iface-veth1", &error)) << error;
+  // Within one process a lock already held counts (statewalld locks vdev interfaces before EAL
+  // and the appliance locks every port again): no refusal of ourselves.
+  PortLock again;
+  EXPECT_TRUE(again.acquire(locks, "iface-veth1", &error)) << error;
+  ::close(ready[0]);
   // A lock directory that cannot be made is named.
   PortLock bad;
   EXPECT_FALSE(bad.acquire(dir / "no/such/dir", "iface-x", &error));

@@ -182,7 +182,7 @@ TEST(Replay, ConnectionsIdlePastTheirTimeoutCountAsExpired) {
   ReplayOptions o;
   o.table_capacity = 1 << 16;
   Replay r(policy, o);
-  r.runFrames(frames, LinkType::kEthernet);
+  r.runFrames(frames);
   std::string err;
   ASSERT_TRUE(r.finish(&err)) << err;
   // The first flow idled 100 s past its 30 s timeout; the second is 0 s old.
@@ -661,7 +661,7 @@ TEST(Replay, ConnectionsAreNumberedInOrderEverywhere) {
   std::vector<std::string> described;
   r.setObserver([&](uint64_t, uint64_t, const dataplane::Verdict& v,
                     const dataplane::ParsedPacket&) { described.push_back(r.describe(v)); });
-  r.runFrames(frames, LinkType::kEthernet);
+  r.runFrames(frames);
   ASSERT_TRUE(r.finish(&err)) << err;
   auto v = jsonLines(o.verdicts_path);
   ASSERT_EQ(v.size(), 4u);

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <utility>
@@ -75,8 +77,28 @@ std::vector<std::string> portLockNames(const std::string& bus, const std::string
   return names;
 }
 
+namespace {
+
+// The lock files this process holds. flock(2) locks belong to an open file, so a second
+// acquire() of a path we hold (statewalld locks vdev interfaces before EAL probes them, and the
+// appliance locks every port after) would refuse ourselves: it succeeds without a second lock.
+std::mutex g_held_mu;
+std::set<std::string> g_held;
+
+}  // namespace
+
+void PortLock::release() {
+  if (fd_ < 0) return;
+  {
+    std::lock_guard lock(g_held_mu);
+    g_held.erase(path_);
+  }
+  ::close(fd_);  // releases the flock
+  fd_ = -1;
+}
+
 PortLock::~PortLock() {
-  if (fd_ >= 0) ::close(fd_);  // releases the flock
+  release();
 }
 
 PortLock::PortLock(PortLock&& o) noexcept
@@ -84,7 +106,7 @@ PortLock::PortLock(PortLock&& o) noexcept
 
 PortLock& PortLock::operator=(PortLock&& o) noexcept {
   if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
+    release();
     fd_ = std::exchange(o.fd_, -1);
     path_ = std::move(o.path_);
   }
@@ -98,6 +120,14 @@ bool PortLock::acquire(const std::string& dir, const std::string& name, std::str
     return false;
   }
   const std::string path = dir + "/" + name + ".lock";
+  {
+    std::lock_guard lock(g_held_mu);
+    if (g_held.count(path) != 0) {  // ours already, by another PortLock of this process
+      release();
+      path_ = path;
+      return true;
+    }
+  }
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
     *error = "cannot open the lock file " + path + ": " + std::strerror(errno) +
@@ -130,9 +160,39 @@ bool PortLock::acquire(const std::string& dir, const std::string& name, std::str
       ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     // The lock holds regardless; only the pid in a later refusal would be missing.
   }
-  if (fd_ >= 0) ::close(fd_);
+  release();
   fd_ = fd;
   path_ = path;
+  std::lock_guard lock(g_held_mu);
+  g_held.insert(path);
+  return true;
+}
+
+bool lockVdevInterfaces(const std::vector<std::string>& eal_args, const std::string& dir,
+                        std::vector<PortLock>* locks, std::string* error) {
+  for (size_t i = 0; i < eal_args.size(); ++i) {
+    // "--vdev=DEV,ARGS" or "--vdev DEV,ARGS"
+    std::string spec;
+    if (eal_args[i].rfind("--vdev=", 0) == 0) {
+      spec = eal_args[i].substr(7);
+    } else if (eal_args[i] == "--vdev" && i + 1 < eal_args.size()) {
+      spec = eal_args[++i];
+    } else {
+      continue;
+    }
+    const size_t comma = spec.find(',');
+    const std::string device = spec.substr(0, comma);
+    const std::string args = comma == std::string::npos ? "" : spec.substr(comma + 1);
+    for (const std::string& name : portLockNames("vdev", device, args)) {
+      PortLock lock;
+      std::string why;
+      if (!lock.acquire(dir, name, &why)) {
+        *error = "--vdev " + device + " (interface " + name.substr(6) + "): " + why;
+        return false;
+      }
+      locks->push_back(std::move(lock));
+    }
+  }
   return true;
 }
 

@@ -36,6 +36,7 @@
 #include "statewall/dpdk/appliance.hpp"
 #include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/options.hpp"
+#include "statewall/dpdk/port_lock.hpp"
 #include "statewall/dpdk/report.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
@@ -500,6 +501,25 @@ int run(int argc, char** argv) {
                                  static_cast<uint32_t>(sysconf(_SC_PAGESIZE)), &sizing_notes);
     eal_part.insert(eal_part.end(), dashes, eal_strings.end());
     eal_strings = std::move(eal_part);
+  }
+  // One statewalld per interface (port_lock.hpp): the vdev interfaces are locked before EAL
+  // probes them, since a second af_packet socket on a busy interface can fail inside the driver
+  // with a message that names no cause. The appliance locks every port again after probing
+  // (PCI devices, and a --lock-dir given only in --config); a lock held here counts there.
+  std::vector<PortLock> early_locks;
+  {
+    auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
+    std::string lock_dir = kDefaultLockDir;
+    for (auto it = dashes; it != eal_strings.end(); ++it) {
+      if (*it == "--lock-dir" && it + 1 != eal_strings.end()) lock_dir = *(it + 1);
+      if (it->rfind("--lock-dir=", 0) == 0) lock_dir = it->substr(11);
+    }
+    std::string why;
+    if (!lockVdevInterfaces(std::vector<std::string>(eal_strings.begin(), dashes), lock_dir,
+                            &early_locks, &why)) {
+      std::fprintf(stderr, "%s: %s\n", g_program.c_str(), why.c_str());
+      return 2;
+    }
   }
   std::vector<char*> eal_argv;
   for (std::string& a : eal_strings)

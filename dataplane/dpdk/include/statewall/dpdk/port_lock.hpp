@@ -35,14 +35,23 @@ class PortLock {
   PortLock& operator=(PortLock&& o) noexcept;
 
   // Takes the lock `dir`/`name`.lock (creating `dir` when missing) and writes our pid into it.
+  // A lock this process already holds through another PortLock succeeds without a second one.
   // On failure returns false and sets *error: held by another process (with its pid when the
   // file names one), or the directory or file cannot be made.
   bool acquire(const std::string& dir, const std::string& name, std::string* error);
   const std::string& path() const { return path_; }
 
  private:
+  void release();
+
   int fd_ = -1;
   std::string path_;
 };
+
+// Locks the kernel interfaces of the --vdev arguments among `eal_args` (before EAL probes the
+// devices: a second af_packet instance on an interface may already fail inside the driver). On
+// failure returns false with *error naming the --vdev and the holder.
+bool lockVdevInterfaces(const std::vector<std::string>& eal_args, const std::string& dir,
+                        std::vector<PortLock>* locks, std::string* error);
 
 }  // namespace statewall::dpdk
