@@ -499,8 +499,6 @@ inline bool isL25Type(uint16_t t) {
 
 // A PPP protocol or an MPLS payload that is not IP ends the walk with no IP type: L3 other.
 constexpr uint16_t kNoIpType = 0;
-// Not an EtherType: an MPLS stack ended on an Ethernet pseudowire (step over its frame header).
-constexpr uint16_t kPseudowireType = 0xffff;
 
 // One step over a layer-2.5 header at `off` whose type field said `type`. On success, `off` and
 // `type` name what follows (an EtherType, or kNoIpType), and `kind`/`value` what was passed;
@@ -512,6 +510,7 @@ struct L25Step {
   uint32_t off;
   uint16_t type;
   bool mpls_next = false;  // inside an MPLS label stack (the next entry is a label)
+  bool pw_next = false;    // an MPLS stack ended on an Ethernet pseudowire (its frame is next)
   EncapHeader::Kind kind = EncapHeader::Kind::kVlan;
   uint32_t value = 0;
   Layer layer = Layer::kNone;
@@ -526,6 +525,17 @@ struct L25Step {
     s->why = why;
     return false;
   };
+  if (s->pw_next) {
+    s->pw_next = false;
+    // The MPLS step saw at least one byte here.
+    const uint32_t cw = (data[s->off] >> 4) == 0 ? 4 : 0;
+    if (left < cw + 14) return bad(Layer::kMpls, "Ethernet pseudowire frame truncated");
+    s->kind = EncapHeader::Kind::kPseudowire;
+    s->value = 0;
+    s->type = be16(p + cw + 12);
+    s->off += cw + 14;
+    return true;
+  }
   if (s->mpls_next || s->type == kEtherTypeMpls || s->type == kEtherTypeMplsMulti) {
     if (left < 4) return bad(Layer::kMpls, "MPLS label entry truncated");
     const uint32_t entry = be32(p);
@@ -542,17 +552,8 @@ struct L25Step {
       s->type = kEtherTypeIpv6;
     } else {
       // An Ethernet pseudowire: its frame's type field is the next step's type.
-      s->type = kPseudowireType;
+      s->pw_next = true;
     }
-    return true;
-  }
-  if (s->type == kPseudowireType) {
-    const uint32_t cw = (data[s->off] >> 4) == 0 ? 4 : 0;
-    if (left < cw + 14) return bad(Layer::kMpls, "Ethernet pseudowire frame truncated");
-    s->kind = EncapHeader::Kind::kPseudowire;
-    s->value = 0;
-    s->type = be16(p + cw + 12);
-    s->off += cw + 14;
     return true;
   }
   if (isVlanTpid(s->type)) {
@@ -743,7 +744,7 @@ bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacke
           out->vlan_ids[out->vlan_count] = static_cast<uint16_t>(st.value);
         if (out->vlan_count < 255) ++out->vlan_count;
       }
-    } while (st.mpls_next || st.type == kPseudowireType || isL25Type(st.type));
+    } while (st.mpls_next || st.pw_next || isL25Type(st.type));
     off = st.off;
     ethertype = st.type;
   }

@@ -85,6 +85,8 @@ int main(int argc, char** argv) {
     ok(std::string(name) + "-tcp4-syn", buildTcp(syn4, opts), opts);
     ok(std::string(name) + "-tcp6-syn", buildTcp(syn6, opts), opts);
   }
+  // A tag naming type 0xffff as the frame ends (the layer-2.5 walk once read past it).
+  ok("eth-vlan-type-ffff", Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0, 0, 5, 0xff, 0xff});
   ok("eth-tcp4-sack-data",
      buildTcp({.src = a4, .dst = b4, .sack = {{100, 200}, {300, 400}}, .payload_len = 20}));
   ok("eth-udp4", buildUdp({.src = a4, .dst = b4, .payload_len = 12}, {.trailer_len = 10}));

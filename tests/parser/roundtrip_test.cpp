@@ -235,6 +235,19 @@ INSTANTIATE_TEST_SUITE_P(Links, LinkTest, ::testing::ValuesIn(allLinkCases()),
                            return n;
                          });
 
+// A VLAN tag that names type 0xffff as the frame ends is another EtherType, not a pseudowire to
+// read past the end (fuzz_parser found the walk reading one byte beyond the frame).
+TEST(ParserLayers, TypeFfffAfterATagIsNotAPseudowire) {
+  const Bytes frame = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00, 0x05, 0xff, 0xff};
+  const auto r = parseBytes(frame, LinkType::kEthernet);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.l3, L3::kOther);
+  EXPECT_EQ(r.p.vlan_count, 1);
+  EXPECT_EQ(
+      encapsulation(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::kEthernet).size(),
+      1u);
+}
+
 TEST(ParserLayers, NamesComeFromOneTable) {
   const std::vector<std::string> want = {
       "none",        "link", "vlan",         "sll",    "mpls",       "pppoe",    "pbb",
