@@ -367,7 +367,7 @@ std::optional<IcmpErrorNote> icmpErrorNote(const Flow5& f, const Evaluation& ev)
   n.what =
       fmt::format("{} {}", v6 ? "icmpv6" : "icmp",
                   name.empty() ? fmt::format("type {} code {}", f.icmp_type, f.icmp_code) : name);
-  n.path_mtu = sim::icmpIsPathMtuError(v6, f.icmp_type, f.icmp_code);
+  n.path_mtu = dataplane::icmpIsPathMtuError(v6, f.icmp_type, f.icmp_code);
   if (!dataplane::icmpErrorMayBeRelated(v6, f.icmp_type)) {
     n.related = fmt::format(
         "{} is an ICMP error that is never related to a connection (only destination "

@@ -193,8 +193,4 @@ std::string icmpName(bool v6, uint8_t type, uint8_t code) {
   }
 }
 
-bool icmpIsPathMtuError(bool v6, uint8_t type, uint8_t code) {
-  return v6 ? type == 2 : type == 3 && code == 4;
-}
-
 }  // namespace statewall::sim

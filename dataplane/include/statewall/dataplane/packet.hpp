@@ -203,6 +203,12 @@ constexpr bool icmpErrorMayBeRelated(bool v6, uint8_t type) {
   return type == kIcmpDestUnreachable || type == kIcmpTimeExceeded || type == kIcmpParamProblem;
 }
 
+// The errors path-MTU discovery depends on: v4 fragmentation needed (type 3 code 4), v6 packet
+// too big (type 2).
+constexpr bool icmpIsPathMtuError(bool v6, uint8_t type, uint8_t code) {
+  return v6 ? type == kIcmpv6PacketTooBig : type == kIcmpDestUnreachable && code == 4;
+}
+
 // ICMP/ICMPv6 queries (docs/design.md "Connection tracking"): request/reply pairs echo 8/0,
 // timestamp 13/14, information 15/16, address mask 17/18, ICMPv6 echo 128/129. Each carries an
 // identifier at bytes 4-5. Returns the request type of the pair `type` belongs to (as request or

@@ -53,7 +53,4 @@ std::optional<FlowWords> splitFlow(std::string_view text, std::string* err);
 // common name (callers then show the numbers).
 std::string icmpName(bool v6, uint8_t type, uint8_t code);
 
-// Whether an ICMP/ICMPv6 error is what path-MTU discovery depends on (v4 type 3 code 4, v6 type 2).
-bool icmpIsPathMtuError(bool v6, uint8_t type, uint8_t code);
-
 }  // namespace statewall::sim
