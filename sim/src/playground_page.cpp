@@ -141,10 +141,10 @@ docs/glossary.md.</div></header>
 <div>
 <section id="step-section">
   <h2>Step packet by packet</h2>
-  <div class="row"><button id="step-first" type="button">&#x23EE;</button>
+  <div class="row"><button id="step-first" type="button">|&#x25C0;</button>
     <button id="step-prev" type="button">&#x25C0; prev</button>
     <button id="step-next" type="button">next &#x25B6;</button>
-    <button id="step-last" type="button">&#x23ED;</button>
+    <button id="step-last" type="button">&#x25B6;|</button>
     <span id="step-label" class="mono"></span></div>
   <input id="scrubber" type="range" min="1" max="1" value="1" style="width:100%">
   <svg id="timeline" width="100%" height="90" viewBox="0 0 800 90" preserveAspectRatio="none"></svg>
@@ -229,6 +229,8 @@ docs/glossary.md.</div></header>
     setStatus('policy-status', 'checking', 'checking');
     api('POST', '/api/check', { policy: $('policy').value }).then(function (r) {
       if (seq !== S.checkSeq) return;  // a newer edit is being checked
+      S.checked = (S.checked || 0) + 1;
+      $('policy-status').setAttribute('data-checked', S.checked);
       var list = $('diagnostics');
       clear(list);
       S.diagMarks = {};
@@ -313,6 +315,8 @@ docs/glossary.md.</div></header>
   function run() {
     setStatus('run-status', 'running', 'running');
     return api('POST', '/api/run', request()).then(function (r) {
+      S.runs = (S.runs || 0) + 1;
+      $('run-status').setAttribute('data-runs', S.runs);
       if (r.status !== 200) {
         setStatus('run-status', 'error', errText(r.body));
         return;
@@ -492,17 +496,14 @@ docs/glossary.md.</div></header>
     clear(t);
     var ps = S.run.packets, last = ps[ps.length - 1].t, span = Math.max(last * 1.15, 0.001);
     function x(v) { return 10 + Math.min(v, span) / span * 780; }
+    // Each connection as the engine's table stands after the packet shown: from its first packet
+    // to when it would expire if idle from then on.
     var conns = {}, order = [];
-    var t0abs = null;
-    ps.forEach(function (p) {
+    ps.slice(0, S.at).forEach(function (p) {
       (p.table || []).forEach(function (c) {
-        if (!conns[c.conn]) { conns[c.conn] = { first: p.t, exp: 0 }; order.push(c.conn); }
-        if (t0abs === null) t0abs = p.t - 0;
+        if (!conns[c.conn]) { conns[c.conn] = { first: p.t }; order.push(c.conn); }
+        conns[c.conn].exp = p.t + c.expires_in;
       });
-    });
-    // expires_at is absolute; the first packet's absolute time comes from its own table rows.
-    ps.forEach(function (p) {
-      (p.table || []).forEach(function (c) { conns[c.conn].exp = p.t + c.expires_in; });
     });
     order.slice(0, 5).forEach(function (n, k) {
       var c = conns[n], y = 40 + k * 9;
