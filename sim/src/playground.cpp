@@ -44,6 +44,8 @@ using dataplane::Verdict;
 constexpr uint64_t kNs = 1000000000ull;
 // Connections one run may hold: above any scenario's packets (PlaygroundLimits::max_packets).
 constexpr size_t kTableCapacity = 1 << 14;
+// Connections listed per packet: what a person reads, and a bound on the answer's size.
+constexpr size_t kTableRows = 16;
 
 PlaygroundReply jsonReply(int status, const Json& j) {
   PlaygroundReply r;
@@ -337,6 +339,7 @@ struct Judged {
   uint64_t conn = 0;  // #N
   std::string text;   // Replay::describe()
   Json table = Json::array();
+  size_t table_size = 0;  // connections in the table (table lists at most kTableRows)
 };
 
 std::string endpoint(const rules::IpAddr& a, uint16_t port, bool ported) {
@@ -359,38 +362,46 @@ std::string protoText(uint8_t p) {
   }
 }
 
+// The engine's connection table after a packet: the packet's own connection first, then the
+// others by number, at most kTableRows of them (*total: how many the table holds).
 Json tableOf(const Replay& replay, dataplane::Engine& engine, const rules::CompiledPolicy& pol,
-             uint64_t now_ns) {
+             uint64_t now_ns, uint64_t current, size_t* total) {
+  std::vector<std::pair<uint64_t, dataplane::ConnectionInfo>> conns;
+  engine.forEachConnection([&](const dataplane::ConnectionInfo& c) {
+    conns.emplace_back(replay.connectionNumber(c.id), c);
+  });
+  *total = conns.size();
+  auto before = [current](const auto& a, const auto& b) {
+    return std::make_pair(a.first != current, a.first) <
+           std::make_pair(b.first != current, b.first);
+  };
+  const size_t shown = std::min(conns.size(), kTableRows);
+  std::partial_sort(conns.begin(), conns.begin() + static_cast<long>(shown), conns.end(), before);
   Json rows = Json::array();
-  std::vector<dataplane::ConnectionInfo> conns;
-  engine.forEachConnection([&](const dataplane::ConnectionInfo& c) { conns.push_back(c); });
-  std::vector<std::pair<uint64_t, Json>> numbered;
-  for (const auto& c : conns) {
+  for (size_t i = 0; i < shown; ++i) {
+    const auto& [n, c] = conns[i];
     const bool ported = c.proto == 6 || c.proto == 17;
-    const uint64_t n = replay.connectionNumber(c.id);
     Json sides = Json::array();
     const rules::IfaceId si = pol.interfaceOf(c.orig_src), di = pol.interfaceOf(c.orig_dst);
     if (c.src_side_tracked && si != rules::kNoIface) sides.push_back(pol.iface(si).name);
     if (c.dst_side_tracked && di != rules::kNoIface) sides.push_back(pol.iface(di).name);
     const int64_t left = static_cast<int64_t>(c.expires_ns) - static_cast<int64_t>(now_ns);
-    Json row{{"conn", n},
-             {"proto", protoText(c.proto)},
-             {"orig", endpoint(c.orig_src, c.orig_sport, ported)},
-             {"resp", endpoint(c.orig_dst, c.orig_dport, ported)},
-             {"tcp_state", c.proto == 6 ? Json(std::string(dataplane::tcpStateName(c.tcp_state)))
-                                        : Json(nullptr)},
-             {"tracked_by", sides},
-             {"tracked", c.src_side_tracked || c.dst_side_tracked},
-             {"replied", c.replied},
-             {"expires_in", static_cast<double>(left) / kNs},
-             {"expires_at", static_cast<double>(c.expires_ns) / kNs},
-             {"expired", left <= 0}};
-    numbered.emplace_back(n, std::move(row));
+    rows.push_back(
+        {{"conn", n},
+         {"proto", protoText(c.proto)},
+         {"orig", endpoint(c.orig_src, c.orig_sport, ported)},
+         {"resp", endpoint(c.orig_dst, c.orig_dport, ported)},
+         {"tcp_state",
+          c.proto == 6 ? Json(std::string(dataplane::tcpStateName(c.tcp_state))) : Json(nullptr)},
+         {"tracked_by", sides},
+         {"tracked", c.src_side_tracked || c.dst_side_tracked},
+         {"replied", c.replied},
+         {"expires_in", static_cast<double>(left) / kNs},
+         {"expired", left <= 0}});
   }
-  std::sort(numbered.begin(), numbered.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [n, row] : numbered)
-    rows.push_back(std::move(row));
+  // Numbered order on the page, the packet's own connection included.
+  std::sort(rows.begin(), rows.end(),
+            [](const Json& x, const Json& y) { return x["conn"] < y["conn"]; });
   return rows;
 }
 
@@ -414,7 +425,7 @@ std::vector<Judged> judge(const rules::CompiledPolicyPtr& policy, const std::vec
     j.ts_ns = ts;
     j.conn = replay.connectionNumber(v.conn_id);
     j.text = replay.describe(v);
-    if (with_table) j.table = tableOf(replay, engine, *judging, ts);
+    if (with_table) j.table = tableOf(replay, engine, *judging, ts, j.conn, &j.table_size);
     out.push_back(std::move(j));
   });
   size_t split = frames.size();
@@ -527,6 +538,7 @@ RunResult runScenario(const rules::CompiledPolicyPtr& policy, const ScenarioFram
                        : Json{{"before", dataplane::tcpStateName(j.v.tcp_before)},
                               {"after", dataplane::tcpStateName(j.v.tcp_after)}};
       row["table"] = j.table;
+      row["table_size"] = j.table_size;
       if (j.v.reason != e.reason) {
         ++out.disagreements;
         row["disagreement"] = fmt::format("the one-packet-burst replay judged it {}",

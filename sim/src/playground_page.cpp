@@ -484,6 +484,11 @@ docs/glossary.md.</div></header>
       tr.appendChild(el('td', null, c.expired ? 'expired (idle past its timeout)' : 'expires in ' + secs(c.expires_in)));
       tb.appendChild(tr);
     });
+    if (p.table_size > (p.table || []).length) {
+      var more = el('tr'); more.appendChild(el('td', { colspan: 6, 'class': 'note' }, (p.table_size - p.table.length) +
+        ' more connections in the table (this packet\'s own is listed first)'));
+      tb.appendChild(more);
+    }
     if (!(p.table || []).length) {
       var tr = el('tr'); tr.appendChild(el('td', { colspan: 6, 'class': 'note' }, 'no connection in the table'));
       tb.appendChild(tr);

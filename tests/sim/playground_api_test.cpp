@@ -268,6 +268,29 @@ TEST(PlaygroundApi, RunStepsAHandshakeAsTheEngineJudgesIt) {
   EXPECT_DOUBLE_EQ(ps[2]["table"][0]["expires_in"].get<double>(), 432000.0);
 }
 
+// The table after each packet lists at most 16 connections, the packet's own among them, and
+// says how many the engine holds (a trace of many flows must not make the answer explode).
+TEST(PlaygroundApi, TableListsTheOwnConnectionWithinABound) {
+  Playground pg(options(untracked()));
+  Json flows = Json::array();
+  for (int i = 0; i < 24; ++i)
+    flows.push_back("icmp 198.51.100." + std::to_string(i + 1) + " -> 10.0.1.10 reply=no at=0." +
+                    std::to_string(10 + i));
+  std::string policy = untracked() + "\n";
+  policy.replace(policy.find("proto: tcp, ports: 443"), 22, "proto: icmp");
+  Answer a = post(pg, "/api/run", {{"policy", policy}, {"flows", flows}});
+  ASSERT_EQ(a.status, 200) << a.body.dump();
+  const Json& ps = a.body["packets"];
+  ASSERT_EQ(ps.size(), 24u);
+  const Json& last = ps.back();
+  EXPECT_EQ(last["table_size"], 24);
+  ASSERT_EQ(last["table"].size(), 16u);
+  bool own = false;
+  for (const Json& row : last["table"])
+    own = own || row["conn"] == last["connection"]["number"];
+  EXPECT_TRUE(own) << last["table"].dump();
+}
+
 TEST(PlaygroundApi, UploadedTraceRunsLikeTheFlowsThatMadeIt) {
   Playground pg(options(inboundOnly()));
   testing::TempDir dir;
