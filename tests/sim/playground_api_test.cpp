@@ -78,6 +78,24 @@ std::string base64(const std::vector<uint8_t>& b) {
   return out;
 }
 
+// The frames `statewall gen` makes of these flow specs.
+std::vector<Frame> framesOf(const std::vector<std::string>& flows) {
+  GenOptions go;
+  std::string err;
+  for (const std::string& f : flows)
+    go.explicit_flows.push_back(*parseFlowSpec(f, &err));
+  TraceGenerator gen(go);
+  std::vector<Frame> frames;
+  for (GenPacket p; gen.next(&p);)
+    frames.push_back(Frame{p.ts_ns, p.frame});
+  return frames;
+}
+
+rules::CompiledPolicyPtr compiledOf(const std::string& yaml) {
+  auto loaded = rules::loadPolicyTexts({{"p.yaml", yaml}});
+  return loaded.ok() ? rules::compile(*loaded.policy).policy : nullptr;
+}
+
 // ---- in-process ----
 
 TEST(PlaygroundApi, StateHasThePolicyTheMachineAndTheQuiz) {
@@ -222,18 +240,11 @@ TEST(PlaygroundApi, RunStepsAHandshakeAsTheEngineJudgesIt) {
   EXPECT_EQ(a.body["disagreements"], 0);
 
   // The same frames through the explain API directly: the page shows exactly its verdicts.
-  GenOptions go;
-  std::string err;
-  go.explicit_flows.push_back(*parseFlowSpec(flow, &err));
-  TraceGenerator gen(go);
-  std::vector<Frame> frames;
-  for (GenPacket p; gen.next(&p);)
-    frames.push_back(Frame{p.ts_ns, p.frame});
-  auto loaded = rules::loadPolicyTexts({{"p.yaml", inboundOnly()}});
-  auto compiled = rules::compile(*loaded.policy);
+  const auto compiled = compiledOf(inboundOnly());
+  ASSERT_TRUE(compiled);
   ExplainOptions eo;
   eo.table_capacity = 1 << 14;
-  auto ex = explainFrames(compiled.policy, frames, eo);
+  auto ex = explainFrames(compiled, framesOf({flow}), eo);
   ASSERT_EQ(ex.size(), ps.size());
   for (size_t i = 0; i < ex.size(); ++i) {
     EXPECT_EQ(ps[i]["reason"], dataplane::reasonCode(ex[i].reason)) << i;
@@ -319,13 +330,15 @@ TEST(PlaygroundApi, UploadedTraceRunsLikeTheFlowsThatMadeIt) {
 
 // Removing the inbound rule mid-flow: a tracked connection carries on, an untracked flow stops.
 TEST(PlaygroundApi, WhatIfCutsUntrackedFlowsAndSparesTrackedOnes) {
-  const std::string flow = "tcp 198.51.100.7:50000 -> 10.0.1.10:443 data=3";
+  auto withoutInboundRule = [](const std::string& policy) {
+    Playground pg(options(policy));
+    return post(pg, "/api/run",
+                {{"policy", policy},
+                 {"flows", {"tcp 198.51.100.7:50000 -> 10.0.1.10:443 data=3"}},
+                 {"whatif", {{"rule", "rule:0"}, {"at", 0.005}}}});
+  };
   {
-    Playground pg(options(untracked()));
-    Answer a = post(pg, "/api/run",
-                    {{"policy", untracked()},
-                     {"flows", {flow}},
-                     {"whatif", {{"rule", "rule:0"}, {"at", 0.005}}}});
+    Answer a = withoutInboundRule(untracked());
     ASSERT_EQ(a.status, 200) << a.body.dump();
     const Json& w = a.body["whatif"];
     EXPECT_EQ(w["rule"], "web inbound rule 0");
@@ -342,11 +355,7 @@ TEST(PlaygroundApi, WhatIfCutsUntrackedFlowsAndSparesTrackedOnes) {
     }
   }
   {
-    Playground pg(options(inboundOnly()));
-    Answer a = post(pg, "/api/run",
-                    {{"policy", inboundOnly()},
-                     {"flows", {flow}},
-                     {"whatif", {{"rule", "rule:0"}, {"at", 0.005}}}});
+    Answer a = withoutInboundRule(inboundOnly());
     ASSERT_EQ(a.status, 200) << a.body.dump();
     const Json& w = a.body["whatif"];
     EXPECT_EQ(w["changed"], 0) << w.dump();
@@ -372,20 +381,11 @@ TEST(PlaygroundApi, QuizRevealsTheEnginesAnswer) {
     EXPECT_EQ(a.body["reason"], want[id]);
     EXPECT_EQ(a.body["correct"], a.body["verdict"] == "allow");
     // The answer is the explain API's for the question's own policy and flows.
-    auto loaded = rules::loadPolicyTexts({{"q.yaml", q["policy"].get<std::string>()}});
-    ASSERT_TRUE(loaded.ok());
-    auto compiled = rules::compile(*loaded.policy);
-    GenOptions go;
-    std::string err;
-    for (const Json& f : q["flows"])
-      go.explicit_flows.push_back(*parseFlowSpec(f.get<std::string>(), &err));
-    TraceGenerator gen(go);
-    std::vector<Frame> frames;
-    for (GenPacket p; gen.next(&p);)
-      frames.push_back(Frame{p.ts_ns, p.frame});
+    const auto compiled = compiledOf(q["policy"].get<std::string>());
+    ASSERT_TRUE(compiled);
     ExplainOptions eo;
     eo.packets = {{q["packet"].get<uint64_t>(), q["packet"].get<uint64_t>()}};
-    auto ex = explainFrames(compiled.policy, frames, eo);
+    auto ex = explainFrames(compiled, framesOf(q["flows"].get<std::vector<std::string>>()), eo);
     ASSERT_EQ(ex.size(), 1u);
     EXPECT_EQ(a.body["reason"], dataplane::reasonCode(ex[0].reason));
     EXPECT_EQ(q["summary"], ex[0].summary);
