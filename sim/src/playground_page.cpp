@@ -399,7 +399,7 @@ docs/glossary.md.</div></header>
   function drawLane(p) {
     var lane = $('lane');
     clear(lane);
-    var steps = p.steps || [], dirStep = stepFor(steps.map(function (s) { return s; }), ['direction'], undefined);
+    var steps = p.steps || [], dirStep = null;
     for (var i = 0; i < steps.length; i++) if (steps[i].kind === 'direction') dirStep = steps[i];
     var src = dirStep ? dirStep.source : null, dst = dirStep ? dirStep.destination : null;
     var items = [];
