@@ -314,6 +314,8 @@ docs/glossary.md.</div></header>
   }
   function run() {
     setStatus('run-status', 'running', 'running');
+    clear($('whatif-result'));  // about the previous scenario
+    $('whatif-result').setAttribute('data-state', 'idle');
     return api('POST', '/api/run', request()).then(function (r) {
       S.runs = (S.runs || 0) + 1;
       $('run-status').setAttribute('data-runs', S.runs);
@@ -375,8 +377,8 @@ docs/glossary.md.</div></header>
       if (kinds.indexOf(steps[i].kind) >= 0 && steps[i].direction === dir) return steps[i];
     return null;
   }
-  function gate(kind, title, step, noneText) {
-    var g = el('div', { 'class': 'gate ' + kind, 'data-kind': kind });
+  function gate(kind, dir, title, step, noneText) {
+    var g = el('div', { 'class': 'gate ' + kind, 'data-kind': kind, 'data-dir': dir });
     var state = 'none', what = noneText;
     if (step) {
       if (step.reached === false) { state = 'not-reached'; }
@@ -387,7 +389,11 @@ docs/glossary.md.</div></header>
            : step.kind === 'acl' ? (step.entry ? 'rule ' + step.entry.number + ' ' + step.entry.action + (step.entry.line ? ' (line ' + step.entry.line + ')' : '') : '')
            : step.rule ? step.rule.group + ' ' + step.rule.direction + ' rule ' + step.rule.index + (step.rule.line ? ' (line ' + step.rule.line + ')' : '')
            : 'no rule allows it';
-      if (step.reached === false) what += ' (not reached)';
+      if (step.reached === false) {
+        what = step.kind === 'tracked' || step.kind === 'related' ? 'would pass as part of connection #' +
+               (step.connection && step.connection.number !== undefined ? step.connection.number : step.connection)
+             : step.allowed ? 'would pass' : 'would stop it';
+      }
     }
     g.setAttribute('data-state', state);
     if (step && step.decisive) g.setAttribute('data-decisive', 'true');
@@ -405,14 +411,14 @@ docs/glossary.md.</div></header>
     var items = [];
     items.push(endBox('from', src, p.packet && p.packet.src));
     if (src && src.interface) {
-      items.push(gate('sg', src.interface + ' (outbound)', stepFor(steps, ['sg', 'tracked', 'related'], 'outbound'), 'no check'));
-      items.push(gate('acl', src.subnet ? 'subnet ' + src.subnet : 'no subnet', stepFor(steps, ['acl'], 'outbound'),
+      items.push(gate('sg', 'outbound', src.interface + ' (outbound)', stepFor(steps, ['sg', 'tracked', 'related'], 'outbound'), 'no check'));
+      items.push(gate('acl', 'outbound', src.subnet ? 'subnet ' + src.subnet + ' (outbound)' : 'no subnet', stepFor(steps, ['acl'], 'outbound'),
                       src.subnet ? 'no ACL on this path' : 'no network ACL'));
     }
     if (dst && dst.interface) {
-      items.push(gate('acl', dst.subnet ? 'subnet ' + dst.subnet : 'no subnet', stepFor(steps, ['acl'], 'inbound'),
+      items.push(gate('acl', 'inbound', dst.subnet ? 'subnet ' + dst.subnet + ' (inbound)' : 'no subnet', stepFor(steps, ['acl'], 'inbound'),
                       dst.subnet ? 'no ACL on this path' : 'no network ACL'));
-      items.push(gate('sg', dst.interface + ' (inbound)', stepFor(steps, ['sg', 'tracked', 'related'], 'inbound'), 'no check'));
+      items.push(gate('sg', 'inbound', dst.interface + ' (inbound)', stepFor(steps, ['sg', 'tracked', 'related'], 'inbound'), 'no check'));
     }
     items.push(endBox('to', dst, p.packet && p.packet.dst));
     // The wire is live up to the gate that stops the packet.
@@ -591,7 +597,7 @@ docs/glossary.md.</div></header>
         b.addEventListener('click', function () { answer(item, g, d); });
         row.appendChild(b);
       });
-      var load = el('button', { type: 'button', 'class': 'load' }, 'try it in the playground');
+      var load = el('button', { type: 'button', 'class': 'load', 'data-id': item.id }, 'try it in the playground');
       load.addEventListener('click', function () {
         $('policy').value = item.policy;
         $('flows').value = item.flows.join('\n');

@@ -201,6 +201,14 @@ TEST(PlaygroundApi, BadRequestsGetClearErrors) {
     EXPECT_EQ(a.body.value("error", ""), c.error) << a.body.dump();
     EXPECT_FALSE(a.body.value("detail", "").empty());
   }
+  // JSON nested a million deep: an error, not a stack overflow.
+  PlaygroundOptions deep_o = options(inboundOnly());
+  deep_o.limits.max_body_bytes = 4 << 20;
+  Playground deep(deep_o);
+  Answer d = call(deep, "POST", "/api/run",
+                  std::string(1'000'000, '[') + std::string(1'000'000, ']'));
+  EXPECT_EQ(d.status, 400);
+  EXPECT_EQ(d.body["error"], "bad request") << d.body.dump();
   // The bad flow is named by its line, with gen's own message.
   Answer a = post(pg, "/api/run",
                   {{"policy", inboundOnly()}, {"flows", {"icmp 1.2.3.4 -> 10.0.1.10", "tcp x"}}});

@@ -97,13 +97,10 @@
       if (r !== arg.trim()) fail('packet shows ' + r + ', expected ' + arg);
       return $('packet-head').textContent;
     },
-    // "sg inbound pass": a gate of that kind whose title names the direction, in that state.
+    // "sg inbound pass", "acl inbound stop": the gate of that kind and direction, in that state.
     'see gate': async function (arg) {
       var w = arg.trim().split(/\s+/);
-      var hit = Array.prototype.filter.call(document.querySelectorAll('#lane .gate'), function (g) {
-        return g.getAttribute('data-kind') === w[0] && g.textContent.indexOf('(' + w[1] + ')') >= 0 ||
-               g.getAttribute('data-kind') === w[0] && w[1] === 'subnet';
-      });
+      var hit = document.querySelectorAll('#lane .gate[data-kind="' + w[0] + '"][data-dir="' + w[1] + '"]');
       if (!hit.length) fail('no ' + w[0] + ' ' + w[1] + ' gate: ' + gates().join(' | '));
       if (hit[0].getAttribute('data-state') !== w[2]) fail('gate is ' + hit[0].getAttribute('data-state') + ': ' + gates().join(' | '));
       return gates().join(' | ');
@@ -166,6 +163,20 @@
       await until(function () { var s = rv.getAttribute('data-state'); return s === 'revealed' || s === 'error'; }, 'the answer');
       window.__pgLastQuiz = q;
       return rv.textContent.slice(0, 200);
+    },
+    // Loads a question's policy and flows into the playground, runs them and shows its packet.
+    'try quiz': async function (arg) {
+      var b = document.querySelector('.quiz .load[data-id="' + arg.trim() + '"]');
+      if (!b) fail('no quiz question ' + arg);
+      var before = runs(), checks = checked();
+      b.click();
+      await until(function () {
+        return runs() > before && checked() > checks && $('policy-status').getAttribute('data-state') !== 'checking';
+      }, 'the question to run');
+      var q = b.closest('.quiz');
+      var want = (q.textContent.match(/packet ([0-9]+):/) || [])[1];
+      await until(function () { return $('step-section').getAttribute('data-packet') === want; }, 'packet ' + want);
+      return $('packet-head').textContent;
     },
     'see quiz answer': async function (arg) {
       var rv = window.__pgLastQuiz && window.__pgLastQuiz.querySelector('.reveal');
