@@ -93,8 +93,8 @@ svg text { font-family:system-ui,Arial,sans-serif; }
 <body>
 <header><h1>statewall playground</h1>
 <div class="meta">Every verdict, gate, rule, TCP state and timeout here comes from statewall's own
-engine (the same as <code>statewall replay</code> and <code>explain</code>). Words in italics are in
-docs/glossary.md.</div></header>
+engine (the same as <code>statewall replay</code> and <code>explain</code>). Terms such as untracked,
+related, INVALID or ephemeral port are explained in docs/glossary.md.</div></header>
 <div id="error-banner"></div>
 <main>
 <div>
@@ -485,7 +485,7 @@ docs/glossary.md.</div></header>
       tr.appendChild(el('td', null, '#' + c.conn));
       tr.appendChild(el('td', { 'class': 'mono' }, c.proto + ' ' + c.orig + ' -> ' + c.resp));
       tr.appendChild(el('td', null, c.tcp_state || (c.replied ? 'replied' : 'unreplied')));
-      tr.appendChild(el('td', null, c.tracked ? c.tracked_by.join(', ') : 'nobody: untracked (an entry kept for counting only)'));
+      tr.appendChild(el('td', null, c.tracked ? c.tracked_by.join(', ') : 'nobody: untracked (the engine follows the flow, but every packet of it meets the rules)'));
       tr.appendChild(el('td', null, c.replied ? 'yes' : 'no'));
       tr.appendChild(el('td', null, c.expired ? 'expired (idle past its timeout)' : 'expires in ' + secs(c.expires_in)));
       tb.appendChild(tr);
