@@ -479,7 +479,8 @@ related, INVALID or ephemeral port are explained in docs/glossary.md.</div></hea
     var tb = $('conn-table').tBodies[0];
     clear(tb);
     (p.table || []).forEach(function (c) {
-      var tr = el('tr', { 'data-conn': c.conn, 'data-tracked': c.tracked, 'data-state': c.tcp_state || '' });
+      var tr = el('tr', { 'data-conn': c.conn, 'data-tracked': c.tracked, 'data-state': c.tcp_state || '',
+                          'data-expires-in': c.expires_in });
       if (c.expired) tr.className = 'expired';
       else if (p.connection && p.connection.number === c.conn) tr.className = 'current';
       tr.appendChild(el('td', null, '#' + c.conn));

@@ -127,6 +127,17 @@
       if (w[2] && String(tr.getAttribute('data-tracked') === 'true') !== String(w[2] === 'tracked')) fail('#' + n + ' tracked=' + tr.getAttribute('data-tracked'));
       return tr.textContent;
     },
+    // "#1 432000": the connection's idle timeout after this packet (seconds, as the engine's table
+    // says), and its bar on the timeline.
+    'see idle timeout': async function (arg) {
+      var w = arg.trim().split(/\s+/), n = w[0].replace('#', '');
+      var tr = document.querySelector('#conn-table tr[data-conn="' + n + '"]');
+      if (!tr) fail('no connection #' + n + ' in the table');
+      var left = parseFloat(tr.getAttribute('data-expires-in'));
+      if (Math.round(left) !== parseInt(w[1], 10)) fail('#' + n + ' expires in ' + left + ' s');
+      if (!document.querySelector('#timeline rect[data-conn="' + n + '"]')) fail('no timeline bar for #' + n);
+      return tr.textContent;
+    },
     'what-if': async function (arg) {
       var q = quoted(arg), at = arg.match(/at\s+([0-9.]+)/);
       var sel = $('whatif-rule'), found = false;
