@@ -205,8 +205,8 @@ TEST(PlaygroundApi, BadRequestsGetClearErrors) {
   PlaygroundOptions deep_o = options(inboundOnly());
   deep_o.limits.max_body_bytes = 4 << 20;
   Playground deep(deep_o);
-  Answer d = call(deep, "POST", "/api/run",
-                  std::string(1'000'000, '[') + std::string(1'000'000, ']'));
+  Answer d =
+      call(deep, "POST", "/api/run", std::string(1'000'000, '[') + std::string(1'000'000, ']'));
   EXPECT_EQ(d.status, 400);
   EXPECT_EQ(d.body["error"], "bad request") << d.body.dump();
   // The bad flow is named by its line, with gen's own message.
