@@ -32,6 +32,7 @@
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -45,6 +46,7 @@ using nlohmann::json;
 
 constexpr int kMaxModuleDepth = 64;     // nested child modules
 constexpr int kMaxReferenceDepth = 16;  // module outputs and variables followed for a reference
+constexpr size_t kMaxResolved = 4096;   // resources one unknown value may stand for
 
 std::string keyPath(const std::string& path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);
@@ -138,6 +140,14 @@ std::optional<std::vector<ModuleStep>> parseModule(std::string_view s) {
   return steps;
 }
 
+// The module instance's address ("module.a[0].module.b"; "" for the root).
+std::string moduleKey(const std::vector<ModuleStep>& steps) {
+  std::string s;
+  for (const auto& st : steps)
+    s += (s.empty() ? "module." : ".module.") + st.name + st.key;
+  return s;
+}
+
 // A module of the configuration: its resources, calls and outputs.
 struct ConfigModule {
   const json* module = nullptr;  // {resources, module_calls, outputs}
@@ -145,6 +155,7 @@ struct ConfigModule {
   std::string call;  // the name the parent calls it by
   std::string path;  // JSON path of `module`
   std::map<std::string, ConfigModule> calls;
+  std::map<std::string, size_t> resources;  // managed TYPE.NAME -> index in module.resources
 };
 
 struct Resource {
@@ -189,12 +200,18 @@ struct PendingRule {
   std::vector<PendingPeer> peers;
   SourceLoc loc;
 };
+using MatchKey = std::tuple<int, int, int, int, int>;
+MatchKey matchKey(const Match& m) {
+  return {m.proto, m.port_lo, m.port_hi, m.icmp_type, m.icmp_code};
+}
 struct PendingGroup {
   SecurityGroup group;
-  std::vector<PendingRule> rules[2];  // inbound, outbound
+  std::vector<PendingRule> rules[2];       // inbound, outbound
+  std::map<MatchKey, size_t> by_match[2];  // rule index by protocol and ports
 };
 struct PendingAcl {
   NetworkAcl acl;
+  std::set<std::string> entries[2];  // inbound, outbound: AclEntry::str(), each once
   std::string vpc_id;
   bool is_default = false;
 };
@@ -205,6 +222,7 @@ struct PendingSubnet {
 };
 struct PendingInterface {
   Interface iface;
+  std::unordered_set<std::string> groups_seen;  // filled by the first attachment
   std::string subnet_key;
   SourceLoc subnet_loc;
 };
@@ -275,6 +293,7 @@ class TerraformLoader {
   void loadSgAttachment(const Resource& r);
   void loadPrefixList(const Resource& r);
   void loadPrefixListEntry(const Resource& r);
+  void addPrefixListCidr(size_t pl, const std::string& text, const SourceLoc& loc);
   void finish();
 
   const std::string& file_;
@@ -288,6 +307,9 @@ class TerraformLoader {
   std::vector<PendingSubnet> subnets_;
   std::vector<PendingInterface> ifaces_;
   std::vector<PrefixList> prefix_lists_;
+  std::vector<std::unordered_set<std::string>> pl_seen_;  // CIDRs of each prefix list
+  // "MODULE TYPE.NAME" -> the instances' indices in resources_.
+  std::unordered_map<std::string, std::vector<size_t>> by_local_;
   // Object key (AWS id or resource address) -> index, per kind.
   std::unordered_map<std::string, size_t> group_of_, acl_of_, subnet_of_, iface_of_, pl_of_;
 };
@@ -296,6 +318,16 @@ void TerraformLoader::indexConfig(const json* module, const std::string& path, C
                                   int depth) {
   into.module = module;
   into.path = path;
+  if (const json* res = member(module, "resources"); res && res->is_array()) {
+    for (size_t k = 0; k < res->size(); ++k) {
+      const json* type = member(&(*res)[k], "type");
+      const json* name = member(&(*res)[k], "name");
+      const json* mode = member(&(*res)[k], "mode");
+      if (!type || !type->is_string() || !name || !name->is_string()) continue;
+      if (mode && (!mode->is_string() || *mode != "managed")) continue;
+      into.resources.emplace(type->get<std::string>() + "." + name->get<std::string>(), k);
+    }
+  }
   const json* calls = member(module, "module_calls");
   if (!calls || !calls->is_object() || depth >= kMaxModuleDepth) return;
   for (const auto& [name, call] : calls->items()) {
@@ -372,20 +404,14 @@ void TerraformLoader::walkModule(const json& module, const std::string& path,
         }
         if (auto u = unknowns.find(r.address); u != unknowns.end()) r.unknown = u->second;
         if (cm) {
-          if (const json* cres = member(cm->module, "resources"); cres && cres->is_array()) {
-            for (size_t k = 0; k < cres->size(); ++k) {
-              const json& c = (*cres)[k];
-              if (c.is_object() && c.value("type", "") == r.type && c.value("name", "") == r.name &&
-                  c.value("mode", "managed") == "managed") {
-                r.config = member(&c, "expressions");
-                r.config_path =
-                    keyPath(indexPath(keyPath(cm->path, "resources"), k), "expressions");
-                break;
-              }
-            }
+          if (auto it = cm->resources.find(local); it != cm->resources.end()) {
+            r.config = member(&(*member(cm->module, "resources"))[it->second], "expressions");
+            r.config_path =
+                keyPath(indexPath(keyPath(cm->path, "resources"), it->second), "expressions");
           }
           r.config_module = cm;
         }
+        by_local_[moduleKey(r.module) + " " + local].push_back(resources_.size());
         resources_.push_back(std::move(r));
       }
     }
@@ -620,10 +646,13 @@ void TerraformLoader::resolve(const json* expr, const std::vector<ModuleStep>& s
   for (const auto& [local, keys] : resources) {
     // The most specific form: aws_x.y[0] when the references name it, else every instance.
     const bool keyed = keys.size() > 1 || !keys.count("");
-    for (const auto& r : resources_) {
-      if (r.module != scope || r.type + "." + r.name != local) continue;
+    auto it = by_local_.find(moduleKey(scope) + " " + local);
+    if (it == by_local_.end()) continue;
+    for (size_t i : it->second) {
+      const Resource& r = resources_[i];
       if (keyed && !keys.count(r.key)) continue;
-      if (std::find(out.begin(), out.end(), &r) == out.end()) out.push_back(&r);
+      if (out.size() >= kMaxResolved) return;
+      out.push_back(&r);
     }
   }
 }
@@ -635,10 +664,9 @@ std::vector<std::pair<std::string, SourceLoc>> TerraformLoader::refs(const Resou
                                                                      std::string_view otherwise) {
   std::vector<std::pair<std::string, SourceLoc>> out;
   const Attr a = attr(n, key);
+  std::unordered_set<std::string> seen;
   auto add = [&](std::string v, const std::string& path) {
-    if (v.empty()) return;  // the provider writes "" for an unset string
-    for (const auto& [x, l] : out)
-      if (x == v) return;
+    if (v.empty() || !seen.insert(v).second) return;  // "": the provider's unset string
     out.emplace_back(std::move(v), at(path));
   };
   if (a.value) {
@@ -664,8 +692,9 @@ std::vector<std::pair<std::string, SourceLoc>> TerraformLoader::refs(const Resou
   std::vector<const Resource*> found;
   if (r.config_module) resolve(a.expr, r.module, r.config_module, 0, found);
   std::string assumed;
+  std::unordered_set<const Resource*> done;
   for (const Resource* t : found) {
-    if (!refMatches(*t, kind)) continue;
+    if (!refMatches(*t, kind) || !done.insert(t).second) continue;
     std::string v;
     if (kind == RefKind::kCidr4 || kind == RefKind::kCidr6) {
       const char* ckey = kind == RefKind::kCidr4 ? "cidr_block" : "ipv6_cidr_block";
@@ -732,7 +761,7 @@ std::vector<Node> TerraformLoader::blocks(const Resource& r, std::string_view ke
       }
       // The configuration block it came from, for the references of its unknown values.
       const json* cfg = nullptr;
-      if (cblocks) {
+      if (cblocks && anyUnknown(maskAt(mask, i))) {
         for (const auto& c : *cblocks) {
           if (c.is_object() && sameBlock(b, c)) {
             cfg = &c;
@@ -839,13 +868,13 @@ void TerraformLoader::addRule(const Resource& r, size_t group, Direction dir, co
                               std::vector<PendingPeer> peers, const SourceLoc& loc) {
   (void)r;
   if (peers.empty()) return;
-  auto& rules = groups_[group].rules[static_cast<size_t>(dir)];
-  for (auto& pr : rules) {
-    if (pr.match == m) {
-      for (auto& p : peers)
-        pr.peers.push_back(std::move(p));
-      return;
-    }
+  PendingGroup& g = groups_[group];
+  auto& rules = g.rules[static_cast<size_t>(dir)];
+  auto [it, fresh] = g.by_match[static_cast<size_t>(dir)].emplace(matchKey(m), rules.size());
+  if (!fresh) {
+    for (auto& p : peers)
+      rules[it->second].peers.push_back(std::move(p));
+    return;
   }
   rules.push_back(PendingRule{m, std::move(peers), loc});
 }
@@ -1028,8 +1057,11 @@ void TerraformLoader::loadAcl(const Resource& r) {
                              std::pair{std::string_view("egress"), true}}) {
     for (const Node& b : blocks(r, key)) {
       bool eg = egress;
-      if (auto e = aclEntry(r, b, false, eg))
+      if (auto e = aclEntry(r, b, false, eg)) {
+        const Direction dir = egress ? Direction::kOutbound : Direction::kInbound;
+        pa.entries[static_cast<size_t>(dir)].insert(e->str(dir));
         (egress ? acl.outbound : acl.inbound).push_back(std::move(*e));
+      }
     }
   }
   for (auto& [subnet, loc] : refs(r, rootNode(r), "subnet_ids", RefKind::kSubnet,
@@ -1160,13 +1192,11 @@ void TerraformLoader::loadAclRule(const Resource& r) {
   auto e = aclEntry(r, n, true, egress);
   if (!e) return;
   e->loc = at(r.path);
-  auto& entries = egress ? acls_[*acl].acl.outbound : acls_[*acl].acl.inbound;
+  PendingAcl& pa = acls_[*acl];
   // A state lists the ACL's separate entries among its inline ones too: the same entry once.
-  for (const auto& x : entries)
-    if (x.rule_number == e->rule_number && x.allow == e->allow && x.match == e->match &&
-        x.cidr == e->cidr)
-      return;
-  entries.push_back(std::move(*e));
+  const Direction dir = egress ? Direction::kOutbound : Direction::kInbound;
+  if (!pa.entries[static_cast<size_t>(dir)].insert(e->str(dir)).second) return;
+  (egress ? pa.acl.outbound : pa.acl.inbound).push_back(std::move(*e));
 }
 
 void TerraformLoader::loadAclAssociation(const Resource& r) {
@@ -1239,6 +1269,7 @@ void TerraformLoader::loadInterface(const Resource& r, bool instance) {
   i.loc = at(r.path);
   i.id = keyOf(r);
   i.name = objectName(r, "");
+  std::unordered_set<IpAddr, IpAddrHash> seen_addresses;
   auto addAddress = [&](const std::string& text, const SourceLoc& loc, bool v4) {
     if (text.empty()) return;
     auto a = IpAddr::parse(text);
@@ -1248,8 +1279,7 @@ void TerraformLoader::loadInterface(const Resource& r, bool instance) {
                    (v4 ? "an IPv4" : "an IPv6") + " address");
       return;
     }
-    if (std::find(i.addresses.begin(), i.addresses.end(), *a) == i.addresses.end())
-      i.addresses.push_back(*a);
+    if (seen_addresses.insert(*a).second) i.addresses.push_back(*a);
   };
   const char* const v4_keys[] = {"private_ip", instance ? "secondary_private_ips" : "private_ips",
                                  instance ? "" : "private_ip_list"};
@@ -1301,9 +1331,9 @@ void TerraformLoader::loadSgAttachment(const Resource& r) {
                                             " is not in this plan; the attachment is left out");
     return;
   }
-  auto& list = ifaces_[*i].iface.groups;
-  if (std::find(list.begin(), list.end(), groups[0].first) == list.end())
-    list.push_back(groups[0].first);
+  PendingInterface& pi = ifaces_[*i];
+  if (pi.groups_seen.empty()) pi.groups_seen.insert(pi.iface.groups.begin(), pi.iface.groups.end());
+  if (pi.groups_seen.insert(groups[0].first).second) pi.iface.groups.push_back(groups[0].first);
 }
 
 void TerraformLoader::loadPrefixList(const Resource& r) {
@@ -1320,6 +1350,8 @@ void TerraformLoader::loadPrefixList(const Resource& r) {
   }
   pl_of_[pl.id] = prefix_lists_.size();
   if (pl.id != r.address) pl_of_[r.address] = prefix_lists_.size();
+  prefix_lists_.push_back(std::move(pl));
+  pl_seen_.emplace_back();
   for (const Node& b : blocks(r, "entry")) {
     const Attr c = attr(b, "cidr");
     if (!c.value && c.unknown) {
@@ -1327,12 +1359,14 @@ void TerraformLoader::loadPrefixList(const Resource& r) {
       continue;
     }
     auto text = str(r, c, "expected a CIDR such as 203.0.113.0/24");
-    if (!text) continue;
-    if (auto cidr = checkCidr(*text, at(c.path), diags_);
-        cidr && std::find(pl.cidrs.begin(), pl.cidrs.end(), *cidr) == pl.cidrs.end())
-      pl.cidrs.push_back(*cidr);
+    if (text) addPrefixListCidr(prefix_lists_.size() - 1, *text, at(c.path));
   }
-  prefix_lists_.push_back(std::move(pl));
+}
+
+// Each CIDR once: a state lists the entry resources among the list's own entries too.
+void TerraformLoader::addPrefixListCidr(size_t pl, const std::string& text, const SourceLoc& loc) {
+  auto c = checkCidr(text, loc, diags_);
+  if (c && pl_seen_[pl].insert(c->str()).second) prefix_lists_[pl].cidrs.push_back(*c);
 }
 
 void TerraformLoader::loadPrefixListEntry(const Resource& r) {
@@ -1345,12 +1379,8 @@ void TerraformLoader::loadPrefixListEntry(const Resource& r) {
                                          " is not in this plan; the entry is left out");
     return;
   }
-  for (auto& [text, loc] : refs(r, n, "cidr", RefKind::kCidr4, "the entry is left out")) {
-    auto& cidrs = prefix_lists_[*pl].cidrs;
-    if (auto c = checkCidr(text, loc, diags_);
-        c && std::find(cidrs.begin(), cidrs.end(), *c) == cidrs.end())
-      cidrs.push_back(*c);
-  }
+  for (auto& [text, loc] : refs(r, n, "cidr", RefKind::kCidr4, "the entry is left out"))
+    addPrefixListCidr(*pl, text, loc);
 }
 
 // ---- the policy ----
@@ -1368,13 +1398,10 @@ void TerraformLoader::finish() {
     const size_t owner = pol.groups.size();
     for (Direction dir : {Direction::kInbound, Direction::kOutbound}) {
       auto& pending = pg.rules[static_cast<size_t>(dir)];
-      std::stable_sort(
-          pending.begin(), pending.end(), [](const PendingRule& a, const PendingRule& b) {
-            return std::tie(a.match.proto, a.match.port_lo, a.match.port_hi, a.match.icmp_type,
-                            a.match.icmp_code) < std::tie(b.match.proto, b.match.port_lo,
-                                                          b.match.port_hi, b.match.icmp_type,
-                                                          b.match.icmp_code);
-          });
+      std::stable_sort(pending.begin(), pending.end(),
+                       [](const PendingRule& a, const PendingRule& b) {
+                         return matchKey(a.match) < matchKey(b.match);
+                       });
       auto& rules = dir == Direction::kInbound ? pg.group.inbound : pg.group.outbound;
       for (auto& pr : pending) {
         // Peers as describe-security-groups lists them: IPv4, IPv6, groups, prefix lists; each
@@ -1387,11 +1414,10 @@ void TerraformLoader::finish() {
         rule.match = pr.match;
         rule.loc = pr.loc;
         std::vector<std::string> descriptions;
+        std::unordered_set<std::string> peers_seen, descriptions_seen;
         for (auto& pp : pr.peers) {
-          if (std::find(rule.peers.begin(), rule.peers.end(), pp.peer) != rule.peers.end())
-            continue;
-          if (!pp.description.empty() && std::find(descriptions.begin(), descriptions.end(),
-                                                   pp.description) == descriptions.end())
+          if (!peers_seen.insert(pp.peer.str()).second) continue;
+          if (!pp.description.empty() && descriptions_seen.insert(pp.description).second)
             descriptions.push_back(pp.description);
           if (pp.peer.kind != PeerKind::kCidr) {
             out_.id_refs.push_back(IdRef{pp.peer.kind == PeerKind::kGroup
@@ -1413,12 +1439,18 @@ void TerraformLoader::finish() {
     if (auto it = subnet_of_.find(a.subnet_id); it != subnet_of_.end())
       subnets_[it->second].associated = true;
   }
+  std::unordered_map<std::string, std::vector<size_t>> subnets_of_vpc;
+  for (size_t k = 0; k < subnets_.size(); ++k)
+    if (!subnets_[k].associated) subnets_of_vpc[subnets_[k].vpc_id].push_back(k);
   for (size_t k = 0; k < acls_.size(); ++k) {
     if (!acls_[k].is_default || acls_[k].vpc_id.empty()) continue;
-    for (auto& s : subnets_) {
-      if (s.associated || s.vpc_id != acls_[k].vpc_id) continue;
-      out_.acl_associations.push_back(AclAssociation{k, s.subnet.id, s.subnet.loc});
-      s.associated = true;
+    auto it = subnets_of_vpc.find(acls_[k].vpc_id);
+    if (it == subnets_of_vpc.end()) continue;
+    for (size_t i : it->second) {
+      PendingSubnet& sn = subnets_[i];
+      if (sn.associated) continue;
+      out_.acl_associations.push_back(AclAssociation{k, sn.subnet.id, sn.subnet.loc});
+      sn.associated = true;
     }
   }
   for (auto& a : acls_)

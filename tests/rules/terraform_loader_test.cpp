@@ -533,6 +533,58 @@ TEST(TerraformUnknown, ReferencesResolvedThroughTheConfigurationWithWarnings) {
   EXPECT_EQ(r.policy->interfaces.size(), 1u);
 }
 
+TEST(TerraformUnknown, InlineBlockMatchedToItsConfigurationBlock) {
+  // web's 443 block names a group created by this plan, by count index: the plan lists the
+  // block with the unknown id as null; the configuration's block with the same ports says which.
+  auto peer = [](int i, const std::string& name) {
+    json g = res("aws_security_group.peer[" + std::to_string(i) + "]", "aws_security_group", "peer",
+                 {{"name", name},
+                  {"vpc_id", "vpc-1"},
+                  {"ingress", json::array()},
+                  {"egress", json::array()}});
+    g["index"] = i;
+    return g;
+  };
+  json web = group("web", "sg-1", "web",
+                   {sgBlock("tcp", 443, 443, {{"security_groups", {nullptr}}}),
+                    sgBlock("tcp", 80, 80, {{"cidr_blocks", {"0.0.0.0/0"}}})});
+  auto change = [](const std::string& address, json unknown) {
+    return json{{"address", address}, {"change", {{"after_unknown", std::move(unknown)}}}};
+  };
+  json web_unknown = json::object();
+  web_unknown["ingress"] = json::array({{{"security_groups", {true}}}, json::object()});
+  json changes = json::array({change("aws_security_group.web", web_unknown),
+                              change("aws_security_group.peer[0]", {{"id", true}}),
+                              change("aws_security_group.peer[1]", {{"id", true}})});
+  auto c = [](json v) { return json{{"constant_value", v}}; };
+  json config = {{"resources",
+                  {{{"address", "aws_security_group.web"},
+                    {"mode", "managed"},
+                    {"type", "aws_security_group"},
+                    {"name", "web"},
+                    {"expressions",
+                     {{"ingress",
+                       {{{"protocol", c("tcp")}, {"from_port", c(80)}, {"to_port", c(80)}},
+                        {{"protocol", c("6")},
+                         {"from_port", c(443)},
+                         {"to_port", c(443)},
+                         {"security_groups",
+                          {{"references",
+                            {"aws_security_group.peer[1].id", "aws_security_group.peer[1]",
+                             "aws_security_group.peer"}}}}}}}}}}}}};
+  auto r =
+      loadJson(plan(module({web, peer(0, "peer-a"), peer(1, "peer-b")}), nullptr, changes, config));
+  ASSERT_TRUE(r.ok()) << dumpDiagnostics(r);
+  const std::string text = canonical(*r.policy);
+  EXPECT_NE(text.find("group web inbound[1] tcp 443 from sg:peer-b\n"), std::string::npos) << text;
+  EXPECT_TRUE(findDiagnostic(r, Severity::kWarning,
+                             "plan.json: planned_values.root_module.resources[0].values.ingress[0]."
+                             "security_groups",
+                             "aws_security_group.web: ingress[0].security_groups is unknown until "
+                             "apply; assumed aws_security_group.peer[1]"))
+      << dumpDiagnostics(r);
+}
+
 TEST(TerraformUnknown, UnknownWithoutConfigurationLeavesTheRuleOut) {
   json rule = sgRule("x", "ingress", "sg-1", "tcp", 22, 22, json::object());
   rule["values"].erase("cidr_blocks");
