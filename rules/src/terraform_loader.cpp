@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <set>
@@ -271,6 +272,13 @@ class TerraformLoader {
                                                       std::string_view otherwise);
   bool refMatches(const Resource& target, RefKind kind) const;
   void warnUnknown(const Resource& r, const Attr& a, std::string_view assumed);
+  // True (with a warning "... `what` is left out") when one of `attrs` is unknown until apply.
+  bool unknownLeavesOut(const Resource& r, std::initializer_list<const Attr*> attrs,
+                        std::string_view what);
+  // The CIDR peers of attribute `key` (IPv4 for kCidr4, IPv6 for kCidr6) added to `peers`.
+  void cidrPeers(const Resource& r, const Node& n, std::string_view key, RefKind kind,
+                 const std::string& description, std::string_view otherwise,
+                 std::vector<PendingPeer>& peers);
 
   // The inline blocks of `key` (known, or from configuration when unknown).
   std::vector<Node> blocks(const Resource& r, std::string_view key);
@@ -525,6 +533,38 @@ std::optional<int> TerraformLoader::protocol(const Resource& r, const Attr& a) {
 
 void TerraformLoader::warnUnknown(const Resource& r, const Attr& a, std::string_view assumed) {
   warning(a.path, r.address + ": " + a.name + " is unknown until apply; " + std::string(assumed));
+}
+
+bool TerraformLoader::unknownLeavesOut(const Resource& r, std::initializer_list<const Attr*> attrs,
+                                       std::string_view what) {
+  for (const Attr* a : attrs) {
+    if (!a->value && a->unknown) {
+      warnUnknown(r, *a, std::string(what) + " is left out");
+      return true;
+    }
+  }
+  return false;
+}
+
+void TerraformLoader::cidrPeers(const Resource& r, const Node& n, std::string_view key,
+                                RefKind kind, const std::string& description,
+                                std::string_view otherwise, std::vector<PendingPeer>& peers) {
+  const bool v4 = kind == RefKind::kCidr4;
+  for (auto& [text, loc] : refs(r, n, key, kind, otherwise)) {
+    auto c = checkCidr(text, loc, diags_);
+    if (!c) continue;
+    if (c->addr.isV4() != v4) {
+      addError(diags_, loc,
+               r.address + ": '" + text + "' in " + std::string(key) + ": expected an " +
+                   (v4 ? "IPv4" : "IPv6") + " CIDR");
+      continue;
+    }
+    Peer p;
+    p.kind = PeerKind::kCidr;
+    p.cidr = *c;
+    p.loc = loc;
+    peers.push_back(PendingPeer{std::move(p), description});
+  }
 }
 
 // The Name tag (tags, else tags_all), or "".
@@ -829,12 +869,7 @@ std::optional<Match> TerraformLoader::sgMatch(const Resource& r, const Node& n,
   const Attr from = attr(n, "from_port");
   const Attr to = attr(n, "to_port");
   if (protoHasPorts(*proto)) {
-    for (const Attr* a : {&from, &to}) {
-      if (!a->value && a->unknown) {
-        warnUnknown(r, *a, "the rule is left out");
-        return std::nullopt;
-      }
-    }
+    if (unknownLeavesOut(r, {&from, &to}, "the rule")) return std::nullopt;
     constexpr std::string_view kExpected = "expected a port number 0..65535";
     auto lo = integer(r, from, kExpected);
     auto hi = integer(r, to, kExpected);
@@ -848,12 +883,7 @@ std::optional<Match> TerraformLoader::sgMatch(const Resource& r, const Node& n,
     if (!checkPortRange(*lo, *hi, at(from.path), at(to.path), diags_, m)) return std::nullopt;
   } else if (protoIsIcmp(*proto)) {
     // from_port is the ICMP type, to_port the code; -1 (or absent) means any.
-    for (const Attr* a : {&from, &to}) {
-      if (!a->value && a->unknown) {
-        warnUnknown(r, *a, "the rule is left out");
-        return std::nullopt;
-      }
-    }
+    if (unknownLeavesOut(r, {&from, &to}, "the rule")) return std::nullopt;
     constexpr std::string_view kExpected = "expected an ICMP type or code 0..255, or -1 (any)";
     auto type = integer(r, from, kExpected);
     auto code = integer(r, to, kExpected);
@@ -885,25 +915,8 @@ void TerraformLoader::sgPeers(const Resource& r, const Node& n, size_t group,
                               std::vector<PendingPeer>& peers, bool inline_block) {
   std::string description;
   if (auto d = str(r, attr(n, "description"), "expected a text")) description = *d;
-  auto cidrs = [&](std::string_view key, RefKind kind, bool v4) {
-    for (auto& [text, loc] : refs(r, n, key, kind, "no such peer")) {
-      auto c = checkCidr(text, loc, diags_);
-      if (!c) continue;
-      if (c->addr.isV4() != v4) {
-        addError(diags_, loc,
-                 r.address + ": '" + text + "' in " + std::string(key) + ": expected an " +
-                     (v4 ? "IPv4" : "IPv6") + " CIDR");
-        continue;
-      }
-      Peer p;
-      p.kind = PeerKind::kCidr;
-      p.cidr = *c;
-      p.loc = loc;
-      peers.push_back(PendingPeer{std::move(p), description});
-    }
-  };
-  cidrs("cidr_blocks", RefKind::kCidr4, true);
-  cidrs("ipv6_cidr_blocks", RefKind::kCidr6, false);
+  cidrPeers(r, n, "cidr_blocks", RefKind::kCidr4, description, "no such peer", peers);
+  cidrPeers(r, n, "ipv6_cidr_blocks", RefKind::kCidr6, description, "no such peer", peers);
   for (auto& [key, loc] : refs(r, n, inline_block ? "security_groups" : "source_security_group_id",
                                RefKind::kGroup, "no such peer")) {
     Peer p;
@@ -996,23 +1009,8 @@ void TerraformLoader::loadVpcSgRule(const Resource& r, Direction dir) {
   if (auto d = str(r, attr(n, "description"), "expected a text")) description = *d;
   std::vector<PendingPeer> peers;
   for (auto [key, kind] : {std::pair{std::string_view("cidr_ipv4"), RefKind::kCidr4},
-                           std::pair{std::string_view("cidr_ipv6"), RefKind::kCidr6}}) {
-    for (auto& [text, loc] : refs(r, n, key, kind, "no such peer: the rule is left out")) {
-      auto c = checkCidr(text, loc, diags_);
-      if (!c) continue;
-      if (c->addr.isV4() != (kind == RefKind::kCidr4)) {
-        addError(diags_, loc,
-                 r.address + ": '" + text + "' in " + std::string(key) + ": expected an " +
-                     (kind == RefKind::kCidr4 ? "IPv4" : "IPv6") + " CIDR");
-        continue;
-      }
-      Peer p;
-      p.kind = PeerKind::kCidr;
-      p.cidr = *c;
-      p.loc = loc;
-      peers.push_back(PendingPeer{std::move(p), description});
-    }
-  }
+                           std::pair{std::string_view("cidr_ipv6"), RefKind::kCidr6}})
+    cidrPeers(r, n, key, kind, description, "no such peer: the rule is left out", peers);
   for (auto [key, kind] :
        {std::pair{std::string_view("referenced_security_group_id"), PeerKind::kGroup},
         std::pair{std::string_view("prefix_list_id"), PeerKind::kPrefixList}}) {
@@ -1127,12 +1125,7 @@ std::optional<AclEntry> TerraformLoader::aclEntry(const Resource& r, const Node&
   } else if (protoIsIcmp(*proto)) {
     const Attr type = attr(n, "icmp_type"), code = attr(n, "icmp_code");
     constexpr std::string_view kExpected = "expected an ICMP type or code 0..255, or -1 (any)";
-    for (const Attr* a : {&type, &code}) {
-      if (!a->value && a->unknown) {
-        warnUnknown(r, *a, "the entry is left out");
-        return std::nullopt;
-      }
-    }
+    if (unknownLeavesOut(r, {&type, &code}, "the entry")) return std::nullopt;
     auto t = integer(r, type, kExpected);
     auto c = integer(r, code, kExpected);
     if ((type.value && !t) || (code.value && !c)) return std::nullopt;
@@ -1141,12 +1134,7 @@ std::optional<AclEntry> TerraformLoader::aclEntry(const Resource& r, const Node&
       return std::nullopt;
   }
   const Attr a4 = attr(n, "cidr_block"), a6 = attr(n, "ipv6_cidr_block");
-  for (const Attr* a : {&a4, &a6}) {
-    if (!a->value && a->unknown) {
-      warnUnknown(r, *a, "the entry is left out");
-      return std::nullopt;
-    }
-  }
+  if (unknownLeavesOut(r, {&a4, &a6}, "the entry")) return std::nullopt;
   auto v4 = str(r, a4, "expected an IPv4 CIDR such as 10.0.0.0/16");
   auto v6 = str(r, a6, "expected an IPv6 CIDR such as 2001:db8::/32");
   if (v4 && v4->empty()) v4.reset();  // the provider writes "" for the one not given
