@@ -289,7 +289,12 @@ class TerraformLoader {
                std::vector<PendingPeer> peers, const SourceLoc& loc);
   void sgPeers(const Resource& r, const Node& n, size_t group, std::vector<PendingPeer>& peers,
                bool inline_block);
-  std::optional<size_t> ownerGroup(const Resource& r, const Node& n, std::string_view key);
+  // The object of this plan that attribute `key` names (by id, or by the configuration's
+  // reference when unknown), through `index`; nullopt, with a diagnostic, when it names none,
+  // several, or one the plan does not define. `what` names its kind, `left_out` what is lost.
+  std::optional<size_t> named(const Resource& r, const Node& n, std::string_view key, RefKind kind,
+                              const std::unordered_map<std::string, size_t>& index,
+                              std::string_view what, std::string_view left_out);
   void loadSgRule(const Resource& r);
   void loadVpcSgRule(const Resource& r, Direction dir);
   void loadAcl(const Resource& r);
@@ -944,24 +949,28 @@ void TerraformLoader::sgPeers(const Resource& r, const Node& n, size_t group,
 }
 
 // The group a separate rule belongs to (security_group_id), when this plan defines it.
-std::optional<size_t> TerraformLoader::ownerGroup(const Resource& r, const Node& n,
-                                                  std::string_view key) {
-  auto ids = refs(r, n, key, RefKind::kGroup, "the rule is left out");
+std::optional<size_t> TerraformLoader::named(const Resource& r, const Node& n, std::string_view key,
+                                             RefKind kind,
+                                             const std::unordered_map<std::string, size_t>& index,
+                                             std::string_view what, std::string_view left_out) {
+  const std::string lost = std::string(left_out) + " is left out";
+  auto ids = refs(r, n, key, kind, lost);
   const Attr a = attr(n, key);
   if (ids.empty()) {
     if (!a.unknown)
-      error(a.path, r.address + ": missing " + std::string(key) + ": expected a security group id");
+      error(a.path, r.address + ": missing " + std::string(key) + ": expected a " +
+                        std::string(what) + " id");
     return std::nullopt;
   }
   if (ids.size() > 1) {
-    warning(a.path, r.address + ": " + std::string(key) +
-                        " refers to more than one security group; the rule is left out");
+    warning(a.path, r.address + ": " + std::string(key) + " refers to more than one " +
+                        std::string(what) + "; " + lost);
     return std::nullopt;
   }
-  auto it = group_of_.find(ids[0].first);
-  if (it == group_of_.end()) {
-    warning(a.path, r.address + ": security group " + ids[0].first +
-                        " is not in this plan; the rule is left out (load the group with it)");
+  auto it = index.find(ids[0].first);
+  if (it == index.end()) {
+    warning(a.path, r.address + ": " + std::string(what) + " " + ids[0].first +
+                        " is not in this plan; " + lost + " (load it with the plan)");
     return std::nullopt;
   }
   return it->second;
@@ -983,7 +992,8 @@ void TerraformLoader::loadSgRule(const Resource& r) {
           r.address + ": bad type '" + shorten(*t, 40) + "': expected ingress or egress");
     return;
   }
-  auto group = ownerGroup(r, n, "security_group_id");
+  auto group =
+      named(r, n, "security_group_id", RefKind::kGroup, group_of_, "security group", "the rule");
   if (!group) return;
   auto m = sgMatch(r, n, "protocol");
   if (!m) return;
@@ -1001,7 +1011,8 @@ void TerraformLoader::loadSgRule(const Resource& r) {
 
 void TerraformLoader::loadVpcSgRule(const Resource& r, Direction dir) {
   const Node n = rootNode(r);
-  auto group = ownerGroup(r, n, "security_group_id");
+  auto group =
+      named(r, n, "security_group_id", RefKind::kGroup, group_of_, "security group", "the rule");
   if (!group) return;
   auto m = sgMatch(r, n, "ip_protocol");
   if (!m) return;
@@ -1158,24 +1169,10 @@ std::optional<AclEntry> TerraformLoader::aclEntry(const Resource& r, const Node&
   return e;
 }
 
-std::optional<size_t> findIn(const std::unordered_map<std::string, size_t>& m,
-                             const std::vector<std::pair<std::string, SourceLoc>>& ids) {
-  if (ids.size() != 1) return std::nullopt;
-  auto it = m.find(ids[0].first);
-  if (it == m.end()) return std::nullopt;
-  return it->second;
-}
-
 void TerraformLoader::loadAclRule(const Resource& r) {
   const Node n = rootNode(r);
-  auto ids = refs(r, n, "network_acl_id", RefKind::kAcl, "the entry is left out");
-  if (ids.empty()) return;
-  auto acl = findIn(acl_of_, ids);
-  if (!acl) {
-    warning(ids[0].second.json_path, r.address + ": network ACL " + ids[0].first +
-                                         " is not in this plan; the entry is left out");
-    return;
-  }
+  auto acl = named(r, n, "network_acl_id", RefKind::kAcl, acl_of_, "network ACL", "the entry");
+  if (!acl) return;
   bool egress = false;
   auto e = aclEntry(r, n, true, egress);
   if (!e) return;
@@ -1189,15 +1186,10 @@ void TerraformLoader::loadAclRule(const Resource& r) {
 
 void TerraformLoader::loadAclAssociation(const Resource& r) {
   const Node n = rootNode(r);
-  auto acls = refs(r, n, "network_acl_id", RefKind::kAcl, "the association is left out");
+  auto acl =
+      named(r, n, "network_acl_id", RefKind::kAcl, acl_of_, "network ACL", "the association");
   auto subnets = refs(r, n, "subnet_id", RefKind::kSubnet, "the association is left out");
-  if (acls.empty() || subnets.empty()) return;
-  auto acl = findIn(acl_of_, acls);
-  if (!acl) {
-    warning(acls[0].second.json_path, r.address + ": network ACL " + acls[0].first +
-                                          " is not in this plan; the association is left out");
-    return;
-  }
+  if (!acl || subnets.empty()) return;
   out_.acl_associations.push_back(AclAssociation{*acl, subnets[0].first, subnets[0].second});
 }
 
@@ -1309,16 +1301,10 @@ void TerraformLoader::loadInterface(const Resource& r, bool instance) {
 
 void TerraformLoader::loadSgAttachment(const Resource& r) {
   const Node n = rootNode(r);
-  auto ifaces =
-      refs(r, n, "network_interface_id", RefKind::kInterface, "the attachment is left out");
+  auto i = named(r, n, "network_interface_id", RefKind::kInterface, iface_of_, "network interface",
+                 "the attachment");
   auto groups = refs(r, n, "security_group_id", RefKind::kGroup, "the attachment is left out");
-  if (ifaces.empty() || groups.empty()) return;
-  auto i = findIn(iface_of_, ifaces);
-  if (!i) {
-    warning(ifaces[0].second.json_path, r.address + ": interface " + ifaces[0].first +
-                                            " is not in this plan; the attachment is left out");
-    return;
-  }
+  if (!i || groups.empty()) return;
   PendingInterface& pi = ifaces_[*i];
   if (pi.groups_seen.empty()) pi.groups_seen.insert(pi.iface.groups.begin(), pi.iface.groups.end());
   if (pi.groups_seen.insert(groups[0].first).second) pi.iface.groups.push_back(groups[0].first);
@@ -1359,14 +1345,8 @@ void TerraformLoader::addPrefixListCidr(size_t pl, const std::string& text, cons
 
 void TerraformLoader::loadPrefixListEntry(const Resource& r) {
   const Node n = rootNode(r);
-  auto ids = refs(r, n, "prefix_list_id", RefKind::kPrefixList, "the entry is left out");
-  if (ids.empty()) return;
-  auto pl = findIn(pl_of_, ids);
-  if (!pl) {
-    warning(ids[0].second.json_path, r.address + ": prefix list " + ids[0].first +
-                                         " is not in this plan; the entry is left out");
-    return;
-  }
+  auto pl = named(r, n, "prefix_list_id", RefKind::kPrefixList, pl_of_, "prefix list", "the entry");
+  if (!pl) return;
   for (auto& [text, loc] : refs(r, n, "cidr", RefKind::kCidr4, "the entry is left out"))
     addPrefixListCidr(*pl, text, loc);
 }
