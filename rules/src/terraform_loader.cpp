@@ -304,6 +304,8 @@ class TerraformLoader {
   void loadSubnet(const Resource& r);
   void loadInterface(const Resource& r, bool instance);
   void loadSgAttachment(const Resource& r);
+  // The key of the default security group of the subnet's VPC (or the plan's only one).
+  std::optional<std::string> defaultGroup(const std::string& subnet_key) const;
   void loadPrefixList(const Resource& r);
   void loadPrefixListEntry(const Resource& r);
   void addPrefixListCidr(size_t pl, const std::string& text, const SourceLoc& loc);
@@ -316,6 +318,7 @@ class TerraformLoader {
   std::vector<Resource> resources_;
   std::vector<std::vector<ModuleStep>> module_instances_;
   std::vector<PendingGroup> groups_;
+  std::vector<const Resource*> default_groups_;  // aws_default_security_group resources
   std::vector<PendingAcl> acls_;
   std::vector<PendingSubnet> subnets_;
   std::vector<PendingInterface> ifaces_;
@@ -851,6 +854,7 @@ void TerraformLoader::loadGroup(const Resource& r) {
     error(r.path, r.address + ": a second security group with id " + key);
     return;
   }
+  if (r.type == "aws_default_security_group") default_groups_.push_back(&r);
   group_of_[key] = groups_.size();
   if (key != r.address) group_of_[r.address] = groups_.size();
   groups_.push_back(std::move(pg));
@@ -1278,18 +1282,23 @@ void TerraformLoader::loadInterface(const Resource& r, bool instance) {
                         "it is left out");
     return;
   }
-  auto groups = refs(r, n, instance ? "vpc_security_group_ids" : "security_groups", RefKind::kGroup,
-                     "no security groups");
-  if (instance && groups.empty()) {
+  for (auto& [s, loc] : refs(r, n, "subnet_id", RefKind::kSubnet, "no subnet")) {
+    pi.subnet_key = s;
+    pi.subnet_loc = loc;
+  }
+  const char* const groups_key = instance ? "vpc_security_group_ids" : "security_groups";
+  const Attr groups_attr = attr(n, groups_key);
+  auto groups = refs(r, n, groups_key, RefKind::kGroup,
+                     "the VPC's default security group (AWS gives it to an interface launched "
+                     "without groups), if this plan has it");
+  if (groups.empty() && groups_attr.unknown) {
+    if (auto def = defaultGroup(pi.subnet_key)) groups.emplace_back(*def, at(groups_attr.path));
+  } else if (instance && groups.empty()) {
     // An instance outside a VPC names its groups (by name) in security_groups.
     groups = refs(r, n, "security_groups", RefKind::kGroup, "no security groups");
   }
   for (auto& [g, loc] : groups)
     i.groups.push_back(g);
-  for (auto& [s, loc] : refs(r, n, "subnet_id", RefKind::kSubnet, "no subnet")) {
-    pi.subnet_key = s;
-    pi.subnet_loc = loc;
-  }
   if (iface_of_.count(i.id)) {
     error(r.path, r.address + ": a second interface with id " + i.id);
     return;
@@ -1297,6 +1306,20 @@ void TerraformLoader::loadInterface(const Resource& r, bool instance) {
   iface_of_[i.id] = ifaces_.size();
   if (i.id != r.address) iface_of_[r.address] = ifaces_.size();
   ifaces_.push_back(std::move(pi));
+}
+
+std::optional<std::string> TerraformLoader::defaultGroup(const std::string& subnet_key) const {
+  std::string vpc;
+  if (auto s = subnet_of_.find(subnet_key); s != subnet_of_.end()) vpc = subnets_[s->second].vpc_id;
+  const Resource* found = nullptr;
+  for (const Resource* r : default_groups_) {
+    const json* v = member(r->values, "vpc_id");
+    if (!vpc.empty() && !(v && v->is_string() && *v == vpc)) continue;
+    if (found) return std::nullopt;  // more than one: which is not known
+    found = r;
+  }
+  if (!found) return std::nullopt;
+  return keyOf(*found);
 }
 
 void TerraformLoader::loadSgAttachment(const Resource& r) {

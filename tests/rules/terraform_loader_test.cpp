@@ -585,6 +585,30 @@ TEST(TerraformUnknown, InlineBlockMatchedToItsConfigurationBlock) {
       << dumpDiagnostics(r);
 }
 
+TEST(TerraformUnknown, InstanceWithoutGroupsGetsTheVpcDefaultGroup) {
+  json def = res("aws_default_security_group.d", "aws_default_security_group", "d",
+                 {{"id", "sg-9"},
+                  {"name", "default"},
+                  {"vpc_id", "vpc-1"},
+                  {"ingress", json::array()},
+                  {"egress", json::array()}});
+  json inst = res("aws_instance.a", "aws_instance", "a",
+                  {{"private_ip", "10.0.1.7"}, {"subnet_id", "subnet-1"}});
+  json changes = {{{"address", "aws_instance.a"},
+                   {"change", {{"after_unknown", {{"vpc_security_group_ids", true}}}}}}};
+  auto r =
+      loadJson(plan(module({def, inst, subnet("s", "subnet-1", "10.0.1.0/24")}), nullptr, changes));
+  ASSERT_TRUE(r.ok()) << dumpDiagnostics(r);
+  EXPECT_NE(canonical(*r.policy).find("interface aws_instance.a: 10.0.1.7 groups default\n"),
+            std::string::npos)
+      << canonical(*r.policy);
+  EXPECT_TRUE(findDiagnostic(r, Severity::kWarning,
+                             "plan.json: planned_values.root_module.resources[1].values."
+                             "vpc_security_group_ids",
+                             "assumed the VPC's default security group"))
+      << dumpDiagnostics(r);
+}
+
 TEST(TerraformUnknown, UnknownWithoutConfigurationLeavesTheRuleOut) {
   json rule = sgRule("x", "ingress", "sg-1", "tcp", 22, 22, json::object());
   rule["values"].erase("cidr_blocks");
