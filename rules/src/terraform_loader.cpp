@@ -307,6 +307,7 @@ class TerraformLoader {
   // The key of the default security group of the subnet's VPC (or the plan's only one).
   std::optional<std::string> defaultGroup(const std::string& subnet_key) const;
   void loadPrefixList(const Resource& r);
+  void loadVpc(const Resource& r);
   void loadPrefixListEntry(const Resource& r);
   void addPrefixListCidr(size_t pl, const std::string& text, const SourceLoc& loc);
   void finish();
@@ -1333,6 +1334,32 @@ void TerraformLoader::loadSgAttachment(const Resource& r) {
   if (pi.groups_seen.insert(groups[0].first).second) pi.iface.groups.push_back(groups[0].first);
 }
 
+// The VPC's CIDRs: base + 2 of each is its Amazon DNS address (docs/design.md "Exempt traffic").
+void TerraformLoader::loadVpc(const Resource& r) {
+  const Node n = rootNode(r);
+  for (auto [key, v4] : {std::pair{std::string_view("cidr_block"), true},
+                         std::pair{std::string_view("ipv6_cidr_block"), false}}) {
+    const Attr a = attr(n, key);
+    if (!a.value && a.unknown) {
+      warnUnknown(r, a, "its Amazon DNS address is not known to the policy");
+      continue;
+    }
+    auto text = str(r, a, "expected a CIDR");
+    if (!text || text->empty()) continue;
+    auto c = checkCidr(*text, at(a.path), diags_, "VPC CIDR");
+    if (!c) continue;
+    if (c->addr.isV4() != v4) {
+      error(a.path, r.address + ": '" + *text + "' in " + std::string(key) + ": expected an " +
+                        (v4 ? "IPv4" : "IPv6") + " CIDR");
+      continue;
+    }
+    auto& list = out_.policy.vpc_cidrs;
+    if (checkVpcCidr(*c, at(a.path), diags_) &&
+        std::find(list.begin(), list.end(), *c) == list.end())
+      list.push_back(*c);
+  }
+}
+
 void TerraformLoader::loadPrefixList(const Resource& r) {
   PrefixList pl;
   pl.loc = at(r.path);
@@ -1514,6 +1541,7 @@ void TerraformLoader::load(const json& doc, bool prior) {
     if (r.type == "aws_ec2_managed_prefix_list") loadPrefixList(r);
     if (r.type == "aws_security_group" || r.type == "aws_default_security_group") loadGroup(r);
     if (r.type == "aws_subnet") loadSubnet(r);
+    if (r.type == "aws_vpc") loadVpc(r);
   }
   for (const auto& r : resources_) {
     if (r.type == "aws_network_acl" || r.type == "aws_default_network_acl") loadAcl(r);

@@ -382,6 +382,17 @@ TEST(TerraformPrefixLists, InlineEntriesAndEntryResources) {
       << canonical(*r.policy);
 }
 
+TEST(TerraformVpcs, CidrsGiveTheAmazonDnsAddress) {
+  json vpc =
+      res("aws_vpc.main", "aws_vpc", "main",
+          {{"id", "vpc-1"}, {"cidr_block", "10.0.0.0/16"}, {"ipv6_cidr_block", "2001:db8::/56"}});
+  auto r = loadJson(plan(module({vpc})));
+  ASSERT_TRUE(r.ok()) << dumpDiagnostics(r);
+  ASSERT_EQ(r.policy->vpc_cidrs.size(), 2u);
+  EXPECT_EQ(r.policy->vpc_cidrs[0].str(), "10.0.0.0/16");
+  EXPECT_EQ(r.policy->vpc_cidrs[1].str(), "2001:db8::/56");
+}
+
 // ---- modules ----
 
 TEST(TerraformModules, ChildModulesRecursively) {
