@@ -7,8 +7,8 @@
 //   aws_default_network_acl (inline ingress/egress), aws_network_acl_rule,
 //   aws_network_acl_association, aws_subnet, aws_network_interface,
 //   aws_network_interface_sg_attachment, aws_instance (its primary interface),
-//   aws_ec2_managed_prefix_list and aws_ec2_managed_prefix_list_entry.
-// Other resource types and data sources are ignored.
+//   aws_ec2_managed_prefix_list and aws_ec2_managed_prefix_list_entry, aws_vpc (its CIDRs: the
+//   Amazon DNS address). Other resource types and data sources are ignored.
 //
 // A plan gives its planned values, or with the file name suffix `#prior` (plan.json#prior) its
 // prior state. A value the plan does not know until apply (`after_unknown`) is taken from the
