@@ -233,7 +233,7 @@ class TerraformLoader {
   TerraformLoader(const std::string& file, Fragment& out, Diagnostics& diags)
       : file_(file), out_(out), diags_(diags) {}
 
-  void load(const json& doc, bool prior);
+  void load(const json& doc, std::optional<TerraformValues> selector);
 
  private:
   SourceLoc at(const std::string& path) const { return SourceLoc{file_, 0, 0, path}; }
@@ -1485,16 +1485,17 @@ void TerraformLoader::finish() {
   }
 }
 
-void TerraformLoader::load(const json& doc, bool prior) {
+void TerraformLoader::load(const json& doc, std::optional<TerraformValues> selector) {
+  const bool prior = selector == TerraformValues::kPrior;
   const bool plan = doc.contains("planned_values") || doc.contains("resource_changes") ||
                     doc.contains("prior_state") || doc.contains("configuration");
   const json* values = nullptr;
   std::string path;
   if (!plan) {
-    if (prior) {
-      error("",
-            "'#prior' selects a plan's prior state, and this is a state (no planned_values): "
-            "load it without the suffix");
+    if (selector) {
+      error("", std::string(prior ? "'#prior'" : "'#planned'") + " selects a plan's " +
+                    (prior ? "prior state" : "planned values") +
+                    ", and this is a state (no planned_values): load it without the suffix");
       return;
     }
     values = member(&doc, "values");
@@ -1626,7 +1627,7 @@ bool tryLoadTerraformJson(const std::string& file, const std::string& text, Frag
     return true;
   }
   try {
-    TerraformLoader(file, out, diags).load(*doc, selector == TerraformValues::kPrior);
+    TerraformLoader(file, out, diags).load(*doc, selector);
   } catch (const std::exception& e) {
     addError(diags, SourceLoc{file, 0, 0, {}},
              std::string("cannot read Terraform JSON: ") + e.what());

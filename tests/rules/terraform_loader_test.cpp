@@ -713,6 +713,9 @@ TEST(TerraformErrors, DocumentsThatAreNotWhatTheyClaim) {
   EXPECT_TRUE(
       failsWith(loadPolicyTexts({SourceText{"s.json#prior", state(module(json::array())).dump()}}),
                 "s.json#prior", "this is a state"));
+  EXPECT_TRUE(failsWith(
+      loadPolicyTexts({SourceText{"s.json#planned", state(module(json::array())).dump()}}),
+      "s.json#planned", "'#planned' selects a plan's planned values, and this is a state"));
   EXPECT_TRUE(failsWith(loadPolicyTexts({SourceText{"p.yaml#prior", "version: 1\n"}}),
                         "p.yaml#prior", "not one"));
   EXPECT_TRUE(failsWith(loadPolicyTexts({SourceText{"p.json", R"({"format_version": "1.2",
