@@ -48,6 +48,7 @@ using nlohmann::json;
 constexpr int kMaxModuleDepth = 64;     // nested child modules
 constexpr int kMaxReferenceDepth = 16;  // module outputs and variables followed for a reference
 constexpr size_t kMaxResolved = 4096;   // resources one unknown value may stand for
+constexpr size_t kMaxResolveSteps = 100'000;  // expressions visited to resolve one value
 
 std::string keyPath(const std::string& path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);
@@ -327,6 +328,7 @@ class TerraformLoader {
   std::vector<std::unordered_set<std::string>> pl_seen_;  // CIDRs of each prefix list
   // "MODULE TYPE.NAME" -> the instances' indices in resources_.
   std::unordered_map<std::string, std::vector<size_t>> by_local_;
+  mutable size_t resolve_budget_ = 0;  // what resolve() may still visit for the current value
   // Object key (AWS id or resource address) -> index, per kind.
   std::unordered_map<std::string, size_t> group_of_, acl_of_, subnet_of_, iface_of_, pl_of_;
 };
@@ -634,7 +636,8 @@ bool TerraformLoader::refMatches(const Resource& t, RefKind kind) const {
 void TerraformLoader::resolve(const json* expr, const std::vector<ModuleStep>& scope,
                               const ConfigModule* cm, int depth,
                               std::vector<const Resource*>& out) const {
-  if (!expr || depth > kMaxReferenceDepth) return;
+  if (!expr || depth > kMaxReferenceDepth || resolve_budget_ == 0) return;
+  --resolve_budget_;
   if (expr->is_array()) {  // a list of blocks
     for (const auto& e : *expr)
       resolve(&e, scope, cm, depth + 1, out);
@@ -739,6 +742,7 @@ std::vector<std::pair<std::string, SourceLoc>> TerraformLoader::refs(const Resou
   }
   if (!a.unknown) return out;
   std::vector<const Resource*> found;
+  resolve_budget_ = kMaxResolveSteps;
   if (r.config_module) resolve(a.expr, r.module, r.config_module, 0, found);
   std::string assumed;
   std::unordered_set<const Resource*> done;
