@@ -62,6 +62,30 @@ TEST_F(TerraformCli, DiffPlanThatOnlyOpens) {
   EXPECT_EQ(j["new"][0], plan() + "#planned");
 }
 
+TEST_F(TerraformCli, DiffPlanWithSharedDocuments) {
+  // The office prefix list managed outside Terraform: the plan without it loads only with the
+  // describe-managed-prefix-lists document given to both sides.
+  auto plan_json = nlohmann::json::parse(readFile(breaking()));
+  for (auto* values : {&plan_json["planned_values"], &plan_json["prior_state"]["values"]}) {
+    auto& res = (*values)["root_module"]["resources"];
+    ASSERT_EQ(res[0]["type"], "aws_ec2_managed_prefix_list");
+    res.erase(0);
+  }
+  const std::string p = write("plan.json", plan_json.dump());
+  Result without = run({"diff", "--plan", p, trace()});
+  EXPECT_EQ(without.exit_code, 2);
+  EXPECT_NE(without.err.find("unknown prefix list 'pl-0a1b2c3d4e5f60001'"), std::string::npos)
+      << without.err;
+  Result with =
+      run({"diff", "--plan", p, "--policy", example("aws/prefix-lists.json"), trace(), "--json"});
+  EXPECT_EQ(with.exit_code, 1) << with.err;
+  const auto j = nlohmann::json::parse(with.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << with.out;
+  EXPECT_EQ(j["old"].size(), 2u);
+  EXPECT_EQ(j["new"][1], example("aws/prefix-lists.json"));
+  EXPECT_EQ(j["summary"]["connections_that_break"], 1);
+}
+
 TEST_F(TerraformCli, BadPlanIsExit2WithThePath) {
   std::string text = readFile(breaking());
   const std::string from = "\"rule_no\": 90";
