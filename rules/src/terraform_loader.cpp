@@ -303,6 +303,8 @@ class TerraformLoader {
   void loadAclRule(const Resource& r);
   void loadAclAssociation(const Resource& r);
   void loadSubnet(const Resource& r);
+  std::vector<std::pair<Cidr, SourceLoc>> blockCidrs(const Resource& r, std::string_view what,
+                                                     std::string_view if_unknown);
   void loadInterface(const Resource& r, bool instance);
   void loadSgAttachment(const Resource& r);
   // The key of the default security group of the subnet's VPC (or the plan's only one).
@@ -1204,6 +1206,33 @@ void TerraformLoader::loadAclAssociation(const Resource& r) {
 
 // ---- subnets, interfaces, prefix lists ----
 
+// The CIDRs of `cidr_block` (IPv4) and `ipv6_cidr_block` (aws_subnet, aws_vpc); "" is none.
+std::vector<std::pair<Cidr, SourceLoc>> TerraformLoader::blockCidrs(const Resource& r,
+                                                                    std::string_view what,
+                                                                    std::string_view if_unknown) {
+  std::vector<std::pair<Cidr, SourceLoc>> out;
+  const Node n = rootNode(r);
+  for (auto [key, v4] : {std::pair{std::string_view("cidr_block"), true},
+                         std::pair{std::string_view("ipv6_cidr_block"), false}}) {
+    const Attr a = attr(n, key);
+    if (!a.value && a.unknown) {
+      warnUnknown(r, a, if_unknown);
+      continue;
+    }
+    auto text = str(r, a, "expected a CIDR");
+    if (!text || text->empty()) continue;
+    auto c = checkCidr(*text, at(a.path), diags_, what);
+    if (!c) continue;
+    if (c->addr.isV4() != v4) {
+      error(a.path, r.address + ": '" + *text + "' in " + std::string(key) + ": expected an " +
+                        (v4 ? "IPv4" : "IPv6") + " CIDR");
+      continue;
+    }
+    out.emplace_back(*c, at(a.path));
+  }
+  return out;
+}
+
 void TerraformLoader::loadSubnet(const Resource& r) {
   PendingSubnet ps;
   Subnet& s = ps.subnet;
@@ -1211,25 +1240,8 @@ void TerraformLoader::loadSubnet(const Resource& r) {
   s.id = keyOf(r);
   s.name = objectName(r, "");
   if (auto v = member(r.values, "vpc_id"); v && v->is_string()) ps.vpc_id = v->get<std::string>();
-  const Node n = rootNode(r);
-  for (auto [key, v4] : {std::pair{std::string_view("cidr_block"), true},
-                         std::pair{std::string_view("ipv6_cidr_block"), false}}) {
-    const Attr a = attr(n, key);
-    if (!a.value && a.unknown) {
-      warnUnknown(r, a, "the subnet is loaded without it");
-      continue;
-    }
-    auto text = str(r, a, "expected a CIDR");
-    if (!text || text->empty()) continue;
-    auto c = checkCidr(*text, at(a.path), diags_, "subnet CIDR");
-    if (!c) continue;
-    if (c->addr.isV4() != v4) {
-      error(a.path, r.address + ": '" + *text + "' in " + std::string(key) + ": expected an " +
-                        (v4 ? "IPv4" : "IPv6") + " CIDR");
-      continue;
-    }
-    s.cidrs.push_back(*c);
-  }
+  for (const auto& [c, loc] : blockCidrs(r, "subnet CIDR", "the subnet is loaded without it"))
+    s.cidrs.push_back(c);
   if (s.cidrs.empty()) {
     warning(r.path, r.address + ": the subnet has no known CIDR; it is left out");
     return;
@@ -1340,27 +1352,11 @@ void TerraformLoader::loadSgAttachment(const Resource& r) {
 
 // The VPC's CIDRs: base + 2 of each is its Amazon DNS address (docs/design.md "Exempt traffic").
 void TerraformLoader::loadVpc(const Resource& r) {
-  const Node n = rootNode(r);
-  for (auto [key, v4] : {std::pair{std::string_view("cidr_block"), true},
-                         std::pair{std::string_view("ipv6_cidr_block"), false}}) {
-    const Attr a = attr(n, key);
-    if (!a.value && a.unknown) {
-      warnUnknown(r, a, "its Amazon DNS address is not known to the policy");
-      continue;
-    }
-    auto text = str(r, a, "expected a CIDR");
-    if (!text || text->empty()) continue;
-    auto c = checkCidr(*text, at(a.path), diags_, "VPC CIDR");
-    if (!c) continue;
-    if (c->addr.isV4() != v4) {
-      error(a.path, r.address + ": '" + *text + "' in " + std::string(key) + ": expected an " +
-                        (v4 ? "IPv4" : "IPv6") + " CIDR");
-      continue;
-    }
-    auto& list = out_.policy.vpc_cidrs;
-    if (checkVpcCidr(*c, at(a.path), diags_) &&
-        std::find(list.begin(), list.end(), *c) == list.end())
-      list.push_back(*c);
+  auto& list = out_.policy.vpc_cidrs;
+  for (const auto& [c, loc] :
+       blockCidrs(r, "VPC CIDR", "its Amazon DNS address is not known to the policy")) {
+    if (checkVpcCidr(c, loc, diags_) && std::find(list.begin(), list.end(), c) == list.end())
+      list.push_back(c);
   }
 }
 
