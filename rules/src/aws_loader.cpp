@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "json_input.hpp"
 #include "loader_internal.hpp"
 
 namespace statewall::rules::internal {
@@ -26,20 +27,7 @@ constexpr std::array<std::string_view, 6> kTopKeys = {
     "SecurityGroups", "NetworkAcls", "NetworkInterfaces", "Subnets", "PrefixLists", "Vpcs"};
 
 std::string describe(const json& v) {
-  if (v.is_string()) {
-    return "string \"" + shorten(v.get_ref<const std::string&>(), 40) + "\"";
-  }
-  if (v.is_number_float()) return "a non-integer number";
-  if (v.is_number())
-    return "number " +
-           std::to_string(v.is_number_unsigned()
-                              ? static_cast<long long>(std::min<uint64_t>(
-                                    v.get<uint64_t>(), std::numeric_limits<long long>::max()))
-                              : v.get<long long>());
-  if (v.is_object()) return "an object";
-  if (v.is_array()) return "an array";
-  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
-  return "null";
+  return describeJson(v);
 }
 
 std::string indexPath(const std::string& path, size_t i) {
@@ -722,20 +710,6 @@ void AwsLoader::loadVpc(const json& v, const std::string& path) {
   }
 }
 
-// Line and column (1-based) of a byte offset.
-std::pair<int, int> lineColumn(const std::string& text, size_t offset) {
-  offset = std::min(offset, text.size());
-  int line = 1;
-  size_t line_start = 0;
-  for (size_t i = 0; i < offset; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  }
-  return {line, static_cast<int>(offset - line_start) + 1};
-}
-
 }  // namespace
 
 bool tryLoadAwsJson(const std::string& file, const std::string& text, Fragment& out,
@@ -750,26 +724,15 @@ bool tryLoadAwsJson(const std::string& file, const std::string& text, Fragment& 
   }
   bool json_name = file.size() >= 5 && file.compare(file.size() - 5, 5, ".json") == 0;
 
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  std::optional<Diagnostic> parse_error;
+  std::optional<json> parsed = parseJsonText(file, text, parse_error);
+  if (!parsed) {
     // A YAML flow mapping also starts with '{'; only claim texts that were meant as JSON.
     if (!looks_aws && !json_name) return false;
-    size_t offset = e.byte == 0 ? 0 : e.byte - 1;
-    auto [line, col] = lineColumn(text, offset);
-    std::string what = e.what();
-    if (auto p = what.find("parse error"); p != std::string::npos) {
-      if (auto colon = what.find(": ", p); colon != std::string::npos)
-        what = what.substr(colon + 2);
-    }
-    addError(diags, SourceLoc{file, line, col, {}},
-             "invalid JSON at byte " + std::to_string(offset) + ": " + what);
-    return true;
-  } catch (const std::exception& e) {
-    addError(diags, SourceLoc{file, 0, 0, {}}, std::string("cannot read JSON: ") + e.what());
+    diags.push_back(std::move(*parse_error));
     return true;
   }
+  const json& doc = *parsed;
   if (!doc.is_object()) return false;
   bool has_key = false;
   for (auto key : kTopKeys)

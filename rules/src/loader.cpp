@@ -289,8 +289,14 @@ LoadResult loadDocuments(const std::vector<const SourceText*>& docs,
       // Not parsed: every string of a policy (names, descriptions, keys) is text, and every
       // message and output would otherwise have to carry the bad bytes.
       diags.push_back(std::move(*bad));
-    } else if (!internal::tryLoadAwsJson(doc->name, doc->text, f, diags)) {
-      internal::loadYaml(doc->name, doc->text, f, diags);
+    } else if (!internal::tryLoadTerraformJson(doc->name, doc->text, f, diags)) {
+      if (internal::terraformSelector(doc->name)) {
+        addError(diags, SourceLoc{doc->name, 0, 0, {}},
+                 "'#prior' and '#planned' select the values of a Terraform plan (terraform show "
+                 "-json), and this file is not one");
+      } else if (!internal::tryLoadAwsJson(doc->name, doc->text, f, diags)) {
+        internal::loadYaml(doc->name, doc->text, f, diags);
+      }
     }
     merge(f, m, diags);
   }
@@ -391,7 +397,12 @@ LoadResult loadPolicyFiles(const std::vector<std::string>& paths) {
   texts.reserve(paths.size());
   for (const auto& path : paths) {
     std::string error;
-    auto text = readFileCapped(path, kMaxPolicyFileBytes, &error);
+    // plan.json#prior names plan.json (unless a file has that very name).
+    std::string read_path = path;
+    if (auto sel = internal::terraformSelector(path); sel && !std::filesystem::exists(path)) {
+      read_path = path.substr(0, path.rfind('#'));
+    }
+    auto text = readFileCapped(read_path, kMaxPolicyFileBytes, &error);
     if (!text) {
       addError(diags, SourceLoc{path, 0, 0, {}}, std::move(error));
       continue;

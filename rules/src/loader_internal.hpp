@@ -62,6 +62,17 @@ void loadYaml(const std::string& file, const std::string& text, Fragment& out, D
 bool tryLoadAwsJson(const std::string& file, const std::string& text, Fragment& out,
                     Diagnostics& diags);
 
+// Which values of a Terraform plan a document stands for: the planned values (the default, or a
+// name ending in "#planned") or the prior state (a name ending in "#prior", e.g. plan.json#prior).
+enum class TerraformValues : uint8_t { kPlanned, kPrior };
+std::optional<TerraformValues> terraformSelector(std::string_view name);
+
+// When `text` is the JSON of `terraform show -json` (a plan or a state: an object with
+// format_version, or terraform.tfstate itself, which is an error) parses it into `out` and
+// returns true; returns false, touching nothing, for any other text (terraform_loader.cpp).
+bool tryLoadTerraformJson(const std::string& file, const std::string& text, Fragment& out,
+                          Diagnostics& diags);
+
 // ---- Shared by both loaders (validate.cpp) ----
 
 void addError(Diagnostics& diags, const SourceLoc& loc, std::string message);

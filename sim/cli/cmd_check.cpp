@@ -130,7 +130,8 @@ int runCheck(const CheckArgs& a) {
 void addCheckCommand(CLI::App& app, int* exit_code) {
   auto args = std::make_shared<CheckArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "check", "Validate a policy (YAML or AWS JSON; the files together form one policy)");
+      "check",
+      "Validate a policy (YAML, AWS JSON or Terraform JSON; the files together form one policy)");
   cmd->footer(
       "Exit status: 0 valid, 1 invalid (each error on stderr as FILE:LINE:COL: error: MESSAGE),\n"
       "2 usage error.\n"

@@ -11,6 +11,10 @@
 // evaluating the flow's first differing packet under both policies and naming the check that
 // flipped). Exit 1 when any packet allowed under the old policy is denied under the new one.
 //
+// `statewall diff --plan plan.json [--policy SHARED...] [TRACE...]`: the same with the two policies
+// of a Terraform plan (`terraform show -json`): before = its prior state (plan.json#prior), after =
+// its planned values (plan.json#planned); --policy files are loaded on both sides.
+//
 // Exit 2 on bad input (a policy that does not load, an unreadable or damaged trace).
 #include <algorithm>
 #include <cstdio>
@@ -51,6 +55,7 @@ struct DiffArgs {
   std::vector<std::string> old_files;
   std::vector<std::string> new_files;
   std::vector<std::string> traces;
+  std::string plan;  // --plan: a Terraform plan gives both policies
   bool json = false;
   size_t max_flows = 20;  // flows listed per rule change in the text output
   size_t table_capacity = 1 << 20;
@@ -645,8 +650,25 @@ int runDiff(DiffArgs a) {
       (looksLikeTrace(f) ? a.traces : keep).push_back(f);
     *list = std::move(keep);
   }
+  if (!a.plan.empty()) {
+    if (!a.new_files.empty()) {
+      std::fprintf(stderr,
+                   "statewall diff: --plan gives both policies (its prior state and its planned "
+                   "values): expected no --against\n");
+      return 2;
+    }
+    const std::vector<std::string> shared = a.old_files;
+    a.old_files = {a.plan + "#prior"};
+    a.new_files = {a.plan + "#planned"};
+    for (const auto& f : shared) {
+      a.old_files.push_back(f);
+      a.new_files.push_back(f);
+    }
+  }
   if (a.old_files.empty() || a.new_files.empty()) {
-    std::fprintf(stderr, "statewall diff: --policy and --against each need a policy file\n");
+    std::fprintf(stderr,
+                 "statewall diff: --policy and --against each need a policy file (or --plan "
+                 "PLAN.json)\n");
     return 2;
   }
   const rules::CompiledPolicyPtr old_p = loadPolicy(a.old_files, "old");
@@ -668,10 +690,16 @@ void addDiffCommand(CLI::App& app, int* exit_code) {
       "grouped by the rule change responsible. Exit 1 when a packet allowed before is denied.\n"
       "Without: rules added, removed and changed, matched by content even when reordered (ACL\n"
       "entries by content, then number). Exit 1 when the new policy allows less somewhere.\n"
+      "With --plan (terraform show -json of a plan): old = its prior state, new = its planned\n"
+      "values; --policy files then go to both sides.\n"
       "Exit 2 on bad input.\n"
-      "Example: statewall diff --policy old.yaml --against new.yaml trace.pcap");
-  cmd->add_option("--policy", args->old_files, "the current policy's files")->required();
-  cmd->add_option("--against", args->new_files, "the new policy's files")->required();
+      "Example: statewall diff --policy old.yaml --against new.yaml trace.pcap\n"
+      "         statewall diff --plan plan.json trace.pcap");
+  cmd->add_option("--policy", args->old_files, "the current policy's files");
+  cmd->add_option("--against", args->new_files, "the new policy's files");
+  cmd->add_option("--plan", args->plan,
+                  "a Terraform plan (terraform show -json): its prior state against its planned "
+                  "values");
   cmd->add_option("traces", args->traces, "pcap or pcapng files, read once as one stream");
   cmd->add_flag("--json", args->json,
                 "print one JSON object ({changes, effects, summary}, or {summary, groups} with "

@@ -157,7 +157,8 @@ void addLintCommand(CLI::App& app, int* exit_code) {
       "then a one-line fix. Codes are stable; --list-checks prints them all.\n"
       "Exit status: 0 nothing at or above --min-severity, 1 findings, 2 bad input.\n"
       "Example: statewall lint --policy examples/aws/*.json --min-severity error");
-  cmd->add_option("--policy", args->policies, "policy files (YAML or AWS JSON), one policy");
+  cmd->add_option("--policy", args->policies,
+                  "policy files (YAML, AWS JSON or Terraform JSON), one policy");
   cmd->add_flag("--json", args->json, "print one JSON object {files, findings, counts}");
   cmd->add_option("--min-severity", args->min_severity,
                   "report findings at or above: info, warning (default) or error");

@@ -11,7 +11,8 @@ namespace statewall::cli {
 CLI::Option* addPolicyOption(CLI::App* cmd, std::vector<std::string>* files) {
   return cmd
       ->add_option("--policy,-p", *files,
-                   "policy file (YAML or AWS JSON); repeat for a policy in several files")
+                   "policy file (YAML, AWS JSON, or Terraform JSON: plan.json, plan.json#prior); "
+                   "repeat for a policy in several files")
       ->required()
       ->allow_extra_args(false);
 }
