@@ -378,6 +378,13 @@ TEST(Tunnels, EncapTextErrors) {
   }
   ASSERT_EQ(parseEncapText("gtp-u:teid=4660", &h), "");
   EXPECT_EQ(encapText(h), "gtp-u:teid=0x1234");
+  // A UDP tunnel's port (for gen), not part of the text.
+  ASSERT_EQ(parseEncapText("vxlan:vni=42:port=8472", &h), "");
+  EXPECT_EQ(h.dport, 8472);
+  EXPECT_EQ(encapText(h), "vxlan:vni=42");
+  EXPECT_EQ(tunnelSpecOf(h).dport, 8472);
+  EXPECT_NE(parseEncapText("gre:port=1", &h).find("key=N"), std::string::npos);
+  EXPECT_NE(parseEncapText("ayiya:port=0", &h).find("1 to 65535"), std::string::npos);
 }
 
 // ---- truncated and lying headers: deny-malformed naming the layer ----
