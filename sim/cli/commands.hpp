@@ -18,5 +18,6 @@ void addDiffCommand(CLI::App& app, int* exit_code);
 void addReportCommand(CLI::App& app, int* exit_code);
 void addExplainCommand(CLI::App& app, int* exit_code);
 void addExportCommand(CLI::App& app, int* exit_code);
+void addFlowLogsCommand(CLI::App& app, int* exit_code);
 
 }  // namespace statewall::cli

@@ -1,0 +1,296 @@
+// `statewall flowlogs` and `statewall gen --flow-log` as a user runs them: the flow logs written
+// for a generated workload judge as `statewall replay` judges its trace; `--against` breaks and
+// opens the connections `statewall diff` finds on the trace; unused rules; gzip, NODATA, the
+// console's --format; broken input exits 2 naming FILE:LINE and judges nothing.
+#include <zlib.h>
+
+#include <regex>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/run_command.hpp"
+#include "sim_test_util.hpp"
+
+namespace statewall::sim {
+namespace {
+
+using testing::TempDir;
+
+const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
+const std::string kRepo = std::string(STATEWALL_EXAMPLES_DIR) + "/..";
+const std::string kPolicy = kRepo + "/examples/three-tier.yaml";
+
+struct CliRun {
+  int rc = -1;
+  std::string out, err;
+};
+
+CliRun statewall(const std::string& args) {
+  const auto r = statewall::testing::runShell("'" + kBinary + "' " + args);
+  return CliRun{r.exit_code, r.out, r.err};
+}
+
+// A workload over the three-tier example: web, app and database traffic, denied flows (scans, the
+// blocked network, SSH from outside the office), IPv6, UDP and ICMP echo. --stop-on-deny makes
+// the clients give up after a denied packet, as real stacks do.
+std::string genArgs(const std::string& dir, const std::string& policy, uint64_t seed,
+                    const std::string& mix, const std::string& extra = "") {
+  return "gen -q --seed " + std::to_string(seed) + " --out '" + dir +
+         "/w.pcap' --flows 300 --mix " + mix +
+         " --clients 198.51.100.0/24,10.0.2.10/32,192.0.2.0/28,203.0.113.0/28,2001:db8:ff00::/64"
+         " --servers 10.0.1.10,10.0.1.11,10.0.3.10,2001:db8:1::10 --tcp-ports 443,80,22,5432"
+         " --duration 400 --policy '" +
+         policy + "' --stop-on-deny --flow-log '" + dir + "/w.log' " + extra;
+}
+
+const char* kMix = "tcp=45,tcp-rst=10,refused=5,noanswer=5,udp=10,udp-stream=10,icmp=5,scan=5";
+
+nlohmann::json judge(const std::string& args) {
+  CliRun r = statewall("flowlogs --json " + args);
+  EXPECT_TRUE(r.rc == 0 || r.rc == 1) << r.err;
+  return nlohmann::json::parse(r.out.empty() ? std::string("{}") : r.out);
+}
+
+std::string replaced(std::string s, const std::string& from, const std::string& to) {
+  size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+// Every record of the generated logs is reproduced: the engine, driven by packets synthesized from
+// the records, decides at each interface what the replay of the trace decided.
+TEST(FlowLogsCli, GeneratedLogsJudgeAsReplayJudgesTheTrace) {
+  TempDir dir;
+  // The example policy, and one whose short TCP timeout expires idle connections across windows.
+  const std::string short_policy = dir.file("short.yaml");
+  testing::writeText(short_policy, replaced(testing::readText(kPolicy), "timeouts: {profile: aws}",
+                                            "timeouts: {profile: aws, tcp_established: 120}"));
+  struct Case {
+    std::string policy;
+    uint64_t seed;
+    std::string mix;
+  };
+  for (const Case& c : {Case{kPolicy, 5, kMix}, Case{kPolicy, 6, "tcp=40,flood=2,icmp=10,udp=20"},
+                        Case{short_policy, 7, "tcp=30,idle=40,udp-stream=20,icmp=10"}}) {
+    CliRun g = statewall(genArgs(dir.path(), c.policy, c.seed, c.mix, "--idle-gap 300"));
+    ASSERT_EQ(g.rc, 0) << g.err;
+    // The replay of the trace denies some packets: the logs hold REJECT records to reproduce.
+    CliRun rp = statewall("replay --json --policy '" + c.policy + "' '" + dir.file("w.pcap") + "'");
+    ASSERT_EQ(rp.rc, 0) << rp.err;
+    auto replay = nlohmann::json::parse(rp.out);
+    auto j = judge("--policy '" + c.policy + "' '" + dir.file("w.log") + "'");
+    const uint64_t read = j["records"]["read"];
+    ASSERT_GT(read, 100u);
+    EXPECT_EQ(j["records"]["judged"], read);
+    EXPECT_EQ(j["agreement"]["agree"], read) << j["agreement"].dump(2);
+    EXPECT_EQ(j["agreement"]["disagreements"].size(), 0u);
+    if (c.mix == kMix) {
+      EXPECT_GT(replay["verdicts"]["deny"]["packets"].get<uint64_t>(), 0u);
+      EXPECT_NE(testing::readText(dir.file("w.log")).find(" REJECT OK "), std::string::npos);
+    }
+  }
+
+  // The same logs under another policy: the records it no longer reproduces are named.
+  CliRun g = statewall(genArgs(dir.path(), kPolicy, 5, kMix));
+  ASSERT_EQ(g.rc, 0) << g.err;
+  const std::string other = dir.file("other.yaml");
+  testing::writeText(other, replaced(testing::readText(kPolicy), "ports: 443, from: [0.0.0.0/0",
+                                     "ports: 8443, from: [0.0.0.0/0"));
+  auto j = judge("--policy '" + other + "' '" + dir.file("w.log") + "'");
+  EXPECT_GT(j["agreement"]["accept_rejected"].get<uint64_t>(), 0u);
+  EXPECT_GT(j["agreement"]["by_cause"]["no-rule"].get<uint64_t>(), 0u);
+  bool named = false;
+  for (const auto& d : j["agreement"]["disagreements"]) {
+    if (d["flow"]["dport"] == 443 && d["logged"] == "ACCEPT" && d["policy"] == "REJECT") {
+      named = true;
+      EXPECT_NE(d["detail"].get<std::string>().find("deny-sg"), std::string::npos) << d.dump();
+      EXPECT_NE(d["where"].get<std::string>().find("w.log:"), std::string::npos) << d.dump();
+    }
+  }
+  EXPECT_TRUE(named) << j["agreement"].dump(2);
+}
+
+uint64_t diffCount(const std::string& text, const std::string& what) {
+  std::smatch m;
+  const std::regex re("([0-9]+) (connections? )?would " + what);
+  if (!std::regex_search(text, m, re)) return UINT64_MAX;
+  return std::stoull(m[1]);
+}
+
+// --against: the connections the new policy breaks and opens are those `statewall diff` finds on
+// the workload's trace, grouped by the same rule changes; exit 1 for both.
+TEST(FlowLogsCli, AgainstBreaksAndOpensWhatDiffFindsOnTheTrace) {
+  TempDir dir;
+  CliRun g = statewall(genArgs(dir.path(), kPolicy, 11, "tcp=60,udp=10,icmp=5,scan=5"));
+  ASSERT_EQ(g.rc, 0) << g.err;
+  std::string text = testing::readText(kPolicy);
+  text = replaced(text, "ports: 5432, from: sg:app", "ports: 5433, from: sg:app");
+  text = replaced(text, "{rule: 120, action: allow, proto: tcp, ports: 22, from: 203.0.113.0/24}",
+                  "{rule: 120, action: allow, proto: tcp, ports: 22, from: 0.0.0.0/0}");
+  text = replaced(text, "ports: 22, from: pl:office", "ports: 22, from: 0.0.0.0/0");
+  const std::string next = dir.file("next.yaml");
+  testing::writeText(next, text);
+
+  CliRun d = statewall("diff --policy '" + kPolicy + "' --against '" + next + "' '" +
+                       dir.file("w.pcap") + "'");
+  ASSERT_EQ(d.rc, 1) << d.err;
+  const uint64_t breaks = diffCount(d.out, "break"), opens = diffCount(d.out, "open");
+  ASSERT_NE(breaks, UINT64_MAX) << d.out;
+  ASSERT_GT(breaks, 0u);
+  ASSERT_GT(opens, 0u);
+
+  CliRun f = statewall("flowlogs --json --policy '" + kPolicy + "' --against '" + next + "' '" +
+                       dir.file("w.log") + "'");
+  EXPECT_EQ(f.rc, 1) << f.err;
+  auto j = nlohmann::json::parse(f.out);
+  EXPECT_EQ(j["against"]["break_connections"], breaks);
+  EXPECT_EQ(j["against"]["open_connections"], opens);
+  bool db = false, ssh = false;
+  for (const auto& c : j["against"]["changes"]) {
+    const std::string change = c["change"].is_string() ? c["change"].get<std::string>() : "";
+    for (const auto& conn : c["connections"]) {
+      EXPECT_GT(conn["bytes"].get<uint64_t>(), 0u);
+      EXPECT_LE(conn["first"].get<uint64_t>(), conn["last"].get<uint64_t>());
+      if (conn["effect"] == "breaks") {
+        EXPECT_EQ(conn["flow"]["dport"], 5432) << conn.dump();
+        EXPECT_NE(change.find("tcp 5432 -> tcp 5433"), std::string::npos) << change;
+        db = true;
+      } else {
+        EXPECT_EQ(conn["flow"]["dport"], 22) << conn.dump();
+        ssh = true;
+      }
+    }
+  }
+  EXPECT_TRUE(db && ssh) << j["against"].dump(2);
+
+  // Against itself: nothing breaks or opens, exit 0.
+  CliRun same = statewall("flowlogs --policy '" + kPolicy + "' --against '" + kPolicy + "' '" +
+                          dir.file("w.log") + "'");
+  EXPECT_EQ(same.rc, 0) << same.err;
+  EXPECT_NE(same.out.find("0 logged connections would break"), std::string::npos) << same.out;
+}
+
+// Rule usage: the rules the logged traffic used, per interface, and those it never used.
+TEST(FlowLogsCli, UnusedRulesPerInterface) {
+  TempDir dir;
+  CliRun g = statewall("gen -q --out '" + dir.file("w.pcap") +
+                       "' --flow 'tcp 198.51.100.7:40000 -> 10.0.1.10:443 data=2' "
+                       "--flow 'tcp 198.51.100.8:40001 -> 10.0.1.10:443 at=90' "
+                       "--flow 'tcp 10.0.2.10:41000 -> 10.0.3.10:5432 at=200' --policy '" +
+                       kPolicy + "' --flow-log '" + dir.file("w.log") + "'");
+  ASSERT_EQ(g.rc, 0) << g.err;
+  auto j = judge("--policy '" + kPolicy + "' '" + dir.file("w.log") + "'");
+  ASSERT_EQ(j["agreement"]["agree"], j["records"]["judged"]) << j.dump(2);
+  for (const auto& r : j["rule_usage"]["rules"]) {
+    if (r["rule"] == "web inbound[0]") {
+      EXPECT_EQ(r["hits"], 2) << r.dump();  // two connections opened by it, at web-1
+      EXPECT_EQ(r["by_interface"]["web-1"], 2) << r.dump();
+    }
+    if (r["rule"] == "db inbound[0]") {
+      EXPECT_EQ(r["by_interface"]["db-1"], 1) << r.dump();
+    }
+    if (r["rule"] == "web inbound[1]") {
+      EXPECT_EQ(r["hits"], 0) << r.dump();
+    }
+  }
+  bool web1 = false, absent = false;
+  for (const auto& u : j["rule_usage"]["unused"]) {
+    if (u["interface"] == "web-1") {
+      web1 = true;
+      const auto rules = u["rules"].dump();
+      EXPECT_NE(rules.find("web inbound[1]"), std::string::npos) << rules;  // HTTP: not used
+      EXPECT_EQ(rules.find("web inbound[0]"), std::string::npos) << rules;  // HTTPS: used
+      // HTTPS from 0.0.0.0/0 with all outbound allowed is untracked (AWS): its replies leave by
+      // the outbound rule, which is therefore used.
+      EXPECT_EQ(rules.find("web outbound[0]"), std::string::npos) << rules;
+      const auto acl = u["acl_entries"].dump();
+      EXPECT_NE(acl.find("public-acl inbound rule 90"), std::string::npos) << acl;
+      EXPECT_EQ(acl.find("public-acl inbound rule 110"), std::string::npos) << acl;
+    }
+    if (u["interface"] == "web-2") absent = u["records"] == 0;
+  }
+  EXPECT_TRUE(web1 && absent) << j["rule_usage"].dump(2);
+  CliRun t = statewall("flowlogs --policy '" + kPolicy + "' '" + dir.file("w.log") + "'");
+  EXPECT_EQ(t.rc, 0) << t.err;
+  EXPECT_NE(t.out.find("Unused for "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("not in the logs: "), std::string::npos) << t.out;
+}
+
+// Broken input: exit 2, the error names FILE:LINE, and nothing is reported.
+TEST(FlowLogsCli, BrokenLineExitsTwoNamingTheLine) {
+  TempDir dir;
+  CliRun g = statewall(genArgs(dir.path(), kPolicy, 3, kMix));
+  ASSERT_EQ(g.rc, 0) << g.err;
+  std::string text = testing::readText(dir.file("w.log"));
+  // Line 6 loses its action.
+  size_t at = 0;
+  for (int i = 0; i < 5; ++i)
+    at = text.find('\n', at) + 1;
+  const size_t eol = text.find('\n', at);
+  std::string line = text.substr(at, eol - at);
+  line = std::regex_replace(line, std::regex(" (ACCEPT|REJECT) "), " MAYBE ");
+  text = text.substr(0, at) + line + text.substr(eol);
+  const std::string bad = dir.file("bad.log");
+  testing::writeText(bad, text);
+  CliRun r =
+      statewall("flowlogs --policy '" + kPolicy + "' '" + dir.file("w.log") + "' '" + bad + "'");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find(bad + ":6: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ACCEPT or REJECT"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");  // nothing judged from a half-read input
+  CliRun missing = statewall("flowlogs --policy '" + kPolicy + "' '" + dir.file("nope.log") + "'");
+  EXPECT_EQ(missing.rc, 2);
+  EXPECT_NE(missing.err.find("nope.log"), std::string::npos) << missing.err;
+}
+
+// gzip (as S3 delivers), NODATA/SKIPDATA (counted, never judged), and a log without its header
+// line read with the console's --format.
+TEST(FlowLogsCli, GzipNoDataAndConsoleFormat) {
+  TempDir dir;
+  CliRun g = statewall(genArgs(dir.path(), kPolicy, 4, kMix));
+  ASSERT_EQ(g.rc, 0) << g.err;
+  const std::string text = testing::readText(dir.file("w.log"));
+  const std::string header = text.substr(0, text.find('\n'));
+  const std::string body = text.substr(text.find('\n') + 1);
+  auto plain = judge("--policy '" + kPolicy + "' '" + dir.file("w.log") + "'");
+
+  // NODATA and SKIPDATA records in the v5 layout, then gzip.
+  const std::string nodata =
+      "5 123456789012 web-1 - - - - - - - 1700000000 1700000060 - NODATA - - - - - - - -\n"
+      "5 123456789012 app-1 - - - - - - - 1700000000 1700000060 - SKIPDATA - - - - - - - -\n";
+  const std::string all = header + "\n" + nodata + body;
+  const std::string gz = dir.file("w.log.gz");
+  gzFile f = gzopen(gz.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  gzwrite(f, all.data(), static_cast<unsigned>(all.size()));
+  gzclose(f);
+  auto j = judge("--policy '" + kPolicy + "' '" + gz + "'");
+  EXPECT_EQ(j["records"]["skipped"]["nodata"], 1);
+  EXPECT_EQ(j["records"]["skipped"]["skipdata"], 1);
+  EXPECT_EQ(j["records"]["judged"], plain["records"]["judged"]);
+  EXPECT_EQ(j["agreement"]["agree"], plain["agreement"]["agree"]);
+  EXPECT_NE(j["logs"][0]["path"].get<std::string>().find("(gzip)"), std::string::npos);
+
+  // No header line: the default format does not fit (exit 2 at line 1); --format does.
+  const std::string bare = dir.file("bare.log");
+  testing::writeText(bare, body);
+  CliRun r = statewall("flowlogs --policy '" + kPolicy + "' '" + bare + "'");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find(bare + ":1: expected 14 fields"), std::string::npos) << r.err;
+  std::string console;
+  for (size_t i = 0; i < header.size();) {
+    size_t sp = header.find(' ', i);
+    if (sp == std::string::npos) sp = header.size();
+    console += (console.empty() ? "${" : " ${") + header.substr(i, sp - i) + "}";
+    i = sp + 1;
+  }
+  auto c = judge("--policy '" + kPolicy + "' --format '" + console + "' '" + bare + "'");
+  EXPECT_EQ(c["records"]["judged"], plain["records"]["judged"]);
+  EXPECT_EQ(c["agreement"]["agree"], plain["agreement"]["agree"]);
+}
+
+}  // namespace
+}  // namespace statewall::sim
