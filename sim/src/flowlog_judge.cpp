@@ -122,7 +122,7 @@ struct Pending {
   rules::IpAddr src, dst;
   uint16_t sport = 0, dport = 0;
   FlowAction action = FlowAction::kNone;
-  uint8_t prio = 2;  // at one start second: SYN records first, then SYN-ACK, then the rest
+  uint8_t prio = 2;  // order among records of one start second (see add())
 };
 struct PendingLater {
   bool operator()(const Pending& x, const Pending& y) const {
@@ -385,8 +385,15 @@ struct FlowLogJudge::Impl {
     p.line = line;
     p.seq = seq++;
     const int f = p.tcp_flags < 0 ? 0 : p.tcp_flags;
+    // Records of one second come in any order (AWS writes them so): SYN first, then SYN-ACK,
+    // then the client's side (the higher port to the lower) before the server's.
+    p.prio = p.sport >= p.dport ? 2 : 3;
     if (p.proto == dataplane::kIpProtoTcp) {
-      p.prio = (f & kFlowTcpSynAck) == kFlowTcpSynAck ? 1 : (f & kFlowTcpSyn) ? 0 : 2;
+      if ((f & kFlowTcpSynAck) == kFlowTcpSynAck) {
+        p.prio = 1;
+      } else if (f & kFlowTcpSyn) {
+        p.prio = 0;
+      }
     }
     if (released_any && p.start < released) {
       if (rep.late++ == 0) rep.late_first = where(p);
