@@ -238,8 +238,13 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   nlohmann::ordered_json skipped;
   for (size_t i = 0; i < sim::kFlowLogSkipCount; ++i)
     skipped[std::string(sim::flowLogSkipName(static_cast<sim::FlowLogSkip>(i)))] = r.skipped[i];
-  j["records"] = {{"read", r.records},  {"judged", r.judged}, {"connections", r.connections},
-                  {"skipped", skipped}, {"late", r.late},     {"late_first", r.late_first}};
+  j["records"] = {{"read", r.records},
+                  {"judged", r.judged},
+                  {"connections", r.connections},
+                  {"peak_connections_held", r.peak_connections_held},
+                  {"skipped", skipped},
+                  {"late", r.late},
+                  {"late_first", r.late_first}};
   nlohmann::ordered_json ag;
   ag["agree"] = r.agree;
   ag["accept_rejected"] = r.accept_rejected;

@@ -148,9 +148,10 @@ struct Conn {
   DirState dir[2];
   int icmp_requester = -1;
   uint16_t icmp_seq[2] = {0, 0};
-  int pending_ack = -1;  // the direction whose SYN record counted more packets than the SYN
-  bool closed = false;
-  bool opened = false;  // a SYN of this connection is in the logs
+  int pending_ack = -1;          // the direction whose SYN record counted more packets than the SYN
+  bool closed = false;           // an RST
+  bool fin[2] = {false, false};  // each direction's FIN
+  bool opened = false;           // a SYN of this connection is in the logs
   bool active[2] = {false, false};
   uint64_t last_ns = 0;
   uint32_t pending_events = 0;
@@ -254,7 +255,8 @@ struct FlowLogJudge::Impl {
   uint64_t event_seq = 0;
   std::unordered_map<ConnKey, Conn, ConnKeyHash> conns;
   uint64_t clock_ns = 0, last_sweep_ns = 0;
-  uint64_t horizon_tcp = 0, horizon_udp = 0, horizon_icmp = 0, horizon_other = 0;
+  uint64_t horizon_tcp = 0, horizon_tcp_closing = 0, horizon_udp = 0, horizon_icmp = 0,
+           horizon_other = 0;
 
   std::unordered_map<DisKey, size_t, DisKeyHash> dis_index;
   std::unordered_map<ChangeKey, size_t, ChangeKeyHash> change_index;
@@ -314,6 +316,8 @@ struct FlowLogJudge::Impl {
     horizon_tcp = mx({K::kTcpSynSent, K::kTcpSynRecv, K::kTcpEstablished, K::kTcpFinWait,
                       K::kTcpCloseWait, K::kTcpLastAck, K::kTcpTimeWait, K::kTcpClose},
                      {if_tcp});
+    horizon_tcp_closing =
+        mx({K::kTcpFinWait, K::kTcpCloseWait, K::kTcpLastAck, K::kTcpTimeWait, K::kTcpClose}, {});
     horizon_udp = mx({K::kUdp, K::kUdpStream}, {if_udp});
     horizon_icmp = mx({K::kIcmp}, {});
     horizon_other = mx({K::kOther}, {});
@@ -444,6 +448,7 @@ struct FlowLogJudge::Impl {
         case Pkt::kSyn:
           if (c.closed || c.dir[d].have) c.nxt[d] += 100000;  // a new connection on the tuple
           c.closed = false;
+          c.fin[0] = c.fin[1] = false;
           s.flags = dataplane::kSyn;
           s.seq = c.nxt[d] - 1;
           s.ack = 0;
@@ -467,6 +472,7 @@ struct FlowLogJudge::Impl {
         case Pkt::kFin:
           s.flags = dataplane::kFin | dataplane::kAck;
           s.seq = c.nxt[d]++;
+          c.fin[d] = true;
           break;
         case Pkt::kRst:
           s.flags = dataplane::kRst | dataplane::kAck;
@@ -525,7 +531,10 @@ struct FlowLogJudge::Impl {
     }
     auto [it, fresh] = conns.try_emplace(k);
     Conn& c = it->second;
-    if (fresh) ++rep.connections;
+    if (fresh) {
+      ++rep.connections;
+      rep.peak_connections_held = std::max<uint64_t>(rep.peak_connections_held, conns.size());
+    }
     const uint64_t idle_ns = fresh ? 0 : t_open - std::min(t_open, c.last_ns);
     DirState& ds = c.dir[d];
     const bool mid_reply_first = !c.opened && !c.active[d] && c.active[1 - d] == false;
@@ -744,7 +753,9 @@ struct FlowLogJudge::Impl {
     for (auto it = conns.begin(); it != conns.end();) {
       const Conn& c = it->second;
       const uint8_t pr = it->first.proto;
-      const uint64_t h = pr == dataplane::kIpProtoTcp   ? horizon_tcp
+      const bool closing = c.closed || (c.fin[0] && c.fin[1]);
+      const uint64_t h = pr == dataplane::kIpProtoTcp
+                             ? (closing ? horizon_tcp_closing : horizon_tcp)
                          : pr == dataplane::kIpProtoUdp ? horizon_udp
                          : isIcmp(pr)                   ? horizon_icmp
                                                         : horizon_other;

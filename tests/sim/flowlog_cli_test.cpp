@@ -372,5 +372,20 @@ TEST(FlowLogsCli, InterfaceIdsMapToThePolicy) {
   EXPECT_EQ(x["records"]["skipped"]["unknown-interface"], 1);
 }
 
+// Memory follows the connections alive, not the log: the state of a connection that closed is
+// dropped once the engine's closing timeouts have passed.
+TEST(FlowLogsCli, StateFollowsLiveConnections) {
+  TempDir dir;
+  CliRun g = statewall("gen -q --seed 8 --out '" + dir.file("w.pcap") +
+                       "' --flows 3000 --mix tcp=100 --duration 3600 --policy '" + kPolicy +
+                       "' --flow-log '" + dir.file("w.log") + "'");
+  ASSERT_EQ(g.rc, 0) << g.err;
+  auto j = judge("--policy '" + kPolicy + "' '" + dir.file("w.log") + "'");
+  EXPECT_EQ(j["agreement"]["agree"], j["records"]["judged"]);
+  EXPECT_EQ(j["records"]["connections"], 3000);
+  // About 3000 / 3600 s * (the 120 s TIME_WAIT + one 60 s sweep) are alive at once.
+  EXPECT_LT(j["records"]["peak_connections_held"].get<uint64_t>(), 600u) << j["records"].dump();
+}
+
 }  // namespace
 }  // namespace statewall::sim

@@ -123,6 +123,7 @@ struct FlowLogReport {
   std::string late_first;                   // FILE:LINE
   uint64_t first_start = 0, last_end = 0;   // seconds; 0 when nothing was judged
   uint64_t connections = 0;                 // distinct connections paired from the records
+  uint64_t peak_connections_held = 0;       // the most connection states held at once
   dataplane::Counters engine;               // the engine's counters over the synthesized packets
 
   bool against = false;
