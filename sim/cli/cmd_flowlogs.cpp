@@ -4,6 +4,7 @@
 //
 // Exit 0, 1 when NEW breaks or opens a logged connection, 2 on bad input (a policy that does not
 // load, a log that cannot be read, a broken line: FILE:LINE, and then nothing is reported).
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -92,6 +93,23 @@ IfaceUnused unusedAt(const rules::CompiledPolicy& p, const FlowLogReport& r, rul
   return out;
 }
 
+// Per rule change: connections broken and opened, their records, bytes, first and last seen.
+struct ChangeTotals {
+  uint64_t breaks = 0, opens = 0, records = 0, bytes = 0, first = UINT64_MAX, last = 0;
+};
+std::map<long, ChangeTotals> changeTotals(const FlowLogReport& r) {
+  std::map<long, ChangeTotals> out;
+  for (const auto& c : r.changed) {
+    ChangeTotals& t = out[c.change];
+    (c.breaks ? t.breaks : t.opens)++;
+    t.records += c.records;
+    t.bytes += c.bytes;
+    t.first = std::min(t.first, c.first);
+    t.last = std::max(t.last, c.last);
+  }
+  return out;
+}
+
 std::string changeText(const FlowLogReport& r, long c, const std::string& note) {
   if (c < 0) return "no single rule change (" + note + ")";
   return r.diff.changes[static_cast<size_t>(c)].str();
@@ -162,11 +180,16 @@ void printText(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
     out += "\nAgainst " + fmt::format("{}", fmt::join(a.against, " ")) + "\n";
     long cur = -2;
     size_t in_group = 0;
+    const auto totals = changeTotals(r);
     for (const auto& c : r.changed) {
       if (c.change != cur) {
         cur = c.change;
         in_group = 0;
+        const ChangeTotals& t = totals.at(c.change);
         out += "  " + changeText(r, c.change, c.note) + "\n";
+        out += fmt::format("    {} connections break, {} open: {} records, {} bytes, {} .. {}\n",
+                           t.breaks, t.opens, t.records, t.bytes, utcSeconds(t.first),
+                           utcSeconds(t.last));
       }
       if (in_group++ == a.max_flows) {
         out += "    ... (--json lists all)\n";
@@ -282,6 +305,7 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
     av["open_connections"] = r.open_connections;
     av["open_records"] = r.open_records;
     auto& changes = av["changes"] = nlohmann::ordered_json::array();
+    const auto totals = changeTotals(r);
     long cur = -2;
     for (const auto& c : r.changed) {
       if (changes.empty() || c.change != cur) {
@@ -290,6 +314,13 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
         g["change"] = c.change < 0 ? nlohmann::ordered_json(nullptr)
                                    : nlohmann::ordered_json(changeText(r, c.change, c.note));
         if (c.change < 0) g["note"] = c.note;
+        const ChangeTotals& t = totals.at(c.change);
+        g["break_connections"] = t.breaks;
+        g["open_connections"] = t.opens;
+        g["records"] = t.records;
+        g["bytes"] = t.bytes;
+        g["first"] = t.first;
+        g["last"] = t.last;
         g["connections"] = nlohmann::ordered_json::array();
         changes.push_back(std::move(g));
       }

@@ -73,6 +73,10 @@ bool parseAddr(std::string_view s, rules::IpAddr* out) {
   return true;
 }
 
+std::string afterLine(uint64_t line) {
+  return line == 0 ? std::string("before its first line") : fmt::format("after line {}", line);
+}
+
 }  // namespace
 
 std::string_view flowLogFieldName(FlowLogField f) {
@@ -262,7 +266,7 @@ bool FlowLogReader::fill() {
       int code = 0;
       const char* msg = gzerror(gz, &code);
       error_.line = 0;
-      error_.message = fmt::format("bad gzip data after line {}: {}", line_, msg ? msg : "?");
+      error_.message = fmt::format("bad gzip data {}: {}", afterLine(line_), msg ? msg : "?");
       return false;
     }
     n = k;
@@ -272,12 +276,12 @@ bool FlowLogReader::fill() {
       const char* msg = gzerror(gz, &code);
       if (code != Z_OK && code != Z_BUF_ERROR) {
         error_.line = 0;
-        error_.message = fmt::format("bad gzip data after line {}: {}", line_, msg ? msg : "?");
+        error_.message = fmt::format("bad gzip data {}: {}", afterLine(line_), msg ? msg : "?");
         return false;
       }
       if (code == Z_BUF_ERROR) {
         error_.line = 0;
-        error_.message = fmt::format("the gzip stream is cut short after line {}", line_);
+        error_.message = "the gzip stream is cut short " + afterLine(line_);
         return false;
       }
     }

@@ -149,8 +149,13 @@ TEST(FlowLogsCli, AgainstBreaksAndOpensWhatDiffFindsOnTheTrace) {
   EXPECT_EQ(j["against"]["break_connections"], breaks);
   EXPECT_EQ(j["against"]["open_connections"], opens);
   bool db = false, ssh = false;
+  uint64_t group_breaks = 0, group_opens = 0;
   for (const auto& c : j["against"]["changes"]) {
     const std::string change = c["change"].is_string() ? c["change"].get<std::string>() : "";
+    group_breaks += c["break_connections"].get<uint64_t>();
+    group_opens += c["open_connections"].get<uint64_t>();
+    EXPECT_EQ(c["break_connections"].get<uint64_t>() + c["open_connections"].get<uint64_t>(),
+              c["connections"].size());
     for (const auto& conn : c["connections"]) {
       EXPECT_GT(conn["bytes"].get<uint64_t>(), 0u);
       EXPECT_LE(conn["first"].get<uint64_t>(), conn["last"].get<uint64_t>());
@@ -165,6 +170,8 @@ TEST(FlowLogsCli, AgainstBreaksAndOpensWhatDiffFindsOnTheTrace) {
     }
   }
   EXPECT_TRUE(db && ssh) << j["against"].dump(2);
+  EXPECT_EQ(group_breaks, breaks);
+  EXPECT_EQ(group_opens, opens);
 
   // Against itself: nothing breaks or opens, exit 0.
   CliRun same = statewall("flowlogs --policy '" + kPolicy + "' --against '" + kPolicy + "' '" +

@@ -1,4 +1,5 @@
-// AWS VPC Flow Logs: the record, a streaming reader and a writer (docs/design.md "Flow logs").
+// AWS VPC Flow Logs: the record, a streaming reader and a writer (statewall flowlogs, gen).
+// --flow-log`).
 //
 // A record is one interface's view of one direction of a flow over an aggregation window: the
 // packets and bytes it saw, the first and last second, the TCP flags OR-ed over the window, and
