@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "describe.hpp"
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/exemption.hpp"
 #include "statewall/sim/flowlog.hpp"
@@ -243,6 +244,7 @@ struct Agg {
   AggKey key;
   uint64_t first_ns = 0, last_ns = 0, packets = 0, bytes = 0;
   uint8_t flags = 0;
+  dataplane::Verdict first;  // the first packet's: its deciding rule and reason (JSON lines)
 };
 
 uint8_t awsTcpFlags(uint8_t f) {
@@ -261,6 +263,7 @@ struct FlowLogAggregator::Impl {
   uint64_t window_ns;
   std::string account;
   std::vector<std::string> iface_ids, subnet_ids;  // per IfaceId
+  detail::PolicyTexts texts;
   uint64_t window = UINT64_MAX;
   std::vector<Agg> aggs;  // in order of first packet
   std::unordered_map<AggKey, size_t, AggKeyHash> index;
@@ -269,7 +272,8 @@ struct FlowLogAggregator::Impl {
       : policy(p),
         writer(w),
         window_ns(uint64_t{window_s == 0 ? 60u : window_s} * 1000000000ull),
-        account(std::move(acct)) {
+        account(std::move(acct)),
+        texts(p) {
     for (size_t i = 0; i < p.ifaceCount(); ++i) {
       const auto& info = p.iface(static_cast<rules::IfaceId>(i));
       iface_ids.push_back(info.id.empty() ? info.name : info.id);
@@ -303,16 +307,21 @@ struct FlowLogAggregator::Impl {
       r.tcp_flags = a.key.proto == dataplane::kIpProtoTcp ? a.flags : 0;
       r.type = a.key.src.isV4() ? "IPv4" : "IPv6";
       r.direction = a.key.egress ? FlowDirection::kEgress : FlowDirection::kIngress;
-      writer->write(r);
+      const dataplane::Verdict& v = a.first;
+      const std::string& rule = v.rule != rules::kNoRule            ? texts.ruleLabel(v.rule)
+                                : v.acl_entry != rules::kNoAclEntry ? texts.aclLabel(v.acl_entry)
+                                                                    : std::string();
+      writer->write(r, rule, dataplane::reasonCode(v.reason));
     }
     aggs.clear();
     index.clear();
   }
 
-  void add(const AggKey& k, uint64_t ts_ns, const dataplane::ParsedPacket& p) {
+  void add(const AggKey& k, uint64_t ts_ns, const dataplane::Verdict& v,
+           const dataplane::ParsedPacket& p) {
     auto [it, fresh] = index.try_emplace(k, aggs.size());
     if (fresh) {
-      aggs.push_back(Agg{k, ts_ns, ts_ns, 0, 0, 0});
+      aggs.push_back(Agg{k, ts_ns, ts_ns, 0, 0, 0, v});
     }
     Agg& a = aggs[it->second];
     a.last_ns = ts_ns;
@@ -354,13 +363,13 @@ void FlowLogAggregator::add(uint64_t ts_ns, const dataplane::Verdict& v,
     k.iface = si;
     k.egress = true;
     k.action = actionAtSide(v, m.policy, true);
-    m.add(k, ts_ns, p);
+    m.add(k, ts_ns, v, p);
   }
   if (di != rules::kNoIface && di != si) {
     k.iface = di;
     k.egress = false;
     k.action = actionAtSide(v, m.policy, false);
-    if (k.action != FlowAction::kNone) m.add(k, ts_ns, p);
+    if (k.action != FlowAction::kNone) m.add(k, ts_ns, v, p);
   }
 }
 

@@ -226,6 +226,40 @@ TEST(FlowLogsCli, UnusedRulesPerInterface) {
   EXPECT_NE(t.out.find("not in the logs: "), std::string::npos) << t.out;
 }
 
+// gen --flow-log-jsonl: the same records as JSON lines, with the deciding rule and reason.
+TEST(FlowLogsCli, GenJsonLines) {
+  TempDir dir;
+  CliRun g = statewall("gen -q --out '" + dir.file("w.pcap") +
+                       "' --flow 'tcp 198.51.100.7:40000 -> 10.0.1.10:443' "
+                       "--flow 'tcp 198.51.100.8:40001 -> 10.0.1.10:8000' --policy '" +
+                       kPolicy + "' --stop-on-deny --flow-log '" + dir.file("w.jsonl") +
+                       "' --flow-log-jsonl");
+  ASSERT_EQ(g.rc, 0) << g.err;
+  const std::string text = testing::readText(dir.file("w.jsonl"));
+  bool allowed = false, denied = false;
+  for (size_t at = 0; at < text.size();) {
+    const size_t eol = text.find('\n', at);
+    auto j = nlohmann::json::parse(text.substr(at, eol - at));
+    at = eol + 1;
+    EXPECT_EQ(j["version"], 5);
+    EXPECT_EQ(j["interface-id"], "web-1");
+    if (j["dstport"] == 443 && j["flow-direction"] == "ingress") {
+      allowed = true;
+      EXPECT_EQ(j["action"], "ACCEPT");
+      EXPECT_EQ(j["rule"], "web inbound[0]");
+      EXPECT_EQ(j["reason"], "allow-untracked");
+    }
+    if (j["dstport"] == 8000) {  // no rule of web allows port 8000
+      denied = true;
+      EXPECT_EQ(j["action"], "REJECT");
+      EXPECT_EQ(j["tcp-flags"], 2);
+      EXPECT_EQ(j["reason"], "deny-sg");
+      EXPECT_FALSE(j.contains("rule"));
+    }
+  }
+  EXPECT_TRUE(allowed && denied) << text;
+}
+
 // Broken input: exit 2, the error names FILE:LINE, and nothing is reported.
 TEST(FlowLogsCli, BrokenLineExitsTwoNamingTheLine) {
   TempDir dir;

@@ -216,8 +216,10 @@ class FlowLogWriter {
 // 5-tuple and action, over windows of `window_s` seconds aligned to the epoch. Records of a
 // window are written (in order of first packet) when a packet of a later window arrives, or at
 // finish(): memory holds the flows of one window. Feed packets in time order.
-// Replay and statewalld can feed it from their verdict observers; a connection-end event can
-// write its own records through writer() directly.
+// JSON lines add the first packet's deciding rule (the engine's: a security-group rule or ACL
+// entry label, as `replay --verdicts` names them) and reason. Replay and statewalld can feed it
+// from their verdict observers; a connection-end event can write its own records through
+// FlowLogWriter directly.
 class FlowLogAggregator {
  public:
   FlowLogAggregator(const rules::CompiledPolicy& policy, FlowLogWriter* writer,
