@@ -428,5 +428,59 @@ TEST(FlowLogsCli, StateFollowsLiveConnections) {
   EXPECT_LT(j["records"]["peak_connections_held"].get<uint64_t>(), 600u) << j["records"].dump();
 }
 
+// Each disagreement gets its likely cause.
+TEST(FlowLogsCli, DisagreementCauses) {
+  TempDir dir;
+  const std::string short_policy = dir.file("short.yaml");
+  testing::writeText(short_policy, replaced(testing::readText(kPolicy), "timeouts: {profile: aws}",
+                                            "timeouts: {profile: aws, tcp_established: 60}"));
+  const std::string h =
+      "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+      "start end action log-status tcp-flags flow-direction\n";
+  auto rec = [](const std::string& eni, const std::string& src, const std::string& dst, int sp,
+                int dp, int packets, uint64_t t, const std::string& action, int flags,
+                const std::string& direction) {
+    return "5 123456789012 " + eni + " " + src + " " + dst + " " + std::to_string(sp) + " " +
+           std::to_string(dp) + " 6 " + std::to_string(packets) + " 100 " + std::to_string(t) +
+           " " + std::to_string(t) + " " + action + " OK " + std::to_string(flags) + " " +
+           direction + "\n";
+  };
+  struct Case {
+    std::string name, log, cause;
+  };
+  const Case cases[] = {
+      // The database's groups allow nothing out on its own: AWS must have been tracking it.
+      {"began-before-logs",
+       rec("db-1", "10.0.3.10", "10.0.2.10", 5432, 40000, 1, 1000, "ACCEPT", 0, "egress"),
+       "began-before-logs"},
+      // Logged arriving at app-1, but the database's side would not have let it out.
+      {"denied-at-source",
+       rec("app-1", "10.0.3.10", "10.0.2.10", 5432, 40000, 1, 1000, "ACCEPT", 0, "ingress"),
+       "denied-at-source"},
+      // A connection idle longer than the policy's 60 s established timeout, then a reply.
+      {"after-idle",
+       rec("app-1", "10.0.2.10", "10.0.3.10", 40000, 5432, 3, 1000, "ACCEPT", 2, "egress") +
+           rec("db-1", "10.0.3.10", "10.0.2.10", 5432, 40000, 2, 1000, "ACCEPT", 18, "egress") +
+           rec("db-1", "10.0.3.10", "10.0.2.10", 5432, 40000, 1, 1500, "ACCEPT", 0, "egress"),
+       "after-idle"},
+      // AWS rejected HTTPS that the loaded policy allows.
+      {"rule-allows",
+       rec("web-1", "198.51.100.7", "10.0.1.10", 40000, 443, 1, 1000, "REJECT", 2, "ingress"),
+       "rule-allows"},
+      // AWS accepted SSH from outside the office.
+      {"no-rule",
+       rec("web-1", "198.51.100.7", "10.0.1.10", 40000, 22, 1, 1000, "ACCEPT", 2, "ingress"),
+       "no-rule"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = dir.file(c.name + ".log");
+    testing::writeText(path, h + c.log);
+    auto j = judge("--policy '" + short_policy + "' '" + path + "'");
+    ASSERT_EQ(j["agreement"]["disagreements"].size(), 1u) << c.name << j["agreement"].dump(2);
+    EXPECT_EQ(j["agreement"]["disagreements"][0]["cause"], c.cause)
+        << c.name << j["agreement"].dump(2);
+  }
+}
+
 }  // namespace
 }  // namespace statewall::sim
