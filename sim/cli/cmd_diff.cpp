@@ -42,6 +42,7 @@
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/rules/policy_diff.hpp"
+#include "statewall/sim/change_cause.hpp"
 #include "statewall/sim/pcap_io.hpp"
 #include "statewall/sim/replay.hpp"
 
@@ -272,125 +273,6 @@ struct ChangedFlow {
   std::string cause_note;
 };
 
-// The change responsible for a flow's verdict changing: evaluate the packet under both policies
-// and find the check (source groups, source ACL, destination ACL, destination groups) that
-// flipped, then the rule change that made it flip.
-class Attributor {
- public:
-  Attributor(const rules::CompiledPolicy& o, const rules::CompiledPolicy& n,
-             const rules::PolicyDiff& d)
-      : old_(o), new_(n), diff_(d) {}
-
-  long cause(const sim::FlowKey& f, bool now_denied, std::string* note) const {
-    if (!f.ip) return -1;
-    rules::Evaluation eo, en;
-    const rules::Flow5 x = flow5Of(f);
-    rules::evaluate(old_, x, rules::EvalMode::kFull, &eo);
-    rules::evaluate(new_, x, rules::EvalMode::kFull, &en);
-    if (eo.unprotected && en.unprotected) return find(rules::ObjectKind::kSetting, "unprotected");
-    struct Slot {
-      rules::CheckKind kind;
-      rules::Direction dir;
-    };
-    static constexpr Slot kSlots[] = {{rules::CheckKind::kSg, rules::Direction::kOutbound},
-                                      {rules::CheckKind::kAcl, rules::Direction::kOutbound},
-                                      {rules::CheckKind::kAcl, rules::Direction::kInbound},
-                                      {rules::CheckKind::kSg, rules::Direction::kInbound}};
-    for (const Slot& slot : kSlots) {
-      const rules::Check* co = checkOf(eo, slot.kind, slot.dir);
-      const rules::Check* cn = checkOf(en, slot.kind, slot.dir);
-      const bool ao = co ? co->allowed : true;  // no check: nothing filters on that side
-      const bool an = cn ? cn->allowed : true;
-      if (ao == an || (ao && !an) != now_denied) continue;  // not flipped the way the packet did
-      const long c = slot.kind == rules::CheckKind::kSg ? sgCause(eo, en, co, cn, slot.dir)
-                                                        : aclCause(co, cn, slot.dir);
-      if (c >= 0) return c;
-    }
-    *note =
-        "no single rule change: the connection's state differs (an earlier packet of it, or "
-        "whether it is tracked)";
-    return -1;
-  }
-
- private:
-  static const rules::Check* checkOf(const rules::Evaluation& e, rules::CheckKind k,
-                                     rules::Direction d) {
-    for (int i = 0; i < e.n_checks; ++i)
-      if (e.checks[static_cast<size_t>(i)].kind == k && e.checks[static_cast<size_t>(i)].dir == d)
-        return &e.checks[static_cast<size_t>(i)];
-    return nullptr;
-  }
-
-  long find(rules::ObjectKind o, const std::string& name) const {
-    for (size_t i = 0; i < diff_.changes.size(); ++i)
-      if (diff_.changes[i].object == o && diff_.changes[i].name == name)
-        return static_cast<long>(i);
-    return -1;
-  }
-  long findScope(const std::string& scope) const {
-    for (size_t i = 0; i < diff_.changes.size(); ++i)
-      if (diff_.changes[i].scope == scope) return static_cast<long>(i);
-    return -1;
-  }
-
-  long sgCause(const rules::Evaluation& eo, const rules::Evaluation& en, const rules::Check* co,
-               const rules::Check* cn, rules::Direction d) const {
-    // The rule that allowed it under one policy and is gone or changed under the other.
-    if (co && co->sg.allowed()) {
-      for (size_t i = 0; i < diff_.changes.size(); ++i)
-        if (diff_.changes[i].old_rule == co->sg.rule &&
-            diff_.changes[i].kind != rules::ChangeKind::kMoved)
-          return static_cast<long>(i);
-    }
-    if (cn && cn->sg.allowed()) {
-      for (size_t i = 0; i < diff_.changes.size(); ++i)
-        if (diff_.changes[i].new_rule == cn->sg.rule &&
-            diff_.changes[i].kind != rules::ChangeKind::kMoved)
-          return static_cast<long>(i);
-    }
-    // Otherwise the interface (its groups, its addresses) or the group's rules changed.
-    const rules::IfaceId io = d == rules::Direction::kOutbound ? eo.src_iface : eo.dst_iface;
-    const rules::IfaceId in = d == rules::Direction::kOutbound ? en.src_iface : en.dst_iface;
-    for (const auto& [p, i] : {std::pair{&old_, io}, std::pair{&new_, in}}) {
-      if (i == rules::kNoIface) continue;
-      if (long c = find(rules::ObjectKind::kInterface, p->iface(i).name); c >= 0) return c;
-    }
-    for (const auto& [p, i] : {std::pair{&old_, io}, std::pair{&new_, in}}) {
-      if (i == rules::kNoIface) continue;
-      for (const auto& g : p->iface(i).group_names)
-        if (long c = findScope("group " + g + " " + std::string(rules::directionName(d))); c >= 0)
-          return c;
-    }
-    return -1;
-  }
-
-  long aclCause(const rules::Check* co, const rules::Check* cn, rules::Direction d) const {
-    if (cn && cn->acl.entry != rules::kNoAclEntry) {
-      for (size_t i = 0; i < diff_.changes.size(); ++i)
-        if (diff_.changes[i].new_entry == cn->acl.entry) return static_cast<long>(i);
-    }
-    if (co && co->acl.entry != rules::kNoAclEntry) {
-      for (size_t i = 0; i < diff_.changes.size(); ++i)
-        if (diff_.changes[i].old_entry == co->acl.entry) return static_cast<long>(i);
-    }
-    for (const auto& [p, c] : {std::pair{&old_, co}, std::pair{&new_, cn}}) {
-      if (!c) continue;
-      if (c->acl.acl != rules::kNoAcl) {
-        const std::string scope =
-            "network ACL " + p->acl(c->acl.acl).name + " " + std::string(rules::directionName(d));
-        if (long x = findScope(scope); x >= 0) return x;
-      }
-      if (c->subnet != rules::kNoSubnet)
-        if (long x = find(rules::ObjectKind::kSubnet, p->subnet(c->subnet).name); x >= 0) return x;
-    }
-    return -1;
-  }
-
-  const rules::CompiledPolicy& old_;
-  const rules::CompiledPolicy& new_;
-  const rules::PolicyDiff& diff_;
-};
-
 int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
                  const rules::CompiledPolicyPtr& new_p) {
   const rules::PolicyDiff diff = rules::diffPolicies(*old_p, *new_p);
@@ -413,7 +295,7 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
   std::unordered_map<ConnKey, ChangedFlow, ConnKeyHash> flows;
   std::vector<ConnKey> order;  // flows by first differing packet
   uint64_t changed_packets = 0, to_deny = 0, to_allow = 0, unlisted_packets = 0;
-  const Attributor attr(*old_p, *new_p, diff);
+  const sim::ChangeAttributor attr(*old_p, *new_p, diff);
   std::unique_ptr<FILE, int (*)(FILE*)> packets_out(nullptr, &std::fclose);
   if (!a.packets_path.empty()) {
     packets_out.reset(std::fopen(a.packets_path.c_str(), "w"));
@@ -461,7 +343,7 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
       f.new_reason = std::string(dataplane::reasonCode(v.reason));
       f.old_text = r_old.describe(o.v);
       f.new_text = r_new.describe(v);
-      f.cause = attr.cause(o.key, denied_now, &f.cause_note);
+      f.cause = o.key.ip ? attr.cause(flow5Of(o.key), denied_now, &f.cause_note) : -1;
       it = flows.emplace(ck, std::move(f)).first;
       order.push_back(ck);
     }

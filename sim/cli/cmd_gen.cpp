@@ -38,6 +38,9 @@ struct GenArgs {
   bool quiet = false;
   std::vector<std::string> policies;
   bool stop_on_deny = false;
+  std::string flow_log;
+  uint32_t flow_log_window = 60;
+  bool flow_log_jsonl = false;
 };
 
 bool parseRange(const std::string& s, uint32_t* lo, uint32_t* hi) {
@@ -153,13 +156,22 @@ int runGen(const GenArgs& a) {
     std::fprintf(stderr, "statewall gen: nothing to generate: give --flow SPEC and/or --flows N\n");
     return 2;
   }
-  if (a.stop_on_deny != !a.policies.empty()) {
-    std::fprintf(stderr, "statewall gen: --stop-on-deny and --policy go together\n");
+  if ((a.stop_on_deny || !a.flow_log.empty()) != !a.policies.empty()) {
+    std::fprintf(stderr,
+                 "statewall gen: --policy goes with --stop-on-deny or --flow-log (which interfaces "
+                 "log, and what their groups decide)\n");
     return 2;
   }
-  if (a.stop_on_deny) {
-    o.stop_on_deny = loadCompiledPolicy(a.policies, "gen", "nothing generated");
-    if (!o.stop_on_deny) return 2;
+  if (!a.policies.empty()) {
+    auto policy = loadCompiledPolicy(a.policies, "gen", "nothing generated");
+    if (!policy) return 2;
+    if (a.stop_on_deny) o.stop_on_deny = policy;
+    if (!a.flow_log.empty()) {
+      o.flow_log_policy = policy;
+      o.flow_log_path = a.flow_log;
+      o.flow_log_window_s = a.flow_log_window;
+      o.flow_log_jsonl = a.flow_log_jsonl;
+    }
   }
   sim::GenStats st;
   if (!sim::writeTrace(o, a.out, &st, &err)) {
@@ -177,6 +189,11 @@ int runGen(const GenArgs& a) {
           stderr, "%s\n",
           fmt::format("{} flows stopped after a packet the policy denied", st.flows_stopped)
               .c_str());
+    }
+    if (!a.flow_log.empty()) {
+      std::fprintf(
+          stderr, "%s\n",
+          fmt::format("wrote {} flow-log records to {}", st.flow_log_records, a.flow_log).c_str());
     }
   }
   return 0;
@@ -250,9 +267,17 @@ void addGenCommand(CLI::App& app, int* exit_code) {
                   "below)");
   cmd->add_option("--start", args->start, "trace start, seconds since 1970")->capture_default_str();
   cmd->add_flag("--quiet,-q", args->quiet, "print nothing on success");
-  cmd->add_option("--policy,-p", args->policies, "policy file(s) for --stop-on-deny");
+  cmd->add_option("--policy,-p", args->policies, "policy file(s) for --stop-on-deny, --flow-log");
   cmd->add_flag("--stop-on-deny", args->stop_on_deny,
                 "stop a flow after a packet the --policy denies");
+  cmd->add_option("--flow-log", args->flow_log,
+                  "also write the flows as AWS VPC Flow Logs record them (needs --policy)");
+  cmd->add_option("--flow-log-window", args->flow_log_window,
+                  "flow-log aggregation window, seconds")
+      ->check(CLI::Range(1u, 86400u))
+      ->capture_default_str();
+  cmd->add_flag("--flow-log-jsonl", args->flow_log_jsonl,
+                "flow-log records as JSON lines instead of AWS text");
   cmd->callback([args, exit_code]() { *exit_code = runGen(*args); });
 }
 

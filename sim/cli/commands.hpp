@@ -19,5 +19,6 @@ void addReportCommand(CLI::App& app, int* exit_code);
 void addExplainCommand(CLI::App& app, int* exit_code);
 void addExportCommand(CLI::App& app, int* exit_code);
 void addPlaygroundCommand(CLI::App& app, int* exit_code);
+void addFlowLogsCommand(CLI::App& app, int* exit_code);
 
 }  // namespace statewall::cli

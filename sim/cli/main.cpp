@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   statewall::cli::addExplainCommand(app, &exit_code);
   statewall::cli::addExportCommand(app, &exit_code);
   statewall::cli::addPlaygroundCommand(app, &exit_code);
+  statewall::cli::addFlowLogsCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -10,6 +10,7 @@
 
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/sim/flow_text.hpp"
+#include "statewall/sim/flowlog.hpp"
 #include "statewall/sim/pcap_io.hpp"
 #include "statewall/sim/replay.hpp"
 
@@ -1103,12 +1104,24 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
   TraceGenerator gen(options);
   GenPacket pkt;
   GenStats s;
-  // --stop-on-deny: the replay's own driver judges each packet as it is written.
+  // --stop-on-deny and --flow-log: the replay's own driver judges each packet as it is written.
   std::unique_ptr<Replay> judge;
   bool denied = false;
   std::vector<Frame> one(1);
   one[0].link = options.link;
-  if (options.stop_on_deny) {
+  const rules::CompiledPolicyPtr& policy =
+      options.stop_on_deny ? options.stop_on_deny : options.flow_log_policy;
+  std::unique_ptr<FlowLogWriter> flow_log;
+  std::unique_ptr<FlowLogAggregator> flow_agg;
+  if (!options.flow_log_path.empty() && policy) {
+    flow_log = FlowLogWriter::open(
+        options.flow_log_path,
+        options.flow_log_jsonl ? FlowLogWriter::Format::kJsonl : FlowLogWriter::Format::kText, err);
+    if (!flow_log) return false;
+    flow_agg =
+        std::make_unique<FlowLogAggregator>(*policy, flow_log.get(), options.flow_log_window_s);
+  }
+  if (policy) {
     ReplayOptions ro;
     ro.burst = 1;  // a verdict per packet, before the next one is generated
     for (const dataplane::EncapHeader& h : options.encap)
@@ -1117,9 +1130,12 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
     ro.table_capacity =
         std::clamp<size_t>(options.explicit_flows.size() + options.flows + options.flood_packets,
                            1 << 12, kDefaultTableCapacity);
-    judge = std::make_unique<Replay>(options.stop_on_deny, ro);
-    judge->setObserver([&](uint64_t, uint64_t, const dataplane::Verdict& v,
-                           const dataplane::ParsedPacket&) { denied = !v.allowed(); });
+    judge = std::make_unique<Replay>(policy, ro);
+    judge->setObserver([&](uint64_t, uint64_t ts_ns, const dataplane::Verdict& v,
+                           const dataplane::ParsedPacket& p) {
+      denied = !v.allowed();
+      if (flow_agg) flow_agg->add(ts_ns, v, p);
+    });
   }
   while (gen.next(&pkt)) {
     const auto len = static_cast<uint32_t>(pkt.frame.size());
@@ -1130,7 +1146,7 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
       denied = false;
       judge->runFrames(one);
       one[0].bytes.swap(pkt.frame);
-      if (denied && gen.stopFlow(pkt.flow)) ++s.flows_stopped;
+      if (denied && options.stop_on_deny && gen.stopFlow(pkt.flow)) ++s.flows_stopped;
     }
     if (s.packets == 0) s.first_ts_ns = pkt.ts_ns;
     s.last_ts_ns = pkt.ts_ns;
@@ -1138,6 +1154,11 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
     s.bytes += len;
   }
   s.flows = gen.flowsStarted();
+  if (flow_agg) {
+    flow_agg->finish();
+    s.flow_log_records = flow_log->records();
+    if (!flow_log->close(err)) return false;
+  }
   if (stats != nullptr) *stats = s;
   return w->close(err);
 }

@@ -119,6 +119,15 @@ struct GenOptions {
   // stack would retransmit it a few times and then give up; gen models only the giving up.
   rules::CompiledPolicyPtr stop_on_deny;
 
+  // --flow-log FILE: the trace's packets as AWS VPC Flow Logs record them (sim/flowlog.hpp):
+  // judged with this policy as they are generated (the replay's engine: which interfaces exist and
+  // what each side's groups and ACLs decide), one record per interface, direction, flow and
+  // action over windows of flow_log_window_s seconds. Text (version 5 fields) or JSON lines.
+  std::string flow_log_path;
+  rules::CompiledPolicyPtr flow_log_policy;
+  uint32_t flow_log_window_s = 60;
+  bool flow_log_jsonl = false;
+
   // Random mix.
   uint64_t flows = 0;                      // random flows to draw
   double duration_s = 60.0;                // random flow starts spread over [0, duration)
@@ -180,7 +189,8 @@ struct GenStats {
   uint64_t packets = 0;
   uint64_t bytes = 0;
   uint64_t flows = 0;
-  uint64_t flows_stopped = 0;  // --stop-on-deny: flows cut short after a denied packet
+  uint64_t flows_stopped = 0;     // --stop-on-deny: flows cut short after a denied packet
+  uint64_t flow_log_records = 0;  // --flow-log
   uint64_t first_ts_ns = 0;
   uint64_t last_ts_ns = 0;
 };
