@@ -625,7 +625,7 @@ void contrastSection(Html& h, const ReportData& d) {
         "<th class=\"n\">packets</th><th class=\"n\">first</th><th>why</th></tr>");
     for (size_t i = 0; i < shown; ++i) {
       const StatelessChange& c = s.changes[i];
-      h.f("<tr><td><code>{}</code></td><td>", esc(c.key.str()));
+      h.f("<tr><td><code>{}</code></td><td>", esc(flowKeyWords(c.key)));
       swatch(h, c.stateful);
       h.f("{}</td><td>", dataplane::reasonCode(c.stateful));
       swatch(h, c.stateless);
