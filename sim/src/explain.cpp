@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "encap_cursor.hpp"
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/glossary.hpp"
@@ -502,6 +503,7 @@ struct Explainer::Impl {
   ExplainStats stats;
   const Sink* sink = nullptr;
 
+  detail::EncapCursor frames;  // the frames' encapsulation headers (the observer has no frame)
   std::unordered_map<uint64_t, ConnMemo> conns;  // by engine id
   std::map<TupleKey, uint64_t> by_tuple;         // -> engine id of the latest connection
 
@@ -839,6 +841,8 @@ struct Explainer::Impl {
     Json conn_json = nullptr;
     Json direction_json = nullptr;
     Builder b{&e, &steps};
+    const std::vector<dataplane::EncapHeader> encap = frames.headers(index);
+    explainEncapsulation(b, encap);
     const ConnMemo* memo = nullptr;
     if (v.conn_id != 0) {
       auto it = conns.find(v.conn_id);
@@ -881,6 +885,12 @@ struct Explainer::Impl {
       j["ts"] = Json::parse(fmtSeconds(ts));
       j["t"] = Json::parse(fmtSeconds(ts - stats.first_ts_ns));
       j["packet"] = packetJson(p);
+      if (!encap.empty()) {
+        Json names = Json::array();
+        for (const auto& h : encap)
+          names.push_back(detail::encapName(h));
+        j["packet"]["encap"] = std::move(names);
+      }
       j["summary"] = e.summary;
       j["verdict"] = v.allowed() ? "allow" : "deny";
       j["reason"] = dataplane::reasonCode(v.reason);
@@ -893,6 +903,20 @@ struct Explainer::Impl {
     }
     if (opt.text) e.text = formatText(e, ts);
     return e;
+  }
+
+  // The headers around the packet judged (docs/design.md "Encapsulation and tunnels"): layer-2.5
+  // headers are always unwrapped; the step says which the frame carried.
+  static void explainEncapsulation(Builder& b, const std::vector<dataplane::EncapHeader>& hs) {
+    if (hs.empty()) return;
+    std::vector<std::string> names;
+    for (const auto& h : hs)
+      names.push_back(detail::encapName(h));
+    b.add("encapsulation",
+          fmt::format("The frame carries {}: layer-2.5 headers are always unwrapped, and the IP "
+                      "packet inside is what is judged.",
+                      detail::encapList(hs)),
+          Json{{"headers", names}});
   }
 
   void explainUnjudged(Builder& b, const Verdict& v, const ParsedPacket& p) {
@@ -1504,6 +1528,7 @@ Explainer::~Explainer() = default;
 
 bool Explainer::runFiles(const std::vector<std::string>& paths, const Sink& sink) {
   impl_->sink = &sink;
+  impl_->frames.openFiles(paths);
   const bool ok = impl_->replay.runFiles(paths);
   std::string err;
   impl_->replay.finish(&err);
@@ -1514,6 +1539,7 @@ bool Explainer::runFiles(const std::vector<std::string>& paths, const Sink& sink
 
 void Explainer::runFrames(const std::vector<Frame>& frames, const Sink& sink) {
   impl_->sink = &sink;
+  impl_->frames.useFrames(&frames, impl_->stats.packets + 1);
   impl_->replay.runFrames(frames);
   impl_->sink = nullptr;
 }

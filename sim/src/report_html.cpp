@@ -334,6 +334,8 @@ std::string dataBlob(const ReportData& d) {
     }
     j.raw("],");
     j.num(r.conn_number);  // #N; 0: a flow the engine did not track
+    j.raw(",");
+    j.str(c.encap);  // "" or where its first packet was judged: "carried in vlan:100 (...)"
     j.raw("]");
   }
   j.raw("]}");

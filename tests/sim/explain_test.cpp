@@ -918,6 +918,62 @@ TEST(Explain, ExemptionsAndInvalidNeighbourDiscovery) {
   EXPECT_NE(allText(ex[3]).find("its hop limit is not 255"), std::string::npos) << ex[3].text;
 }
 
+// Layer-2.5 headers are always unwrapped; explain names the ones the frame carried, from frames
+// in memory and from a trace file (issue 16: nothing said the packet was inside a VLAN tag or an
+// MPLS stack).
+TEST(Explain, NamesTheLayer25HeadersAroundThePacket) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  dataplane::TcpSpec s;
+  s.src = ipAddr("203.0.113.5");
+  s.dst = ipAddr("10.0.1.10");
+  s.sport = 40000;
+  s.dport = 443;
+  s.flags = dataplane::kSyn;
+  dataplane::FrameOptions fo;
+  fo.vlans = {{.vid = 100}};
+  fo.shims = {{.kind = dataplane::Shim::Kind::kMpls, .value = 16},
+              {.kind = dataplane::Shim::Kind::kMpls, .value = 17}};
+  std::vector<Frame> frames = {
+      {kT0, tcp("203.0.113.5", 40001, "10.0.1.10", 443, dataplane::kSyn, 1)},
+      {kT0 + kSec, dataplane::buildTcp(s, fo)}};
+  auto check = [](const std::vector<PacketExplanation>& ex) {
+    ASSERT_EQ(ex.size(), 2u);
+    EXPECT_FALSE(hasKind(ex[0], "encapsulation")) << ex[0].text;
+    EXPECT_EQ(ex[0].json.find("\"encap\""), std::string::npos);
+    EXPECT_EQ(ex[1].reason, Reason::kAllowUntracked) << ex[1].text;
+    ASSERT_TRUE(hasKind(ex[1], "encapsulation")) << ex[1].text;
+    EXPECT_EQ(ex[1].steps[0].kind, "encapsulation");
+    EXPECT_NE(allText(ex[1]).find("The frame carries vlan:100, mpls:16, mpls:17: layer-2.5 "
+                                  "headers are always unwrapped"),
+              std::string::npos)
+        << ex[1].text;
+    const auto j = nlohmann::json::parse(ex[1].json);
+    EXPECT_EQ(j["packet"]["encap"], nlohmann::json::array({"vlan:100", "mpls:16", "mpls:17"}));
+    EXPECT_EQ(j["steps"][0]["headers"], j["packet"]["encap"]);
+  };
+  {
+    SCOPED_TRACE("frames");
+    check(explainFrames(p, frames, ExplainOptions{}));
+  }
+
+  // The same frames in a trace: the explainer reads the frames' headers from the file.
+  testing::TempDir dir;
+  std::string err;
+  auto w = PcapWriter::open(dir.file("t.pcap"), 1, 65535, true, &err);
+  ASSERT_TRUE(w) << err;
+  for (const auto& f : frames)
+    w->write(f.ts_ns, f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
+             static_cast<uint32_t>(f.bytes.size()));
+  ASSERT_TRUE(w->close(&err)) << err;
+  std::vector<PacketExplanation> ex;
+  Explainer x(p, ExplainOptions{});
+  ASSERT_TRUE(
+      x.runFiles({dir.file("t.pcap")}, [&](const PacketExplanation& e) { ex.push_back(e); }));
+  SCOPED_TRACE("trace file");
+  check(ex);
+}
+
 // The whole text and JSON of the hand-built cases, as golden files.
 TEST(Explain, SyntheticCasesMatchGoldenFiles) {
   auto p = compilePolicy(kExplainPolicy);
