@@ -24,27 +24,41 @@
 
 namespace statewall::sim::detail {
 
-// One encapsulation header as the outputs name it ("vlan:100", "mpls:16", "pw-eth").
-inline std::string encapName(const dataplane::EncapHeader& h) {
-  if (h.kind == dataplane::EncapHeader::Kind::kPseudowire) {
-    return std::string(dataplane::encapKindName(h.kind));
-  }
-  return std::string(dataplane::encapKindName(h.kind)) + ":" + std::to_string(h.value);
-}
-
-// "vlan:100, mpls:16"
+// "vlan:100, mpls:16" (dataplane::encapText of each).
 inline std::string encapList(std::span<const dataplane::EncapHeader> hs) {
   std::string s;
   for (const auto& h : hs)
-    s += (s.empty() ? "" : ", ") + encapName(h);
+    s += (s.empty() ? "" : ", ") + dataplane::encapText(h);
   return s;
 }
 
-// Where a packet was judged, in words, for a frame with these headers (none: ""):
+// Where a packet with these headers around it was judged, in words ("" for none):
 //   "carried in vlan:100, mpls:16 (layer-2.5 headers, unwrapped)"
+//   "judged inside vxlan:vni=42 between 10.0.0.1 and 10.0.0.2; the outer packet was not judged"
+//   "judged inside gre between A and B, then vxlan:vni=42 between C and D; the outer packets
+//    were not judged; carried in vlan:100 (layer-2.5 headers, unwrapped)"
 inline std::string encapPhrase(std::span<const dataplane::EncapHeader> hs) {
-  if (hs.empty()) return "";
-  return "carried in " + encapList(hs) + " (layer-2.5 headers, unwrapped)";
+  std::string tunnels;
+  std::vector<dataplane::EncapHeader> l25;
+  size_t n_tunnels = 0;
+  for (const auto& h : hs) {
+    if (!dataplane::encapIsTunnel(h.kind)) {
+      l25.push_back(h);
+      continue;
+    }
+    tunnels += (n_tunnels++ == 0 ? "judged inside " : ", then ") + dataplane::encapText(h);
+    if (h.has_outer) tunnels += " between " + h.src.str() + " and " + h.dst.str();
+  }
+  std::string s;
+  if (n_tunnels > 0) {
+    s = tunnels + (n_tunnels == 1 ? "; the outer packet was not judged"
+                                  : "; the outer packets were not judged");
+  }
+  if (!l25.empty()) {
+    s += (s.empty() ? "" : "; ") + std::string("carried in ") + encapList(l25) +
+         " (layer-2.5 headers, unwrapped)";
+  }
+  return s;
 }
 
 class EncapCursor {
@@ -69,14 +83,19 @@ class EncapCursor {
 
   bool on() const { return on_; }
 
-  // The encapsulation of packet `index` (1-based), outermost first, walked as the replay's
-  // parser walked it; empty when the packet has none or the cursor cannot reach it.
-  std::vector<dataplane::EncapHeader> headers(uint64_t index) {
+  // The encapsulation of packet `index` (1-based), outermost first, as the replay's parser walked
+  // it: its layer-2.5 headers and, when the engine judged the packet inside tunnels
+  // (`tunnel_depth` > 0, the ParsedPacket's), the tunnels too, with the options (the UDP tunnel
+  // ports) it used. Empty when the packet has none or the cursor cannot reach it.
+  std::vector<dataplane::EncapHeader> headers(uint64_t index, uint8_t tunnel_depth,
+                                              const dataplane::ParseOptions& opts) {
     const uint8_t* data = nullptr;
     uint32_t caplen = 0;
     dataplane::LinkType link = dataplane::LinkType::kEthernet;
     if (!frame(index, &data, &caplen, &link)) return {};
-    return dataplane::encapsulation(data, caplen, link);
+    dataplane::ParseOptions o = opts;
+    o.decap = tunnel_depth > 0;
+    return dataplane::encapsulation(data, caplen, link, o);
   }
 
  private:

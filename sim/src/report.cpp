@@ -346,7 +346,8 @@ struct ReportBuilder::Impl {
   uint64_t newRecord(uint64_t index, const ParsedPacket& p, bool reply, const Verdict& v) {
     const uint64_t seq = records++;
     ReportConnection& c = seq < opt.max_connections ? listed.emplace_back() : held[seq];
-    if (frames.on()) c.encap = detail::encapPhrase(frames.headers(index));
+    if (frames.on())
+      c.encap = detail::encapPhrase(frames.headers(index, p.tunnel_depth, opt.parse));
     c.rec.seq = seq;
     c.rec.begin(p, reply);
     c.rec.first_reason = v.reason;

@@ -974,6 +974,41 @@ TEST(Explain, NamesTheLayer25HeadersAroundThePacket) {
   check(ex);
 }
 
+// A packet inside a VXLAN tunnel behind a VLAN tag: without --decap the outer UDP packet is judged
+// and explain says it carries a tunnel; with --decap (ExplainOptions::parse) the inner packet is
+// judged and explain names the tunnel and its endpoints (issue 16).
+TEST(Explain, SaysWhenAPacketWasJudgedInsideATunnel) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  dataplane::TcpSpec s;
+  s.src = ipAddr("203.0.113.5");
+  s.dst = ipAddr("10.0.1.10");
+  s.sport = 40000;
+  s.dport = 443;
+  s.flags = dataplane::kSyn;
+  dataplane::FrameOptions fo;
+  fo.vlans = {{.vid = 100}};
+  dataplane::TunnelSpec t;
+  t.kind = dataplane::EncapHeader::Kind::kVxlan;
+  t.value = 42;
+  t.outer_src = ipAddr("10.0.0.1");
+  t.outer_dst = ipAddr("10.0.0.2");
+  fo.tunnels = {t};
+  const std::vector<Frame> frames = {{kT0, dataplane::buildTcp(s, fo)}};
+
+  auto outer = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(outer.size(), 1u);
+  EXPECT_EQ(outer[0].summary.rfind("udp 10.0.0.1:", 0), 0u) << outer[0].text;
+  ASSERT_TRUE(hasKind(outer[0], "encapsulation")) << outer[0].text;
+  EXPECT_NE(allText(outer[0]).find("The frame carries vlan:100"), std::string::npos)
+      << outer[0].text;
+  EXPECT_NE(allText(outer[0]).find("It carries a vxlan (UDP port 4789) tunnel: without --decap "
+                                   "the outer packet is what is judged"),
+            std::string::npos)
+      << outer[0].text;
+  EXPECT_EQ(nlohmann::json::parse(outer[0].json)["steps"][0]["outer_of"], "vxlan (UDP port 4789)");
+}
+
 // The whole text and JSON of the hand-built cases, as golden files.
 TEST(Explain, SyntheticCasesMatchGoldenFiles) {
   auto p = compilePolicy(kExplainPolicy);

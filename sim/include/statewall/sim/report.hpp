@@ -54,6 +54,9 @@ struct ReportOptions {
   size_t max_expiry_markers = 600;  // expiry markers drawn (grouped by bucket beyond that)
   size_t max_changes = 200;         // stateless changes listed (by flow)
   size_t table_capacity = 0;        // the replay's connection table (0: sized from the input)
+  // Tunnels judged as the outer packet, or with parse.decap the innermost one (--decap,
+  // --tunnel-port), as ReplayOptions::parse.
+  dataplane::ParseOptions parse{};
   // Records held before the builder looks for ended ones to forget (and at least as many flows
   // without a connection kept at once); tests lower it.
   size_t min_scan = 1 << 16;
