@@ -389,6 +389,7 @@ struct Replay::Impl {
     cfg.table_capacity = opt.table_capacity != 0 ? opt.table_capacity : autoCapacity();
     cfg.fragment_capacity = opt.fragment_capacity;
     cfg.pass_non_ip = opt.pass_non_ip;
+    cfg.parse = opt.parse;
     engine = std::make_unique<dataplane::Engine>(cfg, policy);
     untracked_cap = std::max(kMinConnScan, cfg.table_capacity);
     worker = engine->makeWorker();
@@ -548,7 +549,7 @@ struct Replay::Impl {
     if (need_parsed) {
       pp = &parsed[i];
     } else if (!allowed || observer) {
-      dataplane::parsePacket(refs[i].data, refs[i].len, refs[i].link, &scratch);
+      dataplane::parsePacket(refs[i].data, refs[i].len, refs[i].link, opt.parse, &scratch);
       pp = &scratch;
     }
     if (allowed) {

@@ -429,8 +429,9 @@ constexpr bool encapIsTunnel(EncapHeader::Kind k) {
 // The carrying flow (has_outer) is not part of the text.
 std::string encapText(const EncapHeader& h);
 // Reads encapText()'s form (also "vlan" for VID 0, "mpls" for label 0, "vxlan" and "geneve" for
-// VNI 0, "gtp-u" for TEID 0; numbers decimal or 0x-hex). Returns "" and fills *h, or an error
-// text naming what was wrong.
+// VNI 0, "gtp-u" for TEID 0; numbers decimal or 0x-hex). A UDP tunnel also takes ":port=N", the
+// destination port of its carrying packet (h->dport; for `statewall gen`, not part of
+// encapText()). Returns "" and fills *h, or an error text naming what was wrong.
 std::string parseEncapText(std::string_view text, EncapHeader* h);
 
 // Which UDP destination (then source) ports carry which tunnel, for decapsulation.

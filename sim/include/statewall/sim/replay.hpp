@@ -97,6 +97,8 @@ struct ReplayOptions {
   size_t table_capacity = 0;
   size_t fragment_capacity = 4096;
   bool pass_non_ip = false;
+  // Tunnels: judged as the outer packet unless parse.decap (--decap, --tunnel-port).
+  dataplane::ParseOptions parse{};
   unsigned burst = 32;                   // 1..dataplane::kMaxBurst
   uint64_t burst_window_ns = 1000000;    // trace time one burst may span
   size_t top_flows = 10;                 // top denied flows kept in the summary
