@@ -517,6 +517,7 @@ struct Explainer::Impl {
     ReplayOptions r;
     r.pass_non_ip = o.pass_non_ip;
     r.table_capacity = o.table_capacity;
+    r.parse = o.parse;
     return r;
   }
 

@@ -689,6 +689,7 @@ bool buildReport(rules::CompiledPolicyPtr policy, const std::vector<std::string>
   ro.max_changes = options.max_changes;
   ro.top_flows = 20;
   ro.table_capacity = options.table_capacity;
+  ro.parse = options.parse;
   ReportBuilder builder(policy, options);
   Replay replay(policy, ro);
   builder.attach(replay);

@@ -1007,6 +1007,25 @@ TEST(Explain, SaysWhenAPacketWasJudgedInsideATunnel) {
             std::string::npos)
       << outer[0].text;
   EXPECT_EQ(nlohmann::json::parse(outer[0].json)["steps"][0]["outer_of"], "vxlan (UDP port 4789)");
+
+  ExplainOptions o;
+  o.parse.decap = true;
+  auto inner = explainFrames(p, frames, o);
+  ASSERT_EQ(inner.size(), 1u);
+  EXPECT_EQ(inner[0].summary, "tcp 203.0.113.5:40000 -> 10.0.1.10:443 flags S") << inner[0].text;
+  EXPECT_EQ(inner[0].reason, Reason::kAllowUntracked) << inner[0].text;
+  ASSERT_TRUE(hasKind(inner[0], "encapsulation")) << inner[0].text;
+  EXPECT_NE(allText(inner[0]).find("Judged inside vxlan:vni=42 between 10.0.0.1 and 10.0.0.2; the "
+                                   "outer packet was not judged; carried in vlan:100"),
+            std::string::npos)
+      << inner[0].text;
+  const auto j = nlohmann::json::parse(inner[0].json);
+  EXPECT_EQ(j["packet"]["encap"], nlohmann::json::array({"vlan:100", "vxlan:vni=42"}));
+  const auto& tunnels = j["steps"][0]["tunnels"];
+  ASSERT_EQ(tunnels.size(), 1u);
+  EXPECT_EQ(tunnels[0]["header"], "vxlan:vni=42");
+  EXPECT_EQ(tunnels[0]["outer"]["src"], "10.0.0.1");
+  EXPECT_EQ(tunnels[0]["outer"]["dport"], 4789);
 }
 
 // The whole text and JSON of the hand-built cases, as golden files.

@@ -590,6 +590,35 @@ TEST(ReportModel, ConnectionsNameTheirEncapsulation) {
   EXPECT_EQ(d.connections[1].encap, "");
   const std::string page = renderReportHtml(d);
   EXPECT_NE(page.find("carried in vlan:100, mpls:16"), std::string::npos);
+
+  // A connection inside a VXLAN tunnel, judged with --decap (ReportOptions::parse): the card names
+  // the tunnel and its endpoints; without --decap the outer UDP flow is the connection.
+  dataplane::FrameOptions tunneled;
+  dataplane::TunnelSpec t;
+  t.kind = dataplane::EncapHeader::Kind::kVxlan;
+  t.value = 42;
+  t.outer_src = dataplane::ipAddr("10.9.0.1");
+  t.outer_dst = dataplane::ipAddr("10.9.0.2");
+  tunneled.tunnels = {t};
+  w = PcapWriter::open(dir.file("v.pcap"), 1, 65535, true, &err);
+  ASSERT_TRUE(w) << err;
+  const auto f = tcp("198.51.100.7", 40002, "10.0.1.10", 443, dataplane::kSyn, tunneled);
+  w->write(ts, f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()));
+  ASSERT_TRUE(w->close(&err)) << err;
+  ReportOptions decap;
+  decap.parse.decap = true;
+  ReportData inner, outer;
+  ASSERT_TRUE(buildReport(examplePolicy(), {dir.file("v.pcap")}, decap, &inner, &err)) << err;
+  ASSERT_EQ(inner.connections.size(), 1u);
+  EXPECT_EQ(inner.connections[0].rec.proto, dataplane::kIpProtoTcp);
+  EXPECT_EQ(inner.connections[0].encap,
+            "judged inside vxlan:vni=42 between 10.9.0.1 and 10.9.0.2; the outer packet was not "
+            "judged");
+  ASSERT_TRUE(buildReport(examplePolicy(), {dir.file("v.pcap")}, ReportOptions{}, &outer, &err))
+      << err;
+  ASSERT_EQ(outer.connections.size(), 1u);
+  EXPECT_EQ(outer.connections[0].rec.proto, dataplane::kIpProtoUdp);
+  EXPECT_EQ(outer.connections[0].encap, "");
 }
 
 }  // namespace
