@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "decap_flags.hpp"
 #include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -33,6 +34,7 @@ struct ExplainArgs {
   bool json = false;
   std::optional<size_t> limit;
   bool pass_non_ip = false;
+  DecapArgs decap;
 };
 
 bool parseIndex(std::string_view s, uint64_t* out) {
@@ -95,6 +97,7 @@ int runExplain(const ExplainArgs& a) {
   o.text = !a.json;
   o.json = a.json;
   o.pass_non_ip = a.pass_non_ip;
+  if (!decapOptions(a.decap, "explain", &o.parse)) return 2;
 
   const rules::CompiledPolicyPtr policy =
       loadCompiledPolicy(a.policies, "explain", "nothing explained");
@@ -198,6 +201,7 @@ void addExplainCommand(CLI::App& app, int* exit_code) {
                   "explain at most this many of the selected packets (default 100; 0 = all)");
   cmd->add_flag("--pass-non-ip", args->pass_non_ip,
                 "let non-IP frames (other than ARP) pass as allow-unprotected, as replay does");
+  addDecapFlags(cmd, &args->decap);
   cmd->callback([args, exit_code]() { *exit_code = runExplain(*args); });
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "decap_flags.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
@@ -24,6 +25,7 @@ struct ReportArgs {
   size_t max_connections = sim::ReportOptions{}.max_connections;
   size_t table_capacity = 0;
   bool quiet = false;
+  DecapArgs decap;
 };
 
 int runReport(const ReportArgs& a) {
@@ -36,6 +38,7 @@ int runReport(const ReportArgs& a) {
   o.ladder_arrows = a.arrows;
   o.max_connections = a.max_connections;
   o.table_capacity = a.table_capacity;
+  if (!decapOptions(a.decap, "report", &o.parse)) return 2;
 
   // Created first, so that a bad output path is reported before a long replay.
   FILE* f = std::fopen(a.html.c_str(), "wb");
@@ -103,6 +106,7 @@ void addReportCommand(CLI::App& app, int* exit_code) {
                   "connection-table capacity, as for replay (0: sized from the trace)")
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", args->quiet, "do not print what was written");
+  addDecapFlags(cmd, &args->decap);
   cmd->callback([args, exit_code]() { *exit_code = runReport(*args); });
 }
 

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "encap_cursor.hpp"
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/glossary.hpp"
@@ -502,6 +503,7 @@ struct Explainer::Impl {
   ExplainStats stats;
   const Sink* sink = nullptr;
 
+  detail::EncapCursor frames;  // the frames' encapsulation headers (the observer has no frame)
   std::unordered_map<uint64_t, ConnMemo> conns;  // by engine id
   std::map<TupleKey, uint64_t> by_tuple;         // -> engine id of the latest connection
 
@@ -515,6 +517,7 @@ struct Explainer::Impl {
     ReplayOptions r;
     r.pass_non_ip = o.pass_non_ip;
     r.table_capacity = o.table_capacity;
+    r.parse = o.parse;
     return r;
   }
 
@@ -839,6 +842,9 @@ struct Explainer::Impl {
     Json conn_json = nullptr;
     Json direction_json = nullptr;
     Builder b{&e, &steps};
+    const std::vector<dataplane::EncapHeader> encap =
+        frames.headers(index, p.tunnel_depth, opt.parse);
+    explainEncapsulation(b, encap, p);
     const ConnMemo* memo = nullptr;
     if (v.conn_id != 0) {
       auto it = conns.find(v.conn_id);
@@ -881,6 +887,12 @@ struct Explainer::Impl {
       j["ts"] = Json::parse(fmtSeconds(ts));
       j["t"] = Json::parse(fmtSeconds(ts - stats.first_ts_ns));
       j["packet"] = packetJson(p);
+      if (!encap.empty()) {
+        Json names = Json::array();
+        for (const auto& h : encap)
+          names.push_back(dataplane::encapText(h));
+        j["packet"]["encap"] = std::move(names);
+      }
       j["summary"] = e.summary;
       j["verdict"] = v.allowed() ? "allow" : "deny";
       j["reason"] = dataplane::reasonCode(v.reason);
@@ -893,6 +905,69 @@ struct Explainer::Impl {
     }
     if (opt.text) e.text = formatText(e, ts);
     return e;
+  }
+
+  // The headers around the packet judged (docs/design.md "Encapsulation and tunnels"): layer-2.5
+  // headers are always unwrapped; with --decap the packet inside the tunnels is judged; without
+  // it, the outer packet of a tunnel is judged as itself.
+  void explainEncapsulation(Builder& b, const std::vector<dataplane::EncapHeader>& hs,
+                            const ParsedPacket& p) const {
+    std::vector<std::string> sentences;
+    Json names = Json::array();
+    Json tunnels = Json::array();
+    bool tunnel = false;
+    for (const auto& h : hs) {
+      names.push_back(dataplane::encapText(h));
+      if (!dataplane::encapIsTunnel(h.kind)) continue;
+      tunnel = true;
+      Json t = {{"header", dataplane::encapText(h)}};
+      if (h.has_outer) {
+        Json o = {{"proto", rules::protoName(h.proto)}, {"src", h.src.str()}, {"dst", h.dst.str()}};
+        if (h.proto == dataplane::kIpProtoUdp) {
+          o["sport"] = h.sport;
+          o["dport"] = h.dport;
+        }
+        t["outer"] = std::move(o);
+      }
+      tunnels.push_back(std::move(t));
+    }
+    if (tunnel) {
+      sentences.push_back(capitalized(detail::encapPhrase(hs)) +
+                          " (--decap: the packet inside the tunnel is judged, as a firewall at "
+                          "the tunnel's end sees it).");
+    } else if (!hs.empty()) {
+      sentences.push_back(
+          fmt::format("The frame carries {}: layer-2.5 headers are always "
+                      "unwrapped, and the IP packet inside is what is judged.",
+                      detail::encapList(hs)));
+    }
+    // The outer packet of a tunnel, judged as itself (no --decap).
+    std::string carried;
+    dataplane::EncapHeader::Kind kind{};
+    if (p.tunnel_depth == 0 && !opt.parse.decap && p.malformed == dataplane::Layer::kNone) {
+      if (p.proto == dataplane::kIpProtoUdp && (!p.is_fragment || p.first_fragment) &&
+          opt.parse.udpTunnel(p.sport, p.dport, &kind)) {
+        carried = fmt::format("{} (UDP port {})", dataplane::encapKindName(kind),
+                              opt.parse.udpTunnel(0, p.dport, &kind) ? p.dport : p.sport);
+      } else if (p.proto == dataplane::kIpProtoGre) {
+        carried = "GRE";
+      } else if (p.proto == dataplane::kIpProtoIpIp || p.proto == dataplane::kIpProtoIpv6) {
+        carried = "IP-in-IP";
+      }
+    }
+    if (!carried.empty()) {
+      sentences.push_back(fmt::format(
+          "It carries a {} tunnel: without --decap the outer packet is what is judged, as a "
+          "firewall on the tunnel's path sees it; --decap judges the packet inside.",
+          carried));
+    }
+    if (sentences.empty()) return;
+    std::string text;
+    for (const auto& x : sentences)
+      text += (text.empty() ? "" : " ") + x;
+    Json extra = {{"headers", std::move(names)}, {"tunnels", std::move(tunnels)}};
+    if (!carried.empty()) extra["outer_of"] = carried;
+    b.add("encapsulation", text, std::move(extra));
   }
 
   void explainUnjudged(Builder& b, const Verdict& v, const ParsedPacket& p) {
@@ -1504,6 +1579,7 @@ Explainer::~Explainer() = default;
 
 bool Explainer::runFiles(const std::vector<std::string>& paths, const Sink& sink) {
   impl_->sink = &sink;
+  impl_->frames.openFiles(paths);
   const bool ok = impl_->replay.runFiles(paths);
   std::string err;
   impl_->replay.finish(&err);
@@ -1514,6 +1590,7 @@ bool Explainer::runFiles(const std::vector<std::string>& paths, const Sink& sink
 
 void Explainer::runFrames(const std::vector<Frame>& frames, const Sink& sink) {
   impl_->sink = &sink;
+  impl_->frames.useFrames(&frames, impl_->stats.packets + 1);
   impl_->replay.runFrames(frames);
   impl_->sink = nullptr;
 }

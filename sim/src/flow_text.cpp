@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "statewall/sim/replay.hpp"
+
 namespace statewall::sim {
 
 bool parseDecimal(std::string_view s, uint64_t max, uint64_t* out) {
@@ -191,6 +193,19 @@ std::string icmpName(bool v6, uint8_t type, uint8_t code) {
     default:
       return "";
   }
+}
+
+std::string flowKeyWords(const FlowKey& k) {
+  std::string s = k.str();
+  const bool v6 = k.proto == dataplane::kIpProtoIcmpv6;
+  if (!k.ip || (k.proto != dataplane::kIpProtoIcmp && !v6)) return s;
+  // FlowKey keeps an ICMP message's type and code in the port fields.
+  const std::string name =
+      icmpName(v6, static_cast<uint8_t>(k.sport), static_cast<uint8_t>(k.dport));
+  const std::string numbers = fmt::format(" type {} code {}", k.sport, k.dport);
+  if (name.empty() || !s.ends_with(numbers)) return s;
+  s.resize(s.size() - numbers.size());
+  return s + " " + name;
 }
 
 }  // namespace statewall::sim

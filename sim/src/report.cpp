@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "describe.hpp"
+#include "encap_cursor.hpp"
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/sim/stateless.hpp"
 
@@ -137,8 +138,9 @@ struct ReportBuilder::Impl {
   std::unordered_map<FlowId, uint64_t, FlowIdHash> by_flow;
   std::vector<std::pair<std::string, uint64_t>> states;  // conn_state -> records ended
   size_t next_scan;
-  size_t flow_cap;           // records of flows without a connection kept at once
-  Replay* replay = nullptr;  // to ask its engine which connections are live
+  size_t flow_cap;             // records of flows without a connection kept at once
+  Replay* replay = nullptr;    // to ask its engine which connections are live
+  detail::EncapCursor frames;  // the frames' encapsulation headers (readFramesFrom)
 
   // Connection-table model.
   std::unordered_map<uint64_t, Entry> live;
@@ -341,9 +343,11 @@ struct ReportBuilder::Impl {
     return seq < listed.size() ? listed[seq] : held.find(seq)->second;
   }
 
-  uint64_t newRecord(const ParsedPacket& p, bool reply, const Verdict& v) {
+  uint64_t newRecord(uint64_t index, const ParsedPacket& p, bool reply, const Verdict& v) {
     const uint64_t seq = records++;
     ReportConnection& c = seq < opt.max_connections ? listed.emplace_back() : held[seq];
+    if (frames.on())
+      c.encap = detail::encapPhrase(frames.headers(index, p.tunnel_depth, opt.parse));
     c.rec.seq = seq;
     c.rec.begin(p, reply);
     c.rec.first_reason = v.reason;
@@ -474,7 +478,7 @@ struct ReportBuilder::Impl {
       const bool reply = (v.flags & kFlagReply) != 0;
       if (it == by_conn.end() || (v.flags & kFlagNewConnection)) {
         if (it != by_conn.end()) retire(it->second, ConnEnd::kTimedOut);
-        ri = newRecord(p, reply, v);
+        ri = newRecord(index, p, reply, v);
         at(ri).rec.conn_id = v.conn_id;
         at(ri).rec.conn_number = replay != nullptr ? replay->connectionNumber(v.conn_id) : 0;
         by_conn[v.conn_id] = ri;
@@ -495,7 +499,7 @@ struct ReportBuilder::Impl {
         }
       }
       if (it == by_flow.end()) {
-        ri = newRecord(p, false, v);
+        ri = newRecord(index, p, false, v);
         by_flow[k] = ri;
       } else {
         ri = it->second;
@@ -666,6 +670,10 @@ void ReportBuilder::attach(Replay& replay) {
                             const dataplane::ParsedPacket& p) { impl_->observe(index, ts, v, p); });
 }
 
+void ReportBuilder::readFramesFrom(const std::vector<std::string>& traces) {
+  impl_->frames.openFiles(traces);
+}
+
 size_t ReportBuilder::tableSize() const {
   return impl_->live.size();
 }
@@ -681,9 +689,11 @@ bool buildReport(rules::CompiledPolicyPtr policy, const std::vector<std::string>
   ro.max_changes = options.max_changes;
   ro.top_flows = 20;
   ro.table_capacity = options.table_capacity;
+  ro.parse = options.parse;
   ReportBuilder builder(policy, options);
   Replay replay(policy, ro);
   builder.attach(replay);
+  builder.readFramesFrom(traces);
   if (!replay.openOutputs(err)) return false;
   const bool complete = replay.runFiles(traces);
   std::string ferr;

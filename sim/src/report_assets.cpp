@@ -69,7 +69,7 @@ const std::string_view kReportJs = R"JS(
   // Connection fields (see renderReportHtml).
   var C = { seq:0, uid:1, proto:2, oh:3, op:4, rh:5, rp:6, state:7, hist:8, opk:9, rpk:10,
             pk:11, allow:12, deny:13, start:14, dur:15, end:16, first:17, opened:18, changed:19,
-            byReason:20, icmpErr:21, arrows:22, gates:23, conn:24 };
+            byReason:20, icmpErr:21, arrows:22, gates:23, conn:24, encap:25 };
   // Arrow fields.
   var A = { left:0, reason:1, label:2, before:3, after:4, flags:5, t:6, stateless:7, index:8,
             payload:9, icmpErr:10, text:11, stop:12 };
@@ -105,6 +105,7 @@ const std::string_view kReportJs = R"JS(
       t.push(String(c[C.op]), String(c[C.rp]), endpoint(c[C.oh], c[C.op], true),
              endpoint(c[C.rh], c[C.rp], true));
     }
+    if (c[C.encap]) c[C.encap].split(/[\s,;()]+/).forEach(function (w) { if (w) t.push(w); });
     if (c[C.allow] > 0) t.push('allow', 'allowed');
     if (c[C.deny] > 0) t.push('deny', 'denied');
     if (c[C.changed] > 0) t.push('stateless');
@@ -287,6 +288,7 @@ const std::string_view kReportJs = R"JS(
       var rl = D.rules[c[C.opened]];
       sub += ' \u00b7 opened by ' + rl[0] + ' "' + rl[1] + '"';
     }
+    if (c[C.encap]) sub += ' \u00b7 ' + c[C.encap];
     if (c[C.icmpErr] > 0) sub += ' \u00b7 ' + c[C.icmpErr] + ' ICMP error(s)';
     if (c[C.changed] > 0) sub += ' \u00b7 ' + c[C.changed] + ' packet(s) a stateless filter would treat otherwise';
     d.appendChild(el('div', 'sub', sub));

@@ -334,6 +334,8 @@ std::string dataBlob(const ReportData& d) {
     }
     j.raw("],");
     j.num(r.conn_number);  // #N; 0: a flow the engine did not track
+    j.raw(",");
+    j.str(c.encap);  // "" or where its first packet was judged: "carried in vlan:100 (...)"
     j.raw("]");
   }
   j.raw("]}");
@@ -625,7 +627,7 @@ void contrastSection(Html& h, const ReportData& d) {
         "<th class=\"n\">packets</th><th class=\"n\">first</th><th>why</th></tr>");
     for (size_t i = 0; i < shown; ++i) {
       const StatelessChange& c = s.changes[i];
-      h.f("<tr><td><code>{}</code></td><td>", esc(c.key.str()));
+      h.f("<tr><td><code>{}</code></td><td>", esc(flowKeyWords(c.key)));
       swatch(h, c.stateful);
       h.f("{}</td><td>", dataplane::reasonCode(c.stateful));
       swatch(h, c.stateless);

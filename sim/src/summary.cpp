@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "statewall/sim/conn_log.hpp"
+#include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/pcap_io.hpp"
 #include "statewall/sim/replay.hpp"
 
@@ -256,7 +257,7 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
       const std::string mark = s.top_denied_approximate ? "~" : "";
       for (const auto& d : s.top_denied) {
         t.row({mark + commas(d.packets), mark + commas(d.bytes),
-               std::string(dataplane::reasonCode(d.reason)), d.key.str(),
+               std::string(dataplane::reasonCode(d.reason)), flowKeyWords(d.key),
                fmt::format("#{}", d.first_index), d.detail});
       }
       out += t.str();
@@ -324,7 +325,7 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
         if (shown++ == 20) break;
         c.row({fmt::format("#{}", ch.first_index), commas(ch.packets),
                std::string(dataplane::reasonCode(ch.stateful)),
-               std::string(dataplane::reasonCode(ch.stateless)), ch.key.str(), ch.why});
+               std::string(dataplane::reasonCode(ch.stateless)), flowKeyWords(ch.key), ch.why});
       }
       out += fmt::format("  Flows that change verdict ({} shown of {}):\n",
                          std::min<size_t>(s.changes.size(), 20), commas(s.changed_flows));

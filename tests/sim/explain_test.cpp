@@ -918,6 +918,116 @@ TEST(Explain, ExemptionsAndInvalidNeighbourDiscovery) {
   EXPECT_NE(allText(ex[3]).find("its hop limit is not 255"), std::string::npos) << ex[3].text;
 }
 
+// Layer-2.5 headers are always unwrapped; explain names the ones the frame carried, from frames
+// in memory and from a trace file (issue 16: nothing said the packet was inside a VLAN tag or an
+// MPLS stack).
+TEST(Explain, NamesTheLayer25HeadersAroundThePacket) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  dataplane::TcpSpec s;
+  s.src = ipAddr("203.0.113.5");
+  s.dst = ipAddr("10.0.1.10");
+  s.sport = 40000;
+  s.dport = 443;
+  s.flags = dataplane::kSyn;
+  dataplane::FrameOptions fo;
+  fo.vlans = {{.vid = 100}};
+  fo.shims = {{.kind = dataplane::Shim::Kind::kMpls, .value = 16},
+              {.kind = dataplane::Shim::Kind::kMpls, .value = 17}};
+  std::vector<Frame> frames = {
+      {kT0, tcp("203.0.113.5", 40001, "10.0.1.10", 443, dataplane::kSyn, 1)},
+      {kT0 + kSec, dataplane::buildTcp(s, fo)}};
+  auto check = [](const std::vector<PacketExplanation>& ex) {
+    ASSERT_EQ(ex.size(), 2u);
+    EXPECT_FALSE(hasKind(ex[0], "encapsulation")) << ex[0].text;
+    EXPECT_EQ(ex[0].json.find("\"encap\""), std::string::npos);
+    EXPECT_EQ(ex[1].reason, Reason::kAllowUntracked) << ex[1].text;
+    ASSERT_TRUE(hasKind(ex[1], "encapsulation")) << ex[1].text;
+    EXPECT_EQ(ex[1].steps[0].kind, "encapsulation");
+    EXPECT_NE(allText(ex[1]).find("The frame carries vlan:100, mpls:16, mpls:17: layer-2.5 "
+                                  "headers are always unwrapped"),
+              std::string::npos)
+        << ex[1].text;
+    const auto j = nlohmann::json::parse(ex[1].json);
+    EXPECT_EQ(j["packet"]["encap"], nlohmann::json::array({"vlan:100", "mpls:16", "mpls:17"}));
+    EXPECT_EQ(j["steps"][0]["headers"], j["packet"]["encap"]);
+  };
+  {
+    SCOPED_TRACE("frames");
+    check(explainFrames(p, frames, ExplainOptions{}));
+  }
+
+  // The same frames in a trace: the explainer reads the frames' headers from the file.
+  testing::TempDir dir;
+  std::string err;
+  auto w = PcapWriter::open(dir.file("t.pcap"), 1, 65535, true, &err);
+  ASSERT_TRUE(w) << err;
+  for (const auto& f : frames)
+    w->write(f.ts_ns, f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
+             static_cast<uint32_t>(f.bytes.size()));
+  ASSERT_TRUE(w->close(&err)) << err;
+  std::vector<PacketExplanation> ex;
+  Explainer x(p, ExplainOptions{});
+  ASSERT_TRUE(
+      x.runFiles({dir.file("t.pcap")}, [&](const PacketExplanation& e) { ex.push_back(e); }));
+  SCOPED_TRACE("trace file");
+  check(ex);
+}
+
+// A packet inside a VXLAN tunnel behind a VLAN tag: without --decap the outer UDP packet is judged
+// and explain says it carries a tunnel; with --decap (ExplainOptions::parse) the inner packet is
+// judged and explain names the tunnel and its endpoints (issue 16).
+TEST(Explain, SaysWhenAPacketWasJudgedInsideATunnel) {
+  auto p = compilePolicy(kExplainPolicy);
+  ASSERT_TRUE(p);
+  dataplane::TcpSpec s;
+  s.src = ipAddr("203.0.113.5");
+  s.dst = ipAddr("10.0.1.10");
+  s.sport = 40000;
+  s.dport = 443;
+  s.flags = dataplane::kSyn;
+  dataplane::FrameOptions fo;
+  fo.vlans = {{.vid = 100}};
+  dataplane::TunnelSpec t;
+  t.kind = dataplane::EncapHeader::Kind::kVxlan;
+  t.value = 42;
+  t.outer_src = ipAddr("10.0.0.1");
+  t.outer_dst = ipAddr("10.0.0.2");
+  fo.tunnels = {t};
+  const std::vector<Frame> frames = {{kT0, dataplane::buildTcp(s, fo)}};
+
+  auto outer = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(outer.size(), 1u);
+  EXPECT_EQ(outer[0].summary.rfind("udp 10.0.0.1:", 0), 0u) << outer[0].text;
+  ASSERT_TRUE(hasKind(outer[0], "encapsulation")) << outer[0].text;
+  EXPECT_NE(allText(outer[0]).find("The frame carries vlan:100"), std::string::npos)
+      << outer[0].text;
+  EXPECT_NE(allText(outer[0]).find("It carries a vxlan (UDP port 4789) tunnel: without --decap "
+                                   "the outer packet is what is judged"),
+            std::string::npos)
+      << outer[0].text;
+  EXPECT_EQ(nlohmann::json::parse(outer[0].json)["steps"][0]["outer_of"], "vxlan (UDP port 4789)");
+
+  ExplainOptions o;
+  o.parse.decap = true;
+  auto inner = explainFrames(p, frames, o);
+  ASSERT_EQ(inner.size(), 1u);
+  EXPECT_EQ(inner[0].summary, "tcp 203.0.113.5:40000 -> 10.0.1.10:443 flags S") << inner[0].text;
+  EXPECT_EQ(inner[0].reason, Reason::kAllowUntracked) << inner[0].text;
+  ASSERT_TRUE(hasKind(inner[0], "encapsulation")) << inner[0].text;
+  EXPECT_NE(allText(inner[0]).find("Judged inside vxlan:vni=42 between 10.0.0.1 and 10.0.0.2; the "
+                                   "outer packet was not judged; carried in vlan:100"),
+            std::string::npos)
+      << inner[0].text;
+  const auto j = nlohmann::json::parse(inner[0].json);
+  EXPECT_EQ(j["packet"]["encap"], nlohmann::json::array({"vlan:100", "vxlan:vni=42"}));
+  const auto& tunnels = j["steps"][0]["tunnels"];
+  ASSERT_EQ(tunnels.size(), 1u);
+  EXPECT_EQ(tunnels[0]["header"], "vxlan:vni=42");
+  EXPECT_EQ(tunnels[0]["outer"]["src"], "10.0.0.1");
+  EXPECT_EQ(tunnels[0]["outer"]["dport"], 4789);
+}
+
 // The whole text and JSON of the hand-built cases, as golden files.
 TEST(Explain, SyntheticCasesMatchGoldenFiles) {
   auto p = compilePolicy(kExplainPolicy);

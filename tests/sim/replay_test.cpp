@@ -874,6 +874,41 @@ TEST(Replay, ApproximateTopDeniedCountsAreLabelled) {
   EXPECT_EQ(j["top_denied"]["max_overcount"], 7);
 }
 
+// "Top denied flows" names ICMP messages as people know them ("echo request"), not by type and
+// code numbers (issue 16: it printed "type 8 code 0"); the JSON keeps the numbers.
+TEST(Replay, TopDeniedIcmpFlowsAreNamed) {
+  auto policy = examplePolicy();
+  ASSERT_TRUE(policy);
+  ReplaySummary s;
+  s.packets = 3;
+  s.packets_by_reason[static_cast<size_t>(Reason::kDenySg)] = 3;
+  auto flow = [](uint8_t proto, const char* src, const char* dst, uint16_t type, uint16_t code) {
+    DeniedFlow d;
+    d.key.proto = proto;
+    d.key.src = dataplane::ipAddr(src);
+    d.key.dst = dataplane::ipAddr(dst);
+    d.key.sport = type;
+    d.key.dport = code;
+    d.packets = 1;
+    d.bytes = 84;
+    d.first_index = 1;
+    return d;
+  };
+  s.top_denied.push_back(flow(1, "198.51.100.7", "10.0.1.10", 8, 0));
+  s.top_denied.push_back(flow(58, "2001:db8::7", "2001:db8::10", 128, 0));
+  s.top_denied.push_back(flow(1, "198.51.100.7", "10.0.1.10", 42, 1));
+  s.denied_flows = 3;
+  const std::string text = formatSummaryText(s, *policy, nullptr);
+  EXPECT_NE(text.find("icmp 198.51.100.7 -> 10.0.1.10 echo request "), std::string::npos) << text;
+  EXPECT_NE(text.find("icmpv6 2001:db8::7 -> 2001:db8::10 echo request "), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("type 8 code 0"), std::string::npos) << text;
+  // No common name: the numbers.
+  EXPECT_NE(text.find("icmp 198.51.100.7 -> 10.0.1.10 type 42 code 1"), std::string::npos) << text;
+  const auto j = nlohmann::json::parse(formatSummaryJson(s, *policy, nullptr));
+  EXPECT_EQ(j["top_denied"]["flows"][0]["icmp_type"], 8);
+}
+
 }  // namespace
 }  // namespace statewall::sim
 

@@ -548,3 +548,78 @@ TEST(ReportModel, RecordsBeyondTheListedOnesAreCountedAlike) {
 
 }  // namespace
 }  // namespace statewall::sim
+
+namespace statewall::sim {
+namespace {
+
+// The report names the encapsulation each connection's first packet was judged inside (issue 16:
+// nothing on the page said a connection came in VLAN tags or an MPLS stack); a plain one says
+// nothing.
+TEST(ReportModel, ConnectionsNameTheirEncapsulation) {
+  TempDir dir;
+  auto tcp = [](const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags,
+                dataplane::FrameOptions fo) {
+    dataplane::TcpSpec s;
+    s.src = dataplane::ipAddr(src);
+    s.dst = dataplane::ipAddr(dst);
+    s.sport = sport;
+    s.dport = dport;
+    s.flags = flags;
+    return dataplane::buildTcp(s, fo);
+  };
+  dataplane::FrameOptions tagged;
+  tagged.vlans = {{.vid = 100}};
+  tagged.shims = {{.kind = dataplane::Shim::Kind::kMpls, .value = 16}};
+  std::string err;
+  auto w = PcapWriter::open(dir.file("t.pcap"), 1, 65535, true, &err);
+  ASSERT_TRUE(w) << err;
+  const std::vector<dataplane::Bytes> frames = {
+      tcp("198.51.100.7", 40000, "10.0.1.10", 443, dataplane::kSyn, tagged),
+      tcp("10.0.1.10", 443, "198.51.100.7", 40000, dataplane::kSyn | dataplane::kAck, tagged),
+      tcp("198.51.100.7", 40001, "10.0.1.10", 443, dataplane::kSyn, {})};
+  uint64_t ts = 1700000000ull * 1000000000ull;
+  for (const auto& f : frames) {
+    w->write(ts, f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()));
+    ts += 1000000;
+  }
+  ASSERT_TRUE(w->close(&err)) << err;
+  ReportData d;
+  ASSERT_TRUE(buildReport(examplePolicy(), {dir.file("t.pcap")}, ReportOptions{}, &d, &err)) << err;
+  ASSERT_EQ(d.connections.size(), 2u);
+  EXPECT_EQ(d.connections[0].encap, "carried in vlan:100, mpls:16 (layer-2.5 headers, unwrapped)");
+  EXPECT_EQ(d.connections[1].encap, "");
+  const std::string page = renderReportHtml(d);
+  EXPECT_NE(page.find("carried in vlan:100, mpls:16"), std::string::npos);
+
+  // A connection inside a VXLAN tunnel, judged with --decap (ReportOptions::parse): the card names
+  // the tunnel and its endpoints; without --decap the outer UDP flow is the connection.
+  dataplane::FrameOptions tunneled;
+  dataplane::TunnelSpec t;
+  t.kind = dataplane::EncapHeader::Kind::kVxlan;
+  t.value = 42;
+  t.outer_src = dataplane::ipAddr("10.9.0.1");
+  t.outer_dst = dataplane::ipAddr("10.9.0.2");
+  tunneled.tunnels = {t};
+  w = PcapWriter::open(dir.file("v.pcap"), 1, 65535, true, &err);
+  ASSERT_TRUE(w) << err;
+  const auto f = tcp("198.51.100.7", 40002, "10.0.1.10", 443, dataplane::kSyn, tunneled);
+  w->write(ts, f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()));
+  ASSERT_TRUE(w->close(&err)) << err;
+  ReportOptions decap;
+  decap.parse.decap = true;
+  ReportData inner, outer;
+  ASSERT_TRUE(buildReport(examplePolicy(), {dir.file("v.pcap")}, decap, &inner, &err)) << err;
+  ASSERT_EQ(inner.connections.size(), 1u);
+  EXPECT_EQ(inner.connections[0].rec.proto, dataplane::kIpProtoTcp);
+  EXPECT_EQ(inner.connections[0].encap,
+            "judged inside vxlan:vni=42 between 10.9.0.1 and 10.9.0.2; the outer packet was not "
+            "judged");
+  ASSERT_TRUE(buildReport(examplePolicy(), {dir.file("v.pcap")}, ReportOptions{}, &outer, &err))
+      << err;
+  ASSERT_EQ(outer.connections.size(), 1u);
+  EXPECT_EQ(outer.connections[0].rec.proto, dataplane::kIpProtoUdp);
+  EXPECT_EQ(outer.connections[0].encap, "");
+}
+
+}  // namespace
+}  // namespace statewall::sim

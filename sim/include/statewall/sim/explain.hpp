@@ -133,6 +133,9 @@ struct ExplainOptions {
   // The replay driver's options that change verdicts (as `statewall replay` sets them).
   bool pass_non_ip = false;
   size_t table_capacity = 0;
+  // Tunnels judged as the outer packet, or with parse.decap the innermost one (--decap,
+  // --tunnel-port), as ReplayOptions::parse.
+  dataplane::ParseOptions parse{};
 };
 
 struct ExplainStep {

@@ -53,4 +53,10 @@ std::optional<FlowWords> splitFlow(std::string_view text, std::string* err);
 // common name (callers then show the numbers).
 std::string icmpName(bool v6, uint8_t type, uint8_t code);
 
+// A replay flow (statewall/sim/replay.hpp) as the summaries show it to people: FlowKey::str()
+// with an ICMP message named ("icmp 198.51.100.7 -> 10.0.1.10 echo request") where icmpName()
+// knows it; the type and code numbers otherwise.
+struct FlowKey;
+std::string flowKeyWords(const FlowKey& k);
+
 }  // namespace statewall::sim

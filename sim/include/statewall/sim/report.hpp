@@ -54,6 +54,9 @@ struct ReportOptions {
   size_t max_expiry_markers = 600;  // expiry markers drawn (grouped by bucket beyond that)
   size_t max_changes = 200;         // stateless changes listed (by flow)
   size_t table_capacity = 0;        // the replay's connection table (0: sized from the input)
+  // Tunnels judged as the outer packet, or with parse.decap the innermost one (--decap,
+  // --tunnel-port), as ReplayOptions::parse.
+  dataplane::ParseOptions parse{};
   // Records held before the builder looks for ended ones to forget (and at least as many flows
   // without a connection kept at once); tests lower it.
   size_t min_scan = 1 << 16;
@@ -99,6 +102,10 @@ struct ReportConnection {
   uint64_t stateless_changed = 0;  // its packets a stateless filter would treat otherwise
   bool has_ladder = false;
   std::vector<LadderArrow> arrows;  // the first ladder_arrows packets (when has_ladder)
+  // The encapsulation its first packet was judged inside (docs/design.md "Encapsulation and
+  // tunnels"), in words: "vlan:100, mpls:16"; "" for none (or when the frames could not be read
+  // a second time: ReportBuilder::readFramesFrom).
+  std::string encap;
   uint64_t allowed() const;
   uint64_t denied() const;
 };
@@ -179,6 +186,10 @@ class ReportBuilder {
   // then also asks the replay's engine which connections are live, to forget the records of
   // those that are over (beyond the ones listed): memory follows the live connections.
   void attach(Replay& replay);
+  // Reads the frames of `traces` (the ones the attached replay runs, in the same order) to name
+  // each connection's encapsulation: the observer is given the packet judged, not the frame it
+  // came in. Traces that are not regular files are not read (no encapsulation is named).
+  void readFramesFrom(const std::vector<std::string>& traces);
   // The modelled connection-table size after the packets observed so far (entries whose idle
   // deadline has passed at the newest packet's time are gone).
   size_t tableSize() const;
