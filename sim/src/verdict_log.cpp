@@ -12,6 +12,8 @@ using dataplane::ParsedPacket;
 using dataplane::Reason;
 using dataplane::Verdict;
 
+constexpr uint16_t kEthernetHeaderLen = 14;  // destination, source, EtherType
+
 void appendFlags(fmt::memory_buffer& b, uint16_t flags) {
   static constexpr std::string_view kNames[] = {"new",        "reply",    "tcp-invalid",
                                                 "untracked",  "control",  "fragment",
@@ -30,16 +32,38 @@ void appendFlags(fmt::memory_buffer& b, uint16_t flags) {
   b.push_back(']');
 }
 
+// "encap": the frame's layer-2.5 headers, outermost first ("vlan:100", "mpls:16"); nothing for a
+// plain frame. Only a frame whose IP header is not right after an Ethernet header is walked again
+// (and only one that has headers allocates).
+void appendEncap(fmt::memory_buffer& b, const dataplane::PacketRef& frame, const ParsedPacket& p) {
+  if (frame.link == dataplane::LinkType::kEthernet && p.l3_offset == kEthernetHeaderLen) return;
+  const std::vector<dataplane::EncapHeader> headers =
+      dataplane::encapsulation(frame.data, frame.len, frame.link);
+  if (headers.empty()) return;
+  b.append(std::string_view(",\"encap\":["));
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (i > 0) b.push_back(',');
+    b.push_back('"');
+    b.append(dataplane::encapKindName(headers[i].kind));
+    if (headers[i].kind != dataplane::EncapHeader::Kind::kPseudowire) {
+      b.push_back(':');
+      appendU64(b, headers[i].value);
+    }
+    b.push_back('"');
+  }
+  b.push_back(']');
+}
+
 }  // namespace
 
 void VerdictLog::packetsJudged(const JudgedBurst& b) {
   for (unsigned i = 0; i < b.n; ++i)
-    write(b.parsed[i], b.verdicts[i], b.meta[i],
+    write(b.refs[i], b.parsed[i], b.verdicts[i], b.meta[i],
           b.stateless != nullptr ? &b.stateless[i] : nullptr);
 }
 
-void VerdictLog::write(const ParsedPacket& p, const Verdict& v, const PacketMeta& m,
-                       const Reason* stateless) {
+void VerdictLog::write(const dataplane::PacketRef& frame, const ParsedPacket& p, const Verdict& v,
+                       const PacketMeta& m, const Reason* stateless) {
   const rules::CompiledPolicy& policy = *ctx_.policy;
   const bool nano = ctx_.nano;
   auto& b = out_.buf();
@@ -54,6 +78,7 @@ void VerdictLog::write(const ParsedPacket& p, const Verdict& v, const PacketMeta
   num(m.index);
   lit(",\"ts\":");
   appendTs(b, m.ts, nano);
+  appendEncap(b, frame, p);
   const bool ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
   std::string_view pname = protoText(p.proto, p.l3);
   lit(",\"proto\":");

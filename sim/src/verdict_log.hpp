@@ -19,8 +19,8 @@ class VerdictLog final : public ReplayObserver {
   bool finish(std::string* err) override { return out_.close(err); }
 
  private:
-  void write(const dataplane::ParsedPacket& p, const dataplane::Verdict& v, const PacketMeta& m,
-             const dataplane::Reason* stateless);
+  void write(const dataplane::PacketRef& frame, const dataplane::ParsedPacket& p,
+             const dataplane::Verdict& v, const PacketMeta& m, const dataplane::Reason* stateless);
   void appendRule(fmt::memory_buffer& b, const dataplane::Verdict& v);
 
   const ReplayContext& ctx_;

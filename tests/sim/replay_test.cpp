@@ -926,5 +926,43 @@ TEST(Replay, OutOfOrderAndSnaplenCutPacketsAreCounted) {
   EXPECT_EQ(j["snaplen_cut"]["packets"], 3);
 }
 
+// --verdicts names each packet's layer-2.5 headers, outermost first, and leaves the key out for a
+// plain frame (so that the lines of plain traces are as before).
+TEST(Replay, VerdictsNameTheEncapsulation) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  using dataplane::Shim;
+  dataplane::TcpSpec syn;
+  syn.src = dataplane::ipAddr("198.51.100.7");
+  syn.dst = dataplane::ipAddr("10.0.1.10");
+  syn.dport = 443;
+  syn.flags = dataplane::kSyn;
+  dataplane::FrameOptions wrapped;
+  wrapped.vlans = {{.vid = 100}};
+  wrapped.shims = {{.kind = Shim::Kind::kMpls, .value = 16},
+                   {.kind = Shim::Kind::kMpls, .value = 17}};
+  dataplane::FrameOptions pppoe;
+  pppoe.shims = {{.kind = Shim::Kind::kPppoe, .value = 7}};
+  std::vector<Frame> frames = {
+      Frame{kT0, dataplane::buildTcp(syn, wrapped)},
+      Frame{kT0 + kSec, dataplane::buildTcp(syn)},
+      Frame{kT0 + 2 * kSec, dataplane::buildTcp(syn, pppoe)},
+  };
+  ReplayOptions o;
+  o.verdicts_path = dir.file("v.jsonl");
+  Replay r(policy, o);
+  std::string err;
+  ASSERT_TRUE(r.openOutputs(&err)) << err;
+  r.runFrames(frames);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto v = jsonLines(o.verdicts_path);
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0]["encap"], nlohmann::json({"vlan:100", "mpls:16", "mpls:17"})) << v[0].dump();
+  EXPECT_EQ(v[0]["dport"], 443) << v[0].dump();
+  EXPECT_FALSE(v[1].contains("encap")) << v[1].dump();
+  EXPECT_EQ(v[2]["encap"], nlohmann::json({"pppoe:7"})) << v[2].dump();
+}
+
 }  // namespace
 }  // namespace statewall::sim

@@ -54,6 +54,8 @@ inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 // --verdicts: one JSON object per line and packet, in input order:
 //   index       1-based position in the input (continuing across trace files)
 //   ts          capture time, seconds since 1970 (6 or 9 decimals, as the file stores them)
+//   encap       the frame's layer-2.5 headers, outermost first: ["vlan:100","mpls:16"] (absent
+//               for a plain frame)
 //   proto       "tcp", "udp", "icmp", "icmpv6", another IP protocol's number, "arp" or "non-ip"
 //   src, dst    addresses (absent for non-IP frames)
 //   sport/dport TCP and UDP; icmp_type/icmp_code (and icmp_id for echo) for ICMP and ICMPv6
