@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 
 #include "fragment_table.hpp"
 #include "statewall/dataplane/conn_table.hpp"
@@ -1218,28 +1219,41 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
     __builtin_prefetch(pkts[i].data);
   const uint64_t seed4 = impl.table4.seed();
   unsigned n4 = 0;
-  for (unsigned i = 0; i < n; ++i) {
-    ParsedPacket& p = parsed[i];
-    // The frames of a burst are usually cold (just received): start fetching ahead.
-    if (i + kParsePrefetch < n) __builtin_prefetch(pkts[i + kParsePrefetch].data);
-    parsePacket(pkts[i].data, pkts[i].len, pkts[i].link, &p);
-    w.v4_index[i] = 0xff;
-    if (p.malformed != Layer::kNone || (p.l3 != L3::kIpv4 && p.l3 != L3::kIpv6) ||
-        p.icmp_is_error || (p.is_fragment && !p.first_fragment)) {
-      w.kports[i] = KeyPorts{ConnKind::kNone, 0, 0, false};
-      continue;
+  // Decapsulation is chosen once per burst (two instances of the loop): without it, the
+  // 4-argument parsePacket() as before.
+  auto parse_burst = [&](auto decap) {
+    for (unsigned i = 0; i < n; ++i) {
+      ParsedPacket& p = parsed[i];
+      // The frames of a burst are usually cold (just received): start fetching ahead.
+      if (i + kParsePrefetch < n) __builtin_prefetch(pkts[i + kParsePrefetch].data);
+      if constexpr (decltype(decap)::value) {
+        parsePacket(pkts[i].data, pkts[i].len, pkts[i].link, impl.config.parse, &p);
+      } else {
+        parsePacket(pkts[i].data, pkts[i].len, pkts[i].link, &p);
+      }
+      w.v4_index[i] = 0xff;
+      if (p.malformed != Layer::kNone || (p.l3 != L3::kIpv4 && p.l3 != L3::kIpv6) ||
+          p.icmp_is_error || (p.is_fragment && !p.first_fragment)) {
+        w.kports[i] = KeyPorts{ConnKind::kNone, 0, 0, false};
+        continue;
+      }
+      const KeyPorts kp = keyPortsOf(p);
+      w.kports[i] = kp;  // not read back here: a reload of the narrower stores would stall
+      if (kp.kind == ConnKind::kNone || p.l3 != L3::kIpv4) continue;
+      // The key and its hash from registers (FlowKey4::hashWords), then stored whole.
+      uint64_t w0, w1;
+      makeKey4Words(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &w0, &w1);
+      const uint64_t h = FlowKey4::hashWords(w0, w1, seed4);
+      w.keys4[n4] = FlowKey4::fromWords(w0, w1);
+      w.hashes4[n4] = h;
+      impl.table4.prefetch(h);
+      w.v4_index[i] = static_cast<uint8_t>(n4++);
     }
-    const KeyPorts kp = keyPortsOf(p);
-    w.kports[i] = kp;  // not read back here: a reload of the narrower stores would stall
-    if (kp.kind == ConnKind::kNone || p.l3 != L3::kIpv4) continue;
-    // The key and its hash from registers (FlowKey4::hashWords), then stored whole.
-    uint64_t w0, w1;
-    makeKey4Words(p.src.v4(), p.dst.v4(), kp.sport, kp.dport, p.proto, &w0, &w1);
-    const uint64_t h = FlowKey4::hashWords(w0, w1, seed4);
-    w.keys4[n4] = FlowKey4::fromWords(w0, w1);
-    w.hashes4[n4] = h;
-    impl.table4.prefetch(h);
-    w.v4_index[i] = static_cast<uint8_t>(n4++);
+  };
+  if (impl.config.parse.decap) [[unlikely]] {
+    parse_burst(std::true_type{});
+  } else {
+    parse_burst(std::false_type{});
   }
   for (unsigned k = 0; k < n4; ++k)
     w.probes4[k] = impl.table4.probe(w.hashes4[k]);

@@ -55,6 +55,10 @@ void checkFamilies(const IpAddr& src, const IpAddr& dst) {
   if (src.family != dst.family) die("source and destination addresses of different families");
 }
 
+bool linkHasEtherType(LinkType l) {
+  return l == LinkType::kEthernet || l == LinkType::kLinuxSll || l == LinkType::kLinuxSll2;
+}
+
 uint16_t etherTypeFor(const IpAddr& a) {
   return a.isV4() ? kEtherTypeIpv4 : kEtherTypeIpv6;
 }
@@ -378,12 +382,222 @@ size_t l3Offset(const FrameOptions& opts) {
       break;
     case LinkType::kNull:
     case LinkType::kLoop:
+    case LinkType::kPpp:
+    case LinkType::kPppHdlc:
       return 4;
   }
   return base + 4 * opts.vlans.size() + shimBytes(opts.shims);
 }
 
-Bytes addLinkHeader(const Bytes& l3_packet, uint16_t ethertype, const FrameOptions& opts) {
+TunnelSpec tunnelSpecOf(const EncapHeader& h) {
+  if (!encapIsTunnel(h.kind)) die("tunnelSpecOf: not a tunnel kind");
+  TunnelSpec t;
+  t.kind = h.kind;
+  t.value = h.value;
+  t.aux = h.aux;
+  return t;
+}
+
+namespace {
+
+using Kind = EncapHeader::Kind;
+
+uint16_t udpTunnelPort(Kind k) {
+  switch (k) {
+    case Kind::kVxlan:
+      return 4789;
+    case Kind::kGeneve:
+      return 6081;
+    case Kind::kGtpU:
+      return 2152;
+    case Kind::kTeredo:
+      return 3544;
+    case Kind::kAyiya:
+      return 5072;
+    default:
+      return 0;
+  }
+}
+
+bool carriesEthernet(const TunnelSpec& t) {
+  return t.kind == Kind::kVxlan || t.kind == Kind::kGeneve || t.kind == Kind::kErspan ||
+         (t.kind == Kind::kGre && t.ethernet);
+}
+
+// The GRE header (RFC 2784/2890) for protocol `proto`; `key` and `seq` as given.
+Bytes greHeader(bool csum, bool key, uint32_t key_value, bool seq, uint16_t proto) {
+  Bytes g;
+  put16(g, static_cast<uint16_t>((csum ? 0x8000 : 0) | (key ? 0x2000 : 0) | (seq ? 0x1000 : 0)));
+  put16(g, proto);
+  if (csum) put32(g, 0);
+  if (key) put32(g, key_value);
+  if (seq) put32(g, 1);
+  return g;
+}
+
+// The tunnel's own header followed by `inner` (a frame or IP packet of EtherType inner_type):
+// the outer packet's transport bytes before any UDP header. Sets *proto to the outer protocol.
+Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, uint8_t* proto) {
+  Bytes b;
+  *proto = kIpProtoUdp;
+  switch (t.kind) {
+    case Kind::kGre: {
+      const bool key = t.aux != 0;
+      b = greHeader(t.gre_checksum, key, t.value, t.gre_sequence,
+                    t.ethernet ? kEtherTypeTeb : inner_type);
+      b.insert(b.end(), inner.begin(), inner.end());
+      if (t.gre_checksum) set16(b, 4, internetChecksum(b));
+      *proto = kIpProtoGre;
+      return b;
+    }
+    case Kind::kErspan: {
+      const uint8_t type = t.aux == 0 ? 2 : t.aux;
+      if (type == 1) {
+        b = greHeader(false, false, 0, false, kEtherTypeErspan2);
+      } else if (type == 2) {
+        b = greHeader(false, false, 0, true, kEtherTypeErspan2);
+        put16(b, 0x1000);  // version 1, VLAN 0
+        put16(b, static_cast<uint16_t>(t.value & 0x3ff));
+        put32(b, 0);  // reserved, index
+      } else if (type == 3) {
+        b = greHeader(false, false, 0, true, kEtherTypeErspan3);
+        put16(b, 0x2000);  // version 2, VLAN 0
+        put16(b, static_cast<uint16_t>(t.value & 0x3ff));
+        put32(b, 0);  // timestamp
+        put16(b, 0);  // security group tag
+        put16(b, 0);  // P, frame type 0 (Ethernet), hardware id, D, granularity, O
+      } else {
+        die("ERSPAN type must be 1, 2 or 3");
+      }
+      b.insert(b.end(), inner.begin(), inner.end());
+      *proto = kIpProtoGre;
+      return b;
+    }
+    case Kind::kVxlan:
+      put32(b, 0x08000000);  // I flag
+      put32(b, (t.value & 0xffffff) << 8);
+      break;
+    case Kind::kGeneve: {
+      Bytes opt = t.geneve_options;
+      while (opt.size() % 4 != 0)
+        opt.push_back(0);
+      if (opt.size() > 63 * 4) die("GENEVE options longer than 252 bytes");
+      put8(b, static_cast<uint8_t>(opt.size() / 4));
+      put8(b, 0);
+      put16(b, kEtherTypeTeb);
+      put32(b, (t.value & 0xffffff) << 8);
+      b.insert(b.end(), opt.begin(), opt.end());
+      break;
+    }
+    case Kind::kGtpU: {
+      if (inner_type != kEtherTypeIpv4 && inner_type != kEtherTypeIpv6)
+        die("GTP-U carries IPv4 or IPv6");
+      const bool ext = !t.gtp_extensions.empty();
+      Bytes opt;
+      if (t.gtp_sequence || ext) {
+        put16(opt, 1);              // sequence number
+        put8(opt, 0);               // N-PDU number
+        put8(opt, ext ? 0x85 : 0);  // next extension: PDU session container
+        for (size_t i = 0; i < t.gtp_extensions.size(); ++i) {
+          Bytes e = t.gtp_extensions[i];
+          while ((e.size() + 2) % 4 != 0)
+            e.push_back(0);
+          if ((e.size() + 2) / 4 > 255) die("GTP-U extension header too long");
+          put8(opt, static_cast<uint8_t>((e.size() + 2) / 4));
+          opt.insert(opt.end(), e.begin(), e.end());
+          put8(opt, i + 1 < t.gtp_extensions.size() ? 0x85 : 0);
+        }
+      }
+      put8(b, static_cast<uint8_t>(0x30 | (ext ? 0x04 : 0) | (t.gtp_sequence ? 0x02 : 0)));
+      put8(b, 0xff);  // G-PDU
+      if (opt.size() + inner.size() > 65535) die("GTP-U payload longer than 65535 bytes");
+      put16(b, static_cast<uint16_t>(opt.size() + inner.size()));
+      put32(b, t.value);
+      b.insert(b.end(), opt.begin(), opt.end());
+      break;
+    }
+    case Kind::kTeredo:
+      if (inner_type != kEtherTypeIpv6) die("Teredo carries IPv6");
+      if (t.teredo_auth) {
+        put16(b, 1);
+        put8(b, 0);            // client id length
+        put8(b, 0);            // authentication value length
+        put32(b, 0x01020304);  // nonce
+        put32(b, 0x05060708);
+        put8(b, 0);  // confirmation
+      }
+      if (t.teredo_origin) {
+        put16(b, 0);
+        put16(b, static_cast<uint16_t>(~40000u));  // obfuscated port and address
+        put32(b, ~0xc6336414u);
+      }
+      break;
+    case Kind::kAyiya:
+      if (inner_type != kEtherTypeIpv4 && inner_type != kEtherTypeIpv6)
+        die("AYIYA carries IPv4 or IPv6");
+      put8(b, 0x41);  // identity 2^4 = 16 bytes, type 1 (an IPv6 address)
+      put8(b, 0x52);  // signature 5 * 4 = 20 bytes (SHA-1), hash method 2
+      put8(b, 0x21);  // authentication method 2, opcode 1 (forward)
+      put8(b, inner_type == kEtherTypeIpv4 ? kIpProtoIpIp : kIpProtoIpv6);
+      put32(b, 1700000000);  // epoch time
+      b.resize(b.size() + 16 + 20, 0);
+      break;
+    case Kind::kIpIp:
+      if (inner_type != kEtherTypeIpv4 && inner_type != kEtherTypeIpv6)
+        die("IP-in-IP carries IPv4 or IPv6");
+      *proto = inner_type == kEtherTypeIpv4 ? kIpProtoIpIp : kIpProtoIpv6;
+      return inner;
+    default:
+      die("not a tunnel kind");
+  }
+  b.insert(b.end(), inner.begin(), inner.end());
+  return b;
+}
+
+// Wraps `packet` (EtherType *type) in opts.tunnels, innermost first; returns the outermost IP
+// packet and sets *type to its EtherType.
+Bytes wrapTunnels(Bytes packet, uint16_t* type, const FrameOptions& opts) {
+  for (size_t i = opts.tunnels.size(); i-- > 0;) {
+    const TunnelSpec& t = opts.tunnels[i];
+    checkFamilies(t.outer_src, t.outer_dst);
+    if (carriesEthernet(t)) {
+      FrameOptions eth{
+          .link = LinkType::kEthernet, .src_mac = opts.src_mac, .dst_mac = opts.dst_mac};
+      eth.shims = t.inner_shims;
+      packet = addLinkHeader(packet, *type, eth);
+    } else if (!t.inner_shims.empty()) {
+      die("layer-2.5 headers inside a tunnel need one that carries Ethernet");
+    }
+    uint8_t proto;
+    Bytes l4 = tunnelBody(t, packet, *type, &proto);
+    if (proto == kIpProtoUdp) {
+      const uint16_t port = udpTunnelPort(t.kind);
+      Bytes u;
+      put16(u, t.sport != 0                                        ? t.sport
+               : t.kind == Kind::kVxlan || t.kind == Kind::kGeneve ? uint16_t{49152}
+                                                                   : port);
+      put16(u, t.dport != 0 ? t.dport : port);
+      if (l4.size() + 8 > 65535) die("tunnel UDP datagram longer than 65535 bytes");
+      put16(u, static_cast<uint16_t>(l4.size() + 8));
+      put16(u, 0);
+      u.insert(u.end(), l4.begin(), l4.end());
+      const uint16_t sum = transportChecksum(t.outer_src, t.outer_dst, kIpProtoUdp, u);
+      set16(u, 6, sum == 0 ? 0xffff : sum);
+      l4 = std::move(u);
+    }
+    packet = ipPacket(t.outer_src, t.outer_dst, proto, l4, FrameOptions{}, 64);
+    *type = etherTypeFor(t.outer_src);
+  }
+  return packet;
+}
+
+}  // namespace
+
+Bytes addLinkHeader(const Bytes& inner_packet, uint16_t inner_type, const FrameOptions& opts) {
+  uint16_t ethertype = inner_type;
+  const Bytes wrapped =
+      opts.tunnels.empty() ? Bytes{} : wrapTunnels(inner_packet, &ethertype, opts);
+  const Bytes& l3_packet = opts.tunnels.empty() ? inner_packet : wrapped;
   Bytes f;
   // With VLAN tags the link header's type field names the outer tag; each tag then names the next,
   // the last one the first shim (or the IP packet).
@@ -435,6 +649,18 @@ Bytes addLinkHeader(const Bytes& l3_packet, uint16_t ethertype, const FrameOptio
       put32(f, opts.link == LinkType::kLoop ? af : __builtin_bswap32(af));
       break;
     }
+    case LinkType::kPpp:
+    case LinkType::kPppHdlc:
+      if (!opts.vlans.empty() || !opts.shims.empty()) die("VLAN tags or shims on a PPP link");
+      if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6) {
+        die("a PPP link carries only IPv4 and IPv6 here");
+      }
+      // HDLC-like framing (address 0xff, control 0x03), then the 2-byte PPP protocol: the form
+      // both DLT_PPP and DLT_PPP_SERIAL captures usually hold.
+      put8(f, 0xff);
+      put8(f, 0x03);
+      put16(f, ethertype == kEtherTypeIpv4 ? kPppIpv4 : kPppIpv6);
+      break;
   }
   for (size_t i = 0; i < opts.vlans.size(); ++i) {
     const VlanTag& t = opts.vlans[i];
@@ -538,8 +764,8 @@ Bytes buildIcmpError(const IcmpErrorSpec& s, const Bytes& offending_ip_packet,
 
 Bytes buildArp(const ArpSpec& s, const FrameOptions& opts) {
   if (!s.sender_ip.isV4() || !s.target_ip.isV4()) die("ARP carries IPv4 addresses");
-  if (opts.link == LinkType::kRawIp || opts.link == LinkType::kNull || opts.link == LinkType::kLoop)
-    die("ARP on a raw IP or BSD loopback link");
+  if (opts.tunnels.empty() && !linkHasEtherType(opts.link))
+    die("ARP on a raw IP, BSD loopback or PPP link");
   Bytes a;
   put16(a, 1);  // Ethernet
   put16(a, kEtherTypeIpv4);
@@ -603,8 +829,8 @@ Bytes buildOtherProto(const OtherProtoSpec& s, const FrameOptions& opts) {
 }
 
 Bytes buildEthertype(uint16_t ethertype, const Bytes& payload, const FrameOptions& opts) {
-  if (opts.link == LinkType::kRawIp || opts.link == LinkType::kNull || opts.link == LinkType::kLoop)
-    die("a raw IP or BSD loopback link has no EtherType");
+  if (opts.tunnels.empty() && !linkHasEtherType(opts.link))
+    die("a raw IP, BSD loopback or PPP link has no EtherType");
   return addLinkHeader(payload, ethertype, opts);
 }
 

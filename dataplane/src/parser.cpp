@@ -500,6 +500,23 @@ inline bool isL25Type(uint16_t t) {
 // A PPP protocol or an MPLS payload that is not IP ends the walk with no IP type: L3 other.
 constexpr uint16_t kNoIpType = 0;
 
+// The EtherType of what a PPP protocol number carries (IPv4, IPv6, MPLS), or kNoIpType (LCP,
+// IPCP and the other control protocols: L3 other).
+constexpr uint16_t pppToEtherType(uint16_t proto) {
+  switch (proto) {
+    case kPppIpv4:
+      return kEtherTypeIpv4;
+    case kPppIpv6:
+      return kEtherTypeIpv6;
+    case 0x0281:
+      return kEtherTypeMpls;
+    case 0x0283:
+      return kEtherTypeMplsMulti;
+    default:
+      return kNoIpType;
+  }
+}
+
 // One step over a layer-2.5 header at `off` whose type field said `type`. On success, `off` and
 // `type` name what follows (an EtherType, or kNoIpType), and `kind`/`value` what was passed;
 // on failure `layer`/`why` say what was wrong. Each step consumes at least 4 bytes, so a walk
@@ -575,8 +592,7 @@ struct L25Step {
         return bad(Layer::kPppoe, "PPPoE payload length runs past the frame");
       s->kind = EncapHeader::Kind::kPppoe;
       s->value = be16(p + 2);
-      const uint16_t proto = be16(p + 6);
-      s->type = proto == kPppIpv4 ? kEtherTypeIpv4 : proto == kPppIpv6 ? kEtherTypeIpv6 : kNoIpType;
+      s->type = pppToEtherType(be16(p + 6));
       s->off += 8;
       return true;
     }
@@ -682,16 +698,292 @@ bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPack
 
 namespace {
 
-// The layer-2.5 headers a walk passed, for encapsulation(); fixed-size so that parsing never
+// The encapsulation headers a walk passed, for encapsulation(); fixed-size so that parsing never
 // allocates.
 struct EncapTrace {
   static constexpr uint32_t kMax = 32;
   std::array<EncapHeader, kMax> h{};
   uint32_t n = 0;
+  void add(const EncapHeader& e) {
+    if (n < kMax) h[n++] = e;
+  }
 };
 
-bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket* out,
-                EncapTrace* trace) noexcept {
+// A tunnel found in a parsed packet (docs/design.md "Encapsulation and tunnels"): what it is and
+// where its inner packet lies, frame bytes [off, end), starting with a header of EtherType
+// `type` (an inner Ethernet header is already passed). Or, when malformed, the layer and why.
+struct TunnelStep {
+  EncapHeader::Kind kind = EncapHeader::Kind::kGre;
+  uint8_t aux = 0;
+  uint32_t value = 0;
+  uint32_t off = 0;
+  uint32_t end = 0;
+  uint16_t type = 0;
+  Layer layer = Layer::kNone;
+  const char* why = nullptr;
+};
+
+enum class TunnelFound : uint8_t { kNone, kTunnel, kMalformed };
+
+[[gnu::cold]] TunnelFound badTunnel(TunnelStep* t, Layer layer, const char* why) {
+  t->layer = layer;
+  t->why = why;
+  return TunnelFound::kMalformed;
+}
+
+// The EtherType of an IP packet at p (the version nibble), or kNoIpType.
+inline uint16_t ipTypeByVersion(const uint8_t* p, uint32_t len) {
+  if (len == 0) return kNoIpType;
+  const uint8_t v = p[0] >> 4;
+  return v == 4 ? kEtherTypeIpv4 : v == 6 ? kEtherTypeIpv6 : kNoIpType;
+}
+
+// Where the payload of the (unfragmented, already validated) IP packet at pp.l3_offset begins.
+inline uint32_t ipPayloadOffset(const uint8_t* data, const ParsedPacket& pp) {
+  const uint8_t* p = data + pp.l3_offset;
+  if (pp.family == Family::kV4) return pp.l3_offset + (p[0] & 15) * 4u;
+  uint8_t nh = p[6];
+  uint32_t pos = 40;
+  for (int n = 0; n < kMaxIpv6ExtHeaders; ++n) {
+    if (nh != kIpv6HopByHop && nh != kIpv6Routing && nh != kIpv6DestOpts && nh != kIpv6Fragment &&
+        nh != kIpProtoAh) {
+      break;
+    }
+    const uint8_t* h = p + pos;
+    const uint32_t hlen = nh == kIpv6Fragment ? 8
+                          : nh == kIpProtoAh  ? (uint32_t{h[1]} + 2) * 4
+                                              : (uint32_t{h[1]} + 1) * 8;
+    nh = h[0];
+    pos += hlen;
+  }
+  return pp.l3_offset + pos;
+}
+
+// GRE (RFC 2784, RFC 2890 key and sequence number) and ERSPAN inside it: payload bytes
+// data[off, end). Version 1 (PPTP), source routes (RFC 1701) and payloads other than IP, MPLS
+// and Ethernet are not decapsulated: such a packet is judged as the GRE packet it is.
+TunnelFound parseGre(const uint8_t* data, uint32_t off, uint32_t end, TunnelStep* t) {
+  const uint8_t* p = data + off;
+  const uint32_t len = end - off;
+  if (len < 4) return badTunnel(t, Layer::kGre, "GRE header truncated");
+  const uint16_t flags = be16(p);
+  const uint16_t proto = be16(p + 2);
+  if ((flags & 0x7) != 0 || (flags & 0x4000) != 0) return TunnelFound::kNone;
+  const bool csum = (flags & 0x8000) != 0;
+  const bool key = (flags & 0x2000) != 0;
+  const bool seq = (flags & 0x1000) != 0;
+  const uint32_t hlen = 4 + (csum ? 4 : 0) + (key ? 4 : 0) + (seq ? 4 : 0);
+  if (hlen > len) return badTunnel(t, Layer::kGre, "GRE optional fields run past the packet");
+  t->kind = EncapHeader::Kind::kGre;
+  t->aux = key ? 1 : 0;
+  t->value = key ? be32(p + 4 + (csum ? 4 : 0)) : 0;
+  t->off = off + hlen;
+  t->end = end;
+  const uint8_t* e = p + hlen;
+  const uint32_t elen = len - hlen;
+  switch (proto) {
+    case kEtherTypeIpv4:
+    case kEtherTypeIpv6:
+    case kEtherTypeMpls:
+    case kEtherTypeMplsMulti:
+    case kEtherTypeTeb:
+      t->type = proto;
+      return TunnelFound::kTunnel;
+    case kEtherTypeErspan2:
+      t->kind = EncapHeader::Kind::kErspan;
+      t->type = kEtherTypeTeb;
+      if (!seq) {  // type I: no ERSPAN header, the mirrored frame follows GRE
+        t->aux = 1;
+        t->value = 0;
+        return TunnelFound::kTunnel;
+      }
+      if (elen < 8) return badTunnel(t, Layer::kErspan, "ERSPAN type II header truncated");
+      if ((e[0] >> 4) != 1) return badTunnel(t, Layer::kErspan, "ERSPAN type II version is not 1");
+      t->aux = 2;
+      t->value = be16(e + 2) & 0x3ff;
+      t->off += 8;
+      return TunnelFound::kTunnel;
+    case kEtherTypeErspan3: {
+      t->kind = EncapHeader::Kind::kErspan;
+      if (elen < 12) return badTunnel(t, Layer::kErspan, "ERSPAN type III header truncated");
+      if ((e[0] >> 4) != 2) return badTunnel(t, Layer::kErspan, "ERSPAN type III version is not 2");
+      // Word 2: security group tag, P, frame type (5 bits), hardware id, D, granularity, O.
+      const uint32_t sub = (e[11] & 1) != 0 ? 8 : 0;  // O: a platform-specific subheader
+      if (12 + sub > elen) {
+        return badTunnel(t, Layer::kErspan, "ERSPAN type III subheader runs past the packet");
+      }
+      t->aux = 3;
+      t->value = be16(e + 2) & 0x3ff;
+      t->off += 12 + sub;
+      const uint8_t frame_type = (e[10] >> 2) & 0x1f;  // 0 Ethernet, 2 IP
+      t->type = frame_type == 2 ? ipTypeByVersion(data + t->off, end - t->off) : kEtherTypeTeb;
+      if (t->type == kNoIpType) {
+        return badTunnel(t, Layer::kErspan, "ERSPAN type III IP frame is neither IPv4 nor IPv6");
+      }
+      return TunnelFound::kTunnel;
+    }
+    default:
+      return TunnelFound::kNone;
+  }
+}
+
+// A UDP tunnel's payload, bytes data[off, end), of the kind its port says.
+TunnelFound parseUdpTunnel(const uint8_t* data, uint32_t off, uint32_t end, EncapHeader::Kind kind,
+                           TunnelStep* t) {
+  const uint8_t* p = data + off;
+  const uint32_t len = end - off;
+  t->kind = kind;
+  t->end = end;
+  switch (kind) {
+    case EncapHeader::Kind::kVxlan:
+      // RFC 7348: flags (I: the VNI is valid), 24 reserved bits, VNI, 8 reserved bits.
+      if (len < 8) return badTunnel(t, Layer::kVxlan, "VXLAN header truncated");
+      t->value = be32(p + 4) >> 8;
+      t->off = off + 8;
+      t->type = kEtherTypeTeb;
+      return TunnelFound::kTunnel;
+    case EncapHeader::Kind::kGeneve: {
+      // RFC 8926: version and option length (4-byte units), flags, protocol type, VNI, options.
+      if (len < 8) return badTunnel(t, Layer::kGeneve, "GENEVE header truncated");
+      if ((p[0] >> 6) != 0) return badTunnel(t, Layer::kGeneve, "GENEVE version is not 0");
+      const uint32_t hlen = 8 + (p[0] & 0x3fu) * 4;
+      if (hlen > len) return badTunnel(t, Layer::kGeneve, "GENEVE options run past the packet");
+      const uint16_t proto = be16(p + 2);
+      if (proto != kEtherTypeTeb && proto != kEtherTypeIpv4 && proto != kEtherTypeIpv6)
+        return TunnelFound::kNone;
+      t->value = be32(p + 4) >> 8;
+      t->off = off + hlen;
+      t->type = proto;
+      return TunnelFound::kTunnel;
+    }
+    case EncapHeader::Kind::kGtpU: {
+      // 3GPP TS 29.281: flags (version 1, PT 1, E, S, PN), message type, length of what follows
+      // the first 8 bytes, TEID; with E, S or PN a sequence number, N-PDU number and next
+      // extension type; then extension headers (length in 4-byte units, the last byte naming
+      // the next). Only a G-PDU (type 255) carries a user packet.
+      if (len < 8) return badTunnel(t, Layer::kGtpU, "GTP-U header truncated");
+      if ((p[0] >> 5) != 1 || (p[0] & 0x10) == 0)
+        return badTunnel(t, Layer::kGtpU, "GTP-U version is not 1 or protocol type is not GTP");
+      const uint32_t total = 8 + uint32_t{be16(p + 2)};
+      if (total > len) return badTunnel(t, Layer::kGtpU, "GTP-U length runs past the packet");
+      if (p[1] != 0xff) return TunnelFound::kNone;  // signalling (echo, error indication, ...)
+      uint32_t hlen = 8;
+      if ((p[0] & 0x07) != 0) {
+        hlen = 12;
+        if (hlen > total)
+          return badTunnel(t, Layer::kGtpU, "GTP-U optional fields run past its length");
+        uint8_t next = (p[0] & 0x04) != 0 ? p[11] : 0;
+        while (next != 0) {
+          if (hlen >= total)
+            return badTunnel(t, Layer::kGtpU, "GTP-U extension header runs past its length");
+          const uint32_t elen = uint32_t{p[hlen]} * 4;
+          if (elen == 0) return badTunnel(t, Layer::kGtpU, "GTP-U extension header of length 0");
+          if (elen > total - hlen)
+            return badTunnel(t, Layer::kGtpU, "GTP-U extension header runs past its length");
+          next = p[hlen + elen - 1];
+          hlen += elen;
+        }
+      }
+      t->value = be32(p + 4);
+      t->off = off + hlen;
+      t->end = off + total;
+      t->type = ipTypeByVersion(p + hlen, total - hlen);
+      return t->type == kNoIpType ? TunnelFound::kNone : TunnelFound::kTunnel;
+    }
+    case EncapHeader::Kind::kTeredo: {
+      // RFC 4380 5.1.1: an optional authentication indicator (0x0001, id length, auth length,
+      // client id, authentication value, 8-byte nonce, confirmation byte), then an optional
+      // origin indication (0x0000, port, address: 8 bytes), then an IPv6 packet. A payload that
+      // is none of these is not Teredo: judged as the UDP packet it is.
+      uint32_t pos = 0;
+      if (len >= 2 && p[0] == 0 && p[1] == 1) {
+        if (len < 4) return badTunnel(t, Layer::kTeredo, "Teredo authentication header truncated");
+        pos = 4 + uint32_t{p[2]} + p[3] + 9;
+        if (pos > len) {
+          return badTunnel(t, Layer::kTeredo, "Teredo authentication header runs past the packet");
+        }
+      }
+      if (len - pos >= 2 && p[pos] == 0 && p[pos + 1] == 0) {
+        if (len - pos < 8)
+          return badTunnel(t, Layer::kTeredo, "Teredo origin indication truncated");
+        pos += 8;
+      }
+      if (ipTypeByVersion(p + pos, len - pos) != kEtherTypeIpv6) {
+        if (pos == 0) return TunnelFound::kNone;
+        return badTunnel(t, Layer::kTeredo, "Teredo header not followed by an IPv6 packet");
+      }
+      t->value = 0;
+      t->off = off + pos;
+      t->type = kEtherTypeIpv6;
+      return TunnelFound::kTunnel;
+    }
+    case EncapHeader::Kind::kAyiya: {
+      // Anything In Anything: identity length (log2) and type, signature length (4-byte units)
+      // and hash method, authentication method and opcode, next header, epoch time; then the
+      // identity and the signature. Only opcode 1 (forward) carries a packet.
+      if (len < 8) return badTunnel(t, Layer::kAyiya, "AYIYA header truncated");
+      const uint32_t hlen = 8 + (1u << (p[0] >> 4)) + (p[1] >> 4) * 4u;
+      if (hlen > len) {
+        return badTunnel(t, Layer::kAyiya, "AYIYA identity or signature runs past the packet");
+      }
+      if ((p[2] & 0x0f) != 1) return TunnelFound::kNone;
+      if (p[3] != kIpProtoIpIp && p[3] != kIpProtoIpv6) return TunnelFound::kNone;
+      t->value = 0;
+      t->off = off + hlen;
+      t->type = p[3] == kIpProtoIpIp ? kEtherTypeIpv4 : kEtherTypeIpv6;
+      return TunnelFound::kTunnel;
+    }
+    default:
+      return TunnelFound::kNone;
+  }
+}
+
+// Whether the packet just parsed is a tunnel to decapsulate, and where its inner packet lies. An
+// inner Ethernet header (VXLAN, GENEVE, GRE bridging, ERSPAN) is passed here, so that every
+// failure of the tunnel's own headers is reported with the outer packet's fields in place.
+[[gnu::noinline]] TunnelFound findTunnel(const uint8_t* data, const ParsedPacket& pp,
+                                         const ParseOptions& opts, TunnelStep* t) noexcept {
+  if ((pp.l3 != L3::kIpv4 && pp.l3 != L3::kIpv6) || pp.is_fragment) return TunnelFound::kNone;
+  const uint32_t ip_end = pp.l3_offset + pp.ip_len;
+  TunnelFound f;
+  Layer layer;
+  switch (pp.proto) {
+    case kIpProtoUdp: {
+      EncapHeader::Kind kind;
+      if (!opts.udpTunnel(pp.sport, pp.dport, &kind)) return TunnelFound::kNone;
+      const uint32_t off = pp.l4_offset + 8u;
+      f = parseUdpTunnel(data, off, off + pp.l4_payload_len, kind, t);
+      layer = kind == EncapHeader::Kind::kVxlan    ? Layer::kVxlan
+              : kind == EncapHeader::Kind::kGeneve ? Layer::kGeneve
+              : kind == EncapHeader::Kind::kGtpU   ? Layer::kGtpU
+              : kind == EncapHeader::Kind::kTeredo ? Layer::kTeredo
+                                                   : Layer::kAyiya;
+      break;
+    }
+    case kIpProtoGre:
+      f = parseGre(data, ipPayloadOffset(data, pp), ip_end, t);
+      layer = t->kind == EncapHeader::Kind::kErspan ? Layer::kErspan : Layer::kGre;
+      break;
+    case kIpProtoIpIp:
+    case kIpProtoIpv6:
+      t->kind = EncapHeader::Kind::kIpIp;
+      t->off = ipPayloadOffset(data, pp);
+      t->end = ip_end;
+      t->type = pp.proto == kIpProtoIpIp ? kEtherTypeIpv4 : kEtherTypeIpv6;
+      return TunnelFound::kTunnel;
+    default:
+      return TunnelFound::kNone;
+  }
+  if (f != TunnelFound::kTunnel || t->type != kEtherTypeTeb) return f;
+  if (t->end - t->off < 14)
+    return badTunnel(t, layer, "Ethernet frame inside the tunnel truncated");
+  t->type = be16(data + t->off + 12);
+  t->off += 14;
+  return TunnelFound::kTunnel;
+}
+
+bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, const ParseOptions* opts,
+                ParsedPacket* out, EncapTrace* trace) noexcept {
   resetParsed(out);
   uint32_t off;
   uint16_t ethertype;
@@ -703,9 +995,11 @@ bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacke
       break;
     case LinkType::kRawIp:
       if (caplen < 1) return fail(out, Layer::kLink, "empty raw IP packet");
-      if ((data[0] >> 4) == 4) return parseIpv4(data, 0, caplen, out);
-      if ((data[0] >> 4) == 6) return parseIpv6(data, 0, caplen, out);
-      return fail(out, Layer::kLink, "raw IP packet with a version other than 4 or 6");
+      ethertype = ipTypeByVersion(data, caplen);
+      if (ethertype == kNoIpType)
+        return fail(out, Layer::kLink, "raw IP packet with a version other than 4 or 6");
+      off = 0;
+      break;
     case LinkType::kLinuxSll:
       // packet type, ARPHRD type, address length, 8 address bytes, protocol.
       if (caplen < 16) return fail(out, Layer::kSll, "Linux cooked (SLL) header truncated");
@@ -725,39 +1019,110 @@ bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacke
       if (caplen < 4) return fail(out, Layer::kLink, "BSD loopback header truncated");
       uint32_t af = be32(data);
       if (af > 0xffff) af = __builtin_bswap32(af);  // little-endian (host order of the capture)
-      if (af == kBsdAfInet) return parseIpv4(data, 4, caplen, out);
-      if (af == kBsdAfInet6Bsd || af == kBsdAfInet6FreeBsd || af == kBsdAfInet6Darwin)
-        return parseIpv6(data, 4, caplen, out);
-      return true;  // another address family: L3::kOther, like another EtherType
+      if (af == kBsdAfInet) {
+        ethertype = kEtherTypeIpv4;
+      } else if (af == kBsdAfInet6Bsd || af == kBsdAfInet6FreeBsd || af == kBsdAfInet6Darwin) {
+        ethertype = kEtherTypeIpv6;
+      } else {
+        return true;  // another address family: L3::kOther, like another EtherType
+      }
+      off = 4;
+      break;
     }
+    case LinkType::kPpp: {
+      // An optional HDLC address/control pair, then a 1-byte (compressed, odd) or 2-byte protocol.
+      off = caplen >= 2 && data[0] == 0xff && data[1] == 0x03 ? 2 : 0;
+      if (caplen - off < 1) return fail(out, Layer::kPpp, "PPP header truncated");
+      uint16_t proto = data[off];
+      if ((proto & 1) != 0) {
+        off += 1;
+      } else {
+        if (caplen - off < 2) return fail(out, Layer::kPpp, "PPP header truncated");
+        proto = be16(data + off);
+        off += 2;
+      }
+      ethertype = pppToEtherType(proto);
+      break;
+    }
+    case LinkType::kPppHdlc:
+      if (caplen < 4) return fail(out, Layer::kPpp, "PPP/HDLC header truncated");
+      if (data[0] == 0xff && data[1] == 0x03) {
+        ethertype = pppToEtherType(be16(data + 2));
+      } else if ((data[0] == 0x0f || data[0] == 0x8f) && data[1] == 0) {
+        ethertype = be16(data + 2);  // Cisco HDLC: an EtherType
+      } else {
+        return fail(out, Layer::kPpp, "neither PPP in HDLC framing (ff 03) nor Cisco HDLC");
+      }
+      off = 4;
+      break;
     default:
       return fail(out, Layer::kLink, "unknown link type");
   }
-  if (isL25Type(ethertype)) [[unlikely]] {
-    L25Step st{.off = off, .type = ethertype};
-    do {
-      if (!stepL25(data, caplen, &st)) return fail(out, st.layer, st.why);
-      if (trace != nullptr && trace->n < EncapTrace::kMax)
-        trace->h[trace->n++] = {st.kind, st.value};
-      if (st.kind == EncapHeader::Kind::kVlan) {
-        if (out->vlan_count < kMaxVlanTags)
-          out->vlan_ids[out->vlan_count] = static_cast<uint16_t>(st.value);
-        if (out->vlan_count < 255) ++out->vlan_count;
-      }
-    } while (st.mpls_next || st.pw_next || isL25Type(st.type));
-    off = st.off;
-    ethertype = st.type;
-  }
-  switch (ethertype) {
-    case kEtherTypeIpv4:
-      return parseIpv4(data, off, caplen, out);
-    case kEtherTypeIpv6:
-      return parseIpv6(data, off, caplen, out);
-    case kEtherTypeArp:
-      parseArp(data, off, caplen, out);
-      return true;
-    default:
-      return true;  // L3::kOther
+  // With decap, each tunnel found starts the walk again at its inner packet, bounded by the
+  // tunnel's payload ([off, end)).
+  uint32_t end = caplen;
+  uint8_t depth = 0;
+  for (;;) {
+    if (isL25Type(ethertype)) [[unlikely]] {
+      L25Step st{.off = off, .type = ethertype};
+      do {
+        if (!stepL25(data, end, &st)) return fail(out, st.layer, st.why);
+        if (trace != nullptr) trace->add({.kind = st.kind, .value = st.value});
+        if (st.kind == EncapHeader::Kind::kVlan) {
+          if (out->vlan_count < kMaxVlanTags)
+            out->vlan_ids[out->vlan_count] = static_cast<uint16_t>(st.value);
+          if (out->vlan_count < 255) ++out->vlan_count;
+        }
+      } while (st.mpls_next || st.pw_next || isL25Type(st.type));
+      off = st.off;
+      ethertype = st.type;
+    }
+    bool ok;
+    switch (ethertype) {
+      case kEtherTypeIpv4:
+        ok = parseIpv4(data, off, end, out);
+        break;
+      case kEtherTypeIpv6:
+        ok = parseIpv6(data, off, end, out);
+        break;
+      case kEtherTypeArp:
+        parseArp(data, off, end, out);
+        return true;
+      default:
+        return true;  // L3::kOther
+    }
+    if (!ok || opts == nullptr) return ok;
+    TunnelStep t;
+    const TunnelFound found = findTunnel(data, *out, *opts, &t);
+    if (found == TunnelFound::kNone) return true;
+    if (found == TunnelFound::kMalformed) return fail(out, t.layer, t.why);
+    if (depth >= opts->max_tunnel_depth) {
+      return fail(out, Layer::kTunnelDepth, "more nested tunnels than the decapsulation limit");
+    }
+    if (trace != nullptr) {
+      trace->add({.kind = t.kind,
+                  .value = t.value,
+                  .aux = t.aux,
+                  .has_outer = true,
+                  .proto = out->proto,
+                  .family = out->family,
+                  .sport = out->proto == kIpProtoUdp ? out->sport : uint16_t{0},
+                  .dport = out->proto == kIpProtoUdp ? out->dport : uint16_t{0},
+                  .src = out->src,
+                  .dst = out->dst});
+    }
+    // The inner packet replaces the outer one; the frame's VLAN tags stay counted.
+    const uint8_t vlan_count = out->vlan_count;
+    const uint16_t vlan0 = out->vlan_ids[0];
+    const uint16_t vlan1 = out->vlan_ids[1];
+    resetParsed(out);
+    out->vlan_count = vlan_count;
+    out->vlan_ids[0] = vlan0;
+    out->vlan_ids[1] = vlan1;
+    out->tunnel_depth = ++depth;
+    off = t.off;
+    end = t.end;
+    ethertype = t.type;
   }
 }
 
@@ -765,31 +1130,26 @@ bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacke
 
 bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
                         ParsedPacket* out) noexcept {
-  return parseFrame(data, caplen, link, out, nullptr);
+  return parseFrame(data, caplen, link, nullptr, out, nullptr);
 }
 
-std::string_view encapKindName(EncapHeader::Kind k) {
-  switch (k) {
-    case EncapHeader::Kind::kVlan:
-      return "vlan";
-    case EncapHeader::Kind::kMpls:
-      return "mpls";
-    case EncapHeader::Kind::kPppoe:
-      return "pppoe";
-    case EncapHeader::Kind::kPbb:
-      return "pbb";
-    case EncapHeader::Kind::kVnTag:
-      return "vn-tag";
-    case EncapHeader::Kind::kPseudowire:
-      return "pw-eth";
-  }
-  return "?";
+bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
+                        const ParseOptions& opts, ParsedPacket* out) noexcept {
+  return parseFrame(data, caplen, link, opts.decap ? &opts : nullptr, out, nullptr);
 }
 
-std::vector<EncapHeader> encapsulation(const uint8_t* data, uint32_t caplen, LinkType link) {
+bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, const ParseOptions& opts,
+                 ParsedPacket* out) noexcept {
+  // The fast path's frames (TCP) are never tunnels: the same result with or without decap.
+  if (link == LinkType::kEthernet && parseEthernetIpv4Tcp(data, caplen, out)) return true;
+  return parseFrame(data, caplen, link, opts.decap ? &opts : nullptr, out, nullptr);
+}
+
+std::vector<EncapHeader> encapsulation(const uint8_t* data, uint32_t caplen, LinkType link,
+                                       const ParseOptions& opts) {
   EncapTrace trace;
   ParsedPacket scratch;
-  parseFrame(data, caplen, link, &scratch, &trace);
+  parseFrame(data, caplen, link, opts.decap ? &opts : nullptr, &scratch, &trace);
   return {trace.h.begin(), trace.h.begin() + trace.n};
 }
 

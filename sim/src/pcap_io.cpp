@@ -46,11 +46,14 @@ constexpr int kDltIpv4 = 228;
 constexpr int kDltIpv6 = 229;
 constexpr int kDltLinuxSll2 = 276;
 constexpr int kDltNull = 0;
-constexpr int kDltLoop = 108;  // LINKTYPE_LOOP; DLT_LOOP in memory except on OpenBSD
+constexpr int kDltLoop = 108;       // LINKTYPE_LOOP; DLT_LOOP in memory except on OpenBSD
+constexpr int kDltPpp = 9;          // DLT_PPP
+constexpr int kDltPppSerial = 50;   // DLT_PPP_SERIAL (LINKTYPE_PPP_HDLC)
+constexpr int kDltCiscoHdlc = 104;  // DLT_C_HDLC: read as PPP-in-HDLC (the parser takes both)
 
 constexpr const char* kLinkTypesRead =
     "statewall reads Ethernet (EN10MB), raw IP (RAW, IPV4, IPV6), Linux cooked (LINUX_SLL, "
-    "LINUX_SLL2) and BSD loopback (NULL, LOOP) captures";
+    "LINUX_SLL2), BSD loopback (NULL, LOOP) and PPP (PPP, PPP_SERIAL, C_HDLC) captures";
 
 // LINKTYPE_RAW (101) is DLT_RAW in memory; the other link types we read share their number.
 int dltOfLinktype(uint32_t linktype) {
@@ -363,6 +366,11 @@ std::optional<LinkType> linkTypeFromDlt(int dlt) {
       return LinkType::kLinuxSll;
     case kDltLinuxSll2:
       return LinkType::kLinuxSll2;
+    case kDltPpp:
+      return LinkType::kPpp;
+    case kDltPppSerial:
+    case kDltCiscoHdlc:
+      return LinkType::kPppHdlc;
     default:
       return std::nullopt;
   }
@@ -382,6 +390,10 @@ int dltFromLinkType(LinkType link) {
       return kDltNull;
     case LinkType::kLoop:
       return kDltLoop;
+    case LinkType::kPpp:
+      return kDltPpp;
+    case LinkType::kPppHdlc:
+      return kDltPppSerial;
   }
   return DLT_EN10MB;
 }

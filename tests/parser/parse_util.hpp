@@ -25,6 +25,16 @@ inline ParseResult parseBytes(const uint8_t* data, size_t len, LinkType link) {
   return r;
 }
 
+// The same with parse options (decapsulation), through the 5-argument parsePacket().
+inline ParseResult parseBytes(const uint8_t* data, size_t len, LinkType link,
+                              const ParseOptions& opts) {
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[len == 0 ? 1 : len]);
+  if (len != 0) std::memcpy(copy.get(), data, len);
+  ParseResult r;
+  r.ok = parsePacket(len == 0 ? nullptr : copy.get(), static_cast<uint32_t>(len), link, opts, &r.p);
+  return r;
+}
+
 inline ParseResult parseBytes(const std::vector<uint8_t>& b, LinkType link, size_t len = SIZE_MAX) {
   return parseBytes(b.data(), len < b.size() ? len : b.size(), link);
 }

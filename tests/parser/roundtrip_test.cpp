@@ -250,9 +250,10 @@ TEST(ParserLayers, TypeFfffAfterATagIsNotAPseudowire) {
 
 TEST(ParserLayers, NamesComeFromOneTable) {
   const std::vector<std::string> want = {
-      "none",        "link", "vlan",         "sll",    "mpls",       "pppoe",    "pbb",
-      "vn-tag",      "ipv4", "ipv4-options", "ipv6",   "ipv6-ext",   "fragment", "tcp",
-      "tcp-options", "udp",  "icmp",         "icmpv6", "icmp-quoted"};
+      "none",        "link",  "vlan",         "sll",    "mpls",        "pppoe",    "pbb",
+      "vn-tag",      "ipv4",  "ipv4-options", "ipv6",   "ipv6-ext",    "fragment", "tcp",
+      "tcp-options", "udp",   "icmp",         "icmpv6", "icmp-quoted", "ppp",      "gre",
+      "erspan",      "vxlan", "geneve",       "gtp-u",  "teredo",      "ayiya",    "tunnel-depth"};
   ASSERT_EQ(kLayerCount, want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(layerName(static_cast<Layer>(i)), want[i]);

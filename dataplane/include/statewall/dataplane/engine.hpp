@@ -100,6 +100,9 @@ struct EngineConfig {
   // false: every packet takes the general algorithm, none the fast path of established TCP
   // (the same verdicts and state, slower; for tests that compare the two).
   bool fast_paths = true;
+  // How frames are parsed: tunnels judged as the outer packet (the default) or, with
+  // parse.decap, as the innermost packet (docs/design.md "Encapsulation and tunnels").
+  ParseOptions parse{};
 };
 
 // Counters by reason, summed over workers. Packets in = sum over reasons, always.

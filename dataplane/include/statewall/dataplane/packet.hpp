@@ -42,6 +42,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -53,7 +54,7 @@ using rules::Family;
 using rules::IpAddr;
 
 // How the capture or port delivers frames (pcap DLT_EN10MB, DLT_RAW, DLT_LINUX_SLL,
-// DLT_LINUX_SLL2, DLT_NULL, DLT_LOOP).
+// DLT_LINUX_SLL2, DLT_NULL, DLT_LOOP, DLT_PPP, DLT_PPP_SERIAL).
 enum class LinkType : uint8_t {
   kEthernet,
   kRawIp,  // IPv4 or IPv6, chosen by the version nibble
@@ -64,8 +65,16 @@ enum class LinkType : uint8_t {
   // byte orders are accepted for both: the values cannot be mistaken for one another.
   kNull,
   kLoop,
+  // PPP (DLT_PPP, RFC 1661 framing as libpcap writes it): an optional address/control pair
+  // 0xff 0x03, then the protocol field (1 byte when its low bit is set, RFC 1661 protocol field
+  // compression; else 2), then the datagram.
+  kPpp,
+  // PPP in HDLC-like framing (DLT_PPP_SERIAL, RFC 1662): address 0xff, control 0x03, 2-byte
+  // protocol; also Cisco HDLC (address 0x0f or 0x8f, control 0, then an EtherType), which
+  // captures of serial links label the same way.
+  kPppHdlc,
 };
-inline constexpr unsigned kLinkTypeCount = 6;
+inline constexpr unsigned kLinkTypeCount = 8;
 
 // X(enumerator, name): the layers a deny-malformed names, in one table so that names, counters and
 // JSON codes cannot drift apart.
@@ -88,7 +97,16 @@ inline constexpr unsigned kLinkTypeCount = 6;
   X(kUdp, "udp")                  \
   X(kIcmp, "icmp")                \
   X(kIcmpv6, "icmpv6")            \
-  X(kIcmpQuoted, "icmp-quoted")
+  X(kIcmpQuoted, "icmp-quoted")   \
+  X(kPpp, "ppp")                  \
+  X(kGre, "gre")                  \
+  X(kErspan, "erspan")            \
+  X(kVxlan, "vxlan")              \
+  X(kGeneve, "geneve")            \
+  X(kGtpU, "gtp-u")               \
+  X(kTeredo, "teredo")            \
+  X(kAyiya, "ayiya")              \
+  X(kTunnelDepth, "tunnel-depth")
 
 enum class Layer : uint8_t {
 #define STATEWALL_LAYER_ENUM(e, name) e,
@@ -160,6 +178,15 @@ inline constexpr uint16_t kEtherTypePbb = 0x88e7;    // 802.1ah backbone service
 inline constexpr uint16_t kEtherTypeVnTag = 0x8926;  // Cisco VN-Tag
 inline constexpr uint16_t kPppIpv4 = 0x0021;         // PPP protocol numbers
 inline constexpr uint16_t kPppIpv6 = 0x0057;
+// IP tunnels (ParseOptions::decap).
+inline constexpr uint8_t kIpProtoIpIp = 4;   // IPv4 in IP
+inline constexpr uint8_t kIpProtoIpv6 = 41;  // IPv6 in IP
+inline constexpr uint8_t kIpProtoGre = 47;
+inline constexpr uint16_t kEtherTypeTeb =
+    0x6558;  // transparent Ethernet bridging (an Ethernet frame)
+inline constexpr uint16_t kEtherTypeErspan2 =
+    0x88be;  // ERSPAN type II (type I without GRE sequence)
+inline constexpr uint16_t kEtherTypeErspan3 = 0x22eb;
 
 // ICMP types the parser interprets.
 inline constexpr uint8_t kIcmpEchoReply = 0;
@@ -338,32 +365,147 @@ struct ParsedPacket {
   uint16_t vlan_ids[kMaxVlanTags] = {0, 0};  // 12-bit VIDs, outermost first
   uint16_t l4_offset = 0;                    // byte offset of the transport header (0: none)
   NdProblem nd_problem = NdProblem::kNone;   // is_nd: why the message is not valid RFC 4861 ND
+  // With ParseOptions::decap: the tunnels around the packet described (0: not in a tunnel).
+  // vlan_count/vlan_ids then count the tags of the whole frame, outer ones first.
+  uint8_t tunnel_depth = 0;
   // With malformed != kNone: a static string saying what was wrong, e.g.
   // "IPv4 total length exceeds captured bytes".
   const char* malformed_why = nullptr;
   QuotedHeader quoted{};
 };
 
+// One encapsulation header of a frame, for outputs that name a packet's encapsulation
+// ("vlan:100", "mpls:16", "vxlan:vni=42"): the parser itself records only what the engine needs.
+// Layer-2.5 headers (vlan .. pw-eth) carry only kind and value; a tunnel (gre .. ip-in-ip) also
+// carries the flow of the packet that carries it (has_outer), for outputs that name an inner
+// connection's tunnel the way Zeek's tunnel_parents does.
+struct EncapHeader {
+  enum class Kind : uint8_t {
+    kVlan,
+    kMpls,
+    kPppoe,
+    kPbb,
+    kVnTag,
+    kPseudowire,
+    // Tunnels (docs/design.md "Encapsulation and tunnels"): only with ParseOptions::decap.
+    kGre,
+    kErspan,
+    kVxlan,
+    kGeneve,
+    kGtpU,
+    kTeredo,
+    kAyiya,
+    kIpIp,
+  };
+  Kind kind = Kind::kVlan;
+  // VLAN id, MPLS label, PPPoE session id, PBB I-SID, VN-Tag word; GRE key, ERSPAN session id,
+  // VXLAN/GENEVE VNI, GTP-U TEID; 0 for the rest.
+  uint32_t value = 0;
+  // GRE: 1 when the header carries a key (so "gre:key=0" and "gre" differ); ERSPAN: its type
+  // (1, 2 or 3). 0 otherwise.
+  uint8_t aux = 0;
+  // Tunnels: the carrying packet's flow (its IP addresses, protocol and, for UDP, ports).
+  bool has_outer = false;
+  uint8_t proto = 0;
+  Family family = Family::kV4;
+  uint16_t sport = 0;
+  uint16_t dport = 0;
+  IpAddr src{};
+  IpAddr dst{};
+};
+
+// "vlan", "mpls", "pppoe", "pbb", "vn-tag", "pw-eth" (an Ethernet pseudowire inside MPLS), "gre",
+// "erspan", "vxlan", "geneve", "gtp-u", "teredo", "ayiya", "ip-in-ip".
+std::string_view encapKindName(EncapHeader::Kind k);
+// True for the kinds that are IP tunnels (kGre and after).
+constexpr bool encapIsTunnel(EncapHeader::Kind k) {
+  return k >= EncapHeader::Kind::kGre;
+}
+
+// One header as text, the form `statewall gen --encap` reads back (parseEncapText()):
+//   vlan:100  mpls:16  pppoe:7  pbb:4096  vn-tag:2147549184  pw-eth
+//   gre (no key)  gre:key=5  erspan:type=1  erspan:session=3 (type II)  erspan:session=3:type=3
+//   vxlan:vni=42  geneve:vni=7  gtp-u:teid=0x1234  teredo  ayiya  ip-in-ip
+// The carrying flow (has_outer) is not part of the text.
+std::string encapText(const EncapHeader& h);
+// Reads encapText()'s form (also "vlan" for VID 0, "mpls" for label 0, "vxlan" and "geneve" for
+// VNI 0, "gtp-u" for TEID 0; numbers decimal or 0x-hex). Returns "" and fills *h, or an error
+// text naming what was wrong.
+std::string parseEncapText(std::string_view text, EncapHeader* h);
+
+// Which UDP destination (then source) ports carry which tunnel, for decapsulation.
+struct TunnelPort {
+  uint16_t port = 0;
+  EncapHeader::Kind kind = EncapHeader::Kind::kVxlan;
+};
+
+// How parsePacket() treats IP tunnels (docs/design.md "Encapsulation and tunnels"). Layer-2.5
+// headers are always unwrapped; tunnels only with decap. A fixed-size value: no allocation, cheap
+// to copy into EngineConfig.
+struct ParseOptions {
+  static constexpr size_t kMaxTunnelPorts = 16;
+  // false: a tunnel is judged as its outer packet (GRE, UDP 4789, ...). true: as the innermost
+  // packet; ParsedPacket::tunnel_depth counts the tunnels around it.
+  bool decap = false;
+  // Nested tunnels decapsulated at most; one more is deny-malformed at layer "tunnel-depth"
+  // (0: every tunnel is).
+  uint8_t max_tunnel_depth = 4;
+  uint8_t tunnel_port_count = 5;
+  // UDP port -> tunnel kind (the IANA ports); tunnel_ports[0, tunnel_port_count) are in use.
+  std::array<TunnelPort, kMaxTunnelPorts> tunnel_ports = {{
+      {4789, EncapHeader::Kind::kVxlan},
+      {6081, EncapHeader::Kind::kGeneve},
+      {2152, EncapHeader::Kind::kGtpU},
+      {3544, EncapHeader::Kind::kTeredo},
+      {5072, EncapHeader::Kind::kAyiya},
+  }};
+
+  // Maps `port` to `kind` (replacing what the port carried). False when the table is full or the
+  // kind is not a UDP tunnel (vxlan, geneve, gtp-u, teredo, ayiya).
+  bool addTunnelPort(uint16_t port, EncapHeader::Kind kind);
+  // The tunnel a UDP packet between these ports carries (the destination port first), or false.
+  bool udpTunnel(uint16_t sport, uint16_t dport, EncapHeader::Kind* kind) const {
+    for (uint32_t i = 0; i < tunnel_port_count; ++i) {
+      if (tunnel_ports[i].port == dport) {
+        *kind = tunnel_ports[i].kind;
+        return true;
+      }
+    }
+    for (uint32_t i = 0; i < tunnel_port_count; ++i) {
+      if (tunnel_ports[i].port == sport) {
+        *kind = tunnel_ports[i].kind;
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+// Adds one `--tunnel-port KIND=PORT` ("vxlan=8472") to *opts. Returns "" or an error text naming
+// what was wrong (unknown kind, bad port, table full).
+std::string parseTunnelPort(std::string_view text, ParseOptions* opts);
+
 // Parses one frame of `caplen` bytes. Returns true when every layer present parsed; false sets
 // out->malformed and out->malformed_why. Overwrites every field of *out. Thread-safe (no state);
-// reads only data[0, caplen).
+// reads only data[0, caplen). Tunnels are judged as their outer packet (ParseOptions{}).
 bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket* out) noexcept;
+// The same with options: with opts.decap, *out describes the innermost packet of the frame's
+// tunnels (out->tunnel_depth of them; offsets stay offsets into the frame). A fragmented outer
+// packet is not decapsulated. Without decap, exactly the 4-argument parsePacket().
+bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, const ParseOptions& opts,
+                 ParsedPacket* out) noexcept;
 // parsePacket() without its fast path for Ethernet/IPv4/TCP frames: the same result for every
 // frame (tests/parser compare the two). For tests.
 bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
                         ParsedPacket* out) noexcept;
+bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
+                        const ParseOptions& opts, ParsedPacket* out) noexcept;
 
-// One layer-2.5 header of a frame, for outputs that name a packet's encapsulation
-// ("vlan:100", "mpls:16"): the parser itself records only what the engine needs.
-struct EncapHeader {
-  enum class Kind : uint8_t { kVlan, kMpls, kPppoe, kPbb, kVnTag, kPseudowire };
-  Kind kind = Kind::kVlan;
-  uint32_t value = 0;  // VLAN id, MPLS label, PPPoE session id, PBB I-SID, VN-Tag word; 0
-};
-// "vlan", "mpls", "pppoe", "pbb", "vn-tag", "pw-eth" (an Ethernet pseudowire inside MPLS).
-std::string_view encapKindName(EncapHeader::Kind k);
-// The layer-2.5 headers of a frame, outermost first, walked exactly as parsePacket() walks them
-// (it stops where the parser would fail). Allocates: for outputs, never on the packet path.
-std::vector<EncapHeader> encapsulation(const uint8_t* data, uint32_t caplen, LinkType link);
+// The encapsulation headers of a frame, outermost first, walked exactly as parsePacket() walks
+// them with `opts` (it stops where the parser would fail): the layer-2.5 headers and, with
+// opts.decap, each tunnel followed by the layer-2.5 headers inside it. At most 32 entries.
+// Allocates: for outputs, never on the packet path.
+std::vector<EncapHeader> encapsulation(const uint8_t* data, uint32_t caplen, LinkType link,
+                                       const ParseOptions& opts = {});
 
 }  // namespace statewall::dataplane

@@ -59,6 +59,33 @@ struct Ipv6ExtHeader {
   Bytes body{};
 };
 
+// One IP tunnel around the packet (docs/design.md "Encapsulation and tunnels"). The builder wraps
+// the inner packet (with its Ethernet header and inner_shims for the kinds that carry Ethernet:
+// VXLAN, GENEVE, ERSPAN, GRE with `ethernet`) in the tunnel's header and an outer IP packet
+// (UDP for VXLAN, GENEVE, GTP-U, Teredo, AYIYA) from outer_src to outer_dst.
+struct TunnelSpec {
+  EncapHeader::Kind kind = EncapHeader::Kind::kVxlan;  // kGre .. kIpIp
+  // As EncapHeader: GRE key, ERSPAN session, VXLAN/GENEVE VNI, GTP-U TEID; aux: GRE key present,
+  // ERSPAN type (1, 2 or 3; 0 means 2).
+  uint32_t value = 0;
+  uint8_t aux = 0;
+  IpAddr outer_src = IpAddr::v4(0xc0000201);  // 192.0.2.1
+  IpAddr outer_dst = IpAddr::v4(0xc0000202);  // 192.0.2.2
+  uint16_t sport = 0;         // UDP tunnels; 0: 49152 for VXLAN and GENEVE, else the tunnel's port
+  uint16_t dport = 0;         // 0: the IANA port of the kind (4789, 6081, 2152, 3544, 5072)
+  bool ethernet = false;      // GRE: carry an Ethernet frame (transparent Ethernet bridging)
+  bool gre_checksum = false;  // GRE: checksum present (filled in)
+  bool gre_sequence = false;  // GRE: sequence number present (ERSPAN II and III always have one)
+  Bytes geneve_options{};     // GENEVE: option bytes, padded with zeros to a multiple of 4
+  bool gtp_sequence = false;  // GTP-U: the optional sequence/N-PDU/next-extension fields
+  std::vector<Bytes> gtp_extensions{};  // GTP-U: extension header contents (padded to 4n - 2)
+  bool teredo_auth = false;             // Teredo: an authentication indicator (empty id and value)
+  bool teredo_origin = false;           // Teredo: an origin indication
+  std::vector<Shim> inner_shims{};      // layer-2.5 headers inside the tunnel's Ethernet frame
+};
+// A TunnelSpec from its text form (encapText(), e.g. "vxlan:vni=42"): the kind, value and aux.
+TunnelSpec tunnelSpecOf(const EncapHeader& h);
+
 struct FrameOptions {
   LinkType link = LinkType::kEthernet;
   MacAddr src_mac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
@@ -76,6 +103,8 @@ struct FrameOptions {
   uint16_t sll_hatype = 1;       // ARPHRD_ETHER
   uint32_t sll2_ifindex = 1;
   size_t trailer_len = 0;  // zero bytes after the IP datagram (Ethernet padding, say)
+  // IP tunnels around the packet, outermost first; vlans and shims are those of the outer frame.
+  std::vector<TunnelSpec> tunnels{};
 };
 
 // Shorthand for an IP packet with no link header (the form ICMP errors quote).
@@ -178,7 +207,8 @@ Bytes buildEthertype(uint16_t ethertype, const Bytes& payload, const FrameOption
 Bytes buildIpPacket(const IpAddr& src, const IpAddr& dst, uint8_t proto,
                     std::span<const uint8_t> l4, const FrameOptions& opts = {});
 Bytes addLinkHeader(const Bytes& l3_packet, uint16_t ethertype, const FrameOptions& opts = {});
-// Bytes before the L3 header for these options: link header plus VLAN tags.
+// Bytes before the L3 header for these options: link header plus VLAN tags (with tunnels, before
+// the outermost IP header).
 size_t l3Offset(const FrameOptions& opts);
 
 // Splits the IP datagram in `frame` (framed per `opts`) into fragments whose IP packets are at most
