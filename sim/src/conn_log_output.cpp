@@ -33,10 +33,15 @@ bool ConnLogOutput::open(const std::string& path, ConnFormat format, std::string
         "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\t"
         "orig_bytes\tresp_bytes\tconn_state\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\t"
         "resp_ip_bytes\tend\ttracked\tconn_id\tfirst_reason\topened_by\tdenied_pkts\t"
-        "icmp_errors\n"
-        "#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tinterval\tcount\tcount\tstring\t"
-        "string\tcount\tcount\tcount\tcount\tstring\tbool\tcount\tstring\tstring\tcount\t"
-        "count\n");
+        "icmp_errors");
+    // With decapsulation: which records are tunnels, and each connection's tunnels.
+    if (decap()) out_.append("\tkind\ttunnel_type\ttunnel_parents");
+    out_.append(
+        "\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tinterval\tcount\tcount\t"
+        "string\tstring\tcount\tcount\tcount\tcount\tstring\tbool\tcount\tstring\tstring\t"
+        "count\tcount");
+    if (decap()) out_.append("\tstring\tstring\tset[string]");
+    out_.append("\n");
   }
   return true;
 }
@@ -44,9 +49,37 @@ bool ConnLogOutput::open(const std::string& path, ConnFormat format, std::string
 void ConnLogOutput::packetsJudged(const JudgedBurst& b) {
   tracker_.advance(ctx_.engine, b.clock, &ctx_.policy->timeouts(), ctx_.table_capacity);
   for (unsigned i = 0; i < b.n; ++i) {
+    if (b.parsed[i].tunnel_depth > 0) observeTunnels(b.refs[i], b.meta[i].ts);
     tracker_.observe(b.parsed[i], b.verdicts[i], b.meta[i].ts);
     tracker_.settle();
   }
+}
+
+// The tunnels of a frame judged inside them: the outermost carrier is the frame parsed without
+// decapsulation; an inner one is known by its flow only (no byte counts).
+void ConnLogOutput::observeTunnels(const dataplane::PacketRef& frame, uint64_t ts) {
+  const std::vector<dataplane::EncapHeader> headers =
+      dataplane::encapsulation(frame.data, frame.len, frame.link, ctx_.options->parse);
+  size_t n = 0;
+  for (const dataplane::EncapHeader& h : headers) {
+    if (!dataplane::encapIsTunnel(h.kind) || !h.has_outer || n == carriers_.size()) continue;
+    ConnTracker::Carrier& c = carriers_[n];
+    c.kind = h.kind;
+    if (n == 0) {
+      dataplane::parsePacket(frame.data, frame.len, frame.link, &c.packet);
+    } else {
+      c.packet = dataplane::ParsedPacket{};
+      c.packet.l3 = h.family == rules::Family::kV4 ? dataplane::L3::kIpv4 : dataplane::L3::kIpv6;
+      c.packet.family = h.family;
+      c.packet.proto = h.proto;
+      c.packet.src = h.src;
+      c.packet.dst = h.dst;
+      c.packet.sport = h.sport;
+      c.packet.dport = h.dport;
+    }
+    ++n;
+  }
+  tracker_.observeTunnels(carriers_.data(), n, ts);
 }
 
 void ConnLogOutput::endAll(uint64_t clock) {
@@ -102,7 +135,20 @@ void ConnLogOutput::writeJson(const ConnRecord& r, std::string_view state) {
   } else {
     b.append(std::string_view("null"));
   }
-  fmt::format_to(out, ",\"denied_pkts\":{},\"icmp_errors\":{}}}\n", r.denied_pkts, r.icmp_errors);
+  fmt::format_to(out, ",\"denied_pkts\":{},\"icmp_errors\":{}", r.denied_pkts, r.icmp_errors);
+  if (r.is_tunnel) {
+    fmt::format_to(out, ",\"kind\":\"tunnel\",\"tunnel_type\":\"{}\"",
+                   dataplane::encapKindName(r.tunnel));
+  }
+  if (r.parent_count > 0) {
+    b.append(std::string_view(",\"tunnel_parents\":["));
+    for (uint8_t i = 0; i < r.parent_count; ++i) {
+      if (i > 0) b.push_back(',');
+      fmt::format_to(out, "\"{}\"", ConnRecord::uidOf(r.parents[i]));
+    }
+    b.push_back(']');
+  }
+  b.append(std::string_view("}\n"));
 }
 
 void ConnLogOutput::writeTsv(const ConnRecord& r, std::string_view state) {
@@ -131,7 +177,20 @@ void ConnLogOutput::writeTsv(const ConnRecord& r, std::string_view state) {
   } else {
     b.push_back('-');
   }
-  fmt::format_to(out, "\t{}\t{}\n", r.denied_pkts, r.icmp_errors);
+  fmt::format_to(out, "\t{}\t{}", r.denied_pkts, r.icmp_errors);
+  if (decap()) {
+    if (r.is_tunnel) {
+      fmt::format_to(out, "\ttunnel\t{}\t", dataplane::encapKindName(r.tunnel));
+    } else {
+      b.append(std::string_view("\tconn\t-\t"));
+    }
+    if (r.parent_count == 0) b.append(std::string_view("(empty)"));
+    for (uint8_t i = 0; i < r.parent_count; ++i) {
+      if (i > 0) b.push_back(',');
+      b.append(ConnRecord::uidOf(r.parents[i]));
+    }
+  }
+  b.push_back('\n');
 }
 
 }  // namespace statewall::sim::detail

@@ -3,6 +3,7 @@
 // states) and writes them, in Zeek's conn.log vocabulary, as JSON lines or Zeek's TSV.
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -38,12 +39,15 @@ class ConnLogOutput final : public ReplayObserver {
     const std::vector<ReplayObserver*>* observers;
   };
 
+  bool decap() const { return ctx_.options->parse.decap; }
+  void observeTunnels(const dataplane::PacketRef& frame, uint64_t ts);
   void writeJson(const ConnRecord& r, std::string_view state);
   void writeTsv(const ConnRecord& r, std::string_view state);
 
   const ReplayContext& ctx_;
   Fanout fanout_;
   ConnTracker tracker_;
+  std::array<ConnTracker::Carrier, ConnRecord::kMaxParents> carriers_{};
   OutFile out_;
   ConnFormat format_ = ConnFormat::kJsonl;
 };

@@ -51,6 +51,8 @@ void ConnTracker::advance(const dataplane::Engine* engine, uint64_t clock,
 ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdict& v,
                                               uint64_t ts) {
   Attribution a;
+  const size_t parents = pending_count_;
+  pending_count_ = 0;
   if ((p.l3 != L3::kIpv4 && p.l3 != L3::kIpv6) || (v.flags & kFlagControl) ||
       v.reason == Reason::kDenyMalformed) {
     return a;
@@ -77,6 +79,8 @@ ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdi
     }
     a.record = r;
     a.from_orig = !reply;
+    for (size_t i = 0; i < parents; ++i)
+      r->addParent(pending_parents_[i]);
     if (p.icmp_is_error && r->proto != p.proto) {
       // An ICMP error about this connection: counted, not mixed into its packet counts.
       a.icmp_error = true;
@@ -85,25 +89,10 @@ ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdi
       return a;
     }
   } else {
-    FlowKey k = keyOf(p);
-    if (isIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
-      k.sport = k.dport = p.icmp_id;
-    }
-    FlowKey rev = k;
-    std::swap(rev.src, rev.dst);
-    std::swap(rev.sport, rev.dport);
-    const bool forward = std::tie(k.src, k.sport) <= std::tie(rev.src, rev.sport);
-    bool inserted = false;
-    r = &untracked_.findOrInsert(forward ? k : rev, &inserted);
-    if (inserted) {
-      begin(*r, p, false);
-      r->first_reason = v.reason;
-    }
-    // Sent by the sender of the record's first packet? (The record applies its own flip.)
-    const rules::IpAddr& first_src = r->flipped ? r->resp_h : r->orig_h;
-    const uint16_t first_sport = r->flipped ? r->resp_p : r->orig_p;
+    r = &flowRecord(untracked_, p, &v, &a.from_orig);
     a.record = r;
-    a.from_orig = inserted || (p.src == first_src && (isIcmp(p.proto) || p.sport == first_sport));
+    for (size_t i = 0; i < parents; ++i)
+      r->addParent(pending_parents_[i]);
   }
   r->observe(p, a.from_orig, ts);
   if (!allowed) ++r->denied_pkts;
@@ -116,6 +105,45 @@ ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdi
   }
   look_ = true;
   return a;
+}
+
+ConnRecord& ConnTracker::flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows,
+                                    const ParsedPacket& p, const Verdict* v, bool* from_orig) {
+  FlowKey k = keyOf(p);
+  if (isIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
+    k.sport = k.dport = p.icmp_id;
+  }
+  FlowKey rev = k;
+  std::swap(rev.src, rev.dst);
+  std::swap(rev.sport, rev.dport);
+  const bool forward = std::tie(k.src, k.sport) <= std::tie(rev.src, rev.sport);
+  bool inserted = false;
+  ConnRecord& r = flows.findOrInsert(forward ? k : rev, &inserted);
+  if (inserted) {
+    begin(r, p, false);
+    if (v != nullptr) r.first_reason = v->reason;
+  }
+  // Sent by the sender of the record's first packet? (The record applies its own flip.)
+  const rules::IpAddr& first_src = r.flipped ? r.resp_h : r.orig_h;
+  const uint16_t first_sport = r.flipped ? r.resp_p : r.orig_p;
+  *from_orig = inserted || (p.src == first_src && (isIcmp(p.proto) || p.sport == first_sport));
+  return r;
+}
+
+void ConnTracker::observeTunnels(const Carrier* carriers, size_t n, uint64_t ts) {
+  pending_count_ = 0;
+  for (size_t i = 0; i < n; ++i) {
+    bool from_orig = true;
+    ConnRecord& r = flowRecord(tunnels_, carriers[i].packet, nullptr, &from_orig);
+    if (!r.is_tunnel) {
+      r.is_tunnel = true;
+      r.tunnel = carriers[i].kind;
+      // A tunnel's packets are allowed or denied as the packets inside them are.
+      r.first_reason = Reason::kAllowUnprotected;
+    }
+    r.observe(carriers[i].packet, from_orig, ts);
+    if (pending_count_ < ConnRecord::kMaxParents) pending_parents_[pending_count_++] = r.seq;
+  }
 }
 
 void ConnTracker::settle() {
@@ -178,48 +206,51 @@ void ConnTracker::scan(bool final) {
     for (uint64_t id : gone)
       tracked_.erase(id);
   }
-  {
-    auto& keys = untracked_.keys();
-    auto& vals = untracked_.values();
-    std::vector<FlowKey> gone;
-    std::vector<size_t> kept;
-    for (size_t i = 0; i < vals.size(); ++i) {
-      ConnEnd e = endOf(vals[i], false);
-      if (final || e == ConnEnd::kTimedOut ||
-          (e == ConnEnd::kClosed && vals[i].last_ns + idleLimitNs(vals[i]) <= clock_)) {
-        vals[i].end = e;
-        done.push_back(vals[i]);
-        gone.push_back(keys[i]);
-      } else {
-        kept.push_back(i);
-      }
-    }
-    // More flows without a connection than the table holds connections (a flood of denied
-    // SYNs, many untracked flows): the longest idle are written now, so that memory stays
-    // bounded; a later packet of one of them starts a new record.
-    if (kept.size() > untracked_cap_ * 3 / 4) {
-      const size_t drop = kept.size() - untracked_cap_ / 2;
-      std::nth_element(kept.begin(), kept.begin() + static_cast<long>(drop), kept.end(),
-                       [&](size_t a, size_t b) {
-                         return std::tie(vals[a].last_ns, vals[a].seq) <
-                                std::tie(vals[b].last_ns, vals[b].seq);
-                       });
-      for (size_t j = 0; j < drop; ++j) {
-        ConnRecord& r = vals[kept[j]];
-        r.end = endOf(r, false);
-        done.push_back(r);
-        gone.push_back(keys[kept[j]]);
-      }
-      ended_early_ += drop;
-    }
-    for (const auto& k : gone)
-      untracked_.erase(k);
-  }
+  scanFlows(untracked_, final, &done);
+  scanFlows(tunnels_, final, &done);
   std::sort(done.begin(), done.end(), [](const ConnRecord& a, const ConnRecord& b) {
     return a.first_ns != b.first_ns ? a.first_ns < b.first_ns : a.seq < b.seq;
   });
   if (!done.empty()) sink_->connectionsEnded(done.data(), done.size());
   next_scan_ = std::max(kMinScan, 2 * (tracked_.size() + untracked_.size()));
+}
+
+void ConnTracker::scanFlows(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows, bool final,
+                            std::vector<ConnRecord>* done) {
+  auto& keys = flows.keys();
+  auto& vals = flows.values();
+  std::vector<FlowKey> gone;
+  std::vector<size_t> kept;
+  for (size_t i = 0; i < vals.size(); ++i) {
+    ConnEnd e = endOf(vals[i], false);
+    if (final || e == ConnEnd::kTimedOut ||
+        (e == ConnEnd::kClosed && vals[i].last_ns + idleLimitNs(vals[i]) <= clock_)) {
+      vals[i].end = e;
+      done->push_back(vals[i]);
+      gone.push_back(keys[i]);
+    } else {
+      kept.push_back(i);
+    }
+  }
+  // More flows without a connection than the table holds connections (a flood of denied
+  // SYNs, many untracked flows): the longest idle are written now, so that memory stays
+  // bounded; a later packet of one of them starts a new record.
+  if (kept.size() > untracked_cap_ * 3 / 4) {
+    const size_t drop = kept.size() - untracked_cap_ / 2;
+    std::nth_element(
+        kept.begin(), kept.begin() + static_cast<long>(drop), kept.end(), [&](size_t a, size_t b) {
+          return std::tie(vals[a].last_ns, vals[a].seq) < std::tie(vals[b].last_ns, vals[b].seq);
+        });
+    for (size_t j = 0; j < drop; ++j) {
+      ConnRecord& r = vals[kept[j]];
+      r.end = endOf(r, false);
+      done->push_back(r);
+      gone.push_back(keys[kept[j]]);
+    }
+    ended_early_ += drop;
+  }
+  for (const auto& k : gone)
+    flows.erase(k);
 }
 
 }  // namespace statewall::sim::detail

@@ -67,6 +67,16 @@ class ConnTracker {
   // capacity (which bounds the flows without a connection kept at once).
   void advance(const dataplane::Engine* engine, uint64_t clock, const rules::Timeouts* timeouts,
                size_t table_capacity);
+  // A tunnel a frame came through (with decapsulation): its kind and the packet that carried it
+  // (for the outermost tunnel, the frame parsed without decapsulation).
+  struct Carrier {
+    dataplane::EncapHeader::Kind kind{};
+    dataplane::ParsedPacket packet;
+  };
+  // Counts a frame's tunnels (outermost first) in their own records, of kind tunnel, keyed by the
+  // carrying flow; the next observe() (the frame's inner packet) lists them as its parents.
+  void observeTunnels(const Carrier* carriers, size_t n, uint64_t ts);
+
   // Attributes one judged packet and counts it in its record (valid until settle() or the next
   // observe()). Call settle() after each.
   Attribution observe(const dataplane::ParsedPacket& p, const dataplane::Verdict& v, uint64_t ts);
@@ -79,6 +89,13 @@ class ConnTracker {
 
  private:
   void scan(bool final);
+  // The part of scan() for records keyed by flow (without a connection, or tunnels).
+  void scanFlows(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows, bool final,
+                 std::vector<ConnRecord>* done);
+  // The record of a flow without a connection id, and whether `p` came from its originator.
+  ConnRecord& flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows,
+                         const dataplane::ParsedPacket& p, const dataplane::Verdict* v,
+                         bool* from_orig);
   uint64_t idleLimitNs(const ConnRecord& r) const;
   ConnEnd endOf(const ConnRecord& r, bool in_engine) const;
   void begin(ConnRecord& r, const dataplane::ParsedPacket& p, bool reply) {
@@ -93,6 +110,10 @@ class ConnTracker {
   const rules::Timeouts* timeouts_ = nullptr;
   FlatMap<uint64_t, ConnRecord, U64Hash, U64Eq> tracked_{1024};
   FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq> untracked_{1024};
+  FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq> tunnels_{16};
+  // The tunnel records of the frame whose inner packet observe() attributes next.
+  uint64_t pending_parents_[ConnRecord::kMaxParents] = {};
+  size_t pending_count_ = 0;
   uint64_t seq_ = 0;
   static constexpr size_t kMinScan = 1 << 16;
   size_t next_scan_ = kMinScan;

@@ -275,6 +275,7 @@ struct Replay::Impl {
     cfg.table_capacity = opt.table_capacity != 0 ? opt.table_capacity : autoCapacity();
     cfg.fragment_capacity = opt.fragment_capacity;
     cfg.pass_non_ip = opt.pass_non_ip;
+    cfg.parse = opt.parse;
     engine = std::make_unique<dataplane::Engine>(cfg, policy);
     ctx.engine = engine.get();
     ctx.table_capacity = cfg.table_capacity;
@@ -373,7 +374,7 @@ struct Replay::Impl {
       // The outputs that read only denied packets (and a Replay::Observer, all) get them parsed.
       for (unsigned i = 0; i < n; ++i) {
         if (!verdicts[i].allowed() || fn_observer)
-          dataplane::parsePacket(refs[i].data, refs[i].len, refs[i].link, &parsed[i]);
+          dataplane::parsePacket(refs[i].data, refs[i].len, refs[i].link, opt.parse, &parsed[i]);
       }
     }
     detail::JudgedBurst b;

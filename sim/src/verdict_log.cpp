@@ -32,24 +32,19 @@ void appendFlags(fmt::memory_buffer& b, uint16_t flags) {
   b.push_back(']');
 }
 
-// "encap": the frame's layer-2.5 headers, outermost first ("vlan:100", "mpls:16"); nothing for a
-// plain frame. Only a frame whose IP header is not right after an Ethernet header is walked again
-// (and only one that has headers allocates).
-void appendEncap(fmt::memory_buffer& b, const dataplane::PacketRef& frame, const ParsedPacket& p) {
+// "encap": the frame's layer-2.5 headers and, with decapsulation, its tunnels, outermost first
+// ("vlan:100", "vxlan:vni=42"); nothing for a plain frame. Only a frame whose IP header is not
+// right after an Ethernet header is walked again (and only one that has headers allocates).
+void appendEncap(fmt::memory_buffer& b, const dataplane::PacketRef& frame, const ParsedPacket& p,
+                 const dataplane::ParseOptions& parse) {
   if (frame.link == dataplane::LinkType::kEthernet && p.l3_offset == kEthernetHeaderLen) return;
   const std::vector<dataplane::EncapHeader> headers =
-      dataplane::encapsulation(frame.data, frame.len, frame.link);
+      dataplane::encapsulation(frame.data, frame.len, frame.link, parse);
   if (headers.empty()) return;
   b.append(std::string_view(",\"encap\":["));
   for (size_t i = 0; i < headers.size(); ++i) {
     if (i > 0) b.push_back(',');
-    b.push_back('"');
-    b.append(dataplane::encapKindName(headers[i].kind));
-    if (headers[i].kind != dataplane::EncapHeader::Kind::kPseudowire) {
-      b.push_back(':');
-      appendU64(b, headers[i].value);
-    }
-    b.push_back('"');
+    appendJsonString(b, dataplane::encapText(headers[i]));
   }
   b.push_back(']');
 }
@@ -78,7 +73,7 @@ void VerdictLog::write(const dataplane::PacketRef& frame, const ParsedPacket& p,
   num(m.index);
   lit(",\"ts\":");
   appendTs(b, m.ts, nano);
-  appendEncap(b, frame, p);
+  appendEncap(b, frame, p, ctx_.options->parse);
   const bool ip = p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
   std::string_view pname = protoText(p.proto, p.l3);
   lit(",\"proto\":");
