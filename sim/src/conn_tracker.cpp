@@ -154,7 +154,7 @@ void ConnTracker::settle() {
   }
 }
 
-uint64_t ConnTracker::idleLimitNs(const ConnRecord& r) const {
+uint64_t ConnTracker::idleLimitNs(const ConnRecord& r, const rules::Timeouts& timeouts) {
   using K = rules::TimeoutKey;
   K k;
   if (r.proto == dataplane::kIpProtoTcp) {
@@ -168,7 +168,7 @@ uint64_t ConnTracker::idleLimitNs(const ConnRecord& r) const {
   } else {
     k = K::kOther;
   }
-  return static_cast<uint64_t>(timeouts_->get(k)) * 1000000000ull;
+  return static_cast<uint64_t>(timeouts.get(k)) * 1000000000ull;
 }
 
 ConnEnd ConnTracker::endOf(const ConnRecord& r, bool in_engine) const {

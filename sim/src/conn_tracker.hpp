@@ -84,6 +84,9 @@ class ConnTracker {
   void settle();
   // Ends every record (the end of the run).
   void endAll() { scan(true); }
+  // How long a record's flow may stay idle before it has timed out: the timeout of the state its
+  // packets show (TCP closed, half-open or established; UDP one-way or stream; ICMP; other).
+  static uint64_t idleLimitNs(const ConnRecord& r, const rules::Timeouts& timeouts);
   // Records of flows without a connection ended early (more such flows than the bound).
   uint64_t endedEarly() const { return ended_early_; }
 
@@ -96,7 +99,7 @@ class ConnTracker {
   ConnRecord& flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows,
                          const dataplane::ParsedPacket& p, const dataplane::Verdict* v,
                          bool* from_orig);
-  uint64_t idleLimitNs(const ConnRecord& r) const;
+  uint64_t idleLimitNs(const ConnRecord& r) const { return idleLimitNs(r, *timeouts_); }
   ConnEnd endOf(const ConnRecord& r, bool in_engine) const;
   void begin(ConnRecord& r, const dataplane::ParsedPacket& p, bool reply) {
     r.seq = seq_++;
