@@ -141,6 +141,13 @@ std::string parseEncapText(std::string_view text, EncapHeader* h) {
     const std::string_view key =
         eq == std::string_view::npos ? std::string_view{} : attr.substr(0, eq);
     const std::string_view val = eq == std::string_view::npos ? attr : attr.substr(eq + 1);
+    if (key == "port" && udpTunnelKind(kind)) {
+      uint64_t port;
+      if (!parseNumber(val, 65535, &port) || port == 0)
+        return quoted + ": the port must be a number from 1 to 65535";
+      r.dport = static_cast<uint16_t>(port);
+      continue;
+    }
     // The attribute each kind takes, and its largest value.
     std::string_view want;
     uint64_t max = 0;

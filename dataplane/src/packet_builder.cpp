@@ -395,6 +395,7 @@ TunnelSpec tunnelSpecOf(const EncapHeader& h) {
   t.kind = h.kind;
   t.value = h.value;
   t.aux = h.aux;
+  t.dport = h.dport;
   return t;
 }
 

@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "decap_flags.hpp"
 #include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/dataplane/engine.hpp"
@@ -55,6 +56,7 @@ struct DiffArgs {
   size_t max_flows = 20;  // flows listed per rule change in the text output
   size_t table_capacity = 1 << 20;
   std::string packets_path;  // --packets FILE.jsonl: every packet whose verdict changes
+  DecapArgs decap;
 };
 
 // Loads and compiles one policy; prints diagnostics; nullptr on failure.
@@ -389,6 +391,7 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
   const rules::PolicyDiff diff = rules::diffPolicies(*old_p, *new_p);
   sim::ReplayOptions opt;
   opt.table_capacity = a.table_capacity;
+  if (!decapOptions(a.decap, "diff", &opt.parse)) return 2;
   sim::Replay r_old(old_p, opt), r_new(new_p, opt);
 
   // Per chunk: the old driver's verdicts, compared with the new driver's as they come.
@@ -681,6 +684,7 @@ void addDiffCommand(CLI::App& app, int* exit_code) {
                   "write every packet whose verdict changes to this file (JSON lines)");
   cmd->add_option("--table-capacity", args->table_capacity,
                   "connection-table capacity of each engine (IPv4)");
+  addDecapFlags(cmd, &args->decap);
   cmd->callback([args, exit_code]() { *exit_code = runDiff(*args); });
 }
 

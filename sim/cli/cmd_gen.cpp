@@ -33,6 +33,7 @@ struct GenArgs {
   uint32_t flood_packets = 2000;
   std::string link = "ethernet";
   int vlan = -1;
+  std::string encap;
   double start = 1700000000.0;
   bool quiet = false;
   std::vector<std::string> policies;
@@ -74,19 +75,34 @@ int runGen(const GenArgs& a) {
     o.link = dataplane::LinkType::kNull;
   } else if (a.link == "loop") {
     o.link = dataplane::LinkType::kLoop;
+  } else if (a.link == "ppp") {
+    o.link = dataplane::LinkType::kPpp;
+  } else if (a.link == "ppp-hdlc") {
+    o.link = dataplane::LinkType::kPppHdlc;
   } else {
-    std::fprintf(stderr, "statewall gen: --link must be ethernet, raw, sll, sll2, null or loop\n");
+    std::fprintf(stderr,
+                 "statewall gen: --link must be ethernet, raw, sll, sll2, null, loop, ppp or "
+                 "ppp-hdlc\n");
     return 2;
   }
   if (a.vlan >= 0) {
-    if (a.vlan > 4095 || o.link == dataplane::LinkType::kRawIp ||
-        o.link == dataplane::LinkType::kNull || o.link == dataplane::LinkType::kLoop) {
+    if (a.vlan > 4095 ||
+        (o.link != dataplane::LinkType::kEthernet && o.link != dataplane::LinkType::kLinuxSll &&
+         o.link != dataplane::LinkType::kLinuxSll2)) {
       std::fprintf(stderr, "statewall gen: --vlan takes 0..4095 and needs a link with a header\n");
       return 2;
     }
     o.vlan = static_cast<uint16_t>(a.vlan);
   }
   std::string err;
+  if (!a.encap.empty()) {
+    auto e = sim::parseEncapList(a.encap, o.link, &err);
+    if (!e) {
+      std::fprintf(stderr, "statewall gen: %s\n", err.c_str());
+      return 2;
+    }
+    o.encap = *e;
+  }
   for (const auto& spec : a.flows) {
     auto p = sim::parseFlowSpec(spec, &err);
     if (!p) {
@@ -190,7 +206,14 @@ void addGenCommand(CLI::App& app, int* exit_code) {
       "  flood CIDR -> DST:PORT [count=N] [rate=PPS]\n"
       "IPv6 endpoints with a port go in brackets: [2001:db8::1]:443.\n"
       "Random mix scenarios (--mix NAME=WEIGHT,...): tcp, tcp-rst, refused, noanswer, idle, udp,\n"
-      "  udp-stream, udp-unreach, icmp, scan, flood.");
+      "  udp-stream, udp-unreach, icmp, scan, flood.\n"
+      "Encapsulations (--encap, comma-separated, outermost first): vlan:ID mpls:LABEL pppoe:SID\n"
+      "  pbb:ISID vn-tag:WORD pw-eth | gre gre:key=N erspan:type=1 erspan:session=N\n"
+      "  erspan:session=N:type=3 vxlan:vni=N geneve:vni=N gtp-u:teid=N teredo ayiya ip-in-ip.\n"
+      "  Layer-2.5 headers after a tunnel go inside its Ethernet frame (vxlan, geneve, erspan).\n"
+      "  A UDP tunnel takes :port=N for another port (vxlan:vni=42:port=8472).\n"
+      "  Tunnel k (0 outermost) runs between 192.0.2.(2k+1) and 192.0.2.(2k+2). Replay such a\n"
+      "  trace with --decap to judge the inner packets.");
   cmd->add_option("--seed", args->seed, "PRNG seed")->capture_default_str();
   cmd->add_option("--out,-o", args->out, "output pcap file")->required();
   cmd->add_option("--flow", args->flows, "an explicit flow (see below); repeatable");
@@ -218,9 +241,13 @@ void addGenCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--scan-ports", args->scan_ports, "ports per scan")->capture_default_str();
   cmd->add_option("--flood-packets", args->flood_packets, "SYNs per flood")->capture_default_str();
-  cmd->add_option("--link", args->link, "link type: ethernet, raw, sll, sll2, null, loop")
+  cmd->add_option("--link", args->link,
+                  "link type: ethernet, raw, sll, sll2, null, loop, ppp, ppp-hdlc")
       ->capture_default_str();
   cmd->add_option("--vlan", args->vlan, "add one 802.1Q tag with this VLAN id");
+  cmd->add_option("--encap", args->encap,
+                  "encapsulate every frame, outermost first, e.g. vlan:100,vxlan:vni=42 (see "
+                  "below)");
   cmd->add_option("--start", args->start, "trace start, seconds since 1970")->capture_default_str();
   cmd->add_flag("--quiet,-q", args->quiet, "print nothing on success");
   cmd->add_option("--policy,-p", args->policies, "policy file(s) for --stop-on-deny");

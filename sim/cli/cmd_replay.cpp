@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "decap_flags.hpp"
 #include "policy_input.hpp"
 #include "statewall/control/server.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -40,6 +41,7 @@ struct ReplayArgs {
   size_t table_capacity = 0;
   unsigned burst = 32;
   bool pass_non_ip = false;
+  DecapArgs decap;
   std::string progress = "auto";
   std::string pace;  // "realtime", "Nx"; empty: full speed
   std::string control_socket;
@@ -170,6 +172,7 @@ int runReplay(const ReplayArgs& a) {
   o.table_capacity = a.table_capacity;
   o.burst = a.burst;
   o.pass_non_ip = a.pass_non_ip;
+  if (!decapOptions(a.decap, "replay", &o.parse)) return 2;
   o.expectations = expectations ? &*expectations : nullptr;
   o.pace = pace.value_or(0);
   o.shared_engine = control;
@@ -308,6 +311,7 @@ void addReplayCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_flag("--pass-non-ip", args->pass_non_ip,
                 "let non-IP frames (other than ARP) pass as allow-unprotected");
+  addDecapFlags(cmd, &args->decap);
   cmd->add_option("--progress", args->progress,
                   "progress bar on stderr: auto (when it is a terminal), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}))

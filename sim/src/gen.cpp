@@ -21,6 +21,24 @@ using dataplane::FrameOptions;
 using rules::Cidr;
 using rules::IpAddr;
 
+dataplane::Shim::Kind shimKindOf(dataplane::EncapHeader::Kind k) {
+  using Kind = dataplane::EncapHeader::Kind;
+  switch (k) {
+    case Kind::kMpls:
+      return dataplane::Shim::Kind::kMpls;
+    case Kind::kPppoe:
+      return dataplane::Shim::Kind::kPppoe;
+    case Kind::kPbb:
+      return dataplane::Shim::Kind::kPbb;
+    case Kind::kVnTag:
+      return dataplane::Shim::Kind::kVnTag;
+    case Kind::kPseudowire:
+      return dataplane::Shim::Kind::kEthernetPw;
+    default:
+      return dataplane::Shim::Kind::kVlan;
+  }
+}
+
 constexpr uint64_t kUs = 1000;
 constexpr uint64_t kMs = 1000 * kUs;
 constexpr uint64_t kSec = 1000 * kMs;
@@ -650,6 +668,84 @@ std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err)
   return p;
 }
 
+std::optional<std::vector<dataplane::EncapHeader>> parseEncapList(const std::string& text,
+                                                                  dataplane::LinkType link,
+                                                                  std::string* err) {
+  using Kind = dataplane::EncapHeader::Kind;
+  std::vector<dataplane::EncapHeader> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    dataplane::EncapHeader h;
+    const std::string e = dataplane::parseEncapText(item, &h);
+    if (!e.empty()) {
+      *err = "--encap: " + e;
+      return std::nullopt;
+    }
+    out.push_back(h);
+  }
+  if (out.empty()) {
+    *err = "--encap: empty list";
+    return std::nullopt;
+  }
+  auto bad = [&](size_t i, const std::string& why) {
+    *err = fmt::format("--encap: '{}' (item {}): {}", dataplane::encapText(out[i]), i + 1, why);
+    return std::nullopt;
+  };
+  const bool link_has_type = link == dataplane::LinkType::kEthernet ||
+                             link == dataplane::LinkType::kLinuxSll ||
+                             link == dataplane::LinkType::kLinuxSll2;
+  // The group of layer-2.5 headers in front of each item: the link's, or a tunnel's inner frame.
+  std::optional<Kind> carrier;  // the tunnel whose inner frame we are in (none: the link)
+  bool group_start = true;
+  bool in_stack = false;  // after an MPLS label of this group
+  bool after_pppoe = false;
+  size_t last_tunnel = out.size();
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Kind k = out[i].kind;
+    if (dataplane::encapIsTunnel(k)) {
+      if (in_stack) return bad(i, "an MPLS stack carries IP or an Ethernet pseudowire (pw-eth)");
+      carrier = k;
+      group_start = true;
+      in_stack = false;
+      after_pppoe = false;
+      last_tunnel = i;
+      continue;
+    }
+    if (group_start) {
+      if (!carrier && !link_has_type) {
+        return bad(i, "layer-2.5 headers need a link with an EtherType (ethernet, sll, sll2)");
+      }
+      if (carrier && *carrier != Kind::kVxlan && *carrier != Kind::kGeneve &&
+          *carrier != Kind::kErspan) {
+        return bad(i,
+                   "only vxlan, geneve and erspan carry an Ethernet frame with layer-2.5 "
+                   "headers inside");
+      }
+      if (k == Kind::kPseudowire) return bad(i, "an Ethernet pseudowire follows an MPLS label");
+    }
+    group_start = false;
+    if (after_pppoe) return bad(i, "PPPoE must be the last layer-2.5 header of its frame");
+    if (k == Kind::kPseudowire) {
+      if (!in_stack) return bad(i, "an Ethernet pseudowire follows an MPLS label");
+      in_stack = false;
+      continue;
+    }
+    if (in_stack && k != Kind::kMpls)
+      return bad(i, "after an MPLS label comes another label, pw-eth or the IP packet");
+    in_stack = k == Kind::kMpls;
+    after_pppoe = k == Kind::kPppoe;
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].kind == Kind::kTeredo && i != last_tunnel) {
+      return bad(i,
+                 "Teredo carries IPv6 only, so it must be the innermost tunnel (the tunnels "
+                 "inside it would run over IPv4)");
+    }
+  }
+  return out;
+}
+
 struct TraceGenerator::Impl {
   GenOptions opt;
   FrameOptions frame;
@@ -676,6 +772,18 @@ struct TraceGenerator::Impl {
         (o.link == dataplane::LinkType::kEthernet || o.link == dataplane::LinkType::kLinuxSll ||
          o.link == dataplane::LinkType::kLinuxSll2)) {
       frame.vlans.push_back(dataplane::VlanTag{*o.vlan, dataplane::kEtherTypeVlan, 0});
+    }
+    for (const dataplane::EncapHeader& h : o.encap) {
+      if (dataplane::encapIsTunnel(h.kind)) {
+        dataplane::TunnelSpec t = dataplane::tunnelSpecOf(h);
+        const auto k = static_cast<uint32_t>(frame.tunnels.size());
+        t.outer_src = IpAddr::v4(0xc0000201 + 2 * k);  // 192.0.2.(2k+1)
+        t.outer_dst = IpAddr::v4(0xc0000202 + 2 * k);
+        frame.tunnels.push_back(t);
+        continue;
+      }
+      const dataplane::Shim shim{.kind = shimKindOf(h.kind), .value = h.value};
+      (frame.tunnels.empty() ? frame.shims : frame.tunnels.back().inner_shims).push_back(shim);
     }
     std::vector<Cidr> cl = o.clients;
     if (cl.empty()) {
@@ -840,6 +948,11 @@ struct TraceGenerator::Impl {
     FrameOptions f = frame;
     f.src_mac = macOf(src);
     f.dst_mac = macOf(dst);
+    // Each direction of a flow crosses the tunnels the other way.
+    if (dst < src) {
+      for (dataplane::TunnelSpec& t : f.tunnels)
+        std::swap(t.outer_src, t.outer_dst);
+    }
     return f;
   }
 
@@ -974,6 +1087,17 @@ bool TraceGenerator::stopFlow(uint64_t flow) {
 
 bool writeTrace(const GenOptions& options, const std::string& path, GenStats* stats,
                 std::string* err) {
+  if (!options.encap.empty() &&
+      options.encap.back().kind == dataplane::EncapHeader::Kind::kTeredo) {
+    // Teredo carries IPv6: every flow must be IPv6.
+    bool v4 = options.flows != 0 && options.ipv6_share < 1.0;
+    for (const FlowPlan& p : options.explicit_flows)
+      v4 = v4 || p.src.isV4();
+    if (v4) {
+      *err = "--encap teredo carries IPv6 only: give IPv6 flows (and --ipv6-share 1)";
+      return false;
+    }
+  }
   auto w = PcapWriter::open(path, dltFromLinkType(options.link), 262144, true, err);
   if (!w) return false;
   TraceGenerator gen(options);
@@ -987,6 +1111,8 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
   if (options.stop_on_deny) {
     ReplayOptions ro;
     ro.burst = 1;  // a verdict per packet, before the next one is generated
+    for (const dataplane::EncapHeader& h : options.encap)
+      ro.parse.decap = ro.parse.decap || dataplane::encapIsTunnel(h.kind);
     // Room for every flow at once (a full table would deny, and so stop, flows of its own).
     ro.table_capacity =
         std::clamp<size_t>(options.explicit_flows.size() + options.flows + options.flood_packets,

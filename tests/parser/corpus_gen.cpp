@@ -1,6 +1,7 @@
 // Writes the fuzz_parser seed corpus: parser_corpus_gen DIR. Each file is one byte of link type
-// (LinkType order) followed by a builder-made frame; the name says how it must parse (see
-// corpus_test.cpp). Rerun after changing the builder and commit the result.
+// (LinkType order; bit 7 set: parse with decapsulation) followed by a builder-made frame; the name
+// says how it must parse (see corpus_test.cpp). Rerun after changing the builder and commit the
+// result.
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -14,9 +15,9 @@ namespace {
 std::string g_dir;
 int g_count = 0;
 
-void write(const std::string& name, LinkType link, const Bytes& frame) {
+void write(const std::string& name, LinkType link, const Bytes& frame, bool decap = false) {
   std::ofstream out(g_dir + "/" + name, std::ios::binary | std::ios::trunc);
-  const char link_byte = static_cast<char>(link);
+  const char link_byte = static_cast<char>(static_cast<unsigned>(link) | (decap ? 0x80u : 0u));
   out.write(&link_byte, 1);
   out.write(reinterpret_cast<const char*>(frame.data()),
             static_cast<std::streamsize>(frame.size()));
@@ -29,6 +30,24 @@ void ok(const std::string& name, const Bytes& frame, const FrameOptions& opts = 
 
 void bad(Layer layer, const std::string& name, const Bytes& frame, LinkType link) {
   write("bad__" + std::string(layerName(layer)) + "__" + name, link, frame);
+}
+
+// Seeds parsed with decapsulation (docs/design.md "Encapsulation and tunnels").
+void okDecap(const std::string& name, const Bytes& frame, LinkType link = LinkType::kEthernet) {
+  write("ok__decap-" + name, link, frame, true);
+}
+
+void badDecap(Layer layer, const std::string& name, const Bytes& frame) {
+  write("bad__" + std::string(layerName(layer)) + "__decap-" + name, LinkType::kEthernet, frame,
+        true);
+}
+
+Bytes udpTo(uint16_t port, const Bytes& payload) {
+  return buildUdp({.sport = port, .dport = port, .payload = payload});
+}
+
+Bytes greWith(const Bytes& payload) {
+  return buildOtherProto({.proto = kIpProtoGre, .payload_len = payload.size(), .payload = payload});
 }
 
 }  // namespace
@@ -69,6 +88,8 @@ int main(int argc, char** argv) {
            {"sll2", {.link = LinkType::kLinuxSll2}},
            {"null", {.link = LinkType::kNull}},
            {"loop", {.link = LinkType::kLoop}},
+           {"ppp", {.link = LinkType::kPpp}},
+           {"ppp-hdlc", {.link = LinkType::kPppHdlc}},
            {"vlan", {.vlans = {{.vid = 100}}}},
            {"qinq", {.vlans = {{.vid = 10, .tpid = kEtherTypeQinQ}, {.vid = 20}}}},
            {"vlan3", {.vlans = {{.vid = 1, .tpid = kEtherTypeQinQ}, {.vid = 2}, {.vid = 3}}}},
@@ -176,6 +197,65 @@ int main(int argc, char** argv) {
   bad(Layer::kIcmpQuoted, "quote-19-bytes",
       buildIcmpError({.src = b4, .dst = a4, .max_quote = 19}, buildTcp({}, rawIp())),
       LinkType::kEthernet);
+  bad(Layer::kPpp, "ppp-hdlc-bad-address", Bytes{0x12, 0x03, 0x00, 0x21, 0x45}, LinkType::kPppHdlc);
+  bad(Layer::kPpp, "ppp-short", Bytes{0x00}, LinkType::kPpp);
+
+  // Tunnels, parsed with decapsulation: each kind around TCP over IPv4 and IPv6.
+  using Kind = EncapHeader::Kind;
+  const IpAddr o6a = ipAddr("2001:db8:ffff::1");
+  const IpAddr o6b = ipAddr("2001:db8:ffff::2");
+  for (const auto& [name, t] : std::initializer_list<std::pair<const char*, TunnelSpec>>{
+           {"vxlan", {.kind = Kind::kVxlan, .value = 42}},
+           {"geneve-options", {.kind = Kind::kGeneve, .value = 7, .geneve_options = Bytes(8, 1)}},
+           {"gtp-u-ext",
+            {.kind = Kind::kGtpU,
+            .value = 0x1234,
+            .gtp_sequence = true,
+            .gtp_extensions = {Bytes{0, 1}}}},
+           {"ayiya", {.kind = Kind::kAyiya}},
+           {"gre-key-csum-seq",
+            {.kind = Kind::kGre, .value = 5, .aux = 1, .gre_checksum = true, .gre_sequence = true}},
+           {"gre-ethernet", {.kind = Kind::kGre, .ethernet = true}},
+           {"erspan-1", {.kind = Kind::kErspan, .aux = 1}},
+           {"erspan-2", {.kind = Kind::kErspan, .value = 3, .aux = 2}},
+           {"erspan-3", {.kind = Kind::kErspan, .value = 3, .aux = 3}},
+           {"ip-in-ip", {.kind = Kind::kIpIp}},
+           {"ip-in-ip6", {.kind = Kind::kIpIp, .outer_src = o6a, .outer_dst = o6b}}}) {
+    okDecap(std::string(name) + "-tcp4", buildTcp(syn4, {.tunnels = {t}}));
+    okDecap(std::string(name) + "-tcp6", buildTcp(syn6, {.tunnels = {t}}));
+  }
+  okDecap(
+      "teredo-auth-origin-tcp6",
+      buildTcp(syn6,
+               {.tunnels = {{.kind = Kind::kTeredo, .teredo_auth = true, .teredo_origin = true}}}));
+  TunnelSpec vx_vlan{.kind = Kind::kVxlan, .value = 1};
+  vx_vlan.inner_shims = {{.kind = Shim::Kind::kVlan, .value = 7}};
+  okDecap("vlan-vxlan-vlan-udp4",
+          buildUdp({.src = a4, .dst = b4}, {.vlans = {{.vid = 100}}, .tunnels = {vx_vlan}}));
+  okDecap("nested-4-tcp4", buildTcp(syn4, {.tunnels = {{.kind = Kind::kGeneve},
+                                                       {.kind = Kind::kIpIp},
+                                                       {.kind = Kind::kGre},
+                                                       {.kind = Kind::kVxlan}}}));
+  okDecap("ppp-gre-tcp4",
+          buildTcp(syn4, {.link = LinkType::kPpp, .tunnels = {{.kind = Kind::kGre}}}),
+          LinkType::kPpp);
+  okDecap("teredo-not-teredo-udp", udpTo(3544, Bytes{0x12, 0x34, 1, 0, 0, 1}));
+
+  badDecap(Layer::kVxlan, "short", udpTo(4789, {0x08, 0, 0, 0}));
+  badDecap(Layer::kGeneve, "options-past", udpTo(6081, {0x3f, 0, 0x65, 0x58, 0, 0, 1, 0}));
+  badDecap(Layer::kGtpU, "length-past", udpTo(2152, {0x30, 0xff, 0x10, 0, 0, 0, 0, 1, 0x45}));
+  badDecap(Layer::kGtpU, "ext-zero",
+           udpTo(2152, {0x34, 0xff, 0, 8, 0, 0, 0, 1, 0, 1, 0, 0x85, 0, 0, 0, 0}));
+  badDecap(Layer::kTeredo, "auth-past", udpTo(3544, {0x00, 0x01, 200, 0, 0x60}));
+  badDecap(Layer::kAyiya, "identity-past", udpTo(5072, {0xf1, 0x52, 0x21, 4, 0, 0, 0, 0, 1}));
+  badDecap(Layer::kGre, "key-past", greWith({0x20, 0x00, 0x08, 0x00, 0, 0}));
+  badDecap(Layer::kErspan, "type-2-short", greWith({0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x10}));
+  badDecap(Layer::kErspan, "type-3-short",
+           greWith({0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 3}));
+  badDecap(Layer::kTunnelDepth, "ip-in-ip-x6",
+           buildTcp(syn4, {.tunnels = std::vector<TunnelSpec>(6, {.kind = Kind::kIpIp})}));
+  badDecap(Layer::kTunnelDepth, "vxlan-x5",
+           buildTcp(syn4, {.tunnels = std::vector<TunnelSpec>(5, {.kind = Kind::kVxlan})}));
   std::printf("wrote %d seeds to %s\n", g_count, g_dir.c_str());
   return 0;
 }

@@ -1,6 +1,6 @@
 // The committed fuzz seeds (tests/fuzz/corpus/fuzz_parser, written by parser_corpus_gen) parse as
 // their names say: "ok__NAME" parses, "bad__LAYER__NAME" is malformed at LAYER. The first byte of
-// each file picks the link type, as in fuzz_parser.
+// each file picks the link type and decapsulation, as in fuzz_parser.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -23,9 +23,12 @@ TEST(ParserCorpus, SeedsParseAsTheirNamesSay) {
     std::ifstream in(entry.path(), std::ios::binary);
     const Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     ASSERT_FALSE(data.empty());
+    // The first byte: link type (low 7 bits), decapsulation (bit 7), as in fuzz_parser.
+    ParseOptions opts;
+    opts.decap = (data[0] & 0x80) != 0;
     const auto r =
         testing::parseBytes(data.data() + 1, data.size() - 1,
-                            static_cast<LinkType>(data[0] % statewall::dataplane::kLinkTypeCount));
+                            static_cast<LinkType>((data[0] & 0x7f) % kLinkTypeCount), opts);
     if (name.rfind("ok__", 0) == 0) {
       EXPECT_TRUE(r.ok) << layerName(r.p.malformed) << ": " << r.p.malformed_why;
       ++ok_seeds;

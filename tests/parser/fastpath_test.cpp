@@ -77,6 +77,7 @@ std::string diff(const ParsedPacket& a, const ParsedPacket& b) {
   CMP(quoted.tcp_seq)
   CMP_ADDR(quoted.src)
   CMP_ADDR(quoted.dst)
+  CMP(tunnel_depth)
 #undef CMP
 #undef CMP_ADDR
   const char* wa = a.malformed_why;
@@ -87,7 +88,7 @@ std::string diff(const ParsedPacket& a, const ParsedPacket& b) {
   return o.str();
 }
 
-Bytes randomBase(std::mt19937_64& rng) {
+Bytes randomBase(std::mt19937_64& rng, bool tunnels = false) {
   auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
   TcpSpec t;
   t.src = IpAddr::v4(static_cast<uint32_t>(rng()));
@@ -118,6 +119,21 @@ Bytes randomBase(std::mt19937_64& rng) {
   o.dont_fragment = pick(2) == 0;
   if (pick(10) == 0) o.ipv4_options = {1, 1, 1, 0};
   if (pick(10) == 0) o.vlans = {VlanTag{.vid = 5}};
+  if (tunnels) {
+    // Up to two tunnels of the kinds that carry IPv4, so that the inner packet is the fast
+    // path's shape and mutations hit the tunnel headers.
+    static constexpr EncapHeader::Kind kKinds[] = {
+        EncapHeader::Kind::kVxlan, EncapHeader::Kind::kGeneve, EncapHeader::Kind::kGtpU,
+        EncapHeader::Kind::kAyiya, EncapHeader::Kind::kGre,    EncapHeader::Kind::kErspan,
+        EncapHeader::Kind::kIpIp};
+    for (uint32_t n = pick(3); n > 0; --n) {
+      TunnelSpec ts{.kind = kKinds[pick(sizeof(kKinds) / sizeof(kKinds[0]))],
+                    .value = static_cast<uint32_t>(rng() & 0xff),
+                    .aux = static_cast<uint8_t>(pick(4))};
+      if (ts.kind == EncapHeader::Kind::kErspan && ts.aux == 0) ts.aux = 2;
+      o.tunnels.push_back(ts);
+    }
+  }
   return buildTcp(t, o);
 }
 
@@ -155,6 +171,45 @@ TEST(ParserFastPath, SameFieldsAsTheGeneralParser) {
     }
   }
   EXPECT_GT(fast_shaped, 30000u);
+}
+
+// With decapsulation the fast path (taken by the frames that are not tunnels) and the general
+// path still agree, tunnels and mutated tunnel headers included; and decap off through the
+// 5-argument form is the 4-argument parse.
+TEST(ParserFastPath, SameFieldsAsTheGeneralParserWithDecap) {
+  std::mt19937_64 rng(20261207);
+  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  ParseOptions decap;
+  decap.decap = true;
+  size_t inner = 0;  // frames parsed inside a tunnel
+  for (int iter = 0; iter < 60000; ++iter) {
+    Bytes f = randomBase(rng, true);
+    for (uint32_t m = pick(3); m > 0; --m) {
+      const size_t at = pick(static_cast<uint32_t>(f.size()));
+      f[at] = pick(2) == 0 ? static_cast<uint8_t>(rng()) : f[at] ^ (1u << pick(8));
+    }
+    size_t caplen = f.size();
+    if (pick(5) == 0) caplen = pick(static_cast<uint32_t>(f.size()) + 1);
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[caplen + 1]);
+    std::memcpy(copy.get(), f.data(), caplen);
+    const auto len = static_cast<uint32_t>(caplen);
+    ParsedPacket a;
+    ParsedPacket b;
+    const bool ra = parsePacket(copy.get(), len, LinkType::kEthernet, decap, &a);
+    const bool rb = parsePacketGeneral(copy.get(), len, LinkType::kEthernet, decap, &b);
+    ASSERT_EQ(ra, rb) << "iteration " << iter;
+    std::string d = diff(a, b);
+    ASSERT_TRUE(d.empty()) << "iteration " << iter << ":\n" << d;
+    if (rb && b.tunnel_depth > 0) ++inner;
+    ParsedPacket c;
+    ParsedPacket e;
+    const bool rc = parsePacket(copy.get(), len, LinkType::kEthernet, ParseOptions{}, &c);
+    const bool re = parsePacket(copy.get(), len, LinkType::kEthernet, &e);
+    ASSERT_EQ(rc, re) << "iteration " << iter;
+    d = diff(c, e);
+    ASSERT_TRUE(d.empty()) << "iteration " << iter << ":\n" << d;
+  }
+  EXPECT_GT(inner, 10000u);
 }
 
 // Other link types never take the fast path but must still parse as before.

@@ -195,5 +195,409 @@ TEST(Tunnels, EncapsulationListsTheTunnelWithItsCarryingFlow) {
   }
 }
 
+// ---- nesting and the depth limit ----
+
+TEST(Tunnels, NestedTunnelsToTheLimitAndBeyond) {
+  const std::vector<TunnelSpec> four = {{.kind = Kind::kGeneve, .value = 1},
+                                        {.kind = Kind::kIpIp},
+                                        {.kind = Kind::kGre, .value = 9, .aux = 1},
+                                        {.kind = Kind::kVxlan, .value = 42}};
+  const Bytes f = buildTcp(innerTcp(), {.tunnels = four});
+  const auto r = parseBytes(f.data(), f.size(), LinkType::kEthernet, decapOn());
+  ASSERT_TRUE(r.ok) << layerName(r.p.malformed) << ": " << r.p.malformed_why;
+  EXPECT_EQ(r.p.tunnel_depth, 4);
+  EXPECT_EQ(r.p.dport, 443);
+  const auto e =
+      encapsulation(f.data(), static_cast<uint32_t>(f.size()), LinkType::kEthernet, decapOn());
+  std::vector<std::string> texts;
+  for (const auto& h : e)
+    texts.push_back(encapText(h));
+  EXPECT_EQ(texts,
+            (std::vector<std::string>{"geneve:vni=1", "ip-in-ip", "gre:key=9", "vxlan:vni=42"}));
+
+  // One more than max_tunnel_depth: deny-malformed at "tunnel-depth", with the outer fields of
+  // the last tunnel parsed.
+  ParseOptions three = decapOn();
+  three.max_tunnel_depth = 3;
+  const auto deep = parseBytes(f.data(), f.size(), LinkType::kEthernet, three);
+  EXPECT_FALSE(deep.ok);
+  EXPECT_EQ(deep.p.malformed, Layer::kTunnelDepth);
+  EXPECT_EQ(deep.p.tunnel_depth, 3);
+  EXPECT_EQ(deep.p.dport, 4789);  // the VXLAN packet that would have been the fourth tunnel
+
+  ParseOptions none = decapOn();
+  none.max_tunnel_depth = 0;
+  EXPECT_EQ(parseBytes(f.data(), f.size(), LinkType::kEthernet, none).p.malformed,
+            Layer::kTunnelDepth);
+}
+
+// A tunnel inside itself, far beyond the limit: deny-malformed, never a crash or a long walk.
+TEST(Tunnels, TunnelInsideItselfBomb) {
+  for (Kind k : {Kind::kVxlan, Kind::kIpIp, Kind::kGre, Kind::kGtpU}) {
+    SCOPED_TRACE(std::string(encapKindName(k)));
+    std::vector<TunnelSpec> many(40, TunnelSpec{.kind = k});
+    const Bytes f = buildTcp(innerTcp(), {.tunnels = many});
+    const auto r = parseBytes(f.data(), f.size(), LinkType::kEthernet, decapOn());
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.p.malformed, Layer::kTunnelDepth);
+    EXPECT_EQ(r.p.tunnel_depth, 4);
+    // encapsulation() stops where the parser stops.
+    EXPECT_EQ(
+        encapsulation(f.data(), static_cast<uint32_t>(f.size()), LinkType::kEthernet, decapOn())
+            .size(),
+        4u);
+    // Without decap: one outer packet.
+    EXPECT_TRUE(parseBytes(f, LinkType::kEthernet).ok);
+  }
+}
+
+// Layer-2.5 headers inside a tunnel's Ethernet frame are unwrapped too, and listed after it.
+TEST(Tunnels, LayerTwoPointFiveInsideATunnel) {
+  TunnelSpec vx{.kind = Kind::kVxlan, .value = 42};
+  vx.inner_shims = {{.kind = Shim::Kind::kVlan, .value = 7},
+                    {.kind = Shim::Kind::kMpls, .value = 16}};
+  const Bytes f = buildTcp(innerTcp(), {.vlans = {{.vid = 100}}, .tunnels = {vx}});
+  const auto r = parseBytes(f.data(), f.size(), LinkType::kEthernet, decapOn());
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.dport, 443);
+  EXPECT_EQ(r.p.vlan_count, 2);  // the frame's tags, outer first
+  EXPECT_EQ(r.p.vlan_ids[0], 100);
+  EXPECT_EQ(r.p.vlan_ids[1], 7);
+  std::vector<std::string> texts;
+  for (const auto& h :
+       encapsulation(f.data(), static_cast<uint32_t>(f.size()), LinkType::kEthernet, decapOn()))
+    texts.push_back(encapText(h));
+  EXPECT_EQ(texts, (std::vector<std::string>{"vlan:100", "vxlan:vni=42", "vlan:7", "mpls:16"}));
+}
+
+// GRE carrying an MPLS stack (hand-made: the builder puts layer 2.5 only in Ethernet frames).
+TEST(Tunnels, GreCarryingMpls) {
+  const Bytes ip = buildTcp(innerTcp(), rawIp());
+  Bytes gre = {0x00, 0x00, 0x88, 0x47, 0x00, 0x01, 0x01, 0x40};  // GRE, then label 16 (bottom)
+  gre.insert(gre.end(), ip.begin(), ip.end());
+  const Bytes f =
+      buildOtherProto({.proto = kIpProtoGre, .payload_len = gre.size(), .payload = gre});
+  const auto r = parseBytes(f.data(), f.size(), LinkType::kEthernet, decapOn());
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.dport, 443);
+  const auto e =
+      encapsulation(f.data(), static_cast<uint32_t>(f.size()), LinkType::kEthernet, decapOn());
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(encapText(e[0]), "gre");
+  EXPECT_EQ(encapText(e[1]), "mpls:16");
+}
+
+// ---- what is not decapsulated ----
+
+TEST(Tunnels, FragmentedOuterPacketsAreNotDecapsulated) {
+  const Bytes f = buildTcp({.src = kIn4a, .dst = kIn4b, .dport = 443, .payload_len = 1400},
+                           {.tunnels = {{.kind = Kind::kVxlan, .value = 1}}});
+  const auto frags = fragment(f, 576, {.tunnels = {{.kind = Kind::kVxlan}}});
+  ASSERT_GT(frags.size(), 1u);
+  const auto first = parseBytes(frags[0].data(), frags[0].size(), LinkType::kEthernet, decapOn());
+  ASSERT_TRUE(first.ok) << first.p.malformed_why;
+  EXPECT_EQ(first.p.tunnel_depth, 0);
+  EXPECT_TRUE(first.p.is_fragment);
+  EXPECT_EQ(first.p.dport, 4789);
+}
+
+TEST(Tunnels, OtherPayloadsOnTunnelPortsAndProtocols) {
+  // Not Teredo (no indicator, no IPv6): the UDP packet it is.
+  const Bytes dns = buildUdp(
+      {.sport = 3544, .dport = 53, .payload_len = 12, .payload = {0x12, 0x34, 0x01, 0x00}});
+  auto r = parseBytes(dns.data(), dns.size(), LinkType::kEthernet, decapOn());
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.p.tunnel_depth, 0);
+  EXPECT_EQ(r.p.dport, 53);
+  // GTP-U signalling (echo request, type 1) carries no user packet.
+  const Bytes echo = buildUdp(
+      {.sport = 2152, .dport = 2152, .payload = {0x32, 0x01, 0x00, 0x04, 0, 0, 0, 0, 0, 1, 0, 0}});
+  r = parseBytes(echo.data(), echo.size(), LinkType::kEthernet, decapOn());
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.p.tunnel_depth, 0);
+  // GRE version 1 (PPTP) and an unknown GRE protocol: judged as GRE.
+  for (const Bytes& g : {Bytes{0x30, 0x01, 0x88, 0x0b, 0, 0, 0, 0}, Bytes{0, 0, 0x12, 0x34}}) {
+    const Bytes f = buildOtherProto({.proto = kIpProtoGre, .payload_len = g.size(), .payload = g});
+    r = parseBytes(f.data(), f.size(), LinkType::kEthernet, decapOn());
+    EXPECT_TRUE(r.ok);
+    EXPECT_EQ(r.p.tunnel_depth, 0);
+    EXPECT_EQ(r.p.proto, kIpProtoGre);
+  }
+  // AYIYA that is not a forward (opcode 2, echo request).
+  Bytes ay = {0x41, 0x52, 0x22, 41, 0, 0, 0, 0};
+  ay.resize(8 + 16 + 20, 0);
+  const Bytes af = buildUdp({.sport = 5072, .dport = 5072, .payload = ay});
+  r = parseBytes(af.data(), af.size(), LinkType::kEthernet, decapOn());
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.p.tunnel_depth, 0);
+}
+
+TEST(Tunnels, TunnelPortTable) {
+  ParseOptions o = decapOn();
+  // VXLAN on Linux's old default port 8472 is only UDP until the port is added.
+  const Bytes f = buildTcp(innerTcp(), {.tunnels = {{.kind = Kind::kVxlan, .dport = 8472}}});
+  EXPECT_EQ(parseBytes(f.data(), f.size(), LinkType::kEthernet, o).p.tunnel_depth, 0);
+  EXPECT_EQ(parseTunnelPort("vxlan=8472", &o), "");
+  const auto r = parseBytes(f.data(), f.size(), LinkType::kEthernet, o);
+  EXPECT_EQ(r.p.tunnel_depth, 1);
+  EXPECT_EQ(r.p.dport, 443);
+  // Re-assigning a port replaces its kind rather than adding an entry.
+  const uint8_t n = o.tunnel_port_count;
+  EXPECT_EQ(parseTunnelPort("geneve=8472", &o), "");
+  EXPECT_EQ(o.tunnel_port_count, n);
+  // Bad input: an error naming what is wrong.
+  EXPECT_NE(parseTunnelPort("vxlan", &o).find("KIND=PORT"), std::string::npos);
+  EXPECT_NE(parseTunnelPort("gre=47", &o).find("not a UDP tunnel"), std::string::npos);
+  EXPECT_NE(parseTunnelPort("vxlan=0", &o).find("1 to 65535"), std::string::npos);
+  EXPECT_NE(parseTunnelPort("vxlan=65536", &o).find("1 to 65535"), std::string::npos);
+  EXPECT_NE(parseTunnelPort("vxlan=12x", &o).find("1 to 65535"), std::string::npos);
+  ParseOptions full;
+  std::string err;
+  for (uint16_t p = 10000; err.empty(); ++p)
+    err = parseTunnelPort("vxlan=" + std::to_string(p), &full);
+  EXPECT_NE(err.find("at most 16"), std::string::npos);
+  EXPECT_EQ(full.tunnel_port_count, ParseOptions::kMaxTunnelPorts);
+}
+
+TEST(Tunnels, EncapTextErrors) {
+  EncapHeader h;
+  EXPECT_NE(parseEncapText("vxlan:42", &h).find("vni=N"), std::string::npos);
+  EXPECT_NE(parseEncapText("vlan:4096", &h).find("0 to 4095"), std::string::npos);
+  EXPECT_NE(parseEncapText("wormhole", &h).find("unknown encapsulation"), std::string::npos);
+  EXPECT_NE(parseEncapText("teredo:1", &h).find("takes no value"), std::string::npos);
+  EXPECT_NE(parseEncapText("erspan:type=1:session=3", &h).find("no session"), std::string::npos);
+  EXPECT_NE(parseEncapText("erspan:type=4", &h).find("0 to 3"), std::string::npos);
+  EXPECT_NE(parseEncapText("vxlan:", &h).find("nothing after"), std::string::npos);
+  for (const char* ok :
+       {"vlan:100", "mpls:16", "pppoe:7", "pbb:4096", "vn-tag:5", "pw-eth", "gre", "gre:key=0",
+        "erspan:type=1", "erspan:session=3", "erspan:session=3:type=3", "vxlan:vni=42",
+        "geneve:vni=7", "gtp-u:teid=0x1234", "teredo", "ayiya", "ip-in-ip"}) {
+    SCOPED_TRACE(ok);
+    ASSERT_EQ(parseEncapText(ok, &h), "");
+    EXPECT_EQ(encapText(h), ok);
+  }
+  ASSERT_EQ(parseEncapText("gtp-u:teid=4660", &h), "");
+  EXPECT_EQ(encapText(h), "gtp-u:teid=0x1234");
+  // A UDP tunnel's port (for gen), not part of the text.
+  ASSERT_EQ(parseEncapText("vxlan:vni=42:port=8472", &h), "");
+  EXPECT_EQ(h.dport, 8472);
+  EXPECT_EQ(encapText(h), "vxlan:vni=42");
+  EXPECT_EQ(tunnelSpecOf(h).dport, 8472);
+  EXPECT_NE(parseEncapText("gre:port=1", &h).find("key=N"), std::string::npos);
+  EXPECT_NE(parseEncapText("ayiya:port=0", &h).find("1 to 65535"), std::string::npos);
+}
+
+// ---- truncated and lying headers: deny-malformed naming the layer ----
+
+struct BadCase {
+  const char* name;
+  Bytes frame;
+  Layer layer;
+};
+
+Bytes udpTo(uint16_t port, const Bytes& payload) {
+  return buildUdp({.src = IpAddr::v4(0xc0000201),
+                   .dst = IpAddr::v4(0xc0000202),
+                   .sport = port,
+                   .dport = port,
+                   .payload = payload});
+}
+
+Bytes greWith(const Bytes& payload) {
+  return buildOtherProto({.src = IpAddr::v4(0xc0000201),
+                          .dst = IpAddr::v4(0xc0000202),
+                          .proto = kIpProtoGre,
+                          .payload_len = payload.size(),
+                          .payload = payload});
+}
+
+std::vector<BadCase> badCases() {
+  std::vector<BadCase> c;
+  const Bytes inner4 = buildTcp(innerTcp(), rawIp());
+  const Bytes inner6 = buildTcp(innerTcp(true), rawIp());
+  auto cat = [](Bytes a, const Bytes& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  c.push_back({"vxlan-short", udpTo(4789, {0x08, 0, 0, 0}), Layer::kVxlan});
+  c.push_back(
+      {"vxlan-no-ethernet", udpTo(4789, {0x08, 0, 0, 0, 0, 0, 42, 0, 1, 2, 3}), Layer::kVxlan});
+  c.push_back({"geneve-short", udpTo(6081, {0, 0, 0x65, 0x58}), Layer::kGeneve});
+  c.push_back({"geneve-version", udpTo(6081, Bytes{0x40, 0, 0x08, 0, 0, 0, 1, 0}), Layer::kGeneve});
+  c.push_back({"geneve-options-past", udpTo(6081, Bytes{0x3f, 0, 0x65, 0x58, 0, 0, 1, 0, 1, 2}),
+               Layer::kGeneve});
+  c.push_back({"gtp-u-short", udpTo(2152, {0x30, 0xff, 0}), Layer::kGtpU});
+  c.push_back(
+      {"gtp-u-version", udpTo(2152, cat({0x50, 0xff, 0, 40, 0, 0, 0, 1}, inner4)), Layer::kGtpU});
+  c.push_back({"gtp-u-length-past", udpTo(2152, cat({0x30, 0xff, 0x10, 0x00, 0, 0, 0, 1}, inner4)),
+               Layer::kGtpU});
+  {
+    // E flag; an extension header of length 0.
+    Bytes g = {0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0x85, 0, 0, 0, 0};
+    g = cat(g, inner4);
+    g[3] = static_cast<uint8_t>(g.size() - 8);
+    c.push_back({"gtp-u-ext-zero", udpTo(2152, g), Layer::kGtpU});
+    // An extension header running past the GTP length.
+    Bytes h = {0x34, 0xff, 0, 8, 0, 0, 0, 1, 0, 1, 0, 0x85, 9, 0, 0, 0};
+    c.push_back({"gtp-u-ext-past", udpTo(2152, h), Layer::kGtpU});
+    // Optional fields announced (S) but the length leaves no room for them.
+    c.push_back(
+        {"gtp-u-optional-past", udpTo(2152, {0x32, 0xff, 0, 2, 0, 0, 0, 1, 0, 1}), Layer::kGtpU});
+  }
+  c.push_back({"teredo-auth-past", udpTo(3544, cat({0x00, 0x01, 200, 0}, inner6)), Layer::kTeredo});
+  c.push_back({"teredo-origin-short", udpTo(3544, {0x00, 0x00, 1, 2, 3}), Layer::kTeredo});
+  c.push_back({"teredo-origin-not-ipv6", udpTo(3544, cat({0x00, 0x00, 1, 2, 3, 4, 5, 6}, inner4)),
+               Layer::kTeredo});
+  c.push_back({"ayiya-short", udpTo(5072, {0x41, 0x52, 0x21, 41}), Layer::kAyiya});
+  c.push_back({"ayiya-identity-past", udpTo(5072, cat({0xf1, 0x52, 0x21, 4, 0, 0, 0, 0}, inner4)),
+               Layer::kAyiya});
+  c.push_back({"gre-short", greWith({0x00, 0x00, 0x08}), Layer::kGre});
+  c.push_back({"gre-key-past", greWith({0x20, 0x00, 0x08, 0x00, 0, 0}), Layer::kGre});
+  c.push_back({"gre-csum-key-seq-past", greWith({0xb0, 0x00, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}),
+               Layer::kGre});
+  c.push_back(
+      {"gre-ethernet-short", greWith({0x00, 0x00, 0x65, 0x58, 1, 2, 3, 4, 5, 6}), Layer::kGre});
+  c.push_back(
+      {"erspan-2-short", greWith({0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0}), Layer::kErspan});
+  c.push_back({"erspan-2-version",
+               greWith({0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x20, 0, 0, 3, 0, 0, 0, 0}),
+               Layer::kErspan});
+  c.push_back({"erspan-3-short", greWith({0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 3}),
+               Layer::kErspan});
+  c.push_back({"erspan-3-subheader-past", greWith({0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0,
+                                                   3,    0,    0,    0,    0, 0, 0, 0, 1,    0, 0}),
+               Layer::kErspan});
+  c.push_back({"erspan-1-no-ethernet", greWith({0x00, 0x00, 0x88, 0xbe, 1, 2, 3}), Layer::kErspan});
+  {
+    // IP-in-IP whose inner IPv4 header is cut short, and one whose inner total length lies.
+    const Bytes cut(inner4.begin(), inner4.begin() + 12);
+    c.push_back({"ip-in-ip-inner-short",
+                 buildOtherProto({.proto = kIpProtoIpIp, .payload_len = 12, .payload = cut}),
+                 Layer::kIpv4});
+    Bytes lying = inner4;
+    lying[2] = 0x05;  // total length 0x05xx: more than the outer packet holds
+    c.push_back(
+        {"ip-in-ip-inner-length",
+         buildOtherProto({.proto = kIpProtoIpIp, .payload_len = lying.size(), .payload = lying}),
+         Layer::kIpv4});
+    c.push_back(
+        {"6in4-not-ipv6",
+         buildOtherProto({.proto = kIpProtoIpv6, .payload_len = inner4.size(), .payload = inner4}),
+         Layer::kIpv6});
+  }
+  {
+    // The inner packet is bounded by the tunnel's payload, not the frame: a VXLAN inner IPv4
+    // whose length reaches into the outer frame's trailer is cut short.
+    Bytes f = buildTcp(innerTcp(), {.trailer_len = 40, .tunnels = {{.kind = Kind::kVxlan}}});
+    const size_t inner_ip = 14 + 20 + 8 + 8 + 14;
+    f[inner_ip + 2] = static_cast<uint8_t>(f[inner_ip + 2] + 0);
+    const uint16_t total = static_cast<uint16_t>((f[inner_ip + 2] << 8 | f[inner_ip + 3]) + 20);
+    f[inner_ip + 2] = static_cast<uint8_t>(total >> 8);
+    f[inner_ip + 3] = static_cast<uint8_t>(total);
+    c.push_back({"vxlan-inner-length-past-udp", f, Layer::kIpv4});
+  }
+  {
+    // The outer UDP length says the datagram ends inside the VXLAN header.
+    Bytes f = buildTcp(innerTcp(), {.tunnels = {{.kind = Kind::kVxlan}}});
+    f[14 + 20 + 4] = 0;
+    f[14 + 20 + 5] = 12;
+    c.push_back({"vxlan-udp-length-lies", f, Layer::kVxlan});
+  }
+  return c;
+}
+
+TEST(Tunnels, TruncatedAndLyingHeadersAreMalformedAtTheirLayer) {
+  for (const BadCase& bc : badCases()) {
+    SCOPED_TRACE(bc.name);
+    const auto r = parseBytes(bc.frame.data(), bc.frame.size(), LinkType::kEthernet, decapOn());
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(layerName(r.p.malformed), layerName(bc.layer)) << r.p.malformed_why;
+    ASSERT_NE(r.p.malformed_why, nullptr);
+    // Every prefix of the frame parses without a crash (AddressSanitizer checks the reads).
+    for (size_t n = 0; n <= bc.frame.size(); ++n)
+      parseBytes(bc.frame.data(), n, LinkType::kEthernet, decapOn());
+    // Without decap none of these is looked into.
+    EXPECT_TRUE(parseBytes(bc.frame, LinkType::kEthernet).ok) << bc.name;
+  }
+}
+
+// Every prefix of every well-formed tunnel frame: never a crash, never "ok" with a field read
+// past the prefix.
+TEST(Tunnels, EveryPrefixOfEveryTunnelParses) {
+  for (const TunnelCase& tc : tunnelCases()) {
+    SCOPED_TRACE(tc.name);
+    const Bytes f = buildTcp(innerTcp(tc.inner_v6), {.tunnels = {tc.tunnel}});
+    for (size_t n = 0; n < f.size(); ++n) {
+      const auto r = parseBytes(f.data(), n, LinkType::kEthernet, decapOn());
+      if (r.ok) {
+        EXPECT_LE(r.p.l3_offset + r.p.ip_len, n);
+      }
+    }
+  }
+}
+
+// ---- PPP link types ----
+
+TEST(LinkTypes, PppAndPppInHdlc) {
+  for (LinkType link : {LinkType::kPpp, LinkType::kPppHdlc}) {
+    for (bool v6 : {false, true}) {
+      SCOPED_TRACE(std::to_string(static_cast<int>(link)) + (v6 ? " v6" : " v4"));
+      const Bytes f = buildTcp(innerTcp(v6), {.link = link});
+      EXPECT_EQ(l3Offset({.link = link}), 4u);
+      EXPECT_EQ(f[0], 0xff);
+      EXPECT_EQ(f[1], 0x03);
+      const auto r = parseBytes(f, link);
+      ASSERT_TRUE(r.ok) << r.p.malformed_why;
+      EXPECT_EQ(r.p.l3, v6 ? L3::kIpv6 : L3::kIpv4);
+      EXPECT_EQ(r.p.l3_offset, 4);
+      EXPECT_EQ(r.p.dport, 443);
+      // A tunnel over PPP.
+      const Bytes t = buildTcp(innerTcp(v6), {.link = link, .tunnels = {{.kind = Kind::kGre}}});
+      EXPECT_EQ(parseBytes(t.data(), t.size(), link, decapOn()).p.dport, 443);
+    }
+  }
+  // DLT_PPP without the address/control pair, with a 2-byte and a compressed 1-byte protocol.
+  const Bytes ip = buildTcp(innerTcp(), rawIp());
+  Bytes two = {0x00, 0x21};
+  two.insert(two.end(), ip.begin(), ip.end());
+  auto r = parseBytes(two, LinkType::kPpp);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.l3_offset, 2);
+  Bytes one = {0x21};
+  one.insert(one.end(), ip.begin(), ip.end());
+  r = parseBytes(one, LinkType::kPpp);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.l3_offset, 1);
+  EXPECT_EQ(r.p.dport, 443);
+  // LCP (0xc021) is not IP: L3 other, not malformed.
+  r = parseBytes(Bytes{0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4}, LinkType::kPpp);
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.p.l3, L3::kOther);
+  // Cisco HDLC in a PPP_SERIAL capture: address 0x0f, control 0, an EtherType.
+  Bytes hdlc = {0x0f, 0x00, 0x08, 0x00};
+  hdlc.insert(hdlc.end(), ip.begin(), ip.end());
+  r = parseBytes(hdlc, LinkType::kPppHdlc);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.dport, 443);
+  // PPP carrying MPLS.
+  Bytes mpls = {0xff, 0x03, 0x02, 0x81, 0x00, 0x01, 0x01, 0x40};
+  mpls.insert(mpls.end(), ip.begin(), ip.end());
+  r = parseBytes(mpls, LinkType::kPppHdlc);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.dport, 443);
+}
+
+TEST(LinkTypes, PppMalformed) {
+  EXPECT_EQ(parseBytes(Bytes{}, LinkType::kPpp).p.malformed, Layer::kPpp);
+  EXPECT_EQ(parseBytes(Bytes{0xff, 0x03}, LinkType::kPpp).p.malformed, Layer::kPpp);
+  EXPECT_EQ(parseBytes(Bytes{0x00}, LinkType::kPpp).p.malformed, Layer::kPpp);
+  EXPECT_EQ(parseBytes(Bytes{0xff, 0x03, 0x00}, LinkType::kPppHdlc).p.malformed, Layer::kPpp);
+  EXPECT_EQ(parseBytes(Bytes{0x12, 0x03, 0x00, 0x21, 0x45}, LinkType::kPppHdlc).p.malformed,
+            Layer::kPpp);
+  // The IP inside is checked as on any link.
+  EXPECT_EQ(parseBytes(Bytes{0xff, 0x03, 0x00, 0x21, 0x45}, LinkType::kPppHdlc).p.malformed,
+            Layer::kIpv4);
+}
+
 }  // namespace
 }  // namespace statewall::dataplane

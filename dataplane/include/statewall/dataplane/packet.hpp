@@ -34,6 +34,27 @@
 //                with IHL >= 5 for IPv4, 40 for IPv6) or quotes the other IP version. A quote with
 //                the IP header but fewer than 8 bytes of transport header is not malformed:
 //                QuotedHeader::has_l4 is false then.
+//   ppp          a PPP frame without its protocol field; a PPP_SERIAL frame shorter than 4 bytes or
+//                that is neither HDLC-framed PPP (ff 03) nor Cisco HDLC (0f/8f 00).
+// With ParseOptions::decap (docs/design.md "Encapsulation and tunnels"), the tunnel layers: a
+// header cut short or whose lengths run past the tunnel's payload; an inner Ethernet frame
+// shorter than 14 bytes; and
+//   gre          (checksum, key and sequence fields as the flags announce);
+//   erspan       type II header not version 1, type III not version 2, or its subheader past the
+//                payload;
+//   vxlan        fewer than 8 bytes;
+//   geneve       version not 0, options past the payload;
+//   gtp-u        version not 1 or protocol type GTP', length field past the UDP payload, optional
+//                fields or an extension header (length 0 included) past the GTP length;
+//   teredo       authentication or origin indication cut short, or not followed by IPv6;
+//   ayiya        identity or signature past the payload;
+//   tunnel-depth more nested tunnels than ParseOptions::max_tunnel_depth.
+// The packet inside a tunnel is checked layer by layer like any packet (its "ipv4", "tcp" ...),
+// bounded by the tunnel's payload rather than the frame.
+// Not decapsulated (judged as the outer packet, even with decap): fragmented outer packets, GRE
+// version 1 (PPTP) or with source routes, GRE/GENEVE payloads other than IP, MPLS and Ethernet,
+// GTP-U messages other than G-PDU or with a non-IP payload, UDP 3544 payloads that are not Teredo,
+// AYIYA other than forward (opcode 1) of IPv4/IPv6.
 // Not malformed: bad IPv4/TCP/UDP/ICMP checksums, Ethernet padding beyond the IP total length,
 // ARP (L3::kArp, even if short) and other EtherTypes (L3::kOther), ESP and no-next-header (parsing
 // stops there), unknown IP protocols (no ports), TCP flag combinations (the tracker judges those).
@@ -429,8 +450,9 @@ constexpr bool encapIsTunnel(EncapHeader::Kind k) {
 // The carrying flow (has_outer) is not part of the text.
 std::string encapText(const EncapHeader& h);
 // Reads encapText()'s form (also "vlan" for VID 0, "mpls" for label 0, "vxlan" and "geneve" for
-// VNI 0, "gtp-u" for TEID 0; numbers decimal or 0x-hex). Returns "" and fills *h, or an error
-// text naming what was wrong.
+// VNI 0, "gtp-u" for TEID 0; numbers decimal or 0x-hex). A UDP tunnel also takes ":port=N", the
+// destination port of its carrying packet (h->dport; for `statewall gen`, not part of
+// encapText()). Returns "" and fills *h, or an error text naming what was wrong.
 std::string parseEncapText(std::string_view text, EncapHeader* h);
 
 // Which UDP destination (then source) ports carry which tunnel, for decapsulation.

@@ -83,7 +83,8 @@ struct TunnelSpec {
   bool teredo_origin = false;           // Teredo: an origin indication
   std::vector<Shim> inner_shims{};      // layer-2.5 headers inside the tunnel's Ethernet frame
 };
-// A TunnelSpec from its text form (encapText(), e.g. "vxlan:vni=42"): the kind, value and aux.
+// A TunnelSpec from a parsed text form (parseEncapText(), e.g. "vxlan:vni=42:port=8472"): the
+// kind, value, aux and destination port.
 TunnelSpec tunnelSpecOf(const EncapHeader& h);
 
 struct FrameOptions {

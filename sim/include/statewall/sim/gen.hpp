@@ -104,6 +104,12 @@ struct GenOptions {
   uint64_t start_ns = 1700000000ull * 1000000000ull;  // trace start (2023-11-14T22:13:20Z)
   dataplane::LinkType link = dataplane::LinkType::kEthernet;
   std::optional<uint16_t> vlan;  // one 802.1Q tag on every frame (Ethernet/SLL links)
+  // --encap: encapsulation of every frame, outermost first (after `vlan`), as parseEncapList()
+  // reads it: layer-2.5 headers of the link, then per tunnel the tunnel and the layer-2.5 headers
+  // of the Ethernet frame inside it. Tunnel k (0 outermost) runs from 192.0.2.(2k+1) to
+  // 192.0.2.(2k+2), the other way round for packets whose source is the higher address.
+  // With tunnels, --stop-on-deny judges the inner packets (as `replay --decap`).
+  std::vector<dataplane::EncapHeader> encap;
 
   std::vector<FlowPlan> explicit_flows;
 
@@ -131,6 +137,15 @@ struct GenOptions {
 
   static std::vector<double> defaultMix();
 };
+
+// Parses --encap "vlan:100,vxlan:vni=42" (each item in encapText()'s form) and checks that the
+// builder can frame it on `link`: layer-2.5 headers need an EtherType (no raw/null/loop/ppp link
+// for the outer ones; inside a tunnel only VXLAN, GENEVE and ERSPAN carry an Ethernet frame); an
+// Ethernet pseudowire follows an MPLS label and ends its stack; PPPoE is last in its group;
+// Teredo carries IPv6 only, so it must be the innermost tunnel. nullopt + *err naming the item.
+std::optional<std::vector<dataplane::EncapHeader>> parseEncapList(const std::string& text,
+                                                                  dataplane::LinkType link,
+                                                                  std::string* err);
 
 // Parses --mix "tcp=60,udp=10,..." (names from scenarioName) into weights; nullopt + *err.
 std::optional<std::vector<double>> parseMix(const std::string& text, std::string* err);

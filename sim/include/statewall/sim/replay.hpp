@@ -101,9 +101,10 @@ struct ReplayOptions {
   size_t table_capacity = 0;
   size_t fragment_capacity = 4096;
   bool pass_non_ip = false;
-  // How frames are parsed (the engine's EngineConfig::parse): with parse.decap (--decap), tunnels
-  // are judged as their innermost packet, --verdicts names them in "encap" and --connections
-  // lists the tunnels as records of their own, naming each inner connection's tunnels.
+  // How frames are parsed (the engine's EngineConfig::parse): tunnels are judged as the outer
+  // packet unless parse.decap (--decap, --tunnel-port); then as their innermost packet, --verdicts
+  // names them in "encap" and --connections lists the tunnels as records of their own, naming
+  // each inner connection's tunnels.
   dataplane::ParseOptions parse{};
   unsigned burst = 32;                   // 1..dataplane::kMaxBurst
   uint64_t burst_window_ns = 1000000;    // trace time one burst may span
