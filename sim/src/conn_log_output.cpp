@@ -49,7 +49,7 @@ bool ConnLogOutput::open(const std::string& path, ConnFormat format, std::string
 void ConnLogOutput::packetsJudged(const JudgedBurst& b) {
   tracker_.advance(ctx_.engine, b.clock, &ctx_.policy->timeouts(), ctx_.table_capacity);
   for (unsigned i = 0; i < b.n; ++i) {
-    if (b.parsed[i].tunnel_depth > 0) observeTunnels(b.refs[i], b.meta[i].ts);
+    if (b.parsed[i].tunnel_depth > 0) observeTunnels(b.refs[i], b.verdicts[i], b.meta[i].ts);
     tracker_.observe(b.parsed[i], b.verdicts[i], b.meta[i].ts);
     tracker_.settle();
   }
@@ -57,7 +57,8 @@ void ConnLogOutput::packetsJudged(const JudgedBurst& b) {
 
 // The tunnels of a frame judged inside them: the outermost carrier is the frame parsed without
 // decapsulation; an inner one is known by its flow only (no byte counts).
-void ConnLogOutput::observeTunnels(const dataplane::PacketRef& frame, uint64_t ts) {
+void ConnLogOutput::observeTunnels(const dataplane::PacketRef& frame, const dataplane::Verdict& v,
+                                   uint64_t ts) {
   const std::vector<dataplane::EncapHeader> headers =
       dataplane::encapsulation(frame.data, frame.len, frame.link, ctx_.options->parse);
   size_t n = 0;
@@ -79,7 +80,7 @@ void ConnLogOutput::observeTunnels(const dataplane::PacketRef& frame, uint64_t t
     }
     ++n;
   }
-  tracker_.observeTunnels(carriers_.data(), n, ts);
+  tracker_.observeTunnels(carriers_.data(), n, v, ts);
 }
 
 void ConnLogOutput::endAll(uint64_t clock) {

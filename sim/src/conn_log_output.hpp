@@ -40,7 +40,7 @@ class ConnLogOutput final : public ReplayObserver {
   };
 
   bool decap() const { return ctx_.options->parse.decap; }
-  void observeTunnels(const dataplane::PacketRef& frame, uint64_t ts);
+  void observeTunnels(const dataplane::PacketRef& frame, const dataplane::Verdict& v, uint64_t ts);
   void writeJson(const ConnRecord& r, std::string_view state);
   void writeTsv(const ConnRecord& r, std::string_view state);
 

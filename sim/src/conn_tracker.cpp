@@ -130,18 +130,17 @@ ConnRecord& ConnTracker::flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, Fl
   return r;
 }
 
-void ConnTracker::observeTunnels(const Carrier* carriers, size_t n, uint64_t ts) {
+void ConnTracker::observeTunnels(const Carrier* carriers, size_t n, const Verdict& v, uint64_t ts) {
   pending_count_ = 0;
   for (size_t i = 0; i < n; ++i) {
     bool from_orig = true;
-    ConnRecord& r = flowRecord(tunnels_, carriers[i].packet, nullptr, &from_orig);
+    ConnRecord& r = flowRecord(tunnels_, carriers[i].packet, &v, &from_orig);
     if (!r.is_tunnel) {
       r.is_tunnel = true;
       r.tunnel = carriers[i].kind;
-      // A tunnel's packets are allowed or denied as the packets inside them are.
-      r.first_reason = Reason::kAllowUnprotected;
     }
     r.observe(carriers[i].packet, from_orig, ts);
+    if (!v.allowed()) ++r.denied_pkts;
     if (pending_count_ < ConnRecord::kMaxParents) pending_parents_[pending_count_++] = r.seq;
   }
 }

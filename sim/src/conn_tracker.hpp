@@ -74,8 +74,10 @@ class ConnTracker {
     dataplane::ParsedPacket packet;
   };
   // Counts a frame's tunnels (outermost first) in their own records, of kind tunnel, keyed by the
-  // carrying flow; the next observe() (the frame's inner packet) lists them as its parents.
-  void observeTunnels(const Carrier* carriers, size_t n, uint64_t ts);
+  // carrying flow; the next observe() (the frame's inner packet) lists them as its parents. `v`:
+  // the verdict on the inner packet, which is the frame's (a tunnel record's first_reason is its
+  // first frame's; denied_pkts counts its frames denied).
+  void observeTunnels(const Carrier* carriers, size_t n, const dataplane::Verdict& v, uint64_t ts);
 
   // Attributes one judged packet and counts it in its record (valid until settle() or the next
   // observe()). Call settle() after each.

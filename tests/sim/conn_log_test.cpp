@@ -314,14 +314,14 @@ TEST(ConnTracker, TunnelsAreRecordsAndParentsOfWhatTheyCarry) {
   syn.src = ipAddr("198.51.100.7");
   syn.dst = ipAddr("10.0.1.10");
   syn.flags = kSyn;
-  t.observeTunnels(carriers, 2, 1);
+  t.observeTunnels(carriers, 2, judged(Reason::kAllowRule, 9, kFlagNewConnection), 1);
   auto a = t.observe(parsed(buildTcp(syn)), judged(Reason::kAllowRule, 9, kFlagNewConnection), 1);
   t.settle();
   ASSERT_NE(a.record, nullptr);
   ASSERT_EQ(a.record->parent_count, 2u);
   const uint64_t inner_seq = a.record->seq;
   // A packet of the same connection through the outer tunnel only adds nothing new.
-  t.observeTunnels(carriers, 1, 2);
+  t.observeTunnels(carriers, 1, judged(Reason::kDenyInvalid, 9, 0), 2);
   a = t.observe(parsed(buildTcp(syn)), judged(Reason::kAllowTracked, 9, 0), 2);
   t.settle();
   EXPECT_EQ(a.record->parent_count, 2u);
@@ -344,6 +344,9 @@ TEST(ConnTracker, TunnelsAreRecordsAndParentsOfWhatTheyCarry) {
   EXPECT_TRUE(tunnels[0]->is_tunnel);
   EXPECT_EQ(tunnels[0]->tunnel, EncapHeader::Kind::kVxlan);
   EXPECT_EQ(tunnels[0]->orig.pkts, 2u);
+  EXPECT_EQ(tunnels[0]->first_reason, Reason::kAllowRule);  // its first frame's verdict
+  EXPECT_EQ(tunnels[0]->denied_pkts, 1u);
+  EXPECT_EQ(tunnels[1]->denied_pkts, 0u);
   EXPECT_EQ(tunnels[0]->orig_h, outer.src);
   EXPECT_EQ(tunnels[0]->resp_p, 4789);
   EXPECT_EQ(tunnels[1]->tunnel, EncapHeader::Kind::kGeneve);

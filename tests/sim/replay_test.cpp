@@ -1058,6 +1058,8 @@ TEST(Replay, ConnectionsNameTheirTunnels) {
     EXPECT_EQ(tunnel["resp_pkts"], 3);
     EXPECT_GT(tunnel["orig_ip_bytes"].get<uint64_t>(), inner["orig_ip_bytes"].get<uint64_t>());
     EXPECT_FALSE(tunnel.contains("tunnel_parents")) << tunnel.dump();
+    EXPECT_EQ(tunnel["first_reason"], "allow-rule");  // the verdict on its first frame's inside
+    EXPECT_EQ(tunnel["denied_pkts"], 0);
 
     EXPECT_EQ(inner["proto"], "tcp") << inner.dump();
     EXPECT_EQ(inner["id.orig_h"], "198.51.100.7");
