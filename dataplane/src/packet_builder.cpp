@@ -403,21 +403,12 @@ namespace {
 
 using Kind = EncapHeader::Kind;
 
+// The IANA port of a UDP tunnel: the default tunnel port table's (ParseOptions), or 0.
 uint16_t udpTunnelPort(Kind k) {
-  switch (k) {
-    case Kind::kVxlan:
-      return 4789;
-    case Kind::kGeneve:
-      return 6081;
-    case Kind::kGtpU:
-      return 2152;
-    case Kind::kTeredo:
-      return 3544;
-    case Kind::kAyiya:
-      return 5072;
-    default:
-      return 0;
-  }
+  const ParseOptions defaults;
+  for (uint32_t i = 0; i < defaults.tunnel_port_count; ++i)
+    if (defaults.tunnel_ports[i].kind == k) return defaults.tunnel_ports[i].port;
+  return 0;
 }
 
 bool carriesEthernet(const TunnelSpec& t) {

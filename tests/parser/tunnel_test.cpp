@@ -287,6 +287,32 @@ TEST(Tunnels, GreCarryingMpls) {
   EXPECT_EQ(encapText(e[1]), "mpls:16");
 }
 
+// The tunnel's payload starts after the outer IPv6 extension headers.
+TEST(Tunnels, GreAfterIpv6ExtensionHeaders) {
+  const Bytes ip = buildTcp(innerTcp(), rawIp());
+  Bytes gre = {0x20, 0x00, 0x08, 0x00, 0, 0, 0, 77};  // key 77, IPv4
+  gre.insert(gre.end(), ip.begin(), ip.end());
+  const Bytes f = buildOtherProto(
+      {.src = kOut6a,
+       .dst = kOut6b,
+       .proto = kIpProtoGre,
+       .payload_len = gre.size(),
+       .payload = gre},
+      {.ipv6_ext = {{.type = kIpv6HopByHop, .body = {5, 2, 0, 0}},
+                    {.type = kIpv6DestOpts},
+                    {.type = kIpv6Fragment, .body = {0, 0, 0, 0, 0, 9}}}});  // atomic fragment
+  const auto r = parseBytes(f.data(), f.size(), LinkType::kEthernet, decapOn());
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.tunnel_depth, 1);
+  EXPECT_EQ(r.p.dport, 443);
+  const auto e =
+      encapsulation(f.data(), static_cast<uint32_t>(f.size()), LinkType::kEthernet, decapOn());
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(encapText(e[0]), "gre:key=77");
+  EXPECT_EQ(e[0].family, Family::kV6);
+  EXPECT_EQ(e[0].src, kOut6a);
+}
+
 // ---- what is not decapsulated ----
 
 TEST(Tunnels, FragmentedOuterPacketsAreNotDecapsulated) {

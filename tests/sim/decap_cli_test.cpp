@@ -117,6 +117,30 @@ TEST(DecapCli, TunnelPortFlag) {
   EXPECT_NE(r.err.find("--tunnel-port needs --decap"), std::string::npos) << r.err;
 }
 
+// diff --decap compares the policies on the inner connections: without the HTTPS rule the 443
+// connection inside VXLAN breaks; without --decap only the unprotected tunnel is seen.
+TEST(DecapCli, DiffJudgesTheInnerConnections) {
+  TempDir dir;
+  const std::string trace = genTrace(dir, "vxlan:vni=42", "t");
+  std::string policy = testing::readText(kRepo + "/examples/three-tier.yaml");
+  const size_t at = policy.find("      - {proto: tcp, ports: 443, from: [0.0.0.0/0");
+  ASSERT_NE(at, std::string::npos);
+  policy.erase(at, policy.find('\n', at) + 1 - at);
+  const std::string no_https = dir.file("no-https.yaml");
+  testing::writeText(no_https, policy);
+  const std::string base =
+      std::string("diff ") + kPolicy + " --against '" + no_https + "' '" + trace + "' --json";
+  CliRun r = statewall(base + " --decap");
+  EXPECT_EQ(r.rc, 1) << r.err;  // the new policy allows less
+  const auto with = nlohmann::json::parse(r.out);
+  EXPECT_GT(with["summary"]["allowed_to_denied_packets"].get<int>(), 0) << r.out;
+  EXPECT_EQ(with["summary"]["connections_that_break"], 1) << r.out;
+  r = statewall(base);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  const auto without = nlohmann::json::parse(r.out);
+  EXPECT_EQ(without["summary"]["changed_packets"], 0) << r.out;
+}
+
 TEST(DecapCli, GenRefusesEncapsulationsItCannotFrame) {
   TempDir dir;
   const std::string out = dir.file("x.pcap");
