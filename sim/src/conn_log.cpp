@@ -55,7 +55,14 @@ std::string_view connEndName(ConnEnd e) {
   return "open";
 }
 
-std::string ConnRecord::uid() const {
+void ConnRecord::addParent(uint64_t parent_seq) {
+  for (uint8_t i = 0; i < parent_count; ++i) {
+    if (parents[i] == parent_seq) return;
+  }
+  if (parent_count < kMaxParents) parents[parent_count++] = parent_seq;
+}
+
+std::string ConnRecord::uidOf(uint64_t seq) {
   static constexpr char kDigits[] =
       "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
   uint64_t z = seq + 0x9E3779B97F4A7C15ull;

@@ -1,7 +1,12 @@
-// Zeek conn_state and history letters of ConnRecord, one conversation per state.
+// Zeek conn_state and history letters of ConnRecord, one conversation per state; and the
+// attribution of packets to records (sim/src/conn_tracker.hpp) that the connection log is built on.
+#include <vector>
+
 #include <gtest/gtest.h>
 
+#include "../sim/src/conn_tracker.hpp"
 #include "statewall/dataplane/packet_builder.hpp"
+#include "statewall/rules/policy.hpp"
 #include "statewall/sim/conn_log.hpp"
 
 namespace statewall::sim {
@@ -186,6 +191,167 @@ TEST(ConnLog, UidIsStableAndDistinct) {
   ConnRecord a2;
   a2.seq = 1;
   EXPECT_EQ(a.uid(), a2.uid());
+}
+
+// The records a ConnTracker ends, in the order it ends them.
+struct Collect final : sim::detail::ConnSink {
+  void connectionsEnded(const ConnRecord* records, size_t n) override {
+    ended.insert(ended.end(), records, records + n);
+  }
+  std::vector<ConnRecord> ended;
+};
+
+ParsedPacket parsed(const Bytes& frame) {
+  ParsedPacket p;
+  EXPECT_TRUE(
+      parsePacket(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::kEthernet, &p));
+  return p;
+}
+
+Verdict judged(Reason reason, uint64_t conn_id, uint16_t flags) {
+  Verdict v;
+  v.reason = reason;
+  v.conn_id = conn_id;
+  v.flags = flags;
+  return v;
+}
+
+TEST(ConnTracker, AttributesPacketsToConnectionsAndFlows) {
+  Collect sink;
+  sim::detail::ConnTracker t(&sink, nullptr);
+  const rules::Timeouts timeouts = rules::Timeouts::defaults(rules::TimeoutProfile::kAws);
+  t.advance(nullptr, 0, &timeouts, 1024);
+  TcpSpec syn;
+  syn.src = ipAddr("198.51.100.7");
+  syn.dst = ipAddr("10.0.1.10");
+  syn.dport = 443;
+  syn.flags = kSyn;
+  TcpSpec synack = syn;
+  std::swap(synack.src, synack.dst);
+  std::swap(synack.sport, synack.dport);
+  synack.flags = kSyn | kAck;
+
+  // A tracked connection: the reply is the responder's.
+  auto a = t.observe(parsed(buildTcp(syn)), judged(Reason::kAllowRule, 7, kFlagNewConnection), 1);
+  ASSERT_NE(a.record, nullptr);
+  EXPECT_TRUE(a.from_orig);
+  const uint64_t first_seq = a.record->seq;
+  t.settle();
+  a = t.observe(parsed(buildTcp(synack)), judged(Reason::kAllowTracked, 7, kFlagReply), 2);
+  ASSERT_NE(a.record, nullptr);
+  EXPECT_FALSE(a.from_orig);
+  EXPECT_EQ(a.record->seq, first_seq);
+  EXPECT_EQ(a.record->resp.pkts, 1u);
+  t.settle();
+
+  // An ICMP error about it is counted on it, not as one of its packets.
+  IcmpErrorSpec e;
+  e.src = ipAddr("10.0.1.1");
+  e.dst = syn.src;
+  a = t.observe(parsed(buildIcmpError(e, buildTcp(syn, rawIp()))),
+                judged(Reason::kAllowRelated, 7, 0), 3);
+  ASSERT_NE(a.record, nullptr);
+  EXPECT_TRUE(a.icmp_error);
+  EXPECT_EQ(a.record->icmp_errors, 1u);
+  EXPECT_EQ(a.record->orig.pkts + a.record->resp.pkts, 2u);
+  t.settle();
+
+  // The engine reuses the id for a new connection: the old record ends at once.
+  a = t.observe(parsed(buildTcp(syn)), judged(Reason::kAllowRule, 7, kFlagNewConnection), 4);
+  t.settle();
+  ASSERT_EQ(sink.ended.size(), 1u);
+  EXPECT_EQ(sink.ended[0].seq, first_seq);
+  EXPECT_EQ(sink.ended[0].end, ConnEnd::kTimedOut);
+  EXPECT_NE(a.record->seq, first_seq);
+
+  // Denied packets without a connection: both directions of a flow share one record.
+  UdpSpec u;
+  u.src = ipAddr("203.0.113.9");
+  u.dst = ipAddr("10.0.1.10");
+  u.dport = 53;
+  UdpSpec back = u;
+  std::swap(back.src, back.dst);
+  std::swap(back.sport, back.dport);
+  a = t.observe(parsed(buildUdp(u)), judged(Reason::kDenySg, 0, 0), 5);
+  const uint64_t flow_seq = a.record->seq;
+  t.settle();
+  a = t.observe(parsed(buildUdp(back)), judged(Reason::kDenySg, 0, 0), 6);
+  EXPECT_EQ(a.record->seq, flow_seq);
+  EXPECT_FALSE(a.from_orig);
+  EXPECT_EQ(a.record->denied_pkts, 2u);
+  t.settle();
+
+  // Non-IP frames are not attributed.
+  ArpSpec arp;
+  EXPECT_EQ(t.observe(parsed(buildArp(arp)), judged(Reason::kAllowUnprotected, 0, kFlagControl), 7)
+                .record,
+            nullptr);
+
+  t.endAll();
+  EXPECT_EQ(sink.ended.size(), 3u);  // the reused id's two records and the UDP flow
+}
+
+TEST(ConnTracker, TunnelsAreRecordsAndParentsOfWhatTheyCarry) {
+  Collect sink;
+  sim::detail::ConnTracker t(&sink, nullptr);
+  const rules::Timeouts timeouts = rules::Timeouts::defaults(rules::TimeoutProfile::kAws);
+  t.advance(nullptr, 0, &timeouts, 1024);
+  UdpSpec outer;
+  outer.src = ipAddr("192.0.2.1");
+  outer.dst = ipAddr("192.0.2.2");
+  outer.sport = 49152;
+  outer.dport = 4789;
+  outer.payload_len = 100;
+  UdpSpec nested = outer;  // a second tunnel inside the first
+  nested.src = ipAddr("192.0.2.11");
+  nested.dst = ipAddr("192.0.2.12");
+  sim::detail::ConnTracker::Carrier carriers[2];
+  carriers[0].kind = EncapHeader::Kind::kVxlan;
+  carriers[0].packet = parsed(buildUdp(outer));
+  carriers[1].kind = EncapHeader::Kind::kGeneve;
+  carriers[1].packet = parsed(buildUdp(nested));
+  TcpSpec syn;
+  syn.src = ipAddr("198.51.100.7");
+  syn.dst = ipAddr("10.0.1.10");
+  syn.flags = kSyn;
+  t.observeTunnels(carriers, 2, judged(Reason::kAllowRule, 9, kFlagNewConnection), 1);
+  auto a = t.observe(parsed(buildTcp(syn)), judged(Reason::kAllowRule, 9, kFlagNewConnection), 1);
+  t.settle();
+  ASSERT_NE(a.record, nullptr);
+  ASSERT_EQ(a.record->parent_count, 2u);
+  const uint64_t inner_seq = a.record->seq;
+  // A packet of the same connection through the outer tunnel only adds nothing new.
+  t.observeTunnels(carriers, 1, judged(Reason::kDenyInvalid, 9, 0), 2);
+  a = t.observe(parsed(buildTcp(syn)), judged(Reason::kAllowTracked, 9, 0), 2);
+  t.settle();
+  EXPECT_EQ(a.record->parent_count, 2u);
+  // Parents are consumed by the next packet only.
+  a = t.observe(parsed(buildTcp(syn)), judged(Reason::kAllowTracked, 9, 0), 3);
+  t.settle();
+  EXPECT_EQ(a.record->parent_count, 2u);
+
+  t.endAll();
+  ASSERT_EQ(sink.ended.size(), 3u);
+  const ConnRecord* inner = nullptr;
+  std::vector<const ConnRecord*> tunnels;
+  for (const ConnRecord& r : sink.ended)
+    (r.seq == inner_seq ? inner : tunnels.emplace_back()) = &r;
+  ASSERT_NE(inner, nullptr);
+  ASSERT_EQ(tunnels.size(), 2u);
+  EXPECT_FALSE(inner->is_tunnel);
+  EXPECT_EQ(inner->parents[0], tunnels[0]->seq);  // outermost first
+  EXPECT_EQ(inner->parents[1], tunnels[1]->seq);
+  EXPECT_TRUE(tunnels[0]->is_tunnel);
+  EXPECT_EQ(tunnels[0]->tunnel, EncapHeader::Kind::kVxlan);
+  EXPECT_EQ(tunnels[0]->orig.pkts, 2u);
+  EXPECT_EQ(tunnels[0]->first_reason, Reason::kAllowRule);  // its first frame's verdict
+  EXPECT_EQ(tunnels[0]->denied_pkts, 1u);
+  EXPECT_EQ(tunnels[1]->denied_pkts, 0u);
+  EXPECT_EQ(tunnels[0]->orig_h, outer.src);
+  EXPECT_EQ(tunnels[0]->resp_p, 4789);
+  EXPECT_EQ(tunnels[1]->tunnel, EncapHeader::Kind::kGeneve);
+  EXPECT_EQ(tunnels[1]->orig.pkts, 1u);
+  EXPECT_EQ(tunnels[0]->parent_count, 0u);
 }
 
 }  // namespace

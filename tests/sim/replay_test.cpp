@@ -961,5 +961,185 @@ TEST(Replay, OutOfOrderAndSnaplenCutPacketsAreCounted) {
   EXPECT_EQ(j["snaplen_cut"]["packets"], 3);
 }
 
+// --verdicts names each packet's layer-2.5 headers, outermost first, and leaves the key out for a
+// plain frame (so that the lines of plain traces are as before).
+TEST(Replay, VerdictsNameTheEncapsulation) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  using dataplane::Shim;
+  dataplane::TcpSpec syn;
+  syn.src = dataplane::ipAddr("198.51.100.7");
+  syn.dst = dataplane::ipAddr("10.0.1.10");
+  syn.dport = 443;
+  syn.flags = dataplane::kSyn;
+  dataplane::FrameOptions wrapped;
+  wrapped.vlans = {{.vid = 100}};
+  wrapped.shims = {{.kind = Shim::Kind::kMpls, .value = 16},
+                   {.kind = Shim::Kind::kMpls, .value = 17}};
+  dataplane::FrameOptions pppoe;
+  pppoe.shims = {{.kind = Shim::Kind::kPppoe, .value = 7}};
+  std::vector<Frame> frames = {
+      Frame{kT0, dataplane::buildTcp(syn, wrapped)},
+      Frame{kT0 + kSec, dataplane::buildTcp(syn)},
+      Frame{kT0 + 2 * kSec, dataplane::buildTcp(syn, pppoe)},
+  };
+  ReplayOptions o;
+  o.verdicts_path = dir.file("v.jsonl");
+  Replay r(policy, o);
+  std::string err;
+  ASSERT_TRUE(r.openOutputs(&err)) << err;
+  r.runFrames(frames);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  const auto v = jsonLines(o.verdicts_path);
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0]["encap"], nlohmann::json({"vlan:100", "mpls:16", "mpls:17"})) << v[0].dump();
+  EXPECT_EQ(v[0]["dport"], 443) << v[0].dump();
+  EXPECT_FALSE(v[1].contains("encap")) << v[1].dump();
+  EXPECT_EQ(v[2]["encap"], nlohmann::json({"pppoe:7"})) << v[2].dump();
+}
+
+// With decapsulation, a TCP connection inside VXLAN is judged by its inner packets; --verdicts
+// names the tunnel and --connections lists the tunnel (the UDP 4789 flow between the VTEPs) as a
+// record of its own, whose uid the inner connection names in tunnel_parents (as Zeek's conn.log
+// does). Without decapsulation the VXLAN flow is an ordinary UDP flow and nothing names a tunnel.
+TEST(Replay, ConnectionsNameTheirTunnels) {
+  auto policy = compilePolicy(kServerPolicy);
+  ASSERT_TRUE(policy);
+  TempDir dir;
+  const auto client = dataplane::ipAddr("198.51.100.7");
+  const auto server = dataplane::ipAddr("10.0.1.10");
+  const auto vtep_a = dataplane::ipAddr("192.0.2.1");
+  const auto vtep_b = dataplane::ipAddr("192.0.2.2");
+  auto vxlan = [&](bool from_client) {
+    dataplane::TunnelSpec t;
+    t.kind = dataplane::EncapHeader::Kind::kVxlan;
+    t.value = 42;
+    t.outer_src = from_client ? vtep_a : vtep_b;
+    t.outer_dst = from_client ? vtep_b : vtep_a;
+    t.sport = from_client ? 49152 : 4789;
+    t.dport = from_client ? 4789 : 49152;
+    dataplane::FrameOptions f;
+    f.tunnels = {t};
+    return f;
+  };
+  auto tcp = [&](bool from_client, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t len) {
+    dataplane::TcpSpec t;
+    t.src = from_client ? client : server;
+    t.dst = from_client ? server : client;
+    t.sport = from_client ? 40000 : 443;
+    t.dport = from_client ? 443 : 40000;
+    t.flags = flags;
+    t.seq = seq;
+    t.ack = ack;
+    t.payload_len = len;
+    return dataplane::buildTcp(t, vxlan(from_client));
+  };
+  using dataplane::kAck;
+  using dataplane::kFin;
+  using dataplane::kSyn;
+  const std::vector<Frame> frames = {
+      Frame{kT0, tcp(true, kSyn, 100, 0, 0)},
+      Frame{kT0 + 1000, tcp(false, kSyn | kAck, 500, 101, 0)},
+      Frame{kT0 + 2000, tcp(true, kAck, 101, 501, 0)},
+      Frame{kT0 + 3000, tcp(true, kAck, 101, 501, 20)},
+      Frame{kT0 + 4000, tcp(false, kAck | kFin, 501, 121, 0)},
+      Frame{kT0 + 5000, tcp(true, kAck | kFin, 121, 502, 0)},
+      Frame{kT0 + 6000, tcp(false, kAck, 502, 122, 0)},
+  };
+
+  for (bool decap : {true, false}) {
+    SCOPED_TRACE(decap ? "--decap" : "no decapsulation");
+    ReplayOptions o;
+    o.verdicts_path = dir.file("v.jsonl");
+    o.connections_path = dir.file("conn.jsonl");
+    o.parse.decap = decap;
+    Replay r(policy, o);
+    std::string err;
+    ASSERT_TRUE(r.openOutputs(&err)) << err;
+    r.runFrames(frames);
+    ASSERT_TRUE(r.finish(&err)) << err;
+
+    const auto v = jsonLines(o.verdicts_path);
+    ASSERT_EQ(v.size(), frames.size());
+    const auto conns = jsonLines(o.connections_path);
+    if (!decap) {
+      EXPECT_FALSE(v[0].contains("encap")) << v[0].dump();
+      EXPECT_EQ(v[0]["proto"], "udp") << v[0].dump();
+      ASSERT_EQ(conns.size(), 1u);
+      EXPECT_EQ(conns[0]["id.resp_p"], 4789) << conns[0].dump();
+      EXPECT_FALSE(conns[0].contains("kind")) << conns[0].dump();
+      EXPECT_FALSE(conns[0].contains("tunnel_parents")) << conns[0].dump();
+      continue;
+    }
+    for (const auto& line : v) {
+      EXPECT_EQ(line["encap"], nlohmann::json({"vxlan:vni=42"})) << line.dump();
+      EXPECT_EQ(line["proto"], "tcp") << line.dump();
+    }
+    EXPECT_EQ(v[0]["reason"], "allow-rule") << v[0].dump();
+    EXPECT_EQ(v[1]["reason"], "allow-tracked") << v[1].dump();
+
+    ASSERT_EQ(conns.size(), 2u);
+    const auto& tunnel = conns[0]["kind"] == "tunnel" ? conns[0] : conns[1];
+    const auto& inner = conns[0]["kind"] == "tunnel" ? conns[1] : conns[0];
+    EXPECT_EQ(tunnel["kind"], "tunnel") << tunnel.dump();
+    EXPECT_EQ(tunnel["tunnel_type"], "vxlan");
+    EXPECT_EQ(tunnel["proto"], "udp");
+    EXPECT_EQ(tunnel["id.orig_h"], "192.0.2.1");
+    EXPECT_EQ(tunnel["id.orig_p"], 49152);
+    EXPECT_EQ(tunnel["id.resp_h"], "192.0.2.2");
+    EXPECT_EQ(tunnel["id.resp_p"], 4789);
+    EXPECT_EQ(tunnel["orig_pkts"], 4);
+    EXPECT_EQ(tunnel["resp_pkts"], 3);
+    EXPECT_GT(tunnel["orig_ip_bytes"].get<uint64_t>(), inner["orig_ip_bytes"].get<uint64_t>());
+    EXPECT_FALSE(tunnel.contains("tunnel_parents")) << tunnel.dump();
+    EXPECT_EQ(tunnel["first_reason"], "allow-rule");  // the verdict on its first frame's inside
+    EXPECT_EQ(tunnel["denied_pkts"], 0);
+
+    EXPECT_EQ(inner["proto"], "tcp") << inner.dump();
+    EXPECT_EQ(inner["id.orig_h"], "198.51.100.7");
+    EXPECT_EQ(inner["id.resp_p"], 443);
+    EXPECT_EQ(inner["conn_state"], "SF");
+    EXPECT_EQ(inner["orig_pkts"], 4);
+    EXPECT_EQ(inner["resp_pkts"], 3);
+    EXPECT_FALSE(inner.contains("kind")) << inner.dump();
+    EXPECT_EQ(inner["tunnel_parents"], nlohmann::json({tunnel["uid"]})) << inner.dump();
+  }
+
+  // Zeek's TSV form: with decapsulation, three more columns.
+  ReplayOptions o;
+  o.connections_path = dir.file("conn.log");
+  o.connections_format = ConnFormat::kTsv;
+  o.parse.decap = true;
+  Replay r(policy, o);
+  std::string err;
+  ASSERT_TRUE(r.openOutputs(&err)) << err;
+  r.runFrames(frames);
+  ASSERT_TRUE(r.finish(&err)) << err;
+  std::ifstream in(o.connections_path);
+  std::string line, fields;
+  std::vector<std::vector<std::string>> rows;
+  while (std::getline(in, line)) {
+    if (line.rfind("#fields", 0) == 0) fields = line;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, '\t');)
+      cells.push_back(c);
+    rows.push_back(cells);
+  }
+  EXPECT_NE(fields.find("\ticmp_errors\tkind\ttunnel_type\ttunnel_parents"), std::string::npos)
+      << fields;
+  ASSERT_EQ(rows.size(), 2u);
+  const auto& trow = rows[0][rows[0].size() - 3] == "tunnel" ? rows[0] : rows[1];
+  const auto& crow = rows[0][rows[0].size() - 3] == "tunnel" ? rows[1] : rows[0];
+  ASSERT_EQ(trow.size(), 26u);
+  EXPECT_EQ(trow[24], "vxlan");
+  EXPECT_EQ(trow[25], "(empty)");
+  EXPECT_EQ(crow[23], "conn");
+  EXPECT_EQ(crow[24], "-");
+  EXPECT_EQ(crow[25], trow[1]);  // the tunnel's uid
+}
+
 }  // namespace
 }  // namespace statewall::sim

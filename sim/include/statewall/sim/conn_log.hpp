@@ -65,13 +65,25 @@ struct ConnRecord {
   ConnEnd end = ConnEnd::kOpen;
   char history[48] = {};
   uint8_t history_len = 0;
+  // With decapsulation (`statewall replay --decap`): a tunnel's own record is the flow of the
+  // packets that carried inner packets (e.g. UDP 4789 between two VTEPs), of kind `tunnel`; a
+  // connection seen inside tunnels lists their records' seqs in `parents` (Zeek's
+  // tunnel_parents), outermost first, at most kMaxParents.
+  static constexpr size_t kMaxParents = 4;
+  bool is_tunnel = false;
+  dataplane::EncapHeader::Kind tunnel = dataplane::EncapHeader::Kind::kVlan;  // is_tunnel: its kind
+  uint8_t parent_count = 0;
+  uint64_t parents[kMaxParents] = {};
 
   std::string_view history_str() const { return std::string_view(history, history_len); }
   // Zeek's conn_state for what was seen.
   std::string_view connState() const;
   bool tcpClosed() const { return orig.rst || resp.rst || (orig.fin && resp.fin); }
   // "C" followed by 17 base-62 characters, derived from seq: stable across runs.
-  std::string uid() const;
+  std::string uid() const { return uidOf(seq); }
+  static std::string uidOf(uint64_t seq);
+  // Adds a tunnel's record (its seq) to parents, once.
+  void addParent(uint64_t parent_seq);
 
   // Sets the endpoints from the record's first packet, sent by its originator unless `reply`.
   // A TCP SYN-ACK as first packet flips the roles (see `flipped`).

@@ -54,6 +54,8 @@ inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 // --verdicts: one JSON object per line and packet, in input order:
 //   index       1-based position in the input (continuing across trace files)
 //   ts          capture time, seconds since 1970 (6 or 9 decimals, as the file stores them)
+//   encap       the frame's layer-2.5 headers, outermost first: ["vlan:100","mpls:16"] (absent
+//               for a plain frame)
 //   proto       "tcp", "udp", "icmp", "icmpv6", another IP protocol's number, "arp" or "non-ip"
 //   src, dst    addresses (absent for non-IP frames)
 //   sport/dport TCP and UDP; icmp_type/icmp_code (and icmp_id for echo) for ICMP and ICMPv6
@@ -78,7 +80,9 @@ inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 // logs them) plus end ("closed", "timed-out", "open"), tracked, conn_id (the connection's number
 // in the run, #N as explain shows it; JSON also engine_id, the engine's own id), first_reason,
 // opened_by (the rule that allowed the first packet), denied_pkts and icmp_errors (ICMP errors
-// about the connection). A record is written when its connection ends or at the end of the run
+// about the connection). With parse.decap, tunnels are records of their own (kind "tunnel",
+// tunnel_type) and a connection inside tunnels names their uids in tunnel_parents (TSV: three more
+// columns kind, tunnel_type, tunnel_parents). A record is written when its connection ends or at the end of the run
 // (in batches, each in order of first packet), so memory is bounded by the live connections.
 // Flows without a connection (denied, untracked) are kept until idle beyond their timeout, at most
 // as many at once as the table holds connections: beyond that the longest idle are written early
@@ -97,7 +101,10 @@ struct ReplayOptions {
   size_t table_capacity = 0;
   size_t fragment_capacity = 4096;
   bool pass_non_ip = false;
-  // Tunnels: judged as the outer packet unless parse.decap (--decap, --tunnel-port).
+  // How frames are parsed (the engine's EngineConfig::parse): tunnels are judged as the outer
+  // packet unless parse.decap (--decap, --tunnel-port); then as their innermost packet, --verdicts
+  // names them in "encap" and --connections lists the tunnels as records of their own, naming
+  // each inner connection's tunnels.
   dataplane::ParseOptions parse{};
   unsigned burst = 32;                   // 1..dataplane::kMaxBurst
   uint64_t burst_window_ns = 1000000;    // trace time one burst may span
