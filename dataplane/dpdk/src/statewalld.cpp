@@ -625,7 +625,10 @@ int run(int argc, char** argv) {
       service.tick(monotonicSeconds(), board);
       // The lcores' drop rings, emptied every round (10 ms) so that they rarely fill.
       drained.clear();
-      if (app->drainDrops(&drained) > 0) drop_log.append(drained);
+      if (app->drainDrops(&drained) > 0) {
+        drop_log.append(drained);
+        if (server) server->notifyDrops();  // the held GET /v1/drops?follow=1 streams
+      }
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
       if (monotonicSeconds() >= next_rates) {
         // A replaced policy is freed once every lcore has passed a quiescent point; the lcores
