@@ -95,6 +95,7 @@ struct LcoreState {
   std::unique_ptr<dataplane::Engine::Worker> worker;
   LcoreCounters counters;
   alignas(64) std::atomic<bool> idle{false};
+  std::atomic<bool> test_stall{false};  // stallLcoreForTest(); read only in empty rounds
   // Denied packets for the drop log: filled by this lcore (rate-limited), drained by the main
   // lcore. The limiter's window and budget are this lcore's alone.
   SpscRing<DropRecord, kDropRingSize> drops;
@@ -324,6 +325,10 @@ int lcoreMain(void* arg) {
       app.engine->offline(worker);
       offline = true;
     }
+    // The test hook: stuck here, neither receiving nor sweeping, until released (or stopped).
+    while (me.test_stall.load(std::memory_order_relaxed) &&
+           !app.stop.load(std::memory_order_relaxed))
+      rte_delay_us_sleep(1000);
     if (empty_since_ns == 0) {
       empty_since_ns = now_ns;
     } else if (!idle && app.idle_ns > 0 && now_ns - empty_since_ns >= app.idle_ns) {
@@ -700,6 +705,15 @@ void Appliance::setManualClock(uint64_t now_ns) noexcept {
 
 uint64_t Appliance::engineNowNs() const noexcept {
   return impl_->engineNow();
+}
+
+bool Appliance::stallLcoreForTest(unsigned lcore, bool stall) noexcept {
+  for (const auto& l : impl_->lcores) {
+    if (l->lcore_id != lcore) continue;
+    l->test_stall.store(stall, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
 }
 
 size_t Appliance::drainDrops(std::vector<DropRecord>* out) {

@@ -470,7 +470,37 @@ bool writeFile(const std::string& path, const std::string& text) {
   return static_cast<bool>(f);
 }
 
-int run(int argc, char** argv) {
+// The test hooks (RunOptions::test_hooks): STATEWALLD_TEST_STALL_FILE names a file; while it
+// exists, the forwarding lcore whose id it holds is stalled (Appliance::stallLcoreForTest).
+// Checked by the main loop every round.
+class TestHooks {
+ public:
+  explicit TestHooks(bool enabled) {
+    const char* path = enabled ? std::getenv("STATEWALLD_TEST_STALL_FILE") : nullptr;
+    if (path != nullptr) stall_file_ = path;
+  }
+  void poll(Appliance& app) {
+    if (stall_file_.empty()) return;
+    std::ifstream f(stall_file_);
+    long lcore = -1;
+    if (f) f >> lcore;
+    if (lcore == requested_) return;
+    requested_ = lcore;
+    if (stalled_ >= 0) app.stallLcoreForTest(static_cast<unsigned>(stalled_), false);
+    stalled_ = -1;
+    if (lcore >= 0 && app.stallLcoreForTest(static_cast<unsigned>(lcore), true)) stalled_ = lcore;
+    std::fprintf(stderr, "%s: test hook: %s\n", g_program.c_str(),
+                 stalled_ >= 0 ? ("lcore " + std::to_string(stalled_) + " stalled").c_str()
+                               : "no lcore stalled");
+  }
+
+ private:
+  std::string stall_file_;
+  long requested_ = -1;  // what the file said last
+  long stalled_ = -1;
+};
+
+int run(int argc, char** argv, const RunOptions& run_options) {
   if (argc > 0 && argv[0] != nullptr) {
     const std::string_view path = argv[0];
     g_program = std::string(path.substr(path.rfind('/') + 1));
@@ -609,6 +639,7 @@ int run(int argc, char** argv) {
     std::fflush(stdout);
     ServiceManager service;
     service.notify("READY=1\nSTATUS=forwarding");
+    TestHooks test_hooks(run_options.test_hooks);
 
     Report previous = first;
     Report rates_previous = first;
@@ -622,6 +653,7 @@ int run(int argc, char** argv) {
         reloadPolicy(options, *app, server.get());
         service.notify("READY=1");
       }
+      test_hooks.poll(*app);
       service.tick(monotonicSeconds(), board);
       // The lcores' drop rings, emptied every round (10 ms) so that they rarely fill.
       drained.clear();
@@ -681,8 +713,8 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int runStatewalld(int argc, char** argv) {
-  return run(argc, argv);
+int runStatewalld(int argc, char** argv, const RunOptions& run_options) {
+  return run(argc, argv, run_options);
 }
 
 }  // namespace statewall::dpdk
