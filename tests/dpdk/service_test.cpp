@@ -259,6 +259,34 @@ TEST_F(ServiceTest, NotifiesReadinessAndWatchdogLikeTheUnitExpects) {
   EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
 }
 
+// Ports of PMDs other than af_packet get one MTU chosen from what both devices and links allow
+// (net_pcap on files: no link, no chained mbufs, so 1500 and why), or --mtu; the startup log
+// says which. (Failed before: no MTU was set or shown for them.)
+TEST_F(ServiceTest, PortMtuIsChosenAndShown) {
+  for (const std::string mtu : {"", "9000"}) {
+    SCOPED_TRACE(mtu);
+    std::vector<std::string> app = {"--exit-when-idle", "100"};
+    if (!mtu.empty()) app.insert(app.end(), {"--mtu", mtu});
+    RunResult r = run(argv("mtu" + mtu, app), dir_, "mtu" + mtu, 60s);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    if (mtu.empty()) {
+      EXPECT_NE(r.out.find("statewalld: port MTU 1500 (inside port net_pcap0 (port 0) cannot "
+                           "chain mbufs and its link's MTU is unknown)"),
+                std::string::npos)
+          << r.out;
+    } else {
+      EXPECT_NE(r.out.find("statewalld: port MTU 9000 (--mtu)"), std::string::npos) << r.out;
+    }
+    const std::string shown = ", MTU " + (mtu.empty() ? std::string("1500") : mtu) + "\n";
+    EXPECT_NE(r.out.find("inside net_pcap0 (port 0): 1 rx / 1 tx queues" + shown),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("outside net_pcap1 (port 1): 1 rx / 1 tx queues" + shown),
+              std::string::npos)
+        << r.out;
+  }
+}
+
 // What a service manager hears on its notification socket, read all the time by a thread of its
 // own (as systemd does: a sender blocks once the socket's small queue is full), in order.
 class NotifyRecorder {

@@ -105,6 +105,7 @@ struct LcoreState {
 
 struct Appliance::Impl {
   std::vector<std::string> warnings;
+  std::vector<std::string> notes;
   // Released last (members are destroyed in reverse order): after the ports are closed.
   std::vector<PortLock> locks;
   Options options;
@@ -393,6 +394,7 @@ PortReport Appliance::Impl::portReport(int i) const {
   p.rx_queues = s.rx_queues;
   p.tx_queues = s.tx_queues;
   p.rss = s.rss;
+  p.mtu = s.mtu;
   rte_eth_stats st{};
   if (ports_configured[i] && !closed && rte_eth_stats_get(s.port_id, &st) == 0) {
     p.ipackets = st.ipackets;
@@ -462,9 +464,17 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   const char* roles[2] = {"inside", "outside"};
   for (int i = 0; i < 2; ++i)
     if (!lockPort(ids[i], roles[i], options.lock_dir, &a.locks, error)) return nullptr;
+  // One MTU for both ports (a frame crosses both), chosen from what the devices and links allow.
+  PortMtuLimits limits[2];
+  for (int i = 0; i < 2; ++i)
+    if (!portMtuLimits(ids[i], roles[i], &limits[i], error)) return nullptr;
+  const MtuChoice mtu = choosePortMtu(limits, options.mtu);
+  if (mtu.mtu != 0) a.notes.push_back(mtu.note);
+  for (const std::string& w : mtu.warnings)
+    a.warnings.push_back(w);
   for (int i = 0; i < 2; ++i) {
-    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, options.mtu,
-                       &a.ports[i], error))
+    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, mtu.mtu, &a.ports[i],
+                       error))
       return nullptr;
     if (!a.ports[i].warning.empty()) a.warnings.push_back(a.ports[i].warning);
     a.ports_configured[i] = true;
@@ -729,6 +739,10 @@ size_t Appliance::drainDrops(std::vector<DropRecord>* out) {
 
 const std::vector<std::string>& Appliance::warnings() const {
   return impl_->warnings;
+}
+
+const std::vector<std::string>& Appliance::notes() const {
+  return impl_->notes;
 }
 
 std::vector<unsigned> Appliance::lcores() const {

@@ -615,6 +615,8 @@ int run(int argc, char** argv, const RunOptions& run_options) {
     }
     for (const std::string& note : sizing_notes)
       std::printf("%s: %s\n", g_program.c_str(), note.c_str());
+    for (const std::string& note : app->notes())
+      std::printf("%s: %s\n", g_program.c_str(), note.c_str());
     for (const std::string& w : app->warnings())
       std::fprintf(stderr, "%s: warning: %s\n", g_program.c_str(), w.c_str());
     installSignalHandlers();
@@ -632,9 +634,10 @@ int run(int argc, char** argv, const RunOptions& run_options) {
       std::printf(" %u", l);
     std::printf("\n");
     for (const PortReport& p : first.ports)
-      std::printf("%s: %s %s (port %u): %u rx / %u tx queues%s\n", g_program.c_str(),
+      std::printf("%s: %s %s (port %u): %u rx / %u tx queues%s%s\n", g_program.c_str(),
                   p.role.c_str(), p.name.c_str(), p.port_id, p.rx_queues, p.tx_queues,
-                  p.rss ? ", RSS" : "");
+                  p.rss ? ", RSS" : "",
+                  p.mtu != 0 ? (", MTU " + std::to_string(p.mtu)).c_str() : "");
     std::printf("%s: running\n", g_program.c_str());
     std::fflush(stdout);
     ServiceManager service;

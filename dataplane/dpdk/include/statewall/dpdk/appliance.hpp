@@ -78,6 +78,8 @@ class Appliance {
   // What create() found that the operator should know (e.g. an interface MTU larger than the
   // port receives).
   const std::vector<std::string>& warnings() const;
+  // How create() set the ports up where it chose (e.g. the port MTU), for the startup log.
+  const std::vector<std::string>& notes() const;
   // The lcore ids that forward, in tx queue order.
   std::vector<unsigned> lcores() const;
 
