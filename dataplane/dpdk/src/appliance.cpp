@@ -144,11 +144,16 @@ struct Appliance::Impl {
 namespace {
 
 // Records the denied packets of a burst for the drop log, at most kDropRecordsPerSecond per
-// lcore; called only when the burst has some, before they are freed.
+// lcore and second of wall time (what the log's reader and its memory see; the engine's time may
+// stand still under a manual clock); called only when the burst has some, before they are
+// freed. Each record carries the engine's time, now_ns.
 void recordDrops(Appliance::Impl& app, LcoreState& me, const RxUnit& u, const PacketRef* refs,
                  const Verdict* verdicts, unsigned k, uint64_t now_ns) {
-  if (now_ns - me.drop_window_ns >= kNsPerSec) {
-    me.drop_window_ns = now_ns;
+  // now_ns is the TSC's time unless a manual clock is set: read the TSC only then.
+  const uint64_t wall_ns =
+      app.manual_clock.load(std::memory_order_relaxed) ? app.clock.now() : now_ns;
+  if (wall_ns - me.drop_window_ns >= kNsPerSec) {
+    me.drop_window_ns = wall_ns;
     me.drop_budget = kDropRecordsPerSecond;
   }
   uint64_t unlogged = 0;
