@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -23,6 +24,7 @@
 #include "dpdk_test_util.hpp"
 #include "pcap_util.hpp"
 #include "statewall/control/client.hpp"
+#include "statewall/dpdk/port_lock.hpp"
 
 namespace statewall::dpdk_test {
 namespace {
@@ -257,6 +259,51 @@ TEST_F(ServiceTest, NotifiesReadinessAndWatchdogLikeTheUnitExpects) {
     m = sock.next(10s);
   EXPECT_EQ(m, "STOPPING=1");
   EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
+}
+
+// A lock directory given only in --config is the one the interfaces are locked in before EAL
+// probes the devices: with another process holding an interface's lock there, statewalld stops
+// at once naming the --vdev (the early lock), before the driver opens an interface that does
+// not even exist. (Failed before: the early lock used /run/statewall, and the driver's "no such
+// interface" came first.)
+TEST_F(ServiceTest, LockDirFromTheConfigFileLocksBeforeEal) {
+  const std::string locks = dir_ / "locks";
+  std::filesystem::create_directories(locks);
+  const std::string iface = "swlk" + std::to_string(getpid() % 100000);
+  // Held by another process: a lock this process holds would count as statewalld's own.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    dpdk::PortLock held;
+    std::string why;
+    const char ok = held.acquire(locks, "iface-" + iface, &why) ? '1' : '0';
+    (void)!::write(ready[1], &ok, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+  ASSERT_EQ(ok, '1');
+  const std::string cfg = dir_ / "locked.yaml";
+  writeText(
+      cfg, "policy: policy.yaml\ninside: net_pcap0\noutside: net_pcap1\nlock-dir: " + locks + "\n");
+  std::vector<std::string> a = {statewalldPath()};
+  for (const auto& e : ealArgs(1, "lockcfg"))
+    a.push_back(e);
+  a.push_back("--vdev=net_pcap0,iface=" + iface);
+  a.push_back("--vdev=net_pcap1,rx_pcap=" + empty_ + ",tx_pcap=" + (dir_ / "lk1.pcap"));
+  a.insert(a.end(), {"--", "--config", cfg});
+  RunResult r = run(a, dir_, "lockcfg", 60s);
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("statewalld: --vdev net_pcap0 (interface " + iface + "): "),
+            std::string::npos)
+      << r.err;
 }
 
 // Ports of PMDs other than af_packet get one MTU chosen from what both devices and links allow

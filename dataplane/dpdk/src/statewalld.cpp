@@ -517,17 +517,26 @@ int run(int argc, char** argv, const RunOptions& run_options) {
   if (sched_getaffinity(0, sizeof original_cpus, &original_cpus) != 0) CPU_ZERO(&original_cpus);
   rte_set_application_usage_hook(printAppUsage);
   prefixDpdkLog();
+  // What must be known before EAL probes the devices (--mtu for af_packet slots, --lock-dir for
+  // the interface locks): the application's options parsed ahead, --config included. Options
+  // that do not parse are reported after EAL initialisation, as usual; the defaults serve until
+  // then.
+  std::vector<std::string> eal_strings(argv, argv + argc);
+  const auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
+  Options early;
+  {
+    std::vector<const char*> app_args = {g_program.c_str()};
+    for (auto it = dashes == eal_strings.end() ? dashes : dashes + 1; it != eal_strings.end(); ++it)
+      app_args.push_back(it->c_str());
+    ParseResult ahead = parseOptions(static_cast<int>(app_args.size()), app_args.data());
+    if (ahead.options) early = *ahead.options;
+  }
   // af_packet ports on jumbo-frame interfaces get ring slots that hold a whole frame (mtu.hpp):
   // their sizes are device arguments, so they are added before EAL probes the devices.
-  std::vector<std::string> eal_strings(argv, argv + argc);
   std::vector<std::string> sizing_notes;
   {
-    auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
-    uint32_t mtu = 0;
-    for (auto it = dashes; it != eal_strings.end() && it + 1 != eal_strings.end(); ++it)
-      if (*it == "--mtu") mtu = static_cast<uint32_t>(std::strtoul((it + 1)->c_str(), nullptr, 10));
     std::vector<std::string> eal_part(eal_strings.begin(), dashes);
-    eal_part = sizeAfPacketVdevs(eal_part, mtu, interfaceMtu,
+    eal_part = sizeAfPacketVdevs(eal_part, early.mtu, interfaceMtu,
                                  static_cast<uint32_t>(sysconf(_SC_PAGESIZE)), &sizing_notes);
     eal_part.insert(eal_part.end(), dashes, eal_strings.end());
     eal_strings = std::move(eal_part);
@@ -535,17 +544,12 @@ int run(int argc, char** argv, const RunOptions& run_options) {
   // One statewalld per interface (port_lock.hpp): the vdev interfaces are locked before EAL
   // probes them, since a second af_packet socket on a busy interface can fail inside the driver
   // with a message that names no cause. The appliance locks every port again after probing
-  // (PCI devices, and a --lock-dir given only in --config); a lock held here counts there.
+  // (PCI devices); a lock held here counts there.
   std::vector<PortLock> early_locks;
   {
-    auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
-    std::string lock_dir = kDefaultLockDir;
-    for (auto it = dashes; it != eal_strings.end(); ++it) {
-      if (*it == "--lock-dir" && it + 1 != eal_strings.end()) lock_dir = *(it + 1);
-      if (it->rfind("--lock-dir=", 0) == 0) lock_dir = it->substr(11);
-    }
+    const auto eal_end = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
     std::string why;
-    if (!lockVdevInterfaces(std::vector<std::string>(eal_strings.begin(), dashes), lock_dir,
+    if (!lockVdevInterfaces(std::vector<std::string>(eal_strings.begin(), eal_end), early.lock_dir,
                             &early_locks, &why)) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), why.c_str());
       return 2;
