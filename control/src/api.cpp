@@ -541,6 +541,12 @@ json connectionJson(const dataplane::ConnectionInfo& ci, const rules::CompiledPo
   j["replied"] = ci.replied;
   j["src_side_tracked"] = ci.src_side_tracked;
   j["dst_side_tracked"] = ci.dst_side_tracked;
+  // What the entry is (docs/design.md): a tracked connection (its packets pass by it), an
+  // untracked flow (a protected side, none tracking: every packet meets the rules, and the entry
+  // is kept for the log; its state and expiry are the log's, not a tracking's), or unprotected.
+  j["tracking"] = ci.src_side_tracked || ci.dst_side_tracked       ? "tracked"
+                  : ci.src_side_protected || ci.dst_side_protected ? "untracked"
+                                                                   : "unprotected";
   j["expires_ns"] = ci.expires_ns;
   j["expires_in_s"] =
       ci.expires_ns > now_ns ? static_cast<double>(ci.expires_ns - now_ns) / 1e9 : 0.0;

@@ -365,8 +365,12 @@ int connections(const CtlOptions& o) {
         std::string(c.value("src_side_tracked", false) ? "src" : "") +
         (c.value("src_side_tracked", false) && c.value("dst_side_tracked", false) ? "+" : "") +
         (c.value("dst_side_tracked", false) ? "dst" : "");
+    // An untracked flow's entry lets nothing through (docs/design.md): its TCP state and expiry
+    // would read as tracking, so the row says what the entry is instead.
+    const bool untracked = c.value("tracking", "") == "untracked";
     rows.push_back({str(c, "id"), proto, endpoint(c, "src", "sport"), endpoint(c, "dst", "dport"),
-                    str(c, "state"), fmt::format("{:.0f}s", c.value("expires_in_s", 0.0)),
+                    untracked ? "untracked: entry kept for the log" : str(c, "state"),
+                    untracked ? "-" : fmt::format("{:.0f}s", c.value("expires_in_s", 0.0)),
                     tracked.empty() ? "-" : tracked, connectionRule(c)});
   }
   printTable({"ID", "PROTO", "SOURCE", "DESTINATION", "STATE", "EXPIRES", "TRACKED", "RULE"}, rows);
