@@ -541,6 +541,12 @@ json connectionJson(const dataplane::ConnectionInfo& ci, const rules::CompiledPo
   j["replied"] = ci.replied;
   j["src_side_tracked"] = ci.src_side_tracked;
   j["dst_side_tracked"] = ci.dst_side_tracked;
+  // What the entry is (docs/design.md): a tracked connection (its packets pass by it), an
+  // untracked flow (a protected side, none tracking: every packet meets the rules, and the entry
+  // is kept for the log; its state and expiry are the log's, not a tracking's), or unprotected.
+  j["tracking"] = ci.src_side_tracked || ci.dst_side_tracked       ? "tracked"
+                  : ci.src_side_protected || ci.dst_side_protected ? "untracked"
+                                                                   : "unprotected";
   j["expires_ns"] = ci.expires_ns;
   j["expires_in_s"] =
       ci.expires_ns > now_ns ? static_cast<double>(ci.expires_ns - now_ns) / 1e9 : 0.0;
@@ -813,11 +819,56 @@ json dropRuleJson(const DropEvent& d, const rules::CompiledPolicy* p, uint64_t v
   return nullptr;
 }
 
+// One drop log event as GET /v1/drops lists it (and the stream sends it, one per line).
+json dropJson(const DropEvent& d, const rules::CompiledPolicy* p, uint64_t version, uint64_t now) {
+  json j = {{"seq", d.seq},
+            {"age_s", d.time_ns < now ? static_cast<double>(now - d.time_ns) / 1e9 : 0.0},
+            {"port", d.port},
+            {"reason", dataplane::kReasonCodes[d.reason < dataplane::kReasonCount ? d.reason : 0]},
+            {"policy_version", d.policy_version}};
+  if (d.ip) {
+    j["proto"] = rules::protoName(d.proto);
+    j["src"] = d.src.str();
+    j["dst"] = d.dst.str();
+    if (isIcmp(d.proto)) {
+      j["icmp_type"] = d.sport;
+      j["icmp_code"] = d.dport;
+    } else if (rules::protoHasPorts(d.proto)) {
+      j["sport"] = d.sport;
+      j["dport"] = d.dport;
+    }
+  }
+  j["rule"] = dropRuleJson(d, p, version);
+  return j;
+}
+
+// Events of a streamed drop log sent in one piece at most (what a slow client costs the server:
+// one such piece; the rest stays in the host's log, which a client that falls behind skips).
+constexpr size_t kDropStreamBatch = 256;
+
+std::string dropLinesOf(ControlApi::State& st, dataplane::Engine& engine, uint64_t* after,
+                        size_t max) {
+  if (!st.hooks.drops) return {};
+  const DropsPage page = st.hooks.drops(*after, max);
+  if (page.drops.empty()) return {};
+  rules::CompiledPolicyPtr p = engine.policy();
+  const uint64_t version = engine.policyVersion();
+  const uint64_t now = st.nowNs();
+  std::string out;
+  if (page.drops.front().seq > *after + 1)
+    out += dump({{"skipped", page.drops.front().seq - *after - 1}});
+  for (const DropEvent& d : page.drops)
+    out += dump(dropJson(d, p.get(), version, now));
+  *after = page.drops.back().seq;
+  return out;
+}
+
 ApiResponse getDrops(const Ctx& c) {
   if (!c.st.hooks.drops)
     return errorResponse(404, "not found", "this host keeps no drop log (statewalld does)");
   uint64_t after = 0;
   size_t limit = 100;
+  bool follow = false;
   for (const auto& [k, v] : c.target.params) {
     if (k == "after") {
       auto n = parseUnsigned(v, 0, UINT64_MAX);
@@ -829,37 +880,27 @@ ApiResponse getDrops(const Ctx& c) {
         return errorResponse(400, "bad request",
                              fmt::format("limit: expected 1..{}", kMaxDropsPage));
       limit = *n;
+    } else if (k == "follow") {
+      if (v != "1" && v != "true" && v != "0" && v != "false")
+        return errorResponse(400, "bad request", "follow: expected 1, true, 0 or false");
+      follow = v == "1" || v == "true";
     } else {
       return errorResponse(400, "bad request", "unknown query parameter: " + k);
     }
+  }
+  if (follow) {
+    ApiResponse r;
+    r.content_type = "application/x-ndjson";
+    r.drops_stream_after = after;
+    return r;
   }
   const DropsPage page = c.st.hooks.drops(after, limit);
   rules::CompiledPolicyPtr p = c.engine.policy();
   const uint64_t version = c.engine.policyVersion();
   const uint64_t now = c.st.nowNs();
   json list = json::array();
-  for (const DropEvent& d : page.drops) {
-    json j = {
-        {"seq", d.seq},
-        {"age_s", d.time_ns < now ? static_cast<double>(now - d.time_ns) / 1e9 : 0.0},
-        {"port", d.port},
-        {"reason", dataplane::kReasonCodes[d.reason < dataplane::kReasonCount ? d.reason : 0]},
-        {"policy_version", d.policy_version}};
-    if (d.ip) {
-      j["proto"] = rules::protoName(d.proto);
-      j["src"] = d.src.str();
-      j["dst"] = d.dst.str();
-      if (isIcmp(d.proto)) {
-        j["icmp_type"] = d.sport;
-        j["icmp_code"] = d.dport;
-      } else if (rules::protoHasPorts(d.proto)) {
-        j["sport"] = d.sport;
-        j["dport"] = d.dport;
-      }
-    }
-    j["rule"] = dropRuleJson(d, p.get(), version);
-    list.push_back(std::move(j));
-  }
+  for (const DropEvent& d : page.drops)
+    list.push_back(dropJson(d, p.get(), version, now));
   return jsonResponse(200, {{"drops", std::move(list)},
                             {"next_after", page.drops.empty() ? after : page.drops.back().seq},
                             {"unlogged", page.unlogged},
@@ -930,6 +971,14 @@ bool compilesPolicy(std::string_view method, std::string_view target) {
   return (path == "/v1/policy" && method == "PUT") ||
          (path == "/v1/policy/check" && method == "POST") ||
          (path == "/v1/timeouts" && method == "PUT");
+}
+
+std::string ControlApi::dropLines(uint64_t* after, size_t max) {
+  try {
+    return dropLinesOf(*state_, engine_, after, std::min(max, kDropStreamBatch));
+  } catch (const std::exception&) {  // out of memory: nothing sent now, the cursor stays
+    return {};
+  }
 }
 
 ApiResponse ControlApi::handle(const ApiRequest& request) {

@@ -1,6 +1,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cstdint>
 #include <optional>
 #include <sstream>
 
@@ -69,7 +70,8 @@ std::optional<HttpResponse> authenticate(const HttpRequest& req, std::string_vie
   return res;
 }
 
-HttpResponse respond(ControlApi& api, const HttpRequest& req, std::string_view token) {
+HttpResponse respond(ControlApi& api, const HttpRequest& req, std::string_view token,
+                     std::optional<uint64_t>* drops_stream_after) {
   bool close = !req.keep_alive();
   if (auto denied = authenticate(req, token, close)) return std::move(*denied);
   ApiRequest areq;
@@ -79,6 +81,16 @@ HttpResponse respond(ControlApi& api, const HttpRequest& req, std::string_view t
   if (ct != req.end()) areq.content_type = std::string(ct->value());
   areq.body = req.body();
   ApiResponse ares = api.handle(areq);
+  if (ares.drops_stream_after) {
+    if (drops_stream_after != nullptr) {
+      *drops_stream_after = ares.drops_stream_after;
+    } else {
+      // No connection to hold: what there is now.
+      uint64_t after = *ares.drops_stream_after;
+      for (std::string part; !(part = api.dropLines(&after, SIZE_MAX)).empty();)
+        ares.body += part;
+    }
+  }
 
   HttpResponse res{static_cast<http::status>(ares.status), req.version()};
   res.set(http::field::server, "statewall");

@@ -1,6 +1,7 @@
 // Beast glue shared by the server, the client and handleRawRequest(). Private to control/.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -28,8 +29,11 @@ std::optional<HttpResponse> authenticate(const HttpRequest& req, std::string_vie
                                          bool close);
 
 // Authenticates (when `token` is not empty), routes and builds the response to a complete
-// request. Keep-alive follows the request.
-HttpResponse respond(ControlApi& api, const HttpRequest& req, std::string_view token);
+// request. Keep-alive follows the request. A drop log stream (GET /v1/drops?follow=1) sets
+// *drops_stream_after to its cursor and returns the header to send before the lines (the caller
+// holds the connection); without drops_stream_after the body has the lines available now.
+HttpResponse respond(ControlApi& api, const HttpRequest& req, std::string_view token,
+                     std::optional<uint64_t>* drops_stream_after = nullptr);
 
 // The response to a request that could not be read: 413 (body limit), 431 (header limit),
 // or 400. The connection must be closed after it (Connection: close is set).

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -32,6 +33,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include "http_internal.hpp"
@@ -68,6 +70,15 @@ Status parseListen(std::string_view text, Tcp::endpoint* out) {
   return Status::success();
 }
 
+// A session holding a drop log stream, as the server sees it. Both calls may come from any
+// thread; they post to the session's strand.
+class DropStream {
+ public:
+  virtual ~DropStream() = default;
+  virtual void wake() = 0;    // the host has new drops
+  virtual void finish() = 0;  // the server stops: send the end line and the last chunk, close
+};
+
 // Shared by all sessions of one server. Outlives them (see ControlServer::Impl member order).
 struct ServerState {
   ControlApi* api = nullptr;
@@ -81,15 +92,37 @@ struct ServerState {
   // rather than in the listeners: sessions outlive them while the io_context is destroyed.
   std::atomic<size_t> unix_active{0};
   std::atomic<size_t> tcp_active{0};
+  // The held drop log streams (GET /v1/drops?follow=1), woken when the host has new drops and
+  // ended when the server stops. open_streams counts those whose final chunk is not yet out.
+  std::mutex streams_mu;
+  std::vector<std::weak_ptr<DropStream>> streams;
+  std::atomic<size_t> open_streams{0};
+
+  void addStream(const std::shared_ptr<DropStream>& s) {
+    std::lock_guard lock(streams_mu);
+    std::erase_if(streams, [](const std::weak_ptr<DropStream>& w) { return w.expired(); });
+    streams.push_back(s);
+  }
+  // Calls f on every live stream (from any thread; f only posts to the stream's strand).
+  template <class F>
+  void forEachStream(F f) {
+    std::lock_guard lock(streams_mu);
+    for (const auto& w : streams)
+      if (auto s = w.lock()) f(*s);
+  }
 };
 
 using Clock = std::chrono::steady_clock;
 
+// How long stop() lets the drop log streams send their last chunk.
+constexpr std::chrono::milliseconds kStreamEndGrace{1000};
+
 // Builds the response to a complete request; nothing escapes (a failed allocation while building
 // it, say, is a 503 rather than a dead server thread).
-HttpResponse respondSafely(ControlApi& api, const HttpRequest& req, std::string_view token) {
+HttpResponse respondSafely(ControlApi& api, const HttpRequest& req, std::string_view token,
+                           std::optional<uint64_t>* drops_stream_after = nullptr) {
   try {
-    return respond(api, req, token);
+    return respond(api, req, token, drops_stream_after);
   } catch (const std::bad_alloc&) {
     return makeError(http::status::service_unavailable, "out of memory",
                      "the request needed more memory than available", true);
@@ -100,7 +133,7 @@ HttpResponse respondSafely(ControlApi& api, const HttpRequest& req, std::string_
 
 // One HTTP connection. All of its handlers run on its strand, so it needs no lock.
 template <class Socket>
-class Session : public std::enable_shared_from_this<Session<Socket>> {
+class Session : public DropStream, public std::enable_shared_from_this<Session<Socket>> {
  public:
   // `active` is the connection count of the listener that accepted it.
   Session(Socket socket, ServerState& state, std::atomic<size_t>& active, bool require_token)
@@ -111,7 +144,20 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         require_token_(require_token) {
     active_.fetch_add(1, std::memory_order_relaxed);
   }
-  ~Session() { active_.fetch_sub(1, std::memory_order_relaxed); }
+  ~Session() override {
+    endStream();
+    active_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void wake() override {
+    asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->pump(); });
+  }
+  void finish() override {
+    asio::post(socket_.get_executor(), [self = this->shared_from_this()] {
+      self->ending_ = true;
+      self->pump();
+    });
+  }
 
   void start(bool over_limit) {
     if (over_limit) {
@@ -235,8 +281,96 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
                  });
       return;
     }
-    res_ = respondSafely(*state_.api, req, token);
+    std::optional<uint64_t> stream_after;
+    res_ = respondSafely(*state_.api, req, token, &stream_after);
+    if (stream_after && res_.result() == http::status::ok) {
+      startStream(*stream_after);
+      return;
+    }
     write();
+  }
+
+  // ---- a held drop log stream (GET /v1/drops?follow=1) ----
+  // The header (chunked), then one chunk of JSON lines whenever the host says there are new
+  // drops (wake()), one chunk in flight at most: a client that reads slowly holds the server to
+  // one batch of lines, and its cursor falls behind in the host's bounded log (it is told what
+  // it skipped) instead of anything queueing here. A chunk not taken within the idle timeout
+  // closes the connection. The client's end is watched by a read that waits for its close. On
+  // stop() (finish()) the stream ends with {"end": ...} and the last chunk.
+  void startStream(uint64_t after) {
+    stream_after_ = after;
+    streaming_ = true;
+    res_.keep_alive(false);
+    res_.body().clear();
+    res_.erase(http::field::content_length);
+    res_.chunked(true);
+    state_.open_streams.fetch_add(1, std::memory_order_relaxed);
+    state_.addStream(this->shared_from_this());
+    head_.emplace(res_);
+    writing_ = true;
+    arm(state_.idle_timeout);
+    http::async_write_header(
+        socket_, *head_,
+        [self = this->shared_from_this()](error_code ec, size_t) { self->onChunkWritten(ec); });
+    watchClose();
+  }
+
+  void watchClose() {
+    socket_.async_read_some(asio::buffer(scratch_),
+                            [self = this->shared_from_this()](error_code ec, size_t) {
+                              if (ec) {
+                                self->closeStream();
+                                return;
+                              }
+                              self->watchClose();  // what a client sends meanwhile is ignored
+                            });
+  }
+
+  void pump() {
+    if (!streaming_ || writing_ || closed_) return;
+    std::string lines;
+    if (ending_) {
+      lines = "{\"end\":\"the control server is stopping\"}\n";
+    } else {
+      lines = state_.api->dropLines(&stream_after_, SIZE_MAX);
+      if (lines.empty()) return;
+    }
+    chunk_ = fmt::format("{:x}\r\n", lines.size());
+    chunk_ += lines;
+    chunk_ += "\r\n";
+    if (ending_) {
+      chunk_ += "0\r\n\r\n";
+      ended_ = true;
+    }
+    writing_ = true;
+    arm(state_.idle_timeout);
+    asio::async_write(
+        socket_, asio::buffer(chunk_),
+        [self = this->shared_from_this()](error_code ec, size_t) { self->onChunkWritten(ec); });
+  }
+
+  void onChunkWritten(error_code ec) {
+    disarm();
+    writing_ = false;
+    if (ec || ended_) {
+      closeStream();
+      return;
+    }
+    pump();
+  }
+
+  void closeStream() {
+    if (closed_) return;
+    closed_ = true;
+    shutdown();
+    endStream();
+  }
+
+  void endStream() {
+    if (streaming_ && !stream_counted_out_) {
+      stream_counted_out_ = true;
+      state_.open_streams.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 
   void write() {
@@ -306,6 +440,16 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
   std::optional<RequestParser> parser_;
   std::optional<http::response<http::empty_body>> continue_;
   HttpResponse res_;
+  // A drop log stream.
+  std::optional<http::response_serializer<http::string_body>> head_;
+  std::string chunk_;
+  uint64_t stream_after_ = 0;
+  bool streaming_ = false;
+  bool writing_ = false;
+  bool ending_ = false;
+  bool ended_ = false;
+  bool closed_ = false;
+  bool stream_counted_out_ = false;
 };
 
 template <class Protocol>
@@ -557,6 +701,13 @@ void ControlServer::stop() {
   m.stopped = true;
   if (m.unix_listener) m.unix_listener->close();
   if (m.tcp_listener) m.tcp_listener->close();
+  // Drop log streams end with their last chunk, so that a client sees a clean end rather than
+  // a cut connection; a client that does not take it within a short grace is cut.
+  m.state.forEachStream([](DropStream& s) { s.finish(); });
+  const auto grace = std::chrono::steady_clock::now() + kStreamEndGrace;
+  while (m.state.open_streams.load(std::memory_order_relaxed) > 0 &&
+         std::chrono::steady_clock::now() < grace)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   // Stop the loop; pending sessions are destroyed with the io_context's handlers.
   m.io.stop();
   for (auto& t : m.threads)
@@ -568,6 +719,10 @@ void ControlServer::stop() {
   m.load_io.stop();
   if (m.load_thread.joinable()) m.load_thread.join();
   if (m.created_socket) ::unlink(m.options.unix_socket.c_str());
+}
+
+void ControlServer::notifyDrops() {
+  impl_->state.forEachStream([](DropStream& s) { s.wake(); });
 }
 
 uint16_t ControlServer::tcpPort() const {

@@ -1405,6 +1405,8 @@ ConnectionInfo infoOf(const Table& table, const typename Table::Entry& e) {
   ci.tcp_state = e.key.proto == kIpProtoTcp ? e.value.tcp.state() : TcpState::kNone;
   ci.src_side_tracked = (m & kOrigTracked) != 0;
   ci.dst_side_tracked = (m & kRespTracked) != 0;
+  ci.src_side_protected = (m & kOrigProtected) != 0;
+  ci.dst_side_protected = (m & kRespProtected) != 0;
   ci.replied = (m & kReplied) != 0;
   ci.opened_by = e.value.opened_by.load(std::memory_order_relaxed);
   ci.expires_ns = e.expiresNs();

@@ -9,7 +9,6 @@
 #include <memory>
 #include <new>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -74,25 +73,30 @@ bool readPolicyFile(const std::string& path, std::string* out) {
   return true;
 }
 
+// The client options `o` names (socket or URL, token, timeout); false after saying why not.
+bool clientOptions(const CtlOptions& o, control::ClientOptions* co) {
+  co->timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
+  if (o.url.empty()) {
+    co->unix_socket = o.socket;
+    return true;
+  }
+  co->url = o.url;
+  if (o.token_file.empty()) return true;
+  std::string warning;
+  control::Status s = control::readTokenFile(o.token_file, &co->token, &warning);
+  if (!s.ok()) {
+    fmt::print(stderr, "statewall ctl: {}\n", s.message());
+    return false;
+  }
+  if (!warning.empty()) fmt::print(stderr, "statewall ctl: warning: {}\n", warning);
+  return true;
+}
+
 // Sends one request; prints transport errors. Returns false when no response came back.
 bool call(const CtlOptions& o, std::string_view method, const std::string& target,
           std::string_view body, std::string_view content_type, control::ClientResponse* res) {
   control::ClientOptions co;
-  co.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
-  if (!o.url.empty()) {
-    co.url = o.url;
-    if (!o.token_file.empty()) {
-      std::string warning;
-      control::Status s = control::readTokenFile(o.token_file, &co.token, &warning);
-      if (!s.ok()) {
-        fmt::print(stderr, "statewall ctl: {}\n", s.message());
-        return false;
-      }
-      if (!warning.empty()) fmt::print(stderr, "statewall ctl: warning: {}\n", warning);
-    }
-  } else {
-    co.unix_socket = o.socket;
-  }
+  if (!clientOptions(o, &co)) return false;
   control::Status s = control::ControlClient(co).request(method, target, body, content_type, res);
   if (!s.ok()) {
     fmt::print(stderr, "statewall ctl: {}\n", s.message());
@@ -361,8 +365,12 @@ int connections(const CtlOptions& o) {
         std::string(c.value("src_side_tracked", false) ? "src" : "") +
         (c.value("src_side_tracked", false) && c.value("dst_side_tracked", false) ? "+" : "") +
         (c.value("dst_side_tracked", false) ? "dst" : "");
+    // An untracked flow's entry lets nothing through (docs/design.md): its TCP state and expiry
+    // would read as tracking, so the row says what the entry is instead.
+    const bool untracked = c.value("tracking", "") == "untracked";
     rows.push_back({str(c, "id"), proto, endpoint(c, "src", "sport"), endpoint(c, "dst", "dport"),
-                    str(c, "state"), fmt::format("{:.0f}s", c.value("expires_in_s", 0.0)),
+                    untracked ? "untracked: entry kept for the log" : str(c, "state"),
+                    untracked ? "-" : fmt::format("{:.0f}s", c.value("expires_in_s", 0.0)),
                     tracked.empty() ? "-" : tracked, connectionRule(c)});
   }
   printTable({"ID", "PROTO", "SOURCE", "DESTINATION", "STATE", "EXPIRES", "TRACKED", "RULE"}, rows);
@@ -391,44 +399,82 @@ int flush(const CtlOptions& o) {
 
 // ---- stats --------------------------------------------------------------------------------------
 
-// Recent denied packets (GET /v1/drops); --follow keeps polling with the cursor, twice a second,
-// printing each new one as a line, until interrupted.
-int drops(const CtlOptions& o) {
-  uint64_t after = o.has_after ? o.after : 0;
-  const size_t limit = o.limit != 0 ? o.limit : 100;
-  while (true) {
-    control::ClientResponse res;
-    if (!call(o, "GET", fmt::format("/v1/drops?after={}&limit={}", after, limit), "", "", &res))
-      return 2;
-    if (res.status != 200) return reportError(res);
-    json j = parseBody(res);
-    const json& list = j.value("drops", json::array());
-    if (o.json) {
-      fmt::print("{}\n", o.follow ? j.dump() : dumpPretty(j));
-    } else {
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& d : list) {
-        std::string proto = str(d, "proto");
-        if (d.contains("icmp_type"))
-          proto += fmt::format(" {}/{}", str(d, "icmp_type"), str(d, "icmp_code"));
-        rows.push_back({str(d, "seq"), str(d, "port"), proto, endpoint(d, "src", "sport"),
-                        endpoint(d, "dst", "dport"), str(d, "reason"), str(d, "rule")});
-      }
-      if (o.follow) {
-        // One line per packet as it comes: columns cannot be aligned ahead of time.
-        for (const auto& r : rows)
+// One drop as a row: SEQ, PORT, PROTO, SOURCE, DESTINATION, REASON, RULE.
+std::vector<std::string> dropRow(const json& d) {
+  std::string proto = str(d, "proto");
+  if (d.contains("icmp_type"))
+    proto += fmt::format(" {}/{}", str(d, "icmp_type"), str(d, "icmp_code"));
+  return {str(d, "seq"),
+          str(d, "port"),
+          proto,
+          endpoint(d, "src", "sport"),
+          endpoint(d, "dst", "dport"),
+          str(d, "reason"),
+          str(d, "rule")};
+}
+
+// drops --follow: the server's held stream (GET /v1/drops?follow=1), one line per denied packet
+// as it is logged, until the server ends it (it stops) or the user interrupts.
+int followDrops(const CtlOptions& o) {
+  control::ClientOptions co;
+  if (!clientOptions(o, &co)) return 2;
+  control::ClientResponse res;
+  int code = 0;
+  const std::string target = fmt::format("/v1/drops?follow=1&after={}", o.has_after ? o.after : 0);
+  control::Status s = control::ControlClient(co).stream(
+      target,
+      [&](std::string_view line) {
+        const json d = json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (o.json) {
+          fmt::print("{}\n", line);
+        } else if (!d.is_object()) {
+          fmt::print(stderr, "statewall ctl: the server sent a line that is not JSON: {}\n", line);
+          code = 2;
+          return false;
+        } else if (d.contains("skipped")) {
+          fmt::print("({} denied packets pushed out of the log before they were read)\n",
+                     str(d, "skipped"));
+        } else if (d.contains("end")) {
+          fmt::print("(the stream ended: {})\n", str(d, "end"));
+        } else {
+          // One line per packet as it comes: columns cannot be aligned ahead of time.
+          const std::vector<std::string> r = dropRow(d);
           fmt::print("{} {} {} {} -> {} {}: {}\n", r[0], r[1], r[2], r[3], r[4], r[5], r[6]);
-      } else {
-        printTable({"SEQ", "PORT", "PROTO", "SOURCE", "DESTINATION", "REASON", "RULE"}, rows);
-        fmt::print("{} shown; {} denied packets not logged (rate limit), {} pushed out\n",
-                   list.size(), str(j, "unlogged"), str(j, "overwritten"));
-      }
-    }
-    std::fflush(stdout);
-    after = j.value("next_after", after);
-    if (!o.follow) return 0;
-    if (list.size() < limit) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+        std::fflush(stdout);
+        return true;
+      },
+      &res);
+  if (!s.ok()) {
+    fmt::print(stderr, "statewall ctl: {}\n", s.message());
+    return 2;
   }
+  if (res.status != 200) return reportError(res);
+  return code;
+}
+
+// Recent denied packets (GET /v1/drops); --follow holds a stream of them (followDrops).
+int drops(const CtlOptions& o) {
+  if (o.follow) return followDrops(o);
+  const uint64_t after = o.has_after ? o.after : 0;
+  const size_t limit = o.limit != 0 ? o.limit : 100;
+  control::ClientResponse res;
+  if (!call(o, "GET", fmt::format("/v1/drops?after={}&limit={}", after, limit), "", "", &res))
+    return 2;
+  if (res.status != 200) return reportError(res);
+  json j = parseBody(res);
+  if (o.json) {
+    fmt::print("{}\n", dumpPretty(j));
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  const json& list = j.value("drops", json::array());
+  for (const auto& d : list)
+    rows.push_back(dropRow(d));
+  printTable({"SEQ", "PORT", "PROTO", "SOURCE", "DESTINATION", "REASON", "RULE"}, rows);
+  fmt::print("{} shown; {} denied packets not logged (rate limit), {} pushed out\n", list.size(),
+             str(j, "unlogged"), str(j, "overwritten"));
+  return 0;
 }
 
 int stats(const CtlOptions& o) {
@@ -629,7 +675,9 @@ void addCtlCommand(CLI::App& app, int* exit_code) {
 
   CLI::App* dr = ctl->add_subcommand(
       "drops", "recent denied packets: addresses, reason, deciding or nearest rule");
-  dr->add_flag("--follow,-f", o->follow, "keep printing new ones until interrupted");
+  dr->add_flag("--follow,-f", o->follow,
+               "keep printing new ones as they are logged (a held stream) until interrupted or the "
+               "server stops");
   dr->add_option("--limit", o->limit, "at most this many per request")->check(CLI::Range(1, 1000));
   dr->add_option("--after", o->after, "only those after this sequence number")
       ->each([o](const std::string&) { o->has_after = true; });

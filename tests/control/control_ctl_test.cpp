@@ -167,6 +167,31 @@ TEST_F(CtlTest, ConnectionsOpenedByAnEarlierPolicySayItsRuleIsGone) {
   }
 }
 
+// An untracked flow (DNS from 0.0.0.0/0, all outbound allowed: docs/design.md) has an entry, but
+// no packet passes because of it: ctl says so instead of showing a state and an expiry that read
+// as tracking. (Failed before: the row read like a tracked connection, "udp ... 30s", and JSON
+// had no way to tell.)
+TEST_F(CtlTest, UntrackedFlowsAreShownAsUntracked) {
+  ASSERT_EQ(h_.udp("10.9.0.1", 5353, "10.0.1.10", 53).reason, dataplane::Reason::kAllowUntracked);
+  h_.handshake("10.9.0.2", 40002, "10.0.1.10", 443);
+  const json j = json::parse(ctl("--json connections").out);
+  ASSERT_EQ(j["connections"].size(), 2u) << j.dump();
+  for (const json& c : j["connections"])
+    EXPECT_EQ(c["tracking"], c["proto"] == "udp" ? "untracked" : "tracked") << c.dump();
+  CtlRun list = ctl("connections");
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  std::string udp_row, tcp_row;
+  std::istringstream in(list.out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("10.9.0.1:5353") != std::string::npos) udp_row = line;
+    if (line.find("10.9.0.2:40002") != std::string::npos) tcp_row = line;
+  }
+  EXPECT_NE(udp_row.find("untracked: entry kept for the log"), std::string::npos) << list.out;
+  EXPECT_EQ(udp_row.find("30s"), std::string::npos) << udp_row;  // no expiry shown as tracking
+  EXPECT_NE(tcp_row.find("established"), std::string::npos) << list.out;
+  EXPECT_EQ(tcp_row.find("untracked"), std::string::npos) << tcp_row;
+}
+
 TEST_F(CtlTest, Stats) {
   h_.handshake("10.9.0.1", 40001, "10.0.1.10", 443);
   CtlRun st = ctl("stats");

@@ -650,3 +650,107 @@ TEST_F(ServerTest, TokenFileWhitespaceIsTrimmed) {
 
 }  // namespace
 }  // namespace statewall::control
+
+namespace statewall::control {
+namespace {
+
+// GET /v1/drops?follow=1 is a held stream: JSON lines pushed when the host says it has new drops
+// (notifyDrops), other requests answered meanwhile, a client that never reads costing nothing to
+// the others, a client that fell behind told what it skipped, and a clean end (last chunk) when
+// the server stops. (Failed before: follow was an unknown parameter, 400.)
+TEST_F(ServerTest, DropsFollowIsAHeldStreamThatEndsCleanly) {
+  std::mutex log_mu;
+  std::vector<DropEvent> log;
+  auto add = [&](uint64_t seq) {
+    DropEvent e;
+    e.seq = seq;
+    e.ip = true;
+    e.proto = 6;
+    e.sport = 40000;
+    e.dport = static_cast<uint16_t>(seq);
+    e.port = "outside";
+    e.reason = static_cast<uint8_t>(dataplane::Reason::kDenySg);
+    e.why = "test";
+    std::lock_guard lock(log_mu);
+    log.push_back(e);
+  };
+  HostHooks hooks;
+  hooks.drops = [&](uint64_t after, size_t limit) {
+    DropsPage p;
+    std::lock_guard lock(log_mu);
+    for (const DropEvent& e : log)
+      if (e.seq > after && p.drops.size() < limit) p.drops.push_back(e);
+    return p;
+  };
+  add(1);
+  start(baseOptions(), hooks);
+
+  // A client that asks for the stream and never reads a byte of it.
+  RawConn stuck = RawConn::unixSocket(options_.unix_socket);
+  ASSERT_TRUE(stuck.connected());
+  stuck.send(httpRequest("GET", "/v1/drops?follow=1"));
+
+  std::mutex lines_mu;
+  std::vector<json> lines;
+  ClientResponse res;
+  Status result = Status::failure("not ended");
+  std::thread follower([&] {
+    ClientOptions co;
+    co.unix_socket = options_.unix_socket;
+    result = ControlClient(co).stream(
+        "/v1/drops?follow=1",
+        [&](std::string_view line) {
+          std::lock_guard lock(lines_mu);
+          lines.push_back(json::parse(line));
+          return true;
+        },
+        &res);
+  });
+  auto count = [&] {
+    std::lock_guard lock(lines_mu);
+    return lines.size();
+  };
+  ASSERT_TRUE(waitFor([&] { return count() == 1; }, std::chrono::seconds(30)));
+  {
+    std::lock_guard lock(lines_mu);
+    EXPECT_EQ(lines[0]["seq"], 1) << lines[0].dump();
+    EXPECT_EQ(lines[0]["dport"], 1);
+    EXPECT_EQ(lines[0]["reason"], "deny-sg");
+  }
+  // The stream holds its connection; everything else is answered meanwhile.
+  expectServing();
+  EXPECT_EQ(overUnix(httpRequest("GET", "/v1/drops?after=0")).status, 200);
+
+  add(2);
+  add(3);
+  server_->notifyDrops();
+  ASSERT_TRUE(waitFor([&] { return count() == 3; }, std::chrono::seconds(30)));
+  // Events 4..9 pushed out of the host's log before this client read them.
+  {
+    std::lock_guard lock(log_mu);
+    log.clear();
+  }
+  add(10);
+  server_->notifyDrops();
+  ASSERT_TRUE(waitFor([&] { return count() == 5; }, std::chrono::seconds(30)));
+  {
+    std::lock_guard lock(lines_mu);
+    EXPECT_EQ(lines[1]["seq"], 2);
+    EXPECT_EQ(lines[2]["seq"], 3);
+    EXPECT_EQ(lines[3]["skipped"], 6) << lines[3].dump();
+    EXPECT_EQ(lines[4]["seq"], 10);
+  }
+  // Malformed follow values are refused like any parameter.
+  EXPECT_EQ(overUnix(httpRequest("GET", "/v1/drops?follow=maybe")).status, 400);
+
+  server_->stop();
+  follower.join();
+  EXPECT_TRUE(result.ok()) << result.message();  // the last chunk came: not a cut connection
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(res.content_type, "application/x-ndjson");
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_TRUE(lines[5].contains("end")) << lines[5].dump();
+}
+
+}  // namespace
+}  // namespace statewall::control

@@ -261,13 +261,12 @@ TEST_F(ControlTest, CtlAndHttpAgainstTheRunningDaemon) {
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("deny-sg"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("no inbound rule of web-1"), std::string::npos) << r.out;
-    Process follow({statewallPath(), "ctl", "--socket", socket_, "drops", "--follow"},
-                   dir_ / "follow.out", dir_ / "follow.err");
-    EXPECT_TRUE(follow.waitForOutput("deny-sg: no inbound rule of web-1", 30s))
-        << follow.out() << follow.err();
-    follow.signal(SIGTERM);
-    follow.wait(10s);
   }
+  // --follow holds GET /v1/drops?follow=1 open; it ends cleanly (exit 0) when statewalld stops.
+  Process follow({statewallPath(), "ctl", "--socket", socket_, "drops", "--follow"},
+                 dir_ / "follow.out", dir_ / "follow.err");
+  EXPECT_TRUE(follow.waitForOutput("deny-sg: no inbound rule of web-1", 30s))
+      << follow.out() << follow.err();
 
   // TCP: the token is required.
   {
@@ -348,6 +347,10 @@ TEST_F(ControlTest, CtlAndHttpAgainstTheRunningDaemon) {
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
   EXPECT_FALSE(fs::exists(socket_)) << "the socket file outlives statewalld";
+  EXPECT_EQ(follow.wait(30s), 0) << follow.out() << follow.err();
+  EXPECT_NE(follow.out().find("(the stream ended: the control server is stopping)"),
+            std::string::npos)
+      << follow.out();
 }
 
 // Control setup errors: exit 2 before forwarding anything, with a message naming the problem.

@@ -29,8 +29,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/wait_for.hpp"
 #include "dpdk_test_util.hpp"
 #include "engine/fixtures.hpp"
+#include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/dpdk/appliance.hpp"
 
 namespace statewall::dpdk_test {
@@ -73,7 +75,9 @@ struct Rings {
 class DpdkFixtures : public ::testing::TestWithParam<size_t> {
  protected:
   static void SetUpTestSuite() {
-    if (!Eal::ok) return;
+    // Once per process: the suites derived from this one share the rings and the pool (their
+    // names are unique in EAL).
+    if (!Eal::ok || rings_.in_rx != nullptr) return;
     auto ring = [](const char* name) {
       return rte_ring_create(name, kRingSize, static_cast<int>(rte_socket_id()),
                              RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -293,6 +297,53 @@ INSTANTIATE_TEST_SUITE_P(Table, DpdkFixtures,
                          [](const ::testing::TestParamInfo<size_t>& param_info) {
                            return fixtures::allFixtures()[param_info.param].name;
                          });
+
+// The drop log's rate limit (200 records a second per lcore) counts wall time, not the engine's:
+// under a manual clock that stands still the budget still refills. (Failed before: the limiter
+// used the packets' time, so with the clock at 0 nothing was ever logged, and with any fixed
+// clock at most one second's budget.)
+class DropLogRateLimit : public DpdkFixtures {};
+
+TEST_F(DropLogRateLimit, BudgetRefillsInWallTimeUnderAStillManualClock) {
+  Fixture f;
+  f.policy_yaml = R"(version: 1
+groups:
+  web:
+    inbound:
+      - {proto: tcp, ports: 443, from: 0.0.0.0/0}
+interfaces:
+  web-1: {addresses: [10.0.1.10], groups: [web]}
+)";
+  std::unique_ptr<dpdk::Appliance> app =
+      startAppliance(f, fixtures::compileFixturePolicy(f.policy_yaml));
+  ASSERT_NE(app, nullptr);
+  const dataplane::Bytes ssh = dataplane::buildTcp({.src = dataplane::ipAddr("198.51.100.7"),
+                                                    .dst = dataplane::ipAddr("10.0.1.10"),
+                                                    .sport = 40000,
+                                                    .dport = 22,
+                                                    .flags = dataplane::kSyn});
+  size_t logged = 0, sent = 0;
+  std::vector<dpdk::DropRecord> records;
+  const bool refilled = statewall::testing::waitFor(
+      [&] {
+        std::vector<rte_mbuf*> burst;
+        for (int i = 0; i < 100; ++i)
+          burst.push_back(toMbuf(ssh, 4096));
+        bool ok = false;
+        EXPECT_TRUE(pass(*app, burst, &ok).empty());  // all denied
+        EXPECT_TRUE(ok);
+        sent += burst.size();
+        records.clear();
+        logged += app->drainDrops(&records);
+        for (const dpdk::DropRecord& r : records)
+          EXPECT_EQ(r.time_ns, 0u);  // the engine's (manual) time
+        return !ok || logged > 200;
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(20));
+  EXPECT_TRUE(refilled) << logged << " of " << sent << " denied packets logged";
+  EXPECT_LT(logged, sent);  // and it is a limit
+  finish(std::move(app));
+}
 
 // The table must give the DPDK path real work: most fixtures are Ethernet.
 TEST(DpdkFixtureTable, MostFixturesRunHere) {

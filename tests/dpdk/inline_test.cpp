@@ -480,5 +480,61 @@ TEST(InlineTest, AMistypedInterfaceIsTheHeadline) {
       << r.err;
 }
 
+// A PMD other than af_packet on kernel interfaces (net_pcap iface=): the port MTU follows the
+// links when they agree, and a link whose MTU is over the port's is named at startup. (Failed
+// before: these ports kept 1500 whatever the links had, without a word.)
+TEST(InlineTest, PcapPortsFollowTheirLinksMtuAndWarnAboutALargerOne) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  TempDir dir;
+  ASSERT_TRUE(haveTool("ip", dir) && haveTool("ethtool", dir));
+  Topology topo(dir);
+  ASSERT_EQ(topo.create(), "") << "network setup failed";
+  const std::string policy = dir / "policy.yaml";
+  writeText(policy, kPolicy);
+  auto start = [&](const std::string& tag) {
+    std::vector<std::string> argv = {statewalldPath()};
+    for (const auto& a : ealArgs(1, tag))
+      argv.push_back(a);
+    argv.push_back("--vdev=net_pcap0,iface=" + topo.server_host);
+    argv.push_back("--vdev=net_pcap1,iface=" + topo.client_host);
+    argv.insert(argv.end(), {"--", "--policy", policy, "--inside", "net_pcap0", "--outside",
+                             "net_pcap1", "--lock-dir", dir / "locks", "--idle-sleep", "1000"});
+    return argv;
+  };
+  // Both links at 9000: the ports take it (larger mbufs: net_pcap cannot chain them).
+  ASSERT_EQ(sh("ip link set " + topo.server_host + " mtu 9000 && ip link set " + topo.client_host +
+                   " mtu 9000",
+               dir),
+            0);
+  {
+    Process p(start("mtu9000"), dir / "a.out", dir / "a.err");
+    ASSERT_TRUE(p.waitForOutput("running", 60s)) << p.out() << p.err();
+    EXPECT_NE(p.out().find("port MTU 9000 (interface " + topo.server_host + "'s MTU)"),
+              std::string::npos)
+        << p.out();
+    EXPECT_NE(p.out().find("inside net_pcap0 (port 0): 1 rx / 1 tx queues, MTU 9000"),
+              std::string::npos)
+        << p.out();
+    EXPECT_EQ(p.err().find("warning"), std::string::npos) << p.err();
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
+  }
+  // The client side back at 1500: a 9000-byte frame cannot cross; the server side is named.
+  ASSERT_EQ(sh("ip link set " + topo.client_host + " mtu 1500", dir), 0);
+  {
+    Process p(start("mtu1500"), dir / "b.out", dir / "b.err");
+    ASSERT_TRUE(p.waitForOutput("running", 60s)) << p.out() << p.err();
+    EXPECT_NE(p.out().find("port MTU 1500 (interface " + topo.client_host + "'s MTU)"),
+              std::string::npos)
+        << p.out();
+    EXPECT_NE(p.err().find("warning: inside port net_pcap0 (port 0): interface " +
+                           topo.server_host + " has MTU 9000 but the port's MTU is 1500"),
+              std::string::npos)
+        << p.err();
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
+  }
+}
+
 }  // namespace
 }  // namespace statewall::dpdk_test

@@ -338,6 +338,65 @@ TEST(MtuTest, AfPacketSlotsFollowTheInterfaceMtu) {
   EXPECT_EQ(out[3], "net_af_packet1,iface=std,framesz=8192,blocksz=8192");
 }
 
+// One MTU for both ports of other PMDs: the largest both devices and both links allow, chained
+// mbufs where the device can, a warning for an interface whose MTU is over the port's. (Failed
+// before: there was no choice; such ports kept the device's default without a word.)
+TEST(MtuTest, PortMtuIsTheLargestBothDevicesAndLinksAllow) {
+  auto port = [](const std::string& label, uint32_t max_mtu, uint32_t max_rx, bool scatter,
+                 const std::string& iface = "", int link = -1) {
+    PortMtuLimits l;
+    l.label = label;
+    l.max_mtu = max_mtu;
+    l.max_rx_pktlen = max_rx;
+    l.scatter = scatter;
+    l.iface = iface;
+    l.link_mtu = link;
+    return l;
+  };
+  // NICs that chain mbufs, no kernel interface: the smaller device maximum.
+  PortMtuLimits p[2] = {port("inside", 9600, 9618, true), port("outside", 9216, 16000, true)};
+  MtuChoice c = choosePortMtu(p, 0);
+  EXPECT_EQ(c.mtu, 9216u);
+  EXPECT_NE(c.note.find("outside's device maximum"), std::string::npos) << c.note;
+  EXPECT_TRUE(c.warnings.empty());
+  // max_rx_pktlen counts the Ethernet header and FCS.
+  p[1] = port("outside", 65535, 9018, true);
+  EXPECT_EQ(choosePortMtu(p, 0).mtu, 9000u);
+  // No more than the appliance judges whole.
+  p[0] = port("inside", 65535, UINT32_MAX, true);
+  p[1] = port("outside", 65535, UINT32_MAX, true);
+  EXPECT_EQ(choosePortMtu(p, 0).mtu, kMaxAutoMtu);
+  // Known links: a frame must fit both; the larger link is warned about.
+  p[0] = port("inside", 65535, UINT32_MAX, false, "big", 9000);
+  p[1] = port("outside", 65535, UINT32_MAX, false, "std", 1500);
+  c = choosePortMtu(p, 0);
+  EXPECT_EQ(c.mtu, 1500u);
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("inside: interface big has MTU 9000 but the port's MTU is 1500"),
+            std::string::npos)
+      << c.warnings[0];
+  p[1].link_mtu = 9000;
+  c = choosePortMtu(p, 0);
+  EXPECT_EQ(c.mtu, 9000u);  // followed even without chaining: the mbufs grow
+  EXPECT_TRUE(c.warnings.empty());
+  // A device that cannot chain, behind an unknown link, keeps 1500 (--mtu asks for more).
+  p[0] = port("inside", 65535, UINT32_MAX, false);
+  p[1] = port("outside", 65535, UINT32_MAX, true, "lo", 65536);
+  c = choosePortMtu(p, 0);
+  EXPECT_EQ(c.mtu, kDefaultMtu);
+  EXPECT_NE(c.note.find("inside cannot chain mbufs"), std::string::npos) << c.note;
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("interface lo has MTU 65536"), std::string::npos);
+  // --mtu decides; a larger link is still named.
+  c = choosePortMtu(p, 4000);
+  EXPECT_EQ(c.mtu, 4000u);
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("raise --mtu"), std::string::npos) << c.warnings[0];
+  // Two af_packet ports: their slots decide (sizeAfPacketVdevs).
+  p[0].af_packet = p[1].af_packet = true;
+  EXPECT_EQ(choosePortMtu(p, 0).mtu, 0u);
+}
+
 TEST(MtuTest, FrameCutShort) {
   // Ethernet + IPv4 header claiming 100 bytes of IP.
   std::vector<uint8_t> f(14 + 20, 0);

@@ -3,21 +3,28 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/wait_for.hpp"
 #include "dpdk_test_util.hpp"
 #include "pcap_util.hpp"
+#include "statewall/control/client.hpp"
+#include "statewall/dpdk/port_lock.hpp"
 
 namespace statewall::dpdk_test {
 namespace {
@@ -251,6 +258,209 @@ TEST_F(ServiceTest, NotifiesReadinessAndWatchdogLikeTheUnitExpects) {
   for (int i = 0; i < 100 && m != "STOPPING=1"; ++i)
     m = sock.next(10s);
   EXPECT_EQ(m, "STOPPING=1");
+  EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
+}
+
+// A lock directory given only in --config is the one the interfaces are locked in before EAL
+// probes the devices: with another process holding an interface's lock there, statewalld stops
+// at once naming the --vdev (the early lock), before the driver opens an interface that does
+// not even exist. (Failed before: the early lock used /run/statewall, and the driver's "no such
+// interface" came first.)
+TEST_F(ServiceTest, LockDirFromTheConfigFileLocksBeforeEal) {
+  const std::string locks = dir_ / "locks";
+  std::filesystem::create_directories(locks);
+  const std::string iface = "swlk" + std::to_string(getpid() % 100000);
+  // Held by another process: a lock this process holds would count as statewalld's own.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    dpdk::PortLock held;
+    std::string why;
+    const char ok = held.acquire(locks, "iface-" + iface, &why) ? '1' : '0';
+    (void)!::write(ready[1], &ok, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+  ASSERT_EQ(ok, '1');
+  const std::string cfg = dir_ / "locked.yaml";
+  writeText(
+      cfg, "policy: policy.yaml\ninside: net_pcap0\noutside: net_pcap1\nlock-dir: " + locks + "\n");
+  std::vector<std::string> a = {statewalldPath()};
+  for (const auto& e : ealArgs(1, "lockcfg"))
+    a.push_back(e);
+  a.push_back("--vdev=net_pcap0,iface=" + iface);
+  a.push_back("--vdev=net_pcap1,rx_pcap=" + empty_ + ",tx_pcap=" + (dir_ / "lk1.pcap"));
+  a.insert(a.end(), {"--", "--config", cfg});
+  RunResult r = run(a, dir_, "lockcfg", 60s);
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("statewalld: --vdev net_pcap0 (interface " + iface + "): "),
+            std::string::npos)
+      << r.err;
+}
+
+// Ports of PMDs other than af_packet get one MTU chosen from what both devices and links allow
+// (net_pcap on files: no link, no chained mbufs, so 1500 and why), or --mtu; the startup log
+// says which. (Failed before: no MTU was set or shown for them.)
+TEST_F(ServiceTest, PortMtuIsChosenAndShown) {
+  for (const std::string mtu : {"", "9000"}) {
+    SCOPED_TRACE(mtu);
+    std::vector<std::string> app = {"--exit-when-idle", "100"};
+    if (!mtu.empty()) app.insert(app.end(), {"--mtu", mtu});
+    RunResult r = run(argv("mtu" + mtu, app), dir_, "mtu" + mtu, 60s);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    if (mtu.empty()) {
+      EXPECT_NE(r.out.find("statewalld: port MTU 1500 (inside port net_pcap0 (port 0) cannot "
+                           "chain mbufs and its link's MTU is unknown)"),
+                std::string::npos)
+          << r.out;
+    } else {
+      EXPECT_NE(r.out.find("statewalld: port MTU 9000 (--mtu)"), std::string::npos) << r.out;
+    }
+    const std::string shown = ", MTU " + (mtu.empty() ? std::string("1500") : mtu) + "\n";
+    EXPECT_NE(r.out.find("inside net_pcap0 (port 0): 1 rx / 1 tx queues" + shown),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("outside net_pcap1 (port 1): 1 rx / 1 tx queues" + shown),
+              std::string::npos)
+        << r.out;
+  }
+}
+
+// What a service manager hears on its notification socket, read all the time by a thread of its
+// own (as systemd does: a sender blocks once the socket's small queue is full), in order.
+class NotifyRecorder {
+ public:
+  explicit NotifyRecorder(const std::string& path) : sock_(path) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        std::string m = sock_.next(50ms);
+        if (m.empty()) continue;
+        std::lock_guard lock(mu_);
+        messages_.push_back(std::move(m));
+      }
+    });
+  }
+  ~NotifyRecorder() {
+    stop_ = true;
+    thread_.join();
+  }
+  bool ok() const { return sock_.ok(); }
+  // The index of the first message `m` at or after `from`, waiting for it (bounded); -1 if none.
+  long find(const std::string& m, size_t from) {
+    long at = -1;
+    statewall::testing::waitFor(
+        [&] {
+          std::lock_guard lock(mu_);
+          for (size_t i = from; i < messages_.size() && at < 0; ++i)
+            if (messages_[i].rfind(m, 0) == 0) at = static_cast<long>(i);
+          return at >= 0;
+        },
+        60s);
+    return at;
+  }
+  size_t count(const std::string& m, size_t from, size_t to) {
+    std::lock_guard lock(mu_);
+    size_t n = 0;
+    for (size_t i = from; i < to && i < messages_.size(); ++i)
+      n += messages_[i] == m;
+    return n;
+  }
+
+ private:
+  NotifySocket sock_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::string> messages_;
+  std::thread thread_;
+};
+
+// The watchdog is withheld while a forwarding lcore is stuck: statewalld-test-hooks (statewalld
+// with its test hooks honoured, a test build only) stalls the lcore named in
+// STATEWALLD_TEST_STALL_FILE while the file exists. Then GET /v1/health answers 503 naming the
+// lcore and no WATCHDOG=1 reaches the service manager (this test, on NOTIFY_SOCKET), until the
+// lcore is released. The notifications are put in order by SIGHUP's RELOADING=1, not by time.
+TEST_F(ServiceTest, WatchdogIsWithheldWhileAForwardingLcoreIsStalled) {
+  NotifyRecorder notes(dir_ / "wd.sock");
+  ASSERT_TRUE(notes.ok());
+  ScopedEnv notify("NOTIFY_SOCKET", dir_ / "wd.sock");
+  ScopedEnv watchdog("WATCHDOG_USEC", "200000");  // keep-alive every 0.1 s
+  const std::string stall_file = dir_ / "stall";
+  ScopedEnv hook("STATEWALLD_TEST_STALL_FILE", stall_file);
+  const std::string socket = dir_ / "wd-control.sock";
+  std::vector<std::string> a = argv("wd", {"--idle-sleep", "1000", "--control-socket", socket});
+  a[0] = std::string(STATEWALL_BINARY_DIR) + "/tests/dpdk/statewalld-test-hooks";
+  Process p(a, dir_ / "wd.out", dir_ / "wd.err");
+  ASSERT_TRUE(p.started());
+  const long ready = notes.find("READY=1", 0);
+  ASSERT_GE(ready, 0) << p.out() << p.err();
+  ASSERT_GE(notes.find("WATCHDOG=1", static_cast<size_t>(ready)), 0) << p.err();
+  const std::string out = p.out();
+  const size_t at = out.find("; lcores ");
+  ASSERT_NE(at, std::string::npos) << out;
+  const std::string lcore = std::to_string(std::stoi(out.substr(at + 9)));
+
+  control::ClientOptions co;
+  co.unix_socket = socket;
+  auto health = [&](json* body) {
+    control::ClientResponse r;
+    const control::Status s = control::ControlClient(co).request("GET", "/v1/health", "", "", &r);
+    EXPECT_TRUE(s.ok()) << s.message();
+    *body = json::parse(r.body, nullptr, false);
+    return r.status;
+  };
+  // How long the health detail says the lcore has been quiet ("... no progress for 6.0 s").
+  auto quiet = [&] {
+    json h;
+    health(&h);
+    const std::string d = h.value("detail", std::string());
+    const size_t f = d.find(" for ");
+    return f == std::string::npos ? 0.0 : std::stod(d.substr(f + 5));
+  };
+  json h;
+  EXPECT_EQ(health(&h), 200) << h.dump();
+
+  writeText(stall_file, lcore + "\n");
+  ASSERT_TRUE(statewall::testing::waitFor([&] { return health(&h) == 503; }, 60s, 50ms))
+      << h.dump() << p.err();
+  EXPECT_EQ(h["status"], "unhealthy");
+  EXPECT_NE(h["detail"].get<std::string>().find("lcore " + lcore + " made no progress"),
+            std::string::npos)
+      << h.dump();
+  ASSERT_TRUE(statewall::testing::waitFor(
+      [&] {
+        return p.err().find("withholding the watchdog keep-alive: lcore " + lcore) !=
+               std::string::npos;
+      },
+      60s, 20ms))
+      << p.err();
+  EXPECT_NE(p.err().find("test hook: lcore " + lcore + " stalled"), std::string::npos) << p.err();
+  // Marker 1 (what came before it was sent before the keep-alive was withheld), at least a
+  // second of the daemon's own time (ten keep-alive periods), marker 2: nothing in between is a
+  // keep-alive.
+  p.signal(SIGHUP);
+  const long first = notes.find("RELOADING=1", 0);
+  ASSERT_GE(first, 0) << p.err();
+  const double q0 = quiet();
+  ASSERT_TRUE(statewall::testing::waitFor([&] { return quiet() >= q0 + 1.0; }, 60s, 50ms));
+  p.signal(SIGHUP);
+  const long second = notes.find("RELOADING=1", static_cast<size_t>(first) + 1);
+  ASSERT_GT(second, first) << p.err();
+  EXPECT_EQ(notes.count("WATCHDOG=1", static_cast<size_t>(first), static_cast<size_t>(second)), 0u);
+
+  // Released: the keep-alive and the health come back.
+  std::filesystem::remove(stall_file);
+  EXPECT_GE(notes.find("WATCHDOG=1", static_cast<size_t>(second)), 0) << p.err();
+  EXPECT_TRUE(statewall::testing::waitFor([&] { return health(&h) == 200; }, 60s, 50ms))
+      << h.dump();
+  p.signal(SIGTERM);
   EXPECT_EQ(p.wait(60s), 0) << p.out() << p.err();
 }
 

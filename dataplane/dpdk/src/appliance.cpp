@@ -95,6 +95,7 @@ struct LcoreState {
   std::unique_ptr<dataplane::Engine::Worker> worker;
   LcoreCounters counters;
   alignas(64) std::atomic<bool> idle{false};
+  std::atomic<bool> test_stall{false};  // stallLcoreForTest(); read only in empty rounds
   // Denied packets for the drop log: filled by this lcore (rate-limited), drained by the main
   // lcore. The limiter's window and budget are this lcore's alone.
   SpscRing<DropRecord, kDropRingSize> drops;
@@ -104,6 +105,7 @@ struct LcoreState {
 
 struct Appliance::Impl {
   std::vector<std::string> warnings;
+  std::vector<std::string> notes;
   // Released last (members are destroyed in reverse order): after the ports are closed.
   std::vector<PortLock> locks;
   Options options;
@@ -142,11 +144,16 @@ struct Appliance::Impl {
 namespace {
 
 // Records the denied packets of a burst for the drop log, at most kDropRecordsPerSecond per
-// lcore; called only when the burst has some, before they are freed.
+// lcore and second of wall time (what the log's reader and its memory see; the engine's time may
+// stand still under a manual clock); called only when the burst has some, before they are
+// freed. Each record carries the engine's time, now_ns.
 void recordDrops(Appliance::Impl& app, LcoreState& me, const RxUnit& u, const PacketRef* refs,
                  const Verdict* verdicts, unsigned k, uint64_t now_ns) {
-  if (now_ns - me.drop_window_ns >= kNsPerSec) {
-    me.drop_window_ns = now_ns;
+  // now_ns is the TSC's time unless a manual clock is set: read the TSC only then.
+  const uint64_t wall_ns =
+      app.manual_clock.load(std::memory_order_relaxed) ? app.clock.now() : now_ns;
+  if (wall_ns - me.drop_window_ns >= kNsPerSec) {
+    me.drop_window_ns = wall_ns;
     me.drop_budget = kDropRecordsPerSecond;
   }
   uint64_t unlogged = 0;
@@ -324,6 +331,10 @@ int lcoreMain(void* arg) {
       app.engine->offline(worker);
       offline = true;
     }
+    // The test hook: stuck here, neither receiving nor sweeping, until released (or stopped).
+    while (me.test_stall.load(std::memory_order_relaxed) &&
+           !app.stop.load(std::memory_order_relaxed))
+      rte_delay_us_sleep(1000);
     if (empty_since_ns == 0) {
       empty_since_ns = now_ns;
     } else if (!idle && app.idle_ns > 0 && now_ns - empty_since_ns >= app.idle_ns) {
@@ -388,6 +399,7 @@ PortReport Appliance::Impl::portReport(int i) const {
   p.rx_queues = s.rx_queues;
   p.tx_queues = s.tx_queues;
   p.rss = s.rss;
+  p.mtu = s.mtu;
   rte_eth_stats st{};
   if (ports_configured[i] && !closed && rte_eth_stats_get(s.port_id, &st) == 0) {
     p.ipackets = st.ipackets;
@@ -457,9 +469,17 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   const char* roles[2] = {"inside", "outside"};
   for (int i = 0; i < 2; ++i)
     if (!lockPort(ids[i], roles[i], options.lock_dir, &a.locks, error)) return nullptr;
+  // One MTU for both ports (a frame crosses both), chosen from what the devices and links allow.
+  PortMtuLimits limits[2];
+  for (int i = 0; i < 2; ++i)
+    if (!portMtuLimits(ids[i], roles[i], &limits[i], error)) return nullptr;
+  const MtuChoice mtu = choosePortMtu(limits, options.mtu);
+  if (mtu.mtu != 0) a.notes.push_back(mtu.note);
+  for (const std::string& w : mtu.warnings)
+    a.warnings.push_back(w);
   for (int i = 0; i < 2; ++i) {
-    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, options.mtu,
-                       &a.ports[i], error))
+    if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, mtu.mtu, &a.ports[i],
+                       error))
       return nullptr;
     if (!a.ports[i].warning.empty()) a.warnings.push_back(a.ports[i].warning);
     a.ports_configured[i] = true;
@@ -702,6 +722,15 @@ uint64_t Appliance::engineNowNs() const noexcept {
   return impl_->engineNow();
 }
 
+bool Appliance::stallLcoreForTest(unsigned lcore, bool stall) noexcept {
+  for (const auto& l : impl_->lcores) {
+    if (l->lcore_id != lcore) continue;
+    l->test_stall.store(stall, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
 size_t Appliance::drainDrops(std::vector<DropRecord>* out) {
   size_t n = 0;
   DropRecord r;
@@ -715,6 +744,10 @@ size_t Appliance::drainDrops(std::vector<DropRecord>* out) {
 
 const std::vector<std::string>& Appliance::warnings() const {
   return impl_->warnings;
+}
+
+const std::vector<std::string>& Appliance::notes() const {
+  return impl_->notes;
 }
 
 std::vector<unsigned> Appliance::lcores() const {

@@ -54,6 +54,49 @@ std::vector<std::string> sizeAfPacketVdevs(const std::vector<std::string>& eal_a
   return out;
 }
 
+MtuChoice choosePortMtu(const PortMtuLimits ports[2], uint32_t requested) {
+  MtuChoice c;
+  if (ports[0].af_packet && ports[1].af_packet) return c;
+  std::string why;
+  auto limit = [&](uint32_t value, const std::string& what) {
+    if (value >= c.mtu) return;
+    c.mtu = value;
+    why = what;
+  };
+  if (requested != 0) {
+    c.mtu = requested;
+    why = "--mtu";
+  } else {
+    c.mtu = kMaxAutoMtu;
+    why = "the longest frame the appliance judges whole";
+    for (int i = 0; i < 2; ++i) {
+      const PortMtuLimits& p = ports[i];
+      if (!p.af_packet) {
+        limit(p.max_mtu, p.label + "'s device maximum");
+        if (p.max_rx_pktlen > kEthOverhead)
+          limit(p.max_rx_pktlen - kEthOverhead, p.label + "'s longest receivable frame");
+        if (!p.scatter && p.link_mtu <= 0)
+          limit(kDefaultMtu, p.label + " cannot chain mbufs and its link's MTU is unknown");
+      }
+      if (p.link_mtu > 0)
+        limit(static_cast<uint32_t>(p.link_mtu), "interface " + p.iface + "'s MTU");
+    }
+  }
+  c.note = "port MTU " + std::to_string(c.mtu) + " (" + why + ")";
+  for (int i = 0; i < 2; ++i) {
+    const PortMtuLimits& p = ports[i];
+    if (p.af_packet || p.link_mtu <= 0 || static_cast<uint32_t>(p.link_mtu) <= c.mtu) continue;
+    c.warnings.push_back(p.label + ": interface " + p.iface + " has MTU " +
+                         std::to_string(p.link_mtu) + " but the port's MTU is " +
+                         std::to_string(c.mtu) + " (" + why +
+                         "): longer frames are dropped by the device; lower the interface's MTU" +
+                         (requested != 0 ? " or raise --mtu"
+                                         : " or give --mtu (a device that cannot chain mbufs then "
+                                           "gets larger ones)"));
+  }
+  return c;
+}
+
 int interfaceMtu(const std::string& iface) {
   if (iface.empty() || iface.size() >= IFNAMSIZ) return -1;
   const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -132,7 +132,7 @@ void define(CLI::App& app, Options& o) {
       ->check(CLI::Range(1u, 86400000u));
   app.add_option("--mtu", o.mtu,
                  "port MTU (jumbo frames); default: af_packet ports follow their interface's MTU, "
-                 "others keep the device's default")
+                 "others the largest both devices and links allow (docs/deploy.md)")
       ->check(CLI::Range(68u, 65000u));
   app.add_option("--counters-file", o.counters_file, "write the final counters as JSON to FILE");
   app.add_option("--lock-dir", o.lock_dir,

@@ -122,6 +122,31 @@ bool lockPort(uint16_t port_id, const std::string& role, const std::string& lock
   return true;
 }
 
+bool portMtuLimits(uint16_t port_id, const std::string& role, PortMtuLimits* limits,
+                   std::string* error) {
+  PortSetup s;
+  s.port_id = port_id;
+  char name[RTE_ETH_NAME_MAX_LEN] = {};
+  rte_eth_dev_get_name_by_port(port_id, name);
+  s.name = name;
+  rte_eth_dev_info info;
+  if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0) {
+    *error = role + " port " + portLabel(s) + ": cannot read device info: " + errnoText(rc);
+    return false;
+  }
+  PortMtuLimits l;
+  l.label = role + " port " + portLabel(s);
+  l.af_packet = info.driver_name != nullptr && std::string(info.driver_name) == "net_af_packet";
+  l.max_mtu = info.max_mtu;
+  l.max_rx_pktlen = info.max_rx_pktlen;
+  l.scatter = (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) != 0;
+  const rte_devargs* da = info.device != nullptr ? rte_dev_devargs(info.device) : nullptr;
+  l.iface = vdevArg(da != nullptr && da->args != nullptr ? da->args : "", "iface");
+  l.link_mtu = l.iface.empty() ? -1 : interfaceMtu(l.iface);
+  *limits = l;
+  return true;
+}
+
 bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, uint16_t rx_desc,
                    uint16_t tx_desc, uint32_t mtu, PortSetup* setup, std::string* error) {
   PortSetup s;
@@ -171,8 +196,9 @@ bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, u
   conf.txmode.offloads = s.tx_offloads;
 
   // Frame sizes. af_packet: the slot size is a device argument (statewalld sized it for the
-  // interface MTU unless given); the rx mbufs must hold a whole slot. Others: --mtu sets the
-  // port MTU, received into chained mbufs when the device can, else into larger ones.
+  // interface MTU unless given); the rx mbufs must hold a whole slot. Others: `mtu` (chosen by
+  // choosePortMtu) is the port MTU, received into chained mbufs when the device can, else into
+  // larger ones.
   if (driver == "net_af_packet") {
     const rte_devargs* da = info.device != nullptr ? rte_dev_devargs(info.device) : nullptr;
     const std::string args = da != nullptr && da->args != nullptr ? da->args : "";
@@ -197,6 +223,7 @@ bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, u
       return false;
     }
     conf.rxmode.mtu = mtu;
+    s.mtu = mtu;
     const uint32_t frame = mtu + kFrameOverhead;
     if (frame > RTE_MBUF_DEFAULT_DATAROOM) {
       if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) {

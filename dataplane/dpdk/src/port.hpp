@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/port_lock.hpp"
 
 namespace statewall::dpdk {
@@ -30,6 +31,7 @@ struct PortSetup {
   uint32_t rx_frame_max = UINT32_MAX;
   // The mbuf data room (headroom included) the rx queues need; 0 = the default.
   uint32_t data_room = 0;
+  uint32_t mtu = 0;     // what the port was configured with; 0: the device's default
   std::string warning;  // for the operator, e.g. an interface MTU the port cannot receive
 };
 
@@ -43,6 +45,11 @@ bool resolvePort(const std::string& spec, const std::string& role, uint16_t* por
 // *error when another statewalld holds one.
 bool lockPort(uint16_t port_id, const std::string& role, const std::string& lock_dir,
               std::vector<PortLock>* locks, std::string* error);
+
+// What the port's device and link allow, for choosePortMtu() (mtu.hpp). False with *error when
+// the device info cannot be read.
+bool portMtuLimits(uint16_t port_id, const std::string& role, PortMtuLimits* limits,
+                   std::string* error);
 
 // Configures the device (for `mtu`, when nonzero, see options.hpp): min(lcores, max_rx_queues) rx
 // queues (RSS when more than one and the device hashes), one tx queue per lcore (an error when the

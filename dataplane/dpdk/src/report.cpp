@@ -200,6 +200,7 @@ std::string reportJson(const Report& r) {
                           {"rx_queues", p.rx_queues},
                           {"tx_queues", p.tx_queues},
                           {"rss", p.rss},
+                          {"mtu", p.mtu},
                           {"ipackets", p.ipackets},
                           {"opackets", p.opackets},
                           {"ibytes", p.ibytes},

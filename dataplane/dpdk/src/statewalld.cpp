@@ -470,7 +470,37 @@ bool writeFile(const std::string& path, const std::string& text) {
   return static_cast<bool>(f);
 }
 
-int run(int argc, char** argv) {
+// The test hooks (RunOptions::test_hooks): STATEWALLD_TEST_STALL_FILE names a file; while it
+// exists, the forwarding lcore whose id it holds is stalled (Appliance::stallLcoreForTest).
+// Checked by the main loop every round.
+class TestHooks {
+ public:
+  explicit TestHooks(bool enabled) {
+    const char* path = enabled ? std::getenv("STATEWALLD_TEST_STALL_FILE") : nullptr;
+    if (path != nullptr) stall_file_ = path;
+  }
+  void poll(Appliance& app) {
+    if (stall_file_.empty()) return;
+    std::ifstream f(stall_file_);
+    long lcore = -1;
+    if (f) f >> lcore;
+    if (lcore == requested_) return;
+    requested_ = lcore;
+    if (stalled_ >= 0) app.stallLcoreForTest(static_cast<unsigned>(stalled_), false);
+    stalled_ = -1;
+    if (lcore >= 0 && app.stallLcoreForTest(static_cast<unsigned>(lcore), true)) stalled_ = lcore;
+    std::fprintf(stderr, "%s: test hook: %s\n", g_program.c_str(),
+                 stalled_ >= 0 ? ("lcore " + std::to_string(stalled_) + " stalled").c_str()
+                               : "no lcore stalled");
+  }
+
+ private:
+  std::string stall_file_;
+  long requested_ = -1;  // what the file said last
+  long stalled_ = -1;
+};
+
+int run(int argc, char** argv, const RunOptions& run_options) {
   if (argc > 0 && argv[0] != nullptr) {
     const std::string_view path = argv[0];
     g_program = std::string(path.substr(path.rfind('/') + 1));
@@ -487,17 +517,26 @@ int run(int argc, char** argv) {
   if (sched_getaffinity(0, sizeof original_cpus, &original_cpus) != 0) CPU_ZERO(&original_cpus);
   rte_set_application_usage_hook(printAppUsage);
   prefixDpdkLog();
+  // What must be known before EAL probes the devices (--mtu for af_packet slots, --lock-dir for
+  // the interface locks): the application's options parsed ahead, --config included. Options
+  // that do not parse are reported after EAL initialisation, as usual; the defaults serve until
+  // then.
+  std::vector<std::string> eal_strings(argv, argv + argc);
+  const auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
+  Options early;
+  {
+    std::vector<const char*> app_args = {g_program.c_str()};
+    for (auto it = dashes == eal_strings.end() ? dashes : dashes + 1; it != eal_strings.end(); ++it)
+      app_args.push_back(it->c_str());
+    ParseResult ahead = parseOptions(static_cast<int>(app_args.size()), app_args.data());
+    if (ahead.options) early = *ahead.options;
+  }
   // af_packet ports on jumbo-frame interfaces get ring slots that hold a whole frame (mtu.hpp):
   // their sizes are device arguments, so they are added before EAL probes the devices.
-  std::vector<std::string> eal_strings(argv, argv + argc);
   std::vector<std::string> sizing_notes;
   {
-    auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
-    uint32_t mtu = 0;
-    for (auto it = dashes; it != eal_strings.end() && it + 1 != eal_strings.end(); ++it)
-      if (*it == "--mtu") mtu = static_cast<uint32_t>(std::strtoul((it + 1)->c_str(), nullptr, 10));
     std::vector<std::string> eal_part(eal_strings.begin(), dashes);
-    eal_part = sizeAfPacketVdevs(eal_part, mtu, interfaceMtu,
+    eal_part = sizeAfPacketVdevs(eal_part, early.mtu, interfaceMtu,
                                  static_cast<uint32_t>(sysconf(_SC_PAGESIZE)), &sizing_notes);
     eal_part.insert(eal_part.end(), dashes, eal_strings.end());
     eal_strings = std::move(eal_part);
@@ -505,17 +544,12 @@ int run(int argc, char** argv) {
   // One statewalld per interface (port_lock.hpp): the vdev interfaces are locked before EAL
   // probes them, since a second af_packet socket on a busy interface can fail inside the driver
   // with a message that names no cause. The appliance locks every port again after probing
-  // (PCI devices, and a --lock-dir given only in --config); a lock held here counts there.
+  // (PCI devices); a lock held here counts there.
   std::vector<PortLock> early_locks;
   {
-    auto dashes = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
-    std::string lock_dir = kDefaultLockDir;
-    for (auto it = dashes; it != eal_strings.end(); ++it) {
-      if (*it == "--lock-dir" && it + 1 != eal_strings.end()) lock_dir = *(it + 1);
-      if (it->rfind("--lock-dir=", 0) == 0) lock_dir = it->substr(11);
-    }
+    const auto eal_end = std::find(eal_strings.begin(), eal_strings.end(), std::string("--"));
     std::string why;
-    if (!lockVdevInterfaces(std::vector<std::string>(eal_strings.begin(), dashes), lock_dir,
+    if (!lockVdevInterfaces(std::vector<std::string>(eal_strings.begin(), eal_end), early.lock_dir,
                             &early_locks, &why)) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), why.c_str());
       return 2;
@@ -585,6 +619,8 @@ int run(int argc, char** argv) {
     }
     for (const std::string& note : sizing_notes)
       std::printf("%s: %s\n", g_program.c_str(), note.c_str());
+    for (const std::string& note : app->notes())
+      std::printf("%s: %s\n", g_program.c_str(), note.c_str());
     for (const std::string& w : app->warnings())
       std::fprintf(stderr, "%s: warning: %s\n", g_program.c_str(), w.c_str());
     installSignalHandlers();
@@ -602,13 +638,15 @@ int run(int argc, char** argv) {
       std::printf(" %u", l);
     std::printf("\n");
     for (const PortReport& p : first.ports)
-      std::printf("%s: %s %s (port %u): %u rx / %u tx queues%s\n", g_program.c_str(),
+      std::printf("%s: %s %s (port %u): %u rx / %u tx queues%s%s\n", g_program.c_str(),
                   p.role.c_str(), p.name.c_str(), p.port_id, p.rx_queues, p.tx_queues,
-                  p.rss ? ", RSS" : "");
+                  p.rss ? ", RSS" : "",
+                  p.mtu != 0 ? (", MTU " + std::to_string(p.mtu)).c_str() : "");
     std::printf("%s: running\n", g_program.c_str());
     std::fflush(stdout);
     ServiceManager service;
     service.notify("READY=1\nSTATUS=forwarding");
+    TestHooks test_hooks(run_options.test_hooks);
 
     Report previous = first;
     Report rates_previous = first;
@@ -622,10 +660,14 @@ int run(int argc, char** argv) {
         reloadPolicy(options, *app, server.get());
         service.notify("READY=1");
       }
+      test_hooks.poll(*app);
       service.tick(monotonicSeconds(), board);
       // The lcores' drop rings, emptied every round (10 ms) so that they rarely fill.
       drained.clear();
-      if (app->drainDrops(&drained) > 0) drop_log.append(drained);
+      if (app->drainDrops(&drained) > 0) {
+        drop_log.append(drained);
+        if (server) server->notifyDrops();  // the held GET /v1/drops?follow=1 streams
+      }
       if (options.exit_when_idle_ms > 0 && app->allIdle()) break;
       if (monotonicSeconds() >= next_rates) {
         // A replaced policy is freed once every lcore has passed a quiescent point; the lcores
@@ -678,8 +720,8 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int runStatewalld(int argc, char** argv) {
-  return run(argc, argv);
+int runStatewalld(int argc, char** argv, const RunOptions& run_options) {
+  return run(argc, argv, run_options);
 }
 
 }  // namespace statewall::dpdk

@@ -14,7 +14,8 @@
 //   GET  /v1/stats             counters by reason, rule hits, table fill, rates
 //   GET  /metrics              the same in Prometheus text format
 //   PUT  /v1/timeouts          change idle timeouts: republishes the running policy with them
-//   GET  /v1/drops             recent denied packets after ?after=SEQ (poll with next_after)
+//   GET  /v1/drops             recent denied packets after ?after=SEQ (poll with next_after);
+//                              with follow=1 a held stream of JSON lines (ControlServer)
 //   GET  /v1/health            200 {"status": "ok"} while the host says it forwards, else 503
 //   GET  /v1/version           version, commit, build type (and the host's DPDK version)
 #pragma once
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +55,10 @@ struct ApiResponse {
   std::string content_type = "application/json";
   std::string body;
   std::string allow;  // 405 only: the methods the path accepts, e.g. "GET, PUT"
+  // GET /v1/drops?follow=1 (status 200): the transport holds the connection and sends the drop
+  // log after this cursor as JSON lines (ControlApi::dropLines()) as drops happen; `body` is
+  // empty. Without a held connection (handleRawRequest) the lines available now are the body.
+  std::optional<uint64_t> drops_stream_after;
 };
 
 // Packet rate of one packet-processing thread (a DPDK lcore, or the replay thread).
@@ -166,6 +172,12 @@ class ControlApi {
   void sampleRates(std::chrono::steady_clock::time_point now);
 
   dataplane::Engine& engine() { return engine_; }
+
+  // The drop log after *after as JSON lines (each the object GET /v1/drops lists, and a line
+  // {"skipped": N} where events after the cursor were pushed out of the log before being read),
+  // at most `max` events; *after moves past them. Empty when there is nothing new (or the host
+  // keeps no drop log). Any thread.
+  std::string dropLines(uint64_t* after, size_t max);
 
   struct State;  // opaque: defined in api.cpp
 

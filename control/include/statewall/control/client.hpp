@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,15 @@ class ControlClient {
   // (connection refused, timeout, malformed response); HTTP errors are responses.
   Status request(std::string_view method, std::string_view target, std::string_view body,
                  std::string_view content_type, ClientResponse* out) const;
+
+  // GET of a held stream of lines (GET /v1/drops?follow=1): calls on_line with each line (without
+  // its newline) as it arrives, until the server ends the stream (success) or on_line returns
+  // false (success). The timeout covers the connection and the response header only; the stream
+  // may then stay quiet for as long as it likes. A response other than 200 is returned in *out
+  // (status and body) with success; out->status is 200 for a stream. Fails when the connection
+  // breaks before the server ended the stream.
+  Status stream(std::string_view target, const std::function<bool(std::string_view)>& on_line,
+                ClientResponse* out) const;
 
  private:
   ClientOptions options_;

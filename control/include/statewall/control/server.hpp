@@ -61,9 +61,10 @@ inline constexpr size_t kMaxTokenFileBytes = 4096;
 Status readTokenFile(const std::string& path, std::string* token, std::string* warning = nullptr);
 
 // The engine must outlive the server. Lifecycle: construct, start() once, stop() (or destroy) once.
-// start() binds the listeners and starts the threads; stop() closes the listeners and every
-// connection, waits for a policy compilation in progress, joins the threads and removes the
-// socket file. Both are for the owning thread only.
+// start() binds the listeners and starts the threads; stop() closes the listeners, ends the drop
+// log streams (their last chunk, within a second) and every other connection, waits for a policy
+// compilation in progress, joins the threads and removes the socket file. Both are for the owning
+// thread only.
 //
 // Requests that compile a policy (see compilesPolicy() in api.hpp) run one at a time on a thread
 // of their own, so that the io threads keep answering stats and connection listings meanwhile.
@@ -76,6 +77,11 @@ class ControlServer {
 
   Status start();
   void stop();
+
+  // The host has appended to its drop log (HostHooks::drops): the held GET /v1/drops?follow=1
+  // streams send what is new. Any thread; never blocks on a client (it posts to the server's
+  // threads).
+  void notifyDrops();
 
   // The bound TCP port (useful with port 0); 0 without a TCP listener or before start().
   uint16_t tcpPort() const;

@@ -125,6 +125,10 @@ struct ConnectionInfo {
   uint16_t orig_sport, orig_dport;   // ICMP query: the id, then the request type
   TcpState tcp_state;
   bool src_side_tracked, dst_side_tracked;
+  // Whether each side's address is a protected interface. A protected side with no tracked
+  // side is an untracked flow (docs/design.md): its packets are judged by the rules both ways
+  // and the entry is kept only for the log; with no protected side the flow is unprotected.
+  bool src_side_protected, dst_side_protected;
   bool replied;
   rules::RuleId opened_by;
   uint64_t expires_ns;

@@ -22,6 +22,39 @@ inline constexpr uint32_t kAfPacketDefaultFrameSize = 2048;
 inline constexpr uint32_t kAfPacketSlotOverhead = 96;
 // Ethernet header, one VLAN tag and the FCS beyond the MTU.
 inline constexpr uint32_t kFrameOverhead = 22;
+// What DPDK adds to an MTU to compare it with a device's max_rx_pktlen: Ethernet header and FCS.
+inline constexpr uint32_t kEthOverhead = 18;
+// The longest frame the appliance judges whole (its lcores linearise chained mbufs into slots of
+// this size), and so the largest port MTU it chooses by itself.
+inline constexpr uint32_t kMaxJudgedFrame = 16 * 1024;
+inline constexpr uint32_t kMaxAutoMtu = kMaxJudgedFrame - kFrameOverhead;
+inline constexpr uint32_t kDefaultMtu = 1500;
+
+// What one port's device and link allow: its rte_eth_dev_info, and the kernel interface its
+// --vdev names (iface=), if any.
+struct PortMtuLimits {
+  std::string label;           // "inside port net_pcap0 (port 0)"
+  bool af_packet = false;      // sized by its ring slots instead (sizeAfPacketVdevs)
+  uint32_t max_mtu = 0;        // rte_eth_dev_info::max_mtu
+  uint32_t max_rx_pktlen = 0;  // rte_eth_dev_info::max_rx_pktlen (a whole frame)
+  bool scatter = false;        // can receive a frame into chained mbufs
+  std::string iface;           // the kernel interface behind the port; empty: none known
+  int link_mtu = -1;           // its MTU; -1 unknown
+};
+
+struct MtuChoice {
+  uint32_t mtu = 0;  // for both ports (those that are not af_packet); 0: none to set
+  std::string note;  // how it was chosen, for the startup log
+  std::vector<std::string> warnings;  // an interface MTU over the port's
+};
+
+// The MTU of both ports. `requested` is --mtu (0: not given). Without it: the largest both
+// devices accept (max_mtu, max_rx_pktlen), at most kMaxAutoMtu, at most each known link's MTU
+// (a frame must fit both links to cross), and at most kDefaultMtu for a device that cannot chain
+// mbufs behind an unknown link (its mbufs would have to grow to the device's maximum for frames
+// that may never come; --mtu asks for that). A warning names each interface whose MTU exceeds
+// the chosen one: its longer frames are dropped by the device.
+MtuChoice choosePortMtu(const PortMtuLimits ports[2], uint32_t requested);
 
 // The slot size (a multiple of `page`, at least the default) that holds a frame of `mtu` bytes of
 // IP.

@@ -32,7 +32,7 @@ struct Options {
   unsigned idle_sleep_us = 0;           // sleep after an empty polling round; 0 = busy poll
   uint32_t exit_when_idle_ms = 0;       // stop once every lcore saw no packet for this long
                                         // (for finite inputs such as net_pcap files); 0 = never
-  uint32_t mtu = 0;  // port MTU; 0 = what the interfaces have (af_packet) or the port's default
+  uint32_t mtu = 0;  // port MTU; 0 = chosen (af_packet: the interface's; else choosePortMtu)
   std::string counters_file;                // write the final counters as JSON here at exit
   std::string lock_dir = "/run/statewall";  // per-interface locks (port_lock.hpp)
   // The control server (control/): runs when either listener is given.

@@ -74,6 +74,7 @@ struct PortReport {
   uint16_t port_id = 0;
   uint16_t rx_queues = 0, tx_queues = 0;
   bool rss = false;
+  uint32_t mtu = 0;  // the port MTU statewalld set; 0: the device's default (af_packet: slots)
   // rte_eth_stats
   uint64_t ipackets = 0, opackets = 0, ibytes = 0, obytes = 0;
   uint64_t imissed = 0, ierrors = 0, oerrors = 0, rx_nombuf = 0;
