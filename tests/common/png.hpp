@@ -1,6 +1,6 @@
 // A minimal PNG decoder (8-bit RGB / RGBA, not interlaced), enough for a headless Chromium
-// screenshot, and the check that a screenshot is not blank. Tests only. (The decoder is the one
-// tests/sim/report_browser_test.cpp carries; that test can include this header instead.)
+// screenshot, and the check that a screenshot is not blank. Tests only (the report's and the
+// playground's browser tests).
 #pragma once
 
 #include <zlib.h>

@@ -81,8 +81,12 @@ TEST(DecapCli, InnerConnectionsAreJudgedByTheirOwnPorts) {
     }
     EXPECT_GT(allowed_443, 0u);
     EXPECT_EQ(denied_3306, 3u);  // the SYN and its two retransmissions
-    // The connection log names the inner connections.
-    const auto cl = jsonLines(conns);
+    // The connection log names the inner connections (the tunnels' own records, kind "tunnel",
+    // are listed too: left out here).
+    std::vector<nlohmann::json> cl;
+    for (auto& rec : jsonLines(conns)) {
+      if (rec.value("kind", "") != "tunnel") cl.push_back(std::move(rec));
+    }
     ASSERT_GE(cl.size(), 2u);
     EXPECT_EQ(cl[0]["id.resp_p"], 443);
     EXPECT_EQ(cl[0]["conn_state"], "SF");

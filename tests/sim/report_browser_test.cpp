@@ -4,17 +4,16 @@
 // decoded and checked not to be blank. Skipped (with a message) only when chromium is missing.
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
-#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/png.hpp"
 #include "sim_test_util.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
@@ -130,96 +129,6 @@ bool matchesQuery(const ReportConnection& c, const std::string& q) {
     for (const auto& t : terms)
       hit = hit || t == k || (prefix && t.rfind(k, 0) == 0);
     if (!hit) return false;
-  }
-  return true;
-}
-
-// ---- a minimal PNG decoder (8-bit RGB / RGBA, not interlaced), enough for a screenshot ----
-
-struct Image {
-  uint32_t width = 0, height = 0;
-  unsigned channels = 0;
-  std::vector<uint8_t> pixels;  // rows of width * channels bytes
-};
-
-uint32_t be32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-
-bool decodePng(const std::vector<uint8_t>& f, Image* img, std::string* err) {
-  static const uint8_t kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (f.size() < 8 || !std::equal(kSig, kSig + 8, f.begin())) {
-    *err = "not a PNG file";
-    return false;
-  }
-  std::vector<uint8_t> idat;
-  uint8_t depth = 0, color = 0, interlace = 0;
-  for (size_t p = 8; p + 12 <= f.size();) {
-    const uint32_t len = be32(&f[p]);
-    if (p + 12 + len > f.size()) break;
-    const std::string type(reinterpret_cast<const char*>(&f[p + 4]), 4);
-    const uint8_t* data = &f[p + 8];
-    if (type == "IHDR") {
-      img->width = be32(data);
-      img->height = be32(data + 4);
-      depth = data[8];
-      color = data[9];
-      interlace = data[12];
-    } else if (type == "IDAT") {
-      idat.insert(idat.end(), data, data + len);
-    } else if (type == "IEND") {
-      break;
-    }
-    p += 12 + len;
-  }
-  if (depth != 8 || (color != 2 && color != 6) || interlace != 0) {
-    *err = "unsupported PNG: depth " + std::to_string(depth) + ", colour type " +
-           std::to_string(color) + ", interlace " + std::to_string(interlace);
-    return false;
-  }
-  img->channels = color == 6 ? 4 : 3;
-  const size_t stride = size_t{img->width} * img->channels;
-  std::vector<uint8_t> raw((stride + 1) * img->height);
-  uLongf raw_len = raw.size();
-  if (uncompress(raw.data(), &raw_len, idat.data(), idat.size()) != Z_OK || raw_len != raw.size()) {
-    *err = "cannot inflate the image data";
-    return false;
-  }
-  img->pixels.assign(stride * img->height, 0);
-  const unsigned bpp = img->channels;
-  for (uint32_t y = 0; y < img->height; ++y) {
-    const uint8_t filter = raw[y * (stride + 1)];
-    const uint8_t* in = &raw[y * (stride + 1) + 1];
-    uint8_t* out = &img->pixels[y * stride];
-    const uint8_t* prev = y > 0 ? &img->pixels[(y - 1) * stride] : nullptr;
-    for (size_t x = 0; x < stride; ++x) {
-      const int a = x >= bpp ? out[x - bpp] : 0;
-      const int b = prev ? prev[x] : 0;
-      const int c = prev && x >= bpp ? prev[x - bpp] : 0;
-      int v = in[x];
-      switch (filter) {
-        case 0:
-          break;
-        case 1:
-          v += a;
-          break;
-        case 2:
-          v += b;
-          break;
-        case 3:
-          v += (a + b) / 2;
-          break;
-        case 4: {
-          const int pa = std::abs(b - c), pb = std::abs(a - c), pc = std::abs(a + b - 2 * c);
-          v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-          break;
-        }
-        default:
-          *err = "bad PNG filter type";
-          return false;
-      }
-      out[x] = static_cast<uint8_t>(v);
-    }
   }
   return true;
 }
@@ -400,22 +309,15 @@ TEST_F(ReportBrowser, ScreenshotIsNotBlank) {
   if (const char* keep = std::getenv("STATEWALL_REPORT_SCREENSHOT")) {
     testing::writeBytes(keep, bytes);  // for people: look at the page
   }
-  Image img;
+  statewall::testing::Image img;
   std::string err;
-  ASSERT_TRUE(decodePng(bytes, &img, &err)) << err;
+  ASSERT_TRUE(statewall::testing::decodePng(bytes, &img, &err)) << err;
   EXPECT_EQ(img.width, 1280u);
   EXPECT_EQ(img.height, 2000u);
-  std::set<uint32_t> colours;
-  uint64_t non_white = 0;
-  const uint64_t total = uint64_t{img.width} * img.height;
-  for (uint64_t i = 0; i < total; ++i) {
-    const uint8_t* p = &img.pixels[i * img.channels];
-    colours.insert(uint32_t{p[0]} << 16 | uint32_t{p[1]} << 8 | p[2]);
-    if (p[0] < 235 || p[1] < 235 || p[2] < 235) ++non_white;
-  }
+  const statewall::testing::Ink ink = statewall::testing::inkOf(img);
   // The header bar, cards, tables and charts: many colours, a fair share of ink.
-  EXPECT_GT(colours.size(), 50u);
-  EXPECT_GT(non_white, total / 20);
+  EXPECT_GT(ink.colours, 50u);
+  EXPECT_GT(ink.non_white, ink.total / 20);
 }
 
 }  // namespace
