@@ -19,7 +19,7 @@ constexpr Kind kAllKinds[] = {Kind::kVlan,  Kind::kMpls,       Kind::kPppoe, Kin
 
 bool udpTunnelKind(Kind k) {
   return k == Kind::kVxlan || k == Kind::kGeneve || k == Kind::kGtpU || k == Kind::kTeredo ||
-         k == Kind::kAyiya;
+         k == Kind::kAyiya || k == Kind::kGre;
 }
 
 bool kindByName(std::string_view name, Kind* k) {
@@ -96,8 +96,12 @@ std::string encapText(const EncapHeader& h) {
     case Kind::kPbb:
     case Kind::kVnTag:
       return s + ":" + v;
-    case Kind::kGre:
-      return h.aux != 0 ? s + ":key=" + v : s;
+    case Kind::kGre: {
+      // GRE in UDP (RFC 8086) names its port (the parser fills dport only for a UDP carrier), so
+      // that `gen --encap` builds it again.
+      const std::string port = h.dport != 0 ? ":port=" + std::to_string(h.dport) : std::string();
+      return (h.aux != 0 ? s + ":key=" + v : s) + port;
+    }
     case Kind::kErspan:
       if (h.aux == 1) return s + ":type=1";
       if (h.aux == 3) return s + ":session=" + v + ":type=3";
@@ -233,7 +237,7 @@ std::string parseTunnelPort(std::string_view text, ParseOptions* opts) {
   Kind kind;
   if (!kindByName(name, &kind) || !udpTunnelKind(kind)) {
     return quoted + ": '" + std::string(name) +
-           "' is not a UDP tunnel (vxlan, geneve, gtp-u, teredo, ayiya)";
+           "' is not a UDP tunnel (vxlan, geneve, gtp-u, teredo, ayiya, gre)";
   }
   uint64_t port;
   if (!parseNumber(text.substr(eq + 1), 65535, &port) || port == 0)

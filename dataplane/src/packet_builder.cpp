@@ -439,7 +439,8 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
                     t.ethernet ? kEtherTypeTeb : inner_type);
       b.insert(b.end(), inner.begin(), inner.end());
       if (t.gre_checksum) set16(b, 4, internetChecksum(b));
-      *proto = kIpProtoGre;
+      // With a port (gre:port=4754), GRE in UDP (RFC 8086).
+      *proto = t.dport != 0 ? kIpProtoUdp : kIpProtoGre;
       return b;
     }
     case Kind::kErspan: {

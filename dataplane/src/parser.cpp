@@ -933,6 +933,9 @@ TunnelFound parseUdpTunnel(const uint8_t* data, uint32_t off, uint32_t end, Enca
       t->type = p[3] == kIpProtoIpIp ? kEtherTypeIpv4 : kEtherTypeIpv6;
       return TunnelFound::kTunnel;
     }
+    case EncapHeader::Kind::kGre:
+      // RFC 8086: a GRE header and its payload make the UDP payload.
+      return parseGre(data, off, end, t);
     default:
       return TunnelFound::kNone;
   }
@@ -953,11 +956,13 @@ TunnelFound parseUdpTunnel(const uint8_t* data, uint32_t off, uint32_t end, Enca
       if (!opts.udpTunnel(pp.sport, pp.dport, &kind)) return TunnelFound::kNone;
       const uint32_t off = pp.l4_offset + 8u;
       f = parseUdpTunnel(data, off, off + pp.l4_payload_len, kind, t);
-      layer = kind == EncapHeader::Kind::kVxlan    ? Layer::kVxlan
-              : kind == EncapHeader::Kind::kGeneve ? Layer::kGeneve
-              : kind == EncapHeader::Kind::kGtpU   ? Layer::kGtpU
-              : kind == EncapHeader::Kind::kTeredo ? Layer::kTeredo
-                                                   : Layer::kAyiya;
+      layer = kind == EncapHeader::Kind::kVxlan       ? Layer::kVxlan
+              : kind == EncapHeader::Kind::kGeneve    ? Layer::kGeneve
+              : kind == EncapHeader::Kind::kGtpU      ? Layer::kGtpU
+              : kind == EncapHeader::Kind::kTeredo    ? Layer::kTeredo
+              : kind == EncapHeader::Kind::kAyiya     ? Layer::kAyiya
+              : t->kind == EncapHeader::Kind::kErspan ? Layer::kErspan
+                                                      : Layer::kGre;
       break;
     }
     case kIpProtoGre:

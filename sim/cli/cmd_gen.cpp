@@ -228,7 +228,8 @@ void addGenCommand(CLI::App& app, int* exit_code) {
       "  pbb:ISID vn-tag:WORD pw-eth | gre gre:key=N erspan:type=1 erspan:session=N\n"
       "  erspan:session=N:type=3 vxlan:vni=N geneve:vni=N gtp-u:teid=N teredo ayiya ip-in-ip.\n"
       "  Layer-2.5 headers after a tunnel go inside its Ethernet frame (vxlan, geneve, erspan).\n"
-      "  A UDP tunnel takes :port=N for another port (vxlan:vni=42:port=8472).\n"
+      "  A UDP tunnel takes :port=N for another port (vxlan:vni=42:port=8472); gre:port=4754 is\n"
+      "  GRE in UDP (RFC 8086).\n"
       "  Tunnel k (0 outermost) runs between 192.0.2.(2k+1) and 192.0.2.(2k+2). Replay such a\n"
       "  trace with --decap to judge the inner packets.");
   cmd->add_option("--seed", args->seed, "PRNG seed")->capture_default_str();

@@ -133,6 +133,13 @@ void ConnRecord::observe(const dataplane::ParsedPacket& p, bool from_orig, uint6
       }
     }
     if ((f & kFin) && (f & kRst)) letter(kLetI, 'I');
+    ConnSide& peer = from_orig ? resp : orig;
+    const bool was_closed = s.fin && !s.reset;
+    if ((f & kFin) && !(f & kRst) && !s.reset && !was_closed && s.pkts > 1 && peer.reset &&
+        peer.reset_after_fin) {
+      // The peer's FIN then RST was a normal close after all.
+      peer.reset = false;
+    }
     if (f & kFin) {
       s.fin = true;
       letter(kLetF, 'F');
@@ -140,6 +147,12 @@ void ConnRecord::observe(const dataplane::ParsedPacket& p, bool from_orig, uint6
     if (f & kRst) {
       s.rst = true;
       letter(kLetR, 'R');
+      // A RST after both sides closed leaves the side closed; otherwise it resets it.
+      const bool peer_closed = peer.fin && !peer.reset;
+      if (!s.reset && !(was_closed && peer_closed)) {
+        s.reset = true;
+        s.reset_after_fin = was_closed;
+      }
     }
     if (len > 0) {
       const uint32_t seq_end = p.seq + len;
@@ -175,7 +188,7 @@ std::string_view ConnRecord::connState() const {
 
   const bool handshake = orig.syn && resp.synack;
   auto state = [&](const ConnSide& s, bool is_orig) {
-    if (s.rst) return Ep::kReset;
+    if (s.reset) return Ep::kReset;
     if (s.fin) return Ep::kClosed;
     if (handshake) return Ep::kEstablished;
     if (is_orig && s.syn) return Ep::kSynSent;

@@ -216,6 +216,7 @@ int main(int argc, char** argv) {
            {"gre-key-csum-seq",
             {.kind = Kind::kGre, .value = 5, .aux = 1, .gre_checksum = true, .gre_sequence = true}},
            {"gre-ethernet", {.kind = Kind::kGre, .ethernet = true}},
+           {"gre-udp", {.kind = Kind::kGre, .dport = 4754}},
            {"erspan-1", {.kind = Kind::kErspan, .aux = 1}},
            {"erspan-2", {.kind = Kind::kErspan, .value = 3, .aux = 2}},
            {"erspan-3", {.kind = Kind::kErspan, .value = 3, .aux = 3}},
@@ -249,6 +250,7 @@ int main(int argc, char** argv) {
   badDecap(Layer::kTeredo, "auth-past", udpTo(3544, {0x00, 0x01, 200, 0, 0x60}));
   badDecap(Layer::kAyiya, "identity-past", udpTo(5072, {0xf1, 0x52, 0x21, 4, 0, 0, 0, 0, 1}));
   badDecap(Layer::kGre, "key-past", greWith({0x20, 0x00, 0x08, 0x00, 0, 0}));
+  badDecap(Layer::kGre, "udp-key-past", udpTo(4754, {0x20, 0x00, 0x08, 0x00, 0, 0}));
   badDecap(Layer::kErspan, "type-2-short", greWith({0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x10}));
   badDecap(Layer::kErspan, "type-3-short",
            greWith({0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 3}));

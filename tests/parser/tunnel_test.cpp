@@ -88,6 +88,15 @@ std::vector<TunnelCase> tunnelCases() {
   c.push_back({"ayiya", {.kind = Kind::kAyiya}, false, kIpProtoUdp, 5072, "ayiya"});
   c.push_back({"ayiya-v6", {.kind = Kind::kAyiya}, true, kIpProtoUdp, 5072, "ayiya"});
   c.push_back({"gre", {.kind = Kind::kGre}, false, kIpProtoGre, 0, "gre"});
+  // GRE in UDP (RFC 8086), as in Zeek's gre-over-udp-4754.pcap.
+  c.push_back(
+      {"gre-udp", {.kind = Kind::kGre, .dport = 4754}, false, kIpProtoUdp, 4754, "gre:port=4754"});
+  c.push_back({"gre-udp-key-ethernet",
+               {.kind = Kind::kGre, .value = 9, .aux = 1, .dport = 4754, .ethernet = true},
+               true,
+               kIpProtoUdp,
+               4754,
+               "gre:key=9:port=4754"});
   c.push_back(
       {"gre-key-seq-csum",
        {.kind = Kind::kGre, .value = 5, .aux = 1, .gre_checksum = true, .gre_sequence = true},
@@ -373,7 +382,7 @@ TEST(Tunnels, TunnelPortTable) {
   EXPECT_EQ(o.tunnel_port_count, n);
   // Bad input: an error naming what is wrong.
   EXPECT_NE(parseTunnelPort("vxlan", &o).find("KIND=PORT"), std::string::npos);
-  EXPECT_NE(parseTunnelPort("gre=47", &o).find("not a UDP tunnel"), std::string::npos);
+  EXPECT_NE(parseTunnelPort("erspan=47", &o).find("not a UDP tunnel"), std::string::npos);
   EXPECT_NE(parseTunnelPort("vxlan=0", &o).find("1 to 65535"), std::string::npos);
   EXPECT_NE(parseTunnelPort("vxlan=65536", &o).find("1 to 65535"), std::string::npos);
   EXPECT_NE(parseTunnelPort("vxlan=12x", &o).find("1 to 65535"), std::string::npos);
@@ -409,7 +418,11 @@ TEST(Tunnels, EncapTextErrors) {
   EXPECT_EQ(h.dport, 8472);
   EXPECT_EQ(encapText(h), "vxlan:vni=42");
   EXPECT_EQ(tunnelSpecOf(h).dport, 8472);
-  EXPECT_NE(parseEncapText("gre:port=1", &h).find("key=N"), std::string::npos);
+  // GRE takes a port too: GRE in UDP (RFC 8086), for gen.
+  ASSERT_EQ(parseEncapText("gre:key=3:port=4754", &h), "");
+  EXPECT_EQ(tunnelSpecOf(h).dport, 4754);
+  EXPECT_EQ(tunnelSpecOf(h).value, 3u);
+  EXPECT_NE(parseEncapText("erspan:port=1", &h).find("session=N"), std::string::npos);
   EXPECT_NE(parseEncapText("ayiya:port=0", &h).find("1 to 65535"), std::string::npos);
 }
 
@@ -478,6 +491,10 @@ std::vector<BadCase> badCases() {
   c.push_back({"ayiya-identity-past", udpTo(5072, cat({0xf1, 0x52, 0x21, 4, 0, 0, 0, 0}, inner4)),
                Layer::kAyiya});
   c.push_back({"gre-short", greWith({0x00, 0x00, 0x08}), Layer::kGre});
+  c.push_back({"gre-udp-short", udpTo(4754, {0x00, 0x00, 0x08}), Layer::kGre});
+  c.push_back({"gre-udp-key-past", udpTo(4754, {0x20, 0x00, 0x08, 0x00, 0, 0}), Layer::kGre});
+  c.push_back({"gre-udp-erspan-short", udpTo(4754, {0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x10}),
+               Layer::kErspan});
   c.push_back({"gre-key-past", greWith({0x20, 0x00, 0x08, 0x00, 0, 0}), Layer::kGre});
   c.push_back({"gre-csum-key-seq-past", greWith({0xb0, 0x00, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}),
                Layer::kGre});

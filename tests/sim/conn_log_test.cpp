@@ -102,6 +102,35 @@ TEST(ConnLog, SfIsAFullConversation) {
   EXPECT_TRUE(t.rec().tcpClosed());
 }
 
+TEST(ConnLog, ResetAfterBothSidesClosedIsStillSf) {
+  // Zeek's pop3-starttls: ShAadDfFr. The server closes, the client closes, then the server resets.
+  Talk t;
+  t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck).tcp(S, kPsh | kAck, 20);
+  t.tcp(C, kPsh | kAck, 10).tcp(S, kFin | kAck).tcp(C, kFin | kAck).tcp(S, kRst);
+  EXPECT_EQ(t.history(), "ShAdDfFr");
+  EXPECT_EQ(t.state(), "SF");
+}
+
+TEST(ConnLog, FinThenResetIsClosedWhenThePeerClosesLater) {
+  // Zeek's irc-starttls: ShADadFRf. The client sends FIN then RST, then the server's FIN.
+  Talk t;
+  t.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck).tcp(C, kPsh | kAck, 10);
+  t.tcp(S, kPsh | kAck, 20).tcp(C, kFin | kAck).tcp(C, kRst);
+  EXPECT_EQ(t.state(), "RSTO");  // until the server closes
+  t.tcp(S, kFin | kAck);
+  EXPECT_EQ(t.history(), "ShADdFRf");
+  EXPECT_EQ(t.state(), "SF");
+}
+
+TEST(ConnLog, ResetWithoutAFinOrBeforeThePeerClosedStaysReset) {
+  Talk a;  // established, RST and then the peer's FIN: RSTO (a RST without an own FIN stays)
+  a.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck).tcp(C, kRst).tcp(S, kFin | kAck);
+  EXPECT_EQ(a.state(), "RSTO");
+  Talk b;  // own FIN, then RST while the peer is still open: RSTR
+  b.tcp(C, kSyn).tcp(S, kSyn | kAck).tcp(C, kAck).tcp(S, kFin | kAck).tcp(S, kRst);
+  EXPECT_EQ(b.state(), "RSTR");
+}
+
 TEST(ConnLog, EveryTcpState) {
   struct Case {
     const char* name;

@@ -447,7 +447,8 @@ constexpr bool encapIsTunnel(EncapHeader::Kind k) {
 //   vlan:100  mpls:16  pppoe:7  pbb:4096  vn-tag:2147549184  pw-eth
 //   gre (no key)  gre:key=5  erspan:type=1  erspan:session=3 (type II)  erspan:session=3:type=3
 //   vxlan:vni=42  geneve:vni=7  gtp-u:teid=0x1234  teredo  ayiya  ip-in-ip
-// The carrying flow (has_outer) is not part of the text.
+//   gre:port=4754 (GRE carried in UDP, RFC 8086: the only case where the carrying flow shows)
+// The carrying flow (has_outer) is otherwise not part of the text.
 std::string encapText(const EncapHeader& h);
 // Reads encapText()'s form (also "vlan" for VID 0, "mpls" for label 0, "vxlan" and "geneve" for
 // VNI 0, "gtp-u" for TEID 0; numbers decimal or 0x-hex). A UDP tunnel also takes ":port=N", the
@@ -472,7 +473,7 @@ struct ParseOptions {
   // Nested tunnels decapsulated at most; one more is deny-malformed at layer "tunnel-depth"
   // (0: every tunnel is).
   uint8_t max_tunnel_depth = 4;
-  uint8_t tunnel_port_count = 5;
+  uint8_t tunnel_port_count = 6;
   // UDP port -> tunnel kind (the IANA ports); tunnel_ports[0, tunnel_port_count) are in use.
   std::array<TunnelPort, kMaxTunnelPorts> tunnel_ports = {{
       {4789, EncapHeader::Kind::kVxlan},
@@ -480,10 +481,11 @@ struct ParseOptions {
       {2152, EncapHeader::Kind::kGtpU},
       {3544, EncapHeader::Kind::kTeredo},
       {5072, EncapHeader::Kind::kAyiya},
+      {4754, EncapHeader::Kind::kGre},  // GRE in UDP (RFC 8086)
   }};
 
   // Maps `port` to `kind` (replacing what the port carried). False when the table is full or the
-  // kind is not a UDP tunnel (vxlan, geneve, gtp-u, teredo, ayiya).
+  // kind is not a UDP tunnel (vxlan, geneve, gtp-u, teredo, ayiya, gre: GRE in UDP, RFC 8086).
   bool addTunnelPort(uint16_t port, EncapHeader::Kind kind);
   // The tunnel a UDP packet between these ports carries (the destination port first), or false.
   bool udpTunnel(uint16_t sport, uint16_t dport, EncapHeader::Kind* kind) const {

@@ -62,7 +62,7 @@ struct Ipv6ExtHeader {
 // One IP tunnel around the packet (docs/design.md "Encapsulation and tunnels"). The builder wraps
 // the inner packet (with its Ethernet header and inner_shims for the kinds that carry Ethernet:
 // VXLAN, GENEVE, ERSPAN, GRE with `ethernet`) in the tunnel's header and an outer IP packet
-// (UDP for VXLAN, GENEVE, GTP-U, Teredo, AYIYA) from outer_src to outer_dst.
+// (UDP for VXLAN, GENEVE, GTP-U, Teredo, AYIYA, GRE with a port) from outer_src to outer_dst.
 struct TunnelSpec {
   EncapHeader::Kind kind = EncapHeader::Kind::kVxlan;  // kGre .. kIpIp
   // As EncapHeader: GRE key, ERSPAN session, VXLAN/GENEVE VNI, GTP-U TEID; aux: GRE key present,
@@ -71,8 +71,10 @@ struct TunnelSpec {
   uint8_t aux = 0;
   IpAddr outer_src = IpAddr::v4(0xc0000201);  // 192.0.2.1
   IpAddr outer_dst = IpAddr::v4(0xc0000202);  // 192.0.2.2
-  uint16_t sport = 0;         // UDP tunnels; 0: 49152 for VXLAN and GENEVE, else the tunnel's port
-  uint16_t dport = 0;         // 0: the IANA port of the kind (4789, 6081, 2152, 3544, 5072)
+  uint16_t sport = 0;  // UDP tunnels; 0: 49152 for VXLAN and GENEVE, else the tunnel's port
+  // UDP tunnels; 0: the IANA port of the kind (4789, 6081, 2152, 3544, 5072). GRE: a port makes
+  // it GRE in UDP (RFC 8086; IANA port 4754), 0 plain GRE.
+  uint16_t dport = 0;
   bool ethernet = false;      // GRE: carry an Ethernet frame (transparent Ethernet bridging)
   bool gre_checksum = false;  // GRE: checksum present (filled in)
   bool gre_sequence = false;  // GRE: sequence number present (ERSPAN II and III always have one)

@@ -34,6 +34,11 @@ struct ConnSide {
   bool synack = false;  // SYN with ACK
   bool fin = false;
   bool rst = false;
+  // The side's end state as Zeek keeps it (docs/semantics.md, "The connection log against Zeek"):
+  // a RST does not reset a side that had closed once its peer has closed too, and a side reset
+  // after its own FIN goes back to closed when the peer then closes.
+  bool reset = false;
+  bool reset_after_fin = false;
   uint32_t next_seq = 0;  // highest sequence end seen, to spot retransmissions
   bool seq_valid = false;
   uint32_t retrans = 0;
