@@ -35,6 +35,9 @@ struct ReplayArgs {
   std::string denied;
   std::string connections;
   std::string connections_format = "jsonl";
+  std::string flow_log;
+  uint32_t flow_log_interval = 60;
+  bool flow_log_jsonl = false;
   bool stateless = false;
   std::string expect;
   size_t top = 10;
@@ -166,6 +169,9 @@ int runReplay(const ReplayArgs& a) {
   o.connections_path = a.connections;
   o.connections_format =
       a.connections_format == "tsv" ? sim::ConnFormat::kTsv : sim::ConnFormat::kJsonl;
+  o.flow_log_path = a.flow_log;
+  o.flow_log_interval_s = a.flow_log_interval;
+  o.flow_log_jsonl = a.flow_log_jsonl;
   o.stateless = a.stateless;
   o.progress = a.progress == "always" || (a.progress == "auto" && ::isatty(STDERR_FILENO) == 1);
   o.top_flows = a.top;
@@ -236,8 +242,10 @@ int runReplay(const ReplayArgs& a) {
   const std::string summary = a.json
                                   ? sim::formatSummaryJson(replay.summary(), replay.policy(), res)
                                   : sim::formatSummaryText(replay.summary(), replay.policy(), res);
-  std::fwrite(summary.data(), 1, summary.size(), stdout);
-  std::fflush(stdout);
+  // --flow-log - has standard output: the summary goes to standard error.
+  std::FILE* summary_out = a.flow_log == "-" ? stderr : stdout;
+  std::fwrite(summary.data(), 1, summary.size(), summary_out);
+  std::fflush(summary_out);
   if (replay.summary().policy_changes > 0) {
     std::string files;
     for (const std::string& f : replay.summary().policy_files)
@@ -295,6 +303,15 @@ void addReplayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--connections-format", args->connections_format,
                   "jsonl (default) or tsv (Zeek's tab-separated conn.log)")
       ->check(CLI::IsMember({"jsonl", "tsv"}));
+  cmd->add_option("--flow-log", args->flow_log,
+                  "write the packets as AWS VPC Flow Logs record them (version 5 text; - for "
+                  "standard output, the summary then goes to standard error)");
+  cmd->add_option("--flow-log-interval", args->flow_log_interval,
+                  "flow-log aggregation interval, seconds")
+      ->check(CLI::Range(1u, 86400u))
+      ->capture_default_str();
+  cmd->add_flag("--flow-log-jsonl", args->flow_log_jsonl,
+                "flow-log records as JSON lines with the deciding rule and reason");
   cmd->add_flag("--stateless", args->stateless,
                 "also judge every packet by the rules alone and show what changes");
   cmd->add_option(

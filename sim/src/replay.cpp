@@ -17,6 +17,7 @@
 #include "conn_tracker.hpp"
 #include "describe.hpp"
 #include "expect_output.hpp"
+#include "flowlog_output.hpp"
 #include "pcap_split.hpp"
 #include "replay_observer.hpp"
 #include "stateless_compare.hpp"
@@ -79,6 +80,7 @@ struct Replay::Impl {
   std::unique_ptr<detail::StatelessCompare> stateless;
   std::unique_ptr<detail::VerdictLog> verdict_log;
   std::unique_ptr<detail::ConnLogOutput> conn_log;
+  std::unique_ptr<detail::FlowLogOutput> flow_log;
   std::unique_ptr<detail::PcapSplit> pcap;
   std::unique_ptr<detail::ExpectOutput> expect;
   std::unique_ptr<FunctionObserver> fn_observer;
@@ -130,8 +132,8 @@ struct Replay::Impl {
     sum.policy_files = policy->source().files;
     sum.stateless = opt.stateless;
     sum.connections_logged = !opt.connections_path.empty();
-    need_parsed = !opt.verdicts_path.empty() || !opt.connections_path.empty() || opt.stateless ||
-                  opt.expectations != nullptr;
+    need_parsed = !opt.verdicts_path.empty() || !opt.connections_path.empty() ||
+                  !opt.flow_log_path.empty() || opt.stateless || opt.expectations != nullptr;
     if (!(opt.pace > 0)) opt.pace = 0;  // NaN and negative values: full speed
     watched = opt.pace > 0 || opt.shared_engine;
     ctx.options = &opt;
@@ -153,8 +155,8 @@ struct Replay::Impl {
   void listObservers() {
     observers.clear();
     for (detail::ReplayObserver* o : std::initializer_list<detail::ReplayObserver*>{
-             tally.get(), stateless.get(), verdict_log.get(), conn_log.get(), pcap.get(),
-             expect.get(), fn_observer.get()}) {
+             tally.get(), stateless.get(), verdict_log.get(), conn_log.get(), flow_log.get(),
+             pcap.get(), expect.get(), fn_observer.get()}) {
       if (o != nullptr) observers.push_back(o);
     }
   }
@@ -302,6 +304,11 @@ struct Replay::Impl {
     if (!opt.connections_path.empty()) {
       conn_log = std::make_unique<detail::ConnLogOutput>(ctx, &observers);
       if (!conn_log->open(opt.connections_path, opt.connections_format, err)) return false;
+    }
+    if (!opt.flow_log_path.empty()) {
+      flow_log = std::make_unique<detail::FlowLogOutput>(ctx);
+      if (!flow_log->open(opt.flow_log_path, opt.flow_log_jsonl, opt.flow_log_interval_s, err))
+        return false;
     }
     listObservers();
     // The pcap outputs need the trace's link type: check now that they can be created, and

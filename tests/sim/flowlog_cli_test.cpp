@@ -4,8 +4,13 @@
 // console's --format; broken input exits 2 naming FILE:LINE and judges nothing.
 #include <zlib.h>
 
+#include <map>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -480,6 +485,200 @@ TEST(FlowLogsCli, DisagreementCauses) {
     EXPECT_EQ(j["agreement"]["disagreements"][0]["cause"], c.cause)
         << c.name << j["agreement"].dump(2);
   }
+}
+
+// ---- statewall replay --flow-log ----
+
+// The flow-log text read by splitting fields under its header line (independent of the reader).
+struct TextRecord {
+  std::string iface, src, dst, action, direction;
+  uint64_t sport = 0, dport = 0, proto = 0, packets = 0, bytes = 0;
+};
+std::vector<TextRecord> readTextLog(const std::string& text) {
+  std::vector<TextRecord> out;
+  std::istringstream in(text);
+  std::string line;
+  std::vector<std::string> names;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string t; fields >> t;)
+      f.push_back(t);
+    if (names.empty()) {
+      names = f;
+      continue;
+    }
+    EXPECT_EQ(f.size(), names.size()) << line;
+    std::map<std::string, std::string> v;
+    for (size_t i = 0; i < f.size() && i < names.size(); ++i)
+      v[names[i]] = f[i];
+    EXPECT_EQ(v["version"], "5");
+    EXPECT_EQ(v["log-status"], "OK");
+    out.push_back(TextRecord{v["interface-id"], v["srcaddr"], v["dstaddr"], v["action"],
+                             v["flow-direction"], std::stoull(v["srcport"]),
+                             std::stoull(v["dstport"]), std::stoull(v["protocol"]),
+                             std::stoull(v["packets"]), std::stoull(v["bytes"])});
+  }
+  EXPECT_FALSE(names.empty()) << "no header line";
+  return out;
+}
+
+// The replay's flow-log records agree, flow by flow, with its --connections records for the same
+// trace: every direction of every connection (allowed, denied, replies of tracked connections) is
+// logged at each interface that sees it with the connection's packets and IP bytes for that
+// direction; allowed flows are ACCEPT everywhere; a denied flow is REJECT at the interface that
+// denied it (and ACCEPT only at the source's interface, when its destination denied it). Over
+// windows of 60 s and of 10 s (flows then span several windows, whose records add up).
+TEST(ReplayFlowLog, RecordsAgreeWithConnectionsFlowByFlow) {
+  TempDir dir;
+  CliRun g = statewall(genArgs(dir.path(), kPolicy, 5, kMix));
+  ASSERT_EQ(g.rc, 0) << g.err;
+  CliRun c = statewall("replay -p '" + kPolicy + "' '" + dir.file("w.pcap") + "' --connections '" +
+                       dir.file("c.jsonl") + "'");
+  ASSERT_EQ(c.rc, 0) << c.err;
+
+  // Per direction of each flow (proto, src, dst, sport, dport): packets, IP bytes, denied.
+  using Key = std::tuple<uint64_t, std::string, std::string, uint64_t, uint64_t>;
+  struct Dir {
+    uint64_t packets = 0, bytes = 0;
+    bool denied = false;
+  };
+  std::map<Key, Dir> conns;
+  size_t denied_flows = 0, tracked_replies = 0;
+  std::istringstream cin(testing::readText(dir.file("c.jsonl")));
+  for (std::string line; std::getline(cin, line);) {
+    const auto r = nlohmann::json::parse(line);
+    const std::string p = r["proto"];
+    const uint64_t proto = p == "tcp" ? 6 : p == "udp" ? 17 : p == "icmp" ? 1 : 0;
+    const std::string oh = r["id.orig_h"], rh = r["id.resp_h"];
+    const bool icmp = proto == 1;
+    const uint64_t op = icmp ? 0 : r["id.orig_p"].get<uint64_t>();
+    const uint64_t rp = icmp ? 0 : r["id.resp_p"].get<uint64_t>();
+    // ICMPv6 is logged as 58.
+    const uint64_t pr = icmp && oh.find(':') != std::string::npos ? 58 : proto;
+    const uint64_t orig = r["orig_pkts"], resp = r["resp_pkts"], denied = r["denied_pkts"];
+    // A flow here is wholly allowed or wholly denied.
+    ASSERT_TRUE(denied == 0 || denied == orig + resp) << line;
+    denied_flows += denied > 0 ? 1 : 0;
+    tracked_replies += r["tracked"].get<bool>() && resp > 0 ? 1 : 0;
+    Dir& o = conns[Key{pr, oh, rh, op, rp}];
+    o.packets += orig;
+    o.bytes += r["orig_ip_bytes"].get<uint64_t>();
+    o.denied = denied > 0;
+    if (resp > 0) {
+      Dir& b = conns[Key{pr, rh, oh, rp, op}];
+      b.packets += resp;
+      b.bytes += r["resp_ip_bytes"].get<uint64_t>();
+      b.denied = denied > 0;
+    }
+  }
+  ASSERT_GT(denied_flows, 10u);
+  ASSERT_GT(tracked_replies, 50u);
+
+  size_t records60 = 0;
+  for (const char* interval : {"60", "10"}) {
+    SCOPED_TRACE(interval);
+    const std::string log = dir.file(std::string("r") + interval + ".log");
+    CliRun r = statewall("replay -p '" + kPolicy + "' '" + dir.file("w.pcap") + "' --flow-log '" +
+                         log + "' --flow-log-interval " + interval);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const std::vector<TextRecord> recs = readTextLog(testing::readText(log));
+    if (std::string(interval) == "60") records60 = recs.size();
+    if (std::string(interval) == "10") {
+      EXPECT_GT(recs.size(), records60);
+    }
+    // Per flow direction, per interface and direction: packets, bytes, actions.
+    struct At {
+      uint64_t packets = 0, bytes = 0;
+      std::set<std::string> actions;
+    };
+    std::map<Key, std::map<std::pair<std::string, std::string>, At>> logged;
+    for (const TextRecord& t : recs) {
+      At& a = logged[Key{t.proto, t.src, t.dst, t.sport, t.dport}][{t.iface, t.direction}];
+      a.packets += t.packets;
+      a.bytes += t.bytes;
+      a.actions.insert(t.action);
+    }
+    for (const auto& [key, d] : conns) {
+      const std::string flow = std::get<1>(key) + ":" + std::to_string(std::get<3>(key)) + " > " +
+                               std::get<2>(key) + ":" + std::to_string(std::get<4>(key)) + " " +
+                               std::to_string(std::get<0>(key));
+      auto it = logged.find(key);
+      ASSERT_NE(it, logged.end()) << flow << " has no flow-log record";
+      size_t rejects = 0;
+      for (const auto& [where, a] : it->second) {
+        EXPECT_EQ(a.packets, d.packets) << flow << " at " << where.first;
+        EXPECT_EQ(a.bytes, d.bytes) << flow << " at " << where.first;
+        ASSERT_EQ(a.actions.size(), 1u) << flow << " at " << where.first;
+        const std::string& action = *a.actions.begin();
+        if (!d.denied) {
+          EXPECT_EQ(action, "ACCEPT") << flow << " at " << where.first;
+        } else if (action == "REJECT") {
+          ++rejects;
+        } else {
+          EXPECT_EQ(where.second, "egress") << flow << " accepted at its destination";
+        }
+      }
+      if (d.denied) {
+        EXPECT_EQ(rejects, 1u) << flow;
+      }
+    }
+    // And no record of a flow the connection log does not know.
+    for (const auto& [key, at] : logged)
+      EXPECT_TRUE(conns.count(key)) << std::get<1>(key) << " > " << std::get<2>(key);
+  }
+}
+
+// The replay's flow log reads back through `statewall flowlogs --policy` in full agreement, and
+// is, record for record, the one `statewall gen --flow-log` writes for the same workload (text
+// and JSON lines): the same aggregation of the same verdicts.
+TEST(ReplayFlowLog, ReadsBackAndEqualsGen) {
+  TempDir dir;
+  CliRun g = statewall(genArgs(dir.path(), kPolicy, 6, kMix));
+  ASSERT_EQ(g.rc, 0) << g.err;
+  CliRun r = statewall("replay -p '" + kPolicy + "' '" + dir.file("w.pcap") + "' --flow-log '" +
+                       dir.file("r.log") + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = judge("--policy '" + kPolicy + "' '" + dir.file("r.log") + "'");
+  const uint64_t read = j["records"]["read"];
+  ASSERT_GT(read, 100u);
+  EXPECT_EQ(j["records"]["judged"], read);
+  EXPECT_EQ(j["agreement"]["agree"], read) << j["agreement"].dump(2);
+  EXPECT_EQ(j["agreement"]["disagreements"].size(), 0u);
+  EXPECT_NE(testing::readText(dir.file("r.log")).find(" REJECT OK "), std::string::npos);
+  EXPECT_EQ(testing::readText(dir.file("r.log")), testing::readText(dir.file("w.log")));
+
+  g = statewall(genArgs(dir.path(), kPolicy, 6, kMix, "--flow-log-jsonl"));
+  ASSERT_EQ(g.rc, 0) << g.err;
+  r = statewall("replay -p '" + kPolicy + "' '" + dir.file("w.pcap") + "' --flow-log '" +
+                dir.file("r.jsonl") + "' --flow-log-jsonl");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::string jl = testing::readText(dir.file("r.jsonl"));
+  EXPECT_NE(jl.find("\"reason\""), std::string::npos);
+  EXPECT_EQ(jl, testing::readText(dir.file("w.log")));
+}
+
+// --flow-log - writes the records to standard output (the summary then goes to standard error);
+// a path that cannot be created exits 2 naming the option, the path and why, and replays nothing.
+TEST(ReplayFlowLog, StdoutAndBadPath) {
+  TempDir dir;
+  CliRun g = statewall(genArgs(dir.path(), kPolicy, 5, "tcp=50,scan=10"));
+  ASSERT_EQ(g.rc, 0) << g.err;
+  const std::string replay = "replay --json -p '" + kPolicy + "' '" + dir.file("w.pcap") + "'";
+  CliRun f = statewall(replay + " --flow-log '" + dir.file("r.log") + "'");
+  ASSERT_EQ(f.rc, 0) << f.err;
+  CliRun s = statewall(replay + " --flow-log -");
+  ASSERT_EQ(s.rc, 0) << s.err;
+  EXPECT_EQ(s.out, testing::readText(dir.file("r.log")));
+  EXPECT_EQ(s.out.rfind("version account-id interface-id", 0), 0u) << s.out.substr(0, 200);
+  EXPECT_EQ(nlohmann::json::parse(s.err)["packets"], nlohmann::json::parse(f.out)["packets"]);
+
+  CliRun bad = statewall(replay + " --flow-log '" + dir.file("no/such/dir/r.log") + "'");
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.err.find("--flow-log " + dir.file("no/such/dir/r.log") + ": cannot create"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_EQ(bad.out, "");
 }
 
 }  // namespace

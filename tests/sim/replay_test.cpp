@@ -1141,5 +1141,50 @@ TEST(Replay, ConnectionsNameTheirTunnels) {
   EXPECT_EQ(crow[25], trow[1]);  // the tunnel's uid
 }
 
+// --flow-log across a policy change: the records of the packets before it are those of the old
+// policy, written at the change; those after it name the new policy's interfaces and actions.
+TEST(ReplayFlowLog, PolicyChangeStartsRecordsUnderTheNewPolicy) {
+  TempDir dir;
+  std::string yaml = testing::readText(std::string(STATEWALL_EXAMPLES_DIR) + "/three-tier.yaml");
+  for (auto [from, to] :
+       {std::pair<std::string, std::string>{"  web-1: {addresses", "  web-9: {addresses"},
+        {"ports: 443, from: [0.0.0.0/0", "ports: 8443, from: [0.0.0.0/0"}}) {
+    const size_t at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    yaml.replace(at, from.size(), to);
+  }
+  rules::CompiledPolicyPtr after = compilePolicy(yaml);
+  ASSERT_NE(after, nullptr);
+  ReplayOptions o;
+  o.flow_log_path = dir.file("r.jsonl");
+  o.flow_log_jsonl = true;
+  Replay r(examplePolicy(), o);
+  std::string err;
+  ASSERT_TRUE(r.openOutputs(&err)) << err;
+  dataplane::TcpSpec syn;
+  syn.src = dataplane::ipAddr("198.51.100.7");
+  syn.dst = dataplane::ipAddr("10.0.1.10");
+  syn.sport = 40001;
+  syn.dport = 443;
+  syn.flags = dataplane::kSyn;
+  r.runFrames({Frame{kT0, dataplane::buildTcp(syn)}});
+  r.publish(after);
+  syn.sport = 40002;
+  r.runFrames({Frame{kT0 + kSec, dataplane::buildTcp(syn)}});
+  ASSERT_TRUE(r.finish(&err)) << err;
+  EXPECT_EQ(r.summary().flow_log_records, 2u);
+  std::istringstream in(testing::readText(dir.file("r.jsonl")));
+  std::vector<nlohmann::json> recs;
+  for (std::string line; std::getline(in, line);)
+    recs.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0]["interface-id"], "web-1") << recs[0].dump();
+  EXPECT_EQ(recs[0]["action"], "ACCEPT") << recs[0].dump();
+  EXPECT_EQ(recs[0]["srcport"], 40001) << recs[0].dump();
+  EXPECT_EQ(recs[1]["interface-id"], "web-9") << recs[1].dump();
+  EXPECT_EQ(recs[1]["action"], "REJECT") << recs[1].dump();
+  EXPECT_EQ(recs[1]["srcport"], 40002) << recs[1].dump();
+}
+
 }  // namespace
 }  // namespace statewall::sim

@@ -82,17 +82,25 @@ inline constexpr size_t kDefaultTableCapacity = 1 << 20;
 // opened_by (the rule that allowed the first packet), denied_pkts and icmp_errors (ICMP errors
 // about the connection). With parse.decap, tunnels are records of their own (kind "tunnel",
 // tunnel_type) and a connection inside tunnels names their uids in tunnel_parents (TSV: three more
-// columns kind, tunnel_type, tunnel_parents). A record is written when its connection ends or at the end of the run
-// (in batches, each in order of first packet), so memory is bounded by the live connections.
-// Flows without a connection (denied, untracked) are kept until idle beyond their timeout, at most
-// as many at once as the table holds connections: beyond that the longest idle are written early
-// ("open"), and a later packet of such a flow starts a new record.
+// columns kind, tunnel_type, tunnel_parents). A record is written when its connection ends or at
+// the end of the run (in batches, each in order of first packet), so memory is bounded by the live
+// connections. Flows without a connection (denied, untracked) are kept until idle beyond their
+// timeout, at most as many at once as the table holds connections: beyond that the longest idle
+// are written early ("open"), and a later packet of such a flow starts a new record.
 struct ReplayOptions {
   std::string verdicts_path;     // --verdicts FILE.jsonl
   std::string allowed_path;      // --allowed FILE.pcap
   std::string denied_path;       // --denied FILE.pcap
   std::string connections_path;  // --connections FILE
   ConnFormat connections_format = ConnFormat::kJsonl;
+  // --flow-log FILE ("-": standard output): the packets as AWS VPC Flow Logs record them
+  // (statewall/sim/flowlog.hpp), per interface, direction, flow and action over windows of
+  // flow_log_interval_s seconds aligned to the epoch, as `statewall gen --flow-log` writes them;
+  // AWS's version 5 text, or JSON lines with the deciding rule and reason. The records of a
+  // window are written when a packet of a later one arrives, at a policy change and at the end.
+  std::string flow_log_path;
+  uint32_t flow_log_interval_s = 60;
+  bool flow_log_jsonl = false;
   bool stateless = false;  // also judge every packet by the rules alone and compare
   bool progress = false;   // draw a progress bar on stderr (the CLI sets it when stderr is a tty)
   // Connection-table capacity (IPv4; the engine gives IPv6 a quarter). 0 = sized from the input:
@@ -193,6 +201,7 @@ struct ReplaySummary {
   uint64_t connection_records_early = 0;
   std::vector<std::pair<std::string, uint64_t>> conn_states;  // Zeek conn_state -> records
   std::array<uint64_t, 3> conn_ends{};                        // by ConnEnd
+  uint64_t flow_log_records = 0;                              // --flow-log
 
   bool stateless = false;
   std::array<uint64_t, dataplane::kReasonCount> stateless_by_reason{};
