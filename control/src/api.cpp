@@ -17,6 +17,7 @@
 #include "statewall/build_info.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/rules/compiled.hpp"
+#include "statewall/rules/load_compile.hpp"
 
 namespace statewall::control {
 namespace {
@@ -294,15 +295,8 @@ struct Checked {
 };
 
 Checked checkDocuments(const std::vector<rules::SourceText>& docs) {
-  Checked out;
-  rules::LoadResult lr = rules::loadPolicyTexts(docs);
-  out.diagnostics = std::move(lr.diagnostics);
-  if (!lr.ok() || rules::hasErrors(out.diagnostics)) return out;
-  rules::CompileResult cr = rules::compile(*lr.policy);
-  for (auto& d : cr.diagnostics)
-    out.diagnostics.push_back(std::move(d));
-  if (cr.policy && !rules::hasErrors(out.diagnostics)) out.policy = std::move(cr.policy);
-  return out;
+  rules::LoadCompileResult r = rules::loadAndCompile(docs);
+  return Checked{std::move(r.policy), std::move(r.diagnostics)};
 }
 
 // Notes which connections predate a policy whose rules differ from the one before (a timeout

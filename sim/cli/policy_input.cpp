@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "statewall/rules/loader.hpp"
+#include "statewall/rules/load_compile.hpp"
 
 namespace statewall::cli {
 
@@ -21,24 +21,15 @@ rules::CompiledPolicyPtr loadCompiledPolicy(const std::vector<std::string>& file
                                             std::string_view command, std::string_view nothing_done,
                                             std::string_view which) {
   const std::string what = which.empty() ? "policy" : fmt::format("{} policy", which);
-  rules::LoadResult loaded = rules::loadPolicyFiles(files);
-  for (const auto& d : loaded.diagnostics)
+  rules::LoadCompileResult r = rules::loadAndCompile(files);
+  for (const auto& d : r.diagnostics)
     std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "statewall %.*s: the %s has errors; %.*s\n",
-                 static_cast<int>(command.size()), command.data(), what.c_str(),
-                 static_cast<int>(nothing_done.size()), nothing_done.data());
-    return nullptr;
-  }
-  rules::CompileResult compiled = rules::compile(*loaded.policy);
-  for (const auto& d : compiled.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!compiled.policy) {
-    std::fprintf(stderr, "statewall %.*s: the %s does not compile; %.*s\n",
-                 static_cast<int>(command.size()), command.data(), what.c_str(),
+  if (!r.policy) {
+    std::fprintf(stderr, "statewall %.*s: the %s %s; %.*s\n", static_cast<int>(command.size()),
+                 command.data(), what.c_str(), r.loaded ? "does not compile" : "has errors",
                  static_cast<int>(nothing_done.size()), nothing_done.data());
   }
-  return compiled.policy;
+  return r.policy;
 }
 
 }  // namespace statewall::cli

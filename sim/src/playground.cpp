@@ -27,6 +27,7 @@
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/rules/compiled.hpp"
+#include "statewall/rules/load_compile.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/sim/explain.hpp"
 #include "statewall/sim/flow_text.hpp"
@@ -75,14 +76,9 @@ struct LoadedPolicy {
 
 LoadedPolicy loadPolicy(const std::string& name, const std::string& text) {
   LoadedPolicy out;
-  rules::LoadResult loaded = rules::loadPolicyTexts({{name, text}});
-  rules::Diagnostics diags = loaded.diagnostics;
-  if (loaded.policy) {
-    rules::CompileResult c = rules::compile(*loaded.policy);
-    diags.insert(diags.end(), c.diagnostics.begin(), c.diagnostics.end());
-    out.compiled = c.policy;
-  }
-  for (const rules::Diagnostic& d : diags) {
+  rules::LoadCompileResult r = rules::loadAndCompile(std::vector<rules::SourceText>{{name, text}});
+  out.compiled = r.policy;
+  for (const rules::Diagnostic& d : r.diagnostics) {
     out.diagnostics.push_back(
         {{"severity", d.severity == rules::Severity::kError ? "error" : "warning"},
          {"line", d.loc.line},
@@ -90,8 +86,7 @@ LoadedPolicy loadPolicy(const std::string& name, const std::string& text) {
          {"location", d.loc.str()},
          {"message", d.message}});
   }
-  out.valid = out.compiled != nullptr && !rules::hasErrors(diags);
-  if (!out.valid) out.compiled.reset();
+  out.valid = out.compiled != nullptr;
   return out;
 }
 

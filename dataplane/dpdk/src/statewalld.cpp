@@ -39,6 +39,7 @@
 #include "statewall/dpdk/port_lock.hpp"
 #include "statewall/dpdk/report.hpp"
 #include "statewall/rules/compiled.hpp"
+#include "statewall/rules/load_compile.hpp"
 #include "statewall/rules/loader.hpp"
 
 namespace statewall::dpdk {
@@ -168,16 +169,13 @@ rules::CompiledPolicyPtr loadPolicy(const std::vector<std::string>& paths,
     if (!text) break;
     sources->push_back({path, std::move(*text)});
   }
-  rules::LoadResult loaded = sources->size() == paths.size() ? rules::loadPolicyTexts(*sources)
-                                                             : rules::loadPolicyFiles(paths);
+  rules::LoadCompileResult loaded = sources->size() == paths.size()
+                                        ? rules::loadAndCompile(*sources)
+                                        : rules::loadAndCompile(paths);
   if (sources->size() != paths.size()) sources->clear();
   for (const rules::Diagnostic& d : loaded.diagnostics)
     std::fprintf(stderr, "%s\n", d.str().c_str());
-  if (!loaded.ok()) return nullptr;
-  rules::CompileResult compiled = rules::compile(*loaded.policy);
-  for (const rules::Diagnostic& d : compiled.diagnostics)
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  return compiled.policy;
+  return loaded.policy;
 }
 
 // Where the control server's threads may run: the CPUs statewalld was started on, minus those of
