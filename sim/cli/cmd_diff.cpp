@@ -4,12 +4,10 @@
 // when reordered), and whether what each group, ACL, interface and subnet allows changed
 // (rules/policy_diff.hpp). Exit 0 when the new policy allows nothing less, 1 when it does.
 //
-// With traces: the traces are read once and every packet goes to two replay drivers (the one
-// behind `statewall replay`, sim/replay.hpp), one per policy, in the same chunks, so both engines
-// see the same bursts at the same times. Every flow with a packet whose verdict differs is
-// listed with the reason under each policy, grouped by the rule change responsible (found by
-// evaluating the flow's first differing packet under both policies and naming the check that
-// flipped). Exit 1 when any packet allowed under the old policy is denied under the new one.
+// With traces: sim::diffTraces() (sim/trace_diff.hpp) replays them under both policies; every
+// flow with a packet whose verdict differs is listed with the reason under each policy, grouped by
+// the rule change responsible. Exit 1 when any packet allowed under the old policy is denied under
+// the new one.
 //
 // `statewall diff --plan plan.json [--policy SHARED...] [TRACE...]`: the same with the two policies
 // of a Terraform plan (`terraform show -json`): before = its prior state (plan.json#prior), after =
@@ -18,13 +16,9 @@
 // Exit 2 on bad input (a policy that does not load, an unreadable or damaged trace).
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
-#include <tuple>
-#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -35,16 +29,10 @@
 #include "decap_flags.hpp"
 #include "json_text.hpp"
 #include "policy_input.hpp"
-#include "statewall/dataplane/engine.hpp"
-#include "statewall/dataplane/packet.hpp"
-#include "statewall/dataplane/verdict.hpp"
 #include "statewall/rules/compiled.hpp"
-#include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/rules/policy_diff.hpp"
-#include "statewall/sim/change_cause.hpp"
-#include "statewall/sim/pcap_io.hpp"
-#include "statewall/sim/replay.hpp"
+#include "statewall/sim/trace_diff.hpp"
 
 namespace statewall::cli {
 namespace {
@@ -188,114 +176,16 @@ int runRuleDiff(const DiffArgs& a, const rules::CompiledPolicy& old_p,
   return narrows ? 1 : 0;
 }
 
-// ---- the trace diff ----
+// ---- the trace diff (sim/trace_diff.hpp): rendering ----
 
-constexpr size_t kChunk = 8192;              // frames per chunk fed to both drivers
 constexpr size_t kMaxChangedFlows = 100000;  // flows kept in detail; the rest are only counted
-
-// A connection, whichever way its packets go: the endpoints in a fixed order.
-struct ConnKey {
-  uint8_t proto = 0;
-  bool ip = true;
-  rules::IpAddr a, b;
-  uint16_t pa = 0, pb = 0;
-  friend bool operator==(const ConnKey&, const ConnKey&) = default;
-};
-
-struct ConnKeyHash {
-  size_t operator()(const ConnKey& k) const {
-    uint64_t h = k.a.lo * 0x9E3779B97F4A7C15ull ^ k.a.hi ^ (uint64_t{k.proto} << 40);
-    h ^= (k.b.lo + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull ^ k.b.hi;
-    h ^= (uint64_t{k.pa} << 16 | k.pb) * 0x94D049BB133111EBull;
-    return static_cast<size_t>(h ^ (h >> 31));
-  }
-};
-
-bool isIcmp(uint8_t p) {
-  return p == dataplane::kIpProtoIcmp || p == dataplane::kIpProtoIcmpv6;
-}
-
-// The packet's 5-tuple (ICMP type and code in place of ports, as sim::FlowKey has them).
-sim::FlowKey flowKeyOf(const dataplane::ParsedPacket& p) {
-  sim::FlowKey k;
-  k.ip = p.l3 == dataplane::L3::kIpv4 || p.l3 == dataplane::L3::kIpv6;
-  if (!k.ip) return k;
-  k.proto = p.proto;
-  k.src = p.src;
-  k.dst = p.dst;
-  k.sport = isIcmp(p.proto) ? p.icmp_type : p.sport;
-  k.dport = isIcmp(p.proto) ? p.icmp_code : p.dport;
-  return k;
-}
-
-ConnKey connKeyOf(const sim::FlowKey& f) {
-  ConnKey k;
-  k.ip = f.ip;
-  k.proto = f.proto;
-  if (!f.ip) return k;
-  if (isIcmp(f.proto)) {  // ICMP: one entry per address pair
-    k.a = std::min(f.src, f.dst);
-    k.b = std::max(f.src, f.dst);
-    return k;
-  }
-  const bool fwd = std::tie(f.src, f.sport) <= std::tie(f.dst, f.dport);
-  k.a = fwd ? f.src : f.dst;
-  k.b = fwd ? f.dst : f.src;
-  k.pa = fwd ? f.sport : f.dport;
-  k.pb = fwd ? f.dport : f.sport;
-  return k;
-}
-
-rules::Flow5 flow5Of(const sim::FlowKey& f) {
-  rules::Flow5 x;
-  x.proto = f.proto;
-  x.src = f.src;
-  x.dst = f.dst;
-  if (isIcmp(f.proto)) {
-    x.icmp_type = static_cast<uint8_t>(f.sport);
-    x.icmp_code = static_cast<uint8_t>(f.dport);
-  } else {
-    x.sport = f.sport;
-    x.dport = f.dport;
-  }
-  return x;
-}
-
-struct ChangedFlow {
-  sim::FlowKey first;  // the first packet whose verdict differs, as it travelled
-  uint64_t first_index = 0;
-  uint64_t packets = 0;      // packets whose verdict differs
-  uint64_t now_denied = 0;   // allowed before, denied now
-  uint64_t now_allowed = 0;  // denied before, allowed now
-  std::string old_reason, new_reason;
-  std::string old_text, new_text;
-  long cause = -1;  // index into PolicyDiff::changes; -1: no single rule change
-  std::string cause_note;
-};
 
 int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
                  const rules::CompiledPolicyPtr& new_p) {
-  const rules::PolicyDiff diff = rules::diffPolicies(*old_p, *new_p);
-  sim::ReplayOptions opt;
+  sim::TraceDiffOptions opt;
   opt.table_capacity = a.table_capacity;
+  opt.max_flows = kMaxChangedFlows;
   if (!decapOptions(a.decap, "diff", &opt.parse)) return 2;
-  sim::Replay r_old(old_p, opt), r_new(new_p, opt);
-
-  // Per chunk: the old driver's verdicts, compared with the new driver's as they come.
-  // Both drivers call their observer once per packet, in input order: the new driver's n-th
-  // packet of a chunk is the old driver's n-th.
-  struct Seen {
-    uint64_t index;
-    dataplane::Verdict v;
-    sim::FlowKey key;
-  };
-  std::vector<Seen> seen;
-  seen.reserve(kChunk);
-  size_t pos = 0;
-  std::unordered_map<ConnKey, ChangedFlow, ConnKeyHash> flows;
-  std::vector<ConnKey> order;  // flows by first differing packet
-  uint64_t changed_packets = 0, to_deny = 0, to_allow = 0, unlisted_packets = 0;
-  const sim::ChangeAttributor attr(*old_p, *new_p, diff);
   std::unique_ptr<FILE, int (*)(FILE*)> packets_out(nullptr, &std::fclose);
   if (!a.packets_path.empty()) {
     packets_out.reset(std::fopen(a.packets_path.c_str(), "w"));
@@ -303,157 +193,60 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
       std::fprintf(stderr, "statewall diff: cannot create %s\n", a.packets_path.c_str());
       return 2;
     }
-  }
-
-  r_old.setObserver(
-      [&](uint64_t index, uint64_t, const dataplane::Verdict& v, const dataplane::ParsedPacket& p) {
-        seen.push_back(Seen{index, v, flowKeyOf(p)});
-      });
-  r_new.setObserver([&](uint64_t index, uint64_t, const dataplane::Verdict& v,
-                        const dataplane::ParsedPacket&) {
-    if (pos >= seen.size() || seen[pos].index != index) {
-      std::fprintf(stderr, "statewall diff: the two replays disagree on packet #%llu\n",
-                   static_cast<unsigned long long>(index));
-      std::abort();  // an impossible state: both drivers got the same frames
-    }
-    const Seen& o = seen[pos++];
-    if (o.v.allowed() == v.allowed()) return;
-    ++changed_packets;
-    const bool denied_now = o.v.allowed();
-    (denied_now ? to_deny : to_allow)++;
-    if (packets_out) {
+    opt.on_packet = [&](const sim::ChangedPacket& p) {
       const nlohmann::ordered_json line = {
-          {"packet", index},
-          {"flow", o.key.str()},
-          {"old", {{"reason", dataplane::reasonCode(o.v.reason)}, {"detail", r_old.describe(o.v)}}},
-          {"new", {{"reason", dataplane::reasonCode(v.reason)}, {"detail", r_new.describe(v)}}}};
+          {"packet", p.index},
+          {"flow", p.flow.str()},
+          {"old", {{"reason", p.old_reason}, {"detail", p.old_detail}}},
+          {"new", {{"reason", p.new_reason}, {"detail", p.new_detail}}}};
       std::fprintf(packets_out.get(), "%s\n", jsonText(line).c_str());
-    }
-    const ConnKey ck = connKeyOf(o.key);
-    auto it = flows.find(ck);
-    if (it == flows.end()) {
-      if (flows.size() >= kMaxChangedFlows) {
-        ++unlisted_packets;
-        return;
-      }
-      ChangedFlow f;
-      f.first = o.key;
-      f.first_index = index;
-      f.old_reason = std::string(dataplane::reasonCode(o.v.reason));
-      f.new_reason = std::string(dataplane::reasonCode(v.reason));
-      f.old_text = r_old.describe(o.v);
-      f.new_text = r_new.describe(v);
-      f.cause = o.key.ip ? attr.cause(flow5Of(o.key), denied_now, &f.cause_note) : -1;
-      it = flows.emplace(ck, std::move(f)).first;
-      order.push_back(ck);
-    }
-    ChangedFlow& f = it->second;
-    ++f.packets;
-    (denied_now ? f.now_denied : f.now_allowed)++;
-  });
-
-  // One pass over the traces; both drivers get the same chunks.
-  std::vector<sim::Frame> chunk(kChunk);
-  uint64_t packets = 0;
-  std::string trace_error;
-  auto feed = [&](size_t n) {
-    if (n == 0) return;
-    chunk.resize(n);  // only the last chunk of a file is short
-    seen.clear();
-    pos = 0;
-    r_old.runFrames(chunk);
-    r_new.runFrames(chunk);
-    chunk.resize(kChunk);
-  };
-  for (const auto& path : a.traces) {
-    sim::TraceError err;
-    auto reader = sim::TraceReader::open(path, &err);
-    if (!reader) {
-      trace_error = err.str();
-      break;
-    }
-    size_t n = 0;
-    sim::TracePacket pkt;
-    sim::TraceReader::Status st;
-    while ((st = reader->next(&pkt)) == sim::TraceReader::Status::kPacket) {
-      chunk[n].ts_ns = pkt.ts_ns;
-      chunk[n].bytes.assign(pkt.data, pkt.data + pkt.caplen);
-      chunk[n].link = pkt.link;
-      ++packets;
-      if (++n == kChunk) {
-        feed(n);
-        n = 0;
-      }
-    }
-    feed(n);
-    for (const sim::TraceInterface& i : reader->interfaces()) {
-      if (i.skipped == 0) continue;
-      std::fprintf(stderr,
-                   "statewall diff: warning: %s: %llu packets of interface %u%s were skipped: "
-                   "its link type %s is not one statewall reads\n",
-                   path.c_str(), static_cast<unsigned long long>(i.skipped), i.index,
-                   i.name.empty() ? "" : (" (" + i.name + ")").c_str(),
-                   sim::dltName(i.dlt).c_str());
-    }
-    if (st == sim::TraceReader::Status::kError) {
-      trace_error = reader->error().str();
-      break;
-    }
+    };
   }
+  const sim::TraceDiffResult r = sim::diffTraces(old_p, new_p, a.traces, opt);
+  for (const std::string& w : r.warnings)
+    std::fprintf(stderr, "statewall diff: warning: %s\n", w.c_str());
   if (packets_out && (std::ferror(packets_out.get()) || std::fclose(packets_out.release()) != 0)) {
     std::fprintf(stderr, "statewall diff: error writing %s\n", a.packets_path.c_str());
     return 2;
   }
-  std::string ferr;
-  r_old.finish(&ferr);
-  r_new.finish(&ferr);
-  for (const auto* r : {&r_old, &r_new})
-    if (r->summary().error && trace_error.empty()) trace_error = r->summary().error->str();
-  if (!trace_error.empty()) {
-    std::fprintf(stderr, "statewall diff: %s\n", trace_error.c_str());
+  if (r.error) {
+    std::fprintf(stderr, "statewall diff: %s\n", r.error->c_str());
     return 2;
   }
-
-  // Group the flows by their cause, in the order of the rule changes; unexplained ones last.
-  std::map<long, std::vector<const ChangedFlow*>> by_cause;
-  uint64_t conns_break = 0, conns_open = 0;
-  for (const ConnKey& k : order) {
-    const ChangedFlow& f = flows.at(k);
-    by_cause[f.cause < 0 ? static_cast<long>(diff.changes.size()) : f.cause].push_back(&f);
-    (f.now_denied > 0 ? conns_break : conns_open)++;
-  }
-  const int rc = to_deny > 0 ? 1 : 0;
+  const rules::PolicyDiff& diff = r.diff;
+  const int rc = r.breaks() ? 1 : 0;
 
   if (a.json) {
     nlohmann::ordered_json out;
     out["old"] = a.old_files;
     out["new"] = a.new_files;
     out["traces"] = a.traces;
-    out["packets"] = packets;
+    out["packets"] = r.packets;
     // Beyond kMaxChangedFlows flows, further flows are not kept: their packets are counted.
-    out["summary"] = {{"changed_packets", changed_packets},
-                      {"allowed_to_denied_packets", to_deny},
-                      {"denied_to_allowed_packets", to_allow},
-                      {"changed_flows", order.size()},
-                      {"connections_that_break", conns_break},
-                      {"connections_that_open", conns_open},
-                      {"packets_of_flows_not_listed", unlisted_packets}};
+    out["summary"] = {{"changed_packets", r.changed_packets},
+                      {"allowed_to_denied_packets", r.allowed_to_denied},
+                      {"denied_to_allowed_packets", r.denied_to_allowed},
+                      {"changed_flows", r.flows.size()},
+                      {"connections_that_break", r.connections_that_break},
+                      {"connections_that_open", r.connections_that_open},
+                      {"packets_of_flows_not_listed", r.unlisted_packets}};
     out["groups"] = nlohmann::ordered_json::array();
-    for (const auto& [cause, list] : by_cause) {
+    for (const sim::TraceDiffGroup& grp : r.groups) {
       nlohmann::ordered_json g;
-      const bool known = cause < static_cast<long>(diff.changes.size());
-      g["change"] = known ? changeJson(diff.changes[static_cast<size_t>(cause)])
+      const bool known = grp.change >= 0;
+      g["change"] = known ? changeJson(diff.changes[static_cast<size_t>(grp.change)])
                           : nlohmann::ordered_json(nullptr);
       g["flows"] = nlohmann::ordered_json::array();
-      for (const ChangedFlow* f : list) {
-        nlohmann::ordered_json fj = {{"flow", f->first.str()},
-                                     {"first_packet", f->first_index},
-                                     {"changed_packets", f->packets},
-                                     {"allowed_to_denied", f->now_denied},
-                                     {"denied_to_allowed", f->now_allowed},
-                                     {"old", {{"reason", f->old_reason}, {"detail", f->old_text}}},
-                                     {"new", {{"reason", f->new_reason}, {"detail", f->new_text}}}};
-        if (!known) fj["note"] = f->cause_note;
+      for (size_t i : grp.flows) {
+        const sim::ChangedFlow& f = r.flows[i];
+        nlohmann::ordered_json fj = {{"flow", f.first.str()},
+                                     {"first_packet", f.first_index},
+                                     {"changed_packets", f.packets},
+                                     {"allowed_to_denied", f.now_denied},
+                                     {"denied_to_allowed", f.now_allowed},
+                                     {"old", {{"reason", f.old_reason}, {"detail", f.old_text}}},
+                                     {"new", {{"reason", f.new_reason}, {"detail", f.new_text}}}};
+        if (!known) fj["note"] = f.cause_note;
         g["flows"].push_back(std::move(fj));
       }
       out["groups"].push_back(std::move(g));
@@ -468,20 +261,20 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
   std::printf("statewall diff: %s -> %s\n", joined(a.old_files).c_str(),
               joined(a.new_files).c_str());
   std::printf("traces: %s (%llu packets, read once, replayed under both policies)\n",
-              joined(a.traces).c_str(), static_cast<unsigned long long>(packets));
-  if (order.empty()) std::printf("no packet changes verdict\n");
-  for (const auto& [cause, list] : by_cause) {
-    const bool known = cause < static_cast<long>(diff.changes.size());
+              joined(a.traces).c_str(), static_cast<unsigned long long>(r.packets));
+  if (r.flows.empty()) std::printf("no packet changes verdict\n");
+  for (const sim::TraceDiffGroup& grp : r.groups) {
+    const bool known = grp.change >= 0;
     if (known) {
-      const PolicyChange& c = diff.changes[static_cast<size_t>(cause)];
+      const PolicyChange& c = diff.changes[static_cast<size_t>(grp.change)];
       std::printf("\n%s %s in %s:\n%s\n", std::string(rules::changeKindName(c.kind)).c_str(),
                   std::string(rules::objectKindName(c.object)).c_str(), c.scope.c_str(),
                   changeLine(c).c_str());
     } else {
       std::printf("\nnot explained by a single rule change:\n");
     }
-    for (size_t i = 0; i < list.size() && i < a.max_flows; ++i) {
-      const ChangedFlow& f = *list[i];
+    for (size_t k = 0; k < grp.flows.size() && k < a.max_flows; ++k) {
+      const sim::ChangedFlow& f = r.flows[grp.flows[k]];
       std::printf("    %s  (%llu packet%s %s, first #%llu)\n", f.first.str().c_str(),
                   static_cast<unsigned long long>(f.packets), f.packets == 1 ? "" : "s",
                   f.now_denied > 0 ? (f.now_allowed > 0 ? "changed" : "now denied") : "now allowed",
@@ -489,9 +282,9 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
       std::printf("      old: %s\n      new: %s\n", f.old_text.c_str(), f.new_text.c_str());
       if (!known && !f.cause_note.empty()) std::printf("      (%s)\n", f.cause_note.c_str());
     }
-    if (list.size() > a.max_flows)
+    if (grp.flows.size() > a.max_flows)
       std::printf("    ... and %zu more flows (--max-flows, or --json for all)\n",
-                  list.size() - a.max_flows);
+                  grp.flows.size() - a.max_flows);
   }
   auto n = [](uint64_t v, const char* one, const char* many) {
     return fmt::format("{} {}", v, v == 1 ? one : many);
@@ -499,13 +292,15 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
   std::printf(
       "\n%s change verdict (%llu allowed -> denied, %llu denied -> allowed) in %s: %s "
       "would break, %llu would open%s\n",
-      n(changed_packets, "packet", "packets").c_str(), static_cast<unsigned long long>(to_deny),
-      static_cast<unsigned long long>(to_allow), n(order.size(), "flow", "flows").c_str(),
-      n(conns_break, "connection", "connections").c_str(),
-      static_cast<unsigned long long>(conns_open), rc ? " (exit 1)" : "");
-  if (unlisted_packets > 0)
+      n(r.changed_packets, "packet", "packets").c_str(),
+      static_cast<unsigned long long>(r.allowed_to_denied),
+      static_cast<unsigned long long>(r.denied_to_allowed),
+      n(r.flows.size(), "flow", "flows").c_str(),
+      n(r.connections_that_break, "connection", "connections").c_str(),
+      static_cast<unsigned long long>(r.connections_that_open), rc ? " (exit 1)" : "");
+  if (r.unlisted_packets > 0)
     std::printf("(%llu more changed packets belong to flows beyond the first %zu, not listed)\n",
-                static_cast<unsigned long long>(unlisted_packets), kMaxChangedFlows);
+                static_cast<unsigned long long>(r.unlisted_packets), kMaxChangedFlows);
   std::printf(
       "rule changes: %zu added, %zu removed, %zu changed, %zu moved (without the trace: "
       "statewall diff --policy ... --against ...)\n",
