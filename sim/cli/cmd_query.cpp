@@ -2,8 +2,6 @@
 // the first packet of a flow, every rule and ACL entry that decided it on each side, and what
 // happens to the replies (tracked, untracked and needing a rule, or dropped by a stateless ACL).
 // Exit 0 allowed, 1 denied, 2 usage error, unreadable flow or a policy that does not load.
-#include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -18,11 +16,10 @@
 #include "commands.hpp"
 #include "json_text.hpp"
 #include "policy_input.hpp"
-#include "statewall/dataplane/packet.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
-#include "statewall/rules/loader.hpp"
-#include "statewall/sim/flow_text.hpp"
+#include "statewall/rules/exemption.hpp"
+#include "statewall/sim/query_analysis.hpp"
 
 namespace statewall::cli {
 namespace {
@@ -40,119 +37,7 @@ struct QueryArgs {
   bool json = false;
 };
 
-constexpr uint16_t kDefaultSourcePort = 49152;
-
-// ---- flow syntax ----
-
-struct Endpoint {
-  IpAddr addr;
-  std::optional<uint16_t> port;
-  bool bracketed = false;
-};
-
-std::optional<Endpoint> parseEndpoint(std::string_view s, std::string* err) {
-  const auto e = sim::splitEndpoint(s, err);
-  if (!e) return std::nullopt;
-  Endpoint ep;
-  ep.bracketed = e->bracketed;
-  auto a = IpAddr::parse(e->host);
-  if (!a) {
-    *err = fmt::format("'{}' is not an IPv4 or IPv6 address{}", e->host,
-                       std::count(s.begin(), s.end(), ':') > 1 && !e->bracketed
-                           ? " (write IPv6 addresses with a port in brackets: [2001:db8::1]:443)"
-                           : "");
-    return std::nullopt;
-  }
-  if (e->bracketed && a->isV4()) {
-    *err = fmt::format("'{}': brackets are for IPv6 addresses", s);
-    return std::nullopt;
-  }
-  ep.addr = *a;
-  if (e->has_port) {
-    uint64_t p = 0;
-    if (!sim::parseDecimal(e->port, 65535, &p)) {
-      *err = fmt::format("'{}': the port must be a number 0..65535", s);
-      return std::nullopt;
-    }
-    ep.port = static_cast<uint16_t>(p);
-  }
-  return ep;
-}
-
-// PROTO SRC[:PORT] -> DST[:PORT] [type=T[,code=C]]
-std::optional<Flow5> parseFlow(const std::string& text, std::string* err) {
-  auto words = sim::splitFlow(text, err);
-  if (!words) return std::nullopt;
-  std::vector<std::string> tok = {words->proto, words->src, "->", words->dst};
-  tok.insert(tok.end(), words->rest.begin(), words->rest.end());
-  Flow5 f;
-  const std::string& proto = tok[0];
-  if (auto n = sim::parseProtocol(proto)) {
-    f.proto = *n;
-  } else {
-    *err = fmt::format("unknown protocol '{}': expected tcp, udp, icmp, icmpv6 or a number 0..255",
-                       proto);
-    return std::nullopt;
-  }
-  auto src = parseEndpoint(tok[1], err);
-  if (!src) return std::nullopt;
-  auto dst = parseEndpoint(tok[3], err);
-  if (!dst) return std::nullopt;
-  if (src->addr.family != dst->addr.family) {
-    *err = "the source and the destination must both be IPv4 or both IPv6";
-    return std::nullopt;
-  }
-  f.src = src->addr;
-  f.dst = dst->addr;
-  const bool ports = rules::protoHasPorts(f.proto);
-  for (const auto& [ep, word] : {std::pair{&*src, &tok[1]}, std::pair{&*dst, &tok[3]}}) {
-    if (ports && !ep->addr.isV4() && !ep->bracketed) {
-      *err =
-          fmt::format("'{}': write IPv6 addresses of {} flows in brackets, e.g. [2001:db8::1]:443",
-                      *word, proto);
-      return std::nullopt;
-    }
-  }
-  const bool icmp = rules::protoIsIcmp(f.proto);
-  if (ports) {
-    if (!dst->port) {
-      *err = fmt::format("{} needs a destination port: DST:PORT", proto);
-      return std::nullopt;
-    }
-    f.dport = *dst->port;
-    f.sport = src->port.value_or(kDefaultSourcePort);
-  } else if (src->port || dst->port) {
-    *err = fmt::format("ports apply to tcp and udp only, not to {}", proto);
-    return std::nullopt;
-  }
-  if (icmp) {
-    f.icmp_type = f.proto == rules::kProtoIcmp ? 8 : 128;  // echo request unless told
-    f.icmp_code = 0;
-  }
-  for (size_t k = 4; k < tok.size(); ++k) {
-    const std::string& t = tok[k];
-    const size_t eq = t.find('=');
-    const std::string key = t.substr(0, eq);
-    uint64_t v = 0;
-    if (eq == std::string::npos || (key != "type" && key != "code")) {
-      *err = fmt::format(
-          "unexpected '{}': after the destination only type=T,code=C (ICMP) may follow", t);
-      return std::nullopt;
-    }
-    if (!icmp) {
-      *err = fmt::format("'{}': type and code apply to icmp and icmpv6 only", t);
-      return std::nullopt;
-    }
-    if (!sim::parseDecimal(std::string_view(t).substr(eq + 1), 255, &v)) {
-      *err = fmt::format("'{}': {} must be a number 0..255", t, key);
-      return std::nullopt;
-    }
-    (key == "type" ? f.icmp_type : f.icmp_code) = static_cast<uint8_t>(v);
-  }
-  return f;
-}
-
-// ---- descriptions ----
+// ---- rendering of sim::QueryAnalysis (sim/query_analysis.hpp) ----
 
 std::string protoStr(uint8_t p) {
   return rules::protoName(p);
@@ -221,7 +106,7 @@ nlohmann::ordered_json aclJson(const CompiledPolicy& cp, const rules::AclVerdict
   const rules::AclEntryInfo& e = cp.aclEntry(v.entry);
   return {{"acl", e.acl_name},
           {"direction", rules::directionName(e.dir)},
-          {"rule_number", e.ruleNumberStr()},
+          {"number", e.ruleNumberStr()},
           {"action", e.allow ? "allow" : "deny"},
           {"text", e.text},
           {"location", e.loc.file.empty() ? "" : e.loc.str()}};
@@ -234,180 +119,12 @@ std::string groupsStr(const rules::InterfaceInfo& itf) {
   return s.empty() ? "no groups" : "groups " + s;
 }
 
-std::string reasonOf(const CompiledPolicy& cp, const Evaluation& e) {
-  if (e.unprotected) return e.allowed ? "allow-unprotected" : "deny-sg";
-  if (!e.allowed) {
-    return e.checks[static_cast<size_t>(e.first_deny)].kind == CheckKind::kAcl ? "deny-acl"
-                                                                               : "deny-sg";
-  }
-  (void)cp;
-  return e.untracked ? "allow-untracked" : "allow-rule";
-}
-
-// The reply of the first packet, or nullopt when the protocol has no reply (ICMP errors...).
-std::optional<Flow5> replyOf(const Flow5& f) {
-  Flow5 r = f;
-  r.src = f.dst;
-  r.dst = f.src;
-  r.sport = f.dport;
-  r.dport = f.sport;
-  if (f.proto == rules::kProtoIcmp) {
-    switch (f.icmp_type) {
-      case 8:
-        r.icmp_type = 0;
-        break;  // echo
-      case 13:
-        r.icmp_type = 14;
-        break;  // timestamp
-      case 15:
-        r.icmp_type = 16;
-        break;  // information
-      case 17:
-        r.icmp_type = 18;
-        break;  // address mask
-      default:
-        return std::nullopt;
-    }
-  } else if (f.proto == rules::kProtoIcmpV6) {
-    if (f.icmp_type != 128) return std::nullopt;
-    r.icmp_type = 129;
-  }
-  return r;
-}
-
-// What the reply meets on one side of a connection.
-struct ReplySide {
-  bool is_source = false;  // the side of the first packet's source
-  rules::IfaceId iface = rules::kNoIface;
-  bool untracked = false;
-  rules::SgVerdict sg;  // untracked only: the reply's own rule
-};
-
-struct ReplyAnalysis {
-  Flow5 flow;
-  std::vector<ReplySide> sides;
-  Evaluation acl;  // the reply's ACL checks (stateless)
-  bool allowed = true;
-};
-
-ReplyAnalysis analyseReply(const CompiledPolicy& cp, const Evaluation& first, const Flow5& reply) {
-  ReplyAnalysis r;
-  r.flow = reply;
-  auto side = [&](bool is_source, const rules::Check& c) {
-    ReplySide s;
-    s.is_source = is_source;
-    s.iface = c.iface;
-    s.untracked = c.sg.untracked;
-    if (s.untracked) {
-      // The reply leaves the first packet's destination (its outbound rules) or arrives at the
-      // first packet's source (its inbound rules).
-      const Direction d = is_source ? Direction::kInbound : Direction::kOutbound;
-      const rules::FlowSpec spec =
-          is_source ? rules::dstSideSpec(reply) : rules::srcSideSpec(reply);
-      s.sg = cp.classify(c.iface, d, spec);
-      r.allowed = r.allowed && s.sg.allowed();
-    }
-    r.sides.push_back(s);
-  };
-  for (int i = 0; i < first.n_checks; ++i) {
-    const rules::Check& c = first.checks[static_cast<size_t>(i)];
-    if (c.kind == CheckKind::kSg) side(c.dir == Direction::kOutbound, c);
-  }
-  rules::evaluate(cp, reply, rules::EvalMode::kAclOnly, &r.acl);
-  r.allowed = r.allowed && r.acl.allowed;
-  return r;
-}
-
-// ---- output ----
-
-// Whether the replies of an allowed first packet pass, in one word for the headline and the JSON
-// ("pass", "dropped", "none expected", "no connection").
-std::string repliesWord(const Evaluation& ev, const std::optional<Flow5>& reply,
-                        const std::optional<ReplyAnalysis>& ra) {
-  if (!ev.allowed) return "no connection";
-  if (!reply) return "none expected";
-  if (ra && !ra->allowed) return "dropped";
-  return "pass";
-}
-
-// Who drops the replies, for the headline: "network ACL public-acl (inbound)" or "web-1's
-// outbound rules (untracked)".
-std::string replyDropper(const CompiledPolicy& cp, const ReplyAnalysis& ra) {
-  for (int i = 0; i < ra.acl.n_checks; ++i) {
-    const rules::Check& c = ra.acl.checks[static_cast<size_t>(i)];
-    if (c.allowed) continue;
-    const rules::AclEntryInfo& e = cp.aclEntry(c.acl.entry);
-    return fmt::format("network ACL {} ({})", e.acl_name, rules::directionName(e.dir));
-  }
-  for (const ReplySide& s : ra.sides)
-    if (s.untracked && !s.sg.allowed())
-      return fmt::format("{}'s {} rules (the flow is untracked)", cp.iface(s.iface).name,
-                         s.is_source ? "inbound" : "outbound");
-  return "the rules";
-}
-
-// What a person must know about an ICMP error before reading how the rules judge it: an error
-// about a tracked connection passes as related without a rule (docs/design.md "Connection
-// tracking"), so the rules decide only errors about nothing tracked; and denying the errors that
-// path-MTU discovery needs makes large transfers hang.
-struct IcmpErrorNote {
-  std::string what;  // "icmp destination unreachable, fragmentation needed"
-  bool may_be_related = false;
-  bool path_mtu = false;
-  std::string related;  // the note on relatedness
-  std::string warning;  // empty unless a path-MTU error is denied
-};
-
-std::optional<IcmpErrorNote> icmpErrorNote(const Flow5& f, const Evaluation& ev) {
-  const bool v6 = f.proto == rules::kProtoIcmpV6;
-  if ((f.proto != rules::kProtoIcmp && !v6) || !dataplane::icmpIsError(v6, f.icmp_type))
-    return std::nullopt;
-  IcmpErrorNote n;
-  const std::string name = sim::icmpName(v6, f.icmp_type, f.icmp_code);
-  n.what =
-      fmt::format("{} {}", v6 ? "icmpv6" : "icmp",
-                  name.empty() ? fmt::format("type {} code {}", f.icmp_type, f.icmp_code) : name);
-  n.path_mtu = dataplane::icmpIsPathMtuError(v6, f.icmp_type, f.icmp_code);
-  if (!dataplane::icmpErrorMayBeRelated(v6, f.icmp_type)) {
-    n.related = fmt::format(
-        "{} is an ICMP error that is never related to a connection (only destination "
-        "unreachable, packet too big, time exceeded and parameter problem are): the rules below "
-        "judge it whatever it quotes.",
-        n.what);
-    return n;
-  }
-  n.may_be_related = true;
-  n.related = fmt::format(
-      "{} is an ICMP error. One about a connection that is tracked, sent back to the host that "
-      "sent the packet it quotes, passes as related (allow-related) without a security-group "
-      "rule; network ACLs judge it either way. Below is how an error about no tracked connection "
-      "(an untracked flow's, or a stray one) is judged.",
-      n.what);
-  if (n.path_mtu && !ev.allowed) {
-    const bool by_acl =
-        ev.first_deny >= 0 && ev.checks[static_cast<size_t>(ev.first_deny)].kind == CheckKind::kAcl;
-    n.warning =
-        by_acl ? fmt::format(
-                     "the network ACL drops this error even when it is related: path-MTU "
-                     "discovery fails for every connection of {} that needs it (large transfers "
-                     "hang while small packets pass). AWS documents network ACL rules for these "
-                     "messages in both directions.",
-                     f.dst.str())
-               : fmt::format(
-                     "denied when it is about no tracked connection: path-MTU discovery fails "
-                     "for {}'s untracked flows (large transfers hang while small packets pass); "
-                     "its tracked connections get it as related.",
-                     f.dst.str());
-  }
-  return n;
-}
-
 int runQuery(const QueryArgs& a) {
   std::string text;
   for (const auto& w : a.flow_words)
     text += (text.empty() ? "" : " ") + w;
   std::string err;
-  const std::optional<Flow5> flow = parseFlow(text, &err);
+  const std::optional<Flow5> flow = sim::parseQueryFlow(text, &err);
   if (!flow) {
     std::fprintf(stderr, "statewall query: bad flow '%s': %s\n", text.c_str(), err.c_str());
     return 2;
@@ -416,10 +133,9 @@ int runQuery(const QueryArgs& a) {
       loadCompiledPolicy(a.policies, "query", "nothing evaluated");
   if (!policy) return 2;
   const CompiledPolicy& cp = *policy;
+  const sim::QueryAnalysis q = sim::analyseQuery(cp, *flow);
 
-  // Traffic with the VPC's own services passes before any rule (docs/design.md, Tracking), as the
-  // engine does it; no check below would run.
-  if (const rules::Exemption x = rules::serviceExemption(cp, *flow); x != rules::Exemption::kNone) {
+  if (const rules::Exemption x = q.exemption; x != rules::Exemption::kNone) {
     const std::string words(rules::exemptionWords(x));
     const std::string note = "traffic with " + words +
                              " passes without security-group or network-ACL rules, as in AWS "
@@ -428,33 +144,23 @@ int runQuery(const QueryArgs& a) {
       nlohmann::ordered_json out;
       out["flow"] = flowJson(*flow);
       out["verdict"] = "allow";
-      out["reason"] = "allow-exempt";
+      out["reason"] = q.reason;
       out["exemption"] = std::string(rules::exemptionName(x));
       out["note"] = note;
       std::printf("%s\n", jsonText(out, 2).c_str());
       return 0;
     }
-    std::printf("%s\nverdict: allow (allow-exempt: %s)\n  %s\n", flowStr(*flow).c_str(),
+    std::printf("%s\nverdict: allow (%s: %s)\n  %s\n", flowStr(*flow).c_str(), q.reason.c_str(),
                 std::string(rules::exemptionName(x)).c_str(), note.c_str());
     return 0;
   }
 
-  Evaluation ev;
-  rules::evaluate(cp, *flow, rules::EvalMode::kFull, &ev);
-  const std::string reason = reasonOf(cp, ev);
-  const std::optional<Flow5> reply = replyOf(*flow);
-  std::optional<ReplyAnalysis> ra;
-  if (ev.allowed && reply && !ev.unprotected) ra = analyseReply(cp, ev, *reply);
-  const std::string replies = repliesWord(ev, reply, ra);
-  const std::optional<IcmpErrorNote> icmp_note = icmpErrorNote(*flow, ev);
-
-  auto checksOfSide = [&](bool source) {
-    std::vector<int> idx;
-    for (int i = 0; i < ev.n_checks; ++i)
-      if ((ev.checks[static_cast<size_t>(i)].dir == Direction::kOutbound) == source)
-        idx.push_back(i);
-    return idx;
-  };
+  const Evaluation& ev = q.first;
+  const std::string& reason = q.reason;
+  const std::optional<Flow5>& reply = q.reply;
+  const std::optional<sim::ReplyAnalysis>& ra = q.reply_analysis;
+  const std::string replies(sim::repliesName(q.replies));
+  const std::optional<sim::IcmpErrorNote>& icmp_note = q.icmp_error;
 
   if (a.json) {
     nlohmann::ordered_json out;
@@ -485,7 +191,7 @@ int runQuery(const QueryArgs& a) {
                           : nlohmann::ordered_json(cp.subnet(itf.subnet).name);
         s["groups"] = itf.group_names;
         s["checks"] = nlohmann::ordered_json::array();
-        for (int i : checksOfSide(source)) {
+        for (int i : q.checksOfSide(source)) {
           const rules::Check& c = ev.checks[static_cast<size_t>(i)];
           nlohmann::ordered_json cj = {{"kind", c.kind == CheckKind::kSg ? "sg" : "acl"},
                                        {"direction", rules::directionName(c.dir)},
@@ -522,7 +228,7 @@ int runQuery(const QueryArgs& a) {
       rj["flow"] = flowJson(ra->flow);
       rj["verdict"] = ra->allowed ? "allow" : "deny";
       rj["sides"] = nlohmann::ordered_json::array();
-      for (const ReplySide& s : ra->sides) {
+      for (const sim::ReplySide& s : ra->sides) {
         nlohmann::ordered_json sj = {{"side", s.is_source ? "source" : "destination"},
                                      {"interface", cp.iface(s.iface).name},
                                      {"tracking", s.untracked ? "untracked" : "tracked"},
@@ -554,7 +260,7 @@ int runQuery(const QueryArgs& a) {
     std::printf(
         "verdict: allow (%s), but the replies are dropped by %s: the connection cannot "
         "complete\n",
-        reason.c_str(), replyDropper(cp, *ra).c_str());
+        reason.c_str(), q.reply_dropper.c_str());
   } else {
     std::printf("verdict: %s (%s)\n", ev.allowed ? "allow" : "deny", reason.c_str());
   }
@@ -583,7 +289,7 @@ int runQuery(const QueryArgs& a) {
                 itf.subnet == rules::kNoSubnet ? "no subnet"
                                                : ("subnet " + cp.subnet(itf.subnet).name).c_str(),
                 groupsStr(itf).c_str());
-    for (int i : checksOfSide(source)) {
+    for (int i : q.checksOfSide(source)) {
       const rules::Check& c = ev.checks[static_cast<size_t>(i)];
       const std::string dir(rules::directionName(c.dir));
       const char* mark = i == ev.first_deny ? "  <- decides" : "";
@@ -616,7 +322,7 @@ int runQuery(const QueryArgs& a) {
     std::printf("reply %s: unprotected, passes as the first packet did\n", flowStr(*reply).c_str());
   } else {
     std::printf("reply %s:\n", flowStr(ra->flow).c_str());
-    for (const ReplySide& s : ra->sides) {
+    for (const sim::ReplySide& s : ra->sides) {
       const std::string& name = cp.iface(s.iface).name;
       if (!s.untracked) {
         std::printf("  %s: tracked, the reply passes %s's groups without a rule\n", name.c_str(),

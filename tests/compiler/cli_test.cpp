@@ -218,7 +218,7 @@ TEST_F(Cli, QueryJson) {
   EXPECT_EQ(dst["interface"], "web-1");
   ASSERT_EQ(dst["checks"].size(), 2u);
   EXPECT_EQ(dst["checks"][0]["kind"], "acl");
-  EXPECT_EQ(dst["checks"][0]["entry"]["rule_number"], "110");
+  EXPECT_EQ(dst["checks"][0]["entry"]["number"], "110");  // the canonical ACL-entry key
   EXPECT_EQ(dst["checks"][1]["kind"], "sg");
   EXPECT_EQ(dst["checks"][1]["rule"]["group"], "web");
   EXPECT_EQ(dst["checks"][1]["rule"]["index"], 0);
