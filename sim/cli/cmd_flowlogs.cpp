@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "flowlog_render.hpp"
 #include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -38,18 +39,6 @@ struct FlowLogsArgs {
   size_t max_flows = 20;
   size_t table_capacity = 1 << 20;
 };
-
-std::string utcSeconds(uint64_t s) {
-  std::time_t t = static_cast<std::time_t>(s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-std::string where(const sim::FlowKey& f, const std::string& iface, bool egress) {
-  return fmt::format("{} at {} ({})", f.str(), iface, egress ? "egress" : "ingress");
-}
 
 std::string ruleLabel(const rules::CompiledPolicy& p, rules::RuleId r) {
   const auto& info = p.rule(r);
@@ -91,28 +80,6 @@ IfaceUnused unusedAt(const rules::CompiledPolicy& p, const FlowLogReport& r, rul
     }
   }
   return out;
-}
-
-// Per rule change: connections broken and opened, their records, bytes, first and last seen.
-struct ChangeTotals {
-  uint64_t breaks = 0, opens = 0, records = 0, bytes = 0, first = UINT64_MAX, last = 0;
-};
-std::map<long, ChangeTotals> changeTotals(const FlowLogReport& r) {
-  std::map<long, ChangeTotals> out;
-  for (const auto& c : r.changed) {
-    ChangeTotals& t = out[c.change];
-    (c.breaks ? t.breaks : t.opens)++;
-    t.records += c.records;
-    t.bytes += c.bytes;
-    t.first = std::min(t.first, c.first);
-    t.last = std::max(t.last, c.last);
-  }
-  return out;
-}
-
-std::string changeText(const FlowLogReport& r, long c, const std::string& note) {
-  if (c < 0) return "no single rule change (" + note + ")";
-  return r.diff.changes[static_cast<size_t>(c)].str();
 }
 
 void printText(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
@@ -178,34 +145,7 @@ void printText(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
 
   if (r.against) {
     out += "\nAgainst " + fmt::format("{}", fmt::join(a.against, " ")) + "\n";
-    long cur = -2;
-    size_t in_group = 0;
-    const auto totals = changeTotals(r);
-    for (const auto& c : r.changed) {
-      if (c.change != cur) {
-        cur = c.change;
-        in_group = 0;
-        const ChangeTotals& t = totals.at(c.change);
-        out += "  " + changeText(r, c.change, c.note) + "\n";
-        out += fmt::format("    {} connections break, {} open: {} records, {} bytes, {} .. {}\n",
-                           t.breaks, t.opens, t.records, t.bytes, utcSeconds(t.first),
-                           utcSeconds(t.last));
-      }
-      if (in_group++ == a.max_flows) {
-        out += "    ... (--json lists all)\n";
-        continue;
-      }
-      if (in_group > a.max_flows) continue;
-      out += fmt::format(
-          "    {}  {}  {} records, {} packets, {} bytes, {} .. {}\n      old: {}\n      new: {}\n",
-          c.breaks ? "breaks" : "opens ", where(c.flow, c.interface, false), c.records, c.packets,
-          c.bytes, utcSeconds(c.first), utcSeconds(c.last), c.old_detail, c.new_detail);
-    }
-    out += fmt::format(
-        "  {} logged connections would break ({} records ACCEPTed, NEW rejects), {} would open "
-        "({} records REJECTed, NEW accepts){}\n",
-        r.break_connections, r.break_records, r.open_connections, r.open_records,
-        r.break_connections + r.open_connections > 0 ? " (exit 1)" : "");
+    out += flowLogChangesText(r, a.max_flows);
   }
 
   out += fmt::format("\nRule usage over {:.2f} days\n", r.days());
@@ -236,16 +176,6 @@ void printText(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   }
   if (!absent.empty()) out += fmt::format("  not in the logs: {}\n", fmt::join(absent, ", "));
   std::fwrite(out.data(), 1, out.size(), stdout);
-}
-
-nlohmann::ordered_json flowJson(const sim::FlowKey& f) {
-  nlohmann::ordered_json j;
-  j["proto"] = f.proto;
-  j["src"] = f.src.str();
-  j["dst"] = f.dst.str();
-  j["sport"] = f.sport;
-  j["dport"] = f.dport;
-  return j;
 }
 
 void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
@@ -282,7 +212,7 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
     x["interface"] = d.interface;
     x["interface_id"] = d.logged_id;
     x["flow_direction"] = d.egress ? "egress" : "ingress";
-    x["flow"] = flowJson(d.flow);
+    x["flow"] = flowLogFlowJson(d.flow);
     x["logged"] = sim::flowActionName(d.logged);
     x["policy"] = d.policy == sim::FlowAction::kNone ? "none" : sim::flowActionName(d.policy);
     x["cause"] = sim::disagreeCauseName(d.cause);
@@ -300,45 +230,7 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   if (r.against) {
     nlohmann::ordered_json av;
     av["policy"] = a.against;
-    av["break_connections"] = r.break_connections;
-    av["break_records"] = r.break_records;
-    av["open_connections"] = r.open_connections;
-    av["open_records"] = r.open_records;
-    auto& changes = av["changes"] = nlohmann::ordered_json::array();
-    const auto totals = changeTotals(r);
-    long cur = -2;
-    for (const auto& c : r.changed) {
-      if (changes.empty() || c.change != cur) {
-        cur = c.change;
-        nlohmann::ordered_json g;
-        g["change"] = c.change < 0 ? nlohmann::ordered_json(nullptr)
-                                   : nlohmann::ordered_json(changeText(r, c.change, c.note));
-        if (c.change < 0) g["note"] = c.note;
-        const ChangeTotals& t = totals.at(c.change);
-        g["break_connections"] = t.breaks;
-        g["open_connections"] = t.opens;
-        g["records"] = t.records;
-        g["bytes"] = t.bytes;
-        g["first"] = t.first;
-        g["last"] = t.last;
-        g["connections"] = nlohmann::ordered_json::array();
-        changes.push_back(std::move(g));
-      }
-      nlohmann::ordered_json x;
-      x["effect"] = c.breaks ? "breaks" : "opens";
-      x["interface"] = c.interface;
-      x["flow"] = flowJson(c.flow);
-      x["records"] = c.records;
-      x["packets"] = c.packets;
-      x["bytes"] = c.bytes;
-      x["first"] = c.first;
-      x["last"] = c.last;
-      x["old"] = c.old_detail;
-      x["new"] = c.new_detail;
-      x["where"] = c.where;
-      changes.back()["connections"].push_back(std::move(x));
-    }
-    av["unlisted"] = r.changed_unlisted;
+    addFlowLogChangesJson(r, &av);
     j["against"] = av;
   }
   nlohmann::ordered_json usage;
@@ -410,30 +302,13 @@ int runFlowLogs(const FlowLogsArgs& a) {
   opt.reorder_s = a.reorder;
   opt.table_capacity = a.table_capacity;
   sim::FlowLogJudge judge(policy, against, opt);
-  std::vector<std::pair<std::string, uint64_t>> per_file;
-  sim::FlowLogRecord rec;
-  for (const auto& path : a.logs) {
-    sim::FlowLogError err;
-    auto reader = sim::FlowLogReader::open(path, fallback, &err);
-    if (!reader) {
-      std::fprintf(stderr, "statewall flowlogs: %s; nothing judged\n", err.str().c_str());
-      return 2;
-    }
-    uint64_t n = 0;
-    for (;;) {
-      auto res = reader->next(&rec);
-      if (res == sim::FlowLogReader::Result::kEnd) break;
-      if (res == sim::FlowLogReader::Result::kError) {
-        // Nothing is reported from a half-read input.
-        std::fprintf(stderr, "statewall flowlogs: %s; nothing judged\n",
-                     reader->error().str().c_str());
-        return 2;
-      }
-      ++n;
-      judge.add(rec, path, reader->line());
-    }
-    per_file.emplace_back(path + (reader->gzip() ? " (gzip)" : ""), n);
+  const sim::FlowLogFilesRead read = sim::judgeFlowLogFiles(judge, a.logs, fallback);
+  if (read.error) {
+    // Nothing is reported from a half-read input.
+    std::fprintf(stderr, "statewall flowlogs: %s; nothing judged\n", read.error->str().c_str());
+    return 2;
   }
+  const auto& per_file = read.files;
   judge.finish();
   if (a.json) {
     printJson(a, judge, per_file);

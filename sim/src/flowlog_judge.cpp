@@ -807,4 +807,31 @@ const rules::CompiledPolicy* FlowLogJudge::againstPolicy() const {
   return impl_->against.get();
 }
 
+FlowLogFilesRead judgeFlowLogFiles(FlowLogJudge& judge, const std::vector<std::string>& paths,
+                                   const FlowLogFormat& fallback) {
+  FlowLogFilesRead out;
+  FlowLogRecord rec;
+  for (const auto& path : paths) {
+    FlowLogError err;
+    auto reader = FlowLogReader::open(path, fallback, &err);
+    if (!reader) {
+      out.error = std::move(err);
+      return out;
+    }
+    uint64_t n = 0;
+    for (;;) {
+      const auto res = reader->next(&rec);
+      if (res == FlowLogReader::Result::kEnd) break;
+      if (res == FlowLogReader::Result::kError) {
+        out.error = reader->error();
+        return out;
+      }
+      ++n;
+      judge.add(rec, path, reader->line());
+    }
+    out.files.emplace_back(path + (reader->gzip() ? " (gzip)" : ""), n);
+  }
+  return out;
+}
+
 }  // namespace statewall::sim

@@ -32,8 +32,10 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "statewall/rules/compiled.hpp"
@@ -160,5 +162,17 @@ class FlowLogJudge {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The logs a judge read: each file's record count, or the first error.
+struct FlowLogFilesRead {
+  std::vector<std::pair<std::string, uint64_t>> files;  // path (" (gzip)" appended), records
+  std::optional<FlowLogError> error;  // FILE:LINE of a broken line, or a file that cannot be read
+};
+
+// Reads `paths` in order (plain or gzip; "-" is standard input) into `judge`, records without a
+// header line read with `fallback`'s fields. Stops at the first error: then the judge has seen a
+// half-read input and nothing may be reported from it. The caller calls judge.finish().
+FlowLogFilesRead judgeFlowLogFiles(FlowLogJudge& judge, const std::vector<std::string>& paths,
+                                   const FlowLogFormat& fallback);
 
 }  // namespace statewall::sim
