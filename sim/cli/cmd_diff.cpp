@@ -13,7 +13,12 @@
 // of a Terraform plan (`terraform show -json`): before = its prior state (plan.json#prior), after =
 // its planned values (plan.json#planned); --policy files are loaded on both sides.
 //
-// Exit 2 on bad input (a policy that does not load, an unreadable or damaged trace).
+// `--flow-logs LOG...` instead of traces: the logs are judged under both policies by the judge of
+// `statewall flowlogs --against` (sim/flowlog_judge.hpp) and printed as it prints them. Exit 1 when
+// the new policy breaks a logged ACCEPTed connection or opens a logged REJECTed one.
+//
+// Exit 2 on bad input (a policy that does not load, an unreadable or damaged trace, a broken flow
+// log line: FILE:LINE).
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -27,11 +32,14 @@
 
 #include "commands.hpp"
 #include "decap_flags.hpp"
+#include "flowlog_render.hpp"
 #include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/rules/policy_diff.hpp"
+#include "statewall/sim/flowlog.hpp"
+#include "statewall/sim/flowlog_judge.hpp"
 #include "statewall/sim/trace_diff.hpp"
 
 namespace statewall::cli {
@@ -51,6 +59,8 @@ struct DiffArgs {
   size_t table_capacity = 1 << 20;
   std::string packets_path;  // --packets FILE.jsonl: every packet whose verdict changes
   DecapArgs decap;
+  std::vector<std::string> flow_logs;  // --flow-logs: VPC Flow Logs instead of traces
+  std::string log_format;              // --format: the fields of logs without a header line
 };
 
 // Loads and compiles one policy; prints diagnostics; nullptr on failure.
@@ -309,6 +319,74 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
   return rc;
 }
 
+// ---- on flow logs (sim/flowlog_judge.hpp, as `statewall flowlogs --against`) ----
+
+int runFlowLogDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
+                   const rules::CompiledPolicyPtr& new_p) {
+  sim::FlowLogFormat fallback = sim::FlowLogFormat::defaultV2();
+  if (!a.log_format.empty()) {
+    std::string err;
+    auto f = sim::FlowLogFormat::parse(a.log_format, &err);
+    if (!f) {
+      std::fprintf(stderr, "statewall diff: --format: %s\n", err.c_str());
+      return 2;
+    }
+    fallback = std::move(*f);
+  }
+  sim::FlowLogJudgeOptions opt;
+  opt.table_capacity = a.table_capacity;
+  sim::FlowLogJudge judge(old_p, new_p, opt);
+  const sim::FlowLogFilesRead read = sim::judgeFlowLogFiles(judge, a.flow_logs, fallback);
+  if (read.error) {
+    // Nothing is reported from a half-read input.
+    std::fprintf(stderr, "statewall diff: %s; nothing compared\n", read.error->str().c_str());
+    return 2;
+  }
+  judge.finish();
+  const sim::FlowLogReport& r = judge.report();
+  const int rc = r.break_connections + r.open_connections > 0 ? 1 : 0;
+  const uint64_t differ = r.accept_rejected + r.reject_accepted;
+
+  if (a.json) {
+    nlohmann::ordered_json out;
+    out["old"] = a.old_files;
+    out["new"] = a.new_files;
+    auto& logs = out["flow_logs"] = nlohmann::ordered_json::array();
+    for (const auto& [path, n] : read.files)
+      logs.push_back({{"path", path}, {"records", n}});
+    out["records"] = {{"read", r.records}, {"judged", r.judged}, {"connections", r.connections}};
+    // How well the old policy reproduces the logged actions (statewall flowlogs details it).
+    out["old_agreement"] = {{"agree", r.agree},
+                            {"accept_rejected", r.accept_rejected},
+                            {"reject_accepted", r.reject_accepted}};
+    addFlowLogChangesJson(r, &out);
+    std::printf("%s\n", jsonText(out, 2).c_str());
+    return rc;
+  }
+
+  std::string out =
+      fmt::format("statewall diff: {} -> {}\n", joined(a.old_files), joined(a.new_files));
+  for (const auto& [path, n] : read.files)
+    out += fmt::format("flow log: {}: {} records\n", path, n);
+  out += fmt::format("records: {} read, {} judged ({} connections), under both policies\n",
+                     r.records, r.judged, r.connections);
+  if (differ > 0) {
+    out += fmt::format(
+        "warning: the old policy does not reproduce {} of the {} judged records' logged actions "
+        "(statewall flowlogs --policy OLD LOG... lists them): what ran is not quite the old "
+        "policy\n",
+        differ, r.judged);
+  }
+  out += "\n" + flowLogChangesText(r, a.max_flows);
+  out += fmt::format(
+      "rule changes: {} added, {} removed, {} changed, {} moved (without the logs: statewall diff "
+      "--policy ... --against ...)\n",
+      r.diff.count(ChangeKind::kAdded), r.diff.count(ChangeKind::kRemoved),
+      r.diff.count(ChangeKind::kChanged), r.diff.count(ChangeKind::kMoved));
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return rc;
+}
+
 // Is `path` a pcap or pcapng trace (by its magic number)? The traces may follow --against's
 // files on the command line (`--against NEW... TRACE`), where the option takes them in.
 bool looksLikeTrace(const std::string& path) {
@@ -345,6 +423,11 @@ int runDiff(DiffArgs a) {
       a.new_files.push_back(f);
     }
   }
+  if (!a.flow_logs.empty() && !a.traces.empty()) {
+    std::fprintf(stderr,
+                 "statewall diff: give traces or --flow-logs, not both (nothing compared)\n");
+    return 2;
+  }
   if (a.old_files.empty() || a.new_files.empty()) {
     std::fprintf(stderr,
                  "statewall diff: --policy and --against each need a policy file (or --plan "
@@ -355,6 +438,7 @@ int runDiff(DiffArgs a) {
   if (!old_p) return 2;
   const rules::CompiledPolicyPtr new_p = loadPolicy(a.new_files, "new");
   if (!new_p) return 2;
+  if (!a.flow_logs.empty()) return runFlowLogDiff(a, old_p, new_p);
   if (!a.traces.empty()) return runTraceDiff(a, old_p, new_p);
   return runRuleDiff(a, *old_p, *new_p);
 }
@@ -372,9 +456,12 @@ void addDiffCommand(CLI::App& app, int* exit_code) {
       "entries by content, then number). Exit 1 when the new policy allows less somewhere.\n"
       "With --plan (terraform show -json of a plan): old = its prior state, new = its planned\n"
       "values; --policy files then go to both sides.\n"
+      "With --flow-logs LOG...: the logged connections the new policy breaks (logged ACCEPT, now\n"
+      "rejected) or opens (logged REJECT, now accepted), grouped by rule change; exit 1 if any.\n"
       "Exit 2 on bad input.\n"
       "Example: statewall diff --policy old.yaml --against new.yaml trace.pcap\n"
-      "         statewall diff --plan plan.json trace.pcap");
+      "         statewall diff --plan plan.json trace.pcap\n"
+      "         statewall diff --plan plan.json --flow-logs eni-flows.log.gz");
   cmd->add_option("--policy", args->old_files, "the current policy's files");
   cmd->add_option("--against", args->new_files, "the new policy's files");
   cmd->add_option("--plan", args->plan,
@@ -383,12 +470,17 @@ void addDiffCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("traces", args->traces, "pcap or pcapng files, read once as one stream");
   cmd->add_flag("--json", args->json,
                 "print one JSON object ({changes, effects, summary}, or {summary, groups} with "
-                "traces)");
+                "traces, or {records, changes, ...} with --flow-logs)");
   cmd->add_option("--max-flows", args->max_flows, "flows listed per rule change (default 20)");
   cmd->add_option("--packets", args->packets_path,
                   "write every packet whose verdict changes to this file (JSON lines)");
   cmd->add_option("--table-capacity", args->table_capacity,
                   "connection-table capacity of each engine (IPv4)");
+  cmd->add_option("--flow-logs", args->flow_logs,
+                  "VPC Flow Logs (plain or .gz) to judge under both policies instead of traces");
+  cmd->add_option("--format", args->log_format,
+                  "with --flow-logs: the fields of logs without a header line, e.g. '${version} "
+                  "${srcaddr} ...'");
   addDecapFlags(cmd, &args->decap);
   cmd->callback([args, exit_code]() { *exit_code = runDiff(*args); });
 }

@@ -106,4 +106,67 @@ TEST_F(TerraformCli, BadPlanIsExit2WithThePath) {
   EXPECT_EQ(both.exit_code, 2);
 }
 
+// ---- diff --plan --flow-logs: the plan judged on VPC Flow Logs (issue 18) ----
+
+// Flow logs of a small workload under the plan's prior state (interface ids are its ENI ids): a
+// web request, the app server's database connection, and SSH from outside the office (denied).
+std::string genFlowLog(const std::string& dir, const std::string& plan) {
+  const std::string log = dir + "/flows.log";
+  Result g = statewall::testing::runStatewall(
+      {"gen", "-q", "--seed", "7", "--out", dir + "/w.pcap", "--flow",
+       "tcp 198.51.100.7 -> 10.0.1.10:443 data=2", "--flow",
+       "tcp 10.0.2.10 -> 10.0.3.10:5432 at=30", "--flow", "tcp 198.51.100.66 -> 10.0.1.11:22 at=70",
+       "--policy", plan + "#prior", "--stop-on-deny", "--flow-log", log});
+  EXPECT_EQ(g.exit_code, 0) << g.err;
+  return log;
+}
+
+TEST_F(TerraformCli, DiffPlanOnFlowLogsBreaksTheDatabaseConnection) {
+  const std::string log = genFlowLog(dir_, breaking());
+  Result r = run({"diff", "--plan", breaking(), "--flow-logs", log});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("tcp 5432 -> tcp 5433"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("breaks  tcp 10.0.2.10:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("-> 10.0.3.10:5432 at db-1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 logged connections would break"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("warning"), std::string::npos) << r.out;  // the prior state reproduces
+
+  Result j = run({"diff", "--plan", breaking(), "--flow-logs", log, "--json"});
+  EXPECT_EQ(j.exit_code, 1) << j.err;
+  const auto d = nlohmann::json::parse(j.out, nullptr, false);
+  ASSERT_FALSE(d.is_discarded()) << j.out;
+  EXPECT_EQ(d["old"][0], breaking() + "#prior");
+  EXPECT_EQ(d["break_connections"], 1);
+  EXPECT_EQ(d["open_connections"], 0);
+  EXPECT_EQ(d["old_agreement"]["accept_rejected"], 0);
+  ASSERT_EQ(d["changes"].size(), 1u);
+  EXPECT_EQ(d["changes"][0]["connections"][0]["effect"], "breaks");
+  EXPECT_EQ(d["changes"][0]["connections"][0]["flow"]["dport"], 5432);
+  EXPECT_EQ(d["flow_logs"][0]["path"], log);
+}
+
+TEST_F(TerraformCli, DiffPlanOnFlowLogsThatChangesNothingThere) {
+  // three-tier-plan.json only opens ping6, which the logs do not have.
+  const std::string log = genFlowLog(dir_, plan());
+  Result r = run({"diff", "--plan", plan(), "--flow-logs", log});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("0 logged connections would break"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0 would open"), std::string::npos) << r.out;
+}
+
+TEST_F(TerraformCli, DiffPlanOnABrokenFlowLogIsExit2WithTheLine) {
+  std::string text = readFile(genFlowLog(dir_, breaking()));
+  const size_t second = text.find('\n', text.find('\n') + 1);  // after the header and a record
+  ASSERT_NE(second, std::string::npos);
+  text.insert(second + 1, "5 123456789012 eni-0a1b2c3d4e5f60004 not-an-address\n");
+  const std::string bad = write("bad.log", text);
+  Result r = run({"diff", "--plan", breaking(), "--flow-logs", bad});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.err.find(bad + ":3:"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;  // nothing reported from a half-read input
+
+  Result both = run({"diff", "--plan", breaking(), "--flow-logs", bad, "--", trace()});
+  EXPECT_EQ(both.exit_code, 2);
+}
+
 }  // namespace
