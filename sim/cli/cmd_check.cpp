@@ -12,7 +12,7 @@
 #include "commands.hpp"
 #include "json_text.hpp"
 #include "statewall/rules/compiled.hpp"
-#include "statewall/rules/loader.hpp"
+#include "statewall/rules/load_compile.hpp"
 
 namespace statewall::cli {
 namespace {
@@ -34,14 +34,9 @@ std::string plural(size_t n, const char* one, const char* many) {
 }
 
 int runCheck(const CheckArgs& a) {
-  rules::LoadResult loaded = rules::loadPolicyFiles(a.files);
-  rules::Diagnostics diags = loaded.diagnostics;
-  rules::CompiledPolicyPtr compiled;
-  if (loaded.policy) {
-    rules::CompileResult c = rules::compile(*loaded.policy);
-    diags.insert(diags.end(), c.diagnostics.begin(), c.diagnostics.end());
-    compiled = c.policy;
-  }
+  rules::LoadCompileResult loaded = rules::loadAndCompile(a.files);
+  const rules::Diagnostics& diags = loaded.diagnostics;
+  const rules::CompiledPolicyPtr& compiled = loaded.policy;
   size_t n_errors = 0, n_warnings = 0;
   for (const auto& d : diags)
     (d.severity == rules::Severity::kError ? n_errors : n_warnings)++;
