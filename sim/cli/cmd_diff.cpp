@@ -323,20 +323,12 @@ int runTraceDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
 
 int runFlowLogDiff(const DiffArgs& a, const rules::CompiledPolicyPtr& old_p,
                    const rules::CompiledPolicyPtr& new_p) {
-  sim::FlowLogFormat fallback = sim::FlowLogFormat::defaultV2();
-  if (!a.log_format.empty()) {
-    std::string err;
-    auto f = sim::FlowLogFormat::parse(a.log_format, &err);
-    if (!f) {
-      std::fprintf(stderr, "statewall diff: --format: %s\n", err.c_str());
-      return 2;
-    }
-    fallback = std::move(*f);
-  }
+  const std::optional<sim::FlowLogFormat> fallback = logFormatOption("diff", a.log_format);
+  if (!fallback) return 2;
   sim::FlowLogJudgeOptions opt;
   opt.table_capacity = a.table_capacity;
   sim::FlowLogJudge judge(old_p, new_p, opt);
-  const sim::FlowLogFilesRead read = sim::judgeFlowLogFiles(judge, a.flow_logs, fallback);
+  const sim::FlowLogFilesRead read = sim::judgeFlowLogFiles(judge, a.flow_logs, *fallback);
   if (read.error) {
     // Nothing is reported from a half-read input.
     std::fprintf(stderr, "statewall diff: %s; nothing compared\n", read.error->str().c_str());

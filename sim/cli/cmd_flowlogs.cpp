@@ -288,21 +288,13 @@ int runFlowLogs(const FlowLogsArgs& a) {
     against = loadCompiledPolicy(a.against, "flowlogs", "nothing judged", "new");
     if (!against) return 2;
   }
-  sim::FlowLogFormat fallback = sim::FlowLogFormat::defaultV2();
-  if (!a.format.empty()) {
-    std::string err;
-    auto f = sim::FlowLogFormat::parse(a.format, &err);
-    if (!f) {
-      std::fprintf(stderr, "statewall flowlogs: --format: %s\n", err.c_str());
-      return 2;
-    }
-    fallback = std::move(*f);
-  }
+  const std::optional<sim::FlowLogFormat> fallback = logFormatOption("flowlogs", a.format);
+  if (!fallback) return 2;
   sim::FlowLogJudgeOptions opt;
   opt.reorder_s = a.reorder;
   opt.table_capacity = a.table_capacity;
   sim::FlowLogJudge judge(policy, against, opt);
-  const sim::FlowLogFilesRead read = sim::judgeFlowLogFiles(judge, a.logs, fallback);
+  const sim::FlowLogFilesRead read = sim::judgeFlowLogFiles(judge, a.logs, *fallback);
   if (read.error) {
     // Nothing is reported from a half-read input.
     std::fprintf(stderr, "statewall flowlogs: %s; nothing judged\n", read.error->str().c_str());

@@ -1,6 +1,7 @@
 #include "flowlog_render.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <map>
 
@@ -34,6 +35,18 @@ std::string changeText(const FlowLogReport& r, long c, const std::string& note) 
 }
 
 }  // namespace
+
+std::optional<sim::FlowLogFormat> logFormatOption(std::string_view command,
+                                                  const std::string& text) {
+  if (text.empty()) return sim::FlowLogFormat::defaultV2();
+  std::string err;
+  auto f = sim::FlowLogFormat::parse(text, &err);
+  if (!f) {
+    std::fprintf(stderr, "statewall %.*s: --format: %s\n", static_cast<int>(command.size()),
+                 command.data(), err.c_str());
+  }
+  return f;
+}
 
 std::string utcSeconds(uint64_t s) {
   std::time_t t = static_cast<std::time_t>(s);

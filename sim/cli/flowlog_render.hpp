@@ -1,16 +1,26 @@
-// How `statewall flowlogs --against` and `statewall diff --flow-logs` print what a new policy
-// changes on logged traffic (sim::FlowLogReport's changed connections), so both say it alike.
+// What `statewall flowlogs` and `statewall diff --flow-logs` share: the --format option, and how
+// they print what a new policy changes on logged traffic (sim::FlowLogReport's changed
+// connections), so both say it alike.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
+#include "statewall/sim/flowlog.hpp"
 #include "statewall/sim/flowlog_judge.hpp"
 
 namespace statewall::cli {
+
+// The fields of logs without a header line from a --format option ("${version} ${srcaddr} ..."),
+// the default format (version 2) when `text` is empty; nullopt after printing
+// "statewall COMMAND: --format: WHAT IS WRONG" on stderr.
+std::optional<sim::FlowLogFormat> logFormatOption(std::string_view command,
+                                                  const std::string& text);
 
 // "2023-11-14 22:13:20 UTC"
 std::string utcSeconds(uint64_t s);
