@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 
@@ -29,18 +30,47 @@ bool isDigit(char c) {
   return c >= '0' && c <= '9';
 }
 
-// Unsigned decimal of at most 20 digits; false on anything else.
+// Unsigned decimal of at most 20 digits; false on anything else. Nineteen digits cannot overflow,
+// so only a twentieth is checked.
 bool parseU64(std::string_view s, uint64_t* out) {
   if (s.empty() || s.size() > 20) return false;
   uint64_t v = 0;
-  for (char c : s) {
-    if (!isDigit(c)) return false;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return false;
+  const size_t safe = std::min<size_t>(s.size(), 19);
+  for (size_t i = 0; i < safe; ++i) {
+    const unsigned d = static_cast<unsigned char>(s[i]) - unsigned{'0'};
+    if (d > 9) return false;
+    v = v * 10 + d;
+  }
+  if (s.size() == 20) {
+    const unsigned d = static_cast<unsigned char>(s[19]) - unsigned{'0'};
+    if (d > 9 || v > (UINT64_MAX - d) / 10) return false;
     v = v * 10 + d;
   }
   *out = v;
   return true;
+}
+
+// The first blank (space or tab) in [p, e), or e. Eight bytes at a time: a byte equal to ' ' or
+// '\t' becomes zero after the XOR, and the exact zero-byte test marks it with its high bit.
+const char* findBlank(const char* p, const char* e) {
+  constexpr uint64_t k01 = 0x0101010101010101ull, k7f = 0x7f7f7f7f7f7f7f7full;
+  auto zeroBytes = [](uint64_t v) { return ~(((v & k7f) + k7f) | v | k7f); };
+  while (e - p >= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    const uint64_t m = zeroBytes(x ^ (k01 * ' ')) | zeroBytes(x ^ (k01 * '\t'));
+    if (m != 0) {
+      if constexpr (std::endian::native == std::endian::little) {
+        return p + (std::countr_zero(m) >> 3);
+      } else {
+        return p + (std::countl_zero(m) >> 3);
+      }
+    }
+    p += 8;
+  }
+  while (p < e && *p != ' ' && *p != '\t')
+    ++p;
+  return p;
 }
 
 bool parseAddrSlow(std::string_view s, rules::IpAddr* out) {
@@ -50,27 +80,46 @@ bool parseAddrSlow(std::string_view s, rules::IpAddr* out) {
   return true;
 }
 
-// Dotted quad, the common case, without the copy inet_pton needs; IPv6 through IpAddr::parse.
+// Dotted quad without leading zeros, the common case, without the copy inet_pton needs; anything
+// else (IPv6, or a quad this does not take) is decided by IpAddr::parse.
 bool parseAddr(std::string_view s, rules::IpAddr* out) {
+  const char* p = s.data();
+  const char* const e = p + s.size();
   uint32_t v = 0;
-  unsigned octets = 0, digits = 0, cur = 0;
-  for (char c : s) {
-    if (isDigit(c)) {
-      if (digits == 3 || (digits > 0 && cur == 0)) return parseAddrSlow(s, out);
-      cur = cur * 10 + static_cast<unsigned>(c - '0');
-      ++digits;
-    } else if (c == '.') {
-      if (digits == 0 || cur > 255 || octets == 3) return false;
-      v = v << 8 | cur;
-      ++octets;
-      cur = digits = 0;
-    } else {
+  for (int octet = 0; octet < 4; ++octet) {
+    if (octet > 0) {
+      if (p == e || *p != '.') return parseAddrSlow(s, out);
+      ++p;
+    }
+    unsigned d = 0;
+    if (p == e || (d = static_cast<unsigned char>(*p) - unsigned{'0'}) > 9) {
       return parseAddrSlow(s, out);
     }
+    unsigned cur = d;
+    ++p;
+    for (int more = 0; more < 2 && p < e; ++more, ++p) {
+      if ((d = static_cast<unsigned char>(*p) - unsigned{'0'}) > 9) break;
+      if (cur == 0) return parseAddrSlow(s, out);  // a leading zero
+      cur = cur * 10 + d;
+    }
+    if (cur > 255) return parseAddrSlow(s, out);
+    v = v << 8 | cur;
   }
-  if (octets != 3 || digits == 0 || cur > 255) return false;
-  *out = rules::IpAddr::v4(v << 8 | cur);
+  if (p != e) return parseAddrSlow(s, out);
+  *out = rules::IpAddr::v4(v);
   return true;
+}
+
+// The number of blank-separated fields of a line.
+size_t countFields(std::string_view line) {
+  size_t n = 0;
+  bool in = false;
+  for (char c : line) {
+    const bool blank = c == ' ' || c == '\t';
+    if (!blank && !in) ++n;
+    in = !blank;
+  }
+  return n;
 }
 
 std::string afterLine(uint64_t line) {
@@ -347,27 +396,33 @@ FlowLogReader::Result FlowLogReader::next(FlowLogRecord* out) {
 }
 
 bool FlowLogReader::parseLine(std::string_view line, FlowLogRecord* out) {
-  tokens_.clear();
-  size_t i = 0;
-  const size_t n = line.size();
-  while (i < n) {
-    while (i < n && (line[i] == ' ' || line[i] == '\t'))
-      ++i;
-    if (i == n) break;
-    size_t j = i;
-    while (j < n && line[j] != ' ' && line[j] != '\t')
-      ++j;
-    tokens_.push_back(line.substr(i, j - i));
-    i = j;
+  // One pass: each field is cut at the next blank and stored as it is found. The field count is
+  // checked first whenever the line is rejected, so that a short or long line is reported as such
+  // and not as its first field of the wrong kind.
+  const size_t want = format_.fields.size();
+  tokens_.resize(want);
+  size_t got = 0;
+  const char* p = line.data();
+  const char* const e = p + line.size();
+  for (;;) {
+    while (p < e && (*p == ' ' || *p == '\t'))
+      ++p;
+    if (p == e) break;
+    const char* s = p;
+    p = findBlank(p, e);
+    if (got == want) {
+      got = countFields(line);
+      break;
+    }
+    tokens_[got++] = std::string_view(s, static_cast<size_t>(p - s));
   }
-  if (tokens_.size() != format_.fields.size()) {
-    return fail(fmt::format(
-        "expected {} fields ({}), found {}", format_.fields.size(),
-        format_.fields.size() == 14 ? "the default format" : "as the header says", tokens_.size()));
+  if (got != want) {
+    return fail(fmt::format("expected {} fields ({}), found {}", want,
+                            want == 14 ? "the default format" : "as the header says", got));
   }
   *out = FlowLogRecord{};
   bool pkt_src = false, pkt_dst = false, addrs = false;
-  for (size_t k = 0; k < tokens_.size(); ++k) {
+  for (size_t k = 0; k < want; ++k) {
     const std::string_view t = tokens_[k];
     const FlowLogField f = format_.fields[k];
     if (t == "-") continue;  // absent: NODATA/SKIPDATA records, or a field that does not apply

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "sim_test_util.hpp"
@@ -289,6 +290,52 @@ TEST(FlowLogRead, BrokenLinesNameTheLine) {
     EXPECT_EQ(err.line, 3u) << c.line;
     EXPECT_NE(err.str().find(path + ":3: "), std::string::npos) << err.str();
     EXPECT_NE(err.message.find(c.expect), std::string::npos) << c.line << ": " << err.str();
+  }
+}
+
+// The reader cuts fields eight bytes at a time and reads dotted quads itself: blanks of either
+// kind and any run of them separate fields, at every offset; a line with one field too many is
+// reported as such; and every address is read exactly as IpAddr::parse reads it (or refused).
+TEST(FlowLogRead, FieldCuttingAndAddressesAgreeWithTheSlowPath) {
+  TempDir dir;
+  const std::string path = dir.file("cut.log");
+  testing::writeText(path,
+                     "2\t123456789010  eni-0123456789abcdef0\t \t10.0.0.1 10.0.0.2 1 2 6 1 40 "
+                     "1418530010 1418530070 ACCEPT OK\n"
+                     "2 1 eni-1234567 10.0.0.1 10.0.0.2 12345678 2 6 1 40 1418530010 "
+                     "1418530070 REJECT OK   \n");
+  FlowLogError err;
+  std::vector<std::string> ids;
+  auto recs = readAll(path, &err, FlowLogFormat::defaultV2(), &ids);
+  ASSERT_EQ(recs.size(), 1u) << err.str();  // the second line's source port is out of range
+  EXPECT_EQ(ids[0], "eni-0123456789abcdef0");
+  EXPECT_EQ(recs[0].dst, ip("10.0.0.2"));
+  EXPECT_NE(err.message.find("srcport"), std::string::npos) << err.str();
+
+  testing::writeText(path,
+                     "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 40 1418530010 1418530070 ACCEPT OK x\n");
+  readAll(path, &err);
+  EXPECT_NE(err.message.find("expected 14 fields (the default format), found 15"),
+            std::string::npos)
+      << err.str();
+
+  const char* addrs[] = {
+      "0.0.0.0",     "255.255.255.255", "1.2.3.4",  "10.0.0.256", "010.0.0.1", "1.2.3",
+      "1.2.3.4.5",   "1..2.3",          "1.2.3.04", "1234.1.1.1", "1.2.3.4x",  "::",
+      "2001:db8::1", "::ffff:1.2.3.4",  "1.2.3.-",  ".1.2.3",     "00.0.0.0"};
+  for (const char* a : addrs) {
+    testing::writeText(path, fmt::format("2 1 eni-1 {} 10.0.0.2 1 2 6 1 40 1418530010 1418530070 "
+                                         "ACCEPT OK\n",
+                                         a));
+    FlowLogError e;
+    auto got = readAll(path, &e);
+    const auto want = rules::IpAddr::parse(a);
+    if (want && want->isV4()) {
+      ASSERT_EQ(got.size(), 1u) << a << ": " << e.str();
+      EXPECT_EQ(got[0].src, *want) << a;
+    } else {
+      EXPECT_TRUE(got.empty()) << a;  // refused, or IPv6 beside an IPv4 destination
+    }
   }
 }
 
