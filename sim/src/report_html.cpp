@@ -25,23 +25,48 @@ using dataplane::TcpState;
 
 constexpr size_t kReasons = dataplane::kReasonCount;
 
-// Colours per reason, in the order of STATEWALL_REASONS.
-constexpr std::array<std::string_view, kReasons> kReasonColors = {
-    "#2e7d32", "#1565c0", "#7b1fa2", "#00838f", "#6d7480",
-    "#c62828", "#e65100", "#ad1457", "#5d4037", "#263238"};
-static_assert(kReasonColors.size() == kReasons);
+// How the page draws and explains a reason. A switch, not arrays in the order of
+// STATEWALL_REASONS: a reason added to the engine fails to compile here (-Wswitch) instead of
+// shifting every later reason's colour and words by one.
+struct ReasonLook {
+  std::string_view color;
+  std::string_view meaning;
+};
 
-constexpr std::array<std::string_view, kReasons> kReasonMeaning = {
-    "a rule of the packet's own direction allows it (and it opens a connection)",
-    "part of a tracked connection: no rule needed",
-    "an ICMP error about a tracked connection",
-    "allowed by rules; an untracked flow (AWS rule)",
-    "neither address is protected; the policy lets such traffic pass",
-    "no security-group rule of the interface allows it",
-    "a network ACL entry (or its * default) denies it",
-    "the TCP state machine rejects it (strict mode)",
-    "the connection table was full",
-    "cannot be parsed"};
+ReasonLook reasonLook(Reason r) {
+  switch (r) {
+    case Reason::kAllowRule:
+      return {"#2e7d32",
+              "a rule of the packet's own direction allows it (and it opens a connection)"};
+    case Reason::kAllowTracked:
+      return {"#1565c0", "part of a tracked connection: no rule needed"};
+    case Reason::kAllowRelated:
+      return {"#7b1fa2", "an ICMP error about a tracked connection"};
+    case Reason::kAllowUntracked:
+      return {"#00838f", "allowed by rules; an untracked flow (AWS rule)"};
+    case Reason::kAllowUnprotected:
+      return {"#6d7480", "neither address is protected; the policy lets such traffic pass"};
+    case Reason::kAllowExempt:
+      return {"#9e9d24",
+              "traffic security groups do not filter (ARP, neighbour discovery, DHCP, the Amazon "
+              "DNS server, instance metadata, time sync)"};
+    case Reason::kDenySg:
+      return {"#c62828", "no security-group rule of the interface allows it"};
+    case Reason::kDenyAcl:
+      return {"#e65100", "a network ACL entry (or its * default) denies it"};
+    case Reason::kDenyInvalid:
+      return {"#ad1457", "the TCP state machine rejects it (strict mode)"};
+    case Reason::kDenyTableFull:
+      return {"#5d4037", "the connection table was full"};
+    case Reason::kDenyMalformed:
+      return {"#263238", "cannot be parsed"};
+  }
+  return {"#000000", "?"};
+}
+
+std::string_view reasonColor(size_t r) {
+  return reasonLook(static_cast<Reason>(r)).color;
+}
 
 std::string_view connStateMeaning(std::string_view s) {
   static const std::pair<std::string_view, std::string_view> kStates[] = {
@@ -196,7 +221,7 @@ std::string dataBlob(const ReportData& d) {
   j.raw("],\"colors\":[");
   for (size_t r = 0; r < kReasons; ++r) {
     if (r) j.raw(",");
-    j.str(kReasonColors[r]);
+    j.str(reasonColor(r));
   }
   j.raw("],\"states\":[");
   for (size_t s = 0; s < dataplane::kTcpStateCount; ++s) {
@@ -346,7 +371,7 @@ std::string dataBlob(const ReportData& d) {
 
 void swatch(Html& h, Reason r) {
   h.f("<span class=\"swatch\" style=\"background:{}\"></span>",
-      kReasonColors[static_cast<size_t>(r)]);
+      reasonColor(static_cast<size_t>(r)));
 }
 
 void header(Html& h, const ReportData& d) {
@@ -421,8 +446,8 @@ void summarySection(Html& h, const ReportData& d) {
     swatch(h, static_cast<Reason>(r));
     h.f("<span title=\"{}\">{}</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
         "<td><span class=\"bar\" style=\"width:{:.1f}px;background:{}\"></span> {}</td></tr>",
-        esc(kReasonMeaning[r]), dataplane::kReasonCodes[r], commas(n), commas(s.bytes_by_reason[r]),
-        w, kReasonColors[r], pct(n, s.packets));
+        esc(reasonLook(static_cast<Reason>(r)).meaning), dataplane::kReasonCodes[r], commas(n),
+        commas(s.bytes_by_reason[r]), w, reasonColor(r), pct(n, s.packets));
   }
   h.raw("</table>");
   bool any_malformed = false;

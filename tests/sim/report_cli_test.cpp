@@ -1,6 +1,7 @@
 // `statewall report` as a command: writes the page, exit codes for bad input.
 #include <unistd.h>
 
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -38,6 +39,37 @@ TEST(ReportCli, WritesThePage) {
   EXPECT_NE(page.find("<code>docs/glossary.md#tcp-states</code>"), std::string::npos);
   EXPECT_NE(page.find("<code>docs/glossary.md#tracked</code>"), std::string::npos);
   EXPECT_NE(r.err.find("wrote " + html), std::string::npos);
+}
+
+// Each reason's row carries its own words and colour: allow-exempt is not described as deny-sg, and
+// deny-malformed is not left blank (the page once took both from arrays one entry short).
+TEST(ReportCli, EveryReasonRowHasItsOwnMeaningAndColour) {
+  TempDir tmp;
+  const std::string html = tmp.file("r.html");
+  const CommandResult r = runStatewall({"report", "--policy", kPolicy, kTrace, "--html", html});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string page = readText(html);
+  auto row = [&](const std::string& code) {
+    const size_t at = page.find("<tr data-reason=\"" + code + "\"");
+    EXPECT_NE(at, std::string::npos) << code;
+    return at == std::string::npos ? std::string() : page.substr(at, page.find("</tr>", at) - at);
+  };
+  EXPECT_NE(row("allow-exempt").find("security groups do not filter"), std::string::npos)
+      << row("allow-exempt");
+  EXPECT_EQ(row("allow-exempt").find("no security-group rule"), std::string::npos);
+  EXPECT_NE(row("deny-sg").find("no security-group rule"), std::string::npos) << row("deny-sg");
+  EXPECT_NE(row("deny-malformed").find("title=\"cannot be parsed\""), std::string::npos)
+      << row("deny-malformed");
+  std::set<std::string> colours;
+  for (const char* code : {"allow-rule", "allow-tracked", "allow-related", "allow-untracked",
+                           "allow-unprotected", "allow-exempt", "deny-sg", "deny-acl",
+                           "deny-invalid", "deny-table-full", "deny-malformed"}) {
+    const std::string tr = row(code);
+    const size_t bg = tr.find("background:#");
+    ASSERT_NE(bg, std::string::npos) << code << ": " << tr;
+    colours.insert(tr.substr(bg, 18));
+  }
+  EXPECT_EQ(colours.size(), 11u);
 }
 
 TEST(ReportCli, BadInputIsAUsageError) {
