@@ -151,7 +151,9 @@ FlowAction actionAtSide(const dataplane::Verdict& v, const rules::CompiledPolicy
       denied_at_source = v.deny_dir == rules::Direction::kOutbound;
       break;
     case dataplane::Reason::kDenyAcl:
+      // (An entry the policy does not have: statewalld names a verdict of the policy before.)
       denied_at_source = v.acl_entry != rules::kNoAclEntry &&
+                         v.acl_entry < policy.aclEntryCount() &&
                          policy.aclEntry(v.acl_entry).dir == rules::Direction::kOutbound;
       break;
     default:
@@ -163,17 +165,23 @@ FlowAction actionAtSide(const dataplane::Verdict& v, const rules::CompiledPolicy
 
 std::unique_ptr<FlowLogWriter> FlowLogWriter::open(const std::string& path, Format format,
                                                    std::string* err, FlowLogFormat fields) {
-  std::unique_ptr<FlowLogWriter> w(new FlowLogWriter());
   if (path == "-") {
-    w->f_ = stdout;
-  } else {
-    w->f_ = std::fopen(path.c_str(), "wb");
-    w->owned_ = true;
+    std::unique_ptr<FlowLogWriter> w = adopt(stdout, format, std::move(fields));
+    w->owned_ = false;
+    return w;
   }
-  if (w->f_ == nullptr) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) {
     *err = fmt::format("{}: cannot create: {}", path, std::strerror(errno));
     return nullptr;
   }
+  return adopt(f, format, std::move(fields));
+}
+
+std::unique_ptr<FlowLogWriter> FlowLogWriter::adopt(FILE* f, Format format, FlowLogFormat fields) {
+  std::unique_ptr<FlowLogWriter> w(new FlowLogWriter());
+  w->f_ = f;
+  w->owned_ = true;
   w->format_ = format;
   w->fields_ = std::move(fields);
   if (format == Format::kText) {

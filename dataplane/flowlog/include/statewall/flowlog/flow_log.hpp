@@ -132,6 +132,10 @@ class FlowLogWriter {
   static std::unique_ptr<FlowLogWriter> open(const std::string& path, Format format,
                                              std::string* err,
                                              FlowLogFormat fields = FlowLogFormat::v5());
+  // Writes to an open stream and closes it at close() (statewalld: its standard output, once its
+  // own messages were moved to standard error).
+  static std::unique_ptr<FlowLogWriter> adopt(FILE* f, Format format,
+                                              FlowLogFormat fields = FlowLogFormat::v5());
   ~FlowLogWriter();
   FlowLogWriter(const FlowLogWriter&) = delete;
   FlowLogWriter& operator=(const FlowLogWriter&) = delete;
