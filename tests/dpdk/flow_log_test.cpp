@@ -229,6 +229,26 @@ TEST_F(FlowLogTest, JsonLinesEqualReplaysWithRuleAndReason) {
   EXPECT_EQ(sorted(got), sorted(want));
 }
 
+// "-": the records alone on standard output (statewalld's messages go to standard error); a
+// file that cannot be created is a setup error that names it.
+TEST_F(FlowLogTest, StandardOutputHoldsOnlyTheRecordsAndABadPathIsAnError) {
+  makeTrace(50, 10);
+  const std::string want = replayLog({});
+  RunResult r = run(
+      applianceArgv({"--exit-when-idle", "300", "--flow-log", "-", "--flow-log-interval", "3600"}),
+      dir_, "stdout");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), want.substr(0, want.find('\n'))) << r.out;
+  EXPECT_EQ(r.out.find("statewalld:"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("statewalld: running"), std::string::npos) << r.err;
+  EXPECT_EQ(parseText(r.out).size(), parseText(want).size());
+
+  const std::string bad = dir_ / "no-such-dir/x.log";
+  r = run(applianceArgv({"--exit-when-idle", "300", "--flow-log", bad}), dir_, "bad");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--flow-log " + bad + ": cannot create"), std::string::npos) << r.err;
+}
+
 // Many denied flows (a port scan of thousands of ports), an lcore table of 8 flows and a ring of
 // 4 records: most records cannot be handed over and are dropped, and counted; every packet is
 // still judged and the allowed ones forwarded.
