@@ -708,10 +708,13 @@ json hostIoJson(const HostIo& io) {
                      {"rx_errors", p.rx_errors},
                      {"tx_errors", p.tx_errors},
                      {"rx_nombuf", p.rx_nombuf}});
-  return {{"ports", std::move(ports)},
-          {"tx_dropped", io.tx_dropped},
-          {"oversize", io.oversize},
-          {"mbufs", {{"capacity", io.mbufs_capacity}, {"in_use", io.mbufs_in_use}}}};
+  json out = {{"ports", std::move(ports)},
+              {"tx_dropped", io.tx_dropped},
+              {"oversize", io.oversize},
+              {"mbufs", {{"capacity", io.mbufs_capacity}, {"in_use", io.mbufs_in_use}}}};
+  if (io.flow_log)
+    out["flow_log"] = {{"records", io.flow_log_records}, {"dropped", io.flow_log_dropped}};
+  return out;
 }
 
 ApiResponse getStats(const Ctx& c) {

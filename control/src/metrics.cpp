@@ -20,6 +20,15 @@ void portSeries(std::string& out, const HostIo& io, std::string_view name, std::
                    promLabel(p.role), promLabel(p.name), get(p));
 }
 
+void renderFlowLog(std::string& out, const HostIo& io) {
+  auto it = std::back_inserter(out);
+  header(out, "statewall_flow_log_records_total", "counter", "Flow-log records written.");
+  fmt::format_to(it, "statewall_flow_log_records_total {}\n", io.flow_log_records);
+  header(out, "statewall_flow_log_dropped_total", "counter",
+         "Flow-log records dropped because a forwarding lcore's ring was full (never packets).");
+  fmt::format_to(it, "statewall_flow_log_dropped_total {}\n", io.flow_log_dropped);
+}
+
 void renderIo(std::string& out, const HostIo& io) {
   portSeries(out, io, "statewall_port_rx_packets_total", "Packets the device received.",
              [](const PortIo& p) { return p.rx_packets; });
@@ -51,6 +60,7 @@ void renderIo(std::string& out, const HostIo& io) {
   header(out, "statewall_mbufs_in_use", "gauge",
          "Mbufs in rings, in the lcores' hands and in per-lcore caches.");
   fmt::format_to(it, "statewall_mbufs_in_use {}\n", io.mbufs_in_use);
+  if (io.flow_log) renderFlowLog(out, io);
 }
 
 }  // namespace

@@ -505,6 +505,9 @@ int stats(const CtlOptions& o) {
     fmt::print("rate {:.1f} packets/s, {:.1f} bytes/s\n",
                j["rates"].value("packets_per_second", 0.0),
                j["rates"].value("bytes_per_second", 0.0));
+  if (j.contains("io") && j["io"].is_object() && j["io"].contains("flow_log"))
+    fmt::print("flow log {} records written, {} dropped (ring full)\n",
+               str(j["io"]["flow_log"], "records"), str(j["io"]["flow_log"], "dropped"));
   rows.clear();
   for (const auto& l : j.value("lcores", json::array()))
     rows.push_back({str(l, "lcore"), fmt::format("{:.1f}", l.value("packets_per_second", 0.0)),

@@ -16,12 +16,6 @@
 namespace statewall::sim {
 namespace {
 
-constexpr std::array<std::string_view, kFlowLogFieldCount> kFieldNames = {
-#define STATEWALL_FLOWLOG_NAME(e, name, version) name,
-    STATEWALL_FLOWLOG_FIELDS(STATEWALL_FLOWLOG_NAME)
-#undef STATEWALL_FLOWLOG_NAME
-};
-
 constexpr size_t kBufSize = 1 << 20;
 // A line longer than this is an error, not a reason to grow without bound.
 constexpr size_t kMaxLine = 64 * 1024;
@@ -127,116 +121,6 @@ std::string afterLine(uint64_t line) {
 }
 
 }  // namespace
-
-std::string_view flowLogFieldName(FlowLogField f) {
-  return f == FlowLogField::kUnknown ? std::string_view("?") : kFieldNames[static_cast<size_t>(f)];
-}
-
-std::optional<FlowLogField> parseFlowLogField(std::string_view name) {
-  for (size_t i = 0; i < kFieldNames.size(); ++i)
-    if (kFieldNames[i] == name) return static_cast<FlowLogField>(i);
-  return std::nullopt;
-}
-
-std::string_view flowActionName(FlowAction a) {
-  switch (a) {
-    case FlowAction::kAccept:
-      return "ACCEPT";
-    case FlowAction::kReject:
-      return "REJECT";
-    case FlowAction::kNone:
-      break;
-  }
-  return "-";
-}
-
-std::string_view flowDirectionName(FlowDirection d) {
-  switch (d) {
-    case FlowDirection::kIngress:
-      return "ingress";
-    case FlowDirection::kEgress:
-      return "egress";
-    case FlowDirection::kUnknown:
-      break;
-  }
-  return "-";
-}
-
-FlowLogFormat FlowLogFormat::defaultV2() {
-  FlowLogFormat f;
-  for (size_t i = 0; i <= static_cast<size_t>(FlowLogField::kLogStatus); ++i) {
-    f.fields.push_back(static_cast<FlowLogField>(i));
-    f.names.emplace_back(kFieldNames[i]);
-  }
-  return f;
-}
-
-FlowLogFormat FlowLogFormat::v5() {
-  FlowLogFormat f = defaultV2();
-  for (FlowLogField x : {FlowLogField::kVpcId, FlowLogField::kSubnetId, FlowLogField::kTcpFlags,
-                         FlowLogField::kType, FlowLogField::kPktSrcAddr, FlowLogField::kPktDstAddr,
-                         FlowLogField::kFlowDirection, FlowLogField::kTrafficPath}) {
-    f.fields.push_back(x);
-    f.names.emplace_back(flowLogFieldName(x));
-  }
-  f.fields[0] = FlowLogField::kVersion;
-  return f;
-}
-
-std::optional<FlowLogFormat> FlowLogFormat::parse(std::string_view text, std::string* err) {
-  FlowLogFormat f;
-  size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t'))
-      ++i;
-    if (i == text.size()) break;
-    size_t j = i;
-    while (j < text.size() && text[j] != ' ' && text[j] != '\t')
-      ++j;
-    std::string_view tok = text.substr(i, j - i);
-    i = j;
-    if (tok.size() >= 3 && tok.substr(0, 2) == "${" && tok.back() == '}') {
-      tok = tok.substr(2, tok.size() - 3);
-    } else if (tok.find_first_of("${}") != std::string_view::npos) {
-      *err = fmt::format("bad field '{}': expected NAME or ${{NAME}}", tok);
-      return std::nullopt;
-    }
-    auto known = parseFlowLogField(tok);
-    if (!known && (tok.empty() || isDigit(tok[0]))) {
-      *err = fmt::format("bad field '{}': expected a field name such as interface-id", tok);
-      return std::nullopt;
-    }
-    if (known && std::find(f.fields.begin(), f.fields.end(), *known) != f.fields.end()) {
-      *err = fmt::format("field '{}' is named twice", tok);
-      return std::nullopt;
-    }
-    f.fields.push_back(known.value_or(FlowLogField::kUnknown));
-    f.names.emplace_back(tok);
-  }
-  if (f.fields.empty()) {
-    *err = "empty format: expected field names such as ${version} ${interface-id} ...";
-    return std::nullopt;
-  }
-  for (FlowLogField need : {FlowLogField::kInterfaceId, FlowLogField::kSrcAddr,
-                            FlowLogField::kDstAddr, FlowLogField::kSrcPort, FlowLogField::kDstPort,
-                            FlowLogField::kProtocol, FlowLogField::kStart, FlowLogField::kAction}) {
-    if (std::find(f.fields.begin(), f.fields.end(), need) == f.fields.end()) {
-      *err = fmt::format("the format has no '{}' field: records cannot be judged without it",
-                         flowLogFieldName(need));
-      return std::nullopt;
-    }
-  }
-  return f;
-}
-
-std::string FlowLogFormat::headerLine() const {
-  std::string out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) out += ' ';
-    out += names[i];
-  }
-  return out;
-}
 
 std::string FlowLogError::str() const {
   if (line == 0) return fmt::format("{}: {}", path, message);

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <new>
 
+#include "flow_log.hpp"
 #include "port.hpp"
 #include "spsc_ring.hpp"
 #include "statewall/dataplane/engine.hpp"
@@ -101,6 +102,7 @@ struct LcoreState {
   SpscRing<DropRecord, kDropRingSize> drops;
   uint64_t drop_window_ns = 0;
   unsigned drop_budget = 0;
+  FlowLogLcore* flow_log = nullptr;  // --flow-log: this lcore's aggregates; null when off
 };
 
 struct Appliance::Impl {
@@ -130,6 +132,7 @@ struct Appliance::Impl {
   // setManualClock(): the engine's time comes from here instead of the TSC.
   std::atomic<bool> manual_clock{false};
   std::atomic<uint64_t> manual_ns{0};
+  const FlowLogCollector* flow_log = nullptr;  // attachFlowLog()
 
   ~Impl();
   // The engine's notion of now: the TSC, or the manual clock. Acquire pairs with the release in
@@ -240,7 +243,11 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
   }
 
   Verdict verdicts[kMaxBurst];
-  if (k > 0) app.engine->process(worker, refs, k, now_ns, verdicts);
+  if (k > 0) {
+    FlowLogLcore* fl = me.flow_log;
+    app.engine->process(worker, refs, k, now_ns, verdicts, fl ? fl->parsed() : nullptr);
+    if (fl) fl->count(now_ns, verdicts, k);
+  }
 
   rte_mbuf* tx[kMaxBurst];
   rte_mbuf* drop[kMaxBurst];
@@ -322,6 +329,7 @@ int lcoreMain(void* arg) {
     if (now_ns >= next_sweep_ns) {
       engine_ns = std::max(engine_ns, app.engineNow());
       app.engine->sweep(worker, engine_ns, kIdleSweepBuckets);
+      if (me.flow_log) me.flow_log->tick(engine_ns);
       LcoreCounters::add(me.counters.sweeps, 1);
       next_sweep_ns = now_ns + kIdleSweepPeriodNs;
       offline = false;
@@ -706,7 +714,18 @@ Report Appliance::report() const {
     r.pool.size = a.pool->size;
     r.pool.available = rte_mempool_avail_count(a.pool);
   }
+  if (a.flow_log != nullptr) {
+    r.flow_log = true;
+    r.flow_log_records = a.flow_log->written();
+    r.flow_log_dropped = a.flow_log->dropped();
+  }
   return r;
+}
+
+void Appliance::attachFlowLog(FlowLogCollector& collector) {
+  impl_->flow_log = &collector;
+  for (size_t i = 0; i < impl_->lcores.size(); ++i)
+    impl_->lcores[i]->flow_log = collector.lcore(i);
 }
 
 dataplane::Engine& Appliance::engine() {

@@ -74,7 +74,8 @@ std::string configArgs(const std::string& path, const CLI::App& app,
         continue;
       }
       const bool is_path = key == "policy" || key == "control-token-file" ||
-                           key == "counters-file" || key == "control-socket" || key == "lock-dir";
+                           key == "counters-file" || key == "control-socket" || key == "lock-dir" ||
+                           (key == "flow-log" && value != "-");
       if (is_path && !value.empty() && value[0] != '/' && !base.empty())
         value = (base / value).string();
       out->push_back(flag);
@@ -82,6 +83,25 @@ std::string configArgs(const std::string& path, const CLI::App& app,
     }
   }
   return "";
+}
+
+void defineFlowLog(CLI::App& app, Options& o) {
+  app.add_option("--flow-log", o.flow_log,
+                 "write AWS VPC Flow Logs records (version 5 text, as statewall replay "
+                 "--flow-log) to FILE, - for standard output");
+  app.add_option("--flow-log-interval", o.flow_log_interval,
+                 "flow-log aggregation interval, seconds (default 60)")
+      ->check(CLI::Range(1u, 86400u));
+  app.add_flag("--flow-log-jsonl", o.flow_log_jsonl,
+               "flow-log records as JSON lines with the deciding rule and reason");
+  app.add_option("--flow-log-flows", o.flow_log_flows,
+                 "flows each lcore aggregates at once (default 65536; when full, the window's "
+                 "records are written early)")
+      ->check(CLI::Range(1u, 1u << 24));
+  app.add_option("--flow-log-ring", o.flow_log_ring,
+                 "records each lcore's ring to the writer holds (default 16384; beyond, records "
+                 "are dropped and counted, never packets)")
+      ->check(CLI::Range(1u, 1u << 24));
 }
 
 void define(CLI::App& app, Options& o) {
@@ -146,6 +166,7 @@ void define(CLI::App& app, Options& o) {
   app.add_option("--control-token-file", o.control_token_file,
                  "file holding the bearer token every TCP control request must carry")
       ->check(CLI::ExistingFile);
+  defineFlowLog(app, o);
 }
 
 }  // namespace

@@ -149,6 +149,9 @@ std::string formatReport(const Report& r) {
   if (r.pool_checked)
     appendf(out, "  mbuf pool: %zu of %zu free%s\n", r.pool.available, r.pool.size,
             r.pool.full() ? " (full)" : " (LEAK: mbufs still in use)");
+  if (r.flow_log)
+    appendf(out, "  flow log: %" PRIu64 " records written, %" PRIu64 " dropped (ring full)\n",
+            r.flow_log_records, r.flow_log_dropped);
   return out;
 }
 
@@ -212,6 +215,8 @@ std::string reportJson(const Report& r) {
   if (r.pool_checked)
     j["mbuf_pool"] = {
         {"size", r.pool.size}, {"available", r.pool.available}, {"full", r.pool.full()}};
+  if (r.flow_log)
+    j["flow_log"] = {{"records", r.flow_log_records}, {"dropped", r.flow_log_dropped}};
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 

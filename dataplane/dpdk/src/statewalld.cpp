@@ -31,6 +31,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "flow_log.hpp"
 #include "statewall/control/server.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dpdk/appliance.hpp"
@@ -316,6 +317,9 @@ control::HostIo hostIo(const Report& r) {
   io.oversize = r.io.oversize;
   io.mbufs_capacity = r.pool.size;
   io.mbufs_in_use = r.pool.size - std::min(r.pool.size, r.pool.available);
+  io.flow_log = r.flow_log;
+  io.flow_log_records = r.flow_log_records;
+  io.flow_log_dropped = r.flow_log_dropped;
   return io;
 }
 
@@ -593,9 +597,11 @@ int run(int argc, char** argv, const RunOptions& run_options) {
   int exit_code = 0;
   {
     std::string error;
+    std::unique_ptr<FlowLogCollector> flow_log;  // outlives the appliance's lcores
     std::unique_ptr<Appliance> app = Appliance::create(options, policy, &error);
-    if (!app) {
+    if (!app || !attachFlowLog(options, *app, &flow_log, &error)) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
+      app.reset();
       rte_eal_cleanup();
       return 2;
     }
@@ -659,6 +665,7 @@ int run(int argc, char** argv, const RunOptions& run_options) {
         service.notify("READY=1");
       }
       test_hooks.poll(*app);
+      if (flow_log) flow_log->poll(app->engine());
       service.tick(monotonicSeconds(), board);
       // The lcores' drop rings, emptied every round (10 ms) so that they rarely fill.
       drained.clear();
@@ -695,6 +702,11 @@ int run(int argc, char** argv, const RunOptions& run_options) {
     server.reset();
     app->requestStop();
     app->stop();
+    if (flow_log && !flow_log->finish(&error)) {
+      std::fprintf(stderr, "%s: --flow-log %s: %s\n", g_program.c_str(), options.flow_log.c_str(),
+                   error.c_str());
+      exit_code = 2;
+    }
     app->close();
     const Report final_report = app->report();
     std::fputs(formatReport(final_report).c_str(), stdout);

@@ -87,6 +87,9 @@ struct HostIo {
   uint64_t oversize = 0;      // frames the appliance could not judge as a whole (too long)
   size_t mbufs_capacity = 0;  // the mbuf pool
   size_t mbufs_in_use = 0;    // in rings, lcores' hands and per-lcore caches
+  // --flow-log (statewalld): records written, and dropped for a full lcore ring.
+  bool flow_log = false;
+  uint64_t flow_log_records = 0, flow_log_dropped = 0;
 };
 
 // One denied packet from the host's drop log (statewalld's lcores record them, rate-limited),

@@ -26,6 +26,8 @@ class Engine;
 
 namespace statewall::dpdk {
 
+class FlowLogCollector;
+
 class Appliance {
  public:
   ~Appliance();
@@ -80,6 +82,9 @@ class Appliance {
   const std::vector<std::string>& warnings() const;
   // How create() set the ports up where it chose (e.g. the port MTU), for the startup log.
   const std::vector<std::string>& notes() const;
+  // --flow-log: each forwarding lcore i aggregates into collector.lcore(i), and report() counts
+  // the records. Before start(); the collector outlives the last report(). Main lcore.
+  void attachFlowLog(FlowLogCollector& collector);
   // The lcore ids that forward, in tx queue order.
   std::vector<unsigned> lcores() const;
 

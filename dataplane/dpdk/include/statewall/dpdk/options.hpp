@@ -40,6 +40,13 @@ struct Options {
   std::string control_listen;      // loopback "HOST:PORT"; needs control_token_file
   std::string control_token_file;  // bearer token for the TCP listener
 
+  // --flow-log (docs/deploy.md, "Flow logs"): AWS VPC Flow Logs records, as replay writes them.
+  std::string flow_log;             // file, "-" for standard output; empty = off
+  uint32_t flow_log_interval = 60;  // aggregation window, seconds
+  bool flow_log_jsonl = false;      // JSON lines with the deciding rule and reason
+  uint32_t flow_log_flows = 65536;  // aggregates per forwarding lcore
+  uint32_t flow_log_ring = 16384;   // records per lcore ring to the writer
+
   bool controlEnabled() const { return !control_socket.empty() || !control_listen.empty(); }
 };
 

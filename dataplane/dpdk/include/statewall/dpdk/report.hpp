@@ -101,6 +101,9 @@ struct Report {
   std::vector<PortReport> ports;   // inside, outside
   PoolReport pool;                 // while running: a live reading (mbufs in flight are not free)
   bool pool_checked = false;  // set after the ports were closed: `pool.full()` then means no leak
+  // --flow-log: records written, and dropped because an lcore's ring was full.
+  bool flow_log = false;
+  uint64_t flow_log_records = 0, flow_log_dropped = 0;
 
   uint64_t packetsIn() const;  // sum over reasons
   uint64_t allowedPackets() const;
