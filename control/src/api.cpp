@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "conn_numbers.hpp"
 #include "json_body.hpp"
 #include "query.hpp"
 #include "snapshot.hpp"
@@ -170,6 +171,9 @@ struct ControlApi::State {
   // a connection opened in between is counted as earlier (its rule is not shown) rather than
   // shown against the wrong rule.
   std::shared_ptr<const std::vector<uint64_t>> earlier_ids;
+
+  // Short numbers (#N) of the connections the API has shown (conn_numbers.hpp).
+  ConnNumbers conn_numbers;
 
   std::mutex rates_mu;  // guards samples
   std::optional<RateSample> prev, last;
@@ -519,9 +523,11 @@ ApiResponse putTimeouts(const Ctx& c) {
 
 // ---- connections --------------------------------------------------------------------------------
 
-json connectionJson(const dataplane::ConnectionInfo& ci, const rules::CompiledPolicy* p,
-                    uint64_t now_ns, const std::vector<uint64_t>* earlier_ids) {
+json connectionJson(const dataplane::ConnectionInfo& ci, uint64_t number,
+                    const rules::CompiledPolicy* p, uint64_t now_ns,
+                    const std::vector<uint64_t>* earlier_ids) {
   json j = {{"id", ci.id},
+            {"number", number},
             {"proto", rules::protoName(ci.proto)},
             {"src", ci.orig_src.str()},
             {"dst", ci.orig_dst.str()}};
@@ -627,8 +633,13 @@ ApiResponse getConnections(const Ctx& c) {
     earlier = c.st.earlier_ids;
   }
   json list = json::array();
+  // Numbered as first shown, in id order; the prune walks the table only when the map is full.
+  auto live = [&](const std::function<void(uint64_t)>& visit) {
+    c.engine.forEachConnection([&](const dataplane::ConnectionInfo& x) { visit(x.id); });
+  };
   for (const auto& ci : rows)
-    list.push_back(connectionJson(ci, p.get(), now, earlier.get()));
+    list.push_back(
+        connectionJson(ci, c.st.conn_numbers.numberOf(ci.id, live), p.get(), now, earlier.get()));
   json j = {{"connections", std::move(list)}, {"matched", matched}};
   if (beyond > rows.size() && !rows.empty())
     j["next_after"] = rows.back().id;

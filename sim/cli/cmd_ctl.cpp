@@ -368,12 +368,17 @@ int connections(const CtlOptions& o) {
     // An untracked flow's entry lets nothing through (docs/design.md): its TCP state and expiry
     // would read as tracking, so the row says what the entry is instead.
     const bool untracked = c.value("tracking", "") == "untracked";
-    rows.push_back({str(c, "id"), proto, endpoint(c, "src", "sport"), endpoint(c, "dst", "dport"),
+    rows.push_back({c.contains("number") ? "#" + str(c, "number") : "-", proto,
+                    endpoint(c, "src", "sport"), endpoint(c, "dst", "dport"),
                     untracked ? "untracked: entry kept for the log" : str(c, "state"),
                     untracked ? "-" : fmt::format("{:.0f}s", c.value("expires_in_s", 0.0)),
-                    tracked.empty() ? "-" : tracked, connectionRule(c)});
+                    tracked.empty() ? "-" : tracked, connectionRule(c), str(c, "id")});
   }
-  printTable({"ID", "PROTO", "SOURCE", "DESTINATION", "STATE", "EXPIRES", "TRACKED", "RULE"}, rows);
+  // CONN: the short number the control plane gives a connection when it first shows it;
+  // ENGINE ID: what --id, --after and `flush --id` take (control/README.md "Connection ids").
+  printTable({"CONN", "PROTO", "SOURCE", "DESTINATION", "STATE", "EXPIRES", "TRACKED", "RULE",
+              "ENGINE ID"},
+             rows);
   fmt::print("{} shown, {} matching\n", list.size(), str(j, "matched"));
   if (j.contains("next_after") && !j["next_after"].is_null())
     fmt::print("more: add --after {}\n", str(j, "next_after"));

@@ -107,8 +107,7 @@ ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdi
   return a;
 }
 
-ConnRecord& ConnTracker::flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows,
-                                    const ParsedPacket& p, const Verdict* v, bool* from_orig) {
+FlowKey ConnTracker::flowKeyOf(const ParsedPacket& p) {
   FlowKey k = keyOf(p);
   if (isIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
     k.sport = k.dport = p.icmp_id;
@@ -117,8 +116,13 @@ ConnRecord& ConnTracker::flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, Fl
   std::swap(rev.src, rev.dst);
   std::swap(rev.sport, rev.dport);
   const bool forward = std::tie(k.src, k.sport) <= std::tie(rev.src, rev.sport);
+  return forward ? k : rev;
+}
+
+ConnRecord& ConnTracker::flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows,
+                                    const ParsedPacket& p, const Verdict* v, bool* from_orig) {
   bool inserted = false;
-  ConnRecord& r = flows.findOrInsert(forward ? k : rev, &inserted);
+  ConnRecord& r = flows.findOrInsert(flowKeyOf(p), &inserted);
   if (inserted) {
     begin(r, p, false);
     if (v != nullptr) r.first_reason = v->reason;

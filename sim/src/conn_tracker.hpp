@@ -89,6 +89,10 @@ class ConnTracker {
   // How long a record's flow may stay idle before it has timed out: the timeout of the state its
   // packets show (TCP closed, half-open or established; UDP one-way or stream; ICMP; other).
   static uint64_t idleLimitNs(const ConnRecord& r, const rules::Timeouts& timeouts);
+  // The key of a packet's bidirectional flow (the same from either direction), as records
+  // without a connection id are kept: addresses and ports, ICMP by type and code, ICMP queries
+  // by their identifier.
+  static FlowKey flowKeyOf(const dataplane::ParsedPacket& p);
   // Records of flows without a connection ended early (more such flows than the bound).
   uint64_t endedEarly() const { return ended_early_; }
 

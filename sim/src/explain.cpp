@@ -421,15 +421,10 @@ struct ConnMemo {
   uint64_t number = 0;
   uint64_t engine_id = 0;
   uint64_t first_index = 0;
-  RuleId opened_by = rules::kNoRule;
-  uint8_t proto = 0;
-  bool orig_protected = false, resp_protected = false;
-  bool orig_tracked = false, resp_tracked = false;
-  bool icmp_query = false;
-  uint64_t last_ts_ns = 0;
-  TcpState last_tcp = TcpState::kNone;
-  bool replied = false, stream = false;
-  rules::IfaceId orig_iface = rules::kNoIface, resp_iface = rules::kNoIface;
+  uint64_t last_ts_ns = 0;  // its last packet that the engine accepted
+  // The engine's facts of the connection after its latest packet (dataplane/conn_facts.hpp): its
+  // tracked sides, timeout class, stream promotion, the rule that opened it.
+  dataplane::ConnectionInfo facts;
 };
 
 // Addresses and ports of a connection, the same from either direction.
@@ -509,8 +504,9 @@ struct Explainer::Impl {
 
   Impl(rules::CompiledPolicyPtr p, ExplainOptions o)
       : policy(std::move(p)), opt(std::move(o)), replay(policy, replayOptions(opt)), near(*policy) {
-    replay.setObserver([this](uint64_t index, uint64_t ts, const Verdict& v,
-                              const ParsedPacket& pp) { observe(index, ts, v, pp); });
+    replay.setObserver(
+        [this](uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& pp,
+               const dataplane::ConnectionInfo& conn) { observe(index, ts, v, pp, conn); });
   }
 
   static ReplayOptions replayOptions(const ExplainOptions& o) {
@@ -561,7 +557,8 @@ struct Explainer::Impl {
     return false;
   }
 
-  void observe(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
+  void observe(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p,
+               const dataplane::ConnectionInfo& conn) {
     ++stats.packets;
     if (stats.packets == 1) stats.first_ts_ns = ts;
     const bool judged = hasRulesAloneVerdict(p, v);
@@ -581,7 +578,7 @@ struct Explainer::Impl {
       }
     }
     const bool sel = selected(index, p);
-    if (judged) remember(index, ts, v, p);
+    if (judged) remember(index, ts, v, p, conn);
     if (!sel) return;
     ++stats.selected;
     if (opt.limit != 0 && stats.shown >= opt.limit) return;
@@ -592,24 +589,9 @@ struct Explainer::Impl {
 
   // ---- connection memory ----
 
-  void setTracking(ConnMemo& m, const Flow5& from_orig) {
-    rules::Evaluation ev;
-    rules::evaluate(cp(), from_orig, rules::EvalMode::kFull, &ev);
-    m.orig_protected = ev.src_protected;
-    m.resp_protected = ev.dst_protected;
-    m.orig_tracked = m.resp_tracked = false;
-    for (int i = 0; i < ev.n_checks; ++i) {
-      const rules::Check& c = ev.checks[static_cast<size_t>(i)];
-      if (c.kind != CheckKind::kSg || !c.sg.allowed() || c.sg.untracked) continue;
-      (c.dir == Direction::kOutbound ? m.orig_tracked : m.resp_tracked) = true;
-    }
-    m.orig_iface = ev.src_iface;
-    m.resp_iface = ev.dst_iface;
-  }
-
-  void remember(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
+  void remember(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p,
+                const dataplane::ConnectionInfo& conn) {
     if (v.conn_id == 0 || p.icmp_is_error) return;  // an error is about a connection, not of it
-    const bool reply = (v.flags & dataplane::kFlagReply) != 0;
     auto it = conns.find(v.conn_id);
     if ((v.flags & dataplane::kFlagNewConnection) || it == conns.end()) {
       ConnMemo m;
@@ -617,49 +599,30 @@ struct Explainer::Impl {
       m.number = replay.connectionNumber(v.conn_id);
       m.engine_id = v.conn_id;
       m.first_index = index;
-      m.opened_by = v.rule;
-      m.proto = p.proto;
-      m.icmp_query = p.icmp_is_query_request || p.icmp_is_query_reply;
-      const Flow5 f = dataplane::ruleFlowOf(p);
-      setTracking(m, reply ? reverseFlow(f) : f);
       it = conns.insert_or_assign(v.conn_id, std::move(m)).first;
       const auto [sp, dp] = keyPorts(p);
       by_tuple[tupleOf(p.proto, p.src, p.dst, sp, dp)] = v.conn_id;
-    } else if (v.reason == Reason::kAllowRule && (v.flags & dataplane::kFlagMidStream)) {
-      // An untracked flow whose rules now track it: the engine re-opens it from this packet.
-      it->second.opened_by = v.rule;
-      setTracking(it->second, dataplane::ruleFlowOf(p));
     }
     ConnMemo& m = it->second;
-    if (v.tcp_after != TcpState::kNone) m.last_tcp = v.tcp_after;
+    if (conn.id == v.conn_id) {
+      m.facts = conn;
+    } else if (v.tcp_after != TcpState::kNone) {
+      m.facts.tcp_state = v.tcp_after;  // the entry is gone (a reset before any reply)
+    }
     if (!v.allowed() || (v.flags & dataplane::kFlagTcpInvalid)) return;
     m.last_ts_ns = ts;
-    if (reply) {
-      m.replied = true;
-    } else if (m.replied && p.proto == dataplane::kIpProtoUdp) {
-      m.stream = true;
-    }
   }
 
   // The interfaces whose groups track the connection.
   std::vector<std::string> trackedSides(const ConnMemo& m) const {
     std::vector<std::string> out;
-    if (m.orig_protected && m.orig_tracked && m.orig_iface != rules::kNoIface) {
-      out.push_back(cp().iface(m.orig_iface).name);
-    }
-    if (m.resp_protected && m.resp_tracked && m.resp_iface != rules::kNoIface) {
-      out.push_back(cp().iface(m.resp_iface).name);
-    }
+    auto add = [&](const rules::IpAddr& a) {
+      const rules::IfaceId i = cp().interfaceOf(a);
+      if (i != rules::kNoIface) out.push_back(cp().iface(i).name);
+    };
+    if (m.facts.srcSideTracks()) add(m.facts.orig_src);
+    if (m.facts.dstSideTracks()) add(m.facts.orig_dst);
     return out;
-  }
-
-  rules::TimeoutKey timeoutKeyOf(const ConnMemo& m) const {
-    if (m.proto == dataplane::kIpProtoTcp) return dataplane::tcpTimeoutKey(m.last_tcp);
-    if (m.proto == dataplane::kIpProtoUdp) {
-      return m.stream ? rules::TimeoutKey::kUdpStream : rules::TimeoutKey::kUdp;
-    }
-    if (m.icmp_query) return rules::TimeoutKey::kIcmp;
-    return rules::TimeoutKey::kOther;
   }
 
   // ---- texts and JSON pieces ----
@@ -722,7 +685,7 @@ struct Explainer::Impl {
     return Json{{"number", m.number},
                 {"engine_id", m.engine_id},
                 {"opened_by_packet", m.first_index},
-                {"rule", ruleJson(m.opened_by)},
+                {"rule", ruleJson(m.facts.opened_by)},
                 {"reply", reply}};
   }
   std::string timeoutWords(rules::TimeoutKey k) const {
@@ -1074,7 +1037,7 @@ struct Explainer::Impl {
     // 2. An earlier connection of the same tuple that timed out.
     if (earlier && (v.conn_id == 0 || (v.flags & dataplane::kFlagNewConnection)) &&
         ts_now_ > earlier->last_ts_ns) {
-      const rules::TimeoutKey k = timeoutKeyOf(*earlier);
+      const rules::TimeoutKey k = earlier->facts.timeoutKey();
       const uint64_t idle = ts_now_ - earlier->last_ts_ns;
       if (idle > uint64_t{cp().timeouts().get(k)} * 1000000000ull) {
         b.add("expired",
@@ -1096,8 +1059,8 @@ struct Explainer::Impl {
     const bool strict_invalid = v.reason == Reason::kDenyInvalid;
     bool src_tracked = false, dst_tracked = false;
     if (before && !invalid) {
-      src_tracked = reply ? before->resp_tracked : before->orig_tracked;
-      dst_tracked = reply ? before->orig_tracked : before->resp_tracked;
+      src_tracked = reply ? before->facts.dst_side_tracked : before->facts.src_side_tracked;
+      dst_tracked = reply ? before->facts.src_side_tracked : before->facts.dst_side_tracked;
       const bool help = (ev.src_protected && src_tracked) || (ev.dst_protected && dst_tracked);
       if (!reply && !help) src_tracked = dst_tracked = false;  // judged as a first packet
     }
@@ -1173,9 +1136,10 @@ struct Explainer::Impl {
                             endpointStr(q.dst, q.dport))
               : fmt::format("{} {} -> {}", rules::protoName(q.proto), q.src.str(), q.dst.str());
       std::string conn =
-          memo != nullptr ? fmt::format("connection #{}, opened by packet {} under {}",
-                                        memo->number, memo->first_index, ruleLabel(memo->opened_by))
-                          : fmt::format("a tracked connection (engine id {})", v.conn_id);
+          memo != nullptr
+              ? fmt::format("connection #{}, opened by packet {} under {}", memo->number,
+                            memo->first_index, ruleLabel(memo->facts.opened_by))
+              : fmt::format("a tracked connection (engine id {})", v.conn_id);
       Json qj = {{"proto", rules::protoName(q.proto)}, {"src", q.src.str()}, {"dst", q.dst.str()}};
       if (q.proto == dataplane::kIpProtoTcp || q.proto == dataplane::kIpProtoUdp) {
         qj["sport"] = q.sport;
@@ -1202,7 +1166,7 @@ struct Explainer::Impl {
       const std::string conn =
           fmt::format("{} connection #{}, opened by packet {} under {}",
                       reply ? "a reply on" : "a packet continuing", before->number,
-                      before->first_index, ruleLabel(before->opened_by));
+                      before->first_index, ruleLabel(before->facts.opened_by));
       const std::string text =
           reached ? fmt::format("{} are not consulted: this is {}.", groupsWords(c), conn)
                   : fmt::format("(not reached) {}: as {}, it would pass them without any rule.",
@@ -1354,7 +1318,7 @@ struct Explainer::Impl {
           return;
         }
         const std::vector<std::string> sides = trackedSides(*memo);
-        const rules::TimeoutKey k = timeoutKeyOf(*memo);
+        const rules::TimeoutKey k = memo->facts.timeoutKey();
         std::string text;
         const bool opened = (v.flags & dataplane::kFlagNewConnection) != 0;
         if (v.reason == Reason::kAllowUnprotected) {
@@ -1388,10 +1352,10 @@ struct Explainer::Impl {
           return;
         }
         const std::vector<std::string> sides = trackedSides(*memo);
-        const rules::TimeoutKey k = timeoutKeyOf(*memo);
+        const rules::TimeoutKey k = memo->facts.timeoutKey();
         // A UDP connection whose originator sends again after a reply is a stream (more than one
         // exchange): its timeout changes from udp's to udp_stream's (docs/design.md, "Tracking").
-        const bool became_stream = before && !before->stream && memo->stream;
+        const bool became_stream = before && !before->facts.stream && memo->facts.stream;
         std::string why_longer;
         if (became_stream) {
           why_longer = fmt::format(

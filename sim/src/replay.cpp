@@ -48,13 +48,21 @@ std::string withCommas(uint64_t v) {
 class FunctionObserver final : public detail::ReplayObserver {
  public:
   explicit FunctionObserver(Replay::Observer fn) : fn_(std::move(fn)) {}
+  explicit FunctionObserver(Replay::DetailObserver fn) : detail_fn_(std::move(fn)) {}
+  bool wantsDetail() const { return detail_fn_ != nullptr; }
   void packetsJudged(const detail::JudgedBurst& b) override {
+    if (b.conns != nullptr) {
+      for (unsigned i = 0; i < b.n; ++i)
+        detail_fn_(b.meta[i].index, b.meta[i].ts, b.verdicts[i], b.parsed[i], b.conns[i]);
+      return;
+    }
     for (unsigned i = 0; i < b.n; ++i)
       fn_(b.meta[i].index, b.meta[i].ts, b.verdicts[i], b.parsed[i]);
   }
 
  private:
   Replay::Observer fn_;
+  Replay::DetailObserver detail_fn_;
 };
 
 }  // namespace
@@ -95,6 +103,7 @@ struct Replay::Impl {
   dataplane::PacketRef refs[dataplane::kMaxBurst];
   detail::PacketMeta meta[dataplane::kMaxBurst];
   Verdict verdicts[dataplane::kMaxBurst];
+  dataplane::ConnectionInfo conns[dataplane::kMaxBurst];
   ParsedPacket parsed[dataplane::kMaxBurst];
   dataplane::Reason stateless_reasons[dataplane::kMaxBurst];
   uint64_t index = 0;
@@ -161,9 +170,14 @@ struct Replay::Impl {
     }
   }
 
-  void setObserver(Observer fn) {
+  template <class Fn>
+  void setObserver(Fn fn) {
     fn_observer = fn ? std::make_unique<FunctionObserver>(std::move(fn)) : nullptr;
     listObservers();
+  }
+  // The engine's connection facts per packet, when an observer asked for them.
+  dataplane::ConnectionInfo* connDetail() {
+    return fn_observer && fn_observer->wantsDetail() ? conns : nullptr;
   }
 
   const detail::PolicyTexts& texts() const { return *ctx.texts; }
@@ -360,14 +374,17 @@ struct Replay::Impl {
       if (opt.shared_engine) {
         std::lock_guard lock(burst_mu);
         if (policy_changed) adoptEnginePolicy();
-        engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr);
+        engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr,
+                        connDetail());
       } else {
-        engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr);
+        engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr,
+                        connDetail());
       }
       now_pub.store(clock, std::memory_order_release);
     } else {
       clock = std::max(clock, burst_max_ts);
-      engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr);
+      engine->process(*worker, refs, n, clock, verdicts, need_parsed ? parsed : nullptr,
+                      connDetail());
     }
     dispatch();
     n = 0;
@@ -392,6 +409,7 @@ struct Replay::Impl {
     b.verdicts = verdicts;
     b.parsed = parsed;
     b.stateless = stateless ? stateless_reasons : nullptr;
+    b.conns = connDetail();
     for (detail::ReplayObserver* o : observers)
       o->packetsJudged(b);
   }
@@ -647,6 +665,9 @@ const rules::CompiledPolicy& Replay::policy() const {
   return *impl_->policy;
 }
 void Replay::setObserver(Observer observer) {
+  impl_->setObserver(std::move(observer));
+}
+void Replay::setObserver(DetailObserver observer) {
   impl_->setObserver(std::move(observer));
 }
 uint64_t Replay::connectionNumber(uint64_t engine_id) const {

@@ -46,6 +46,9 @@ struct JudgedBurst {
   // With --stateless: the rules-alone reason of each packet, written by the stateless comparison
   // (which runs before the outputs that read it); null otherwise.
   dataplane::Reason* stateless = nullptr;
+  // With a Replay::DetailObserver: each packet's connection as the engine's facts after it
+  // (Engine::process's conn_out); null otherwise.
+  const dataplane::ConnectionInfo* conns = nullptr;
 };
 
 // The run as the outputs see it. The driver owns it and updates it between bursts.

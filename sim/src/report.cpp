@@ -6,6 +6,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "conn_tracker.hpp"
 #include "describe.hpp"
 #include "encap_cursor.hpp"
 #include "statewall/rules/evaluate.hpp"
@@ -37,43 +38,11 @@ bool isIp(const ParsedPacket& p) {
   return p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
 }
 
-// A bidirectional flow: the endpoints in a canonical order.
-struct FlowId {
-  uint8_t proto = 0;
-  rules::IpAddr a, b;
-  uint16_t pa = 0, pb = 0;
-  friend bool operator==(const FlowId&, const FlowId&) = default;
-};
-struct FlowIdHash {
-  size_t operator()(const FlowId& k) const {
-    uint64_t h = k.a.lo * 0x9e3779b97f4a7c15ull ^ k.a.hi ^ (uint64_t{k.proto} << 56);
-    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull ^ k.b.lo ^ (k.b.hi * 31);
-    h = (h ^ (h >> 31)) * 0x94d049bb133111ebull ^ (uint64_t{k.pa} << 16 | k.pb);
-    return static_cast<size_t>(h ^ (h >> 30));
-  }
-};
-
-// The flow of a packet without a connection id, as the replay's connection log keys it: ICMP by
-// type/code, echo by its id.
+// A bidirectional flow, as the replay's connection log keys records without a connection id.
+using FlowId = FlowKey;
+using FlowIdHash = detail::FlowKeyHash;
 FlowId flowIdOf(const ParsedPacket& p) {
-  FlowId k;
-  k.proto = p.proto;
-  rules::IpAddr s = p.src, d = p.dst;
-  uint16_t sp = p.sport, dp = p.dport;
-  if (isIcmp(p.proto)) {
-    if (p.icmp_is_query_request || p.icmp_is_query_reply) {
-      sp = dp = p.icmp_id;
-    } else {
-      sp = p.icmp_type;
-      dp = p.icmp_code;
-    }
-  }
-  if (std::tie(s, sp) <= std::tie(d, dp)) {
-    k.a = s, k.b = d, k.pa = sp, k.pb = dp;
-  } else {
-    k.a = d, k.b = s, k.pa = dp, k.pb = sp;
-  }
-  return k;
+  return detail::ConnTracker::flowKeyOf(p);
 }
 
 enum class EntryKind : uint8_t { kTcp, kUdp, kIcmpEcho, kOther };
@@ -317,22 +286,9 @@ struct ReportBuilder::Impl {
     schedule(v.conn_id, e);
   }
 
-  // The replay's idle limit of a record (sim/src/replay.cpp idleLimitNs) for flows without an id.
+  // The connection log's idle limit of a record (for flows without an id).
   uint64_t idleLimitNs(const ConnRecord& r) const {
-    TimeoutKey k;
-    if (r.proto == dataplane::kIpProtoTcp) {
-      k = r.tcpClosed() ? TimeoutKey::kTcpTimeWait
-          : (r.orig.syn || r.resp.synack) && !(r.orig.synack || r.resp.any)
-              ? TimeoutKey::kTcpSynSent
-              : TimeoutKey::kTcpEstablished;
-    } else if (r.proto == dataplane::kIpProtoUdp) {
-      k = r.orig.any && r.resp.any ? TimeoutKey::kUdpStream : TimeoutKey::kUdp;
-    } else if (isIcmp(r.proto)) {
-      k = TimeoutKey::kIcmp;
-    } else {
-      k = TimeoutKey::kOther;
-    }
-    return timeoutNs(k);
+    return detail::ConnTracker::idleLimitNs(r, policy->timeouts());
   }
 
   Reason stateless(const ParsedPacket& p, const Verdict& v) {

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "common/run_command.hpp"
 #include "control_test_util.hpp"
 #include "statewall/control/server.hpp"
@@ -140,6 +142,41 @@ TEST_F(CtlTest, ConnectionsAndFlush) {
   EXPECT_EQ(all.exit_code, 0);
   EXPECT_EQ(json::parse(all.out)["deleted"], 1);
   EXPECT_EQ(h_.engine().connectionCount(), 0u);
+}
+
+// Connections are shown by a short number (#1, #2, ... as the control plane first shows them),
+// the same from one listing to the next; the engine's long id stays in JSON "id" and the last
+// column, for --id and --after (issue 20). Failed before: the rows began with ids like 4294967296
+// and JSON had no "number".
+TEST_F(CtlTest, ConnectionsHaveShortNumbers) {
+  h_.handshake("10.9.0.1", 40001, "10.0.1.10", 443);
+  h_.handshake("10.9.0.2", 40002, "10.0.1.10", 443);
+  const json first = json::parse(ctl("--json connections").out);
+  ASSERT_EQ(first["connections"].size(), 2u) << first.dump();
+  EXPECT_EQ(first["connections"][0]["number"], 1) << first.dump();
+  EXPECT_EQ(first["connections"][1]["number"], 2) << first.dump();
+  h_.handshake("10.9.0.3", 40003, "10.0.1.10", 443);
+  const json again = json::parse(ctl("--json connections").out);
+  ASSERT_EQ(again["connections"].size(), 3u) << again.dump();
+  std::map<int, int> number_of;  // sport -> number, from the first listing
+  for (const json& c : first["connections"])
+    number_of[c["sport"].get<int>()] = c["number"].get<int>();
+  number_of[40003] = 3;
+  for (const json& c : again["connections"]) {
+    EXPECT_EQ(c["number"], number_of[c["sport"].get<int>()]) << c.dump();
+    EXPECT_GT(c["id"].get<uint64_t>(), 0u);
+  }
+  CtlRun list = ctl("connections");
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  std::istringstream in(list.out);
+  std::string header;
+  std::getline(in, header);
+  EXPECT_EQ(header.rfind("CONN", 0), 0u) << list.out;
+  std::string row;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("10.9.0.1:40001") != std::string::npos) row = line;
+  }
+  EXPECT_EQ(row.rfind("#" + std::to_string(number_of[40001]) + " ", 0), 0u) << list.out;
 }
 
 // After a policy with other rules is loaded, a connection the earlier one opened shows that its

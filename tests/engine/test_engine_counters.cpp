@@ -175,6 +175,47 @@ TEST(EngineCounters, ConnectionListAndExpiry) {
             Reason::kDenySg);
 }
 
+// Engine::process's opt-in connection detail: per packet, the connection as that packet left it,
+// even when later packets of the same burst change it (docs/design.md "Connection tracking").
+TEST(EngineCounters, ConnectionDetailPerPacketOfABurst) {
+  Harness h;
+  const Bytes req = buildUdp(
+      {.src = ipAddr("198.51.100.7"), .dst = ipAddr("10.0.1.10"), .sport = 5000, .dport = 53});
+  const Bytes resp = buildUdp(
+      {.src = ipAddr("10.0.1.10"), .dst = ipAddr("198.51.100.7"), .sport = 53, .dport = 5000});
+  const Bytes syn = tcp("198.51.100.7", 4000, "10.0.1.10", 80, kAck, 100, 1);  // mid-stream
+  const Bytes denied = tcp("198.51.100.7", 4001, "10.0.1.10", 81, kSyn, 100);
+  const std::vector<const Bytes*> frames = {&req, &resp, &req, &syn, &denied};
+  std::vector<PacketRef> refs;
+  for (const Bytes* f : frames)
+    refs.push_back(PacketRef{f->data(), static_cast<uint32_t>(f->size())});
+  Verdict v[5];
+  ConnectionInfo c[5];
+  h.engine().process(h.worker(), refs.data(), 5, 1000 * kSec, v, nullptr, c);
+  ASSERT_NE(v[0].conn_id, 0u);
+  EXPECT_EQ(c[0].id, v[0].conn_id);
+  EXPECT_TRUE(c[0].dst_side_tracked && c[0].dst_side_protected);
+  EXPECT_FALSE(c[0].src_side_tracked || c[0].src_side_protected);
+  EXPECT_TRUE(c[0].dstSideTracks());
+  EXPECT_FALSE(c[0].replied);
+  EXPECT_EQ(c[0].timeoutKey(), rules::TimeoutKey::kUdp);
+  EXPECT_TRUE(c[1].replied);
+  EXPECT_FALSE(c[1].stream);
+  EXPECT_EQ(c[1].timeoutKey(), rules::TimeoutKey::kUdp);
+  EXPECT_TRUE(c[2].stream);  // the originator sent again after a reply
+  EXPECT_EQ(c[2].timeoutKey(), rules::TimeoutKey::kUdpStream);
+  EXPECT_TRUE(c[3].mid_stream);
+  EXPECT_EQ(c[3].tcp_state, TcpState::kEstablished);
+  EXPECT_EQ(c[3].timeoutKey(), rules::TimeoutKey::kTcpEstablished);
+  EXPECT_EQ(c[4].id, 0u);  // denied: no connection
+  // Without the detail, the same verdicts.
+  Harness h2;
+  Verdict v2[5];
+  h2.engine().process(h2.worker(), refs.data(), 5, 1000 * kSec, v2);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(v2[i].reason, v[i].reason) << i;
+}
+
 TEST(EngineCounters, EraseConnections) {
   Harness h;
   EXPECT_EQ(handshake(h, 4100).reason, Reason::kAllowTracked);

@@ -567,6 +567,18 @@ class ConnTable {
     return static_cast<uint64_t>(e->key.generation()) << 32 | indexOf(e);
   }
 
+  // The entry a connection id (connId()) names while that connection lives (possibly expired, not
+  // yet swept); null once it is dead or its entry holds another connection. The thread that
+  // inserts into the table, as an online reader (another inserting thread could be writing the
+  // entry's key).
+  const Entry* findById(uint64_t id) const {
+    const uint64_t idx = id & 0xffffffffu;
+    if (idx >= pool_) return nullptr;
+    const Entry& e = entries_[idx];
+    if (e.expiresNs() == 0 || e.key.generation() != (id >> 32)) return nullptr;
+    return &e;
+  }
+
   // Live entries the table holds at most (without a reserve: the entry pool).
   size_t capacity() const { return capacity_; }
   // The eviction reserve the table was made with (0: no early drop).

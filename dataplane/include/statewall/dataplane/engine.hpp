@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "statewall/dataplane/conn_facts.hpp"
 #include "statewall/dataplane/packet.hpp"
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/dataplane/verdict.hpp"
@@ -117,23 +118,6 @@ struct Counters {
   uint64_t totalPackets() const;
 };
 
-// A tracked connection, as the control plane and outputs list it.
-struct ConnectionInfo {
-  uint64_t id;
-  uint8_t proto;
-  rules::IpAddr orig_src, orig_dst;  // as the originator sent its first packet
-  uint16_t orig_sport, orig_dport;   // ICMP query: the id, then the request type
-  TcpState tcp_state;
-  bool src_side_tracked, dst_side_tracked;
-  // Whether each side's address is a protected interface. A protected side with no tracked
-  // side is an untracked flow (docs/design.md): its packets are judged by the rules both ways
-  // and the entry is kept only for the log; with no protected side the flow is unprotected.
-  bool src_side_protected, dst_side_protected;
-  bool replied;
-  rules::RuleId opened_by;
-  uint64_t expires_ns;
-};
-
 class Engine {
  public:
   // Per-thread state: grace-period registration, counters, burst scratch. Opaque.
@@ -165,8 +149,12 @@ class Engine {
   // go backwards for one worker). Writes out[0..n), and optionally the parsed packets to
   // parsed_out[0..n). Ends with a quiescent point: the worker holds no table references after it.
   // No allocation, no lock, no exception.
+  // conn_out (opt-in detail, for outputs that explain packets): conn_out[i] is out[i].conn_id's
+  // connection as packet i left it (before the packets after it in the burst); id 0 when the
+  // packet has none or its entry is gone (a reset before any reply). Chosen once per burst: a
+  // burst without it runs the same loop as before.
   void process(Worker& w, const PacketRef* pkts, unsigned n, uint64_t now_ns, Verdict* out,
-               ParsedPacket* parsed_out = nullptr) noexcept;
+               ParsedPacket* parsed_out = nullptr, ConnectionInfo* conn_out = nullptr) noexcept;
 
   // Publishes a new policy with one atomic swap; packets after it use the new one. Tracked
   // connections continue; untracked flows follow the new rules at once.
