@@ -714,10 +714,16 @@ json hostIoJson(const HostIo& io) {
                      {"rx_errors", p.rx_errors},
                      {"tx_errors", p.tx_errors},
                      {"rx_nombuf", p.rx_nombuf}});
-  return {{"ports", std::move(ports)},
-          {"tx_dropped", io.tx_dropped},
-          {"oversize", io.oversize},
-          {"mbufs", {{"capacity", io.mbufs_capacity}, {"in_use", io.mbufs_in_use}}}};
+  json j = {{"ports", std::move(ports)},
+            {"tx_dropped", io.tx_dropped},
+            {"oversize", io.oversize},
+            {"mbufs", {{"capacity", io.mbufs_capacity}, {"in_use", io.mbufs_in_use}}}};
+  if (io.gwlb)
+    j["gwlb"] = {{"geneve", io.gwlb_geneve},
+                 {"returned", io.gwlb_returned},
+                 {"malformed", io.gwlb_malformed},
+                 {"not_geneve", io.gwlb_not_geneve}};
+  return j;
 }
 
 ApiResponse getStats(const Ctx& c) {
