@@ -1,7 +1,7 @@
 // Packets per second through the statewalld appliance: the same Appliance class, lcore loops and
 // engine as statewalld, on two net_ring ports made in-process.
 //
-//   statewall_bench_dpdk [EAL args] -- [--mix established|new] [--lcores N] [--mode M]
+//   statewall_bench_dpdk [EAL args] -- [--mix established|new|gwlb] [--lcores N] [--mode M]
 //        [--packets N] [--runs R] [--seconds S] [--warmup S] [--flows F] [--table-size N]
 //
 // Traffic mixes (all TCP to 10.0.1.10:443, allowed by the policy's one inbound rule):
@@ -10,6 +10,10 @@
 //                check (allow-tracked).
 //   new:         every connection is new: SYN, SYN-ACK, ACK, RST with a fresh client address and
 //                port: a table insert, three updates, and a CLOSE entry the sweep reclaims.
+//   gwlb:        established, each frame in GENEVE with AWS's three options as a Gateway Load
+//                Balancer sends it (68 bytes more), through statewalld --gwlb on one port: the
+//                GENEVE step, the inner packet judged, the outer addresses swapped on the way
+//                back out of the same port.
 //
 // Modes:
 //   preload (default): N packets are built into the inside port's rx rings (one per lcore, flows
@@ -104,8 +108,8 @@ bool parseArgs(int argc, char** argv, Args* a) {
       return false;
     }
   }
-  if (a->mix != "established" && a->mix != "new") {
-    std::fprintf(stderr, "--mix is established or new\n");
+  if (a->mix != "established" && a->mix != "new" && a->mix != "gwlb") {
+    std::fprintf(stderr, "--mix is established, new or gwlb\n");
     return false;
   }
   if (a->mode != "preload" && a->mode != "stream") {
@@ -147,12 +151,32 @@ void setClient(uint8_t* f, bool client_is_src, uint16_t addr_lo, uint16_t port) 
   put16(tcp + 16, csumFix(c, old_p, port));
 }
 
+constexpr const char* kGwlbAddress = "10.9.0.5";
+
+// --mix gwlb: each frame in GENEVE from a load balancer node to the appliance, with AWS's options
+// (class 0x0108: endpoint id 8 bytes, attachment id 8 bytes, flow cookie 4 bytes) and the IP
+// packet as payload.
+dp::FrameOptions gwlbFrame() {
+  dp::FrameOptions f;
+  dp::TunnelSpec t;
+  t.kind = dp::EncapHeader::Kind::kGeneve;
+  t.outer_src = dp::ipAddr("10.9.0.1");
+  t.outer_dst = dp::ipAddr(kGwlbAddress);
+  t.sport = 61234;
+  t.geneve_ip = true;
+  t.geneve_options = {0x01, 0x08, 1, 2, 1, 2, 3, 4, 5,    6,    7, 8, 0x01, 0x08, 2,    2,
+                      1,    2,    3, 4, 5, 6, 7, 8, 0x01, 0x08, 3, 1, 0xc0, 0x0c, 0x1e, 0x5e};
+  f.tunnels.push_back(t);
+  return f;
+}
+
 // Frames for one ring: a fixed sequence for `established` (handshakes once, then data forever),
 // a rewritten 4-packet template for `new`.
 class Source {
  public:
   Source(const Args& a, unsigned ring) : mix_new_(a.mix == "new"), ring_(ring) {
     const auto client = dp::ipAddr("100.64.0.1"), server = dp::ipAddr("10.0.1.10");
+    const dp::FrameOptions fo = a.mix == "gwlb" ? gwlbFrame() : dp::FrameOptions{};
     if (mix_new_) {
       tmpl_ = {
           dp::buildTcp({.src = client,
@@ -197,7 +221,8 @@ class Source {
                                            .dport = 443,
                                            .flags = dp::kSyn,
                                            .seq = 100,
-                                           .mss = 1460}));
+                                           .mss = 1460},
+                                          fo));
         handshake_.push_back(dp::buildTcp({.src = server,
                                            .dst = c,
                                            .sport = 443,
@@ -205,14 +230,16 @@ class Source {
                                            .flags = dp::kSyn | dp::kAck,
                                            .seq = 900,
                                            .ack = 101,
-                                           .mss = 1460}));
+                                           .mss = 1460},
+                                          fo));
         handshake_.push_back(dp::buildTcp({.src = c,
                                            .dst = server,
                                            .sport = sp,
                                            .dport = 443,
                                            .flags = dp::kAck,
                                            .seq = 101,
-                                           .ack = 901}));
+                                           .ack = 901},
+                                          fo));
         // The same in-window segment again and again: a retransmission to the tracker, which
         // checks it like any other.
         data_.push_back(dp::buildTcp({.src = c,
@@ -222,14 +249,16 @@ class Source {
                                       .flags = dp::kAck | dp::kPsh,
                                       .seq = 101,
                                       .ack = 901,
-                                      .payload_len = 64}));
+                                      .payload_len = 64},
+                                     fo));
         data_.push_back(dp::buildTcp({.src = server,
                                       .dst = c,
                                       .sport = 443,
                                       .dport = sp,
                                       .flags = dp::kAck,
                                       .seq = 901,
-                                      .ack = 165}));
+                                      .ack = 165},
+                                     fo));
       }
     }
   }
@@ -293,12 +322,13 @@ rte_ring* makeRing(const std::string& name, unsigned size) {
 }
 
 // Rings of `size` per lcore and the two ports over them ("net_ring_bi<run>", "net_ring_bo<run>").
-void makePorts(Rings& r, unsigned lcores, unsigned size, unsigned run) {
+// With `one_arm` (--mix gwlb) the inside port transmits too: its tx rings get `size` as well.
+void makePorts(Rings& r, unsigned lcores, unsigned size, unsigned run, bool one_arm) {
   const std::string tag = std::to_string(run);
   for (unsigned q = 0; q < lcores; ++q) {
     const std::string qs = tag + "_" + std::to_string(q);
     r.in_rx.push_back(makeRing("irx" + qs, size));
-    r.in_tx.push_back(makeRing("itx" + qs, 64));
+    r.in_tx.push_back(makeRing("itx" + qs, one_arm ? size : 64));
     r.out_rx.push_back(makeRing("orx" + qs, 64));
     r.out_tx.push_back(makeRing("otx" + qs, size));
   }
@@ -315,8 +345,14 @@ void makePorts(Rings& r, unsigned lcores, unsigned size, unsigned run) {
 std::unique_ptr<statewall::dpdk::Appliance> makeAppliance(
     const Args& args, const statewall::rules::CompiledPolicyPtr& policy, unsigned run) {
   statewall::dpdk::Options o;
-  o.inside = "net_ring_bi" + std::to_string(run);
-  o.outside = "net_ring_bo" + std::to_string(run);
+  if (args.mix == "gwlb") {
+    o.gwlb = true;
+    o.port = "net_ring_bi" + std::to_string(run);
+    o.address = kGwlbAddress;
+  } else {
+    o.inside = "net_ring_bi" + std::to_string(run);
+    o.outside = "net_ring_bo" + std::to_string(run);
+  }
   o.lcores = args.lcores;
   o.table_size = args.table_size;
   o.rx_desc = 512;
@@ -437,7 +473,7 @@ int runPreload(const Args& args, const statewall::rules::CompiledPolicyPtr& poli
   statewall::dpdk::Report last;
   for (unsigned run = 0; run < args.runs; ++run) {
     Rings r;
-    makePorts(r, args.lcores, per_ring + 64, run);
+    makePorts(r, args.lcores, per_ring + 64, run, args.mix == "gwlb");
     auto app = makeAppliance(args, policy, run);
     uint64_t total = 0;
     for (unsigned q = 0; q < args.lcores; ++q) {
@@ -523,7 +559,7 @@ int runPreload(const Args& args, const statewall::rules::CompiledPolicyPtr& poli
 // Stream mode: a live generator on the main lcore.
 int runStream(const Args& args, const statewall::rules::CompiledPolicyPtr& policy) {
   Rings r;
-  makePorts(r, args.lcores, kRingSize, 0);
+  makePorts(r, args.lcores, kRingSize, 0, args.mix == "gwlb");
   rte_mempool* pool =
       rte_pktmbuf_pool_create("bench_gen", args.lcores * kRingSize * 4 - 1, 256, 0,
                               RTE_PKTMBUF_HEADROOM + 256, static_cast<int>(rte_socket_id()));
@@ -542,7 +578,7 @@ int runStream(const Args& args, const statewall::rules::CompiledPolicyPtr& polic
     src.emplace_back(args, q);
   uint64_t produced = 0;
   // Established: open every connection before the clock starts.
-  if (args.mix == "established") {
+  if (args.mix != "new") {
     size_t hs = 0;
     for (const Source& s : src)
       hs += s.handshakePackets();

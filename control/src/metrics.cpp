@@ -55,6 +55,16 @@ void renderIo(std::string& out, const HostIo& io) {
   header(out, "statewall_oversize_total", "counter",
          "Frames too long to judge as a whole, dropped (not a policy verdict).");
   fmt::format_to(it, "statewall_oversize_total {}\n", io.oversize);
+  if (io.gwlb) {
+    header(out, "statewall_gwlb_frames_total", "counter",
+           "Gateway Load Balancer mode: received frames by kind (geneve: judged on the inner "
+           "packet; returned: allowed and sent back; malformed; not-geneve: dropped).");
+    fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"geneve\"}} {}\n", io.gwlb_geneve);
+    fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"returned\"}} {}\n", io.gwlb_returned);
+    fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"malformed\"}} {}\n", io.gwlb_malformed);
+    fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"not-geneve\"}} {}\n",
+                   io.gwlb_not_geneve);
+  }
   header(out, "statewall_mbufs_capacity", "gauge", "Mbufs in the pool.");
   fmt::format_to(it, "statewall_mbufs_capacity {}\n", io.mbufs_capacity);
   header(out, "statewall_mbufs_in_use", "gauge",

@@ -92,6 +92,7 @@ struct ServerState {
   // rather than in the listeners: sessions outlive them while the io_context is destroyed.
   std::atomic<size_t> unix_active{0};
   std::atomic<size_t> tcp_active{0};
+  std::atomic<size_t> health_active{0};
   // The held drop log streams (GET /v1/drops?follow=1), woken when the host has new drops and
   // ended when the server stops. open_streams counts those whose final chunk is not yet out.
   std::mutex streams_mu;
@@ -136,12 +137,15 @@ template <class Socket>
 class Session : public DropStream, public std::enable_shared_from_this<Session<Socket>> {
  public:
   // `active` is the connection count of the listener that accepted it.
-  Session(Socket socket, ServerState& state, std::atomic<size_t>& active, bool require_token)
+  // `health_only`: every request is answered as GET /v1/health (ServerOptions::health_port).
+  Session(Socket socket, ServerState& state, std::atomic<size_t>& active, bool require_token,
+          bool health_only = false)
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         state_(state),
         active_(active),
-        require_token_(require_token) {
+        require_token_(require_token),
+        health_only_(health_only) {
     active_.fetch_add(1, std::memory_order_relaxed);
   }
   ~Session() override {
@@ -261,6 +265,14 @@ class Session : public DropStream, public std::enable_shared_from_this<Session<S
     }
     HttpRequest req = parser_->release();
     parser_.reset();
+    if (health_only_) {
+      // A load balancer's health check: whatever it asks, the health is the answer.
+      HttpRequest health{http::verb::get, "/v1/health", req.version()};
+      health.keep_alive(req.keep_alive());
+      res_ = respondSafely(*state_.api, health, "");
+      write();
+      return;
+    }
     const std::string_view token = require_token_ ? state_.token : std::string_view();
     const auto method = req.method_string();
     const auto target = req.target();
@@ -431,6 +443,7 @@ class Session : public DropStream, public std::enable_shared_from_this<Session<S
   ServerState& state_;
   std::atomic<size_t>& active_;
   bool require_token_;
+  bool health_only_;
   bool linger_ = true;
   uint64_t timer_gen_ = 0;
   Clock::time_point request_deadline_;
@@ -456,8 +469,9 @@ template <class Protocol>
 class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
  public:
   Listener(asio::io_context& io, ServerState& state, std::atomic<size_t>& active,
-           size_t max_connections, bool require_token)
-      : io_(io),
+           size_t max_connections, bool require_token, bool health_only = false)
+      : health_only_(health_only),
+        io_(io),
         acceptor_(asio::make_strand(io)),
         retry_(acceptor_.get_executor()),
         state_(state),
@@ -516,11 +530,12 @@ class Listener : public std::enable_shared_from_this<Listener<Protocol>> {
     }
     bool over = active_.load(std::memory_order_relaxed) >= max_connections_;
     std::make_shared<Session<typename Protocol::socket>>(std::move(socket), state_, active_,
-                                                         require_token_)
+                                                         require_token_, health_only_)
         ->start(over);
     accept();
   }
 
+  bool health_only_;
   asio::io_context& io_;
   typename Protocol::acceptor acceptor_;
   asio::steady_timer retry_;
@@ -550,6 +565,7 @@ struct ControlServer::Impl {
   std::optional<asio::steady_timer> sampler;
   std::shared_ptr<Listener<Local>> unix_listener;
   std::shared_ptr<Listener<Tcp>> tcp_listener;
+  std::shared_ptr<Listener<Tcp>> health_listener;
   std::vector<std::thread> threads;
   std::thread load_thread;
 
@@ -656,6 +672,18 @@ struct ControlServer::Impl {
     tcp_port = tcp_listener->acceptor().local_endpoint(ec).port();
     return Status::success();
   }
+
+  Status openHealth() {
+    health_listener = std::make_shared<Listener<Tcp>>(
+        io, state, state.health_active, options.max_health_connections,
+        /*require_token=*/false, /*health_only=*/true);
+    const Status s = health_listener->open(
+        Tcp::endpoint(asio::ip::address_v4::any(), options.health_port), nullptr);
+    if (!s.ok())
+      return Status::failure(
+          fmt::format("health check port {}: {}", options.health_port, s.message()));
+    return Status::success();
+  }
 };
 
 ControlServer::ControlServer(dataplane::Engine& engine, ServerOptions options, HostHooks hooks)
@@ -669,7 +697,7 @@ Status ControlServer::start() {
   Impl& m = *impl_;
   if (m.started) return Status::failure("control server already started");
   m.started = true;
-  if (m.options.unix_socket.empty() && m.options.tcp_listen.empty())
+  if (m.options.unix_socket.empty() && m.options.tcp_listen.empty() && m.options.health_port == 0)
     return Status::failure("control server: no Unix socket and no TCP listener configured");
   m.state.api = &m.api;
   m.state.limits = m.options.limits;
@@ -679,12 +707,14 @@ Status ControlServer::start() {
   Status s;
   if (!m.options.unix_socket.empty()) s = m.openUnix();
   if (s.ok() && !m.options.tcp_listen.empty()) s = m.openTcp();
+  if (s.ok() && m.options.health_port != 0) s = m.openHealth();
   if (!s.ok()) {
     stop();
     return s;
   }
   if (m.unix_listener) m.unix_listener->accept();
   if (m.tcp_listener) m.tcp_listener->accept();
+  if (m.health_listener) m.health_listener->accept();
   m.sampler.emplace(m.io);
   m.sample();
   m.load_work.emplace(m.load_io.get_executor());
@@ -701,6 +731,7 @@ void ControlServer::stop() {
   m.stopped = true;
   if (m.unix_listener) m.unix_listener->close();
   if (m.tcp_listener) m.tcp_listener->close();
+  if (m.health_listener) m.health_listener->close();
   // Drop log streams end with their last chunk, so that a client sees a clean end rather than
   // a cut connection; a client that does not take it within a short grace is cut.
   m.state.forEachStream([](DropStream& s) { s.finish(); });

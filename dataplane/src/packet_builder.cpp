@@ -412,8 +412,8 @@ uint16_t udpTunnelPort(Kind k) {
 }
 
 bool carriesEthernet(const TunnelSpec& t) {
-  return t.kind == Kind::kVxlan || t.kind == Kind::kGeneve || t.kind == Kind::kErspan ||
-         (t.kind == Kind::kGre && t.ethernet);
+  return t.kind == Kind::kVxlan || (t.kind == Kind::kGeneve && !t.geneve_ip) ||
+         t.kind == Kind::kErspan || (t.kind == Kind::kGre && t.ethernet);
 }
 
 // The GRE header (RFC 2784/2890) for protocol `proto`; `key` and `seq` as given.
@@ -477,7 +477,7 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
       if (opt.size() > 63 * 4) die("GENEVE options longer than 252 bytes");
       put8(b, static_cast<uint8_t>(opt.size() / 4));
       put8(b, 0);
-      put16(b, kEtherTypeTeb);
+      put16(b, t.geneve_ip ? inner_type : kEtherTypeTeb);
       put32(b, (t.value & 0xffffff) << 8);
       b.insert(b.end(), opt.begin(), opt.end());
       break;

@@ -723,8 +723,6 @@ struct TunnelStep {
   const char* why = nullptr;
 };
 
-enum class TunnelFound : uint8_t { kNone, kTunnel, kMalformed };
-
 [[gnu::cold]] TunnelFound badTunnel(TunnelStep* t, Layer layer, const char* why) {
   t->layer = layer;
   t->why = why;
@@ -1148,6 +1146,22 @@ bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, const Pars
   // The fast path's frames (TCP) are never tunnels: the same result with or without decap.
   if (link == LinkType::kEthernet && parseEthernetIpv4Tcp(data, caplen, out)) return true;
   return parseFrame(data, caplen, link, opts.decap ? &opts : nullptr, out, nullptr);
+}
+
+TunnelFound findInnerPacket(const uint8_t* data, const ParsedPacket& outer,
+                            const ParseOptions& opts, InnerPacket* inner) noexcept {
+  TunnelStep t;
+  const TunnelFound found = findTunnel(data, outer, opts, &t);
+  if (found == TunnelFound::kMalformed) {
+    inner->layer = t.layer;
+    inner->why = t.why;
+  } else if (found == TunnelFound::kTunnel) {
+    inner->kind = t.kind;
+    inner->off = t.off;
+    inner->end = t.end;
+    inner->type = t.type;
+  }
+  return found;
 }
 
 std::vector<EncapHeader> encapsulation(const uint8_t* data, uint32_t caplen, LinkType link,

@@ -17,6 +17,7 @@
 #include <new>
 
 #include "flow_log.hpp"
+#include "gwlb_burst.hpp"
 #include "port.hpp"
 #include "spsc_ring.hpp"
 #include "statewall/dataplane/engine.hpp"
@@ -81,7 +82,7 @@ struct RxUnit {
   uint16_t queue;
   uint16_t tx_port;
   uint32_t rx_frame_max;  // frames this long may be cut short (PortSetup::rx_frame_max)
-  uint8_t port_role;      // 0 inside, 1 outside
+  uint8_t port_role;      // 0 inside, 1 outside, 2 the one port of --gwlb (DropRecord::port)
 };
 
 }  // namespace
@@ -97,6 +98,7 @@ struct LcoreState {
   LcoreCounters counters;
   alignas(64) std::atomic<bool> idle{false};
   std::atomic<bool> test_stall{false};  // stallLcoreForTest(); read only in empty rounds
+  GwlbCounters gwlb;                    // --gwlb only
   // Denied packets for the drop log: filled by this lcore (rate-limited), drained by the main
   // lcore. The limiter's window and budget are this lcore's alone.
   SpscRing<DropRecord, kDropRingSize> drops;
@@ -113,7 +115,12 @@ struct Appliance::Impl {
   Options options;
   rules::CompiledPolicyPtr policy;
   std::unique_ptr<dataplane::Engine> engine;
-  PortSetup ports[2];  // inside, outside
+  PortSetup ports[2];  // inside, outside; with --gwlb only ports[0], the one port
+  int nports = 2;
+  // --gwlb: GENEVE to this address is judged on its inner packet and returned (gwlb.hpp).
+  bool gwlb = false;
+  rules::IpAddr gwlb_address{};
+  dataplane::ParseOptions gwlb_parse{};
   rte_mempool* pool = nullptr;
   std::vector<std::unique_ptr<LcoreState>> lcores;
   TscClock clock;
@@ -170,7 +177,7 @@ void recordDrops(Appliance::Impl& app, LcoreState& me, const RxUnit& u, const Pa
     }
     --me.drop_budget;
     dataplane::ParsedPacket p;
-    dataplane::parsePacket(refs[i].data, refs[i].len, dataplane::LinkType::kEthernet, &p);
+    dataplane::parsePacket(refs[i].data, refs[i].len, refs[i].link, &p);
     DropRecord r;
     r.time_ns = now_ns;
     r.policy_version = version;
@@ -242,6 +249,11 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
     pkts[k++] = m;
   }
 
+  // --gwlb: the engine judges the packets inside the GENEVE frames to us; the rest are freed.
+  GwlbOuter outer[kMaxBurst];
+  if (app.gwlb && k > 0)
+    k = gwlbDecapBurst(app.gwlb_address, app.gwlb_parse, me.gwlb, refs, pkts, outer, k);
+
   Verdict verdicts[kMaxBurst];
   if (k > 0) {
     FlowLogLcore* fl = me.flow_log;
@@ -255,12 +267,14 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
   uint64_t tx_bytes = 0;
   for (unsigned i = 0; i < k; ++i) {
     if (verdicts[i].allowed()) {
+      if (app.gwlb) gwlbReturnMbuf(pkts[i], outer[i]);
       tx_bytes += pkts[i]->pkt_len;
       tx[ntx++] = pkts[i];
     } else {
       drop[ndrop++] = pkts[i];
     }
   }
+  if (app.gwlb && ntx > 0) GwlbCounters::add(me.gwlb.returned, ntx);
   if (ndrop > 0) {
     recordDrops(app, me, u, refs, verdicts, k, now_ns);
     rte_pktmbuf_free_bulk(drop, ndrop);
@@ -360,9 +374,9 @@ int lcoreMain(void* arg) {
 
 // Mbufs the rings and lcores can hold at once: every rx descriptor filled, every tx descriptor
 // waiting, and per lcore one burst in hand plus its mempool cache.
-size_t mbufsNeeded(const PortSetup ports[2], unsigned lcores, unsigned burst) {
+size_t mbufsNeeded(const PortSetup ports[2], int nports, unsigned lcores, unsigned burst) {
   size_t n = 0;
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < nports; ++i)
     n += size_t{ports[i].rx_queues} * ports[i].rx_desc +
          size_t{ports[i].tx_queues} * ports[i].tx_desc;
   n += size_t{lcores} * (2 * size_t{burst} + kMempoolCache);
@@ -390,7 +404,7 @@ std::string mib(double bytes) {
 }  // namespace
 
 Appliance::Impl::~Impl() {
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < nports; ++i)
     if (ports_configured[i] && !closed) {
       if (ports_started[i]) rte_eth_dev_stop(ports[i].port_id);
       rte_eth_dev_close(ports[i].port_id);
@@ -467,25 +481,42 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
     return nullptr;
   }
 
-  uint16_t ids[2];
-  if (!resolvePort(options.inside, "inside", &ids[0], error)) return nullptr;
-  if (!resolvePort(options.outside, "outside", &ids[1], error)) return nullptr;
-  if (ids[0] == ids[1]) {
-    *error = "--inside and --outside name the same port (" + std::to_string(ids[0]) + ")";
-    return nullptr;
-  }
+  uint16_t ids[2] = {0, 0};
   const char* roles[2] = {"inside", "outside"};
-  for (int i = 0; i < 2; ++i)
+  if (options.gwlb) {
+    // One arm: frames go back out of the port they came in on.
+    a.nports = 1;
+    a.gwlb = true;
+    a.gwlb_parse = gwlbParseOptions();
+    const std::optional<rules::IpAddr> address = rules::IpAddr::parse(options.address);
+    if (!address) {
+      *error = "--address " + options.address + ": expected an IPv4 or IPv6 address";
+      return nullptr;
+    }
+    a.gwlb_address = *address;
+    roles[0] = "gwlb";
+    if (!resolvePort(options.port, "gwlb", &ids[0], error)) return nullptr;
+  } else {
+    if (!resolvePort(options.inside, "inside", &ids[0], error)) return nullptr;
+    if (!resolvePort(options.outside, "outside", &ids[1], error)) return nullptr;
+    if (ids[0] == ids[1]) {
+      *error = "--inside and --outside name the same port (" + std::to_string(ids[0]) + ")";
+      return nullptr;
+    }
+  }
+  const int np = a.nports;
+  for (int i = 0; i < np; ++i)
     if (!lockPort(ids[i], roles[i], options.lock_dir, &a.locks, error)) return nullptr;
   // One MTU for both ports (a frame crosses both), chosen from what the devices and links allow.
   PortMtuLimits limits[2];
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < np; ++i)
     if (!portMtuLimits(ids[i], roles[i], &limits[i], error)) return nullptr;
+  if (np == 1) limits[1] = limits[0];
   const MtuChoice mtu = choosePortMtu(limits, options.mtu);
   if (mtu.mtu != 0) a.notes.push_back(mtu.note);
   for (const std::string& w : mtu.warnings)
     a.warnings.push_back(w);
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < np; ++i) {
     if (!configurePort(ids[i], roles[i], n, options.rx_desc, options.tx_desc, mtu.mtu, &a.ports[i],
                        error))
       return nullptr;
@@ -503,10 +534,17 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
     a.lcores.push_back(std::move(l));
   }
   unsigned k = 0;
-  for (int p = 0; p < 2; ++p)
+  for (int p = 0; p < np; ++p)
     for (uint16_t q = 0; q < a.ports[p].rx_queues; ++q, ++k)
-      a.lcores[k % n]->units.push_back({a.ports[p].port_id, q, a.ports[1 - p].port_id,
-                                        a.ports[p].rx_frame_max, static_cast<uint8_t>(p)});
+      a.lcores[k % n]->units.push_back({a.ports[p].port_id, q, a.ports[np == 1 ? 0 : 1 - p].port_id,
+                                        a.ports[p].rx_frame_max,
+                                        static_cast<uint8_t>(np == 1 ? 2 : p)});
+  if (k < n && np == 1) {
+    *error = "--lcores " + std::to_string(n) + " but port " + portLabel(a.ports[0]) + " has only " +
+             std::to_string(k) + " rx queue(s): an lcore would idle; use " + "--lcores " +
+             std::to_string(k) + " or a port with more queues";
+    return nullptr;
+  }
   if (k < n) {
     *error = "--lcores " + std::to_string(n) + " but the ports have only " + std::to_string(k) +
              " rx queues together (inside " + std::to_string(a.ports[0].rx_queues) + ", outside " +
@@ -516,7 +554,7 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   }
 
   // The mbuf pool, on the inside port's socket.
-  const size_t needed = mbufsNeeded(a.ports, n, options.burst);
+  const size_t needed = mbufsNeeded(a.ports, np, n, options.burst);
   size_t count = options.mbufs;
   if (count == 0) {
     count = 1;
@@ -554,7 +592,7 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
              "memory (--socket-mem, or -m with --no-huge), or lower --mbufs";
     return nullptr;
   }
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < np; ++i)
     if (!setupQueues(a.ports[i], a.pool, error)) return nullptr;
 
   dataplane::EngineConfig config;
@@ -604,7 +642,7 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
 bool Appliance::start(std::string* error) {
   Impl& a = *impl_;
   if (a.started) return true;
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < a.nports; ++i) {
     if (int rc = rte_eth_dev_start(a.ports[i].port_id); rc != 0) {
       *error = a.ports[i].role + " port " + portLabel(a.ports[i]) +
                ": cannot start: " + rte_strerror(-rc);
@@ -652,16 +690,16 @@ void Appliance::stop() {
   a.end_ns.store(a.clock.now(), std::memory_order_relaxed);
   // Drain: let the devices send what is queued and hand back its mbufs (up to ~100 ms; vdevs
   // that transmit synchronously report nothing to clean, or ENOTSUP).
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < a.nports; ++i)
     for (uint16_t q = 0; q < a.ports[i].tx_queues; ++q)
       for (int tries = 0; tries < 100; ++tries) {
         if (rte_eth_tx_done_cleanup(a.ports[i].port_id, q, 0) <= 0) break;
         rte_delay_us_sleep(1000);
       }
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < a.nports; ++i)
     a.final_ports[i] = a.portReport(i);
   a.have_final_ports = true;
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < a.nports; ++i)
     if (a.ports_started[i]) {
       rte_eth_dev_stop(a.ports[i].port_id);
       a.ports_started[i] = false;
@@ -676,7 +714,7 @@ void Appliance::close() {
     requestStop();
     stop();
   }
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < a.nports; ++i)
     if (a.ports_configured[i]) rte_eth_dev_close(a.ports[i].port_id);
   a.closed = true;
   a.pool_report.size = a.pool->size;
@@ -703,8 +741,10 @@ Report Appliance::report() const {
     IoCounters s = IoCounters::snapshot(l->counters, l->lcore_id);
     r.io += s;
     r.lcores.push_back(s);
+    if (a.gwlb) r.gwlb += GwlbStats::snapshot(l->gwlb);
   }
-  for (int i = 0; i < 2; ++i)
+  r.gwlb_mode = a.gwlb;
+  for (int i = 0; i < a.nports; ++i)
     r.ports.push_back(a.have_final_ports ? a.final_ports[i] : a.portReport(i));
   if (a.closed) {
     r.pool = a.pool_report;

@@ -13,6 +13,7 @@
 
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/rules/files.hpp"
+#include "statewall/rules/ip.hpp"
 
 namespace statewall::dpdk {
 namespace {
@@ -111,9 +112,18 @@ void define(CLI::App& app, Options& o) {
   app.add_option("--policy", o.policies, "policy file (YAML or AWS JSON); repeat to merge several")
       ->required()
       ->check(CLI::ExistingFile);
-  app.add_option("--inside", o.inside, "inside port: port id or device name (e.g. net_pcap0)")
-      ->required();
-  app.add_option("--outside", o.outside, "outside port: port id or device name")->required();
+  app.add_option("--inside", o.inside, "inside port: port id or device name (e.g. net_pcap0)");
+  app.add_option("--outside", o.outside, "outside port: port id or device name");
+  app.add_flag("--gwlb", o.gwlb,
+               "Gateway Load Balancer mode: one port (--port); GENEVE (UDP 6081) to --address is "
+               "judged on its inner packet and what is allowed goes back out of the same port, "
+               "outer addresses swapped (docs/deploy-gwlb.md)");
+  app.add_option("--port", o.port, "--gwlb: the one port, a port id or device name");
+  app.add_option("--address", o.address, "--gwlb: the appliance's IP address on --port");
+  app.add_option("--health-port", o.health_port,
+                 "serve the load balancer's HTTP health check on this TCP port: 200 while every "
+                 "forwarding lcore makes progress and a policy is loaded, else 503")
+      ->check(CLI::Range(1, 65535));
   app.add_option("--lcores", o.lcores,
                  "forwarding lcores (default: every worker lcore given to EAL)")
       ->check(CLI::Range(1u, 1024u));
@@ -167,6 +177,27 @@ void define(CLI::App& app, Options& o) {
                  "file holding the bearer token every TCP control request must carry")
       ->check(CLI::ExistingFile);
   defineFlowLog(app, o);
+}
+
+// The ports: --inside and --outside, or --gwlb with --port and --address.
+std::string checkPorts(const Options& o) {
+  if (o.gwlb) {
+    if (!o.inside.empty() || !o.outside.empty())
+      return "--gwlb uses one port (--port), not --inside and --outside";
+    if (o.port.empty())
+      return "--gwlb needs --port: the port the load balancer's GENEVE arrives on";
+    if (o.address.empty())
+      return "--gwlb needs --address: the appliance's IP address, the one the load balancer's "
+             "GENEVE packets are sent to";
+    if (!rules::IpAddr::parse(o.address))
+      return "--address " + o.address + ": expected an IPv4 or IPv6 address";
+    return "";
+  }
+  if (!o.port.empty() || !o.address.empty()) return "--port and --address are for --gwlb";
+  if (o.inside.empty()) return "--inside is required";
+  if (o.outside.empty()) return "--outside is required";
+  if (o.inside == o.outside) return "--inside and --outside must be different ports";
+  return "";
 }
 
 }  // namespace
@@ -249,16 +280,12 @@ ParseResult parseOptions(int argc, const char* const* argv) {
     r.message = std::string(program) + ": " + e.what() + "\n(run with -- --help for the options)";
     return r;
   }
-  if (o.inside == o.outside) {
-    r.exit_code = 2;
-    r.message = program + ": --inside and --outside must be different ports";
-    return r;
-  }
   auto fail = [&](const std::string& message) {
     r.exit_code = 2;
     r.message = program + ": " + message;
     return r;
   };
+  if (std::string err = checkPorts(o); !err.empty()) return fail(err);
   if (!o.control_listen.empty()) {
     if (std::string err = checkControlListen(o.control_listen); !err.empty()) return fail(err);
     if (o.control_token_file.empty())

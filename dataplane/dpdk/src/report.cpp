@@ -130,6 +130,7 @@ std::string formatReport(const Report& r) {
           ", tx retries %" PRIu64 ", linearised %" PRIu64 ", oversize dropped %" PRIu64 "\n",
           r.io.rx_packets, r.io.tx_packets, r.io.denied, r.io.tx_dropped, r.io.tx_retries,
           r.io.linearised, r.io.oversize);
+  if (r.gwlb_mode) out += "  " + formatGwlbStats(r.gwlb) + "\n";
   for (const IoCounters& l : r.lcores)
     appendf(
         out,
@@ -212,6 +213,11 @@ std::string reportJson(const Report& r) {
                           {"ierrors", p.ierrors},
                           {"oerrors", p.oerrors},
                           {"rx_nombuf", p.rx_nombuf}});
+  if (r.gwlb_mode)
+    j["gwlb"] = {{"geneve", r.gwlb.geneve},
+                 {"returned", r.gwlb.returned},
+                 {"malformed", r.gwlb.malformed},
+                 {"not_geneve", r.gwlb.not_geneve}};
   if (r.pool_checked)
     j["mbuf_pool"] = {
         {"size", r.pool.size}, {"available", r.pool.available}, {"full", r.pool.full()}};

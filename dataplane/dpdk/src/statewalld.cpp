@@ -272,7 +272,7 @@ class DropLog {
       e.sport = r.sport;
       e.dport = r.dport;
       e.proto = r.proto;
-      e.port = r.port == 0 ? "inside" : "outside";
+      e.port = r.port == 0 ? "inside" : r.port == 1 ? "outside" : "gwlb";
       e.reason = static_cast<uint8_t>(r.reason);
       e.deny_dir = r.deny_dir;
       e.deny_iface = r.deny_iface;
@@ -320,6 +320,11 @@ control::HostIo hostIo(const Report& r) {
   io.flow_log = r.flow_log;
   io.flow_log_records = r.flow_log_records;
   io.flow_log_dropped = r.flow_log_dropped;
+  io.gwlb = r.gwlb_mode;
+  io.gwlb_geneve = r.gwlb.geneve;
+  io.gwlb_returned = r.gwlb.returned;
+  io.gwlb_malformed = r.gwlb.malformed;
+  io.gwlb_not_geneve = r.gwlb.not_geneve;
   return io;
 }
 
@@ -420,6 +425,7 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
   so.unix_socket = options.control_socket;
   so.tcp_listen = options.control_listen;
   so.token_file = options.control_token_file;
+  so.health_port = options.health_port;
   // A token file others may read, an exception a control thread survived.
   so.warn = [](const std::string& w) {
     std::fprintf(stderr, "%s: warning: %s\n", g_program.c_str(), w.c_str());
@@ -437,7 +443,13 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
   hooks.now_ns = [&app] { return app.engineNowNs(); };
   hooks.lcore_rates = [&board] { return board.rates(); };
   hooks.io = [&app] { return hostIo(app.report()); };
-  hooks.health = [&board] { return board.health(); };
+  // Healthy while every forwarding lcore makes progress and a policy is loaded: what the
+  // watchdog and a load balancer's health check (--health-port) must both see.
+  hooks.health = [&board, &app] {
+    control::HostHealth h = board.health();
+    if (!app.engine().policy()) h = {false, "no policy loaded"};
+    return h;
+  };
   hooks.drops = [&drops](uint64_t after, size_t limit) { return drops.page(after, limit); };
   hooks.on_publish = [&app](uint64_t version) {
     const rules::CompiledPolicyPtr p = app.engine().policy();
@@ -459,6 +471,9 @@ std::unique_ptr<control::ControlServer> startControl(const Options& options, App
     where += std::string(where.empty() ? "" : ", ") + "tcp " + host + ":" +
              std::to_string(server->tcpPort()) + " (bearer token)";
   }
+  if (options.health_port != 0)
+    where += std::string(where.empty() ? "" : ", ") +
+             "health check on tcp 0.0.0.0:" + std::to_string(options.health_port);
   std::printf("%s: control API on %s; its threads run on CPU %s%s\n", g_program.c_str(),
               where.c_str(), cpuList(cpus).c_str(),
               shared ? " (shared with a forwarding lcore: every CPU forwards)" : "");

@@ -90,6 +90,12 @@ struct HostIo {
   // --flow-log (statewalld): records written, and dropped for a full lcore ring.
   bool flow_log = false;
   uint64_t flow_log_records = 0, flow_log_dropped = 0;
+  // statewalld --gwlb (one port, GENEVE in and out): its frames by kind.
+  bool gwlb = false;
+  uint64_t gwlb_geneve = 0;      // GENEVE to the appliance, judged on the inner packet
+  uint64_t gwlb_returned = 0;    // of those, allowed and sent back to the load balancer
+  uint64_t gwlb_malformed = 0;   // UDP 6081 to the appliance that is not well-formed GENEVE
+  uint64_t gwlb_not_geneve = 0;  // other frames (ARP, ICMP, health checks, other addresses)
 };
 
 // One denied packet from the host's drop log (statewalld's lcores record them, rate-limited),

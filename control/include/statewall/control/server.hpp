@@ -27,6 +27,11 @@ struct ServerOptions {
   // File holding the bearer token that every TCP request must present; required with tcp_listen.
   // Surrounding whitespace is ignored; the token must be at least kMinTokenLength bytes.
   std::string token_file;
+  // A load balancer's health check: on this TCP port of every IPv4 address, without a token,
+  // every request is answered as GET /v1/health (200 healthy, 503 not). It reveals nothing else.
+  // 0 = none.
+  uint16_t health_port = 0;
+  size_t max_health_connections = 16;
   HttpLimits limits;
   // Connection limits, one per listener, so that the clients of one never starve the other (the
   // Unix socket, root's way in, stays served however many TCP clients there are). Beyond its

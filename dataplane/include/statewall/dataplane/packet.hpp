@@ -525,6 +525,28 @@ bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
 bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
                         const ParseOptions& opts, ParsedPacket* out) noexcept;
 
+// Whether a packet carries a tunnel to decapsulate (findInnerPacket()).
+enum class TunnelFound : uint8_t { kNone, kTunnel, kMalformed };
+
+// Where the packet inside a tunnel lies, for findInnerPacket().
+struct InnerPacket {
+  EncapHeader::Kind kind = EncapHeader::Kind::kGre;
+  uint32_t off = 0;  // frame bytes [off, end): the inner packet (past an inner Ethernet header)
+  uint32_t end = 0;
+  uint16_t type = 0;           // its EtherType (kEtherTypeIpv4, kEtherTypeIpv6, MPLS, ARP, ...)
+  Layer layer = Layer::kNone;  // kMalformed: the tunnel's layer and what is wrong with it
+  const char* why = nullptr;
+};
+
+// One step of decapsulation, as parsePacket() with opts.decap takes it: whether `outer`, the
+// result of parsing the frame `data` without decap, carries one of opts' tunnels (kNone for a
+// fragment, another protocol or port, or a payload that is not decapsulated), where its inner
+// packet lies (kTunnel) or what is malformed in the tunnel's header (kMalformed; the layers
+// packet.hpp lists). The inner packet itself is not checked: parse it from inner->off. For the
+// appliance's Gateway Load Balancer mode, which judges the inner packet and returns the outer.
+TunnelFound findInnerPacket(const uint8_t* data, const ParsedPacket& outer,
+                            const ParseOptions& opts, InnerPacket* inner) noexcept;
+
 // The encapsulation headers of a frame, outermost first, walked exactly as parsePacket() walks
 // them with `opts` (it stops where the parser would fail): the layer-2.5 headers and, with
 // opts.decap, each tunnel followed by the layer-2.5 headers inside it. At most 32 entries.

@@ -79,7 +79,10 @@ struct TunnelSpec {
   bool gre_checksum = false;  // GRE: checksum present (filled in)
   bool gre_sequence = false;  // GRE: sequence number present (ERSPAN II and III always have one)
   Bytes geneve_options{};     // GENEVE: option bytes, padded with zeros to a multiple of 4
-  bool gtp_sequence = false;  // GTP-U: the optional sequence/N-PDU/next-extension fields
+  // GENEVE: carry the IP packet itself (protocol type 0x0800 or 0x86dd), as AWS's Gateway Load
+  // Balancer does, instead of an Ethernet frame (0x6558).
+  bool geneve_ip = false;
+  bool gtp_sequence = false;            // GTP-U: the optional sequence/N-PDU/next-extension fields
   std::vector<Bytes> gtp_extensions{};  // GTP-U: extension header contents (padded to 4n - 2)
   bool teredo_auth = false;             // Teredo: an authentication indicator (empty id and value)
   bool teredo_origin = false;           // Teredo: an origin indication

@@ -1,6 +1,7 @@
 // statewalld's own command line: everything after the `--` that ends the EAL arguments.
 //
 //   statewalld [EAL args] -- --policy P [--policy P2] --inside PORT --outside PORT
+//   statewalld [EAL args] -- --policy P --gwlb --port PORT --address IP [--health-port P]
 //              [--lcores N] [--table-size N] [--mbufs N] [--pass-non-ip] [--stats-interval S] ...
 //              [--control-socket PATH] [--control-listen 127.0.0.1:PORT --control-token-file F]
 //
@@ -35,7 +36,7 @@ struct Options {
   uint32_t mtu = 0;  // port MTU; 0 = chosen (af_packet: the interface's; else choosePortMtu)
   std::string counters_file;                // write the final counters as JSON here at exit
   std::string lock_dir = "/run/statewall";  // per-interface locks (port_lock.hpp)
-  // The control server (control/): runs when either listener is given.
+  // The control server (control/): runs when any listener is given (health_port too).
   std::string control_socket;      // Unix socket path (mode 0600)
   std::string control_listen;      // loopback "HOST:PORT"; needs control_token_file
   std::string control_token_file;  // bearer token for the TCP listener
@@ -46,8 +47,18 @@ struct Options {
   bool flow_log_jsonl = false;      // JSON lines with the deciding rule and reason
   uint32_t flow_log_flows = 65536;  // aggregates per forwarding lcore
   uint32_t flow_log_ring = 16384;   // records per lcore ring to the writer
+  // Gateway Load Balancer mode (gwlb.hpp, docs/deploy-gwlb.md): one port instead of inside and
+  // outside; GENEVE to `address` is judged on its inner packet and returned.
+  bool gwlb = false;
+  std::string port;     // the one port (--port), as inside/outside
+  std::string address;  // the appliance's IP address on it (--address), IPv4 or IPv6
+  // Serve the load balancer's HTTP health check (GET any path: 200 while every forwarding lcore
+  // makes progress and a policy is loaded, else 503) on this TCP port of every address; 0 = off.
+  uint16_t health_port = 0;
 
-  bool controlEnabled() const { return !control_socket.empty() || !control_listen.empty(); }
+  bool controlEnabled() const {
+    return !control_socket.empty() || !control_listen.empty() || health_port != 0;
+  }
 };
 
 struct ParseResult {

@@ -11,6 +11,7 @@
 
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/verdict.hpp"
+#include "statewall/dpdk/gwlb.hpp"
 
 namespace statewall::dpdk {
 
@@ -47,7 +48,7 @@ struct DropRecord {
   uint16_t sport = 0, dport = 0;  // TCP/UDP ports; ICMP: type and code
   uint8_t proto = 0;              // IP protocol, 0 when not IP
   bool ip = false;
-  uint8_t port = 0;  // received on: 0 inside, 1 outside
+  uint8_t port = 0;  // received on: 0 inside, 1 outside, 2 the one port of --gwlb
   dataplane::Reason reason = dataplane::Reason::kDenyMalformed;
   rules::Direction deny_dir = rules::Direction::kInbound;  // deny-sg
   rules::IfaceId deny_iface = rules::kNoIface;             // deny-sg
@@ -98,8 +99,10 @@ struct Report {
   uint64_t tcp_invalid = 0;
   IoCounters io;                   // summed over lcores
   std::vector<IoCounters> lcores;  // one per forwarding lcore
-  std::vector<PortReport> ports;   // inside, outside
-  PoolReport pool;                 // while running: a live reading (mbufs in flight are not free)
+  std::vector<PortReport> ports;   // inside, outside (--gwlb: the one port)
+  bool gwlb_mode = false;          // --gwlb: `gwlb` counts its frames, summed over lcores
+  GwlbStats gwlb;
+  PoolReport pool;            // while running: a live reading (mbufs in flight are not free)
   bool pool_checked = false;  // set after the ports were closed: `pool.full()` then means no leak
   // --flow-log: records written, and dropped because an lcore's ring was full.
   bool flow_log = false;

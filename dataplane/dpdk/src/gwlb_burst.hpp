@@ -1,0 +1,22 @@
+// The GWLB mode's step in the lcore loop (private; statewall/dpdk/gwlb.hpp has the rest).
+#pragma once
+
+#include "statewall/dpdk/gwlb.hpp"
+
+struct rte_mbuf;
+
+namespace statewall::dpdk {
+
+// Keeps the GENEVE frames to `address` of a received burst (compacted to the front): refs[i]
+// becomes the packet inside, outer[i] says where its outer header is. Frees every other frame,
+// counting malformed GENEVE and frames that are not GENEVE to us. Returns how many were kept.
+// The lcore that owns `c` only.
+unsigned gwlbDecapBurst(const rules::IpAddr& address, const dataplane::ParseOptions& parse,
+                        GwlbCounters& c, dataplane::PacketRef* refs, rte_mbuf** pkts,
+                        GwlbOuter* outer, unsigned k) noexcept;
+
+// gwlbReturnFrame() on the mbuf's first segment (gwlbDecapBurst() checked that it holds the
+// outer headers).
+void gwlbReturnMbuf(rte_mbuf* m, const GwlbOuter& outer) noexcept;
+
+}  // namespace statewall::dpdk
