@@ -20,6 +20,7 @@
 #include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
+#include "statewall/rules/vocab.hpp"
 #include "statewall/sim/flowlog.hpp"
 #include "statewall/sim/flowlog_judge.hpp"
 
@@ -39,27 +40,13 @@ struct FlowLogsArgs {
   size_t table_capacity = 1 << 20;
 };
 
+// Flow-log times are whole seconds.
 std::string utcSeconds(uint64_t s) {
-  std::time_t t = static_cast<std::time_t>(s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return rules::utcText(s * 1000000000ull, 0);
 }
 
 std::string where(const sim::FlowKey& f, const std::string& iface, bool egress) {
   return fmt::format("{} at {} ({})", f.str(), iface, egress ? "egress" : "ingress");
-}
-
-std::string ruleLabel(const rules::CompiledPolicy& p, rules::RuleId r) {
-  const auto& info = p.rule(r);
-  return fmt::format("{} {}[{}]", info.group_name, rules::directionName(info.dir), info.index);
-}
-
-std::string aclLabel(const rules::CompiledPolicy& p, rules::AclEntryId e) {
-  const auto& info = p.aclEntry(e);
-  return fmt::format("{} {} rule {}", info.acl_name, rules::directionName(info.dir),
-                     info.ruleNumberStr());
 }
 
 // The rules and ACL entries an interface could use, and which of them the logs never used there.
@@ -212,12 +199,14 @@ void printText(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   for (rules::RuleId id = 0; id < p.ruleCount(); ++id) {
     const auto& u = r.rule_use[id];
     if (u.hits == 0) continue;
-    out += fmt::format("  {:>8}  {:<22} {}\n", u.hits, ruleLabel(p, id), p.rule(id).text);
+    out +=
+        fmt::format("  {:>8}  {:<22} {}\n", u.hits, rules::ruleLabel(p.rule(id)), p.rule(id).text);
   }
   for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e) {
     const auto& u = r.acl_use[e];
     if (u.hits == 0) continue;
-    out += fmt::format("  {:>8}  {:<22} {}\n", u.hits, aclLabel(p, e), p.aclEntry(e).text);
+    out += fmt::format("  {:>8}  {:<22} {}\n", u.hits, rules::aclEntryLabel(p.aclEntry(e)),
+                       p.aclEntry(e).text);
   }
   out += fmt::format("\nUnused for {:.2f} days (per interface in the logs)\n", r.days());
   std::vector<std::string> absent;
@@ -230,9 +219,10 @@ void printText(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
     if (u.rules.empty() && u.entries.empty()) continue;
     out += fmt::format("  {} ({} records):\n", p.iface(i).name, r.iface_records[i]);
     for (auto id : u.rules)
-      out += fmt::format("    {:<22} {}\n", ruleLabel(p, id), p.rule(id).text);
+      out += fmt::format("    {:<22} {}\n", rules::ruleLabel(p.rule(id)), p.rule(id).text);
     for (auto e : u.entries)
-      out += fmt::format("    {:<22} {}\n", aclLabel(p, e), p.aclEntry(e).text);
+      out +=
+          fmt::format("    {:<22} {}\n", rules::aclEntryLabel(p.aclEntry(e)), p.aclEntry(e).text);
   }
   if (!absent.empty()) out += fmt::format("  not in the logs: {}\n", fmt::join(absent, ", "));
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -346,7 +336,7 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   auto& rl = usage["rules"] = nlohmann::ordered_json::array();
   for (rules::RuleId id = 0; id < p.ruleCount(); ++id) {
     nlohmann::ordered_json x;
-    x["rule"] = ruleLabel(p, id);
+    x["rule"] = rules::ruleLabel(p.rule(id));
     x["text"] = p.rule(id).text;
     x["hits"] = r.rule_use[id].hits;
     nlohmann::ordered_json by = nlohmann::ordered_json::object();
@@ -358,7 +348,7 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   auto& al = usage["acl_entries"] = nlohmann::ordered_json::array();
   for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e) {
     nlohmann::ordered_json x;
-    x["entry"] = aclLabel(p, e);
+    x["entry"] = rules::aclEntryLabel(p.aclEntry(e));
     x["text"] = p.aclEntry(e).text;
     x["hits"] = r.acl_use[e].hits;
     nlohmann::ordered_json by = nlohmann::ordered_json::object();
@@ -376,10 +366,10 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
       IfaceUnused u = unusedAt(p, r, i);
       auto& rr = x["rules"] = nlohmann::ordered_json::array();
       for (auto id : u.rules)
-        rr.push_back(ruleLabel(p, id));
+        rr.push_back(rules::ruleLabel(p.rule(id)));
       auto& ee = x["acl_entries"] = nlohmann::ordered_json::array();
       for (auto e : u.entries)
-        ee.push_back(aclLabel(p, e));
+        ee.push_back(rules::aclEntryLabel(p.aclEntry(e)));
     }
     un.push_back(std::move(x));
   }
