@@ -19,6 +19,8 @@
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/load_compile.hpp"
+#include "statewall/rules/vocab.hpp"
+#include "statewall/rules/vocab_json.hpp"
 
 namespace statewall::control {
 namespace {
@@ -47,13 +49,8 @@ ApiResponse errorResponse(int status, std::string_view error, std::string_view d
 }
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return rules::rfc3339Millis(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count()));
 }
 
 json diagnosticJson(const rules::Diagnostic& d) {
@@ -89,11 +86,8 @@ json summaryJson(const rules::CompiledPolicy& p) {
 
 json ruleJson(const rules::CompiledPolicy& p, rules::RuleId id) {
   const rules::RuleInfo& r = p.rule(id);
-  json j = {{"id", id},
-            {"group", r.group_name},
-            {"direction", rules::directionName(r.dir)},
-            {"index", r.index},
-            {"text", r.text}};
+  json j = rules::ruleJson<json>(r);
+  j["id"] = id;
   if (!r.description.empty()) j["description"] = r.description;
   if (!r.loc.file.empty()) j["location"] = r.loc.str();
   return j;
@@ -101,18 +95,10 @@ json ruleJson(const rules::CompiledPolicy& p, rules::RuleId id) {
 
 json aclEntryJson(const rules::CompiledPolicy& p, rules::AclEntryId id) {
   const rules::AclEntryInfo& e = p.aclEntry(id);
-  json j = {{"id", id},
-            {"acl", e.acl_name},
-            {"direction", rules::directionName(e.dir)},
-            {"rule", e.ruleNumberStr()},
-            {"action", e.allow ? "allow" : "deny"},
-            {"text", e.text}};
+  json j = rules::aclEntryJson<json>(e);
+  j["id"] = id;
   if (!e.loc.file.empty()) j["location"] = e.loc.str();
   return j;
-}
-
-bool isIcmp(uint8_t proto) {
-  return proto == rules::kProtoIcmp || proto == rules::kProtoIcmpV6;
 }
 
 // The methods each path accepts; used for 404 vs 405 and the Allow header.
@@ -531,7 +517,7 @@ json connectionJson(const dataplane::ConnectionInfo& ci, uint64_t number,
             {"proto", rules::protoName(ci.proto)},
             {"src", ci.orig_src.str()},
             {"dst", ci.orig_dst.str()}};
-  if (isIcmp(ci.proto)) {
+  if (rules::protoIsIcmp(ci.proto)) {
     j["echo_id"] = ci.orig_sport;
   } else if (rules::protoHasPorts(ci.proto)) {
     j["sport"] = ci.orig_sport;
@@ -558,8 +544,7 @@ json connectionJson(const dataplane::ConnectionInfo& ci, uint64_t number,
   if (ci.opened_by != rules::kNoRule) j["opened_by_policy"] = earlier ? "earlier" : "running";
   if (p && !earlier && ci.opened_by != rules::kNoRule && ci.opened_by < p->ruleCount()) {
     const rules::RuleInfo& r = p->rule(ci.opened_by);
-    j["rule"] =
-        fmt::format("{} {}[{}]: {}", r.group_name, rules::directionName(r.dir), r.index, r.text);
+    j["rule"] = rules::ruleLabel(r) + ": " + r.text;
   }
   return j;
 }
@@ -825,8 +810,7 @@ json dropRuleJson(const DropEvent& d, const rules::CompiledPolicy* p, uint64_t v
       return fmt::format("ACL entry {} of policy version {}, since replaced", d.acl_entry,
                          d.policy_version);
     const rules::AclEntryInfo& e = p->aclEntry(static_cast<rules::AclEntryId>(d.acl_entry));
-    return fmt::format("{} {} rule {} {}: {}", e.acl_name, rules::directionName(e.dir),
-                       e.ruleNumberStr(), e.allow ? "allow" : "deny", e.text);
+    return fmt::format("{} {}: {}", rules::aclEntryLabel(e), e.allow ? "allow" : "deny", e.text);
   }
   if (!d.why.empty()) return d.why;
   return nullptr;
@@ -843,7 +827,7 @@ json dropJson(const DropEvent& d, const rules::CompiledPolicy* p, uint64_t versi
     j["proto"] = rules::protoName(d.proto);
     j["src"] = d.src.str();
     j["dst"] = d.dst.str();
-    if (isIcmp(d.proto)) {
+    if (rules::protoIsIcmp(d.proto)) {
       j["icmp_type"] = d.sport;
       j["icmp_code"] = d.dport;
     } else if (rules::protoHasPorts(d.proto)) {

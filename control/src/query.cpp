@@ -5,6 +5,7 @@
 
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/rules/policy.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::control {
 namespace {
@@ -114,17 +115,6 @@ std::optional<uint64_t> parseUnsigned(std::string_view s, uint64_t lo, uint64_t 
   return v;
 }
 
-std::optional<uint8_t> parseProto(std::string_view s) {
-  std::string p = lower(s);
-  if (p == "tcp") return rules::kProtoTcp;
-  if (p == "udp") return rules::kProtoUdp;
-  if (p == "icmp") return rules::kProtoIcmp;
-  if (p == "icmpv6") return rules::kProtoIcmpV6;
-  auto n = parseUnsigned(p, 0, 255);
-  if (!n) return std::nullopt;
-  return static_cast<uint8_t>(*n);
-}
-
 std::string stateName(const dataplane::ConnectionInfo& c) {
   if (c.proto == rules::kProtoTcp) return normalizeState(dataplane::tcpStateName(c.tcp_state));
   return c.replied ? "replied" : "unreplied";
@@ -156,7 +146,7 @@ bool parseFilterParam(std::string_view key, std::string_view value, ConnectionFi
                       Status* status) {
   *status = Status::success();
   if (key == "proto") {
-    auto p = parseProto(value);
+    auto p = rules::parseIpProtocol(value);
     if (!p)
       *status = Status::failure("proto: expected tcp, udp, icmp, icmpv6 or 0..255, got " +
                                 std::string(value));

@@ -62,7 +62,4 @@ bool parseFilterParam(std::string_view key, std::string_view value, ConnectionFi
 std::string stateName(const dataplane::ConnectionInfo& c);
 bool isStateName(std::string_view s);
 
-// "tcp", "udp", "icmp", "icmpv6", or the protocol number.
-std::optional<uint8_t> parseProto(std::string_view s);
-
 }  // namespace statewall::control

@@ -39,6 +39,7 @@
 #include "http_internal.hpp"
 #include "query.hpp"
 #include "statewall/dataplane/engine.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::control {
 namespace {
@@ -50,23 +51,17 @@ using Local = asio::local::stream_protocol;
 
 // Parses "HOST:PORT" where HOST is a loopback address, "localhost", or "[::1]".
 Status parseListen(std::string_view text, Tcp::endpoint* out) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos)
-    return Status::failure(fmt::format("control listen address {}: expected HOST:PORT", text));
-  std::string host(text.substr(0, colon));
-  auto port = parseUnsigned(text.substr(colon + 1), 0, 65535);
-  if (!port) return Status::failure(fmt::format("control listen address {}: bad port", text));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
+  std::string err;
+  const auto hp = rules::parseHostPort(text, &err);
+  if (!hp) return Status::failure(fmt::format("control listen address {}: {}", text, err));
   error_code ec;
-  asio::ip::address addr = asio::ip::make_address(host, ec);
+  asio::ip::address addr = asio::ip::make_address(hp->host, ec);
   if (ec) return Status::failure(fmt::format("control listen address {}: bad host", text));
   if (!addr.is_loopback())
     return Status::failure(fmt::format(
         "control listen address {}: only loopback addresses are allowed (the API has no TLS)",
         text));
-  *out = Tcp::endpoint(addr, static_cast<uint16_t>(*port));
+  *out = Tcp::endpoint(addr, hp->port);
   return Status::success();
 }
 

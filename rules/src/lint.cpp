@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "statewall/rules/lint.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::rules {
 namespace {
@@ -81,8 +82,7 @@ std::string joinNames(const std::vector<std::string>& v, size_t max = 4) {
 
 std::string endpoint(const IpAddr& a, int proto, uint16_t port) {
   if (!protoHasPorts(proto)) return a.str();
-  return a.isV4() ? a.str() + ":" + std::to_string(port)
-                  : "[" + a.str() + "]:" + std::to_string(port);
+  return endpointText(a, port);
 }
 
 // "tcp 198.51.100.7:49152 -> 10.0.1.10:443", "icmp 198.51.100.7 -> 10.0.1.10 type 8 code 0"
@@ -1012,8 +1012,7 @@ std::span<const LintCheck> lintChecks() {
 
 std::string ruleLabel(const CompiledPolicy& policy, RuleId r) {
   const RuleInfo& info = policy.rule(r);
-  return info.group_name + " " + std::string(directionName(info.dir)) + "[" +
-         std::to_string(info.index) + "] " + quoted(info.text);
+  return rules::ruleLabel(info) + " " + quoted(info.text);
 }
 
 std::string aclEntryLabel(const CompiledPolicy& policy, AclEntryId e) {

@@ -11,6 +11,7 @@
 #include "statewall/rules/diagnostic.hpp"
 #include "statewall/rules/ip.hpp"
 #include "statewall/rules/policy.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::rules::internal {
 
@@ -84,11 +85,6 @@ std::string shorten(std::string_view text, size_t max);
 
 // A decimal integer ("-1", "443"); nullopt for anything else, including overflow.
 std::optional<long long> parseInteger(std::string_view text);
-
-// tcp, udp, icmp, icmpv6, all, -1 or a number 0..255 (case-insensitive names). nullopt if bad.
-std::optional<int> parseProtocol(std::string_view text);
-inline constexpr std::string_view kProtocolExpected =
-    "expected tcp, udp, icmp, icmpv6, all, -1 or a protocol number 0..255";
 
 // Parses a CIDR (or a bare address, meaning a host prefix). Bad text is an error; host bits set
 // beyond the prefix are a warning and the result is canonicalised, as AWS does.

@@ -19,23 +19,6 @@ std::string_view directionName(Direction d) {
   return d == Direction::kInbound ? "inbound" : "outbound";
 }
 
-std::string protoName(int proto) {
-  switch (proto) {
-    case kProtoAll:
-      return "all";
-    case kProtoTcp:
-      return "tcp";
-    case kProtoUdp:
-      return "udp";
-    case kProtoIcmp:
-      return "icmp";
-    case kProtoIcmpV6:
-      return "icmpv6";
-    default:
-      return std::to_string(proto);
-  }
-}
-
 std::string Match::str() const {
   std::string s = protoName(proto);
   if (protoHasPorts(proto)) {

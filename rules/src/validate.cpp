@@ -47,20 +47,6 @@ std::optional<long long> parseInteger(std::string_view text) {
   return negative ? -v : v;
 }
 
-std::optional<int> parseProtocol(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (lower == "tcp") return kProtoTcp;
-  if (lower == "udp") return kProtoUdp;
-  if (lower == "icmp") return kProtoIcmp;
-  if (lower == "icmpv6") return kProtoIcmpV6;
-  if (lower == "all" || lower == "-1") return kProtoAll;
-  auto n = parseInteger(lower);
-  if (!n || *n < 0 || *n > 255) return std::nullopt;
-  return static_cast<int>(*n);
-}
-
 std::optional<Cidr> checkCidr(std::string_view text, const SourceLoc& loc, Diagnostics& diags,
                               std::string_view what) {
   bool host_bits = false;

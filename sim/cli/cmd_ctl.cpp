@@ -281,7 +281,7 @@ int policyShow(const CtlOptions& o) {
   rows.clear();
   for (const auto& e : j.value("acl_entries", json::array()))
     rows.push_back(
-        {str(e, "acl"), str(e, "direction"), str(e, "rule"), str(e, "action"), str(e, "text")});
+        {str(e, "acl"), str(e, "direction"), str(e, "number"), str(e, "action"), str(e, "text")});
   if (!rows.empty()) {
     fmt::print("\n");
     printTable({"ACL", "DIRECTION", "RULE", "ACTION", "TEXT"}, rows);
@@ -532,7 +532,7 @@ int stats(const CtlOptions& o) {
   rows.clear();
   for (const auto& e : j.value("acl_entries", json::array()))
     rows.push_back(
-        {str(e, "acl"), str(e, "direction"), str(e, "rule"), str(e, "action"), str(e, "hits")});
+        {str(e, "acl"), str(e, "direction"), str(e, "number"), str(e, "action"), str(e, "hits")});
   if (!rows.empty()) {
     fmt::print("\n");
     printTable({"ACL", "DIRECTION", "RULE", "ACTION", "HITS"}, rows);

@@ -21,6 +21,7 @@
 #include "json_text.hpp"
 #include "policy_input.hpp"
 #include "statewall/rules/compiled.hpp"
+#include "statewall/rules/vocab.hpp"
 #include "statewall/sim/flowlog.hpp"
 #include "statewall/sim/flowlog_judge.hpp"
 
@@ -39,17 +40,6 @@ struct FlowLogsArgs {
   size_t max_flows = 20;
   size_t table_capacity = 1 << 20;
 };
-
-std::string ruleLabel(const rules::CompiledPolicy& p, rules::RuleId r) {
-  const auto& info = p.rule(r);
-  return fmt::format("{} {}[{}]", info.group_name, rules::directionName(info.dir), info.index);
-}
-
-std::string aclLabel(const rules::CompiledPolicy& p, rules::AclEntryId e) {
-  const auto& info = p.aclEntry(e);
-  return fmt::format("{} {} rule {}", info.acl_name, rules::directionName(info.dir),
-                     info.ruleNumberStr());
-}
 
 // The rules and ACL entries an interface could use, and which of them the logs never used there.
 struct IfaceUnused {
@@ -152,12 +142,14 @@ void printText(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   for (rules::RuleId id = 0; id < p.ruleCount(); ++id) {
     const auto& u = r.rule_use[id];
     if (u.hits == 0) continue;
-    out += fmt::format("  {:>8}  {:<22} {}\n", u.hits, ruleLabel(p, id), p.rule(id).text);
+    out +=
+        fmt::format("  {:>8}  {:<22} {}\n", u.hits, rules::ruleLabel(p.rule(id)), p.rule(id).text);
   }
   for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e) {
     const auto& u = r.acl_use[e];
     if (u.hits == 0) continue;
-    out += fmt::format("  {:>8}  {:<22} {}\n", u.hits, aclLabel(p, e), p.aclEntry(e).text);
+    out += fmt::format("  {:>8}  {:<22} {}\n", u.hits, rules::aclEntryLabel(p.aclEntry(e)),
+                       p.aclEntry(e).text);
   }
   out += fmt::format("\nUnused for {:.2f} days (per interface in the logs)\n", r.days());
   std::vector<std::string> absent;
@@ -170,9 +162,10 @@ void printText(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
     if (u.rules.empty() && u.entries.empty()) continue;
     out += fmt::format("  {} ({} records):\n", p.iface(i).name, r.iface_records[i]);
     for (auto id : u.rules)
-      out += fmt::format("    {:<22} {}\n", ruleLabel(p, id), p.rule(id).text);
+      out += fmt::format("    {:<22} {}\n", rules::ruleLabel(p.rule(id)), p.rule(id).text);
     for (auto e : u.entries)
-      out += fmt::format("    {:<22} {}\n", aclLabel(p, e), p.aclEntry(e).text);
+      out +=
+          fmt::format("    {:<22} {}\n", rules::aclEntryLabel(p.aclEntry(e)), p.aclEntry(e).text);
   }
   if (!absent.empty()) out += fmt::format("  not in the logs: {}\n", fmt::join(absent, ", "));
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -238,7 +231,7 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   auto& rl = usage["rules"] = nlohmann::ordered_json::array();
   for (rules::RuleId id = 0; id < p.ruleCount(); ++id) {
     nlohmann::ordered_json x;
-    x["rule"] = ruleLabel(p, id);
+    x["rule"] = rules::ruleLabel(p.rule(id));
     x["text"] = p.rule(id).text;
     x["hits"] = r.rule_use[id].hits;
     nlohmann::ordered_json by = nlohmann::ordered_json::object();
@@ -250,7 +243,7 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
   auto& al = usage["acl_entries"] = nlohmann::ordered_json::array();
   for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e) {
     nlohmann::ordered_json x;
-    x["entry"] = aclLabel(p, e);
+    x["entry"] = rules::aclEntryLabel(p.aclEntry(e));
     x["text"] = p.aclEntry(e).text;
     x["hits"] = r.acl_use[e].hits;
     nlohmann::ordered_json by = nlohmann::ordered_json::object();
@@ -268,10 +261,10 @@ void printJson(const FlowLogsArgs& a, const sim::FlowLogJudge& judge,
       IfaceUnused u = unusedAt(p, r, i);
       auto& rr = x["rules"] = nlohmann::ordered_json::array();
       for (auto id : u.rules)
-        rr.push_back(ruleLabel(p, id));
+        rr.push_back(rules::ruleLabel(p.rule(id)));
       auto& ee = x["acl_entries"] = nlohmann::ordered_json::array();
       for (auto e : u.entries)
-        ee.push_back(aclLabel(p, e));
+        ee.push_back(rules::aclEntryLabel(p.aclEntry(e)));
     }
     un.push_back(std::move(x));
   }

@@ -16,6 +16,7 @@
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/lint.hpp"
 #include "statewall/rules/loader.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::cli {
 namespace {
@@ -33,18 +34,6 @@ struct LintArgs {
 std::string locStr(const rules::SourceLoc& loc) {
   const std::string s = loc.str();
   return s.empty() ? "<policy>" : s;
-}
-
-bool parsePortRange(const std::string& s, uint16_t* lo, uint16_t* hi) {
-  unsigned a = 0, b = 0;
-  char dash = 0;
-  int used = 0;
-  if (std::sscanf(s.c_str(), "%u%c%u%n", &a, &dash, &b, &used) != 3 || dash != '-' ||
-      static_cast<size_t>(used) != s.size() || a > b || b > 65535)
-    return false;
-  *lo = static_cast<uint16_t>(a);
-  *hi = static_cast<uint16_t>(b);
-  return true;
 }
 
 int listChecks(bool json) {
@@ -79,7 +68,7 @@ int runLint(const LintArgs& a) {
     return 2;
   }
   rules::LintOptions options;
-  if (!parsePortRange(a.ephemeral, &options.ephemeral_lo, &options.ephemeral_hi)) {
+  if (!rules::parsePortRange(a.ephemeral, &options.ephemeral_lo, &options.ephemeral_hi)) {
     std::fprintf(stderr,
                  "statewall lint: --ephemeral-ports must be LO-HI within 0-65535, not '%s'\n",
                  a.ephemeral.c_str());

@@ -1,4 +1,5 @@
 #include "flowlog_render.hpp"
+#include "statewall/rules/vocab.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -48,12 +49,9 @@ std::optional<sim::FlowLogFormat> logFormatOption(std::string_view command,
   return f;
 }
 
+// Flow-log times are whole seconds.
 std::string utcSeconds(uint64_t s) {
-  std::time_t t = static_cast<std::time_t>(s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return rules::utcText(s * 1000000000ull, 0);
 }
 
 std::string where(const sim::FlowKey& f, const std::string& iface, bool egress) {

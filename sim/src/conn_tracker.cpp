@@ -109,7 +109,7 @@ ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdi
 
 FlowKey ConnTracker::flowKeyOf(const ParsedPacket& p) {
   FlowKey k = keyOf(p);
-  if (isIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
+  if (rules::protoIsIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
     k.sport = k.dport = p.icmp_id;
   }
   FlowKey rev = k;
@@ -130,7 +130,8 @@ ConnRecord& ConnTracker::flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, Fl
   // Sent by the sender of the record's first packet? (The record applies its own flip.)
   const rules::IpAddr& first_src = r.flipped ? r.resp_h : r.orig_h;
   const uint16_t first_sport = r.flipped ? r.resp_p : r.orig_p;
-  *from_orig = inserted || (p.src == first_src && (isIcmp(p.proto) || p.sport == first_sport));
+  *from_orig =
+      inserted || (p.src == first_src && (rules::protoIsIcmp(p.proto) || p.sport == first_sport));
   return r;
 }
 
@@ -166,7 +167,7 @@ uint64_t ConnTracker::idleLimitNs(const ConnRecord& r, const rules::Timeouts& ti
                                                                           : K::kTcpEstablished;
   } else if (r.proto == dataplane::kIpProtoUdp) {
     k = r.orig.any && r.resp.any ? K::kUdpStream : K::kUdp;
-  } else if (isIcmp(r.proto)) {
+  } else if (rules::protoIsIcmp(r.proto)) {
     k = K::kIcmp;
   } else {
     k = K::kOther;

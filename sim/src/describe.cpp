@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "out_file.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::sim::detail {
 
@@ -14,7 +15,7 @@ PolicyTexts::PolicyTexts(const rules::CompiledPolicy& p) {
   for (rules::RuleId r = 0; r < p.ruleCount(); ++r) {
     const rules::RuleInfo& ri = p.rule(r);
     std::string_view dir = rules::directionName(ri.dir);
-    rule_label_.push_back(flowlog::ruleLabel(p, r));
+    rule_label_.push_back(rules::ruleLabel(ri));
     rule_text_.push_back(ri.text);
     rule_json_.push_back(fmt::format(R"({{"group":{},"direction":"{}","index":{},"text":{}}})",
                                      jsonString(ri.group_name), dir, ri.index,
@@ -23,7 +24,7 @@ PolicyTexts::PolicyTexts(const rules::CompiledPolicy& p) {
   for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e) {
     const rules::AclEntryInfo& ai = p.aclEntry(e);
     std::string_view dir = rules::directionName(ai.dir);
-    acl_label_.push_back(flowlog::aclLabel(p, e));
+    acl_label_.push_back(rules::aclEntryLabel(ai));
     acl_text_.push_back(ai.text);
     std::string number = ai.rule_number == 0 ? "\"*\"" : std::to_string(ai.rule_number);
     acl_json_.push_back(fmt::format(

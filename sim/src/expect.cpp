@@ -75,9 +75,9 @@ std::optional<FlowPattern> parseFlowPattern(std::string_view text, std::string* 
   std::vector<std::string> tok = {words->proto, words->src, "->", words->dst};
   tok.insert(tok.end(), words->rest.begin(), words->rest.end());
   const std::string& p = tok[0];
-  if (p == "*" || p == "all" || p == "any") {
+  if (p == "*" || p == "any") {
     f.proto = -1;
-  } else if (auto n = parseProtocol(p)) {
+  } else if (auto n = rules::parseProtocol(p)) {  // "all" is kProtoAll, -1
     f.proto = *n;
   } else {
     return fail("unknown protocol '" + p + "'");

@@ -13,6 +13,8 @@
 
 #include "encap_cursor.hpp"
 #include "statewall/dataplane/tcp_tracker.hpp"
+#include "statewall/rules/vocab.hpp"
+#include "statewall/rules/vocab_json.hpp"
 #include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/glossary.hpp"
 #include "statewall/sim/stateless.hpp"
@@ -61,7 +63,7 @@ size_t familySlot(const IpAddr& a) {
 }
 
 std::string endpointStr(const IpAddr& a, uint16_t port) {
-  return a.isV4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port);
+  return rules::endpointText(a, port);
 }
 
 // "port 443", "ports 1024-65535", "all ports"
@@ -94,18 +96,9 @@ std::string packetWords(const Flow5& f) {
   return fmt::format("protocol {}", p);
 }
 
+// The set flags' letters (rules::tcpFlagLetters); "none" when no flag is set.
 std::string tcpFlagsStr(uint8_t fl) {
-  static constexpr std::array<std::pair<uint8_t, char>, 8> kLetters = {{{dataplane::kFin, 'F'},
-                                                                        {dataplane::kSyn, 'S'},
-                                                                        {dataplane::kRst, 'R'},
-                                                                        {dataplane::kPsh, 'P'},
-                                                                        {dataplane::kAck, 'A'},
-                                                                        {dataplane::kUrg, 'U'},
-                                                                        {dataplane::kEce, 'E'},
-                                                                        {dataplane::kCwr, 'C'}}};
-  std::string s;
-  for (const auto& [bit, c] : kLetters)
-    if (fl & bit) s += c;
+  std::string s = rules::tcpFlagLetters(fl);
   return s.empty() ? "none" : s;
 }
 
@@ -147,11 +140,6 @@ int mismatches(const rules::Match& m, const Flow5& f, bool peer_ok, MissField* w
 std::string capitalized(std::string s) {
   if (!s.empty() && s[0] >= 'a' && s[0] <= 'z') s[0] = static_cast<char>(s[0] - 'a' + 'A');
   return s;
-}
-
-std::string stripNumber(const std::string& text, int number) {
-  const std::string prefix = std::to_string(number) + " ";
-  return text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : text;
 }
 
 }  // namespace
@@ -270,15 +258,9 @@ struct NearMissSearch::Index {
     return false;
   }
 
-  std::string ruleLabel(RuleId r) const {
-    const rules::RuleInfo& ri = cp.rule(r);
-    return fmt::format("{} {} rule {} '{}'", ri.group_name, rules::directionName(ri.dir), ri.index,
-                       ri.text);
-  }
+  std::string ruleLabel(RuleId r) const { return rules::ruleLabelLong(cp.rule(r)); }
   std::string aclLabel(rules::AclEntryId e) const {
-    const rules::AclEntryInfo& ai = cp.aclEntry(e);
-    return fmt::format("{} {} rule {} '{}'", ai.acl_name, rules::directionName(ai.dir),
-                       ai.ruleNumberStr(), stripNumber(ai.text, ai.rule_number));
+    return rules::aclEntryLabelLong(cp.aclEntry(e));
   }
 
   // The sentence for a near miss of `label` whose match is m, in direction d.
@@ -629,31 +611,22 @@ struct Explainer::Impl {
 
   std::string ruleLabel(RuleId r) const {
     if (r == rules::kNoRule || r >= cp().ruleCount()) return "no rule";
-    const rules::RuleInfo& ri = cp().rule(r);
-    return fmt::format("{} {} rule {} '{}'", ri.group_name, rules::directionName(ri.dir), ri.index,
-                       ri.text);
+    return rules::ruleLabelLong(cp().rule(r));
   }
   Json ruleJson(RuleId r) const {
     if (r == rules::kNoRule || r >= cp().ruleCount()) return nullptr;
     const rules::RuleInfo& ri = cp().rule(r);
-    return Json{{"group", ri.group_name},
-                {"direction", rules::directionName(ri.dir)},
-                {"index", ri.index},
-                {"text", ri.text},
-                {"description", ri.description}};
+    Json j = rules::ruleJson<Json>(ri);
+    j["description"] = ri.description;
+    return j;
   }
   std::string aclLabel(rules::AclEntryId e) const {
     const rules::AclEntryInfo& ai = cp().aclEntry(e);
-    return fmt::format("rule {} '{}'", ai.ruleNumberStr(), stripNumber(ai.text, ai.rule_number));
+    return fmt::format("rule {} '{}'", ai.ruleNumberStr(), rules::aclEntryTextWithoutNumber(ai));
   }
   Json aclJson(rules::AclEntryId e) const {
     if (e == rules::kNoAclEntry || e >= cp().aclEntryCount()) return nullptr;
-    const rules::AclEntryInfo& ai = cp().aclEntry(e);
-    return Json{{"acl", ai.acl_name},
-                {"direction", rules::directionName(ai.dir)},
-                {"number", ai.rule_number == 0 ? Json("*") : Json(ai.rule_number)},
-                {"action", ai.allow ? "allow" : "deny"},
-                {"text", ai.text}};
+    return rules::aclEntryJson<Json>(cp().aclEntry(e));
   }
   std::string groupsStr(rules::IfaceId i) const {
     std::string s;

@@ -8,30 +8,16 @@
 
 #include "flat_map.hpp"
 #include "statewall/dataplane/packet.hpp"
+#include "statewall/rules/vocab.hpp"
 #include "statewall/sim/replay.hpp"
 
 namespace statewall::sim::detail {
-
-inline bool isIcmp(uint8_t proto) {
-  return proto == dataplane::kIpProtoIcmp || proto == dataplane::kIpProtoIcmpv6;
-}
 
 // "tcp", "udp", "icmp", "icmpv6", "arp", "non-ip"; empty for another IP protocol.
 inline std::string_view protoText(uint8_t proto, dataplane::L3 l3) {
   if (l3 == dataplane::L3::kArp) return "arp";
   if (l3 == dataplane::L3::kOther) return "non-ip";
-  switch (proto) {
-    case dataplane::kIpProtoTcp:
-      return "tcp";
-    case dataplane::kIpProtoUdp:
-      return "udp";
-    case dataplane::kIpProtoIcmp:
-      return "icmp";
-    case dataplane::kIpProtoIcmpv6:
-      return "icmpv6";
-    default:
-      return {};
-  }
+  return rules::protoKeyword(proto);
 }
 
 // The packet's addresses as the summary lists them: ICMP type and code in the port fields.
@@ -42,7 +28,7 @@ inline FlowKey keyOf(const dataplane::ParsedPacket& p) {
   k.proto = p.proto;
   k.src = p.src;
   k.dst = p.dst;
-  if (isIcmp(p.proto)) {
+  if (rules::protoIsIcmp(p.proto)) {
     k.sport = p.icmp_type;
     k.dport = p.icmp_code;
   } else {

@@ -12,6 +12,7 @@
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/rules/evaluate.hpp"
+#include "statewall/rules/vocab.hpp"
 #include "statewall/sim/change_cause.hpp"
 #include "statewall/sim/flowlog_judge.hpp"
 
@@ -89,24 +90,9 @@ using rules::IfaceId;
 
 constexpr uint64_t kNs = 1000000000ull;
 
-struct ConnKey {
-  uint8_t proto = 0;
-  rules::IpAddr a, b;
-  uint16_t pa = 0, pb = 0;
-  friend bool operator==(const ConnKey&, const ConnKey&) = default;
-};
-struct ConnKeyHash {
-  size_t operator()(const ConnKey& k) const noexcept {
-    rules::IpAddrHash h;
-    uint64_t x = h(k.a) * 0x9E3779B97F4A7C15ull ^ h(k.b);
-    x ^= (uint64_t{k.pa} << 24 | uint64_t{k.pb} << 8 | k.proto) * 0xBF58476D1CE4E5B9ull;
-    return static_cast<size_t>(x ^ (x >> 31));
-  }
-};
-
-bool isIcmp(uint8_t p) {
-  return p == dataplane::kIpProtoIcmp || p == dataplane::kIpProtoIcmpv6;
-}
+// A connection whichever way its records go (rules/vocab.hpp).
+using ConnKey = rules::BiFlowKey;
+using ConnKeyHash = rules::BiFlowKeyHash;
 
 // A record as the judge keeps it while it waits in the reorder buffer.
 struct Pending {
@@ -349,8 +335,8 @@ struct FlowLogJudge::Impl {
     p.src = r.pkt_src;
     p.dst = r.pkt_dst;
     p.proto = r.proto;
-    p.sport = isIcmp(r.proto) ? 0 : r.sport;
-    p.dport = isIcmp(r.proto) ? 0 : r.dport;
+    p.sport = rules::protoIsIcmp(r.proto) ? 0 : r.sport;
+    p.dport = rules::protoIsIcmp(r.proto) ? 0 : r.dport;
     p.start = r.start;
     p.end = std::max(r.end, r.start);
     p.packets = r.packets;
@@ -489,7 +475,7 @@ struct FlowLogJudge::Impl {
     } else if (k.proto == dataplane::kIpProtoUdp) {
       frame = dataplane::buildUdp(
           {.src = src, .dst = dst, .sport = sport, .dport = dport, .payload_len = 1}, raw);
-    } else if (isIcmp(k.proto)) {
+    } else if (rules::protoIsIcmp(k.proto)) {
       if (c.icmp_requester < 0) c.icmp_requester = d;
       const bool reply = c.icmp_requester != d;
       frame = dataplane::buildIcmpEcho(
@@ -521,14 +507,8 @@ struct FlowLogJudge::Impl {
     if (rep.first_start == 0 || p.start < rep.first_start) rep.first_start = p.start;
     rep.last_end = std::max(rep.last_end, p.end);
 
-    ConnKey k;
-    k.proto = p.proto;
-    int d;
-    if (std::tie(p.src, p.sport) <= std::tie(p.dst, p.dport)) {
-      k.a = p.src, k.b = p.dst, k.pa = p.sport, k.pb = p.dport, d = 0;
-    } else {
-      k.a = p.dst, k.b = p.src, k.pa = p.dport, k.pb = p.sport, d = 1;
-    }
+    const ConnKey k = rules::biFlowKey(p.proto, p.src, p.sport, p.dst, p.dport);
+    const int d = k.a == p.src && k.pa == p.sport ? 0 : 1;  // 1: the record goes b -> a
     auto [it, fresh] = conns.try_emplace(k);
     Conn& c = it->second;
     if (fresh) {
@@ -607,9 +587,9 @@ struct FlowLogJudge::Impl {
         if (any) schedule(k, c, d, last, end_t);
       }
     } else {
-      send(k, c, d, isIcmp(p.proto) ? Pkt::kEcho : Pkt::kDatagram, t, vo, vn, flow);
+      send(k, c, d, rules::protoIsIcmp(p.proto) ? Pkt::kEcho : Pkt::kDatagram, t, vo, vn, flow);
       if (more && p.end > p.start)
-        schedule(k, c, d, isIcmp(p.proto) ? Pkt::kEcho : Pkt::kDatagram, end_t);
+        schedule(k, c, d, rules::protoIsIcmp(p.proto) ? Pkt::kEcho : Pkt::kDatagram, end_t);
     }
     ds.have = true;
     ds.start = p.start;
@@ -757,7 +737,7 @@ struct FlowLogJudge::Impl {
       const uint64_t h = pr == dataplane::kIpProtoTcp
                              ? (closing ? horizon_tcp_closing : horizon_tcp)
                          : pr == dataplane::kIpProtoUdp ? horizon_udp
-                         : isIcmp(pr)                   ? horizon_icmp
+                         : rules::protoIsIcmp(pr)       ? horizon_icmp
                                                         : horizon_other;
       if (c.pending_events == 0 && c.last_ns + h < clock_ns) {
         it = conns.erase(it);

@@ -1,5 +1,6 @@
 // The nftables translation of a policy's security groups (nft_export.hpp).
 #include "statewall/sim/nft_export.hpp"
+#include "statewall/rules/vocab.hpp"
 
 #include <algorithm>
 #include <map>
@@ -130,7 +131,7 @@ NftExport exportNft(const rules::CompiledPolicy& policy, const NftExportOptions&
         const rules::SecurityGroup& sg = p.groups[g];
         const auto& list = in ? sg.inbound : sg.outbound;
         for (size_t r = 0; r < list.size(); ++r) {
-          const std::string label = fmt::format("{} {}[{}]", sg.name, rules::directionName(d), r);
+          const std::string label = rules::ruleLabel(sg.name, d, static_cast<uint32_t>(r));
           for (const Cidr& c : peerCidrs(p, list[r])) {
             const bool v4 = c.addr.isV4();
             const L4Match l4 = l4Match(list[r].match, v4);

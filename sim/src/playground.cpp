@@ -90,17 +90,14 @@ LoadedPolicy loadPolicy(const std::string& name, const std::string& text) {
   return out;
 }
 
-std::string dirName(rules::Direction d) {
-  return d == rules::Direction::kInbound ? "inbound" : "outbound";
-}
-
 // Rules are named "rule:N" (a security-group rule's RuleId) and "acl:N" (an ACL entry's id) in the
 // policy compiled from the same text: the page sends back what /api/check listed.
 Json ruleRef(const rules::CompiledPolicy& p, rules::RuleId r) {
   const rules::RuleInfo& ri = p.rule(r);
   return {{"id", fmt::format("rule:{}", r)},
           {"kind", "sg"},
-          {"label", fmt::format("{} {} rule {}", ri.group_name, dirName(ri.dir), ri.index)},
+          {"label",
+           fmt::format("{} {} rule {}", ri.group_name, rules::directionName(ri.dir), ri.index)},
           {"text", ri.text},
           {"line", ri.loc.line}};
 }
@@ -109,7 +106,7 @@ Json aclRef(const rules::CompiledPolicy& p, rules::AclEntryId e) {
   const rules::AclEntryInfo& ai = p.aclEntry(e);
   return {{"id", fmt::format("acl:{}", e)},
           {"kind", "acl"},
-          {"label", fmt::format("{} {} rule {}", ai.acl_name, dirName(ai.dir), ai.ruleNumberStr())},
+          {"label", rules::aclEntryLabel(ai)},
           {"text", ai.text},
           {"line", ai.loc.line}};
 }
@@ -339,22 +336,7 @@ struct Judged {
 
 std::string endpoint(const rules::IpAddr& a, uint16_t port, bool ported) {
   if (!ported) return a.str();
-  return a.isV4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port);
-}
-
-std::string protoText(uint8_t p) {
-  switch (p) {
-    case 6:
-      return "tcp";
-    case 17:
-      return "udp";
-    case 1:
-      return "icmp";
-    case 58:
-      return "icmpv6";
-    default:
-      return std::to_string(p);
-  }
+  return rules::endpointText(a, port);
 }
 
 // The engine's connection table after a packet: the packet's own connection first, then the
@@ -383,7 +365,7 @@ Json tableOf(const Replay& replay, dataplane::Engine& engine, const rules::Compi
     const int64_t left = static_cast<int64_t>(c.expires_ns) - static_cast<int64_t>(now_ns);
     rows.push_back(
         {{"conn", n},
-         {"proto", protoText(c.proto)},
+         {"proto", rules::protoName(c.proto)},
          {"orig", endpoint(c.orig_src, c.orig_sport, ported)},
          {"resp", endpoint(c.orig_dst, c.orig_dport, ported)},
          {"tcp_state",
@@ -454,7 +436,8 @@ Json decidedBy(const rules::CompiledPolicy& p, const Verdict& v) {
   if (v.reason == Reason::kDenySg && v.deny_iface != rules::kNoIface) {
     const rules::InterfaceInfo& itf = p.iface(v.deny_iface);
     return {{"kind", "no-rule"},
-            {"label", fmt::format("no {} rule of {} allows it", dirName(v.deny_dir), itf.name)},
+            {"label",
+             fmt::format("no {} rule of {} allows it", rules::directionName(v.deny_dir), itf.name)},
             {"line", itf.loc.line}};
   }
   return nullptr;
@@ -467,7 +450,8 @@ void addStepLines(const rules::CompiledPolicy& p, Json& steps) {
       const Json& r = s["rule"];
       for (size_t k = 0; k < p.ruleCount(); ++k) {
         const rules::RuleInfo& ri = p.rule(static_cast<rules::RuleId>(k));
-        if (ri.group_name == r.value("group", "") && dirName(ri.dir) == r.value("direction", "") &&
+        if (ri.group_name == r.value("group", "") &&
+            rules::directionName(ri.dir) == r.value("direction", "") &&
             ri.index == r.value("index", 0u)) {
           s["rule"]["line"] = ri.loc.line;
           s["rule"]["id"] = fmt::format("rule:{}", k);
@@ -481,7 +465,7 @@ void addStepLines(const rules::CompiledPolicy& p, Json& steps) {
       const Json num = s["entry"].value("number", Json(nullptr));
       for (size_t k = 0; k < p.aclEntryCount(); ++k) {
         const rules::AclEntryInfo& ai = p.aclEntry(static_cast<rules::AclEntryId>(k));
-        if (ai.acl_name == acl && dirName(ai.dir) == dir &&
+        if (ai.acl_name == acl && rules::directionName(ai.dir) == dir &&
             ai.ruleNumberStr() == (num.is_string() ? num.get<std::string>() : num.dump())) {
           s["entry"]["line"] = ai.loc.line;
           if (ai.rule_number != 0) s["entry"]["id"] = fmt::format("acl:{}", k);

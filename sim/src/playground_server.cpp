@@ -30,6 +30,7 @@
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "statewall/rules/vocab.hpp"
 #include "statewall/sim/playground.hpp"
 
 namespace statewall::sim {
@@ -54,23 +55,13 @@ Response jsonError(http::status status, std::string_view error, std::string_view
 
 // "HOST:PORT", "[V6]:PORT", "localhost:PORT" -> endpoint; false with *err.
 bool parseListen(const std::string& text, bool allow_remote, Tcp::endpoint* out, std::string* err) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos) {
-    *err = fmt::format("--listen {}: expected HOST:PORT (e.g. 127.0.0.1:8080)", text);
+  std::string why;
+  const auto hp = rules::parseHostPort(text, &why);
+  if (!hp) {
+    *err = fmt::format("--listen {}: {}", text, why);
     return false;
   }
-  std::string host = text.substr(0, colon);
-  const std::string port_text = text.substr(colon + 1);
-  unsigned long port = 0;
-  if (port_text.empty() || port_text.size() > 5 ||
-      port_text.find_first_not_of("0123456789") != std::string::npos ||
-      (port = std::stoul(port_text)) > 65535) {
-    *err = fmt::format("--listen {}: bad port '{}' (0-65535)", text, port_text);
-    return false;
-  }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
+  const std::string& host = hp->host;
   error_code ec;
   const asio::ip::address addr = asio::ip::make_address(host, ec);
   if (ec) {
@@ -84,7 +75,7 @@ bool parseListen(const std::string& text, bool allow_remote, Tcp::endpoint* out,
         text);
     return false;
   }
-  *out = Tcp::endpoint(addr, static_cast<uint16_t>(port));
+  *out = Tcp::endpoint(addr, hp->port);
   return true;
 }
 

@@ -21,6 +21,7 @@
 #include "pcap_split.hpp"
 #include "replay_observer.hpp"
 #include "stateless_compare.hpp"
+#include "statewall/rules/vocab.hpp"
 #include "summary_tally.hpp"
 #include "verdict_log.hpp"
 
@@ -36,13 +37,6 @@ constexpr size_t kArenaBytes = 1 << 20;
 // (a whole pass in about 16 slices).
 constexpr std::chrono::milliseconds kPaceSlice{50};
 constexpr size_t kPaceSweepShare = 16;
-
-std::string withCommas(uint64_t v) {
-  std::string s = std::to_string(v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
-    s.insert(static_cast<size_t>(i), ",");
-  return s;
-}
 
 // Replay::setObserver's function, per packet.
 class FunctionObserver final : public detail::ReplayObserver {
@@ -438,7 +432,7 @@ struct Replay::Impl {
     if (fill < kWidth) bar += '>';
     bar.resize(kWidth, ' ');
     std::string line = fmt::format("\r[{}] {:5.1f}%  {} packets  {:.2f} M packets/s ", bar,
-                                   frac * 100, withCommas(index), rate / 1e6);
+                                   frac * 100, rules::withThousands(index), rate / 1e6);
     std::fputs(line.c_str(), stderr);
     std::fflush(stderr);
     progress_drawn = true;

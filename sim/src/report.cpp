@@ -83,15 +83,6 @@ uint64_t ReportConnection::denied() const {
   return packets - allowed();
 }
 
-std::string tcpFlagLetters(uint8_t flags) {
-  static constexpr char kLetters[] = "FSRPAUEC";
-  std::string s;
-  for (int bit = 0; bit < 8; ++bit) {
-    if (flags & (1u << bit)) s.push_back(kLetters[bit]);
-  }
-  return s;
-}
-
 struct ReportBuilder::Impl {
   rules::CompiledPolicyPtr policy;
   ReportOptions opt;

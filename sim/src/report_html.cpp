@@ -13,6 +13,7 @@
 
 #include "report_assets.hpp"
 #include "statewall/rules/policy.hpp"
+#include "statewall/rules/vocab.hpp"
 #include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/glossary.hpp"
 #include "statewall/sim/report.hpp"
@@ -108,26 +109,10 @@ std::string esc(std::string_view s) {
   return htmlEscape(s);
 }
 
-std::string commas(uint64_t v) {
-  std::string s = std::to_string(v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
-    s.insert(static_cast<size_t>(i), ",");
-  return s;
-}
-
 std::string pct(uint64_t part, uint64_t whole) {
   if (whole == 0) return "0%";
   double p = 100.0 * static_cast<double>(part) / static_cast<double>(whole);
   return p >= 10 || p == 0 ? fmt::format("{:.0f}%", p) : fmt::format("{:.1f}%", p);
-}
-
-std::string utcTime(uint64_t ts_ns) {
-  time_t t = static_cast<time_t>(ts_ns / 1000000000ull);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
 }
 
 double secs(uint64_t ns) {
@@ -192,7 +177,7 @@ std::string arrowLabel(const LadderArrow& a) {
   std::string s;
   if (a.icmp_error) s = "ICMP error ";
   if (a.proto == dataplane::kIpProtoTcp && !a.icmp_error) {
-    s += "[" + tcpFlagLetters(a.tcp_flags) + "]";
+    s += "[" + rules::tcpFlagLetters(a.tcp_flags) + "]";
   } else if (a.proto == dataplane::kIpProtoIcmp || a.proto == dataplane::kIpProtoIcmpv6) {
     // Names as people know them ("echo request"); numbers only for types without a name.
     const std::string name =
@@ -233,7 +218,7 @@ std::string dataBlob(const ReportData& d) {
     const rules::RuleInfo& ri = pol.rule(r);
     if (r) j.raw(",");
     j.raw("[");
-    j.str(fmt::format("{} {}[{}]", ri.group_name, rules::directionName(ri.dir), ri.index));
+    j.str(rules::ruleLabel(ri));
     j.raw(",");
     j.str(ri.text);
     j.raw("]");
@@ -384,15 +369,15 @@ void header(Html& h, const ReportData& d) {
   h.raw(" \u00b7 trace ");
   for (size_t i = 0; i < s.traces.size(); ++i)
     h.f("{}<code>{}</code>", i ? ", " : "", esc(s.traces[i].path));
-  h.f(" \u00b7 {} packets", commas(s.packets));
+  h.f(" \u00b7 {} packets", rules::withThousands(s.packets));
   if (s.packets > 0) {
-    h.f(" from {} over {:.3f} s", utcTime(s.first_ts_ns),
+    h.f(" from {} over {:.3f} s", rules::utcText(s.first_ts_ns, 0),
         secs(s.last_ts_ns >= s.first_ts_ns ? s.last_ts_ns - s.first_ts_ns : 0));
   }
   if (s.error) {
     h.f("<div class=\"meta\"><strong>Incomplete:</strong> {}; the page covers the {} packets "
         "before it.</div>",
-        esc(s.error->str()), commas(s.packets));
+        esc(s.error->str()), rules::withThousands(s.packets));
   }
   h.raw(
       "</div></header>\n<nav><a href=\"#summary\">Summary</a><a href=\"#policy\">Policy and "
@@ -411,25 +396,25 @@ void summarySection(Html& h, const ReportData& d) {
   h.raw("<section id=\"summary\"><h2>Summary</h2><div class=\"cards\">");
   h.f("<div class=\"card\" id=\"card-packets\"><div class=\"k\">Packets</div><div "
       "class=\"v\">{}</div><div class=\"s\">{} bytes on the wire</div></div>",
-      commas(s.packets), commas(s.bytes));
+      rules::withThousands(s.packets), rules::withThousands(s.bytes));
   h.f("<div class=\"card\" id=\"card-allowed\"><div class=\"k\">Allowed</div><div class=\"v\" "
       "style=\"color:#2e7d32\">{}</div><div class=\"s\">{} of the packets</div></div>",
-      commas(allowed), pct(allowed, s.packets));
+      rules::withThousands(allowed), pct(allowed, s.packets));
   h.f("<div class=\"card\" id=\"card-denied\"><div class=\"k\">Denied</div><div class=\"v\" "
       "style=\"color:#c62828\">{}</div><div class=\"s\">{} of the packets</div></div>",
-      commas(denied), pct(denied, s.packets));
+      rules::withThousands(denied), pct(denied, s.packets));
   h.f("<div class=\"card\" id=\"card-connections\"><div class=\"k\">Connections</div><div "
       "class=\"v\">{}</div><div class=\"s\">records in Zeek's conn.log vocabulary; {} table "
       "entries created</div></div>",
-      commas(d.connections_total), commas(d.connections_created));
+      rules::withThousands(d.connections_total), rules::withThousands(d.connections_created));
   h.f("<div class=\"card\" id=\"card-stateless\"><div class=\"k\">Stateless would differ</div>"
       "<div class=\"v\">{}</div><div class=\"s\">packets ({} denied instead, {} allowed "
       "instead)</div></div>",
-      commas(d.stateless_to_deny + d.stateless_to_allow), commas(d.stateless_to_deny),
-      commas(d.stateless_to_allow));
+      rules::withThousands(d.stateless_to_deny + d.stateless_to_allow),
+      rules::withThousands(d.stateless_to_deny), rules::withThousands(d.stateless_to_allow));
   h.f("<div class=\"card\" id=\"card-table\"><div class=\"k\">Connection table</div><div "
       "class=\"v\">{}</div><div class=\"s\">peak entries; {} idle expiries</div></div>",
-      commas(d.table_peak), commas(d.expiries_total));
+      rules::withThousands(d.table_peak), rules::withThousands(d.expiries_total));
   h.raw(
       "</div>\n<div class=\"grid2\"><div><h3>Packets by verdict and reason</h3>"
       "<table id=\"reasons\"><tr><th>verdict</th><th>reason</th><th class=\"n\">packets</th>"
@@ -446,8 +431,8 @@ void summarySection(Html& h, const ReportData& d) {
     swatch(h, static_cast<Reason>(r));
     h.f("<span title=\"{}\">{}</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
         "<td><span class=\"bar\" style=\"width:{:.1f}px;background:{}\"></span> {}</td></tr>",
-        esc(reasonLook(static_cast<Reason>(r)).meaning), dataplane::kReasonCodes[r], commas(n),
-        commas(s.bytes_by_reason[r]), w, reasonColor(r), pct(n, s.packets));
+        esc(reasonLook(static_cast<Reason>(r)).meaning), dataplane::kReasonCodes[r], rules::withThousands(n),
+        rules::withThousands(s.bytes_by_reason[r]), w, reasonColor(r), pct(n, s.packets));
   }
   h.raw("</table>");
   bool any_malformed = false;
@@ -458,7 +443,8 @@ void summarySection(Html& h, const ReportData& d) {
     bool first = true;
     for (size_t l = 0; l < dataplane::kLayerCount; ++l) {
       if (s.malformed_by_layer[l] == 0) continue;
-      h.f("{}{} {}", first ? "" : ", ", dataplane::kLayerNames[l], commas(s.malformed_by_layer[l]));
+      h.f("{}{} {}", first ? "" : ", ", dataplane::kLayerNames[l],
+          rules::withThousands(s.malformed_by_layer[l]));
       first = false;
     }
     h.raw("</p>");
@@ -466,7 +452,7 @@ void summarySection(Html& h, const ReportData& d) {
   if (d.unattributed_packets > 0) {
     h.f("<p class=\"note\">{} packets belong to no connection (ARP and neighbour discovery, "
         "non-IP frames, unparsable packets).</p>",
-        commas(d.unattributed_packets));
+        rules::withThousands(d.unattributed_packets));
   }
   h.raw(
       "</div><div><h3>Connections by conn_state</h3><table id=\"conn-states\"><tr>"
@@ -474,7 +460,7 @@ void summarySection(Html& h, const ReportData& d) {
   for (const auto& [st, n] : d.conn_states) {
     h.f("<tr data-state=\"{}\" data-count=\"{}\"><td><code>{}</code></td><td class=\"n\">{}</td>"
         "<td>{}</td></tr>",
-        esc(st), n, esc(st), commas(n), esc(connStateMeaning(st)));
+        esc(st), n, esc(st), rules::withThousands(n), esc(connStateMeaning(st)));
   }
   if (d.conn_states.empty()) h.raw("<tr><td colspan=\"3\" class=\"note\">none</td></tr>");
   h.raw(
@@ -482,14 +468,16 @@ void summarySection(Html& h, const ReportData& d) {
       "<th class=\"n\">connections</th></tr>");
   for (auto e : {ConnEnd::kClosed, ConnEnd::kTimedOut, ConnEnd::kOpen}) {
     h.f("<tr><td>{}</td><td class=\"n\">{}</td></tr>", connEndName(e),
-        commas(d.conn_ends[static_cast<size_t>(e)]));
+        rules::withThousands(d.conn_ends[static_cast<size_t>(e)]));
   }
   h.f("</table><p class=\"note\">The engine's own counters: {} connections created, {} expired "
       "(idle past their timeout by the end of the trace, whether or not the sweep had reclaimed "
       "them yet), {} unreplied ones evicted to make room in a full table, {} TCP packets marked "
       "INVALID.{}</p>",
-      commas(s.engine.connections_created), commas(s.engine.connections_expired),
-      commas(s.engine.connections_evicted), commas(s.engine.tcp_invalid),
+      rules::withThousands(s.engine.connections_created),
+      rules::withThousands(s.engine.connections_expired),
+      rules::withThousands(s.engine.connections_evicted),
+      rules::withThousands(s.engine.tcp_invalid),
       glossaryNote(
           {"zeek-conn_state", "zeek-history", "idle-timeout", "sweep", "eviction", "invalid"}));
   h.raw("</div></div></section>\n");
@@ -499,7 +487,7 @@ void hitCell(Html& h, uint64_t hits) {
   if (hits == 0) {
     h.raw("<td class=\"n\">0<span class=\"badge\">never hit</span></td>");
   } else {
-    h.f("<td class=\"n\">{}</td>", commas(hits));
+    h.f("<td class=\"n\">{}</td>", rules::withThousands(hits));
   }
 }
 
@@ -629,7 +617,7 @@ void contrastSection(Html& h, const ReportData& d) {
       "</div><div class=\"card\" id=\"stateless-to-allow\"><div class=\"k\">Denied here, allowed "
       "stateless</div><div class=\"v\" style=\"color:#2e7d32\">{}</div><div class=\"s\">packets: "
       "e.g. rejected by the TCP state machine or a full table</div></div></div>",
-      commas(d.stateless_to_deny), commas(d.stateless_to_allow));
+      rules::withThousands(d.stateless_to_deny), rules::withThousands(d.stateless_to_allow));
   h.raw(
       "<h3>Packets by reason, both ways</h3><table id=\"contrast-reasons\"><tr><th>reason</th>"
       "<th class=\"n\">stateful (statewall)</th><th class=\"n\">rules alone</th></tr>");
@@ -638,13 +626,14 @@ void contrastSection(Html& h, const ReportData& d) {
     h.raw("<tr><td>");
     swatch(h, static_cast<Reason>(r));
     h.f("{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>", dataplane::kReasonCodes[r],
-        commas(s.packets_by_reason[r]), commas(d.stateless_by_reason[r]));
+        rules::withThousands(s.packets_by_reason[r]),
+        rules::withThousands(d.stateless_by_reason[r]));
   }
   h.raw("</table>");
   const size_t shown = std::min(s.changes.size(), d.options.max_changes);
   h.f("<h3>Flows a stateless filter would treat differently</h3><p class=\"note\">{} flows "
       "(by flow and pair of reasons), in order of their first packet{}.</p>",
-      commas(s.changed_flows),
+      rules::withThousands(s.changed_flows),
       shown < s.changed_flows ? fmt::format("; the first {} are listed", shown) : "");
   if (shown > 0) {
     h.raw(
@@ -657,7 +646,8 @@ void contrastSection(Html& h, const ReportData& d) {
       h.f("{}</td><td>", dataplane::reasonCode(c.stateful));
       swatch(h, c.stateless);
       h.f("{}</td><td class=\"n\">{}</td><td class=\"n\">#{}</td><td>{}</td></tr>",
-          dataplane::reasonCode(c.stateless), commas(c.packets), c.first_index, esc(c.why));
+          dataplane::reasonCode(c.stateless), rules::withThousands(c.packets), c.first_index,
+          esc(c.why));
     }
     h.raw("</table>");
   }
@@ -794,12 +784,13 @@ void tcpSection(Html& h, const ReportData& d) {
     for (size_t i = 0; i < ev.size(); ++i)
       label += (i ? "/" : "") + ev[i];
     const uint64_t count = d.tcp_moves[k.first][k.second];
-    label += (label.empty() ? "" : " \u00d7") + commas(count);
+    label += (label.empty() ? "" : " \u00d7") + rules::withThousands(count);
     drawEdge(k.first, k.second, count, label, "tcp-edge");
   }
   // A SYN reopening a TIME_WAIT or CLOSE connection replaces the entry.
   drawEdge(static_cast<size_t>(TcpState::kTimeWait), static_cast<size_t>(TcpState::kSynSent),
-           d.tcp_reopened, "reopen (SYN) \u00d7" + commas(d.tcp_reopened), "tcp-edge reopen");
+           d.tcp_reopened, "reopen (SYN) \u00d7" + rules::withThousands(d.tcp_reopened),
+           "tcp-edge reopen");
   for (size_t s = 0; s < kN; ++s) {
     const TcpState st = static_cast<TcpState>(s);
     NodePos p = nodePos(st);
@@ -814,9 +805,11 @@ void tcpSection(Html& h, const ReportData& d) {
     h.f("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"13\" "
         "font-weight=\"700\" fill=\"#1d2330\">{}</text>",
         p.x, p.y - 7, start ? "NONE (new)" : dataplane::tcpStateName(st));
-    std::string sub = start ? "first packets"
-                            : fmt::format("stay {} \u00b7 inv {} \u00b7 exp {}", commas(stay),
-                                          commas(d.tcp_invalid[s]), commas(d.tcp_expired[s]));
+    std::string sub =
+        start ? "first packets"
+              : fmt::format("stay {} \u00b7 inv {} \u00b7 exp {}", rules::withThousands(stay),
+                            rules::withThousands(d.tcp_invalid[s]),
+                            rules::withThousands(d.tcp_expired[s]));
     if (start && d.tcp_invalid[s] > 0) sub += fmt::format(" \u00b7 inv {}", d.tcp_invalid[s]);
     h.f("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"10.5\" "
         "fill=\"#5b6475\">{}</text></g>",
@@ -827,7 +820,7 @@ void tcpSection(Html& h, const ReportData& d) {
       "SYN. stay = the packet left the state unchanged (data, ACKs, retransmissions), inv = "
       "rejected by the state machine (INVALID), exp = connections that expired idle in that "
       "state.</p></section>\n",
-      commas(total_moves), commas(d.tcp_reopened));
+      rules::withThousands(total_moves), rules::withThousands(d.tcp_reopened));
 }
 
 // ---- connection table chart ----
@@ -868,7 +861,8 @@ void tableSection(Html& h, const ReportData& d) {
     h.f("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e3e7ee\"/>"
         "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"11\" "
         "fill=\"#5b6475\">{}</text>",
-        ml, y, W - mr, y, ml - 6, y + 4, commas(static_cast<uint64_t>(std::llround(v))));
+        ml, y, W - mr, y, ml - 6, y + 4,
+        rules::withThousands(static_cast<uint64_t>(std::llround(v))));
   }
   for (int i = 0; i <= 8; ++i) {
     const double x = ml + (W - ml - mr) * i / 8;
@@ -915,7 +909,7 @@ void tableSection(Html& h, const ReportData& d) {
       h.f("<rect class=\"expiry-bin\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
           "height=\"{:.1f}\" fill=\"#c62828\" fill-opacity=\"0.7\"><title>{} idle timeouts "
           "between {:.3f} s and {:.3f} s</title></rect>",
-          x0, H - mb - hgt, x1 - x0, hgt, commas(b.count), secs(b.from_ns - t0),
+          x0, H - mb - hgt, x1 - x0, hgt, rules::withThousands(b.count), secs(b.from_ns - t0),
           secs(std::min(b.to_ns, t1) - t0));
     }
   }
@@ -929,7 +923,7 @@ void tableSection(Html& h, const ReportData& d) {
     if (d.expiries_by_key[k] == 0) continue;
     by_key += fmt::format("{}{} {}", by_key.empty() ? "" : ", ",
                           rules::timeoutKeyName(static_cast<rules::TimeoutKey>(k)),
-                          commas(d.expiries_by_key[k]));
+                          rules::withThousands(d.expiries_by_key[k]));
   }
   h.f("<p class=\"note\" id=\"table-how\">How the curve is computed: the replay does not expose "
       "the engine's table between bursts, so the page models it from the verdicts. +1 for every "
@@ -942,9 +936,10 @@ void tableSection(Html& h, const ReportData& d) {
       "sweep retires expired entries lazily, within about a second of trace time, and the "
       "replay sweeps once more at the last packet's time, so every connection idle past its "
       "timeout by then is counted. {}</p>",
-      commas(d.connections_created), commas(s.engine.connections_created), commas(d.expiries_total),
-      by_key.empty() ? "" : ": ", by_key, commas(d.table_peak), commas(d.table_final),
-      commas(s.engine.connections_expired),
+      rules::withThousands(d.connections_created),
+      rules::withThousands(s.engine.connections_created), rules::withThousands(d.expiries_total),
+      by_key.empty() ? "" : ": ", by_key, rules::withThousands(d.table_peak),
+      rules::withThousands(d.table_final), rules::withThousands(s.engine.connections_expired),
       d.expiries.size() < d.expiries_total
           ? fmt::format("With this many expiries the chart draws a bar per time slice ({} "
                         "slices hold expiries) rather than one marker each.",
@@ -965,15 +960,16 @@ void connectionsSection(Html& h, const ReportData& d) {
       "the page lists the first {} of the trace's {} connections (by first packet), draws "
       "ladders for the first {} connections, at most {} packets each, and shows one page of "
       "cards at a time.{}</p>",
-      commas(d.connections.size()), commas(d.connections_total),
-      commas(d.options.ladder_connections), commas(d.options.ladder_arrows),
+      rules::withThousands(d.connections.size()), rules::withThousands(d.connections_total),
+      rules::withThousands(d.options.ladder_connections),
+      rules::withThousands(d.options.ladder_arrows),
       glossaryNote({"originator", "security-group", "network-acl", "allow-and-deny-reasons",
                     "zeek-conn_state", "zeek-history"}));
   if (d.connections_forgotten_early > 0) {
     h.f("<p class=\"note\">{} flows without a connection were counted while still open: more "
         "such flows were open at once than the connection table holds, so the longest idle were "
         "let go to bound memory (a later packet of one counts as a new record).</p>",
-        commas(d.connections_forgotten_early));
+        rules::withThousands(d.connections_forgotten_early));
   }
   h.raw("<p class=\"legend\">");
   for (size_t r = 0; r < kReasons; ++r) {

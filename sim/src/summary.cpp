@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "statewall/rules/vocab.hpp"
+#include "statewall/rules/vocab_json.hpp"
 #include "statewall/sim/conn_log.hpp"
 #include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/pcap_io.hpp"
@@ -15,25 +17,9 @@ namespace {
 using dataplane::kReasonCount;
 using dataplane::Reason;
 
-std::string commas(uint64_t v) {
-  std::string s = std::to_string(v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
-    s.insert(static_cast<size_t>(i), ",");
-  return s;
-}
-
 std::string percent(uint64_t part, uint64_t whole) {
   if (whole == 0) return "-";
   return fmt::format("{:.1f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
-}
-
-std::string utc(uint64_t ts_ns) {
-  std::time_t secs = static_cast<std::time_t>(ts_ns / 1000000000ull);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06} UTC", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (ts_ns % 1000000000ull) / 1000);
 }
 
 // Columns separated by two spaces; each column left- or right-aligned; the last column is not
@@ -101,17 +87,6 @@ std::string policyLine(const rules::CompiledPolicy& p) {
                      acl_entries);
 }
 
-std::string ruleLabel(const rules::CompiledPolicy& p, rules::RuleId r) {
-  const auto& ri = p.rule(r);
-  return fmt::format("{} {}[{}]", ri.group_name, rules::directionName(ri.dir), ri.index);
-}
-
-std::string aclLabel(const rules::CompiledPolicy& p, rules::AclEntryId e) {
-  const auto& ai = p.aclEntry(e);
-  return fmt::format("{} {} rule {}", ai.acl_name, rules::directionName(ai.dir),
-                     ai.ruleNumberStr());
-}
-
 }  // namespace
 
 std::vector<std::string> skippedInterfaceWarnings(const ReplaySummary& s) {
@@ -121,7 +96,7 @@ std::vector<std::string> skippedInterfaceWarnings(const ReplaySummary& s) {
       out.push_back(fmt::format(
           "{}: {} packets of {} were skipped (not judged, not counted): its link type {} is not "
           "one statewall reads",
-          tr.path, commas(i.skipped), interfaceText(i), dltName(i.dlt)));
+          tr.path, rules::withThousands(i.skipped), interfaceText(i), dltName(i.dlt)));
     }
   }
   return out;
@@ -141,10 +116,12 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     for (const auto& tr : s.traces) {
       t.row(
           {"trace", fmt::format("{}: {}, {}, {} packets, {} bytes", tr.path, formatName(tr.format),
-                                linkTypesText(tr), commas(tr.packets), commas(tr.bytes))});
+                                linkTypesText(tr), rules::withThousands(tr.packets),
+                                rules::withThousands(tr.bytes))});
     }
     if (s.packets > 0) {
-      t.row({"time", fmt::format("{} .. {} ({:.6f} s)", utc(s.first_ts_ns), utc(s.last_ts_ns),
+      t.row({"time", fmt::format("{} .. {} ({:.6f} s)", rules::utcText(s.first_ts_ns, 6),
+                                 rules::utcText(s.last_ts_ns, 6),
                                  static_cast<double>(s.last_ts_ns - s.first_ts_ns) / 1e9)});
     }
     out += "statewall replay\n" + t.str();
@@ -157,13 +134,13 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
       out += fmt::format(
           "  warning: {} packets are older than the packet before them (first: #{}); each was "
           "judged at the time already reached\n",
-          commas(s.ts_backwards), s.ts_backwards_first);
+          rules::withThousands(s.ts_backwards), s.ts_backwards_first);
     }
     if (s.snaplen_cut > 0) {
       out += fmt::format(
           "  warning: {} packets were cut short by the capture's snaplen; {} of them are "
           "deny-malformed because the bytes they need were not captured\n",
-          commas(s.snaplen_cut), commas(s.snaplen_cut_malformed));
+          rules::withThousands(s.snaplen_cut), rules::withThousands(s.snaplen_cut_malformed));
     }
   }
 
@@ -179,21 +156,25 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
           b += s.bytes_by_reason[r];
         }
       }
-      t.row({allow ? "allow" : "deny", "", commas(p), commas(b), percent(p, s.packets)});
+      t.row({allow ? "allow" : "deny", "", rules::withThousands(p), rules::withThousands(b),
+             percent(p, s.packets)});
       for (size_t r = 0; r < kReasonCount; ++r) {
         if (dataplane::kReasonAllows[r] != allow || s.packets_by_reason[r] == 0) continue;
-        t.row({"", std::string(dataplane::kReasonCodes[r]), commas(s.packets_by_reason[r]),
-               commas(s.bytes_by_reason[r]), percent(s.packets_by_reason[r], s.packets)});
+        t.row({"", std::string(dataplane::kReasonCodes[r]),
+               rules::withThousands(s.packets_by_reason[r]),
+               rules::withThousands(s.bytes_by_reason[r]),
+               percent(s.packets_by_reason[r], s.packets)});
         if (static_cast<Reason>(r) == Reason::kDenyMalformed) {
           for (size_t l = 0; l < dataplane::kLayerCount; ++l) {
             if (s.malformed_by_layer[l] == 0) continue;
             t.row({"", fmt::format("  at {}", dataplane::kLayerNames[l]),
-                   commas(s.malformed_by_layer[l]), "", ""});
+                   rules::withThousands(s.malformed_by_layer[l]), "", ""});
           }
         }
       }
     }
-    t.row({"total", "", commas(s.packets), commas(s.bytes), s.packets > 0 ? "100.0%" : "-"});
+    t.row({"total", "", rules::withThousands(s.packets), rules::withThousands(s.bytes),
+           s.packets > 0 ? "100.0%" : "-"});
     out += "\nVerdicts\n" + t.str();
   }
 
@@ -204,7 +185,8 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     for (rules::RuleId r = 0; r < policy.ruleCount() && r < s.rule_hits.size(); ++r) {
       if (s.rule_hits[r] == 0) continue;
       const auto& ri = policy.rule(r);
-      t.row({commas(s.rule_hits[r]), ruleLabel(policy, r), "", ri.text, ri.description});
+      t.row({rules::withThousands(s.rule_hits[r]), rules::ruleLabel(policy.rule(r)), "", ri.text,
+             ri.description});
     }
     out += "\nSecurity-group rule hits\n";
     out += t.empty() ? "  (none)\n" : t.str();
@@ -215,7 +197,8 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     for (rules::AclEntryId e = 0; e < policy.aclEntryCount() && e < s.acl_hits.size(); ++e) {
       if (s.acl_hits[e] == 0) continue;
       const auto& ai = policy.aclEntry(e);
-      t.row({commas(s.acl_hits[e]), aclLabel(policy, e), ai.allow ? "allow" : "deny", ai.text});
+      t.row({rules::withThousands(s.acl_hits[e]), rules::aclEntryLabel(policy.aclEntry(e)),
+             ai.allow ? "allow" : "deny", ai.text});
     }
     out += "\nNetwork ACL hits\n";
     out += t.empty() ? "  (none)\n" : t.str();
@@ -227,13 +210,13 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     for (rules::RuleId r = 0; r < policy.ruleCount(); ++r) {
       if (r < s.rule_hits.size() && s.rule_hits[r] != 0) continue;
       const auto& ri = policy.rule(r);
-      t.row({ruleLabel(policy, r), ri.text, ri.description});
+      t.row({rules::ruleLabel(policy.rule(r)), ri.text, ri.description});
       ++count;
     }
     for (rules::AclEntryId e = 0; e < policy.aclEntryCount(); ++e) {
       const auto& ai = policy.aclEntry(e);
       if (ai.rule_number == 0 || (e < s.acl_hits.size() && s.acl_hits[e] != 0)) continue;
-      t.row({aclLabel(policy, e), ai.text, ""});
+      t.row({rules::aclEntryLabel(policy.aclEntry(e)), ai.text, ""});
       ++count;
     }
     out += fmt::format("\nRules never hit ({})\n", count);
@@ -247,7 +230,7 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
       if (!dataplane::kReasonAllows[r]) denied += s.packets_by_reason[r];
     out += fmt::format("\nTop denied flows ({} of {}{} flows, {} packets denied)\n",
                        s.top_denied.size(), s.top_denied_approximate ? "about " : "",
-                       commas(s.denied_flows), commas(denied));
+                       rules::withThousands(s.denied_flows), rules::withThousands(denied));
     if (s.top_denied.empty()) {
       out += "  (none)\n";
     } else {
@@ -256,7 +239,7 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
       // Estimates are marked: "~" before a count that may overstate the truth.
       const std::string mark = s.top_denied_approximate ? "~" : "";
       for (const auto& d : s.top_denied) {
-        t.row({mark + commas(d.packets), mark + commas(d.bytes),
+        t.row({mark + rules::withThousands(d.packets), mark + rules::withThousands(d.bytes),
                std::string(dataplane::reasonCode(d.reason)), flowKeyWords(d.key),
                fmt::format("#{}", d.first_index), d.detail});
       }
@@ -265,41 +248,43 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
         out += fmt::format(
             "  ~ approximate: more distinct denied flows than the replay counts exactly; a "
             "packet count may overstate its flow's by up to {}, and its bytes may be short\n",
-            commas(s.top_denied_max_error));
+            rules::withThousands(s.top_denied_max_error));
       }
     }
   }
 
   // Connections.
   // Evictions (early drop of a full table) only when there were some: most runs have none.
-  out += fmt::format(
-      "\nConnections\n  {} created, {} expired, {}{} TCP packets invalid\n",
-      commas(s.engine.connections_created), commas(s.engine.connections_expired),
-      s.engine.connections_evicted != 0
-          ? fmt::format("{} evicted unreplied (table full), ", commas(s.engine.connections_evicted))
-          : std::string(),
-      commas(s.engine.tcp_invalid));
+  out += fmt::format("\nConnections\n  {} created, {} expired, {}{} TCP packets invalid\n",
+                     rules::withThousands(s.engine.connections_created),
+                     rules::withThousands(s.engine.connections_expired),
+                     s.engine.connections_evicted != 0
+                         ? fmt::format("{} evicted unreplied (table full), ",
+                                       rules::withThousands(s.engine.connections_evicted))
+                         : std::string(),
+                     rules::withThousands(s.engine.tcp_invalid));
   if (s.connections_logged) {
     std::string states;
     for (const auto& [name, n] : s.conn_states) {
-      states += fmt::format("{}{} {}", states.empty() ? "" : ", ", name, commas(n));
+      states += fmt::format("{}{} {}", states.empty() ? "" : ", ", name, rules::withThousands(n));
     }
     out += fmt::format("  log: {} records ({}); {} closed, {} timed out, {} still open\n",
-                       commas(s.connection_records), states.empty() ? "none" : states,
-                       commas(s.conn_ends[static_cast<size_t>(ConnEnd::kClosed)]),
-                       commas(s.conn_ends[static_cast<size_t>(ConnEnd::kTimedOut)]),
-                       commas(s.conn_ends[static_cast<size_t>(ConnEnd::kOpen)]));
+                       rules::withThousands(s.connection_records), states.empty() ? "none" : states,
+                       rules::withThousands(s.conn_ends[static_cast<size_t>(ConnEnd::kClosed)]),
+                       rules::withThousands(s.conn_ends[static_cast<size_t>(ConnEnd::kTimedOut)]),
+                       rules::withThousands(s.conn_ends[static_cast<size_t>(ConnEnd::kOpen)]));
     if (s.connection_records_early > 0) {
       out += fmt::format(
           "  log: {} records of flows without a connection were written while still open (more "
           "such flows at once than the connection table holds); a later packet of one starts a "
           "new record\n",
-          commas(s.connection_records_early));
+          rules::withThousands(s.connection_records_early));
     }
   }
   if (s.engine.totalPackets() != s.packets && s.error == std::nullopt) {
-    out += fmt::format("  WARNING: the engine counted {} packets, the replay {}\n",
-                       commas(s.engine.totalPackets()), commas(s.packets));
+    out +=
+        fmt::format("  WARNING: the engine counted {} packets, the replay {}\n",
+                    rules::withThousands(s.engine.totalPackets()), rules::withThousands(s.packets));
   }
 
   // Stateless comparison.
@@ -308,27 +293,28 @@ std::string formatSummaryText(const ReplaySummary& s, const rules::CompiledPolic
     t.row({"reason", "stateful", "stateless"});
     for (size_t r = 0; r < kReasonCount; ++r) {
       if (s.packets_by_reason[r] == 0 && s.stateless_by_reason[r] == 0) continue;
-      t.row({std::string(dataplane::kReasonCodes[r]), commas(s.packets_by_reason[r]),
-             commas(s.stateless_by_reason[r])});
+      t.row({std::string(dataplane::kReasonCodes[r]), rules::withThousands(s.packets_by_reason[r]),
+             rules::withThousands(s.stateless_by_reason[r])});
     }
     out += "\nStateless comparison (every packet judged by the rules alone, no tracking)\n";
     out += t.str();
     out += fmt::format(
         "  {} packets allowed with connection tracking are denied by the rules alone; {} the "
         "other way round.\n",
-        commas(s.changed_to_deny), commas(s.changed_to_allow));
+        rules::withThousands(s.changed_to_deny), rules::withThousands(s.changed_to_allow));
     if (!s.changes.empty()) {
       Table c("rrllll");
       c.row({"first", "packets", "stateful", "stateless", "flow", "why"});
       size_t shown = 0;
       for (const auto& ch : s.changes) {
         if (shown++ == 20) break;
-        c.row({fmt::format("#{}", ch.first_index), commas(ch.packets),
+        c.row({fmt::format("#{}", ch.first_index), rules::withThousands(ch.packets),
                std::string(dataplane::reasonCode(ch.stateful)),
                std::string(dataplane::reasonCode(ch.stateless)), flowKeyWords(ch.key), ch.why});
       }
       out += fmt::format("  Flows that change verdict ({} shown of {}):\n",
-                         std::min<size_t>(s.changes.size(), 20), commas(s.changed_flows));
+                         std::min<size_t>(s.changes.size(), 20),
+                         rules::withThousands(s.changed_flows));
       out += c.str("    ");
     }
   }
@@ -406,32 +392,29 @@ std::string formatSummaryJson(const ReplaySummary& s, const rules::CompiledPolic
   ordered_json rules_j = ordered_json::array();
   for (rules::RuleId r = 0; r < policy.ruleCount(); ++r) {
     const auto& ri = policy.rule(r);
-    rules_j.push_back({{"group", ri.group_name},
-                       {"direction", rules::directionName(ri.dir)},
-                       {"index", ri.index},
-                       {"text", ri.text},
-                       {"description", ri.description},
-                       {"hits", r < s.rule_hits.size() ? s.rule_hits[r] : 0}});
+    ordered_json rj = rules::ruleJson<ordered_json>(ri);
+    rj["description"] = ri.description;
+    rj["hits"] = r < s.rule_hits.size() ? s.rule_hits[r] : 0;
+    rules_j.push_back(std::move(rj));
   }
   j["rule_hits"] = rules_j;
   ordered_json acl_j = ordered_json::array();
   for (rules::AclEntryId e = 0; e < policy.aclEntryCount(); ++e) {
     const auto& ai = policy.aclEntry(e);
-    acl_j.push_back({{"acl", ai.acl_name},
-                     {"direction", rules::directionName(ai.dir)},
-                     {"rule", ai.ruleNumberStr()},
-                     {"action", ai.allow ? "allow" : "deny"},
-                     {"text", ai.text},
-                     {"hits", e < s.acl_hits.size() ? s.acl_hits[e] : 0}});
+    ordered_json aj = rules::aclEntryJson<ordered_json>(ai);
+    aj["hits"] = e < s.acl_hits.size() ? s.acl_hits[e] : 0;
+    acl_j.push_back(std::move(aj));
   }
   j["acl_hits"] = acl_j;
   ordered_json never = ordered_json::array();
   for (rules::RuleId r = 0; r < policy.ruleCount(); ++r) {
-    if (r >= s.rule_hits.size() || s.rule_hits[r] == 0) never.push_back(ruleLabel(policy, r));
+    if (r >= s.rule_hits.size() || s.rule_hits[r] == 0)
+      never.push_back(rules::ruleLabel(policy.rule(r)));
   }
   for (rules::AclEntryId e = 0; e < policy.aclEntryCount(); ++e) {
     if (policy.aclEntry(e).rule_number == 0) continue;
-    if (e >= s.acl_hits.size() || s.acl_hits[e] == 0) never.push_back(aclLabel(policy, e));
+    if (e >= s.acl_hits.size() || s.acl_hits[e] == 0)
+      never.push_back(rules::aclEntryLabel(policy.aclEntry(e)));
   }
   j["never_hit"] = never;
   ordered_json top = ordered_json::array();

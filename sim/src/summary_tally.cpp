@@ -10,12 +10,12 @@ std::string FlowKey::str() const {
   if (!ip) return "non-IP";
   auto ep = [&](const rules::IpAddr& a, uint16_t port) {
     if (proto != dataplane::kIpProtoTcp && proto != dataplane::kIpProtoUdp) return a.str();
-    return a.isV4() ? fmt::format("{}:{}", a.str(), port) : fmt::format("[{}]:{}", a.str(), port);
+    return rules::endpointText(a, port);
   };
   std::string_view name = detail::protoText(proto, dataplane::L3::kIpv4);
   std::string p = name.empty() ? fmt::format("proto {}", proto) : std::string(name);
   std::string s = fmt::format("{} {} -> {}", p, ep(src, sport), ep(dst, dport));
-  if (detail::isIcmp(proto)) s += fmt::format(" type {} code {}", sport, dport);
+  if (rules::protoIsIcmp(proto)) s += fmt::format(" type {} code {}", sport, dport);
   return s;
 }
 

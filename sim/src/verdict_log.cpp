@@ -2,6 +2,7 @@
 
 #include "conn_tracker.hpp"
 #include "flow_key.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::sim::detail {
 namespace {
@@ -90,7 +91,7 @@ void VerdictLog::write(const dataplane::PacketRef& frame, const ParsedPacket& p,
     b.push_back('"');
   }
   if (ip && p.malformed == dataplane::Layer::kNone) {
-    if (isIcmp(p.proto)) {
+    if (rules::protoIsIcmp(p.proto)) {
       lit(",\"icmp_type\":");
       num(p.icmp_type);
       lit(",\"icmp_code\":");
@@ -107,11 +108,7 @@ void VerdictLog::write(const dataplane::PacketRef& frame, const ParsedPacket& p,
     }
     if (p.proto == dataplane::kIpProtoTcp && !(p.is_fragment && !p.first_fragment)) {
       char flags[8];
-      size_t fl = 0;
-      static constexpr char kLetters[] = "FSRPAUEC";
-      for (int bit = 0; bit < 8; ++bit) {
-        if (p.tcp_flags & (1u << bit)) flags[fl++] = kLetters[bit];
-      }
+      const size_t fl = rules::tcpFlagLetters(p.tcp_flags, flags);
       lit(",\"tcp_flags\":");
       str(std::string_view(flags, fl));
     }

@@ -2,8 +2,10 @@
 // through the HTTP framing of handleRawRequest().
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <set>
 
+#include "common/protocol_spellings.hpp"
 #include "control_test_util.hpp"
 #include "statewall/control/api.hpp"
 #include "statewall/control/http.hpp"
@@ -190,6 +192,24 @@ TEST_F(ApiTest, BundleOfSeveralDocuments) {
   expectError("PUT", "/v1/policy", 400, R"([1, 2])", ct);
   // Content-Type parameters are allowed.
   callJson("POST", "/v1/policy/check", 200, bundle.dump(), ct + "; charset=utf-8");
+}
+
+// The proto filter accepts exactly the shared vocabulary's spellings (rules::parseIpProtocol).
+TEST_F(ApiTest, ConnectionFilterProtoTakesEverySharedSpelling) {
+  for (const auto& sp : statewall::testing::kProtocolSpellings) {
+    std::string q;
+    for (unsigned char c : sp.text) {
+      char esc[4];
+      std::snprintf(esc, sizeof(esc), "%%%02X", c);
+      q += esc;
+    }
+    const std::string target = "/v1/connections?proto=" + q;
+    if (sp.proto) {
+      callJson("GET", target, 200);
+    } else {
+      expectError("GET", target, 400);
+    }
+  }
 }
 
 TEST_F(ApiTest, PolicyRequestErrors) {

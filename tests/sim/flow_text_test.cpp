@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/protocol_spellings.hpp"
 #include "statewall/sim/expect.hpp"
 #include "statewall/sim/gen.hpp"
 
@@ -44,16 +45,27 @@ TEST(FlowText, PortRange) {
   EXPECT_FALSE(parsePortRange("70000", &lo, &hi));
 }
 
-TEST(FlowText, Protocol) {
-  EXPECT_EQ(parseProtocol("tcp"), 6);
-  EXPECT_EQ(parseProtocol("udp"), 17);
-  EXPECT_EQ(parseProtocol("icmp"), 1);
-  EXPECT_EQ(parseProtocol("icmpv6"), 58);
-  EXPECT_EQ(parseProtocol("icmp6"), 58);
-  EXPECT_EQ(parseProtocol("47"), 47);
-  EXPECT_EQ(parseProtocol("256"), std::nullopt);
-  EXPECT_EQ(parseProtocol("TCP"), std::nullopt);
-  EXPECT_EQ(parseProtocol(""), std::nullopt);
+// Expectation patterns and query flows read the protocol through the shared vocabulary: the same
+// spellings as every other command (tests/common/protocol_spellings.hpp).
+TEST(FlowText, ProtocolSpellingTable) {
+  for (const auto& sp : statewall::testing::kProtocolSpellings) {
+    EXPECT_EQ(parseProtocol(sp.text), sp.proto) << "'" << sp.text << "'";
+    if (sp.text.empty() || sp.text.find(' ') != std::string_view::npos) continue;  // word syntax
+    std::string err;
+    auto pat = parseFlowPattern(std::string(sp.text) + " 10.0.0.1 -> 10.0.0.2", &err);
+    if (sp.proto) {
+      ASSERT_TRUE(pat) << sp.text << ": " << err;
+      EXPECT_EQ(pat->proto, *sp.proto) << sp.text;
+    } else {
+      EXPECT_FALSE(pat) << sp.text;
+    }
+  }
+  std::string err;
+  for (const char* any : {"*", "any", "all", "ALL", "-1"}) {
+    auto pat = parseFlowPattern(std::string(any) + " 10.0.0.1 -> 10.0.0.2", &err);
+    ASSERT_TRUE(pat) << any << ": " << err;
+    EXPECT_EQ(pat->proto, -1) << any;
+  }
 }
 
 TEST(FlowText, Endpoint) {

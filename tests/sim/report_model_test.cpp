@@ -15,6 +15,7 @@
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
+#include "statewall/rules/vocab.hpp"
 #include "statewall/sim/gen.hpp"
 #include "statewall/sim/replay.hpp"
 #include "statewall/sim/report.hpp"
@@ -282,7 +283,7 @@ interfaces:
   EXPECT_TRUE(d.connections[0].arrows[0].from_orig);
   EXPECT_EQ(d.connections[0].arrows[0].tcp_flags, dataplane::kSyn);
   EXPECT_FALSE(d.connections[0].arrows[1].from_orig);
-  EXPECT_EQ(tcpFlagLetters(d.connections[0].arrows[1].tcp_flags), "SA");
+  EXPECT_EQ(rules::tcpFlagLetters(d.connections[0].arrows[1].tcp_flags), "SA");
   EXPECT_EQ(d.connections[0].arrows[1].tcp_after, TcpState::kSynRecv);
 }
 

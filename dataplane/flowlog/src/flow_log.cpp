@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "statewall/rules/vocab.hpp"
+
 namespace statewall::flowlog {
 namespace {
 
@@ -421,14 +423,11 @@ FlowLogNames::FlowLogNames(const rules::CompiledPolicy& p, std::string account_i
 }
 
 std::string ruleLabel(const rules::CompiledPolicy& p, rules::RuleId r) {
-  const rules::RuleInfo& ri = p.rule(r);
-  return fmt::format("{} {}[{}]", ri.group_name, rules::directionName(ri.dir), ri.index);
+  return rules::ruleLabel(p.rule(r));
 }
 
 std::string aclLabel(const rules::CompiledPolicy& p, rules::AclEntryId e) {
-  const rules::AclEntryInfo& ai = p.aclEntry(e);
-  return fmt::format("{} {} rule {}", ai.acl_name, rules::directionName(ai.dir),
-                     ai.ruleNumberStr());
+  return rules::aclEntryLabel(p.aclEntry(e));
 }
 
 void FlowLogNames::write(FlowLogWriter& w, const FlowLogAgg& a) const {

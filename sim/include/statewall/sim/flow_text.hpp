@@ -5,8 +5,9 @@
 // where SRC and DST are HOST, HOST:PORT, [IPV6] or [IPV6]:PORT (HOST may be an address, a CIDR or
 // '*', as the caller allows). `statewall query`, `statewall gen` and the replay's expectation files
 // each give the pieces their own meaning (an exact packet, a flow to generate, a pattern); the
-// splitting and the number and protocol syntax are shared here so that the three read a flow the
-// same way and fail with the same messages.
+// splitting is shared here, and the number, port, protocol and endpoint syntax is the vocabulary's
+// (statewall/rules/vocab.hpp), so that every command reads a flow the same way and fails with the
+// same messages.
 #pragma once
 
 #include <cstdint>
@@ -15,27 +16,20 @@
 #include <string_view>
 #include <vector>
 
+#include "statewall/rules/vocab.hpp"
+
 namespace statewall::sim {
 
-// A decimal number with no sign, no spaces and at most `max`. false for anything else.
-bool parseDecimal(std::string_view s, uint64_t max, uint64_t* out);
-
-// A port ("443") or a port range ("1024-65535", inclusive; "*" = 0-65535).
-bool parsePortRange(std::string_view s, uint16_t* lo, uint16_t* hi);
-
-// An IP protocol by name (tcp, udp, icmp, icmpv6 or icmp6) or number (0..255).
-std::optional<uint8_t> parseProtocol(std::string_view s);
-
-// HOST, HOST:PORT, [IPV6] or [IPV6]:PORT split into its texts. A bare IPv6 address (two or more
-// colons, no brackets) is all host: its port cannot be written without brackets.
-struct EndpointText {
-  std::string_view host;
-  std::string_view port;  // empty when !has_port
-  bool has_port = false;
-  bool bracketed = false;
-};
-// nullopt with *err ("'[::1': missing ']' after an IPv6 address") when the brackets are broken.
-std::optional<EndpointText> splitEndpoint(std::string_view s, std::string* err);
+// The numbers, port ranges, protocols and endpoints of the syntax are the shared vocabulary's
+// (statewall/rules/vocab.hpp). These names keep the callers in sim/cli that still spell them
+// sim:: (cmd_query.cpp) working until they call rules:: directly.
+using rules::EndpointText;
+using rules::parseDecimal;
+using rules::parsePortRange;
+using rules::splitEndpoint;
+inline std::optional<uint8_t> parseProtocol(std::string_view s) {
+  return rules::parseIpProtocol(s);
+}
 
 // "PROTO SRC -> DST [WORD ...]" split into words. The arrow needs no spaces around it
 // ("tcp 10.0.0.5:1->10.0.1.10:443") and commas separate words like spaces ("type=3,code=4").

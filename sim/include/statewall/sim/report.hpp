@@ -217,8 +217,4 @@ std::string renderReportHtml(const ReportData& data);
 std::string htmlEscape(std::string_view s);
 std::string scriptJsonString(std::string_view s);
 
-// "S", "SA", "FA", "R", "PA", ...: the set TCP flags in the order F S R P A U E C, as
-// `statewall replay --verdicts` prints them.
-std::string tcpFlagLetters(uint8_t flags);
-
 }  // namespace statewall::sim
