@@ -941,6 +941,32 @@ TunnelFound parseUdpTunnel(const uint8_t* data, uint32_t off, uint32_t end, Enca
   }
 }
 
+// Whether a UDP payload on a port that is not in the tunnel table is Teredo by its content
+// (ParseOptions::detect_teredo; docs/semantics.md "Tunnels: what `--decap` judges"): optional
+// authentication and origin indication headers, then an IPv6 header whose payload length is what
+// the datagram holds (or a bubble: no next header, nothing after it). Without either header one of
+// the IPv6 addresses must be in 2001::/32, the Teredo prefix, as no other IPv6-in-UDP uses it.
+bool looksLikeTeredo(const uint8_t* p, uint32_t len) {
+  uint32_t pos = 0;
+  bool headers = false;
+  if (len >= 4 && p[0] == 0 && p[1] == 1) {
+    pos = 4 + uint32_t{p[2]} + p[3] + 9;
+    headers = true;
+  }
+  if (pos + 8 <= len && p[pos] == 0 && p[pos + 1] == 0) {
+    pos += 8;
+    headers = true;
+  }
+  if (pos > len || len - pos < 40 || (p[pos] >> 4) != 6) return false;
+  const uint8_t* ip = p + pos;
+  const uint32_t plen = be16(ip + 4);
+  const bool bubble = ip[6] == kIpProtoNoNext && plen == 0;
+  if (!bubble && 40 + plen != len - pos) return false;
+  if (headers) return true;
+  auto teredo = [](const uint8_t* a) { return be32(a) == 0x20010000u; };
+  return teredo(ip + 8) || teredo(ip + 24);
+}
+
 // Whether the packet just parsed is a tunnel to decapsulate, and where its inner packet lies. An
 // inner Ethernet header (VXLAN, GENEVE, GRE bridging, ERSPAN) is passed here, so that every
 // failure of the tunnel's own headers is reported with the outer packet's fields in place.
@@ -953,8 +979,12 @@ TunnelFound parseUdpTunnel(const uint8_t* data, uint32_t off, uint32_t end, Enca
   switch (pp.proto) {
     case kIpProtoUdp: {
       EncapHeader::Kind kind;
-      if (!opts.udpTunnel(pp.sport, pp.dport, &kind)) return TunnelFound::kNone;
       const uint32_t off = pp.l4_offset + 8u;
+      if (!opts.udpTunnel(pp.sport, pp.dport, &kind)) {
+        if (!opts.detect_teredo || !looksLikeTeredo(data + off, pp.l4_payload_len))
+          return TunnelFound::kNone;
+        kind = EncapHeader::Kind::kTeredo;
+      }
       f = parseUdpTunnel(data, off, off + pp.l4_payload_len, kind, t);
       layer = kind == EncapHeader::Kind::kVxlan       ? Layer::kVxlan
               : kind == EncapHeader::Kind::kGeneve    ? Layer::kGeneve
