@@ -171,7 +171,11 @@ void ConnRecord::observe(const dataplane::ParsedPacket& p, bool from_orig, uint6
       // The peer's FIN then RST was a normal close after all.
       peer.reset = false;
     }
-    constexpr uint64_t kZeekDelayNs = 5'000'000'000ull;  // tcp_close_delay, tcp_reset_delay
+    // tcp_close_delay, tcp_reset_delay, tcp_attempt_delay
+    constexpr uint64_t kZeekDelayNs = 5'000'000'000ull;
+    if ((f & kSyn) && !(f & kAck) && from_orig && zeek_attempt_ns == 0) {
+      zeek_attempt_ns = ts_ns + kZeekDelayNs;  // the attempt timer
+    }
     if ((f & kFin) && !s.fin && zeek_removal_ns == 0 && (s.reset || peer.fin || !peer.any)) {
       zeek_removal_ns = ts_ns + kZeekDelayNs;  // the close is complete
     }

@@ -457,5 +457,38 @@ TEST(ConnTracker, PacketsWithinZeeksCloseDelayStayInTheRecord) {
   EXPECT_TRUE(sink.ended.empty());
 }
 
+// Zeek's ssh.client-side-half-duplex: only the client's side was captured. Zeek gives up on an
+// attempt 5 s after its SYN while the responder is silent; what follows is a new record.
+TEST(ConnTracker, AOneSidedAttemptEndsAfterZeeksAttemptDelay) {
+  Collect sink;
+  sim::detail::ConnTracker t(&sink, nullptr);
+  const rules::Timeouts timeouts = rules::Timeouts::defaults(rules::TimeoutProfile::kAws);
+  t.advance(nullptr, 0, &timeouts, 1024);
+  TcpSpec c;
+  c.src = ipAddr("192.168.1.79");
+  c.dst = ipAddr("203.0.113.1");
+  c.sport = 51880;
+  c.dport = 22;
+  constexpr uint64_t kS = 1'000'000'000;
+  auto send = [&](uint8_t flags, uint32_t len, uint64_t ts) {
+    c.flags = flags;
+    c.payload_len = len;
+    auto a = t.observe(parsed(buildTcp(c)), judged(Reason::kAllowUnprotected, 0, 0), ts);
+    t.settle();
+    return a;
+  };
+  send(kSyn, 0, 1 * kS);
+  send(kAck, 0, 2 * kS);
+  auto a = send(kAck | kPsh, 20, 3 * kS);
+  EXPECT_EQ(std::string(a.record->history_str()), "SAD");
+  EXPECT_EQ(std::string(a.record->connState()), "S0");
+  a = send(kAck | kPsh, 20, 7 * kS);  // 6 s after the SYN
+  ASSERT_EQ(sink.ended.size(), 1u);
+  EXPECT_EQ(std::string(sink.ended[0].history_str()), "SAD");
+  a = send(kFin | kAck, 0, 8 * kS);
+  EXPECT_EQ(std::string(a.record->history_str()), "DF");
+  EXPECT_EQ(std::string(a.record->connState()), "SH");
+}
+
 }  // namespace
 }  // namespace statewall::sim

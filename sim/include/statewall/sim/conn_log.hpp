@@ -85,6 +85,9 @@ struct ConnRecord {
   // new record, as Zeek starts a new connection (docs/semantics.md "The connection log against
   // Zeek"). Set by observe().
   uint64_t zeek_removal_ns = 0;
+  // TCP: 5 s after the originator's SYN (Zeek's tcp_attempt_delay): a packet after it, while the
+  // responder has sent nothing and the originator neither closed nor reset, starts a new record.
+  uint64_t zeek_attempt_ns = 0;
   // The record began before the engine tracked its flow (packets without a connection, then a
   // mid-stream pickup): its sides are told by address and port, not by the engine's originator.
   bool sided_by_address = false;
@@ -99,7 +102,9 @@ struct ConnRecord {
   bool tcpClosed() const { return orig.rst || resp.rst || (orig.fin && resp.fin); }
   // Whether a packet at ts_ns belongs to a new record (see zeek_removal_ns).
   bool removedBefore(uint64_t ts_ns) const {
-    return zeek_removal_ns != 0 && ts_ns > zeek_removal_ns;
+    return (zeek_removal_ns != 0 && ts_ns > zeek_removal_ns) ||
+           (zeek_attempt_ns != 0 && ts_ns > zeek_attempt_ns && !resp.any && !orig.fin &&
+            !orig.reset);
   }
   // Whether `p` was sent by the sender of the record's first packet (TCP and UDP).
   bool fromFirstSender(const dataplane::ParsedPacket& p) const {
