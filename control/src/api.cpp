@@ -712,9 +712,9 @@ json hostIoJson(const HostIo& io) {
     out["flow_log"] = {{"records", io.flow_log_records}, {"dropped", io.flow_log_dropped}};
   if (io.gwlb)
     out["gwlb"] = {{"geneve", io.gwlb_geneve},
-                 {"returned", io.gwlb_returned},
-                 {"malformed", io.gwlb_malformed},
-                 {"not_geneve", io.gwlb_not_geneve}};
+                   {"returned", io.gwlb_returned},
+                   {"malformed", io.gwlb_malformed},
+                   {"not_geneve", io.gwlb_not_geneve}};
   return out;
 }
 

@@ -939,6 +939,32 @@ TunnelFound parseUdpTunnel(const uint8_t* data, uint32_t off, uint32_t end, Enca
   }
 }
 
+// Whether a UDP payload on a port that is not in the tunnel table is Teredo by its content
+// (ParseOptions::detect_teredo; docs/semantics.md "Tunnels: what `--decap` judges"): optional
+// authentication and origin indication headers, then an IPv6 header whose payload length is what
+// the datagram holds (or a bubble: no next header, nothing after it). Without either header one of
+// the IPv6 addresses must be in 2001::/32, the Teredo prefix, as no other IPv6-in-UDP uses it.
+bool looksLikeTeredo(const uint8_t* p, uint32_t len) {
+  uint32_t pos = 0;
+  bool headers = false;
+  if (len >= 4 && p[0] == 0 && p[1] == 1) {
+    pos = 4 + uint32_t{p[2]} + p[3] + 9;
+    headers = true;
+  }
+  if (pos + 8 <= len && p[pos] == 0 && p[pos + 1] == 0) {
+    pos += 8;
+    headers = true;
+  }
+  if (pos > len || len - pos < 40 || (p[pos] >> 4) != 6) return false;
+  const uint8_t* ip = p + pos;
+  const uint32_t plen = be16(ip + 4);
+  const bool bubble = ip[6] == kIpProtoNoNext && plen == 0;
+  if (!bubble && 40 + plen != len - pos) return false;
+  if (headers) return true;
+  auto teredo = [](const uint8_t* a) { return be32(a) == 0x20010000u; };
+  return teredo(ip + 8) || teredo(ip + 24);
+}
+
 // Whether the packet just parsed is a tunnel to decapsulate, and where its inner packet lies. An
 // inner Ethernet header (VXLAN, GENEVE, GRE bridging, ERSPAN) is passed here, so that every
 // failure of the tunnel's own headers is reported with the outer packet's fields in place.
@@ -951,8 +977,12 @@ TunnelFound parseUdpTunnel(const uint8_t* data, uint32_t off, uint32_t end, Enca
   switch (pp.proto) {
     case kIpProtoUdp: {
       EncapHeader::Kind kind;
-      if (!opts.udpTunnel(pp.sport, pp.dport, &kind)) return TunnelFound::kNone;
       const uint32_t off = pp.l4_offset + 8u;
+      if (!opts.udpTunnel(pp.sport, pp.dport, &kind)) {
+        if (!opts.detect_teredo || !looksLikeTeredo(data + off, pp.l4_payload_len))
+          return TunnelFound::kNone;
+        kind = EncapHeader::Kind::kTeredo;
+      }
       f = parseUdpTunnel(data, off, off + pp.l4_payload_len, kind, t);
       layer = kind == EncapHeader::Kind::kVxlan       ? Layer::kVxlan
               : kind == EncapHeader::Kind::kGeneve    ? Layer::kGeneve
@@ -983,6 +1013,81 @@ TunnelFound parseUdpTunnel(const uint8_t* data, uint32_t off, uint32_t end, Enca
   t->type = be16(data + t->off + 12);
   t->off += 14;
   return TunnelFound::kTunnel;
+}
+
+// The layer-2.5 headers from `off` (a header of EtherType `ethertype`), then the IP packet, within
+// frame bytes [0, end). Tail calls into the IP parsers, so that a frame without tunnels costs what
+// it did before decapsulation existed (the loop below kept parseIpv4() inlined in it, 3-5 % more
+// instructions per frame on the general path).
+bool parseLayers(const uint8_t* data, uint32_t off, uint32_t end, uint16_t ethertype,
+                 ParsedPacket* out, EncapTrace* trace) noexcept {
+  if (isL25Type(ethertype)) [[unlikely]] {
+    L25Step st{.off = off, .type = ethertype};
+    do {
+      if (!stepL25(data, end, &st)) return fail(out, st.layer, st.why);
+      if (trace != nullptr) trace->add({.kind = st.kind, .value = st.value});
+      if (st.kind == EncapHeader::Kind::kVlan) {
+        if (out->vlan_count < kMaxVlanTags)
+          out->vlan_ids[out->vlan_count] = static_cast<uint16_t>(st.value);
+        if (out->vlan_count < 255) ++out->vlan_count;
+      }
+    } while (st.mpls_next || st.pw_next || isL25Type(st.type));
+    off = st.off;
+    ethertype = st.type;
+  }
+  switch (ethertype) {
+    case kEtherTypeIpv4:
+      return parseIpv4(data, off, end, out);
+    case kEtherTypeIpv6:
+      return parseIpv6(data, off, end, out);
+    case kEtherTypeArp:
+      parseArp(data, off, end, out);
+      return true;
+    default:
+      return true;  // L3::kOther
+  }
+}
+
+// With decap: parseLayers(), then each tunnel found starts the walk again at its inner packet,
+// bounded by the tunnel's payload ([off, end)).
+[[gnu::noinline]] bool parseTunnels(const uint8_t* data, uint32_t off, uint32_t end,
+                                    uint16_t ethertype, const ParseOptions& opts, ParsedPacket* out,
+                                    EncapTrace* trace) noexcept {
+  uint8_t depth = 0;
+  for (;;) {
+    if (!parseLayers(data, off, end, ethertype, out, trace)) return false;
+    TunnelStep t;
+    const TunnelFound found = findTunnel(data, *out, opts, &t);
+    if (found == TunnelFound::kNone) return true;
+    if (found == TunnelFound::kMalformed) return fail(out, t.layer, t.why);
+    if (depth >= opts.max_tunnel_depth) {
+      return fail(out, Layer::kTunnelDepth, "more nested tunnels than the decapsulation limit");
+    }
+    if (trace != nullptr) {
+      trace->add({.kind = t.kind,
+                  .value = t.value,
+                  .aux = t.aux,
+                  .has_outer = true,
+                  .proto = out->proto,
+                  .family = out->family,
+                  .sport = out->proto == kIpProtoUdp ? out->sport : uint16_t{0},
+                  .dport = out->proto == kIpProtoUdp ? out->dport : uint16_t{0},
+                  .src = out->src,
+                  .dst = out->dst});
+    }
+    // The inner packet replaces the outer one; the frame's VLAN tags stay counted.
+    const uint8_t vlan_count = out->vlan_count;
+    const uint16_t vlan0 = out->vlan_ids[0];
+    const uint16_t vlan1 = out->vlan_ids[1];
+    resetParsed(out);
+    out->vlan_count = vlan_count;
+    out->vlan_ids[0] = vlan0;
+    out->vlan_ids[1] = vlan1;
+    out->tunnel_depth = ++depth;
+    off = t.off;
+    end = t.end;
+    ethertype = t.type;
+  }
 }
 
 bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, const ParseOptions* opts,
@@ -1061,72 +1166,8 @@ bool parseFrame(const uint8_t* data, uint32_t caplen, LinkType link, const Parse
     default:
       return fail(out, Layer::kLink, "unknown link type");
   }
-  // With decap, each tunnel found starts the walk again at its inner packet, bounded by the
-  // tunnel's payload ([off, end)).
-  uint32_t end = caplen;
-  uint8_t depth = 0;
-  for (;;) {
-    if (isL25Type(ethertype)) [[unlikely]] {
-      L25Step st{.off = off, .type = ethertype};
-      do {
-        if (!stepL25(data, end, &st)) return fail(out, st.layer, st.why);
-        if (trace != nullptr) trace->add({.kind = st.kind, .value = st.value});
-        if (st.kind == EncapHeader::Kind::kVlan) {
-          if (out->vlan_count < kMaxVlanTags)
-            out->vlan_ids[out->vlan_count] = static_cast<uint16_t>(st.value);
-          if (out->vlan_count < 255) ++out->vlan_count;
-        }
-      } while (st.mpls_next || st.pw_next || isL25Type(st.type));
-      off = st.off;
-      ethertype = st.type;
-    }
-    bool ok;
-    switch (ethertype) {
-      case kEtherTypeIpv4:
-        ok = parseIpv4(data, off, end, out);
-        break;
-      case kEtherTypeIpv6:
-        ok = parseIpv6(data, off, end, out);
-        break;
-      case kEtherTypeArp:
-        parseArp(data, off, end, out);
-        return true;
-      default:
-        return true;  // L3::kOther
-    }
-    if (!ok || opts == nullptr) return ok;
-    TunnelStep t;
-    const TunnelFound found = findTunnel(data, *out, *opts, &t);
-    if (found == TunnelFound::kNone) return true;
-    if (found == TunnelFound::kMalformed) return fail(out, t.layer, t.why);
-    if (depth >= opts->max_tunnel_depth) {
-      return fail(out, Layer::kTunnelDepth, "more nested tunnels than the decapsulation limit");
-    }
-    if (trace != nullptr) {
-      trace->add({.kind = t.kind,
-                  .value = t.value,
-                  .aux = t.aux,
-                  .has_outer = true,
-                  .proto = out->proto,
-                  .family = out->family,
-                  .sport = out->proto == kIpProtoUdp ? out->sport : uint16_t{0},
-                  .dport = out->proto == kIpProtoUdp ? out->dport : uint16_t{0},
-                  .src = out->src,
-                  .dst = out->dst});
-    }
-    // The inner packet replaces the outer one; the frame's VLAN tags stay counted.
-    const uint8_t vlan_count = out->vlan_count;
-    const uint16_t vlan0 = out->vlan_ids[0];
-    const uint16_t vlan1 = out->vlan_ids[1];
-    resetParsed(out);
-    out->vlan_count = vlan_count;
-    out->vlan_ids[0] = vlan0;
-    out->vlan_ids[1] = vlan1;
-    out->tunnel_depth = ++depth;
-    off = t.off;
-    end = t.end;
-    ethertype = t.type;
-  }
+  if (opts == nullptr) return parseLayers(data, off, caplen, ethertype, out, trace);
+  return parseTunnels(data, off, caplen, ethertype, *opts, out, trace);
 }
 
 }  // namespace

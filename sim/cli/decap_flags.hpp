@@ -1,6 +1,7 @@
 // The flags every command that judges captures takes for tunnels (docs/design.md "Encapsulation
 // and tunnels"): --decap judges the innermost packet of each tunnel instead of the outer one;
-// --tunnel-port KIND=PORT (repeatable) adds a UDP port to the tunnel table.
+// --tunnel-port KIND=PORT (repeatable) adds a UDP port to the tunnel table; --detect-teredo finds
+// Teredo on other ports by its content.
 #pragma once
 
 #include <string>
@@ -16,6 +17,7 @@ namespace statewall::cli {
 struct DecapArgs {
   bool decap = false;
   std::vector<std::string> tunnel_ports;
+  bool detect_teredo = false;  // --detect-teredo
 };
 
 void addDecapFlags(CLI::App* cmd, DecapArgs* args);

@@ -55,6 +55,31 @@ std::string_view connEndName(ConnEnd e) {
   return "open";
 }
 
+bool likelyServerPort(uint16_t port) {
+  if (port < 1024) return true;
+  switch (port) {
+    case 1080:  // SOCKS
+    case 1433:  // SQL Server
+    case 1521:  // Oracle
+    case 3128:  // HTTP proxy
+    case 3306:  // MySQL
+    case 3389:  // RDP
+    case 5432:  // PostgreSQL
+    case 5900:  // VNC
+    case 6379:  // Redis
+    case 6667:  // IRC
+    case 8000:  // alternative HTTP
+    case 8080:
+    case 8443:
+    case 8888:
+    case 9200:   // Elasticsearch
+    case 27017:  // MongoDB
+      return true;
+    default:
+      return false;
+  }
+}
+
 void ConnRecord::addParent(uint64_t parent_seq) {
   for (uint8_t i = 0; i < parent_count; ++i) {
     if (parents[i] == parent_seq) return;
@@ -84,6 +109,12 @@ void ConnRecord::begin(const dataplane::ParsedPacket& p, bool reply) {
   const bool synack =
       p.proto == dataplane::kIpProtoTcp && (p.tcp_flags & (kSyn | kAck | kRst)) == (kSyn | kAck);
   flipped = synack;
+  if (!reply && p.proto == dataplane::kIpProtoTcp && !synack && (p.tcp_flags & kSyn) == 0 &&
+      likelyServerPort(p.sport)) {
+    // Zeek's guess for a connection it did not see open: the likely server is the responder
+    // (when both ports are likely, the lower one).
+    flipped = !likelyServerPort(p.dport) || p.sport < p.dport;
+  }
   const bool swap = reply != flipped;
   orig_h = swap ? p.dst : p.src;
   resp_h = swap ? p.src : p.dst;
@@ -139,6 +170,17 @@ void ConnRecord::observe(const dataplane::ParsedPacket& p, bool from_orig, uint6
         peer.reset_after_fin) {
       // The peer's FIN then RST was a normal close after all.
       peer.reset = false;
+    }
+    // tcp_close_delay, tcp_reset_delay, tcp_attempt_delay
+    constexpr uint64_t kZeekDelayNs = 5'000'000'000ull;
+    if ((f & kSyn) && !(f & kAck) && from_orig && zeek_attempt_ns == 0) {
+      zeek_attempt_ns = ts_ns + kZeekDelayNs;  // the attempt timer
+    }
+    if ((f & kFin) && !s.fin && zeek_removal_ns == 0 && (s.reset || peer.fin || !peer.any)) {
+      zeek_removal_ns = ts_ns + kZeekDelayNs;  // the close is complete
+    }
+    if ((f & kRst) && !(peer.fin && !peer.reset) && zeek_removal_ns == 0) {
+      zeek_removal_ns = ts_ns + kZeekDelayNs;
     }
     if (f & kFin) {
       s.fin = true;

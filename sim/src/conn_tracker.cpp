@@ -71,14 +71,29 @@ ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdi
       inserted = true;
     }
     const bool reply = (v.flags & kFlagReply) != 0;
-    if (inserted) {
-      begin(*r, p, reply);
+    if (!inserted && r->proto == dataplane::kIpProtoTcp && p.proto == r->proto &&
+        r->removedBefore(ts)) {
+      // Zeek would have removed the connection by now: what follows is a new record.
+      ConnRecord old = *r;
+      old.end = endOf(old, /*in_engine=*/true);
+      sink_->connectionsEnded(&old, 1);
+      *r = ConnRecord{};
+      // Oriented by its own first packet, as Zeek orients a new connection.
+      begin(*r, p, false);
+      r->sided_by_address = true;
+      r->first_reason = v.reason;
+    } else if (inserted) {
+      if (!adoptFlowRecord(p, ts, r)) {
+        begin(*r, p, reply);
+        r->first_reason = v.reason;
+      }
+    }
+    if (inserted || r->conn_id == 0) {
       r->conn_id = v.conn_id;
       r->conn_number = numbers_ != nullptr ? numbers_->find(v.conn_id) : 0;
-      r->first_reason = v.reason;
     }
     a.record = r;
-    a.from_orig = !reply;
+    a.from_orig = r->sided_by_address ? r->fromFirstSender(p) : !reply;
     for (size_t i = 0; i < parents; ++i)
       r->addParent(pending_parents_[i]);
     if (p.icmp_is_error && r->proto != p.proto) {
@@ -89,7 +104,7 @@ ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdi
       return a;
     }
   } else {
-    r = &flowRecord(untracked_, p, &v, &a.from_orig);
+    r = &flowRecord(untracked_, p, &v, ts, &a.from_orig);
     a.record = r;
     for (size_t i = 0; i < parents; ++i)
       r->addParent(pending_parents_[i]);
@@ -107,6 +122,19 @@ ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdi
   return a;
 }
 
+bool ConnTracker::adoptFlowRecord(const ParsedPacket& p, uint64_t ts, ConnRecord* r) {
+  // The packets of a flow seen before the engine tracked it (a FIN, then a mid-stream pickup
+  // by the ACK that answers it) are the start of the same connection, as Zeek logs them.
+  if (p.proto != dataplane::kIpProtoTcp && p.proto != dataplane::kIpProtoUdp) return false;
+  const FlowKey key = flowKeyOf(p);
+  ConnRecord* found = untracked_.find(key);
+  if (found == nullptr || found->removedBefore(ts) || found->is_tunnel) return false;
+  *r = *found;
+  r->sided_by_address = true;
+  untracked_.erase(key);
+  return true;
+}
+
 FlowKey ConnTracker::flowKeyOf(const ParsedPacket& p) {
   FlowKey k = keyOf(p);
   if (rules::protoIsIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
@@ -120,9 +148,18 @@ FlowKey ConnTracker::flowKeyOf(const ParsedPacket& p) {
 }
 
 ConnRecord& ConnTracker::flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows,
-                                    const ParsedPacket& p, const Verdict* v, bool* from_orig) {
+                                    const ParsedPacket& p, const Verdict* v, uint64_t ts,
+                                    bool* from_orig) {
   bool inserted = false;
   ConnRecord& r = flows.findOrInsert(flowKeyOf(p), &inserted);
+  if (!inserted && r.proto == dataplane::kIpProtoTcp && r.removedBefore(ts)) {
+    // Zeek would have removed the connection by now: what follows is a new record.
+    ConnRecord old = r;
+    old.end = endOf(old, /*in_engine=*/false);
+    sink_->connectionsEnded(&old, 1);
+    r = ConnRecord{};
+    inserted = true;
+  }
   if (inserted) {
     begin(r, p, false);
     if (v != nullptr) r.first_reason = v->reason;
@@ -139,7 +176,7 @@ void ConnTracker::observeTunnels(const Carrier* carriers, size_t n, const Verdic
   pending_count_ = 0;
   for (size_t i = 0; i < n; ++i) {
     bool from_orig = true;
-    ConnRecord& r = flowRecord(tunnels_, carriers[i].packet, &v, &from_orig);
+    ConnRecord& r = flowRecord(tunnels_, carriers[i].packet, &v, ts, &from_orig);
     if (!r.is_tunnel) {
       r.is_tunnel = true;
       r.tunnel = carriers[i].kind;

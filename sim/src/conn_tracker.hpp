@@ -103,8 +103,11 @@ class ConnTracker {
                  std::vector<ConnRecord>* done);
   // The record of a flow without a connection id, and whether `p` came from its originator.
   ConnRecord& flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows,
-                         const dataplane::ParsedPacket& p, const dataplane::Verdict* v,
+                         const dataplane::ParsedPacket& p, const dataplane::Verdict* v, uint64_t ts,
                          bool* from_orig);
+  // A new tracked connection takes over the record of its flow's earlier untracked packets
+  // (into *r) when there is one Zeek would still hold; false when there is none.
+  bool adoptFlowRecord(const dataplane::ParsedPacket& p, uint64_t ts, ConnRecord* r);
   uint64_t idleLimitNs(const ConnRecord& r) const { return idleLimitNs(r, *timeouts_); }
   ConnEnd endOf(const ConnRecord& r, bool in_engine) const;
   void begin(ConnRecord& r, const dataplane::ParsedPacket& p, bool reply) {

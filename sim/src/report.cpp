@@ -31,9 +31,6 @@ using rules::TimeoutKey;
 
 constexpr uint64_t kNs = 1000000000ull;
 
-bool isIcmp(uint8_t proto) {
-  return proto == dataplane::kIpProtoIcmp || proto == dataplane::kIpProtoIcmpv6;
-}
 bool isIp(const ParsedPacket& p) {
   return p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
 }
@@ -241,7 +238,8 @@ struct ReportBuilder::Impl {
         e.key = flowIdOf(p);
       } else if (p.proto == dataplane::kIpProtoUdp) {
         e.kind = EntryKind::kUdp;
-      } else if (isIcmp(p.proto) && (p.icmp_is_query_request || p.icmp_is_query_reply)) {
+      } else if (rules::protoIsIcmp(p.proto) &&
+                 (p.icmp_is_query_request || p.icmp_is_query_reply)) {
         e.kind = EntryKind::kIcmpEcho;
       }
       remove(v.conn_id);  // an id is never live twice; be safe
@@ -453,7 +451,7 @@ struct ReportBuilder::Impl {
         const ConnRecord& r = at(ri).rec;
         const rules::IpAddr& first_src = r.flipped ? r.resp_h : r.orig_h;
         const uint16_t first_sport = r.flipped ? r.resp_p : r.orig_p;
-        from_orig = p.src == first_src && (isIcmp(p.proto) || p.sport == first_sport);
+        from_orig = p.src == first_src && (rules::protoIsIcmp(p.proto) || p.sport == first_sport);
       }
     }
     ReportConnection& c = at(ri);

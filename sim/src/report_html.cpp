@@ -431,8 +431,9 @@ void summarySection(Html& h, const ReportData& d) {
     swatch(h, static_cast<Reason>(r));
     h.f("<span title=\"{}\">{}</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
         "<td><span class=\"bar\" style=\"width:{:.1f}px;background:{}\"></span> {}</td></tr>",
-        esc(reasonLook(static_cast<Reason>(r)).meaning), dataplane::kReasonCodes[r], rules::withThousands(n),
-        rules::withThousands(s.bytes_by_reason[r]), w, reasonColor(r), pct(n, s.packets));
+        esc(reasonLook(static_cast<Reason>(r)).meaning), dataplane::kReasonCodes[r],
+        rules::withThousands(n), rules::withThousands(s.bytes_by_reason[r]), w, reasonColor(r),
+        pct(n, s.packets));
   }
   h.raw("</table>");
   bool any_malformed = false;

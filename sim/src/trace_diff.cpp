@@ -15,7 +15,7 @@
 namespace statewall::sim {
 namespace {
 
-using detail::isIcmp;
+using rules::protoIsIcmp;
 
 constexpr size_t kChunk = 8192;  // frames per chunk fed to both drivers
 
@@ -26,7 +26,7 @@ FlowKey connectionOf(const FlowKey& f) {
   k.ip = f.ip;
   k.proto = f.proto;
   if (!f.ip) return k;
-  if (isIcmp(f.proto)) {
+  if (protoIsIcmp(f.proto)) {
     k.src = std::min(f.src, f.dst);
     k.dst = std::max(f.src, f.dst);
     return k;
@@ -44,7 +44,7 @@ rules::Flow5 flow5Of(const FlowKey& f) {
   x.proto = f.proto;
   x.src = f.src;
   x.dst = f.dst;
-  if (isIcmp(f.proto)) {
+  if (protoIsIcmp(f.proto)) {
     x.icmp_type = static_cast<uint8_t>(f.sport);
     x.icmp_code = static_cast<uint8_t>(f.dport);
   } else {

@@ -642,5 +642,71 @@ TEST(LinkTypes, PppMalformed) {
             Layer::kIpv4);
 }
 
+// ---- Teredo found by its content (ParseOptions::detect_teredo, --detect-teredo) ----
+
+TEST(Tunnels, TeredoOnAnotherPortIsFoundByContentWhenAsked) {
+  const IpAddr teredo_client = IpAddr::v6(0x2001000041379e50ull, 0x8000f12ab9c82815ull);
+  const Bytes to_relay =
+      buildTcp({.src = teredo_client, .dst = kIn6b, .dport = 80, .payload_len = 10},
+               {.tunnels = {{.kind = Kind::kTeredo, .sport = 3797, .dport = 32900}}});
+  auto plain = parseBytes(to_relay.data(), to_relay.size(), LinkType::kEthernet, decapOn());
+  ASSERT_TRUE(plain.ok);
+  EXPECT_EQ(plain.p.tunnel_depth, 0);  // only port 3544 without detection
+  EXPECT_EQ(plain.p.dport, 32900);
+  ParseOptions detect = decapOn();
+  detect.detect_teredo = true;
+  auto r = parseBytes(to_relay.data(), to_relay.size(), LinkType::kEthernet, detect);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.tunnel_depth, 1);
+  EXPECT_EQ(r.p.proto, kIpProtoTcp);
+  EXPECT_EQ(r.p.dport, 80);
+  EXPECT_EQ(r.p.src, teredo_client);
+  // With its origin indication the addresses need not be Teredo's.
+  const Bytes with_origin = buildTcp(
+      {.src = kIn6a, .dst = kIn6b, .dport = 443},
+      {.tunnels = {
+           {.kind = Kind::kTeredo, .sport = 40000, .dport = 40001, .teredo_origin = true}}});
+  r = parseBytes(with_origin.data(), with_origin.size(), LinkType::kEthernet, detect);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.tunnel_depth, 1);
+  EXPECT_EQ(r.p.dport, 443);
+}
+
+TEST(Tunnels, TeredoDetectionLeavesOtherUdpAlone) {
+  ParseOptions detect = decapOn();
+  detect.detect_teredo = true;
+  // IPv6 in UDP without Teredo headers or a 2001::/32 address: not Teredo.
+  const Bytes other6 =
+      buildTcp({.src = kIn6a, .dst = kIn6b, .dport = 80},
+               {.tunnels = {{.kind = Kind::kTeredo, .sport = 40000, .dport = 40001}}});
+  auto r = parseBytes(other6.data(), other6.size(), LinkType::kEthernet, detect);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.p.tunnel_depth, 0);
+  EXPECT_EQ(r.p.dport, 40001);
+  // A Teredo address but a length that does not match the datagram: not Teredo (not malformed).
+  const IpAddr teredo_client = IpAddr::v6(0x2001000041379e50ull, 1);
+  Bytes cut = buildTcp({.src = teredo_client, .dst = kIn6b, .dport = 80, .payload_len = 20},
+                       {.link = LinkType::kRawIp});
+  cut.resize(cut.size() - 4);
+  const Bytes f = buildUdp({.src = kOut6a,
+                            .dst = kOut6b,
+                            .sport = 40000,
+                            .dport = 40001,
+                            .payload_len = cut.size(),
+                            .payload = cut});
+  r = parseBytes(f.data(), f.size(), LinkType::kEthernet, detect);
+  ASSERT_TRUE(r.ok) << r.p.malformed_why;
+  EXPECT_EQ(r.p.tunnel_depth, 0);
+  EXPECT_EQ(r.p.proto, kIpProtoUdp);
+  // A DNS answer of 40 bytes or more is UDP.
+  const Bytes dns = buildUdp({.sport = 53,
+                              .dport = 40000,
+                              .payload_len = 64,
+                              .payload = {0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1}});
+  r = parseBytes(dns.data(), dns.size(), LinkType::kEthernet, detect);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.p.tunnel_depth, 0);
+}
+
 }  // namespace
 }  // namespace statewall::dataplane

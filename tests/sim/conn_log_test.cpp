@@ -383,5 +383,112 @@ TEST(ConnTracker, TunnelsAreRecordsAndParentsOfWhatTheyCarry) {
   EXPECT_EQ(tunnels[0]->parent_count, 0u);
 }
 
+// Zeek's records for connections seen only as they close (its Teredo.pcap, ports 1576-1578):
+// the FIN the engine does not track and the ACK it picks up make one record; Zeek removes a
+// connection 5 s after its close completes or a RST, so a later packet starts a new record; a
+// first packet from a likely server port names the other side the originator ('^').
+TEST(ConnTracker, RecordsOfAConnectionSeenClosingFollowZeek) {
+  Collect sink;
+  sim::detail::ConnTracker t(&sink, nullptr);
+  const rules::Timeouts timeouts = rules::Timeouts::defaults(rules::TimeoutProfile::kAws);
+  t.advance(nullptr, 0, &timeouts, 1024);
+  TcpSpec from_server;
+  from_server.src = ipAddr("203.0.113.80");
+  from_server.dst = ipAddr("192.168.2.16");
+  from_server.sport = 80;
+  from_server.dport = 1576;
+  TcpSpec from_client = from_server;
+  std::swap(from_client.src, from_client.dst);
+  std::swap(from_client.sport, from_client.dport);
+  constexpr uint64_t kS = 1'000'000'000;
+  auto send = [&](TcpSpec spec, uint8_t flags, Verdict v, uint64_t ts) {
+    spec.flags = flags;
+    auto a = t.observe(parsed(buildTcp(spec)), v, ts);
+    t.settle();
+    return a;
+  };
+  // The server's FIN: no connection. The client's ACK: picked up, a connection (id 9).
+  send(from_server, kFin | kAck, judged(Reason::kAllowUnprotected, 0, 0), 1 * kS);
+  auto a = send(from_client, kAck, judged(Reason::kAllowUnprotected, 9, kFlagNewConnection),
+                1 * kS + 400'000);
+  EXPECT_EQ(std::string(a.record->history_str()), "^fA");
+  EXPECT_EQ(a.record->conn_id, 9u);
+  EXPECT_EQ(std::string(a.record->connState()), "SHR");
+  EXPECT_EQ(a.record->orig_p, 1576);
+  // 10 s later the client's RST, still on connection 9: a new record (Zeek removed the first).
+  a = send(from_client, kRst | kAck, judged(Reason::kAllowUnprotected, 9, 0), 11 * kS);
+  ASSERT_EQ(sink.ended.size(), 1u);
+  EXPECT_EQ(std::string(sink.ended[0].connState()), "SHR");
+  EXPECT_EQ(std::string(a.record->history_str()), "R");
+  EXPECT_EQ(std::string(a.record->connState()), "OTH");
+  // 16 s later the server's RST, after the engine dropped the connection.
+  a = send(from_server, kRst | kAck, judged(Reason::kAllowUnprotected, 0, 0), 27 * kS);
+  EXPECT_EQ(std::string(a.record->history_str()), "^r");
+  EXPECT_EQ(std::string(a.record->connState()), "RSTRH");
+  EXPECT_EQ(a.record->orig_p, 1576);
+  t.endAll();
+  ASSERT_EQ(sink.ended.size(), 3u);
+  EXPECT_EQ(std::string(sink.ended[1].connState()), "OTH");
+  EXPECT_EQ(std::string(sink.ended[2].connState()), "RSTRH");
+}
+
+TEST(ConnTracker, PacketsWithinZeeksCloseDelayStayInTheRecord) {
+  Collect sink;
+  sim::detail::ConnTracker t(&sink, nullptr);
+  const rules::Timeouts timeouts = rules::Timeouts::defaults(rules::TimeoutProfile::kAws);
+  t.advance(nullptr, 0, &timeouts, 1024);
+  TcpSpec c;
+  c.src = ipAddr("192.168.2.16");
+  c.dst = ipAddr("203.0.113.80");
+  c.sport = 1577;
+  c.dport = 80;
+  TcpSpec s = c;
+  std::swap(s.src, s.dst);
+  std::swap(s.sport, s.dport);
+  constexpr uint64_t kS = 1'000'000'000;
+  c.flags = kFin | kAck;  // the client closes first: not flipped (1577 is no server port)
+  auto a = t.observe(parsed(buildTcp(c)), judged(Reason::kAllowUnprotected, 0, 0), 1 * kS);
+  t.settle();
+  s.flags = kAck;
+  a = t.observe(parsed(buildTcp(s)), judged(Reason::kAllowUnprotected, 0, 0), 5 * kS);
+  t.settle();
+  EXPECT_EQ(std::string(a.record->history_str()), "Fa");
+  EXPECT_EQ(std::string(a.record->connState()), "SH");
+  EXPECT_TRUE(sink.ended.empty());
+}
+
+// Zeek's ssh.client-side-half-duplex: only the client's side was captured. Zeek gives up on an
+// attempt 5 s after its SYN while the responder is silent; what follows is a new record.
+TEST(ConnTracker, AOneSidedAttemptEndsAfterZeeksAttemptDelay) {
+  Collect sink;
+  sim::detail::ConnTracker t(&sink, nullptr);
+  const rules::Timeouts timeouts = rules::Timeouts::defaults(rules::TimeoutProfile::kAws);
+  t.advance(nullptr, 0, &timeouts, 1024);
+  TcpSpec c;
+  c.src = ipAddr("192.168.1.79");
+  c.dst = ipAddr("203.0.113.1");
+  c.sport = 51880;
+  c.dport = 22;
+  constexpr uint64_t kS = 1'000'000'000;
+  auto send = [&](uint8_t flags, uint32_t len, uint64_t ts) {
+    c.flags = flags;
+    c.payload_len = len;
+    auto a = t.observe(parsed(buildTcp(c)), judged(Reason::kAllowUnprotected, 0, 0), ts);
+    t.settle();
+    return a;
+  };
+  send(kSyn, 0, 1 * kS);
+  send(kAck, 0, 2 * kS);
+  auto a = send(kAck | kPsh, 20, 3 * kS);
+  EXPECT_EQ(std::string(a.record->history_str()), "SAD");
+  EXPECT_EQ(std::string(a.record->connState()), "S0");
+  a = send(kAck | kPsh, 20, 7 * kS);  // 6 s after the SYN
+  ASSERT_EQ(sink.ended.size(), 1u);
+  EXPECT_EQ(std::string(sink.ended[0].history_str()), "SAD");
+  a = send(kFin | kAck, 0, 8 * kS);
+  EXPECT_EQ(std::string(a.record->history_str()), "DF");
+  EXPECT_EQ(std::string(a.record->connState()), "SH");
+}
+
 }  // namespace
 }  // namespace statewall::sim

@@ -473,6 +473,10 @@ struct ParseOptions {
   // Nested tunnels decapsulated at most; one more is deny-malformed at layer "tunnel-depth"
   // (0: every tunnel is).
   uint8_t max_tunnel_depth = 4;
+  // With decap, a UDP datagram on a port outside tunnel_ports whose payload is plainly Teredo
+  // (IPv6 in UDP, RFC 4380: its headers, or an address in 2001::/32, and consistent lengths) is
+  // decapsulated as Teredo, as Zeek finds Teredo relays on ephemeral ports (--detect-teredo).
+  bool detect_teredo = false;
   uint8_t tunnel_port_count = 6;
   // UDP port -> tunnel kind (the IANA ports); tunnel_ports[0, tunnel_port_count) are in use.
   std::array<TunnelPort, kMaxTunnelPorts> tunnel_ports = {{

@@ -24,6 +24,11 @@ namespace statewall::sim {
 enum class ConnEnd : uint8_t { kOpen, kClosed, kTimedOut };
 std::string_view connEndName(ConnEnd e);  // "open", "closed", "timed-out"
 
+// A port a server is likely to listen on: the system ports (below 1024) and a few registered ones
+// common for services (proxies, databases, alternative HTTP). Used only to orient a record whose
+// first packet does not show who opened the connection.
+bool likelyServerPort(uint16_t port);
+
 // What one endpoint sent.
 struct ConnSide {
   uint64_t pkts = 0;
@@ -64,8 +69,8 @@ struct ConnRecord {
   rules::RuleId opened_by = rules::kNoRule;
   dataplane::Reason first_reason = dataplane::Reason::kAllowRule;
   bool engine_closed = false;  // the engine reported that a packet ended it (RST, TIME_WAIT)
-  // The first packet seen was a SYN-ACK: as Zeek does, the record names its receiver the
-  // originator (the one that must have sent the SYN) and history starts with '^'.
+  // The first packet seen was a SYN-ACK, or another non-SYN from a likely server port: as Zeek
+  // does, the record names its receiver the originator and history starts with '^'.
   bool flipped = false;
   ConnEnd end = ConnEnd::kOpen;
   char history[48] = {};
@@ -75,6 +80,17 @@ struct ConnRecord {
   // connection seen inside tunnels lists their records' seqs in `parents` (Zeek's
   // tunnel_parents), outermost first, at most kMaxParents.
   static constexpr size_t kMaxParents = 4;
+  // TCP: when Zeek would have removed this connection (5 s after its close completed, a side's
+  // FIN with the peer closed or silent, or after a RST; 0: not yet). A packet after it starts a
+  // new record, as Zeek starts a new connection (docs/semantics.md "The connection log against
+  // Zeek"). Set by observe().
+  uint64_t zeek_removal_ns = 0;
+  // TCP: 5 s after the originator's SYN (Zeek's tcp_attempt_delay): a packet after it, while the
+  // responder has sent nothing and the originator neither closed nor reset, starts a new record.
+  uint64_t zeek_attempt_ns = 0;
+  // The record began before the engine tracked its flow (packets without a connection, then a
+  // mid-stream pickup): its sides are told by address and port, not by the engine's originator.
+  bool sided_by_address = false;
   bool is_tunnel = false;
   dataplane::EncapHeader::Kind tunnel = dataplane::EncapHeader::Kind::kVlan;  // is_tunnel: its kind
   uint8_t parent_count = 0;
@@ -84,6 +100,17 @@ struct ConnRecord {
   // Zeek's conn_state for what was seen.
   std::string_view connState() const;
   bool tcpClosed() const { return orig.rst || resp.rst || (orig.fin && resp.fin); }
+  // Whether a packet at ts_ns belongs to a new record (see zeek_removal_ns).
+  bool removedBefore(uint64_t ts_ns) const {
+    return (zeek_removal_ns != 0 && ts_ns > zeek_removal_ns) ||
+           (zeek_attempt_ns != 0 && ts_ns > zeek_attempt_ns && !resp.any && !orig.fin &&
+            !orig.reset);
+  }
+  // Whether `p` was sent by the sender of the record's first packet (TCP and UDP).
+  bool fromFirstSender(const dataplane::ParsedPacket& p) const {
+    return flipped ? (p.src == resp_h && p.sport == resp_p)
+                   : (p.src == orig_h && p.sport == orig_p);
+  }
   // "C" followed by 17 base-62 characters, derived from seq: stable across runs.
   std::string uid() const { return uidOf(seq); }
   static std::string uidOf(uint64_t seq);
@@ -91,7 +118,10 @@ struct ConnRecord {
   void addParent(uint64_t parent_seq);
 
   // Sets the endpoints from the record's first packet, sent by its originator unless `reply`.
-  // A TCP SYN-ACK as first packet flips the roles (see `flipped`).
+  // A TCP SYN-ACK as first packet flips the roles (see `flipped`), and so, when not `reply`, does
+  // another first packet that is not a SYN when it comes from a likely server port
+  // (likelyServerPort()) to one that is not, as Zeek guesses the responder of a connection it did
+  // not see open.
   void begin(const dataplane::ParsedPacket& p, bool reply);
   // Adds one packet. `from_orig`: sent by the side that sent the record's first packet (or, for
   // a tracked connection, by the engine's originator); the record applies its own flip.
