@@ -1,5 +1,7 @@
 // statewalld: EAL init, options, policy, control server, run until a signal (or idle input),
 // final report.
+#include "statewalld.hpp"
+
 #include <malloc.h>
 #include <pthread.h>
 #include <rte_eal.h>
