@@ -572,6 +572,11 @@ int run(int argc, char** argv, const RunOptions& run_options) {
                  g_program.c_str(), rte_strerror(rte_errno));
     return 2;
   }
+  // The EAL is released on every way out from here, after the appliance and the control server
+  // (declared later, so destroyed first).
+  struct EalCleanup {
+    ~EalCleanup() { rte_eal_cleanup(); }
+  } eal_cleanup;
   argc -= eal_args;
   argv += eal_args;
 
@@ -581,7 +586,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
   ParseResult parsed = parseOptions(static_cast<int>(app_args.size()), app_args.data());
   if (!parsed.options) {
     std::fprintf(parsed.exit_code == 0 ? stdout : stderr, "%s\n", parsed.message.c_str());
-    rte_eal_cleanup();
     return parsed.exit_code;
   }
   const Options& options = *parsed.options;
@@ -590,7 +594,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
   rules::CompiledPolicyPtr policy = loadPolicy(options.policies, &sources);
   if (!policy) {
     std::fprintf(stderr, "%s: the policy did not load; nothing forwarded\n", g_program.c_str());
-    rte_eal_cleanup();
     return 2;
   }
 
@@ -600,7 +603,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
     std::unique_ptr<Appliance> app = Appliance::create(options, policy, &error);
     if (!app) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
-      rte_eal_cleanup();
       return 2;
     }
     // Declared after the appliance so that it is destroyed (its threads joined) before the
@@ -615,7 +617,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
       if (!server) {
         std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
         app.reset();
-        rte_eal_cleanup();
         return 2;
       }
     }
@@ -630,7 +631,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
       server.reset();
       app.reset();
-      rte_eal_cleanup();
       return 2;
     }
     const Report first = app->report();
@@ -716,7 +716,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
       if (exit_code == 0) exit_code = 1;
     }
   }
-  rte_eal_cleanup();
   return exit_code;
 }
 
