@@ -11,7 +11,10 @@
 namespace statewall::sim {
 namespace {
 
-using statewall::testing::compileYaml;
+// "p.yaml": the ruleset's first line names the policy's file.
+rules::CompiledPolicyPtr compileYaml(const std::string& yaml) {
+  return statewall::testing::compileYaml(yaml, "p.yaml");
+}
 
 TEST(NftExport, SecurityGroupsBecomeOneChainPerInterfaceAndDirection) {
   auto p = compileYaml(R"(version: 1
