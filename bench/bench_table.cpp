@@ -24,9 +24,9 @@
 #include "statewall/dataplane/flow_key.hpp"
 #include "statewall/dataplane/qsbr.hpp"
 
-#if __has_include("statewall/dpdk/rte_hash_baseline.hpp")
-#include "statewall/dpdk/rte_hash_baseline.hpp"
-#define STATEWALL_BENCH_RTE_HASH 1
+// STATEWALL_BENCH_RTE_HASH: set by bench/CMakeLists.txt when DPDK is built (bench/rte_hash_baseline).
+#ifdef STATEWALL_BENCH_RTE_HASH
+#include "rte_hash_baseline.hpp"
 #endif
 
 namespace {

@@ -2,8 +2,7 @@
 
 #include <sys/mman.h>
 
-#include <cstdio>
-#include <cstdlib>
+#include "statewall/base/check.hpp"
 
 namespace statewall::dataplane::conn_table_detail {
 
@@ -25,8 +24,7 @@ void freeTableMemory(void* p, size_t bytes) {
 }
 
 void fatal(const char* what) {
-  std::fprintf(stderr, "statewall: connection table: %s\n", what);
-  std::abort();
+  STATEWALL_FAIL(what);
 }
 
 }  // namespace statewall::dataplane::conn_table_detail

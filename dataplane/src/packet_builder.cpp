@@ -1,17 +1,12 @@
 #include "statewall/dataplane/packet_builder.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
+
+#include "statewall/base/check.hpp"
 
 namespace statewall::dataplane {
 namespace {
-
-[[noreturn]] void die(const char* why) {
-  std::fprintf(stderr, "packet builder: %s\n", why);
-  std::abort();
-}
 
 void put8(Bytes& b, uint8_t v) {
   b.push_back(v);
@@ -52,7 +47,8 @@ void putPayload(Bytes& b, const Bytes& given, size_t len) {
 }
 
 void checkFamilies(const IpAddr& src, const IpAddr& dst) {
-  if (src.family != dst.family) die("source and destination addresses of different families");
+  if (src.family != dst.family)
+    STATEWALL_FAIL("source and destination addresses of different families");
 }
 
 bool linkHasEtherType(LinkType l) {
@@ -72,10 +68,10 @@ Bytes ipv4Header(const IpAddr& src, const IpAddr& dst, uint8_t proto, size_t l4_
   Bytes options = opts.ipv4_options;
   while (options.size() % 4 != 0)
     options.push_back(0);  // EOL padding
-  if (options.size() > 40) die("IPv4 options longer than 40 bytes");
+  if (options.size() > 40) STATEWALL_FAIL("IPv4 options longer than 40 bytes");
   const size_t ihl = 20 + options.size();
   const size_t total = ihl + l4_len;
-  if (total > 65535) die("IPv4 datagram longer than 65535 bytes");
+  if (total > 65535) STATEWALL_FAIL("IPv4 datagram longer than 65535 bytes");
   Bytes h;
   put8(h, static_cast<uint8_t>(0x40 | (ihl / 4)));
   put8(h, opts.tos);
@@ -122,7 +118,7 @@ Bytes ipv6Ext(const Ipv6ExtHeader& e, uint8_t next) {
   } else {
     h.resize(h.size() + pad, 0);
   }
-  if (h.size() / 8 - 1 > 255) die("IPv6 extension header longer than 2048 bytes");
+  if (h.size() / 8 - 1 > 255) STATEWALL_FAIL("IPv6 extension header longer than 2048 bytes");
   h[1] = static_cast<uint8_t>(h.size() / 8 - 1);
   return h;
 }
@@ -136,7 +132,7 @@ Bytes ipv6Headers(const IpAddr& src, const IpAddr& dst, uint8_t proto, size_t l4
     ext.insert(ext.end(), one.begin(), one.end());
   }
   const size_t plen = ext.size() + l4_len;
-  if (plen > 65535) die("IPv6 payload longer than 65535 bytes");
+  if (plen > 65535) STATEWALL_FAIL("IPv6 payload longer than 65535 bytes");
   Bytes h;
   put32(h, 0x60000000u | (uint32_t{opts.tos} << 20) | (opts.flow_label & 0xfffff));
   put16(h, static_cast<uint16_t>(plen));
@@ -195,7 +191,7 @@ Bytes tcpOptions(const TcpSpec& s) {
     put8(o, *s.wscale);
   }
   if (!s.sack.empty()) {
-    if (s.sack.size() > 4) die("more than 4 SACK blocks");
+    if (s.sack.size() > 4) STATEWALL_FAIL("more than 4 SACK blocks");
     put8(o, 1);
     put8(o, 1);
     put8(o, 5);
@@ -208,7 +204,7 @@ Bytes tcpOptions(const TcpSpec& s) {
   o.insert(o.end(), s.raw_options.begin(), s.raw_options.end());
   while (o.size() % 4 != 0)
     o.push_back(0);  // EOL padding
-  if (o.size() > 40) die("TCP options longer than 40 bytes");
+  if (o.size() > 40) STATEWALL_FAIL("TCP options longer than 40 bytes");
   return o;
 }
 
@@ -216,7 +212,7 @@ Bytes tcpOptions(const TcpSpec& s) {
 
 IpAddr ipAddr(std::string_view text) {
   auto a = IpAddr::parse(text);
-  if (!a) die(("bad IP address: " + std::string(text)).c_str());
+  if (!a) STATEWALL_FAIL(("bad IP address: " + std::string(text)).c_str());
   return *a;
 }
 
@@ -309,7 +305,7 @@ void putShims(Bytes& f, const FrameOptions& opts, uint16_t ethertype, size_t l3_
     const Shim& h = sh[i];
     const bool in_stack = i > 0 && sh[i - 1].kind == Shim::Kind::kMpls;
     if (h.kind == Shim::Kind::kEthernetPw) {
-      if (!in_stack) die("an Ethernet pseudowire shim must follow an MPLS label");
+      if (!in_stack) STATEWALL_FAIL("an Ethernet pseudowire shim must follow an MPLS label");
       if (h.control_word) put32(f, 0);
       putMac(f, opts.dst_mac);
       putMac(f, opts.src_mac);
@@ -319,7 +315,8 @@ void putShims(Bytes& f, const FrameOptions& opts, uint16_t ethertype, size_t l3_
     if (h.kind == Shim::Kind::kMpls && in_stack) {
       // Another label of the same stack: no type field in between.
     } else if (i > 0) {
-      if (!type_pending) die("a shim after an MPLS stack must be an Ethernet pseudowire");
+      if (!type_pending)
+        STATEWALL_FAIL("a shim after an MPLS stack must be an Ethernet pseudowire");
       put16(f, static_cast<uint16_t>(shimType(h)));
     }
     switch (h.kind) {
@@ -334,9 +331,9 @@ void putShims(Bytes& f, const FrameOptions& opts, uint16_t ethertype, size_t l3_
         break;
       }
       case Shim::Kind::kPppoe:
-        if (i + 1 != sh.size()) die("a PPPoE shim must be the last one");
+        if (i + 1 != sh.size()) STATEWALL_FAIL("a PPPoE shim must be the last one");
         if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6)
-          die("PPPoE carries only IPv4 and IPv6 here");
+          STATEWALL_FAIL("PPPoE carries only IPv4 and IPv6 here");
         put8(f, 0x11);
         put8(f, 0);
         put16(f, static_cast<uint16_t>(h.value));
@@ -362,7 +359,7 @@ void putShims(Bytes& f, const FrameOptions& opts, uint16_t ethertype, size_t l3_
     put16(f, ethertype);
   } else if (!sh.empty() && sh.back().kind == Shim::Kind::kMpls && ethertype != kEtherTypeIpv4 &&
              ethertype != kEtherTypeIpv6) {
-    die("an MPLS stack carries IPv4, IPv6 or an Ethernet pseudowire");
+    STATEWALL_FAIL("an MPLS stack carries IPv4, IPv6 or an Ethernet pseudowire");
   }
 }
 
@@ -390,7 +387,7 @@ size_t l3Offset(const FrameOptions& opts) {
 }
 
 TunnelSpec tunnelSpecOf(const EncapHeader& h) {
-  if (!encapIsTunnel(h.kind)) die("tunnelSpecOf: not a tunnel kind");
+  if (!encapIsTunnel(h.kind)) STATEWALL_FAIL("tunnelSpecOf: not a tunnel kind");
   TunnelSpec t;
   t.kind = h.kind;
   t.value = h.value;
@@ -460,7 +457,7 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
         put16(b, 0);  // security group tag
         put16(b, 0);  // P, frame type 0 (Ethernet), hardware id, D, granularity, O
       } else {
-        die("ERSPAN type must be 1, 2 or 3");
+        STATEWALL_FAIL("ERSPAN type must be 1, 2 or 3");
       }
       b.insert(b.end(), inner.begin(), inner.end());
       *proto = kIpProtoGre;
@@ -474,7 +471,7 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
       Bytes opt = t.geneve_options;
       while (opt.size() % 4 != 0)
         opt.push_back(0);
-      if (opt.size() > 63 * 4) die("GENEVE options longer than 252 bytes");
+      if (opt.size() > 63 * 4) STATEWALL_FAIL("GENEVE options longer than 252 bytes");
       put8(b, static_cast<uint8_t>(opt.size() / 4));
       put8(b, 0);
       put16(b, t.geneve_ip ? inner_type : kEtherTypeTeb);
@@ -484,7 +481,7 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
     }
     case Kind::kGtpU: {
       if (inner_type != kEtherTypeIpv4 && inner_type != kEtherTypeIpv6)
-        die("GTP-U carries IPv4 or IPv6");
+        STATEWALL_FAIL("GTP-U carries IPv4 or IPv6");
       const bool ext = !t.gtp_extensions.empty();
       Bytes opt;
       if (t.gtp_sequence || ext) {
@@ -495,7 +492,7 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
           Bytes e = t.gtp_extensions[i];
           while ((e.size() + 2) % 4 != 0)
             e.push_back(0);
-          if ((e.size() + 2) / 4 > 255) die("GTP-U extension header too long");
+          if ((e.size() + 2) / 4 > 255) STATEWALL_FAIL("GTP-U extension header too long");
           put8(opt, static_cast<uint8_t>((e.size() + 2) / 4));
           opt.insert(opt.end(), e.begin(), e.end());
           put8(opt, i + 1 < t.gtp_extensions.size() ? 0x85 : 0);
@@ -503,14 +500,15 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
       }
       put8(b, static_cast<uint8_t>(0x30 | (ext ? 0x04 : 0) | (t.gtp_sequence ? 0x02 : 0)));
       put8(b, 0xff);  // G-PDU
-      if (opt.size() + inner.size() > 65535) die("GTP-U payload longer than 65535 bytes");
+      if (opt.size() + inner.size() > 65535)
+        STATEWALL_FAIL("GTP-U payload longer than 65535 bytes");
       put16(b, static_cast<uint16_t>(opt.size() + inner.size()));
       put32(b, t.value);
       b.insert(b.end(), opt.begin(), opt.end());
       break;
     }
     case Kind::kTeredo:
-      if (inner_type != kEtherTypeIpv6) die("Teredo carries IPv6");
+      if (inner_type != kEtherTypeIpv6) STATEWALL_FAIL("Teredo carries IPv6");
       if (t.teredo_auth) {
         put16(b, 1);
         put8(b, 0);            // client id length
@@ -527,7 +525,7 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
       break;
     case Kind::kAyiya:
       if (inner_type != kEtherTypeIpv4 && inner_type != kEtherTypeIpv6)
-        die("AYIYA carries IPv4 or IPv6");
+        STATEWALL_FAIL("AYIYA carries IPv4 or IPv6");
       put8(b, 0x41);  // identity 2^4 = 16 bytes, type 1 (an IPv6 address)
       put8(b, 0x52);  // signature 5 * 4 = 20 bytes (SHA-1), hash method 2
       put8(b, 0x21);  // authentication method 2, opcode 1 (forward)
@@ -537,11 +535,11 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
       break;
     case Kind::kIpIp:
       if (inner_type != kEtherTypeIpv4 && inner_type != kEtherTypeIpv6)
-        die("IP-in-IP carries IPv4 or IPv6");
+        STATEWALL_FAIL("IP-in-IP carries IPv4 or IPv6");
       *proto = inner_type == kEtherTypeIpv4 ? kIpProtoIpIp : kIpProtoIpv6;
       return inner;
     default:
-      die("not a tunnel kind");
+      STATEWALL_FAIL("not a tunnel kind");
   }
   b.insert(b.end(), inner.begin(), inner.end());
   return b;
@@ -559,7 +557,7 @@ Bytes wrapTunnels(Bytes packet, uint16_t* type, const FrameOptions& opts) {
       eth.shims = t.inner_shims;
       packet = addLinkHeader(packet, *type, eth);
     } else if (!t.inner_shims.empty()) {
-      die("layer-2.5 headers inside a tunnel need one that carries Ethernet");
+      STATEWALL_FAIL("layer-2.5 headers inside a tunnel need one that carries Ethernet");
     }
     uint8_t proto;
     Bytes l4 = tunnelBody(t, packet, *type, &proto);
@@ -570,7 +568,7 @@ Bytes wrapTunnels(Bytes packet, uint16_t* type, const FrameOptions& opts) {
                : t.kind == Kind::kVxlan || t.kind == Kind::kGeneve ? uint16_t{49152}
                                                                    : port);
       put16(u, t.dport != 0 ? t.dport : port);
-      if (l4.size() + 8 > 65535) die("tunnel UDP datagram longer than 65535 bytes");
+      if (l4.size() + 8 > 65535) STATEWALL_FAIL("tunnel UDP datagram longer than 65535 bytes");
       put16(u, static_cast<uint16_t>(l4.size() + 8));
       put16(u, 0);
       u.insert(u.end(), l4.begin(), l4.end());
@@ -595,7 +593,7 @@ Bytes addLinkHeader(const Bytes& inner_packet, uint16_t inner_type, const FrameO
   // With VLAN tags the link header's type field names the outer tag; each tag then names the next,
   // the last one the first shim (or the IP packet).
   if (!opts.shims.empty() && shimType(opts.shims.front()) == kNoType)
-    die("the first shim must be one with a type field (not an Ethernet pseudowire)");
+    STATEWALL_FAIL("the first shim must be one with a type field (not an Ethernet pseudowire)");
   const uint16_t after_vlans =
       opts.shims.empty() ? ethertype : static_cast<uint16_t>(shimType(opts.shims.front()));
   const uint16_t first_type = opts.vlans.empty() ? after_vlans : opts.vlans.front().tpid;
@@ -606,9 +604,10 @@ Bytes addLinkHeader(const Bytes& inner_packet, uint16_t inner_type, const FrameO
       put16(f, first_type);
       break;
     case LinkType::kRawIp:
-      if (!opts.vlans.empty() || !opts.shims.empty()) die("VLAN tags or shims on a raw IP link");
+      if (!opts.vlans.empty() || !opts.shims.empty())
+        STATEWALL_FAIL("VLAN tags or shims on a raw IP link");
       if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6) {
-        die("a raw IP link carries only IPv4 and IPv6");
+        STATEWALL_FAIL("a raw IP link carries only IPv4 and IPv6");
       }
       break;
     case LinkType::kLinuxSll:
@@ -632,9 +631,9 @@ Bytes addLinkHeader(const Bytes& inner_packet, uint16_t inner_type, const FrameO
     case LinkType::kNull:
     case LinkType::kLoop: {
       if (!opts.vlans.empty() || !opts.shims.empty())
-        die("VLAN tags or shims on a BSD loopback link");
+        STATEWALL_FAIL("VLAN tags or shims on a BSD loopback link");
       if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6) {
-        die("a BSD loopback link carries only IPv4 and IPv6 here");
+        STATEWALL_FAIL("a BSD loopback link carries only IPv4 and IPv6 here");
       }
       // AF_INET 2, AF_INET6 30 (Darwin); NULL in a little-endian host's order, LOOP in network
       // order.
@@ -644,9 +643,10 @@ Bytes addLinkHeader(const Bytes& inner_packet, uint16_t inner_type, const FrameO
     }
     case LinkType::kPpp:
     case LinkType::kPppHdlc:
-      if (!opts.vlans.empty() || !opts.shims.empty()) die("VLAN tags or shims on a PPP link");
+      if (!opts.vlans.empty() || !opts.shims.empty())
+        STATEWALL_FAIL("VLAN tags or shims on a PPP link");
       if (ethertype != kEtherTypeIpv4 && ethertype != kEtherTypeIpv6) {
-        die("a PPP link carries only IPv4 and IPv6 here");
+        STATEWALL_FAIL("a PPP link carries only IPv4 and IPv6 here");
       }
       // HDLC-like framing (address 0xff, control 0x03), then the 2-byte PPP protocol: the form
       // both DLT_PPP and DLT_PPP_SERIAL captures usually hold.
@@ -698,7 +698,7 @@ Bytes buildUdp(const UdpSpec& s, const FrameOptions& opts) {
   put16(u, 0);
   put16(u, 0);
   putPayload(u, s.payload, s.payload_len);
-  if (u.size() > 65535) die("UDP datagram longer than 65535 bytes");
+  if (u.size() > 65535) STATEWALL_FAIL("UDP datagram longer than 65535 bytes");
   set16(u, 4, static_cast<uint16_t>(u.size()));
   const uint16_t sum = transportChecksum(s.src, s.dst, kIpProtoUdp, u);
   set16(u, 6, sum == 0 ? 0xffff : sum);  // 0 means "no checksum" in UDP
@@ -743,7 +743,7 @@ Bytes buildIcmpError(const IcmpErrorSpec& s, const Bytes& offending_ip_packet,
   checkFamilies(s.src, s.dst);
   if (!offending_ip_packet.empty() && (offending_ip_packet[0] >> 4) != 4 &&
       (offending_ip_packet[0] >> 4) != 6) {
-    die("the offending packet must start at its IP header (build it with rawIp())");
+    STATEWALL_FAIL("the offending packet must start at its IP header (build it with rawIp())");
   }
   Bytes body;
   put32(body, s.rest);
@@ -756,9 +756,9 @@ Bytes buildIcmpError(const IcmpErrorSpec& s, const Bytes& offending_ip_packet,
 }
 
 Bytes buildArp(const ArpSpec& s, const FrameOptions& opts) {
-  if (!s.sender_ip.isV4() || !s.target_ip.isV4()) die("ARP carries IPv4 addresses");
+  if (!s.sender_ip.isV4() || !s.target_ip.isV4()) STATEWALL_FAIL("ARP carries IPv4 addresses");
   if (opts.tunnels.empty() && !linkHasEtherType(opts.link))
-    die("ARP on a raw IP, BSD loopback or PPP link");
+    STATEWALL_FAIL("ARP on a raw IP, BSD loopback or PPP link");
   Bytes a;
   put16(a, 1);  // Ethernet
   put16(a, kEtherTypeIpv4);
@@ -774,7 +774,7 @@ Bytes buildArp(const ArpSpec& s, const FrameOptions& opts) {
 
 Bytes buildNd(const NdSpec& s, const FrameOptions& opts) {
   checkFamilies(s.src, s.dst);
-  if (s.src.isV4()) die("neighbour discovery is IPv6");
+  if (s.src.isV4()) STATEWALL_FAIL("neighbour discovery is IPv6");
   Bytes body;
   uint8_t lla_option = 1;  // source link-layer address
   switch (s.type) {
@@ -804,7 +804,7 @@ Bytes buildNd(const NdSpec& s, const FrameOptions& opts) {
       lla_option = 2;
       break;
     default:
-      die("ND type must be 133..137");
+      STATEWALL_FAIL("ND type must be 133..137");
   }
   if (s.link_addr) {
     put8(body, lla_option);
@@ -823,7 +823,7 @@ Bytes buildOtherProto(const OtherProtoSpec& s, const FrameOptions& opts) {
 
 Bytes buildEthertype(uint16_t ethertype, const Bytes& payload, const FrameOptions& opts) {
   if (opts.tunnels.empty() && !linkHasEtherType(opts.link))
-    die("a raw IP, BSD loopback or PPP link has no EtherType");
+    STATEWALL_FAIL("a raw IP, BSD loopback or PPP link has no EtherType");
   return addLinkHeader(payload, ethertype, opts);
 }
 
@@ -833,7 +833,7 @@ std::vector<Bytes> fragmentV4(const Bytes& link, const Bytes& ip, size_t mtu,
                               const FrameOptions& opts) {
   const size_t ihl = (ip[0] & 15) * 4u;
   const size_t total = get16(ip, 2);
-  if (ihl < 20 || total < ihl || total > ip.size()) die("fragment: bad IPv4 header");
+  if (ihl < 20 || total < ihl || total > ip.size()) STATEWALL_FAIL("fragment: bad IPv4 header");
   // Later fragments carry only the options whose copy bit is set (RFC 791).
   Bytes copied;
   for (size_t i = 20; i < ihl;) {
@@ -844,7 +844,7 @@ std::vector<Bytes> fragmentV4(const Bytes& link, const Bytes& ip, size_t mtu,
       continue;
     }
     const size_t len = i + 1 < ihl ? ip[i + 1] : 0;
-    if (len < 2 || i + len > ihl) die("fragment: bad IPv4 option");
+    if (len < 2 || i + len > ihl) STATEWALL_FAIL("fragment: bad IPv4 option");
     if (kind & 0x80) copied.insert(copied.end(), ip.begin() + i, ip.begin() + i + len);
     i += len;
   }
@@ -860,7 +860,7 @@ std::vector<Bytes> fragmentV4(const Bytes& link, const Bytes& ip, size_t mtu,
   while (done < data_len) {
     const bool first = done == 0;
     const size_t hlen = first ? ihl : 20 + copied.size();
-    if (mtu < hlen + 8) die("fragment: MTU too small for the IPv4 header plus 8 bytes");
+    if (mtu < hlen + 8) STATEWALL_FAIL("fragment: MTU too small for the IPv4 header plus 8 bytes");
     size_t chunk = std::min(data_len - done, (mtu - hlen) / 8 * 8);
     const bool last = done + chunk == data_len;
     Bytes h(ip.begin(), ip.begin() + 20);
@@ -888,9 +888,9 @@ std::vector<Bytes> fragmentV4(const Bytes& link, const Bytes& ip, size_t mtu,
 
 std::vector<Bytes> fragmentV6(const Bytes& link, const Bytes& ip, size_t mtu,
                               const FrameOptions& opts, uint32_t id) {
-  if (ip.size() < 40) die("fragment: bad IPv6 header");
+  if (ip.size() < 40) STATEWALL_FAIL("fragment: bad IPv6 header");
   const size_t end = 40 + get16(ip, 4);
-  if (end > ip.size()) die("fragment: IPv6 payload length exceeds the packet");
+  if (end > ip.size()) STATEWALL_FAIL("fragment: IPv6 payload length exceeds the packet");
   // The unfragmentable part ends after the last hop-by-hop or routing header (RFC 8200 4.5).
   size_t unfrag_end = 40;
   size_t nh_at = 6;  // where the next-header byte naming the first fragmentable header sits
@@ -908,7 +908,8 @@ std::vector<Bytes> fragmentV6(const Bytes& link, const Bytes& ip, size_t mtu,
   }
   const uint8_t frag_next = ip[nh_at];
   const size_t data_len = end - unfrag_end;
-  if (mtu < unfrag_end + 16) die("fragment: MTU too small for the IPv6 headers plus 8 bytes");
+  if (mtu < unfrag_end + 16)
+    STATEWALL_FAIL("fragment: MTU too small for the IPv6 headers plus 8 bytes");
   const size_t max_chunk = (mtu - unfrag_end - 8) / 8 * 8;
 
   std::vector<Bytes> out;
@@ -939,9 +940,10 @@ std::vector<Bytes> fragmentV6(const Bytes& link, const Bytes& ip, size_t mtu,
 std::vector<Bytes> fragment(const Bytes& frame, size_t mtu, const FrameOptions& opts,
                             uint32_t ipv6_frag_id) {
   const size_t l3 = l3Offset(opts);
-  if (frame.size() <= l3) die("fragment: frame shorter than its link header");
+  if (frame.size() <= l3) STATEWALL_FAIL("fragment: frame shorter than its link header");
   for (const Shim& h : opts.shims)
-    if (h.kind == Shim::Kind::kPppoe) die("fragment: a PPPoE shim's length would be wrong");
+    if (h.kind == Shim::Kind::kPppoe)
+      STATEWALL_FAIL("fragment: a PPPoE shim's length would be wrong");
   const Bytes link(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(l3));
   Bytes ip(frame.begin() + static_cast<std::ptrdiff_t>(l3), frame.end());
   const unsigned version = frame[l3] >> 4;
@@ -951,9 +953,9 @@ std::vector<Bytes> fragment(const Bytes& frame, size_t mtu, const FrameOptions& 
   } else if (version == 6 && ip.size() >= 40) {
     ip_len = 40 + size_t{get16(ip, 4)};
   } else {
-    die("fragment: not an IPv4 or IPv6 packet");
+    STATEWALL_FAIL("fragment: not an IPv4 or IPv6 packet");
   }
-  if (ip_len > ip.size()) die("fragment: IP length exceeds the frame");
+  if (ip_len > ip.size()) STATEWALL_FAIL("fragment: IP length exceeds the frame");
   if (ip_len <= mtu) return {frame};
   ip.resize(ip_len);  // drop any trailer; each fragment gets opts.trailer_len again
   return version == 4 ? fragmentV4(link, ip, mtu, opts)

@@ -123,7 +123,7 @@ inline CommandResult runShell(const std::string& command, const std::string& inp
 #ifdef STATEWALL_BINARY_DIR
 // The built `statewall` command-line tool.
 inline std::string statewallBinary() {
-  return STATEWALL_BINARY_DIR "/sim/statewall";
+  return STATEWALL_BINARY_DIR "/apps/statewall/statewall";
 }
 
 // `statewall ARGS...`.

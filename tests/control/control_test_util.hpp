@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/compile_policy.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -58,17 +59,10 @@ groups:
       - {proto: tcp, ports: 443, from: 0.0.0.0/0}
 )";
 
+// Warnings are allowed here (tests/common/compile_policy.hpp); errors are test failures.
 inline rules::CompiledPolicyPtr compileYaml(std::string_view text, std::string name = "test.yaml") {
-  rules::LoadResult lr = rules::loadPolicyTexts({{std::move(name), std::string(text)}});
-  if (!lr.ok()) {
-    for (const auto& d : lr.diagnostics)
-      ADD_FAILURE() << d.str();
-    return nullptr;
-  }
-  rules::CompileResult cr = rules::compile(*lr.policy);
-  for (const auto& d : cr.diagnostics)
-    if (d.severity == rules::Severity::kError) ADD_FAILURE() << d.str();
-  return cr.policy;
+  return statewall::testing::compileYaml(text, std::move(name),
+                                         statewall::testing::Warnings::kAllow);
 }
 
 inline dataplane::EngineConfig smallEngineConfig() {

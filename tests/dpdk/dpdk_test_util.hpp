@@ -29,10 +29,10 @@ namespace statewall::dpdk_test {
 namespace fs = std::filesystem;
 
 inline std::string statewalldPath() {
-  return std::string(STATEWALL_BINARY_DIR) + "/dataplane/dpdk/statewalld";
+  return std::string(STATEWALL_BINARY_DIR) + "/apps/statewalld/statewalld";
 }
 inline std::string statewallPath() {
-  return std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
+  return std::string(STATEWALL_BINARY_DIR) + "/apps/statewall/statewall";
 }
 
 class TempDir {

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "statewall/dpdk/appliance.hpp"
+#include "statewalld.hpp"
 
 int main(int argc, char** argv) {
   statewall::dpdk::RunOptions options;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/cli_fixture.hpp"
+#include "common/compile_policy.hpp"
 #include "common/text_diff.hpp"
 #include "statewall/rules/loader.hpp"
 #include "statewall/sim/nft_export.hpp"
@@ -10,15 +11,9 @@
 namespace statewall::sim {
 namespace {
 
+// "p.yaml": the ruleset's first line names the policy's file.
 rules::CompiledPolicyPtr compileYaml(const std::string& yaml) {
-  auto loaded = rules::loadPolicyTexts({{"p.yaml", yaml}});
-  for (const auto& d : loaded.diagnostics)
-    ADD_FAILURE() << d.str();
-  if (!loaded.ok()) return nullptr;
-  auto c = rules::compile(*loaded.policy);
-  for (const auto& d : c.diagnostics)
-    ADD_FAILURE() << d.str();
-  return c.policy;
+  return statewall::testing::compileYaml(yaml, "p.yaml");
 }
 
 TEST(NftExport, SecurityGroupsBecomeOneChainPerInterfaceAndDirection) {

@@ -4,12 +4,12 @@
 // prior state is the same policy without the ping6 rule the plan adds.
 #include <gtest/gtest.h>
 
-#include <random>
 #include <regex>
 #include <string>
 #include <vector>
 
-#include "compiler/policy_builder.hpp"
+#include "common/compile_policy.hpp"
+#include "common/decision_grid.hpp"
 #include "rules/rules_test_util.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
@@ -18,7 +18,8 @@
 namespace statewall::rules {
 namespace {
 
-using testing::A;
+using statewall::testing::compileFiles;
+using statewall::testing::forEachGridFlow;
 using testutil::dumpDiagnostics;
 
 const std::string kDir = STATEWALL_EXAMPLES_DIR;
@@ -28,17 +29,6 @@ std::vector<std::string> awsFiles() {
   return {kDir + "/aws/security-groups.json", kDir + "/aws/network-acls.json",
           kDir + "/aws/network-interfaces.json", kDir + "/aws/subnets.json",
           kDir + "/aws/prefix-lists.json"};
-}
-
-CompiledPolicyPtr load(const std::vector<std::string>& files) {
-  LoadResult r = loadPolicyFiles(files);
-  for (const auto& d : r.diagnostics)
-    ADD_FAILURE() << d.str();
-  if (!r.policy) return nullptr;
-  CompileResult c = compile(*r.policy);
-  for (const auto& d : c.diagnostics)
-    ADD_FAILURE() << d.str();
-  return c.policy;
 }
 
 // A decision in names and rule texts (a Terraform plan orders a group's rules by protocol and
@@ -63,40 +53,15 @@ std::string describe(const CompiledPolicy& cp, const Evaluation& e) {
 // Every decision of `b` equals `a`'s over all interface addresses, a few outside addresses, five
 // protocols and interesting ports; returns how many were allowed.
 size_t expectSameDecisions(const CompiledPolicy& a, const CompiledPolicy& b) {
-  std::vector<IpAddr> addrs;
-  for (size_t i = 0; i < a.ifaceCount(); ++i)
-    for (const IpAddr& x : a.iface(static_cast<IfaceId>(i)).addresses)
-      addrs.push_back(x);
-  for (const char* x : {"198.51.100.7", "192.0.2.5", "203.0.113.9", "10.0.1.99", "2001:db8::1",
-                        "2001:db8:1::99", "8.8.8.8"})
-    addrs.push_back(A(x));
-  std::mt19937 rng(11);
-  const uint16_t ports[] = {22, 80, 443, 800, 5432, 8080, 40000};
-  const uint8_t protos[] = {kProtoTcp, kProtoUdp, kProtoIcmp, kProtoIcmpV6, 47};
-  size_t n = 0, allowed = 0;
-  for (const IpAddr& src : addrs) {
-    for (const IpAddr& dst : addrs) {
-      if (src.family != dst.family || src == dst) continue;
-      for (uint8_t proto : protos) {
-        for (uint16_t port : ports) {
-          Flow5 f;
-          f.proto = proto;
-          f.src = src;
-          f.dst = dst;
-          f.sport = static_cast<uint16_t>(1024 + rng() % 60000);
-          f.dport = port;
-          f.icmp_type = proto == kProtoIcmp ? 8 : 128;
-          Evaluation ea, eb;
-          evaluate(a, f, EvalMode::kFull, &ea);
-          evaluate(b, f, EvalMode::kFull, &eb);
-          EXPECT_EQ(describe(a, ea), describe(b, eb))
-              << int{proto} << " " << src.str() << " -> " << dst.str() << ":" << port;
-          ++n;
-          allowed += ea.allowed;
-        }
-      }
-    }
-  }
+  size_t allowed = 0;
+  const size_t n = forEachGridFlow(a, 11, [&](const Flow5& f) {
+    Evaluation ea, eb;
+    evaluate(a, f, EvalMode::kFull, &ea);
+    evaluate(b, f, EvalMode::kFull, &eb);
+    EXPECT_EQ(describe(a, ea), describe(b, eb))
+        << int{f.proto} << " " << f.src.str() << " -> " << f.dst.str() << ":" << f.dport;
+    allowed += ea.allowed;
+  });
   EXPECT_GT(n, 1000u);
   return allowed;
 }
@@ -128,9 +93,9 @@ TEST(TerraformExamples, PlanLoadsCleanly) {
 }
 
 TEST(TerraformExamples, PlannedValuesCompileLikeYamlAndAws) {
-  auto yaml = load({kDir + "/three-tier.yaml"});
-  auto aws = load(awsFiles());
-  auto tf = load({kPlan});
+  auto yaml = compileFiles({kDir + "/three-tier.yaml"});
+  auto aws = compileFiles(awsFiles());
+  auto tf = compileFiles({kPlan});
   ASSERT_TRUE(yaml && aws && tf);
   EXPECT_EQ(tf->ruleCount(), yaml->ruleCount());
   EXPECT_EQ(tf->ifaceCount(), yaml->ifaceCount());

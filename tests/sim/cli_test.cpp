@@ -18,7 +18,7 @@ using statewall::testing::firstDifference;
 
 using testing::TempDir;
 
-const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
+const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/apps/statewall/statewall";
 const std::string kRepo = std::string(STATEWALL_EXAMPLES_DIR) + "/..";
 
 struct CliRun {

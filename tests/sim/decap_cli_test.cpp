@@ -16,7 +16,7 @@ namespace {
 
 using testing::TempDir;
 
-const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
+const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/apps/statewall/statewall";
 const std::string kRepo = std::string(STATEWALL_EXAMPLES_DIR) + "/..";
 const char* kPolicy = "--policy examples/three-tier.yaml";
 

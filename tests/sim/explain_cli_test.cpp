@@ -19,7 +19,7 @@ namespace {
 
 using statewall::testing::firstDifference;
 
-const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
+const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/apps/statewall/statewall";
 const std::string kExamples = STATEWALL_EXAMPLES_DIR;
 const std::string kGolden = kExamples + "/../tests/sim/golden/explain/";
 

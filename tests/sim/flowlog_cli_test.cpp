@@ -23,7 +23,7 @@ namespace {
 
 using testing::TempDir;
 
-const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
+const std::string kBinary = std::string(STATEWALL_BINARY_DIR) + "/apps/statewall/statewall";
 const std::string kRepo = std::string(STATEWALL_EXAMPLES_DIR) + "/..";
 const std::string kPolicy = kRepo + "/examples/three-tier.yaml";
 

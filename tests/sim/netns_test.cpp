@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/netns_pair.hpp"
 #include "sim_test_util.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
@@ -61,92 +62,8 @@ interfaces:
   server-1: {addresses: [10.199.0.2], groups: [server]}
 )";
 
-// Two namespaces and a veth pair named after the test's pid; removed at destruction.
-class Namespaces {
- public:
-  Namespaces() {
-    const std::string id = std::to_string(::getpid());
-    a_ = "swa" + id;
-    b_ = "swb" + id;
-    va_ = "swva" + id;
-    vb_ = "swvb" + id;
-  }
-  ~Namespaces() { teardown(); }
-  Namespaces(const Namespaces&) = delete;
-  Namespaces& operator=(const Namespaces&) = delete;
-
-  bool setup() {
-    created_ = true;
-    const std::string cmds[] = {
-        "ip netns add " + a_,
-        "ip netns add " + b_,
-        "ip link add " + va_ + " netns " + a_ + " type veth peer name " + vb_ + " netns " + b_,
-        inA("sysctl -qw net.ipv6.conf.all.disable_ipv6=1"),
-        inB("sysctl -qw net.ipv6.conf.all.disable_ipv6=1"),
-        inA("ip addr add 10.199.0.1/24 dev " + va_),
-        inB("ip addr add 10.199.0.2/24 dev " + vb_),
-        inA("ip link set lo up"),
-        inB("ip link set lo up"),
-        inA("ip link set " + va_ + " up"),
-        inB("ip link set " + vb_ + " up"),
-    };
-    for (const auto& c : cmds) {
-      if (sh(c + " >/dev/null 2>&1") != 0) {
-        ADD_FAILURE() << "setup failed: " << c;
-        return false;
-      }
-    }
-    return true;
-  }
-
-  // Starts `cmd` in the background in a namespace; returns its pid (killed at teardown).
-  pid_t spawn(const std::string& ns, const std::string& cmd, const std::string& log) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::setpgid(0, 0);
-      std::string full = "exec ip netns exec " + ns + " " + cmd + " >" + log + " 2>&1";
-      ::execl("/bin/sh", "sh", "-c", full.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    if (pid > 0) pids_.push_back(pid);
-    return pid;
-  }
-
-  // Stops one background process (SIGINT first, so that tcpdump flushes its file).
-  void stop(pid_t pid, int sig = SIGINT) {
-    ::kill(-pid, sig);
-    for (int i = 0; i < 50; ++i) {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end());
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end());
-  }
-
-  std::string inA(const std::string& c) const { return "ip netns exec " + a_ + " " + c; }
-  std::string inB(const std::string& c) const { return "ip netns exec " + b_ + " " + c; }
-  const std::string& a() const { return a_; }
-  const std::string& b() const { return b_; }
-  const std::string& vethB() const { return vb_; }
-
- private:
-  void teardown() {
-    while (!pids_.empty())
-      stop(pids_.back(), SIGTERM);
-    if (!created_) return;
-    sh("ip netns del " + a_ + " >/dev/null 2>&1");
-    sh("ip netns del " + b_ + " >/dev/null 2>&1");
-  }
-
-  std::string a_, b_, va_, vb_;
-  std::vector<pid_t> pids_;
-  bool created_ = false;
-};
+// Two namespaces (10.199.0.1 in a, 10.199.0.2 in b) joined by a veth pair.
+using Namespaces = statewall::testing::NamespacePair;
 
 bool waitFor(const std::function<bool()>& cond, int tenths = 100) {
   for (int i = 0; i < tenths; ++i) {
@@ -311,8 +228,8 @@ TEST(NetnsCapture, RealTrafficGetsTheRightVerdictsAndConnStates) {
     if (!have(tool)) GTEST_SKIP() << tool << " is not installed";
   }
   TempDir dir;
-  Namespaces ns;
-  ASSERT_TRUE(ns.setup());
+  Namespaces ns("");
+  ASSERT_EQ(ns.setup("10.199.0"), "");
 
   // Servers in B: HTTP on 8080 and a one-shot UDP echo on 9999.
   testing::writeText(dir.file("index.html"), std::string(2000, 'x'));

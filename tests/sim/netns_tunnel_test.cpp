@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../common/netns_pair.hpp"
 #include "../common/run_command.hpp"
 #include "../common/wait_for.hpp"
 #include "sim_test_util.hpp"
@@ -59,49 +60,24 @@ constexpr TunnelKind kVxlan{"vxlan", "vxlan id 42 dstport 4789", true, "vxlan:vn
                             4789};
 constexpr TunnelKind kGeneve{"geneve", "geneve id 7", false, "geneve:vni=7", "10.200.7", 6081};
 
-// Two namespaces, the underlay veth pair and a tunnel device in each, named after the test's pid;
-// the namespaces (and so every device and process address in them) are removed at destruction.
-class TunnelNamespaces {
+// Two namespaces joined by the underlay veth pair (testing::NamespacePair, 10.198.0.0/24) and a
+// tunnel device in each; the namespaces (and so every device in them) are removed at destruction.
+class TunnelNamespaces : public statewall::testing::NamespacePair {
  public:
-  explicit TunnelNamespaces(const TunnelKind& k) : k_(k) {
-    const std::string id = std::to_string(::getpid());
-    a_ = "swta" + id;
-    b_ = "swtb" + id;
-    va_ = "swtva" + id;
-    vb_ = "swtvb" + id;
-  }
-  ~TunnelNamespaces() { teardown(); }
-  TunnelNamespaces(const TunnelNamespaces&) = delete;
-  TunnelNamespaces& operator=(const TunnelNamespaces&) = delete;
+  explicit TunnelNamespaces(const TunnelKind& k) : NamespacePair("t"), k_(k) {}
 
   // "" when set up; otherwise why not. *unsupported: the kernel has no driver for the tunnel.
   std::string setup(bool* unsupported) {
     *unsupported = false;
-    created_ = true;
     const std::string o = k_.overlay;
-    const std::vector<std::string> cmds = {
-        "ip netns add " + a_,
-        "ip netns add " + b_,
-        "ip link add " + va_ + " netns " + a_ + " type veth peer name " + vb_ + " netns " + b_,
-        inA("sysctl -qw net.ipv6.conf.all.disable_ipv6=1"),
-        inB("sysctl -qw net.ipv6.conf.all.disable_ipv6=1"),
-        inA("ip addr add 10.198.0.1/24 dev " + va_),
-        inB("ip addr add 10.198.0.2/24 dev " + vb_),
-        inA("ip link set lo up"),
-        inB("ip link set lo up"),
-        inA("ip link set " + va_ + " up"),
-        inB("ip link set " + vb_ + " up"),
-    };
-    for (const auto& c : cmds) {
-      if (sh(c + " >/dev/null 2>&1") != 0) return "setup failed: " + c;
-    }
+    if (std::string why = NamespacePair::setup("10.198.0"); !why.empty()) return why;
     // The tunnel devices: the first one tells whether the kernel has the driver.
     auto tunnel = [&](const std::string& self, const std::string& peer, const std::string& dev) {
       std::string c = std::string("ip link add swtun type ") + k_.ip_link + " remote " + peer;
       if (k_.local_dev) c += " local " + self + " dev " + dev;
       return c;
     };
-    const std::string tun_a = inA(tunnel("10.198.0.1", "10.198.0.2", va_));
+    const std::string tun_a = inA(tunnel("10.198.0.1", "10.198.0.2", vethA()));
     const auto r = statewall::testing::runShell(tun_a + " 2>&1");
     if (r.exit_code != 0) {
       *unsupported = r.out.find("Unknown device type") != std::string::npos ||
@@ -109,7 +85,7 @@ class TunnelNamespaces {
       return "`" + tun_a + "` failed: " + r.out;
     }
     const std::vector<std::string> rest = {
-        inB(tunnel("10.198.0.2", "10.198.0.1", vb_)),
+        inB(tunnel("10.198.0.2", "10.198.0.1", vethB())),
         inA("ip addr add " + o + ".1/24 dev swtun"),
         inB("ip addr add " + o + ".2/24 dev swtun"),
         inA("ip link set swtun up"),
@@ -121,51 +97,10 @@ class TunnelNamespaces {
     return "";
   }
 
-  // Starts `cmd` in the background in a namespace; returns its pid (stopped at teardown).
-  pid_t spawn(const std::string& ns, const std::string& cmd, const std::string& log) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::setpgid(0, 0);
-      const std::string full = "exec ip netns exec " + ns + " " + cmd + " >" + log + " 2>&1";
-      ::execl("/bin/sh", "sh", "-c", full.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    if (pid > 0) pids_.push_back(pid);
-    return pid;
-  }
-
-  // Stops one background process (SIGINT first, so that tcpdump flushes its file), bounded.
-  void stop(pid_t pid, int sig = SIGINT) {
-    ::kill(-pid, sig);
-    const bool gone =
-        statewall::testing::waitFor([&] { return ::waitpid(pid, nullptr, WNOHANG) == pid; },
-                                    std::chrono::seconds(5), std::chrono::milliseconds(20));
-    if (!gone) {
-      ::kill(-pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end());
-  }
-
-  std::string inA(const std::string& c) const { return "ip netns exec " + a_ + " " + c; }
-  std::string inB(const std::string& c) const { return "ip netns exec " + b_ + " " + c; }
-  const std::string& a() const { return a_; }
-  const std::string& b() const { return b_; }
-  const std::string& underlayB() const { return vb_; }
+  const std::string& underlayB() const { return vethB(); }
 
  private:
-  void teardown() {
-    while (!pids_.empty())
-      stop(pids_.back(), SIGTERM);
-    if (!created_) return;
-    sh("ip netns del " + a_ + " >/dev/null 2>&1");
-    sh("ip netns del " + b_ + " >/dev/null 2>&1");
-  }
-
   TunnelKind k_;
-  std::string a_, b_, va_, vb_;
-  std::vector<pid_t> pids_;
-  bool created_ = false;
 };
 
 // Whether the capture being written holds the marker: the echo reply from B's underlay address

@@ -36,7 +36,7 @@ using Clock = std::chrono::steady_clock;
 
 const std::string kRepo = std::string(STATEWALL_EXAMPLES_DIR) + "/..";
 const std::string kDoc = kRepo + "/docs/teaching.md";
-const std::string kStatewall = std::string(STATEWALL_BINARY_DIR) + "/sim/statewall";
+const std::string kStatewall = std::string(STATEWALL_BINARY_DIR) + "/apps/statewall/statewall";
 
 std::string findChromium() {
   for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/snap/bin/chromium"}) {

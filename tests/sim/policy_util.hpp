@@ -4,26 +4,17 @@
 
 #include <string>
 
-#include <gtest/gtest.h>
-
+#include "common/compile_policy.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
 
 namespace statewall::sim::testing {
 
-// Loads and compiles policy files or a YAML text; every diagnostic is a test failure; nullptr
-// when the policy does not load or compile.
-inline rules::CompiledPolicyPtr compileLoaded(rules::LoadResult loaded) {
-  for (const auto& d : loaded.diagnostics)
-    ADD_FAILURE() << d.str();
-  if (!loaded.ok()) return nullptr;
-  auto c = rules::compile(*loaded.policy);
-  for (const auto& d : c.diagnostics)
-    ADD_FAILURE() << d.str();
-  return c.policy;
-}
+// Loads and compiles policy files or a YAML text (tests/common/compile_policy.hpp): every
+// diagnostic is a test failure; nullptr when the policy does not load or compile.
+using statewall::testing::compileLoaded;
 inline rules::CompiledPolicyPtr compilePolicy(const std::string& yaml) {
-  return compileLoaded(rules::loadPolicyTexts({{"test.yaml", yaml}}));
+  return statewall::testing::compileYaml(yaml);
 }
 // examples/three-tier.yaml
 inline rules::CompiledPolicyPtr examplePolicy() {

@@ -24,7 +24,7 @@ using statewall::testing::firstDifference;
 
 const std::string kRepo = std::string(STATEWALL_EXAMPLES_DIR) + "/..";
 const std::string kDoc = kRepo + "/docs/teaching.md";
-const std::string kBinDir = std::string(STATEWALL_BINARY_DIR) + "/sim";
+const std::string kBinDir = std::string(STATEWALL_BINARY_DIR) + "/apps/statewall";
 
 struct Command {
   size_t line = 0;          // 1-based line of the "$ " line in the document

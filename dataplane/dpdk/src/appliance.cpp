@@ -16,12 +16,12 @@
 #include <ctime>
 #include <new>
 
-#include "flow_log.hpp"
 #include "gwlb_burst.hpp"
 #include "port.hpp"
 #include "spsc_ring.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/packet.hpp"
+#include "statewall/dpdk/flow_log.hpp"
 #include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/port_lock.hpp"
 

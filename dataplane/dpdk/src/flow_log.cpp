@@ -1,4 +1,4 @@
-#include "flow_log.hpp"
+#include "statewall/dpdk/flow_log.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -88,10 +88,10 @@ class Appliance {
   // The lcore ids that forward, in tx queue order.
   std::vector<unsigned> lcores() const;
 
-  // Test hook (only statewalld-test-hooks, a test build, reaches it; see RunOptions): the
-  // forwarding lcore `lcore` stops making progress at its next empty poll round (it neither
-  // receives nor sweeps, as a stuck lcore would) until called again with stall = false. Returns
-  // false when `lcore` does not forward. Any thread.
+  // Test hook (only statewalld-test-hooks, a test build, reaches it; see RunOptions in
+  // apps/statewalld/statewalld.hpp): the forwarding lcore `lcore` stops making progress at its
+  // next empty poll round (it neither receives nor sweeps, as a stuck lcore would) until called
+  // again with stall = false. Returns false when `lcore` does not forward. Any thread.
   bool stallLcoreForTest(unsigned lcore, bool stall) noexcept;
 
   // Opaque; named here so the implementation's lcore loops can reach it.
@@ -101,19 +101,5 @@ class Appliance {
   explicit Appliance(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// What the executable that calls runStatewalld() allows. statewalld itself passes the defaults.
-struct RunOptions {
-  // Honour the test hooks' environment variables (docs/deploy.md, "Test hooks"):
-  // STATEWALLD_TEST_STALL_FILE=PATH stalls the forwarding lcore whose id the file holds
-  // (stallLcoreForTest) while the file exists. Only the test build's statewalld-test-hooks sets
-  // it; statewalld ignores the variables.
-  bool test_hooks = false;
-};
-
-// The whole of statewalld: EAL init, options, policy loading, run until SIGINT/SIGTERM (or idle),
-// final report. Returns the process exit code: 0 ok, 1 the mbuf pool was not full at exit,
-// 2 usage, policy or setup error.
-int runStatewalld(int argc, char** argv, const RunOptions& run_options = {});
 
 }  // namespace statewall::dpdk

@@ -1,9 +1,10 @@
-// statewalld: the inline appliance. Everything lives in the statewall_dataplane_dpdk library.
+// statewalld: the inline appliance. The daemon is composed in statewalld.cpp (statewalld_daemon):
+// the appliance (statewall_dataplane_dpdk) and the control server (statewall_control).
 #include <cstdio>
 #include <exception>
 #include <new>
 
-#include "statewall/dpdk/appliance.hpp"
+#include "statewalld.hpp"
 
 int main(int argc, char** argv) {
   // runStatewalld() reports bad input itself; an exception that reaches here is a bug or a

@@ -1,4 +1,4 @@
-#include "statewall/dpdk/rte_hash_baseline.hpp"
+#include "rte_hash_baseline.hpp"
 
 #include <pthread.h>
 #include <rte_eal.h>

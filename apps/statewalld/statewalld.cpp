@@ -1,5 +1,7 @@
 // statewalld: EAL init, options, policy, control server, run until a signal (or idle input),
 // final report.
+#include "statewalld.hpp"
+
 #include <malloc.h>
 #include <pthread.h>
 #include <rte_eal.h>
@@ -31,10 +33,10 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#include "flow_log.hpp"
 #include "statewall/control/server.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dpdk/appliance.hpp"
+#include "statewall/dpdk/flow_log.hpp"
 #include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/options.hpp"
 #include "statewall/dpdk/port_lock.hpp"
@@ -587,6 +589,11 @@ int run(int argc, char** argv, const RunOptions& run_options) {
                  g_program.c_str(), rte_strerror(rte_errno));
     return 2;
   }
+  // The EAL is released on every way out from here, after the appliance and the control server
+  // (declared later, so destroyed first).
+  struct EalCleanup {
+    ~EalCleanup() { rte_eal_cleanup(); }
+  } eal_cleanup;
   argc -= eal_args;
   argv += eal_args;
 
@@ -596,7 +603,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
   ParseResult parsed = parseOptions(static_cast<int>(app_args.size()), app_args.data());
   if (!parsed.options) {
     std::fprintf(parsed.exit_code == 0 ? stdout : stderr, "%s\n", parsed.message.c_str());
-    rte_eal_cleanup();
     return parsed.exit_code;
   }
   const Options& options = *parsed.options;
@@ -605,7 +611,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
   rules::CompiledPolicyPtr policy = loadPolicy(options.policies, &sources);
   if (!policy) {
     std::fprintf(stderr, "%s: the policy did not load; nothing forwarded\n", g_program.c_str());
-    rte_eal_cleanup();
     return 2;
   }
 
@@ -616,8 +621,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
     std::unique_ptr<Appliance> app = Appliance::create(options, policy, &error);
     if (!app || !attachFlowLog(options, *app, &flow_log, &error)) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
-      app.reset();
-      rte_eal_cleanup();
       return 2;
     }
     // Declared after the appliance so that it is destroyed (its threads joined) before the
@@ -632,7 +635,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
       if (!server) {
         std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
         app.reset();
-        rte_eal_cleanup();
         return 2;
       }
     }
@@ -647,7 +649,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
       std::fprintf(stderr, "%s: %s\n", g_program.c_str(), error.c_str());
       server.reset();
       app.reset();
-      rte_eal_cleanup();
       return 2;
     }
     const Report first = app->report();
@@ -739,7 +740,6 @@ int run(int argc, char** argv, const RunOptions& run_options) {
       if (exit_code == 0) exit_code = 1;
     }
   }
-  rte_eal_cleanup();
   return exit_code;
 }
 
