@@ -24,7 +24,8 @@
 #include "statewall/dataplane/flow_key.hpp"
 #include "statewall/dataplane/qsbr.hpp"
 
-// STATEWALL_BENCH_RTE_HASH: set by bench/CMakeLists.txt when DPDK is built (bench/rte_hash_baseline).
+// STATEWALL_BENCH_RTE_HASH: set by bench/CMakeLists.txt when DPDK is built
+// (bench/rte_hash_baseline).
 #ifdef STATEWALL_BENCH_RTE_HASH
 #include "rte_hash_baseline.hpp"
 #endif

@@ -46,7 +46,8 @@ class CtlTest : public ::testing::Test {
 
   // Runs `statewall ctl ARGS` with the Unix socket unless `args` names another endpoint.
   CtlRun ctl(const std::string& args, bool with_socket = true) {
-    return statewall::testing::runShell(std::string(STATEWALL_BINARY_DIR) + "/apps/statewall/statewall ctl " +
+    return statewall::testing::runShell(std::string(STATEWALL_BINARY_DIR) +
+                                        "/apps/statewall/statewall ctl " +
                                         (with_socket ? "--socket " + socket_ + " " : "") + args);
   }
 
