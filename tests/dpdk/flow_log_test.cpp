@@ -222,6 +222,17 @@ TEST_F(FlowLogTest, TextRecordsEqualReplaysFieldByField) {
   const json c = json::parse(readText(dir_ / "counters.json"));
   EXPECT_EQ(c["flow_log"]["records"], got.size()) << c.dump(2);
   EXPECT_EQ(c["flow_log"]["dropped"], 0);
+
+  // `statewall flowlogs` reads statewalld's log as it reads AWS's and replay's: every record
+  // judged, and the policy that ran reproduces every logged action (issue 18).
+  RunResult f =
+      run({statewallPath(), "flowlogs", "--policy", policy_, log, "--json"}, dir_, "flowlogs");
+  ASSERT_EQ(f.code, 0) << f.out << f.err;
+  const json fj = json::parse(f.out);
+  EXPECT_EQ(fj["records"]["read"], got.size()) << fj["records"].dump(2);
+  EXPECT_EQ(fj["records"]["judged"], got.size());
+  EXPECT_EQ(fj["agreement"]["agree"], got.size()) << fj["agreement"].dump(2);
+  EXPECT_EQ(fj["agreement"]["disagreements"].size(), 0u);
 }
 
 TEST_F(FlowLogTest, JsonLinesEqualReplaysWithRuleAndReason) {
