@@ -29,19 +29,6 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-// As pcap_test.cpp: the generator's servers and clients, some allowed and some denied.
-constexpr const char* kPolicy = R"(version: 1
-groups:
-  web:
-    inbound:
-      - {proto: tcp, ports: 443, from: [0.0.0.0/0, "::/0"]}
-      - {proto: udp, ports: 53, from: 198.51.100.0/25}
-      - {proto: icmp, icmp: {type: 8, code: -1}, from: 0.0.0.0/0}
-    outbound: []
-interfaces:
-  web-1: {addresses: [10.0.1.10, "2001:db8:1::10"], groups: [web]}
-)";
-
 // A record as field name -> value, without start and end.
 using Record = std::map<std::string, std::string>;
 
@@ -112,7 +99,7 @@ class FlowLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
     policy_ = dir_ / "policy.yaml";
-    writeText(policy_, kPolicy);
+    writeText(policy_, kGeneratorPolicy);
     empty_ = dir_ / "empty.pcap";
     writePcap(empty_, {});
   }

@@ -42,28 +42,13 @@ std::string firstDifference(const std::vector<Frame>& got, const std::vector<Fra
   return "";
 }
 
-// The generator's default servers are 10.0.1.10 and 2001:db8:1::10, its clients 198.51.100.0/24
-// and 2001:db8:ff00::/64, its ports tcp 443/80 and udp 53/123. This policy allows some of each
-// and denies the rest; with no outbound rules, replies pass only by tracking.
-constexpr const char* kPolicy = R"(version: 1
-groups:
-  web:
-    inbound:
-      - {proto: tcp, ports: 443, from: [0.0.0.0/0, "::/0"]}
-      - {proto: udp, ports: 53, from: 198.51.100.0/25}
-      - {proto: icmp, icmp: {type: 8, code: -1}, from: 0.0.0.0/0}
-    outbound: []
-interfaces:
-  web-1: {addresses: [10.0.1.10, "2001:db8:1::10"], groups: [web]}
-)";
-
 // The policy, a generated trace (random mix, a jumbo-frame flow, ARP, a non-IP frame and a
 // malformed packet) and an empty capture for the other port's rx.
 class PcapTest : public ::testing::Test {
  protected:
   void SetUp() override {
     policy_ = dir_ / "policy.yaml";
-    writeText(policy_, kPolicy);
+    writeText(policy_, kGeneratorPolicy);
     empty_ = dir_ / "empty.pcap";
     writePcap(empty_, {});
 

@@ -13,6 +13,21 @@ namespace statewall::dpdk_test {
 
 using Frame = std::vector<uint8_t>;
 
+// The generator's default servers are 10.0.1.10 and 2001:db8:1::10, its clients 198.51.100.0/24
+// and 2001:db8:ff00::/64, its ports tcp 443/80 and udp 53/123. This policy allows some of each
+// and denies the rest; with no outbound rules, replies pass only by tracking.
+inline constexpr const char* kGeneratorPolicy = R"(version: 1
+groups:
+  web:
+    inbound:
+      - {proto: tcp, ports: 443, from: [0.0.0.0/0, "::/0"]}
+      - {proto: udp, ports: 53, from: 198.51.100.0/25}
+      - {proto: icmp, icmp: {type: 8, code: -1}, from: 0.0.0.0/0}
+    outbound: []
+interfaces:
+  web-1: {addresses: [10.0.1.10, "2001:db8:1::10"], groups: [web]}
+)";
+
 // Frames of a pcap file, in order (bytes as captured).
 inline std::vector<Frame> readPcap(const std::string& path) {
   std::vector<Frame> frames;

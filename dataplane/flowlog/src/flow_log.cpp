@@ -416,18 +416,11 @@ FlowLogNames::FlowLogNames(const rules::CompiledPolicy& p, std::string account_i
     }
     subnet_ids_.push_back(subnet);
   }
+  // The vocabulary's short labels: "web inbound[0]", "public-acl inbound rule 90" / "... rule *".
   for (rules::RuleId r = 0; r < p.ruleCount(); ++r)
-    rule_labels_.push_back(ruleLabel(p, r));
+    rule_labels_.push_back(rules::ruleLabel(p.rule(r)));
   for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e)
-    acl_labels_.push_back(aclLabel(p, e));
-}
-
-std::string ruleLabel(const rules::CompiledPolicy& p, rules::RuleId r) {
-  return rules::ruleLabel(p.rule(r));
-}
-
-std::string aclLabel(const rules::CompiledPolicy& p, rules::AclEntryId e) {
-  return rules::aclEntryLabel(p.aclEntry(e));
+    acl_labels_.push_back(rules::aclEntryLabel(p.aclEntry(e)));
 }
 
 void FlowLogNames::write(FlowLogWriter& w, const FlowLogAgg& a) const {

@@ -194,11 +194,6 @@ void flowLogBegin(FlowLogAgg* a, const FlowLogKey& k, uint64_t ts_ns,
 // Counts one packet at ts_ns (its IP length as its bytes, as AWS counts them).
 void flowLogCount(FlowLogAgg* a, uint64_t ts_ns, const dataplane::ParsedPacket& p) noexcept;
 
-// How records (and the replay's outputs) name a rule and an ACL entry: "web inbound[0]",
-// "public-acl inbound rule 90" / "public-acl inbound rule *".
-std::string ruleLabel(const rules::CompiledPolicy& policy, rules::RuleId r);
-std::string aclLabel(const rules::CompiledPolicy& policy, rules::AclEntryId e);
-
 // What a policy names in records: interface and subnet ids, rule and ACL entry labels (as
 // `replay --verdicts` names them). Built once per policy, off the packet path.
 class FlowLogNames {
