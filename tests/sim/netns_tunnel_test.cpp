@@ -9,8 +9,12 @@
 //     inside the tunnel;
 //   - a policy without the inner port denies the inner connection's packets.
 //
-// Needs root (namespaces), ip, tcpdump, python3, curl, ping, and a kernel with the vxlan / geneve
-// driver; each case is skipped with a message otherwise. All traffic stays inside the two
+// A kernel without the geneve driver gets userspace endpoints instead: tests/tools/geneve_user.py
+// `tunnel` on a TUN device in each namespace (GENEVE on UDP 6081 between the underlay addresses,
+// with one option, so the replay also skips options by their length).
+//
+// Needs root (namespaces), ip, tcpdump, python3, curl, ping, and a kernel with the vxlan driver
+// (the VXLAN case is skipped with a message otherwise). All traffic stays inside the two
 // namespaces, which are deleted at the end (with every device in them), also when the test fails.
 #include <signal.h>
 #include <sys/wait.h>
@@ -82,6 +86,10 @@ class TunnelNamespaces : public statewall::testing::NamespacePair {
     if (r.exit_code != 0) {
       *unsupported = r.out.find("Unknown device type") != std::string::npos ||
                      r.out.find("not supported") != std::string::npos;
+      if (*unsupported && k_.port == 6081) {
+        *unsupported = false;
+        return userspaceGeneve();
+      }
       return "`" + tun_a + "` failed: " + r.out;
     }
     const std::vector<std::string> rest = {
@@ -98,9 +106,39 @@ class TunnelNamespaces : public statewall::testing::NamespacePair {
   }
 
   const std::string& underlayB() const { return vethB(); }
+  // Whether the tunnel is tests/tools/geneve_user.py rather than a kernel device.
+  bool userspace() const { return userspace_; }
 
  private:
+  // The kernel has no geneve driver: a geneve_user.py `tunnel` endpoint in each namespace (the
+  // same device name, VNI and overlay addresses), stopped with the namespaces. "" once both are
+  // up; otherwise why not.
+  std::string userspaceGeneve() {
+    userspace_ = true;
+    const std::string o = k_.overlay;
+    const std::string log_dir = ::testing::TempDir();
+    for (int side = 0; side < 2; ++side) {
+      const std::string self = side == 0 ? "10.198.0.1" : "10.198.0.2";
+      const std::string peer = side == 0 ? "10.198.0.2" : "10.198.0.1";
+      const std::string log =
+          log_dir + "geneve_user_" + std::to_string(::getpid()) + "_" + std::to_string(side);
+      ::unlink(log.c_str());
+      spawn(side == 0 ? a() : b(),
+            std::string("/usr/bin/python3 ") + STATEWALL_GENEVE_USER +
+                " tunnel --dev swtun --vni 7" + " --local " + self + " --remote " + peer +
+                " --address " + o + "." + std::to_string(side + 1) +
+                "/24 --option 0x0108:3:0a0b0c0d --max-seconds 300",
+            log);
+      const bool up =
+          statewall::testing::waitFor([&] { return sh("grep -q ' ready' " + log) == 0; },
+                                      std::chrono::seconds(30), std::chrono::milliseconds(50));
+      if (!up) return "geneve_user.py did not start: " + testing::readText(log);
+    }
+    return "";
+  }
+
   TunnelKind k_;
+  bool userspace_ = false;
 };
 
 // Whether the capture being written holds the marker: the echo reply from B's underlay address
