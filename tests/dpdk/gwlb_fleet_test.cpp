@@ -1,0 +1,571 @@
+// A real one-arm fleet behind a Gateway Load Balancer (issue 17), in network namespaces (root):
+//
+//   client 10.210.1.2 --- lb (10.210.10.1) --- server 10.210.2.2
+//                        /     |
+//         appl1 10.210.11.2   appl2 10.210.12.2   (veths at MTU 9000)
+//
+// The load balancer is tests/tools/geneve_user.py `gwlb` in namespace lb (the kernel here has no
+// geneve driver, and Linux's could not add AWS's options or spread flows anyway): policy routing
+// sends what arrives from the client and the server into its TUN device; it wraps each packet in
+// GENEVE with AWS's options, sends it to one appliance by a symmetric hash of the inner 5-tuple
+// over the healthy ones, checks that what comes back carries the options byte for byte, and
+// writes the inner packet back. Each appliance is one statewalld `--gwlb` on net_af_packet over
+// its veth, with `--health-port`, which the load balancer polls by HTTP.
+//
+// Through the fleet: curl to a python3 http.server and a UDP exchange, spread over both
+// appliances (the load balancer's flow table and each statewalld's counters say so). Then the
+// appliance carrying three established TCP connections is stopped; the load balancer (failover
+// `rebalance`) marks it unhealthy and re-hashes its flows to the other one, which picks them up as
+// docs/semantics.md ("Mid-stream pickup") says and docs/deploy-gwlb.md ("Failover") documents:
+//   - new connections (HTTP, UDP) pass;
+//   - a moved connection whose client speaks first is picked up (the server's inbound rule allows
+//     the client's packet) and the server's answer passes by tracking;
+//   - a moved connection whose server speaks first is denied (`deny-sg`: the server has no
+//     outbound rules) until the client speaks, and then the server's retransmission passes;
+//   - with `strict: true` loaded on the surviving appliance, a moved connection is picked up just
+//     the same (strict denies INVALID packets, and a pickup makes none);
+//   - a connection that was on the surviving appliance all along is not disturbed.
+// Every wait is bounded and waits for a condition; everything is removed at the end.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/wait_for.hpp"
+#include "dpdk_test_util.hpp"
+
+namespace statewall::dpdk_test {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using statewall::testing::waitFor;
+
+constexpr const char* kPython = "/usr/bin/python3";  // Debian's, standard library only
+constexpr int kHealthPort = 8081;
+
+// The server's group: HTTP, the echo port and UDP 5353 from the client's subnet; no outbound
+// rules, so the server's packets pass only by tracking. The client is not protected.
+std::string policyText(bool strict) {
+  return std::string("version: 1\n") + (strict ? "strict: true\n" : "") +
+         "groups:\n"
+         "  server:\n"
+         "    inbound:\n"
+         "      - {proto: tcp, ports: 80, from: 10.210.1.0/24}\n"
+         "      - {proto: tcp, ports: 8080, from: 10.210.1.0/24}\n"
+         "      - {proto: udp, ports: 5353, from: 10.210.1.0/24}\n"
+         "    outbound: []\n"
+         "interfaces:\n"
+         "  server-1: {addresses: [10.210.2.2], groups: [server]}\n";
+}
+
+// probe.py serve PORT DIR: a TCP server; each connection from client port P appends what it
+// hears to DIR/P.heard, answers "echo:" + each line, and sends DIR/P.say (then removed) when it
+// appears. probe.py hold HOST PORT LPORT DIR: one connection from local port LPORT; writes
+// DIR/connected, sends DIR/say (then removed) when it appears, appends what it hears to
+// DIR/heard. probe.py udp-echo PORT / udp HOST PORT LPORT: a UDP echo server; one exchange from
+// LPORT (three tries), exit 0 when the echo came back.
+constexpr const char* kProbe = R"(import os, socket, sys, threading, time
+def pump(conn, say, heard, echo):
+    conn.setblocking(False)
+    buf = b""
+    while True:
+        if os.path.exists(say):
+            data = open(say, "rb").read()
+            os.remove(say)
+            conn.sendall(data)
+        try:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            with open(heard, "ab") as f:
+                f.write(chunk)
+            buf += chunk
+            while echo and b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                conn.sendall(b"echo:" + line + b"\n")
+        except BlockingIOError:
+            time.sleep(0.02)
+mode = sys.argv[1]
+if mode == "serve":
+    d = sys.argv[3]
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[2])))
+    s.listen(16)
+    print("ready", flush=True)
+    while True:
+        c, peer = s.accept()
+        p = os.path.join(d, str(peer[1]))
+        threading.Thread(target=pump, args=(c, p + ".say", p + ".heard", True), daemon=True).start()
+elif mode == "hold":
+    d = sys.argv[5]
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[4])))
+    s.settimeout(20)
+    s.connect((sys.argv[2], int(sys.argv[3])))
+    open(os.path.join(d, "connected"), "w").close()
+    pump(s, os.path.join(d, "say"), os.path.join(d, "heard"), False)
+elif mode == "udp-echo":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", int(sys.argv[2])))
+    print("ready", flush=True)
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.sendto(data, peer)
+elif mode == "udp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[4])))
+    s.settimeout(2)
+    for i in range(3):
+        msg = b"fleet-%d" % i
+        s.sendto(msg, (sys.argv[2], int(sys.argv[3])))
+        try:
+            if s.recvfrom(2048)[0] == msg:
+                sys.exit(0)
+        except socket.timeout:
+            pass
+    sys.exit(1)
+)";
+
+int sh(const std::string& cmd, const TempDir& dir, std::string* out = nullptr) {
+  static int serial = 0;
+  RunResult r = run({"/bin/sh", "-c", cmd}, dir, "sh" + std::to_string(serial++), 60s);
+  if (out != nullptr) *out = r.out + r.err;
+  return r.code;
+}
+
+std::string inNs(const std::string& ns, const std::string& cmd) {
+  return "ip netns exec " + ns + " " + cmd;
+}
+
+// A process started in namespace `ns` through sh (exec keeps one process to signal).
+std::unique_ptr<Process> spawnIn(const std::string& ns, const std::string& cmd, const TempDir& dir,
+                                 const std::string& tag) {
+  return std::make_unique<Process>(
+      std::vector<std::string>{"/bin/sh", "-c", "exec " + inNs(ns, cmd)}, dir / (tag + ".out"),
+      dir / (tag + ".err"));
+}
+
+// The five namespaces and their veths; deleting the namespaces (in the destructor, also when the
+// test fails) removes every device in them.
+class Fleet {
+ public:
+  explicit Fleet(const TempDir& dir) : dir_(dir) {
+    const std::string id = std::to_string(getpid());
+    for (const char* role : {"c", "s", "l", "a1", "a2"})
+      ns[role] = "swf" + std::string(role) + id;
+  }
+  ~Fleet() {
+    std::string cmd;
+    for (const auto& [role, name] : ns)
+      cmd += "ip netns del " + name + " 2>/dev/null; ";
+    sh(cmd + "true", dir_);
+  }
+  Fleet(const Fleet&) = delete;
+  Fleet& operator=(const Fleet&) = delete;
+
+  // "" when built; otherwise the failing command and its output.
+  std::string create() {
+    const std::string off = " tx off rx off gso off gro off tso off";
+    std::vector<std::string> cmds;
+    for (const auto& [role, name] : ns) {
+      cmds.push_back("ip netns add " + name);
+      cmds.push_back(inNs(name, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1"));
+      cmds.push_back(inNs(name, "sysctl -qw net.ipv6.conf.default.disable_ipv6=1"));
+      cmds.push_back(inNs(name, "ip link set lo up"));
+    }
+    // A veth between the load balancer and `role`: "l<role>" in lb, "v<role>" in `role`.
+    auto link = [&](const std::string& role, const std::string& net, const std::string& mtu) {
+      const std::string l = "l" + role, v = "v" + role;
+      for (const std::string& c :
+           {"ip link add " + l + " netns " + ns["l"] + " mtu " + mtu + " type veth peer name " + v +
+                " netns " + ns[role] + " mtu " + mtu,
+            inNs(ns["l"], "ethtool -K " + l + off), inNs(ns[role], "ethtool -K " + v + off),
+            inNs(ns["l"], "ip addr add " + net + ".1/24 dev " + l),
+            inNs(ns[role], "ip addr add " + net + ".2/24 dev " + v),
+            inNs(ns["l"], "ip link set " + l + " up"), inNs(ns[role], "ip link set " + v + " up")})
+        cmds.push_back(c);
+    };
+    link("c", "10.210.1", "1500");
+    link("s", "10.210.2", "1500");
+    link("a1", "10.210.11", "9000");
+    link("a2", "10.210.12", "9000");
+    const std::string lb = ns["l"];
+    for (const std::string& c : {
+             inNs(ns["c"], "ip route add default via 10.210.1.1"),
+             inNs(ns["s"], "ip route add default via 10.210.2.1"),
+             // The load balancer: forwards, no reverse-path filter (packets come back from the
+             // TUN device), the GENEVE address on lo.
+             inNs(lb, "sysctl -qw net.ipv4.ip_forward=1"),
+             inNs(lb, "sysctl -qw net.ipv4.conf.all.rp_filter=0"),
+             inNs(lb, "sysctl -qw net.ipv4.conf.default.rp_filter=0"),
+             inNs(lb, "ip addr add 10.210.10.1/32 dev lo"),
+         })
+      cmds.push_back(c);
+    for (const std::string& c : cmds) {
+      std::string out;
+      if (sh(c + " 2>&1", dir_, &out) != 0) return c + ": " + out;
+    }
+    return "";
+  }
+
+  // Once the load balancer's TUN device `dev` exists: what arrives from the client or the server
+  // goes into it; what it writes back is routed by the main table.
+  std::string routeThrough(const std::string& dev) {
+    const std::string lb = ns["l"];
+    for (const std::string& c :
+         {inNs(lb, "sysctl -qw net.ipv4.conf." + dev + ".rp_filter=0"),
+          inNs(lb, "ip route add default dev " + dev + " table 100"),
+          inNs(lb, "ip rule add iif lc lookup 100"), inNs(lb, "ip rule add iif ls lookup 100")}) {
+      std::string out;
+      if (sh(c + " 2>&1", dir_, &out) != 0) return c + ": " + out;
+    }
+    return "";
+  }
+
+  std::map<std::string, std::string> ns;
+
+ private:
+  const TempDir& dir_;
+};
+
+// One appliance: statewalld --gwlb on net_af_packet over its veth `iface` in namespace `ns`,
+// answering the load balancer's health check on kHealthPort, with a control socket for its
+// counters.
+//
+// Until statewalld has an exception path (branch gwlb-exc: ARP, ICMP and the health check to the
+// kernel through a net_tap port), the veth keeps its address in the kernel, which answers ARP and
+// the health check itself (af_packet leaves the kernel every frame), and an nft rule keeps the
+// kernel from answering GENEVE with ICMP port unreachable. With the exception path, this function
+// is the one thing to change: the address moves off the veth and the nft rule goes.
+std::unique_ptr<Process> startAppliance(const std::string& ns, const std::string& iface,
+                                        const std::string& address, const std::string& policy,
+                                        const std::string& tag, const TempDir& dir) {
+  for (const char* c : {"nft add table inet swfleet",
+                        "nft add chain inet swfleet input '{ type filter hook input "
+                        "priority 0; }'",
+                        "nft add rule inet swfleet input udp dport 6081 drop"}) {
+    std::string out;
+    if (sh(inNs(ns, c) + " 2>&1", dir, &out) != 0) {
+      ADD_FAILURE() << c << ": " << out;
+      return nullptr;
+    }
+  }
+  std::string cmd = statewalldPath();
+  for (const auto& a : ealArgs(1, tag))
+    cmd += " " + a;
+  cmd += " --vdev=net_af_packet0,iface=" + iface + " -- --policy " + policy +
+         " --gwlb --port net_af_packet0 --address " + address + " --health-port " +
+         std::to_string(kHealthPort) + " --control-socket " + (dir / (tag + ".sock")) +
+         " --counters-file " + (dir / (tag + ".counters.json")) + " --lock-dir " +
+         (dir / (tag + ".locks")) + " --idle-sleep 20";
+  auto p = spawnIn(ns, cmd, dir, tag);
+  if (!p->waitForOutput("statewalld: running", 60s)) {
+    ADD_FAILURE() << tag << " did not start: " << p->out() << p->err();
+    return nullptr;
+  }
+  return p;
+}
+
+// `statewall ctl --json stats` of one appliance (null when it does not answer).
+json stats(const std::string& tag, const TempDir& dir) {
+  RunResult r = run({statewallPath(), "ctl", "--socket", dir / (tag + ".sock"), "--json", "stats"},
+                    dir, "ctl-" + tag, 30s);
+  return r.code == 0 ? json::parse(r.out, nullptr, false) : json();
+}
+
+uint64_t reason(const json& s, const char* r) {
+  return s.is_object() ? s["reasons"][r]["packets"].get<uint64_t>() : 0;
+}
+
+uint64_t gwlbReturned(const json& s) {
+  return s.is_object() && s["io"].is_object() ? s["io"]["gwlb"]["returned"].get<uint64_t>() : 0;
+}
+
+// The load balancer's state file (null while it is being replaced or not there yet).
+json lbState(const TempDir& dir) {
+  return json::parse(readText(dir / "lb.json"), nullptr, false);
+}
+
+// The appliance index (0, 1) the load balancer sends the flow from the client's port `cport`
+// to, or -1 when it has no such flow.
+int applianceOf(const json& st, int proto, int cport) {
+  if (!st.is_object()) return -1;
+  const std::string c = "10.210.1.2:" + std::to_string(cport);
+  for (const auto& f : st["flows"])
+    if (f["proto"] == proto && (f["src"] == c || f["dst"] == c)) return f["appliance"].get<int>();
+  return -1;
+}
+
+bool haveTool(const std::string& tool, const TempDir& dir) {
+  return sh("command -v " + tool + " >/dev/null 2>&1", dir) == 0;
+}
+
+TEST(GwlbFleetTest, FlowsSpreadOverTwoAppliancesAndFailOverAsTheMidStreamRuleSays) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  TempDir dir;
+  for (const char* tool : {"ip", "ethtool", "nft", "curl", kPython})
+    ASSERT_TRUE(haveTool(tool, dir)) << tool << " is not installed";
+  Fleet fleet(dir);
+  ASSERT_EQ(fleet.create(), "") << "network setup failed";
+  auto& ns = fleet.ns;
+
+  const std::string policy = dir / "policy.yaml", strict = dir / "strict.yaml";
+  writeText(policy, policyText(false));
+  writeText(strict, policyText(true));
+  const std::string probe = dir / "probe.py";
+  writeText(probe, kProbe);
+  const std::string www = dir / "www";
+  std::filesystem::create_directories(www);
+  writeText(www + "/index.html", "statewall-fleet-ok\n");
+  const std::string srv = dir / "srv";
+  std::filesystem::create_directories(srv);
+
+  // The appliances, then the load balancer in front of them.
+  const std::string tags[2] = {"appl1", "appl2"};
+  const std::string addrs[2] = {"10.210.11.2", "10.210.12.2"};
+  std::unique_ptr<Process> appl[2];
+  appl[0] = startAppliance(ns["a1"], "va1", addrs[0], policy, tags[0], dir);
+  appl[1] = startAppliance(ns["a2"], "va2", addrs[1], policy, tags[1], dir);
+  ASSERT_TRUE(appl[0] && appl[1]);
+  auto lb = spawnIn(ns["l"],
+                    std::string(kPython) + " " + STATEWALL_GENEVE_USER +
+                        " gwlb --dev gwlb0 --local 10.210.10.1 --appliance " + addrs[0] + ":" +
+                        std::to_string(kHealthPort) + " --appliance " + addrs[1] + ":" +
+                        std::to_string(kHealthPort) +
+                        " --failover rebalance --health-interval 0.5 --state " + (dir / "lb.json") +
+                        " --max-seconds 500",
+                    dir, "lb");
+  ASSERT_TRUE(lb->waitForOutput(" ready", 30s)) << lb->out() << lb->err();
+  ASSERT_EQ(fleet.routeThrough("gwlb0"), "");
+  // Both appliances pass their health checks (answered by the kernel from statewalld's
+  // --health-port server: 200 while its lcore makes progress and a policy is loaded).
+  ASSERT_TRUE(waitFor(
+      [&] {
+        const json st = lbState(dir);
+        return st.is_object() && st["appliances"][0]["healthy"] == true &&
+               st["appliances"][1]["healthy"] == true;
+      },
+      60s, 50ms))
+      << readText(dir / "lb.json") << lb->err();
+
+  // The servers.
+  auto http = spawnIn(
+      ns["s"], std::string(kPython) + " -u -m http.server 80 --bind 10.210.2.2 --directory " + www,
+      dir, "http");
+  auto echo =
+      spawnIn(ns["s"], std::string(kPython) + " -u " + probe + " serve 8080 " + srv, dir, "echo");
+  auto udp =
+      spawnIn(ns["s"], std::string(kPython) + " -u " + probe + " udp-echo 5353", dir, "udpecho");
+  ASSERT_TRUE(http->waitForOutput("Serving HTTP", 30s)) << http->err();
+  ASSERT_TRUE(echo->waitForOutput("ready", 30s)) << echo->err();
+  ASSERT_TRUE(udp->waitForOutput("ready", 30s)) << udp->err();
+  auto client = [&](const std::string& cmd, std::string* out = nullptr) {
+    return sh(inNs(ns["c"], cmd), dir, out);
+  };
+
+  // 1. HTTP and UDP from several client ports: every one gets through, and the flows are spread
+  //    over both appliances (the hash is fixed, so which port goes where is too).
+  for (int port : {40001, 40002, 40003, 40004, 40005, 40006}) {
+    std::string body;
+    EXPECT_EQ(client("curl -s -m 10 --retry 2 --local-port " + std::to_string(port) +
+                         " http://10.210.2.2/",
+                     &body),
+              0)
+        << body;
+    EXPECT_NE(body.find("statewall-fleet-ok"), std::string::npos) << port << ": " << body;
+    EXPECT_EQ(client(std::string(kPython) + " " + probe + " udp 10.210.2.2 5353 " +
+                     std::to_string(port + 1000)),
+              0)
+        << "no UDP echo from port " << port + 1000;
+  }
+  {
+    EXPECT_TRUE(waitFor(
+        [&] {
+          const json st = lbState(dir);
+          return st.is_object() && st["appliances"][0]["returned"].get<uint64_t>() > 0 &&
+                 st["appliances"][1]["returned"].get<uint64_t>() > 0;
+        },
+        30s, 20ms))
+        << "the flows did not spread over both appliances: " << readText(dir / "lb.json");
+    const json st = lbState(dir);
+    ASSERT_TRUE(st.is_object());
+    // Every returned packet carried the options byte for byte and the ports unchanged.
+    EXPECT_EQ(st["counters"]["bad_options"], 0) << st.dump();
+    EXPECT_EQ(st["counters"]["bad_port"], 0) << st.dump();
+    EXPECT_EQ(st["counters"]["unknown_flow"], 0) << st.dump();
+    for (int i = 0; i < 2; ++i) {
+      const json s = stats(tags[i], dir);
+      ASSERT_TRUE(s.is_object()) << tags[i];
+      EXPECT_GT(gwlbReturned(s), 0u) << tags[i] << ": " << s.dump();
+      EXPECT_GT(reason(s, "allow-rule"), 0u) << tags[i] << ": " << s.dump();
+      EXPECT_GT(reason(s, "allow-tracked"), 0u) << tags[i] << ": " << s.dump();
+      EXPECT_EQ(s["io"]["gwlb"]["malformed"], 0) << tags[i] << ": " << s.dump();
+    }
+  }
+
+  // 2. Long-lived connections to the echo port, until three of them share one appliance (at most
+  //    five by pigeonhole); each exchanges a line through it.
+  struct Held {
+    int port;
+    std::string dir;
+    std::unique_ptr<Process> proc;
+    int appliance;
+  };
+  std::vector<Held> held;
+  std::map<int, std::vector<size_t>> on;  // appliance -> indices into held
+  int victim = -1;
+  for (int port = 42001; port <= 42005 && victim < 0; ++port) {
+    Held h{port, dir / ("hold" + std::to_string(port)), nullptr, -1};
+    std::filesystem::create_directories(h.dir);
+    h.proc = spawnIn(ns["c"],
+                     std::string(kPython) + " -u " + probe + " hold 10.210.2.2 8080 " +
+                         std::to_string(port) + " " + h.dir,
+                     dir, "hold" + std::to_string(port));
+    ASSERT_TRUE(waitFor([&] { return std::filesystem::exists(h.dir + "/connected"); }, 30s, 20ms))
+        << h.proc->err();
+    writeText(h.dir + "/say", "hello\n");
+    ASSERT_TRUE(
+        waitFor([&] { return readText(h.dir + "/heard").find("echo:hello") != std::string::npos; },
+                30s, 20ms))
+        << port;
+    // The state file is rewritten every 100 ms or so.
+    ASSERT_TRUE(
+        waitFor([&] { return (h.appliance = applianceOf(lbState(dir), 6, port)) >= 0; }, 30s, 20ms))
+        << readText(dir / "lb.json");
+    on[h.appliance].push_back(held.size());
+    held.push_back(std::move(h));
+    if (on[held.back().appliance].size() == 3) victim = held.back().appliance;
+  }
+  ASSERT_GE(victim, 0);
+  const int survivor = 1 - victim;
+  Held& x = held[on[victim][0]];  // the client speaks first after the move
+  Held& y = held[on[victim][1]];  // the server speaks first after the move
+  Held& z = held[on[victim][2]];  // moved after `strict: true` was loaded on the survivor
+
+  // 3. The victim stops (statewalld exits on SIGTERM; its health port closes with it). The load
+  //    balancer marks it unhealthy after two failed checks.
+  const json before = stats(tags[survivor], dir);
+  appl[victim]->signal(SIGTERM);
+  ASSERT_EQ(appl[victim]->wait(60s), 0) << appl[victim]->out() << appl[victim]->err();
+  ASSERT_TRUE(waitFor(
+      [&] {
+        const json st = lbState(dir);
+        return st.is_object() && st["appliances"][victim]["healthy"] == false;
+      },
+      60s, 50ms))
+      << readText(dir / "lb.json");
+
+  // 4. New connections pass, all through the survivor.
+  {
+    std::string body;
+    EXPECT_EQ(client("curl -s -m 10 --retry 2 --local-port 40101 http://10.210.2.2/", &body), 0)
+        << body;
+    EXPECT_NE(body.find("statewall-fleet-ok"), std::string::npos) << body;
+    EXPECT_EQ(client(std::string(kPython) + " " + probe + " udp 10.210.2.2 5353 41101"), 0);
+    EXPECT_TRUE(
+        waitFor([&] { return applianceOf(lbState(dir), 6, 40101) == survivor; }, 30s, 20ms));
+    EXPECT_TRUE(
+        waitFor([&] { return applianceOf(lbState(dir), 17, 41101) == survivor; }, 30s, 20ms));
+  }
+
+  // 5. X, client first: the survivor has no entry; the client's data is an ACK-class packet its
+  //    rules allow (the server's inbound tcp 8080), so it is picked up, and the echo passes by
+  //    tracking.
+  writeText(x.dir + "/say", "after-failover\n");
+  EXPECT_TRUE(waitFor(
+      [&] { return readText(x.dir + "/heard").find("echo:after-failover") != std::string::npos; },
+      60s, 20ms))
+      << "the moved connection (client first) was not picked up: " << stats(tags[survivor], dir);
+  EXPECT_TRUE(waitFor([&] { return applianceOf(lbState(dir), 6, x.port) == survivor; }, 30s, 20ms));
+
+  // 6. Y, server first: the server's data has no connection on the survivor and the server has
+  //    no outbound rule: deny-sg, and so is each retransmission, until the client speaks; then
+  //    the client's packet is picked up and the server's retransmission passes by tracking.
+  const uint64_t denied_before = reason(stats(tags[survivor], dir), "deny-sg");
+  writeText(srv + "/" + std::to_string(y.port) + ".say", "server-first\n");
+  EXPECT_TRUE(waitFor([&] { return reason(stats(tags[survivor], dir), "deny-sg") > denied_before; },
+                      60s, 50ms))
+      << stats(tags[survivor], dir);
+  EXPECT_EQ(readText(y.dir + "/heard").find("server-first"), std::string::npos)
+      << "the server's first packet passed without a connection";
+  writeText(y.dir + "/say", "client-now\n");
+  EXPECT_TRUE(waitFor(
+      [&] {
+        const std::string h = readText(y.dir + "/heard");
+        return h.find("server-first") != std::string::npos &&
+               h.find("echo:client-now") != std::string::npos;
+      },
+      90s, 50ms))
+      << "heard: " << readText(y.dir + "/heard");
+
+  // 7. Z under `strict: true` on the survivor: strict denies packets the tracker marks INVALID;
+  //    a pickup is not one, so Z is picked up like X, and nothing was denied as invalid.
+  {
+    RunResult r = run({statewallPath(), "ctl", "--socket", dir / (tags[survivor] + ".sock"),
+                       "policy", "load", strict},
+                      dir, "ctl-load", 30s);
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    writeText(z.dir + "/say", "strict-now\n");
+    EXPECT_TRUE(waitFor(
+        [&] { return readText(z.dir + "/heard").find("echo:strict-now") != std::string::npos; },
+        60s, 20ms))
+        << "strict refused the pickup: " << stats(tags[survivor], dir);
+    EXPECT_EQ(reason(stats(tags[survivor], dir), "deny-invalid"), 0u);
+  }
+
+  // 8. A connection that was on the survivor all along goes on as before.
+  for (size_t i : on[survivor]) {
+    writeText(held[i].dir + "/say", "unmoved\n");
+    EXPECT_TRUE(waitFor(
+        [&] { return readText(held[i].dir + "/heard").find("echo:unmoved") != std::string::npos; },
+        60s, 20ms))
+        << held[i].port;
+  }
+
+  // The survivor's connection table holds the three picked-up connections, each keyed from the
+  // client (the packet that opened it), and the load balancer moved their flows.
+  {
+    RunResult r = run({statewallPath(), "ctl", "--socket", dir / (tags[survivor] + ".sock"),
+                       "--json", "connections", "--dport", "8080"},
+                      dir, "ctl-conns", 30s);
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    const json c = json::parse(r.out);
+    for (const Held* h : {&x, &y, &z}) {
+      bool found = false;
+      for (const auto& e : c["connections"])
+        found |= e["sport"] == h->port && e["src"] == "10.210.1.2" && e["state"] == "established";
+      EXPECT_TRUE(found) << h->port << ": " << c.dump();
+    }
+    const json st = lbState(dir);
+    EXPECT_GE(st["counters"]["rehashed"].get<uint64_t>(), 3u) << st.dump();
+    EXPECT_EQ(st["counters"]["bad_options"], 0) << st.dump();
+    const json after = stats(tags[survivor], dir);
+    EXPECT_GT(reason(after, "allow-rule"), reason(before, "allow-rule"));
+    EXPECT_EQ(after["io"]["gwlb"]["malformed"], 0) << after.dump();
+  }
+
+  // Stop everything in order: the clients, the servers, the load balancer, the survivor.
+  for (auto& h : held)
+    h.proc->signal(SIGTERM);
+  for (auto* p : {http.get(), echo.get(), udp.get()})
+    p->signal(SIGTERM);
+  lb->signal(SIGTERM);
+  EXPECT_EQ(lb->wait(30s), 0) << lb->err();
+  EXPECT_EQ(lbState(dir)["stopped"], true);
+  appl[survivor]->signal(SIGTERM);
+  EXPECT_EQ(appl[survivor]->wait(60s), 0) << appl[survivor]->err();
+}
+
+}  // namespace
+}  // namespace statewall::dpdk_test
