@@ -25,6 +25,9 @@
 //   - with `strict: true` loaded on the surviving appliance, a moved connection is picked up just
 //     the same (strict denies INVALID packets, and a pickup makes none);
 //   - a connection that was on the surviving appliance all along is not disturbed.
+// With AWS's default target failover (`no_rebalance`) an existing flow stays with the stopped
+// appliance instead (its packets go on being sent there; nothing comes back) while new flows go to
+// the healthy one.
 // Every wait is bounded and waits for a condition; everything is removed at the end.
 #include <unistd.h>
 
@@ -311,234 +314,277 @@ bool haveTool(const std::string& tool, const TempDir& dir) {
   return sh("command -v " + tool + " >/dev/null 2>&1", dir) == 0;
 }
 
-TEST(GwlbFleetTest, FlowsSpreadOverTwoAppliancesAndFailOverAsTheMidStreamRuleSays) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
-  TempDir dir;
-  for (const char* tool : {"ip", "ethtool", "nft", "curl", kPython})
-    ASSERT_TRUE(haveTool(tool, dir)) << tool << " is not installed";
-  Fleet fleet(dir);
-  ASSERT_EQ(fleet.create(), "") << "network setup failed";
-  auto& ns = fleet.ns;
+// A long-lived connection from the client (probe.py hold), and the appliance its flow went to.
+struct Held {
+  int port = 0;
+  std::string dir;
+  std::unique_ptr<Process> proc;
+  int appliance = -1;
+};
 
-  const std::string policy = dir / "policy.yaml", strict = dir / "strict.yaml";
-  writeText(policy, policyText(false));
-  writeText(strict, policyText(true));
-  const std::string probe = dir / "probe.py";
-  writeText(probe, kProbe);
-  const std::string www = dir / "www";
-  std::filesystem::create_directories(www);
-  writeText(www + "/index.html", "statewall-fleet-ok\n");
-  const std::string srv = dir / "srv";
-  std::filesystem::create_directories(srv);
+class GwlbFleetTest : public ::testing::Test {
+ protected:
+  // Builds the fleet and starts both appliances, the load balancer (target failover `failover`)
+  // once both are healthy, and the servers. Call through ASSERT_NO_FATAL_FAILURE.
+  void start(const std::string& failover) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+    for (const char* tool : {"ip", "ethtool", "nft", "curl", kPython})
+      ASSERT_TRUE(haveTool(tool, dir_)) << tool << " is not installed";
+    ASSERT_EQ(fleet_.create(), "") << "network setup failed";
+    auto& ns = fleet_.ns;
+    writeText(policy_, policyText(false));
+    writeText(strict_, policyText(true));
+    writeText(probe_, kProbe);
+    std::filesystem::create_directories(www_);
+    writeText(www_ + "/index.html", "statewall-fleet-ok\n");
+    std::filesystem::create_directories(srv_);
 
-  // The appliances, then the load balancer in front of them.
-  const std::string tags[2] = {"appl1", "appl2"};
-  const std::string addrs[2] = {"10.210.11.2", "10.210.12.2"};
-  std::unique_ptr<Process> appl[2];
-  appl[0] = startAppliance(ns["a1"], "va1", addrs[0], policy, tags[0], dir);
-  appl[1] = startAppliance(ns["a2"], "va2", addrs[1], policy, tags[1], dir);
-  ASSERT_TRUE(appl[0] && appl[1]);
-  auto lb = spawnIn(ns["l"],
-                    std::string(kPython) + " " + STATEWALL_GENEVE_USER +
-                        " gwlb --dev gwlb0 --local 10.210.10.1 --appliance " + addrs[0] + ":" +
-                        std::to_string(kHealthPort) + " --appliance " + addrs[1] + ":" +
-                        std::to_string(kHealthPort) +
-                        " --failover rebalance --health-interval 0.5 --state " + (dir / "lb.json") +
-                        " --max-seconds 500",
-                    dir, "lb");
-  ASSERT_TRUE(lb->waitForOutput(" ready", 30s)) << lb->out() << lb->err();
-  ASSERT_EQ(fleet.routeThrough("gwlb0"), "");
-  // Both appliances pass their health checks (answered by the kernel from statewalld's
-  // --health-port server: 200 while its lcore makes progress and a policy is loaded).
-  ASSERT_TRUE(waitFor(
-      [&] {
-        const json st = lbState(dir);
-        return st.is_object() && st["appliances"][0]["healthy"] == true &&
-               st["appliances"][1]["healthy"] == true;
-      },
-      60s, 50ms))
-      << readText(dir / "lb.json") << lb->err();
+    appl_[0] = startAppliance(ns["a1"], "va1", addrs_[0], policy_, tags_[0], dir_);
+    appl_[1] = startAppliance(ns["a2"], "va2", addrs_[1], policy_, tags_[1], dir_);
+    ASSERT_TRUE(appl_[0] && appl_[1]);
+    lb_ = spawnIn(ns["l"],
+                  std::string(kPython) + " " + STATEWALL_GENEVE_USER +
+                      " gwlb --dev gwlb0 --local 10.210.10.1 --appliance " + addrs_[0] + ":" +
+                      std::to_string(kHealthPort) + " --appliance " + addrs_[1] + ":" +
+                      std::to_string(kHealthPort) + " --failover " + failover +
+                      " --health-interval 0.5 --state " + (dir_ / "lb.json") + " --max-seconds 500",
+                  dir_, "lb");
+    ASSERT_TRUE(lb_->waitForOutput(" ready", 30s)) << lb_->out() << lb_->err();
+    ASSERT_EQ(fleet_.routeThrough("gwlb0"), "");
+    // Both appliances pass their health checks (answered by the kernel from statewalld's
+    // --health-port server: 200 while its lcore makes progress and a policy is loaded).
+    ASSERT_TRUE(waitFor(
+        [&] {
+          const json st = lbState(dir_);
+          return st.is_object() && st["appliances"][0]["healthy"] == true &&
+                 st["appliances"][1]["healthy"] == true;
+        },
+        60s, 50ms))
+        << readText(dir_ / "lb.json") << lb_->err();
 
-  // The servers.
-  auto http = spawnIn(
-      ns["s"], std::string(kPython) + " -u -m http.server 80 --bind 10.210.2.2 --directory " + www,
-      dir, "http");
-  auto echo =
-      spawnIn(ns["s"], std::string(kPython) + " -u " + probe + " serve 8080 " + srv, dir, "echo");
-  auto udp =
-      spawnIn(ns["s"], std::string(kPython) + " -u " + probe + " udp-echo 5353", dir, "udpecho");
-  ASSERT_TRUE(http->waitForOutput("Serving HTTP", 30s)) << http->err();
-  ASSERT_TRUE(echo->waitForOutput("ready", 30s)) << echo->err();
-  ASSERT_TRUE(udp->waitForOutput("ready", 30s)) << udp->err();
-  auto client = [&](const std::string& cmd, std::string* out = nullptr) {
-    return sh(inNs(ns["c"], cmd), dir, out);
-  };
+    http_ = spawnIn(
+        ns["s"],
+        std::string(kPython) + " -u -m http.server 80 --bind 10.210.2.2 --directory " + www_, dir_,
+        "http");
+    echo_ = spawnIn(ns["s"], std::string(kPython) + " -u " + probe_ + " serve 8080 " + srv_, dir_,
+                    "echo");
+    udp_ = spawnIn(ns["s"], std::string(kPython) + " -u " + probe_ + " udp-echo 5353", dir_,
+                   "udpecho");
+    ASSERT_TRUE(http_->waitForOutput("Serving HTTP", 30s)) << http_->err();
+    ASSERT_TRUE(echo_->waitForOutput("ready", 30s)) << echo_->err();
+    ASSERT_TRUE(udp_->waitForOutput("ready", 30s)) << udp_->err();
+  }
+
+  int client(const std::string& cmd, std::string* out = nullptr) {
+    return sh(inNs(fleet_.ns["c"], cmd), dir_, out);
+  }
+
+  // curl from client port `port`: whether the page came.
+  bool curlFrom(int port) {
+    std::string body;
+    const int rc = client(
+        "curl -s -m 10 --retry 2 --local-port " + std::to_string(port) + " http://10.210.2.2/",
+        &body);
+    return rc == 0 && body.find("statewall-fleet-ok") != std::string::npos;
+  }
+
+  // One UDP exchange from client port `port`: whether the echo came back.
+  bool udpFrom(int port) {
+    return client(std::string(kPython) + " " + probe_ + " udp 10.210.2.2 5353 " +
+                  std::to_string(port)) == 0;
+  }
+
+  // Waits until the load balancer's state file shows the flow of `proto` from client port `port`
+  // on appliance `want` (-1: on any); returns the appliance (-1 when none within the limit). The
+  // file is rewritten every 100 ms or so.
+  int waitForFlow(int proto, int port, int want = -1) {
+    int got = -1;
+    waitFor(
+        [&] {
+          got = applianceOf(lbState(dir_), proto, port);
+          return want < 0 ? got >= 0 : got == want;
+        },
+        30s, 20ms);
+    return got;
+  }
+
+  // Opens a long-lived connection to the echo port from client port `port`; a line goes through
+  // and its echo comes back. Call through ASSERT_NO_FATAL_FAILURE.
+  void hold(int port) {
+    Held h;
+    h.port = port;
+    h.dir = dir_ / ("hold" + std::to_string(port));
+    std::filesystem::create_directories(h.dir);
+    h.proc = spawnIn(fleet_.ns["c"],
+                     std::string(kPython) + " -u " + probe_ + " hold 10.210.2.2 8080 " +
+                         std::to_string(port) + " " + h.dir,
+                     dir_, "hold" + std::to_string(port));
+    ASSERT_TRUE(waitFor([&] { return std::filesystem::exists(h.dir + "/connected"); }, 30s, 20ms))
+        << h.proc->err();
+    writeText(h.dir + "/say", "hello\n");
+    ASSERT_TRUE(heard(h, "echo:hello", 30s)) << port;
+    h.appliance = waitForFlow(6, port);
+    ASSERT_GE(h.appliance, 0) << readText(dir_ / "lb.json");
+    held_.push_back(std::move(h));
+  }
+
+  // Whether the client side of `h` hears `text` within `limit`.
+  bool heard(const Held& h, const std::string& text, std::chrono::milliseconds limit = 60s) {
+    return waitFor([&] { return readText(h.dir + "/heard").find(text) != std::string::npos; },
+                   limit, 20ms);
+  }
+
+  // Stops appliance `i` (statewalld exits on SIGTERM; its health port closes with it) and waits
+  // until the load balancer marks it unhealthy (two failed checks).
+  void fail(int i) {
+    appl_[i]->signal(SIGTERM);
+    stopped_[i] = true;
+    ASSERT_EQ(appl_[i]->wait(60s), 0) << appl_[i]->out() << appl_[i]->err();
+    ASSERT_TRUE(waitFor(
+        [&] {
+          const json st = lbState(dir_);
+          return st.is_object() && st["appliances"][i]["healthy"] == false;
+        },
+        60s, 50ms))
+        << readText(dir_ / "lb.json");
+  }
+
+  // Stops everything still running, in order: clients, servers, load balancer, appliances.
+  void stopAll() {
+    for (auto& h : held_)
+      h.proc->signal(SIGTERM);
+    for (auto* p : {http_.get(), echo_.get(), udp_.get()})
+      p->signal(SIGTERM);
+    lb_->signal(SIGTERM);
+    EXPECT_EQ(lb_->wait(30s), 0) << lb_->err();
+    EXPECT_EQ(lbState(dir_)["stopped"], true);
+    for (int i = 0; i < 2; ++i) {
+      if (stopped_[i]) continue;
+      appl_[i]->signal(SIGTERM);
+      EXPECT_EQ(appl_[i]->wait(60s), 0) << appl_[i]->err();
+    }
+  }
+
+  TempDir dir_;
+  Fleet fleet_{dir_};
+  const std::string policy_ = dir_ / "policy.yaml", strict_ = dir_ / "strict.yaml";
+  const std::string probe_ = dir_ / "probe.py", www_ = dir_ / "www", srv_ = dir_ / "srv";
+  const std::string tags_[2] = {"appl1", "appl2"};
+  const std::string addrs_[2] = {"10.210.11.2", "10.210.12.2"};
+  // Declared after fleet_, so stopped before its namespaces go.
+  std::unique_ptr<Process> appl_[2], lb_, http_, echo_, udp_;
+  std::vector<Held> held_;
+  bool stopped_[2] = {false, false};
+};
+
+// target_failover `rebalance`: the stopped appliance's flows move to the other one.
+TEST_F(GwlbFleetTest, FlowsSpreadOverTwoAppliancesAndFailOverAsTheMidStreamRuleSays) {
+  ASSERT_NO_FATAL_FAILURE(start("rebalance"));
+  if (IsSkipped()) return;
 
   // 1. HTTP and UDP from several client ports: every one gets through, and the flows are spread
   //    over both appliances (the hash is fixed, so which port goes where is too).
   for (int port : {40001, 40002, 40003, 40004, 40005, 40006}) {
-    std::string body;
-    EXPECT_EQ(client("curl -s -m 10 --retry 2 --local-port " + std::to_string(port) +
-                         " http://10.210.2.2/",
-                     &body),
-              0)
-        << body;
-    EXPECT_NE(body.find("statewall-fleet-ok"), std::string::npos) << port << ": " << body;
-    EXPECT_EQ(client(std::string(kPython) + " " + probe + " udp 10.210.2.2 5353 " +
-                     std::to_string(port + 1000)),
-              0)
-        << "no UDP echo from port " << port + 1000;
+    EXPECT_TRUE(curlFrom(port)) << "no page for client port " << port;
+    EXPECT_TRUE(udpFrom(port + 1000)) << "no UDP echo from port " << port + 1000;
   }
   {
     EXPECT_TRUE(waitFor(
         [&] {
-          const json st = lbState(dir);
+          const json st = lbState(dir_);
           return st.is_object() && st["appliances"][0]["returned"].get<uint64_t>() > 0 &&
                  st["appliances"][1]["returned"].get<uint64_t>() > 0;
         },
         30s, 20ms))
-        << "the flows did not spread over both appliances: " << readText(dir / "lb.json");
-    const json st = lbState(dir);
+        << "the flows did not spread over both appliances: " << readText(dir_ / "lb.json");
+    const json st = lbState(dir_);
     ASSERT_TRUE(st.is_object());
     // Every returned packet carried the options byte for byte and the ports unchanged.
     EXPECT_EQ(st["counters"]["bad_options"], 0) << st.dump();
     EXPECT_EQ(st["counters"]["bad_port"], 0) << st.dump();
     EXPECT_EQ(st["counters"]["unknown_flow"], 0) << st.dump();
     for (int i = 0; i < 2; ++i) {
-      const json s = stats(tags[i], dir);
-      ASSERT_TRUE(s.is_object()) << tags[i];
-      EXPECT_GT(gwlbReturned(s), 0u) << tags[i] << ": " << s.dump();
-      EXPECT_GT(reason(s, "allow-rule"), 0u) << tags[i] << ": " << s.dump();
-      EXPECT_GT(reason(s, "allow-tracked"), 0u) << tags[i] << ": " << s.dump();
-      EXPECT_EQ(s["io"]["gwlb"]["malformed"], 0) << tags[i] << ": " << s.dump();
+      const json s = stats(tags_[i], dir_);
+      ASSERT_TRUE(s.is_object()) << tags_[i];
+      EXPECT_GT(gwlbReturned(s), 0u) << tags_[i] << ": " << s.dump();
+      EXPECT_GT(reason(s, "allow-rule"), 0u) << tags_[i] << ": " << s.dump();
+      EXPECT_GT(reason(s, "allow-tracked"), 0u) << tags_[i] << ": " << s.dump();
+      EXPECT_EQ(s["io"]["gwlb"]["malformed"], 0) << tags_[i] << ": " << s.dump();
     }
   }
 
   // 2. Long-lived connections to the echo port, until three of them share one appliance (at most
   //    five by pigeonhole); each exchanges a line through it.
-  struct Held {
-    int port;
-    std::string dir;
-    std::unique_ptr<Process> proc;
-    int appliance;
-  };
-  std::vector<Held> held;
-  std::map<int, std::vector<size_t>> on;  // appliance -> indices into held
+  std::map<int, std::vector<size_t>> on;  // appliance -> indices into held_
   int victim = -1;
   for (int port = 42001; port <= 42005 && victim < 0; ++port) {
-    Held h{port, dir / ("hold" + std::to_string(port)), nullptr, -1};
-    std::filesystem::create_directories(h.dir);
-    h.proc = spawnIn(ns["c"],
-                     std::string(kPython) + " -u " + probe + " hold 10.210.2.2 8080 " +
-                         std::to_string(port) + " " + h.dir,
-                     dir, "hold" + std::to_string(port));
-    ASSERT_TRUE(waitFor([&] { return std::filesystem::exists(h.dir + "/connected"); }, 30s, 20ms))
-        << h.proc->err();
-    writeText(h.dir + "/say", "hello\n");
-    ASSERT_TRUE(
-        waitFor([&] { return readText(h.dir + "/heard").find("echo:hello") != std::string::npos; },
-                30s, 20ms))
-        << port;
-    // The state file is rewritten every 100 ms or so.
-    ASSERT_TRUE(
-        waitFor([&] { return (h.appliance = applianceOf(lbState(dir), 6, port)) >= 0; }, 30s, 20ms))
-        << readText(dir / "lb.json");
-    on[h.appliance].push_back(held.size());
-    held.push_back(std::move(h));
-    if (on[held.back().appliance].size() == 3) victim = held.back().appliance;
+    ASSERT_NO_FATAL_FAILURE(hold(port));
+    on[held_.back().appliance].push_back(held_.size() - 1);
+    if (on[held_.back().appliance].size() == 3) victim = held_.back().appliance;
   }
   ASSERT_GE(victim, 0);
   const int survivor = 1 - victim;
-  Held& x = held[on[victim][0]];  // the client speaks first after the move
-  Held& y = held[on[victim][1]];  // the server speaks first after the move
-  Held& z = held[on[victim][2]];  // moved after `strict: true` was loaded on the survivor
+  const std::string& tag = tags_[survivor];
+  Held& x = held_[on[victim][0]];  // the client speaks first after the move
+  Held& y = held_[on[victim][1]];  // the server speaks first after the move
+  Held& z = held_[on[victim][2]];  // moved after `strict: true` was loaded on the survivor
 
-  // 3. The victim stops (statewalld exits on SIGTERM; its health port closes with it). The load
-  //    balancer marks it unhealthy after two failed checks.
-  const json before = stats(tags[survivor], dir);
-  appl[victim]->signal(SIGTERM);
-  ASSERT_EQ(appl[victim]->wait(60s), 0) << appl[victim]->out() << appl[victim]->err();
-  ASSERT_TRUE(waitFor(
-      [&] {
-        const json st = lbState(dir);
-        return st.is_object() && st["appliances"][victim]["healthy"] == false;
-      },
-      60s, 50ms))
-      << readText(dir / "lb.json");
+  // 3. The victim stops; the load balancer marks it unhealthy.
+  const json before = stats(tag, dir_);
+  ASSERT_NO_FATAL_FAILURE(fail(victim));
 
   // 4. New connections pass, all through the survivor.
-  {
-    std::string body;
-    EXPECT_EQ(client("curl -s -m 10 --retry 2 --local-port 40101 http://10.210.2.2/", &body), 0)
-        << body;
-    EXPECT_NE(body.find("statewall-fleet-ok"), std::string::npos) << body;
-    EXPECT_EQ(client(std::string(kPython) + " " + probe + " udp 10.210.2.2 5353 41101"), 0);
-    EXPECT_TRUE(
-        waitFor([&] { return applianceOf(lbState(dir), 6, 40101) == survivor; }, 30s, 20ms));
-    EXPECT_TRUE(
-        waitFor([&] { return applianceOf(lbState(dir), 17, 41101) == survivor; }, 30s, 20ms));
-  }
+  EXPECT_TRUE(curlFrom(40101));
+  EXPECT_TRUE(udpFrom(41101));
+  EXPECT_EQ(waitForFlow(6, 40101, survivor), survivor);
+  EXPECT_EQ(waitForFlow(17, 41101, survivor), survivor);
 
   // 5. X, client first: the survivor has no entry; the client's data is an ACK-class packet its
   //    rules allow (the server's inbound tcp 8080), so it is picked up, and the echo passes by
   //    tracking.
   writeText(x.dir + "/say", "after-failover\n");
-  EXPECT_TRUE(waitFor(
-      [&] { return readText(x.dir + "/heard").find("echo:after-failover") != std::string::npos; },
-      60s, 20ms))
-      << "the moved connection (client first) was not picked up: " << stats(tags[survivor], dir);
-  EXPECT_TRUE(waitFor([&] { return applianceOf(lbState(dir), 6, x.port) == survivor; }, 30s, 20ms));
+  EXPECT_TRUE(heard(x, "echo:after-failover"))
+      << "the moved connection (client first) was not picked up: " << stats(tag, dir_);
+  EXPECT_EQ(waitForFlow(6, x.port, survivor), survivor);
 
   // 6. Y, server first: the server's data has no connection on the survivor and the server has
   //    no outbound rule: deny-sg, and so is each retransmission, until the client speaks; then
   //    the client's packet is picked up and the server's retransmission passes by tracking.
-  const uint64_t denied_before = reason(stats(tags[survivor], dir), "deny-sg");
-  writeText(srv + "/" + std::to_string(y.port) + ".say", "server-first\n");
-  EXPECT_TRUE(waitFor([&] { return reason(stats(tags[survivor], dir), "deny-sg") > denied_before; },
-                      60s, 50ms))
-      << stats(tags[survivor], dir);
+  const uint64_t denied_before = reason(stats(tag, dir_), "deny-sg");
+  writeText(srv_ + "/" + std::to_string(y.port) + ".say", "server-first\n");
+  EXPECT_TRUE(
+      waitFor([&] { return reason(stats(tag, dir_), "deny-sg") > denied_before; }, 60s, 100ms))
+      << stats(tag, dir_);
   EXPECT_EQ(readText(y.dir + "/heard").find("server-first"), std::string::npos)
       << "the server's first packet passed without a connection";
   writeText(y.dir + "/say", "client-now\n");
-  EXPECT_TRUE(waitFor(
-      [&] {
-        const std::string h = readText(y.dir + "/heard");
-        return h.find("server-first") != std::string::npos &&
-               h.find("echo:client-now") != std::string::npos;
-      },
-      90s, 50ms))
-      << "heard: " << readText(y.dir + "/heard");
+  EXPECT_TRUE(heard(y, "echo:client-now", 90s)) << readText(y.dir + "/heard");
+  EXPECT_TRUE(heard(y, "server-first", 90s)) << readText(y.dir + "/heard");
 
   // 7. Z under `strict: true` on the survivor: strict denies packets the tracker marks INVALID;
   //    a pickup is not one, so Z is picked up like X, and nothing was denied as invalid.
   {
-    RunResult r = run({statewallPath(), "ctl", "--socket", dir / (tags[survivor] + ".sock"),
-                       "policy", "load", strict},
-                      dir, "ctl-load", 30s);
+    RunResult r =
+        run({statewallPath(), "ctl", "--socket", dir_ / (tag + ".sock"), "policy", "load", strict_},
+            dir_, "ctl-load", 30s);
     ASSERT_EQ(r.code, 0) << r.out << r.err;
     writeText(z.dir + "/say", "strict-now\n");
-    EXPECT_TRUE(waitFor(
-        [&] { return readText(z.dir + "/heard").find("echo:strict-now") != std::string::npos; },
-        60s, 20ms))
-        << "strict refused the pickup: " << stats(tags[survivor], dir);
-    EXPECT_EQ(reason(stats(tags[survivor], dir), "deny-invalid"), 0u);
+    EXPECT_TRUE(heard(z, "echo:strict-now")) << "strict refused the pickup: " << stats(tag, dir_);
+    EXPECT_EQ(reason(stats(tag, dir_), "deny-invalid"), 0u);
   }
 
-  // 8. A connection that was on the survivor all along goes on as before.
+  // 8. The connections that were on the survivor all along go on as before.
   for (size_t i : on[survivor]) {
-    writeText(held[i].dir + "/say", "unmoved\n");
-    EXPECT_TRUE(waitFor(
-        [&] { return readText(held[i].dir + "/heard").find("echo:unmoved") != std::string::npos; },
-        60s, 20ms))
-        << held[i].port;
+    writeText(held_[i].dir + "/say", "unmoved\n");
+    EXPECT_TRUE(heard(held_[i], "echo:unmoved")) << held_[i].port;
   }
 
   // The survivor's connection table holds the three picked-up connections, each keyed from the
   // client (the packet that opened it), and the load balancer moved their flows.
   {
-    RunResult r = run({statewallPath(), "ctl", "--socket", dir / (tags[survivor] + ".sock"),
-                       "--json", "connections", "--dport", "8080"},
-                      dir, "ctl-conns", 30s);
+    RunResult r = run({statewallPath(), "ctl", "--socket", dir_ / (tag + ".sock"), "--json",
+                       "connections", "--dport", "8080"},
+                      dir_, "ctl-conns", 30s);
     ASSERT_EQ(r.code, 0) << r.out << r.err;
     const json c = json::parse(r.out);
     for (const Held* h : {&x, &y, &z}) {
@@ -547,24 +593,55 @@ TEST(GwlbFleetTest, FlowsSpreadOverTwoAppliancesAndFailOverAsTheMidStreamRuleSay
         found |= e["sport"] == h->port && e["src"] == "10.210.1.2" && e["state"] == "established";
       EXPECT_TRUE(found) << h->port << ": " << c.dump();
     }
-    const json st = lbState(dir);
+    const json st = lbState(dir_);
     EXPECT_GE(st["counters"]["rehashed"].get<uint64_t>(), 3u) << st.dump();
     EXPECT_EQ(st["counters"]["bad_options"], 0) << st.dump();
-    const json after = stats(tags[survivor], dir);
+    const json after = stats(tag, dir_);
     EXPECT_GT(reason(after, "allow-rule"), reason(before, "allow-rule"));
     EXPECT_EQ(after["io"]["gwlb"]["malformed"], 0) << after.dump();
   }
+  stopAll();
+}
 
-  // Stop everything in order: the clients, the servers, the load balancer, the survivor.
-  for (auto& h : held)
-    h.proc->signal(SIGTERM);
-  for (auto* p : {http.get(), echo.get(), udp.get()})
-    p->signal(SIGTERM);
-  lb->signal(SIGTERM);
-  EXPECT_EQ(lb->wait(30s), 0) << lb->err();
-  EXPECT_EQ(lbState(dir)["stopped"], true);
-  appl[survivor]->signal(SIGTERM);
-  EXPECT_EQ(appl[survivor]->wait(60s), 0) << appl[survivor]->err();
+// target_failover `no_rebalance`, AWS's default: an existing flow stays with the failed appliance
+// (its packets go on being sent there, and nothing comes back), while new flows go to the healthy
+// one and pass.
+TEST_F(GwlbFleetTest, NoRebalanceKeepsExistingFlowsOnTheFailedAppliance) {
+  ASSERT_NO_FATAL_FAILURE(start("no_rebalance"));
+  if (IsSkipped()) return;
+  ASSERT_NO_FATAL_FAILURE(hold(42001));
+  const Held& h = held_.back();
+  const int victim = h.appliance, survivor = 1 - victim;
+  ASSERT_NO_FATAL_FAILURE(fail(victim));
+
+  // A new connection goes to the survivor, the one healthy appliance, and passes.
+  EXPECT_TRUE(curlFrom(40201));
+  EXPECT_EQ(waitForFlow(6, 40201, survivor), survivor);
+
+  // The held connection's next line: the load balancer sends it (and the client's
+  // retransmission) to the failed appliance; none comes back.
+  auto flow = [&] {
+    const json st = lbState(dir_);
+    for (const auto& f : st.is_object() ? st["flows"] : json::array())
+      if (f["proto"] == 6 && f["src"] == "10.210.1.2:" + std::to_string(h.port)) return f;
+    return json();
+  };
+  const json was = flow();
+  ASSERT_TRUE(was.is_object());
+  writeText(h.dir + "/say", "stuck\n");
+  EXPECT_TRUE(waitFor(
+      [&] {
+        const json f = flow();
+        return f.is_object() && f["sent"].get<uint64_t>() >= was["sent"].get<uint64_t>() + 2;
+      },
+      60s, 50ms))
+      << readText(dir_ / "lb.json");
+  const json now = flow();
+  EXPECT_EQ(now["appliance"], victim) << now.dump();
+  EXPECT_EQ(now["rehashed"], 0) << now.dump();
+  EXPECT_EQ(now["returned"], was["returned"]) << now.dump();
+  EXPECT_EQ(readText(h.dir + "/heard").find("echo:stuck"), std::string::npos);
+  stopAll();
 }
 
 }  // namespace
