@@ -347,7 +347,8 @@ class GwlbFleetTest : public ::testing::Test {
                       " gwlb --dev gwlb0 --local 10.210.10.1 --appliance " + addrs_[0] + ":" +
                       std::to_string(kHealthPort) + " --appliance " + addrs_[1] + ":" +
                       std::to_string(kHealthPort) + " --failover " + failover +
-                      " --health-interval 0.5 --state " + (dir_ / "lb.json") + " --max-seconds 500",
+                      " --health-interval 0.5 --health-timeout 5 --state " + (dir_ / "lb.json") +
+                      " --max-seconds 500",
                   dir_, "lb");
     ASSERT_TRUE(lb_->waitForOutput(" ready", 30s)) << lb_->out() << lb_->err();
     ASSERT_EQ(fleet_.routeThrough("gwlb0"), "");

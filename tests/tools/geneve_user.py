@@ -74,6 +74,13 @@ def die(msg):
     sys.exit(2)
 
 
+def private_only(addr, what):
+    """Like AWS's target groups (no publicly routable target addresses), and so that a mistyped
+    address cannot send test traffic off the machine's namespaces."""
+    if not ipaddress.ip_address(addr).is_private:
+        die("%s %s: only private addresses (the test's namespaces)" % (what, addr))
+
+
 def open_tun(name, mtu, address=None):
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
@@ -138,6 +145,7 @@ def run_tunnel(a, stop):
     options = b"".join(parse_option(o) for o in a.option)
     mtu = a.mtu or 1500 - 20 - 8 - 8 - len(options)
     remote = str(ipaddress.IPv4Address(a.remote))
+    private_only(remote, "--remote")
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((a.local, a.port))
@@ -255,6 +263,7 @@ class Appliance:
             self.health_port = int(port)
         except ValueError:
             die("--appliance %s: expected IPv4:HEALTH_PORT" % text)
+        private_only(self.address, "--appliance")
         self.healthy = False  # AWS: `initial` until HealthyThresholdCount checks passed
         self.ok_run = 0
         self.fail_run = 0
