@@ -253,7 +253,8 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
     pkts[k++] = m;
   }
 
-  // --gwlb: the engine judges the packets inside the GENEVE frames to us; the rest are freed.
+  // --gwlb: the engine judges the packets inside the GENEVE frames to us; the rest are freed, or
+  // with --exception-tap given to the kernel when they are its (exception.hpp).
   GwlbOuter outer[kMaxBurst];
   if (app.gwlb && k > 0) {
     // --exception-tap: the frames for the kernel leave the burst here.
