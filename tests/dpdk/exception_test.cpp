@@ -313,6 +313,17 @@ TEST(GwlbExceptionNetns, TheKernelAnswersArpPingAndHealthChecksThroughTheTap) {
   EXPECT_GT(gwlbFrames(after, "to-kernel"), 0) << after;
   EXPECT_GT(gwlbFrames(after, "from-kernel"), 0) << after;
   EXPECT_EQ(gwlbFrames(after, "kernel-dropped"), 0) << after;
+  // The same counters in GET /v1/stats (`statewall ctl stats`).
+  const nlohmann::json stats = nlohmann::json::parse(
+      run({"/bin/sh", "-c", "curl -s --max-time 5 --unix-socket " + sock + " http://x/v1/stats"},
+          dir, "stats")
+          .out,
+      nullptr, false);
+  ASSERT_TRUE(stats.is_object());
+  EXPECT_EQ(stats["io"]["gwlb"]["not_geneve"], 1) << stats.dump();
+  EXPECT_GT(stats["io"]["gwlb"]["to_kernel"], 0) << stats.dump();
+  EXPECT_GT(stats["io"]["gwlb"]["from_kernel"], 0) << stats.dump();
+  EXPECT_EQ(stats["io"]["gwlb"]["kernel_dropped"], 0) << stats.dump();
 
   app.signal(SIGTERM);
   ASSERT_EQ(app.wait(60s), 0) << app.out() << app.err();
