@@ -253,6 +253,9 @@ TEST(GwlbExceptionNetns, TheKernelAnswersArpPingAndHealthChecksThroughTheTap) {
       [&] { return NamespacePair::sh(ns.inB("ping -c 1 -W 1 10.98.0.5 >/dev/null 2>&1")) == 0; },
       30s, 100ms))
       << app.err();
+  // The load balancer learnt the port's MAC for 10.98.0.5 from the kernel's ARP reply.
+  RunResult neigh = run({"/bin/sh", "-c", ns.inB("ip neigh show 10.98.0.5")}, dir, "neigh");
+  EXPECT_NE(neigh.out.find("lladdr " + appliance_mac), std::string::npos) << neigh.out;
   // 2. The health check: TCP to the control plane's --health-port, through the kernel.
   std::string code;
   EXPECT_TRUE(waitFor(
