@@ -125,6 +125,28 @@ TEST(GwlbExceptionOptions, ExceptionTapAndAddressPrefix) {
   EXPECT_EQ(dpdk::parseGwlbAddress("10.9.0.5")->prefix, 32);
 }
 
+// An interface of the tap's name exists (lo, everywhere): statewalld says so and exits 2 before
+// touching it.
+TEST(GwlbExceptionOptions, AnExistingInterfaceNameIsRefused) {
+  TempDir dir;
+  writeText(dir / "policy.yaml", "version: 1\n");
+  std::vector<std::string> argv = {statewalldPath()};
+  for (const std::string& a : ealArgs(1, "exc-lo"))
+    argv.push_back(a);
+  for (const std::string& a :
+       {std::string("--vdev=net_null0"), std::string("--"), std::string("--policy"),
+        dir / "policy.yaml", std::string("--gwlb"), std::string("--port"), std::string("net_null0"),
+        std::string("--address"), std::string("10.9.0.5"), std::string("--exception-tap"),
+        std::string("lo"), std::string("--lock-dir"), dir / "locks"})
+    argv.push_back(a);
+  RunResult r = run(argv, dir, "lo", 60s);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--exception-tap lo: a network interface of that name exists already"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(NamespacePair::sh("ip link show lo >/dev/null 2>&1"), 0);
+}
+
 // raw.py send IFACE HEX: writes one Ethernet frame. raw.py exchange IFACE HEX SECONDS: writes it
 // and waits for the frame the GWLB appliance returns (Ethernet and IPv4 addresses swapped,
 // everything else equal); exit 0 when it came, 1 when not.

@@ -110,8 +110,8 @@ std::unique_ptr<ExceptionPort> ExceptionPort::create(const std::string& iface, u
   const std::string what = "--exception-tap " + iface + ": ";
   if (::if_nametoindex(iface.c_str()) != 0) {
     *error = what +
-             "a network interface of that name exists already (another statewalld's exception "
-             "tap?); choose another name or remove it (ip link del " +
+             "a network interface of that name exists already; choose another name (a tap left "
+             "by another program: ip link del " +
              iface + ")";
     return nullptr;
   }
