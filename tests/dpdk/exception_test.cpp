@@ -105,6 +105,19 @@ TEST(GwlbExceptionOptions, ExceptionTapAndAddressPrefix) {
   ASSERT_TRUE(off.options) << off.message;
   EXPECT_EQ(off.options->exception_tap, "");
 
+  // In a --config file: a name, or true for the default one, false for none.
+  TempDir dir;
+  for (const auto& [value, want] : std::vector<std::pair<std::string, std::string>>{
+           {"gwlb-exc1", "gwlb-exc1"}, {"true", dpdk::kDefaultExceptionTap}, {"false", ""}}) {
+    writeText(dir / "c.yaml",
+              "policy: /dev/null\ngwlb: true\nport: \"0\"\naddress: 10.9.0.5\n"
+              "exception-tap: " +
+                  value + "\n");
+    dpdk::ParseResult r = parseStatewalld({"--config", dir / "c.yaml"});
+    ASSERT_TRUE(r.options) << value << ": " << r.message;
+    EXPECT_EQ(r.options->exception_tap, want) << value;
+  }
+
   const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
       {with({"--exception-tap", "a-name-far-too-long"}), "at most 15"},
       {with({"--exception-tap", "tap,mac=x"}), "letters, digits"},

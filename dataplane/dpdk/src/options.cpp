@@ -77,6 +77,11 @@ std::string configArgs(const std::string& path, const CLI::App& app,
           return where(v) + ": " + key + ": expected true or false";
         continue;
       }
+      // An option whose value may be left out (--exception-tap): true gives it bare, false not.
+      if (opt->get_items_expected_min() == 0 && (value == "true" || value == "false")) {
+        if (value == "true") out->push_back(flag);
+        continue;
+      }
       const bool is_path = key == "policy" || key == "control-token-file" ||
                            key == "counters-file" || key == "control-socket" || key == "lock-dir" ||
                            (key == "flow-log" && value != "-");
