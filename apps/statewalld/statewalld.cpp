@@ -327,6 +327,9 @@ control::HostIo hostIo(const Report& r) {
   io.gwlb_returned = r.gwlb.returned;
   io.gwlb_malformed = r.gwlb.malformed;
   io.gwlb_not_geneve = r.gwlb.not_geneve;
+  io.gwlb_to_kernel = r.gwlb.to_kernel;
+  io.gwlb_from_kernel = r.gwlb.from_kernel;
+  io.gwlb_kernel_dropped = r.gwlb.kernel_dropped;
   return io;
 }
 

@@ -714,7 +714,10 @@ json hostIoJson(const HostIo& io) {
     out["gwlb"] = {{"geneve", io.gwlb_geneve},
                    {"returned", io.gwlb_returned},
                    {"malformed", io.gwlb_malformed},
-                   {"not_geneve", io.gwlb_not_geneve}};
+                   {"not_geneve", io.gwlb_not_geneve},
+                   {"to_kernel", io.gwlb_to_kernel},
+                   {"from_kernel", io.gwlb_from_kernel},
+                   {"kernel_dropped", io.gwlb_kernel_dropped}};
   return out;
 }
 

@@ -58,12 +58,18 @@ void renderIo(std::string& out, const HostIo& io) {
   if (io.gwlb) {
     header(out, "statewall_gwlb_frames_total", "counter",
            "Gateway Load Balancer mode: received frames by kind (geneve: judged on the inner "
-           "packet; returned: allowed and sent back; malformed; not-geneve: dropped).");
+           "packet; returned: allowed and sent back; malformed; not-geneve: dropped; to-kernel, "
+           "from-kernel: through the exception tap; kernel-dropped: lost on the way).");
     fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"geneve\"}} {}\n", io.gwlb_geneve);
     fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"returned\"}} {}\n", io.gwlb_returned);
     fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"malformed\"}} {}\n", io.gwlb_malformed);
     fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"not-geneve\"}} {}\n",
                    io.gwlb_not_geneve);
+    fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"to-kernel\"}} {}\n", io.gwlb_to_kernel);
+    fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"from-kernel\"}} {}\n",
+                   io.gwlb_from_kernel);
+    fmt::format_to(it, "statewall_gwlb_frames_total{{kind=\"kernel-dropped\"}} {}\n",
+                   io.gwlb_kernel_dropped);
   }
   header(out, "statewall_mbufs_capacity", "gauge", "Mbufs in the pool.");
   fmt::format_to(it, "statewall_mbufs_capacity {}\n", io.mbufs_capacity);

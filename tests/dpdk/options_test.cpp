@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dpdk_test_util.hpp"
+#include "parse_util.hpp"
 #include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/options.hpp"
 #include "statewall/dpdk/port_lock.hpp"
@@ -19,10 +20,7 @@ namespace {
 using dpdk_test::TempDir;
 
 ParseResult parse(const std::vector<std::string>& args) {
-  std::vector<const char*> argv = {"statewalld"};
-  for (const auto& a : args)
-    argv.push_back(a.c_str());
-  return parseOptions(static_cast<int>(argv.size()), argv.data());
+  return dpdk_test::parseStatewalld(args);
 }
 
 class OptionsTest : public ::testing::Test {

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <new>
 
+#include "exception_port.hpp"
 #include "gwlb_burst.hpp"
 #include "port.hpp"
 #include "spsc_ring.hpp"
@@ -90,6 +91,7 @@ struct RxUnit {
 struct LcoreState {
   Appliance::Impl* app = nullptr;
   unsigned lcore_id = 0;
+  unsigned index = 0;     // among the forwarding lcores (0 services the exception port)
   uint16_t tx_queue = 0;  // this lcore's tx queue on both ports
   std::vector<RxUnit> units;
   std::vector<uint8_t> scratch;  // kMaxBurst * kScratchSlot, for multi-segment mbufs
@@ -121,6 +123,8 @@ struct Appliance::Impl {
   bool gwlb = false;
   rules::IpAddr gwlb_address{};
   dataplane::ParseOptions gwlb_parse{};
+  // --exception-tap: the Linux stack's port for ARP, ICMP and health checks to gwlb_address.
+  std::unique_ptr<ExceptionPort> exception;
   rte_mempool* pool = nullptr;
   std::vector<std::unique_ptr<LcoreState>> lcores;
   TscClock clock;
@@ -249,10 +253,18 @@ void pollUnit(Appliance::Impl& app, LcoreState& me, dataplane::Engine::Worker& w
     pkts[k++] = m;
   }
 
-  // --gwlb: the engine judges the packets inside the GENEVE frames to us; the rest are freed.
+  // --gwlb: the engine judges the packets inside the GENEVE frames to us; the rest are freed, or
+  // with --exception-tap given to the kernel when they are its (exception.hpp).
   GwlbOuter outer[kMaxBurst];
-  if (app.gwlb && k > 0)
-    k = gwlbDecapBurst(app.gwlb_address, app.gwlb_parse, me.gwlb, refs, pkts, outer, k);
+  if (app.gwlb && k > 0) {
+    // --exception-tap: the frames for the kernel leave the burst here.
+    rte_mbuf* to_kernel[kMaxBurst];
+    unsigned nkernel = 0;
+    ExceptionPort* x = app.exception.get();
+    k = gwlbDecapBurst(app.gwlb_address, app.gwlb_parse, me.gwlb, refs, pkts, outer, k,
+                       x != nullptr ? to_kernel : nullptr, &nkernel);
+    if (nkernel > 0) x->toKernel(me.index, to_kernel, nkernel, me.gwlb);
+  }
 
   Verdict verdicts[kMaxBurst];
   if (k > 0) {
@@ -329,6 +341,8 @@ int lcoreMain(void* arg) {
       pollUnit(app, me, worker, u, &engine_ns, &got);
       total += got;
     }
+    if (me.index == 0 && app.exception)
+      total += app.exception->service(app.ports[0].port_id, me.tx_queue, me.gwlb);
     if (total > 0) {
       LcoreCounters::add(me.counters.busy_ns, app.clock.now() - now_ns);
       offline = false;
@@ -404,6 +418,7 @@ std::string mib(double bytes) {
 }  // namespace
 
 Appliance::Impl::~Impl() {
+  exception.reset();  // before the pool its rings' mbufs come from
   for (int i = 0; i < nports; ++i)
     if (ports_configured[i] && !closed) {
       if (ports_started[i]) rte_eth_dev_stop(ports[i].port_id);
@@ -413,27 +428,7 @@ Appliance::Impl::~Impl() {
 }
 
 PortReport Appliance::Impl::portReport(int i) const {
-  const PortSetup& s = ports[i];
-  PortReport p;
-  p.role = s.role;
-  p.name = s.name;
-  p.port_id = s.port_id;
-  p.rx_queues = s.rx_queues;
-  p.tx_queues = s.tx_queues;
-  p.rss = s.rss;
-  p.mtu = s.mtu;
-  rte_eth_stats st{};
-  if (ports_configured[i] && !closed && rte_eth_stats_get(s.port_id, &st) == 0) {
-    p.ipackets = st.ipackets;
-    p.opackets = st.opackets;
-    p.ibytes = st.ibytes;
-    p.obytes = st.obytes;
-    p.imissed = st.imissed;
-    p.ierrors = st.ierrors;
-    p.oerrors = st.oerrors;
-    p.rx_nombuf = st.rx_nombuf;
-  }
-  return p;
+  return dpdk::portReport(ports[i], ports_configured[i] && !closed);
 }
 
 Appliance::Appliance(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -488,12 +483,12 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
     a.nports = 1;
     a.gwlb = true;
     a.gwlb_parse = gwlbParseOptions();
-    const std::optional<rules::IpAddr> address = rules::IpAddr::parse(options.address);
+    const std::optional<GwlbAddress> address = parseGwlbAddress(options.address);
     if (!address) {
-      *error = "--address " + options.address + ": expected an IPv4 or IPv6 address";
+      *error = "--address " + options.address + ": expected an IPv4 or IPv6 address[/prefix]";
       return nullptr;
     }
-    a.gwlb_address = *address;
+    a.gwlb_address = address->ip;
     roles[0] = "gwlb";
     if (!resolvePort(options.port, "gwlb", &ids[0], error)) return nullptr;
   } else {
@@ -530,6 +525,7 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
     auto l = std::make_unique<LcoreState>();
     l->app = &a;
     l->lcore_id = workers[i];
+    l->index = i;
     l->tx_queue = static_cast<uint16_t>(i);
     a.lcores.push_back(std::move(l));
   }
@@ -553,8 +549,20 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
     return nullptr;
   }
 
+  if (options.gwlb && !options.exception_tap.empty()) {
+    // The tap's MTU: the port's, or the device's own when statewalld set none.
+    uint32_t port_mtu = a.ports[0].mtu;
+    if (uint16_t m = 0; port_mtu == 0 && rte_eth_dev_get_mtu(a.ports[0].port_id, &m) == 0)
+      port_mtu = m;
+    a.exception = ExceptionPort::create(options.exception_tap, a.ports[0].port_id, port_mtu,
+                                        *parseGwlbAddress(options.address), n, error);
+    if (!a.exception) return nullptr;
+    a.notes.push_back(a.exception->note());
+  }
+
   // The mbuf pool, on the inside port's socket.
-  const size_t needed = mbufsNeeded(a.ports, np, n, options.burst);
+  const size_t needed =
+      mbufsNeeded(a.ports, np, n, options.burst) + (a.exception ? a.exception->mbufsNeeded() : 0);
   size_t count = options.mbufs;
   if (count == 0) {
     count = 1;
@@ -594,6 +602,7 @@ std::unique_ptr<Appliance> Appliance::create(const Options& options,
   }
   for (int i = 0; i < np; ++i)
     if (!setupQueues(a.ports[i], a.pool, error)) return nullptr;
+  if (a.exception && !a.exception->setupQueues(a.pool, error)) return nullptr;
 
   dataplane::EngineConfig config;
   config.table_capacity = options.table_size;
@@ -650,6 +659,7 @@ bool Appliance::start(std::string* error) {
     }
     a.ports_started[i] = true;
   }
+  if (a.exception && !a.exception->start(error)) return false;
   a.start_ns.store(a.clock.now(), std::memory_order_relaxed);
   for (auto& l : a.lcores) {
     if (int rc = rte_eal_remote_launch(lcoreMain, l.get(), l->lcore_id); rc != 0) {
@@ -699,6 +709,7 @@ void Appliance::stop() {
   for (int i = 0; i < a.nports; ++i)
     a.final_ports[i] = a.portReport(i);
   a.have_final_ports = true;
+  if (a.exception) a.exception->stop();
   for (int i = 0; i < a.nports; ++i)
     if (a.ports_started[i]) {
       rte_eth_dev_stop(a.ports[i].port_id);
@@ -716,6 +727,7 @@ void Appliance::close() {
   }
   for (int i = 0; i < a.nports; ++i)
     if (a.ports_configured[i]) rte_eth_dev_close(a.ports[i].port_id);
+  if (a.exception) a.exception->close();
   a.closed = true;
   a.pool_report.size = a.pool->size;
   a.pool_report.available = rte_mempool_avail_count(a.pool);
@@ -746,6 +758,7 @@ Report Appliance::report() const {
   r.gwlb_mode = a.gwlb;
   for (int i = 0; i < a.nports; ++i)
     r.ports.push_back(a.have_final_ports ? a.final_ports[i] : a.portReport(i));
+  if (a.exception) r.ports.push_back(a.exception->report());
   if (a.closed) {
     r.pool = a.pool_report;
     r.pool_checked = true;

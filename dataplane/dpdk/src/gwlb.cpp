@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "gwlb_burst.hpp"
+#include "statewall/dpdk/exception.hpp"
 
 namespace statewall::dpdk {
 
@@ -79,7 +80,8 @@ void gwlbReturnFrame(uint8_t* frame, const GwlbOuter& outer) noexcept {
 
 unsigned gwlbDecapBurst(const rules::IpAddr& address, const dataplane::ParseOptions& parse,
                         GwlbCounters& c, dataplane::PacketRef* refs, rte_mbuf** pkts,
-                        GwlbOuter* outer, unsigned k) noexcept {
+                        GwlbOuter* outer, unsigned k, rte_mbuf** to_kernel,
+                        unsigned* nkernel) noexcept {
   unsigned kept = 0;
   uint64_t malformed = 0, other = 0;
   rte_mbuf* drop[dataplane::kMaxBurst];
@@ -97,6 +99,11 @@ unsigned gwlbDecapBurst(const rules::IpAddr& address, const dataplane::ParseOpti
       refs[kept] = inner;
       outer[kept] = o;
       pkts[kept++] = pkts[i];
+      continue;
+    }
+    if (f == GwlbFrame::kNotGeneve && to_kernel != nullptr &&
+        gwlbForKernel(refs[i].data, refs[i].len, address)) {
+      to_kernel[(*nkernel)++] = pkts[i];
       continue;
     }
     if (f == GwlbFrame::kMalformed)
@@ -122,6 +129,9 @@ GwlbStats GwlbStats::snapshot(const GwlbCounters& c) {
   s.returned = c.returned.load(std::memory_order_relaxed);
   s.malformed = c.malformed.load(std::memory_order_relaxed);
   s.not_geneve = c.not_geneve.load(std::memory_order_relaxed);
+  s.to_kernel = c.to_kernel.load(std::memory_order_relaxed);
+  s.from_kernel = c.from_kernel.load(std::memory_order_relaxed);
+  s.kernel_dropped = c.kernel_dropped.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -130,13 +140,18 @@ GwlbStats& GwlbStats::operator+=(const GwlbStats& o) {
   returned += o.returned;
   malformed += o.malformed;
   not_geneve += o.not_geneve;
+  to_kernel += o.to_kernel;
+  from_kernel += o.from_kernel;
+  kernel_dropped += o.kernel_dropped;
   return *this;
 }
 
 std::string formatGwlbStats(const GwlbStats& s) {
   return "gwlb: geneve " + std::to_string(s.geneve) + ", returned " + std::to_string(s.returned) +
          ", malformed " + std::to_string(s.malformed) + ", not geneve " +
-         std::to_string(s.not_geneve) + " (dropped)";
+         std::to_string(s.not_geneve) + " (dropped); to kernel " + std::to_string(s.to_kernel) +
+         ", from kernel " + std::to_string(s.from_kernel) + ", kernel dropped " +
+         std::to_string(s.kernel_dropped);
 }
 
 }  // namespace statewall::dpdk

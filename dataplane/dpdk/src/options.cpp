@@ -1,17 +1,20 @@
 #include "statewall/dpdk/options.hpp"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include <yaml-cpp/yaml.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
 
 #include "statewall/dataplane/engine.hpp"
+#include "statewall/dpdk/exception.hpp"
 #include "statewall/rules/files.hpp"
 #include "statewall/rules/ip.hpp"
 
@@ -74,6 +77,11 @@ std::string configArgs(const std::string& path, const CLI::App& app,
           return where(v) + ": " + key + ": expected true or false";
         continue;
       }
+      // An option whose value may be left out (--exception-tap): true gives it bare, false not.
+      if (opt->get_items_expected_min() == 0 && (value == "true" || value == "false")) {
+        if (value == "true") out->push_back(flag);
+        continue;
+      }
       const bool is_path = key == "policy" || key == "control-token-file" ||
                            key == "counters-file" || key == "control-socket" || key == "lock-dir" ||
                            (key == "flow-log" && value != "-");
@@ -119,7 +127,18 @@ void define(CLI::App& app, Options& o) {
                "judged on its inner packet and what is allowed goes back out of the same port, "
                "outer addresses swapped (docs/deploy-gwlb.md)");
   app.add_option("--port", o.port, "--gwlb: the one port, a port id or device name");
-  app.add_option("--address", o.address, "--gwlb: the appliance's IP address on --port");
+  app.add_option("--address", o.address,
+                 "--gwlb: the appliance's IP address on --port; /LEN adds the subnet's prefix "
+                 "length for the exception tap's kernel address (default a host prefix)");
+  app.add_option("--exception-tap", o.exception_tap,
+                 "--gwlb: give ARP, ICMP and other non-GENEVE traffic to --address (the load "
+                 "balancer's health checks) to the Linux stack through a DPDK net_tap port whose "
+                 "kernel interface NAME (default " +
+                     std::string(kDefaultExceptionTap) +
+                     ") statewalld creates with the port's MAC address, MTU and --address; the "
+                     "kernel's replies go out of --port")
+      ->expected(0, 1)
+      ->default_str(kDefaultExceptionTap);
   app.add_option("--health-port", o.health_port,
                  "serve the load balancer's HTTP health check on this TCP port: 200 while every "
                  "forwarding lcore makes progress and a policy is loaded, else 503")
@@ -179,6 +198,18 @@ void define(CLI::App& app, Options& o) {
   defineFlowLog(app, o);
 }
 
+// --exception-tap NAME: a Linux interface name that also fits in a DPDK device argument.
+std::string checkTapName(const std::string& name) {
+  const std::string what = "--exception-tap " + name + ": ";
+  if (name.size() >= IFNAMSIZ)
+    return what + "an interface name has at most " + std::to_string(IFNAMSIZ - 1) + " characters";
+  if (name == "." || name == "..") return what + "not a valid interface name";
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return what + "use letters, digits, '-', '_' and '.' only";
+  return "";
+}
+
 // The ports: --inside and --outside, or --gwlb with --port and --address.
 std::string checkPorts(const Options& o) {
   if (o.gwlb) {
@@ -189,11 +220,14 @@ std::string checkPorts(const Options& o) {
     if (o.address.empty())
       return "--gwlb needs --address: the appliance's IP address, the one the load balancer's "
              "GENEVE packets are sent to";
-    if (!rules::IpAddr::parse(o.address))
-      return "--address " + o.address + ": expected an IPv4 or IPv6 address";
+    if (!parseGwlbAddress(o.address))
+      return "--address " + o.address +
+             ": expected an IPv4 or IPv6 address, optionally with /LEN (0..32, 0..128)";
+    if (!o.exception_tap.empty()) return checkTapName(o.exception_tap);
     return "";
   }
-  if (!o.port.empty() || !o.address.empty()) return "--port and --address are for --gwlb";
+  if (!o.port.empty() || !o.address.empty() || !o.exception_tap.empty())
+    return "--port, --address and --exception-tap are for --gwlb";
   if (o.inside.empty()) return "--inside is required";
   if (o.outside.empty()) return "--outside is required";
   if (o.inside == o.outside) return "--inside and --outside must be different ports";

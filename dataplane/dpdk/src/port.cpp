@@ -38,6 +38,29 @@ std::string queueHint(const std::string& driver) {
 
 }  // namespace
 
+PortReport portReport(const PortSetup& s, bool open) {
+  PortReport p;
+  p.role = s.role;
+  p.name = s.name;
+  p.port_id = s.port_id;
+  p.rx_queues = s.rx_queues;
+  p.tx_queues = s.tx_queues;
+  p.rss = s.rss;
+  p.mtu = s.mtu;
+  rte_eth_stats st{};
+  if (open && rte_eth_stats_get(s.port_id, &st) == 0) {
+    p.ipackets = st.ipackets;
+    p.opackets = st.opackets;
+    p.ibytes = st.ibytes;
+    p.obytes = st.obytes;
+    p.imissed = st.imissed;
+    p.ierrors = st.ierrors;
+    p.oerrors = st.oerrors;
+    p.rx_nombuf = st.rx_nombuf;
+  }
+  return p;
+}
+
 std::string portLabel(const PortSetup& s) {
   return s.name + " (port " + std::to_string(s.port_id) + ")";
 }

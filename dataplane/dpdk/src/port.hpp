@@ -11,6 +11,7 @@
 
 #include "statewall/dpdk/mtu.hpp"
 #include "statewall/dpdk/port_lock.hpp"
+#include "statewall/dpdk/report.hpp"
 
 namespace statewall::dpdk {
 
@@ -59,6 +60,9 @@ bool configurePort(uint16_t port_id, const std::string& role, unsigned lcores, u
 
 // Sets up the rings of a configured port with mbufs from `pool`, and promiscuous mode.
 bool setupQueues(const PortSetup& setup, rte_mempool* pool, std::string* error);
+
+// The port as set up, with the device's counters when `open` (configured and not closed).
+PortReport portReport(const PortSetup& setup, bool open);
 
 // "net_pcap0 (port 0)".
 std::string portLabel(const PortSetup& setup);

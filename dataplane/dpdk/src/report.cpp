@@ -217,7 +217,10 @@ std::string reportJson(const Report& r) {
     j["gwlb"] = {{"geneve", r.gwlb.geneve},
                  {"returned", r.gwlb.returned},
                  {"malformed", r.gwlb.malformed},
-                 {"not_geneve", r.gwlb.not_geneve}};
+                 {"not_geneve", r.gwlb.not_geneve},
+                 {"to_kernel", r.gwlb.to_kernel},
+                 {"from_kernel", r.gwlb.from_kernel},
+                 {"kernel_dropped", r.gwlb.kernel_dropped}};
   if (r.pool_checked)
     j["mbuf_pool"] = {
         {"size", r.pool.size}, {"available", r.pool.available}, {"full", r.pool.full()}};

@@ -95,7 +95,11 @@ struct HostIo {
   uint64_t gwlb_geneve = 0;      // GENEVE to the appliance, judged on the inner packet
   uint64_t gwlb_returned = 0;    // of those, allowed and sent back to the load balancer
   uint64_t gwlb_malformed = 0;   // UDP 6081 to the appliance that is not well-formed GENEVE
-  uint64_t gwlb_not_geneve = 0;  // other frames (ARP, ICMP, health checks, other addresses)
+  uint64_t gwlb_not_geneve = 0;  // other frames, dropped (other addresses; without the exception
+                                 // path also ARP, ICMP and health checks to the appliance)
+  // The exception path (--exception-tap): frames given to the kernel, the kernel's frames sent
+  // out of the port, and frames either way lost to a full ring or queue.
+  uint64_t gwlb_to_kernel = 0, gwlb_from_kernel = 0, gwlb_kernel_dropped = 0;
 };
 
 // One denied packet from the host's drop log (statewalld's lcores record them, rate-limited),

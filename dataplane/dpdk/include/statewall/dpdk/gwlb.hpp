@@ -32,7 +32,8 @@ inline constexpr uint16_t kAwsGeneveOptionClass = 0x0108;
 enum class GwlbFrame : uint8_t {
   kGeneve,     // a GENEVE packet to our address: its inner packet goes to the engine
   kMalformed,  // UDP to our address's port 6081 that is not a well-formed GENEVE packet
-  kNotGeneve,  // anything else: ARP, ICMP to us, health checks, traffic for other addresses
+  kNotGeneve,  // anything else: ARP, ICMP to us, health checks (the exception path's; see
+               // exception.hpp), traffic for other addresses
 };
 
 // Where the outer header lies, for returning the frame (gwlbReturnFrame()).
@@ -64,7 +65,12 @@ struct alignas(64) GwlbCounters {
   std::atomic<uint64_t> geneve{0};     // GENEVE frames to our address, judged on their inner packet
   std::atomic<uint64_t> returned{0};   // of those, allowed and handed back to the port
   std::atomic<uint64_t> malformed{0};  // UDP 6081 to our address that is not well-formed GENEVE
-  std::atomic<uint64_t> not_geneve{0};  // everything else (dropped: no exception path yet)
+  std::atomic<uint64_t> not_geneve{0};  // everything else but what goes to the kernel: dropped
+  // --exception-tap (exception.hpp): frames written into the tap for the kernel, the kernel's
+  // frames sent out of the port, and frames either way lost to a full ring or queue.
+  std::atomic<uint64_t> to_kernel{0};
+  std::atomic<uint64_t> from_kernel{0};
+  std::atomic<uint64_t> kernel_dropped{0};
 
   static void add(std::atomic<uint64_t>& c, uint64_t v) {
     c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
@@ -74,12 +80,14 @@ struct alignas(64) GwlbCounters {
 // A plain snapshot of GwlbCounters (or their sum).
 struct GwlbStats {
   uint64_t geneve = 0, returned = 0, malformed = 0, not_geneve = 0;
+  uint64_t to_kernel = 0, from_kernel = 0, kernel_dropped = 0;
 
   static GwlbStats snapshot(const GwlbCounters& c);
   GwlbStats& operator+=(const GwlbStats& o);
 };
 
-// "gwlb: geneve 10, returned 8, malformed 1, not geneve 3" for the final report.
+// "gwlb: geneve 10, returned 8, malformed 1, not geneve 3 (dropped); to kernel 5, from kernel 4,
+// kernel dropped 0" for the final report.
 std::string formatGwlbStats(const GwlbStats& s);
 
 }  // namespace statewall::dpdk

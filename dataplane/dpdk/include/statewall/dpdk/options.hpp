@@ -1,7 +1,8 @@
 // statewalld's own command line: everything after the `--` that ends the EAL arguments.
 //
 //   statewalld [EAL args] -- --policy P [--policy P2] --inside PORT --outside PORT
-//   statewalld [EAL args] -- --policy P --gwlb --port PORT --address IP [--health-port P]
+//   statewalld [EAL args] -- --policy P --gwlb --port PORT --address IP[/LEN] [--health-port P]
+//              [--exception-tap [NAME]]
 //              [--lcores N] [--table-size N] [--mbufs N] [--pass-non-ip] [--stats-interval S] ...
 //              [--control-socket PATH] [--control-listen 127.0.0.1:PORT --control-token-file F]
 //
@@ -51,7 +52,11 @@ struct Options {
   // outside; GENEVE to `address` is judged on its inner packet and returned.
   bool gwlb = false;
   std::string port;     // the one port (--port), as inside/outside
-  std::string address;  // the appliance's IP address on it (--address), IPv4 or IPv6
+  std::string address;  // the appliance's IP address on it (--address), IPv4 or IPv6, with an
+                        // optional /LEN (the subnet, for the exception tap's kernel address)
+  // --exception-tap [NAME] (exception.hpp): the kernel interface of the exception port; empty =
+  // no exception path (ARP, ICMP and health checks to --address are dropped, counted).
+  std::string exception_tap;
   // Serve the load balancer's HTTP health check (GET any path: 200 while every forwarding lcore
   // makes progress and a policy is loaded, else 503) on this TCP port of every address; 0 = off.
   uint16_t health_port = 0;
