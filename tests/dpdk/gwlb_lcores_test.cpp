@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "dpdk_test_util.hpp"
+#include "ring_appliance.hpp"
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/dpdk/appliance.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -32,27 +33,8 @@ namespace {
 using dataplane::Bytes;
 using dataplane::ipAddr;
 
-// EAL once per process: two worker lcores, no hugepages, no PCI.
-class Eal : public ::testing::Environment {
- public:
-  void SetUp() override {
-    args_ = {"test_dpdk_gwlb_lcores"};
-    for (const std::string& a : ealArgs(2, "gl"))
-      args_.push_back(a);
-    std::vector<char*> argv;
-    for (auto& a : args_)
-      argv.push_back(a.data());
-    ok = rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;
-  }
-  void TearDown() override {
-    if (ok) rte_eal_cleanup();
-  }
-  static inline bool ok = false;
-
- private:
-  std::vector<std::string> args_;
-};
-[[maybe_unused]] ::testing::Environment* const kEal = ::testing::AddGlobalTestEnvironment(new Eal);
+[[maybe_unused]] ::testing::Environment* const kEal =
+    ::testing::AddGlobalTestEnvironment(new RingEal(2, "gl", "test_dpdk_gwlb_lcores"));
 
 // The protected client may open TCP 443 connections out; nothing may come in but replies.
 constexpr const char* kPolicy = R"(version: 1
@@ -94,7 +76,7 @@ Bytes swapped(Bytes f) {
 }
 
 TEST(GwlbLcores, BothDirectionsOnDifferentLcoresAreOneConnection) {
-  ASSERT_TRUE(Eal::ok) << "EAL did not initialise";
+  ASSERT_TRUE(RingEal::ok) << "EAL did not initialise";
   const int socket = static_cast<int>(rte_socket_id());
   rte_ring* rx[2];
   rte_ring* tx[2];
@@ -165,16 +147,8 @@ TEST(GwlbLcores, BothDirectionsOnDifferentLcoresAreOneConnection) {
       {0, &syn}, {1, &synack}, {0, &ack}, {1, &unsolicited}};
   uint64_t sent = 0;
   for (const auto& [q, f] : order) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool);
-    ASSERT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(f->size())), f->data(), f->size());
-    ASSERT_EQ(rte_ring_enqueue(rx[q], m), 0);
-    ++sent;
-    // Bounded wait for the lcore's counter (updated once the burst was sent or freed).
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (app->report().io.rx_packets < sent && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::yield();
-    ASSERT_EQ(app->report().io.rx_packets, sent) << "packet " << sent << " not handled";
+    sendAndWait(*app, pool, rx[q], *f, ++sent);
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
   }
   app->requestStop();
   app->stop();
