@@ -1,10 +1,11 @@
 // Packets per second through the statewalld appliance: the same Appliance class, lcore loops and
 // engine as statewalld, on two net_ring ports made in-process.
 //
-//   statewall_bench_dpdk [EAL args] -- [--mix established|new|gwlb] [--lcores N] [--mode M]
-//        [--packets N] [--runs R] [--seconds S] [--warmup S] [--flows F] [--table-size N]
+//   statewall_bench_dpdk [EAL args] -- [--mix established|new|gwlb|flood] [--lcores N]
+//        [--mode M] [--packets N] [--runs R] [--seconds S] [--warmup S] [--flows F]
+//        [--table-size N] [--flow-log FILE [--flow-log-flows N] [--flow-log-ring N]]
 //
-// Traffic mixes (all TCP to 10.0.1.10:443, allowed by the policy's one inbound rule):
+// Traffic mixes (TCP to 10.0.1.10:443, allowed by the policy's one inbound rule, but flood):
 //   established: F connections are opened first (SYN, SYN-ACK, ACK each); then data segments and
 //                ACKs over them, round robin: every packet is a table lookup and a TCP window
 //                check (allow-tracked).
@@ -14,6 +15,14 @@
 //                Balancer sends it (68 bytes more), through statewalld --gwlb on one port: the
 //                GENEVE step, the inner packet judged, the outer addresses swapped on the way
 //                back out of the same port.
+//   flood:       a scan no rule allows: every packet a SYN to 10.0.1.10:22 from a fresh client
+//                address and port, so every packet is a new denied flow (deny-sg), freed, and a
+//                new REJECT record for the flow log.
+//
+// --flow-log FILE: statewalld's --flow-log (/dev/null to measure the cost alone): the forwarding
+// lcores aggregate into their tables and hand records over through their rings, and the main
+// lcore drains and writes them every 10 ms, as statewalld's main loop does. The records written
+// and dropped (ring full) are printed.
 //
 // Modes:
 //   preload (default): N packets are built into the inside port's rx rings (one per lcore, flows
@@ -45,6 +54,7 @@
 
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/dpdk/appliance.hpp"
+#include "statewall/dpdk/flow_log.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
 
@@ -75,6 +85,9 @@ struct Args {
   double warmup = 1;             // stream
   unsigned flows = 10000;
   size_t table_size = size_t{1} << 22;
+  std::string flow_log;  // empty: off
+  uint32_t flow_log_flows = 65536;
+  uint32_t flow_log_ring = 16384;
 };
 
 bool parseArgs(int argc, char** argv, Args* a) {
@@ -103,13 +116,19 @@ bool parseArgs(int argc, char** argv, Args* a) {
       a->flows = static_cast<unsigned>(std::stoul(v));
     } else if (k == "--table-size") {
       a->table_size = std::stoull(v);
+    } else if (k == "--flow-log") {
+      a->flow_log = v;
+    } else if (k == "--flow-log-flows") {
+      a->flow_log_flows = static_cast<uint32_t>(std::stoul(v));
+    } else if (k == "--flow-log-ring") {
+      a->flow_log_ring = static_cast<uint32_t>(std::stoul(v));
     } else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return false;
     }
   }
-  if (a->mix != "established" && a->mix != "new" && a->mix != "gwlb") {
-    std::fprintf(stderr, "--mix is established, new or gwlb\n");
+  if (a->mix != "established" && a->mix != "new" && a->mix != "gwlb" && a->mix != "flood") {
+    std::fprintf(stderr, "--mix is established, new, gwlb or flood\n");
     return false;
   }
   if (a->mode != "preload" && a->mode != "stream") {
@@ -171,13 +190,22 @@ dp::FrameOptions gwlbFrame() {
 }
 
 // Frames for one ring: a fixed sequence for `established` (handshakes once, then data forever),
-// a rewritten 4-packet template for `new`.
+// a template rewritten with a new client for each connection for `new` (4 packets) and `flood`
+// (1 packet).
 class Source {
  public:
-  Source(const Args& a, unsigned ring) : mix_new_(a.mix == "new"), ring_(ring) {
+  Source(const Args& a, unsigned ring) : mix_new_(a.mix == "new" || a.mix == "flood"), ring_(ring) {
     const auto client = dp::ipAddr("100.64.0.1"), server = dp::ipAddr("10.0.1.10");
     const dp::FrameOptions fo = a.mix == "gwlb" ? gwlbFrame() : dp::FrameOptions{};
-    if (mix_new_) {
+    if (a.mix == "flood") {
+      tmpl_ = {dp::buildTcp({.src = client,
+                             .dst = server,
+                             .sport = 1,
+                             .dport = 22,
+                             .flags = dp::kSyn,
+                             .seq = 100,
+                             .mss = 1460})};
+    } else if (mix_new_) {
       tmpl_ = {
           dp::buildTcp({.src = client,
                         .dst = server,
@@ -293,7 +321,7 @@ class Source {
   }
 
  private:
-  bool mix_new_;
+  bool mix_new_;  // new, flood: tmpl_ rewritten per connection
   unsigned ring_;
   std::vector<Bytes> tmpl_;
   size_t step_ = 0;
@@ -342,8 +370,11 @@ void makePorts(Rings& r, unsigned lcores, unsigned size, unsigned run, bool one_
   }
 }
 
+// With --flow-log, *flow_log gets the collector attached to the appliance (statewalld's
+// attachFlowLog()); the caller keeps it alive until the appliance has stopped.
 std::unique_ptr<statewall::dpdk::Appliance> makeAppliance(
-    const Args& args, const statewall::rules::CompiledPolicyPtr& policy, unsigned run) {
+    const Args& args, const statewall::rules::CompiledPolicyPtr& policy, unsigned run,
+    std::unique_ptr<statewall::dpdk::FlowLogCollector>* flow_log) {
   statewall::dpdk::Options o;
   if (args.mix == "gwlb") {
     o.gwlb = true;
@@ -357,13 +388,50 @@ std::unique_ptr<statewall::dpdk::Appliance> makeAppliance(
   o.table_size = args.table_size;
   o.rx_desc = 512;
   o.tx_desc = 512;
+  o.flow_log = args.flow_log;
+  o.flow_log_flows = args.flow_log_flows;
+  o.flow_log_ring = args.flow_log_ring;
   std::string err;
   auto app = statewall::dpdk::Appliance::create(o, policy, &err);
-  if (!app) {
+  if (!app || !statewall::dpdk::attachFlowLog(o, *app, flow_log, &err)) {
     std::fprintf(stderr, "appliance: %s\n", err.c_str());
     std::exit(2);
   }
   return app;
+}
+
+// The main lcore's share of --flow-log, as statewalld's main loop does it: a drain every 10 ms.
+class FlowLogPump {
+ public:
+  static constexpr double kPeriodS = 0.010;
+  void poll(statewall::dpdk::FlowLogCollector* c, statewall::dpdk::Appliance& app, double t) {
+    if (c == nullptr || t < next_) return;
+    c->poll(app.engine());
+    next_ = t + kPeriodS;
+  }
+
+ private:
+  double next_ = 0;
+};
+
+// After the lcores stopped: the last records, then the file closed; the totals go to *written and
+// *dropped.
+void finishFlowLog(statewall::dpdk::FlowLogCollector* c, uint64_t* written, uint64_t* dropped) {
+  if (c == nullptr) return;
+  std::string err;
+  if (!c->finish(&err)) {
+    std::fprintf(stderr, "--flow-log: %s\n", err.c_str());
+    std::exit(2);
+  }
+  *written += c->written();
+  *dropped += c->dropped();
+}
+
+void printFlowLog(const Args& args, uint64_t written, uint64_t dropped, unsigned runs) {
+  if (args.flow_log.empty()) return;
+  std::printf("  flow log %s: %llu records written, %llu dropped (ring full)%s\n",
+              args.flow_log.c_str(), static_cast<unsigned long long>(written),
+              static_cast<unsigned long long>(dropped), runs > 1 ? ", all runs" : "");
 }
 
 void freeAll(rte_ring* r) {
@@ -471,10 +539,13 @@ int runPreload(const Args& args, const statewall::rules::CompiledPolicyPtr& poli
   }
   std::vector<double> wall_pps, cpu_pps, cpu_ns_per_packet;
   statewall::dpdk::Report last;
+  uint64_t fl_written = 0, fl_dropped = 0;
   for (unsigned run = 0; run < args.runs; ++run) {
     Rings r;
     makePorts(r, args.lcores, per_ring + 64, run, args.mix == "gwlb");
-    auto app = makeAppliance(args, policy, run);
+    std::unique_ptr<statewall::dpdk::FlowLogCollector> flow_log;  // outlives the lcores
+    FlowLogPump pump;
+    auto app = makeAppliance(args, policy, run, &flow_log);
     uint64_t total = 0;
     for (unsigned q = 0; q < args.lcores; ++q) {
       Source src(args, q);
@@ -515,6 +586,7 @@ int runPreload(const Args& args, const statewall::rules::CompiledPolicyPtr& poli
     while (done < lcores.size()) {
       timespec ts{0, 50'000};
       nanosleep(&ts, nullptr);
+      pump.poll(flow_log.get(), *app, now());
       const statewall::dpdk::Report rep = app->report();
       for (size_t i = 0; i < lcores.size() && i < rep.lcores.size(); ++i)
         if (cpu_end[i] == 0 && rep.lcores[i].rx_packets >= per_ring) {
@@ -528,6 +600,7 @@ int runPreload(const Args& args, const statewall::rules::CompiledPolicyPtr& poli
       cpu += cpu_end[i] - cpu_start[i];
     app->requestStop();
     app->stop();
+    finishFlowLog(flow_log.get(), &fl_written, &fl_dropped);
     last = app->report();
     app->close();
     app.reset();
@@ -552,6 +625,7 @@ int runPreload(const Args& args, const statewall::rules::CompiledPolicyPtr& poli
       "%.0f ns/packet on each\n",
       c.median / 1e6, c.lo / 1e6, c.hi / 1e6, args.lcores, n.median);
   printReasons(last);
+  printFlowLog(args, fl_written, fl_dropped, args.runs);
   rte_mempool_free(pool);
   return 0;
 }
@@ -567,7 +641,9 @@ int runStream(const Args& args, const statewall::rules::CompiledPolicyPtr& polic
     std::fprintf(stderr, "generator pool: %s\n", rte_strerror(rte_errno));
     return 2;
   }
-  auto app = makeAppliance(args, policy, 0);
+  std::unique_ptr<statewall::dpdk::FlowLogCollector> flow_log;  // outlives the lcores
+  FlowLogPump pump;
+  auto app = makeAppliance(args, policy, 0, &flow_log);
   std::string err;
   if (!app->start(&err)) {
     std::fprintf(stderr, "appliance: %s\n", err.c_str());
@@ -577,19 +653,23 @@ int runStream(const Args& args, const statewall::rules::CompiledPolicyPtr& polic
   for (unsigned q = 0; q < args.lcores; ++q)
     src.emplace_back(args, q);
   uint64_t produced = 0;
+  auto generateAndDrain = [&] {
+    generate(src, r, pool, &produced);
+    pump.poll(flow_log.get(), *app, now());
+  };
   // Established: open every connection before the clock starts.
-  if (args.mix != "new") {
+  if (args.mix != "new" && args.mix != "flood") {
     size_t hs = 0;
     for (const Source& s : src)
       hs += s.handshakePackets();
     while (!std::all_of(src.begin(), src.end(), [](const Source& s) { return s.handshakeDone(); }))
-      generate(src, r, pool, &produced);
+      generateAndDrain();
     while (app->report().packetsIn() < hs)
-      generate(src, r, pool, &produced);
+      generateAndDrain();
   }
   const double t0 = now();
   while (now() - t0 < args.warmup)
-    generate(src, r, pool, &produced);
+    generateAndDrain();
 
   std::vector<double> samples;
   const std::vector<unsigned> lcores = app->lcores();
@@ -598,7 +678,7 @@ int runStream(const Args& args, const statewall::rules::CompiledPolicyPtr& polic
   double last_t = now();
   const uint64_t cpu0 = forwardingCpuNs(lcores);
   while (samples.size() < static_cast<size_t>(args.seconds)) {
-    generate(src, r, pool, &produced);
+    generateAndDrain();
     const double t = now();
     if (t - last_t >= 1.0) {
       auto rep = app->report();
@@ -611,10 +691,13 @@ int runStream(const Args& args, const statewall::rules::CompiledPolicyPtr& polic
   const uint64_t measured = last.packetsIn() - first.packetsIn();
   app->requestStop();
   app->stop();
+  uint64_t fl_written = 0, fl_dropped = 0;
+  finishFlowLog(flow_log.get(), &fl_written, &fl_dropped);
   const auto rep = app->report();
   const Stats w = stats(samples);
   std::printf("mix=%s lcores=%u flows=%u table=%zu (stream, %zu x 1 s)\n", args.mix.c_str(),
-              args.lcores, args.mix == "new" ? 0u : args.flows, args.table_size, samples.size());
+              args.lcores, args.mix == "new" || args.mix == "flood" ? 0u : args.flows,
+              args.table_size, samples.size());
   std::printf("  wall clock: %.2f Mpps median (min %.2f, max %.2f)\n", w.median / 1e6, w.lo / 1e6,
               w.hi / 1e6);
   const double busy_ns = static_cast<double>(last.io.busy_ns - first.io.busy_ns);
@@ -625,6 +708,7 @@ int runStream(const Args& args, const statewall::rules::CompiledPolicyPtr& polic
   std::printf("  on-CPU: %.0f ns/packet per lcore (idle polling included)\n",
               measured ? static_cast<double>(cpu_ns) / static_cast<double>(measured) : 0.0);
   printReasons(rep);
+  printFlowLog(args, fl_written, fl_dropped, 1);
   app->close();
   app.reset();
   for (rte_ring* q : r.out_tx)

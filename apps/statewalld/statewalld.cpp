@@ -412,9 +412,10 @@ void reloadPolicy(const Options& options, Appliance& app, control::ControlServer
     app.engine().publish(policy);
   }
   g_reloading = false;
+  const dataplane::Engine::Published running = app.engine().publishedPolicy();
   std::printf("%s: SIGHUP: running policy version %llu (%zu interface(s), %zu rule(s))\n",
-              g_program.c_str(), static_cast<unsigned long long>(app.engine().policyVersion()),
-              app.engine().policy()->ifaceCount(), app.engine().policy()->ruleCount());
+              g_program.c_str(), static_cast<unsigned long long>(running.version),
+              running.policy->ifaceCount(), running.policy->ruleCount());
   std::fflush(stdout);
 }
 

@@ -301,10 +301,7 @@ void noteEarlierConnections(const Ctx& c) {
 
 uint64_t publishLocked(const Ctx& c, rules::CompiledPolicyPtr policy, LoadRecord record) {
   uint64_t version = 0;
-  const std::function<void()> publish = [&] {
-    c.engine.publish(policy);
-    version = c.engine.policyVersion();
-  };
+  const std::function<void()> publish = [&] { version = c.engine.publish(policy); };
   if (c.st.hooks.publish_guard) {
     c.st.hooks.publish_guard(publish);
   } else {
@@ -377,8 +374,7 @@ ApiResponse putPolicy(const Ctx& c, bool publish) {
 ApiResponse getPolicy(const Ctx& c) {
   Status s = rejectParams(c.target, {});
   if (!s.ok()) return errorResponse(400, "bad request", s.message());
-  rules::CompiledPolicyPtr p = c.engine.policy();
-  uint64_t version = c.engine.policyVersion();
+  auto [p, version] = c.engine.publishedPolicy();
   json j = {{"version", version}};
   if (!p) {
     j["policy"] = nullptr;
@@ -653,8 +649,9 @@ StatsSnapshot takeSnapshot(const Ctx& c) {
   // Hit vectors are indexed by the rules of the policy running when they were read; retry if a
   // swap happened in between so that hits are never shown against another policy's rules.
   for (int attempt = 0; attempt < 4; ++attempt) {
-    s.policy = c.engine.policy();
-    s.policy_version = c.engine.policyVersion();
+    dataplane::Engine::Published pub = c.engine.publishedPolicy();
+    s.policy = std::move(pub.policy);
+    s.policy_version = pub.version;
     s.rule_hits = c.engine.ruleHits();
     s.acl_hits = c.engine.aclHits();
     if (c.engine.policy() == s.policy) break;
@@ -851,8 +848,7 @@ std::string dropLinesOf(ControlApi::State& st, dataplane::Engine& engine, uint64
   if (!st.hooks.drops) return {};
   const DropsPage page = st.hooks.drops(*after, max);
   if (page.drops.empty()) return {};
-  rules::CompiledPolicyPtr p = engine.policy();
-  const uint64_t version = engine.policyVersion();
+  const auto [p, version] = engine.publishedPolicy();
   const uint64_t now = st.nowNs();
   std::string out;
   if (page.drops.front().seq > *after + 1)
@@ -895,8 +891,7 @@ ApiResponse getDrops(const Ctx& c) {
     return r;
   }
   const DropsPage page = c.st.hooks.drops(after, limit);
-  rules::CompiledPolicyPtr p = c.engine.policy();
-  const uint64_t version = c.engine.policyVersion();
+  const auto [p, version] = c.engine.publishedPolicy();
   const uint64_t now = c.st.nowNs();
   json list = json::array();
   for (const DropEvent& d : page.drops)

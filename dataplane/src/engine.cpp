@@ -333,6 +333,9 @@ struct Engine::Impl {
   FragmentTable fragments;
   std::atomic<PolicyNode*> node{nullptr};
   std::atomic<uint64_t> versions{0};
+  // node's version, for policyVersion() without the control lock (the node itself may only be
+  // read there under the lock or inside process()). Written after the swap, under control_mu.
+  std::atomic<uint64_t> published_version{0};
   std::atomic<uint64_t> last_now{0};  // the newest time a worker passed to process()
 
   // Control side: retired policy nodes waiting for a grace period, and the worker slots.
@@ -1370,16 +1373,18 @@ void Engine::offline(Worker& worker) noexcept {
   impl_->qsbr.offline(worker.s_->qsbr);
 }
 
-void Engine::publish(rules::CompiledPolicyPtr policy) {
+uint64_t Engine::publish(rules::CompiledPolicyPtr policy) {
   std::lock_guard<std::mutex> lock(impl_->control_mu);
   uint64_t version = impl_->versions.fetch_add(1, std::memory_order_relaxed) + 1;
   auto fresh = makeNode(std::move(policy), version);
   // Carry nothing over: hit counters belong to the policy version they count.
   PolicyNode* old = impl_->node.exchange(fresh.release(), std::memory_order_seq_cst);
+  impl_->published_version.store(version, std::memory_order_release);
   if (old != nullptr) {
     impl_->retired.emplace_back(impl_->qsbr.start(), std::unique_ptr<PolicyNode>(old));
   }
   impl_->reclaimRetired();
+  return version;
 }
 
 size_t Engine::reclaimRetiredPolicies() {
@@ -1392,9 +1397,14 @@ rules::CompiledPolicyPtr Engine::policy() const {
   return impl_->node.load(std::memory_order_acquire)->policy;
 }
 
-uint64_t Engine::policyVersion() const {
+uint64_t Engine::policyVersion() const noexcept {
+  return impl_->published_version.load(std::memory_order_acquire);
+}
+
+Engine::Published Engine::publishedPolicy() const {
   std::lock_guard<std::mutex> lock(impl_->control_mu);
-  return impl_->node.load(std::memory_order_acquire)->version;
+  const PolicyNode& n = *impl_->node.load(std::memory_order_acquire);
+  return {n.policy, n.version};
 }
 
 Counters Engine::counters() const {

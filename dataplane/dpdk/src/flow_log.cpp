@@ -186,14 +186,12 @@ void FlowLogCollector::drain() {
 }
 
 void FlowLogCollector::poll(const dataplane::Engine& engine) {
-  // The engine's policy and its version, from one publication (versions only grow).
-  const uint64_t v = engine.policyVersion();
-  if (v != policies_.back()->version) {
-    rules::CompiledPolicyPtr p = engine.policy();
-    if (engine.policyVersion() == v) {
-      policies_.push_back(std::make_unique<FlowLogPolicy>(std::move(p), v));
-      current_.store(policies_.back().get(), std::memory_order_release);
-    }
+  // A new publication: its policy and version taken together (the lock-free version first, so
+  // that a round without a change takes no lock).
+  if (engine.policyVersion() != policies_.back()->version) {
+    dataplane::Engine::Published pub = engine.publishedPolicy();
+    policies_.push_back(std::make_unique<FlowLogPolicy>(std::move(pub.policy), pub.version));
+    current_.store(policies_.back().get(), std::memory_order_release);
   }
   // What every lcore has moved past: an lcore acknowledges a version after it pushed the
   // aggregates of the older one, so the drain below empties them before they are freed.
@@ -228,8 +226,8 @@ bool attachFlowLog(const Options& options, Appliance& app, std::unique_ptr<FlowL
   s.interval_s = options.flow_log_interval;
   s.flows = options.flow_log_flows;
   s.ring = options.flow_log_ring;
-  *out = FlowLogCollector::open(s, app.lcores().size(), app.engine().policy(),
-                                app.engine().policyVersion(), err);
+  dataplane::Engine::Published pub = app.engine().publishedPolicy();
+  *out = FlowLogCollector::open(s, app.lcores().size(), std::move(pub.policy), pub.version, err);
   if (!*out) return false;
   app.attachFlowLog(**out);
   return true;

@@ -157,14 +157,25 @@ class Engine {
                ParsedPacket* parsed_out = nullptr, ConnectionInfo* conn_out = nullptr) noexcept;
 
   // Publishes a new policy with one atomic swap; packets after it use the new one. Tracked
-  // connections continue; untracked flows follow the new rules at once.
-  void publish(std::shared_ptr<const rules::CompiledPolicy> policy);
+  // connections continue; untracked flows follow the new rules at once. Returns its version.
+  uint64_t publish(std::shared_ptr<const rules::CompiledPolicy> policy);
   // Frees the replaced policies whose grace period has passed (publish() does it too, but only
   // when the next policy comes); returns how many it freed. A host whose workers never stop
   // (statewalld) calls it periodically so that a large replaced policy does not stay resident.
   size_t reclaimRetiredPolicies();
   std::shared_ptr<const rules::CompiledPolicy> policy() const;
-  uint64_t policyVersion() const;
+  // The published policy's version (1 for the constructor's, +1 per publish()). Lock-free (an
+  // acquire load): callable on a forwarding thread. Another thread may publish at any moment, so
+  // policy() called after it may already return a newer policy; take both from
+  // publishedPolicy() when they must belong together.
+  uint64_t policyVersion() const noexcept;
+  // The published policy and its version, from one publication (never one's policy with
+  // another's version). Takes the control lock: not for the packet path.
+  struct Published {
+    std::shared_ptr<const rules::CompiledPolicy> policy;
+    uint64_t version = 0;
+  };
+  Published publishedPolicy() const;
 
   Counters counters() const;
   // Hits per SG rule / ACL entry of the current policy, summed over workers.
