@@ -6,22 +6,12 @@
 #include <cstdint>
 #include <cstring>
 
+#include "statewall/dataplane/byte_order.hpp"
 #include "statewall/dataplane/packet.hpp"
 
 namespace statewall::dataplane {
 namespace {
 
-// Big-endian loads from single bytes: no alignment or aliasing concerns, and GCC/Clang fold each
-// into one load plus a byte swap.
-inline uint16_t be16(const uint8_t* p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
-inline uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-inline uint64_t be64(const uint8_t* p) {
-  return (uint64_t{be32(p)} << 32) | be32(p + 4);
-}
 inline IpAddr v4Addr(const uint8_t* p) {
   return IpAddr::v4(be32(p));
 }
@@ -628,16 +618,19 @@ inline void resetParsed(ParsedPacket* out) noexcept {
 }
 
 // The fast path for the frame most traffic is: Ethernet, IPv4 without options and not
-// fragmented, TCP without options or with the NOP-NOP-timestamp block. It makes the same checks
-// as the general path (parseIpv4(), parseL4(), parseTcp()) and writes the same fields; any frame
-// that would take another branch there (a short or malformed one included) returns false
+// fragmented, TCP without options or with the NOP-NOP-timestamp block; and the same IPv4 packet
+// as a raw IP frame (the packet inside a Gateway Load Balancer's GENEVE, say). It makes the same
+// checks as the general path (parseIpv4(), parseL4(), parseTcp()) and writes the same fields; any
+// frame that would take another branch there (a short or malformed one included) returns false
 // without writing, and the general path parses it. tests/parser compare the two on random
-// frames.
-inline bool parseEthernetIpv4Tcp(const uint8_t* data, uint32_t caplen, ParsedPacket* out) noexcept {
-  constexpr uint32_t kIp = 14;
+// frames and on the fixture table's.
+template <bool kEthernet>
+inline bool parseIpv4Tcp(const uint8_t* data, uint32_t caplen, ParsedPacket* out) noexcept {
+  constexpr uint32_t kIp = kEthernet ? 14 : 0;
   if (caplen < kIp + 40) return false;
   const uint8_t* ip = data + kIp;
-  if (be16(data + 12) != kEtherTypeIpv4 || ip[0] != 0x45 || ip[9] != kIpProtoTcp ||
+  // Raw IP: a first byte of 0x45 is what makes the general path read an IPv4 header.
+  if ((kEthernet && be16(data + 12) != kEtherTypeIpv4) || ip[0] != 0x45 || ip[9] != kIpProtoTcp ||
       (be16(ip + 6) & 0x3fff) != 0) {
     return false;
   }
@@ -692,7 +685,11 @@ inline bool parseEthernetIpv4Tcp(const uint8_t* data, uint32_t caplen, ParsedPac
 }  // namespace
 
 bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPacket* out) noexcept {
-  if (link == LinkType::kEthernet && parseEthernetIpv4Tcp(data, caplen, out)) return true;
+  if (link == LinkType::kEthernet) {
+    if (parseIpv4Tcp<true>(data, caplen, out)) return true;
+  } else if (link == LinkType::kRawIp && parseIpv4Tcp<false>(data, caplen, out)) {
+    return true;
+  }
   return parsePacketGeneral(data, caplen, link, out);
 }
 
@@ -1185,7 +1182,11 @@ bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
 bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, const ParseOptions& opts,
                  ParsedPacket* out) noexcept {
   // The fast path's frames (TCP) are never tunnels: the same result with or without decap.
-  if (link == LinkType::kEthernet && parseEthernetIpv4Tcp(data, caplen, out)) return true;
+  if (link == LinkType::kEthernet) {
+    if (parseIpv4Tcp<true>(data, caplen, out)) return true;
+  } else if (link == LinkType::kRawIp && parseIpv4Tcp<false>(data, caplen, out)) {
+    return true;
+  }
   return parseFrame(data, caplen, link, opts.decap ? &opts : nullptr, out, nullptr);
 }
 

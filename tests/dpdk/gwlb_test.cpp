@@ -11,8 +11,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -116,6 +120,82 @@ void expectOuterChecksumsValid(const Frame& f) {
       << "UDP checksum";
 }
 
+// The frames the tests below send, in the order of CraftedFrames' fields.
+struct CraftedFrames {
+  Frame syn, synack, ack, dns, ssh, dns_denied, truncated, bad_version, past_end, arp, ping, health,
+      elsewhere;
+  std::vector<Frame> all() const {
+    return {syn,         synack,   ack, dns,  ssh,    dns_denied, truncated,
+            bad_version, past_end, arp, ping, health, elsewhere};
+  }
+};
+
+CraftedFrames craftedFrames() {
+  CraftedFrames f;
+  using dataplane::buildTcp;
+  using dataplane::buildUdp;
+  // Allowed: a TCP connection to 443 (SYN, the server's SYN-ACK by tracking, the client's ACK,
+  // the last with an Ethernet frame inside and options of odd lengths), DNS from the allowed
+  // half of the client range without options.
+  f.syn = buildTcp({.src = kClient,
+                    .dst = kServer,
+                    .sport = 40001,
+                    .dport = 443,
+                    .flags = dataplane::kSyn,
+                    .seq = 100},
+                   geneve(awsOptions(0x01020304)));
+  f.synack = buildTcp({.src = kServer,
+                       .dst = kClient,
+                       .sport = 443,
+                       .dport = 40001,
+                       .flags = dataplane::kSyn | dataplane::kAck,
+                       .seq = 5000,
+                       .ack = 101},
+                      geneve(awsOptions(0x01020304)));
+  f.ack = buildTcp({.src = kClient,
+                    .dst = kServer,
+                    .sport = 40001,
+                    .dport = 443,
+                    .flags = dataplane::kAck,
+                    .seq = 101,
+                    .ack = 5001,
+                    .payload_len = 300},
+                   geneve(oddOptions(), false));
+  f.dns = buildUdp({.src = kClient, .dst = kServer, .sport = 5353, .dport = 53, .payload_len = 40},
+                   geneve({}));
+  // Denied by the policy: SSH, DNS from the other half of the range.
+  f.ssh = buildTcp({.src = kClient, .dst = kServer, .dport = 22, .flags = dataplane::kSyn},
+                   geneve(awsOptions(9)));
+  f.dns_denied =
+      buildUdp({.src = ipAddr("198.51.100.200"), .dst = kServer, .dport = 53, .payload_len = 20},
+               geneve(awsOptions(10)));
+  // Malformed GENEVE: a header cut short, version 1, options running past the packet.
+  f.truncated = buildUdp({.src = kGwlbNode,
+                          .dst = kAppliance,
+                          .sport = 61234,
+                          .dport = dpdk::kGenevePort,
+                          .payload_len = 5},
+                         FrameOptions{});
+  f.bad_version = f.syn;
+  const size_t geneve_at = 14 + 20 + 8;
+  f.bad_version[geneve_at] |= 0x40;
+  f.past_end = f.dns;
+  f.past_end[geneve_at] = 0x3f;  // 63 words of options in a 40-byte payload
+  // Not GENEVE to the appliance: ARP for it, a ping to it, a health check SYN to it, GENEVE to
+  // another address.
+  FrameOptions plain;
+  plain.src_mac = {0x02, 0xaa, 0, 0, 0, 0x01};
+  f.arp = dataplane::buildArp({.sender_ip = kGwlbNode, .target_ip = kAppliance}, plain);
+  f.ping = dataplane::buildIcmpEcho({.src = kGwlbNode, .dst = kAppliance}, plain);
+  f.health =
+      buildTcp({.src = kGwlbNode, .dst = kAppliance, .dport = 80, .flags = dataplane::kSyn}, plain);
+  f.elsewhere = buildTcp(
+      {.src = kClient, .dst = kServer, .sport = 40009, .dport = 443, .flags = dataplane::kSyn},
+      geneve(awsOptions(11), true, ipAddr("10.9.0.6")));
+
+  return f;
+}
+
 TEST(GwlbFrames, IpV6OuterIsReturnedWithItsAddressesSwapped) {
   const rules::IpAddr node = ipAddr("2001:db8:9::1");
   const rules::IpAddr me = ipAddr("2001:db8:9::5");
@@ -152,6 +232,104 @@ TEST(GwlbFrames, IpV6OuterIsReturnedWithItsAddressesSwapped) {
   }
   EXPECT_TRUE(std::equal(back.begin() + 12, back.begin() + 22, frame.begin() + 12));
   EXPECT_TRUE(std::equal(back.begin() + 54, back.end(), frame.begin() + 54));
+}
+
+// What gwlbClassify() or gwlbClassifyGeneral() made of a frame: the result and every output.
+struct Classified {
+  dpdk::GwlbFrame f = dpdk::GwlbFrame::kNotGeneve;
+  dataplane::PacketRef inner{nullptr, 0xdead, dataplane::LinkType::kPpp};
+  dpdk::GwlbOuter outer{0xbeef, true};
+  const char* why = "(unset)";
+};
+
+// gwlbClassify() and its general path on the first `len` bytes of `frame` (an exact-size copy,
+// so that a read past `len` shows under AddressSanitizer): "" when they agree in every output.
+std::string fastVsGeneral(const Frame& frame, size_t len, const rules::IpAddr& address,
+                          const dataplane::ParseOptions& parse, dpdk::GwlbFrame* result) {
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[len + 1]);
+  std::memcpy(copy.get(), frame.data(), len);
+  const auto n = static_cast<uint32_t>(len);
+  Classified a, b;
+  a.f = dpdk::gwlbClassify(copy.get(), n, address, parse, &a.inner, &a.outer, &a.why);
+  b.f = dpdk::gwlbClassifyGeneral(copy.get(), n, address, parse, &b.inner, &b.outer, &b.why);
+  *result = b.f;
+  std::string d;
+  if (a.f != b.f)
+    d += "result " + std::to_string(int(a.f)) + " vs " + std::to_string(int(b.f)) + "\n";
+  if (a.inner.data != b.inner.data || a.inner.len != b.inner.len || a.inner.link != b.inner.link)
+    d += "inner packet differs\n";
+  if (a.outer.l3_offset != b.outer.l3_offset || a.outer.v6 != b.outer.v6)
+    d += "outer header differs\n";
+  if (std::strcmp(a.why, b.why) != 0) d += std::string("why: ") + a.why + " vs " + b.why + "\n";
+  return d;
+}
+
+// gwlbClassify()'s fast path gives what the general path gives: on every frame the tests here
+// send, plus an IPv6 outer header, a VLAN tag and GENEVE around IPv6; each cut at every length,
+// and each byte before the inner packet changed (every bit flipped, one up, one down, 0, 0xff);
+// seen by the appliance and by another address; with statewalld's parse options, with 6081
+// mapped to another tunnel, and with the default tunnel ports.
+TEST(GwlbFrames, FastPathAgreesWithTheGeneralPath) {
+  std::vector<Frame> bases = craftedFrames().all();
+  const rules::IpAddr node6 = ipAddr("2001:db8:9::1"), me6 = ipAddr("2001:db8:9::5");
+  FrameOptions v6 = geneve(awsOptions(7), true, me6);
+  v6.tunnels[0].outer_src = node6;
+  bases.push_back(dataplane::buildTcp(
+      {.src = kClient, .dst = kServer, .dport = 443, .flags = dataplane::kAck}, v6));
+  FrameOptions vlan = geneve(awsOptions(8));
+  vlan.vlans = {dataplane::VlanTag{.vid = 7}};
+  bases.push_back(dataplane::buildTcp(
+      {.src = kClient, .dst = kServer, .dport = 443, .flags = dataplane::kAck}, vlan));
+  bases.push_back(dataplane::buildTcp({.src = ipAddr("2001:db8::7"),
+                                       .dst = ipAddr("2001:db8:1::10"),
+                                       .dport = 443,
+                                       .flags = dataplane::kAck,
+                                       .payload_len = 10},
+                                      geneve(awsOptions(9))));
+  dataplane::ParseOptions other = dpdk::gwlbParseOptions();
+  other.tunnel_ports[0].kind = EncapHeader::Kind::kVxlan;
+  dataplane::ParseOptions defaults;
+  defaults.decap = true;
+  const dataplane::ParseOptions parses[] = {dpdk::gwlbParseOptions(), other, defaults};
+  size_t compared = 0, geneve_frames = 0, malformed = 0;
+  for (size_t bi = 0; bi < bases.size(); ++bi) {
+    const Frame& base = bases[bi];
+    // The variants: the frame, each cut, each header byte changed.
+    std::vector<std::pair<Frame, size_t>> variants;
+    for (size_t len = 0; len <= base.size(); ++len)
+      variants.emplace_back(base, len);
+    const size_t header_bytes = std::min<size_t>(base.size(), 14 + 4 + 40 + 8 + 8 + 36 + 1);
+    for (size_t at = 0; at < header_bytes; ++at) {
+      const uint8_t b = base[at];
+      const uint8_t values[] = {static_cast<uint8_t>(b + 1), static_cast<uint8_t>(b - 1), 0, 0xff};
+      for (uint8_t v : values) {
+        variants.emplace_back(base, base.size());
+        variants.back().first[at] = v;
+      }
+      for (int bit = 0; bit < 8; ++bit) {
+        variants.emplace_back(base, base.size());
+        variants.back().first[at] ^= static_cast<uint8_t>(1u << bit);
+      }
+    }
+    for (const auto& [frame, len] : variants) {
+      for (const rules::IpAddr& address : {kAppliance, kGwlbNode, me6}) {
+        for (size_t pi = 0; pi < std::size(parses); ++pi) {
+          dpdk::GwlbFrame result;
+          const std::string d = fastVsGeneral(frame, len, address, parses[pi], &result);
+          ASSERT_TRUE(d.empty()) << "base frame " << bi << ", " << len << " of " << frame.size()
+                                 << " bytes, address " << address.str() << ", parse options " << pi
+                                 << ":\n"
+                                 << d;
+          ++compared;
+          if (result == dpdk::GwlbFrame::kGeneve) ++geneve_frames;
+          if (result == dpdk::GwlbFrame::kMalformed) ++malformed;
+        }
+      }
+    }
+  }
+  // Both outcomes were reached many times, not only the frames neither path takes.
+  EXPECT_GT(geneve_frames, 5000u) << compared;
+  EXPECT_GT(malformed, 5000u) << compared;
 }
 
 TEST(GwlbOptions, GwlbNeedsOnePortAndAnAddress) {
@@ -222,68 +400,8 @@ class GwlbTest : public ::testing::Test {
 };
 
 TEST_F(GwlbTest, AllowedFramesComeBackSwappedDeniedAndMalformedDoNot) {
-  using dataplane::buildTcp;
-  using dataplane::buildUdp;
-  // Allowed: a TCP connection to 443 (SYN, the server's SYN-ACK by tracking, the client's ACK,
-  // the last with an Ethernet frame inside and options of odd lengths), DNS from the allowed
-  // half of the client range without options.
-  const Frame syn = buildTcp({.src = kClient,
-                              .dst = kServer,
-                              .sport = 40001,
-                              .dport = 443,
-                              .flags = dataplane::kSyn,
-                              .seq = 100},
-                             geneve(awsOptions(0x01020304)));
-  const Frame synack = buildTcp({.src = kServer,
-                                 .dst = kClient,
-                                 .sport = 443,
-                                 .dport = 40001,
-                                 .flags = dataplane::kSyn | dataplane::kAck,
-                                 .seq = 5000,
-                                 .ack = 101},
-                                geneve(awsOptions(0x01020304)));
-  const Frame ack = buildTcp({.src = kClient,
-                              .dst = kServer,
-                              .sport = 40001,
-                              .dport = 443,
-                              .flags = dataplane::kAck,
-                              .seq = 101,
-                              .ack = 5001,
-                              .payload_len = 300},
-                             geneve(oddOptions(), false));
-  const Frame dns = buildUdp(
-      {.src = kClient, .dst = kServer, .sport = 5353, .dport = 53, .payload_len = 40}, geneve({}));
-  // Denied by the policy: SSH, DNS from the other half of the range.
-  const Frame ssh =
-      buildTcp({.src = kClient, .dst = kServer, .dport = 22, .flags = dataplane::kSyn},
-               geneve(awsOptions(9)));
-  const Frame dns_denied =
-      buildUdp({.src = ipAddr("198.51.100.200"), .dst = kServer, .dport = 53, .payload_len = 20},
-               geneve(awsOptions(10)));
-  // Malformed GENEVE: a header cut short, version 1, options running past the packet.
-  const Frame truncated = buildUdp({.src = kGwlbNode,
-                                    .dst = kAppliance,
-                                    .sport = 61234,
-                                    .dport = dpdk::kGenevePort,
-                                    .payload_len = 5},
-                                   FrameOptions{});
-  Frame bad_version = syn;
-  const size_t geneve_at = 14 + 20 + 8;
-  bad_version[geneve_at] |= 0x40;
-  Frame past_end = dns;
-  past_end[geneve_at] = 0x3f;  // 63 words of options in a 40-byte payload
-  // Not GENEVE to the appliance: ARP for it, a ping to it, a health check SYN to it, GENEVE to
-  // another address.
-  FrameOptions plain;
-  plain.src_mac = {0x02, 0xaa, 0, 0, 0, 0x01};
-  const Frame arp = dataplane::buildArp({.sender_ip = kGwlbNode, .target_ip = kAppliance}, plain);
-  const Frame ping = dataplane::buildIcmpEcho({.src = kGwlbNode, .dst = kAppliance}, plain);
-  const Frame health =
-      buildTcp({.src = kGwlbNode, .dst = kAppliance, .dport = 80, .flags = dataplane::kSyn}, plain);
-  const Frame elsewhere = buildTcp(
-      {.src = kClient, .dst = kServer, .sport = 40009, .dport = 443, .flags = dataplane::kSyn},
-      geneve(awsOptions(11), true, ipAddr("10.9.0.6")));
-
+  const auto& [syn, synack, ack, dns, ssh, dns_denied, truncated, bad_version, past_end, arp, ping,
+               health, elsewhere] = craftedFrames();
   std::vector<Frame> out;
   const nlohmann::json c = runGwlb({arp, syn, ssh, synack, truncated, ack, ping, bad_version, dns,
                                     dns_denied, health, past_end, elsewhere},

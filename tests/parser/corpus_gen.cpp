@@ -115,6 +115,11 @@ int main(int argc, char** argv) {
      buildUdp({.src = a6, .dst = b6, .payload_len = 5}, {.link = LinkType::kLinuxSll2}),
      {.link = LinkType::kLinuxSll2});
   ok("eth-icmp4-echo", buildIcmpEcho({.src = a4, .dst = b4, .payload_len = 8}));
+  // The packet inside a Gateway Load Balancer's GENEVE: the parser's raw IP fast path.
+  ok("raw-tcp4-ack-ts",
+     buildTcp({.src = a4, .dst = b4, .dport = 443, .flags = kAck, .ts = ts, .payload_len = 20},
+              rawIp()),
+     rawIp());
   ok("raw-icmp6-echo-reply",
      buildIcmpEcho({.src = a6, .dst = b6, .reply = true, .payload_len = 8}, rawIp()), rawIp());
   ok("eth-arp", buildArp({.sender_ip = a4, .target_ip = b4}));

@@ -2,14 +2,14 @@
 
 #include <rte_mbuf.h>
 
-#include <algorithm>
-#include <cstring>
-
 #include "gwlb_burst.hpp"
+#include "statewall/dataplane/byte_order.hpp"
 #include "statewall/dpdk/exception.hpp"
 
 namespace statewall::dpdk {
 
+using dataplane::be16;
+using dataplane::be32;
 using dataplane::EncapHeader;
 using dataplane::L3;
 using dataplane::Layer;
@@ -24,9 +24,77 @@ dataplane::ParseOptions gwlbParseOptions() {
   return p;
 }
 
+namespace {
+
+// The outer headers of the frames gwlbClassifyFast() takes: Ethernet, then IPv4 without options.
+constexpr uint16_t kFastL3 = 14;
+constexpr uint32_t kFastHeaders = kFastL3 + 20;
+
+// What gwlbClassifyFast() needs of the address and the parse options, worked out once per burst.
+struct FastKey {
+  uint32_t dst = 0;  // the appliance's IPv4 address, host order
+  bool on = false;   // false: an IPv6 address, or 6081 is not GENEVE in the options: never fast
+};
+
+FastKey fastKey(const rules::IpAddr& address, const dataplane::ParseOptions& parse) {
+  // With both ports 6081, udpTunnel() gives the tunnel of destination port 6081, which the
+  // general path finds whatever the source port; false when no entry has that port.
+  EncapHeader::Kind kind;
+  const bool geneve =
+      parse.udpTunnel(kGenevePort, kGenevePort, &kind) && kind == EncapHeader::Kind::kGeneve;
+  return {address.v4(), geneve && rules::IpAddr::v4(address.v4()) == address};
+}
+
+// The frame nearly every packet from the load balancer is: Ethernet, IPv4 without options and
+// not fragmented, UDP to the appliance's port 6081, GENEVE version 0 carrying IPv4 or IPv6, its
+// options skipped by their length. It makes the checks parsePacket() and findInnerPacket() make
+// on that frame (parseIpv4(), parseUdp(), parseUdpTunnel()) and gives what gwlbClassifyGeneral()
+// gives; any other frame (VLAN tags, an IPv6 outer header, a fragment, a length out of bounds, an
+// inner Ethernet frame) returns false without writing, and the general path judges it. `key.on`
+// must hold. tests/dpdk/gwlb_test.cpp compares the two paths.
+inline bool gwlbClassifyFast(const uint8_t* data, uint32_t len, const FastKey& key,
+                             dataplane::PacketRef* inner, GwlbOuter* outer) noexcept {
+  constexpr uint32_t kUdp = kFastHeaders, kGeneve = kUdp + 8;
+  if (len < kGeneve + 8) return false;
+  const uint8_t* ip = data + kFastL3;
+  if (be16(data + 12) != dataplane::kEtherTypeIpv4 || ip[0] != 0x45 ||
+      ip[9] != dataplane::kIpProtoUdp || (be16(ip + 6) & 0x3fff) != 0 || be32(ip + 16) != key.dst) {
+    return false;
+  }
+  // The UDP header and GENEVE's fixed header within the IP packet, the IP packet within the frame.
+  const uint32_t total = be16(ip + 2);
+  if (total > len - kFastL3 || total < 20 + 8 + 8) return false;
+  const uint8_t* udp = data + kUdp;
+  const uint32_t ulen = be16(udp + 4);
+  if (be16(udp + 2) != kGenevePort || ulen < 8 + 8 || ulen > total - 20) return false;
+  const uint8_t* g = data + kGeneve;
+  const uint32_t hlen = 8 + (g[0] & 0x3fu) * 4;
+  const uint16_t proto = be16(g + 2);
+  if ((g[0] >> 6) != 0 || hlen > ulen - 8 ||
+      (proto != dataplane::kEtherTypeIpv4 && proto != dataplane::kEtherTypeIpv6)) {
+    return false;
+  }
+  *inner = {g + hlen, ulen - 8 - hlen, dataplane::LinkType::kRawIp};
+  *outer = {kFastL3, false};
+  return true;
+}
+
+}  // namespace
+
 GwlbFrame gwlbClassify(const uint8_t* data, uint32_t len, const rules::IpAddr& address,
                        const dataplane::ParseOptions& parse, dataplane::PacketRef* inner,
                        GwlbOuter* outer, const char** why) noexcept {
+  const FastKey key = fastKey(address, parse);
+  if (key.on && gwlbClassifyFast(data, len, key, inner, outer)) return GwlbFrame::kGeneve;
+  return gwlbClassifyGeneral(data, len, address, parse, inner, outer, why);
+}
+
+// Out of line: inlined into gwlbDecapBurst(), its locals made the fast path's loop spill registers.
+[[gnu::noinline]] GwlbFrame gwlbClassifyGeneral(const uint8_t* data, uint32_t len,
+                                                const rules::IpAddr& address,
+                                                const dataplane::ParseOptions& parse,
+                                                dataplane::PacketRef* inner, GwlbOuter* outer,
+                                                const char** why) noexcept {
   // The outer packet, as a firewall on the path would see it (no decapsulation).
   dataplane::ParsedPacket p;
   dataplane::parsePacket(data, len, dataplane::LinkType::kEthernet, &p);
@@ -63,21 +131,6 @@ GwlbFrame gwlbClassify(const uint8_t* data, uint32_t len, const rules::IpAddr& a
   return GwlbFrame::kGeneve;
 }
 
-void gwlbReturnFrame(uint8_t* frame, const GwlbOuter& outer) noexcept {
-  uint8_t tmp[16];
-  std::memcpy(tmp, frame, 6);
-  std::memmove(frame, frame + 6, 6);
-  std::memcpy(frame + 6, tmp, 6);
-  // IPv4: source at 12, destination at 16; IPv6: at 8 and 24.
-  uint8_t* ip = frame + outer.l3_offset;
-  const size_t n = outer.v6 ? 16 : 4;
-  uint8_t* src = ip + (outer.v6 ? 8 : 12);
-  uint8_t* dst = src + n;
-  std::memcpy(tmp, src, n);
-  std::memcpy(src, dst, n);
-  std::memcpy(dst, tmp, n);
-}
-
 unsigned gwlbDecapBurst(const rules::IpAddr& address, const dataplane::ParseOptions& parse,
                         GwlbCounters& c, dataplane::PacketRef* refs, rte_mbuf** pkts,
                         GwlbOuter* outer, unsigned k, rte_mbuf** to_kernel,
@@ -86,11 +139,19 @@ unsigned gwlbDecapBurst(const rules::IpAddr& address, const dataplane::ParseOpti
   uint64_t malformed = 0, other = 0;
   rte_mbuf* drop[dataplane::kMaxBurst];
   unsigned ndrop = 0;
+  const FastKey key = fastKey(address, parse);
   for (unsigned i = 0; i < k; ++i) {
+    // The common frame, its outer headers in the first segment, straight into the kept slots
+    // (kept <= i: refs[i] is read before refs[kept] is written).
+    if (key.on && pkts[i]->data_len >= kFastHeaders &&
+        gwlbClassifyFast(refs[i].data, refs[i].len, key, &refs[kept], &outer[kept])) {
+      pkts[kept++] = pkts[i];
+      continue;
+    }
     const char* why = nullptr;
     dataplane::PacketRef inner;
     GwlbOuter o;
-    GwlbFrame f = gwlbClassify(refs[i].data, refs[i].len, address, parse, &inner, &o, &why);
+    GwlbFrame f = gwlbClassifyGeneral(refs[i].data, refs[i].len, address, parse, &inner, &o, &why);
     // The rewrite happens in the mbuf's first segment: it must hold the outer headers (it
     // always does with mbufs of the usual sizes).
     if (f == GwlbFrame::kGeneve && pkts[i]->data_len < o.l3_offset + (o.v6 ? 40u : 20u))
@@ -117,10 +178,6 @@ unsigned gwlbDecapBurst(const rules::IpAddr& address, const dataplane::ParseOpti
   if (malformed > 0) GwlbCounters::add(c.malformed, malformed);
   if (other > 0) GwlbCounters::add(c.not_geneve, other);
   return kept;
-}
-
-void gwlbReturnMbuf(rte_mbuf* m, const GwlbOuter& outer) noexcept {
-  gwlbReturnFrame(rte_pktmbuf_mtod(m, uint8_t*), outer);
 }
 
 GwlbStats GwlbStats::snapshot(const GwlbCounters& c) {

@@ -3,7 +3,7 @@
 
 #include "statewall/dpdk/gwlb.hpp"
 
-struct rte_mbuf;
+#include <rte_mbuf.h>
 
 namespace statewall::dpdk {
 
@@ -20,6 +20,8 @@ unsigned gwlbDecapBurst(const rules::IpAddr& address, const dataplane::ParseOpti
 
 // gwlbReturnFrame() on the mbuf's first segment (gwlbDecapBurst() checked that it holds the
 // outer headers).
-void gwlbReturnMbuf(rte_mbuf* m, const GwlbOuter& outer) noexcept;
+inline void gwlbReturnMbuf(rte_mbuf* m, const GwlbOuter& outer) noexcept {
+  gwlbReturnFrame(rte_pktmbuf_mtod(m, uint8_t*), outer);
+}
 
 }  // namespace statewall::dpdk

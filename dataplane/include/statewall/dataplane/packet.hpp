@@ -522,8 +522,8 @@ bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, ParsedPack
 // packet is not decapsulated. Without decap, exactly the 4-argument parsePacket().
 bool parsePacket(const uint8_t* data, uint32_t caplen, LinkType link, const ParseOptions& opts,
                  ParsedPacket* out) noexcept;
-// parsePacket() without its fast path for Ethernet/IPv4/TCP frames: the same result for every
-// frame (tests/parser compare the two). For tests.
+// parsePacket() without its fast path for IPv4/TCP in Ethernet or raw IP frames: the same result
+// for every frame (tests/parser compare the two). For tests.
 bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,
                         ParsedPacket* out) noexcept;
 bool parsePacketGeneral(const uint8_t* data, uint32_t caplen, LinkType link,

@@ -8,12 +8,15 @@
 //
 // The frame is read by the engine's one parser (dataplane/include/statewall/dataplane/packet.hpp:
 // parsePacket() for the outer packet, findInnerPacket() for the GENEVE header); nothing here
-// reads a header the parser has not checked. No DPDK types here: the classification and the
-// rewrite are tested without an EAL.
+// reads a header the parser has not checked, but for gwlbClassify()'s fast path for the frame
+// nearly all traffic is, which makes the parser's checks itself and is tested against it. No
+// DPDK types here: the classification and the rewrite are tested without an EAL.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "statewall/dataplane/engine.hpp"
@@ -49,16 +52,44 @@ struct GwlbOuter {
 GwlbFrame gwlbClassify(const uint8_t* data, uint32_t len, const rules::IpAddr& address,
                        const dataplane::ParseOptions& parse, dataplane::PacketRef* inner,
                        GwlbOuter* outer, const char** why) noexcept;
+// gwlbClassify() without its fast path for Ethernet/IPv4/UDP/GENEVE frames: the same result for
+// every frame (tests/dpdk/gwlb_test.cpp compares the two). For tests, and for the frames the fast
+// path does not take.
+GwlbFrame gwlbClassifyGeneral(const uint8_t* data, uint32_t len, const rules::IpAddr& address,
+                              const dataplane::ParseOptions& parse, dataplane::PacketRef* inner,
+                              GwlbOuter* outer, const char** why) noexcept;
 
 // The parse options gwlbClassify() wants: GENEVE on UDP 6081, and nothing else, decapsulated.
 dataplane::ParseOptions gwlbParseOptions();
+
+namespace detail {
+// Swaps the N-byte fields at a and b: fixed sizes, a few register moves and no library call.
+template <size_t N>
+inline void swapBytes(uint8_t* a, uint8_t* b) noexcept {
+  uint8_t x[N], y[N];
+  std::memcpy(x, a, N);
+  std::memcpy(y, b, N);
+  std::memcpy(a, y, N);
+  std::memcpy(b, x, N);
+}
+}  // namespace detail
 
 // Turns a frame gwlbClassify() accepted into the frame the load balancer expects back: Ethernet
 // source and destination swapped, outer IP source and destination swapped. Nothing else changes:
 // the IPv4 header checksum and the UDP checksum stay valid (both sums are the same with the
 // addresses swapped), the UDP ports, the GENEVE header and its options stay byte for byte.
-// `frame` must hold the outer headers (outer.l3_offset + 40 bytes for IPv6, + 20 for IPv4).
-void gwlbReturnFrame(uint8_t* frame, const GwlbOuter& outer) noexcept;
+// `frame` must hold the outer headers (outer.l3_offset + 40 bytes for IPv6, + 20 for IPv4). Inline:
+// it runs on every returned frame.
+inline void gwlbReturnFrame(uint8_t* frame, const GwlbOuter& outer) noexcept {
+  detail::swapBytes<6>(frame, frame + 6);
+  // IPv4: source at 12, destination at 16; IPv6: at 8 and 24.
+  uint8_t* ip = frame + outer.l3_offset;
+  if (outer.v6) {
+    detail::swapBytes<16>(ip + 8, ip + 24);
+  } else {
+    detail::swapBytes<4>(ip + 12, ip + 16);
+  }
+}
 
 // One forwarding lcore's GWLB counters; written only by that lcore, read by any thread.
 struct alignas(64) GwlbCounters {
