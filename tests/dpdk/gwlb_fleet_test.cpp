@@ -10,7 +10,15 @@
 // GENEVE with AWS's options, sends it to one appliance by a symmetric hash of the inner 5-tuple
 // over the healthy ones, checks that what comes back carries the options byte for byte, and
 // writes the inner packet back. Each appliance is one statewalld `--gwlb` on net_af_packet over
-// its veth, with `--health-port`, which the load balancer polls by HTTP.
+// its veth (no address on it), two forwarding lcores on two af_packet queues, `--exception-tap`
+// for ARP, ICMP and the load balancer's HTTP health checks, answered by its kernel from
+// statewalld's `--health-port`.
+//
+// Two lcores: the load balancer uses a different outer UDP source port for each direction of a
+// flow, and the kernel's fanout hashes the outer header, so the two directions of a connection
+// may be judged on different lcores; the connections pass (replies by tracking in the shared
+// table, server-first packets denied) and each lcore returned GENEVE. Which lcore judged which
+// packet of a connection is not observable from outside (the per-lcore counters are totals).
 //
 // Through the fleet: curl to a python3 http.server and a UDP exchange, spread over both
 // appliances (the load balancer's flow table and each statewalld's counters say so). Then the
@@ -27,7 +35,8 @@
 //   - a connection that was on the surviving appliance all along is not disturbed.
 // With AWS's default target failover (`no_rebalance`) an existing flow stays with the stopped
 // appliance instead (its packets go on being sent there; nothing comes back) while new flows go to
-// the healthy one.
+// the healthy one. An appliance with a stalled lcore (the test hook) answers its health check
+// with 503 through the tap; the load balancer marks it unhealthy and new flows go to the other.
 // Every wait is bounded and waits for a condition; everything is removed at the end.
 #include <unistd.h>
 
@@ -38,6 +47,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -195,9 +205,17 @@ class Fleet {
                 " netns " + ns[role] + " mtu " + mtu,
             inNs(ns["l"], "ethtool -K " + l + off), inNs(ns[role], "ethtool -K " + v + off),
             inNs(ns["l"], "ip addr add " + net + ".1/24 dev " + l),
-            inNs(ns[role], "ip addr add " + net + ".2/24 dev " + v),
             inNs(ns["l"], "ip link set " + l + " up"), inNs(ns[role], "ip link set " + v + " up")})
         cmds.push_back(c);
+      // An appliance's veth carries no address: its address is on statewalld's exception tap,
+      // and its own stack neither answers ARP on the veth (arp_ignore 1) nor accepts packets
+      // from it (rp_filter 1: the way back is the tap), so whatever answers at the appliance's
+      // address is the kernel behind the tap (docs/deploy-gwlb.md "The exception path").
+      if (role[0] == 'a')
+        cmds.push_back(inNs(ns[role], "sysctl -qw net.ipv4.conf." + v +
+                                          ".arp_ignore=1 net.ipv4.conf." + v + ".rp_filter=1"));
+      else
+        cmds.push_back(inNs(ns[role], "ip addr add " + net + ".2/24 dev " + v));
     };
     link("c", "10.210.1", "1500");
     link("s", "10.210.2", "1500");
@@ -242,42 +260,48 @@ class Fleet {
   const TempDir& dir_;
 };
 
-// One appliance: statewalld --gwlb on net_af_packet over its veth `iface` in namespace `ns`,
-// answering the load balancer's health check on kHealthPort, with a control socket for its
-// counters.
-//
-// Until statewalld has an exception path (branch gwlb-exc: ARP, ICMP and the health check to the
-// kernel through a net_tap port), the veth keeps its address in the kernel, which answers ARP and
-// the health check itself (af_packet leaves the kernel every frame), and an nft rule keeps the
-// kernel from answering GENEVE with ICMP port unreachable. With the exception path, this function
-// is the one thing to change: the address moves off the veth and the nft rule goes.
+// The statewalld with the test hooks honoured (STATEWALLD_TEST_STALL_FILE stalls an lcore).
+std::string statewalldTestHooksPath() {
+  return std::string(STATEWALL_BINARY_DIR) + "/tests/dpdk/statewalld-test-hooks";
+}
+
+// One appliance: statewalld --gwlb on net_af_packet over its veth `iface` in namespace `ns`, two
+// forwarding lcores on two af_packet queues (the kernel's fanout hashes the outer header), ARP,
+// ICMP and the load balancer's health checks to its kernel through the exception tap (default
+// name statewall0, in the appliance's namespace), answered on kHealthPort by statewalld's control
+// plane, and a control socket for its counters. With `stall_file`, the test-hooks build, which
+// stalls the forwarding lcore that file names while it exists.
 std::unique_ptr<Process> startAppliance(const std::string& ns, const std::string& iface,
                                         const std::string& address, const std::string& policy,
-                                        const std::string& tag, const TempDir& dir) {
-  for (const char* c : {"nft add table inet swfleet",
-                        "nft add chain inet swfleet input '{ type filter hook input "
-                        "priority 0; }'",
-                        "nft add rule inet swfleet input udp dport 6081 drop"}) {
-    std::string out;
-    if (sh(inNs(ns, c) + " 2>&1", dir, &out) != 0) {
-      ADD_FAILURE() << c << ": " << out;
-      return nullptr;
-    }
-  }
-  std::string cmd = statewalldPath();
-  for (const auto& a : ealArgs(1, tag))
+                                        const std::string& tag, const TempDir& dir,
+                                        const std::string& stall_file = "") {
+  std::string cmd = stall_file.empty() ? statewalldPath()
+                                       : "env STATEWALLD_TEST_STALL_FILE=" + stall_file + " " +
+                                             statewalldTestHooksPath();
+  for (const auto& a : ealArgs(2, tag))
     cmd += " " + a;
-  cmd += " --vdev=net_af_packet0,iface=" + iface + " -- --policy " + policy +
-         " --gwlb --port net_af_packet0 --address " + address + " --health-port " +
-         std::to_string(kHealthPort) + " --control-socket " + (dir / (tag + ".sock")) +
-         " --counters-file " + (dir / (tag + ".counters.json")) + " --lock-dir " +
-         (dir / (tag + ".locks")) + " --idle-sleep 20";
+  cmd += " --vdev=net_af_packet0,iface=" + iface + ",qpairs=2 -- --policy " + policy +
+         " --gwlb --port net_af_packet0 --address " + address +
+         "/24 --exception-tap --health-port " + std::to_string(kHealthPort) + " --control-socket " +
+         (dir / (tag + ".sock")) + " --counters-file " + (dir / (tag + ".counters.json")) +
+         " --lock-dir " + (dir / (tag + ".locks")) + " --idle-sleep 20";
   auto p = spawnIn(ns, cmd, dir, tag);
-  if (!p->waitForOutput("statewalld: running", 60s)) {
+  if (!p->waitForOutput(": running", 60s)) {
     ADD_FAILURE() << tag << " did not start: " << p->out() << p->err();
     return nullptr;
   }
   return p;
+}
+
+// The forwarding lcores statewalld reported at startup ("...; lcores 1 2"), in its order.
+std::vector<int> forwardingLcores(const std::string& out) {
+  std::vector<int> lcores;
+  const size_t at = out.find("; lcores ");
+  if (at == std::string::npos) return lcores;
+  std::istringstream in(out.substr(at + 9, out.find('\n', at) - at - 9));
+  for (int l; in >> l;)
+    lcores.push_back(l);
+  return lcores;
 }
 
 // `statewall ctl --json stats` of one appliance (null when it does not answer).
@@ -310,6 +334,16 @@ int applianceOf(const json& st, int proto, int cport) {
   return -1;
 }
 
+// Whether the load balancer sent the flow of `proto` from client port `cport` with two different
+// outer UDP source ports (one each way).
+bool twoOuterPorts(const json& st, int proto, int cport) {
+  const std::string c = "10.210.1.2:" + std::to_string(cport);
+  for (const auto& f : st.is_object() ? st["flows"] : json::array())
+    if (f["proto"] == proto && (f["src"] == c || f["dst"] == c))
+      return f["sports"].size() == 2 && f["sports"][0] != f["sports"][1];
+  return false;
+}
+
 bool haveTool(const std::string& tool, const TempDir& dir) {
   return sh("command -v " + tool + " >/dev/null 2>&1", dir) == 0;
 }
@@ -325,8 +359,9 @@ struct Held {
 class GwlbFleetTest : public ::testing::Test {
  protected:
   // Builds the fleet and starts both appliances, the load balancer (target failover `failover`)
-  // once both are healthy, and the servers. Call through ASSERT_NO_FATAL_FAILURE.
-  void start(const std::string& failover) {
+  // once both are healthy, and the servers; appliance 0 with the stall hook on `stall_file` when
+  // given. Call through ASSERT_NO_FATAL_FAILURE.
+  void start(const std::string& failover, const std::string& stall_file = "") {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
     for (const char* tool : {"ip", "ethtool", "nft", "curl", kPython})
       ASSERT_TRUE(haveTool(tool, dir_)) << tool << " is not installed";
@@ -339,7 +374,7 @@ class GwlbFleetTest : public ::testing::Test {
     writeText(www_ + "/index.html", "statewall-fleet-ok\n");
     std::filesystem::create_directories(srv_);
 
-    appl_[0] = startAppliance(ns["a1"], "va1", addrs_[0], policy_, tags_[0], dir_);
+    appl_[0] = startAppliance(ns["a1"], "va1", addrs_[0], policy_, tags_[0], dir_, stall_file);
     appl_[1] = startAppliance(ns["a2"], "va2", addrs_[1], policy_, tags_[1], dir_);
     ASSERT_TRUE(appl_[0] && appl_[1]);
     lb_ = spawnIn(ns["l"],
@@ -352,8 +387,9 @@ class GwlbFleetTest : public ::testing::Test {
                   dir_, "lb");
     ASSERT_TRUE(lb_->waitForOutput(" ready", 30s)) << lb_->out() << lb_->err();
     ASSERT_EQ(fleet_.routeThrough("gwlb0"), "");
-    // Both appliances pass their health checks (answered by the kernel from statewalld's
-    // --health-port server: 200 while its lcore makes progress and a policy is loaded).
+    // Both appliances pass their health checks (answered by the kernel behind the exception tap
+    // from statewalld's --health-port server: 200 while its lcores make progress and a policy is
+    // loaded).
     ASSERT_TRUE(waitFor(
         [&] {
           const json st = lbState(dir_);
@@ -450,8 +486,10 @@ class GwlbFleetTest : public ::testing::Test {
         << readText(dir_ / "lb.json");
   }
 
-  // Stops everything still running, in order: clients, servers, load balancer, appliances.
-  void stopAll() {
+  // Stops everything still running, in order: clients, servers, load balancer, appliances; then
+  // checks each appliance's final counters: both forwarding lcores received frames (the fanout
+  // spread the outer flows), and with `both_returned` both returned GENEVE.
+  void stopAll(bool both_returned = false) {
     for (auto& h : held_)
       h.proc->signal(SIGTERM);
     for (auto* p : {http_.get(), echo_.get(), udp_.get()})
@@ -463,6 +501,17 @@ class GwlbFleetTest : public ::testing::Test {
       if (stopped_[i]) continue;
       appl_[i]->signal(SIGTERM);
       EXPECT_EQ(appl_[i]->wait(60s), 0) << appl_[i]->err();
+    }
+    for (int i = 0; i < 2; ++i) {
+      const json c = json::parse(readText(dir_ / (tags_[i] + ".counters.json")), nullptr, false);
+      ASSERT_TRUE(c.is_object()) << tags_[i];
+      ASSERT_EQ(c["lcores"].size(), 2u) << tags_[i] << ": " << c.dump();
+      for (const auto& l : c["lcores"]) {
+        EXPECT_GT(l["rx_packets"].get<uint64_t>(), 0u) << tags_[i] << ": " << c.dump();
+        if (both_returned) {
+          EXPECT_GT(l["tx_packets"].get<uint64_t>(), 0u) << tags_[i] << ": " << c.dump();
+        }
+      }
     }
   }
 
@@ -511,7 +560,21 @@ TEST_F(GwlbFleetTest, FlowsSpreadOverTwoAppliancesAndFailOverAsTheMidStreamRuleS
       EXPECT_GT(reason(s, "allow-rule"), 0u) << tags_[i] << ": " << s.dump();
       EXPECT_GT(reason(s, "allow-tracked"), 0u) << tags_[i] << ": " << s.dump();
       EXPECT_EQ(s["io"]["gwlb"]["malformed"], 0) << tags_[i] << ": " << s.dump();
+      // ARP and the health checks went through the exception tap, both ways, none lost.
+      EXPECT_GT(s["io"]["gwlb"]["to_kernel"], 0) << tags_[i] << ": " << s.dump();
+      EXPECT_GT(s["io"]["gwlb"]["from_kernel"], 0) << tags_[i] << ": " << s.dump();
+      EXPECT_EQ(s["io"]["gwlb"]["kernel_dropped"], 0) << tags_[i] << ": " << s.dump();
     }
+    // The load balancer chose a different outer UDP source port for each direction of every
+    // flow (so the kernel's fanout may put the two directions on different lcores). Its state
+    // file is rewritten every 100 ms or so: wait until it has every flow.
+    auto twoEach = [&](const json& now) {
+      for (int port : {40001, 40002, 40003, 40004, 40005, 40006})
+        if (!twoOuterPorts(now, 6, port) || !twoOuterPorts(now, 17, port + 1000)) return false;
+      return true;
+    };
+    EXPECT_TRUE(waitFor([&] { return twoEach(lbState(dir_)); }, 30s, 20ms))
+        << readText(dir_ / "lb.json");
   }
 
   // 2. Long-lived connections to the echo port, until three of them share one appliance (at most
@@ -601,7 +664,7 @@ TEST_F(GwlbFleetTest, FlowsSpreadOverTwoAppliancesAndFailOverAsTheMidStreamRuleS
     EXPECT_GT(reason(after, "allow-rule"), reason(before, "allow-rule"));
     EXPECT_EQ(after["io"]["gwlb"]["malformed"], 0) << after.dump();
   }
-  stopAll();
+  stopAll(true);
 }
 
 // target_failover `no_rebalance`, AWS's default: an existing flow stays with the failed appliance
@@ -642,6 +705,47 @@ TEST_F(GwlbFleetTest, NoRebalanceKeepsExistingFlowsOnTheFailedAppliance) {
   EXPECT_EQ(now["rehashed"], 0) << now.dump();
   EXPECT_EQ(now["returned"], was["returned"]) << now.dump();
   EXPECT_EQ(readText(h.dir + "/heard").find("echo:stuck"), std::string::npos);
+  stopAll();
+}
+
+// A wedged appliance: one of its forwarding lcores stalls (the test hook; not the first, which
+// services the exception tap). Its --health-port answers 503 through the tap, the load balancer
+// marks it unhealthy, and new flows go to the other appliance and pass.
+TEST_F(GwlbFleetTest, AWedgedLcoreFailsTheHealthCheckAndNewFlowsGoToTheOtherAppliance) {
+  const std::string stall_file = dir_ / "stall";
+  ASSERT_NO_FATAL_FAILURE(start("no_rebalance", stall_file));
+  if (IsSkipped()) return;
+  EXPECT_TRUE(curlFrom(40301));
+  const std::vector<int> lcores = forwardingLcores(appl_[0]->out());
+  ASSERT_EQ(lcores.size(), 2u) << appl_[0]->out();
+  writeText(stall_file, std::to_string(lcores[1]) + "\n");
+  const std::string hooked = "test hook: lcore " + std::to_string(lcores[1]) + " stalled";
+  ASSERT_TRUE(waitFor([&] { return appl_[0]->err().find(hooked) != std::string::npos; }, 30s, 20ms))
+      << appl_[0]->err();
+  // 503 (the health checks the fanout gives the stalled lcore time out instead), then unhealthy.
+  EXPECT_TRUE(waitFor(
+      [&] {
+        const json st = lbState(dir_);
+        return st.is_object() && st["appliances"][0]["last_status"] == 503;
+      },
+      60s, 20ms))
+      << readText(dir_ / "lb.json") << appl_[0]->err();
+  ASSERT_TRUE(waitFor(
+      [&] {
+        const json st = lbState(dir_);
+        return st.is_object() && st["appliances"][0]["healthy"] == false;
+      },
+      60s, 50ms))
+      << readText(dir_ / "lb.json");
+  const json healthy = lbState(dir_);
+  EXPECT_EQ(healthy["appliances"][1]["healthy"], true) << healthy.dump();
+  // New connections all go to the healthy appliance and pass.
+  for (int port : {40311, 40312, 40313, 40314}) {
+    EXPECT_TRUE(curlFrom(port)) << port;
+    EXPECT_EQ(waitForFlow(6, port, 1), 1) << port << ": " << readText(dir_ / "lb.json");
+  }
+  EXPECT_TRUE(udpFrom(41311));
+  EXPECT_EQ(waitForFlow(17, 41311, 1), 1) << readText(dir_ / "lb.json");
   stopAll();
 }
 

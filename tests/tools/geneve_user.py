@@ -346,7 +346,8 @@ def run_gwlb(a, stop):
         for f in flows.values():
             e = text_of(f["flow"])
             e.update({"appliance": f["appliance"], "cookie": "%08x" % f["cookie"],
-                      "sent": f["sent"], "returned": f["returned"], "rehashed": f["rehashed"]})
+                      "sent": f["sent"], "returned": f["returned"], "rehashed": f["rehashed"],
+                      "sports": sorted({port for (_, port) in f["headers"]})})
             fl.append(e)
         atomic_write(a.state, {"failover": a.failover, "appliances": aps, "flows": fl,
                                "counters": n, "stopped": final})
