@@ -29,12 +29,12 @@ struct LogFile {
     const char* base = std::getenv("TMPDIR");
     path = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
            "/statewall-bench-flowlog-" + std::to_string(::getpid()) + ".log";
-    std::string err;
-    auto w = FlowLogWriter::open(path, FlowLogWriter::Format::kText, &err);
-    if (!w) {
-      std::fprintf(stderr, "%s\n", err.c_str());
+    auto opened = FlowLogWriter::open(path, FlowLogWriter::Format::kText);
+    if (!opened) {
+      std::fprintf(stderr, "%s\n", opened.message().c_str());
       std::exit(1);
     }
+    std::unique_ptr<FlowLogWriter> w = std::move(*opened);
     FlowLogRecord r;
     r.version = 5;
     r.account_id = "123456789012";
@@ -63,8 +63,8 @@ struct LogFile {
       r.direction = i % 2 ? FlowDirection::kEgress : FlowDirection::kIngress;
       w->write(r);
     }
-    if (!w->close(&err)) {
-      std::fprintf(stderr, "%s\n", err.c_str());
+    if (const auto closed = w->close(); !closed.ok()) {
+      std::fprintf(stderr, "%s\n", closed.message().c_str());
       std::exit(1);
     }
   }

@@ -82,8 +82,7 @@ sim::GenOptions traceOptions() {
   o.resp_lo = 100;
   o.resp_hi = 1400;
   o.duration_s = 120;
-  std::string err;
-  o.mix = *sim::parseMix("tcp=80,udp=8,udp-stream=4,icmp=4,refused=2,tcp-rst=2", &err);
+  o.mix = *sim::parseMix("tcp=80,udp=8,udp-stream=4,icmp=4,refused=2,tcp-rst=2");
   o.servers = {*rules::IpAddr::parse("10.0.1.10"), *rules::IpAddr::parse("10.0.1.11"),
                *rules::IpAddr::parse("2001:db8:1::10")};
   return o;
@@ -100,11 +99,10 @@ const std::string& trace() {
     std::string p = tracePath();
     struct stat st {};
     if (::stat(p.c_str(), &st) != 0) {
-      std::string err;
       sim::GenStats s;
       std::fprintf(stderr, "generating %s ...\n", p.c_str());
-      if (!sim::writeTrace(traceOptions(), p, &s, &err)) {
-        std::fprintf(stderr, "%s\n", err.c_str());
+      if (const base::Status written = sim::writeTrace(traceOptions(), p, &s); !written.ok()) {
+        std::fprintf(stderr, "%s\n", written.message().c_str());
         std::abort();
       }
     }

@@ -129,8 +129,13 @@ Fixture& fixture(size_t n) {
   f.ours = buildOurs(f, true);
 #ifdef STATEWALL_BENCH_RTE_HASH
   if (g_have_rte) {
-    f.rte = statewall::dpdk::RteHashBaseline::create(
-        "bench_" + std::to_string(n), static_cast<uint32_t>(n), sizeof(FlowKey4), &f.error);
+    auto created = statewall::dpdk::RteHashBaseline::create(
+        "bench_" + std::to_string(n), static_cast<uint32_t>(n), sizeof(FlowKey4));
+    if (created) {
+      f.rte = std::move(*created);
+    } else {
+      f.error = created.message();
+    }
     f.rte_values.reset(new ValueLine[n]);
     for (size_t i = 0; f.rte && i < n; ++i) {
       const int rc = f.rte->add(&f.keys[i], i + 1);
@@ -311,13 +316,13 @@ void BM_InsertRteHash(benchmark::State& state) {
   }
   for (auto _ : state) {
     state.PauseTiming();
-    std::string error;
-    auto h = statewall::dpdk::RteHashBaseline::create("bench_insert", static_cast<uint32_t>(n),
-                                                      sizeof(FlowKey4), &error);
-    if (!h) {
-      state.SkipWithError(error.c_str());
+    auto created = statewall::dpdk::RteHashBaseline::create(
+        "bench_insert", static_cast<uint32_t>(n), sizeof(FlowKey4));
+    if (!created) {
+      state.SkipWithError(created.message().c_str());
       break;
     }
+    std::unique_ptr<statewall::dpdk::RteHashBaseline> h = std::move(*created);
     size_t inserted = 0;
     state.ResumeTiming();
     for (size_t i = 0; i < n; ++i)
@@ -368,12 +373,11 @@ BENCHMARK(BM_LookupRteHash)->Arg(k1M)->Arg(k10M)->Threads(1)->Threads(2)->UseRea
 int main(int argc, char** argv) {
 #ifdef STATEWALL_BENCH_RTE_HASH
   // No hugepages needed: rte_hash at 10 M keys takes about 0.6 GiB of plain memory.
-  std::string error;
-  g_have_rte = statewall::dpdk::initEalForBench(
+  const statewall::base::Status eal = statewall::dpdk::initEalForBench(
       {"statewall_bench_table", "--no-huge", "--no-pci", "--no-shconf", "-m", "3072",
-       "--no-telemetry", "--log-level=error", "-l", "0"},
-      &error);
-  if (!g_have_rte) std::fprintf(stderr, "rte_hash baseline disabled: %s\n", error.c_str());
+       "--no-telemetry", "--log-level=error", "-l", "0"});
+  g_have_rte = eal.ok();
+  if (!g_have_rte) std::fprintf(stderr, "rte_hash baseline disabled: %s\n", eal.message().c_str());
 #endif
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -24,7 +24,7 @@ size_t heapAllocatedBytes() {
 
 }  // namespace
 
-bool initEalForBench(const std::vector<std::string>& args, std::string* error) {
+base::Status initEalForBench(const std::vector<std::string>& args) {
   cpu_set_t saved;
   const bool have_saved = pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved) == 0;
   std::vector<std::string> copy = args;
@@ -32,16 +32,15 @@ bool initEalForBench(const std::vector<std::string>& args, std::string* error) {
   for (std::string& a : copy)
     argv.push_back(a.data());
   argv.push_back(nullptr);
-  if (rte_eal_init(static_cast<int>(copy.size()), argv.data()) < 0) {
-    *error = std::string("rte_eal_init: ") + rte_strerror(rte_errno);
-    return false;
-  }
+  if (rte_eal_init(static_cast<int>(copy.size()), argv.data()) < 0)
+    return base::Status::failure(std::string("rte_eal_init: ") + rte_strerror(rte_errno));
   if (have_saved) pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
-  return true;
+  return base::Status::success();
 }
 
-std::unique_ptr<RteHashBaseline> RteHashBaseline::create(const std::string& name, uint32_t entries,
-                                                         uint32_t key_len, std::string* error) {
+base::Expected<std::unique_ptr<RteHashBaseline>> RteHashBaseline::create(const std::string& name,
+                                                                         uint32_t entries,
+                                                                         uint32_t key_len) {
   rte_hash_parameters params{};
   params.name = name.c_str();
   params.entries = entries;
@@ -52,10 +51,8 @@ std::unique_ptr<RteHashBaseline> RteHashBaseline::create(const std::string& name
   params.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
   const size_t before = heapAllocatedBytes();
   rte_hash* h = rte_hash_create(&params);
-  if (h == nullptr) {
-    *error = std::string("rte_hash_create: ") + rte_strerror(rte_errno);
-    return nullptr;
-  }
+  if (h == nullptr)
+    return base::Status::failure(std::string("rte_hash_create: ") + rte_strerror(rte_errno));
   std::unique_ptr<RteHashBaseline> out(new RteHashBaseline());
   out->hash_ = h;
   out->memory_bytes_ = heapAllocatedBytes() - before;

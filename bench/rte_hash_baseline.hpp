@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "statewall/base/status.hpp"
+
 namespace statewall::dpdk {
 
 // Initialises the EAL once per process with args (argv[0] included), e.g. {"bench", "--no-huge",
@@ -16,17 +18,19 @@ namespace statewall::dpdk {
 // The calling thread's CPU affinity is restored afterwards (the EAL pins it to its main lcore),
 // so benchmark threads can run on every core. Note: with --no-huge the EAL's memory is a shared
 // memfd on 4 KiB pages (transparent huge pages do not back it), so rte_hash runs on 4 KiB pages
-// unless hugetlbfs pages are reserved. Returns false and sets *error on failure. Main thread only.
-bool initEalForBench(const std::vector<std::string>& args, std::string* error);
+// unless hugetlbfs pages are reserved. A failure ("rte_eal_init: ...") when the EAL does not start.
+// Main thread only.
+base::Status initEalForBench(const std::vector<std::string>& args);
 
 class RteHashBaseline {
  public:
   static constexpr unsigned kMaxBurst = 64;  // RTE_HASH_LOOKUP_BULK_MAX
 
   // rte_hash_create() for `entries` keys of key_len bytes, hash function rte_hash_crc, flags
-  // RW_CONCURRENCY_LF (lock-free readers). Null and *error on failure (e.g. EAL memory).
-  static std::unique_ptr<RteHashBaseline> create(const std::string& name, uint32_t entries,
-                                                 uint32_t key_len, std::string* error);
+  // RW_CONCURRENCY_LF (lock-free readers). A failure ("rte_hash_create: ...", e.g. EAL memory).
+  static base::Expected<std::unique_ptr<RteHashBaseline>> create(const std::string& name,
+                                                                 uint32_t entries,
+                                                                 uint32_t key_len);
   ~RteHashBaseline();
   RteHashBaseline(const RteHashBaseline&) = delete;
   RteHashBaseline& operator=(const RteHashBaseline&) = delete;

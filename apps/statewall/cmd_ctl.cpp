@@ -62,11 +62,10 @@ constexpr size_t kMaxPolicyBytes = control::HttpLimits{}.max_body_bytes;
 
 // Reads a policy file; prints why it cannot (missing, too large, endless) and returns false.
 bool readPolicyFile(const std::string& path, std::string* out) {
-  std::string error;
-  auto text = rules::readFileCapped(path, kMaxPolicyBytes, &error,
-                                    "the most the control API takes in one request");
+  auto text =
+      rules::readFileCapped(path, kMaxPolicyBytes, "the most the control API takes in one request");
   if (!text) {
-    fmt::print(stderr, "statewall ctl: {}: {}\n", path, error);
+    fmt::print(stderr, "statewall ctl: {}: {}\n", path, text.message());
     return false;
   }
   *out = std::move(*text);

@@ -85,12 +85,13 @@ int runExplain(const ExplainArgs& a) {
     o.packets.push_back(r);
   }
   if (!a.flow.empty()) {
-    std::string err;
-    o.flow = sim::parseFlowPattern(a.flow, &err);
-    if (!o.flow) {
-      std::fprintf(stderr, "statewall explain: bad --flow '%s': %s\n", a.flow.c_str(), err.c_str());
+    auto flow = sim::parseFlowPattern(a.flow);
+    if (!flow) {
+      std::fprintf(stderr, "statewall explain: bad --flow '%s': %s\n", a.flow.c_str(),
+                   flow.message().c_str());
       return 2;
     }
+    o.flow = std::move(*flow);
   }
   o.contrast = a.contrast;
   o.limit = a.limit.value_or(kDefaultLimit);

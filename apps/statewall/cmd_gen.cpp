@@ -97,19 +97,18 @@ int runGen(const GenArgs& a) {
     }
     o.vlan = static_cast<uint16_t>(a.vlan);
   }
-  std::string err;
   if (!a.encap.empty()) {
-    auto e = sim::parseEncapList(a.encap, o.link, &err);
+    auto e = sim::parseEncapList(a.encap, o.link);
     if (!e) {
-      std::fprintf(stderr, "statewall gen: %s\n", err.c_str());
+      std::fprintf(stderr, "statewall gen: %s\n", e.message().c_str());
       return 2;
     }
     o.encap = *e;
   }
   for (const auto& spec : a.flows) {
-    auto p = sim::parseFlowSpec(spec, &err);
+    auto p = sim::parseFlowSpec(spec);
     if (!p) {
-      std::fprintf(stderr, "statewall gen: %s\n", err.c_str());
+      std::fprintf(stderr, "statewall gen: %s\n", p.message().c_str());
       return 2;
     }
     o.explicit_flows.push_back(*p);
@@ -117,9 +116,9 @@ int runGen(const GenArgs& a) {
   o.flows = a.random_flows;
   o.duration_s = a.duration;
   if (!a.mix.empty()) {
-    auto m = sim::parseMix(a.mix, &err);
+    auto m = sim::parseMix(a.mix);
     if (!m) {
-      std::fprintf(stderr, "statewall gen: %s\n", err.c_str());
+      std::fprintf(stderr, "statewall gen: %s\n", m.message().c_str());
       return 2;
     }
     o.mix = *m;
@@ -174,8 +173,8 @@ int runGen(const GenArgs& a) {
     }
   }
   sim::GenStats st;
-  if (!sim::writeTrace(o, a.out, &st, &err)) {
-    std::fprintf(stderr, "statewall gen: %s\n", err.c_str());
+  if (const base::Status written = sim::writeTrace(o, a.out, &st); !written.ok()) {
+    std::fprintf(stderr, "statewall gen: %s\n", written.message().c_str());
     return 2;
   }
   if (!a.quiet) {

@@ -81,9 +81,8 @@ int runPlayground(const PlaygroundArgs& a) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   sim::PlaygroundServer server(playground, so);
-  std::string err;
-  if (!server.start(&err)) {
-    std::fprintf(stderr, "statewall playground: %s\n", err.c_str());
+  if (const base::Status started = server.start(); !started.ok()) {
+    std::fprintf(stderr, "statewall playground: %s\n", started.message().c_str());
     return 2;
   }
   std::printf("statewall playground: serving %s (policy %s); Ctrl-C stops it\n",

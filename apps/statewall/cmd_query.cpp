@@ -19,6 +19,8 @@
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/exemption.hpp"
+#include "statewall/rules/vocab.hpp"
+#include "statewall/rules/vocab_json.hpp"
 #include "statewall/sim/query_analysis.hpp"
 
 namespace statewall::cli {
@@ -44,8 +46,7 @@ std::string protoStr(uint8_t p) {
 }
 
 std::string endpointStr(const IpAddr& a, std::optional<uint16_t> port) {
-  if (!port) return a.str();
-  return a.isV4() ? fmt::format("{}:{}", a.str(), *port) : fmt::format("[{}]:{}", a.str(), *port);
+  return port ? rules::endpointText(a, *port) : a.str();
 }
 
 std::string flowStr(const Flow5& f) {
@@ -74,8 +75,7 @@ nlohmann::ordered_json flowJson(const Flow5& f) {
 
 std::string ruleStr(const CompiledPolicy& cp, rules::RuleId id) {
   const rules::RuleInfo& r = cp.rule(id);
-  std::string s =
-      fmt::format("{} {} rule {}: {}", r.group_name, rules::directionName(r.dir), r.index, r.text);
+  std::string s = rules::ruleLabelWords(r) + ": " + r.text;
   if (!r.description.empty()) s += fmt::format(" ({})", r.description);
   if (!r.loc.file.empty()) s += fmt::format(" [{}]", r.loc.str());
   return s;
@@ -83,12 +83,10 @@ std::string ruleStr(const CompiledPolicy& cp, rules::RuleId id) {
 
 nlohmann::ordered_json ruleJson(const CompiledPolicy& cp, rules::RuleId id) {
   const rules::RuleInfo& r = cp.rule(id);
-  return {{"group", r.group_name},
-          {"direction", rules::directionName(r.dir)},
-          {"index", r.index},
-          {"text", r.text},
-          {"description", r.description},
-          {"location", r.loc.file.empty() ? "" : r.loc.str()}};
+  auto j = rules::ruleJson<nlohmann::ordered_json>(r);
+  j["description"] = r.description;
+  j["location"] = r.loc.file.empty() ? "" : r.loc.str();
+  return j;
 }
 
 // "network ACL public-acl inbound: allow by rule 110: 110 allow tcp 443 from 0.0.0.0/0 [loc]"
@@ -123,10 +121,10 @@ int runQuery(const QueryArgs& a) {
   std::string text;
   for (const auto& w : a.flow_words)
     text += (text.empty() ? "" : " ") + w;
-  std::string err;
-  const std::optional<Flow5> flow = sim::parseQueryFlow(text, &err);
+  const base::Expected<Flow5> flow = sim::parseQueryFlow(text);
   if (!flow) {
-    std::fprintf(stderr, "statewall query: bad flow '%s': %s\n", text.c_str(), err.c_str());
+    std::fprintf(stderr, "statewall query: bad flow '%s': %s\n", text.c_str(),
+                 flow.message().c_str());
     return 2;
   }
   const rules::CompiledPolicyPtr policy =

@@ -103,8 +103,7 @@ class StopOnSignal {
 std::vector<rules::SourceText> readSources(const std::vector<std::string>& paths) {
   std::vector<rules::SourceText> out;
   for (const std::string& path : paths) {
-    std::string err;
-    auto text = rules::readFileCapped(path, rules::kMaxPolicyFileBytes, &err);
+    auto text = rules::readFileCapped(path, rules::kMaxPolicyFileBytes);
     if (!text) return {};
     out.push_back({path, std::move(*text)});
   }
@@ -146,15 +145,17 @@ int runReplay(const ReplayArgs& a) {
     std::string err;
     // Read here, not by Expectations::load(), so that the file has the policy files' size cap
     // and, like them, must be UTF-8 (its descriptions go into --json).
-    auto text = rules::readFileCapped(a.expect, rules::kMaxPolicyFileBytes, &err);
+    auto text = rules::readFileCapped(a.expect, rules::kMaxPolicyFileBytes);
     if (text) {
       if (auto bad = rules::utf8Error(a.expect, *text)) {
         err = bad->str();
+      } else if (auto parsed = sim::Expectations::parse(a.expect, *text)) {
+        expectations = std::move(*parsed);
       } else {
-        expectations = sim::Expectations::parse(a.expect, *text, &err);
+        err = parsed.message();
       }
     } else {
-      err = a.expect + ": error: " + err;
+      err = a.expect + ": error: " + text.message();
     }
     if (!expectations) {
       std::fprintf(stderr, "%s\n", err.c_str());

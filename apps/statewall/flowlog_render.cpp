@@ -40,13 +40,13 @@ std::string changeText(const FlowLogReport& r, long c, const std::string& note) 
 std::optional<sim::FlowLogFormat> logFormatOption(std::string_view command,
                                                   const std::string& text) {
   if (text.empty()) return sim::FlowLogFormat::defaultV2();
-  std::string err;
-  auto f = sim::FlowLogFormat::parse(text, &err);
+  auto f = sim::FlowLogFormat::parse(text);
   if (!f) {
     std::fprintf(stderr, "statewall %.*s: --format: %s\n", static_cast<int>(command.size()),
-                 command.data(), err.c_str());
+                 command.data(), f.message().c_str());
+    return std::nullopt;
   }
-  return f;
+  return std::move(*f);
 }
 
 // Flow-log times are whole seconds.

@@ -51,9 +51,8 @@ using Local = asio::local::stream_protocol;
 
 // Parses "HOST:PORT" where HOST is a loopback address, "localhost", or "[::1]".
 Status parseListen(std::string_view text, Tcp::endpoint* out) {
-  std::string err;
-  const auto hp = rules::parseHostPort(text, &err);
-  if (!hp) return Status::failure(fmt::format("control listen address {}: {}", text, err));
+  const auto hp = rules::parseHostPort(text);
+  if (!hp) return Status::failure(fmt::format("control listen address {}: {}", text, hp.message()));
   error_code ec;
   asio::ip::address addr = asio::ip::make_address(hp->host, ec);
   if (ec) return Status::failure(fmt::format("control listen address {}: bad host", text));

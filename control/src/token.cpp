@@ -21,10 +21,8 @@ std::string trim(std::string s) {
 }  // namespace
 
 Status readTokenFile(const std::string& path, std::string* token, std::string* warning) {
-  std::string error;
-  auto text =
-      rules::readFileCapped(path, kMaxTokenFileBytes, &error, "the most a token file may hold");
-  if (!text) return Status::failure(fmt::format("token file {}: {}", path, error));
+  auto text = rules::readFileCapped(path, kMaxTokenFileBytes, "the most a token file may hold");
+  if (!text) return Status::failure(fmt::format("token file {}: {}", path, text.message()));
   std::string t = trim(std::move(*text));
   if (t.size() < kMinTokenLength)
     return Status::failure(

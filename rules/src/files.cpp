@@ -14,18 +14,18 @@ std::string sizeText(size_t bytes) {
   return std::to_string(bytes) + " bytes";
 }
 
-std::optional<std::string> readFileCapped(const std::string& path, size_t max_bytes,
-                                          std::string* error, std::string_view why) {
+base::Expected<std::string> readFileCapped(const std::string& path, size_t max_bytes,
+                                           std::string_view why) {
+  using base::Status;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
-    *error = "cannot read file: it is a directory";
-    return std::nullopt;
+    return Status::failureAt(path, "cannot read file: it is a directory");
   }
   errno = 0;
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) {
-    *error = std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO);
-    return std::nullopt;
+    return Status::failureAt(
+        path, std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO));
   }
   std::string text;
   char buf[65536];
@@ -36,15 +36,15 @@ std::optional<std::string> readFileCapped(const std::string& path, size_t max_by
     if (n < want) break;
   }
   if (std::ferror(f.get())) {
-    *error = std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO);
-    return std::nullopt;
+    return Status::failureAt(
+        path, std::string("cannot read file: ") + std::strerror(errno != 0 ? errno : EIO));
   }
   if (text.size() > max_bytes) {
     std::string limit = std::to_string(max_bytes) + " bytes";
     if (sizeText(max_bytes) != limit) limit += " (" + sizeText(max_bytes) + ")";
-    *error = "the file is larger than the limit of " + limit + ": " +
-             (why.empty() ? std::string("expected a smaller file") : std::string(why));
-    return std::nullopt;
+    return Status::failureAt(
+        path, "the file is larger than the limit of " + limit + ": " +
+                  (why.empty() ? std::string("expected a smaller file") : std::string(why)));
   }
   return text;
 }

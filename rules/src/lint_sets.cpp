@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "statewall/rules/lint.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::rules {
 namespace {

@@ -396,15 +396,14 @@ LoadResult loadPolicyFiles(const std::vector<std::string>& paths) {
   Diagnostics diags;
   texts.reserve(paths.size());
   for (const auto& path : paths) {
-    std::string error;
     // plan.json#prior names plan.json (unless a file has that very name).
     std::string read_path = path;
     if (auto sel = internal::terraformSelector(path); sel && !std::filesystem::exists(path)) {
       read_path = path.substr(0, path.rfind('#'));
     }
-    auto text = readFileCapped(read_path, kMaxPolicyFileBytes, &error);
+    auto text = readFileCapped(read_path, kMaxPolicyFileBytes);
     if (!text) {
-      addError(diags, SourceLoc{path, 0, 0, {}}, std::move(error));
+      addError(diags, SourceLoc{path, 0, 0, {}}, text.message());
       continue;
     }
     texts.push_back(SourceText{path, std::move(*text)});

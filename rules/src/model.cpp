@@ -2,6 +2,7 @@
 
 #include "statewall/rules/diagnostic.hpp"
 #include "statewall/rules/policy.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::rules {
 

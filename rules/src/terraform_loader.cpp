@@ -39,6 +39,7 @@
 
 #include "json_input.hpp"
 #include "loader_internal.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::rules::internal {
 namespace {

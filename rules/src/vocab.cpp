@@ -101,22 +101,21 @@ bool parsePortRange(std::string_view s, uint16_t* lo, uint16_t* hi) {
   return true;
 }
 
-std::optional<EndpointText> splitEndpoint(std::string_view s, std::string* err) {
+base::Expected<EndpointText> splitEndpoint(std::string_view s) {
+  using base::Status;
   EndpointText e;
   e.host = s;
   if (!s.empty() && s.front() == '[') {
     const size_t close = s.find(']');
     if (close == std::string_view::npos) {
-      *err = "'" + std::string(s) + "': missing ']' after an IPv6 address";
-      return std::nullopt;
+      return Status::failure("'" + std::string(s) + "': missing ']' after an IPv6 address");
     }
     e.host = s.substr(1, close - 1);
     e.bracketed = true;
     const std::string_view rest = s.substr(close + 1);
     if (!rest.empty()) {
       if (rest.front() != ':') {
-        *err = "'" + std::string(s) + "': expected ':PORT' after ']'";
-        return std::nullopt;
+        return Status::failure("'" + std::string(s) + "': expected ':PORT' after ']'");
       }
       e.port = rest.substr(1);
       e.has_port = true;
@@ -130,18 +129,17 @@ std::optional<EndpointText> splitEndpoint(std::string_view s, std::string* err) 
   return e;
 }
 
-std::optional<HostPort> parseHostPort(std::string_view s, std::string* err) {
+base::Expected<HostPort> parseHostPort(std::string_view s) {
+  using base::Status;
   const size_t colon = s.rfind(':');
   if (colon == std::string_view::npos) {
-    *err = "expected HOST:PORT (e.g. 127.0.0.1:8080)";
-    return std::nullopt;
+    return Status::failure("expected HOST:PORT (e.g. 127.0.0.1:8080)");
   }
   std::string_view host = s.substr(0, colon);
   const std::string_view port = s.substr(colon + 1);
   uint64_t n = 0;
   if (!parseDecimal(port, 65535, &n)) {
-    *err = "bad port '" + std::string(port) + "' (0-65535)";
-    return std::nullopt;
+    return Status::failure("bad port '" + std::string(port) + "' (0-65535)");
   }
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
@@ -180,9 +178,13 @@ std::string ruleLabel(const RuleInfo& r) {
   return ruleLabel(r.group_name, r.dir, r.index);
 }
 
-std::string ruleLabelLong(const RuleInfo& r) {
+std::string ruleLabelWords(const RuleInfo& r) {
   return r.group_name + " " + std::string(directionName(r.dir)) + " rule " +
-         std::to_string(r.index) + " '" + r.text + "'";
+         std::to_string(r.index);
+}
+
+std::string ruleLabelLong(const RuleInfo& r) {
+  return ruleLabelWords(r) + " '" + r.text + "'";
 }
 
 std::string aclEntryLabel(const AclEntryInfo& e) {

@@ -16,6 +16,7 @@
 
 #include "loader_internal.hpp"
 #include "statewall/rules/loader.hpp"
+#include "statewall/rules/vocab.hpp"
 
 namespace statewall::rules::internal {
 namespace {

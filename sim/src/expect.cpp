@@ -20,8 +20,7 @@ using dataplane::Reason;
 // "*", "*:443", "10.0.0.0/8", "10.0.1.10:443", "[2001:db8::/32]:1024-65535", "2001:db8::1".
 bool parseSide(std::string_view s, std::optional<rules::Cidr>* cidr, uint16_t* lo, uint16_t* hi,
                bool* has_port) {
-  std::string ignored;
-  const auto e = splitEndpoint(s, &ignored);
+  const auto e = splitEndpoint(s);
   if (!e) return false;
   *has_port = e->has_port;
   if (e->host == "*") {
@@ -62,15 +61,13 @@ bool FlowPattern::matches(uint8_t p, const rules::IpAddr& s, const rules::IpAddr
   return true;
 }
 
-std::optional<FlowPattern> parseFlowPattern(std::string_view text, std::string* err) {
+base::Expected<FlowPattern> parseFlowPattern(std::string_view text) {
   FlowPattern f;
   f.text = std::string(text);
-  auto fail = [&](std::string msg) -> std::optional<FlowPattern> {
-    *err = fmt::format("flow pattern '{}': {}", text, msg);
-    return std::nullopt;
+  auto fail = [&](const std::string& msg) {
+    return base::Status::failure(fmt::format("flow pattern '{}': {}", text, msg));
   };
-  std::string werr;
-  auto words = splitFlow(text, &werr);
+  auto words = splitFlow(text);
   if (!words) return fail("expected PROTO SRC -> DST");
   std::vector<std::string> tok = {words->proto, words->src, "->", words->dst};
   tok.insert(tok.end(), words->rest.begin(), words->rest.end());
@@ -135,40 +132,34 @@ bool verdictHolds(const Expectation& e, Reason r) {
 
 }  // namespace detail
 
-std::optional<Expectations> Expectations::load(const std::string& path, std::string* err) {
+base::Expected<Expectations> Expectations::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *err = fmt::format("{}: cannot open: {}", path, std::strerror(errno));
-    return std::nullopt;
-  }
+  if (!in)
+    return base::Status::failure(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse(path, ss.str(), err);
+  return parse(path, ss.str());
 }
 
-std::optional<Expectations> Expectations::parse(const std::string& name, const std::string& text,
-                                                std::string* err) {
+base::Expected<Expectations> Expectations::parse(const std::string& name, const std::string& text) {
   try {
-    return parseYaml(name, text, err);
+    return parseYaml(name, text);
   } catch (const YAML::Exception& ex) {
-    *err = fmt::format("{}: {}", markStr(name, ex.mark), ex.msg);
-    return std::nullopt;
+    return base::Status::failure(fmt::format("{}: {}", markStr(name, ex.mark), ex.msg));
   }
 }
 
-std::optional<Expectations> Expectations::parseYaml(const std::string& name,
-                                                    const std::string& text, std::string* err) {
+base::Expected<Expectations> Expectations::parseYaml(const std::string& name,
+                                                     const std::string& text) {
   Expectations out;
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& ex) {
-    *err = fmt::format("{}: {}", markStr(name, ex.mark), ex.msg);
-    return std::nullopt;
+    return base::Status::failure(fmt::format("{}: {}", markStr(name, ex.mark), ex.msg));
   }
-  auto fail = [&](const YAML::Node& n, std::string msg) {
-    *err = fmt::format("{}: {}", markStr(name, n.Mark()), msg);
-    return std::nullopt;
+  auto fail = [&](const YAML::Node& n, const std::string& msg) {
+    return base::Status::failure(fmt::format("{}: {}", markStr(name, n.Mark()), msg));
   };
   if (root.IsMap()) {
     for (auto it = root.begin(); it != root.end(); ++it) {
@@ -205,9 +196,8 @@ std::optional<Expectations> Expectations::parseYaml(const std::string& name,
       } else if (key == "flow" || key == "connection") {
         ++subjects;
         if (!scalar(&s)) return fail(v, key + ": expected a flow pattern");
-        std::string perr;
-        auto pat = parseFlowPattern(s, &perr);
-        if (!pat) return fail(v, perr);
+        auto pat = parseFlowPattern(s);
+        if (!pat) return fail(v, pat.message());
         e.kind = key == "flow" ? Expectation::Kind::kFlow : Expectation::Kind::kConnection;
         e.pattern = *pat;
         e.what = key + " " + s;

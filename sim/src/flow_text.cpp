@@ -10,7 +10,7 @@
 
 namespace statewall::sim {
 
-std::optional<FlowWords> splitFlow(std::string_view text, std::string* err) {
+base::Expected<FlowWords> splitFlow(std::string_view text) {
   std::vector<std::string> tok;
   std::string cur;
   auto flush = [&] {
@@ -31,9 +31,9 @@ std::optional<FlowWords> splitFlow(std::string_view text, std::string* err) {
   }
   flush();
   if (tok.size() < 4 || tok[2] != "->") {
-    *err =
-        "expected 'PROTO SRC[:PORT] -> DST[:PORT]', e.g. 'tcp 198.51.100.7:50000 -> 10.0.1.10:443'";
-    return std::nullopt;
+    return base::Status::failure(
+        "expected 'PROTO SRC[:PORT] -> DST[:PORT]', e.g. 'tcp 198.51.100.7:50000 -> "
+        "10.0.1.10:443'");
   }
   FlowWords w;
   w.proto = std::move(tok[0]);

@@ -4,13 +4,14 @@ namespace statewall::sim::detail {
 
 bool FlowLogOutput::open(const std::string& path, bool jsonl, uint32_t interval_s,
                          std::string* err) {
-  writer_ = FlowLogWriter::open(
-      path, jsonl ? FlowLogWriter::Format::kJsonl : FlowLogWriter::Format::kText, err);
+  auto w = FlowLogWriter::open(
+      path, jsonl ? FlowLogWriter::Format::kJsonl : FlowLogWriter::Format::kText);
   interval_s_ = interval_s;
-  if (writer_ == nullptr) {
-    *err = "--flow-log " + *err;
+  if (!w) {
+    *err = "--flow-log " + w.message();
     return false;
   }
+  writer_ = std::move(*w);
   return true;
 }
 
@@ -28,7 +29,9 @@ bool FlowLogOutput::finish(std::string* err) {
   if (!writer_) return true;
   if (agg_) agg_->finish();
   ctx_.summary->flow_log_records = writer_->records();
-  return writer_->close(err);
+  const base::Status s = writer_->close();
+  if (!s.ok()) *err = s.message();
+  return s.ok();
 }
 
 }  // namespace statewall::sim::detail

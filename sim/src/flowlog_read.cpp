@@ -265,10 +265,9 @@ FlowLogReader::Result FlowLogReader::next(FlowLogRecord* out) {
     const size_t first = line.find_first_not_of(" \t");
     if (!isDigit(line[first])) {
       // A header line (S3 delivery writes one at the top of every file).
-      std::string err;
-      auto f = FlowLogFormat::parse(line, &err);
+      auto f = FlowLogFormat::parse(line);
       if (!f) {
-        fail("not a record and not a header line: " + err);
+        fail("not a record and not a header line: " + f.message());
         return Result::kError;
       }
       format_ = std::move(*f);

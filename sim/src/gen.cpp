@@ -407,8 +407,7 @@ bool parseMillis(std::string_view s, uint32_t* us) {
 
 // "A:P", "[V6]:P", "A" (port 0 and has_port false), "V6".
 bool parseEndpoint(std::string_view s, IpAddr* addr, uint16_t* port, bool* has_port) {
-  std::string ignored;
-  const auto e = splitEndpoint(s, &ignored);
+  const auto e = splitEndpoint(s);
   if (!e) return false;
   auto a = IpAddr::parse(e->host);
   if (!a) return false;
@@ -473,7 +472,8 @@ std::vector<double> GenOptions::defaultMix() {
   return m;
 }
 
-std::optional<std::vector<double>> parseMix(const std::string& text, std::string* err) {
+base::Expected<std::vector<double>> parseMix(const std::string& text) {
+  using base::Status;
   std::vector<double> m(kScenarioCount, 0.0);
   std::stringstream ss(text);
   std::string item;
@@ -481,8 +481,7 @@ std::optional<std::vector<double>> parseMix(const std::string& text, std::string
   while (std::getline(ss, item, ',')) {
     size_t eq = item.find('=');
     if (eq == std::string::npos) {
-      *err = fmt::format("mix entry '{}': expected NAME=WEIGHT", item);
-      return std::nullopt;
+      return Status::failure(fmt::format("mix entry '{}': expected NAME=WEIGHT", item));
     }
     std::string name = item.substr(0, eq);
     size_t idx = kScenarioCount;
@@ -492,33 +491,29 @@ std::optional<std::vector<double>> parseMix(const std::string& text, std::string
       std::string names;
       for (auto n : kScenarioNames)
         names += fmt::format("{}{}", names.empty() ? "" : ", ", n);
-      *err = fmt::format("mix entry '{}': unknown scenario (one of {})", item, names);
-      return std::nullopt;
+      return Status::failure(
+          fmt::format("mix entry '{}': unknown scenario (one of {})", item, names));
     }
     char* end = nullptr;
     std::string w = item.substr(eq + 1);
     double v = std::strtod(w.c_str(), &end);
     if (w.empty() || end != w.c_str() + w.size() || !(v >= 0) || !std::isfinite(v)) {
-      *err = fmt::format("mix entry '{}': weight must be a number >= 0", item);
-      return std::nullopt;
+      return Status::failure(fmt::format("mix entry '{}': weight must be a number >= 0", item));
     }
     m[idx] = v;
     total += v;
   }
   if (total <= 0) {
-    *err = "mix: at least one scenario needs a positive weight";
-    return std::nullopt;
+    return Status::failure("mix: at least one scenario needs a positive weight");
   }
   return m;
 }
 
-std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err) {
-  auto fail = [&](std::string msg) -> std::optional<FlowPlan> {
-    *err = fmt::format("flow '{}': {}", text, msg);
-    return std::nullopt;
+base::Expected<FlowPlan> parseFlowSpec(const std::string& text) {
+  auto fail = [&](const std::string& msg) {
+    return base::Status::failure(fmt::format("flow '{}': {}", text, msg));
   };
-  std::string werr;
-  auto words = splitFlow(text, &werr);
+  auto words = splitFlow(text);
   if (!words) return fail("expected KIND SRC -> DST [key=value ...]");
   std::vector<std::string> tok = {words->proto, words->src, "->", words->dst};
   tok.insert(tok.end(), words->rest.begin(), words->rest.end());
@@ -669,9 +664,9 @@ std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err)
   return p;
 }
 
-std::optional<std::vector<dataplane::EncapHeader>> parseEncapList(const std::string& text,
-                                                                  dataplane::LinkType link,
-                                                                  std::string* err) {
+base::Expected<std::vector<dataplane::EncapHeader>> parseEncapList(const std::string& text,
+                                                                   dataplane::LinkType link) {
+  using base::Status;
   using Kind = dataplane::EncapHeader::Kind;
   std::vector<dataplane::EncapHeader> out;
   std::stringstream in(text);
@@ -680,18 +675,16 @@ std::optional<std::vector<dataplane::EncapHeader>> parseEncapList(const std::str
     dataplane::EncapHeader h;
     const std::string e = dataplane::parseEncapText(item, &h);
     if (!e.empty()) {
-      *err = "--encap: " + e;
-      return std::nullopt;
+      return Status::failure("--encap: " + e);
     }
     out.push_back(h);
   }
   if (out.empty()) {
-    *err = "--encap: empty list";
-    return std::nullopt;
+    return Status::failure("--encap: empty list");
   }
   auto bad = [&](size_t i, const std::string& why) {
-    *err = fmt::format("--encap: '{}' (item {}): {}", dataplane::encapText(out[i]), i + 1, why);
-    return std::nullopt;
+    return Status::failure(
+        fmt::format("--encap: '{}' (item {}): {}", dataplane::encapText(out[i]), i + 1, why));
   };
   const bool link_has_type = link == dataplane::LinkType::kEthernet ||
                              link == dataplane::LinkType::kLinuxSll ||
@@ -1086,21 +1079,21 @@ bool TraceGenerator::stopFlow(uint64_t flow) {
   return impl_->stopped.insert(flow).second;
 }
 
-bool writeTrace(const GenOptions& options, const std::string& path, GenStats* stats,
-                std::string* err) {
+base::Status writeTrace(const GenOptions& options, const std::string& path, GenStats* stats) {
+  using base::Status;
   if (!options.encap.empty() &&
       options.encap.back().kind == dataplane::EncapHeader::Kind::kTeredo) {
     // Teredo carries IPv6: every flow must be IPv6.
     bool v4 = options.flows != 0 && options.ipv6_share < 1.0;
     for (const FlowPlan& p : options.explicit_flows)
       v4 = v4 || p.src.isV4();
-    if (v4) {
-      *err = "--encap teredo carries IPv6 only: give IPv6 flows (and --ipv6-share 1)";
-      return false;
-    }
+    if (v4)
+      return Status::failure(
+          "--encap teredo carries IPv6 only: give IPv6 flows (and --ipv6-share 1)");
   }
-  auto w = PcapWriter::open(path, dltFromLinkType(options.link), 262144, true, err);
-  if (!w) return false;
+  auto opened = PcapWriter::open(path, dltFromLinkType(options.link), 262144, true);
+  if (!opened) return opened.status();
+  std::unique_ptr<PcapWriter> w = std::move(*opened);
   TraceGenerator gen(options);
   GenPacket pkt;
   GenStats s;
@@ -1114,10 +1107,11 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
   std::unique_ptr<FlowLogWriter> flow_log;
   std::unique_ptr<FlowLogAggregator> flow_agg;
   if (!options.flow_log_path.empty() && policy) {
-    flow_log = FlowLogWriter::open(
-        options.flow_log_path,
-        options.flow_log_jsonl ? FlowLogWriter::Format::kJsonl : FlowLogWriter::Format::kText, err);
-    if (!flow_log) return false;
+    auto log = FlowLogWriter::open(options.flow_log_path, options.flow_log_jsonl
+                                                              ? FlowLogWriter::Format::kJsonl
+                                                              : FlowLogWriter::Format::kText);
+    if (!log) return log.status();
+    flow_log = std::move(*log);
     flow_agg =
         std::make_unique<FlowLogAggregator>(*policy, flow_log.get(), options.flow_log_window_s);
   }
@@ -1157,10 +1151,10 @@ bool writeTrace(const GenOptions& options, const std::string& path, GenStats* st
   if (flow_agg) {
     flow_agg->finish();
     s.flow_log_records = flow_log->records();
-    if (!flow_log->close(err)) return false;
+    if (Status closed = flow_log->close(); !closed.ok()) return closed;
   }
   if (stats != nullptr) *stats = s;
-  return w->close(err);
+  return w->close();
 }
 
 }  // namespace statewall::sim

@@ -1045,8 +1045,8 @@ TraceReader::Status TraceReader::nextNg(TracePacket* out, bool stop_at_packet) {
   }
 }
 
-std::unique_ptr<PcapWriter> PcapWriter::open(const std::string& path, int dlt, uint32_t snaplen,
-                                             bool nano, std::string* err) {
+base::Expected<std::unique_ptr<PcapWriter>> PcapWriter::open(const std::string& path, int dlt,
+                                                             uint32_t snaplen, bool nano) {
   std::unique_ptr<PcapWriter> w(new PcapWriter());
   w->path_ = path;
   w->nano_ = nano;
@@ -1055,20 +1055,19 @@ std::unique_ptr<PcapWriter> PcapWriter::open(const std::string& path, int dlt, u
       dlt, static_cast<int>(snaplen == 0 ? 262144 : snaplen),
       nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO);
   if (w->dead_ == nullptr) {
-    *err = fmt::format("{}: cannot create a pcap writer for {}", path, dltName(dlt));
-    return nullptr;
+    return base::Status::failure(
+        fmt::format("{}: cannot create a pcap writer for {}", path, dltName(dlt)));
   }
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) {
-    *err = fmt::format("{}: cannot create: {}", path, std::strerror(errno));
-    return nullptr;
+    return base::Status::failure(fmt::format("{}: cannot create: {}", path, std::strerror(errno)));
   }
   std::setvbuf(f, nullptr, _IOFBF, kWriteBuffer);
   w->dumper_ = pcap_dump_fopen(w->dead_, f);
   if (w->dumper_ == nullptr) {
-    *err = fmt::format("{}: {}", path, pcap_geterr(w->dead_));
+    std::string why = fmt::format("{}: {}", path, pcap_geterr(w->dead_));
     std::fclose(f);
-    return nullptr;
+    return base::Status::failure(std::move(why));
   }
   w->file_ = f;
   return w;
@@ -1087,15 +1086,14 @@ void put16le(std::vector<uint8_t>& b, uint16_t v) {
 
 }  // namespace
 
-std::unique_ptr<PcapWriter> PcapWriter::openNg(const std::string& path, std::string* err) {
+base::Expected<std::unique_ptr<PcapWriter>> PcapWriter::openNg(const std::string& path) {
   std::unique_ptr<PcapWriter> w(new PcapWriter());
   w->path_ = path;
   w->nano_ = true;
   w->ng_ = true;
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) {
-    *err = fmt::format("{}: cannot create: {}", path, std::strerror(errno));
-    return nullptr;
+    return base::Status::failure(fmt::format("{}: cannot create: {}", path, std::strerror(errno)));
   }
   std::setvbuf(f, nullptr, _IOFBF, kWriteBuffer);
   w->file_ = f;
@@ -1114,8 +1112,7 @@ std::unique_ptr<PcapWriter> PcapWriter::openNg(const std::string& path, std::str
 }
 
 PcapWriter::~PcapWriter() {
-  std::string ignored;
-  close(&ignored);
+  (void)close();
   if (dead_ != nullptr) pcap_close(dead_);
 }
 
@@ -1173,32 +1170,32 @@ void PcapWriter::write(uint64_t ts_ns, const uint8_t* data, uint32_t caplen, uin
   ++packets_;
 }
 
-bool PcapWriter::close(std::string* err) {
+base::Status PcapWriter::close() {
+  using base::Status;
   if (ng_) {
-    if (file_ == nullptr) return true;
+    if (file_ == nullptr) return Status::success();
     const bool ok = std::fflush(file_) == 0 && std::ferror(file_) == 0;
     const int saved = errno;
     const bool closed = std::fclose(file_) == 0;
     file_ = nullptr;
-    if (!ok || !closed) *err = fmt::format("{}: write failed: {}", path_, std::strerror(saved));
-    return ok && closed;
+    if (!ok || !closed)
+      return Status::failure(fmt::format("{}: write failed: {}", path_, std::strerror(saved)));
+    return Status::success();
   }
-  if (dumper_ == nullptr) return true;
-  bool ok = pcap_dump_flush(dumper_) == 0 && std::ferror(file_) == 0;
-  int saved = errno;
+  if (dumper_ == nullptr) return Status::success();
+  const bool ok = pcap_dump_flush(dumper_) == 0 && std::ferror(file_) == 0;
+  const int saved = errno;
   pcap_dump_close(dumper_);  // fcloses file_
   dumper_ = nullptr;
   file_ = nullptr;
-  if (!ok) {
-    *err = fmt::format("{}: write failed: {}", path_, std::strerror(saved));
-  } else if (refused_ > 0) {
-    *err = fmt::format(
-        "{}: {} packets of link type {} were not written: a pcap file holds packets "
-        "of one link type ({}); a pcapng file can hold them all",
-        path_, refused_, dltName(refused_dlt_), dltName(dlt_));
-    ok = false;
+  if (!ok) return Status::failure(fmt::format("{}: write failed: {}", path_, std::strerror(saved)));
+  if (refused_ > 0) {
+    return Status::failure(
+        fmt::format("{}: {} packets of link type {} were not written: a pcap file holds packets "
+                    "of one link type ({}); a pcapng file can hold them all",
+                    path_, refused_, dltName(refused_dlt_), dltName(dlt_)));
   }
-  return ok;
+  return Status::success();
 }
 
 }  // namespace statewall::sim

@@ -8,6 +8,15 @@
 #include <fmt/format.h>
 
 namespace statewall::sim::detail {
+namespace {
+
+// The std::string* methods (their caller, replay.cpp, still passes one) report a Status.
+bool reported(const base::Status& s, std::string* err) {
+  if (!s.ok()) *err = s.message();
+  return s.ok();
+}
+
+}  // namespace
 
 bool PcapSplit::check(std::string* err) const {
   for (const std::string* path : {&allowed_path_, &denied_path_}) {
@@ -22,17 +31,17 @@ bool PcapSplit::check(std::string* err) const {
   return true;
 }
 
-bool PcapSplit::openFiles(std::string* err) {
-  if (open_) return true;
+base::Status PcapSplit::openFiles() {
+  if (open_) return base::Status::success();
   open_ = true;
   for (auto [path, out] :
        {std::pair{&allowed_path_, &allowed_}, std::pair{&denied_path_, &denied_}}) {
     if (path->empty()) continue;
-    *out =
-        ng_ ? PcapWriter::openNg(*path, err) : PcapWriter::open(*path, dlt_, snaplen_, nano_, err);
-    if (!*out) return false;
+    auto w = ng_ ? PcapWriter::openNg(*path) : PcapWriter::open(*path, dlt_, snaplen_, nano_);
+    if (!w) return w.status();
+    *out = std::move(*w);
   }
-  return true;
+  return base::Status::success();
 }
 
 bool PcapSplit::openForTraces(const std::vector<std::string>& paths, std::string* err) {
@@ -50,7 +59,7 @@ bool PcapSplit::openForTraces(const std::vector<std::string>& paths, std::string
     }
     if (reader->format() == TraceFormat::kPcapNg || reader->dlt() != dlt_) ng_ = true;
   }
-  return openFiles(err);
+  return reported(openFiles(), err);
 }
 
 bool PcapSplit::openForFrames(const std::vector<Frame>& frames, std::string* err) {
@@ -59,7 +68,7 @@ bool PcapSplit::openForFrames(const std::vector<Frame>& frames, std::string* err
   nano_ = true;
   for (const auto& f : frames)
     if (f.link != frames.front().link) ng_ = true;
-  return openFiles(err);
+  return reported(openFiles(), err);
 }
 
 void PcapSplit::packetsJudged(const JudgedBurst& b) {
@@ -73,12 +82,12 @@ void PcapSplit::packetsJudged(const JudgedBurst& b) {
 bool PcapSplit::finish(std::string* err) {
   bool ok = true;
   // Files that never saw a trace still become valid (empty) captures.
-  if (!open_ && !openFiles(err)) ok = false;
-  std::string e;
+  if (!open_ && !reported(openFiles(), err)) ok = false;
   for (auto* w : {allowed_.get(), denied_.get()}) {
-    if (w != nullptr && !w->close(&e)) {
+    if (w == nullptr) continue;
+    if (const base::Status s = w->close(); !s.ok()) {
       ok = false;
-      *err = e;
+      *err = s.message();
     }
   }
   return ok;

@@ -32,7 +32,7 @@ class PcapSplit final : public ReplayObserver {
   bool finish(std::string* err) override;
 
  private:
-  bool openFiles(std::string* err);
+  base::Status openFiles();
 
   std::string allowed_path_, denied_path_;
   std::unique_ptr<PcapWriter> allowed_, denied_;

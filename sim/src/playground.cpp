@@ -29,6 +29,7 @@
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/load_compile.hpp"
 #include "statewall/rules/loader.hpp"
+#include "statewall/rules/vocab.hpp"
 #include "statewall/sim/explain.hpp"
 #include "statewall/sim/flow_text.hpp"
 #include "statewall/sim/gen.hpp"
@@ -216,10 +217,9 @@ bool framesFromFlows(const Json& flows, const PlaygroundLimits& lim, ScenarioFra
     }
     const std::string text = spec.get<std::string>();
     if (text.find_first_not_of(" \t") == std::string::npos) continue;
-    std::string err;
-    std::optional<FlowPlan> plan = parseFlowSpec(text, &err);
+    auto plan = parseFlowSpec(text);
     if (!plan) {
-      *f = {400, "bad scenario", fmt::format("flow {}: {}", line, err)};
+      *f = {400, "bad scenario", fmt::format("flow {}: {}", line, plan.message())};
       return false;
     }
     opt.explicit_flows.push_back(*plan);

@@ -53,30 +53,24 @@ Response jsonError(http::status status, std::string_view error, std::string_view
   return res;
 }
 
-// "HOST:PORT", "[V6]:PORT", "localhost:PORT" -> endpoint; false with *err.
-bool parseListen(const std::string& text, bool allow_remote, Tcp::endpoint* out, std::string* err) {
-  std::string why;
-  const auto hp = rules::parseHostPort(text, &why);
-  if (!hp) {
-    *err = fmt::format("--listen {}: {}", text, why);
-    return false;
-  }
+// "HOST:PORT", "[V6]:PORT", "localhost:PORT" -> endpoint; a failure naming the address.
+base::Expected<Tcp::endpoint> parseListen(const std::string& text, bool allow_remote) {
+  using base::Status;
+  const auto hp = rules::parseHostPort(text);
+  if (!hp) return Status::failure(fmt::format("--listen {}: {}", text, hp.message()));
   const std::string& host = hp->host;
   error_code ec;
   const asio::ip::address addr = asio::ip::make_address(host, ec);
   if (ec) {
-    *err = fmt::format("--listen {}: '{}' is not an IP address", text, host);
-    return false;
+    return Status::failure(fmt::format("--listen {}: '{}' is not an IP address", text, host));
   }
   if (!addr.is_loopback() && !allow_remote) {
-    *err = fmt::format(
+    return Status::failure(fmt::format(
         "--listen {}: not a loopback address; the playground has no authentication, so anyone "
         "who can reach it could use it (add --allow-remote to serve it there anyway)",
-        text);
-    return false;
+        text));
   }
-  *out = Tcp::endpoint(addr, hp->port);
-  return true;
+  return Tcp::endpoint(addr, hp->port);
 }
 
 struct Shared {
@@ -250,25 +244,24 @@ PlaygroundServer::~PlaygroundServer() {
   stop();
 }
 
-bool PlaygroundServer::start(std::string* err) {
-  Tcp::endpoint ep;
-  if (!parseListen(impl_->shared.opt.listen, impl_->shared.opt.allow_remote, &ep, err))
-    return false;
+base::Status PlaygroundServer::start() {
+  const auto listen = parseListen(impl_->shared.opt.listen, impl_->shared.opt.allow_remote);
+  if (!listen) return listen.status();
+  const Tcp::endpoint& ep = *listen;
   error_code ec;
   impl_->acceptor.emplace(impl_->ioc);
   impl_->acceptor->open(ep.protocol(), ec);
   if (!ec) impl_->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl_->acceptor->bind(ep, ec);
   if (!ec) impl_->acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    *err = fmt::format("--listen {}: {}", impl_->shared.opt.listen, ec.message());
-    return false;
-  }
+  if (ec)
+    return base::Status::failure(
+        fmt::format("--listen {}: {}", impl_->shared.opt.listen, ec.message()));
   impl_->shared.port = impl_->acceptor->local_endpoint().port();
   impl_->accept();
   impl_->thread = std::thread([this] { impl_->ioc.run(); });
   impl_->started = true;
-  return true;
+  return base::Status::success();
 }
 
 void PlaygroundServer::stop() {

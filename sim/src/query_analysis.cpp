@@ -26,29 +26,28 @@ struct Endpoint {
   bool bracketed = false;
 };
 
-std::optional<Endpoint> parseEndpoint(std::string_view s, std::string* err) {
-  const auto e = splitEndpoint(s, err);
-  if (!e) return std::nullopt;
+base::Expected<Endpoint> parseEndpoint(std::string_view s) {
+  using base::Status;
+  const auto e = splitEndpoint(s);
+  if (!e) return e.status();
   Endpoint ep;
   ep.bracketed = e->bracketed;
   auto a = IpAddr::parse(e->host);
   if (!a) {
-    *err = fmt::format("'{}' is not an IPv4 or IPv6 address{}", e->host,
-                       std::count(s.begin(), s.end(), ':') > 1 && !e->bracketed
-                           ? " (write IPv6 addresses with a port in brackets: [2001:db8::1]:443)"
-                           : "");
-    return std::nullopt;
+    return Status::failure(
+        fmt::format("'{}' is not an IPv4 or IPv6 address{}", e->host,
+                    std::count(s.begin(), s.end(), ':') > 1 && !e->bracketed
+                        ? " (write IPv6 addresses with a port in brackets: [2001:db8::1]:443)"
+                        : ""));
   }
   if (e->bracketed && a->isV4()) {
-    *err = fmt::format("'{}': brackets are for IPv6 addresses", s);
-    return std::nullopt;
+    return Status::failure(fmt::format("'{}': brackets are for IPv6 addresses", s));
   }
   ep.addr = *a;
   if (e->has_port) {
     uint64_t p = 0;
     if (!parseDecimal(e->port, 65535, &p)) {
-      *err = fmt::format("'{}': the port must be a number 0..65535", s);
-      return std::nullopt;
+      return Status::failure(fmt::format("'{}': the port must be a number 0..65535", s));
     }
     ep.port = static_cast<uint16_t>(p);
   }
@@ -58,9 +57,10 @@ std::optional<Endpoint> parseEndpoint(std::string_view s, std::string* err) {
 }  // namespace
 
 // PROTO SRC[:PORT] -> DST[:PORT] [type=T[,code=C]]
-std::optional<Flow5> parseQueryFlow(std::string_view text, std::string* err) {
-  auto words = splitFlow(text, err);
-  if (!words) return std::nullopt;
+base::Expected<Flow5> parseQueryFlow(std::string_view text) {
+  using base::Status;
+  auto words = splitFlow(text);
+  if (!words) return words.status();
   std::vector<std::string> tok = {words->proto, words->src, "->", words->dst};
   tok.insert(tok.end(), words->rest.begin(), words->rest.end());
   Flow5 f;
@@ -68,40 +68,35 @@ std::optional<Flow5> parseQueryFlow(std::string_view text, std::string* err) {
   if (auto n = parseProtocol(proto)) {
     f.proto = *n;
   } else {
-    *err = fmt::format("unknown protocol '{}': expected tcp, udp, icmp, icmpv6 or a number 0..255",
-                       proto);
-    return std::nullopt;
+    return Status::failure(fmt::format(
+        "unknown protocol '{}': expected tcp, udp, icmp, icmpv6 or a number 0..255", proto));
   }
-  auto src = parseEndpoint(tok[1], err);
-  if (!src) return std::nullopt;
-  auto dst = parseEndpoint(tok[3], err);
-  if (!dst) return std::nullopt;
+  auto src = parseEndpoint(tok[1]);
+  if (!src) return src.status();
+  auto dst = parseEndpoint(tok[3]);
+  if (!dst) return dst.status();
   if (src->addr.family != dst->addr.family) {
-    *err = "the source and the destination must both be IPv4 or both IPv6";
-    return std::nullopt;
+    return Status::failure("the source and the destination must both be IPv4 or both IPv6");
   }
   f.src = src->addr;
   f.dst = dst->addr;
   const bool ports = rules::protoHasPorts(f.proto);
   for (const auto& [ep, word] : {std::pair{&*src, &tok[1]}, std::pair{&*dst, &tok[3]}}) {
     if (ports && !ep->addr.isV4() && !ep->bracketed) {
-      *err =
+      return Status::failure(
           fmt::format("'{}': write IPv6 addresses of {} flows in brackets, e.g. [2001:db8::1]:443",
-                      *word, proto);
-      return std::nullopt;
+                      *word, proto));
     }
   }
   const bool icmp = rules::protoIsIcmp(f.proto);
   if (ports) {
     if (!dst->port) {
-      *err = fmt::format("{} needs a destination port: DST:PORT", proto);
-      return std::nullopt;
+      return Status::failure(fmt::format("{} needs a destination port: DST:PORT", proto));
     }
     f.dport = *dst->port;
     f.sport = src->port.value_or(kQueryDefaultSourcePort);
   } else if (src->port || dst->port) {
-    *err = fmt::format("ports apply to tcp and udp only, not to {}", proto);
-    return std::nullopt;
+    return Status::failure(fmt::format("ports apply to tcp and udp only, not to {}", proto));
   }
   if (icmp) {
     f.icmp_type = f.proto == rules::kProtoIcmp ? 8 : 128;  // echo request unless told
@@ -113,17 +108,14 @@ std::optional<Flow5> parseQueryFlow(std::string_view text, std::string* err) {
     const std::string key = t.substr(0, eq);
     uint64_t v = 0;
     if (eq == std::string::npos || (key != "type" && key != "code")) {
-      *err = fmt::format(
-          "unexpected '{}': after the destination only type=T,code=C (ICMP) may follow", t);
-      return std::nullopt;
+      return Status::failure(fmt::format(
+          "unexpected '{}': after the destination only type=T,code=C (ICMP) may follow", t));
     }
     if (!icmp) {
-      *err = fmt::format("'{}': type and code apply to icmp and icmpv6 only", t);
-      return std::nullopt;
+      return Status::failure(fmt::format("'{}': type and code apply to icmp and icmpv6 only", t));
     }
     if (!parseDecimal(std::string_view(t).substr(eq + 1), 255, &v)) {
-      *err = fmt::format("'{}': {} must be a number 0..255", t, key);
-      return std::nullopt;
+      return Status::failure(fmt::format("'{}': {} must be a number 0..255", t, key));
     }
     (key == "type" ? f.icmp_type : f.icmp_code) = static_cast<uint8_t>(v);
   }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "statewall/base/status.hpp"
+
 namespace statewall::testing {
 
 struct Image {
@@ -24,11 +26,14 @@ inline uint32_t be32(const uint8_t* p) {
   return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
 }
 
-inline bool decodePng(const std::vector<uint8_t>& f, Image* img, std::string* err) {
+// The image, or a failure saying why it cannot be read.
+inline base::Expected<Image> decodePng(const std::vector<uint8_t>& f) {
+  using base::Status;
+  Image image;
+  Image* img = &image;
   static const uint8_t kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (f.size() < 8 || !std::equal(kSig, kSig + 8, f.begin())) {
-    *err = "not a PNG file";
-    return false;
+    return Status::failure("not a PNG file");
   }
   std::vector<uint8_t> idat;
   uint8_t depth = 0, color = 0, interlace = 0;
@@ -51,17 +56,15 @@ inline bool decodePng(const std::vector<uint8_t>& f, Image* img, std::string* er
     p += 12 + len;
   }
   if (depth != 8 || (color != 2 && color != 6) || interlace != 0) {
-    *err = "unsupported PNG: depth " + std::to_string(depth) + ", colour type " +
-           std::to_string(color) + ", interlace " + std::to_string(interlace);
-    return false;
+    return Status::failure("unsupported PNG: depth " + std::to_string(depth) + ", colour type " +
+                           std::to_string(color) + ", interlace " + std::to_string(interlace));
   }
   img->channels = color == 6 ? 4 : 3;
   const size_t stride = size_t{img->width} * img->channels;
   std::vector<uint8_t> raw((stride + 1) * img->height);
   uLongf raw_len = raw.size();
   if (uncompress(raw.data(), &raw_len, idat.data(), idat.size()) != Z_OK || raw_len != raw.size()) {
-    *err = "cannot inflate the image data";
-    return false;
+    return Status::failure("cannot inflate the image data");
   }
   img->pixels.assign(stride * img->height, 0);
   const unsigned bpp = img->channels;
@@ -93,13 +96,12 @@ inline bool decodePng(const std::vector<uint8_t>& f, Image* img, std::string* er
           break;
         }
         default:
-          *err = "bad PNG filter type";
-          return false;
+          return Status::failure("bad PNG filter type");
       }
       out[x] = static_cast<uint8_t>(v);
     }
   }
-  return true;
+  return image;
 }
 
 // Distinct colours and the share of pixels that are not near-white.

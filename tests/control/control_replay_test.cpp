@@ -89,10 +89,9 @@ Kind kindOf(const dataplane::ParsedPacket& p, bool* from_client) {
 
 std::vector<sim::Frame> makeTrace() {
   sim::GenOptions g;
-  std::string err;
   auto add = [&](const std::string& spec) {
-    auto f = sim::parseFlowSpec(spec, &err);
-    ASSERT_TRUE(f) << spec << ": " << err;
+    auto f = sim::parseFlowSpec(spec);
+    ASSERT_TRUE(f) << spec << ": " << f.message();
     g.explicit_flows.push_back(*f);
   };
   // Long connections: about 3 s of request/response rounds each.

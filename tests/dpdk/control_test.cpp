@@ -123,9 +123,8 @@ class ControlTest : public ::testing::Test {
     g.mix = sim::GenOptions::defaultMix();
     g.mix[static_cast<size_t>(sim::Scenario::kTcpIdle)] = 0;
     sim::GenStats st;
-    std::string err;
     trace_ = dir_ / "trace.pcap";
-    ASSERT_TRUE(sim::writeTrace(g, trace_, &st, &err)) << err;
+    ASSERT_EQ(sim::writeTrace(g, trace_, &st).message(), "");
     packets_ = st.packets;
     ASSERT_GT(packets_, 100u);
     socket_ = dir_ / "ctl.sock";

@@ -116,9 +116,8 @@ class FlowLogTest : public ::testing::Test {
     g.flood_packets = 100;
     g.scan_ports = scan_ports;
     sim::GenStats st;
-    std::string err;
     trace_ = dir_ / "trace.pcap";
-    ASSERT_TRUE(sim::writeTrace(g, trace_, &st, &err)) << err;
+    ASSERT_EQ(sim::writeTrace(g, trace_, &st).message(), "");
     packets_ = readPcap(trace_).size();
     ASSERT_GT(packets_, 100u);
   }

@@ -62,15 +62,14 @@ class PcapTest : public ::testing::Test {
     g.mix[static_cast<size_t>(sim::Scenario::kTcpIdle)] = 0;
     g.flood_packets = 200;
     g.scan_ports = 50;
-    std::string err;
     // Frames far longer than one mbuf: net_pcap hands them over as mbuf chains.
     auto jumbo = sim::parseFlowSpec(
-        "tcp 198.51.100.77:40777 -> 10.0.1.10:443 at=0.5 mss=8960 req=9000 resp=30000", &err);
-    ASSERT_TRUE(jumbo) << err;
+        "tcp 198.51.100.77:40777 -> 10.0.1.10:443 at=0.5 mss=8960 req=9000 resp=30000");
+    ASSERT_TRUE(jumbo) << jumbo.message();
     g.explicit_flows.push_back(*jumbo);
     sim::GenStats st;
     const std::string gen = dir_ / "gen.pcap";
-    ASSERT_TRUE(sim::writeTrace(g, gen, &st, &err)) << err;
+    ASSERT_EQ(sim::writeTrace(g, gen, &st).message(), "");
 
     frames_ = readPcap(gen);
     ASSERT_GT(frames_.size(), 1000u);

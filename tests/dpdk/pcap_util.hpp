@@ -46,15 +46,15 @@ inline std::vector<Frame> readPcap(const std::string& path) {
 // Writes frames to an Ethernet pcap, 1 ms apart from `start_ns`.
 inline void writePcap(const std::string& path, const std::vector<Frame>& frames,
                       uint64_t start_ns = 1700000000ull * 1000000000ull) {
-  std::string err;
-  auto w = sim::PcapWriter::open(path, 1 /* DLT_EN10MB */, 262144, true, &err);
-  ASSERT_TRUE(w) << err;
+  auto w_opened = sim::PcapWriter::open(path, 1 /* DLT_EN10MB */, 262144, true);
+  ASSERT_TRUE(w_opened) << w_opened.message();
+  auto w = std::move(*w_opened);
   uint64_t ts = start_ns;
   for (const Frame& f : frames) {
     w->write(ts, f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()));
     ts += 1000000;
   }
-  ASSERT_TRUE(w->close(&err)) << err;
+  ASSERT_EQ(w->close().message(), "");
 }
 
 }  // namespace statewall::dpdk_test

@@ -114,10 +114,9 @@ class FloodTest : public ::testing::Test {
     writeText(policy_, kPolicy);
     sim::GenOptions g;
     g.seed = 14;
-    std::string err;
     auto add = [&](const std::string& spec) {
-      auto f = sim::parseFlowSpec(spec, &err);
-      ASSERT_TRUE(f) << spec << ": " << err;
+      auto f = sim::parseFlowSpec(spec);
+      ASSERT_TRUE(f) << spec << ": " << f.message();
       g.explicit_flows.push_back(*f);
     };
     for (unsigned i = 0; i < kEstablished; ++i) {
@@ -135,7 +134,7 @@ class FloodTest : public ::testing::Test {
     }
     trace_ = dir_ / "flood.pcap";
     sim::GenStats st;
-    ASSERT_TRUE(sim::writeTrace(g, trace_, &st, &err)) << err;
+    ASSERT_EQ(sim::writeTrace(g, trace_, &st).message(), "");
     frames_ = readPcap(trace_);
     input_ = tally(frames_);
     ASSERT_EQ(input_.flood, kFloodPps * kFloodSeconds);

@@ -90,8 +90,7 @@ class KernelDiff : public ::testing::Test {
     CPU_SET(static_cast<unsigned>(::sched_getcpu()), &set);
     ::sched_setaffinity(0, sizeof set, &set);
     lab_ = new Lab();
-    std::string err;
-    if (!lab_->setup(&err)) setup_error_ = err;
+    if (const Status st = lab_->setup(); !st.ok()) setup_error_ = st.message();
   }
   static void TearDownTestSuite() {
     delete lab_;
@@ -113,9 +112,8 @@ class KernelDiff : public ::testing::Test {
     ASSERT_TRUE(nft.ok()) << nft.errors[0];
     ASSERT_TRUE(nft.warnings.empty())
         << "the test's policies must have no untracked flows: " << nft.warnings[0];
-    std::string err;
-    ASSERT_TRUE(lab_->load(nft.ruleset, sim::conntrackSysctls(compiled.policy->timeouts()), &err))
-        << err;
+    ASSERT_EQ(lab_->load(nft.ruleset, sim::conntrackSysctls(compiled.policy->timeouts())).message(),
+              "");
     *out = compiled.policy;
   }
 
@@ -123,7 +121,10 @@ class KernelDiff : public ::testing::Test {
   bool run(const rules::CompiledPolicyPtr& policy, const std::vector<Item>& items, Outcome* out,
            std::string* err) {
     *out = {};
-    if (!lab_->flushConntrack(err)) return false;
+    if (const Status st = lab_->flushConntrack(); !st.ok()) {
+      *err = st.message();
+      return false;
+    }
     std::vector<sim::Frame> frames;
     uint64_t last = wallNs();
     for (size_t i = 0; i < items.size(); ++i) {
@@ -137,7 +138,10 @@ class KernelDiff : public ::testing::Test {
       dataplane::Bytes frame = it.frame;
       uint64_t ts = 0;
       bool fwd = false;
-      if (!lab_->inject(it.side, &frame, &ts, &fwd, err)) return false;
+      if (const Status st = lab_->inject(it.side, &frame, &ts, &fwd); !st.ok()) {
+        *err = st.message();
+        return false;
+      }
       last = ts;
       frames.push_back({ts, std::move(frame)});
       out->item.push_back(i);
@@ -281,16 +285,16 @@ void save(uint64_t seed, const std::string& yaml, const Outcome& o) {
   const char* dir = std::getenv("STATEWALL_KERNEL_DIFF_SAVE");
   if (dir == nullptr || *dir == '\0') return;
   const std::string base = std::string(dir) + "/seed-" + std::to_string(seed);
-  std::string err;
-  auto w = sim::PcapWriter::open(base + ".pcap", 1, 65535, true, &err);
-  if (!w) {
-    ADD_FAILURE() << err;
+  auto opened = sim::PcapWriter::open(base + ".pcap", 1, 65535, true);
+  if (!opened) {
+    ADD_FAILURE() << opened.message();
     return;
   }
+  std::unique_ptr<sim::PcapWriter> w = std::move(*opened);
   for (const auto& f : o.frames)
     w->write(f.ts_ns, f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
              static_cast<uint32_t>(f.bytes.size()));
-  if (!w->close(&err)) ADD_FAILURE() << err;
+  if (const auto closed = w->close(); !closed.ok()) ADD_FAILURE() << closed.message();
   FILE* y = std::fopen((base + ".yaml").c_str(), "w");
   if (y == nullptr) return;
   std::fputs(yaml.c_str(), y);

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <tuple>
 
 #include "common/run_command.hpp"
 
@@ -39,14 +40,14 @@ uint64_t wallNs() {
 // Runs fn() with the calling thread in namespace `ns` (a name under /run/netns), then returns to
 // the thread's own namespace. Sockets made inside stay in `ns`.
 template <class Fn>
-bool inNamespace(const std::string& ns, std::string* err, Fn fn) {
+Status inNamespace(const std::string& ns, Fn fn) {
   const int self = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   const int target = ::open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-  bool ok = self >= 0 && target >= 0 && ::setns(target, CLONE_NEWNET) == 0;
-  if (!ok) {
-    *err = "cannot enter namespace " + ns + ": " + std::strerror(errno);
+  Status st;
+  if (self < 0 || target < 0 || ::setns(target, CLONE_NEWNET) != 0) {
+    st = Status::failure("cannot enter namespace " + ns + ": " + std::strerror(errno));
   } else {
-    ok = fn();
+    st = fn();
     if (::setns(self, CLONE_NEWNET) != 0) {
       std::fprintf(stderr, "cannot return to the test's namespace: %s\n", std::strerror(errno));
       std::abort();
@@ -54,7 +55,7 @@ bool inNamespace(const std::string& ns, std::string* err, Fn fn) {
   }
   if (self >= 0) ::close(self);
   if (target >= 0) ::close(target);
-  return ok;
+  return st;
 }
 
 void fixIpv4(Bytes& f, uint16_t id) {
@@ -115,28 +116,26 @@ std::string Lab::unsupported() {
   return "";
 }
 
-bool Lab::sh(const std::string& cmd, std::string* err) {
+Status Lab::sh(const std::string& cmd) {
   const auto r = testing::runShell(cmd);
-  if (r.exit_code == 0) return true;
-  *err = "`" + cmd + "` failed (" + std::to_string(r.exit_code) + "): " + r.err;
-  return false;
+  if (r.exit_code == 0) return Status::success();
+  return Status::failure("`" + cmd + "` failed (" + std::to_string(r.exit_code) + "): " + r.err);
 }
 
-bool Lab::readMac(const std::string& ns, const std::string& dev, MacAddr* mac, std::string* err) {
+Status Lab::readMac(const std::string& ns, const std::string& dev, MacAddr* mac) {
   const auto r =
       testing::runShell("ip netns exec " + ns + " cat /sys/class/net/" + dev + "/address");
   unsigned b[6];
   if (r.exit_code != 0 || std::sscanf(r.out.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2],
                                       &b[3], &b[4], &b[5]) != 6) {
-    *err = "cannot read the MAC address of " + dev + " in " + ns + ": " + r.err;
-    return false;
+    return Status::failure("cannot read the MAC address of " + dev + " in " + ns + ": " + r.err);
   }
   for (int i = 0; i < 6; ++i)
     (*mac)[i] = static_cast<uint8_t>(b[i]);
-  return true;
+  return Status::success();
 }
 
-bool Lab::setup(std::string* err) {
+Status Lab::setup() {
   created_ = true;
   const std::string& c = ns_[kClient];
   const std::string& s = ns_[kServer];
@@ -173,12 +172,12 @@ bool Lab::setup(std::string* err) {
                                 std::pair{s, veth_[2]}, std::pair{r, veth_[3]}})
     cmds.push_back(in(ns, "ip link set " + dev + " up"));
   for (const auto& cmd : cmds)
-    if (!sh(cmd, err)) return false;
-  if (!readMac(c, veth_[0], &host_mac_[kClient], err) ||
-      !readMac(s, veth_[2], &host_mac_[kServer], err) ||
-      !readMac(r, veth_[1], &router_mac_[kClient], err) ||
-      !readMac(r, veth_[3], &router_mac_[kServer], err))
-    return false;
+    if (Status st = sh(cmd); !st.ok()) return st;
+  for (const auto& [ns, dev, mac] : {std::tuple{&c, &veth_[0], &host_mac_[kClient]},
+                                     std::tuple{&s, &veth_[2], &host_mac_[kServer]},
+                                     std::tuple{&r, &veth_[1], &router_mac_[kClient]},
+                                     std::tuple{&r, &veth_[3], &router_mac_[kServer]}})
+    if (Status st = readMac(*ns, *dev, mac); !st.ok()) return st;
   auto mac = [](const MacAddr& m) {
     char b[18];
     std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
@@ -186,26 +185,27 @@ bool Lab::setup(std::string* err) {
   };
   for (Side side : {kClient, kServer})
     for (const auto& a : sideAddresses(side))
-      if (!sh(in(r, "ip neigh replace " + a + " lladdr " + mac(host_mac_[side]) + " dev " +
-                        veth_[side == kClient ? 1 : 3] + " nud permanent"),
-              err))
-        return false;
-  if (!openSocket(kClient, err) || !openSocket(kServer, err)) return false;
-  return inNamespace(r, err, [&] {
+      if (Status st = sh(in(r, "ip neigh replace " + a + " lladdr " + mac(host_mac_[side]) +
+                                   " dev " + veth_[side == kClient ? 1 : 3] + " nud permanent"));
+          !st.ok())
+        return st;
+  for (Side side : {kClient, kServer})
+    if (Status st = openSocket(side); !st.ok()) return st;
+  return inNamespace(r, [&] {
     ct_fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-    if (ct_fd_ < 0) *err = std::string("ctnetlink socket: ") + std::strerror(errno);
-    return ct_fd_ >= 0;
+    if (ct_fd_ < 0)
+      return Status::failure(std::string("ctnetlink socket: ") + std::strerror(errno));
+    return Status::success();
   });
 }
 
-bool Lab::openSocket(Side s, std::string* err) {
+Status Lab::openSocket(Side s) {
   const std::string dev = veth_[s == kClient ? 0 : 2];
-  return inNamespace(ns_[s], err, [&] {
+  return inNamespace(ns_[s], [&] {
     fd_[s] = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
     ifindex_[s] = static_cast<int>(::if_nametoindex(dev.c_str()));
     if (fd_[s] < 0 || ifindex_[s] == 0) {
-      *err = "AF_PACKET socket on " + dev + ": " + std::strerror(errno);
-      return false;
+      return Status::failure("AF_PACKET socket on " + dev + ": " + std::strerror(errno));
     }
     const int one = 1;
     ::setsockopt(fd_[s], SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
@@ -216,15 +216,14 @@ bool Lab::openSocket(Side s, std::string* err) {
     sll.sll_protocol = htons(ETH_P_ALL);
     sll.sll_ifindex = ifindex_[s];
     if (::bind(fd_[s], reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
-      *err = "bind AF_PACKET to " + dev + ": " + std::strerror(errno);
-      return false;
+      return Status::failure("bind AF_PACKET to " + dev + ": " + std::strerror(errno));
     }
-    return true;
+    return Status::success();
   });
 }
 
-bool Lab::load(const std::string& ruleset,
-               const std::vector<std::pair<std::string, uint32_t>>& sysctls, std::string* err) {
+Status Lab::load(const std::string& ruleset,
+                 const std::vector<std::pair<std::string, uint32_t>>& sysctls) {
   // The sentinels: accepted ahead of the policy's rules and never tracked.
   const std::string sentinels = std::string("{ ") + kSentinel[0] + ", " + kSentinel[1] + " }";
   const std::string text = "flush ruleset\n" + ruleset +
@@ -235,16 +234,15 @@ bool Lab::load(const std::string& ruleset,
                            sentinels + " accept\n";
   const auto r = testing::runShell("ip netns exec " + ns_[2] + " nft -f -", text);
   if (r.exit_code != 0) {
-    *err = "nft -f rejected the ruleset: " + r.err + "\n" + text;
-    return false;
+    return Status::failure("nft -f rejected the ruleset: " + r.err + "\n" + text);
   }
   std::string cmd = "ip netns exec " + ns_[2] + " sysctl -qw";
   for (const auto& [k, v] : sysctls)
     cmd += " " + k + "=" + std::to_string(v);
-  return sh(cmd, err);
+  return sh(cmd);
 }
 
-bool Lab::flushConntrack(std::string* err) {
+Status Lab::flushConntrack() {
   struct {
     nlmsghdr nh;
     nfgenmsg nf;
@@ -256,28 +254,24 @@ bool Lab::flushConntrack(std::string* err) {
   req.nf.nfgen_family = AF_INET;
   req.nf.version = NFNETLINK_V0;
   if (::send(ct_fd_, &req, sizeof req, 0) != static_cast<ssize_t>(sizeof req)) {
-    *err = std::string("ctnetlink flush: ") + std::strerror(errno);
-    return false;
+    return Status::failure(std::string("ctnetlink flush: ") + std::strerror(errno));
   }
   alignas(nlmsghdr) char buf[4096];
   pollfd p{ct_fd_, POLLIN, 0};
   if (::poll(&p, 1, 5000) != 1) {
-    *err = "ctnetlink flush: no answer";
-    return false;
+    return Status::failure("ctnetlink flush: no answer");
   }
   const ssize_t n = ::recv(ct_fd_, buf, sizeof buf, 0);
   const auto* nh = reinterpret_cast<const nlmsghdr*>(buf);
   if (n < static_cast<ssize_t>(sizeof(nlmsghdr) + sizeof(nlmsgerr)) ||
       nh->nlmsg_type != NLMSG_ERROR) {
-    *err = "ctnetlink flush: unexpected answer";
-    return false;
+    return Status::failure("ctnetlink flush: unexpected answer");
   }
   const auto* e = reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(nh));
   if (e->error != 0) {
-    *err = std::string("ctnetlink flush: ") + std::strerror(-e->error);
-    return false;
+    return Status::failure(std::string("ctnetlink flush: ") + std::strerror(-e->error));
   }
-  return true;
+  return Status::success();
 }
 
 bool Lab::drainUntil(Side s, uint16_t id, uint16_t sentinel_id, bool* seen) {
@@ -296,7 +290,7 @@ bool Lab::drainUntil(Side s, uint16_t id, uint16_t sentinel_id, bool* seen) {
   return false;
 }
 
-bool Lab::inject(Side side, Bytes* frame_io, uint64_t* sent_ns, bool* forwarded, std::string* err) {
+Status Lab::inject(Side side, Bytes* frame_io, uint64_t* sent_ns, bool* forwarded) {
   auto nextId = [&] {
     if (next_id_ == 0) ++next_id_;
     return next_id_++;
@@ -324,15 +318,14 @@ bool Lab::inject(Side side, Bytes* frame_io, uint64_t* sent_ns, bool* forwarded,
   for (const Bytes* f : {&frame, &sentinel}) {
     if (::sendto(fd_[side], f->data(), f->size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) !=
         static_cast<ssize_t>(f->size())) {
-      *err = std::string("sendto: ") + std::strerror(errno);
-      return false;
+      return Status::failure(std::string("sendto: ") + std::strerror(errno));
     }
   }
   if (!drainUntil(other, id, sid, forwarded)) {
-    *err = "the sentinel sent after the packet did not cross the router within 5 s";
-    return false;
+    return Status::failure(
+        "the sentinel sent after the packet did not cross the router within 5 s");
   }
-  return true;
+  return Status::success();
 }
 
 }  // namespace statewall::kerneltest

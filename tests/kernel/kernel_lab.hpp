@@ -16,9 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "statewall/base/status.hpp"
 #include "statewall/dataplane/packet_builder.hpp"
 
 namespace statewall::kerneltest {
+
+using base::Status;
 
 enum Side : uint8_t { kClient = 0, kServer = 1 };
 
@@ -39,22 +42,21 @@ class Lab {
   // no nftables or conntrack in a namespace. Probes with a namespace of its own.
   static std::string unsupported();
 
-  // Builds the namespaces; false with *err on failure.
-  bool setup(std::string* err);
+  // Builds the namespaces; a failure saying which step failed.
+  Status setup();
   // Replaces the router's ruleset with `ruleset` (nft -f text) plus the sentinel's exemptions,
-  // and sets the conntrack sysctls. false with *err.
-  bool load(const std::string& ruleset,
-            const std::vector<std::pair<std::string, uint32_t>>& sysctls, std::string* err);
-  // Empties the router's connection table (ctnetlink). false with *err.
-  bool flushConntrack(std::string* err);
+  // and sets the conntrack sysctls.
+  Status load(const std::string& ruleset,
+              const std::vector<std::pair<std::string, uint32_t>>& sysctls);
+  // Empties the router's connection table (ctnetlink).
+  Status flushConntrack();
 
   // Sends `*frame` (Ethernet) out of `side`'s veth towards the router and reports whether the
   // router forwarded it to the other side. The frame is changed to what was sent: the MACs of the
   // veths, and an IPv4 identification unique in the run (checksum fixed). *sent_ns is the
-  // wall-clock time just before sending. false with *err when the sentinel did not come through
-  // (lab broken).
-  bool inject(Side side, dataplane::Bytes* frame, uint64_t* sent_ns, bool* forwarded,
-              std::string* err);
+  // wall-clock time just before sending. A failure when the sentinel did not come through (lab
+  // broken).
+  Status inject(Side side, dataplane::Bytes* frame, uint64_t* sent_ns, bool* forwarded);
 
   // The MAC addresses the frames of each side must carry as destination (the router's veth).
   const dataplane::MacAddr& routerMac(Side s) const { return router_mac_[s]; }
@@ -63,10 +65,9 @@ class Lab {
   std::string routerNs() const { return ns_[2]; }
 
  private:
-  bool sh(const std::string& cmd, std::string* err);
-  bool readMac(const std::string& ns, const std::string& dev, dataplane::MacAddr* mac,
-               std::string* err);
-  bool openSocket(Side s, std::string* err);
+  Status sh(const std::string& cmd);
+  Status readMac(const std::string& ns, const std::string& dev, dataplane::MacAddr* mac);
+  Status openSocket(Side s);
   // Reads frames arriving at side `s` until the sentinel with IP id `sentinel_id`; *seen when the
   // frame with `id` arrived first. false when the sentinel does not arrive within the bound.
   bool drainUntil(Side s, uint16_t id, uint16_t sentinel_id, bool* seen);

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <random>
 
+#include "statewall/rules/vocab.hpp"
+
 namespace statewall::kerneltest {
 namespace {
 
@@ -213,10 +215,7 @@ class FlowBuilder {
   }
 
   static std::string flagText(uint8_t f) {
-    std::string s;
-    const char* names = "FSRPAUEC";
-    for (int i = 0; i < 8; ++i)
-      if (f & (1 << i)) s += names[i];
+    const std::string s = rules::tcpFlagLetters(f);
     return s.empty() ? "none" : s;
   }
 

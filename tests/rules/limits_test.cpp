@@ -187,13 +187,17 @@ TEST(FileSize, ReadFileCappedStopsAtTheCap) {
                     ("statewall_limits_" +
                      std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + ".txt");
   std::ofstream(path) << "0123456789";
-  std::string err;
-  EXPECT_EQ(readFileCapped(path, 10, &err).value_or("none"), "0123456789");
-  EXPECT_FALSE(readFileCapped(path, 9, &err));
-  EXPECT_NE(err.find("larger than the limit of 9 bytes"), std::string::npos) << err;
+  EXPECT_EQ(readFileCapped(path, 10).value_or("none"), "0123456789");
+  auto big = readFileCapped(path, 9);
+  EXPECT_FALSE(big);
+  EXPECT_NE(big.message().find("larger than the limit of 9 bytes"), std::string::npos)
+      << big.message();
+  EXPECT_EQ(big.status().where(), path.string());
   std::filesystem::remove(path);
-  EXPECT_FALSE(readFileCapped(path, 9, &err));
-  EXPECT_NE(err.find("cannot read file: No such file"), std::string::npos) << err;
+  auto gone = readFileCapped(path, 9);
+  EXPECT_FALSE(gone);
+  EXPECT_NE(gone.message().find("cannot read file: No such file"), std::string::npos)
+      << gone.message();
 }
 
 }  // namespace

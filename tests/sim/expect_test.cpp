@@ -36,9 +36,8 @@ std::string describe(const Verdict& v) {
 }
 
 TEST(FlowPattern, Matching) {
-  std::string err;
-  auto p = parseFlowPattern("tcp 198.51.100.0/24:* -> 10.0.1.10:443", &err);
-  ASSERT_TRUE(p) << err;
+  auto p = parseFlowPattern("tcp 198.51.100.0/24:* -> 10.0.1.10:443");
+  ASSERT_TRUE(p) << p.message();
   auto a = ipAddr("198.51.100.7"), b = ipAddr("10.0.1.10"), o = ipAddr("203.0.113.1");
   EXPECT_TRUE(p->matches(6, a, b, 1234, 443, 0, 0));
   EXPECT_FALSE(p->matches(17, a, b, 1234, 443, 0, 0));
@@ -46,26 +45,26 @@ TEST(FlowPattern, Matching) {
   EXPECT_FALSE(p->matches(6, a, b, 1234, 80, 0, 0));
   EXPECT_FALSE(p->matches(6, b, a, 443, 1234, 0, 0));
 
-  auto any = parseFlowPattern("* * -> *", &err);
-  ASSERT_TRUE(any) << err;
+  auto any = parseFlowPattern("* * -> *");
+  ASSERT_TRUE(any) << any.message();
   EXPECT_TRUE(any->matches(6, a, b, 1, 2, 0, 0));
   EXPECT_TRUE(any->matches(58, ipAddr("2001:db8::1"), ipAddr("2001:db8::2"), 0, 0, 128, 0));
 
-  auto range = parseFlowPattern("udp * -> [2001:db8::/32]:1000-2000", &err);
-  ASSERT_TRUE(range) << err;
+  auto range = parseFlowPattern("udp * -> [2001:db8::/32]:1000-2000");
+  ASSERT_TRUE(range) << range.message();
   EXPECT_TRUE(range->matches(17, ipAddr("::1"), ipAddr("2001:db8::5"), 9, 1500, 0, 0));
   EXPECT_FALSE(range->matches(17, ipAddr("::1"), ipAddr("2001:db8::5"), 9, 2001, 0, 0));
   EXPECT_FALSE(range->matches(17, a, b, 9, 1500, 0, 0));
 
-  auto icmp = parseFlowPattern("icmp * -> 10.0.1.10 type=8", &err);
-  ASSERT_TRUE(icmp) << err;
+  auto icmp = parseFlowPattern("icmp * -> 10.0.1.10 type=8");
+  ASSERT_TRUE(icmp) << icmp.message();
   EXPECT_TRUE(icmp->matches(1, a, b, 0, 0, 8, 0));
   EXPECT_FALSE(icmp->matches(1, a, b, 0, 0, 0, 0));
 
   for (const char* bad : {"tcp 1.2.3.4 -> ", "tcp 1.2.3.4 5.6.7.8", "sctp * -> *",
                           "tcp 1.2.3.4:99999 -> *", "icmp * -> *:80", "tcp * -> * type=8",
                           "tcp 10.0.0.0/8 -> [::1]:1", "tcp 1.2.3.4:9-1 -> *"}) {
-    EXPECT_FALSE(parseFlowPattern(bad, &err)) << bad;
+    EXPECT_FALSE(parseFlowPattern(bad)) << bad;
   }
 }
 
@@ -88,15 +87,15 @@ TEST(Expectations, ParseErrorsNameFileLineAndColumn) {
       {"expect: [\n", "x.yaml:", ""},
   };
   for (const auto& c : cases) {
-    std::string err;
-    EXPECT_FALSE(Expectations::parse("x.yaml", c.text, &err)) << c.text;
+    auto e = Expectations::parse("x.yaml", c.text);
+    EXPECT_FALSE(e) << c.text;
+    const std::string& err = e.message();
     EXPECT_EQ(err.rfind(c.where, 0), 0u) << err;
     EXPECT_NE(err.find(c.what), std::string::npos) << err;
   }
 }
 
 TEST(Expectations, JudgesAllAnyFirstAndCount) {
-  std::string err;
   auto e = Expectations::parse("e.yaml", R"(
 expect:
   - name: https allowed
@@ -120,9 +119,8 @@ expect:
   - flow: tcp * -> 10.0.1.10:443
     verdict: allow
     count: 7
-)",
-                               &err);
-  ASSERT_TRUE(e) << err;
+)");
+  ASSERT_TRUE(e) << e.message();
   ASSERT_EQ(e->size(), 8u);
   auto syn = tcp("198.51.100.7", 40000, "10.0.1.10", 443);
   auto synack = tcp("10.0.1.10", 443, "198.51.100.7", 40000);
@@ -156,9 +154,8 @@ expect:
 }
 
 TEST(Expectations, BareListAtTopLevel) {
-  std::string err;
-  auto e = Expectations::parse("e.yaml", "- packet: 1\n  verdict: deny\n", &err);
-  ASSERT_TRUE(e) << err;
+  auto e = Expectations::parse("e.yaml", "- packet: 1\n  verdict: deny\n");
+  ASSERT_TRUE(e) << e.message();
   e->observe(1, tcp("1.2.3.4", 1, "5.6.7.8", 2), verdict(Reason::kDenyAcl), describe);
   EXPECT_TRUE(e->allPassed());
 }

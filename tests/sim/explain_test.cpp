@@ -675,10 +675,10 @@ TEST(Explain, SelectionByPacketFlowAndLimit) {
   // The context of unselected packets still counts: packet 3 is a reply on connection #1.
   EXPECT_EQ(ex[1].reason, Reason::kAllowTracked);
 
-  std::string err;
   o = ExplainOptions{};
-  o.flow = parseFlowPattern("udp 10.0.2.10 -> 8.8.8.8:53", &err);
-  ASSERT_TRUE(o.flow) << err;
+  auto flow = parseFlowPattern("udp 10.0.2.10 -> 8.8.8.8:53");
+  ASSERT_TRUE(flow) << flow.message();
+  o.flow = *flow;
   ex = explainFrames(p, frames, o);
   // The query, the ICMP error that quotes it, and both fragments of the large query (the later
   // one carries no ports: it is selected through its first fragment).
@@ -689,8 +689,9 @@ TEST(Explain, SelectionByPacketFlowAndLimit) {
   EXPECT_EQ(ex[3].index, 17u);
 
   o = ExplainOptions{};
-  o.flow = parseFlowPattern("tcp * -> 10.0.2.10:8080", &err);
-  ASSERT_TRUE(o.flow) << err;
+  flow = parseFlowPattern("tcp * -> 10.0.2.10:8080");
+  ASSERT_TRUE(flow) << flow.message();
+  o.flow = *flow;
   o.limit = 2;
   Explainer x(p, o);
   std::vector<uint64_t> got;
@@ -959,13 +960,13 @@ TEST(Explain, NamesTheLayer25HeadersAroundThePacket) {
 
   // The same frames in a trace: the explainer reads the frames' headers from the file.
   testing::TempDir dir;
-  std::string err;
-  auto w = PcapWriter::open(dir.file("t.pcap"), 1, 65535, true, &err);
-  ASSERT_TRUE(w) << err;
+  auto w_opened = PcapWriter::open(dir.file("t.pcap"), 1, 65535, true);
+  ASSERT_TRUE(w_opened) << w_opened.message();
+  auto w = std::move(*w_opened);
   for (const auto& f : frames)
     w->write(f.ts_ns, f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
              static_cast<uint32_t>(f.bytes.size()));
-  ASSERT_TRUE(w->close(&err)) << err;
+  ASSERT_EQ(w->close().message(), "");
   std::vector<PacketExplanation> ex;
   Explainer x(p, ExplainOptions{});
   ASSERT_TRUE(

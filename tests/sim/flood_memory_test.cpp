@@ -49,12 +49,10 @@ double childPeakMib(Fn fn) {
 
 std::string floodTrace(TempDir& dir) {
   GenOptions o;
-  std::string err;
   o.explicit_flows.push_back(*parseFlowSpec(
-      "flood 100.64.0.0/10 -> 10.0.1.10:22 count=" + std::to_string(kFlows) + " rate=1000000",
-      &err));
+      "flood 100.64.0.0/10 -> 10.0.1.10:22 count=" + std::to_string(kFlows) + " rate=1000000"));
   const std::string path = dir.file("flood.pcap");
-  EXPECT_TRUE(writeTrace(o, path, nullptr, &err)) << err;
+  EXPECT_EQ(writeTrace(o, path, nullptr).message(), "");
   return path;
 }
 

@@ -51,62 +51,56 @@ TEST(FlowText, ProtocolSpellingTable) {
   for (const auto& sp : statewall::testing::kProtocolSpellings) {
     EXPECT_EQ(parseProtocol(sp.text), sp.proto) << "'" << sp.text << "'";
     if (sp.text.empty() || sp.text.find(' ') != std::string_view::npos) continue;  // word syntax
-    std::string err;
-    auto pat = parseFlowPattern(std::string(sp.text) + " 10.0.0.1 -> 10.0.0.2", &err);
+    auto pat = parseFlowPattern(std::string(sp.text) + " 10.0.0.1 -> 10.0.0.2");
     if (sp.proto) {
-      ASSERT_TRUE(pat) << sp.text << ": " << err;
+      ASSERT_TRUE(pat) << sp.text << ": " << pat.message();
       EXPECT_EQ(pat->proto, *sp.proto) << sp.text;
     } else {
       EXPECT_FALSE(pat) << sp.text;
     }
   }
-  std::string err;
   for (const char* any : {"*", "any", "all", "ALL", "-1"}) {
-    auto pat = parseFlowPattern(std::string(any) + " 10.0.0.1 -> 10.0.0.2", &err);
-    ASSERT_TRUE(pat) << any << ": " << err;
+    auto pat = parseFlowPattern(std::string(any) + " 10.0.0.1 -> 10.0.0.2");
+    ASSERT_TRUE(pat) << any << ": " << pat.message();
     EXPECT_EQ(pat->proto, -1) << any;
   }
 }
 
 TEST(FlowText, Endpoint) {
-  std::string err;
-  auto e = splitEndpoint("10.0.1.10:443", &err);
+  auto e = splitEndpoint("10.0.1.10:443");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->host, "10.0.1.10");
   EXPECT_EQ(e->port, "443");
   EXPECT_TRUE(e->has_port);
   EXPECT_FALSE(e->bracketed);
 
-  e = splitEndpoint("10.0.0.0/8", &err);
+  e = splitEndpoint("10.0.0.0/8");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->host, "10.0.0.0/8");
   EXPECT_FALSE(e->has_port);
 
-  e = splitEndpoint("2001:db8::1", &err);  // bare IPv6: all host
+  e = splitEndpoint("2001:db8::1");  // bare IPv6: all host
   ASSERT_TRUE(e);
   EXPECT_EQ(e->host, "2001:db8::1");
   EXPECT_FALSE(e->has_port);
 
-  e = splitEndpoint("[2001:db8::/32]:1024-65535", &err);
+  e = splitEndpoint("[2001:db8::/32]:1024-65535");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->host, "2001:db8::/32");
   EXPECT_EQ(e->port, "1024-65535");
   EXPECT_TRUE(e->bracketed);
 
-  e = splitEndpoint("[::1]", &err);
+  e = splitEndpoint("[::1]");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->host, "::1");
   EXPECT_FALSE(e->has_port);
 
-  EXPECT_FALSE(splitEndpoint("[::1", &err));
-  EXPECT_EQ(err, "'[::1': missing ']' after an IPv6 address");
-  EXPECT_FALSE(splitEndpoint("[::1]443", &err));
-  EXPECT_EQ(err, "'[::1]443': expected ':PORT' after ']'");
+  EXPECT_EQ(splitEndpoint("[::1").message(), "'[::1': missing ']' after an IPv6 address");
+  EXPECT_EQ(splitEndpoint("[::1]443").message(), "'[::1]443': expected ':PORT' after ']'");
 }
 
 TEST(FlowText, Words) {
-  std::string err;
-  auto w = splitFlow("tcp 10.0.0.5:51514 -> 10.0.1.10:443", &err);
+  auto w = splitFlow("tcp 10.0.0.5:51514 -> 10.0.1.10:443");
   ASSERT_TRUE(w);
   EXPECT_EQ(w->proto, "tcp");
   EXPECT_EQ(w->src, "10.0.0.5:51514");
@@ -114,43 +108,44 @@ TEST(FlowText, Words) {
   EXPECT_TRUE(w->rest.empty());
 
   // No spaces around the arrow; commas separate like spaces; port ranges keep their dash.
-  w = splitFlow("icmp 10.0.0.5->10.0.1.10 type=3,code=4", &err);
+  w = splitFlow("icmp 10.0.0.5->10.0.1.10 type=3,code=4");
   ASSERT_TRUE(w);
   EXPECT_EQ(w->src, "10.0.0.5");
   EXPECT_EQ(w->dst, "10.0.1.10");
   ASSERT_EQ(w->rest.size(), 2u);
   EXPECT_EQ(w->rest[0], "type=3");
   EXPECT_EQ(w->rest[1], "code=4");
-  w = splitFlow("tcp *:1024-65535 -> [2001:db8::1]:443", &err);
+  w = splitFlow("tcp *:1024-65535 -> [2001:db8::1]:443");
   ASSERT_TRUE(w);
   EXPECT_EQ(w->src, "*:1024-65535");
   EXPECT_EQ(w->dst, "[2001:db8::1]:443");
 
-  EXPECT_FALSE(splitFlow("tcp 10.0.0.5 10.0.1.10", &err));
-  EXPECT_NE(err.find("expected 'PROTO SRC[:PORT] -> DST[:PORT]'"), std::string::npos);
-  EXPECT_FALSE(splitFlow("tcp -> 10.0.1.10:443", &err));
+  EXPECT_NE(splitFlow("tcp 10.0.0.5 10.0.1.10")
+                .message()
+                .find("expected 'PROTO SRC[:PORT] -> DST[:PORT]'"),
+            std::string::npos);
+  EXPECT_FALSE(splitFlow("tcp -> 10.0.1.10:443"));
 }
 
 // The readers agree on the shared syntax: the same flow text means the same addresses and ports.
 TEST(FlowText, ReadersAgree) {
-  std::string err;
-  auto pat = parseFlowPattern("tcp 198.51.100.7:50000->10.0.1.10:443", &err);
-  ASSERT_TRUE(pat) << err;
-  auto plan = parseFlowSpec("tcp 198.51.100.7:50000->10.0.1.10:443", &err);
-  ASSERT_TRUE(plan) << err;
+  auto pat = parseFlowPattern("tcp 198.51.100.7:50000->10.0.1.10:443");
+  ASSERT_TRUE(pat) << pat.message();
+  auto plan = parseFlowSpec("tcp 198.51.100.7:50000->10.0.1.10:443");
+  ASSERT_TRUE(plan) << plan.message();
   EXPECT_TRUE(pat->matches(6, plan->src, plan->dst, plan->sport, plan->dport, 0, 0));
   EXPECT_FALSE(pat->matches(6, plan->dst, plan->src, plan->dport, plan->sport, 0, 0));
 
-  auto v6 = parseFlowPattern("udp [2001:db8::/32]:* -> [2001:db8:1::53]:53", &err);
-  ASSERT_TRUE(v6) << err;
-  auto v6plan = parseFlowSpec("udp [2001:db8::7]:40000 -> [2001:db8:1::53]:53", &err);
-  ASSERT_TRUE(v6plan) << err;
+  auto v6 = parseFlowPattern("udp [2001:db8::/32]:* -> [2001:db8:1::53]:53");
+  ASSERT_TRUE(v6) << v6.message();
+  auto v6plan = parseFlowSpec("udp [2001:db8::7]:40000 -> [2001:db8:1::53]:53");
+  ASSERT_TRUE(v6plan) << v6plan.message();
   EXPECT_TRUE(v6->matches(17, v6plan->src, v6plan->dst, v6plan->sport, v6plan->dport, 0, 0));
 
-  EXPECT_FALSE(parseFlowPattern("tcp [::1 -> 10.0.0.1:1", &err));
-  EXPECT_FALSE(parseFlowSpec("tcp [::1 -> 10.0.0.1:1", &err));
-  EXPECT_FALSE(parseFlowSpec("tcp 10.0.0.1:70000 -> 10.0.0.2:1", &err));
-  EXPECT_FALSE(parseFlowPattern("tcp 10.0.0.1:70000 -> 10.0.0.2:1", &err));
+  EXPECT_FALSE(parseFlowPattern("tcp [::1 -> 10.0.0.1:1"));
+  EXPECT_FALSE(parseFlowSpec("tcp [::1 -> 10.0.0.1:1"));
+  EXPECT_FALSE(parseFlowSpec("tcp 10.0.0.1:70000 -> 10.0.0.2:1"));
+  EXPECT_FALSE(parseFlowPattern("tcp 10.0.0.1:70000 -> 10.0.0.2:1"));
 }
 
 }  // namespace

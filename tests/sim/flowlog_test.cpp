@@ -195,13 +195,11 @@ TEST(FlowLogRead, Version4And5EveryField) {
 }
 
 TEST(FlowLogRead, ConsoleFormatString) {
-  std::string err;
   auto f = FlowLogFormat::parse(
       "${version} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} "
       "${packets} ${bytes} ${start} ${end} ${action} ${log-status} ${flow-direction} "
-      "${some-future-field}",
-      &err);
-  ASSERT_TRUE(f) << err;
+      "${some-future-field}");
+  ASSERT_TRUE(f) << f.message();
   EXPECT_EQ(f->fields.size(), 15u);
   EXPECT_EQ(f->fields[13], FlowLogField::kFlowDirection);
   EXPECT_EQ(f->fields[14], FlowLogField::kUnknown);  // newer AWS fields are read and ignored
@@ -217,10 +215,11 @@ TEST(FlowLogRead, ConsoleFormatString) {
   EXPECT_EQ(recs[0].direction, FlowDirection::kEgress);
   EXPECT_EQ(recs[0].packets, 3u);
 
-  EXPECT_FALSE(FlowLogFormat::parse("${version} ${srcaddr}", &err));  // cannot be judged
-  EXPECT_NE(err.find("interface-id"), std::string::npos) << err;
-  EXPECT_FALSE(FlowLogFormat::parse("${version ${srcaddr}", &err));
-  EXPECT_FALSE(FlowLogFormat::parse("", &err));
+  auto unjudged = FlowLogFormat::parse("${version} ${srcaddr}");  // cannot be judged
+  EXPECT_FALSE(unjudged);
+  EXPECT_NE(unjudged.message().find("interface-id"), std::string::npos) << unjudged.message();
+  EXPECT_FALSE(FlowLogFormat::parse("${version ${srcaddr}"));
+  EXPECT_FALSE(FlowLogFormat::parse(""));
 }
 
 TEST(FlowLogRead, GzipOneAndSeveralMembers) {
@@ -343,9 +342,9 @@ TEST(FlowLogRead, FieldCuttingAndAddressesAgreeWithTheSlowPath) {
 TEST(FlowLogWrite, TextReadsBackEqual) {
   TempDir dir;
   const std::string path = dir.file("out.log");
-  std::string err;
-  auto w = FlowLogWriter::open(path, FlowLogWriter::Format::kText, &err);
-  ASSERT_NE(w, nullptr) << err;
+  auto w_opened = FlowLogWriter::open(path, FlowLogWriter::Format::kText);
+  ASSERT_TRUE(w_opened) << w_opened.message();
+  auto w = std::move(*w_opened);
   FlowLogRecord r;
   r.version = 5;
   r.account_id = "123456789012";
@@ -373,7 +372,7 @@ TEST(FlowLogWrite, TextReadsBackEqual) {
   nodata.start = 1700000000;
   nodata.end = 1700000060;
   w->write(nodata);
-  ASSERT_TRUE(w->close(&err)) << err;
+  ASSERT_EQ(w->close().message(), "");
 
   FlowLogError rerr;
   auto reader = FlowLogReader::open(path, FlowLogFormat::defaultV2(), &rerr);
@@ -403,10 +402,11 @@ TEST(FlowLogWrite, TextReadsBackEqual) {
   EXPECT_EQ(reader->next(&b), FlowLogReader::Result::kEnd);
 
   const std::string jpath = dir.file("out.jsonl");
-  auto j = FlowLogWriter::open(jpath, FlowLogWriter::Format::kJsonl, &err);
-  ASSERT_NE(j, nullptr);
+  auto j_opened = FlowLogWriter::open(jpath, FlowLogWriter::Format::kJsonl);
+  ASSERT_TRUE(j_opened) << j_opened.message();
+  auto j = std::move(*j_opened);
   j->write(r, "web outbound[0]", "allow-rule");
-  ASSERT_TRUE(j->close(&err));
+  ASSERT_TRUE(j->close().ok());
   const std::string text = testing::readText(jpath);
   EXPECT_NE(text.find("\"interface-id\":\"eni-0a1b2c3d4e5f60001\""), std::string::npos) << text;
   EXPECT_NE(text.find("\"tcp-flags\":19"), std::string::npos) << text;

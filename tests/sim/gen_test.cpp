@@ -39,19 +39,17 @@ std::vector<GenPacket> generateAll(const GenOptions& o) {
 }
 
 FlowPlan plan(const std::string& spec) {
-  std::string err;
-  auto p = parseFlowSpec(spec, &err);
-  EXPECT_TRUE(p) << err;
+  auto p = parseFlowSpec(spec);
+  EXPECT_TRUE(p) << p.message();
   return p ? *p : FlowPlan{};
 }
 
 TEST(Gen, SameSeedSameBytesOtherSeedOtherBytes) {
   TempDir dir;
-  std::string err;
   GenStats a, b, c;
-  ASSERT_TRUE(writeTrace(mixOptions(7), dir.file("a.pcap"), &a, &err)) << err;
-  ASSERT_TRUE(writeTrace(mixOptions(7), dir.file("b.pcap"), &b, &err)) << err;
-  ASSERT_TRUE(writeTrace(mixOptions(8), dir.file("c.pcap"), &c, &err)) << err;
+  ASSERT_EQ(writeTrace(mixOptions(7), dir.file("a.pcap"), &a).message(), "");
+  ASSERT_EQ(writeTrace(mixOptions(7), dir.file("b.pcap"), &b).message(), "");
+  ASSERT_EQ(writeTrace(mixOptions(8), dir.file("c.pcap"), &c).message(), "");
   auto ba = testing::readBytes(dir.file("a.pcap"));
   EXPECT_GT(a.packets, 1000u);
   EXPECT_EQ(a.flows, 300u);
@@ -217,10 +215,9 @@ TEST(Gen, IcmpErrorCanBeAimedAtTheResponder) {
     EXPECT_EQ(errors, 1u);
     EXPECT_GT(pkts.size(), 2u);
   }
-  std::string err;
-  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error-to=resp", &err));
-  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error=ptb error-to=resp reply=no", &err));
-  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error=ptb error-to=both", &err));
+  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error-to=resp"));
+  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error=ptb error-to=resp reply=no"));
+  EXPECT_FALSE(parseFlowSpec("udp 10.0.2.10 -> 8.8.8.8:53 error=ptb error-to=both"));
 }
 
 // --stop-on-deny: a flow whose SYN the policy denies stops there; an allowed flow is untouched.
@@ -255,8 +252,7 @@ interfaces:
   TempDir tmp;
   o.stop_on_deny = policy;
   GenStats st;
-  std::string err;
-  ASSERT_TRUE(writeTrace(o, tmp.file("t.pcap"), &st, &err)) << err;
+  ASSERT_EQ(writeTrace(o, tmp.file("t.pcap"), &st).message(), "");
   EXPECT_EQ(st.flows_stopped, 1u);
   std::vector<GenPacket> stopped;
   TraceError terr;
@@ -297,15 +293,15 @@ TEST(Gen, BadSpecs) {
       "udp 1.2.3.4 -> 5.6.7.8:53 at=-1",
   };
   for (const char* s : bad) {
-    std::string err;
-    EXPECT_FALSE(parseFlowSpec(s, &err)) << s;
-    EXPECT_NE(err.find(s), std::string::npos) << err;
+    auto p = parseFlowSpec(s);
+    EXPECT_FALSE(p) << s;
+    EXPECT_NE(p.message().find(s), std::string::npos) << p.message();
   }
-  std::string err;
-  EXPECT_FALSE(parseMix("tcp=1,bogus=2", &err));
-  EXPECT_NE(err.find("unknown scenario"), std::string::npos);
-  EXPECT_FALSE(parseMix("tcp=0", &err));
-  auto m = parseMix("tcp=3,udp=1", &err);
+  auto bogus = parseMix("tcp=1,bogus=2");
+  EXPECT_FALSE(bogus);
+  EXPECT_NE(bogus.message().find("unknown scenario"), std::string::npos);
+  EXPECT_FALSE(parseMix("tcp=0"));
+  auto m = parseMix("tcp=3,udp=1");
   ASSERT_TRUE(m);
   EXPECT_EQ((*m)[static_cast<size_t>(Scenario::kTcp)], 3.0);
 }
@@ -313,8 +309,7 @@ TEST(Gen, BadSpecs) {
 TEST(Gen, MixWeightsAreFollowed) {
   GenOptions o;
   o.flows = 2000;
-  std::string err;
-  o.mix = *parseMix("tcp=1,udp=1", &err);
+  o.mix = *parseMix("tcp=1,udp=1");
   o.ipv6_share = 0;
   auto pkts = generateAll(o);
   std::map<uint8_t, std::set<uint16_t>> flows_by_proto;  // proto -> client ports

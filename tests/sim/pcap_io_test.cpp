@@ -41,9 +41,9 @@ TEST(PcapIo, WriterRoundTripIsByteExactMicroAndNano) {
   TempDir dir;
   for (bool nano : {false, true}) {
     std::string path = dir.file(nano ? "n.pcap" : "u.pcap");
-    std::string err;
-    auto w = PcapWriter::open(path, DLT_EN10MB, 65535, nano, &err);
-    ASSERT_TRUE(w) << err;
+    auto w_opened = PcapWriter::open(path, DLT_EN10MB, 65535, nano);
+    ASSERT_TRUE(w_opened) << w_opened.message();
+    auto w = std::move(*w_opened);
     std::vector<std::vector<uint8_t>> frames;
     for (int i = 0; i < 50; ++i) {
       frames.push_back(frameOf(i));
@@ -51,7 +51,7 @@ TEST(PcapIo, WriterRoundTripIsByteExactMicroAndNano) {
                frames.back().data(), static_cast<uint32_t>(frames.back().size()),
                static_cast<uint32_t>(frames.back().size()) + (i == 3 ? 100 : 0));
     }
-    ASSERT_TRUE(w->close(&err)) << err;
+    ASSERT_EQ(w->close().message(), "");
 
     TraceError terr;
     auto r = TraceReader::open(path, &terr);
@@ -780,16 +780,16 @@ TEST(Pcapng, FileThatShrinksWhileMappedEndsWithAnError) {
 // The writer's pcapng: one interface per link type, read back by our reader and by libpcap.
 TEST(Pcapng, WriterMixesLinkTypes) {
   TempDir dir;
-  std::string err;
-  auto w = PcapWriter::openNg(dir.file("w.pcapng"), &err);
-  ASSERT_TRUE(w) << err;
+  auto w_opened = PcapWriter::openNg(dir.file("w.pcapng"));
+  ASSERT_TRUE(w_opened) << w_opened.message();
+  auto w = std::move(*w_opened);
   const std::vector<uint8_t> a = frameOf(1), b = reframed(frameOf(2), LinkType::kRawIp);
   w->write(1000000001, a.data(), static_cast<uint32_t>(a.size()), 1514, DLT_EN10MB);
   w->write(2000000002, b.data(), static_cast<uint32_t>(b.size()), static_cast<uint32_t>(b.size()),
            DLT_RAW);
   w->write(3000000003, a.data(), static_cast<uint32_t>(a.size()), static_cast<uint32_t>(a.size()),
            DLT_EN10MB);
-  ASSERT_TRUE(w->close(&err)) << err;
+  ASSERT_EQ(w->close().message(), "");
   TraceError terr;
   auto r = TraceReader::open(dir.file("w.pcapng"), &terr);
   ASSERT_TRUE(r) << terr.str();
@@ -801,13 +801,16 @@ TEST(Pcapng, WriterMixesLinkTypes) {
   EXPECT_EQ(got.pkts[1].ts_ns, 2000000002u);
   EXPECT_EQ(r->interfaces().size(), 2u);
   // A classic pcap holds one link type: the others are not written, and close() says so.
-  auto c = PcapWriter::open(dir.file("c.pcap"), DLT_EN10MB, 65535, true, &err);
-  ASSERT_TRUE(c) << err;
+  auto c_opened = PcapWriter::open(dir.file("c.pcap"), DLT_EN10MB, 65535, true);
+  ASSERT_TRUE(c_opened) << c_opened.message();
+  auto c = std::move(*c_opened);
   c->write(1, a.data(), static_cast<uint32_t>(a.size()), static_cast<uint32_t>(a.size()),
            DLT_EN10MB);
   c->write(2, b.data(), static_cast<uint32_t>(b.size()), static_cast<uint32_t>(b.size()), DLT_RAW);
-  EXPECT_FALSE(c->close(&err));
-  EXPECT_NE(err.find("1 packets of link type RAW"), std::string::npos) << err;
+  const base::Status closed = c->close();
+  EXPECT_FALSE(closed.ok());
+  EXPECT_NE(closed.message().find("1 packets of link type RAW"), std::string::npos)
+      << closed.message();
 }
 
 }  // namespace

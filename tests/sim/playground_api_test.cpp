@@ -81,9 +81,8 @@ std::string base64(const std::vector<uint8_t>& b) {
 // The frames `statewall gen` makes of these flow specs.
 std::vector<Frame> framesOf(const std::vector<std::string>& flows) {
   GenOptions go;
-  std::string err;
   for (const std::string& f : flows)
-    go.explicit_flows.push_back(*parseFlowSpec(f, &err));
+    go.explicit_flows.push_back(*parseFlowSpec(f));
   TraceGenerator gen(go);
   std::vector<Frame> frames;
   for (GenPacket p; gen.next(&p);)
@@ -314,9 +313,8 @@ TEST(PlaygroundApi, UploadedTraceRunsLikeTheFlowsThatMadeIt) {
   Playground pg(options(inboundOnly()));
   testing::TempDir dir;
   GenOptions go;
-  std::string err;
-  go.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7:50000 -> 10.0.1.10:443", &err));
-  ASSERT_TRUE(writeTrace(go, dir.file("t.pcap"), nullptr, &err)) << err;
+  go.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7:50000 -> 10.0.1.10:443"));
+  ASSERT_EQ(writeTrace(go, dir.file("t.pcap"), nullptr).message(), "");
   Answer a =
       post(pg, "/api/run",
            {{"policy", inboundOnly()}, {"pcap", base64(testing::readBytes(dir.file("t.pcap")))}});
@@ -475,8 +473,7 @@ class PlaygroundHttp : public ::testing::Test {
     so.listen = "127.0.0.1:0";
     so.request_timeout_ms = 2000;
     server_ = std::make_unique<PlaygroundServer>(*pg_, so);
-    std::string err;
-    ASSERT_TRUE(server_->start(&err)) << err;
+    ASSERT_EQ(server_->start().message(), "");
     port_ = server_->port();
     ASSERT_NE(port_, 0);
   }
@@ -556,24 +553,23 @@ TEST(PlaygroundServerListen, RefusesNonLoopbackWithoutAllowRemote) {
     PlaygroundServerOptions so;
     so.listen = addr;
     PlaygroundServer s(pg, so);
-    std::string err;
-    EXPECT_FALSE(s.start(&err)) << addr;
-    EXPECT_NE(err.find("--allow-remote"), std::string::npos) << err;
+    const base::Status started = s.start();
+    EXPECT_FALSE(started.ok()) << addr;
+    EXPECT_NE(started.message().find("--allow-remote"), std::string::npos) << started.message();
   }
   for (const std::string addr : {"127.0.0.1", "127.0.0.1:99999", "nohost:80"}) {
     PlaygroundServerOptions so;
     so.listen = addr;
     PlaygroundServer s(pg, so);
-    std::string err;
-    EXPECT_FALSE(s.start(&err)) << addr;
-    EXPECT_NE(err.find(addr), std::string::npos) << err;
+    const base::Status started = s.start();
+    EXPECT_FALSE(started.ok()) << addr;
+    EXPECT_NE(started.message().find(addr), std::string::npos) << started.message();
   }
   PlaygroundServerOptions so;
   so.listen = "0.0.0.0:0";
   so.allow_remote = true;
   PlaygroundServer s(pg, so);
-  std::string err;
-  EXPECT_TRUE(s.start(&err)) << err;
+  EXPECT_EQ(s.start().message(), "");
 }
 
 }  // namespace

@@ -365,9 +365,9 @@ TEST(PlaygroundBrowser, TheChapterRunsInChromium) {
                             bytes);
       }
       ++shots;
-      statewall::testing::Image img;
-      std::string perr;
-      ASSERT_TRUE(statewall::testing::decodePng(bytes, &img, &perr)) << perr;
+      auto decoded = statewall::testing::decodePng(bytes);
+      ASSERT_TRUE(decoded) << decoded.message();
+      const statewall::testing::Image& img = *decoded;
       EXPECT_GE(img.width, 1000u);
       const auto ink = statewall::testing::inkOf(img);
       // The editor, gates, tables and the state machine: many colours, a fair share of ink.

@@ -11,9 +11,8 @@ namespace statewall::sim {
 namespace {
 
 rules::Flow5 flow(const std::string& text) {
-  std::string err;
-  auto f = parseQueryFlow(text, &err);
-  EXPECT_TRUE(f) << text << ": " << err;
+  auto f = parseQueryFlow(text);
+  EXPECT_TRUE(f) << text << ": " << f.message();
   return f.value_or(rules::Flow5{});
 }
 
@@ -27,12 +26,11 @@ TEST(QueryFlow, DefaultsAndErrors) {
   rules::Flow5 t = flow("icmp 1.2.3.4 -> 10.0.1.10 type=3,code=4");
   EXPECT_EQ(t.icmp_type, 3);
   EXPECT_EQ(t.icmp_code, 4);
-  std::string err;
-  EXPECT_FALSE(parseQueryFlow("tcp 1.2.3.4 -> 10.0.1.10", &err));
-  EXPECT_EQ(err, "tcp needs a destination port: DST:PORT");
-  EXPECT_FALSE(parseQueryFlow("tcp 1.2.3.4:1 -> 2001:db8::1:443", &err));
-  EXPECT_FALSE(parseQueryFlow("udp 1.2.3.4 -> 10.0.1.10:53 type=3", &err));
-  EXPECT_EQ(err, "'type=3': type and code apply to icmp and icmpv6 only");
+  EXPECT_EQ(parseQueryFlow("tcp 1.2.3.4 -> 10.0.1.10").message(),
+            "tcp needs a destination port: DST:PORT");
+  EXPECT_FALSE(parseQueryFlow("tcp 1.2.3.4:1 -> 2001:db8::1:443"));
+  EXPECT_EQ(parseQueryFlow("udp 1.2.3.4 -> 10.0.1.10:53 type=3").message(),
+            "'type=3': type and code apply to icmp and icmpv6 only");
 }
 
 TEST(QueryReply, ReplyFlows) {

@@ -65,14 +65,12 @@ GenOptions mixed(uint64_t seed, uint64_t flows = 400) {
   o.scan_ports = 30;
   o.flood_packets = 100;
   o.idle_gap_s = 100;
-  std::string err;
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 203.0.113.5 -> 10.0.1.10:22", &err));
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 192.0.2.9 -> 10.0.1.10:443", &err));
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.2.10 -> 10.0.3.10:5432 data=3", &err));
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.1.10 -> 10.0.2.10:8080 data=2", &err));
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.1.10 -> 10.0.3.10:5432", &err));
-  o.explicit_flows.push_back(
-      *parseFlowSpec("scan 198.51.100.66 -> 10.0.1.11 ports=8000-8009", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 203.0.113.5 -> 10.0.1.10:22"));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 192.0.2.9 -> 10.0.1.10:443"));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.2.10 -> 10.0.3.10:5432 data=3"));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.1.10 -> 10.0.2.10:8080 data=2"));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 10.0.1.10 -> 10.0.3.10:5432"));
+  o.explicit_flows.push_back(*parseFlowSpec("scan 198.51.100.66 -> 10.0.1.11 ports=8000-8009"));
   return o;
 }
 
@@ -200,7 +198,7 @@ TEST(Replay, TopDeniedFlowsSurviveAFlood) {
   GenOptions o;
   std::string err;
   o.explicit_flows.push_back(
-      *parseFlowSpec("flood 100.64.0.0/10 -> 10.0.1.10:22 count=100000 rate=1000000", &err));
+      *parseFlowSpec("flood 100.64.0.0/10 -> 10.0.1.10:22 count=100000 rate=1000000"));
   auto flood = generated(o);
   ASSERT_EQ(flood.size(), 100000u);
   dataplane::TcpSpec heavy;
@@ -232,8 +230,8 @@ TEST(Replay, StatelessComparisonShowsTheRepliesARuleSetAloneWouldDrop) {
   ASSERT_TRUE(policy);
   GenOptions o;
   std::string err;
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443 data=2", &err));
-  o.explicit_flows.push_back(*parseFlowSpec("udp 198.51.100.8 -> 10.0.1.10:53 at=1", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443 data=2"));
+  o.explicit_flows.push_back(*parseFlowSpec("udp 198.51.100.8 -> 10.0.1.10:53 at=1"));
   auto frames = generated(o);
   ReplayOptions opt;
   opt.stateless = true;
@@ -268,7 +266,7 @@ TEST(Replay, DamagedTraceStopsWithTheSummaryBeforeTheDamage) {
   TempDir dir;
   std::string err;
   GenStats st;
-  ASSERT_TRUE(writeTrace(mixed(3, 50), dir.file("good.pcap"), &st, &err)) << err;
+  ASSERT_EQ(writeTrace(mixed(3, 50), dir.file("good.pcap"), &st).message(), "");
   auto bytes = testing::readBytes(dir.file("good.pcap"));
   // Cut the last record in half.
   bytes.resize(bytes.size() - 20);
@@ -306,10 +304,10 @@ TEST(Replay, TracesWithDifferentLinkTypesReplayTogether) {
   GenOptions a = mixed(1, 40), b = mixed(2, 40);
   a.start_ns = kT0;
   b.start_ns = kT0 + 30 * kSec;
-  ASSERT_TRUE(writeTrace(a, dir.file("eth-a.pcap"), nullptr, &err)) << err;
-  ASSERT_TRUE(writeTrace(b, dir.file("eth-b.pcap"), nullptr, &err)) << err;
+  ASSERT_EQ(writeTrace(a, dir.file("eth-a.pcap"), nullptr).message(), "");
+  ASSERT_EQ(writeTrace(b, dir.file("eth-b.pcap"), nullptr).message(), "");
   b.link = LinkType::kRawIp;
-  ASSERT_TRUE(writeTrace(b, dir.file("raw-b.pcap"), nullptr, &err)) << err;
+  ASSERT_EQ(writeTrace(b, dir.file("raw-b.pcap"), nullptr).message(), "");
 
   auto run = [&](const std::string& second, ReplayOptions o, std::vector<Reason>* reasons) {
     Replay r(policy, o);
@@ -416,9 +414,9 @@ TEST(Replay, PcapngWithInterfacesOfDifferentLinkTypes) {
 
   // Interleaved: packet i on interface i % 6.
   {
-    std::string err;
-    auto w = PcapWriter::open(dir.file("eth.pcap"), DLT_EN10MB, 262144, true, &err);
-    ASSERT_TRUE(w) << err;
+    auto w_opened = PcapWriter::open(dir.file("eth.pcap"), DLT_EN10MB, 262144, true);
+    ASSERT_TRUE(w_opened) << w_opened.message();
+    auto w = std::move(*w_opened);
     testing::PcapngBuilder b = builder();
     for (size_t i = 0; i < eth.size(); ++i) {
       const Frame f = reframed(eth[i], links[i % kLinks]);
@@ -426,7 +424,7 @@ TEST(Replay, PcapngWithInterfacesOfDifferentLinkTypes) {
       w->write(eth[i].ts_ns, eth[i].bytes.data(), static_cast<uint32_t>(eth[i].bytes.size()),
                static_cast<uint32_t>(eth[i].bytes.size()));
     }
-    ASSERT_TRUE(w->close(&err)) << err;
+    ASSERT_EQ(w->close().message(), "");
     testing::writeBytes(dir.file("mixed.pcapng"), b.bytes());
   }
   const Judged want = replayPaths(policy, {dir.file("eth.pcap")});
@@ -445,11 +443,11 @@ TEST(Replay, PcapngWithInterfacesOfDifferentLinkTypes) {
   {
     testing::PcapngBuilder b = builder();
     std::vector<std::unique_ptr<PcapWriter>> files;
-    std::string err;
     for (size_t k = 0; k < kLinks; ++k) {
-      files.push_back(PcapWriter::open(dir.file("part" + std::to_string(k) + ".pcap"),
-                                       dltFromLinkType(links[k]), 262144, true, &err));
-      ASSERT_TRUE(files.back()) << err;
+      auto opened = PcapWriter::open(dir.file("part" + std::to_string(k) + ".pcap"),
+                                     dltFromLinkType(links[k]), 262144, true);
+      ASSERT_TRUE(opened) << opened.message();
+      files.push_back(std::move(*opened));
     }
     for (size_t i = 0; i < eth.size(); ++i) {
       const size_t k = i * kLinks / eth.size();
@@ -460,7 +458,7 @@ TEST(Replay, PcapngWithInterfacesOfDifferentLinkTypes) {
                       static_cast<uint32_t>(f.bytes.size()));
     }
     for (auto& w : files)
-      ASSERT_TRUE(w->close(&err)) << err;
+      ASSERT_EQ(w->close().message(), "");
     testing::writeBytes(dir.file("by-link.pcapng"), b.bytes());
   }
   const Judged one = replayPaths(policy, {dir.file("by-link.pcapng")});
@@ -502,7 +500,7 @@ TEST(Replay, EveryOutputReadsBack) {
   ASSERT_TRUE(policy);
   TempDir dir;
   std::string err;
-  ASSERT_TRUE(writeTrace(mixed(9, 300), dir.file("in.pcap"), nullptr, &err)) << err;
+  ASSERT_EQ(writeTrace(mixed(9, 300), dir.file("in.pcap"), nullptr).message(), "");
   int in_dlt = 0;
   auto input = pcapFrames(dir.file("in.pcap"), &in_dlt);
   ASSERT_GT(input.size(), 1000u);
@@ -704,12 +702,11 @@ TEST(Replay, ExpectationsAreObserved) {
   reason: allow-rule
 - flow: tcp * -> 10.0.1.10:22
   verdict: allow
-)",
-                               &err);
-  ASSERT_TRUE(e) << err;
+)");
+  ASSERT_TRUE(e) << e.message();
   GenOptions o;
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443", &err));
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:22 at=1", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443"));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:22 at=1"));
   ReplayOptions opt;
   opt.expectations = &*e;
   Replay r(policy, opt);
@@ -740,7 +737,7 @@ TEST(Replay, TraceThatShrinksDuringTheRunStopsWithTheSummarySoFar) {
   TempDir dir;
   std::string err;
   const std::string path = dir.file("t.pcap");
-  ASSERT_TRUE(writeTrace(mixed(5, 400), path, nullptr, &err)) << err;
+  ASSERT_EQ(writeTrace(mixed(5, 400), path, nullptr).message(), "");
   const uint64_t size = testing::readBytes(path).size();
   const uint64_t cut = size / 2 + 3;
   uint64_t whole = 0;  // records that end at or before the cut
@@ -809,8 +806,8 @@ TEST(Replay, InvalidUtf8InPolicyNamesStillGivesValidJson) {
   TempDir dir;
   GenOptions o;
   std::string err;
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443 data=2", &err));
-  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:22", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:443 data=2"));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7 -> 10.0.1.10:22"));
   ReplayOptions opt;
   opt.verdicts_path = dir.file("v.jsonl");
   opt.connections_path = dir.file("c.jsonl");

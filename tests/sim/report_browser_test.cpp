@@ -309,9 +309,9 @@ TEST_F(ReportBrowser, ScreenshotIsNotBlank) {
   if (const char* keep = std::getenv("STATEWALL_REPORT_SCREENSHOT")) {
     testing::writeBytes(keep, bytes);  // for people: look at the page
   }
-  statewall::testing::Image img;
-  std::string err;
-  ASSERT_TRUE(statewall::testing::decodePng(bytes, &img, &err)) << err;
+  auto decoded = statewall::testing::decodePng(bytes);
+  ASSERT_TRUE(decoded) << decoded.message();
+  const statewall::testing::Image& img = *decoded;
   EXPECT_EQ(img.width, 1280u);
   EXPECT_EQ(img.height, 2000u);
   const statewall::testing::Ink ink = statewall::testing::inkOf(img);

@@ -249,8 +249,7 @@ interfaces:
   ASSERT_TRUE(policy);
   GenOptions o;
   std::string err;
-  o.explicit_flows.push_back(
-      *parseFlowSpec("tcp 198.51.100.7:40000 -> 10.0.1.10:443 data=2", &err));
+  o.explicit_flows.push_back(*parseFlowSpec("tcp 198.51.100.7:40000 -> 10.0.1.10:443 data=2"));
   TraceGenerator g(o);
   std::vector<Frame> frames;
   GenPacket p;
@@ -520,7 +519,7 @@ TEST(ReportModel, RecordsBeyondTheListedOnesAreCountedAlike) {
   g.mix.assign(kScenarioCount, 1.0);
   g.idle_gap_s = 200;
   std::string err;
-  ASSERT_TRUE(writeTrace(g, dir.file("t.pcap"), nullptr, &err)) << err;
+  ASSERT_EQ(writeTrace(g, dir.file("t.pcap"), nullptr).message(), "");
   auto build = [&](size_t listed, size_t min_scan) {
     ReportOptions o;
     o.max_connections = listed;
@@ -572,8 +571,9 @@ TEST(ReportModel, ConnectionsNameTheirEncapsulation) {
   tagged.vlans = {{.vid = 100}};
   tagged.shims = {{.kind = dataplane::Shim::Kind::kMpls, .value = 16}};
   std::string err;
-  auto w = PcapWriter::open(dir.file("t.pcap"), 1, 65535, true, &err);
-  ASSERT_TRUE(w) << err;
+  auto w_opened = PcapWriter::open(dir.file("t.pcap"), 1, 65535, true);
+  ASSERT_TRUE(w_opened) << w_opened.message();
+  auto w = std::move(*w_opened);
   const std::vector<dataplane::Bytes> frames = {
       tcp("198.51.100.7", 40000, "10.0.1.10", 443, dataplane::kSyn, tagged),
       tcp("10.0.1.10", 443, "198.51.100.7", 40000, dataplane::kSyn | dataplane::kAck, tagged),
@@ -583,7 +583,7 @@ TEST(ReportModel, ConnectionsNameTheirEncapsulation) {
     w->write(ts, f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()));
     ts += 1000000;
   }
-  ASSERT_TRUE(w->close(&err)) << err;
+  ASSERT_EQ(w->close().message(), "");
   ReportData d;
   ASSERT_TRUE(buildReport(examplePolicy(), {dir.file("t.pcap")}, ReportOptions{}, &d, &err)) << err;
   ASSERT_EQ(d.connections.size(), 2u);
@@ -601,11 +601,12 @@ TEST(ReportModel, ConnectionsNameTheirEncapsulation) {
   t.outer_src = dataplane::ipAddr("10.9.0.1");
   t.outer_dst = dataplane::ipAddr("10.9.0.2");
   tunneled.tunnels = {t};
-  w = PcapWriter::open(dir.file("v.pcap"), 1, 65535, true, &err);
-  ASSERT_TRUE(w) << err;
+  auto v_opened = PcapWriter::open(dir.file("v.pcap"), 1, 65535, true);
+  ASSERT_TRUE(v_opened) << v_opened.message();
+  w = std::move(*v_opened);
   const auto f = tcp("198.51.100.7", 40002, "10.0.1.10", 443, dataplane::kSyn, tunneled);
   w->write(ts, f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()));
-  ASSERT_TRUE(w->close(&err)) << err;
+  ASSERT_EQ(w->close().message(), "");
   ReportOptions decap;
   decap.parse.decap = true;
   ReportData inner, outer;

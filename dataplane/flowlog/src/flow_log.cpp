@@ -89,7 +89,8 @@ FlowLogFormat FlowLogFormat::v5() {
   return f;
 }
 
-std::optional<FlowLogFormat> FlowLogFormat::parse(std::string_view text, std::string* err) {
+base::Expected<FlowLogFormat> FlowLogFormat::parse(std::string_view text) {
+  using base::Status;
   FlowLogFormat f;
   size_t i = 0;
   while (i < text.size()) {
@@ -104,32 +105,30 @@ std::optional<FlowLogFormat> FlowLogFormat::parse(std::string_view text, std::st
     if (tok.size() >= 3 && tok.substr(0, 2) == "${" && tok.back() == '}') {
       tok = tok.substr(2, tok.size() - 3);
     } else if (tok.find_first_of("${}") != std::string_view::npos) {
-      *err = fmt::format("bad field '{}': expected NAME or ${{NAME}}", tok);
-      return std::nullopt;
+      return Status::failure(fmt::format("bad field '{}': expected NAME or ${{NAME}}", tok));
     }
     auto known = parseFlowLogField(tok);
     if (!known && (tok.empty() || isDigit(tok[0]))) {
-      *err = fmt::format("bad field '{}': expected a field name such as interface-id", tok);
-      return std::nullopt;
+      return Status::failure(
+          fmt::format("bad field '{}': expected a field name such as interface-id", tok));
     }
     if (known && std::find(f.fields.begin(), f.fields.end(), *known) != f.fields.end()) {
-      *err = fmt::format("field '{}' is named twice", tok);
-      return std::nullopt;
+      return Status::failure(fmt::format("field '{}' is named twice", tok));
     }
     f.fields.push_back(known.value_or(FlowLogField::kUnknown));
     f.names.emplace_back(tok);
   }
   if (f.fields.empty()) {
-    *err = "empty format: expected field names such as ${version} ${interface-id} ...";
-    return std::nullopt;
+    return Status::failure(
+        "empty format: expected field names such as ${version} ${interface-id} ...");
   }
   for (FlowLogField need : {FlowLogField::kInterfaceId, FlowLogField::kSrcAddr,
                             FlowLogField::kDstAddr, FlowLogField::kSrcPort, FlowLogField::kDstPort,
                             FlowLogField::kProtocol, FlowLogField::kStart, FlowLogField::kAction}) {
     if (std::find(f.fields.begin(), f.fields.end(), need) == f.fields.end()) {
-      *err = fmt::format("the format has no '{}' field: records cannot be judged without it",
-                         flowLogFieldName(need));
-      return std::nullopt;
+      return Status::failure(
+          fmt::format("the format has no '{}' field: records cannot be judged without it",
+                      flowLogFieldName(need)));
     }
   }
   return f;
@@ -165,8 +164,9 @@ FlowAction actionAtSide(const dataplane::Verdict& v, const rules::CompiledPolicy
   return denied_at_source ? FlowAction::kNone : FlowAction::kReject;
 }
 
-std::unique_ptr<FlowLogWriter> FlowLogWriter::open(const std::string& path, Format format,
-                                                   std::string* err, FlowLogFormat fields) {
+base::Expected<std::unique_ptr<FlowLogWriter>> FlowLogWriter::open(const std::string& path,
+                                                                   Format format,
+                                                                   FlowLogFormat fields) {
   if (path == "-") {
     std::unique_ptr<FlowLogWriter> w = adopt(stdout, format, std::move(fields));
     w->owned_ = false;
@@ -174,8 +174,7 @@ std::unique_ptr<FlowLogWriter> FlowLogWriter::open(const std::string& path, Form
   }
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) {
-    *err = fmt::format("{}: cannot create: {}", path, std::strerror(errno));
-    return nullptr;
+    return base::Status::failure(fmt::format("{}: cannot create: {}", path, std::strerror(errno)));
   }
   return adopt(f, format, std::move(fields));
 }
@@ -345,13 +344,13 @@ void FlowLogWriter::write(const FlowLogRecord& r, std::string_view rule, std::st
   ++records_;
 }
 
-bool FlowLogWriter::close(std::string* err) {
-  if (f_ == nullptr) return true;
+base::Status FlowLogWriter::close() {
+  if (f_ == nullptr) return base::Status::success();
   bool ok = std::fflush(f_) == 0 && !std::ferror(f_);
   if (owned_) ok = std::fclose(f_) == 0 && ok;
   f_ = nullptr;
-  if (!ok) *err = std::string("write error: ") + std::strerror(errno);
-  return ok;
+  if (!ok) return base::Status::failure(std::string("write error: ") + std::strerror(errno));
+  return base::Status::success();
 }
 
 // ---- aggregation ----

@@ -1,29 +1,12 @@
-// Errors as values for the control plane: a Status is either success or a message that says
-// what failed and why, ready to show to an operator.
+// The control plane's status is the library-wide one (base/include/statewall/base/status.hpp):
+// it carries a message only; the HTTP status an API error gets is chosen where the response is
+// written (control/src/api.cpp), not carried here (docs/design.md, "Errors").
 #pragma once
 
-#include <string>
-#include <utility>
+#include "statewall/base/status.hpp"
 
 namespace statewall::control {
 
-class Status {
- public:
-  Status() = default;  // success
-  static Status success() { return Status(); }
-  static Status failure(std::string message) {
-    Status s;
-    s.failed_ = true;
-    s.message_ = std::move(message);
-    return s;
-  }
-
-  bool ok() const { return !failed_; }
-  const std::string& message() const { return message_; }
-
- private:
-  bool failed_ = false;
-  std::string message_;
-};
+using Status = base::Status;
 
 }  // namespace statewall::control

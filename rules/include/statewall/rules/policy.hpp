@@ -31,7 +31,7 @@ constexpr bool protoHasPorts(int p) {
 constexpr bool protoIsIcmp(int p) {
   return p == kProtoIcmp || p == kProtoIcmpV6;
 }
-std::string protoName(int proto);  // "tcp", "udp", "icmp", "icmpv6", "all", or the number
+// The printed name of a protocol, protoName(), is the vocabulary's (statewall/rules/vocab.hpp).
 
 // What a rule matches besides its peer: protocol, then destination ports or ICMP type/code.
 struct Match {

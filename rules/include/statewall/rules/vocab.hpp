@@ -12,13 +12,17 @@
 #include <string>
 #include <string_view>
 
+#include "statewall/base/status.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/ip.hpp"
 #include "statewall/rules/policy.hpp"
 
 namespace statewall::rules {
 
-// ---- protocol names (the printed name is protoName(), policy.hpp, defined in vocab.cpp) ----
+// ---- protocol names ----
+
+// The printed name: "tcp", "udp", "icmp", "icmpv6", "all" (kProtoAll), or the number.
+std::string protoName(int proto);
 
 // "tcp", "udp", "icmp", "icmpv6", "all" (kProtoAll); empty for a protocol without a name here.
 std::string_view protoKeyword(int proto);
@@ -48,17 +52,17 @@ struct EndpointText {
   bool has_port = false;
   bool bracketed = false;
 };
-// nullopt with *err ("'[::1': missing ']' after an IPv6 address") when the brackets are broken.
-std::optional<EndpointText> splitEndpoint(std::string_view s, std::string* err);
+// A failure ("'[::1': missing ']' after an IPv6 address") when the brackets are broken.
+base::Expected<EndpointText> splitEndpoint(std::string_view s);
 
 // A listen address, HOST:PORT where the port is required: "127.0.0.1:8080", "[::1]:0",
 // "localhost:0" (host "127.0.0.1"), and the bare "::1:8080" (the last colon starts the port).
-// nullopt with *err ("expected HOST:PORT", "bad port '70000' (0-65535)").
+// A failure ("expected HOST:PORT ...", "bad port '70000' (0-65535)") otherwise.
 struct HostPort {
   std::string host;  // without brackets; "localhost" as "127.0.0.1"
   uint16_t port = 0;
 };
-std::optional<HostPort> parseHostPort(std::string_view s, std::string* err);
+base::Expected<HostPort> parseHostPort(std::string_view s);
 
 // "10.0.1.10:443", "[2001:db8::1]:443".
 std::string endpointText(const IpAddr& a, uint16_t port);
@@ -89,9 +93,11 @@ struct BiFlowKeyHash {
 // Short: "web inbound[0]", "public-acl inbound rule 90", "public-acl inbound rule *".
 // Long, with the text, as sentences quote it: "web inbound rule 0 'tcp 443 from 0.0.0.0/0'" and
 // "public-acl inbound rule 90 'allow tcp 443 from 0.0.0.0/0'" (the entry's text without its
-// number, which the label already gives).
+// number, which the label already gives). A rule in words, without its text: "web inbound rule 0"
+// (the long label's start; `query` follows it with ": TEXT").
 std::string ruleLabel(std::string_view group, Direction dir, uint32_t index);
 std::string ruleLabel(const RuleInfo& r);
+std::string ruleLabelWords(const RuleInfo& r);
 std::string ruleLabelLong(const RuleInfo& r);
 std::string aclEntryLabel(const AclEntryInfo& e);
 std::string aclEntryLabelLong(const AclEntryInfo& e);

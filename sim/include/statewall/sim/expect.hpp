@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "statewall/base/status.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/packet.hpp"
 #include "statewall/dataplane/verdict.hpp"
@@ -46,7 +47,8 @@ struct FlowPattern {
   bool matches(uint8_t p, const rules::IpAddr& s, const rules::IpAddr& d, uint16_t sp, uint16_t dp,
                uint8_t itype, uint8_t icode) const;
 };
-std::optional<FlowPattern> parseFlowPattern(std::string_view text, std::string* err);
+// A failure ("flow pattern 'TEXT': what is wrong") when the text is not a pattern.
+base::Expected<FlowPattern> parseFlowPattern(std::string_view text);
 
 struct Expectation {
   enum class Kind : uint8_t { kFlow, kConnection, kPackets };
@@ -84,10 +86,9 @@ struct ExpectResult {
 
 class Expectations {
  public:
-  // Parses the YAML file; nullopt and *err ("FILE:LINE:COL: message") on any error.
-  static std::optional<Expectations> load(const std::string& path, std::string* err);
-  static std::optional<Expectations> parse(const std::string& name, const std::string& text,
-                                           std::string* err);
+  // Parses the YAML file; a failure ("FILE:LINE:COL: message") on any error.
+  static base::Expected<Expectations> load(const std::string& path);
+  static base::Expected<Expectations> parse(const std::string& name, const std::string& text);
 
   // Records one packet's verdict. `describe` gives the human text of a verdict; it is called
   // only for the first packet that breaks an expectation.
@@ -101,8 +102,7 @@ class Expectations {
   const std::vector<Expectation>& items() const { return items_; }
 
  private:
-  static std::optional<Expectations> parseYaml(const std::string& name, const std::string& text,
-                                               std::string* err);
+  static base::Expected<Expectations> parseYaml(const std::string& name, const std::string& text);
   std::vector<Expectation> items_;
 };
 

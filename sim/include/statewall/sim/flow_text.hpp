@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "statewall/base/status.hpp"
 #include "statewall/rules/vocab.hpp"
 
 namespace statewall::sim {
@@ -33,14 +34,14 @@ inline std::optional<uint8_t> parseProtocol(std::string_view s) {
 
 // "PROTO SRC -> DST [WORD ...]" split into words. The arrow needs no spaces around it
 // ("tcp 10.0.0.5:1->10.0.1.10:443") and commas separate words like spaces ("type=3,code=4").
-// nullopt with *err when the arrow is not the third word.
+// A failure when the arrow is not the third word.
 struct FlowWords {
   std::string proto;
   std::string src;
   std::string dst;
   std::vector<std::string> rest;  // the words after DST
 };
-std::optional<FlowWords> splitFlow(std::string_view text, std::string* err);
+base::Expected<FlowWords> splitFlow(std::string_view text);
 
 // An ICMP (v6 = false) or ICMPv6 message in words, as people know it: "echo request",
 // "destination unreachable, fragmentation needed", "packet too big". Empty for types without a

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "statewall/base/status.hpp"
 #include "statewall/dataplane/packet.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/ip.hpp"
@@ -96,8 +97,9 @@ struct FlowPlan {
 //   icmp SRC -> DST [at=S] [rtt=MS] [count=N] [reply=yes|no] [interval=MS] [delay=S] [id=N]
 //   scan SRC -> DST [ports=LO-HI] [at=S] [reply=yes|no]   (reply: closed ports answer RST)
 //   flood CIDR -> DST:PORT [count=N] [rate=PPS] [at=S]
-// IPv6 addresses with ports go in brackets: [2001:db8::1]:443. Returns nullopt and fills *err.
-std::optional<FlowPlan> parseFlowSpec(const std::string& text, std::string* err);
+// IPv6 addresses with ports go in brackets: [2001:db8::1]:443. A failure ("flow 'TEXT': ...")
+// otherwise.
+base::Expected<FlowPlan> parseFlowSpec(const std::string& text);
 
 struct GenOptions {
   uint64_t seed = 1;
@@ -151,13 +153,13 @@ struct GenOptions {
 // builder can frame it on `link`: layer-2.5 headers need an EtherType (no raw/null/loop/ppp link
 // for the outer ones; inside a tunnel only VXLAN, GENEVE and ERSPAN carry an Ethernet frame); an
 // Ethernet pseudowire follows an MPLS label and ends its stack; PPPoE is last in its group;
-// Teredo carries IPv6 only, so it must be the innermost tunnel. nullopt + *err naming the item.
-std::optional<std::vector<dataplane::EncapHeader>> parseEncapList(const std::string& text,
-                                                                  dataplane::LinkType link,
-                                                                  std::string* err);
+// Teredo carries IPv6 only, so it must be the innermost tunnel. A failure naming the item.
+base::Expected<std::vector<dataplane::EncapHeader>> parseEncapList(const std::string& text,
+                                                                   dataplane::LinkType link);
 
-// Parses --mix "tcp=60,udp=10,..." (names from scenarioName) into weights; nullopt + *err.
-std::optional<std::vector<double>> parseMix(const std::string& text, std::string* err);
+// Parses --mix "tcp=60,udp=10,..." (names from scenarioName) into weights; a failure naming the
+// entry.
+base::Expected<std::vector<double>> parseMix(const std::string& text);
 
 struct GenPacket {
   uint64_t ts_ns = 0;
@@ -195,8 +197,7 @@ struct GenStats {
   uint64_t last_ts_ns = 0;
 };
 
-// Generates the whole trace into a pcap file (nanosecond timestamps). false + *err on I/O errors.
-bool writeTrace(const GenOptions& options, const std::string& path, GenStats* stats,
-                std::string* err);
+// Generates the whole trace into a pcap file (nanosecond timestamps). A failure on I/O errors.
+base::Status writeTrace(const GenOptions& options, const std::string& path, GenStats* stats);
 
 }  // namespace statewall::sim

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "statewall/base/status.hpp"
 #include "statewall/dataplane/packet.hpp"
 
 struct pcap;
@@ -191,12 +192,12 @@ class TraceReader {
 class PcapWriter {
  public:
   // Creates (truncates) `path`: classic pcap of one link type. `nano` selects nanosecond
-  // timestamps (magic a1b23c4d). Returns nullptr and fills *err on failure.
-  static std::unique_ptr<PcapWriter> open(const std::string& path, int dlt, uint32_t snaplen,
-                                          bool nano, std::string* err);
+  // timestamps (magic a1b23c4d). A failure ("PATH: cannot create: ...") when it cannot.
+  static base::Expected<std::unique_ptr<PcapWriter>> open(const std::string& path, int dlt,
+                                                          uint32_t snaplen, bool nano);
   // Creates (truncates) `path`: pcapng, little-endian, one section; an interface (nanosecond
   // timestamps, no snaplen) for each link type, declared when its first packet is written.
-  static std::unique_ptr<PcapWriter> openNg(const std::string& path, std::string* err);
+  static base::Expected<std::unique_ptr<PcapWriter>> openNg(const std::string& path);
   ~PcapWriter();
   PcapWriter(const PcapWriter&) = delete;
   PcapWriter& operator=(const PcapWriter&) = delete;
@@ -205,9 +206,9 @@ class PcapWriter {
   // first interface's). A classic file cannot hold a packet of another link type: it is not
   // written, and close() says how many were not.
   void write(uint64_t ts_ns, const uint8_t* data, uint32_t caplen, uint32_t wirelen, int dlt = -1);
-  // Flushes and closes; false with *err when any write failed (disk full, ...) or packets of
-  // another link type were given to a classic file. Idempotent.
-  bool close(std::string* err);
+  // Flushes and closes; a failure when any write failed (disk full, ...) or packets of another
+  // link type were given to a classic file. Idempotent (success once closed).
+  base::Status close();
   bool pcapng() const { return ng_; }
   const std::string& path() const { return path_; }
   uint64_t packetsWritten() const { return packets_; }

@@ -27,6 +27,8 @@
 #include <string>
 #include <string_view>
 
+#include "statewall/base/status.hpp"
+
 namespace statewall::sim {
 
 // What one request may ask for, so that no request can take the server's memory or time.
@@ -91,8 +93,8 @@ class PlaygroundServer {
   PlaygroundServer(const PlaygroundServer&) = delete;
   PlaygroundServer& operator=(const PlaygroundServer&) = delete;
 
-  // Binds and starts serving; false with *err (the address, and why) when it cannot.
-  bool start(std::string* err);
+  // Binds and starts serving; a failure (the address, and why) when it cannot.
+  base::Status start();
   void stop();
   uint16_t port() const;    // the bound port, after start()
   std::string url() const;  // "http://127.0.0.1:PORT/"

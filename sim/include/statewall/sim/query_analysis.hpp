@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "statewall/base/status.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/evaluate.hpp"
 #include "statewall/rules/exemption.hpp"
@@ -21,9 +22,9 @@ inline constexpr uint16_t kQueryDefaultSourcePort = 49152;
 
 // "PROTO SRC[:PORT] -> DST[:PORT] [type=T[,code=C]]" (sim/flow_text.hpp's syntax) as the one
 // packet `statewall query` judges: tcp/udp need a destination port (source port
-// kQueryDefaultSourcePort unless given), ICMP defaults to an echo request. nullopt with *err
-// saying what is wrong.
-std::optional<rules::Flow5> parseQueryFlow(std::string_view text, std::string* err);
+// kQueryDefaultSourcePort unless given), ICMP defaults to an echo request. A failure saying what
+// is wrong otherwise.
+base::Expected<rules::Flow5> parseQueryFlow(std::string_view text);
 
 // The reply of a flow's first packet, or nullopt when the protocol has no reply (ICMP errors,
 // ICMP types without a reply).

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "statewall/base/status.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/packet.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -110,9 +111,9 @@ struct FlowLogFormat {
   static FlowLogFormat defaultV2();  // the 14 fields of the default format
   static FlowLogFormat v5();         // what the writer writes: version 5 fields
   // "${version} ${srcaddr} ..." (the console and API form) or "version srcaddr ..." (the S3
-  // header line). nullopt + *err for an empty format or one without interface-id, addresses,
-  // ports, protocol, start and action.
-  static std::optional<FlowLogFormat> parse(std::string_view text, std::string* err);
+  // header line). A failure for an empty format or one without interface-id, addresses, ports,
+  // protocol, start and action.
+  static base::Expected<FlowLogFormat> parse(std::string_view text);
   std::string headerLine() const;  // "version account-id ..."
 };
 
@@ -128,10 +129,21 @@ FlowAction actionAtSide(const dataplane::Verdict& v, const rules::CompiledPolicy
 class FlowLogWriter {
  public:
   enum class Format : uint8_t { kText, kJsonl };
-  // nullptr + *err when the file cannot be created.
+  // A failure ("PATH: cannot create: ...") when the file cannot be created.
+  static base::Expected<std::unique_ptr<FlowLogWriter>> open(
+      const std::string& path, Format format, FlowLogFormat fields = FlowLogFormat::v5());
+  // The same with the older error out-parameter, for dataplane/dpdk/src/flow_log.cpp until it
+  // moves to the one above; delete then.
   static std::unique_ptr<FlowLogWriter> open(const std::string& path, Format format,
                                              std::string* err,
-                                             FlowLogFormat fields = FlowLogFormat::v5());
+                                             FlowLogFormat fields = FlowLogFormat::v5()) {
+    auto w = open(path, format, std::move(fields));
+    if (!w) {
+      *err = w.message();
+      return nullptr;
+    }
+    return std::move(*w);
+  }
   // Writes to an open stream and closes it at close() (statewalld: its standard output, once its
   // own messages were moved to standard error).
   static std::unique_ptr<FlowLogWriter> adopt(FILE* f, Format format,
@@ -144,8 +156,15 @@ class FlowLogWriter {
   // the verdict's reason code.
   void write(const FlowLogRecord& r, std::string_view rule = {}, std::string_view reason = {});
   uint64_t records() const { return records_; }
-  // Flushes and closes; false + *err on a write error.
-  bool close(std::string* err);
+  // Flushes and closes; a failure ("write error: ...") on a write error.
+  base::Status close();
+  // The same with the older error out-parameter, for dataplane/dpdk/src/flow_log.cpp until it
+  // moves to the one above; delete then.
+  bool close(std::string* err) {
+    const base::Status s = close();
+    if (!s.ok()) *err = s.message();
+    return s.ok();
+  }
 
  private:
   FlowLogWriter() = default;
