@@ -12,10 +12,10 @@ namespace {
 
 using Kind = EncapHeader::Kind;
 
-constexpr Kind kAllKinds[] = {Kind::kVlan,  Kind::kMpls,       Kind::kPppoe, Kind::kPbb,
-                              Kind::kVnTag, Kind::kPseudowire, Kind::kGre,   Kind::kErspan,
-                              Kind::kVxlan, Kind::kGeneve,     Kind::kGtpU,  Kind::kTeredo,
-                              Kind::kAyiya, Kind::kIpIp};
+constexpr Kind kAllKinds[] = {
+    Kind::kVlan, Kind::kMpls,       Kind::kPppoe, Kind::kPbb,    Kind::kVnTag, Kind::kFabricPath,
+    Kind::kCmd,  Kind::kPseudowire, Kind::kGre,   Kind::kErspan, Kind::kVxlan, Kind::kGeneve,
+    Kind::kGtpU, Kind::kTeredo,     Kind::kAyiya, Kind::kIpIp,   Kind::kAruba};
 
 bool udpTunnelKind(Kind k) {
   return k == Kind::kVxlan || k == Kind::kGeneve || k == Kind::kGtpU || k == Kind::kTeredo ||
@@ -64,6 +64,10 @@ std::string_view encapKindName(Kind k) {
       return "pbb";
     case Kind::kVnTag:
       return "vn-tag";
+    case Kind::kFabricPath:
+      return "fabricpath";
+    case Kind::kCmd:
+      return "cmd";
     case Kind::kPseudowire:
       return "pw-eth";
     case Kind::kGre:
@@ -82,6 +86,8 @@ std::string_view encapKindName(Kind k) {
       return "ayiya";
     case Kind::kIpIp:
       return "ip-in-ip";
+    case Kind::kAruba:
+      return "aruba";
   }
   return "?";
 }
@@ -95,7 +101,11 @@ std::string encapText(const EncapHeader& h) {
     case Kind::kPppoe:
     case Kind::kPbb:
     case Kind::kVnTag:
+    case Kind::kFabricPath:
+    case Kind::kCmd:
       return s + ":" + v;
+    case Kind::kAruba:
+      return s + ":proto=" + hex(h.value);
     case Kind::kGre: {
       // GRE in UDP (RFC 8086) names its port (the parser fills dport only for a UDP carrier), so
       // that `gen --encap` builds it again.
@@ -127,12 +137,14 @@ std::string parseEncapText(std::string_view text, EncapHeader* h) {
   Kind kind;
   if (!kindByName(name, &kind)) {
     return quoted + ": unknown encapsulation '" + std::string(name) +
-           "' (vlan, mpls, pppoe, pbb, vn-tag, pw-eth, gre, erspan, vxlan, geneve, gtp-u, teredo, "
-           "ayiya, ip-in-ip)";
+           "' (vlan, mpls, pppoe, pbb, vn-tag, fabricpath, cmd, pw-eth, gre, erspan, vxlan, "
+           "geneve, "
+           "gtp-u, teredo, ayiya, ip-in-ip, aruba)";
   }
   EncapHeader r;
   r.kind = kind;
   if (kind == Kind::kErspan) r.aux = 2;
+  if (kind == Kind::kAruba) r.value = 0x8200;
   bool erspan_session = false;
   std::string_view rest =
       colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
@@ -171,6 +183,16 @@ std::string parseEncapText(std::string_view text, EncapHeader* h) {
       case Kind::kVnTag:
         max = 0xffffffff;
         break;
+      case Kind::kFabricPath:
+        max = 1023;
+        break;
+      case Kind::kCmd:
+        max = 0xffff;
+        break;
+      case Kind::kAruba:
+        want = "proto";
+        max = 0xffff;
+        break;
       case Kind::kGre:
         want = "key";
         max = 0xffffffff;
@@ -200,6 +222,10 @@ std::string parseEncapText(std::string_view text, EncapHeader* h) {
     if (!parseNumber(val, max, &v)) {
       return quoted + ": '" + std::string(val) + "' is not a number from 0 to " +
              std::to_string(max);
+    }
+    if (kind == Kind::kAruba && !isArubaGreType(static_cast<uint16_t>(v))) {
+      return quoted + ": not an Aruba GRE protocol type (0x8200 to 0x82f0 and 0x8300 to 0x8370 " +
+             "in steps of 0x10, or 0x9000)";
     }
     if (key == "type") {
       if (v == 0) return quoted + ": ERSPAN type is 1, 2 or 3";

@@ -266,6 +266,12 @@ size_t shimBytes(const std::vector<Shim>& shims) {
       case Shim::Kind::kVnTag:
         n += 6;
         break;
+      case Shim::Kind::kFabricPath:
+        n += 16;
+        break;
+      case Shim::Kind::kCmd:
+        n += 8;
+        break;
       case Shim::Kind::kEthernetPw:
         n += (h.control_word ? 4 : 0) + 14;
         break;
@@ -288,6 +294,10 @@ uint32_t shimType(const Shim& h) {
       return kEtherTypePbb;
     case Shim::Kind::kVnTag:
       return kEtherTypeVnTag;
+    case Shim::Kind::kFabricPath:
+      return kEtherTypeFabricPath;
+    case Shim::Kind::kCmd:
+      return kEtherTypeCmd;
     case Shim::Kind::kEthernetPw:
       return kNoType;
   }
@@ -349,6 +359,19 @@ void putShims(Bytes& f, const FrameOptions& opts, uint16_t ethertype, size_t l3_
         break;
       case Shim::Kind::kVnTag:
         put32(f, h.value);
+        type_pending = true;
+        break;
+      case Shim::Kind::kFabricPath:
+        put16(f, static_cast<uint16_t>((h.value & 0x3ff) << 6 | 0x3f));  // FTag, TTL 63
+        putMac(f, opts.dst_mac);
+        putMac(f, opts.src_mac);
+        type_pending = true;
+        break;
+      case Shim::Kind::kCmd:
+        put8(f, 1);   // version
+        put8(f, 1);   // length
+        put16(f, 1);  // option: SGT
+        put16(f, static_cast<uint16_t>(h.value));
         type_pending = true;
         break;
       case Shim::Kind::kEthernetPw:
@@ -538,6 +561,30 @@ Bytes tunnelBody(const TunnelSpec& t, const Bytes& inner, uint16_t inner_type, u
         STATEWALL_FAIL("IP-in-IP carries IPv4 or IPv6");
       *proto = inner_type == kEtherTypeIpv4 ? kIpProtoIpIp : kIpProtoIpv6;
       return inner;
+    case Kind::kAruba: {
+      const uint16_t gre_type = t.value == 0 ? uint16_t{0x8200} : static_cast<uint16_t>(t.value);
+      if (!isArubaGreType(gre_type)) STATEWALL_FAIL("not an Aruba GRE protocol type");
+      b = greHeader(false, false, 0, false, gre_type);
+      // Frame control: data (QoS data), From DS (To DS too with four addresses); duration.
+      put8(b, t.wlan_qos ? 0x88 : 0x08);
+      put8(b, t.wlan_four_address ? 0x03 : 0x02);
+      put16(b, 0);
+      for (int i = 0; i < (t.wlan_four_address ? 4 : 3); ++i) {
+        if (i == 3) put16(b, 0);  // the sequence control comes before the fourth address
+        putMac(b, MacAddr{0x02, 0, 0, 0, 0x11, static_cast<uint8_t>(i)});
+      }
+      if (!t.wlan_four_address) put16(b, 0);  // sequence control
+      if (t.wlan_qos) put16(b, 0);            // QoS control: TID 0, no A-MSDU
+      put8(b, 0xaa);                          // LLC/SNAP, RFC 1042
+      put8(b, 0xaa);
+      put8(b, 0x03);
+      put8(b, 0);
+      put16(b, 0);
+      put16(b, inner_type);
+      b.insert(b.end(), inner.begin(), inner.end());
+      *proto = kIpProtoGre;
+      return b;
+    }
     default:
       STATEWALL_FAIL("not a tunnel kind");
   }

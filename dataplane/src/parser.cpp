@@ -484,7 +484,8 @@ inline bool isVlanTpid(uint16_t t) {
 // unwrapped, in replay and in statewalld alike).
 inline bool isL25Type(uint16_t t) {
   return isVlanTpid(t) || t == kEtherTypeMpls || t == kEtherTypeMplsMulti ||
-         t == kEtherTypePppoeSession || t == kEtherTypePbb || t == kEtherTypeVnTag;
+         t == kEtherTypePppoeSession || t == kEtherTypePbb || t == kEtherTypeVnTag ||
+         t == kEtherTypeFabricPath || t == kEtherTypeCmd;
 }
 
 // A PPP protocol or an MPLS payload that is not IP ends the walk with no IP type: L3 other.
@@ -600,6 +601,24 @@ struct L25Step {
       s->value = be32(p);
       s->type = be16(p + 4);
       s->off += 6;
+      return true;
+    case kEtherTypeFabricPath:
+      // FTag (10 bits) and TTL, then the inner frame's addresses and type (the outer addresses
+      // are the switches').
+      if (left < 16) return bad(Layer::kFabricPath, "Cisco FabricPath header truncated");
+      s->kind = EncapHeader::Kind::kFabricPath;
+      s->value = be16(p) >> 6;
+      s->type = be16(p + 14);
+      s->off += 16;
+      return true;
+    case kEtherTypeCmd:
+      // Version 1, length, option length and type (the SGT option), SGT, then the type.
+      if (left < 8) return bad(Layer::kCmd, "Cisco MetaData header truncated");
+      if (p[0] != 1) return bad(Layer::kCmd, "Cisco MetaData header is not version 1");
+      s->kind = EncapHeader::Kind::kCmd;
+      s->value = be16(p + 4);
+      s->type = be16(p + 6);
+      s->off += 8;
       return true;
     default:
       return bad(Layer::kLink, "not a layer-2.5 type");
@@ -754,9 +773,49 @@ inline uint32_t ipPayloadOffset(const uint8_t* data, const ParsedPacket& pp) {
   return pp.l3_offset + pos;
 }
 
+// Aruba's 802.11 in GRE (packet.hpp isArubaGreType()): the 802.11 frame as the access point
+// received it, bytes data[off, end). Only a data frame that carries a payload, is not protected and
+// is not an A-MSDU aggregate, and whose LLC/SNAP header names an EtherType, is decapsulated; any
+// other frame is judged as the GRE packet it is (an encrypted payload cannot be read, and an
+// aggregate holds several packets where a verdict is for one).
+TunnelFound parseWlan(const uint8_t* data, uint32_t off, uint32_t end, TunnelStep* t) {
+  const uint8_t* p = data + off;
+  const uint32_t len = end - off;
+  if (len < 24) return badTunnel(t, Layer::kWlan, "802.11 header truncated");
+  const uint8_t fc = p[0];
+  const uint8_t flags = p[1];
+  // Frame control: protocol version 0, type 2 (data), subtype bit 2 clear (the subtypes with it
+  // set, null and CF-only frames, carry no payload); bit 3 of the subtype marks QoS data.
+  if ((fc & 0x0f) != 0x08 || (fc & 0x40) != 0) return TunnelFound::kNone;
+  if ((flags & 0x40) != 0) return TunnelFound::kNone;  // protected: the payload is encrypted
+  // To DS and From DS both set: a fourth address.
+  uint32_t hlen = (flags & 0x03) == 0x03 ? 30 : 24;
+  if ((fc & 0x80) != 0) {
+    // QoS control (its bit 7 marks an A-MSDU), then with the Order bit an HT control field.
+    hlen += (flags & 0x80) != 0 ? 6 : 2;
+    if (hlen > len) return badTunnel(t, Layer::kWlan, "802.11 QoS header runs past the packet");
+    if ((p[(flags & 0x03) == 0x03 ? 30 : 24] & 0x80) != 0) return TunnelFound::kNone;
+  } else if (hlen > len) {
+    return badTunnel(t, Layer::kWlan, "802.11 four-address header runs past the packet");
+  }
+  if (len - hlen < 8) return badTunnel(t, Layer::kWlan, "802.11 LLC/SNAP header truncated");
+  const uint8_t* llc = p + hlen;
+  // SNAP (DSAP and SSAP 0xaa, UI), OUI 0 (RFC 1042) or 00-00-f8 (802.1H bridge tunnel).
+  if (llc[0] != 0xaa || llc[1] != 0xaa || llc[2] != 0x03 || llc[3] != 0 || llc[4] != 0 ||
+      (llc[5] != 0 && llc[5] != 0xf8)) {
+    return TunnelFound::kNone;
+  }
+  t->kind = EncapHeader::Kind::kAruba;
+  t->off = off + hlen + 8;
+  t->end = end;
+  t->type = be16(llc + 6);
+  return TunnelFound::kTunnel;
+}
+
 // GRE (RFC 2784, RFC 2890 key and sequence number) and ERSPAN inside it: payload bytes
-// data[off, end). Version 1 (PPTP), source routes (RFC 1701) and payloads other than IP, MPLS
-// and Ethernet are not decapsulated: such a packet is judged as the GRE packet it is.
+// data[off, end). Version 1 (PPTP), source routes (RFC 1701) and payloads other than IP, MPLS,
+// Ethernet and Aruba's 802.11 are not decapsulated: such a packet is judged as the GRE packet it
+// is.
 TunnelFound parseGre(const uint8_t* data, uint32_t off, uint32_t end, TunnelStep* t) {
   const uint8_t* p = data + off;
   const uint32_t len = end - off;
@@ -818,7 +877,10 @@ TunnelFound parseGre(const uint8_t* data, uint32_t off, uint32_t end, TunnelStep
       return TunnelFound::kTunnel;
     }
     default:
-      return TunnelFound::kNone;
+      if (!isArubaGreType(proto)) return TunnelFound::kNone;
+      t->aux = 0;
+      t->value = proto;
+      return parseWlan(data, t->off, end, t);
   }
 }
 

@@ -33,6 +33,10 @@ dataplane::Shim::Kind shimKindOf(dataplane::EncapHeader::Kind k) {
       return dataplane::Shim::Kind::kPbb;
     case Kind::kVnTag:
       return dataplane::Shim::Kind::kVnTag;
+    case Kind::kFabricPath:
+      return dataplane::Shim::Kind::kFabricPath;
+    case Kind::kCmd:
+      return dataplane::Shim::Kind::kCmd;
     case Kind::kPseudowire:
       return dataplane::Shim::Kind::kEthernetPw;
     default:

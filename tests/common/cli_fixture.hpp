@@ -4,30 +4,19 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/run_command.hpp"
+#include "common/temp_dir.hpp"
 
 namespace statewall::testing {
 
 class CliTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                       "/statewall-cli-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   static CommandResult run(const std::vector<std::string>& args, const std::string& input = "") {
     return runStatewall(args, input);
   }
@@ -59,7 +48,8 @@ class CliTest : public ::testing::Test {
     return files;
   }
 
-  std::string dir_;
+  TempDir tmp_{"statewall-cli-test"};
+  const std::string& dir_ = tmp_.path();
 };
 
 }  // namespace statewall::testing

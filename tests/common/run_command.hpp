@@ -1,6 +1,8 @@
-// Runs a program the way a person would from a shell, for the tests that drive the built binaries
-// (`statewall check`, `lint`, `explain`, `ctl`, ...): arguments passed as they are (no shell
-// between), stdout and stderr captured separately, the exit code as the shell reports it.
+// The tests' one way to run a program. runCommand() runs it the way a person would from a shell,
+// for the tests that drive the built binaries (`statewall check`, `lint`, `explain`, `ctl`, ...):
+// arguments passed as they are (no shell between), stdout and stderr captured separately, the exit
+// code as the shell reports it. Process starts one in the background (a daemon, a capture, a
+// server), its output in files, for the tests that talk to it, signal it and wait for it.
 #pragma once
 
 #include <fcntl.h>
@@ -11,7 +13,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -119,6 +125,92 @@ inline CommandResult runCommand(const std::vector<std::string>& argv,
 inline CommandResult runShell(const std::string& command, const std::string& input = "") {
   return runCommand({"/bin/sh", "-c", command}, input);
 }
+
+// A child process started in the background, with stdout and stderr in files; killed (SIGKILL)
+// at destruction if still running. Every wait is bounded.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& out_path,
+          const std::string& err_path)
+      : out_path_(out_path), err_path_(err_path) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> args;
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (::posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Process() {
+    if (pid_ > 0 && !exited_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  void signal(int sig) {
+    if (pid_ > 0 && !exited_) ::kill(pid_, sig);
+  }
+  // Whether it has exited (reaps it then; wait() still returns its exit code).
+  bool exited() {
+    if (pid_ > 0 && !exited_ && ::waitpid(pid_, &status_, WNOHANG) == pid_) exited_ = true;
+    return exited_;
+  }
+  // Waits up to `limit`; returns the exit code, or -1 (after SIGKILL) when it ran over or died
+  // from a signal.
+  int wait(std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return -1;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!exited()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status_, 0);
+        exited_ = true;
+        timed_out_ = true;
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+  }
+  // After it exited: the signal that killed it, or 0.
+  int termSignal() const { return exited_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0; }
+  // Waits until stdout contains `text` or the process exits; false on timeout or exit.
+  bool waitForOutput(const std::string& text, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (out().find(text) != std::string::npos) return true;
+      if (exited()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+  bool timedOut() const { return timed_out_; }
+  std::string out() const { return fileText(out_path_); }
+  std::string err() const { return fileText(err_path_); }
+
+ private:
+  static std::string fileText(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+  }
+
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+  bool timed_out_ = false;
+  std::string out_path_;
+  std::string err_path_;
+};
 
 #ifdef STATEWALL_BINARY_DIR
 // The built `statewall` command-line tool.

@@ -171,36 +171,20 @@ TEST_F(ReplayCliTest, PacingChangesNoVerdict) {
 TEST_F(ReplayCliTest, InterruptEndsAPacedRunWithASummary) {
   const std::string t = trace("t.pcap", 30);  // 30 s of trace at its own pace
   const std::string out = dir_ + "/out.json", err = dir_ + "/err.txt";
-  const std::string bin = statewall::testing::statewallBinary();
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(127);
-    std::vector<std::string> args = {bin,      "replay",   "--policy",         policy_, t, "--json",
-                                     "--pace", "realtime", "--control-socket", socket_};
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  bool exited = false;
-  const bool ready = waitFor([&] {
-    if (::waitpid(pid, &status, WNOHANG) == pid) exited = true;
-    return exited || socketExists();
-  });
-  if (!exited) {
-    ::kill(pid, SIGINT);
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  }
+  statewall::testing::Process replay(
+      {statewall::testing::statewallBinary(), "replay", "--policy", policy_, t, "--json", "--pace",
+       "realtime", "--control-socket", socket_},
+      out, err);
+  ASSERT_TRUE(replay.started());
+  const bool ready = waitFor([&] { return replay.exited() || socketExists(); });
+  const bool exited = replay.exited();
+  if (!exited) replay.signal(SIGINT);
+  const int code = replay.wait(std::chrono::seconds(120));
   ASSERT_TRUE(ready && !exited) << "the replay ended before it was ready: " << readFile(err);
-  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << ": "
-                                 << readFile(err);
-  EXPECT_EQ(WEXITSTATUS(status), 2) << readFile(err);
+  ASSERT_EQ(replay.termSignal(), 0)
+      << "killed by signal " << replay.termSignal() << ": " << readFile(err);
+  ASSERT_FALSE(replay.timedOut()) << readFile(err);
+  EXPECT_EQ(code, 2) << readFile(err);
   EXPECT_NE(readFile(err).find("interrupted; the summary covers the"), std::string::npos)
       << readFile(err);
   const json s = json::parse(readFile(out), nullptr, false);

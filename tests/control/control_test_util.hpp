@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/compile_policy.hpp"
+#include "common/temp_dir.hpp"
 #include "statewall/dataplane/engine.hpp"
 #include "statewall/dataplane/packet_builder.hpp"
 #include "statewall/rules/compiled.hpp"
@@ -131,34 +132,8 @@ class EngineHarness {
   uint64_t now_ns_ = 1'000'000'000;
 };
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "statewall-control-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(std::string_view name) const { return (path_ / name).string(); }
-  std::string write(std::string_view name, std::string_view text) const {
-    std::string p = file(name);
-    FILE* f = std::fopen(p.c_str(), "wb");
-    if (f == nullptr) {
-      ADD_FAILURE() << p << ": " << std::strerror(errno);
-      return p;
-    }
-    std::fwrite(text.data(), 1, text.size(), f);
-    std::fclose(f);
-    return p;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+// The tests' one temporary directory (common/temp_dir.hpp).
+using ::statewall::testing::TempDir;
 
 // A connected blocking socket with a receive timeout (so that a broken server fails the test
 // instead of hanging it; not a timing assertion).

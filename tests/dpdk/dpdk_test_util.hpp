@@ -22,6 +22,9 @@
 
 #include <gtest/gtest.h>
 
+#include "common/run_command.hpp"
+#include "common/temp_dir.hpp"
+
 extern char** environ;
 
 namespace statewall::dpdk_test {
@@ -35,26 +38,8 @@ inline std::string statewallPath() {
   return std::string(STATEWALL_BINARY_DIR) + "/apps/statewall/statewall";
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "statewall-dpdk-XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (std::getenv("STATEWALL_KEEP_TMP") == nullptr) fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+// The tests' one temporary directory (common/temp_dir.hpp).
+using ::statewall::testing::TempDir;
 
 inline void writeText(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::trunc);
@@ -68,83 +53,8 @@ inline std::string readText(const std::string& path) {
   return s.str();
 }
 
-// A started child process with stdout and stderr in files.
-class Process {
- public:
-  Process(const std::vector<std::string>& argv, const std::string& out_path,
-          const std::string& err_path)
-      : out_path_(out_path), err_path_(err_path) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<char*> args;
-    for (const auto& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Process() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  bool started() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-  void signal(int sig) {
-    if (pid_ > 0 && !exited_) kill(pid_, sig);
-  }
-  // Waits up to `limit`; returns the exit code, or -1 (after SIGKILL) when it ran over or died
-  // from a signal.
-  int wait(std::chrono::milliseconds limit) {
-    if (pid_ <= 0) return -1;
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    int status = 0;
-    while (true) {
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        exited_ = true;
-        timed_out_ = true;
-        return -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    exited_ = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  // Waits until stdout contains `text` or the process exits; false on timeout or exit.
-  bool waitForOutput(const std::string& text, std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (readText(out_path_).find(text) != std::string::npos) return true;
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-  }
-  bool timedOut() const { return timed_out_; }
-  std::string out() const { return readText(out_path_); }
-  std::string err() const { return readText(err_path_); }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  bool timed_out_ = false;
-  std::string out_path_;
-  std::string err_path_;
-};
+// A child process in the background (common/run_command.hpp).
+using ::statewall::testing::Process;
 
 struct RunResult {
   int code = -1;

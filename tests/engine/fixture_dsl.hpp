@@ -457,8 +457,23 @@ inline Bytes icmpError(std::string_view src, std::string_view dst, uint8_t type,
 // Appends a finished fixture to the table being built (only during allFixtures()'s first call).
 void put(Fx& fx);
 
-// Scenario families kept in files of their own, called by allFixtures() after fixtures.cpp's.
-void bypassFixtures();  // fixtures_bypass.cpp: ICMP, neighbour discovery, exemptions, fragments
-void peerFixtures();    // fixtures_peers.cpp: cases ported from peers' test suites (cited per row)
+// The scenario families, one file each, called by allFixtures() in this order.
+void tcpBasics();          // fixtures_tcp.cpp: TCP written by hand
+void strictMode();         // fixtures_tcp.cpp: strict mode (deny-invalid)
+void udpIcmpOther();       // fixtures_udp_icmp.cpp: UDP, ICMP queries, other protocols
+void icmpErrors();         // fixtures_udp_icmp.cpp: ICMP errors and related traffic
+void fragmentFixtures();   // fixtures_links.cpp: fragments
+void controlAndLinks();    // fixtures_links.cpp: control traffic and link layers
+void malformedPackets();   // fixtures_links.cpp: deny-malformed
+void untrackedFlows();     // fixtures_untracked_acl.cpp: untracked flows
+void tierFixtures();       // fixtures_untracked_acl.cpp: tiers (both sides protected)
+void aclFixtures();        // fixtures_untracked_acl.cpp: network ACLs
+void timeoutFixtures();    // fixtures_timeouts.cpp: idle timeouts
+void tableFull();          // fixtures_timeouts.cpp: table capacity and eviction
+void policySwaps();        // fixtures_timeouts.cpp: policy swaps
+void tcpTransitionRows();  // fixtures_tcp_transitions.cpp: one per TCP transition-table row
+void tcpKernelFindings();  // fixtures_kernel.cpp: cases the kernel differential test found
+void bypassFixtures();     // fixtures_bypass.cpp: ICMP, neighbour discovery, exemptions, fragments
+void peerFixtures();  // fixtures_peers.cpp: cases ported from peers' test suites (cited per row)
 
 }  // namespace statewall::fixtures::dsl

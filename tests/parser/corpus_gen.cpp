@@ -102,7 +102,12 @@ int main(int argc, char** argv) {
                        {.kind = Shim::Kind::kVlan, .value = 5}}}},
            {"pppoe", {.shims = {{.kind = Shim::Kind::kPppoe, .value = 7}}}},
            {"pbb", {.shims = {{.kind = Shim::Kind::kPbb, .value = 0x10203}}}},
-           {"vntag", {.shims = {{.kind = Shim::Kind::kVnTag, .value = 0x80000001}}}}}) {
+           {"vntag", {.shims = {{.kind = Shim::Kind::kVnTag, .value = 0x80000001}}}},
+           {"fabricpath", {.shims = {{.kind = Shim::Kind::kFabricPath, .value = 1}}}},
+           {"fabricpath-vlan",
+            {.shims = {{.kind = Shim::Kind::kFabricPath, .value = 2},
+                       {.kind = Shim::Kind::kVlan, .value = 12}}}},
+           {"cmd", {.shims = {{.kind = Shim::Kind::kCmd, .value = 42}}}}}) {
     ok(std::string(name) + "-tcp4-syn", buildTcp(syn4, opts), opts);
     ok(std::string(name) + "-tcp6-syn", buildTcp(syn6, opts), opts);
   }
@@ -204,6 +209,14 @@ int main(int argc, char** argv) {
       LinkType::kEthernet);
   bad(Layer::kPpp, "ppp-hdlc-bad-address", Bytes{0x12, 0x03, 0x00, 0x21, 0x45}, LinkType::kPppHdlc);
   bad(Layer::kPpp, "ppp-short", Bytes{0x00}, LinkType::kPpp);
+  bad(Layer::kFabricPath, "header-cut",
+      Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x89, 0x03, 0, 0x7f, 2, 0, 0, 0, 0, 2, 2, 0},
+      LinkType::kEthernet);
+  bad(Layer::kCmd, "header-cut", Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x89, 0x09, 1, 1, 0, 1},
+      LinkType::kEthernet);
+  bad(Layer::kCmd, "version-2",
+      Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x89, 0x09, 2, 1, 0, 1, 0, 42, 0x08, 0x00, 0x45},
+      LinkType::kEthernet);
 
   // Tunnels, parsed with decapsulation: each kind around TCP over IPv4 and IPv6.
   using Kind = EncapHeader::Kind;
@@ -226,7 +239,13 @@ int main(int argc, char** argv) {
            {"erspan-2", {.kind = Kind::kErspan, .value = 3, .aux = 2}},
            {"erspan-3", {.kind = Kind::kErspan, .value = 3, .aux = 3}},
            {"ip-in-ip", {.kind = Kind::kIpIp}},
-           {"ip-in-ip6", {.kind = Kind::kIpIp, .outer_src = o6a, .outer_dst = o6b}}}) {
+           {"ip-in-ip6", {.kind = Kind::kIpIp, .outer_src = o6a, .outer_dst = o6b}},
+           {"aruba", {.kind = Kind::kAruba}},
+           {"aruba-qos-4addr",
+            {.kind = Kind::kAruba,
+            .value = 0x8210,
+            .wlan_qos = true,
+            .wlan_four_address = true}}}) {
     okDecap(std::string(name) + "-tcp4", buildTcp(syn4, {.tunnels = {t}}));
     okDecap(std::string(name) + "-tcp6", buildTcp(syn6, {.tunnels = {t}}));
   }
@@ -259,6 +278,14 @@ int main(int argc, char** argv) {
   badDecap(Layer::kErspan, "type-2-short", greWith({0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x10}));
   badDecap(Layer::kErspan, "type-3-short",
            greWith({0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 3}));
+  badDecap(Layer::kWlan, "aruba-header-short",
+           greWith({0x00, 0x00, 0x82, 0x00, 0x08, 0x02, 0, 0, 2, 0, 0, 0, 0x11, 0}));
+  badDecap(Layer::kWlan, "aruba-4addr-past",
+           greWith({0x00, 0x00, 0x82, 0x10, 0x08, 0x03, 0, 0, 2, 0,    0, 0, 0x11, 0,    2,
+                    0,    0,    0,    0x11, 1,    2,    0, 0, 0, 0x11, 2, 0, 0,    0xaa, 0xaa}));
+  badDecap(Layer::kWlan, "aruba-llc-short",
+           greWith({0x00, 0x00, 0x82, 0x00, 0x08, 0x02, 0, 0, 2,    0, 0, 0, 0x11, 0,    2,   0,
+                    0,    0,    0x11, 1,    2,    0,    0, 0, 0x11, 2, 0, 0, 0xaa, 0xaa, 0x03}));
   badDecap(Layer::kTunnelDepth, "ip-in-ip-x6",
            buildTcp(syn4, {.tunnels = std::vector<TunnelSpec>(6, {.kind = Kind::kIpIp})}));
   badDecap(Layer::kTunnelDepth, "vxlan-x5",

@@ -125,18 +125,27 @@ Bytes randomBase(std::mt19937_64& rng, bool tunnels = false, LinkType link = Lin
   o.dont_fragment = pick(2) == 0;
   if (pick(10) == 0) o.ipv4_options = {1, 1, 1, 0};
   if (link == LinkType::kEthernet && pick(10) == 0) o.vlans = {VlanTag{.vid = 5}};
+  if (link == LinkType::kEthernet && pick(10) == 0) {
+    o.shims = {Shim{.kind = Shim::Kind::kFabricPath, .value = static_cast<uint32_t>(pick(1024))},
+               Shim{.kind = Shim::Kind::kCmd, .value = static_cast<uint32_t>(rng() & 0xffff)}};
+  }
   if (tunnels) {
     // Up to two tunnels of the kinds that carry IPv4, so that the inner packet is the fast
     // path's shape and mutations hit the tunnel headers.
     static constexpr EncapHeader::Kind kKinds[] = {
         EncapHeader::Kind::kVxlan, EncapHeader::Kind::kGeneve, EncapHeader::Kind::kGtpU,
         EncapHeader::Kind::kAyiya, EncapHeader::Kind::kGre,    EncapHeader::Kind::kErspan,
-        EncapHeader::Kind::kIpIp};
+        EncapHeader::Kind::kIpIp,  EncapHeader::Kind::kAruba};
     for (uint32_t n = pick(3); n > 0; --n) {
       TunnelSpec ts{.kind = kKinds[pick(sizeof(kKinds) / sizeof(kKinds[0]))],
                     .value = static_cast<uint32_t>(rng() & 0xff),
                     .aux = static_cast<uint8_t>(pick(4))};
       if (ts.kind == EncapHeader::Kind::kErspan && ts.aux == 0) ts.aux = 2;
+      if (ts.kind == EncapHeader::Kind::kAruba) {
+        ts.value = 0;
+        ts.wlan_qos = pick(2) == 0;
+        ts.wlan_four_address = pick(2) == 0;
+      }
       o.tunnels.push_back(ts);
     }
   }

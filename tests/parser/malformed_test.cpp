@@ -148,6 +148,28 @@ std::vector<MalformedCase> malformedCases() {
       {"vn-tag cut short",
        [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x89, 0x26, 0x80, 0, 0, 1, 8}; },
        LinkType::kEthernet, Layer::kVnTag},
+      {"fabricpath header cut short",
+       [] {
+         return Bytes{2,    0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x89, 0x03, 0x00,
+                      0x7f, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1,    0x08};
+       },
+       LinkType::kEthernet, Layer::kFabricPath},
+      {"fabricpath inner frame cut before its type",
+       patched(tcp4_ok, [](Bytes& f, size_t l3) { f.resize(l3 - 1); },
+               {.shims = {{.kind = Shim::Kind::kFabricPath, .value = 1}}}),
+       LinkType::kEthernet, Layer::kFabricPath},
+      {"cmd header cut short",
+       [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x89, 0x09, 1, 1, 0, 1, 0, 42, 8}; },
+       LinkType::kEthernet, Layer::kCmd},
+      {"cmd version 2",
+       patched(tcp4_ok, [](Bytes& f, size_t l3) { f[l3 - 8] = 2; },
+               {.shims = {{.kind = Shim::Kind::kCmd, .value = 42}}}),
+       LinkType::kEthernet, Layer::kCmd},
+      {"cmd after a vlan tag, cut short",
+       [] {
+         return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0, 5, 0x89, 0x09, 1, 1, 0, 1};
+       },
+       LinkType::kEthernet, Layer::kCmd},
       {"vlan tag cut short",
        [] { return Bytes{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0, 0, 5}; }, LinkType::kEthernet,
        Layer::kVlan},

@@ -73,6 +73,15 @@ std::vector<LinkCase> linkCases() {
                   {.kind = Shim::Kind::kVlan, .value = 9}}},
        18 + 18 + 4},
       {"vn-tag", {.shims = {{.kind = Shim::Kind::kVnTag, .value = 0x80010002}}}, 20},
+      {"fabricpath", {.shims = {{.kind = Shim::Kind::kFabricPath, .value = 1}}}, 14 + 16},
+      {"cmd", {.shims = {{.kind = Shim::Kind::kCmd, .value = 42}}}, 14 + 8},
+      // Zeek's cisco-fabric-path.pcap: FabricPath around a tagged frame; and Cisco MetaData
+      // after a VLAN tag.
+      {"fabricpath-vlan-cmd",
+       {.shims = {{.kind = Shim::Kind::kFabricPath, .value = 1023},
+                  {.kind = Shim::Kind::kVlan, .value = 12},
+                  {.kind = Shim::Kind::kCmd, .value = 0xffff}}},
+       14 + 16 + 4 + 8},
       {"sll-mpls",
        {.link = LinkType::kLinuxSll, .shims = {{.kind = Shim::Kind::kMpls, .value = 1}}},
        20},
@@ -163,6 +172,12 @@ TEST_P(LinkTest, TcpWithAllOptions) {
       case Shim::Kind::kVnTag:
         want.emplace_back(EncapHeader::Kind::kVnTag, h.value);
         break;
+      case Shim::Kind::kFabricPath:
+        want.emplace_back(EncapHeader::Kind::kFabricPath, h.value);
+        break;
+      case Shim::Kind::kCmd:
+        want.emplace_back(EncapHeader::Kind::kCmd, h.value);
+        break;
       case Shim::Kind::kEthernetPw:
         want.emplace_back(EncapHeader::Kind::kPseudowire, 0);
         break;
@@ -250,10 +265,11 @@ TEST(ParserLayers, TypeFfffAfterATagIsNotAPseudowire) {
 
 TEST(ParserLayers, NamesComeFromOneTable) {
   const std::vector<std::string> want = {
-      "none",        "link",  "vlan",         "sll",    "mpls",        "pppoe",    "pbb",
-      "vn-tag",      "ipv4",  "ipv4-options", "ipv6",   "ipv6-ext",    "fragment", "tcp",
-      "tcp-options", "udp",   "icmp",         "icmpv6", "icmp-quoted", "ppp",      "gre",
-      "erspan",      "vxlan", "geneve",       "gtp-u",  "teredo",      "ayiya",    "tunnel-depth"};
+      "none",     "link",       "vlan",        "sll",   "mpls",         "pppoe",  "pbb",
+      "vn-tag",   "fabricpath", "cmd",         "ipv4",  "ipv4-options", "ipv6",   "ipv6-ext",
+      "fragment", "tcp",        "tcp-options", "udp",   "icmp",         "icmpv6", "icmp-quoted",
+      "ppp",      "gre",        "erspan",      "vxlan", "geneve",       "gtp-u",  "teredo",
+      "ayiya",    "802.11",     "tunnel-depth"};
   ASSERT_EQ(kLayerCount, want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(layerName(static_cast<Layer>(i)), want[i]);

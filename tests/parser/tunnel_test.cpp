@@ -120,6 +120,21 @@ std::vector<TunnelCase> tunnelCases() {
                kIpProtoGre,
                0,
                "erspan:session=1023:type=3"});
+  // Aruba's 802.11 in GRE, as in Zeek's gre-aruba.pcap: a data frame from the distribution system,
+  // LLC/SNAP, the IP packet; QoS data with four addresses; another of Aruba's protocol types.
+  c.push_back({"aruba", {.kind = Kind::kAruba}, false, kIpProtoGre, 0, "aruba:proto=0x8200"});
+  c.push_back({"aruba-qos-4addr",
+               {.kind = Kind::kAruba, .value = 0x8210, .wlan_qos = true, .wlan_four_address = true},
+               true,
+               kIpProtoGre,
+               0,
+               "aruba:proto=0x8210"});
+  c.push_back({"aruba-9000",
+               {.kind = Kind::kAruba, .value = 0x9000, .wlan_qos = true},
+               false,
+               kIpProtoGre,
+               0,
+               "aruba:proto=0x9000"});
   c.push_back({"4in4", {.kind = Kind::kIpIp}, false, kIpProtoIpIp, 0, "ip-in-ip"});
   c.push_back({"6in4", {.kind = Kind::kIpIp}, true, kIpProtoIpv6, 0, "ip-in-ip"});
   c.push_back({"4in6",
@@ -512,6 +527,28 @@ std::vector<BadCase> badCases() {
                Layer::kErspan});
   c.push_back({"erspan-1-no-ethernet", greWith({0x00, 0x00, 0x88, 0xbe, 1, 2, 3}), Layer::kErspan});
   {
+    // Aruba 802.11 in GRE: the data header cut short; four addresses or a QoS field announced
+    // past the packet; the LLC/SNAP header cut short.
+    const Bytes hdr = {0x00, 0x00, 0x82, 0x00,  // GRE, Aruba type 0x8200
+                       0x08, 0x02, 0,    0,     // data, From DS
+                       2,    0,    0,    0,    0x11, 0, 2,    0, 0, 0,
+                       0x11, 1,    2,    0,    0,    0, 0x11, 2, 0, 0};
+    c.push_back(
+        {"aruba-802.11-short", greWith(Bytes(hdr.begin(), hdr.begin() + 20)), Layer::kWlan});
+    Bytes four = hdr;
+    four[5] = 0x03;  // To DS and From DS: a fourth address that is not there
+    c.push_back({"aruba-4addr-past", greWith(four), Layer::kWlan});
+    Bytes qos = hdr;
+    qos[4] = 0x88;  // QoS data, the QoS control field missing
+    c.push_back({"aruba-qos-past", greWith(qos), Layer::kWlan});
+    c.push_back({"aruba-llc-short", greWith(cat(hdr, {0xaa, 0xaa, 0x03, 0, 0})), Layer::kWlan});
+    // The SNAP header says IPv4 but the packet after it is cut short.
+    c.push_back({"aruba-inner-ipv4-short",
+                 greWith(cat(cat(hdr, {0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00}),
+                             Bytes(inner4.begin(), inner4.begin() + 16))),
+                 Layer::kIpv4});
+  }
+  {
     // IP-in-IP whose inner IPv4 header is cut short, and one whose inner total length lies.
     const Bytes cut(inner4.begin(), inner4.begin() + 12);
     c.push_back({"ip-in-ip-inner-short",
@@ -562,6 +599,83 @@ TEST(Tunnels, TruncatedAndLyingHeadersAreMalformedAtTheirLayer) {
     // Without decap none of these is looked into.
     EXPECT_TRUE(parseBytes(bc.frame, LinkType::kEthernet).ok) << bc.name;
   }
+}
+
+// Aruba 802.11 frames statewall does not look into are judged as the GRE packet they are, with or
+// without decap: protected (encrypted), A-MSDU aggregates, management frames, null data, LLC
+// that is not SNAP; and GRE types that are not Aruba's.
+TEST(Tunnels, ArubaFramesThatAreNotDecapsulated) {
+  const Bytes plain = buildTcp(innerTcp(), {.tunnels = {{.kind = Kind::kAruba}}});
+  const Bytes qos = buildTcp(innerTcp(), {.tunnels = {{.kind = Kind::kAruba, .wlan_qos = true}}});
+  const size_t wlan = 14 + 20 + 4;  // Ethernet, outer IPv4, GRE
+  ASSERT_EQ(parseBytes(plain.data(), plain.size(), LinkType::kEthernet, decapOn()).p.dport, 443);
+  ASSERT_EQ(parseBytes(qos.data(), qos.size(), LinkType::kEthernet, decapOn()).p.dport, 443);
+  struct Refused {
+    const char* name;
+    Bytes frame;
+  };
+  std::vector<Refused> cases;
+  auto patch = [&](const char* name, const Bytes& base, size_t at, uint8_t v) {
+    Bytes f = base;
+    f[at] = v;
+    cases.push_back({name, f});
+  };
+  auto greType = [&](const char* name, uint16_t type) {
+    Bytes f = plain;
+    f.at(14 + 20 + 2) = static_cast<uint8_t>(type >> 8);
+    f.at(14 + 20 + 3) = static_cast<uint8_t>(type);
+    cases.push_back({name, f});
+  };
+  patch("protected", plain, wlan + 1, 0x42);
+  patch("a-msdu", qos, wlan + 24, 0x80);
+  patch("management frame", plain, wlan, 0x80);  // beacon
+  patch("null data", plain, wlan, 0x48);         // data subtype 4: no payload
+  patch("protocol version 1", plain, wlan, 0x09);
+  patch("llc not snap", plain, wlan + 24, 0x42);  // spanning tree's SAP
+  patch("snap with another oui", plain, wlan + 27, 0x0c);
+  greType("gre type 0x8201", 0x8201);
+  greType("gre type 0x8380", 0x8380);
+  for (const Refused& rc : cases) {
+    SCOPED_TRACE(rc.name);
+    const auto r = parseBytes(rc.frame.data(), rc.frame.size(), LinkType::kEthernet, decapOn());
+    ASSERT_TRUE(r.ok) << layerName(r.p.malformed) << ": " << r.p.malformed_why;
+    EXPECT_EQ(r.p.tunnel_depth, 0);
+    EXPECT_EQ(r.p.proto, kIpProtoGre);
+    EXPECT_EQ(encapsulation(rc.frame.data(), static_cast<uint32_t>(rc.frame.size()),
+                            LinkType::kEthernet, decapOn())
+                  .size(),
+              0u);
+  }
+}
+
+TEST(Tunnels, CiscoAndArubaEncapText) {
+  EncapHeader h;
+  ASSERT_EQ(parseEncapText("aruba", &h), "");
+  EXPECT_EQ(h.kind, Kind::kAruba);
+  EXPECT_EQ(h.value, 0x8200u);
+  EXPECT_EQ(encapText(h), "aruba:proto=0x8200");
+  ASSERT_EQ(parseEncapText("aruba:proto=0x8370", &h), "");
+  EXPECT_EQ(h.value, 0x8370u);
+  EXPECT_NE(parseEncapText("aruba:proto=0x8380", &h).find("not an Aruba GRE protocol type"),
+            std::string::npos);
+  EXPECT_NE(parseEncapText("aruba:proto=0x8201", &h).find("not an Aruba GRE protocol type"),
+            std::string::npos);
+  EXPECT_NE(parseEncapText("aruba:5", &h).find("proto=N"), std::string::npos);
+  ASSERT_EQ(parseEncapText("fabricpath:1023", &h), "");
+  EXPECT_EQ(h.kind, Kind::kFabricPath);
+  EXPECT_EQ(encapText(h), "fabricpath:1023");
+  EXPECT_NE(parseEncapText("fabricpath:1024", &h).find("0 to 1023"), std::string::npos);
+  ASSERT_EQ(parseEncapText("cmd:42", &h), "");
+  EXPECT_EQ(h.kind, Kind::kCmd);
+  EXPECT_EQ(encapText(h), "cmd:42");
+  EXPECT_NE(parseEncapText("cmd:65536", &h).find("0 to 65535"), std::string::npos);
+  for (uint16_t t = 0x8200; t <= 0x82f0; t += 0x10)
+    EXPECT_TRUE(isArubaGreType(t)) << t;
+  for (uint16_t t = 0x8300; t <= 0x8370; t += 0x10)
+    EXPECT_TRUE(isArubaGreType(t)) << t;
+  EXPECT_TRUE(isArubaGreType(0x9000));
+  for (uint16_t t : {0x8100, 0x8201, 0x8380, 0x83f0, 0x9010, 0x0800, 0x6558})
+    EXPECT_FALSE(isArubaGreType(t)) << t;
 }
 
 // Every prefix of every well-formed tunnel frame: never a crash, never "ok" with a field read

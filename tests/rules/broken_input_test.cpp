@@ -529,11 +529,11 @@ TEST(LoadsWholeOrNotAtAll, AllErrorsAreReportedNotJustTheFirst) {
 TEST(LoadsWholeOrNotAtAll, UnreadableFileRejectsEverything) {
   testutil::TempDir dir;
   std::string good = dir.write("good.yaml", "groups: {g: {}}\n");
-  std::string missing = dir.path("missing.yaml");
+  std::string missing = dir.file("missing.yaml");
   auto r = loadPolicyFiles({good, missing});
   EXPECT_FALSE(r.policy.has_value());
   EXPECT_TRUE(testutil::failsWith(r, missing, "cannot read file: No such file or directory"));
-  auto d = loadPolicyFiles({good, dir.path("")});
+  auto d = loadPolicyFiles({good, dir.file("")});
   EXPECT_FALSE(d.policy.has_value());
   EXPECT_EQ(testutil::errorCount(d), 1u) << testutil::dumpDiagnostics(d);
   EXPECT_NE(testutil::dumpDiagnostics(d).find("cannot read file: it is a directory"),

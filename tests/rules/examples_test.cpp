@@ -116,11 +116,11 @@ TEST(Examples, LoadedFromCopiesInATempDir) {
   std::vector<std::string> copies;
   int n = 0;
   for (const auto& f : awsFiles()) {
-    auto to = dir.path("doc" + std::to_string(n++) + ".txt");
+    auto to = dir.file("doc" + std::to_string(n++) + ".txt");
     std::filesystem::copy_file(f, to);
     copies.push_back(to);
   }
-  auto yaml_copy = dir.path("policy.conf");
+  auto yaml_copy = dir.file("policy.conf");
   std::filesystem::copy_file(kExamples + "/three-tier.yaml", yaml_copy);
   auto aws = loadPolicyFiles(copies);
   auto yaml = loadPolicyFiles({yaml_copy});

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/temp_dir.hpp"
 #include "statewall/rules/loader.hpp"
 
 namespace statewall::rules::testutil {
@@ -126,34 +127,7 @@ inline std::string canonical(const Policy& p) {
   return out;
 }
 
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    auto base = std::filesystem::temp_directory_path();
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      path_ = base / ("statewall-rules-test-" + std::to_string(rd()));
-      if (std::filesystem::create_directory(path_)) return;
-    }
-    ADD_FAILURE() << "cannot create a temp directory under " << base;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string write(const std::string& name, const std::string& text) const {
-    auto p = path_ / name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+// The tests' one temporary directory (common/temp_dir.hpp).
+using ::statewall::testing::TempDir;
 
 }  // namespace statewall::rules::testutil

@@ -738,7 +738,7 @@ TEST(TerraformFiles, PriorSuffixReadsThePlanFile) {
   auto planned = loadPolicyFiles({path});
   ASSERT_TRUE(planned.ok()) << dumpDiagnostics(planned);
   EXPECT_TRUE(planned.policy->groups.empty());
-  auto missing = loadPolicyFiles({dir.path("nope.json") + "#prior"});
+  auto missing = loadPolicyFiles({dir.file("nope.json") + "#prior"});
   EXPECT_FALSE(missing.ok());
 }
 

@@ -64,6 +64,8 @@ TEST(DecapCli, InnerConnectionsAreJudgedByTheirOwnPorts) {
                {"gtp-u:teid=0x1234", false},
                {"ayiya", false},
                {"ip-in-ip", false},
+               {"aruba", false},
+               {"vlan:5,aruba:proto=0x8210", true},
                {"teredo", true},
                {"vxlan:vni=1,vlan:7,gre,ip-in-ip", false}};
   for (const Case& c : cases) {
@@ -99,6 +101,31 @@ TEST(DecapCli, InnerConnectionsAreJudgedByTheirOwnPorts) {
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["verdicts"]["deny"]["packets"], 0);
   }
+}
+
+// Cisco FabricPath and MetaData are layer-2.5 headers: unwrapped with or without --decap, and
+// named in --verdicts' "encap"; inside a VXLAN frame too.
+TEST(DecapCli, CiscoLayer25HeadersAreUnwrappedAndNamed) {
+  TempDir dir;
+  const std::string trace = genTrace(dir, "fabricpath:5,vlan:12,cmd:42", "t");
+  const std::string verdicts = dir.file("v.jsonl");
+  CliRun r = statewall(std::string("replay ") + kPolicy + " '" + trace + "' --verdicts '" +
+                       verdicts + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  size_t denied_3306 = 0;
+  for (const auto& v : jsonLines(verdicts)) {
+    EXPECT_EQ(v["encap"], nlohmann::json::parse(R"(["fabricpath:5","vlan:12","cmd:42"])"));
+    if (v["dport"] == 3306 && v["reason"] == "deny-sg") ++denied_3306;
+  }
+  EXPECT_EQ(denied_3306, 3u);
+
+  const std::string inner = genTrace(dir, "vxlan:vni=9,fabricpath:1,cmd:7", "u");
+  r = statewall(std::string("replay ") + kPolicy + " '" + inner + "' --decap --verdicts '" +
+                verdicts + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto lines = jsonLines(verdicts);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0]["encap"], nlohmann::json::parse(R"(["vxlan:vni=9","fabricpath:1","cmd:7"])"));
 }
 
 // A non-standard VXLAN port is a tunnel only once --tunnel-port names it.

@@ -38,13 +38,15 @@ namespace {
 using testing::TempDir;
 
 bool have(const char* tool) {
-  std::string cmd = std::string("command -v ") + tool + " >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
+  return statewall::testing::runShell(std::string("command -v ") + tool).exit_code == 0;
 }
 
+// A shell command (its output passed on to the test's log); its exit status.
 int sh(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  const auto r = statewall::testing::runShell(cmd);
+  std::fputs(r.out.c_str(), stdout);
+  std::fputs(r.err.c_str(), stderr);
+  return r.exit_code;
 }
 
 // The policy for the capture: the server's interface opens 8080/tcp, 9999/udp, ping, and 7/tcp

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/run_command.hpp"
 #include "policy_util.hpp"
 #include "sim_test_util.hpp"
 #include "statewall/dataplane/packet_builder.hpp"
@@ -614,15 +615,13 @@ TEST(Replay, EveryOutputReadsBack) {
     }
     EXPECT_EQ(counted, ip_packets);
 
-    if (std::system("test -x /usr/bin/tshark") == 0) {
+    if (::access("/usr/bin/tshark", X_OK) == 0) {
       for (const auto* path : {&o.allowed_path, &o.denied_path}) {
-        std::string cmd =
-            "/usr/bin/tshark -r " + *path + " -T fields -e frame.number 2>/dev/null | wc -l";
-        FILE* p = popen(cmd.c_str(), "r");
-        ASSERT_NE(p, nullptr);
-        unsigned long n = 0;
-        EXPECT_EQ(std::fscanf(p, "%lu", &n), 1);
-        pclose(p);
+        const auto tshark = statewall::testing::runCommand(
+            {"/usr/bin/tshark", "-r", *path, "-T", "fields", "-e", "frame.number"});
+        ASSERT_EQ(tshark.exit_code, 0) << tshark.err;
+        const size_t n =
+            static_cast<size_t>(std::count(tshark.out.begin(), tshark.out.end(), '\n'));
         EXPECT_EQ(n, path == &o.allowed_path ? a.size() : d.size());
       }
     }

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/png.hpp"
+#include "common/run_command.hpp"
 #include "sim_test_util.hpp"
 #include "statewall/rules/compiled.hpp"
 #include "statewall/rules/loader.hpp"
@@ -43,10 +44,12 @@ std::string replaceAll(std::string s, const std::string& from, const std::string
   return s;
 }
 
-// Runs a shell command; returns its exit status (-1 when it did not exit normally).
+// Runs a shell command (its output passed on to the test's log); returns its exit status.
 int run(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  const auto r = statewall::testing::runShell(cmd);
+  std::fputs(r.out.c_str(), stdout);
+  std::fputs(r.err.c_str(), stderr);
+  return r.exit_code;
 }
 
 // The chromium command line shared by the DOM dump and the screenshot: its own profile and HOME

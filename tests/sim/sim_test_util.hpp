@@ -15,33 +15,12 @@
 
 #include <gtest/gtest.h>
 
+#include "common/temp_dir.hpp"
+
 namespace statewall::sim::testing {
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its contents at destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/statewall-sim-XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    char* p = ::mkdtemp(buf.data());
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::string cmd = "rm -rf '" + path_ + "'";
-    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path_.c_str());
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+// The tests' one temporary directory (common/temp_dir.hpp).
+using ::statewall::testing::TempDir;
 
 // (stdio rather than istreambuf_iterator: GCC 12 -O3 reports a false null dereference there.)
 inline std::vector<uint8_t> readBytes(const std::string& path) {

@@ -36,6 +36,10 @@
 //                QuotedHeader::has_l4 is false then.
 //   ppp          a PPP frame without its protocol field; a PPP_SERIAL frame shorter than 4 bytes or
 //                that is neither HDLC-framed PPP (ff 03) nor Cisco HDLC (0f/8f 00).
+//   fabricpath   a Cisco FabricPath header (EtherType 0x8903: FTag/TTL, then the inner frame's
+//                addresses and type; 16 bytes after the outer type) cut short.
+//   cmd          a Cisco MetaData header (EtherType 0x8909: version, length, option, SGT, type;
+//                8 bytes) cut short, or not version 1.
 // With ParseOptions::decap (docs/design.md "Encapsulation and tunnels"), the tunnel layers: a
 // header cut short or whose lengths run past the tunnel's payload; an inner Ethernet frame
 // shorter than 14 bytes; and
@@ -48,13 +52,19 @@
 //                fields or an extension header (length 0 included) past the GTP length;
 //   teredo       authentication or origin indication cut short, or not followed by IPv6;
 //   ayiya        identity or signature past the payload;
+//   802.11       Aruba's 802.11-in-GRE: the 802.11 data header (24 bytes; 30 with four
+//                addresses, 2 more with QoS, 4 more with an HT control field) or the LLC/SNAP
+//                header after it (8 bytes) cut short;
 //   tunnel-depth more nested tunnels than ParseOptions::max_tunnel_depth.
 // The packet inside a tunnel is checked layer by layer like any packet (its "ipv4", "tcp" ...),
 // bounded by the tunnel's payload rather than the frame.
 // Not decapsulated (judged as the outer packet, even with decap): fragmented outer packets, GRE
-// version 1 (PPTP) or with source routes, GRE/GENEVE payloads other than IP, MPLS and Ethernet,
+// version 1 (PPTP) or with source routes, GRE/GENEVE payloads other than IP, MPLS and Ethernet (and
+// Aruba's 802.11 for GRE),
 // GTP-U messages other than G-PDU or with a non-IP payload, UDP 3544 payloads that are not Teredo,
-// AYIYA other than forward (opcode 1) of IPv4/IPv6.
+// AYIYA other than forward (opcode 1) of IPv4/IPv6; Aruba 802.11 frames that are not data frames
+// with a payload, protected (encrypted) frames, A-MSDU aggregates (several packets in one frame)
+// and payloads other than LLC/SNAP with an EtherType.
 // Not malformed: bad IPv4/TCP/UDP/ICMP checksums, Ethernet padding beyond the IP total length,
 // ARP (L3::kArp, even if short) and other EtherTypes (L3::kOther), ESP and no-next-header (parsing
 // stops there), unknown IP protocols (no ports), TCP flag combinations (the tracker judges those).
@@ -108,6 +118,8 @@ inline constexpr unsigned kLinkTypeCount = 8;
   X(kPppoe, "pppoe")              \
   X(kPbb, "pbb")                  \
   X(kVnTag, "vn-tag")             \
+  X(kFabricPath, "fabricpath")    \
+  X(kCmd, "cmd")                  \
   X(kIpv4, "ipv4")                \
   X(kIpv4Options, "ipv4-options") \
   X(kIpv6, "ipv6")                \
@@ -127,6 +139,7 @@ inline constexpr unsigned kLinkTypeCount = 8;
   X(kGtpU, "gtp-u")               \
   X(kTeredo, "teredo")            \
   X(kAyiya, "ayiya")              \
+  X(kWlan, "802.11")              \
   X(kTunnelDepth, "tunnel-depth")
 
 enum class Layer : uint8_t {
@@ -195,9 +208,11 @@ inline constexpr int kMaxVlanTags = 2;
 inline constexpr uint16_t kEtherTypeMpls = 0x8847;       // MPLS unicast
 inline constexpr uint16_t kEtherTypeMplsMulti = 0x8848;  // MPLS multicast
 inline constexpr uint16_t kEtherTypePppoeSession = 0x8864;
-inline constexpr uint16_t kEtherTypePbb = 0x88e7;    // 802.1ah backbone service instance tag
-inline constexpr uint16_t kEtherTypeVnTag = 0x8926;  // Cisco VN-Tag
-inline constexpr uint16_t kPppIpv4 = 0x0021;         // PPP protocol numbers
+inline constexpr uint16_t kEtherTypePbb = 0x88e7;         // 802.1ah backbone service instance tag
+inline constexpr uint16_t kEtherTypeVnTag = 0x8926;       // Cisco VN-Tag
+inline constexpr uint16_t kEtherTypeFabricPath = 0x8903;  // Cisco FabricPath (DCE)
+inline constexpr uint16_t kEtherTypeCmd = 0x8909;         // Cisco MetaData (an SGT)
+inline constexpr uint16_t kPppIpv4 = 0x0021;              // PPP protocol numbers
 inline constexpr uint16_t kPppIpv6 = 0x0057;
 // IP tunnels (ParseOptions::decap).
 inline constexpr uint8_t kIpProtoIpIp = 4;   // IPv4 in IP
@@ -208,6 +223,12 @@ inline constexpr uint16_t kEtherTypeTeb =
 inline constexpr uint16_t kEtherTypeErspan2 =
     0x88be;  // ERSPAN type II (type I without GRE sequence)
 inline constexpr uint16_t kEtherTypeErspan3 = 0x22eb;
+// GRE protocol types of Aruba access points' 802.11-in-GRE (0x8200, 0x8210, ... 0x8370 in steps of
+// 0x10, and 0x9000): an 802.11 frame as the access point received it.
+constexpr bool isArubaGreType(uint16_t t) {
+  return (t & 0x000f) == 0 &&
+         ((t >> 8) == 0x82 || ((t >> 8) == 0x83 && t <= 0x8370) || t == 0x9000);
+}
 
 // ICMP types the parser interprets.
 inline constexpr uint8_t kIcmpEchoReply = 0;
@@ -407,6 +428,8 @@ struct EncapHeader {
     kPppoe,
     kPbb,
     kVnTag,
+    kFabricPath,
+    kCmd,
     kPseudowire,
     // Tunnels (docs/design.md "Encapsulation and tunnels"): only with ParseOptions::decap.
     kGre,
@@ -417,10 +440,12 @@ struct EncapHeader {
     kTeredo,
     kAyiya,
     kIpIp,
+    kAruba,
   };
   Kind kind = Kind::kVlan;
-  // VLAN id, MPLS label, PPPoE session id, PBB I-SID, VN-Tag word; GRE key, ERSPAN session id,
-  // VXLAN/GENEVE VNI, GTP-U TEID; 0 for the rest.
+  // VLAN id, MPLS label, PPPoE session id, PBB I-SID, VN-Tag word, FabricPath FTag, Cisco
+  // MetaData SGT; GRE key, ERSPAN session id, VXLAN/GENEVE VNI, GTP-U TEID, Aruba GRE protocol
+  // type; 0 for the rest.
   uint32_t value = 0;
   // GRE: 1 when the header carries a key (so "gre:key=0" and "gre" differ); ERSPAN: its type
   // (1, 2 or 3). 0 otherwise.
@@ -435,8 +460,9 @@ struct EncapHeader {
   IpAddr dst{};
 };
 
-// "vlan", "mpls", "pppoe", "pbb", "vn-tag", "pw-eth" (an Ethernet pseudowire inside MPLS), "gre",
-// "erspan", "vxlan", "geneve", "gtp-u", "teredo", "ayiya", "ip-in-ip".
+// "vlan", "mpls", "pppoe", "pbb", "vn-tag", "fabricpath", "cmd" (Cisco MetaData), "pw-eth" (an
+// Ethernet pseudowire inside MPLS), "gre", "erspan", "vxlan", "geneve", "gtp-u", "teredo", "ayiya",
+// "ip-in-ip", "aruba" (Aruba's 802.11 in GRE).
 std::string_view encapKindName(EncapHeader::Kind k);
 // True for the kinds that are IP tunnels (kGre and after).
 constexpr bool encapIsTunnel(EncapHeader::Kind k) {
@@ -444,9 +470,11 @@ constexpr bool encapIsTunnel(EncapHeader::Kind k) {
 }
 
 // One header as text, the form `statewall gen --encap` reads back (parseEncapText()):
-//   vlan:100  mpls:16  pppoe:7  pbb:4096  vn-tag:2147549184  pw-eth
+//   vlan:100  mpls:16  pppoe:7  pbb:4096  vn-tag:2147549184  fabricpath:1 (FTag)  cmd:42 (SGT)
+//   pw-eth
 //   gre (no key)  gre:key=5  erspan:type=1  erspan:session=3 (type II)  erspan:session=3:type=3
 //   vxlan:vni=42  geneve:vni=7  gtp-u:teid=0x1234  teredo  ayiya  ip-in-ip
+//   aruba:proto=0x8210 (the GRE protocol type; "aruba" alone is 0x8200)
 //   gre:port=4754 (GRE carried in UDP, RFC 8086: the only case where the carrying flow shows)
 // The carrying flow (has_outer) is otherwise not part of the text.
 std::string encapText(const EncapHeader& h);

@@ -41,9 +41,11 @@ struct VlanTag {
 // a stack comes the IP packet, or a kEthernetPw header (a pseudowire: control word, then an
 // Ethernet header whose type continues the chain). PPPoE must be last (PPP then carries the IP).
 struct Shim {
-  enum class Kind : uint8_t { kVlan, kMpls, kPppoe, kPbb, kVnTag, kEthernetPw };
+  enum class Kind : uint8_t { kVlan, kMpls, kPppoe, kPbb, kVnTag, kFabricPath, kCmd, kEthernetPw };
   Kind kind = Kind::kVlan;
-  uint32_t value = 0;              // VLAN id, MPLS label, PPPoE session id, PBB I-SID, VN-Tag word
+  // VLAN id, MPLS label, PPPoE session id, PBB I-SID, VN-Tag word, FabricPath FTag, Cisco MetaData
+  // SGT.
+  uint32_t value = 0;
   uint16_t tpid = kEtherTypeVlan;  // kVlan only
   bool control_word = true;        // kEthernetPw only
 };
@@ -63,6 +65,7 @@ struct Ipv6ExtHeader {
 // the inner packet (with its Ethernet header and inner_shims for the kinds that carry Ethernet:
 // VXLAN, GENEVE, ERSPAN, GRE with `ethernet`) in the tunnel's header and an outer IP packet
 // (UDP for VXLAN, GENEVE, GTP-U, Teredo, AYIYA, GRE with a port) from outer_src to outer_dst.
+// Aruba wraps it in an 802.11 data frame and LLC/SNAP inside GRE.
 struct TunnelSpec {
   EncapHeader::Kind kind = EncapHeader::Kind::kVxlan;  // kGre .. kIpIp
   // As EncapHeader: GRE key, ERSPAN session, VXLAN/GENEVE VNI, GTP-U TEID; aux: GRE key present,
@@ -87,6 +90,10 @@ struct TunnelSpec {
   bool teredo_auth = false;             // Teredo: an authentication indicator (empty id and value)
   bool teredo_origin = false;           // Teredo: an origin indication
   std::vector<Shim> inner_shims{};      // layer-2.5 headers inside the tunnel's Ethernet frame
+  // Aruba (802.11 in GRE; value: the GRE protocol type, 0 meaning 0x8200): the 802.11 data frame
+  // from the distribution system to a station, with these variants.
+  bool wlan_qos = false;           // QoS data (a QoS control field)
+  bool wlan_four_address = false;  // To DS and From DS (a fourth address)
 };
 // A TunnelSpec from a parsed text form (parseEncapText(), e.g. "vxlan:vni=42:port=8472"): the
 // kind, value, aux and destination port.
