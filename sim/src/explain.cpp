@@ -661,11 +661,16 @@ struct Explainer::Impl {
                 {"rule", ruleJson(m.facts.opened_by)},
                 {"reply", reply}};
   }
-  std::string timeoutWords(rules::TimeoutKey k) const {
-    return fmt::format("{}, {} s", rules::timeoutKeyName(k), cp().timeouts().get(k));
+  // The idle timeout that applies to a connection, as the engine refreshes it (an interface's
+  // override included); the policy's when the engine no longer holds the connection.
+  uint32_t timeoutSeconds(const dataplane::ConnectionInfo& c) const {
+    return c.timeout_s != 0 ? c.timeout_s : cp().timeouts().get(c.timeoutKey());
   }
-  Json timeoutJson(rules::TimeoutKey k) const {
-    return Json{{"key", rules::timeoutKeyName(k)}, {"seconds", cp().timeouts().get(k)}};
+  std::string timeoutWords(const dataplane::ConnectionInfo& c) const {
+    return fmt::format("{}, {} s", rules::timeoutKeyName(c.timeoutKey()), timeoutSeconds(c));
+  }
+  Json timeoutJson(const dataplane::ConnectionInfo& c) const {
+    return Json{{"key", rules::timeoutKeyName(c.timeoutKey())}, {"seconds", timeoutSeconds(c)}};
   }
 
   // "the security groups of db-1 (outbound): no outbound rule allows tcp port 42000 to 10.0.2.10"
@@ -1010,17 +1015,17 @@ struct Explainer::Impl {
     // 2. An earlier connection of the same tuple that timed out.
     if (earlier && (v.conn_id == 0 || (v.flags & dataplane::kFlagNewConnection)) &&
         ts_now_ > earlier->last_ts_ns) {
-      const rules::TimeoutKey k = earlier->facts.timeoutKey();
       const uint64_t idle = ts_now_ - earlier->last_ts_ns;
-      if (idle > uint64_t{cp().timeouts().get(k)} * 1000000000ull) {
+      if (idle > uint64_t{timeoutSeconds(earlier->facts)} * 1000000000ull) {
         b.add("expired",
               fmt::format("Connection #{} of these addresses and ports (opened by packet {}) is "
                           "gone: its last packet was {} s before this one, longer than its idle "
                           "timeout ({}). The engine judges this packet as a first packet.",
-                          earlier->number, earlier->first_index, fmtSeconds(idle), timeoutWords(k)),
+                          earlier->number, earlier->first_index, fmtSeconds(idle),
+                          timeoutWords(earlier->facts)),
               Json{{"connection", connJson(*earlier, false)},
                    {"idle_seconds", Json::parse(fmtSeconds(idle))},
-                   {"timeout", timeoutJson(k)}});
+                   {"timeout", timeoutJson(earlier->facts)}});
       }
     }
 
@@ -1291,14 +1296,14 @@ struct Explainer::Impl {
           return;
         }
         const std::vector<std::string> sides = trackedSides(*memo);
-        const rules::TimeoutKey k = memo->facts.timeoutKey();
         std::string text;
         const bool opened = (v.flags & dataplane::kFlagNewConnection) != 0;
         if (v.reason == Reason::kAllowUnprotected) {
           text = fmt::format(
               "{} connection #{} (unprotected traffic is tracked too, so it shows in the "
               "connection log). Idle timeout: {}.",
-              opened ? "This packet opens" : "It belongs to", memo->number, timeoutWords(k));
+              opened ? "This packet opens" : "It belongs to", memo->number,
+              timeoutWords(memo->facts));
         } else {
           std::string who;
           for (size_t i = 0; i < sides.size(); ++i)
@@ -1309,10 +1314,10 @@ struct Explainer::Impl {
               opened ? "this packet opens" : "from this packet on, the engine tracks", memo->number,
               (v.flags & dataplane::kFlagMidStream) ? " (picked up mid-stream)" : "",
               sides.empty() ? "Nothing in particular:" : "From now on", who.empty() ? "the" : who,
-              timeoutWords(k));
+              timeoutWords(memo->facts));
         }
         b.add("tracking", text,
-              Json{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}});
+              Json{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(memo->facts)}});
         return;
       }
       case Reason::kAllowTracked:
@@ -1334,17 +1339,17 @@ struct Explainer::Impl {
           why_longer = fmt::format(
               " The timeout changed from {} s ({}) to {} s: the originator sent again after a "
               "reply, so the connection is now a stream (more than one exchange).",
-              cp().timeouts().get(rules::TimeoutKey::kUdp),
-              rules::timeoutKeyName(rules::TimeoutKey::kUdp), cp().timeouts().get(k));
+              timeoutSeconds(before->facts), rules::timeoutKeyName(before->facts.timeoutKey()),
+              timeoutSeconds(memo->facts));
         }
-        Json tj{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}};
+        Json tj{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(memo->facts)}};
         if (became_stream) tj["became_stream"] = true;
-        b.add(
-            "tracking",
-            fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
-                        "({}).{}",
-                        memo->number, cp().timeouts().get(k), rules::timeoutKeyName(k), why_longer),
-            tj);
+        b.add("tracking",
+              fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
+                          "({}).{}",
+                          memo->number, timeoutSeconds(memo->facts), rules::timeoutKeyName(k),
+                          why_longer),
+              tj);
         return;
       }
       case Reason::kAllowUntracked: {
