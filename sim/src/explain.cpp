@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -11,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "conn_tracker.hpp"
 #include "encap_cursor.hpp"
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/rules/vocab.hpp"
@@ -409,35 +409,6 @@ struct ConnMemo {
   dataplane::ConnectionInfo facts;
 };
 
-// Addresses and ports of a connection, the same from either direction.
-struct TupleKey {
-  uint8_t proto = 0;
-  IpAddr a, b;
-  uint16_t pa = 0, pb = 0;
-  auto operator<=>(const TupleKey&) const = default;
-};
-
-TupleKey tupleOf(uint8_t proto, const IpAddr& s, const IpAddr& d, uint16_t sp, uint16_t dp) {
-  if (std::tie(d, dp) < std::tie(s, sp)) return TupleKey{proto, d, s, dp, sp};
-  return TupleKey{proto, s, d, sp, dp};
-}
-
-// The ports a connection's key uses: TCP/UDP ports; an ICMP query's (id, request type) for the
-// request and (request type, id) for its reply, as the engine keys query pairs; 0 otherwise.
-std::pair<uint16_t, uint16_t> keyPorts(const ParsedPacket& p) {
-  if (p.proto == dataplane::kIpProtoTcp || p.proto == dataplane::kIpProtoUdp) {
-    return {p.sport, p.dport};
-  }
-  if (p.icmp_is_query_request) return {p.icmp_id, p.icmp_type};
-  if (p.icmp_is_query_reply) {
-    bool request;
-    const int rt =
-        dataplane::icmpQueryRequestType(p.family == rules::Family::kV6, p.icmp_type, &request);
-    return {static_cast<uint16_t>(rt), p.icmp_id};
-  }
-  return {0, 0};
-}
-
 std::string fmtSeconds(uint64_t ns) {
   return fmt::format("{}.{:06}", ns / 1000000000ull, (ns % 1000000000ull) / 1000ull);
 }
@@ -482,7 +453,8 @@ struct Explainer::Impl {
 
   detail::EncapCursor frames;  // the frames' encapsulation headers (the observer has no frame)
   std::unordered_map<uint64_t, ConnMemo> conns;  // by engine id
-  std::map<TupleKey, uint64_t> by_tuple;         // -> engine id of the latest connection
+  // The bidirectional flow (the connection log's key) -> engine id of its latest connection.
+  std::unordered_map<FlowKey, uint64_t, detail::FlowKeyHash, detail::FlowKeyEq> by_flow;
 
   Impl(rules::CompiledPolicyPtr p, ExplainOptions o)
       : policy(std::move(p)), opt(std::move(o)), replay(policy, replayOptions(opt)), near(*policy) {
@@ -552,9 +524,8 @@ struct Explainer::Impl {
         auto it = conns.find(v.conn_id);
         if (it != conns.end()) before = it->second;
       }
-      const auto [sp, dp] = keyPorts(p);
-      auto t = by_tuple.find(tupleOf(p.proto, p.src, p.dst, sp, dp));
-      if (t != by_tuple.end() && t->second != v.conn_id) {
+      auto t = by_flow.find(detail::ConnTracker::flowKeyOf(p));
+      if (t != by_flow.end() && t->second != v.conn_id) {
         auto it = conns.find(t->second);
         if (it != conns.end()) earlier = it->second;
       }
@@ -582,8 +553,7 @@ struct Explainer::Impl {
       m.engine_id = v.conn_id;
       m.first_index = index;
       it = conns.insert_or_assign(v.conn_id, std::move(m)).first;
-      const auto [sp, dp] = keyPorts(p);
-      by_tuple[tupleOf(p.proto, p.src, p.dst, sp, dp)] = v.conn_id;
+      by_flow[detail::ConnTracker::flowKeyOf(p)] = v.conn_id;
     }
     ConnMemo& m = it->second;
     if (conn.id == v.conn_id) {
