@@ -415,15 +415,22 @@ ConnectionInfo infoOf(const Table& table, const typename Table::Entry& e) {
   return ci;
 }
 
-// The connection an id names, as it is now; id 0 when there is none (Engine::process's conn_out).
-ConnectionInfo connectionOf(const Engine::Impl& impl, uint64_t id) {
+// The connection an id names, as it is now, with the timeout `node` refreshes it with; id 0 when
+// there is none (Engine::process's conn_out).
+template <class Table>
+ConnectionInfo infoWithTimeout(const Table& table, const typename Table::Entry* e,
+                               const PolicyNode& node) {
+  if (e == nullptr) return ConnectionInfo{};
+  ConnectionInfo ci = infoOf(table, *e);
+  const uint32_t m = e->value.meta.load(std::memory_order_acquire);
+  ci.timeout_s = static_cast<uint32_t>(node.timeouts(m).timeout(ci.timeoutKey()) / kNsPerSec);
+  return ci;
+}
+ConnectionInfo connectionOf(const Engine::Impl& impl, const PolicyNode& node, uint64_t id) {
   if (id == 0) return ConnectionInfo{};
-  if (id & kV6IdBit) {
-    const Table6::Entry* e = impl.table6.findById(id & ~kV6IdBit);
-    return e != nullptr ? infoOf(impl.table6, *e) : ConnectionInfo{};
-  }
-  const Table4::Entry* e = impl.table4.findById(id);
-  return e != nullptr ? infoOf(impl.table4, *e) : ConnectionInfo{};
+  if (id & kV6IdBit)
+    return infoWithTimeout(impl.table6, impl.table6.findById(id & ~kV6IdBit), node);
+  return infoWithTimeout(impl.table4, impl.table4.findById(id), node);
 }
 
 }  // namespace
@@ -1338,7 +1345,7 @@ void Engine::process(Worker& worker, const PacketRef* pkts, unsigned n, uint64_t
       const size_t r = static_cast<size_t>(v.reason);
       bump(w.packets[r]);
       bump(w.bytes[r], pkts[i].len);
-      if constexpr (decltype(detail)::value) conn_out[i] = connectionOf(impl, v.conn_id);
+      if constexpr (decltype(detail)::value) conn_out[i] = connectionOf(impl, node, v.conn_id);
     }
   };
   if (conn_out != nullptr) [[unlikely]] {

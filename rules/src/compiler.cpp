@@ -210,6 +210,8 @@ class PolicyCompiler {
           ei.acl_name = acl.name;
           ei.text = e->str(d);
           ei.loc = e->loc;
+          ei.index = static_cast<uint32_t>(
+              e - (d == Direction::kInbound ? acl.inbound.data() : acl.outbound.data()));
           acl_entries_sorted_[a][static_cast<size_t>(d)].push_back(
               {e, static_cast<AclEntryId>(out_->acl_entries_.size())});
           out_->acl_entries_.push_back(std::move(ei));
@@ -345,13 +347,17 @@ class PolicyCompiler {
     }
     rule_cidrs_.resize(rule_ptr_.size());
     rule_all_peer_.resize(rule_ptr_.size());
+    out_->rule_peers_.resize(rule_ptr_.size());
     for (size_t r = 0; r < rule_ptr_.size(); ++r) {
+      CompiledPolicy::RulePeers& meta = out_->rule_peers_[r];
       auto add = [&](const Cidr& c) {
         const size_t f = c.addr.isV4() ? 0 : 1;
         rule_cidrs_[r][f].push_back(c);
         if (c.prefix == 0) rule_all_peer_[r][f] = true;
+        meta.per_peer.back().push_back(c);
       };
       for (const Peer& peer : rule_ptr_[r]->peers) {
+        meta.per_peer.emplace_back();
         switch (peer.kind) {
           case PeerKind::kCidr:
             add(peer.cidr);
@@ -369,6 +375,8 @@ class PolicyCompiler {
             break;
         }
       }
+      meta.by_family = rule_cidrs_[r];
+      meta.all = rule_all_peer_[r];
     }
   }
 
@@ -676,6 +684,19 @@ class PolicyCompiler {
 
 CompiledPolicy::CompiledPolicy() = default;
 CompiledPolicy::~CompiledPolicy() = default;
+
+const SgRule& CompiledPolicy::sourceRule(RuleId r) const {
+  const RuleInfo& ri = rules_[r];
+  const SecurityGroup& g = source_.groups[ri.group];
+  return ri.dir == Direction::kInbound ? g.inbound[ri.index] : g.outbound[ri.index];
+}
+
+const AclEntry* CompiledPolicy::sourceAclEntry(AclEntryId e) const {
+  const AclEntryInfo& ai = acl_entries_[e];
+  if (ai.rule_number == 0 || ai.acl >= source_.acls.size()) return nullptr;
+  const NetworkAcl& acl = source_.acls[ai.acl];
+  return &(ai.dir == Direction::kInbound ? acl.inbound : acl.outbound)[ai.index];
+}
 
 CompiledPolicy::Stats CompiledPolicy::stats() const {
   Stats s;

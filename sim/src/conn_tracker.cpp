@@ -45,7 +45,7 @@ void ConnTracker::advance(const dataplane::Engine* engine, uint64_t clock,
   engine_ = engine;
   clock_ = clock;
   timeouts_ = timeouts;
-  untracked_cap_ = std::max(kMinScan, table_capacity);
+  untracked_cap_ = std::max(min_scan_, table_capacity);
 }
 
 ConnTracker::Attribution ConnTracker::observe(const ParsedPacket& p, const Verdict& v,
@@ -152,10 +152,13 @@ ConnRecord& ConnTracker::flowRecord(FlatMap<FlowKey, ConnRecord, FlowKeyHash, Fl
                                     bool* from_orig) {
   bool inserted = false;
   ConnRecord& r = flows.findOrInsert(flowKeyOf(p), &inserted);
-  if (!inserted && r.proto == dataplane::kIpProtoTcp && r.removedBefore(ts)) {
-    // Zeek would have removed the connection by now: what follows is a new record.
+  const bool idle = !inserted && ts > r.last_ns && ts - r.last_ns > idleLimitNs(r);
+  if (idle || (!inserted && r.proto == dataplane::kIpProtoTcp && r.removedBefore(ts))) {
+    // Zeek would have removed the connection by now (or it is idle beyond its timeout, which a
+    // scan would have ended): what follows is a new record.
     ConnRecord old = r;
     old.end = endOf(old, /*in_engine=*/false);
+    if (idle && old.end == ConnEnd::kOpen) old.end = ConnEnd::kTimedOut;
     sink_->connectionsEnded(&old, 1);
     r = ConnRecord{};
     inserted = true;
@@ -253,7 +256,7 @@ void ConnTracker::scan(bool final) {
     return a.first_ns != b.first_ns ? a.first_ns < b.first_ns : a.seq < b.seq;
   });
   if (!done.empty()) sink_->connectionsEnded(done.data(), done.size());
-  next_scan_ = std::max(kMinScan, 2 * (tracked_.size() + untracked_.size()));
+  next_scan_ = std::max(min_scan_, 2 * (tracked_.size() + untracked_.size()));
 }
 
 void ConnTracker::scanFlows(FlatMap<FlowKey, ConnRecord, FlowKeyHash, FlowKeyEq>& flows, bool final,

@@ -5,10 +5,13 @@
 // the engine reused the id: kFlagNewConnection); an ICMP error about a connection is counted on
 // it, not mixed into its packets. A packet without one (denied, untracked) belongs to the record
 // of its bidirectional flow (ICMP queries by their id). Records end when the engine no longer
-// holds their connection, when a flow is idle beyond its timeout, or at the end; beyond a bound of
+// holds their connection, when a flow is idle beyond its timeout (found by a scan, or by the
+// flow's next packet, which then starts a new record, as Zeek's inactivity timer ends a
+// connection: the records do not depend on when scans run), or at the end; beyond a bound of
 // flows without a connection at once, the longest idle are ended early. Single-threaded.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -52,6 +55,7 @@ class ConnSink {
 
 class ConnTracker {
  public:
+  static constexpr size_t kMinScan = 1 << 16;
   // Where a packet went.
   struct Attribution {
     ConnRecord* record = nullptr;  // null: not attributed (non-IP, control, malformed)
@@ -59,8 +63,15 @@ class ConnTracker {
     bool icmp_error = false;       // an ICMP error about the record's connection
   };
 
-  // `numbers` (may be null) gives records their connection numbers.
-  ConnTracker(ConnSink* sink, const ConnNumbers* numbers) : sink_(sink), numbers_(numbers) {}
+  // `numbers` (may be null) gives records their connection numbers. `min_scan`: records held
+  // before settle() looks for ended ones, and the least bound of flows without a connection kept
+  // at once (tests lower it).
+  ConnTracker(ConnSink* sink, const ConnNumbers* numbers, size_t min_scan = kMinScan)
+      : sink_(sink),
+        numbers_(numbers),
+        min_scan_(std::max<size_t>(1, min_scan)),
+        next_scan_(min_scan_),
+        untracked_cap_(min_scan_) {}
 
   // Before each burst: the engine that judged it (for which connections it still holds), the
   // clock it was judged at, the idle timeouts of the policy in force, and the connection-table
@@ -127,9 +138,9 @@ class ConnTracker {
   uint64_t pending_parents_[ConnRecord::kMaxParents] = {};
   size_t pending_count_ = 0;
   uint64_t seq_ = 0;
-  static constexpr size_t kMinScan = 1 << 16;
-  size_t next_scan_ = kMinScan;
-  size_t untracked_cap_ = kMinScan;  // records of flows without a connection kept at once
+  size_t min_scan_;
+  size_t next_scan_;
+  size_t untracked_cap_;  // records of flows without a connection kept at once
   uint64_t ended_early_ = 0;
   bool look_ = false;  // settle() looks (not after an ICMP error about a connection)
 

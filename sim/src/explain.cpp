@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -11,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "conn_tracker.hpp"
 #include "encap_cursor.hpp"
+#include "explain_words.hpp"
 #include "statewall/dataplane/tcp_tracker.hpp"
 #include "statewall/rules/vocab.hpp"
 #include "statewall/rules/vocab_json.hpp"
@@ -34,66 +35,10 @@ using rules::IpAddr;
 using rules::RuleId;
 using Json = nlohmann::ordered_json;
 
-std::string_view missFieldName(MissField f) {
-  switch (f) {
-    case MissField::kProtocol:
-      return "protocol";
-    case MissField::kPort:
-      return "port";
-    case MissField::kIcmpType:
-      return "icmp-type";
-    case MissField::kIcmpCode:
-      return "icmp-code";
-    case MissField::kPeer:
-      return "peer";
-    case MissField::kOrder:
-      return "order";
-  }
-  return "?";
-}
-
 namespace {
-
-Direction reverseOf(Direction d) {
-  return d == Direction::kInbound ? Direction::kOutbound : Direction::kInbound;
-}
-
-size_t familySlot(const IpAddr& a) {
-  return a.isV4() ? 0 : 1;
-}
 
 std::string endpointStr(const IpAddr& a, uint16_t port) {
   return rules::endpointText(a, port);
-}
-
-// "port 443", "ports 1024-65535", "all ports"
-std::string portsStr(const rules::Match& m) {
-  if (m.allPorts()) return "all ports";
-  if (m.port_lo == m.port_hi) return fmt::format("port {}", m.port_lo);
-  return fmt::format("ports {}-{}", m.port_lo, m.port_hi);
-}
-
-// What a rule's match allows, in words: "tcp port 22", "all traffic", "icmp type 8", "protocol 47".
-std::string matchWords(const rules::Match& m) {
-  if (m.proto == rules::kProtoAll) return "all traffic";
-  std::string p = rules::protoName(m.proto);
-  if (rules::protoHasPorts(m.proto)) return p + " " + portsStr(m);
-  if (rules::protoIsIcmp(m.proto)) {
-    if (m.icmp_type == rules::kAny) return p + " (any type)";
-    if (m.icmp_code == rules::kAny) return fmt::format("{} type {}", p, m.icmp_type);
-    return fmt::format("{} type {} code {}", p, m.icmp_type, m.icmp_code);
-  }
-  return fmt::format("protocol {}", p);
-}
-
-// What a packet is, in words, for one side's rules: "tcp port 8000", "icmp type 0 code 0".
-std::string packetWords(const Flow5& f) {
-  std::string p = rules::protoName(f.proto);
-  if (rules::protoHasPorts(f.proto)) return fmt::format("{} port {}", p, f.dport);
-  if (rules::protoIsIcmp(f.proto)) {
-    return fmt::format("{} type {} code {}", p, f.icmp_type, f.icmp_code);
-  }
-  return fmt::format("protocol {}", p);
 }
 
 // The set flags' letters (rules::tcpFlagLetters); "none" when no flag is set.
@@ -111,289 +56,12 @@ Flow5 reverseFlow(const Flow5& f) {
   return r;
 }
 
-// How many of the match's fields fail for the packet f, and the last one that does.
-int mismatches(const rules::Match& m, const Flow5& f, bool peer_ok, MissField* which) {
-  int n = 0;
-  auto miss = [&](MissField w) {
-    ++n;
-    *which = w;
-  };
-  if (m.proto != rules::kProtoAll && m.proto != f.proto) miss(MissField::kProtocol);
-  if (rules::protoHasPorts(m.proto) && !m.allPorts()) {
-    if (!rules::protoHasPorts(f.proto) || f.dport < m.port_lo || f.dport > m.port_hi) {
-      miss(MissField::kPort);
-    }
-  }
-  if (rules::protoIsIcmp(m.proto)) {
-    const bool icmp = rules::protoIsIcmp(f.proto);
-    if (m.icmp_type != rules::kAny && (!icmp || f.icmp_type != m.icmp_type)) {
-      miss(MissField::kIcmpType);
-    }
-    if (m.icmp_code != rules::kAny && (!icmp || f.icmp_code != m.icmp_code)) {
-      miss(MissField::kIcmpCode);
-    }
-  }
-  if (!peer_ok) miss(MissField::kPeer);
-  return n;
-}
-
 std::string capitalized(std::string s) {
   if (!s.empty() && s[0] >= 'a' && s[0] <= 'z') s[0] = static_cast<char>(s[0] - 'a' + 'A');
   return s;
 }
 
 }  // namespace
-
-// ---- near misses ----
-
-struct NearMissSearch::Index {
-  const CompiledPolicy& cp;
-  std::vector<const rules::SgRule*> rule_ptr;                   // per RuleId
-  std::vector<std::array<std::vector<rules::Cidr>, 2>> cidrs;   // per RuleId and family
-  std::vector<std::array<bool, 2>> all_peer;                    // per RuleId and family
-  std::vector<std::string> peer_words;                          // per RuleId
-  std::vector<std::array<std::vector<RuleId>, 2>> group_rules;  // per group and direction
-  std::vector<const rules::AclEntry*> acl_ptr;                  // per AclEntryId; null for '*'
-  std::vector<std::array<std::vector<rules::AclEntryId>, 2>> acl_order;  // per ACL, direction
-
-  explicit Index(const CompiledPolicy& p) : cp(p) {
-    const rules::Policy& src = p.source();
-    auto findByName = [](const auto& list, const std::string& n) -> long {
-      for (size_t i = 0; i < list.size(); ++i)
-        if (list[i].name == n) return static_cast<long>(i);
-      for (size_t i = 0; i < list.size(); ++i)
-        if (!list[i].id.empty() && list[i].id == n) return static_cast<long>(i);
-      return -1;
-    };
-    std::vector<std::vector<IpAddr>> members(src.groups.size());
-    for (rules::IfaceId i = 0; i < p.ifaceCount(); ++i) {
-      for (uint16_t g : p.iface(i).groups)
-        members[g].insert(members[g].end(), p.iface(i).addresses.begin(),
-                          p.iface(i).addresses.end());
-    }
-    group_rules.resize(src.groups.size());
-    for (RuleId r = 0; r < p.ruleCount(); ++r) {
-      const rules::RuleInfo& ri = p.rule(r);
-      const rules::SecurityGroup& g = src.groups[ri.group];
-      const rules::SgRule& rule =
-          ri.dir == Direction::kInbound ? g.inbound[ri.index] : g.outbound[ri.index];
-      rule_ptr.push_back(&rule);
-      group_rules[ri.group][static_cast<size_t>(ri.dir)].push_back(r);
-      std::array<std::vector<rules::Cidr>, 2> c;
-      std::array<bool, 2> all{false, false};
-      std::string words;
-      auto add = [&](const rules::Cidr& x) {
-        c[familySlot(x.addr)].push_back(x);
-        if (x.prefix == 0) all[familySlot(x.addr)] = true;
-      };
-      auto listed = [](const std::vector<std::string>& items) {
-        std::string s;
-        for (size_t k = 0; k < items.size() && k < 4; ++k)
-          s += (k ? ", " : "") + items[k];
-        if (items.size() > 4) s += fmt::format(" and {} more", items.size() - 4);
-        return s.empty() ? std::string("no addresses") : s;
-      };
-      for (const rules::Peer& peer : rule.peers) {
-        words += words.empty() ? "" : ", ";
-        std::vector<std::string> items;
-        switch (peer.kind) {
-          case rules::PeerKind::kCidr:
-            add(peer.cidr);
-            words += peer.cidr.str();
-            break;
-          case rules::PeerKind::kPrefixList: {
-            const long pl = findByName(src.prefix_lists, peer.name);
-            if (pl >= 0) {
-              for (const rules::Cidr& x : src.prefix_lists[static_cast<size_t>(pl)].cidrs) {
-                add(x);
-                items.push_back(x.str());
-              }
-            }
-            words += fmt::format("{} ({})", peer.str(), listed(items));
-            break;
-          }
-          case rules::PeerKind::kGroup: {
-            const long gi = findByName(src.groups, peer.name);
-            if (gi >= 0) {
-              for (const IpAddr& a : members[static_cast<size_t>(gi)]) {
-                add(rules::Cidr::host(a));
-                items.push_back(a.str());
-              }
-            }
-            words += fmt::format("{} ({})", peer.str(), listed(items));
-            break;
-          }
-        }
-      }
-      cidrs.push_back(std::move(c));
-      all_peer.push_back(all);
-      peer_words.push_back(words);
-    }
-    acl_order.resize(p.aclCount());
-    acl_ptr.resize(p.aclEntryCount(), nullptr);
-    for (rules::AclEntryId e = 0; e < p.aclEntryCount(); ++e) {
-      const rules::AclEntryInfo& ai = p.aclEntry(e);
-      if (ai.acl >= p.aclCount()) continue;
-      acl_order[ai.acl][static_cast<size_t>(ai.dir)].push_back(e);
-      if (ai.rule_number == 0) continue;
-      const long a = findByName(src.acls, ai.acl_name);
-      if (a < 0) continue;
-      const rules::NetworkAcl& acl = src.acls[static_cast<size_t>(a)];
-      for (const rules::AclEntry& x : ai.dir == Direction::kInbound ? acl.inbound : acl.outbound)
-        if (x.rule_number == ai.rule_number) acl_ptr[e] = &x;
-    }
-    for (auto& dirs : acl_order) {
-      for (auto& list : dirs) {
-        std::stable_sort(list.begin(), list.end(), [&](rules::AclEntryId a, rules::AclEntryId b) {
-          const int na = p.aclEntry(a).rule_number, nb = p.aclEntry(b).rule_number;
-          return (na == 0 ? 1 << 30 : na) < (nb == 0 ? 1 << 30 : nb);
-        });
-      }
-    }
-  }
-
-  bool peerMatches(RuleId r, const IpAddr& a) const {
-    for (const rules::Cidr& c : cidrs[r][familySlot(a)])
-      if (c.contains(a)) return true;
-    return false;
-  }
-
-  std::string ruleLabel(RuleId r) const { return rules::ruleLabelLong(cp.rule(r)); }
-  std::string aclLabel(rules::AclEntryId e) const {
-    return rules::aclEntryLabelLong(cp.aclEntry(e));
-  }
-
-  // The sentence for a near miss of `label` whose match is m, in direction d.
-  NearMiss describe(const std::string& label, const rules::Match& m, const std::string& peers,
-                    Direction d, const Flow5& f, MissField field) const {
-    NearMiss n;
-    n.field = field;
-    const bool in = d == Direction::kInbound;
-    const IpAddr& remote = in ? f.src : f.dst;
-    switch (field) {
-      case MissField::kPeer:
-        n.wanted = peers;
-        n.got = remote.str();
-        n.text =
-            fmt::format("{}: {} is allowed only {} {}; this packet {} {}.", label, matchWords(m),
-                        in ? "from" : "to", peers, in ? "came from" : "goes to", remote.str());
-        break;
-      case MissField::kPort:
-        n.wanted = portsStr(m);
-        n.got = rules::protoHasPorts(f.proto) ? fmt::format("port {}", f.dport)
-                                              : rules::protoName(f.proto);
-        n.text = fmt::format("{}: it allows {} {} only; this packet goes to {}.", label,
-                             rules::protoName(m.proto), portsStr(m), n.got);
-        break;
-      case MissField::kProtocol:
-        n.wanted = rules::protoName(m.proto);
-        n.got = rules::protoName(f.proto);
-        n.text = fmt::format("{}: it allows {} only; this packet is {}.", label, matchWords(m),
-                             packetWords(f));
-        break;
-      case MissField::kIcmpType:
-        n.wanted = fmt::format("type {}", m.icmp_type);
-        n.got = fmt::format("type {}", f.icmp_type);
-        n.text = fmt::format("{}: it allows {} only; this packet is {} type {}.", label,
-                             matchWords(m), rules::protoName(f.proto), f.icmp_type);
-        break;
-      case MissField::kIcmpCode:
-        n.wanted = fmt::format("code {}", m.icmp_code);
-        n.got = fmt::format("code {}", f.icmp_code);
-        n.text = fmt::format("{}: it allows {} only; this packet has code {}.", label,
-                             matchWords(m), f.icmp_code);
-        break;
-      case MissField::kOrder:
-        break;
-    }
-    return n;
-  }
-};
-
-NearMissSearch::NearMissSearch(const CompiledPolicy& policy)
-    : ix_(std::make_unique<Index>(policy)) {}
-NearMissSearch::~NearMissSearch() = default;
-
-std::vector<NearMiss> NearMissSearch::securityGroups(rules::IfaceId iface, Direction d,
-                                                     const Flow5& f) const {
-  std::vector<NearMiss> out;
-  if (iface >= ix_->cp.ifaceCount()) return out;
-  const IpAddr& remote = d == Direction::kInbound ? f.src : f.dst;
-  for (uint16_t g : ix_->cp.iface(iface).groups) {
-    for (RuleId r : ix_->group_rules[g][static_cast<size_t>(d)]) {
-      MissField which = MissField::kPeer;
-      const rules::Match& m = ix_->rule_ptr[r]->match;
-      if (mismatches(m, f, ix_->peerMatches(r, remote), &which) != 1) continue;
-      NearMiss n = ix_->describe(ix_->ruleLabel(r), m, ix_->peer_words[r], d, f, which);
-      n.rule = r;
-      out.push_back(std::move(n));
-    }
-  }
-  return out;
-}
-
-std::vector<NearMiss> NearMissSearch::acl(rules::SubnetId s, Direction d, const Flow5& f,
-                                          rules::AclEntryId decided_by) const {
-  std::vector<NearMiss> out;
-  const CompiledPolicy& cp = ix_->cp;
-  if (s >= cp.subnetCount() || cp.subnet(s).acl == rules::kNoAcl) return out;
-  const rules::AclId a = cp.subnet(s).acl;
-  const IpAddr& remote = d == Direction::kInbound ? f.src : f.dst;
-  const int decided_number =
-      decided_by < cp.aclEntryCount() ? cp.aclEntry(decided_by).rule_number : 0;
-  std::vector<NearMiss> shadowed;
-  for (rules::AclEntryId e : ix_->acl_order[a][static_cast<size_t>(d)]) {
-    const rules::AclEntry* x = ix_->acl_ptr[e];
-    if (x == nullptr || !x->allow) continue;
-    const bool before = decided_number == 0 || x->rule_number < decided_number;
-    MissField which = MissField::kPeer;
-    const bool peer_ok = x->cidr.family() == remote.family && x->cidr.contains(remote);
-    const int n = mismatches(x->match, f, peer_ok, &which);
-    if (n == 1 && before) {
-      NearMiss miss = ix_->describe(ix_->aclLabel(e), x->match, x->cidr.str(), d, f, which);
-      miss.acl = true;
-      miss.entry = e;
-      out.push_back(std::move(miss));
-    } else if (n == 0 && !before && decided_number != 0) {
-      NearMiss miss;
-      miss.acl = true;
-      miss.entry = e;
-      miss.field = MissField::kOrder;
-      miss.wanted = fmt::format("a number below {}", decided_number);
-      miss.got = std::to_string(x->rule_number);
-      miss.text = fmt::format(
-          "{} would allow it, but rule {} denies it first: the lowest number that matches wins.",
-          ix_->aclLabel(e), decided_number);
-      shadowed.push_back(std::move(miss));
-    }
-  }
-  out.insert(out.end(), std::make_move_iterator(shadowed.begin()),
-             std::make_move_iterator(shadowed.end()));
-  return out;
-}
-
-std::pair<RuleId, RuleId> NearMissSearch::untrackedPair(rules::IfaceId iface, Direction d,
-                                                        const Flow5& request) const {
-  RuleId r1 = rules::kNoRule, r2 = rules::kNoRule;
-  if (iface >= ix_->cp.ifaceCount()) return {r1, r2};
-  const size_t fam = familySlot(request.src);
-  for (uint16_t g : ix_->cp.iface(iface).groups) {
-    for (RuleId r : ix_->group_rules[g][static_cast<size_t>(d)]) {
-      MissField which = MissField::kPeer;
-      if (r1 == rules::kNoRule && ix_->all_peer[r][fam] &&
-          mismatches(ix_->rule_ptr[r]->match, request, true, &which) == 0) {
-        r1 = r;
-      }
-    }
-    for (RuleId r : ix_->group_rules[g][static_cast<size_t>(reverseOf(d))]) {
-      const rules::Match& m = ix_->rule_ptr[r]->match;
-      const bool all_ports =
-          m.proto == rules::kProtoAll || (m.proto == request.proto && m.allPorts());
-      if (r2 == rules::kNoRule && all_ports && ix_->all_peer[r][fam]) r2 = r;
-    }
-  }
-  return {r1, r2};
-}
 
 // ---- explanations ----
 
@@ -408,35 +76,6 @@ struct ConnMemo {
   // tracked sides, timeout class, stream promotion, the rule that opened it.
   dataplane::ConnectionInfo facts;
 };
-
-// Addresses and ports of a connection, the same from either direction.
-struct TupleKey {
-  uint8_t proto = 0;
-  IpAddr a, b;
-  uint16_t pa = 0, pb = 0;
-  auto operator<=>(const TupleKey&) const = default;
-};
-
-TupleKey tupleOf(uint8_t proto, const IpAddr& s, const IpAddr& d, uint16_t sp, uint16_t dp) {
-  if (std::tie(d, dp) < std::tie(s, sp)) return TupleKey{proto, d, s, dp, sp};
-  return TupleKey{proto, s, d, sp, dp};
-}
-
-// The ports a connection's key uses: TCP/UDP ports; an ICMP query's (id, request type) for the
-// request and (request type, id) for its reply, as the engine keys query pairs; 0 otherwise.
-std::pair<uint16_t, uint16_t> keyPorts(const ParsedPacket& p) {
-  if (p.proto == dataplane::kIpProtoTcp || p.proto == dataplane::kIpProtoUdp) {
-    return {p.sport, p.dport};
-  }
-  if (p.icmp_is_query_request) return {p.icmp_id, p.icmp_type};
-  if (p.icmp_is_query_reply) {
-    bool request;
-    const int rt =
-        dataplane::icmpQueryRequestType(p.family == rules::Family::kV6, p.icmp_type, &request);
-    return {static_cast<uint16_t>(rt), p.icmp_id};
-  }
-  return {0, 0};
-}
 
 std::string fmtSeconds(uint64_t ns) {
   return fmt::format("{}.{:06}", ns / 1000000000ull, (ns % 1000000000ull) / 1000ull);
@@ -482,7 +121,8 @@ struct Explainer::Impl {
 
   detail::EncapCursor frames;  // the frames' encapsulation headers (the observer has no frame)
   std::unordered_map<uint64_t, ConnMemo> conns;  // by engine id
-  std::map<TupleKey, uint64_t> by_tuple;         // -> engine id of the latest connection
+  // The bidirectional flow (the connection log's key) -> engine id of its latest connection.
+  std::unordered_map<FlowKey, uint64_t, detail::FlowKeyHash, detail::FlowKeyEq> by_flow;
 
   Impl(rules::CompiledPolicyPtr p, ExplainOptions o)
       : policy(std::move(p)), opt(std::move(o)), replay(policy, replayOptions(opt)), near(*policy) {
@@ -552,9 +192,8 @@ struct Explainer::Impl {
         auto it = conns.find(v.conn_id);
         if (it != conns.end()) before = it->second;
       }
-      const auto [sp, dp] = keyPorts(p);
-      auto t = by_tuple.find(tupleOf(p.proto, p.src, p.dst, sp, dp));
-      if (t != by_tuple.end() && t->second != v.conn_id) {
+      auto t = by_flow.find(detail::ConnTracker::flowKeyOf(p));
+      if (t != by_flow.end() && t->second != v.conn_id) {
         auto it = conns.find(t->second);
         if (it != conns.end()) earlier = it->second;
       }
@@ -582,8 +221,7 @@ struct Explainer::Impl {
       m.engine_id = v.conn_id;
       m.first_index = index;
       it = conns.insert_or_assign(v.conn_id, std::move(m)).first;
-      const auto [sp, dp] = keyPorts(p);
-      by_tuple[tupleOf(p.proto, p.src, p.dst, sp, dp)] = v.conn_id;
+      by_flow[detail::ConnTracker::flowKeyOf(p)] = v.conn_id;
     }
     ConnMemo& m = it->second;
     if (conn.id == v.conn_id) {
@@ -661,11 +299,16 @@ struct Explainer::Impl {
                 {"rule", ruleJson(m.facts.opened_by)},
                 {"reply", reply}};
   }
-  std::string timeoutWords(rules::TimeoutKey k) const {
-    return fmt::format("{}, {} s", rules::timeoutKeyName(k), cp().timeouts().get(k));
+  // The idle timeout that applies to a connection, as the engine refreshes it (an interface's
+  // override included); the policy's when the engine no longer holds the connection.
+  uint32_t timeoutSeconds(const dataplane::ConnectionInfo& c) const {
+    return c.timeout_s != 0 ? c.timeout_s : cp().timeouts().get(c.timeoutKey());
   }
-  Json timeoutJson(rules::TimeoutKey k) const {
-    return Json{{"key", rules::timeoutKeyName(k)}, {"seconds", cp().timeouts().get(k)}};
+  std::string timeoutWords(const dataplane::ConnectionInfo& c) const {
+    return fmt::format("{}, {} s", rules::timeoutKeyName(c.timeoutKey()), timeoutSeconds(c));
+  }
+  Json timeoutJson(const dataplane::ConnectionInfo& c) const {
+    return Json{{"key", rules::timeoutKeyName(c.timeoutKey())}, {"seconds", timeoutSeconds(c)}};
   }
 
   // "the security groups of db-1 (outbound): no outbound rule allows tcp port 42000 to 10.0.2.10"
@@ -673,7 +316,7 @@ struct Explainer::Impl {
     const bool in = c.dir == Direction::kInbound;
     const std::string dir(rules::directionName(c.dir));
     return fmt::format("no {} rule of {} ({}) allows {} {} {}", dir, cp().iface(c.iface).name,
-                       groupsStr(c.iface), packetWords(f), in ? "from" : "to",
+                       groupsStr(c.iface), detail::packetWords(f), in ? "from" : "to",
                        (in ? f.src : f.dst).str());
   }
   std::string checkName(const rules::Check& c) const {
@@ -1010,17 +653,17 @@ struct Explainer::Impl {
     // 2. An earlier connection of the same tuple that timed out.
     if (earlier && (v.conn_id == 0 || (v.flags & dataplane::kFlagNewConnection)) &&
         ts_now_ > earlier->last_ts_ns) {
-      const rules::TimeoutKey k = earlier->facts.timeoutKey();
       const uint64_t idle = ts_now_ - earlier->last_ts_ns;
-      if (idle > uint64_t{cp().timeouts().get(k)} * 1000000000ull) {
+      if (idle > uint64_t{timeoutSeconds(earlier->facts)} * 1000000000ull) {
         b.add("expired",
               fmt::format("Connection #{} of these addresses and ports (opened by packet {}) is "
                           "gone: its last packet was {} s before this one, longer than its idle "
                           "timeout ({}). The engine judges this packet as a first packet.",
-                          earlier->number, earlier->first_index, fmtSeconds(idle), timeoutWords(k)),
+                          earlier->number, earlier->first_index, fmtSeconds(idle),
+                          timeoutWords(earlier->facts)),
               Json{{"connection", connJson(*earlier, false)},
                    {"idle_seconds", Json::parse(fmtSeconds(idle))},
-                   {"timeout", timeoutJson(k)}});
+                   {"timeout", timeoutJson(earlier->facts)}});
       }
     }
 
@@ -1291,14 +934,14 @@ struct Explainer::Impl {
           return;
         }
         const std::vector<std::string> sides = trackedSides(*memo);
-        const rules::TimeoutKey k = memo->facts.timeoutKey();
         std::string text;
         const bool opened = (v.flags & dataplane::kFlagNewConnection) != 0;
         if (v.reason == Reason::kAllowUnprotected) {
           text = fmt::format(
               "{} connection #{} (unprotected traffic is tracked too, so it shows in the "
               "connection log). Idle timeout: {}.",
-              opened ? "This packet opens" : "It belongs to", memo->number, timeoutWords(k));
+              opened ? "This packet opens" : "It belongs to", memo->number,
+              timeoutWords(memo->facts));
         } else {
           std::string who;
           for (size_t i = 0; i < sides.size(); ++i)
@@ -1309,10 +952,10 @@ struct Explainer::Impl {
               opened ? "this packet opens" : "from this packet on, the engine tracks", memo->number,
               (v.flags & dataplane::kFlagMidStream) ? " (picked up mid-stream)" : "",
               sides.empty() ? "Nothing in particular:" : "From now on", who.empty() ? "the" : who,
-              timeoutWords(k));
+              timeoutWords(memo->facts));
         }
         b.add("tracking", text,
-              Json{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}});
+              Json{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(memo->facts)}});
         return;
       }
       case Reason::kAllowTracked:
@@ -1334,17 +977,17 @@ struct Explainer::Impl {
           why_longer = fmt::format(
               " The timeout changed from {} s ({}) to {} s: the originator sent again after a "
               "reply, so the connection is now a stream (more than one exchange).",
-              cp().timeouts().get(rules::TimeoutKey::kUdp),
-              rules::timeoutKeyName(rules::TimeoutKey::kUdp), cp().timeouts().get(k));
+              timeoutSeconds(before->facts), rules::timeoutKeyName(before->facts.timeoutKey()),
+              timeoutSeconds(memo->facts));
         }
-        Json tj{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(k)}};
+        Json tj{{"tracked", true}, {"sides", sides}, {"timeout", timeoutJson(memo->facts)}};
         if (became_stream) tj["became_stream"] = true;
-        b.add(
-            "tracking",
-            fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
-                        "({}).{}",
-                        memo->number, cp().timeouts().get(k), rules::timeoutKeyName(k), why_longer),
-            tj);
+        b.add("tracking",
+              fmt::format("Tracked: connection #{} is refreshed; it expires after {} s idle "
+                          "({}).{}",
+                          memo->number, timeoutSeconds(memo->facts), rules::timeoutKeyName(k),
+                          why_longer),
+              tj);
         return;
       }
       case Reason::kAllowUntracked: {
@@ -1370,7 +1013,7 @@ struct Explainer::Impl {
           text += fmt::format(
               ": {} allows {} {} all addresses, and {} allows all traffic {} all addresses on "
               "all ports, so {} does not track this flow",
-              ruleLabel(r1), packetWords(request), in ? "from" : "to", ruleLabel(r2),
+              ruleLabel(r1), detail::packetWords(request), in ? "from" : "to", ruleLabel(r2),
               in ? "to" : "from", name);
           rule_j = ruleJson(r1);
           rev_j = ruleJson(r2);

@@ -97,8 +97,7 @@ Json ruleRef(const rules::CompiledPolicy& p, rules::RuleId r) {
   const rules::RuleInfo& ri = p.rule(r);
   return {{"id", fmt::format("rule:{}", r)},
           {"kind", "sg"},
-          {"label",
-           fmt::format("{} {} rule {}", ri.group_name, rules::directionName(ri.dir), ri.index)},
+          {"label", rules::ruleLabel(ri)},
           {"text", ri.text},
           {"line", ri.loc.line}};
 }

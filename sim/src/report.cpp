@@ -31,16 +31,19 @@ using rules::TimeoutKey;
 
 constexpr uint64_t kNs = 1000000000ull;
 
-bool isIp(const ParsedPacket& p) {
-  return p.l3 == L3::kIpv4 || p.l3 == L3::kIpv6;
-}
-
 // A bidirectional flow, as the replay's connection log keys records without a connection id.
 using FlowId = FlowKey;
 using FlowIdHash = detail::FlowKeyHash;
 FlowId flowIdOf(const ParsedPacket& p) {
   return detail::ConnTracker::flowKeyOf(p);
 }
+
+// A listed record the connection log has open: where the report keeps it, and its connection's
+// number.
+struct OpenRecord {
+  uint64_t index = 0;   // in listed
+  uint64_t number = 0;  // #N of its engine connection, 0 before it has one
+};
 
 enum class EntryKind : uint8_t { kTcp, kUdp, kIcmpEcho, kOther };
 
@@ -80,22 +83,24 @@ uint64_t ReportConnection::denied() const {
   return packets - allowed();
 }
 
-struct ReportBuilder::Impl {
+struct ReportBuilder::Impl final : detail::ConnSink {
   rules::CompiledPolicyPtr policy;
   ReportOptions opt;
   ReportData data;
 
-  // Records: the first max_connections (listed on the page) stay to the end; a later one only
-  // while its connection may still see packets (then it is counted and forgotten), so that memory
-  // is bounded by the live connections and the caps, not by the flows in the trace.
-  std::vector<ReportConnection> listed;                 // by creation (seq)
-  std::unordered_map<uint64_t, ReportConnection> held;  // seq -> record, seq >= max_connections
-  uint64_t records = 0;                                 // records created
-  std::unordered_map<uint64_t, uint64_t> by_conn;       // engine connection id -> seq
-  std::unordered_map<FlowId, uint64_t, FlowIdHash> by_flow;
+  // Which connection each packet belongs to, and when a record ends: the connection log's own
+  // attribution (conn_tracker.hpp), so that the page's records are the log's.
+  detail::ConnTracker tracker;
+  // Records: the first max_connections are listed on the page; a later one is only counted when
+  // the connection log ends it, so that memory is bounded by the log's open records and the caps,
+  // not by the flows in the trace.
+  std::vector<ReportConnection> listed;           // in order of first packet
+  uint64_t records = 0;                           // records created
+  uint64_t next_seq = 0;                          // the log's records below this seq were seen
+  std::unordered_map<uint64_t, OpenRecord> open;  // the log's seq -> listed, while open
   std::vector<std::pair<std::string, uint64_t>> states;  // conn_state -> records ended
-  size_t next_scan;
-  size_t flow_cap;             // records of flows without a connection kept at once
+  size_t next_scan;            // packets between looks for evicted entries
+  size_t since_look = 0;       // packets since the last look
   Replay* replay = nullptr;    // to ask its engine which connections are live
   detail::EncapCursor frames;  // the frames' encapsulation headers (readFramesFrom)
 
@@ -114,8 +119,8 @@ struct ReportBuilder::Impl {
   Impl(rules::CompiledPolicyPtr p, ReportOptions o)
       : policy(std::move(p)),
         opt(std::move(o)),
+        tracker(this, nullptr, opt.min_scan),
         next_scan(std::max<size_t>(1, opt.min_scan)),
-        flow_cap(next_scan),
         policy_texts(*policy) {
     data.options = opt;
     data.policy = policy;
@@ -275,29 +280,20 @@ struct ReportBuilder::Impl {
     schedule(v.conn_id, e);
   }
 
-  // The connection log's idle limit of a record (for flows without an id).
-  uint64_t idleLimitNs(const ConnRecord& r) const {
-    return detail::ConnTracker::idleLimitNs(r, policy->timeouts());
-  }
-
   Reason stateless(const ParsedPacket& p, const Verdict& v) {
     return statelessReason(*policy, p, v, &eval);
   }
 
-  ReportConnection& at(uint64_t seq) {
-    return seq < listed.size() ? listed[seq] : held.find(seq)->second;
-  }
-
-  uint64_t newRecord(uint64_t index, const ParsedPacket& p, bool reply, const Verdict& v) {
-    const uint64_t seq = records++;
-    ReportConnection& c = seq < opt.max_connections ? listed.emplace_back() : held[seq];
+  // The report's side of a record the connection log started with this packet: listed, or
+  // only counted.
+  void newRecord(uint64_t seq, uint64_t index, const ParsedPacket& p) {
+    const uint64_t i = records++;
+    if (i >= opt.max_connections) return;
+    ReportConnection& c = listed.emplace_back();
     if (frames.on())
       c.encap = detail::encapPhrase(frames.headers(index, p.tunnel_depth, opt.parse));
-    c.rec.seq = seq;
-    c.rec.begin(p, reply);
-    c.rec.first_reason = v.reason;
-    c.has_ladder = seq < opt.ladder_connections;
-    return seq;
+    c.has_ladder = i < opt.ladder_connections;
+    open[seq].index = i;
   }
 
   void tally(const ConnRecord& r) {
@@ -312,83 +308,62 @@ struct ReportBuilder::Impl {
     }
   }
 
-  // The record can see no more packets: a listed one keeps `end` for finish(); a later one is
-  // counted now and forgotten.
-  void retire(uint64_t seq, ConnEnd end) {
-    if (seq < listed.size()) {
-      if (end == ConnEnd::kTimedOut) listed[seq].rec.end = end;
-      return;
+  // The connection log ended these records: each is counted, and a listed one keeps its final
+  // record for the page.
+  void connectionsEnded(const ConnRecord* records_ended, size_t n) override {
+    for (size_t k = 0; k < n; ++k) {
+      tally(records_ended[k]);
+      auto o = open.find(records_ended[k].seq);
+      if (o == open.end()) continue;
+      ConnRecord& rec = listed[o->second.index].rec;
+      rec = records_ended[k];
+      if (rec.conn_id != 0 && rec.conn_number == 0) rec.conn_number = o->second.number;
+      open.erase(o);
     }
-    auto it = held.find(seq);
-    if (it == held.end()) return;
-    it->second.rec.end = end;
-    tally(it->second.rec);
-    held.erase(it);
   }
 
-  static bool closed(const ConnRecord& r) {
-    return r.engine_closed || (r.proto == dataplane::kIpProtoTcp && r.tcpClosed());
-  }
-
-  // Forgets the records whose connection is over, as the replay's connection log writes them:
-  // connection ids the engine no longer holds, flows idle beyond their timeout, and, beyond
-  // flow_cap flows without a connection at once, the longest idle of them.
-  void scan() {
-    if (replay != nullptr && replay->engine() != nullptr && (!by_conn.empty() || !live.empty())) {
-      std::unordered_map<uint64_t, char> live_ids;
-      live_ids.reserve(std::max(by_conn.size(), live.size()));
-      replay->engine()->forEachConnection([&](const dataplane::ConnectionInfo& c) {
-        if (c.expires_ns > clock && (by_conn.count(c.id) != 0 || live.count(c.id) != 0))
-          live_ids.emplace(c.id, 0);
-      });
-      // The table model learns here of the entries the engine evicted to make room for new
-      // connections (early drop): verdicts do not say which one went. Their departure is drawn at
-      // this scan's time, at most one scan after the eviction.
-      size_t evicted = 0;
-      for (auto it = live.begin(); it != live.end();) {
-        if (live_ids.count(it->first) != 0) {
-          ++it;
-          continue;
-        }
-        const uint64_t id = (it++)->first;
-        remove(id);
-        ++evicted;
-      }
-      if (evicted != 0) noteSize(clock);
-      for (auto it = by_conn.begin(); it != by_conn.end();) {
-        if (live_ids.count(it->first) != 0) {
-          ++it;
-          continue;
-        }
-        const ConnRecord& r = at(it->second).rec;
-        retire(it->second, closed(r) ? ConnEnd::kClosed : ConnEnd::kTimedOut);
-        it = by_conn.erase(it);
-      }
-    }
-    std::vector<std::pair<uint64_t, FlowId>> open;  // (last_ns, key)
-    for (auto it = by_flow.begin(); it != by_flow.end();) {
-      const ConnRecord& r = at(it->second).rec;
-      if (clock > r.last_ns && clock - r.last_ns > idleLimitNs(r)) {
-        retire(it->second, closed(r) ? ConnEnd::kClosed : ConnEnd::kTimedOut);
-        it = by_flow.erase(it);
-      } else {
-        open.emplace_back(r.last_ns, it->first);
+  // The table model learns here of the entries the engine evicted to make room for new
+  // connections (early drop): verdicts do not say which one went. Their departure is drawn at
+  // this look's time, at most one look after the eviction.
+  void noticeEvictions() {
+    since_look = 0;
+    next_scan = std::max<size_t>(std::max<size_t>(1, opt.min_scan), live.size());
+    if (replay == nullptr || replay->engine() == nullptr || live.empty()) return;
+    std::unordered_map<uint64_t, char> live_ids;
+    live_ids.reserve(live.size());
+    replay->engine()->forEachConnection([&](const dataplane::ConnectionInfo& c) {
+      if (c.expires_ns > clock && live.count(c.id) != 0) live_ids.emplace(c.id, 0);
+    });
+    size_t evicted = 0;
+    for (auto it = live.begin(); it != live.end();) {
+      if (live_ids.count(it->first) != 0) {
         ++it;
+        continue;
       }
+      const uint64_t id = (it++)->first;
+      remove(id);
+      ++evicted;
     }
-    if (open.size() > flow_cap * 3 / 4) {
-      const size_t drop = open.size() - flow_cap / 2;
-      std::nth_element(open.begin(), open.begin() + static_cast<long>(drop), open.end(),
-                       [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (size_t j = 0; j < drop; ++j) {
-        auto it = by_flow.find(open[j].second);
-        const ConnRecord& r = at(it->second).rec;
-        retire(it->second, closed(r) ? ConnEnd::kClosed : ConnEnd::kOpen);
-        by_flow.erase(it);
-        ++data.connections_forgotten_early;
-      }
+    if (evicted != 0) noteSize(clock);
+  }
+
+  // Hands a packet to the connection log's attribution; its record, or null.
+  detail::ConnTracker::Attribution attribute(uint64_t index, uint64_t ts, const Verdict& v,
+                                             const ParsedPacket& p) {
+    const dataplane::Engine* engine = replay != nullptr ? replay->engine() : nullptr;
+    tracker.advance(engine, std::max(clock, replay != nullptr ? replay->nowNs() : 0),
+                    &policy->timeouts(), engine != nullptr ? engine->capacity() : 0);
+    const detail::ConnTracker::Attribution a = tracker.observe(p, v, ts);
+    if (a.record == nullptr) return a;
+    if (a.record->seq >= next_seq) {
+      next_seq = a.record->seq + 1;
+      newRecord(a.record->seq, index, p);
     }
-    next_scan = std::max(std::max<size_t>(1, opt.min_scan), 2 * (by_conn.size() + by_flow.size()));
+    auto o = open.find(a.record->seq);
+    if (o != open.end() && o->second.number == 0 && v.conn_id != 0 && replay != nullptr) {
+      o->second.number = replay->connectionNumber(v.conn_id);
+    }
+    return a;
   }
 
   void observe(uint64_t index, uint64_t ts, const Verdict& v, const ParsedPacket& p) {
@@ -400,10 +375,6 @@ struct ReportBuilder::Impl {
     const bool differs = dataplane::reasonAllows(sr) != v.allowed();
     if (differs) (v.allowed() ? data.stateless_to_deny : data.stateless_to_allow) += 1;
 
-    if (!isIp(p) || (v.flags & kFlagControl) || v.reason == Reason::kDenyMalformed) {
-      ++data.unattributed_packets;
-      return;
-    }
     modelTable(p, v);
     if (p.proto == dataplane::kIpProtoTcp && v.conn_id != 0 && !p.icmp_is_error &&
         !(p.is_fragment && !p.first_fragment)) {
@@ -414,63 +385,29 @@ struct ReportBuilder::Impl {
       }
     }
 
-    // Attribution, as the replay's connection log does it.
-    uint64_t ri;
-    bool from_orig = true;
-    bool icmp_error = false;
-    if (v.conn_id != 0) {
-      auto it = by_conn.find(v.conn_id);
-      const bool reply = (v.flags & kFlagReply) != 0;
-      if (it == by_conn.end() || (v.flags & kFlagNewConnection)) {
-        if (it != by_conn.end()) retire(it->second, ConnEnd::kTimedOut);
-        ri = newRecord(index, p, reply, v);
-        at(ri).rec.conn_id = v.conn_id;
-        at(ri).rec.conn_number = replay != nullptr ? replay->connectionNumber(v.conn_id) : 0;
-        by_conn[v.conn_id] = ri;
-      } else {
-        ri = it->second;
-      }
-      icmp_error = p.icmp_is_error && at(ri).rec.proto != p.proto;
-      from_orig = !reply;
-    } else {
-      const FlowId k = flowIdOf(p);
-      auto it = by_flow.find(k);
-      if (it != by_flow.end()) {
-        ConnRecord& old = at(it->second).rec;
-        if (ts > old.last_ns && ts - old.last_ns > idleLimitNs(old)) {
-          retire(it->second, closed(old) ? ConnEnd::kClosed : ConnEnd::kTimedOut);
-          by_flow.erase(it);
-          it = by_flow.end();
-        }
-      }
-      if (it == by_flow.end()) {
-        ri = newRecord(index, p, false, v);
-        by_flow[k] = ri;
-      } else {
-        ri = it->second;
-        const ConnRecord& r = at(ri).rec;
-        const rules::IpAddr& first_src = r.flipped ? r.resp_h : r.orig_h;
-        const uint16_t first_sport = r.flipped ? r.resp_p : r.orig_p;
-        from_orig = p.src == first_src && (rules::protoIsIcmp(p.proto) || p.sport == first_sport);
-      }
+    // Attribution: the connection log's (nothing for non-IP, control and malformed packets).
+    const detail::ConnTracker::Attribution att = attribute(index, ts, v, p);
+    if (att.record == nullptr) {
+      ++data.unattributed_packets;
+      return;
     }
-    ReportConnection& c = at(ri);
-    ConnRecord& r = c.rec;
+    auto listed_at = open.find(att.record->seq);
+    if (listed_at != open.end())
+      addToListed(listed[listed_at->second.index], index, ts, v, p, att, sr, differs);
+    tracker.settle();
+    if (++since_look >= next_scan) noticeEvictions();
+  }
+
+  // A packet of a listed record: its counts and its ladder's arrow.
+  void addToListed(ReportConnection& c, uint64_t index, uint64_t ts, const Verdict& v,
+                   const ParsedPacket& p, const detail::ConnTracker::Attribution& att, Reason sr,
+                   bool differs) {
+    const bool from_orig = att.from_orig;
+    const bool icmp_error = att.icmp_error;
+    const ConnRecord& r = *att.record;
     ++c.packets;
     ++c.by_reason[static_cast<size_t>(v.reason)];
     if (differs) ++c.stateless_changed;
-    if (icmp_error) {
-      ++r.icmp_errors;
-      if (!v.allowed()) ++r.denied_pkts;
-    } else {
-      r.observe(p, from_orig, ts);
-      if (!v.allowed()) ++r.denied_pkts;
-      if (v.flags & kFlagConnClosed) r.engine_closed = true;
-      if (r.orig.pkts + r.resp.pkts == 1 &&
-          (v.reason == Reason::kAllowRule || v.reason == Reason::kAllowUntracked)) {
-        r.opened_by = v.rule;
-      }
-    }
     if (c.has_ladder && c.arrows.size() < opt.ladder_arrows) {
       LadderArrow a;
       a.index = index;
@@ -506,23 +443,6 @@ struct ReportBuilder::Impl {
       a.text = t->second;
       c.arrows.push_back(a);
     }
-    if (replay != nullptr && replay->engine() != nullptr) {
-      flow_cap = std::max(std::max<size_t>(1, opt.min_scan), replay->engine()->capacity());
-    }
-    if (by_conn.size() + by_flow.size() >= next_scan || by_flow.size() > flow_cap) scan();
-  }
-
-  ConnEnd endOf(const ReportConnection& c) const {
-    const ConnRecord& r = c.rec;
-    if (r.engine_closed || (r.proto == dataplane::kIpProtoTcp && r.tcpClosed())) {
-      return ConnEnd::kClosed;
-    }
-    if (r.conn_id != 0) {
-      if (r.end == ConnEnd::kTimedOut) return ConnEnd::kTimedOut;
-      return live.count(r.conn_id) != 0 ? ConnEnd::kOpen : ConnEnd::kTimedOut;
-    }
-    if (r.end == ConnEnd::kTimedOut) return ConnEnd::kTimedOut;
-    return r.last_ns + idleLimitNs(r) <= clock ? ConnEnd::kTimedOut : ConnEnd::kOpen;
   }
 
   // The chart's time buckets: [t0, t1] in chart_buckets slices.
@@ -580,16 +500,13 @@ struct ReportBuilder::Impl {
     data.table_final = live.size();
     bucketTable();
     bucketExpiries();
+    // The records still open end now, as the connection log ends them at the end of the run.
+    const dataplane::Engine* engine = replay != nullptr ? replay->engine() : nullptr;
+    tracker.advance(engine, std::max(clock, replay != nullptr ? replay->nowNs() : 0),
+                    &policy->timeouts(), engine != nullptr ? engine->capacity() : 0);
+    tracker.endAll();
+    data.connections_forgotten_early = tracker.endedEarly();
     data.connections_total = records;
-    for (auto& c : listed) {
-      c.rec.end = endOf(c);
-      tally(c.rec);
-    }
-    for (auto& [seq, c] : held) {
-      c.rec.end = endOf(c);
-      tally(c.rec);
-    }
-    held.clear();
     std::sort(states.begin(), states.end(), [](const auto& a, const auto& b) {
       return a.second != b.second ? a.second > b.second : a.first < b.first;
     });

@@ -490,5 +490,35 @@ TEST(ConnTracker, AOneSidedAttemptEndsAfterZeeksAttemptDelay) {
   EXPECT_EQ(std::string(a.record->connState()), "SH");
 }
 
+// A flow without a connection, idle beyond its timeout, ends at its next packet, which starts a
+// new record (as Zeek's inactivity timer ends a connection): the records do not depend on when a
+// scan runs. Before, the record went on until a scan happened to find it idle (the report ended
+// it on the next packet, so the two disagreed).
+TEST(ConnTracker, AnIdleFlowEndsAtItsNextPacketWhateverTheScans) {
+  Collect sink;
+  sim::detail::ConnTracker t(&sink, nullptr);
+  const rules::Timeouts timeouts = rules::Timeouts::defaults(rules::TimeoutProfile::kAws);
+  constexpr uint64_t kS = 1'000'000'000;
+  UdpSpec u;
+  u.src = ipAddr("203.0.113.9");
+  u.dst = ipAddr("10.0.1.10");
+  u.dport = 53;
+  t.advance(nullptr, 1 * kS, &timeouts, 1024);
+  auto a = t.observe(parsed(buildUdp(u)), judged(Reason::kDenySg, 0, 0), 1 * kS);
+  const uint64_t first = a.record->seq;
+  t.settle();
+  t.advance(nullptr, 20 * kS, &timeouts, 1024);  // within udp's 30 s: the same record
+  a = t.observe(parsed(buildUdp(u)), judged(Reason::kDenySg, 0, 0), 20 * kS);
+  EXPECT_EQ(a.record->seq, first);
+  t.settle();
+  t.advance(nullptr, 60 * kS, &timeouts, 1024);  // 40 s idle: a new record
+  a = t.observe(parsed(buildUdp(u)), judged(Reason::kDenySg, 0, 0), 60 * kS);
+  EXPECT_NE(a.record->seq, first);
+  ASSERT_EQ(sink.ended.size(), 1u);
+  EXPECT_EQ(sink.ended[0].seq, first);
+  EXPECT_EQ(sink.ended[0].end, ConnEnd::kTimedOut);
+  EXPECT_EQ(sink.ended[0].orig.pkts, 2u);
+}
+
 }  // namespace
 }  // namespace statewall::sim

@@ -643,6 +643,45 @@ TEST(Explain, AUdpConnectionSaysWhenItBecomesAStream) {
       << ex[3].text;
 }
 
+// An interface's own timeouts override the policy's for the connections tracked on its side
+// (docs/design.md "Idle timeouts"): explain names the timeout that applies, not the policy's.
+TEST(Explain, NamesTheInterfacesTimeoutWhereItOverridesThePolicys) {
+  std::string yaml = kExplainPolicy;
+  const std::string app = "app-1: {addresses: [10.0.2.10], groups: [app]}";
+  yaml.replace(yaml.find(app), app.size(),
+               "app-1: {addresses: [10.0.2.10], groups: [app], timeouts: {udp: 50, udp_stream: "
+               "150}}");
+  auto p = compilePolicy(yaml);
+  ASSERT_TRUE(p);
+  std::vector<Frame> frames = {{kT0, udp("10.0.2.10", 5400, "8.8.8.8", 53)},
+                               {kT0 + kSec, udp("8.8.8.8", 53, "10.0.2.10", 5400)},
+                               {kT0 + 2 * kSec, udp("10.0.2.10", 5400, "8.8.8.8", 53)},
+                               {kT0 + 200 * kSec, udp("10.0.2.10", 5400, "8.8.8.8", 53)}};
+  auto ex = explainFrames(p, frames, ExplainOptions{});
+  ASSERT_EQ(ex.size(), 4u);
+  EXPECT_NE(allText(ex[0]).find("Idle timeout: udp, 50 s."), std::string::npos) << ex[0].text;
+  EXPECT_NE(allText(ex[1]).find("expires after 50 s idle (udp)"), std::string::npos) << ex[1].text;
+  EXPECT_NE(allText(ex[2]).find("The timeout changed from 50 s (udp) to 150 s"), std::string::npos)
+      << ex[2].text;
+  EXPECT_NE(allText(ex[3]).find("longer than its idle timeout (udp_stream, 150 s)"),
+            std::string::npos)
+      << ex[3].text;
+  nlohmann::json j = nlohmann::json::parse(explainFrames(p, {frames[0]},
+                                                         [] {
+                                                           ExplainOptions o;
+                                                           o.json = true;
+                                                           return o;
+                                                         }())[0]
+                                               .json);
+  bool seen = false;
+  for (const auto& step : j["steps"]) {
+    if (step["kind"] != "tracking") continue;
+    EXPECT_EQ(step["timeout"]["seconds"], 50) << step.dump();
+    seen = true;
+  }
+  EXPECT_TRUE(seen) << j.dump(2);
+}
+
 // The text points to docs/glossary.md for the terms it uses, each term once per run.
 TEST(Explain, TextPointsToTheGlossaryOncePerTerm) {
   auto p = compilePolicy(kExplainPolicy);

@@ -33,6 +33,10 @@ struct ConnectionInfo {
   bool icmp_query = false;  // an ICMP/ICMPv6 query pair keyed by (request type, identifier)
   rules::RuleId opened_by = rules::kNoRule;
   uint64_t expires_ns = 0;
+  // The idle timeout (seconds) of timeoutKey() that applies to this connection: the policy's, or
+  // the override of the interfaces that track it (docs/design.md "Idle timeouts", per interface).
+  // Filled on Engine::process's conn_out only; 0 from forEachConnection.
+  uint32_t timeout_s = 0;
 
   // The sides (originator's, responder's) whose tracking helps the connection's packets.
   bool srcSideTracks() const { return src_side_protected && src_side_tracked; }

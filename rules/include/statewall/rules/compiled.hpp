@@ -81,8 +81,9 @@ struct AclEntryInfo {
   int rule_number = 0;  // 0 = '*'
   bool allow = false;
   std::string acl_name;
-  std::string text;  // AclEntry::str(dir), or "* deny all from 0.0.0.0/0, ::/0"
-  SourceLoc loc;     // empty for '*'
+  std::string text;    // AclEntry::str(dir), or "* deny all from 0.0.0.0/0, ::/0"
+  SourceLoc loc;       // empty for '*'
+  uint32_t index = 0;  // within source()'s acls[acl] inbound or outbound list; unused for '*'
 
   std::string ruleNumberStr() const { return rule_number == 0 ? "*" : std::to_string(rule_number); }
 };
@@ -157,6 +158,27 @@ class CompiledPolicy {
   // The validated Policy this was compiled from.
   const Policy& source() const { return source_; }
 
+  // Compile-time metadata, kept beside the matching tables (the data path never reads it): what
+  // the compiler worked out once, for explain, lint and other readers, so that none works it out
+  // again from names. Any thread.
+  // The rule in source() that RuleId r was compiled from.
+  const SgRule& sourceRule(RuleId r) const;
+  // The entry in source() that ACL entry e was compiled from; null for a default '*' entry.
+  const AclEntry* sourceAclEntry(AclEntryId e) const;
+  // Rule r's peers expanded to CIDRs of one family, as the matcher holds them: prefix lists
+  // resolved, a group reference as the host addresses of the interfaces carrying the group.
+  const std::vector<Cidr>& rulePeers(RuleId r, Family f) const {
+    return rule_peers_[r].by_family[f == Family::kV4 ? 0 : 1];
+  }
+  // Whether one of them is the family's all-addresses CIDR.
+  bool rulePeerIsAll(RuleId r, Family f) const {
+    return rule_peers_[r].all[f == Family::kV4 ? 0 : 1];
+  }
+  // The expansion of the i-th peer of sourceRule(r).peers, both families, in order.
+  const std::vector<Cidr>& rulePeerExpansion(RuleId r, size_t i) const {
+    return rule_peers_[r].per_peer[i];
+  }
+
   // Sizes of the compiled structures, for benchmarks and `statewall check`.
   struct Stats {
     size_t group_sets = 0;  // distinct ordered group lists over all interfaces
@@ -169,6 +191,14 @@ class CompiledPolicy {
 
  private:
   friend class PolicyCompiler;
+
+  // A rule's expanded peers (the metadata above).
+  struct RulePeers {
+    std::array<std::vector<Cidr>, 2> by_family;
+    std::array<bool, 2> all{false, false};
+    std::vector<std::vector<Cidr>> per_peer;
+  };
+  std::vector<RulePeers> rule_peers_;  // per RuleId
 
   // One address-range table: sorted range starts with the winning id of each range; the first
   // start is 0 so every address falls in exactly one range.
