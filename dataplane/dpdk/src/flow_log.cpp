@@ -17,12 +17,14 @@ uint64_t clockNs(clockid_t id) {
   return static_cast<uint64_t>(ts.tv_sec) * kNsPerSec + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-uint64_t keyHash(const flowlog::FlowLogKey& k) {
-  rules::IpAddrHash h;
-  uint64_t x = h(k.src) * 31 + h(k.dst);
-  x ^= (uint64_t{k.sport} << 32 | uint64_t{k.dport} << 16 | k.proto) * 0x9E3779B97F4A7C15ull;
-  x ^= (uint64_t{k.iface} << 2 | uint64_t{k.egress} << 1) +
-       static_cast<uint64_t>(k.action) * 0xBF58476D1CE4E5B9ull;
+// The hash of a flow's addresses, ports and protocol (equal flows compare equal in full).
+uint64_t flowHash(const rules::IpAddr& src, const rules::IpAddr& dst, uint16_t sport,
+                  uint16_t dport, uint8_t proto) {
+  uint64_t x = (src.lo * 0x9E3779B97F4A7C15ull) ^ (dst.lo * 0xC2B2AE3D27D4EB4Full);
+  x ^= (src.hi + (dst.hi << 1)) * 0x165667B19E3779F9ull;
+  x ^= uint64_t{sport} << 48 | uint64_t{dport} << 32 | uint64_t{proto} << 24;
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
   return x ^ (x >> 29);
 }
 
@@ -54,6 +56,7 @@ FlowLogLcore::FlowLogLcore(const FlowLogCollector& collector, uint32_t flows, ui
     slots <<= 1;
   mask_ = slots - 1;
   slots_.assign(slots, 0);
+  flows_.resize(flows);
   entries_.resize(flows);
   policy_ = collector.current();
   acked_.store(policy_->version, std::memory_order_release);
@@ -69,6 +72,7 @@ void FlowLogLcore::flush() noexcept {
                    std::memory_order_relaxed);
   std::fill(slots_.begin(), slots_.end(), 0u);
   used_ = 0;
+  flows_used_ = 0;
 }
 
 void FlowLogLcore::follow(uint64_t epoch_ns) noexcept {
@@ -86,24 +90,84 @@ void FlowLogLcore::follow(uint64_t epoch_ns) noexcept {
   }
 }
 
-FlowLogEntry* FlowLogLcore::find(const flowlog::FlowLogKey& k, uint64_t ts_ns,
-                                 const dataplane::Verdict& v) noexcept {
-  for (uint32_t i = static_cast<uint32_t>(keyHash(k)) & mask_;; i = (i + 1) & mask_) {
-    const uint32_t s = slots_[i];
+FlowLogFlow* FlowLogLcore::flowOf(const dataplane::ParsedPacket& p,
+                                  const rules::CompiledPolicy& policy, uint64_t h, uint16_t sport,
+                                  uint16_t dport) noexcept {
+  const uint64_t tag = h >> 32 << 32;
+  for (uint32_t i = static_cast<uint32_t>(h) & mask_;; i = (i + 1) & mask_) {
+    const uint64_t s = slots_[i];
     if (s == 0) {
-      if (used_ == capacity_) {
-        // Full: this window's aggregates go now, and the flows start again (several records of
-        // one flow in one window, as AWS may write too).
-        flush();
-        return find(k, ts_ns, v);
-      }
-      FlowLogEntry& e = entries_[used_];
-      flowlog::flowLogBegin(&e.agg, k, ts_ns, v);
-      e.version = policy_->version;
-      slots_[i] = ++used_;
-      return &e;
+      const rules::IfaceId si = policy.interfaceOf(p.src);
+      const rules::IfaceId di = policy.interfaceOf(p.dst);
+      // Between two addresses no interface has: never in a record, and not kept.
+      if (si == rules::kNoIface && di == rules::kNoIface) return &unlogged_;
+      if (flows_used_ == capacity_ || used_ == capacity_) return nullptr;
+      FlowLogFlow& f = flows_[flows_used_];
+      f = FlowLogFlow{};
+      f.src = p.src;
+      f.dst = p.dst;
+      f.sport = sport;
+      f.dport = dport;
+      f.proto = p.proto;
+      f.src_iface = si;
+      f.dst_iface = di;
+      slots_[i] = tag | ++flows_used_;
+      return &f;
     }
-    if (entries_[s - 1].agg.key == k) return &entries_[s - 1];
+    if ((s & ~uint64_t{0xFFFFFFFF}) != tag) continue;
+    FlowLogFlow& f = flows_[static_cast<uint32_t>(s) - 1];
+    if (f.src == p.src && f.dst == p.dst && f.sport == sport && f.dport == dport &&
+        f.proto == p.proto)
+      return &f;
+  }
+}
+
+bool FlowLogLcore::countSide(FlowLogFlow& f, const flowlog::FlowLogSide& side, uint64_t ts_ns,
+                             const dataplane::Verdict& v,
+                             const dataplane::ParsedPacket& p) noexcept {
+  uint32_t& a = f.agg[side.egress ? 0 : 1][side.action == flowlog::FlowAction::kReject ? 1 : 0];
+  if (a == 0) {
+    if (used_ == capacity_) return false;
+    flowlog::FlowLogKey k;
+    k.src = f.src;
+    k.dst = f.dst;
+    k.sport = f.sport;
+    k.dport = f.dport;
+    k.proto = f.proto;
+    k.iface = side.iface;
+    k.egress = side.egress;
+    k.action = side.action;
+    FlowLogEntry& e = entries_[used_];
+    flowlog::flowLogBegin(&e.agg, k, ts_ns, v);
+    e.version = policy_->version;
+    a = ++used_;
+  }
+  flowlog::flowLogCount(&entries_[a - 1].agg, ts_ns, p);
+  return true;
+}
+
+void FlowLogLcore::countOne(uint64_t ts, const dataplane::Verdict& v,
+                            const dataplane::ParsedPacket& p,
+                            const rules::CompiledPolicy& policy) noexcept {
+  if (!flowlog::flowLogCounted(v, p)) return;
+  uint16_t sport, dport;
+  flowlog::flowLogPorts(p, &sport, &dport);
+  const uint64_t h = flowHash(p.src, p.dst, sport, dport, p.proto);
+  FlowLogFlow* f = flowOf(p, policy, h, sport, dport);
+  if (f == nullptr) {
+    // Full: this window's aggregates go now, and the flows start again (several records of
+    // one flow in one window, as AWS may write too).
+    flush();
+    f = flowOf(p, policy, h, sport, dport);
+  }
+  flowlog::FlowLogSide sides[2];
+  const unsigned n = flowlog::flowLogSides(v, policy, f->src_iface, f->dst_iface, sides);
+  for (unsigned j = 0; j < n; ++j) {
+    if (!countSide(*f, sides[j], ts, v, p)) {
+      flush();
+      f = flowOf(p, policy, h, sport, dport);
+      countSide(*f, sides[j], ts, v, p);
+    }
   }
 }
 
@@ -111,12 +175,8 @@ void FlowLogLcore::count(uint64_t now_ns, const dataplane::Verdict* v, unsigned 
   const uint64_t ts = collector_.epochNs(now_ns);
   follow(ts);
   const rules::CompiledPolicy& policy = *policy_->policy;
-  for (unsigned i = 0; i < n; ++i) {
-    flowlog::FlowLogKey keys[2];
-    const unsigned nk = flowlog::flowLogKeys(v[i], parsed_[i], policy, keys);
-    for (unsigned j = 0; j < nk; ++j)
-      flowlog::flowLogCount(&find(keys[j], ts, v[i])->agg, ts, parsed_[i]);
-  }
+  for (unsigned i = 0; i < n; ++i)
+    countOne(ts, v[i], parsed_[i], policy);
 }
 
 void FlowLogLcore::tick(uint64_t now_ns) noexcept {

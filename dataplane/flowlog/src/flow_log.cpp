@@ -355,33 +355,33 @@ base::Status FlowLogWriter::close() {
 
 // ---- aggregation ----
 
+unsigned flowLogSides(const dataplane::Verdict& v, const rules::CompiledPolicy& policy,
+                      rules::IfaceId si, rules::IfaceId di, FlowLogSide sides[2]) noexcept {
+  unsigned n = 0;
+  if (si != rules::kNoIface) sides[n++] = {si, true, actionAtSide(v, policy, true)};
+  if (di != rules::kNoIface && di != si) {
+    const FlowAction a = actionAtSide(v, policy, false);
+    if (a != FlowAction::kNone) sides[n++] = {di, false, a};
+  }
+  return n;
+}
+
 unsigned flowLogKeys(const dataplane::Verdict& v, const dataplane::ParsedPacket& p,
                      const rules::CompiledPolicy& policy, FlowLogKey keys[2]) noexcept {
-  if (p.l3 != dataplane::L3::kIpv4 && p.l3 != dataplane::L3::kIpv6) return 0;
-  // Flow logs do not capture traffic to the AWS services (metadata, Amazon DNS, Time Sync,
-  // DHCP) nor ARP and neighbour discovery.
-  if (v.reason == dataplane::Reason::kAllowExempt) return 0;
-  const bool icmp = p.proto == dataplane::kIpProtoIcmp || p.proto == dataplane::kIpProtoIcmpv6;
-  FlowLogKey k;
-  k.proto = p.proto;
-  k.src = p.src;
-  k.dst = p.dst;
-  k.sport = icmp ? 0 : p.sport;  // AWS logs ICMP with ports 0
-  k.dport = icmp ? 0 : p.dport;
-  unsigned n = 0;
-  const rules::IfaceId si = policy.interfaceOf(p.src);
-  const rules::IfaceId di = policy.interfaceOf(p.dst);
-  if (si != rules::kNoIface) {
-    k.iface = si;
-    k.egress = true;
-    k.action = actionAtSide(v, policy, true);
-    keys[n++] = k;
-  }
-  if (di != rules::kNoIface && di != si) {
-    k.iface = di;
-    k.egress = false;
-    k.action = actionAtSide(v, policy, false);
-    if (k.action != FlowAction::kNone) keys[n++] = k;
+  if (!flowLogCounted(v, p)) return 0;
+  FlowLogSide sides[2];
+  const unsigned n =
+      flowLogSides(v, policy, policy.interfaceOf(p.src), policy.interfaceOf(p.dst), sides);
+  for (unsigned i = 0; i < n; ++i) {
+    FlowLogKey& k = keys[i];
+    k = FlowLogKey{};
+    k.proto = p.proto;
+    k.src = p.src;
+    k.dst = p.dst;
+    flowLogPorts(p, &k.sport, &k.dport);
+    k.iface = sides[i].iface;
+    k.egress = sides[i].egress;
+    k.action = sides[i].action;
   }
   return n;
 }

@@ -74,6 +74,18 @@ class FlowLogRing {
 
 class FlowLogCollector;
 
+// One direction of a flow as a forwarding lcore met it in the window: its addresses, ports
+// (flowLogPorts()) and protocol, its source's and destination's interfaces (looked up once per
+// window, not per packet), and its aggregates: index + 1 into the lcore's entries, 0 for none,
+// per side (egress, ingress) and action (ACCEPT, REJECT).
+struct FlowLogFlow {
+  rules::IpAddr src, dst;
+  uint16_t sport = 0, dport = 0;
+  uint8_t proto = 0;
+  rules::IfaceId src_iface = rules::kNoIface, dst_iface = rules::kNoIface;
+  uint32_t agg[2][2] = {};
+};
+
 // One forwarding lcore's side. count() and tick() are for that lcore only; the counters may be
 // read by any thread; pendingAtExit() by the main lcore once the lcore has stopped.
 class alignas(64) FlowLogLcore {
@@ -99,8 +111,15 @@ class alignas(64) FlowLogLcore {
  private:
   void follow(uint64_t epoch_ns) noexcept;  // window end, policy change
   void flush() noexcept;                    // aggregates -> ring
-  FlowLogEntry* find(const flowlog::FlowLogKey& k, uint64_t ts_ns,
-                     const dataplane::Verdict& v) noexcept;
+  // The packet's flow, added when new (null when the table is full: flush() first; unlogged_,
+  // with no interfaces, when neither address is an interface's).
+  FlowLogFlow* flowOf(const dataplane::ParsedPacket& p, const rules::CompiledPolicy& policy,
+                      uint64_t h, uint16_t sport, uint16_t dport) noexcept;
+  // Counts packet p in the aggregate of `side` of flow f; false when the table is full.
+  bool countSide(FlowLogFlow& f, const flowlog::FlowLogSide& side, uint64_t ts_ns,
+                 const dataplane::Verdict& v, const dataplane::ParsedPacket& p) noexcept;
+  void countOne(uint64_t ts_ns, const dataplane::Verdict& v, const dataplane::ParsedPacket& p,
+                const rules::CompiledPolicy& policy) noexcept;
 
   const FlowLogCollector& collector_;
   FlowLogRing ring_;
@@ -108,8 +127,14 @@ class alignas(64) FlowLogLcore {
   uint64_t window_end_ns_ = 0;  // epoch ns
   uint32_t capacity_;           // aggregates
   uint32_t used_ = 0;
-  uint32_t mask_;                      // of slots_
-  std::vector<uint32_t> slots_;        // open addressing: index + 1 into entries_, 0 = empty
+  uint32_t flows_used_ = 0;
+  uint32_t mask_;  // of slots_
+  // Open addressing over flows_: the flow's hash's high half as a tag << 32 | index + 1 into
+  // flows_; 0 = empty. A flow has at least one aggregate, so there are no more flows than
+  // aggregates.
+  std::vector<uint64_t> slots_;
+  std::vector<FlowLogFlow> flows_;
+  FlowLogFlow unlogged_;  // flowOf() for a packet between two addresses of no interface
   std::vector<FlowLogEntry> entries_;  // in order of first packet
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> acked_{0};  // the newest policy version this lcore follows

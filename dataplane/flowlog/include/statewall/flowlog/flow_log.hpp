@@ -201,6 +201,31 @@ struct FlowLogAgg {
   uint8_t flags = 0;  // AWS tcp-flags, OR-ed
 };
 
+// Whether a judged packet counts in any record: not for non-IP, nor for the AWS services flow
+// logs do not capture and ARP and neighbour discovery (allow-exempt). flowLogKeys() asks it first.
+inline bool flowLogCounted(const dataplane::Verdict& v, const dataplane::ParsedPacket& p) noexcept {
+  return (p.l3 == dataplane::L3::kIpv4 || p.l3 == dataplane::L3::kIpv6) &&
+         v.reason != dataplane::Reason::kAllowExempt;
+}
+// A record's ports for the packet: 0 for ICMP, as AWS logs it.
+inline void flowLogPorts(const dataplane::ParsedPacket& p, uint16_t* sport,
+                         uint16_t* dport) noexcept {
+  const bool icmp = p.proto == dataplane::kIpProtoIcmp || p.proto == dataplane::kIpProtoIcmpv6;
+  *sport = icmp ? 0 : p.sport;
+  *dport = icmp ? 0 : p.dport;
+}
+// One record's side of a packet: the interface, its direction there and the action.
+struct FlowLogSide {
+  rules::IfaceId iface = rules::kNoIface;
+  bool egress = false;
+  FlowAction action = FlowAction::kNone;
+};
+// The sides flowLogKeys() makes keys for, given the interfaces of the packet's source and
+// destination addresses (CompiledPolicy::interfaceOf): for a caller that keeps them per flow.
+unsigned flowLogSides(const dataplane::Verdict& v, const rules::CompiledPolicy& policy,
+                      rules::IfaceId src_iface, rules::IfaceId dst_iface,
+                      FlowLogSide sides[2]) noexcept;
+
 // The records a judged packet counts in: up to two (its source interface's egress, its
 // destination interface's ingress), written to keys[0..n); 0 for packets no ENI logs (non-IP,
 // ARP and neighbour discovery, the AWS services flow logs do not capture, traffic between two
