@@ -97,7 +97,7 @@ Json ruleRef(const rules::CompiledPolicy& p, rules::RuleId r) {
   const rules::RuleInfo& ri = p.rule(r);
   return {{"id", fmt::format("rule:{}", r)},
           {"kind", "sg"},
-          {"label", rules::ruleLabel(ri)},
+          {"label", rules::ruleLabelWords(ri)},
           {"text", ri.text},
           {"line", ri.loc.line}};
 }

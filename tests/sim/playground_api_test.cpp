@@ -121,7 +121,7 @@ TEST(PlaygroundApi, CheckGivesDiagnosticsAtTheirLine) {
   ASSERT_EQ(ok.status, 200);
   EXPECT_TRUE(ok.body["valid"]);
   ASSERT_EQ(ok.body["rules"].size(), 1u);
-  EXPECT_EQ(ok.body["rules"][0]["label"], "web inbound[0]");
+  EXPECT_EQ(ok.body["rules"][0]["label"], "web inbound rule 0");
   EXPECT_EQ(ok.body["rules"][0]["line"], 8);
 
   // A port range written backwards, on line 8: the loader's own message, at that line.
@@ -258,9 +258,9 @@ TEST(PlaygroundApi, RunStepsAHandshakeAsTheEngineJudgesIt) {
     EXPECT_EQ(ps[i]["summary"], ex[i].summary) << i;
   }
 
-  // SYN: opened by web inbound[0] (line 8), crossing the interface's groups.
+  // SYN: opened by web inbound rule 0 (line 8), crossing the interface's groups.
   EXPECT_EQ(ps[0]["reason"], "allow-rule");
-  EXPECT_EQ(ps[0]["decided_by"]["label"], "web inbound[0]");
+  EXPECT_EQ(ps[0]["decided_by"]["label"], "web inbound rule 0");
   EXPECT_EQ(ps[0]["decided_by"]["line"], 8);
   EXPECT_EQ(ps[0]["tcp"]["after"], "SYN_SENT");
   ASSERT_EQ(ps[0]["table"].size(), 1u);
@@ -347,7 +347,7 @@ TEST(PlaygroundApi, WhatIfCutsUntrackedFlowsAndSparesTrackedOnes) {
     Answer a = withoutInboundRule(untracked());
     ASSERT_EQ(a.status, 200) << a.body.dump();
     const Json& w = a.body["whatif"];
-    EXPECT_EQ(w["rule"], "web inbound[0]");
+    EXPECT_EQ(w["rule"], "web inbound rule 0");
     EXPECT_GT(w["changed"].get<int>(), 0);
     ASSERT_EQ(w["stop"].size(), 1u) << w.dump();
     EXPECT_EQ(w["stop"][0]["was"], "allow-untracked");
