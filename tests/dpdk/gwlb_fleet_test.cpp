@@ -363,7 +363,7 @@ class GwlbFleetTest : public ::testing::Test {
   // given. Call through ASSERT_NO_FATAL_FAILURE.
   void start(const std::string& failover, const std::string& stall_file = "") {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
-    for (const char* tool : {"ip", "ethtool", "nft", "curl", kPython})
+    for (const char* tool : {"ip", "ethtool", "curl", kPython})
       ASSERT_TRUE(haveTool(tool, dir_)) << tool << " is not installed";
     ASSERT_EQ(fleet_.create(), "") << "network setup failed";
     auto& ns = fleet_.ns;
